@@ -1,0 +1,406 @@
+/* conf.c - loading and validating the options of conf_table.c. */
+#include "core/conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/util.h"
+#include "core/banned.h"
+
+#define CONF_FILE_MAX (1 << 20)
+#define CONF_VALUE_MAX 4096
+
+static const struct myna_opt *opt_find(const char *name, size_t len)
+{
+    for (const struct myna_opt *o = myna_opts; o->name; o++)
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0)
+            return o;
+    return NULL;
+}
+
+/* "--max-body-bytes" names the option max_body_bytes */
+static const struct myna_opt *opt_find_flag(const char *flag, size_t len)
+{
+    char name[64];
+
+    if (len >= sizeof(name))
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        name[i] = flag[i] == '-' ? '_' : flag[i];
+    name[len] = '\0';
+    return opt_find(name, len);
+}
+
+static int parse_size(const char *s, int64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    int shift = 0;
+
+    if (!isdigit((unsigned char)s[0]))
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return -1;
+    if (*end == 'k' || *end == 'K')
+        shift = 10;
+    else if (*end == 'm' || *end == 'M')
+        shift = 20;
+    else if (*end == 'g' || *end == 'G')
+        shift = 30;
+    if (shift) {
+        end++;
+        if (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0 || strcmp(end, "b") == 0)
+            end += strlen(end);
+    }
+    if (*end != '\0' || v > (unsigned long long)INT64_MAX >> shift)
+        return -1;
+    *out = (int64_t)(v << shift);
+    return 0;
+}
+
+int myna_conf_set(struct myna_conf *conf, const char *name, const char *value,
+                  const char *origin, struct myna_err *err)
+{
+    const struct myna_opt *o = opt_find(name, strlen(name));
+    char *base = (char *)conf;
+    char host[256];
+    int64_t v;
+    int port;
+
+    if (o == NULL)
+        return myna_err_set(err, MYNA_ECONFIG, "%s: unknown option '%s'", origin, name);
+    if (strlen(value) > CONF_VALUE_MAX)
+        return myna_err_set(err, MYNA_ECONFIG, "%s: option '%s': value too long", origin, name);
+    switch (o->type) {
+    case MYNA_OPT_ADDR:
+        if (myna_split_hostport(value, host, sizeof(host), &port) != 0)
+            return myna_err_set(err, MYNA_ECONFIG,
+                                "%s: option '%s': '%s' is not ADDR:PORT (e.g. 127.0.0.1:8080)",
+                                origin, name, value);
+        /* fall through */
+    case MYNA_OPT_STR: {
+        char **slot = (char **)(base + o->off);
+        char *copy = strdup(value);
+        if (copy == NULL)
+            return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        free(*slot);
+        *slot = copy;
+        return MYNA_OK;
+    }
+    case MYNA_OPT_INT:
+        if (myna_parse_i64(value, o->min, o->max, &v) != 0)
+            return myna_err_set(err, MYNA_ECONFIG,
+                                "%s: option '%s': '%s' is not a whole number from %lld to %lld",
+                                origin, name, value, (long long)o->min, (long long)o->max);
+        break;
+    case MYNA_OPT_SIZE:
+        if (parse_size(value, &v) != 0 || v < o->min || v > o->max)
+            return myna_err_set(err, MYNA_ECONFIG,
+                                "%s: option '%s': '%s' is not a size from %lld to %lld bytes "
+                                "(suffixes k, m, g allowed)",
+                                origin, name, value, (long long)o->min, (long long)o->max);
+        break;
+    case MYNA_OPT_ENUM:
+        for (v = 0; o->choices[v]; v++)
+            if (strcmp(o->choices[v], value) == 0)
+                break;
+        if (o->choices[v] == NULL) {
+            struct myna_buf b = MYNA_BUF_INIT(512);
+            for (int i = 0; o->choices[i]; i++)
+                myna_buf_printf(&b, "%s%s", i ? ", " : "", o->choices[i]);
+            myna_err_set(err, MYNA_ECONFIG, "%s: option '%s': '%s' is not one of: %s", origin,
+                         name, value, b.data ? b.data : "");
+            myna_buf_release(&b);
+            return MYNA_ECONFIG;
+        }
+        break;
+    }
+    *(int64_t *)(base + o->off) = v;
+    return MYNA_OK;
+}
+
+static char *trim(char *s, char *end)
+{
+    while (s < end && isspace((unsigned char)*s))
+        s++;
+    while (end > s && isspace((unsigned char)end[-1]))
+        end--;
+    *end = '\0';
+    return s;
+}
+
+int myna_conf_parse_text(struct myna_conf *conf, const char *text, size_t len,
+                         const char *origin, struct myna_err *err)
+{
+    char where[320];
+    char *copy, *line, *next;
+    int lineno = 0, rc = MYNA_OK;
+
+    if (len > CONF_FILE_MAX)
+        return myna_err_set(err, MYNA_ECONFIG, "%s: larger than %d bytes", origin, CONF_FILE_MAX);
+    if (memchr(text, '\0', len) != NULL)
+        return myna_err_set(err, MYNA_ECONFIG, "%s: contains a NUL byte", origin);
+    copy = malloc(len + 1);
+    if (copy == NULL)
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    for (line = copy; line != NULL && rc == MYNA_OK; line = next) {
+        char *eq, *key, *val, *end;
+
+        next = strchr(line, '\n');
+        end = next ? next : line + strlen(line);
+        if (next)
+            next++;
+        lineno++;
+        key = trim(line, end);
+        if (*key == '\0' || *key == '#')
+            continue;
+        snprintf(where, sizeof(where), "%s:%d", origin, lineno);
+        eq = strchr(key, '=');
+        if (eq == NULL) {
+            rc = myna_err_set(err, MYNA_ECONFIG, "%s: expected 'name = value'", where);
+            break;
+        }
+        val = trim(eq + 1, eq + 1 + strlen(eq + 1));
+        key = trim(key, eq);
+        /* a value may be quoted to keep leading or trailing spaces */
+        if (strlen(val) >= 2 && val[0] == '"' && val[strlen(val) - 1] == '"') {
+            val[strlen(val) - 1] = '\0';
+            val++;
+        }
+        if (strcmp(key, "config") == 0)
+            rc = myna_err_set(err, MYNA_ECONFIG, "%s: 'config' cannot be set in a config file",
+                              where);
+        else
+            rc = myna_conf_set(conf, key, val, where, err);
+    }
+    free(copy);
+    return rc;
+}
+
+static int read_file(const char *path, struct myna_buf *b, struct myna_err *err)
+{
+    char chunk[8192];
+    size_t n;
+    FILE *f = fopen(path, "rb");
+
+    if (f == NULL)
+        return myna_err_set(err, MYNA_EIO, "cannot read config file '%s': %s", path,
+                            strerror(errno));
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (myna_buf_append(b, chunk, n) != MYNA_OK) {
+            fclose(f);
+            return myna_err_set(err, MYNA_ECONFIG, "config file '%s': larger than %zu bytes",
+                                path, b->max);
+        }
+    }
+    if (ferror(f)) {
+        fclose(f);
+        return myna_err_set(err, MYNA_EIO, "cannot read config file '%s'", path);
+    }
+    fclose(f);
+    return MYNA_OK;
+}
+
+static const char *env_get(char **envp, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (; envp && *envp; envp++)
+        if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+            return *envp + n + 1;
+    return NULL;
+}
+
+/* Finds --config in argv (it decides which file is read first). */
+static const char *flag_config(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            return argv[i] + 9;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            return argv[i + 1];
+    }
+    return NULL;
+}
+
+static int passthrough_index(const char *const *passthrough, const char *arg)
+{
+    for (int i = 0; passthrough && passthrough[i]; i++)
+        if (strcmp(passthrough[i], arg) == 0)
+            return i;
+    return -1;
+}
+
+static int load_flags(struct myna_conf *conf, int argc, char **argv,
+                      const char *const *passthrough, unsigned *seen, struct myna_err *err)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i], *eq, *value;
+        const struct myna_opt *o;
+        char where[96];
+        int pi = passthrough_index(passthrough, arg);
+
+        if (pi >= 0) {
+            if (seen)
+                *seen |= 1u << pi;
+            continue;
+        }
+        if (strncmp(arg, "--", 2) != 0)
+            return myna_err_set(err, MYNA_ECONFIG, "unexpected argument '%s'", arg);
+        eq = strchr(arg, '=');
+        o = opt_find_flag(arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
+        if (o == NULL)
+            return myna_err_set(err, MYNA_ECONFIG, "unknown flag '%.*s' (see --help)",
+                                eq ? (int)(eq - arg) : (int)strlen(arg), arg);
+        if (eq) {
+            value = eq + 1;
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            return myna_err_set(err, MYNA_ECONFIG, "flag '%s' needs a value", arg);
+        }
+        snprintf(where, sizeof(where), "flag --%s", o->name);
+        for (char *c = where; *c; c++)
+            if (*c == '_')
+                *c = '-';
+        if (myna_conf_set(conf, o->name, value, where, err) != MYNA_OK)
+            return err ? err->code : MYNA_ECONFIG;
+    }
+    return MYNA_OK;
+}
+
+int myna_conf_load(struct myna_conf *conf, int argc, char **argv, char **envp,
+                   const char *const *passthrough, unsigned *seen, struct myna_err *err)
+{
+    const char *path;
+    int rc;
+
+    memset(conf, 0, sizeof(*conf));
+    if (seen)
+        *seen = 0;
+    for (const struct myna_opt *o = myna_opts; o->name; o++)
+        if ((rc = myna_conf_set(conf, o->name, o->def, "default", err)) != MYNA_OK)
+            goto fail;
+    path = flag_config(argc, argv);
+    if (path == NULL)
+        path = env_get(envp, "MYNA_CONFIG");
+    if (path != NULL && path[0] != '\0') {
+        struct myna_buf b = MYNA_BUF_INIT(CONF_FILE_MAX);
+        if ((rc = myna_conf_set(conf, "config", path, "config", err)) == MYNA_OK &&
+            (rc = read_file(path, &b, err)) == MYNA_OK) {
+            char origin[4200];
+            snprintf(origin, sizeof(origin), "config file '%s'", path);
+            rc = myna_conf_parse_text(conf, b.data ? b.data : "", b.len, origin, err);
+        }
+        myna_buf_release(&b);
+        if (rc != MYNA_OK)
+            goto fail;
+    }
+    for (const struct myna_opt *o = myna_opts; o->name; o++) {
+        const char *v = env_get(envp, o->env);
+        char where[96];
+        if (v == NULL || strcmp(o->name, "config") == 0)
+            continue;
+        snprintf(where, sizeof(where), "environment %s", o->env);
+        if ((rc = myna_conf_set(conf, o->name, v, where, err)) != MYNA_OK)
+            goto fail;
+    }
+    if ((rc = load_flags(conf, argc, argv, passthrough, seen, err)) != MYNA_OK)
+        goto fail;
+    return MYNA_OK;
+fail:
+    myna_conf_release(conf);
+    return rc;
+}
+
+void myna_conf_release(struct myna_conf *conf)
+{
+    char *base = (char *)conf;
+
+    for (const struct myna_opt *o = myna_opts; o->name; o++)
+        if (o->type == MYNA_OPT_STR || o->type == MYNA_OPT_ADDR)
+            free(*(char **)(base + o->off));
+    memset(conf, 0, sizeof(*conf));
+}
+
+static void value_text(const struct myna_conf *conf, const struct myna_opt *o, char *buf,
+                       size_t cap)
+{
+    const char *base = (const char *)conf;
+    int64_t v;
+
+    switch (o->type) {
+    case MYNA_OPT_STR:
+    case MYNA_OPT_ADDR: {
+        const char *s = *(char *const *)(base + o->off);
+        snprintf(buf, cap, "%s", s ? s : "");
+        return;
+    }
+    case MYNA_OPT_ENUM:
+        v = *(const int64_t *)(base + o->off);
+        snprintf(buf, cap, "%s", o->choices[v]);
+        return;
+    default:
+        snprintf(buf, cap, "%lld", (long long)*(const int64_t *)(base + o->off));
+    }
+}
+
+void myna_conf_dump(const struct myna_conf *conf, FILE *out)
+{
+    char v[CONF_VALUE_MAX + 1];
+
+    fprintf(out, "# effective Myna settings\n");
+    for (const struct myna_opt *o = myna_opts; o->name; o++) {
+        if (strcmp(o->name, "config") == 0)
+            continue;
+        value_text(conf, o, v, sizeof(v));
+        fprintf(out, "%s = %s\n", o->name, v);
+    }
+}
+
+static void flag_name(const struct myna_opt *o, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "--%s", o->name);
+    for (char *c = buf; *c; c++)
+        if (*c == '_')
+            *c = '-';
+}
+
+void myna_conf_help(FILE *out)
+{
+    char flag[80];
+
+    for (const struct myna_opt *o = myna_opts; o->name; o++) {
+        flag_name(o, flag, sizeof(flag));
+        fprintf(out, "  %s %s\n      %s\n      env %s, default '%s'%s\n", flag, o->metavar,
+                o->help, o->env, o->def,
+                o->reload == MYNA_RELOAD_SIGHUP ? ", reloaded on SIGHUP" : "");
+    }
+}
+
+void myna_conf_markdown(FILE *out)
+{
+    char flag[80];
+
+    fprintf(out, "# Configuration\n\n"
+                 "Generated by `myna serve --help-markdown` from the option table "
+                 "(`src/core/conf_table.c`); a test keeps this page equal to it.\n\n"
+                 "Each option can be set in the config file (`name = value`), in the "
+                 "environment, or as a flag. Flags override the environment, which "
+                 "overrides the file. Sizes accept `k`, `m`, `g` suffixes.\n\n"
+                 "| option | flag | environment | default | what it does |\n"
+                 "|---|---|---|---|---|\n");
+    for (const struct myna_opt *o = myna_opts; o->name; o++) {
+        flag_name(o, flag, sizeof(flag));
+        fprintf(out, "| `%s` | `%s %s` | `%s` | `%s` | %s%s |\n", o->name, flag, o->metavar,
+                o->env, o->def, o->help,
+                o->reload == MYNA_RELOAD_SIGHUP ? " Reloaded on SIGHUP." : "");
+    }
+}

@@ -1,0 +1,84 @@
+/* conf.h - server settings: one table of options (conf_table.c), loaded from
+ * a config file, then MYNA_* environment variables, then command-line flags
+ * (each later source overrides the earlier). Validation covers every source;
+ * the first bad value fails the load with a message naming the option and
+ * where it came from. Instances are not settings: see wa/instance.h. */
+#ifndef MYNA_CORE_CONF_H
+#define MYNA_CORE_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/err.h"
+
+enum myna_opt_type {
+    MYNA_OPT_STR,   /* free string */
+    MYNA_OPT_ADDR,  /* host:port, port 0 = any free port */
+    MYNA_OPT_INT,   /* integer within [min, max] */
+    MYNA_OPT_SIZE,  /* bytes; accepts k/m/g (KiB, MiB, GiB) suffixes */
+    MYNA_OPT_ENUM,  /* one of choices[] (stored as its index) */
+};
+
+enum myna_reload { MYNA_RELOAD_RESTART, MYNA_RELOAD_SIGHUP };
+
+struct myna_conf {
+    char *config;          /* the config file read, "" if none */
+    char *public_addr;
+    char *admin_addr;
+    char *data_dir;
+    char *instances;
+    int64_t log_level;     /* enum myna_log_level */
+    char *log_file;
+    int64_t max_body_bytes;
+    int64_t store_sync;    /* enum myna_store_sync */
+    int64_t commit_max_records;
+    int64_t max_pending;
+    int64_t http_timeout_s;
+    int64_t drain_timeout_ms;
+};
+
+struct myna_opt {
+    const char *name;      /* config-file key; the flag is --name with '-' for '_' */
+    const char *env;
+    enum myna_opt_type type;
+    const char *def;       /* default, as text (parsed like any other value) */
+    int64_t min, max;      /* INT and SIZE bounds */
+    const char *const *choices; /* ENUM, NULL-terminated */
+    const char *metavar;   /* shown in --help, e.g. ADDR:PORT */
+    enum myna_reload reload;
+    size_t off;            /* offsetof(struct myna_conf, field) */
+    const char *help;      /* one line */
+};
+
+/* The table, terminated by an entry with name == NULL. */
+extern const struct myna_opt myna_opts[];
+
+/* Loads defaults, the file (from --config, else MYNA_CONFIG, else none),
+ * the environment (envp style: NULL-terminated "K=V"), then flags (argv
+ * without the program and subcommand). Flags that are not options are
+ * errors, except the ones listed in passthrough (NULL-terminated, e.g.
+ * "--help"), which are reported in *seen as bits (1 << index). */
+int myna_conf_load(struct myna_conf *conf, int argc, char **argv, char **envp,
+                   const char *const *passthrough, unsigned *seen, struct myna_err *err);
+
+/* Parses config-file text (key = value lines, # comments). For the loader and
+ * the fuzzer; origin names the file in messages. */
+int myna_conf_parse_text(struct myna_conf *conf, const char *text, size_t len,
+                         const char *origin, struct myna_err *err);
+
+/* Sets one option from text; origin says where the value came from. */
+int myna_conf_set(struct myna_conf *conf, const char *name, const char *value,
+                  const char *origin, struct myna_err *err);
+
+/* Frees the strings; the conf is zeroed. */
+void myna_conf_release(struct myna_conf *conf);
+
+/* The effective values as a config file (--dump-config). */
+void myna_conf_dump(const struct myna_conf *conf, FILE *out);
+/* The options with flags, env names, defaults and help (--help). */
+void myna_conf_help(FILE *out);
+/* The options as a Markdown table (docs/configuration.md is generated). */
+void myna_conf_markdown(FILE *out);
+
+#endif

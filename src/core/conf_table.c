@@ -1,0 +1,56 @@
+/* conf_table.c - the only list of server options. Type, default, bounds,
+ * environment name, reload class and help live in the row and nowhere else;
+ * --help, --dump-config and docs/configuration.md are generated from it. */
+#include <stddef.h>
+
+#include "core/conf.h"
+#include "core/banned.h"
+
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const sync_modes[] = { "full", "normal", NULL };
+
+#define OFF(f) offsetof(struct myna_conf, f)
+
+const struct myna_opt myna_opts[] = {
+    { .name = "config", .env = "MYNA_CONFIG", .type = MYNA_OPT_STR, .def = "",
+      .metavar = "FILE", .off = OFF(config),
+      .help = "Config file of key = value lines; flags and MYNA_* variables override it." },
+    { .name = "public", .env = "MYNA_PUBLIC", .type = MYNA_OPT_ADDR, .def = "127.0.0.1:8080",
+      .metavar = "ADDR:PORT", .off = OFF(public_addr),
+      .help = "Public listener: webhooks (/webhook/<instance>) and /healthz. Port 0 picks a free port." },
+    { .name = "admin", .env = "MYNA_ADMIN", .type = MYNA_OPT_ADDR, .def = "127.0.0.1:8081",
+      .metavar = "ADDR:PORT", .off = OFF(admin_addr),
+      .help = "Admin listener: /metrics and /healthz. Keep it private. Port 0 picks a free port." },
+    { .name = "data", .env = "MYNA_DATA", .type = MYNA_OPT_STR, .def = "./var",
+      .metavar = "DIR", .off = OFF(data_dir),
+      .help = "Data directory; each instance's store is DIR/instances/<id>.db." },
+    { .name = "instances", .env = "MYNA_INSTANCES", .type = MYNA_OPT_STR, .def = "",
+      .metavar = "FILE", .off = OFF(instances),
+      .help = "JSON file with the array of instances to serve (see docs/instances.md)." },
+    { .name = "log_level", .env = "MYNA_LOG_LEVEL", .type = MYNA_OPT_ENUM, .def = "info",
+      .choices = log_levels, .metavar = "LEVEL", .reload = MYNA_RELOAD_SIGHUP,
+      .off = OFF(log_level), .help = "Least severe level logged: error, warn, info or debug." },
+    { .name = "log_file", .env = "MYNA_LOG_FILE", .type = MYNA_OPT_STR, .def = "",
+      .metavar = "FILE", .off = OFF(log_file),
+      .help = "Append log lines to FILE (reopened on SIGHUP); empty means standard error." },
+    { .name = "max_body_bytes", .env = "MYNA_MAX_BODY_BYTES", .type = MYNA_OPT_SIZE,
+      .def = "3m", .min = 1024, .max = 64 << 20, .metavar = "BYTES",
+      .off = OFF(max_body_bytes),
+      .help = "Webhook bodies larger than this are answered 413 (Meta sends up to 3 MB)." },
+    { .name = "store_sync", .env = "MYNA_STORE_SYNC", .type = MYNA_OPT_ENUM, .def = "full",
+      .choices = sync_modes, .metavar = "MODE", .off = OFF(store_sync),
+      .help = "full: fsync every group commit (survives power loss); normal: survives crashes only." },
+    { .name = "commit_max_records", .env = "MYNA_COMMIT_MAX_RECORDS", .type = MYNA_OPT_INT,
+      .def = "4096", .min = 1, .max = 1000000, .metavar = "N", .off = OFF(commit_max_records),
+      .help = "Most records grouped into one store transaction by the ingress." },
+    { .name = "max_pending", .env = "MYNA_MAX_PENDING", .type = MYNA_OPT_INT, .def = "20000",
+      .min = 1, .max = 10000000, .metavar = "N", .off = OFF(max_pending),
+      .help = "Webhook requests waiting for their commit; past this Myna answers 503 and Meta retries." },
+    { .name = "http_timeout_s", .env = "MYNA_HTTP_TIMEOUT_S", .type = MYNA_OPT_INT, .def = "30",
+      .min = 1, .max = 3600, .metavar = "SECONDS", .off = OFF(http_timeout_s),
+      .help = "Idle and read timeout of HTTP connections on both listeners." },
+    { .name = "drain_timeout_ms", .env = "MYNA_DRAIN_TIMEOUT_MS", .type = MYNA_OPT_INT,
+      .def = "5000", .min = 0, .max = 600000, .metavar = "MS", .off = OFF(drain_timeout_ms),
+      .help = "On SIGTERM, how long to wait for commits in flight before exiting anyway." },
+    { .name = NULL },
+};

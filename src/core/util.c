@@ -1,0 +1,113 @@
+/* util.c - clocks, masking, parsing helpers. */
+#include "core/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/banned.h"
+
+int64_t myna_mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t myna_mono_ms(void)
+{
+    return myna_mono_us() / 1000;
+}
+
+int64_t myna_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *myna_phone_mask(const char *phone, char *out, size_t cap)
+{
+    size_t digits = 0, o = 0, seen = 0;
+    const char *p;
+
+    if (cap == 0)
+        return out;
+    if (phone != NULL)
+        for (p = phone; *p; p++)
+            digits += (*p >= '0' && *p <= '9');
+    if (digits == 0) {
+        snprintf(out, cap, "-");
+        return out;
+    }
+    for (p = phone; *p && o + 1 < cap; p++) {
+        if (*p < '0' || *p > '9')
+            continue;
+        out[o++] = seen + 4 < digits ? '*' : *p;
+        seen++;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+int myna_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    if (s == NULL || *s == '\0')
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || end == s || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int myna_is_slug(const char *s)
+{
+    size_t n = 0;
+
+    if (s == NULL)
+        return 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return 0;
+    }
+    return n >= 1 && n <= 64 && s[0] != '-' && s[n - 1] != '-';
+}
+
+int myna_split_hostport(const char *s, char *host, size_t cap, int *port)
+{
+    const char *colon, *h = s;
+    size_t hl;
+    int64_t p;
+
+    if (s == NULL)
+        return -1;
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (rb == NULL || rb[1] != ':')
+            return -1;
+        h = s + 1;
+        hl = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return -1;
+        hl = (size_t)(colon - s);
+    }
+    if (hl == 0 || hl >= cap || myna_parse_i64(colon + 1, 0, 65535, &p) != 0)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
+    return 0;
+}

@@ -1,0 +1,31 @@
+/* util.h - small helpers shared by every module: clocks, phone masking,
+ * bounded number parsing, identifiers. */
+#ifndef MYNA_CORE_UTIL_H
+#define MYNA_CORE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Monotonic clock in microseconds / milliseconds (for intervals). */
+int64_t myna_mono_us(void);
+int64_t myna_mono_ms(void);
+/* Wall clock in milliseconds since the epoch (for stored times). */
+int64_t myna_wall_ms(void);
+
+/* Masks a phone number for logs: every digit but the last 4 becomes '*'
+ * ("79161234567" -> "*******4567"). Non-digits are dropped; a NULL or empty
+ * input gives "-". out must hold cap bytes; the result is always terminated. */
+const char *myna_phone_mask(const char *phone, char *out, size_t cap);
+
+/* Parses a whole decimal integer within [min, max]. 0 or -1. */
+int myna_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* An instance id is a slug: 1-64 chars of [a-z0-9-], starting and ending
+ * with a letter or digit. */
+int myna_is_slug(const char *s);
+
+/* Splits "host:port" (IPv4, name, or [v6]:port) into host (cap bytes) and
+ * port. 0 or -1. Port 0 means "any free port". */
+int myna_split_hostport(const char *s, char *host, size_t cap, int *port);
+
+#endif

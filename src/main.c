@@ -1,0 +1,119 @@
+/* main.c - `myna serve | version | help`: parses the command line, loads the
+ * configuration and hands over to the master. The only file that exits.
+ * Exit codes: 0 clean stop, 1 runtime failure, 2 configuration error (a
+ * supervisor must not restart on 2). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+#include "master/master.h"
+#include "wa/instance.h"
+#include "core/banned.h"
+
+extern char **environ;
+
+enum { PT_HELP, PT_HELP_SHORT, PT_CHECK, PT_DUMP, PT_MARKDOWN };
+static const char *const serve_passthrough[] = {
+    "--help", "-h", "--check-config", "--dump-config", "--help-markdown", NULL,
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: myna <command> [options]\n\n"
+            "commands:\n"
+            "  serve     run the master: webhook ingress, admin listener (see 'myna serve --help')\n"
+            "  version   print the version\n"
+            "  help      print this text\n");
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    struct myna_master_args args = { argc, argv, environ, serve_passthrough };
+    struct myna_conf conf;
+    struct myna_instance_set instances = { NULL, 0 };
+    struct myna_err err = MYNA_ERR_INIT;
+    unsigned seen = 0;
+    int rc;
+
+    if (myna_conf_load(&conf, argc, argv, environ, serve_passthrough, &seen, &err) != MYNA_OK) {
+        fprintf(stderr, "myna: %s\n", err.msg);
+        return 2;
+    }
+    if (seen & ((1u << PT_HELP) | (1u << PT_HELP_SHORT))) {
+        printf("usage: myna serve [options]\n\n"
+               "Runs the master. Options come from the config file, then MYNA_* variables,\n"
+               "then these flags (each later one wins):\n\n");
+        myna_conf_help(stdout);
+        printf("\n  --check-config   validate the settings and the instances file, then exit\n"
+               "  --dump-config    print the effective settings as a config file, then exit\n");
+        myna_conf_release(&conf);
+        return 0;
+    }
+    if (seen & (1u << PT_MARKDOWN)) {
+        myna_conf_markdown(stdout);
+        myna_conf_release(&conf);
+        return 0;
+    }
+    if (seen & (1u << PT_DUMP)) {
+        myna_conf_dump(&conf, stdout);
+        myna_conf_release(&conf);
+        return 0;
+    }
+    myna_log_set_proc("master");
+    myna_log_set_level((int)conf.log_level);
+    if ((rc = myna_log_open(conf.log_file)) != 0) {
+        fprintf(stderr, "myna: cannot open log file '%s': %s\n", conf.log_file, strerror(-rc));
+        myna_conf_release(&conf);
+        return 2;
+    }
+    if (conf.instances[0] != '\0' &&
+        myna_instances_load(conf.instances, &instances, &err) != MYNA_OK) {
+        fprintf(stderr, "myna: %s\n", err.msg);
+        myna_conf_release(&conf);
+        return 2;
+    }
+    if (seen & (1u << PT_CHECK)) {
+        printf("configuration ok: %zu instance(s)\n", instances.n);
+        myna_instances_release(&instances);
+        myna_conf_release(&conf);
+        return 0;
+    }
+    if (instances.n == 0)
+        MYNA_LOG(MYNA_WARN, "no_instances", "hint=%s",
+                 "\"pass --instances FILE; every webhook will be answered 404\"");
+    rc = myna_master_run(&conf, &instances, &args, &err);
+    if (rc != MYNA_OK) {
+        char q[600];
+        MYNA_LOG(MYNA_ERROR, "exit", "err=%s", myna_log_q(q, sizeof(q), err.msg));
+        if (rc == MYNA_EAGAIN)
+            return 1;  /* drain timed out: leave without joining the stuck writer */
+    }
+    myna_instances_release(&instances);
+    myna_conf_release(&conf);
+    return rc == MYNA_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("myna %s\n", MYNA_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "myna: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,310 @@
+/* committer.c - the ingress writer thread and its hand-off to the loop. */
+#include "master/committer.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "core/banned.h"
+
+struct myna_committer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    int efd;                          /* writer -> loop doorbell */
+    struct event *ev;
+    size_t max_records;
+    int stop;
+    struct myna_commit_job *queue, **queue_tail;   /* submitted, not taken */
+    struct myna_commit_job *done, **done_tail;     /* committed, not answered */
+    size_t pending;                   /* loop thread only */
+    struct myna_commit_stats stats;   /* under mu */
+};
+
+static size_t job_records(const struct myna_commit_job *job)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < job->n_parts; i++)
+        n += job->parts[i].n_msgs + job->parts[i].n_sts;
+    return n;
+}
+
+/* Takes jobs off the queue up to max_records (at least one). Under mu. */
+static struct myna_commit_job *take_group(struct myna_committer *c, size_t *n_records)
+{
+    struct myna_commit_job *head = c->queue, *last = NULL, *j;
+    size_t n = 0;
+
+    for (j = c->queue; j != NULL; j = j->next) {
+        size_t r = job_records(j);
+        if (last != NULL && n + r > c->max_records)
+            break;
+        n += r;
+        last = j;
+    }
+    c->queue = j;
+    if (c->queue == NULL)
+        c->queue_tail = &c->queue;
+    if (last)
+        last->next = NULL;
+    *n_records = n;
+    return head;
+}
+
+static int write_part(const struct myna_commit_part *p, int64_t received_ms,
+                      struct myna_err *err)
+{
+    int rc;
+
+    for (size_t i = 0; i < p->n_msgs; i++) {
+        if ((rc = myna_store_put_inbound(p->store, &p->msgs[i], received_ms, err)) < 0)
+            return rc;
+        p->msg_new[i] = rc == MYNA_STORE_NEW;
+    }
+    for (size_t i = 0; i < p->n_sts; i++) {
+        if ((rc = myna_store_put_status(p->store, &p->sts[i], received_ms, err)) < 0)
+            return rc;
+        p->st_new[i] = rc == MYNA_STORE_NEW;
+    }
+    return MYNA_OK;
+}
+
+/* One transaction for every part of the group that goes to store. */
+static int commit_store(struct myna_store *store, struct myna_commit_job *group,
+                        struct myna_err *err)
+{
+    int rc = myna_store_begin(store, err);
+
+    for (struct myna_commit_job *j = group; rc == MYNA_OK && j; j = j->next)
+        for (size_t i = 0; rc == MYNA_OK && i < j->n_parts; i++)
+            if (j->parts[i].store == store)
+                rc = write_part(&j->parts[i], j->received_ms, err);
+    if (rc == MYNA_OK)
+        return myna_store_commit(store, err);
+    myna_store_rollback(store);
+    return rc;
+}
+
+static void mark_failed(struct myna_commit_job *group, struct myna_store *store, int rc)
+{
+    for (struct myna_commit_job *j = group; j; j = j->next)
+        for (size_t i = 0; i < j->n_parts; i++)
+            if (j->parts[i].store == store)
+                j->rc = rc;
+}
+
+/* The distinct stores of a group, in order of first appearance. A group
+ * touches few stores (usually one), so a linear check is enough. */
+static struct myna_store **group_stores(struct myna_commit_job *group, size_t *n)
+{
+    struct myna_store **v = NULL;
+    size_t cap = 0;
+
+    *n = 0;
+    for (struct myna_commit_job *j = group; j; j = j->next)
+        for (size_t i = 0; i < j->n_parts; i++) {
+            struct myna_store *st = j->parts[i].store;
+            size_t k;
+            for (k = 0; k < *n && v[k] != st; k++)
+                ;
+            if (k < *n)
+                continue;
+            if (*n == cap) {
+                struct myna_store **nv;
+                cap = cap ? cap * 2 : 4;
+                if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+                    free(v);
+                    return NULL;
+                }
+                v = nv;
+            }
+            v[(*n)++] = st;
+        }
+    return v;
+}
+
+static void commit_group(struct myna_committer *c, struct myna_commit_job *group,
+                         size_t n_records)
+{
+    int64_t t0 = myna_mono_us();
+    size_t n_stores = 0;
+    struct myna_store **stores = group_stores(group, &n_stores);
+    int failed = 0;
+
+    for (struct myna_commit_job *j = group; j; j = j->next)
+        j->rc = stores || n_stores == 0 ? MYNA_OK : MYNA_ENOMEM;
+    for (size_t i = 0; stores && i < n_stores; i++) {
+        struct myna_err err = MYNA_ERR_INIT;
+        int rc = commit_store(stores[i], group, &err);
+
+        if (rc != MYNA_OK) {
+            char q[600];
+            failed = 1;
+            mark_failed(group, stores[i], rc);
+            MYNA_LOG(MYNA_ERROR, "commit_failed", "records=%zu err=%s", n_records,
+                     myna_log_q(q, sizeof(q), err.msg));
+        }
+    }
+    free(stores);
+    pthread_mutex_lock(&c->mu);
+    myna_commit_stats_observe(&c->stats, myna_mono_us() - t0, n_records, failed);
+    *c->done_tail = group;
+    while (*c->done_tail)
+        c->done_tail = &(*c->done_tail)->next;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void ring(int efd)
+{
+    uint64_t one = 1;
+
+    while (write(efd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+}
+
+static void *writer_main(void *arg)
+{
+    struct myna_committer *c = arg;
+
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        struct myna_commit_job *group;
+        size_t n;
+
+        while (c->queue == NULL && !c->stop)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->queue == NULL)
+            break;  /* stop requested and nothing left to write */
+        group = take_group(c, &n);
+        pthread_mutex_unlock(&c->mu);
+        commit_group(c, group, n);
+        ring(c->efd);
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* Loop thread: answer every job the writer handed back. */
+static void deliver(struct myna_committer *c)
+{
+    struct myna_commit_job *j, *next;
+
+    pthread_mutex_lock(&c->mu);
+    j = c->done;
+    c->done = NULL;
+    c->done_tail = &c->done;
+    pthread_mutex_unlock(&c->mu);
+    for (; j; j = next) {
+        next = j->next;
+        c->pending--;
+        j->done(j, j->arg);
+    }
+}
+
+static void on_doorbell(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t v;
+
+    (void)what;
+    while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
+        ;
+    deliver(arg);
+}
+
+struct myna_committer *myna_committer_new(struct event_base *base, size_t max_records,
+                                          struct myna_err *err)
+{
+    struct myna_committer *c = calloc(1, sizeof(*c));
+    int rc;
+
+    if (c == NULL) {
+        myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    c->max_records = max_records ? max_records : 1;
+    c->queue_tail = &c->queue;
+    c->done_tail = &c->done;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->efd < 0) {
+        myna_err_set(err, MYNA_EIO, "cannot create eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    c->ev = event_new(base, c->efd, EV_READ | EV_PERSIST, on_doorbell, c);
+    if (c->ev == NULL || event_add(c->ev, NULL) != 0) {
+        myna_err_set(err, MYNA_ENOMEM, "cannot add the commit doorbell to the loop");
+        goto fail;
+    }
+    if ((rc = pthread_create(&c->thread, NULL, writer_main, c)) != 0) {
+        myna_err_set(err, MYNA_EIO, "cannot start the writer thread: %s", strerror(rc));
+        goto fail;
+    }
+    return c;
+fail:
+    if (c->ev)
+        event_free(c->ev);
+    if (c->efd >= 0)
+        close(c->efd);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+    return NULL;
+}
+
+void myna_committer_submit(struct myna_committer *c, struct myna_commit_job *job)
+{
+    job->next = NULL;
+    job->rc = MYNA_EAGAIN;
+    pthread_mutex_lock(&c->mu);
+    *c->queue_tail = job;
+    c->queue_tail = &job->next;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    c->pending++;
+}
+
+size_t myna_committer_pending(const struct myna_committer *c)
+{
+    return c->pending;
+}
+
+void myna_committer_stats(struct myna_committer *c, struct myna_commit_stats *out)
+{
+    pthread_mutex_lock(&c->mu);
+    *out = c->stats;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void myna_committer_free(struct myna_committer *c)
+{
+    struct myna_commit_job *j, *next;
+
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);  /* the writer empties the queue first */
+    deliver(c);
+    for (j = c->queue; j; j = next) {  /* nothing is left here; kept for safety */
+        next = j->next;
+        j->rc = MYNA_EAGAIN;
+        c->pending--;
+        j->done(j, j->arg);
+    }
+    event_free(c->ev);
+    close(c->efd);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}

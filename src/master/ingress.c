@@ -1,0 +1,439 @@
+/* ingress.c - verify, parse, route, hand to the committer, answer. */
+#include "master/ingress.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/arena.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "master/committer.h"
+#include "store/store.h"
+#include "wa/cloud.h"
+#include "wa/signature.h"
+#include "core/banned.h"
+
+#define CHALLENGE_MAX 1024
+
+struct ingress_instance {
+    const struct myna_instance *cfg;
+    struct myna_store *store;
+    struct myna_hmac_key *key;
+    size_t app;            /* index of the first instance with the same app secret */
+};
+
+struct myna_ingress {
+    struct ingress_instance *inst;
+    size_t n_inst;
+    struct myna_committer *committer;
+    struct myna_metrics *metrics;
+    size_t max_body;
+    size_t max_pending;
+    int draining;
+    int closing;   /* being freed: requests may be gone, answer nothing */
+};
+
+/* One webhook request waiting for its commit; all of it lives in arena. */
+struct pending {
+    struct myna_arena arena;
+    struct myna_commit_job job;
+    struct evhttp_request *req;
+    struct myna_ingress *ing;
+    const char *instance_id;
+};
+
+static void reply(struct evhttp_request *req, int code, const char *reason, const char *body)
+{
+    struct evbuffer *out = evbuffer_new();
+
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; charset=utf-8");
+    if (out)
+        evbuffer_add_printf(out, "%s\n", body);
+    evhttp_send_reply(req, code, reason, out);
+    if (out)
+        evbuffer_free(out);
+}
+
+static void reject(struct myna_ingress *ing, struct evhttp_request *req, enum myna_reject why,
+                   int code, const char *reason, const char *id, const char *detail)
+{
+    char q[300];
+
+    ing->metrics->rejected[why]++;
+    /* DEBUG: a hostile client must not be able to flood the log */
+    MYNA_LOG(MYNA_DEBUG, "webhook_rejected", "instance=%s status=%d reason=%s detail=%s",
+             id ? id : "-", code, myna_reject_name(why), myna_log_q(q, sizeof(q), detail));
+    reply(req, code, reason, detail);
+}
+
+static struct ingress_instance *find_instance(struct myna_ingress *ing, const char *id)
+{
+    for (size_t i = 0; i < ing->n_inst; i++)
+        if (strcmp(ing->inst[i].cfg->id, id) == 0)
+            return &ing->inst[i];
+    return NULL;
+}
+
+/* ---- GET: verification handshake ---------------------------------------- */
+
+static int token_equal(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+
+    return n == strlen(b) && CRYPTO_memcmp(a, b, n) == 0;
+}
+
+static void handle_verify(struct myna_ingress *ing, struct evhttp_request *req,
+                          struct ingress_instance *in)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq q = { 0 };  /* evhttp_parse_query_str initializes it */
+    const char *mode, *token, *challenge;
+
+    if (query == NULL || evhttp_parse_query_str(query, &q) != 0) {
+        evhttp_clear_headers(&q);
+        reject(ing, req, MYNA_REJ_VERIFY_FAILED, 403, "Forbidden", in->cfg->id,
+               "verification refused");
+        return;
+    }
+    mode = evhttp_find_header(&q, "hub.mode");
+    token = evhttp_find_header(&q, "hub.verify_token");
+    challenge = evhttp_find_header(&q, "hub.challenge");
+    if (mode && token && challenge && strcmp(mode, "subscribe") == 0 &&
+        token_equal(token, in->cfg->verify_token) && challenge[0] != '\0' &&
+        strlen(challenge) <= CHALLENGE_MAX) {
+        struct evbuffer *out = evbuffer_new();
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
+        if (out)
+            evbuffer_add(out, challenge, strlen(challenge));  /* echoed byte for byte */
+        evhttp_send_reply(req, 200, "OK", out);
+        if (out)
+            evbuffer_free(out);
+        ing->metrics->verifications++;
+        MYNA_LOG(MYNA_INFO, "webhook_verified", "instance=%s", in->cfg->id);
+    } else {
+        reject(ing, req, MYNA_REJ_VERIFY_FAILED, 403, "Forbidden", in->cfg->id,
+               "verification refused");
+        MYNA_LOG(MYNA_WARN, "webhook_verify_refused", "instance=%s mode_ok=%d token_ok=%d",
+                 in->cfg->id, mode && strcmp(mode, "subscribe") == 0,
+                 token && token_equal(token, in->cfg->verify_token));
+    }
+    evhttp_clear_headers(&q);
+}
+
+/* ---- POST: events --------------------------------------------------------- */
+
+/* The instance whose store keeps records for phone_number_id: the owner of
+ * that number among the instances of the same Meta app, else the URL's. */
+static struct ingress_instance *route(struct myna_ingress *ing, struct ingress_instance *url,
+                                      const char *phone_number_id, int *unrouted)
+{
+    if (phone_number_id == NULL || strcmp(url->cfg->phone_number_id, phone_number_id) == 0)
+        return url;
+    for (size_t i = 0; i < ing->n_inst; i++) {
+        struct ingress_instance *in = &ing->inst[i];
+        if (in->app == url->app && strcmp(in->cfg->phone_number_id, phone_number_id) == 0)
+            return in;
+    }
+    (*unrouted)++;
+    return url;
+}
+
+/* Splits the batch into one part per destination store, in the arena. */
+static int build_parts(struct myna_ingress *ing, struct ingress_instance *url,
+                       const struct myna_cloud_batch *b, struct pending *p)
+{
+    struct myna_arena *a = &p->arena;
+    size_t n_rec = b->n_msgs + b->n_statuses;
+    struct ingress_instance **dest = myna_arena_alloc(a, (n_rec ? n_rec : 1) * sizeof(*dest));
+    struct myna_commit_part *parts = myna_arena_zalloc(a, (n_rec ? n_rec : 1) * sizeof(*parts));
+    size_t n_parts = 0;
+    int unrouted = 0;
+
+    if (dest == NULL || parts == NULL)
+        return MYNA_ENOMEM;
+    for (size_t i = 0; i < b->n_msgs; i++)
+        dest[i] = route(ing, url, b->msgs[i].phone_number_id, &unrouted);
+    for (size_t i = 0; i < b->n_statuses; i++)
+        dest[b->n_msgs + i] = route(ing, url, b->statuses[i].phone_number_id, &unrouted);
+    ing->metrics->unrouted_records += (uint64_t)unrouted;
+
+    /* Almost every body goes to one store: then the part points into the
+     * batch's arrays directly. Otherwise records are copied per store. */
+    for (size_t i = 0; i < n_rec; i++) {
+        struct myna_store *st = dest[i]->store;
+        size_t k;
+        for (k = 0; k < n_parts && parts[k].store != st; k++)
+            ;
+        if (k == n_parts)
+            parts[n_parts++].store = st;
+    }
+    for (size_t k = 0; k < n_parts; k++) {
+        struct myna_commit_part *pt = &parts[k];
+        struct myna_inbound *msgs = myna_arena_alloc(a, (b->n_msgs + 1) * sizeof(*msgs));
+        struct myna_status_rec *sts = myna_arena_alloc(a, (b->n_statuses + 1) * sizeof(*sts));
+
+        pt->msg_new = myna_arena_zalloc(a, b->n_msgs + 1);
+        pt->st_new = myna_arena_zalloc(a, b->n_statuses + 1);
+        if (msgs == NULL || sts == NULL || pt->msg_new == NULL || pt->st_new == NULL)
+            return MYNA_ENOMEM;
+        for (size_t i = 0; i < b->n_msgs; i++)
+            if (dest[i]->store == pt->store)
+                msgs[pt->n_msgs++] = b->msgs[i];
+        for (size_t i = 0; i < b->n_statuses; i++)
+            if (dest[b->n_msgs + i]->store == pt->store)
+                sts[pt->n_sts++] = b->statuses[i];
+        pt->msgs = msgs;
+        pt->sts = sts;
+    }
+    p->job.parts = parts;
+    p->job.n_parts = n_parts;
+    return MYNA_OK;
+}
+
+static void pending_free(struct pending *p)
+{
+    struct myna_arena a = p->arena;  /* p itself lives in the arena */
+
+    myna_arena_free(&a);
+}
+
+static void on_committed(struct myna_commit_job *job, void *arg)
+{
+    struct pending *p = arg;
+    struct myna_ingress *ing = p->ing;
+    struct myna_metrics *m = ing->metrics;
+
+    (void)job;
+    m->pending_requests--;
+    if (ing->closing) {
+        pending_free(p);
+        return;
+    }
+    if (p->job.rc != MYNA_OK) {
+        reject(ing, p->req, MYNA_REJ_STORE_FAILED, 500, "Internal Server Error",
+               p->instance_id, "records could not be stored; retry later");
+        pending_free(p);
+        return;
+    }
+    for (size_t k = 0; k < p->job.n_parts; k++) {
+        const struct myna_commit_part *pt = &p->job.parts[k];
+        for (size_t i = 0; i < pt->n_msgs; i++) {
+            m->stored_messages += pt->msg_new[i];
+            m->duplicate_messages += !pt->msg_new[i];
+        }
+        for (size_t i = 0; i < pt->n_sts; i++) {
+            m->stored_statuses += pt->st_new[i];
+            m->duplicate_statuses += !pt->st_new[i];
+        }
+    }
+    reply(p->req, 200, "OK", "ok");
+    pending_free(p);
+}
+
+static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
+                         struct ingress_instance *in)
+{
+    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(body);
+    const char *sig = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                         "X-Hub-Signature-256");
+    struct myna_arena arena = MYNA_ARENA_INIT(0);
+    struct myna_cloud_batch batch;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct pending *p;
+    const char *bytes;
+    int rc;
+
+    ing->metrics->webhooks_received++;
+    if (ing->draining) {
+        reject(ing, req, MYNA_REJ_SHUTTING_DOWN, 503, "Service Unavailable", in->cfg->id,
+               "shutting down; retry later");
+        return;
+    }
+    if (len > ing->max_body) {
+        reject(ing, req, MYNA_REJ_TOO_LARGE, 413, "Payload Too Large", in->cfg->id,
+               "body too large");
+        return;
+    }
+    if (myna_committer_pending(ing->committer) >= ing->max_pending) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        reject(ing, req, MYNA_REJ_OVERLOADED, 503, "Service Unavailable", in->cfg->id,
+               "overloaded; retry later");
+        return;
+    }
+    bytes = (const char *)evbuffer_pullup(body, -1);
+    if (bytes == NULL)
+        bytes = "";
+    if (myna_signature_verify(in->key, sig, bytes, len, &err) != MYNA_OK) {
+        reject(ing, req, MYNA_REJ_BAD_SIGNATURE, 401, "Unauthorized", in->cfg->id, err.msg);
+        return;
+    }
+    /* the arena's own first bytes hold the pending request */
+    if ((p = myna_arena_zalloc(&arena, sizeof(*p))) == NULL) {
+        myna_arena_free(&arena);
+        reply(req, 500, "Internal Server Error", "out of memory");
+        return;
+    }
+    rc = myna_cloud_parse(bytes, len, &arena, &batch, &err);
+    if (rc == MYNA_OK)
+        rc = build_parts(ing, in, &batch, p);
+    if (rc != MYNA_OK) {
+        if (rc == MYNA_EPARSE)
+            reject(ing, req, MYNA_REJ_BAD_JSON, 400, "Bad Request", in->cfg->id, err.msg);
+        else if (rc == MYNA_ESHAPE)
+            reject(ing, req, MYNA_REJ_BAD_SHAPE, 400, "Bad Request", in->cfg->id, err.msg);
+        else if (rc == MYNA_ETOOBIG)
+            reject(ing, req, MYNA_REJ_TOO_LARGE, 413, "Payload Too Large", in->cfg->id, err.msg);
+        else
+            reply(req, 500, "Internal Server Error", "out of memory");
+        myna_arena_free(&arena);
+        return;
+    }
+    ing->metrics->ignored_changes += batch.n_ignored;
+    ing->metrics->invalid_items += batch.n_invalid;
+    if (batch.n_invalid)
+        MYNA_LOG(MYNA_WARN, "webhook_items_skipped", "instance=%s invalid=%zu", in->cfg->id,
+                 batch.n_invalid);
+    if (p->job.n_parts == 0) {  /* nothing to keep: e.g. only account_update changes */
+        reply(req, 200, "OK", "ok");
+        myna_arena_free(&arena);
+        return;
+    }
+    p->req = req;
+    p->ing = ing;
+    p->instance_id = in->cfg->id;
+    p->job.received_ms = myna_wall_ms();
+    p->job.done = on_committed;
+    p->job.arg = p;
+    p->arena = arena;  /* from here the arena is owned by p */
+    ing->metrics->pending_requests++;
+    myna_committer_submit(ing->committer, &p->job);
+}
+
+void myna_ingress_handle(struct myna_ingress *ing, struct evhttp_request *req, const char *id)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    struct ingress_instance *in = myna_is_slug(id) ? find_instance(ing, id) : NULL;
+
+    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST");
+        reject(ing, req, MYNA_REJ_BAD_METHOD, 405, "Method Not Allowed", in ? id : NULL,
+               "use GET (verification) or POST (events)");
+        return;
+    }
+    if (in == NULL) {
+        reject(ing, req, MYNA_REJ_UNKNOWN_INSTANCE, 404, "Not Found", NULL, "unknown instance");
+        return;
+    }
+    if (cmd == EVHTTP_REQ_GET)
+        handle_verify(ing, req, in);
+    else
+        handle_event(ing, req, in);
+}
+
+void myna_ingress_drain(struct myna_ingress *ing)
+{
+    ing->draining = 1;
+}
+
+size_t myna_ingress_pending(const struct myna_ingress *ing)
+{
+    return myna_committer_pending(ing->committer);
+}
+
+void myna_ingress_commit_stats(struct myna_ingress *ing, struct myna_commit_stats *out)
+{
+    myna_committer_stats(ing->committer, out);
+}
+
+static int make_dir(const char *path, struct myna_err *err)
+{
+    if (mkdir(path, 0750) != 0 && errno != EEXIST)
+        return myna_err_set(err, MYNA_EIO, "cannot create directory '%s': %s", path,
+                            strerror(errno));
+    return MYNA_OK;
+}
+
+static int open_instance(struct myna_ingress *ing, size_t i, const struct myna_conf *conf,
+                         struct myna_err *err)
+{
+    struct ingress_instance *in = &ing->inst[i];
+    struct myna_store_opts opts = { .sync = (enum myna_store_sync)conf->store_sync,
+                                    .busy_timeout_ms = 2000 };
+    char path[4200];
+
+    snprintf(path, sizeof(path), "%s/instances/%s.db", conf->data_dir, in->cfg->id);
+    if ((in->store = myna_store_open_sqlite(path, &opts, err)) == NULL)
+        return err->code;
+    in->key = myna_hmac_key_new(in->cfg->app_secret, strlen(in->cfg->app_secret), err);
+    if (in->key == NULL)
+        return err->code;
+    in->app = i;
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(ing->inst[j].cfg->app_secret, in->cfg->app_secret) == 0) {
+            in->app = ing->inst[j].app;
+            break;
+        }
+    return MYNA_OK;
+}
+
+struct myna_ingress *myna_ingress_new(struct event_base *base, const struct myna_conf *conf,
+                                      const struct myna_instance_set *instances,
+                                      struct myna_metrics *metrics, struct myna_err *err)
+{
+    struct myna_ingress *ing = calloc(1, sizeof(*ing));
+    char dir[4200];
+
+    if (ing == NULL) {
+        myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    ing->metrics = metrics;
+    ing->max_body = (size_t)conf->max_body_bytes;
+    ing->max_pending = (size_t)conf->max_pending;
+    ing->n_inst = instances->n;
+    ing->inst = calloc(instances->n ? instances->n : 1, sizeof(*ing->inst));
+    if (ing->inst == NULL) {
+        myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        goto fail;
+    }
+    snprintf(dir, sizeof(dir), "%s/instances", conf->data_dir);
+    if (make_dir(conf->data_dir, err) != MYNA_OK || make_dir(dir, err) != MYNA_OK)
+        goto fail;
+    for (size_t i = 0; i < instances->n; i++) {
+        ing->inst[i].cfg = &instances->v[i];
+        if (open_instance(ing, i, conf, err) != MYNA_OK)
+            goto fail;
+    }
+    ing->committer = myna_committer_new(base, (size_t)conf->commit_max_records, err);
+    if (ing->committer == NULL)
+        goto fail;
+    return ing;
+fail:
+    myna_ingress_free(ing);
+    return NULL;
+}
+
+void myna_ingress_free(struct myna_ingress *ing)
+{
+    if (ing == NULL)
+        return;
+    ing->closing = 1;
+    myna_committer_free(ing->committer);  /* finishes its group before stores close */
+    for (size_t i = 0; ing->inst && i < ing->n_inst; i++) {
+        myna_store_free(ing->inst[i].store);
+        myna_hmac_key_free(ing->inst[i].key);
+    }
+    free(ing->inst);
+    free(ing);
+}

@@ -1,0 +1,379 @@
+/* master.c - listeners, routing, signals and the master's lifecycle. */
+#include "master/master.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "master/ingress.h"
+#include "master/metrics.h"
+#include "core/banned.h"
+
+#define HEADERS_MAX (16 * 1024)
+#define METRICS_MAX (256 * 1024)
+
+enum master_state { MASTER_STARTING, MASTER_RUNNING, MASTER_DRAINING, MASTER_STOPPED };
+
+/* Open-addressing set of connections we have seen, to keep the
+ * open-connections gauge exact (libevent 2.1 has no per-connection hook
+ * other than the close callback). */
+struct conn_set {
+    uintptr_t *slots;  /* 0 = empty, 1 = deleted */
+    size_t cap, used;
+};
+
+struct master {
+    enum master_state state;
+    struct event_base *base;
+    struct evhttp *pub, *adm;
+    struct evhttp_bound_socket *pub_sock, *adm_sock;
+    struct myna_ingress *ing;
+    struct myna_metrics metrics;
+    struct conn_set conns;
+    struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
+    int64_t drain_deadline_ms;
+    const struct myna_conf *conf;
+    const struct myna_master_args *args;
+    int exit_rc;
+};
+
+/* ---- connection tracking ------------------------------------------------ */
+
+static size_t conn_hash(uintptr_t p, size_t cap)
+{
+    return (size_t)((p >> 4) * 0x9E3779B97F4A7C15ull) & (cap - 1);
+}
+
+static int conn_grow(struct conn_set *s)
+{
+    struct conn_set n = { NULL, s->cap ? s->cap * 2 : 256, 0 };
+
+    if ((n.slots = calloc(n.cap, sizeof(*n.slots))) == NULL)
+        return -1;
+    for (size_t i = 0; i < s->cap; i++) {
+        uintptr_t p = s->slots[i];
+        size_t h;
+        if (p <= 1)
+            continue;
+        for (h = conn_hash(p, n.cap); n.slots[h]; h = (h + 1) & (n.cap - 1))
+            ;
+        n.slots[h] = p;
+        n.used++;
+    }
+    free(s->slots);
+    *s = n;
+    return 0;
+}
+
+/* 1 if added, 0 if present, -1 on OOM. */
+static int conn_add(struct conn_set *s, uintptr_t p)
+{
+    size_t h, tomb = SIZE_MAX;
+
+    if ((s->used + 1) * 2 > s->cap && conn_grow(s) != 0)
+        return -1;
+    for (h = conn_hash(p, s->cap); s->slots[h]; h = (h + 1) & (s->cap - 1)) {
+        if (s->slots[h] == p)
+            return 0;
+        if (s->slots[h] == 1 && tomb == SIZE_MAX)
+            tomb = h;
+    }
+    s->slots[tomb != SIZE_MAX ? tomb : h] = p;
+    s->used += tomb == SIZE_MAX;
+    return 1;
+}
+
+static int conn_del(struct conn_set *s, uintptr_t p)
+{
+    if (s->cap == 0)
+        return 0;
+    for (size_t h = conn_hash(p, s->cap); s->slots[h]; h = (h + 1) & (s->cap - 1))
+        if (s->slots[h] == p) {
+            s->slots[h] = 1;
+            return 1;
+        }
+    return 0;
+}
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct master *m = arg;
+
+    if (conn_del(&m->conns, (uintptr_t)evcon))
+        m->metrics.open_connections--;
+}
+
+static void track_conn(struct master *m, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+    if (evcon && conn_add(&m->conns, (uintptr_t)evcon) == 1) {
+        m->metrics.open_connections++;
+        evhttp_connection_set_closecb(evcon, on_conn_close, m);
+    }
+}
+
+/* ---- routes ----------------------------------------------------------- */
+
+static void send_text(struct evhttp_request *req, int code, const char *reason,
+                      const char *type, const char *body, size_t len)
+{
+    struct evbuffer *out = evbuffer_new();
+
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
+    if (out)
+        evbuffer_add(out, body, len);
+    evhttp_send_reply(req, code, reason, out);
+    if (out)
+        evbuffer_free(out);
+}
+
+static const char *request_path(struct evhttp_request *req)
+{
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+
+    return path && *path ? path : "/";
+}
+
+static void on_public(struct evhttp_request *req, void *arg)
+{
+    struct master *m = arg;
+    const char *path = request_path(req);
+
+    track_conn(m, req);
+    if (strncmp(path, "/webhook/", 9) == 0) {
+        myna_ingress_handle(m->ing, req, path + 9);
+    } else if (strcmp(path, "/healthz") == 0) {
+        send_text(req, 200, "OK", "text/plain", "ok\n", 3);
+    } else {
+        send_text(req, 404, "Not Found", "text/plain", "not found\n", 10);
+    }
+}
+
+static void serve_metrics(struct master *m, struct evhttp_request *req)
+{
+    struct myna_buf b = MYNA_BUF_INIT(METRICS_MAX);
+    struct myna_commit_stats cs;
+
+    myna_ingress_commit_stats(m->ing, &cs);
+    if (myna_metrics_render(&m->metrics, &cs, &b) != MYNA_OK) {
+        send_text(req, 500, "Internal Server Error", "text/plain", "metrics too large\n", 18);
+    } else {
+        send_text(req, 200, "OK", "text/plain; version=0.0.4", b.data ? b.data : "", b.len);
+    }
+    myna_buf_release(&b);
+}
+
+static void on_admin(struct evhttp_request *req, void *arg)
+{
+    struct master *m = arg;
+    const char *path = request_path(req);
+
+    track_conn(m, req);
+    if (strcmp(path, "/healthz") == 0)
+        send_text(req, 200, "OK", "text/plain", "ok\n", 3);
+    else if (strcmp(path, "/metrics") == 0)
+        serve_metrics(m, req);
+    else
+        send_text(req, 404, "Not Found", "text/plain", "not found\n", 10);
+}
+
+/* ---- listeners --------------------------------------------------------- */
+
+static struct evhttp *listener(struct master *m, const char *addr, void (*cb)(struct evhttp_request *, void *),
+                               struct evhttp_bound_socket **sock, char *bound, size_t cap,
+                               struct myna_err *err)
+{
+    struct evhttp *http = evhttp_new(m->base);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[256], ip[INET6_ADDRSTRLEN];
+    int port;
+
+    if (http == NULL) {
+        myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (myna_split_hostport(addr, host, sizeof(host), &port) != 0 ||
+        (*sock = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port)) == NULL) {
+        myna_err_set(err, MYNA_EIO, "cannot listen on '%s'", addr);
+        evhttp_free(http);
+        return NULL;
+    }
+    /* the body limit is checked here too: libevent refuses larger bodies with
+     * 413 before they are read, the ingress counts them when it can */
+    evhttp_set_max_body_size(http, (ev_ssize_t)m->conf->max_body_bytes);
+    evhttp_set_max_headers_size(http, HEADERS_MAX);
+    evhttp_set_timeout(http, (int)m->conf->http_timeout_s);
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                         EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(http, cb, m);
+    if (getsockname(evhttp_bound_socket_get_fd(*sock), (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+            snprintf(bound, cap, "[%s]:%u", ip, ntohs(s6->sin6_port));
+        } else {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+            snprintf(bound, cap, "%s:%u", ip, ntohs(s4->sin_port));
+        }
+    } else {
+        snprintf(bound, cap, "%s", addr);
+    }
+    return http;
+}
+
+/* ---- signals and draining ----------------------------------------------- */
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+    size_t pending = myna_ingress_pending(m->ing);
+    struct timeval flush = { 0, 50 * 1000 };
+
+    (void)fd;
+    (void)what;
+    if (pending > 0 && myna_mono_ms() < m->drain_deadline_ms)
+        return;
+    if (pending > 0) {
+        MYNA_LOG(MYNA_ERROR, "drain_timeout", "pending=%zu", pending);
+        m->exit_rc = MYNA_EAGAIN;
+    }
+    m->state = MASTER_STOPPED;
+    event_del(m->drain_timer);
+    /* let the last replies leave the socket buffers before the loop ends */
+    event_base_loopexit(m->base, &flush);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct master *m = arg;
+    struct timeval tick = { 0, 10 * 1000 };
+
+    (void)what;
+    if (m->state != MASTER_RUNNING)
+        return;
+    m->state = MASTER_DRAINING;
+    MYNA_LOG(MYNA_INFO, "draining", "signal=%d pending=%zu", (int)sig,
+             myna_ingress_pending(m->ing));
+    /* stop accepting: new connections are refused by the kernel from here */
+    evhttp_del_accept_socket(m->pub, m->pub_sock);
+    evhttp_del_accept_socket(m->adm, m->adm_sock);
+    m->pub_sock = m->adm_sock = NULL;
+    myna_ingress_drain(m->ing);
+    m->drain_deadline_ms = myna_mono_ms() + m->conf->drain_timeout_ms;
+    m->drain_timer = event_new(m->base, -1, EV_PERSIST, drain_check, m);
+    if (m->drain_timer == NULL || event_add(m->drain_timer, &tick) != 0)
+        event_base_loopexit(m->base, NULL);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    struct master *m = arg;
+    struct myna_conf fresh;
+    struct myna_err err = MYNA_ERR_INIT;
+    int rc = myna_log_reopen();
+
+    (void)sig;
+    (void)what;
+    if (rc != 0)
+        MYNA_LOG_ERRNO(MYNA_ERROR, "log_reopen_failed", -rc, "file=%s", m->conf->log_file);
+    if (myna_conf_load(&fresh, m->args->argc, m->args->argv, m->args->envp,
+                       m->args->passthrough, NULL, &err) != MYNA_OK) {
+        char q[600];
+        MYNA_LOG(MYNA_ERROR, "reload_failed", "err=%s keeping=current",
+                 myna_log_q(q, sizeof(q), err.msg));
+        return;
+    }
+    myna_log_set_level((int)fresh.log_level);
+    MYNA_LOG(MYNA_INFO, "reloaded", "log_level=%s", myna_log_level_name((int)fresh.log_level));
+    myna_conf_release(&fresh);
+}
+
+static int add_signal(struct master *m, struct event **ev, int sig, event_callback_fn cb)
+{
+    *ev = evsignal_new(m->base, sig, cb, m);
+    return *ev && event_add(*ev, NULL) == 0 ? 0 : -1;
+}
+
+static void master_release(struct master *m)
+{
+    struct event **evs[] = { &m->sig_term, &m->sig_int, &m->sig_hup, &m->drain_timer };
+
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+        if (*evs[i])
+            event_free(*evs[i]);
+    /* connections close before the ingress goes, so no reply can reach a
+     * freed request; the committer answers nothing after this */
+    if (m->pub)
+        evhttp_free(m->pub);
+    if (m->adm)
+        evhttp_free(m->adm);
+    myna_ingress_free(m->ing);
+    free(m->conns.slots);
+    if (m->base)
+        event_base_free(m->base);
+}
+
+int myna_master_run(const struct myna_conf *conf, const struct myna_instance_set *instances,
+                    const struct myna_master_args *args, struct myna_err *err)
+{
+    struct master m;
+    char pub[128], adm[128];
+    int rc = MYNA_OK;
+
+    memset(&m, 0, sizeof(m));
+    m.conf = conf;
+    m.args = args;
+    m.state = MASTER_STARTING;
+    signal(SIGPIPE, SIG_IGN);
+    if ((m.base = event_base_new()) == NULL) {
+        rc = myna_err_set(err, MYNA_ENOMEM, "cannot create the event loop");
+        goto out;
+    }
+    if ((m.ing = myna_ingress_new(m.base, conf, instances, &m.metrics, err)) == NULL) {
+        rc = err->code ? err->code : MYNA_EIO;
+        goto out;
+    }
+    if ((m.pub = listener(&m, conf->public_addr, on_public, &m.pub_sock, pub, sizeof(pub),
+                          err)) == NULL ||
+        (m.adm = listener(&m, conf->admin_addr, on_admin, &m.adm_sock, adm, sizeof(adm),
+                          err)) == NULL) {
+        rc = err->code;
+        goto out;
+    }
+    if (add_signal(&m, &m.sig_term, SIGTERM, on_stop_signal) != 0 ||
+        add_signal(&m, &m.sig_int, SIGINT, on_stop_signal) != 0 ||
+        add_signal(&m, &m.sig_hup, SIGHUP, on_hup) != 0) {
+        rc = myna_err_set(err, MYNA_EIO, "cannot install signal handlers");
+        goto out;
+    }
+    m.state = MASTER_RUNNING;
+    MYNA_LOG(MYNA_INFO, "ready", "public=%s admin=%s instances=%zu data=%s version=%s", pub,
+             adm, instances->n, conf->data_dir, MYNA_VERSION);
+    event_base_dispatch(m.base);
+    MYNA_LOG(MYNA_INFO, "stopped", "pending=%zu", myna_ingress_pending(m.ing));
+    rc = m.exit_rc;
+    if (rc != MYNA_OK) {
+        /* the writer is stuck on the store: joining it could hang forever.
+         * Unanswered requests were never acknowledged, so Meta retries them. */
+        myna_err_set(err, rc, "drain timed out with commits in flight");
+        return rc;
+    }
+out:
+    master_release(&m);
+    return rc;
+}

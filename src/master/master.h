@@ -1,0 +1,28 @@
+/* master.h - `myna serve`: the master process.
+ *
+ * One libevent loop owns the public listener (webhooks, /healthz) and the
+ * admin listener (/metrics, /healthz), the ingress and its committer. States:
+ * STARTING -> RUNNING -> DRAINING (SIGTERM/SIGINT: stop accepting, finish the
+ * commits in flight, answer them) -> STOPPED. SIGHUP reopens the log file and
+ * reloads the options marked reloadable. */
+#ifndef MYNA_MASTER_MASTER_H
+#define MYNA_MASTER_MASTER_H
+
+#include "core/conf.h"
+#include "core/err.h"
+#include "wa/instance.h"
+
+/* Arguments kept to reload the configuration on SIGHUP. */
+struct myna_master_args {
+    int argc;
+    char **argv;
+    char **envp;
+    const char *const *passthrough;
+};
+
+/* Runs until SIGTERM/SIGINT. Returns 0 on a clean stop, MYNA_E* on a start
+ * failure (err filled). conf and instances are borrowed. */
+int myna_master_run(const struct myna_conf *conf, const struct myna_instance_set *instances,
+                    const struct myna_master_args *args, struct myna_err *err);
+
+#endif

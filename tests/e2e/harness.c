@@ -1,0 +1,324 @@
+/* harness.c - see harness.h. */
+#include "harness.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wa/signature.h"
+
+static int write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+
+    if (f == NULL)
+        return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+int h_setup(struct myna_proc *p, const char *instances_json)
+{
+    char path[400];
+
+    memset(p, 0, sizeof(*p));
+    snprintf(p->dir, sizeof(p->dir), "/tmp/myna-e2e.XXXXXX");
+    if (mkdtemp(p->dir) == NULL)
+        return -1;
+    snprintf(p->log_path, sizeof(p->log_path), "%s/myna.log", p->dir);
+    if (instances_json) {
+        snprintf(path, sizeof(path), "%s/instances.json", p->dir);
+        return write_file(path, instances_json);
+    }
+    return 0;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0, cap = 0, r;
+
+    if (f == NULL)
+        return NULL;
+    do {
+        if (cap - n < 4096) {
+            char *nb = realloc(buf, cap = cap * 2 + 8192);
+            if (nb == NULL) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+    } while (r > 0);
+    fclose(f);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+int h_log_contains(const struct myna_proc *p, const char *needle)
+{
+    char *log = slurp(p->log_path, NULL);
+    int found = log && strstr(log, needle) != NULL;
+
+    free(log);
+    return found;
+}
+
+static int read_ready(struct myna_proc *p)
+{
+    char *log = slurp(p->log_path, NULL), *line;
+    char pub[64], adm[64];
+    int ok = 0;
+
+    if (log && (line = strstr(log, "event=ready")) != NULL &&
+        sscanf(line, "event=ready public=%63s admin=%63s", pub, adm) == 2) {
+        snprintf(p->public_url, sizeof(p->public_url), "http://%s", pub);
+        snprintf(p->admin_url, sizeof(p->admin_url), "http://%s", adm);
+        ok = 1;
+    }
+    free(log);
+    return ok;
+}
+
+int h_start(struct myna_proc *p, const char *const *extra)
+{
+    const char *argv[64];
+    char data[320], inst[320];
+    int n = 0, fd;
+    struct timespec pause = { 0, 10 * 1000 * 1000 };
+
+    snprintf(data, sizeof(data), "%s/var", p->dir);
+    snprintf(inst, sizeof(inst), "%s/instances.json", p->dir);
+    argv[n++] = MYNA_BIN;
+    argv[n++] = "serve";
+    argv[n++] = "--public";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--admin";
+    argv[n++] = "127.0.0.1:0";
+    argv[n++] = "--data";
+    argv[n++] = data;
+    if (access(inst, R_OK) == 0) {
+        argv[n++] = "--instances";
+        argv[n++] = inst;
+    }
+    for (int i = 0; extra && extra[i] && n < 62; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    /* a fresh log per start, so the ready line read is this run's */
+    unlink(p->log_path);
+    p->public_url[0] = p->admin_url[0] = '\0';
+    p->pid = fork();
+    if (p->pid < 0)
+        return -1;
+    if (p->pid == 0) {
+        fd = open(p->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            dup2(fd, STDOUT_FILENO);
+        }
+        execv(MYNA_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 1000; i++) {  /* 10 s */
+        int status;
+        if (read_ready(p))
+            return 0;
+        if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+            p->pid = 0;
+            return -1;
+        }
+        nanosleep(&pause, NULL);
+    }
+    return -1;
+}
+
+int h_run(const char *const *args, char *out, size_t cap)
+{
+    int pipefd[2], status;
+    const char *argv[32];
+    size_t n = 0;
+    pid_t pid;
+    ssize_t r;
+
+    argv[0] = MYNA_BIN;
+    for (int i = 0; args[i] && i < 30; i++)
+        argv[i + 1] = args[i], argv[i + 2] = NULL;
+    if (pipe(pipefd) != 0)
+        return -1;
+    pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], STDOUT_FILENO);
+        dup2(pipefd[1], STDERR_FILENO);
+        close(pipefd[0]);
+        execv(MYNA_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    while (cap > 1 && (r = read(pipefd[0], out + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
+    if (cap)
+        out[n] = '\0';
+    close(pipefd[0]);
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int h_stop(struct myna_proc *p, int sig)
+{
+    int status;
+
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, sig);
+    if (waitpid(p->pid, &status, 0) != p->pid)
+        return -1;
+    p->pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void h_cleanup(struct myna_proc *p)
+{
+    char cmd[400];
+
+    if (p->pid > 0)
+        h_stop(p, SIGKILL);
+    if (p->dir[0] && strncmp(p->dir, "/tmp/myna-e2e.", 14) == 0) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot remove %s\n", p->dir);
+    }
+}
+
+struct sink {
+    char *buf;
+    size_t cap, len;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    struct sink *s = arg;
+    size_t n = size * nmemb;
+
+    if (s->buf && s->cap > 1) {
+        size_t room = s->cap - 1 - s->len;
+        size_t take = n < room ? n : room;
+        memcpy(s->buf + s->len, ptr, take);
+        s->len += take;
+        s->buf[s->len] = '\0';
+    }
+    return n;
+}
+
+long h_http(const char *method, const char *url, const void *body, size_t len,
+            const char *const *headers, char *resp, size_t cap)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *hl = NULL;
+    struct sink s = { resp, cap, 0 };
+    long code = -1;
+
+    if (c == NULL)
+        return -1;
+    if (resp && cap)
+        resp[0] = '\0';
+    for (int i = 0; headers && headers[i]; i++)
+        hl = curl_slist_append(hl, headers[i]);
+    hl = curl_slist_append(hl, "Expect:");  /* no 100-continue round trip */
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    return code;
+}
+
+void h_sign(const char *secret, const void *body, size_t len, char out[72])
+{
+    struct myna_hmac_key *k = myna_hmac_key_new(secret, strlen(secret), NULL);
+
+    out[0] = '\0';
+    if (k)
+        myna_signature_make(k, body, len, out);
+    myna_hmac_key_free(k);
+}
+
+long h_post_signed(const char *base, const char *id, const char *secret, const void *body,
+                   size_t len, char *resp, size_t cap)
+{
+    char url[300], sig[72], hdr[128];
+    const char *headers[3] = { hdr, "Content-Type: application/json", NULL };
+
+    snprintf(url, sizeof(url), "%s/webhook/%s", base, id);
+    h_sign(secret, body, len, sig);
+    snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig);
+    return h_http("POST", url, body, len, headers, resp, cap);
+}
+
+char *h_read_data(const char *rel, size_t *len)
+{
+    char path[600];
+
+    snprintf(path, sizeof(path), "%s/%s", MYNA_TEST_DATA, rel);
+    return slurp(path, len);
+}
+
+long h_db_count(const struct myna_proc *p, const char *id, const char *table,
+                const char *where)
+{
+    char path[400], sql[1200];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long n = -1;
+
+    snprintf(path, sizeof(path), "%s/var/instances/%s.db", p->dir, id);
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s%s%s", table, where ? " WHERE " : "",
+             where ? where : "");
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = (long)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+double h_metric(const struct myna_proc *p, const char *name)
+{
+    static char text[256 * 1024];
+    char url[200];
+    size_t nl = strlen(name);
+
+    snprintf(url, sizeof(url), "%s/metrics", p->admin_url);
+    if (h_http("GET", url, NULL, 0, NULL, text, sizeof(text)) != 200)
+        return -1;
+    for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, name, nl) == 0 && line[nl] == ' ')
+            return strtod(line + nl + 1, NULL);
+    return -1;
+}

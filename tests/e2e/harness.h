@@ -1,0 +1,53 @@
+/* harness.h - end-to-end test support: starts the real myna binary in a temp
+ * directory on free loopback ports (port 0, read back from the event=ready
+ * log line: no fixed sleeps), talks to it over real HTTP (libcurl), and reads
+ * its SQLite stores directly. */
+#ifndef MYNA_TEST_HARNESS_H
+#define MYNA_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct myna_proc {
+    pid_t pid;
+    char dir[256];        /* temp dir: instances.json, var/, myna.log */
+    char public_url[128]; /* http://127.0.0.1:PORT */
+    char admin_url[128];
+    char log_path[300];
+};
+
+/* Makes a temp dir and writes instances_json (NULL: none) as instances.json. */
+int h_setup(struct myna_proc *p, const char *instances_json);
+/* Starts `myna serve` with the dir's files and extra args (NULL-terminated,
+ * may be NULL); waits up to 10 s for event=ready. 0 or -1. */
+int h_start(struct myna_proc *p, const char *const *extra);
+/* Runs `myna ARGS...` to completion; returns its exit code and captures its
+ * stdout+stderr into out (cap bytes, NUL-terminated). */
+int h_run(const char *const *args, char *out, size_t cap);
+/* Sends sig and waits; returns the exit status (WEXITSTATUS) or 128+signal. */
+int h_stop(struct myna_proc *p, int sig);
+/* Removes the temp dir. */
+void h_cleanup(struct myna_proc *p);
+/* 1 if the log contains needle. */
+int h_log_contains(const struct myna_proc *p, const char *needle);
+
+/* HTTP; returns the status code or -1 on a transport error. body may be
+ * NULL for GET. resp (may be NULL) gets up to cap bytes, NUL-terminated. */
+long h_http(const char *method, const char *url, const void *body, size_t len,
+            const char *const *headers, char *resp, size_t cap);
+/* POSTs body to base/webhook/id signed with secret. */
+long h_post_signed(const char *base, const char *id, const char *secret, const void *body,
+                   size_t len, char *resp, size_t cap);
+
+/* Reads MYNA_TEST_DATA/rel into a malloc'd buffer (NUL-terminated). */
+char *h_read_data(const char *rel, size_t *len);
+/* X-Hub-Signature-256 header value for body. */
+void h_sign(const char *secret, const void *body, size_t len, char out[72]);
+
+/* SELECT COUNT(*) FROM table [WHERE where] in dir/var/instances/<id>.db. */
+long h_db_count(const struct myna_proc *p, const char *id, const char *table,
+                const char *where);
+/* Value of a metric line "name value" (name may include labels) or -1. */
+double h_metric(const struct myna_proc *p, const char *name);
+
+#endif

@@ -1,0 +1,519 @@
+/* test_ingress.c - the Cloud API ingress end to end: the real myna binary on
+ * loopback ports, signed fixtures over real HTTP, the stores read back with
+ * SQLite, kill -9 and SIGTERM in the middle of traffic. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define SECRET "test-app-secret-0123456789abcdef"
+#define OTHER_SECRET "another-app-secret-for-tests"
+#define PHONE_ID "481516234200915"
+#define BRANCH_PHONE_ID "527364819203746"
+
+static const char *const instances_json =
+    "[{\"id\":\"barber\",\"name\":\"Barbershop\",\"provider\":\"cloud\","
+    "\"phone_number_id\":\"" PHONE_ID "\",\"waba_id\":\"302948571630214\","
+    "\"access_token\":\"tok-1\",\"app_secret\":\"" SECRET "\",\"verify_token\":\"vt-barber\"},"
+    "{\"id\":\"branch\",\"name\":\"Second branch\",\"provider\":\"cloud\","
+    "\"phone_number_id\":\"" BRANCH_PHONE_ID "\",\"waba_id\":\"302948571630998\","
+    "\"access_token\":\"tok-2\",\"app_secret\":\"" SECRET "\",\"verify_token\":\"vt-branch\"},"
+    "{\"id\":\"other-app\",\"name\":\"Other app\",\"provider\":\"cloud\","
+    "\"phone_number_id\":\"111222333444555\",\"access_token\":\"tok-3\","
+    "\"app_secret\":\"" OTHER_SECRET "\",\"verify_token\":\"vt-other\"}]";
+
+static int setup(void **state)
+{
+    struct myna_proc *p = calloc(1, sizeof(*p));
+
+    if (p == NULL || h_setup(p, instances_json) != 0 || h_start(p, NULL) != 0) {
+        if (p)
+            h_cleanup(p);
+        free(p);
+        return -1;
+    }
+    *state = p;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct myna_proc *p = *state;
+
+    h_cleanup(p);
+    free(p);
+    return 0;
+}
+
+/* A one-message text webhook with its own wamid. */
+static int text_payload(char *buf, size_t cap, const char *phone_id, const char *wamid,
+                        const char *body)
+{
+    return snprintf(buf, cap,
+                    "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"302948571630214\","
+                    "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":"
+                    "{\"display_phone_number\":\"79990001122\",\"phone_number_id\":\"%s\"},"
+                    "\"contacts\":[{\"profile\":{\"name\":\"Test\"},\"wa_id\":\"79161234567\"}],"
+                    "\"messages\":[{\"from\":\"79161234567\",\"id\":\"%s\",\"timestamp\":"
+                    "\"1773478800\",\"type\":\"text\",\"text\":{\"body\":\"%s\"}}]},"
+                    "\"field\":\"messages\"}]}]}",
+                    phone_id, wamid, body);
+}
+
+static long post_fixture(struct myna_proc *p, const char *id, const char *name)
+{
+    char rel[200];
+    size_t len;
+    char *body;
+    long code;
+
+    snprintf(rel, sizeof(rel), "cloud/%s", name);
+    body = h_read_data(rel, &len);
+    assert_non_null(body);
+    code = h_post_signed(p->public_url, id, SECRET, body, len, NULL, 0);
+    free(body);
+    return code;
+}
+
+/* ---- verification handshake ------------------------------------------- */
+
+static void test_handshake(void **state)
+{
+    struct myna_proc *p = *state;
+    char url[400], resp[256];
+
+    snprintf(url, sizeof(url),
+             "%s/webhook/barber?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=vt-barber",
+             p->public_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, resp, sizeof(resp)), 200);
+    assert_string_equal(resp, "1158201444");  /* byte for byte, no newline */
+
+    snprintf(url, sizeof(url),
+             "%s/webhook/barber?hub.mode=subscribe&hub.challenge=abc-XYZ_09&hub.verify_token=vt-barber",
+             p->public_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, resp, sizeof(resp)), 200);
+    assert_string_equal(resp, "abc-XYZ_09");
+
+    /* another instance's token, a wrong mode, missing parts: 403 */
+    snprintf(url, sizeof(url),
+             "%s/webhook/barber?hub.mode=subscribe&hub.challenge=1&hub.verify_token=vt-branch",
+             p->public_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 403);
+    snprintf(url, sizeof(url),
+             "%s/webhook/barber?hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=vt-barber",
+             p->public_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 403);
+    snprintf(url, sizeof(url), "%s/webhook/barber?hub.mode=subscribe&hub.verify_token=vt-barber",
+             p->public_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 403);
+    snprintf(url, sizeof(url), "%s/webhook/barber", p->public_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 403);
+    snprintf(url, sizeof(url),
+             "%s/webhook/nobody?hub.mode=subscribe&hub.challenge=1&hub.verify_token=vt-barber",
+             p->public_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 404);
+    assert_true(h_metric(p, "myna_webhook_verifications_total") == 2);
+    assert_true(h_metric(p, "myna_webhooks_rejected_total{reason=\"verify_failed\"}") == 4);
+}
+
+/* ---- status codes for bad requests ---------------------------------------- */
+
+static void test_rejections(void **state)
+{
+    struct myna_proc *p = *state;
+    char url[300], body[2048], sig[72], hdr[128];
+    const char *headers[2] = { hdr, NULL };
+    int n = text_payload(body, sizeof(body), PHONE_ID, "wamid.reject-1", "hi");
+    char *big;
+
+    snprintf(url, sizeof(url), "%s/webhook/barber", p->public_url);
+    /* no signature, wrong signature, signature by another app, bad forms */
+    assert_int_equal(h_http("POST", url, body, (size_t)n, NULL, NULL, 0), 401);
+    h_sign(OTHER_SECRET, body, (size_t)n, sig);
+    snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig);
+    assert_int_equal(h_http("POST", url, body, (size_t)n, headers, NULL, 0), 401);
+    h_sign(SECRET, body, (size_t)n, sig);
+    snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig + 7);  /* no sha256= */
+    assert_int_equal(h_http("POST", url, body, (size_t)n, headers, NULL, 0), 401);
+    snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %.70s", sig);  /* cut short */
+    assert_int_equal(h_http("POST", url, body, (size_t)n, headers, NULL, 0), 401);
+    snprintf(hdr, sizeof(hdr), "X-Hub-Signature: sha1=0123456789abcdef0123456789abcdef01234567");
+    assert_int_equal(h_http("POST", url, body, (size_t)n, headers, NULL, 0), 401);
+    /* the signature over other bytes: one changed byte of the body */
+    snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig);
+    body[10] ^= 1;
+    assert_int_equal(h_http("POST", url, body, (size_t)n, headers, NULL, 0), 401);
+    body[10] ^= 1;
+    assert_int_equal(h_db_count(p, "barber", "inbox", NULL), 0);
+
+    /* correct signature: uppercase hex is accepted too */
+    for (char *c = sig + 7; *c; c++)
+        if (*c >= 'a' && *c <= 'f')
+            *c = (char)(*c - 'a' + 'A');
+    snprintf(hdr, sizeof(hdr), "X-Hub-Signature-256: %s", sig);
+    assert_int_equal(h_http("POST", url, body, (size_t)n, headers, NULL, 0), 200);
+    assert_int_equal(h_db_count(p, "barber", "inbox", NULL), 1);
+
+    /* unknown instance, path tricks */
+    assert_int_equal(h_post_signed(p->public_url, "nobody", SECRET, body, (size_t)n, NULL, 0), 404);
+    assert_int_equal(h_post_signed(p->public_url, "..%2Fbarber", SECRET, body, (size_t)n, NULL, 0), 404);
+    assert_int_equal(h_post_signed(p->public_url, "BARBER", SECRET, body, (size_t)n, NULL, 0), 404);
+    assert_int_equal(h_post_signed(p->public_url, "barber/x", SECRET, body, (size_t)n, NULL, 0), 404);
+    assert_int_equal(h_post_signed(p->public_url, "", SECRET, body, (size_t)n, NULL, 0), 404);
+
+    /* signed but not JSON, or JSON of another shape */
+    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, "{\"object\":", 10, NULL, 0), 400);
+    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, "", 0, NULL, 0), 400);
+    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, "[1,2]", 5, NULL, 0), 400);
+    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET,
+                                   "{\"object\":\"page\",\"entry\":[]}", 28, NULL, 0), 400);
+    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, "\xff\xfe\x00\x01", 4, NULL, 0), 400);
+
+    /* over 3 MiB: 413 without reading it */
+    big = malloc(3 * 1024 * 1024 + 10);
+    assert_non_null(big);
+    memset(big, ' ', 3 * 1024 * 1024 + 10);
+    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, big, 3 * 1024 * 1024 + 10, NULL, 0), 413);
+    free(big);
+
+    /* methods and other paths */
+    assert_int_equal(h_http("PUT", url, body, (size_t)n, NULL, NULL, 0), 405);
+    assert_int_equal(h_http("DELETE", url, NULL, 0, NULL, NULL, 0), 405);
+    snprintf(url, sizeof(url), "%s/healthz", p->public_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 200);
+    snprintf(url, sizeof(url), "%s/healthz", p->admin_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 200);
+    snprintf(url, sizeof(url), "%s/metrics", p->public_url);  /* admin only */
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 404);
+    snprintf(url, sizeof(url), "%s/nothing", p->public_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 404);
+
+    assert_true(h_metric(p, "myna_webhooks_rejected_total{reason=\"bad_signature\"}") == 6);
+    assert_true(h_metric(p, "myna_webhooks_rejected_total{reason=\"unknown_instance\"}") == 5);
+    assert_true(h_metric(p, "myna_webhooks_rejected_total{reason=\"bad_json\"}") == 3);
+    assert_true(h_metric(p, "myna_webhooks_rejected_total{reason=\"bad_shape\"}") == 2);
+    assert_true(h_metric(p, "myna_webhooks_rejected_total{reason=\"bad_method\"}") == 2);
+    assert_true(h_metric(p, "myna_records_stored_total{kind=\"message\"}") == 1);
+    assert_true(h_metric(p, "myna_open_connections") >= 0);
+    /* the store holds exactly the one accepted message */
+    assert_int_equal(h_db_count(p, "barber", "inbox", NULL), 1);
+}
+
+/* ---- every fixture ------------------------------------------------------- */
+
+static void test_every_fixture(void **state)
+{
+    struct myna_proc *p = *state;
+    static const char *const fixtures[] = {
+        "cloud-text.json", "cloud-three-messages-one-post.json", "cloud-button-reply.json",
+        "cloud-list-reply.json", "cloud-template-button.json", "cloud-image-with-caption.json",
+        "cloud-voice.json", "cloud-location.json", "cloud-contacts.json", "cloud-reaction.json",
+        "cloud-sticker.json", "cloud-unsupported.json", "cloud-reply-context.json",
+        "cloud-referral-ad.json", "cloud-system.json", "cloud-order.json",
+        "cloud-status-sent.json", "cloud-status-delivered-read.json",
+        "cloud-status-failed-131047.json", "cloud-text-duplicate-retry.json",
+    };
+    size_t len;
+    char *body;
+
+    for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+        long code = post_fixture(p, "barber", fixtures[i]);
+        if (code != 200)
+            fail_msg("%s answered %ld", fixtures[i], code);
+    }
+    /* the escaped wire form, signed with the vector given with the fixtures:
+     * proves the MAC is over the raw bytes, never a re-serialisation */
+    body = h_read_data("cloud/cloud-text-cyrillic-emoji.json", &len);
+    assert_non_null(body);
+    {
+        char url[300];
+        const char *headers[] = {
+            "X-Hub-Signature-256: sha256=c220ceab5df3f29846579e029c24621cdddcfd0fb96f8ea859d369652fcb1333",
+            NULL };
+        snprintf(url, sizeof(url), "%s/webhook/barber", p->public_url);
+        assert_int_equal(h_http("POST", url, body, len, headers, NULL, 0), 200);
+    }
+    free(body);
+
+    /* 16 message fixtures with 18 messages (one duplicate) + cyrillic */
+    assert_int_equal(h_db_count(p, "barber", "inbox", NULL), 19);
+    assert_int_equal(h_db_count(p, "barber", "statuses", NULL), 4);
+    assert_int_equal(h_db_count(p, "barber", "inbox", "type='voice' AND mime_type LIKE 'audio/ogg%'"), 1);
+    assert_int_equal(h_db_count(p, "barber", "inbox", "type='button_reply' AND reply_id='slot:2026-03-14T11:00'"), 1);
+    assert_int_equal(h_db_count(p, "barber", "inbox", "type='list_reply' AND reply_id='svc:beard'"), 1);
+    assert_int_equal(h_db_count(p, "barber", "inbox", "type='system' AND reply_id='79169876543'"), 1);
+    assert_int_equal(h_db_count(p, "barber", "inbox", "type='unsupported' AND error_code=131051"), 1);
+    assert_int_equal(h_db_count(p, "barber", "inbox", "profile_name='Марина К.'"), 6);
+    assert_int_equal(h_db_count(p, "barber", "inbox", "text LIKE 'Здравствуйте!%Мастер Артём свободен? 🙏'"), 1);
+    assert_int_equal(h_db_count(p, "barber", "statuses", "status='failed' AND error_code=131047"), 1);
+    assert_int_equal(h_db_count(p, "barber", "statuses", "status IN ('delivered','read')"), 2);
+    assert_int_equal(h_db_count(p, "barber", "inbox", "length(raw) > 20 AND raw LIKE '{%}'"), 19);
+    /* the same statuses again are not stored twice */
+    assert_int_equal(post_fixture(p, "barber", "cloud-status-delivered-read.json"), 200);
+    assert_int_equal(h_db_count(p, "barber", "statuses", NULL), 4);
+    assert_true(h_metric(p, "myna_duplicates_total{kind=\"message\"}") == 1);
+    assert_true(h_metric(p, "myna_duplicates_total{kind=\"status\"}") == 2);
+    assert_true(h_metric(p, "myna_records_stored_total{kind=\"status\"}") == 4);
+}
+
+/* ---- routing by phone_number_id ------------------------------------------ */
+
+static void test_routing(void **state)
+{
+    struct myna_proc *p = *state;
+    char body[2048];
+    int n;
+
+    /* one Meta app, one callback URL, two numbers: each number's records go
+     * to its own instance whichever URL they arrive on */
+    n = text_payload(body, sizeof(body), BRANCH_PHONE_ID, "wamid.route-1", "to the branch");
+    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, body, (size_t)n, NULL, 0), 200);
+    assert_int_equal(h_db_count(p, "branch", "inbox", "wamid='wamid.route-1'"), 1);
+    assert_int_equal(h_db_count(p, "barber", "inbox", "wamid='wamid.route-1'"), 0);
+    /* a number of another app is not taken over: kept by the URL's instance */
+    n = text_payload(body, sizeof(body), "111222333444555", "wamid.route-2", "elsewhere");
+    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, body, (size_t)n, NULL, 0), 200);
+    assert_int_equal(h_db_count(p, "barber", "inbox", "wamid='wamid.route-2'"), 1);
+    assert_int_equal(h_db_count(p, "other-app", "inbox", NULL), 0);
+    assert_true(h_metric(p, "myna_webhook_unrouted_records_total") == 1);
+    /* the other app's instance checks its own secret */
+    assert_int_equal(h_post_signed(p->public_url, "other-app", SECRET, body, (size_t)n, NULL, 0), 401);
+    assert_int_equal(h_post_signed(p->public_url, "other-app", OTHER_SECRET, body, (size_t)n, NULL, 0), 200);
+    assert_int_equal(h_db_count(p, "other-app", "inbox", "wamid='wamid.route-2'"), 1);
+}
+
+static size_t discard(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    (void)ptr;
+    (void)arg;
+    return size * nmemb;
+}
+
+/* ---- load with a crash or a stop in the middle ----------------------------- */
+
+struct load {
+    int total, acked_n, sent;
+    char (*ids)[48];
+    char **bodies;
+    char (*sigs)[96];
+    int *code;
+};
+
+/* Posts `total` unique messages over `parallel` connections; after `stop_after`
+ * 200s sends sig to the server (once), adds no more requests, and lets the
+ * ones in flight finish or fail. */
+static void run_load(struct myna_proc *p, struct load *ld, int parallel, int stop_after, int sig)
+{
+    CURLM *multi = curl_multi_init();
+    struct curl_slist **hdrs = calloc((size_t)ld->total, sizeof(*hdrs));
+    char url[300];
+    int inflight = 0, next = 0, signalled = 0, running;
+
+    assert_non_null(multi);
+    assert_non_null(hdrs);
+    snprintf(url, sizeof(url), "%s/webhook/barber", p->public_url);
+    do {
+        CURLMsg *msg;
+        int left;
+
+        while (!signalled && inflight < parallel && next < ld->total) {
+            CURL *e = curl_easy_init();
+            int i = next++;
+            hdrs[i] = curl_slist_append(NULL, ld->sigs[i]);
+            hdrs[i] = curl_slist_append(hdrs[i], "Expect:");
+            curl_easy_setopt(e, CURLOPT_URL, url);
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, ld->bodies[i]);
+            curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs[i]);
+            curl_easy_setopt(e, CURLOPT_TIMEOUT, 20L);
+            curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+            curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)(intptr_t)i);
+            curl_multi_add_handle(multi, e);
+            inflight++;
+            ld->sent++;
+        }
+        curl_multi_perform(multi, &running);
+        while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+            char *priv;
+            long code = -1;
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+            if (msg->data.result == CURLE_OK)
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+            ld->code[(intptr_t)priv] = (int)code;
+            ld->acked_n += code == 200;
+            curl_multi_remove_handle(multi, msg->easy_handle);
+            curl_easy_cleanup(msg->easy_handle);
+            inflight--;
+        }
+        if (!signalled && ld->acked_n >= stop_after) {
+            kill(p->pid, sig);
+            signalled = 1;
+        }
+        if (inflight > 0)
+            curl_multi_poll(multi, NULL, 0, 100, NULL);
+    } while (inflight > 0 || (!signalled && next < ld->total));
+    curl_multi_cleanup(multi);
+    for (int i = 0; i < ld->total; i++)
+        curl_slist_free_all(hdrs[i]);
+    free(hdrs);
+}
+
+static void load_init(struct load *ld, int total, const char *tag)
+{
+    char body[2048], sig[72];
+
+    memset(ld, 0, sizeof(*ld));
+    ld->total = total;
+    ld->ids = calloc((size_t)total, sizeof(*ld->ids));
+    ld->bodies = calloc((size_t)total, sizeof(*ld->bodies));
+    ld->sigs = calloc((size_t)total, sizeof(*ld->sigs));
+    ld->code = calloc((size_t)total, sizeof(*ld->code));
+    assert_true(ld->ids && ld->bodies && ld->sigs && ld->code);
+    for (int i = 0; i < total; i++) {
+        int n;
+        snprintf(ld->ids[i], sizeof(ld->ids[i]), "wamid.%s-%d", tag, i);
+        n = text_payload(body, sizeof(body), PHONE_ID, ld->ids[i], "message under load");
+        ld->bodies[i] = strdup(body);
+        assert_non_null(ld->bodies[i]);
+        h_sign(SECRET, body, (size_t)n, sig);
+        snprintf(ld->sigs[i], sizeof(ld->sigs[i]), "X-Hub-Signature-256: %s", sig);
+    }
+}
+
+static void load_free(struct load *ld)
+{
+    for (int i = 0; i < ld->total; i++)
+        free(ld->bodies[i]);
+    free(ld->ids);
+    free(ld->bodies);
+    free(ld->sigs);
+    free(ld->code);
+}
+
+/* Every acknowledged message must be stored exactly once. */
+static void assert_acked_stored(struct myna_proc *p, struct load *ld)
+{
+    char where[128];
+    int checked = 0;
+
+    for (int i = 0; i < ld->total; i++) {
+        if (ld->code[i] != 200)
+            continue;
+        snprintf(where, sizeof(where), "wamid='%s'", ld->ids[i]);
+        if (h_db_count(p, "barber", "inbox", where) != 1)
+            fail_msg("acknowledged %s is not stored exactly once", ld->ids[i]);
+        checked++;
+    }
+    assert_int_equal(checked, ld->acked_n);
+}
+
+static void test_kill9_keeps_every_acknowledged_record(void **state)
+{
+    struct myna_proc *p = *state;
+
+    for (int round = 0; round < 3; round++) {
+        struct load ld;
+        char tag[32];
+        long before;
+
+        snprintf(tag, sizeof(tag), "kill%d", round);
+        load_init(&ld, 600, tag);
+        before = h_db_count(p, "barber", "inbox", NULL);
+        run_load(p, &ld, 32, 100 + round * 150, SIGKILL);
+        assert_true(ld.acked_n >= 100 + round * 150);
+        assert_true(ld.acked_n < ld.total);  /* the kill cut traffic in flight */
+        {
+            int status;
+            assert_int_equal(waitpid(p->pid, &status, 0), p->pid);
+            assert_true(WIFSIGNALED(status));
+            p->pid = 0;
+        }
+        /* restart on the same data: every 200 is there, once */
+        assert_int_equal(h_start(p, NULL), 0);
+        assert_acked_stored(p, &ld);
+        assert_true(h_db_count(p, "barber", "inbox", NULL) - before >= ld.acked_n);
+        /* Meta's retry of everything, acknowledged or not: no duplicates */
+        for (int i = 0; i < ld.total; i += 7) {
+            long code = h_post_signed(p->public_url, "barber", SECRET, ld.bodies[i],
+                                      strlen(ld.bodies[i]), NULL, 0);
+            assert_int_equal(code, 200);
+        }
+        for (int i = 0; i < ld.total; i += 7) {
+            char where[128];
+            snprintf(where, sizeof(where), "wamid='%s'", ld.ids[i]);
+            assert_int_equal(h_db_count(p, "barber", "inbox", where), 1);
+        }
+        load_free(&ld);
+    }
+}
+
+static void test_sigterm_drains_and_exits_0(void **state)
+{
+    struct myna_proc *p = *state;
+    struct load ld;
+    int rc, status;
+
+    load_init(&ld, 400, "term");
+    run_load(p, &ld, 32, 150, SIGTERM);
+    assert_int_equal(waitpid(p->pid, &status, 0), p->pid);
+    p->pid = 0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(h_log_contains(p, "event=draining"));
+    assert_true(h_log_contains(p, "event=stopped pending=0"));
+    /* every answer was either 200 (stored) or a refusal Meta retries */
+    for (int i = 0; i < ld.total; i++)
+        assert_true(ld.code[i] == 200 || ld.code[i] == 503 || ld.code[i] == -1 ||
+                    ld.code[i] == 0);
+    assert_acked_stored(p, &ld);
+    load_free(&ld);
+    rc = h_start(p, NULL);  /* the teardown expects a running server */
+    assert_int_equal(rc, 0);
+}
+
+/* ---- logs -------------------------------------------------------------- */
+
+static void test_logs_hide_secrets(void **state)
+{
+    struct myna_proc *p = *state;
+
+    assert_int_equal(post_fixture(p, "barber", "cloud-text.json"), 200);
+    assert_false(h_log_contains(p, SECRET));
+    assert_false(h_log_contains(p, "tok-1"));
+    assert_false(h_log_contains(p, "vt-barber"));
+    assert_false(h_log_contains(p, "79161234567"));
+    assert_true(h_log_contains(p, "event=ready"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_handshake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_fixture, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_keeps_every_acknowledged_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_drains_and_exits_0, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logs_hide_secrets, setup, teardown),
+    };
+    int rc;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
