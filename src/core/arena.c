@@ -1,6 +1,7 @@
 /* arena.c - region allocator: a chain of blocks, bump allocation. */
 #include "core/arena.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,7 +35,10 @@ void *myna_arena_alloc(struct myna_arena *a, size_t n)
         return NULL;
     if (b == NULL || b->size - b->off < need) {
         size_t size = need > ARENA_BLOCK ? need : ARENA_BLOCK;
-        struct myna_arena_block *nb = malloc(sizeof(*nb) + size);
+        struct myna_arena_block *nb;
+        if (size > SIZE_MAX - sizeof(*nb))
+            return NULL;
+        nb = malloc(sizeof(*nb) + size);
         if (nb == NULL)
             return NULL;
         nb->size = size;

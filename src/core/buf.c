@@ -2,6 +2,7 @@
 #include "core/buf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +15,18 @@ static int buf_grow(struct myna_buf *b, size_t need)
     size_t cap;
     char *p;
 
-    if (need > b->max || need + 1 < need)
+    /* room for need bytes and the NUL; SIZE_MAX - 1 keeps need + 1 exact */
+    if (need > b->max || need >= SIZE_MAX - 1)
         return MYNA_ETOOBIG;
     if (need + 1 <= b->cap)
         return MYNA_OK;
     cap = b->cap ? b->cap : 64;
     while (cap < need + 1)
-        cap = cap > ((size_t)-1) / 2 ? need + 1 : cap * 2;
-    if (cap > b->max + 1)
+        cap = cap > SIZE_MAX / 2 ? need + 1 : cap * 2;
+    if (b->max < SIZE_MAX - 1 && cap > b->max + 1)
         cap = b->max + 1;
+    if (cap < need + 1)
+        cap = need + 1;
     p = realloc(b->data, cap);
     if (p == NULL)
         return MYNA_ENOMEM;
@@ -92,6 +96,10 @@ char *myna_buf_detach(struct myna_buf *b, size_t *len)
 
     if (len)
         *len = b->len;
+    if (b->len == 0) {
+        free(p);
+        p = NULL;
+    }
     b->data = NULL;
     b->len = b->cap = 0;
     return p;

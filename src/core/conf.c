@@ -69,13 +69,18 @@ int myna_conf_set(struct myna_conf *conf, const char *name, const char *value,
     const struct myna_opt *o = opt_find(name, strlen(name));
     char *base = (char *)conf;
     char host[256];
-    int64_t v;
+    int64_t v = 0;
     int port;
 
     if (o == NULL)
         return myna_err_set(err, MYNA_ECONFIG, "%s: unknown option '%s'", origin, name);
     if (strlen(value) > CONF_VALUE_MAX)
         return myna_err_set(err, MYNA_ECONFIG, "%s: option '%s': value too long", origin, name);
+    for (const char *c = value; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return myna_err_set(err, MYNA_ECONFIG,
+                                "%s: option '%s': control characters are not allowed", origin,
+                                name);
     switch (o->type) {
     case MYNA_OPT_ADDR:
         if (myna_split_hostport(value, host, sizeof(host), &port) != 0)
@@ -218,16 +223,19 @@ static const char *env_get(char **envp, const char *name)
     return NULL;
 }
 
-/* Finds --config in argv (it decides which file is read first). */
+/* Finds --config in argv (it decides which file is read first); the last
+ * one wins, as for every other flag. */
 static const char *flag_config(int argc, char **argv)
 {
+    const char *path = NULL;
+
     for (int i = 0; i < argc; i++) {
         if (strncmp(argv[i], "--config=", 9) == 0)
-            return argv[i] + 9;
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            return argv[i + 1];
+            path = argv[i] + 9;
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[++i];
     }
-    return NULL;
+    return path;
 }
 
 static int passthrough_index(const char *const *passthrough, const char *arg)
@@ -361,7 +369,11 @@ void myna_conf_dump(const struct myna_conf *conf, FILE *out)
         if (strcmp(o->name, "config") == 0)
             continue;
         value_text(conf, o, v, sizeof(v));
-        fprintf(out, "%s = %s\n", o->name, v);
+        /* strings quoted, so that spaces and quotes at either end survive */
+        if (o->type == MYNA_OPT_STR || o->type == MYNA_OPT_ADDR)
+            fprintf(out, "%s = \"%s\"\n", o->name, v);
+        else
+            fprintf(out, "%s = %s\n", o->name, v);
     }
 }
 

@@ -94,9 +94,30 @@ int myna_log_reopen(void)
     return 0;
 }
 
+/* Escaped form of c into esc (at most 4 bytes); returns its length. */
+static size_t log_escape(unsigned char c, char esc[5])
+{
+    if (c == '"' || c == '\\') {
+        esc[0] = '\\';
+        esc[1] = (char)c;
+        return 2;
+    }
+    if (c == '\n') {
+        memcpy(esc, "\\n", 2);
+        return 2;
+    }
+    if (c < 0x20 || c == 0x7f) {
+        snprintf(esc, 5, "\\x%02x", c);
+        return 4;
+    }
+    esc[0] = (char)c;
+    return 1;
+}
+
 const char *myna_log_q(char *buf, size_t cap, const char *s)
 {
-    size_t o = 0;
+    char esc[5];
+    size_t o = 0, full = 2, limit;
 
     if (cap < 8) {
         if (cap)
@@ -107,33 +128,22 @@ const char *myna_log_q(char *buf, size_t cap, const char *s)
         snprintf(buf, cap, "-");
         return buf;
     }
+    for (const char *p = s; *p; p++)
+        full += log_escape((unsigned char)*p, esc);
+    /* everything fits with its quotes and NUL, or it is cut with room for
+     * the '..."' that marks the cut */
+    limit = full + 1 <= cap ? cap - 2 : cap - 5;
     buf[o++] = '"';
     for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        char esc[5];
-        size_t n;
-
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            n = 2;
-        } else if (c == '\n') {
-            memcpy(esc, "\\n", 2);
-            n = 2;
-        } else if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof(esc), "\\x%02x", c);
-            n = 4;
-        } else {
-            esc[0] = (char)c;
-            n = 1;
-        }
-        if (o + n + 5 > cap) { /* room for ...", NUL */
-            memcpy(buf + o, "...", 3);
-            o += 3;
+        size_t n = log_escape((unsigned char)*s, esc);
+        if (o + n > limit)
             break;
-        }
         memcpy(buf + o, esc, n);
         o += n;
+    }
+    if (*s) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
     }
     buf[o++] = '"';
     buf[o] = '\0';

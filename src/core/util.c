@@ -1,6 +1,7 @@
 /* util.c - clocks, masking, parsing helpers. */
 #include "core/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,8 +60,9 @@ int myna_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
     char *end;
     long long v;
 
-    if (s == NULL || *s == '\0')
-        return -1;
+    if (s == NULL || !(isdigit((unsigned char)s[0]) ||
+                       (s[0] == '-' && isdigit((unsigned char)s[1]))))
+        return -1;  /* strtoll would also take spaces and '+' */
     errno = 0;
     v = strtoll(s, &end, 10);
     if (errno != 0 || *end != '\0' || end == s || v < min || v > max)

@@ -150,9 +150,9 @@ static struct ingress_instance *route(struct myna_ingress *ing, struct ingress_i
 
 /* Splits the batch into one part per destination store, in the arena. */
 static int build_parts(struct myna_ingress *ing, struct ingress_instance *url,
-                       const struct myna_cloud_batch *b, struct pending *p)
+                       const struct myna_cloud_batch *b, struct myna_arena *a,
+                       struct myna_commit_job *job)
 {
-    struct myna_arena *a = &p->arena;
     size_t n_rec = b->n_msgs + b->n_statuses;
     struct ingress_instance **dest = myna_arena_alloc(a, (n_rec ? n_rec : 1) * sizeof(*dest));
     struct myna_commit_part *parts = myna_arena_zalloc(a, (n_rec ? n_rec : 1) * sizeof(*parts));
@@ -195,8 +195,8 @@ static int build_parts(struct myna_ingress *ing, struct ingress_instance *url,
         pt->msgs = msgs;
         pt->sts = sts;
     }
-    p->job.parts = parts;
-    p->job.n_parts = n_parts;
+    job->parts = parts;
+    job->n_parts = n_parts;
     return MYNA_OK;
 }
 
@@ -286,7 +286,7 @@ static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
     }
     rc = myna_cloud_parse(bytes, len, &arena, &batch, &err);
     if (rc == MYNA_OK)
-        rc = build_parts(ing, in, &batch, p);
+        rc = build_parts(ing, in, &batch, &arena, &p->job);
     if (rc != MYNA_OK) {
         if (rc == MYNA_EPARSE)
             reject(ing, req, MYNA_REJ_BAD_JSON, 400, "Bad Request", in->cfg->id, err.msg);
@@ -315,7 +315,7 @@ static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
     p->job.received_ms = myna_wall_ms();
     p->job.done = on_committed;
     p->job.arg = p;
-    p->arena = arena;  /* from here the arena is owned by p */
+    p->arena = arena;  /* from here the arena (holding p itself) is owned by p */
     ing->metrics->pending_requests++;
     myna_committer_submit(ing->committer, &p->job);
 }

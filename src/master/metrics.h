@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/err.h"
 
 #define MYNA_REJECTS(X)                                                        \
     X(BAD_SIGNATURE, "bad_signature")       /* 401: missing or wrong MAC */    \

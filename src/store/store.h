@@ -36,7 +36,7 @@ struct myna_store_opts {
 #define MYNA_STORE_DUP 0
 
 /* A stored inbound message as read back. Strings are owned by the row and
- * freed by myna_store_row_release. */
+ * freed by myna_store_inbox_row_release. */
 struct myna_inbox_row {
     int64_t seq;           /* arrival order within the instance, from 1 */
     int64_t received_ms;   /* wall clock when the ingress accepted it */
@@ -87,7 +87,9 @@ static inline int myna_store_begin(struct myna_store *st, struct myna_err *err)
 {
     return st->ops->begin(st, err);
 }
-/* MYNA_STORE_NEW, MYNA_STORE_DUP, or < 0. Only inside a transaction. */
+/* MYNA_STORE_NEW, MYNA_STORE_DUP, or < 0. Only inside a transaction.
+ * MYNA_EINVAL when wamid, contact or raw is NULL (or outside a transaction).
+ * Any other failure spoils the transaction: commit then keeps nothing. */
 static inline int myna_store_put_inbound(struct myna_store *st, const struct myna_inbound *m,
                                          int64_t received_ms, struct myna_err *err)
 {
@@ -108,7 +110,9 @@ static inline void myna_store_rollback(struct myna_store *st)
     st->ops->rollback(st);
 }
 /* Reads up to max rows with seq > after_seq in seq order into rows[];
- * *n is how many. Each row must be released with myna_store_row_release. */
+ * *n is how many. Each row must be released with myna_store_inbox_row_release
+ * (statuses: myna_store_status_row_release). seq is the rowid: prune old rows
+ * only, never the newest, or numbers could be reused under a reader. */
 static inline int myna_store_inbox_read(struct myna_store *st, int64_t after_seq, size_t max,
                                         struct myna_inbox_row *rows, size_t *n,
                                         struct myna_err *err)

@@ -96,6 +96,20 @@ static const char *check_value(const struct field *f, const char *v)
     return NULL;
 }
 
+/* An id shown in a message as it is: short, no control bytes or quotes
+ * (UTF-8 is fine: an operator may have typed "acmé"). */
+static int printable(const char *s)
+{
+    size_t n = 0;
+
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+            return 0;
+    }
+    return n <= 64;
+}
+
 static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
                      struct myna_err *err)
 {
@@ -103,13 +117,14 @@ static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
     char who[128];
     const cJSON *item;
 
-    if (cJSON_IsString(id) && strlen(id->valuestring) <= 64)
+    if (cJSON_IsString(id) && printable(id->valuestring))
         snprintf(who, sizeof(who), "instance %zu (\"%s\")", idx + 1, id->valuestring);
     else
         snprintf(who, sizeof(who), "instance %zu", idx + 1);
     if (!cJSON_IsObject(obj))
         return myna_err_set(err, MYNA_ECONFIG, "%s: must be a JSON object", who);
     cJSON_ArrayForEach(item, obj) {
+        const cJSON *other;
         size_t i;
         for (i = 0; i < N_FIELDS; i++)
             if (strcmp(item->string, fields[i].name) == 0)
@@ -117,6 +132,11 @@ static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
         if (i == N_FIELDS)
             return myna_err_set(err, MYNA_ECONFIG, "%s: unknown field '%.64s'", who,
                                 item->string);
+        /* cJSON keeps both of a repeated key and reads the first: refuse */
+        for (other = item->next; other; other = other->next)
+            if (strcmp(other->string, item->string) == 0)
+                return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s' appears twice", who,
+                                    item->string);
     }
     for (size_t i = 0; i < N_FIELDS; i++) {
         const struct field *f = &fields[i];
@@ -166,6 +186,7 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
 {
     cJSON *root;
     const cJSON *item;
+    const char *end = NULL;
     size_t n, i = 0;
     int rc = MYNA_OK;
 
@@ -173,9 +194,15 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
     set->n = 0;
     if (len > MYNA_INSTANCES_FILE_MAX)
         return myna_err_set(err, MYNA_ETOOBIG, "larger than %d bytes", MYNA_INSTANCES_FILE_MAX);
-    root = cJSON_ParseWithLength(json, len);
+    root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (root == NULL)
         return myna_err_set(err, MYNA_EPARSE, "not valid JSON");
+    while (end < json + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+        end++;
+    if (end != json + len) {
+        cJSON_Delete(root);
+        return myna_err_set(err, MYNA_EPARSE, "not valid JSON: content after the array");
+    }
     if (!cJSON_IsArray(root)) {
         cJSON_Delete(root);
         return myna_err_set(err, MYNA_ECONFIG, "must be a JSON array of instance objects");

@@ -1,0 +1,160 @@
+/* test_cli.c - the command line of the real binary: start-up refusals name
+ * what is wrong and exit 2, help and check commands, config precedence. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static char out[65536];
+
+static void write_text(const char *dir, const char *name, const char *text, char *path,
+                       size_t cap)
+{
+    FILE *f;
+
+    snprintf(path, cap, "%s/%s", dir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_help_lists_every_option(void **state)
+{
+    const char *args[] = { "serve", "--help", NULL };
+
+    (void)state;
+    assert_int_equal(h_run(args, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "--public ADDR:PORT"));
+    assert_non_null(strstr(out, "MYNA_PUBLIC"));
+    assert_non_null(strstr(out, "--admin"));
+    assert_non_null(strstr(out, "--data DIR"));
+    assert_non_null(strstr(out, "--instances FILE"));
+    assert_non_null(strstr(out, "--config FILE"));
+    assert_non_null(strstr(out, "--max-body-bytes"));
+}
+
+static void test_unknown_command_and_flag(void **state)
+{
+    const char *a1[] = { "frobnicate", NULL };
+    const char *a2[] = { "serve", "--no-such-flag", "1", NULL };
+    const char *a3[] = { "serve", "--public", "nonsense", NULL };
+    const char *a4[] = { "serve", "--max-body-bytes", "100g", NULL };
+    const char *a5[] = { "version", NULL };
+
+    (void)state;
+    assert_int_equal(h_run(a1, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "unknown command 'frobnicate'"));
+    assert_int_equal(h_run(a2, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "unknown flag '--no-such-flag'"));
+    assert_int_equal(h_run(a3, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "option 'public'"));
+    assert_int_equal(h_run(a4, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "option 'max_body_bytes'"));
+    assert_int_equal(h_run(a5, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "myna "));
+}
+
+static void test_bad_instances_file_names_the_field(void **state)
+{
+    struct myna_proc p;
+    char path[400];
+    const char *args[] = { "serve", "--instances", path, "--check-config", NULL };
+
+    (void)state;
+    assert_int_equal(h_setup(&p, NULL), 0);
+    write_text(p.dir, "bad.json",
+               "[{\"id\":\"ok-one\",\"name\":\"A\",\"provider\":\"cloud\",\"phone_number_id\":\"1\","
+               "\"access_token\":\"t\",\"app_secret\":\"s\",\"verify_token\":\"v\"},"
+               "{\"id\":\"acme\",\"name\":\"B\",\"provider\":\"cloud\",\"phone_number_id\":\"2\","
+               "\"access_token\":\"t\",\"verify_token\":\"v\"}]",
+               path, sizeof(path));
+    assert_int_equal(h_run(args, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "instance 2 (\"acme\"): field 'app_secret': missing"));
+    assert_non_null(strstr(out, "bad.json"));
+
+    write_text(p.dir, "typo.json",
+               "[{\"id\":\"a\",\"name\":\"A\",\"provider\":\"cloud\",\"phone_number_id\":\"1\","
+               "\"access_token\":\"t\",\"app_secret\":\"s\",\"verify_tokn\":\"v\"}]",
+               path, sizeof(path));
+    assert_int_equal(h_run(args, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "unknown field 'verify_tokn'"));
+
+    write_text(p.dir, "notjson.json", "[{", path, sizeof(path));
+    assert_int_equal(h_run(args, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "not valid JSON"));
+
+    snprintf(path, sizeof(path), "%s/missing.json", p.dir);
+    assert_int_equal(h_run(args, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "missing.json"));
+
+    write_text(p.dir, "good.json",
+               "[{\"id\":\"a\",\"name\":\"A\",\"provider\":\"cloud\",\"phone_number_id\":\"1\","
+               "\"access_token\":\"t\",\"app_secret\":\"s\",\"verify_token\":\"v\"}]",
+               path, sizeof(path));
+    assert_int_equal(h_run(args, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "configuration ok: 1 instance(s)"));
+    h_cleanup(&p);
+}
+
+static void test_flag_beats_file(void **state)
+{
+    struct myna_proc p;
+    char conf[400];
+    const char *a1[] = { "serve", "--config", conf, "--dump-config", NULL };
+    const char *a2[] = { "serve", "--config", conf, "--log-level", "debug", "--dump-config", NULL };
+
+    (void)state;
+    assert_int_equal(h_setup(&p, NULL), 0);
+    write_text(p.dir, "myna.conf", "# test\nlog_level = warn\nmax_body_bytes = 1m\n", conf,
+               sizeof(conf));
+    assert_int_equal(h_run(a1, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "log_level = warn"));
+    assert_non_null(strstr(out, "max_body_bytes = 1048576"));
+    assert_int_equal(h_run(a2, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "log_level = debug"));
+
+    write_text(p.dir, "bad.conf", "log_level = loud\n", conf, sizeof(conf));
+    assert_int_equal(h_run(a1, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "bad.conf':1: option 'log_level'"));
+    h_cleanup(&p);
+}
+
+static void test_port_in_use_fails_cleanly(void **state)
+{
+    struct myna_proc a, b;
+    char pub[128];
+    const char *extra[] = { "--public", pub, NULL };
+    int rc;
+
+    (void)state;
+    assert_int_equal(h_setup(&a, NULL), 0);
+    assert_int_equal(h_start(&a, NULL), 0);
+    snprintf(pub, sizeof(pub), "%s", a.public_url + strlen("http://"));
+    assert_int_equal(h_setup(&b, NULL), 0);
+    rc = h_start(&b, extra);
+    assert_int_equal(rc, -1);
+    assert_true(h_log_contains(&b, "cannot listen on"));
+    h_cleanup(&b);
+    assert_int_equal(h_stop(&a, 15), 0);
+    h_cleanup(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_lists_every_option),
+        cmocka_unit_test(test_unknown_command_and_flag),
+        cmocka_unit_test(test_bad_instances_file_names_the_field),
+        cmocka_unit_test(test_flag_beats_file),
+        cmocka_unit_test(test_port_in_use_fails_cleanly),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

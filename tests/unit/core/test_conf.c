@@ -1,0 +1,1034 @@
+/* test_conf.c - the option table and the loader of conf.h: defaults, the
+ * config file (comments, blanks, spacing, quoting, bad lines named by
+ * file:line), environment over file, flags over environment (--flag value and
+ * --flag=value, dashes for underscores), validation of every type with the
+ * option and its origin in the message, passthrough flags, --config against
+ * MYNA_CONFIG, and the generated outputs (dump re-parses to the same values,
+ * help and Markdown name every option). envp is always passed explicitly:
+ * nothing here reads the real environment. Files go to a mkdtemp directory. */
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/conf.h"
+#include "core/banned.h"
+
+struct fix {
+    char dir[64];
+    char path[128]; /* dir/myna.conf, written by put() */
+};
+
+static int setup(void **state)
+{
+    struct fix *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/myna-test-conf-XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof(f->path), "%s/myna.conf", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+static int teardown(void **state)
+{
+    struct fix *f = *state;
+    int rc = nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+
+    free(f);
+    return rc;
+}
+
+/* ---- helpers ---- */
+
+static const char *const no_env[] = { NULL };
+
+static void put_bytes(const char *path, const char *text, size_t len)
+{
+    FILE *fp = fopen(path, "wb");
+
+    assert_non_null(fp);
+    assert_int_equal(fwrite(text, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void put(const struct fix *f, const char *text)
+{
+    put_bytes(f->path, text, strlen(text));
+}
+
+/* myna_conf_load with NULL-terminated args and env. */
+static int load_pt(struct myna_conf *c, const char *const *args, const char *const *env,
+                   const char *const *passthrough, unsigned *seen, struct myna_err *err)
+{
+    int argc = 0;
+
+    while (args && args[argc])
+        argc++;
+    return myna_conf_load(c, argc, (char **)args, (char **)env, passthrough, seen, err);
+}
+
+static int load(struct myna_conf *c, const char *const *args, const char *const *env,
+                struct myna_err *err)
+{
+    return load_pt(c, args, env, NULL, NULL, err);
+}
+
+/* Loads and fails the test with the message if that fails. */
+static void load_ok(struct myna_conf *c, const char *const *args, const char *const *env)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+
+    if (load(c, args, env, &err) != MYNA_OK)
+        fail_msg("load failed: %s", err.msg);
+    assert_int_equal(err.code, 0); /* untouched on success */
+}
+
+static void assert_contains(const char *hay, const char *needle)
+{
+    if (strstr(hay, needle) == NULL)
+        fail_msg("'%s' does not contain '%s'", hay, needle);
+}
+
+/* Loading fails with MYNA_ECONFIG (or code), a message holding every part,
+ * and a zeroed conf. */
+static void load_fails(const char *const *args, const char *const *env, int code,
+                       const char *part1, const char *part2)
+{
+    struct myna_conf c, zero;
+    struct myna_err err = MYNA_ERR_INIT;
+
+    memset(&zero, 0, sizeof(zero));
+    assert_int_equal(load(&c, args, env, &err), code);
+    assert_int_equal(err.code, code);
+    if (part1)
+        assert_contains(err.msg, part1);
+    if (part2)
+        assert_contains(err.msg, part2);
+    assert_memory_equal(&c, &zero, sizeof(c));
+}
+
+static char *dump_text(const struct myna_conf *c, size_t *len)
+{
+    char *s = NULL;
+    size_t n = 0;
+    FILE *fp = open_memstream(&s, &n);
+
+    assert_non_null(fp);
+    myna_conf_dump(c, fp);
+    assert_int_equal(fclose(fp), 0);
+    if (len)
+        *len = n;
+    return s;
+}
+
+static const struct myna_opt *opt(const char *name)
+{
+    for (const struct myna_opt *o = myna_opts; o->name; o++)
+        if (strcmp(o->name, name) == 0)
+            return o;
+    fail_msg("no option '%s'", name);
+    return NULL;
+}
+
+/* Compares every option but 'config' (which dump leaves out); describes the
+ * first difference in why. 0 when equal. */
+static int conf_diff(const struct myna_conf *a, const struct myna_conf *b, char *why, size_t cap)
+{
+    for (const struct myna_opt *o = myna_opts; o->name; o++) {
+        const char *pa = (const char *)a + o->off, *pb = (const char *)b + o->off;
+        if (strcmp(o->name, "config") == 0)
+            continue;
+        if (o->type == MYNA_OPT_STR || o->type == MYNA_OPT_ADDR) {
+            const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
+            if (strcmp(sa ? sa : "", sb ? sb : "") != 0) {
+                snprintf(why, cap, "%s: '%.200s' became '%.200s'", o->name, sa, sb);
+                return 1;
+            }
+        } else if (*(const int64_t *)pa != *(const int64_t *)pb) {
+            snprintf(why, cap, "%s: %lld became %lld", o->name, (long long)*(const int64_t *)pa,
+                     (long long)*(const int64_t *)pb);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* dump(c) parsed into a fresh default conf; 0 and "" in why if all equal. */
+static int round_trip(const struct myna_conf *c, char *why, size_t cap)
+{
+    struct myna_conf back;
+    struct myna_err err = MYNA_ERR_INIT;
+    size_t len;
+    char *text = dump_text(c, &len);
+    int rc;
+
+    why[0] = '\0';
+    load_ok(&back, NULL, no_env);
+    rc = myna_conf_parse_text(&back, text, len, "dump", &err);
+    if (rc != MYNA_OK)
+        snprintf(why, cap, "dump does not parse: %.400s", err.msg);
+    else
+        rc = conf_diff(c, &back, why, cap);
+    myna_conf_release(&back);
+    free(text);
+    return rc;
+}
+
+/* ---- the table ---- */
+
+static void test_conf_table_is_sane(void **state)
+{
+    size_t n = 0;
+
+    (void)state;
+    for (const struct myna_opt *o = myna_opts; o->name; o++, n++) {
+        char env[80];
+        size_t i;
+
+        snprintf(env, sizeof(env), "MYNA_");
+        for (i = 0; o->name[i] && i + 6 < sizeof(env); i++)
+            env[5 + i] = (char)(o->name[i] >= 'a' && o->name[i] <= 'z' ? o->name[i] - 32
+                                                                       : o->name[i]);
+        env[5 + i] = '\0';
+        assert_non_null(o->env);
+        assert_string_equal(o->env, env); /* MYNA_ + the name in capitals */
+        assert_non_null(o->def);
+        assert_non_null(o->metavar);
+        assert_non_null(o->help);
+        assert_true(strlen(o->help) > 10);
+        assert_true(strlen(o->name) < 60);
+        assert_null(strchr(o->help, '|')); /* would break the Markdown table */
+        if (o->type == MYNA_OPT_INT || o->type == MYNA_OPT_SIZE)
+            assert_true(o->min <= o->max);
+        if (o->type == MYNA_OPT_ENUM) {
+            assert_non_null(o->choices);
+            assert_non_null(o->choices[0]);
+        }
+        for (const struct myna_opt *p = myna_opts; p < o; p++)
+            assert_string_not_equal(p->name, o->name);
+    }
+    assert_int_equal(n, 13);
+}
+
+/* ---- defaults ---- */
+
+static void test_conf_defaults(void **state)
+{
+    struct myna_conf c;
+
+    (void)state;
+    load_ok(&c, NULL, no_env);
+    assert_string_equal(c.config, "");
+    assert_string_equal(c.public_addr, "127.0.0.1:8080");
+    assert_string_equal(c.admin_addr, "127.0.0.1:8081");
+    assert_string_equal(c.data_dir, "./var");
+    assert_string_equal(c.instances, "");
+    assert_int_equal(c.log_level, 2); /* info */
+    assert_string_equal(c.log_file, "");
+    assert_int_equal(c.max_body_bytes, 3145728);
+    assert_int_equal(c.store_sync, 0); /* full */
+    assert_int_equal(c.commit_max_records, 4096);
+    assert_int_equal(c.max_pending, 20000);
+    assert_int_equal(c.http_timeout_s, 30);
+    assert_int_equal(c.drain_timeout_ms, 5000);
+    myna_conf_release(&c);
+    assert_null(c.data_dir);
+    assert_int_equal(c.max_pending, 0);
+}
+
+static void test_conf_null_envp_and_argv(void **state)
+{
+    struct myna_conf c;
+    struct myna_err err = MYNA_ERR_INIT;
+
+    (void)state;
+    assert_int_equal(myna_conf_load(&c, 0, NULL, NULL, NULL, NULL, &err), MYNA_OK);
+    assert_string_equal(c.data_dir, "./var");
+    myna_conf_release(&c);
+}
+
+static void test_conf_unrelated_env_ignored(void **state)
+{
+    struct myna_conf c;
+    const char *const env[] = { "PATH=/bin",     "MYNA_DATAX=/nope", "MYNA_DAT=/nope",
+                                "XMYNA_DATA=/n", "MYNA_DATA",        "HOME=/root",
+                                NULL };
+
+    (void)state;
+    load_ok(&c, NULL, env);
+    assert_string_equal(c.data_dir, "./var");
+    myna_conf_release(&c);
+}
+
+/* ---- the file ---- */
+
+static void test_conf_file_parsing(void **state)
+{
+    struct fix *f = *state;
+    struct myna_conf c;
+    const char *const args[] = { "--config", f->path, NULL };
+
+    put(f, "# a comment\n"
+           "\n"
+           "   \n"
+           "data=/srv/myna\n"
+           "  public   =   0.0.0.0:9000   \n"
+           "\t# indented comment\n"
+           "log_file = \"  spaced.log  \"\n"
+           "instances =\n"
+           "log_level = debug\r\n"
+           "store_sync\t=\tnormal\n"
+           "max_body_bytes = 64k\n"
+           "commit_max_records = 10\n"
+           "admin = \"127.0.0.1:7000\"\n"
+           "http_timeout_s = 5"); /* no final newline */
+    load_ok(&c, args, no_env);
+    assert_string_equal(c.config, f->path);
+    assert_string_equal(c.data_dir, "/srv/myna");
+    assert_string_equal(c.public_addr, "0.0.0.0:9000");
+    assert_string_equal(c.log_file, "  spaced.log  ");
+    assert_string_equal(c.instances, "");
+    assert_int_equal(c.log_level, 3);
+    assert_int_equal(c.store_sync, 1);
+    assert_int_equal(c.max_body_bytes, 65536);
+    assert_int_equal(c.commit_max_records, 10);
+    assert_string_equal(c.admin_addr, "127.0.0.1:7000");
+    assert_int_equal(c.http_timeout_s, 5);
+    assert_int_equal(c.max_pending, 20000); /* untouched: default */
+    myna_conf_release(&c);
+}
+
+static void test_conf_file_quotes(void **state)
+{
+    struct myna_conf c;
+    struct myna_err err = MYNA_ERR_INIT;
+    const char *text = "data = \"\"\n"           /* empty */
+                       "log_file = \"\n"          /* a lone quote stays */
+                       "instances = \"a\"b\"\n";  /* outer quotes only */
+
+    (void)state;
+    load_ok(&c, NULL, no_env);
+    assert_int_equal(myna_conf_parse_text(&c, text, strlen(text), "t", &err), MYNA_OK);
+    assert_string_equal(c.data_dir, "");
+    assert_string_equal(c.log_file, "\"");
+    assert_string_equal(c.instances, "a\"b");
+    myna_conf_release(&c);
+}
+
+static void test_conf_file_later_line_wins(void **state)
+{
+    struct myna_conf c;
+    struct myna_err err = MYNA_ERR_INIT;
+    const char *text = "data = /a\ndata = /b\nmax_pending = 5\nmax_pending = 6\n";
+
+    (void)state;
+    load_ok(&c, NULL, no_env);
+    assert_int_equal(myna_conf_parse_text(&c, text, strlen(text), "t", &err), MYNA_OK);
+    assert_string_equal(c.data_dir, "/b"); /* and "/a" freed: ASan checks */
+    assert_int_equal(c.max_pending, 6);
+    myna_conf_release(&c);
+}
+
+static void test_conf_file_unknown_key(void **state)
+{
+    struct fix *f = *state;
+    const char *const args[] = { "--config", f->path, NULL };
+    char where[200];
+
+    put(f, "# header\ndata = /x\nmax_body = 3m\n");
+    snprintf(where, sizeof(where), "config file '%s':3: unknown option 'max_body'", f->path);
+    load_fails(args, no_env, MYNA_ECONFIG, where, NULL);
+}
+
+static void test_conf_file_missing_equals(void **state)
+{
+    struct fix *f = *state;
+    const char *const args[] = { "--config", f->path, NULL };
+    char where[200];
+
+    put(f, "data = /x\n\nlog_level debug\n");
+    snprintf(where, sizeof(where), "'%s':3: expected 'name = value'", f->path);
+    load_fails(args, no_env, MYNA_ECONFIG, where, NULL);
+}
+
+static void test_conf_file_empty_key(void **state)
+{
+    struct myna_conf c;
+    struct myna_err err = MYNA_ERR_INIT;
+    const char *text = " = value\n";
+
+    (void)state;
+    load_ok(&c, NULL, no_env);
+    assert_int_equal(myna_conf_parse_text(&c, text, strlen(text), "f", &err), MYNA_ECONFIG);
+    assert_contains(err.msg, "f:1:");
+    myna_conf_release(&c);
+}
+
+static void test_conf_file_config_refused(void **state)
+{
+    struct fix *f = *state;
+    const char *const args[] = { "--config", f->path, NULL };
+    char where[200];
+
+    put(f, "data = /x\nconfig = /etc/other.conf\n");
+    snprintf(where, sizeof(where), "'%s':2: 'config' cannot be set in a config file", f->path);
+    load_fails(args, no_env, MYNA_ECONFIG, where, NULL);
+}
+
+static void test_conf_file_nul_refused(void **state)
+{
+    struct fix *f = *state;
+    const char *const args[] = { "--config", f->path, NULL };
+    struct myna_conf c;
+    struct myna_err err = MYNA_ERR_INIT;
+
+    put_bytes(f->path, "data = /x\0y\n", 12);
+    load_fails(args, no_env, MYNA_ECONFIG, f->path, "contains a NUL byte");
+    /* the same through parse_text */
+    load_ok(&c, NULL, no_env);
+    assert_int_equal(myna_conf_parse_text(&c, "data = a\n\0", 10, "t", &err), MYNA_ECONFIG);
+    assert_contains(err.msg, "NUL");
+    assert_string_equal(c.data_dir, "./var"); /* nothing applied */
+    myna_conf_release(&c);
+}
+
+static void test_conf_file_empty_ok(void **state)
+{
+    struct fix *f = *state;
+    const char *const args[] = { "--config", f->path, NULL };
+    struct myna_conf c;
+
+    put(f, "");
+    load_ok(&c, args, no_env);
+    assert_string_equal(c.config, f->path);
+    assert_string_equal(c.data_dir, "./var");
+    myna_conf_release(&c);
+}
+
+static void test_conf_file_too_large(void **state)
+{
+    struct fix *f = *state;
+    const char *const args[] = { "--config", f->path, NULL };
+    FILE *fp = fopen(f->path, "wb");
+
+    assert_non_null(fp);
+    for (int i = 0; i < (1 << 20) / 16 + 1; i++)
+        assert_int_equal(fputs("# 16 bytes line\n", fp) >= 0, 1);
+    assert_int_equal(fclose(fp), 0);
+    load_fails(args, no_env, MYNA_ECONFIG, f->path, "larger than");
+}
+
+static void test_conf_missing_file(void **state)
+{
+    struct fix *f = *state;
+    char path[200], want[300];
+    const char *const args[] = { "--config", path, NULL };
+
+    snprintf(path, sizeof(path), "%s/nope.conf", f->dir);
+    snprintf(want, sizeof(want), "cannot read config file '%s': %s", path, strerror(ENOENT));
+    load_fails(args, no_env, MYNA_EIO, want, NULL);
+}
+
+static void test_conf_file_error_stops_later_lines(void **state)
+{
+    struct myna_conf c;
+    struct myna_err err = MYNA_ERR_INIT;
+    const char *text = "max_pending = 7\nmax_pending = zero\ndata = /late\n";
+
+    (void)state;
+    load_ok(&c, NULL, no_env);
+    assert_int_equal(myna_conf_parse_text(&c, text, strlen(text), "t", &err), MYNA_ECONFIG);
+    assert_contains(err.msg, "t:2: option 'max_pending': 'zero'");
+    assert_string_equal(c.data_dir, "./var");
+    myna_conf_release(&c);
+}
+
+/* ---- sources: file < env < flags ---- */
+
+static void test_conf_env_overrides_file(void **state)
+{
+    struct fix *f = *state;
+    char cfg[200];
+    const char *const env[] = { cfg, "MYNA_DATA=/from/env", "MYNA_MAX_BODY_BYTES=2m", NULL };
+    struct myna_conf c;
+
+    snprintf(cfg, sizeof(cfg), "MYNA_CONFIG=%s", f->path);
+    put(f, "data = /from/file\nmax_pending = 11\nmax_body_bytes = 1m\n");
+    load_ok(&c, NULL, env);
+    assert_string_equal(c.config, f->path);
+    assert_string_equal(c.data_dir, "/from/env");
+    assert_int_equal(c.max_body_bytes, 2 << 20);
+    assert_int_equal(c.max_pending, 11); /* only in the file */
+    myna_conf_release(&c);
+}
+
+static void test_conf_flags_override_env(void **state)
+{
+    struct fix *f = *state;
+    char cfg[200];
+    const char *const env[] = { cfg, "MYNA_DATA=/from/env", "MYNA_MAX_BODY_BYTES=2m",
+                                "MYNA_LOG_LEVEL=warn", NULL };
+    const char *const args[] = { "--data", "/from/flag", "--max-body-bytes=5m", NULL };
+    struct myna_conf c;
+
+    snprintf(cfg, sizeof(cfg), "MYNA_CONFIG=%s", f->path);
+    put(f, "data = /from/file\nlog_level = debug\nmax_pending = 11\n");
+    load_ok(&c, args, env);
+    assert_string_equal(c.data_dir, "/from/flag");
+    assert_int_equal(c.max_body_bytes, 5 << 20);
+    assert_int_equal(c.log_level, 1); /* env beats file */
+    assert_int_equal(c.max_pending, 11);
+    myna_conf_release(&c);
+}
+
+static void test_conf_flag_forms(void **state)
+{
+    struct myna_conf c;
+    const char *const args[] = { "--max-body-bytes", "2m",        "--log-level=debug",
+                                 "--public",         "[::1]:0",   "--drain-timeout-ms=0",
+                                 "--data=",          "--log-file", "a=b.log",
+                                 NULL };
+
+    (void)state;
+    load_ok(&c, args, no_env);
+    assert_int_equal(c.max_body_bytes, 2 << 20);
+    assert_int_equal(c.log_level, 3);
+    assert_string_equal(c.public_addr, "[::1]:0");
+    assert_int_equal(c.drain_timeout_ms, 0);
+    assert_string_equal(c.data_dir, "");
+    assert_string_equal(c.log_file, "a=b.log"); /* '=' in a separate value is data */
+    myna_conf_release(&c);
+}
+
+static void test_conf_flag_last_wins(void **state)
+{
+    struct myna_conf c;
+    const char *const args[] = { "--max-pending=5", "--max-pending", "6", NULL };
+
+    (void)state;
+    load_ok(&c, args, no_env);
+    assert_int_equal(c.max_pending, 6);
+    myna_conf_release(&c);
+}
+
+static void test_conf_flag_errors(void **state)
+{
+    const char *const positional[] = { "--data", "/x", "serve", NULL };
+    const char *const unknown[] = { "--nope", "1", NULL };
+    const char *const unknown_eq[] = { "--nope=1", NULL };
+    const char *const single_dash[] = { "-data", "/x", NULL };
+    const char *const no_value[] = { "--data", NULL };
+    const char *const bad_value[] = { "--max-body-bytes", "lots", NULL };
+    const char *const bad_value_eq[] = { "--max-pending=0", NULL };
+
+    (void)state;
+    load_fails(positional, no_env, MYNA_ECONFIG, "unexpected argument 'serve'", NULL);
+    load_fails(unknown, no_env, MYNA_ECONFIG, "unknown flag '--nope'", NULL);
+    load_fails(unknown_eq, no_env, MYNA_ECONFIG, "unknown flag '--nope'", NULL);
+    load_fails(single_dash, no_env, MYNA_ECONFIG, "unexpected argument '-data'", NULL);
+    load_fails(no_value, no_env, MYNA_ECONFIG, "flag '--data' needs a value", NULL);
+    load_fails(bad_value, no_env, MYNA_ECONFIG, "flag --max-body-bytes: option 'max_body_bytes'",
+               "'lots'");
+    load_fails(bad_value_eq, no_env, MYNA_ECONFIG, "flag --max-pending: option 'max_pending'",
+               "'0'");
+}
+
+static void test_conf_env_error_names_variable(void **state)
+{
+    const char *const env[] = { "MYNA_MAX_PENDING=-3", NULL };
+    const char *const env2[] = { "MYNA_ADMIN=localhost", NULL };
+
+    (void)state;
+    load_fails(NULL, env, MYNA_ECONFIG, "environment MYNA_MAX_PENDING: option 'max_pending'",
+               "'-3'");
+    load_fails(NULL, env2, MYNA_ECONFIG, "environment MYNA_ADMIN: option 'admin'",
+               "'localhost' is not ADDR:PORT");
+}
+
+static void test_conf_passthrough_seen(void **state)
+{
+    struct myna_conf c;
+    struct myna_err err = MYNA_ERR_INIT;
+    const char *const pass[] = { "--help", "--version", "--check-config", "--dump-config",
+                                 NULL };
+    const char *const args[] = { "--dump-config", "--data", "/x", "--help", NULL };
+    const char *const none[] = { "--data", "/y", NULL };
+    unsigned seen = 0xdead;
+
+    (void)state;
+    assert_int_equal(load_pt(&c, args, no_env, pass, &seen, &err), MYNA_OK);
+    assert_int_equal(seen, (1u << 0) | (1u << 3));
+    assert_string_equal(c.data_dir, "/x");
+    myna_conf_release(&c);
+    assert_int_equal(load_pt(&c, none, no_env, pass, &seen, &err), MYNA_OK);
+    assert_int_equal(seen, 0); /* reset at every load */
+    myna_conf_release(&c);
+    /* seen may be NULL */
+    assert_int_equal(load_pt(&c, args, no_env, pass, NULL, &err), MYNA_OK);
+    myna_conf_release(&c);
+    /* not listed: an unknown flag */
+    assert_int_equal(load_pt(&c, args, no_env, NULL, &seen, &err), MYNA_ECONFIG);
+    assert_contains(err.msg, "unknown flag '--dump-config'");
+}
+
+static void test_conf_config_flag_beats_env(void **state)
+{
+    struct fix *f = *state;
+    char env_path[200], cfg[220], flag_eq[220];
+    const char *const env[] = { cfg, NULL };
+    const char *const args[] = { "--config", f->path, NULL };
+    const char *const args_eq[] = { flag_eq, NULL };
+    struct myna_conf c;
+
+    snprintf(env_path, sizeof(env_path), "%s/env.conf", f->dir);
+    snprintf(cfg, sizeof(cfg), "MYNA_CONFIG=%s", env_path);
+    snprintf(flag_eq, sizeof(flag_eq), "--config=%s", f->path);
+    put(f, "data = /from/flag/file\n");
+    put_bytes(env_path, "data = /from/env/file\n", 22);
+    load_ok(&c, args, env);
+    assert_string_equal(c.data_dir, "/from/flag/file");
+    assert_string_equal(c.config, f->path);
+    myna_conf_release(&c);
+    load_ok(&c, args_eq, env);
+    assert_string_equal(c.data_dir, "/from/flag/file");
+    assert_string_equal(c.config, f->path);
+    myna_conf_release(&c);
+    /* without the flag the variable decides */
+    load_ok(&c, NULL, env);
+    assert_string_equal(c.data_dir, "/from/env/file");
+    assert_string_equal(c.config, env_path);
+    myna_conf_release(&c);
+}
+
+/* --config given twice: the file read and conf->config (shown by
+ * --dump-config and in logs) must be the same file, whichever wins. Known to
+ * fail: flag_config() reads the first, load_flags() stores the last (see the
+ * report). */
+static void test_conf_config_flag_twice_consistent(void **state)
+{
+    struct fix *f = *state;
+    char second[200];
+    const char *const args[] = { "--config", f->path, "--config", second, NULL };
+    struct myna_conf c;
+    char got[400];
+    int ok;
+
+    snprintf(second, sizeof(second), "%s/second.conf", f->dir);
+    put(f, "data = /from/first\n");
+    put_bytes(second, "data = /from/second\n", 20);
+    load_ok(&c, args, no_env);
+    ok = (strcmp(c.config, f->path) == 0 && strcmp(c.data_dir, "/from/first") == 0) ||
+         (strcmp(c.config, second) == 0 && strcmp(c.data_dir, "/from/second") == 0);
+    snprintf(got, sizeof(got), "config='%s' but data='%s'", c.config, c.data_dir);
+    myna_conf_release(&c); /* before failing: no leak report on top */
+    if (!ok)
+        fail_msg("file read and config disagree: %s", got);
+}
+
+static void test_conf_config_env_missing_file(void **state)
+{
+    struct fix *f = *state;
+    char cfg[200];
+    const char *const env[] = { cfg, NULL };
+
+    snprintf(cfg, sizeof(cfg), "MYNA_CONFIG=%s/missing.conf", f->dir);
+    load_fails(NULL, env, MYNA_EIO, "missing.conf", f->dir);
+}
+
+static void test_conf_config_empty_means_none(void **state)
+{
+    struct myna_conf c;
+    const char *const env[] = { "MYNA_CONFIG=", NULL };
+
+    (void)state;
+    load_ok(&c, NULL, env);
+    assert_string_equal(c.config, "");
+    myna_conf_release(&c);
+}
+
+/* ---- validation by type ---- */
+
+static void set_fails(const char *name, const char *value, const char *part1, const char *part2)
+{
+    struct myna_conf c;
+    struct myna_err err = MYNA_ERR_INIT;
+    char who[160];
+
+    load_ok(&c, NULL, no_env);
+    assert_int_equal(myna_conf_set(&c, name, value, "here", &err), MYNA_ECONFIG);
+    assert_int_equal(err.code, MYNA_ECONFIG);
+    snprintf(who, sizeof(who), "here: option '%s': ", name);
+    assert_contains(err.msg, who);
+    if (part1)
+        assert_contains(err.msg, part1);
+    if (part2)
+        assert_contains(err.msg, part2);
+    myna_conf_release(&c);
+}
+
+static int64_t set_num(const char *name, const char *value)
+{
+    struct myna_conf c;
+    struct myna_err err = MYNA_ERR_INIT;
+    int64_t v;
+
+    load_ok(&c, NULL, no_env);
+    if (myna_conf_set(&c, name, value, "here", &err) != MYNA_OK)
+        fail_msg("set %s=%s: %s", name, value, err.msg);
+    v = *(const int64_t *)((const char *)&c + opt(name)->off);
+    myna_conf_release(&c);
+    return v;
+}
+
+static void test_conf_addr_validation(void **state)
+{
+    struct myna_conf c;
+    struct myna_err err = MYNA_ERR_INIT;
+
+    (void)state;
+    set_fails("public", "localhost", "'localhost' is not ADDR:PORT", NULL);
+    set_fails("public", "127.0.0.1", "is not ADDR:PORT", NULL);
+    set_fails("admin", "127.0.0.1:65536", "'127.0.0.1:65536'", NULL);
+    set_fails("admin", ":8080", "':8080'", NULL);
+    set_fails("admin", "", "''", NULL);
+    load_ok(&c, NULL, no_env);
+    assert_int_equal(myna_conf_set(&c, "public", "0.0.0.0:0", "x", &err), MYNA_OK);
+    assert_string_equal(c.public_addr, "0.0.0.0:0");
+    assert_int_equal(myna_conf_set(&c, "admin", "[::]:9", "x", &err), MYNA_OK);
+    assert_string_equal(c.admin_addr, "[::]:9");
+    myna_conf_release(&c);
+}
+
+static void test_conf_int_validation(void **state)
+{
+    (void)state;
+    assert_int_equal(set_num("commit_max_records", "1"), 1);
+    assert_int_equal(set_num("commit_max_records", "1000000"), 1000000);
+    assert_int_equal(set_num("drain_timeout_ms", "0"), 0);
+    assert_int_equal(set_num("drain_timeout_ms", "600000"), 600000);
+    set_fails("commit_max_records", "0", "'0' is not a whole number from 1 to 1000000", NULL);
+    set_fails("commit_max_records", "1000001", "from 1 to 1000000", NULL);
+    set_fails("drain_timeout_ms", "-1", "from 0 to 600000", NULL);
+    set_fails("http_timeout_s", "3601", "from 1 to 3600", NULL);
+    set_fails("http_timeout_s", "30s", "'30s'", NULL);
+    set_fails("http_timeout_s", "", "''", NULL);
+    set_fails("max_pending", "1e6", "'1e6'", NULL);
+    set_fails("max_pending", "99999999999999999999", "from 1 to 10000000", NULL);
+}
+
+static void test_conf_size_validation(void **state)
+{
+    (void)state;
+    assert_int_equal(set_num("max_body_bytes", "3m"), 3145728);
+    assert_int_equal(set_num("max_body_bytes", "3M"), 3145728);
+    assert_int_equal(set_num("max_body_bytes", "64k"), 65536);
+    assert_int_equal(set_num("max_body_bytes", "64K"), 65536);
+    assert_int_equal(set_num("max_body_bytes", "1k"), 1024);    /* min */
+    assert_int_equal(set_num("max_body_bytes", "1024"), 1024);  /* min */
+    assert_int_equal(set_num("max_body_bytes", "64m"), 64 << 20); /* max */
+    assert_int_equal(set_num("max_body_bytes", "67108864"), 64 << 20);
+    set_fails("max_body_bytes", "1g", "'1g' is not a size from 1024 to 67108864 bytes",
+              "suffixes k, m, g");
+    set_fails("max_body_bytes", "1G", "'1G'", NULL);
+    set_fails("max_body_bytes", "1023", "'1023'", NULL);
+    set_fails("max_body_bytes", "67108865", "'67108865'", NULL);
+    set_fails("max_body_bytes", "0", "'0'", NULL);
+    set_fails("max_body_bytes", "lots", "'lots'", NULL);
+    set_fails("max_body_bytes", "3x", "'3x'", NULL);
+    set_fails("max_body_bytes", "3mm", "'3mm'", NULL);
+    set_fails("max_body_bytes", "3 m", "'3 m'", NULL);
+    set_fails("max_body_bytes", "-3m", "'-3m'", NULL);
+    set_fails("max_body_bytes", "3.5m", "'3.5m'", NULL);
+    set_fails("max_body_bytes", "m", "'m'", NULL);
+    set_fails("max_body_bytes", "", "''", NULL);
+    set_fails("max_body_bytes", " 3m", "' 3m'", NULL);
+    set_fails("max_body_bytes", "0x100000", "'0x100000'", NULL);
+    set_fails("max_body_bytes", "99999999999999999999", "is not a size", NULL);
+    set_fails("max_body_bytes", "9999999999999g", "is not a size", NULL); /* << overflows */
+    set_fails("max_body_bytes", "18446744073709551615", "is not a size", NULL);
+}
+
+static void test_conf_enum_validation(void **state)
+{
+    (void)state;
+    assert_int_equal(set_num("log_level", "error"), 0);
+    assert_int_equal(set_num("log_level", "warn"), 1);
+    assert_int_equal(set_num("log_level", "info"), 2);
+    assert_int_equal(set_num("log_level", "debug"), 3);
+    assert_int_equal(set_num("store_sync", "full"), 0);
+    assert_int_equal(set_num("store_sync", "normal"), 1);
+    set_fails("log_level", "verbose", "'verbose' is not one of: error, warn, info, debug", NULL);
+    set_fails("log_level", "INFO", "is not one of: error, warn, info, debug", NULL);
+    set_fails("log_level", "", "''", NULL);
+    set_fails("store_sync", "off", "'off' is not one of: full, normal", NULL);
+}
+
+static void test_conf_str_and_unknown(void **state)
+{
+    struct myna_conf c;
+    struct myna_err err = MYNA_ERR_INIT;
+    char *val = malloc(4098);
+
+    (void)state;
+    assert_non_null(val);
+    load_ok(&c, NULL, no_env);
+    assert_int_equal(myna_conf_set(&c, "nope", "1", "here", &err), MYNA_ECONFIG);
+    assert_string_equal(err.msg, "here: unknown option 'nope'");
+    assert_int_equal(myna_conf_set(&c, "", "1", "here", &err), MYNA_ECONFIG);
+    memset(val, 'v', 4096);
+    val[4096] = '\0';
+    assert_int_equal(myna_conf_set(&c, "data", val, "here", &err), MYNA_OK); /* 4096: ok */
+    assert_int_equal(strlen(c.data_dir), 4096);
+    val[4096] = 'v';
+    val[4097] = '\0';
+    assert_int_equal(myna_conf_set(&c, "data", val, "here", &err), MYNA_ECONFIG);
+    assert_string_equal(err.msg, "here: option 'data': value too long");
+    assert_int_equal(strlen(c.data_dir), 4096); /* the old value is kept */
+    /* a failed set leaves the old value */
+    assert_int_equal(myna_conf_set(&c, "max_pending", "x", "here", &err), MYNA_ECONFIG);
+    assert_int_equal(c.max_pending, 20000);
+    myna_conf_release(&c);
+    free(val);
+}
+
+static void test_conf_set_null_err(void **state)
+{
+    struct myna_conf c;
+
+    (void)state;
+    load_ok(&c, NULL, no_env);
+    assert_int_equal(myna_conf_set(&c, "max_pending", "x", "here", NULL), MYNA_ECONFIG);
+    assert_int_equal(myna_conf_set(&c, "log_level", "x", "here", NULL), MYNA_ECONFIG);
+    assert_int_equal(myna_conf_set(&c, "nope", "x", "here", NULL), MYNA_ECONFIG);
+    myna_conf_release(&c);
+}
+
+static void test_conf_release_twice(void **state)
+{
+    struct myna_conf c;
+
+    (void)state;
+    load_ok(&c, NULL, no_env);
+    myna_conf_release(&c);
+    myna_conf_release(&c); /* zeroed: a second release is a no-op */
+    assert_null(c.public_addr);
+}
+
+/* ---- generated outputs ---- */
+
+static void test_conf_dump_round_trip(void **state)
+{
+    struct myna_conf c;
+    char why[512];
+    const char *const args[] = { "--data",        "/srv/my data", "--public=0.0.0.0:0",
+                                 "--admin",       "[::1]:9001",   "--log-level=error",
+                                 "--log-file",    "/var/log/m.log", "--max-body-bytes=64k",
+                                 "--store-sync",  "normal",       "--commit-max-records=1",
+                                 "--max-pending", "10000000",     "--http-timeout-s=3600",
+                                 "--drain-timeout-ms=0",          "--instances",
+                                 "inst#1.json",   NULL };
+
+    (void)state;
+    load_ok(&c, NULL, no_env);
+    if (round_trip(&c, why, sizeof(why)) != 0)
+        fail_msg("defaults: %s", why);
+    myna_conf_release(&c);
+    load_ok(&c, args, no_env);
+    if (round_trip(&c, why, sizeof(why)) != 0)
+        fail_msg("non-defaults: %s", why);
+    myna_conf_release(&c);
+}
+
+static void test_conf_dump_shape(void **state)
+{
+    struct myna_conf c;
+    char *text;
+
+    (void)state;
+    load_ok(&c, NULL, no_env);
+    text = dump_text(&c, NULL);
+    assert_null(strstr(text, "\nconfig =")); /* a file cannot set config */
+    for (const struct myna_opt *o = myna_opts; o->name; o++) {
+        char key[80];
+        if (strcmp(o->name, "config") == 0)
+            continue;
+        snprintf(key, sizeof(key), "\n%s = ", o->name);
+        assert_contains(text, key);
+    }
+    assert_contains(text, "\nmax_body_bytes = 3145728\n");
+    assert_contains(text, "\nlog_level = info\n");
+    assert_contains(text, "\nstore_sync = full\n");
+    free(text);
+    myna_conf_release(&c);
+}
+
+/* Values a flag or the environment can hold must survive --dump-config and
+ * a re-read. Known to fail: dump writes values unquoted, so leading and
+ * trailing spaces, and outer quotes that are part of the value, are lost,
+ * and a newline (accepted from a flag or MYNA_*) makes the dump unparsable
+ * (see the report). */
+static void test_conf_dump_round_trip_edge_values(void **state)
+{
+    static const char *const values[] = { "  /srv/lead and trail  ", "\"quoted\"",
+                                          "a = b # not a comment" };
+    static const char *const refused[] = { "x\t", "two\nlines", "bell\a" };
+    char report[1024] = "", why[512];
+    int bad = 0;
+
+    (void)state;
+    /* control characters cannot be written back as one line: refused at once */
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        struct myna_conf c;
+        struct myna_err err = MYNA_ERR_INIT;
+        const char *const args[] = { "--data", refused[i], NULL };
+        assert_int_equal(load(&c, args, no_env, &err), MYNA_ECONFIG);
+        assert_contains(err.msg, "option 'data': control characters are not allowed");
+    }
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        struct myna_conf c;
+        const char *const args[] = { "--data", values[i], NULL };
+        load_ok(&c, args, no_env);
+        if (round_trip(&c, why, sizeof(why)) != 0) {
+            size_t n = strlen(report);
+            snprintf(report + n, sizeof(report) - n, "[%s] ", why);
+            bad++;
+        }
+        myna_conf_release(&c);
+    }
+    if (bad)
+        fail_msg("%d value(s) lost by dump + parse: %s", bad, report);
+}
+
+static char *capture(void (*fn)(FILE *))
+{
+    char *s = NULL;
+    size_t n = 0;
+    FILE *fp = open_memstream(&s, &n);
+
+    assert_non_null(fp);
+    fn(fp);
+    assert_int_equal(fclose(fp), 0);
+    return s;
+}
+
+static void flag_of(const struct myna_opt *o, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "--%s", o->name);
+    for (char *c = buf; *c; c++)
+        if (*c == '_')
+            *c = '-';
+}
+
+static void test_conf_markdown_mentions_every_option(void **state)
+{
+    char *md = capture(myna_conf_markdown);
+    int rows = 0;
+
+    (void)state;
+    assert_contains(md, "| option | flag | environment | default | what it does |");
+    for (const struct myna_opt *o = myna_opts; o->name; o++) {
+        char cell[200], flag[80];
+        flag_of(o, flag, sizeof(flag));
+        snprintf(cell, sizeof(cell), "| `%s` | `%s %s` | `%s` | `%s` | %s", o->name, flag,
+                 o->metavar, o->env, o->def, o->help);
+        assert_contains(md, cell);
+        rows++;
+    }
+    assert_int_equal(rows, 13);
+    /* one table row per option plus header and rule */
+    {
+        int lines = 0;
+        for (const char *p = md; (p = strstr(p, "\n| ")) != NULL; p++)
+            lines++;
+        assert_int_equal(lines, rows + 1);
+    }
+    assert_contains(md, "Reloaded on SIGHUP.");
+    free(md);
+}
+
+static void test_conf_help_mentions_every_option(void **state)
+{
+    char *help = capture(myna_conf_help);
+
+    (void)state;
+    for (const struct myna_opt *o = myna_opts; o->name; o++) {
+        char line[120], env[120];
+        flag_of(o, line, sizeof(line));
+        assert_contains(help, line);
+        snprintf(env, sizeof(env), "env %s, default '%s'", o->env, o->def);
+        assert_contains(help, env);
+        assert_contains(help, o->help);
+    }
+    assert_contains(help, "--max-body-bytes BYTES");
+    free(help);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_conf_table_is_sane),
+        T(test_conf_defaults),
+        T(test_conf_null_envp_and_argv),
+        T(test_conf_unrelated_env_ignored),
+        T(test_conf_file_parsing),
+        T(test_conf_file_quotes),
+        T(test_conf_file_later_line_wins),
+        T(test_conf_file_unknown_key),
+        T(test_conf_file_missing_equals),
+        T(test_conf_file_empty_key),
+        T(test_conf_file_config_refused),
+        T(test_conf_file_nul_refused),
+        T(test_conf_file_empty_ok),
+        T(test_conf_file_too_large),
+        T(test_conf_missing_file),
+        T(test_conf_file_error_stops_later_lines),
+        T(test_conf_env_overrides_file),
+        T(test_conf_flags_override_env),
+        T(test_conf_flag_forms),
+        T(test_conf_flag_last_wins),
+        T(test_conf_flag_errors),
+        T(test_conf_env_error_names_variable),
+        T(test_conf_passthrough_seen),
+        T(test_conf_config_flag_beats_env),
+        T(test_conf_config_flag_twice_consistent),
+        T(test_conf_config_env_missing_file),
+        T(test_conf_config_empty_means_none),
+        T(test_conf_addr_validation),
+        T(test_conf_int_validation),
+        T(test_conf_size_validation),
+        T(test_conf_enum_validation),
+        T(test_conf_str_and_unknown),
+        T(test_conf_set_null_err),
+        T(test_conf_release_twice),
+        T(test_conf_dump_round_trip),
+        T(test_conf_dump_shape),
+        T(test_conf_dump_round_trip_edge_values),
+        T(test_conf_markdown_mentions_every_option),
+        T(test_conf_help_mentions_every_option),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,642 @@
+/* test_log.c - key=value logging of log.h: myna_log_q quoting (escapes,
+ * truncation within cap, NULL), lines written to a file by myna_log_open
+ * (one line per event with ts, level, proc, pid, event and the fields), level
+ * filtering before formatting, MYNA_LOG_ERRNO's errno= and err=, reopen after
+ * the file was renamed, and whole lines from two processes at once. Each test
+ * gets a fresh mkdtemp directory; teardown sends the log back to stderr. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <regex.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/log.h"
+#include "core/banned.h"
+
+struct fix {
+    char dir[64];
+    char path[128];
+};
+
+static int setup(void **state)
+{
+    struct fix *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/myna-test-log-XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof(f->path), "%s/myna.log", f->dir);
+    myna_log_set_proc("tlog");
+    myna_log_set_level(MYNA_INFO);
+    *state = f;
+    return 0;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+static int teardown(void **state)
+{
+    struct fix *f = *state;
+    int rc;
+
+    myna_log_open(NULL);
+    myna_log_set_level(MYNA_INFO);
+    myna_log_set_proc("myna");
+    rc = nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return rc;
+}
+
+/* ---- helpers ---- */
+
+/* The whole file as a string (caller frees); "" when it does not exist. */
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    char *s;
+    long n;
+
+    if (fp == NULL) {
+        s = calloc(1, 1);
+        assert_non_null(s);
+        return s;
+    }
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    n = ftell(fp);
+    assert_true(n >= 0);
+    assert_int_equal(fseek(fp, 0, SEEK_SET), 0);
+    s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, fp), (size_t)n);
+    s[n] = '\0';
+    fclose(fp);
+    return s;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* Line i (0-based) of s into out, without its '\n'. */
+static void nth_line(const char *s, int i, char *out, size_t cap)
+{
+    const char *end;
+
+    for (; i > 0; i--) {
+        s = strchr(s, '\n');
+        assert_non_null(s);
+        s++;
+    }
+    end = strchr(s, '\n');
+    assert_non_null(end);
+    assert_true((size_t)(end - s) < cap);
+    memcpy(out, s, (size_t)(end - s));
+    out[end - s] = '\0';
+}
+
+static void assert_matches(const char *line, const char *pattern)
+{
+    regex_t re;
+
+    assert_int_equal(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB), 0);
+    if (regexec(&re, line, 0, NULL, 0) != 0) {
+        regfree(&re);
+        fail_msg("line '%s' does not match '%s'", line, pattern);
+    }
+    regfree(&re);
+}
+
+#define TS_RE "^ts=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
+
+/* myna_log_q output that stays within cap and is terminated. */
+static const char *q(char *buf, size_t cap, const char *s)
+{
+    const char *r = myna_log_q(buf, cap, s);
+
+    assert_ptr_equal(r, buf);
+    if (cap > 0) {
+        assert_non_null(memchr(buf, '\0', cap));
+        assert_true(strlen(buf) < cap);
+    }
+    return r;
+}
+
+/* A quoted value is '"', escapes or plain bytes, optionally "...", '"'. */
+static void assert_well_quoted(const char *v)
+{
+    size_t n = strlen(v), i;
+
+    assert_true(n >= 2);
+    assert_int_equal(v[0], '"');
+    assert_int_equal(v[n - 1], '"');
+    for (i = 1; i < n - 1; i++) {
+        unsigned char c = (unsigned char)v[i];
+        assert_true(c >= 0x20 && c != 0x7f);
+        if (c == '"')
+            fail_msg("unescaped quote at %zu in %s", i, v);
+        if (c == '\\') {
+            char e = v[i + 1];
+            if (e == '"' || e == '\\' || e == 'n')
+                i++;
+            else if (e == 'x' && i + 3 < n - 1)
+                i += 3;
+            else
+                fail_msg("broken escape at %zu in %s", i, v);
+        }
+    }
+}
+
+/* ---- myna_log_q ---- */
+
+static void test_log_q_plain(void **state)
+{
+    char buf[64];
+
+    (void)state;
+    assert_string_equal(q(buf, sizeof(buf), "hello world"), "\"hello world\"");
+    assert_string_equal(q(buf, sizeof(buf), ""), "\"\"");
+    /* UTF-8 passes as is */
+    assert_string_equal(q(buf, sizeof(buf), "\xd0\xbf\xd1\x80\xd0\xb8"),
+                        "\"\xd0\xbf\xd1\x80\xd0\xb8\"");
+}
+
+static void test_log_q_escapes(void **state)
+{
+    char buf[64];
+
+    (void)state;
+    assert_string_equal(q(buf, sizeof(buf), "a\"b"), "\"a\\\"b\"");
+    assert_string_equal(q(buf, sizeof(buf), "a\\b"), "\"a\\\\b\"");
+    assert_string_equal(q(buf, sizeof(buf), "l1\nl2"), "\"l1\\nl2\"");
+    assert_string_equal(q(buf, sizeof(buf), "\x01"), "\"\\x01\"");
+    assert_string_equal(q(buf, sizeof(buf), "\t\r"), "\"\\x09\\x0d\"");
+    assert_string_equal(q(buf, sizeof(buf), "\x1f\x7f"), "\"\\x1f\\x7f\"");
+    assert_string_equal(q(buf, sizeof(buf), "k=v x=\"y\""), "\"k=v x=\\\"y\\\"\"");
+    assert_well_quoted(q(buf, sizeof(buf), "\x01\"\\\n\x7f end"));
+}
+
+static void test_log_q_null(void **state)
+{
+    char buf[16];
+
+    (void)state;
+    assert_string_equal(q(buf, sizeof(buf), NULL), "-");
+}
+
+static void test_log_q_truncates_within_cap(void **state)
+{
+    char buf[32], big[1000];
+
+    (void)state;
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    q(buf, sizeof(buf), big);
+    assert_true(strlen(buf) <= sizeof(buf) - 1);
+    assert_int_equal(buf[0], '"');
+    assert_non_null(strstr(buf, "...\""));
+    assert_int_equal(strcmp(buf + strlen(buf) - 4, "...\""), 0);
+    assert_well_quoted(buf);
+}
+
+static void test_log_q_truncation_never_splits_escapes(void **state)
+{
+    const char *nasty = "ab\"c\\d\ne\x01\x02\x03\"\"\\\\\n\n\x7f tail of the value";
+    char buf[128];
+
+    (void)state;
+    for (size_t cap = 8; cap <= sizeof(buf); cap++) {
+        q(buf, cap, nasty);
+        assert_well_quoted(buf);
+    }
+}
+
+static void test_log_q_tiny_cap(void **state)
+{
+    char buf[8];
+
+    (void)state;
+    memset(buf, 'Z', sizeof(buf));
+    myna_log_q(buf, 0, "abc"); /* nothing written */
+    assert_int_equal(buf[0], 'Z');
+    for (size_t cap = 1; cap < 8; cap++) {
+        memset(buf, 'Z', sizeof(buf));
+        q(buf, cap, "abcdef");
+        assert_true(strlen(buf) < cap);
+    }
+}
+
+/* A value whose quoted form fits in cap is written whole. Known to fail: the
+ * loop keeps room for '...' even for the last byte, so "abc" in 8 bytes comes
+ * out as "ab..." - cut, and longer than the whole value (see the report). */
+static void test_log_q_fits_not_truncated(void **state)
+{
+    char buf[16];
+
+    (void)state;
+    assert_string_equal(q(buf, 8, "abc"), "\"abc\"");       /* needs 6 bytes */
+    assert_string_equal(q(buf, 8, "abcde"), "\"abcde\"");   /* needs exactly 8 */
+    assert_string_equal(q(buf, 16, "0123456789abc"), "\"0123456789abc\"");
+}
+
+/* ---- lines in a file ---- */
+
+static void test_log_line_format(void **state)
+{
+    struct fix *f = *state;
+    char line[4200], pat[512];
+    char *s;
+
+    assert_int_equal(myna_log_open(f->path), 0);
+    MYNA_LOG(MYNA_WARN, "send_failed", "status=%d attempt=%d retry_in_ms=%d", 503, 3, 8000);
+    MYNA_LOG(MYNA_INFO, "ready", "public=%s", "127.0.0.1:8080");
+    MYNA_LOG(MYNA_ERROR, "boom", "%s", "");
+    s = slurp(f->path);
+    assert_int_equal(count_lines(s), 3);
+    assert_int_equal(s[strlen(s) - 1], '\n');
+    nth_line(s, 0, line, sizeof(line));
+    snprintf(pat, sizeof(pat),
+             TS_RE "level=warn proc=tlog pid=%ld event=send_failed status=503 attempt=3 "
+                   "retry_in_ms=8000$",
+             (long)getpid());
+    assert_matches(line, pat);
+    nth_line(s, 1, line, sizeof(line));
+    snprintf(pat, sizeof(pat),
+             TS_RE "level=info proc=tlog pid=%ld event=ready public=127\\.0\\.0\\.1:8080$",
+             (long)getpid());
+    assert_matches(line, pat);
+    nth_line(s, 2, line, sizeof(line));
+    /* no fields: no trailing space */
+    snprintf(pat, sizeof(pat), TS_RE "level=error proc=tlog pid=%ld event=boom$",
+             (long)getpid());
+    assert_matches(line, pat);
+    free(s);
+}
+
+static void test_log_quoted_field(void **state)
+{
+    struct fix *f = *state;
+    char qv[64], line[4200];
+    char *s;
+
+    assert_int_equal(myna_log_open(f->path), 0);
+    MYNA_LOG(MYNA_INFO, "msg_in", "text=%s", myna_log_q(qv, sizeof(qv), "hi \"you\"\nbye"));
+    s = slurp(f->path);
+    assert_int_equal(count_lines(s), 1); /* the newline in the value stays escaped */
+    nth_line(s, 0, line, sizeof(line));
+    assert_non_null(strstr(line, " event=msg_in text=\"hi \\\"you\\\"\\nbye\""));
+    free(s);
+}
+
+static int side_effects;
+
+static const char *counted(const char *s)
+{
+    side_effects++;
+    return s;
+}
+
+static void test_log_level_filtering(void **state)
+{
+    struct fix *f = *state;
+    char *s;
+
+    assert_int_equal(myna_log_open(f->path), 0);
+    myna_log_set_level(MYNA_INFO);
+    side_effects = 0;
+    MYNA_LOG(MYNA_DEBUG, "dbg_hidden", "x=%s", counted("1"));
+    assert_int_equal(side_effects, 0); /* level tested before the arguments run */
+    MYNA_LOG(MYNA_INFO, "info_shown", "x=%s", counted("2"));
+    MYNA_LOG(MYNA_WARN, "warn_shown", "x=%d", 3);
+    MYNA_LOG(MYNA_ERROR, "error_shown", "x=%d", 4);
+    assert_int_equal(side_effects, 1);
+    myna_log_set_level(MYNA_ERROR);
+    MYNA_LOG(MYNA_WARN, "warn_hidden", "x=%d", 5);
+    MYNA_LOG(MYNA_INFO, "info_hidden", "x=%d", 6);
+    MYNA_LOG(MYNA_ERROR, "error_shown2", "x=%d", 7);
+    myna_log_set_level(MYNA_DEBUG);
+    MYNA_LOG(MYNA_DEBUG, "dbg_shown", "x=%d", 8);
+    s = slurp(f->path);
+    assert_int_equal(count_lines(s), 5);
+    assert_null(strstr(s, "hidden"));
+    assert_non_null(strstr(s, "level=info proc=tlog"));
+    assert_non_null(strstr(s, "event=info_shown x=2\n"));
+    assert_non_null(strstr(s, "event=warn_shown x=3\n"));
+    assert_non_null(strstr(s, "event=error_shown x=4\n"));
+    assert_non_null(strstr(s, "event=error_shown2 x=7\n"));
+    assert_non_null(strstr(s, "level=debug proc=tlog"));
+    assert_non_null(strstr(s, "event=dbg_shown x=8\n"));
+    free(s);
+}
+
+static void test_log_errno_fields(void **state)
+{
+    struct fix *f = *state;
+    char want[256], qerr[128], line[4200];
+    char *s;
+
+    assert_int_equal(myna_log_open(f->path), 0);
+    MYNA_LOG_ERRNO(MYNA_ERROR, "accept_failed", EMFILE, "fd=%d", 3);
+    MYNA_LOG_ERRNO(MYNA_WARN, "open_failed", ENOENT, "%s", "");
+    MYNA_LOG_ERRNO(MYNA_DEBUG, "hidden", EIO, "fd=%d", 4);
+    s = slurp(f->path);
+    assert_int_equal(count_lines(s), 2);
+    nth_line(s, 0, line, sizeof(line));
+    snprintf(want, sizeof(want), " event=accept_failed fd=3 errno=%d err=%s", EMFILE,
+             myna_log_q(qerr, sizeof(qerr), strerror(EMFILE)));
+    assert_non_null(strstr(line, want));
+    assert_int_equal(strcmp(line + strlen(line) - strlen(want), want), 0); /* at the end */
+    assert_non_null(strstr(line, "errno=24 err=\"Too many open files\""));
+    nth_line(s, 1, line, sizeof(line));
+    snprintf(want, sizeof(want), " event=open_failed errno=%d err=%s", ENOENT,
+             myna_log_q(qerr, sizeof(qerr), strerror(ENOENT)));
+    assert_non_null(strstr(line, want));
+    free(s);
+}
+
+static void test_log_long_line_stays_one_line(void **state)
+{
+    struct fix *f = *state;
+    char *big = malloc(10000), *s;
+
+    (void)state;
+    assert_non_null(big);
+    memset(big, 'v', 9999);
+    big[9999] = '\0';
+    assert_int_equal(myna_log_open(f->path), 0);
+    MYNA_LOG(MYNA_INFO, "big", "body=%s", big);
+    MYNA_LOG_ERRNO(MYNA_INFO, "big_errno", EIO, "body=%s", big);
+    MYNA_LOG(MYNA_INFO, "after", "x=%d", 1);
+    s = slurp(f->path);
+    assert_int_equal(count_lines(s), 3);
+    for (char *p = s, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+        assert_true((size_t)(nl - p) + 1 <= 4096); /* a line fits one 4 KiB write */
+    assert_non_null(strstr(s, "event=after x=1\n"));
+    free(s);
+    free(big);
+}
+
+static void test_log_appends_to_existing(void **state)
+{
+    struct fix *f = *state;
+    FILE *fp = fopen(f->path, "w");
+    char *s;
+
+    assert_non_null(fp);
+    fputs("old line\n", fp);
+    fclose(fp);
+    assert_int_equal(myna_log_open(f->path), 0);
+    MYNA_LOG(MYNA_INFO, "new_line", "n=%d", 1);
+    s = slurp(f->path);
+    assert_int_equal(strncmp(s, "old line\n", 9), 0);
+    assert_int_equal(count_lines(s), 2);
+    assert_non_null(strstr(s, "event=new_line n=1\n"));
+    free(s);
+}
+
+static void test_log_reopen_after_rename(void **state)
+{
+    struct fix *f = *state;
+    char rotated[160];
+    char *s, *r;
+
+    snprintf(rotated, sizeof(rotated), "%s.1", f->path);
+    assert_int_equal(myna_log_open(f->path), 0);
+    MYNA_LOG(MYNA_INFO, "before_rotate", "n=%d", 1);
+    assert_int_equal(rename(f->path, rotated), 0);
+    MYNA_LOG(MYNA_INFO, "still_old_file", "n=%d", 2); /* fd still points at the renamed file */
+    assert_int_equal(access(f->path, F_OK), -1);
+    assert_int_equal(myna_log_reopen(), 0);
+    assert_int_equal(access(f->path, F_OK), 0); /* a new file at the same path */
+    MYNA_LOG(MYNA_INFO, "after_rotate", "n=%d", 3);
+    s = slurp(f->path);
+    r = slurp(rotated);
+    assert_int_equal(count_lines(s), 1);
+    assert_non_null(strstr(s, "event=after_rotate n=3\n"));
+    assert_int_equal(count_lines(r), 2);
+    assert_non_null(strstr(r, "event=before_rotate n=1\n"));
+    assert_non_null(strstr(r, "event=still_old_file n=2\n"));
+    assert_null(strstr(r, "after_rotate"));
+    free(s);
+    free(r);
+    /* a second rotation works the same */
+    assert_int_equal(rename(f->path, rotated), 0);
+    assert_int_equal(myna_log_reopen(), 0);
+    MYNA_LOG(MYNA_INFO, "second", "n=%d", 4);
+    s = slurp(f->path);
+    assert_int_equal(count_lines(s), 1);
+    assert_non_null(strstr(s, "event=second n=4\n"));
+    free(s);
+}
+
+static void test_log_reopen_without_file(void **state)
+{
+    (void)state;
+    assert_int_equal(myna_log_open(NULL), 0);
+    assert_int_equal(myna_log_reopen(), 0); /* stderr: nothing to reopen */
+    assert_int_equal(myna_log_open(""), 0);
+    assert_int_equal(myna_log_reopen(), 0);
+}
+
+static void test_log_open_failure_keeps_target(void **state)
+{
+    struct fix *f = *state;
+    char bad[200];
+    char *s;
+
+    snprintf(bad, sizeof(bad), "%s/no/such/dir/x.log", f->dir);
+    assert_int_equal(myna_log_open(f->path), 0);
+    assert_int_equal(myna_log_open(bad), -ENOENT);
+    MYNA_LOG(MYNA_INFO, "kept", "n=%d", 1);
+    s = slurp(f->path);
+    assert_non_null(strstr(s, "event=kept n=1\n"));
+    free(s);
+    /* reopen still names the good file */
+    assert_int_equal(myna_log_reopen(), 0);
+    MYNA_LOG(MYNA_INFO, "kept2", "n=%d", 2);
+    s = slurp(f->path);
+    assert_int_equal(count_lines(s), 2);
+    free(s);
+}
+
+static void test_log_open_too_long_path(void **state)
+{
+    char path[5000];
+
+    (void)state;
+    memset(path, 'a', sizeof(path) - 1);
+    path[0] = '/';
+    path[sizeof(path) - 1] = '\0';
+    assert_int_equal(myna_log_open(path), -ENAMETOOLONG);
+}
+
+static void test_log_back_to_stderr(void **state)
+{
+    struct fix *f = *state;
+    char errpath[160];
+    char *s, *e;
+    int saved, fd;
+
+    snprintf(errpath, sizeof(errpath), "%s/stderr.txt", f->dir);
+    assert_int_equal(myna_log_open(f->path), 0);
+    MYNA_LOG(MYNA_INFO, "to_file", "n=%d", 1);
+    assert_int_equal(myna_log_open(NULL), 0);
+    /* capture fd 2 for one line */
+    fflush(stderr);
+    saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_true(dup2(fd, STDERR_FILENO) >= 0);
+    close(fd);
+    MYNA_LOG(MYNA_INFO, "to_stderr", "n=%d", 2);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    s = slurp(f->path);
+    e = slurp(errpath);
+    assert_int_equal(count_lines(s), 1);
+    assert_null(strstr(s, "to_stderr"));
+    assert_int_equal(count_lines(e), 1);
+    assert_non_null(strstr(e, "event=to_stderr n=2\n"));
+    free(s);
+    free(e);
+}
+
+static void test_log_two_processes_whole_lines(void **state)
+{
+    struct fix *f = *state;
+    char *s, line[4200];
+    int n;
+
+    assert_int_equal(myna_log_open(f->path), 0);
+    fflush(NULL);
+    for (int c = 0; c < 2; c++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            char pad[2000];
+            memset(pad, c ? 'B' : 'A', sizeof(pad) - 1);
+            pad[sizeof(pad) - 1] = '\0';
+            for (int i = 0; i < 300; i++)
+                MYNA_LOG(MYNA_INFO, "child", "c=%d i=%d pad=%s", c, i, pad);
+            _exit(0);
+        }
+    }
+    for (int c = 0; c < 2; c++) {
+        int status;
+        assert_true(wait(&status) > 0);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    s = slurp(f->path);
+    n = count_lines(s);
+    assert_int_equal(n, 600);
+    for (int i = 0; i < n; i++) {
+        nth_line(s, i, line, sizeof(line));
+        assert_matches(line, TS_RE "level=info proc=tlog pid=[0-9]+ event=child c=[01] "
+                                   "i=[0-9]+ pad=(A{1999}|B{1999})$");
+    }
+    free(s);
+}
+
+/* ---- names and levels ---- */
+
+static void test_log_level_names(void **state)
+{
+    (void)state;
+    assert_int_equal(myna_log_level_from_name("error"), MYNA_ERROR);
+    assert_int_equal(myna_log_level_from_name("warn"), MYNA_WARN);
+    assert_int_equal(myna_log_level_from_name("info"), MYNA_INFO);
+    assert_int_equal(myna_log_level_from_name("debug"), MYNA_DEBUG);
+    assert_int_equal(myna_log_level_from_name("INFO"), -1);
+    assert_int_equal(myna_log_level_from_name("warning"), -1);
+    assert_int_equal(myna_log_level_from_name(""), -1);
+    for (int l = MYNA_ERROR; l <= MYNA_DEBUG; l++)
+        assert_int_equal(myna_log_level_from_name(myna_log_level_name(l)), l);
+    assert_string_equal(myna_log_level_name(-1), "info");
+    assert_string_equal(myna_log_level_name(4), "info");
+}
+
+static void test_log_set_level_ignores_invalid(void **state)
+{
+    (void)state;
+    myna_log_set_level(MYNA_WARN);
+    assert_int_equal(myna_log_level_cur, MYNA_WARN);
+    myna_log_set_level(-1);
+    assert_int_equal(myna_log_level_cur, MYNA_WARN);
+    myna_log_set_level(4);
+    assert_int_equal(myna_log_level_cur, MYNA_WARN);
+    myna_log_set_level(MYNA_DEBUG);
+    assert_int_equal(myna_log_level_cur, MYNA_DEBUG);
+}
+
+static void test_log_proc_name_truncated(void **state)
+{
+    struct fix *f = *state;
+    char *s;
+
+    assert_int_equal(myna_log_open(f->path), 0);
+    myna_log_set_proc("a-very-long-process-name-that-does-not-fit-at-all");
+    MYNA_LOG(MYNA_INFO, "p", "n=%d", 1);
+    myna_log_set_proc("bot");
+    MYNA_LOG(MYNA_INFO, "p", "n=%d", 2);
+    s = slurp(f->path);
+    /* 31 bytes kept */
+    assert_non_null(strstr(s, " proc=a-very-long-process-name-that-d pid="));
+    assert_non_null(strstr(s, " proc=bot pid="));
+    free(s);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_log_q_plain),
+        T(test_log_q_escapes),
+        T(test_log_q_null),
+        T(test_log_q_truncates_within_cap),
+        T(test_log_q_truncation_never_splits_escapes),
+        T(test_log_q_tiny_cap),
+        T(test_log_q_fits_not_truncated),
+        T(test_log_line_format),
+        T(test_log_quoted_field),
+        T(test_log_level_filtering),
+        T(test_log_errno_fields),
+        T(test_log_long_line_stays_one_line),
+        T(test_log_appends_to_existing),
+        T(test_log_reopen_after_rename),
+        T(test_log_reopen_without_file),
+        T(test_log_open_failure_keeps_target),
+        T(test_log_open_too_long_path),
+        T(test_log_back_to_stderr),
+        T(test_log_two_processes_whole_lines),
+        T(test_log_level_names),
+        T(test_log_set_level_ignores_invalid),
+        T(test_log_proc_name_truncated),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,366 @@
+/* test_util.c - the small helpers of util.h: phone masking (never more than
+ * the last 4 digits shown, output always terminated within cap), bounded
+ * integer parsing, instance-id slugs, host:port splitting, and the clocks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "core/util.h"
+#include "core/banned.h"
+
+/* ---- phone mask ---- */
+
+static const char *mask(const char *phone, char *out, size_t cap)
+{
+    const char *r = myna_phone_mask(phone, out, cap);
+
+    assert_ptr_equal(r, out);
+    if (cap > 0)
+        assert_non_null(memchr(out, '\0', cap));
+    return r;
+}
+
+static void test_util_phone_mask_plain(void **state)
+{
+    char out[32];
+
+    (void)state;
+    assert_string_equal(mask("79161234567", out, sizeof(out)), "*******4567");
+}
+
+static void test_util_phone_mask_formatted(void **state)
+{
+    char out[32];
+
+    (void)state;
+    /* non-digits dropped, same result as the bare digits */
+    assert_string_equal(mask("+7 (916) 123-45-67", out, sizeof(out)), "*******4567");
+    assert_string_equal(mask("+1-202-555-0143", out, sizeof(out)), "*******0143");
+}
+
+static void test_util_phone_mask_short(void **state)
+{
+    char out[32];
+
+    (void)state;
+    assert_string_equal(mask("123", out, sizeof(out)), "123");
+    assert_string_equal(mask("1234", out, sizeof(out)), "1234");
+    assert_string_equal(mask("12345", out, sizeof(out)), "*2345");
+    assert_string_equal(mask("7", out, sizeof(out)), "7");
+}
+
+static void test_util_phone_mask_null_empty(void **state)
+{
+    char out[32];
+
+    (void)state;
+    assert_string_equal(mask(NULL, out, sizeof(out)), "-");
+    assert_string_equal(mask("", out, sizeof(out)), "-");
+    assert_string_equal(mask("+() -", out, sizeof(out)), "-"); /* no digits at all */
+}
+
+static void test_util_phone_mask_small_cap(void **state)
+{
+    char out[8];
+
+    (void)state;
+    /* truncation keeps the masked prefix: never a digit that should be hidden */
+    assert_string_equal(mask("79161234567", out, 4), "***");
+    assert_string_equal(mask("79161234567", out, 1), "");
+    assert_string_equal(mask("79161234567", out, 8), "*******");
+    assert_string_equal(mask("79161234567", out, 2), "*");
+    assert_string_equal(mask(NULL, out, 1), "");
+    assert_string_equal(mask(NULL, out, 2), "-");
+    memset(out, 'Z', sizeof(out));
+    myna_phone_mask("123", out, 0); /* cap 0: nothing written */
+    assert_int_equal(out[0], 'Z');
+}
+
+static void test_util_phone_mask_exact_cap(void **state)
+{
+    char out[12];
+
+    (void)state;
+    /* 11 digits need 12 bytes */
+    assert_string_equal(mask("79161234567", out, 12), "*******4567");
+    assert_string_equal(mask("79161234567", out, 11), "*******456");
+}
+
+static void test_util_phone_mask_never_leaks_hidden_digits(void **state)
+{
+    char out[64];
+    const char *in = "+44 7700 900123";
+
+    (void)state;
+    for (size_t cap = 1; cap <= sizeof(out); cap++) {
+        mask(in, out, cap);
+        /* digits only among the last 4 of the 12 digits */
+        for (size_t i = 0; out[i]; i++)
+            if (i < 8)
+                assert_int_equal(out[i], '*');
+    }
+}
+
+/* ---- parse_i64 ---- */
+
+static void test_util_parse_i64_ok(void **state)
+{
+    int64_t v = 0;
+
+    (void)state;
+    assert_int_equal(myna_parse_i64("0", 0, 10, &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(myna_parse_i64("42", 0, 100, &v), 0);
+    assert_int_equal(v, 42);
+    assert_int_equal(myna_parse_i64("-17", -20, 0, &v), 0);
+    assert_int_equal(v, -17);
+    assert_int_equal(myna_parse_i64("007", 0, 10, &v), 0);
+    assert_int_equal(v, 7);
+}
+
+static void test_util_parse_i64_bounds_inclusive(void **state)
+{
+    int64_t v = 0;
+
+    (void)state;
+    assert_int_equal(myna_parse_i64("1", 1, 5, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(myna_parse_i64("5", 1, 5, &v), 0);
+    assert_int_equal(v, 5);
+    v = 99;
+    assert_int_equal(myna_parse_i64("0", 1, 5, &v), -1);
+    assert_int_equal(myna_parse_i64("6", 1, 5, &v), -1);
+    assert_int_equal(myna_parse_i64("-1", 0, 5, &v), -1);
+    assert_int_equal(v, 99); /* untouched on failure */
+}
+
+static void test_util_parse_i64_extremes(void **state)
+{
+    int64_t v = 0;
+
+    (void)state;
+    assert_int_equal(myna_parse_i64("9223372036854775807", INT64_MIN, INT64_MAX, &v), 0);
+    assert_true(v == INT64_MAX);
+    assert_int_equal(myna_parse_i64("-9223372036854775808", INT64_MIN, INT64_MAX, &v), 0);
+    assert_true(v == INT64_MIN);
+    v = 5;
+    assert_int_equal(myna_parse_i64("9223372036854775808", INT64_MIN, INT64_MAX, &v), -1);
+    assert_int_equal(myna_parse_i64("-9223372036854775809", INT64_MIN, INT64_MAX, &v), -1);
+    assert_int_equal(myna_parse_i64("99999999999999999999999", INT64_MIN, INT64_MAX, &v), -1);
+    assert_int_equal(v, 5);
+}
+
+static void test_util_parse_i64_junk(void **state)
+{
+    int64_t v = 3;
+
+    (void)state;
+    assert_int_equal(myna_parse_i64("", 0, 100, &v), -1);
+    assert_int_equal(myna_parse_i64(NULL, 0, 100, &v), -1);
+    assert_int_equal(myna_parse_i64("12x", 0, 100, &v), -1);
+    assert_int_equal(myna_parse_i64("12 ", 0, 100, &v), -1);
+    assert_int_equal(myna_parse_i64("x12", 0, 100, &v), -1);
+    assert_int_equal(myna_parse_i64("1.5", 0, 100, &v), -1);
+    assert_int_equal(myna_parse_i64("1e3", 0, 10000, &v), -1);
+    assert_int_equal(myna_parse_i64("0x10", 0, 100, &v), -1);
+    assert_int_equal(myna_parse_i64("-", 0, 100, &v), -1);
+    assert_int_equal(myna_parse_i64("+", 0, 100, &v), -1);
+    assert_int_equal(myna_parse_i64(" ", 0, 100, &v), -1);
+    assert_int_equal(v, 3);
+}
+
+/* ---- slugs ---- */
+
+static void test_util_is_slug_ok(void **state)
+{
+    (void)state;
+    assert_true(myna_is_slug("a"));
+    assert_true(myna_is_slug("0"));
+    assert_true(myna_is_slug("acme"));
+    assert_true(myna_is_slug("acme-2"));
+    assert_true(myna_is_slug("a-b-c"));
+    assert_true(myna_is_slug("a--b"));
+    assert_true(myna_is_slug("9lives"));
+}
+
+static void test_util_is_slug_length(void **state)
+{
+    char s[70];
+
+    (void)state;
+    memset(s, 'a', sizeof(s));
+    s[64] = '\0';
+    assert_true(myna_is_slug(s));
+    s[64] = 'a';
+    s[65] = '\0';
+    assert_false(myna_is_slug(s));
+    s[1] = '\0';
+    assert_true(myna_is_slug(s));
+}
+
+static void test_util_is_slug_bad(void **state)
+{
+    (void)state;
+    assert_false(myna_is_slug(NULL));
+    assert_false(myna_is_slug(""));
+    assert_false(myna_is_slug("-"));
+    assert_false(myna_is_slug("-acme"));
+    assert_false(myna_is_slug("acme-"));
+    assert_false(myna_is_slug("Acme"));
+    assert_false(myna_is_slug("ACME"));
+    assert_false(myna_is_slug("ac_me"));
+    assert_false(myna_is_slug("ac.me"));
+    assert_false(myna_is_slug("ac me"));
+    assert_false(myna_is_slug("../x"));
+    assert_false(myna_is_slug("ac/me"));
+    assert_false(myna_is_slug("acm\xc3\xa9"));
+}
+
+/* ---- host:port ---- */
+
+static void test_util_split_hostport_v4(void **state)
+{
+    char host[64];
+    int port = -1;
+
+    (void)state;
+    assert_int_equal(myna_split_hostport("127.0.0.1:8080", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8080);
+    assert_int_equal(myna_split_hostport("localhost:65535", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "localhost");
+    assert_int_equal(port, 65535);
+    assert_int_equal(myna_split_hostport("0.0.0.0:0", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "0.0.0.0");
+    assert_int_equal(port, 0);
+}
+
+static void test_util_split_hostport_v6(void **state)
+{
+    char host[64];
+    int port = -1;
+
+    (void)state;
+    assert_int_equal(myna_split_hostport("[::1]:0", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 0);
+    assert_int_equal(myna_split_hostport("[fe80::1:2]:443", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "fe80::1:2");
+    assert_int_equal(port, 443);
+}
+
+static void test_util_split_hostport_bad(void **state)
+{
+    char host[64];
+    int port = 1234;
+
+    (void)state;
+    assert_int_equal(myna_split_hostport("localhost:65536", host, sizeof(host), &port), -1);
+    assert_int_equal(myna_split_hostport("noport", host, sizeof(host), &port), -1);
+    assert_int_equal(myna_split_hostport(":80", host, sizeof(host), &port), -1);
+    assert_int_equal(myna_split_hostport("host:", host, sizeof(host), &port), -1);
+    assert_int_equal(myna_split_hostport("host:-1", host, sizeof(host), &port), -1);
+    assert_int_equal(myna_split_hostport("host:80x", host, sizeof(host), &port), -1);
+    assert_int_equal(myna_split_hostport("[::1]", host, sizeof(host), &port), -1);
+    assert_int_equal(myna_split_hostport("[::1]80", host, sizeof(host), &port), -1);
+    assert_int_equal(myna_split_hostport("[]:80", host, sizeof(host), &port), -1);
+    assert_int_equal(myna_split_hostport("[::1:80", host, sizeof(host), &port), -1);
+    assert_int_equal(myna_split_hostport("", host, sizeof(host), &port), -1);
+    assert_int_equal(myna_split_hostport(NULL, host, sizeof(host), &port), -1);
+    assert_int_equal(port, 1234); /* untouched on failure */
+}
+
+static void test_util_split_hostport_host_cap(void **state)
+{
+    char host[16];
+    int port = 0;
+
+    (void)state;
+    memset(host, 'Z', sizeof(host));
+    /* "localhost" is 9 bytes: needs cap 10 */
+    assert_int_equal(myna_split_hostport("localhost:80", host, 9, &port), -1);
+    assert_int_equal(host[0], 'Z'); /* nothing written */
+    assert_int_equal(myna_split_hostport("localhost:80", host, 10, &port), 0);
+    assert_string_equal(host, "localhost");
+    assert_int_equal(host[10], 'Z');
+    assert_int_equal(port, 80);
+}
+
+/* ---- clocks ---- */
+
+static void test_util_mono_non_decreasing(void **state)
+{
+    int64_t prev_us = myna_mono_us(), prev_ms = myna_mono_ms();
+
+    (void)state;
+    assert_true(prev_us > 0);
+    for (int i = 0; i < 100000; i++) {
+        int64_t us = myna_mono_us(), ms = myna_mono_ms();
+        assert_true(us >= prev_us);
+        assert_true(ms >= prev_ms);
+        prev_us = us;
+        prev_ms = ms;
+    }
+}
+
+static void test_util_mono_advances(void **state)
+{
+    struct timespec d = { 0, 20 * 1000 * 1000 };
+    int64_t us0 = myna_mono_us(), ms0 = myna_mono_ms(), us1, ms1;
+
+    (void)state;
+    nanosleep(&d, NULL);
+    us1 = myna_mono_us();
+    ms1 = myna_mono_ms();
+    assert_true(us1 - us0 >= 20000);
+    assert_true(us1 - us0 < 5 * 1000 * 1000);
+    assert_true(ms1 - ms0 >= 19); /* ms truncation */
+    /* ms and us are one clock */
+    assert_true(ms1 - us1 / 1000 >= 0 && ms1 - us1 / 1000 <= 1);
+}
+
+static void test_util_wall_ms_is_epoch(void **state)
+{
+    int64_t before = (int64_t)time(NULL) * 1000;
+    int64_t w = myna_wall_ms();
+    int64_t after = ((int64_t)time(NULL) + 1) * 1000;
+
+    (void)state;
+    assert_true(w >= before && w <= after);
+    assert_true(w > INT64_C(1600000000000)); /* after 2020 */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_util_phone_mask_plain),
+        cmocka_unit_test(test_util_phone_mask_formatted),
+        cmocka_unit_test(test_util_phone_mask_short),
+        cmocka_unit_test(test_util_phone_mask_null_empty),
+        cmocka_unit_test(test_util_phone_mask_small_cap),
+        cmocka_unit_test(test_util_phone_mask_exact_cap),
+        cmocka_unit_test(test_util_phone_mask_never_leaks_hidden_digits),
+        cmocka_unit_test(test_util_parse_i64_ok),
+        cmocka_unit_test(test_util_parse_i64_bounds_inclusive),
+        cmocka_unit_test(test_util_parse_i64_extremes),
+        cmocka_unit_test(test_util_parse_i64_junk),
+        cmocka_unit_test(test_util_is_slug_ok),
+        cmocka_unit_test(test_util_is_slug_length),
+        cmocka_unit_test(test_util_is_slug_bad),
+        cmocka_unit_test(test_util_split_hostport_v4),
+        cmocka_unit_test(test_util_split_hostport_v6),
+        cmocka_unit_test(test_util_split_hostport_bad),
+        cmocka_unit_test(test_util_split_hostport_host_cap),
+        cmocka_unit_test(test_util_mono_non_decreasing),
+        cmocka_unit_test(test_util_mono_advances),
+        cmocka_unit_test(test_util_wall_ms_is_epoch),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

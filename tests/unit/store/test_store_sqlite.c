@@ -1,0 +1,912 @@
+/* test_store_sqlite.c - the SQLite store against the contracts of store.h:
+ * schema and WAL at open, field-exact round trips, dedupe, all-or-nothing
+ * transactions (with injected faults, looping N until success), reads, two
+ * handles and two processes on one file. Every test gets a fresh mkdtemp
+ * directory; a second plain sqlite3 connection looks at the file from
+ * outside where the store's own answers would prove nothing. */
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store/store.h"
+#include "core/banned.h"
+
+struct fix {
+    char dir[64];
+    char path[128];
+};
+
+static int setup(void **state)
+{
+    struct fix *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/myna-test-store-XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof(f->path), "%s/acme.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+static int teardown(void **state)
+{
+    struct fix *f = *state;
+    int rc = nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+
+    free(f);
+    return rc;
+}
+
+/* ---- helpers ---- */
+
+static struct myna_store *open_store(const char *path, enum myna_store_sync sync)
+{
+    struct myna_store_opts o = { sync, 0 };
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_store *st = myna_store_open_sqlite(path, &o, &err);
+
+    if (st == NULL)
+        fail_msg("open: %s", err.msg);
+    assert_int_equal(err.code, 0);  /* untouched on success */
+    return st;
+}
+
+/* A text message that points into itself: never copy it by value. */
+struct sample {
+    char wamid[64];
+    char raw[128];
+    struct myna_inbound m;
+};
+
+static void sample_init(struct sample *x, const char *who, int i)
+{
+    memset(x, 0, sizeof(*x));
+    snprintf(x->wamid, sizeof(x->wamid), "wamid.%s-%d", who, i);
+    snprintf(x->raw, sizeof(x->raw), "{\"id\":\"%.63s\",\"type\":\"text\"}", x->wamid);
+    x->m.phone_number_id = "106540352242922";
+    x->m.wamid = x->wamid;
+    x->m.contact = "15550001111";
+    x->m.ts = 1700000000 + i;
+    x->m.type = MYNA_MSG_TEXT;
+    x->m.text = "hello";
+    x->m.raw = x->raw;
+    x->m.raw_len = strlen(x->raw);
+}
+
+struct status_sample {
+    char wamid[64];
+    char raw[128];
+    struct myna_status_rec s;
+};
+
+static void status_init(struct status_sample *x, const char *wamid, enum myna_status_kind k)
+{
+    memset(x, 0, sizeof(*x));
+    snprintf(x->wamid, sizeof(x->wamid), "%s", wamid);
+    snprintf(x->raw, sizeof(x->raw), "{\"id\":\"%s\",\"status\":\"%s\"}", wamid,
+             myna_status_kind_name(k));
+    x->s.phone_number_id = "106540352242922";
+    x->s.wamid = x->wamid;
+    x->s.status = k;
+    x->s.status_name = myna_status_kind_name(k);
+    x->s.recipient = "15550001111";
+    x->s.ts = 1700000100;
+    x->s.raw = x->raw;
+    x->s.raw_len = strlen(x->raw);
+}
+
+static int put_one(struct myna_store *st, const struct myna_inbound *m)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    int rc;
+
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    rc = myna_store_put_inbound(st, m, 1700000000123, &err);
+    assert_true(rc >= 0);
+    assert_int_equal(myna_store_commit(st, &err), MYNA_OK);
+    return rc;
+}
+
+static void assert_counts(struct myna_store *st, int64_t want_inbox, int64_t want_status)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    int64_t n_inbox = -1, n_status = -1;
+
+    assert_int_equal(myna_store_count(st, &n_inbox, &n_status, &err), MYNA_OK);
+    assert_int_equal(n_inbox, want_inbox);
+    assert_int_equal(n_status, want_status);
+}
+
+static void assert_str(const char *want, const char *got)
+{
+    if (want == NULL) {
+        assert_null(got);
+        return;
+    }
+    assert_non_null(got);
+    assert_string_equal(want, got);
+}
+
+static void assert_raw(const char *want, size_t want_len, const char *got, size_t got_len)
+{
+    assert_int_equal(got_len, want_len);
+    assert_memory_equal(got, want, want_len);
+    assert_int_equal(got[got_len], '\0');  /* rows hand out C strings */
+}
+
+static void assert_inbound_equal(const struct myna_inbound *want, const struct myna_inbound *got)
+{
+    assert_str(want->phone_number_id, got->phone_number_id);
+    assert_str(want->wamid, got->wamid);
+    assert_str(want->contact, got->contact);
+    assert_str(want->contact_user_id, got->contact_user_id);
+    assert_str(want->profile_name, got->profile_name);
+    assert_int_equal(got->ts, want->ts);
+    assert_int_equal(got->type, want->type);
+    assert_str(want->text, got->text);
+    assert_str(want->reply_id, got->reply_id);
+    assert_str(want->media_id, got->media_id);
+    assert_str(want->mime_type, got->mime_type);
+    assert_str(want->context_id, got->context_id);
+    assert_str(want->referral_id, got->referral_id);
+    assert_int_equal(got->error_code, want->error_code);
+    assert_int_equal(got->has_location, want->has_location);
+    /* exact: a REAL is the same IEEE double, and no location reads as 0 */
+    assert_true(got->latitude == (want->has_location ? want->latitude : 0.0));
+    assert_true(got->longitude == (want->has_location ? want->longitude : 0.0));
+    assert_raw(want->raw, want->raw_len, got->raw, got->raw_len);
+}
+
+static void assert_status_equal(const struct myna_status_rec *want, const struct myna_status_rec *got)
+{
+    assert_str(want->phone_number_id, got->phone_number_id);
+    assert_str(want->wamid, got->wamid);
+    assert_int_equal(got->status, want->status);
+    assert_str(want->status_name, got->status_name);
+    assert_str(want->recipient, got->recipient);
+    assert_int_equal(got->ts, want->ts);
+    assert_int_equal(got->error_code, want->error_code);
+    assert_str(want->error_title, got->error_title);
+    assert_raw(want->raw, want->raw_len, got->raw, got->raw_len);
+}
+
+/* First column of the first row of sql, through a connection of our own;
+ * malloc'd, or NULL when there is no row. */
+static char *sql_text(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    char *out = NULL;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != NULL)
+        out = strdup((const char *)sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return out;
+}
+
+static void sql_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void assert_sql(const char *path, const char *sql, const char *want)
+{
+    char *got = sql_text(path, sql);
+
+    assert_str(want, got);
+    free(got);
+}
+
+/* ---- open and schema ---- */
+
+static void test_open_creates_schema_and_wal(void **state)
+{
+    struct fix *f = *state;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+
+    assert_string_equal(st->ops->name, "sqlite");
+    assert_counts(st, 0, 0);
+    /* from outside: WAL is a property of the file, not of our connection */
+    assert_sql(f->path, "PRAGMA journal_mode", "wal");
+    assert_sql(f->path, "PRAGMA user_version", "1");
+    assert_sql(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
+               " WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
+               "inbox_contact,inbox_wamid,statuses_wamid_status");
+    assert_sql(f->path, "SELECT \"unique\" FROM pragma_index_list('inbox')"
+               " WHERE name = 'inbox_wamid'", "1");
+    assert_sql(f->path, "SELECT \"unique\" FROM pragma_index_list('statuses')"
+               " WHERE name = 'statuses_wamid_status'", "1");
+    myna_store_free(st);
+}
+
+static void test_reopen_keeps_data_without_migrating(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_inbox_row row;
+    struct sample x;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+
+    sample_init(&x, "keep", 1);
+    assert_int_equal(put_one(st, &x.m), MYNA_STORE_NEW);
+    myna_store_free(st);
+
+    /* Step 1 is a bare CREATE TABLE: had it run again, open would fail. A
+     * marker table shows that nothing rebuilt the file either. */
+    sql_exec(f->path, "CREATE TABLE marker(x)");
+    st = open_store(f->path, MYNA_SYNC_NORMAL);
+    assert_counts(st, 1, 0);
+    assert_int_equal(myna_store_inbox_find(st, x.wamid, &row, &err), MYNA_OK);
+    assert_inbound_equal(&x.m, &row.m);
+    myna_store_inbox_row_release(&row);
+    myna_store_free(st);
+    assert_sql(f->path, "PRAGMA user_version", "1");
+    assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'marker'", "1");
+}
+
+static void test_open_refuses_newer_schema(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+
+    myna_store_free(open_store(f->path, MYNA_SYNC_FULL));
+    sql_exec(f->path, "PRAGMA user_version=99");
+    assert_null(myna_store_open_sqlite(f->path, NULL, &err));
+    assert_int_equal(err.code, MYNA_ESTORE);
+    assert_non_null(strstr(err.msg, f->path));
+    assert_non_null(strstr(err.msg, "99"));
+}
+
+static void test_open_missing_dir(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    char path[256], want[300];
+
+    snprintf(path, sizeof(path), "%s/no-such-dir/acme.db", f->dir);
+    assert_null(myna_store_open_sqlite(path, NULL, &err));
+    assert_int_equal(err.code, MYNA_ESTORE);
+    snprintf(want, sizeof(want), "cannot open store '%s': ", path);
+    assert_memory_equal(err.msg, want, strlen(want));
+    assert_non_null(strstr(err.msg, "No such file or directory"));
+}
+
+static void test_open_bad_options(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_store_opts o = { MYNA_SYNC_FULL, -1 };
+
+    assert_null(myna_store_open_sqlite(f->path, &o, &err));
+    assert_int_equal(err.code, MYNA_EINVAL);
+    myna_store_free(NULL);  /* a no-op */
+}
+
+/* ---- round trips ---- */
+
+static void test_roundtrip_every_field(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    /* raw is bound by raw_len: what follows it must not be stored */
+    static const char raw[] = "{\"id\":\"wamid.full\"}TRAILING";
+    struct myna_inbound full = {
+        .phone_number_id = "106540352242922", .wamid = "wamid.full",
+        .contact = "4915112345678", .contact_user_id = "BSUID.1",
+        .profile_name = "Jürgen 🐦", .ts = 1717000000, .type = MYNA_MSG_LOCATION,
+        .text = "Cafe, Main St 1", .reply_id = "r1", .media_id = "m1",
+        .mime_type = "image/jpeg", .context_id = "wamid.quoted", .referral_id = "ad.9",
+        .error_code = 131051, .has_location = 1,
+        .latitude = 52.520008123456789, .longitude = -13.404954000000001,
+        .raw = raw, .raw_len = sizeof(raw) - 1 - strlen("TRAILING"),
+    };
+    /* only what is required; has_location = 0 must not invent a location */
+    struct myna_inbound bare = {
+        .wamid = "wamid.bare", .contact = "", .type = MYNA_MSG_UNSUPPORTED,
+        .latitude = 1.5, .longitude = 2.5, .raw = "{}", .raw_len = 2,
+    };
+    struct myna_status_rec failed = {
+        .phone_number_id = "106540352242922", .wamid = "wamid.out",
+        .status = MYNA_STATUS_FAILED, .status_name = "failed", .recipient = "4915112345678",
+        .ts = 1717000001, .error_code = 131047, .error_title = "Re-engagement message",
+        .raw = "{\"status\":\"failed\"}", .raw_len = 19,
+    };
+    struct myna_status_rec bare_status = {
+        .wamid = "wamid.out", .status = MYNA_STATUS_UNKNOWN, .status_name = "deleted",
+        .raw = "{}", .raw_len = 2,
+    };
+    struct myna_inbox_row rows[3];
+    struct myna_status_row srows[3];
+    size_t n = 99;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_inbound(st, &full, 1717000000500, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_put_inbound(st, &bare, 1717000000600, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_put_status(st, &failed, 1717000000700, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_put_status(st, &bare_status, 1717000000800, &err),
+                     MYNA_STORE_NEW);
+    assert_int_equal(myna_store_commit(st, &err), MYNA_OK);
+
+    assert_int_equal(myna_store_inbox_read(st, 0, 3, rows, &n, &err), MYNA_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(rows[0].seq, 1);
+    assert_int_equal(rows[0].received_ms, 1717000000500);
+    assert_inbound_equal(&full, &rows[0].m);
+    assert_int_equal(rows[1].seq, 2);
+    assert_int_equal(rows[1].received_ms, 1717000000600);
+    bare.latitude = bare.longitude = 0.0;
+    assert_inbound_equal(&bare, &rows[1].m);
+    for (size_t i = 0; i < n; i++) {
+        myna_store_inbox_row_release(&rows[i]);
+        assert_null(rows[i].m.wamid);  /* released rows are zeroed */
+    }
+
+    assert_int_equal(myna_store_status_read(st, 0, 3, srows, &n, &err), MYNA_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(srows[0].seq, 1);
+    assert_int_equal(srows[0].received_ms, 1717000000700);
+    assert_status_equal(&failed, &srows[0].s);
+    assert_int_equal(srows[1].received_ms, 1717000000800);
+    assert_status_equal(&bare_status, &srows[1].s);  /* unknown name kept as received */
+    for (size_t i = 0; i < n; i++)
+        myna_store_status_row_release(&srows[i]);
+    myna_store_free(st);
+}
+
+/* A row written by a newer myna with a type this one does not know. */
+static void test_unknown_type_reads_as_unsupported(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_inbox_row row;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+
+    sql_exec(f->path, "INSERT INTO inbox(wamid, contact, ts, type, raw, received_ms)"
+             " VALUES('wamid.poll', '1555', 1, 'poll', '{}', 2)");
+    assert_int_equal(myna_store_inbox_find(st, "wamid.poll", &row, &err), MYNA_OK);
+    assert_int_equal(row.m.type, MYNA_MSG_UNSUPPORTED);
+    assert_int_equal(row.m.error_code, 0);
+    myna_store_inbox_row_release(&row);
+    myna_store_free(st);
+}
+
+static void test_big_text_roundtrip(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    const size_t len = 1 << 20;
+    char *big = malloc(len + 1);
+    struct myna_inbox_row row;
+    struct sample x;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_NORMAL);
+
+    assert_non_null(big);
+    for (size_t i = 0; i < len; i++)
+        big[i] = (char)('a' + i % 26);
+    big[len] = '\0';
+    sample_init(&x, "big", 1);
+    x.m.text = big;
+    x.m.raw = big;  /* a big raw too: it is bound by length */
+    x.m.raw_len = len;
+    assert_int_equal(put_one(st, &x.m), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_inbox_find(st, x.wamid, &row, &err), MYNA_OK);
+    assert_int_equal(strlen(row.m.text), len);
+    assert_inbound_equal(&x.m, &row.m);
+    myna_store_inbox_row_release(&row);
+    myna_store_free(st);
+    free(big);
+}
+
+/* ---- dedupe ---- */
+
+static void test_dedupe_across_transactions(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_inbox_row row;
+    struct sample x;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+
+    sample_init(&x, "dup", 1);
+    assert_int_equal(put_one(st, &x.m), MYNA_STORE_NEW);
+    x.m.text = "a retry with another body";  /* the first copy wins */
+    assert_int_equal(put_one(st, &x.m), MYNA_STORE_DUP);
+    assert_counts(st, 1, 0);
+    assert_int_equal(myna_store_inbox_find(st, x.wamid, &row, &err), MYNA_OK);
+    assert_string_equal(row.m.text, "hello");
+    myna_store_inbox_row_release(&row);
+    myna_store_free(st);
+
+    st = open_store(f->path, MYNA_SYNC_FULL);  /* and after a reopen */
+    assert_int_equal(put_one(st, &x.m), MYNA_STORE_DUP);
+    assert_counts(st, 1, 0);
+    myna_store_free(st);
+}
+
+static void test_dedupe_inside_transaction(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct sample a, b;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+
+    sample_init(&a, "same", 1);
+    sample_init(&b, "same", 1);
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_inbound(st, &a.m, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_put_inbound(st, &b.m, 2, &err), MYNA_STORE_DUP);
+    assert_int_equal(myna_store_put_inbound(st, &a.m, 3, &err), MYNA_STORE_DUP);
+    assert_counts(st, 1, 0);  /* our own uncommitted row */
+    assert_int_equal(myna_store_commit(st, &err), MYNA_OK);
+    assert_counts(st, 1, 0);
+    myna_store_free(st);
+}
+
+static void test_status_dedupe(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct status_sample sent, sent_again, delivered, other_sent;
+    struct myna_status_row rows[4];
+    size_t n;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+
+    status_init(&sent, "wamid.out1", MYNA_STATUS_SENT);
+    status_init(&sent_again, "wamid.out1", MYNA_STATUS_SENT);
+    status_init(&delivered, "wamid.out1", MYNA_STATUS_DELIVERED);
+    status_init(&other_sent, "wamid.out2", MYNA_STATUS_SENT);
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_status(st, &sent.s, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_put_status(st, &sent_again.s, 2, &err), MYNA_STORE_DUP);
+    assert_int_equal(myna_store_put_status(st, &delivered.s, 3, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_commit(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_status(st, &delivered.s, 4, &err), MYNA_STORE_DUP);
+    assert_int_equal(myna_store_put_status(st, &other_sent.s, 5, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_commit(st, &err), MYNA_OK);
+    assert_counts(st, 0, 3);
+
+    assert_int_equal(myna_store_status_read(st, 0, 4, rows, &n, &err), MYNA_OK);
+    assert_int_equal(n, 3);
+    assert_status_equal(&sent.s, &rows[0].s);
+    assert_status_equal(&delivered.s, &rows[1].s);
+    assert_status_equal(&other_sent.s, &rows[2].s);
+    assert_int_equal(rows[1].received_ms, 3);
+    for (size_t i = 0; i < n; i++)
+        myna_store_status_row_release(&rows[i]);
+    myna_store_free(st);
+}
+
+/* ---- transactions ---- */
+
+static void test_rollback_keeps_nothing(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct sample x;
+    struct status_sample s;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+
+    sample_init(&x, "rb", 1);
+    status_init(&s, "wamid.out", MYNA_STATUS_SENT);
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_inbound(st, &x.m, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_put_status(st, &s.s, 1, &err), MYNA_STORE_NEW);
+    myna_store_rollback(st);
+    assert_counts(st, 0, 0);
+    myna_store_rollback(st);  /* none open: a no-op */
+
+    assert_int_equal(put_one(st, &x.m), MYNA_STORE_NEW);  /* not a dup of the lost one */
+    assert_counts(st, 1, 0);
+
+    /* free with a transaction open rolls it back */
+    sample_init(&x, "rb", 2);
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_inbound(st, &x.m, 1, &err), MYNA_STORE_NEW);
+    myna_store_free(st);
+    st = open_store(f->path, MYNA_SYNC_FULL);
+    assert_counts(st, 1, 0);
+    myna_store_free(st);
+}
+
+static void test_commit_failure_keeps_nothing(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct sample a, b;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+
+    sample_init(&a, "cf", 1);
+    sample_init(&b, "cf", 2);
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_inbound(st, &a.m, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_put_inbound(st, &b.m, 1, &err), MYNA_STORE_NEW);
+    myna_store_sqlite_fail_after(st, 1);
+    assert_int_equal(myna_store_commit(st, &err), MYNA_ESTORE);
+    assert_non_null(strstr(err.msg, f->path));
+    assert_non_null(strstr(err.msg, "cannot commit"));
+    assert_counts(st, 0, 0);
+
+    /* the handle works afterwards, and the lost rows are not dups */
+    err = (struct myna_err)MYNA_ERR_INIT;
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_inbound(st, &a.m, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_put_inbound(st, &b.m, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_commit(st, &err), MYNA_OK);
+    assert_int_equal(err.code, 0);
+    assert_counts(st, 2, 0);
+    myna_store_free(st);
+}
+
+/* STYLE 10: fail the N-th store call, N = 1, 2, ... until the transaction
+ * goes through; every failed attempt must leave nothing behind. */
+static void test_fault_loop_all_or_nothing(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct sample in[3];
+    struct status_sample out[2];
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+    int n, rc, put_failed;
+
+    for (int i = 0; i < 3; i++)
+        sample_init(&in[i], "loop", i);
+    status_init(&out[0], "wamid.loop-out", MYNA_STATUS_SENT);
+    status_init(&out[1], "wamid.loop-out", MYNA_STATUS_DELIVERED);
+    for (n = 1;; n++) {
+        put_failed = 0;
+        myna_store_sqlite_fail_after(st, n);
+        assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+        for (int i = 0; i < 5; i++) {
+            rc = i < 3 ? myna_store_put_inbound(st, &in[i].m, 1, &err)
+                       : myna_store_put_status(st, &out[i - 3].s, 1, &err);
+            if (i + 1 == n) {
+                assert_int_equal(rc, MYNA_ESTORE);
+                assert_non_null(strstr(err.msg, "injected fault"));
+                put_failed = 1;
+            } else {
+                assert_int_equal(rc, MYNA_STORE_NEW);  /* nothing kept by earlier tries */
+            }
+        }
+        /* commit even after a failed put: the store must still keep nothing */
+        rc = myna_store_commit(st, &err);
+        myna_store_sqlite_fail_after(st, -1);
+        if (rc == MYNA_OK)
+            break;
+        assert_int_equal(rc, MYNA_ESTORE);
+        assert_true(put_failed || n == 6);
+        assert_counts(st, 0, 0);
+    }
+    assert_int_equal(n, 7);  /* 5 puts and the commit could each fail */
+    assert_counts(st, 3, 2);
+    myna_store_free(st);
+}
+
+static void test_misuse_is_einval(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct sample x;
+    struct status_sample s;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+
+    sample_init(&x, "inval", 1);
+    status_init(&s, "wamid.out", MYNA_STATUS_SENT);
+    assert_int_equal(myna_store_put_inbound(st, &x.m, 1, &err), MYNA_EINVAL);
+    assert_non_null(strstr(err.msg, "no transaction"));
+    assert_int_equal(myna_store_put_status(st, &s.s, 1, &err), MYNA_EINVAL);
+    assert_int_equal(myna_store_commit(st, &err), MYNA_EINVAL);
+    assert_counts(st, 0, 0);
+
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_begin(st, &err), MYNA_EINVAL);
+    x.m.wamid = NULL;
+    assert_int_equal(myna_store_put_inbound(st, &x.m, 1, &err), MYNA_EINVAL);
+    x.m.wamid = x.wamid;
+    s.s.status_name = NULL;
+    assert_int_equal(myna_store_put_status(st, &s.s, 1, &err), MYNA_EINVAL);
+    /* misuse does not spoil the transaction */
+    assert_int_equal(myna_store_put_inbound(st, &x.m, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_commit(st, &err), MYNA_OK);
+    assert_counts(st, 1, 0);
+    myna_store_free(st);
+}
+
+/* Another process holds the write lock past our busy_timeout: a clear
+ * error, and the handle works once the lock is gone. */
+static void test_busy_gives_clear_error(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_store_opts quick = { MYNA_SYNC_FULL, 50 };
+    struct myna_store *holder = open_store(f->path, MYNA_SYNC_FULL);
+    struct myna_store *st = myna_store_open_sqlite(f->path, &quick, &err);
+    struct sample x;
+
+    assert_non_null(st);  /* opening a current schema takes no write lock */
+    sample_init(&x, "busy", 1);
+    assert_int_equal(myna_store_begin(holder, &err), MYNA_OK);
+    assert_int_equal(myna_store_begin(st, &err), MYNA_ESTORE);
+    assert_non_null(strstr(err.msg, f->path));
+    assert_non_null(strstr(err.msg, "locked"));
+    assert_int_equal(myna_store_put_inbound(st, &x.m, 1, &err), MYNA_EINVAL);
+    myna_store_rollback(holder);
+    assert_int_equal(put_one(st, &x.m), MYNA_STORE_NEW);
+    myna_store_free(holder);
+    myna_store_free(st);
+}
+
+/* ---- reads ---- */
+
+static void test_inbox_read_paging(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_inbox_row rows[4];
+    struct status_sample s;
+    struct myna_status_row srows[2];
+    struct sample x;
+    int64_t after = 0;
+    size_t n, total = 0;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_NORMAL);
+
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    for (int i = 1; i <= 10; i++) {
+        sample_init(&x, "page", i);
+        assert_int_equal(myna_store_put_inbound(st, &x.m, i, &err), MYNA_STORE_NEW);
+    }
+    assert_int_equal(myna_store_commit(st, &err), MYNA_OK);
+
+    /* pages of 4, 4, 2, then nothing: seq order, no gap, no repeat */
+    for (int page = 0; page < 4; page++) {
+        assert_int_equal(myna_store_inbox_read(st, after, 4, rows, &n, &err), MYNA_OK);
+        assert_int_equal(n, page < 2 ? 4 : page == 2 ? 2 : 0);
+        for (size_t i = 0; i < n; i++) {
+            char want[64];
+            assert_int_equal(rows[i].seq, after + 1);
+            snprintf(want, sizeof(want), "wamid.page-%d", (int)rows[i].seq);
+            assert_string_equal(rows[i].m.wamid, want);
+            assert_int_equal(rows[i].received_ms, rows[i].seq);
+            after = rows[i].seq;
+            myna_store_inbox_row_release(&rows[i]);
+        }
+        total += n;
+    }
+    assert_int_equal(total, 10);
+    assert_int_equal(myna_store_inbox_read(st, 3, 0, rows, &n, &err), MYNA_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(myna_store_inbox_read(st, 9, 4, rows, &n, &err), MYNA_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].seq, 10);
+    myna_store_inbox_row_release(&rows[0]);
+
+    assert_int_equal(myna_store_status_read(st, 0, 2, srows, &n, &err), MYNA_OK);
+    assert_int_equal(n, 0);
+    status_init(&s, "wamid.page-out", MYNA_STATUS_READ);
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_status(st, &s.s, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_commit(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_status_read(st, 0, 2, srows, &n, &err), MYNA_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(srows[0].s.status, MYNA_STATUS_READ);
+    myna_store_status_row_release(&srows[0]);
+    assert_int_equal(myna_store_status_read(st, 1, 2, srows, &n, &err), MYNA_OK);
+    assert_int_equal(n, 0);
+    myna_store_free(st);
+}
+
+static void test_inbox_find(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_inbox_row row;
+    struct sample a, b;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+
+    sample_init(&a, "find", 1);
+    sample_init(&b, "find", 2);
+    assert_int_equal(put_one(st, &a.m), MYNA_STORE_NEW);
+    assert_int_equal(put_one(st, &b.m), MYNA_STORE_NEW);
+
+    assert_int_equal(myna_store_inbox_find(st, b.wamid, &row, &err), MYNA_OK);
+    assert_int_equal(row.seq, 2);
+    assert_inbound_equal(&b.m, &row.m);
+    myna_store_inbox_row_release(&row);
+
+    assert_int_equal(myna_store_inbox_find(st, "wamid.nope", &row, &err), MYNA_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "wamid.nope"));
+    assert_null(row.m.wamid);
+    myna_store_inbox_row_release(&row);  /* harmless on a miss */
+    myna_store_free(st);
+}
+
+static void test_count(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct sample x;
+    struct status_sample s;
+    int64_t n_inbox = -1;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+
+    assert_counts(st, 0, 0);
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    for (int i = 0; i < 7; i++) {
+        sample_init(&x, "count", i);
+        assert_int_equal(myna_store_put_inbound(st, &x.m, 1, &err), MYNA_STORE_NEW);
+    }
+    status_init(&s, "wamid.count-0", MYNA_STATUS_SENT);
+    assert_int_equal(myna_store_put_status(st, &s.s, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_commit(st, &err), MYNA_OK);
+    assert_counts(st, 7, 1);
+    assert_int_equal(myna_store_count(st, &n_inbox, NULL, &err), MYNA_OK);
+    assert_int_equal(n_inbox, 7);
+    myna_store_free(st);
+}
+
+/* ---- two handles, two processes ---- */
+
+/* The master writes, the bot reads: a reader sees a commit, never the
+ * writer's open transaction. */
+static void test_two_handles(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_store *writer = open_store(f->path, MYNA_SYNC_NORMAL);
+    struct myna_store *reader = open_store(f->path, MYNA_SYNC_NORMAL);
+    struct myna_inbox_row rows[4], row;
+    struct sample a, b;
+    size_t n;
+
+    sample_init(&a, "two", 1);
+    sample_init(&b, "two", 2);
+    assert_int_equal(put_one(writer, &a.m), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_inbox_read(reader, 0, 4, rows, &n, &err), MYNA_OK);
+    assert_int_equal(n, 1);
+    assert_inbound_equal(&a.m, &rows[0].m);
+    myna_store_inbox_row_release(&rows[0]);
+
+    assert_int_equal(myna_store_begin(writer, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_inbound(writer, &b.m, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_inbox_read(reader, 1, 4, rows, &n, &err), MYNA_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(myna_store_inbox_find(reader, b.wamid, &row, &err), MYNA_ENOTFOUND);
+    assert_counts(reader, 1, 0);
+    assert_int_equal(myna_store_commit(writer, &err), MYNA_OK);
+
+    assert_int_equal(myna_store_inbox_read(reader, 1, 4, rows, &n, &err), MYNA_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].seq, 2);
+    myna_store_inbox_row_release(&rows[0]);
+    assert_int_equal(myna_store_inbox_find(reader, b.wamid, &row, &err), MYNA_OK);
+    myna_store_inbox_row_release(&row);
+    /* the reader's view of dedupe is the same file's */
+    assert_int_equal(put_one(reader, &b.m), MYNA_STORE_DUP);
+    myna_store_free(writer);
+    myna_store_free(reader);
+}
+
+#define FORK_TXNS 40
+#define FORK_OWN_PER_TXN 10
+
+/* One process's share of test_fork_concurrent_writers: opens its own handle
+ * (none crosses fork) on a file that may not exist yet, then writes
+ * FORK_TXNS transactions of its own messages plus one message that the
+ * other process writes too. 0 on success; no cmocka calls, it may run in a
+ * child. */
+static int write_share(const char *path, const char *who)
+{
+    struct myna_store_opts o = { MYNA_SYNC_NORMAL, 10000 };
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_store *st = myna_store_open_sqlite(path, &o, &err);
+    struct sample x;
+    int rc = st != NULL ? MYNA_OK : -1;
+
+    for (int t = 0; rc == MYNA_OK && t < FORK_TXNS; t++) {
+        rc = myna_store_begin(st, &err);
+        for (int i = 0; rc == MYNA_OK && i < FORK_OWN_PER_TXN; i++) {
+            sample_init(&x, who, t * FORK_OWN_PER_TXN + i);
+            rc = myna_store_put_inbound(st, &x.m, 1, &err) == MYNA_STORE_NEW ? MYNA_OK : -1;
+        }
+        sample_init(&x, "shared", t);
+        if (rc == MYNA_OK && myna_store_put_inbound(st, &x.m, 1, &err) < 0)
+            rc = -1;
+        if (rc == MYNA_OK)
+            rc = myna_store_commit(st, &err);
+    }
+    if (rc != MYNA_OK)
+        fprintf(stderr, "%s: %s\n", who, err.msg);
+    myna_store_free(st);
+    return rc;
+}
+
+static void test_fork_concurrent_writers(void **state)
+{
+    struct fix *f = *state;
+    int go[2], status;
+    char byte;
+    pid_t pid;
+    struct myna_store *st;
+
+    assert_int_equal(pipe(go), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(go[1]);
+        /* start together with the parent: EOF when it closes its end */
+        while (read(go[0], &byte, 1) < 0 && errno == EINTR)
+            ;
+        _exit(write_share(f->path, "child") == MYNA_OK ? 0 : 1);
+    }
+    close(go[0]);
+    close(go[1]);
+    assert_int_equal(write_share(f->path, "parent"), MYNA_OK);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    st = open_store(f->path, MYNA_SYNC_FULL);
+    /* both shares, and each shared message once */
+    assert_counts(st, 2 * FORK_TXNS * FORK_OWN_PER_TXN + FORK_TXNS, 0);
+    myna_store_free(st);
+    assert_sql(f->path, "PRAGMA user_version", "1");
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_open_creates_schema_and_wal),
+        T(test_reopen_keeps_data_without_migrating),
+        T(test_open_refuses_newer_schema),
+        T(test_open_missing_dir),
+        T(test_open_bad_options),
+        T(test_roundtrip_every_field),
+        T(test_unknown_type_reads_as_unsupported),
+        T(test_big_text_roundtrip),
+        T(test_dedupe_across_transactions),
+        T(test_dedupe_inside_transaction),
+        T(test_status_dedupe),
+        T(test_rollback_keeps_nothing),
+        T(test_commit_failure_keeps_nothing),
+        T(test_fault_loop_all_or_nothing),
+        T(test_misuse_is_einval),
+        T(test_busy_gives_clear_error),
+        T(test_inbox_read_paging),
+        T(test_inbox_find),
+        T(test_count),
+        T(test_two_handles),
+        T(test_fork_concurrent_writers),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
