@@ -32,7 +32,11 @@ char *myna_arena_strdup(struct myna_arena *a, const char *s);
 void *myna_arena_own(struct myna_arena *a, void *p);
 /* fn(arg) runs at myna_arena_free, latest first. MYNA_ENOMEM on failure. */
 int myna_arena_on_free(struct myna_arena *a, void (*fn)(void *), void *arg);
-/* Runs the hooks and frees every block; the arena is back to INIT. */
+/* Runs the hooks and frees every block; the arena is back to INIT. Standard
+ * blocks go to a per-thread cache of at most 64 (256 KiB) for reuse. */
 void myna_arena_free(struct myna_arena *a);
+/* Frees this thread's cache of blocks (at thread or process exit, so that
+ * leak checkers see a clean heap). */
+void myna_arena_cache_release(void);
 
 #endif

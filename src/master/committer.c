@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "core/arena.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "core/banned.h"
@@ -36,28 +37,6 @@ static size_t job_records(const struct myna_commit_job *job)
     return n;
 }
 
-/* Takes jobs off the queue up to max_records (at least one). Under mu. */
-static struct myna_commit_job *take_group(struct myna_committer *c, size_t *n_records)
-{
-    struct myna_commit_job *head = c->queue, *last = NULL, *j;
-    size_t n = 0;
-
-    for (j = c->queue; j != NULL; j = j->next) {
-        size_t r = job_records(j);
-        if (last != NULL && n + r > c->max_records)
-            break;
-        n += r;
-        last = j;
-    }
-    c->queue = j;
-    if (c->queue == NULL)
-        c->queue_tail = &c->queue;
-    if (last)
-        last->next = NULL;
-    *n_records = n;
-    return head;
-}
-
 static int write_part(const struct myna_commit_part *p, int64_t received_ms,
                       struct myna_err *err)
 {
@@ -83,7 +62,7 @@ static int commit_store(struct myna_store *store, struct myna_commit_job *group,
     int rc = myna_store_begin(store, err);
 
     for (struct myna_commit_job *j = group; rc == MYNA_OK && j; j = j->next)
-        for (size_t i = 0; rc == MYNA_OK && i < j->n_parts; i++)
+        for (size_t i = 0; j->rc == MYNA_OK && rc == MYNA_OK && i < j->n_parts; i++)
             if (j->parts[i].store == store)
                 rc = write_part(&j->parts[i], j->received_ms, err);
     if (rc == MYNA_OK)
@@ -95,7 +74,7 @@ static int commit_store(struct myna_store *store, struct myna_commit_job *group,
 static void mark_failed(struct myna_commit_job *group, struct myna_store *store, int rc)
 {
     for (struct myna_commit_job *j = group; j; j = j->next)
-        for (size_t i = 0; i < j->n_parts; i++)
+        for (size_t i = 0; j->rc == MYNA_OK && i < j->n_parts; i++)
             if (j->parts[i].store == store)
                 j->rc = rc;
 }
@@ -109,7 +88,7 @@ static struct myna_store **group_stores(struct myna_commit_job *group, size_t *n
 
     *n = 0;
     for (struct myna_commit_job *j = group; j; j = j->next)
-        for (size_t i = 0; i < j->n_parts; i++) {
+        for (size_t i = 0; j->rc == MYNA_OK && i < j->n_parts; i++) {
             struct myna_store *st = j->parts[i].store;
             size_t k;
             for (k = 0; k < *n && v[k] != st; k++)
@@ -138,8 +117,12 @@ static void commit_group(struct myna_committer *c, struct myna_commit_job *group
     struct myna_store **stores = group_stores(group, &n_stores);
     int failed = 0;
 
-    for (struct myna_commit_job *j = group; j; j = j->next)
-        j->rc = stores || n_stores == 0 ? MYNA_OK : MYNA_ENOMEM;
+    if (stores == NULL && n_stores > 0) {
+        failed = 1;
+        for (struct myna_commit_job *j = group; j; j = j->next)
+            if (j->rc == MYNA_OK)
+                j->rc = MYNA_ENOMEM;
+    }
     for (size_t i = 0; stores && i < n_stores; i++) {
         struct myna_err err = MYNA_ERR_INIT;
         int rc = commit_store(stores[i], group, &err);
@@ -154,7 +137,8 @@ static void commit_group(struct myna_committer *c, struct myna_commit_job *group
     }
     free(stores);
     pthread_mutex_lock(&c->mu);
-    myna_commit_stats_observe(&c->stats, myna_mono_us() - t0, n_records, failed);
+    if (n_stores > 0)  /* a group of refused bodies wrote nothing */
+        myna_commit_stats_observe(&c->stats, myna_mono_us() - t0, n_records, failed);
     *c->done_tail = group;
     while (*c->done_tail)
         c->done_tail = &(*c->done_tail)->next;
@@ -167,6 +151,32 @@ static void ring(int efd)
 
     while (write(efd, &one, sizeof(one)) < 0 && errno == EINTR)
         ;
+}
+
+/* Takes jobs one by one, preparing each outside the lock, until the group
+ * holds max_records records or the queue is empty. Called and returns with mu
+ * held. */
+static struct myna_commit_job *take_group(struct myna_committer *c, size_t *n_records)
+{
+    struct myna_commit_job *group = NULL, **tail = &group;
+
+    *n_records = 0;
+    while (c->queue != NULL && *n_records < c->max_records) {
+        struct myna_commit_job *j = c->queue;
+
+        c->queue = j->next;
+        if (c->queue == NULL)
+            c->queue_tail = &c->queue;
+        pthread_mutex_unlock(&c->mu);
+        j->next = NULL;
+        j->rc = j->prepare ? j->prepare(j, j->arg) : MYNA_OK;
+        if (j->rc == MYNA_OK)
+            *n_records += job_records(j);
+        *tail = j;
+        tail = &j->next;
+        pthread_mutex_lock(&c->mu);
+    }
+    return group;
 }
 
 static void *writer_main(void *arg)
@@ -189,6 +199,7 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);
+    myna_arena_cache_release();
     return NULL;
 }
 

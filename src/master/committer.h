@@ -1,11 +1,12 @@
 /* committer.h - group commit for the ingress.
  *
- * The loop thread submits jobs (one per webhook request: its records, split
- * into parts by store). One writer thread takes everything queued, writes it
- * in one transaction per store, commits, and hands the jobs back; the loop
- * then answers their requests. While the writer commits one group the loop
- * keeps parsing and queueing the next, so an fsync never stalls the loop and
- * concurrent requests share one commit.
+ * The loop thread submits jobs (one per webhook request). One writer thread
+ * takes what is queued, runs each job's prepare step (the ingress parses and
+ * routes there, off the loop), writes the records of the group in one
+ * transaction per store, commits, and hands the jobs back; the loop then
+ * answers their requests. While the writer works on one group the loop keeps
+ * reading and queueing the next, so neither parsing nor an fsync stalls the
+ * loop, and concurrent requests share one commit.
  *
  * Ownership: a submitted job stays the caller's memory; the committer only
  * links it and fills rc and the *_new flags. done runs on the loop thread,
@@ -36,15 +37,19 @@ struct myna_commit_part {
 
 struct myna_commit_job {
     struct myna_commit_job *next;     /* committer's link */
-    struct myna_commit_part *parts;
+    struct myna_commit_part *parts;   /* set by the submitter or by prepare */
     size_t n_parts;
     int64_t received_ms;              /* stored with each record */
-    int rc;                           /* OUT: MYNA_OK or the store's error */
+    int rc;                           /* OUT: MYNA_OK, prepare's error, or the store's */
+    /* May be NULL. Runs on the writer thread before the job is written; it
+     * may fill parts. A non-OK return becomes rc and nothing is written. It
+     * must not touch the loop's objects. */
+    int (*prepare)(struct myna_commit_job *job, void *arg);
     void (*done)(struct myna_commit_job *job, void *arg);
     void *arg;
 };
 
-/* max_records bounds one group (at least one job is always taken). */
+/* max_records bounds the records of one group (at least one job is taken). */
 struct myna_committer *myna_committer_new(struct event_base *base, size_t max_records,
                                           struct myna_err *err);
 /* Queues job; never fails. */

@@ -41,13 +41,20 @@ struct myna_ingress {
     int closing;   /* being freed: requests may be gone, answer nothing */
 };
 
-/* One webhook request waiting for its commit; all of it lives in arena. */
+/* One webhook request waiting for its commit; all of it lives in arena.
+ * The loop fills it and submits it; the writer thread parses the body into
+ * it (prepare); the loop answers from it. */
 struct pending {
     struct myna_arena arena;
     struct myna_commit_job job;
     struct evhttp_request *req;
     struct myna_ingress *ing;
-    const char *instance_id;
+    struct ingress_instance *in;
+    const char *body;              /* a copy: the writer must not touch libevent */
+    size_t len;
+    struct myna_err err;           /* why prepare refused the body */
+    size_t n_ignored, n_invalid;   /* counted by prepare, added to metrics by the loop */
+    int n_unrouted;
 };
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *body)
@@ -134,7 +141,8 @@ static void handle_verify(struct myna_ingress *ing, struct evhttp_request *req,
 
 /* The instance whose store keeps records for phone_number_id: the owner of
  * that number among the instances of the same Meta app, else the URL's. */
-static struct ingress_instance *route(struct myna_ingress *ing, struct ingress_instance *url,
+static struct ingress_instance *route(const struct myna_ingress *ing,
+                                      struct ingress_instance *url,
                                       const char *phone_number_id, int *unrouted)
 {
     if (phone_number_id == NULL || strcmp(url->cfg->phone_number_id, phone_number_id) == 0)
@@ -149,23 +157,21 @@ static struct ingress_instance *route(struct myna_ingress *ing, struct ingress_i
 }
 
 /* Splits the batch into one part per destination store, in the arena. */
-static int build_parts(struct myna_ingress *ing, struct ingress_instance *url,
+static int build_parts(const struct myna_ingress *ing, struct ingress_instance *url,
                        const struct myna_cloud_batch *b, struct myna_arena *a,
-                       struct myna_commit_job *job)
+                       struct myna_commit_job *job, int *unrouted)
 {
     size_t n_rec = b->n_msgs + b->n_statuses;
     struct ingress_instance **dest = myna_arena_alloc(a, (n_rec ? n_rec : 1) * sizeof(*dest));
     struct myna_commit_part *parts = myna_arena_zalloc(a, (n_rec ? n_rec : 1) * sizeof(*parts));
     size_t n_parts = 0;
-    int unrouted = 0;
 
     if (dest == NULL || parts == NULL)
         return MYNA_ENOMEM;
     for (size_t i = 0; i < b->n_msgs; i++)
-        dest[i] = route(ing, url, b->msgs[i].phone_number_id, &unrouted);
+        dest[i] = route(ing, url, b->msgs[i].phone_number_id, unrouted);
     for (size_t i = 0; i < b->n_statuses; i++)
-        dest[b->n_msgs + i] = route(ing, url, b->statuses[i].phone_number_id, &unrouted);
-    ing->metrics->unrouted_records += (uint64_t)unrouted;
+        dest[b->n_msgs + i] = route(ing, url, b->statuses[i].phone_number_id, unrouted);
 
     /* Almost every body goes to one store: then the part points into the
      * batch's arrays directly. Otherwise records are copied per store. */
@@ -219,9 +225,31 @@ static void on_committed(struct myna_commit_job *job, void *arg)
         pending_free(p);
         return;
     }
-    if (p->job.rc != MYNA_OK) {
+    m->ignored_changes += p->n_ignored;
+    m->invalid_items += p->n_invalid;
+    m->unrouted_records += (uint64_t)p->n_unrouted;
+    if (p->n_invalid)
+        MYNA_LOG(MYNA_WARN, "webhook_items_skipped", "instance=%s invalid=%zu", p->in->cfg->id,
+                 p->n_invalid);
+    switch (p->job.rc) {
+    case MYNA_OK:
+        break;
+    case MYNA_EPARSE:
+        reject(ing, p->req, MYNA_REJ_BAD_JSON, 400, "Bad Request", p->in->cfg->id, p->err.msg);
+        pending_free(p);
+        return;
+    case MYNA_ESHAPE:
+        reject(ing, p->req, MYNA_REJ_BAD_SHAPE, 400, "Bad Request", p->in->cfg->id, p->err.msg);
+        pending_free(p);
+        return;
+    case MYNA_ETOOBIG:
+        reject(ing, p->req, MYNA_REJ_TOO_LARGE, 413, "Payload Too Large", p->in->cfg->id,
+               p->err.msg);
+        pending_free(p);
+        return;
+    default:
         reject(ing, p->req, MYNA_REJ_STORE_FAILED, 500, "Internal Server Error",
-               p->instance_id, "records could not be stored; retry later");
+               p->in->cfg->id, "records could not be stored; retry later");
         pending_free(p);
         return;
     }
@@ -240,6 +268,23 @@ static void on_committed(struct myna_commit_job *job, void *arg)
     pending_free(p);
 }
 
+/* Writer thread: parse and route the body. Touches only p, its arena and
+ * the ingress's read-only instance table. */
+static int prepare(struct myna_commit_job *job, void *arg)
+{
+    struct pending *p = arg;
+    struct myna_cloud_batch batch;
+    int rc;
+
+    (void)job;
+    rc = myna_cloud_parse(p->body, p->len, &p->arena, &batch, &p->err);
+    if (rc != MYNA_OK)
+        return rc;
+    p->n_ignored = batch.n_ignored;
+    p->n_invalid = batch.n_invalid;
+    return build_parts(p->ing, p->in, &batch, &p->arena, &p->job, &p->n_unrouted);
+}
+
 static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
                          struct ingress_instance *in)
 {
@@ -248,11 +293,9 @@ static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
     const char *sig = evhttp_find_header(evhttp_request_get_input_headers(req),
                                          "X-Hub-Signature-256");
     struct myna_arena arena = MYNA_ARENA_INIT(0);
-    struct myna_cloud_batch batch;
     struct myna_err err = MYNA_ERR_INIT;
     struct pending *p;
     const char *bytes;
-    int rc;
 
     ing->metrics->webhooks_received++;
     if (ing->draining) {
@@ -279,40 +322,18 @@ static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
         return;
     }
     /* the arena's own first bytes hold the pending request */
-    if ((p = myna_arena_zalloc(&arena, sizeof(*p))) == NULL) {
+    if ((p = myna_arena_zalloc(&arena, sizeof(*p))) == NULL ||
+        (p->body = myna_arena_strndup(&arena, bytes, len)) == NULL) {
         myna_arena_free(&arena);
         reply(req, 500, "Internal Server Error", "out of memory");
         return;
     }
-    rc = myna_cloud_parse(bytes, len, &arena, &batch, &err);
-    if (rc == MYNA_OK)
-        rc = build_parts(ing, in, &batch, &arena, &p->job);
-    if (rc != MYNA_OK) {
-        if (rc == MYNA_EPARSE)
-            reject(ing, req, MYNA_REJ_BAD_JSON, 400, "Bad Request", in->cfg->id, err.msg);
-        else if (rc == MYNA_ESHAPE)
-            reject(ing, req, MYNA_REJ_BAD_SHAPE, 400, "Bad Request", in->cfg->id, err.msg);
-        else if (rc == MYNA_ETOOBIG)
-            reject(ing, req, MYNA_REJ_TOO_LARGE, 413, "Payload Too Large", in->cfg->id, err.msg);
-        else
-            reply(req, 500, "Internal Server Error", "out of memory");
-        myna_arena_free(&arena);
-        return;
-    }
-    ing->metrics->ignored_changes += batch.n_ignored;
-    ing->metrics->invalid_items += batch.n_invalid;
-    if (batch.n_invalid)
-        MYNA_LOG(MYNA_WARN, "webhook_items_skipped", "instance=%s invalid=%zu", in->cfg->id,
-                 batch.n_invalid);
-    if (p->job.n_parts == 0) {  /* nothing to keep: e.g. only account_update changes */
-        reply(req, 200, "OK", "ok");
-        myna_arena_free(&arena);
-        return;
-    }
+    p->len = len;
     p->req = req;
     p->ing = ing;
-    p->instance_id = in->cfg->id;
+    p->in = in;
     p->job.received_ms = myna_wall_ms();
+    p->job.prepare = prepare;
     p->job.done = on_committed;
     p->job.arg = p;
     p->arena = arena;  /* from here the arena (holding p itself) is owned by p */

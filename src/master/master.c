@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "core/arena.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -326,6 +327,7 @@ static void master_release(struct master *m)
     free(m->conns.slots);
     if (m->base)
         event_base_free(m->base);
+    myna_arena_cache_release();
 }
 
 int myna_master_run(const struct myna_conf *conf, const struct myna_instance_set *instances,

@@ -137,7 +137,8 @@ static void test_port_in_use_fails_cleanly(void **state)
     (void)state;
     assert_int_equal(h_setup(&a, NULL), 0);
     assert_int_equal(h_start(&a, NULL), 0);
-    snprintf(pub, sizeof(pub), "%s", a.public_url + strlen("http://"));
+    if (snprintf(pub, sizeof(pub), "%s", a.public_url + strlen("http://")) >= (int)sizeof(pub))
+        fail_msg("address too long");
     assert_int_equal(h_setup(&b, NULL), 0);
     rc = h_start(&b, extra);
     assert_int_equal(rc, -1);

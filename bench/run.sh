@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# run.sh BUILD_DIR [SECTION...] - Myna's benchmarks, each printed beside a
+# baseline measured in the same run on the same machine: absolute figures
+# drift from machine to machine, ratios measured in one run much less.
+# bench/README.md explains the figures and the targets.
+#
+# Sections (default: all, in this order):
+#   webhook   bare libevent server vs `myna serve` under myna_loadgen
+#
+# Only 127.0.0.1, every wait bounded, and the temp dir and every process
+# started here are gone when it exits. Exit: 0 every section ran (targets may
+# still MISS), 1 a section could not run or Myna lost or duplicated
+# acknowledged webhooks, 2 usage.
+#
+# Environment knobs: BENCH_CONNECTIONS (64), BENCH_DURATION (10 s),
+# BENCH_SIZE (1500 bytes). Change them only to explore: the targets assume
+# the defaults.
+
+# shellcheck disable=SC2317  # functions are called indirectly ("bench_$s")
+set -euo pipefail
+
+readonly SECTIONS=(webhook)      # a later benchmark: add its name and a bench_<name>
+readonly READY_TIMEOUT_S=10      # a server that is not listening by then is broken
+readonly STOP_TIMEOUT_S=10       # Myna drains for up to 5 s on SIGTERM, then exits
+readonly SECRET=bench-secret-0123456789
+readonly INSTANCE_JSON='[{"id":"bench","name":"Bench","provider":"cloud","phone_number_id":"481516234200915","waba_id":"302948571630214","access_token":"bench-token","app_secret":"bench-secret-0123456789","verify_token":"bench-verify"}]'
+
+usage() {
+    echo "usage: $0 BUILD_DIR [SECTION...]   (sections: ${SECTIONS[*]})" >&2
+    exit 2
+}
+
+int_env() {   # int_env NAME DEFAULT MAX: a positive integer from the environment
+    local v=${!1:-$2}
+    if ! [[ $v =~ ^[0-9]+$ ]] || [ "$v" -lt 1 ] || [ "$v" -gt "$3" ]; then
+        echo "run.sh: $1 must be an integer in 1..$3, not '$v'" >&2
+        exit 2
+    fi
+    echo "$v"
+}
+
+[ $# -ge 1 ] || usage
+[ -d "$1" ] || { echo "run.sh: no build directory '$1'" >&2; exit 2; }
+build=$(cd "$1" && pwd)
+shift
+sections=("$@")
+[ ${#sections[@]} -gt 0 ] || sections=("${SECTIONS[@]}")
+for s in "${sections[@]}"; do
+    [[ " ${SECTIONS[*]} " == *" $s "* ]] || usage
+done
+
+CONNECTIONS=$(int_env BENCH_CONNECTIONS 64 1000)
+DURATION=$(int_env BENCH_DURATION 10 120)
+SIZE=$(int_env BENCH_SIZE 1500 3145728)
+loadgen=$build/bench/myna_loadgen
+bare=$build/bench/myna_bare_server
+myna=$build/myna
+for f in "$loadgen" "$bare"; do
+    [ -x "$f" ] || { echo "run.sh: missing $f (build with -DMYNA_BENCH=ON)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/myna-bench.XXXXXX")
+live_pids=()   # servers started and not yet reaped: the exit trap kills them
+
+cleanup() {
+    local pid
+    for pid in "${live_pids[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- helpers ----------------------------------------------------------------
+
+forget_pid() {
+    local keep=() p
+    for p in "${live_pids[@]}"; do
+        [ "$p" = "$1" ] || keep+=("$p")
+    done
+    live_pids=("${keep[@]+"${keep[@]}"}")
+}
+
+# start_server LOG CMD...: runs CMD in the background with stderr into LOG;
+# its pid is left in $server_pid.
+start_server() {
+    local log=$1
+    shift
+    : >"$log"    # exists before wait_ready first reads it
+    "$@" >"$log.out" 2>"$log" &
+    server_pid=$!
+    live_pids+=("$server_pid")
+}
+
+# wait_ready PID LOG: prints the public port from the `event=ready
+# public=127.0.0.1:PORT` line, polling the log (never a fixed sleep) for at
+# most READY_TIMEOUT_S. Returns 1 if the process exits or the time runs out.
+wait_ready() {
+    local pid=$1 log=$2 port deadline=$((SECONDS + READY_TIMEOUT_S))
+    while :; do
+        port=$(sed -nE 's/.*event=ready public=127\.0\.0\.1:([0-9]+).*/\1/p' "$log" | head -n 1)
+        if [ -n "$port" ]; then
+            echo "$port"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || return 1
+        [ "$SECONDS" -lt "$deadline" ] || return 1
+        sleep 0.05
+    done
+}
+
+# stop_server PID: SIGTERM, then up to STOP_TIMEOUT_S for it to exit, then
+# SIGKILL. Leaves the exit status in $stop_status (137 when it had to be killed).
+stop_server() {
+    local pid=$1 deadline=$((SECONDS + STOP_TIMEOUT_S))
+    kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "run.sh: pid $pid still running ${STOP_TIMEOUT_S}s after SIGTERM; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    stop_status=0
+    wait "$pid" 2>/dev/null || stop_status=$?
+    forget_pid "$pid"
+}
+
+# peak_rss_mb PID: VmHWM (peak resident set) in MiB, one decimal.
+peak_rss_mb() {
+    awk '/^VmHWM:/ { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
+}
+
+# cpu_ticks PID: user + system time of all its threads so far, in clock ticks.
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# kv KEY LINE: the value of KEY=VALUE in a key=value line.
+kv() {
+    awk -v k="$1" '{ for (i = 1; i <= NF; i++) { n = index($i, "=");
+        if (substr($i, 1, n - 1) == k) { print substr($i, n + 1); exit } } }' <<<"$2"
+}
+
+# awk does the arithmetic: bash has no floating point.
+calc() { awk "BEGIN { printf \"%.2f\n\", ($1) }"; }
+holds() { awk "BEGIN { exit !($1) }"; }
+
+# target LABEL CONDITION VALUE: one PASS/MISS line.
+target() {
+    if holds "$2"; then echo "PASS $1 ($3)"; else echo "MISS $1 ($3)"; fi
+}
+
+# serve_and_load NAME DIR PATH CMD...: starts the server CMD, waits for its
+# ready line, puts DURATION seconds of load on http://127.0.0.1:PORT/PATH,
+# reads its peak RSS while it still runs, stops it. Sets load_line (the
+# loadgen's result), load_detail (its stderr summary), load_rss, load_cpu
+# (server CPU during the load, % of one core) and load_status (its exit
+# status after SIGTERM). Returns 1 when it could not measure.
+serve_and_load() {
+    local name=$1 dir=$2 path=$3 port t0 t1 hz
+    shift 3
+    load_line="" load_detail="" load_rss="?" load_cpu="?" load_status=0
+    start_server "$dir/$name.log" "$@"
+    if ! port=$(wait_ready "$server_pid" "$dir/$name.log"); then
+        echo "$name: no 'event=ready public=127.0.0.1:PORT' line within ${READY_TIMEOUT_S}s; last log lines:" >&2
+        tail -n 20 "$dir/$name.log" >&2
+        stop_server "$server_pid"
+        return 1
+    fi
+    hz=$(getconf CLK_TCK)
+    t0=$(cpu_ticks "$server_pid")
+    # Bounded even if the loadgen wedges: duration + its drain + slack.
+    load_line=$(timeout --foreground -k 5 $((DURATION + 30)) "$loadgen" \
+        --url "http://127.0.0.1:$port/$path" --connections "$CONNECTIONS" \
+        --duration "$DURATION" --size "$SIZE" --secret "$SECRET" 2>"$dir/$name-load.log") || true
+    t1=$(cpu_ticks "$server_pid")
+    load_rss=$(peak_rss_mb "$server_pid")   # before SIGTERM: /proc/PID must still exist
+    load_cpu=$(awk -v t="$((t1 - t0))" -v hz="$hz" -v d="$DURATION" 'BEGIN { printf "%.0f", 100 * t / hz / d }')
+    load_detail=$(grep '^loadgen:' "$dir/$name-load.log" | tail -n 1 || true)
+    stop_server "$server_pid"
+    load_status=$stop_status
+    if [ -z "$load_line" ]; then
+        echo "$name: the loadgen printed no result; its output:" >&2
+        cat "$dir/$name-load.log" >&2
+        return 1
+    fi
+}
+
+# print_run NAME: the loadgen line and the CPU both sides used, from serve_and_load.
+print_run() {
+    local gen_cpu
+    gen_cpu=$(kv cpu_pct "$load_detail")
+    printf '%-5s %s\n' "$1" "$load_line"
+    printf '%-5s server_cpu_pct=%s loadgen_cpu_pct=%s\n' "$1" "$load_cpu" "${gen_cpu:-?}"
+    if [ -n "$gen_cpu" ] && [ "$gen_cpu" -ge 90 ]; then
+        echo "$1   NOTE: the loadgen used ${gen_cpu}% of a core: it may have set the pace, not the server"
+    fi
+    if [ "$(kv errors "$load_line")" != 0 ] || [ "$(kv non200 "$load_line")" != 0 ]; then
+        echo "$1   $load_detail"
+    fi
+}
+
+# ---- webhook: the HTTP ingress path -----------------------------------------
+
+webhook_bare() {
+    serve_and_load bare "$1" webhook/bench "$bare" 127.0.0.1:0 || return 1
+    bare_line=$load_line bare_rss=$load_rss
+    print_run bare
+}
+
+# The same server answering on the next loop turn: what holding a request
+# for anything (a commit) costs evhttp by itself.
+webhook_deferred() {
+    serve_and_load defer "$1" webhook/bench "$bare" --defer 127.0.0.1:0 || return 1
+    defer_line=$load_line
+    print_run defer
+}
+
+webhook_myna() {
+    local dir=$1
+    if [ ! -x "$myna" ]; then
+        echo "myna: not run: $myna does not exist (build the myna target first)" >&2
+        return 1
+    fi
+    mkdir -p "$dir/var"
+    printf '%s\n' "$INSTANCE_JSON" >"$dir/instances.json"
+    serve_and_load myna "$dir" webhook/bench "$myna" serve --public 127.0.0.1:0 \
+        --admin 127.0.0.1:0 --data "$dir/var" --instances "$dir/instances.json" || return 1
+    myna_line=$load_line myna_rss=$load_rss myna_status=$load_status
+    print_run myna
+}
+
+# Every 200 is a promise that the webhook is stored: the inbox must hold one
+# row per 200 answer. More rows are explained only by requests whose answer
+# was lost after the commit (counted as loadgen errors). Returns 1 on a
+# mismatch that no error explains.
+webhook_inbox_check() {
+    local dir=$1 db=$1/var/instances/bench.db ok errors rows
+    ok=$(( $(kv requests "$myna_line") - $(kv non200 "$myna_line") ))
+    errors=$(kv errors "$myna_line")
+    if ! command -v sqlite3 >/dev/null 2>&1; then
+        echo "inbox check: SKIP (sqlite3 not installed)"
+        return 0
+    fi
+    if [ ! -f "$db" ]; then
+        echo "inbox check: FAIL (no store at var/instances/bench.db)"
+        return 1
+    fi
+    if ! rows=$(timeout 30 sqlite3 "$db" 'SELECT count(*) FROM inbox;' 2>&1); then
+        echo "inbox check: FAIL (sqlite3: $rows)"
+        return 1
+    fi
+    if [ "$rows" -eq "$ok" ]; then
+        echo "inbox check: OK (rows=$rows = 200 answers)"
+    elif [ "$rows" -gt "$ok" ] && [ $((rows - ok)) -le "$errors" ]; then
+        echo "inbox check: OK (rows=$rows, 200 answers=$ok; the $((rows - ok)) extra are among the $errors failed requests)"
+    else
+        echo "inbox check: FAIL (rows=$rows, 200 answers=$ok, failed requests=$errors)"
+        return 1
+    fi
+}
+
+bench_webhook() {
+    local dir=$tmp/webhook rc=0 ratio p99 clean
+    mkdir -p "$dir"
+    bare_line="" bare_rss="?" myna_line="" myna_rss="?" myna_status=0
+    echo "== webhook: $CONNECTIONS connections, ${DURATION}s each, ${SIZE}-byte signed Cloud API bodies, 127.0.0.1 =="
+
+    webhook_bare "$dir" || return 1
+    webhook_deferred "$dir" || return 1
+    if ! webhook_myna "$dir"; then
+        echo "myna  not run (see above)"
+        return 1
+    fi
+    if [ "$myna_status" -ne 0 ]; then
+        echo "myna  exited with status $myna_status after SIGTERM (want 0); last log lines:"
+        tail -n 5 "$dir/myna.log"
+        rc=1
+    fi
+
+    ratio=$(calc "$(kv rps "$bare_line") > 0 ? $(kv rps "$myna_line") / $(kv rps "$bare_line") : 0")
+    p99=$(kv p99_ms "$myna_line")
+    echo "ratio myna_rps/bare_rps=$ratio"
+    echo "ratio myna_rps/defer_rps=$(calc "$(kv rps "$defer_line") > 0 ? $(kv rps "$myna_line") / $(kv rps "$defer_line") : 0") (defer: the bare server answering on the next loop turn)"
+    echo "defer p99_ms=$(kv p99_ms "$defer_line") (the least p99 of any server that answers after a commit)"
+    echo "myna  p99_ms=$p99"
+    echo "myna  peak_rss_mb=$myna_rss (VmHWM of the serve process; bare: $bare_rss)"
+    webhook_inbox_check "$dir" || rc=1
+
+    # A fast 503 is not throughput: the ratio counts only on a clean run.
+    clean="$(kv errors "$myna_line") == 0 && $(kv non200 "$myna_line") == 0"
+    target "ratio >= 0.5" "$ratio >= 0.5 && $clean" \
+        "$ratio, errors=$(kv errors "$myna_line") non200=$(kv non200 "$myna_line")"
+    target "p99 < 5 ms" "$p99 < 5" "$p99 ms"
+    if [ "$myna_rss" = "?" ]; then
+        echo "MISS rss < 20 MB (not measured)"
+    else
+        target "rss < 20 MB" "$myna_rss < 20" "$myna_rss MB"
+    fi
+    return "$rc"
+}
+
+# ---- main ---------------------------------------------------------------------
+
+# Figures from a busy machine are low and noisy: say so before they are read.
+load1=$(cut -d ' ' -f 1 /proc/loadavg)
+echo "machine: $(nproc) cores, load average $load1 before the run"
+if holds "$load1 >= 0.5"; then
+    echo "NOTE: other work is using the CPU; rerun on a quiet machine before trusting the figures"
+fi
+echo
+
+status=0
+for s in "${sections[@]}"; do
+    "bench_$s" || status=1
+    echo
+done
+exit $status

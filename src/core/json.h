@@ -1,0 +1,28 @@
+/* json.h - cJSON allocations from an arena.
+ *
+ * cJSON mallocs every node and string and frees them one by one; on the
+ * webhook path that was a fifth of the loop's time. While a thread has an
+ * arena installed with myna_json_arena_begin, cJSON's allocations on that
+ * thread come from that arena and its frees do nothing: the tree goes with the
+ * arena. Outside such a section cJSON uses malloc and free as usual.
+ *
+ * Rule: a cJSON object made inside a section must not outlive its arena and
+ * must not be deleted after the section ends (its memory was never malloc'd).
+ * Sections nest; the hooks are installed once per process. */
+#ifndef MYNA_CORE_JSON_H
+#define MYNA_CORE_JSON_H
+
+#include "core/arena.h"
+
+struct myna_json_section {
+    struct myna_arena *prev;
+    int prev_failed;
+};
+
+/* cJSON on this thread allocates from a until myna_json_arena_end. */
+void myna_json_arena_begin(struct myna_json_section *s, struct myna_arena *a);
+/* Returns 1 if an allocation in the section failed (the arena was full or
+ * out of memory), so that a NULL from cJSON can be told from bad input. */
+int myna_json_arena_end(struct myna_json_section *s);
+
+#endif

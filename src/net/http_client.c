@@ -1,0 +1,301 @@
+/* http_client.c - libcurl multi on libevent (the socket-action interface:
+ * curl tells which sockets to watch and when to wake; the loop tells curl
+ * what happened). */
+#include "net/http_client.h"
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/util.h"
+#include "core/banned.h"
+
+#define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_MAX_RESPONSE (1 << 20)
+
+struct myna_http_client {
+    struct event_base *base;
+    CURLM *multi;
+    struct event *timer;
+    size_t inflight;
+    struct http_call *calls;   /* in flight, for free */
+};
+
+struct http_call {
+    struct http_call *next, *prev;
+    struct myna_http_client *c;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *body;                /* our copy of the request body */
+    struct myna_buf resp;
+    int too_big;
+    int64_t started_us;
+    myna_http_cb cb;
+    void *arg;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* One per socket curl asked us to watch. */
+struct http_sock {
+    struct event *ev;
+    struct myna_http_client *c;
+};
+
+static void check_done(struct myna_http_client *c);
+
+static void on_socket_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct myna_http_client *c = arg;
+    int running, flags = 0;
+
+    if (what & EV_READ)
+        flags |= CURL_CSELECT_IN;
+    if (what & EV_WRITE)
+        flags |= CURL_CSELECT_OUT;
+    curl_multi_socket_action(c->multi, fd, flags, &running);
+    check_done(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct myna_http_client *c = arg;
+    int running;
+
+    (void)fd;
+    (void)what;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(c);
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    struct myna_http_client *c = userp;
+    struct http_sock *hs = socketp;
+    short kind;
+
+    (void)easy;
+    if (what == CURL_POLL_REMOVE) {
+        if (hs) {
+            event_free(hs->ev);
+            free(hs);
+            curl_multi_assign(c->multi, s, NULL);
+        }
+        return 0;
+    }
+    kind = (short)(EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
+                   ((what & CURL_POLL_OUT) ? EV_WRITE : 0));
+    if (hs == NULL) {
+        if ((hs = calloc(1, sizeof(*hs))) == NULL)
+            return -1;
+        hs->c = c;
+        curl_multi_assign(c->multi, s, hs);
+    } else {
+        event_free(hs->ev);
+    }
+    hs->ev = event_new(c->base, s, kind, on_socket_event, c);
+    if (hs->ev == NULL)
+        return -1;
+    return event_add(hs->ev, NULL);
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct myna_http_client *c = userp;
+    struct timeval tv;
+
+    (void)multi;
+    if (timeout_ms < 0)
+        return event_del(c->timer);
+    tv.tv_sec = timeout_ms / 1000;
+    tv.tv_usec = (timeout_ms % 1000) * 1000;
+    return event_add(c->timer, &tv);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    struct http_call *call = arg;
+    size_t n = size * nmemb;
+
+    if (myna_buf_append(&call->resp, ptr, n) != MYNA_OK) {
+        call->too_big = 1;
+        return 0;  /* makes curl stop with CURLE_WRITE_ERROR */
+    }
+    return n;
+}
+
+static void call_free(struct http_call *call)
+{
+    struct myna_http_client *c = call->c;
+
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        c->calls = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    curl_multi_remove_handle(c->multi, call->easy);
+    curl_easy_cleanup(call->easy);
+    curl_slist_free_all(call->headers);
+    free(call->body);
+    myna_buf_release(&call->resp);
+    free(call);
+    c->inflight--;
+}
+
+static void finish(struct http_call *call, CURLcode code)
+{
+    struct myna_http_resp r;
+
+    memset(&r, 0, sizeof(r));
+    r.elapsed_us = myna_mono_us() - call->started_us;
+    r.body = call->resp.data ? call->resp.data : "";
+    r.body_len = call->resp.len;
+    r.error = "";
+    if (call->too_big) {
+        r.rc = MYNA_ETOOBIG;
+        r.error = "response larger than the limit";
+    } else if (code != CURLE_OK) {
+        r.rc = MYNA_EIO;
+        r.timed_out = code == CURLE_OPERATION_TIMEDOUT;
+        r.error = call->errbuf[0] ? call->errbuf : curl_easy_strerror(code);
+    } else {
+        r.rc = MYNA_OK;
+        curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &r.status);
+    }
+    /* the call is unlinked before the callback, which may start new requests */
+    call->cb(&r, call->arg);
+    call_free(call);
+}
+
+static void check_done(struct myna_http_client *c)
+{
+    CURLMsg *msg;
+    int left;
+
+    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+        struct http_call *call;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&call);
+        finish(call, msg->data.result);
+    }
+}
+
+struct myna_http_client *myna_http_client_new(struct event_base *base, struct myna_err *err)
+{
+    struct myna_http_client *c;
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+
+    if (!(v->features & CURL_VERSION_ASYNCHDNS)) {
+        myna_err_set(err, MYNA_EINVAL, "libcurl lacks an asynchronous resolver");
+        return NULL;
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    c->base = base;
+    c->multi = curl_multi_init();
+    c->timer = event_new(base, -1, 0, on_timer, c);
+    if (c->multi == NULL || c->timer == NULL) {
+        myna_err_set(err, MYNA_ENOMEM, "cannot create the HTTP client");
+        myna_http_client_free(c);
+        return NULL;
+    }
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 32L);
+    return c;
+}
+
+void myna_http_client_free(struct myna_http_client *c)
+{
+    if (c == NULL)
+        return;
+    while (c->calls)
+        call_free(c->calls);  /* cancelled: no callbacks */
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
+    if (c->timer)
+        event_free(c->timer);
+    free(c);
+}
+
+size_t myna_http_inflight(const struct myna_http_client *c)
+{
+    return c->inflight;
+}
+
+int myna_http_request(struct myna_http_client *c, const struct myna_http_req *req,
+                      myna_http_cb cb, void *arg, struct myna_err *err)
+{
+    struct http_call *call;
+    size_t max = req->max_response ? req->max_response : DEFAULT_MAX_RESPONSE;
+
+    if (req->method == NULL || req->url == NULL || cb == NULL ||
+        (strncmp(req->url, "http://", 7) != 0 && strncmp(req->url, "https://", 8) != 0))
+        return myna_err_set(err, MYNA_EINVAL, "bad HTTP request: method and an http(s) URL are required");
+    if ((call = calloc(1, sizeof(*call))) == NULL)
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    call->c = c;
+    call->cb = cb;
+    call->arg = arg;
+    call->resp = (struct myna_buf)MYNA_BUF_INIT(max);
+    call->easy = curl_easy_init();
+    if (call->easy == NULL)
+        goto nomem;
+    for (int i = 0; req->headers && req->headers[i]; i++) {
+        struct curl_slist *h = curl_slist_append(call->headers, req->headers[i]);
+        if (h == NULL)
+            goto nomem;
+        call->headers = h;
+    }
+    {   /* no "Expect: 100-continue" round trip on POST */
+        struct curl_slist *h = curl_slist_append(call->headers, "Expect:");
+        if (h == NULL)
+            goto nomem;
+        call->headers = h;
+    }
+    if (req->body) {
+        if ((call->body = malloc(req->body_len + 1)) == NULL)
+            goto nomem;
+        memcpy(call->body, req->body, req->body_len);
+        call->body[req->body_len] = '\0';
+        curl_easy_setopt(call->easy, CURLOPT_POSTFIELDS, call->body);
+        curl_easy_setopt(call->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    }
+    curl_easy_setopt(call->easy, CURLOPT_URL, req->url);
+    curl_easy_setopt(call->easy, CURLOPT_CUSTOMREQUEST, req->method);
+    if (strcmp(req->method, "GET") == 0)
+        curl_easy_setopt(call->easy, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(call->easy, CURLOPT_HTTPHEADER, call->headers);
+    curl_easy_setopt(call->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(call->easy, CURLOPT_WRITEDATA, call);
+    curl_easy_setopt(call->easy, CURLOPT_PRIVATE, (char *)call);
+    curl_easy_setopt(call->easy, CURLOPT_ERRORBUFFER, call->errbuf);
+    curl_easy_setopt(call->easy, CURLOPT_TIMEOUT_MS,
+                     req->timeout_ms > 0 ? req->timeout_ms : DEFAULT_TIMEOUT_MS);
+    curl_easy_setopt(call->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(call->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(call->easy, CURLOPT_USERAGENT, "myna/" MYNA_VERSION);
+    call->started_us = myna_mono_us();
+    if (curl_multi_add_handle(c->multi, call->easy) != CURLM_OK)
+        goto nomem;
+    call->next = c->calls;
+    if (c->calls)
+        c->calls->prev = call;
+    c->calls = call;
+    c->inflight++;
+    return MYNA_OK;
+nomem:
+    if (call->easy)
+        curl_easy_cleanup(call->easy);
+    curl_slist_free_all(call->headers);
+    free(call->body);
+    free(call);
+    return myna_err_set(err, MYNA_ENOMEM, "cannot start the HTTP request");
+}

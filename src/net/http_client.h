@@ -1,0 +1,54 @@
+/* http_client.h - asynchronous HTTP client on the event loop: libcurl multi
+ * driven by libevent (sockets and timers are loop events; nothing blocks).
+ *
+ * One client per loop. A request copies what it needs from its description,
+ * so the caller's strings may go once myna_http_request returns. The callback
+ * runs on the loop exactly once per accepted request, with the status and
+ * body (borrowed for the duration of the callback), or with rc < 0 for a
+ * transport failure (connect, DNS, timeout, body over max_response). If
+ * myna_http_request returns an error, the callback never runs.
+ * myna_http_client_free cancels what is in flight WITHOUT calling callbacks. */
+#ifndef MYNA_NET_HTTP_CLIENT_H
+#define MYNA_NET_HTTP_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+struct event_base;
+struct myna_http_client;
+
+struct myna_http_req {
+    const char *method;          /* "GET", "POST", ... */
+    const char *url;
+    const char *const *headers;  /* NULL-terminated "Name: value" lines, may be NULL */
+    const char *body;            /* may be NULL */
+    size_t body_len;
+    long timeout_ms;             /* whole request; 0 = 30 s */
+    size_t max_response;         /* bytes of body kept; more = MYNA_ETOOBIG; 0 = 1 MiB */
+};
+
+struct myna_http_resp {
+    int rc;               /* MYNA_OK when an HTTP answer came, else MYNA_EIO / MYNA_ETOOBIG */
+    long status;          /* HTTP status, 0 without an answer */
+    const char *body;     /* NUL-terminated, "" when empty */
+    size_t body_len;
+    const char *error;    /* transport error text when rc < 0, else "" */
+    int timed_out;        /* rc < 0 because of timeout_ms */
+    int64_t elapsed_us;
+};
+
+typedef void (*myna_http_cb)(const struct myna_http_resp *resp, void *arg);
+
+struct myna_http_client *myna_http_client_new(struct event_base *base, struct myna_err *err);
+void myna_http_client_free(struct myna_http_client *c);  /* NULL ok */
+
+/* Starts a request. MYNA_OK (cb will run), or MYNA_EINVAL / MYNA_ENOMEM. */
+int myna_http_request(struct myna_http_client *c, const struct myna_http_req *req,
+                      myna_http_cb cb, void *arg, struct myna_err *err);
+
+/* Requests in flight. */
+size_t myna_http_inflight(const struct myna_http_client *c);
+
+#endif
