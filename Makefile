@@ -27,7 +27,7 @@ check: deps
 	@cmake -S . -B $(BUILD)/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Fuzz \
 		-DMYNA_WERROR=ON -DMYNA_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
 	@cmake --build $(BUILD)/fuzz -j $(JOBS) --target fuzzers
-	@cd $(BUILD)/fuzz && ctest --output-on-failure -L fuzz
+	@cd $(BUILD)/fuzz && ctest --output-on-failure -L fuzz -j $(JOBS)
 	@cmake -S . -B $(BUILD)/check-release -DCMAKE_BUILD_TYPE=Release -DMYNA_WERROR=ON \
 		-DMYNA_TESTS=OFF -DMYNA_BENCH=ON >/dev/null
 	@cmake --build $(BUILD)/check-release -j $(JOBS)
@@ -45,7 +45,7 @@ fuzz: deps
 	@cmake -S . -B $(BUILD)/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Fuzz \
 		-DMYNA_WERROR=ON -DMYNA_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
 	@cmake --build $(BUILD)/fuzz -j $(JOBS) --target fuzzers
-	@cd $(BUILD)/fuzz && ctest --output-on-failure -L fuzz
+	@cd $(BUILD)/fuzz && ctest --output-on-failure -L fuzz -j $(JOBS)
 
 # Benchmarks (not tests): print Myna's figures beside a baseline measured in the same run.
 bench:

@@ -19,7 +19,7 @@
 # shellcheck disable=SC2317  # functions are called indirectly ("bench_$s")
 set -euo pipefail
 
-readonly SECTIONS=(webhook)      # a later benchmark: add its name and a bench_<name>
+readonly SECTIONS=(webhook store)  # a later benchmark: add its name and a bench_<name>
 readonly READY_TIMEOUT_S=10      # a server that is not listening by then is broken
 readonly STOP_TIMEOUT_S=10       # Myna drains for up to 5 s on SIGTERM, then exits
 readonly SECRET=bench-secret-0123456789
@@ -302,6 +302,14 @@ bench_webhook() {
         target "rss < 20 MB" "$myna_rss < 20" "$myna_rss MB"
     fi
     return "$rc"
+}
+
+# ---- store: SQLite insert path ------------------------------------------------
+
+bench_store() {
+    echo "== store: 30,000 inbound records of 1.5 KB, transactions of 64 =="
+    mkdir -p "$tmp/store"
+    timeout 300 "$build/bench/myna_store_insert" "$tmp/store" 30000
 }
 
 # ---- main ---------------------------------------------------------------------

@@ -140,6 +140,11 @@ static inline int myna_store_count(struct myna_store *st, int64_t *n_inbox, int6
 void myna_store_inbox_row_release(struct myna_inbox_row *row);
 void myna_store_status_row_release(struct myna_status_row *row);
 
+/* Internal to src/store: the SQLite connection of a SQLite store (NULL for
+ * another backend), for the bot's state kept in the same file. */
+struct sqlite3;
+struct sqlite3 *myna_store__sqlite_db(struct myna_store *st);
+
 /* For tests: makes the n-th put_* or commit from now on (n >= 1) fail once
  * with MYNA_ESTORE as if SQLite had failed; its transaction keeps nothing.
  * n = -1 turns it off. No-op on a handle of another backend. */

@@ -45,6 +45,33 @@ static const char *const migrations[] = {
     " error_title TEXT, phone_number_id TEXT, raw TEXT NOT NULL,"
     " received_ms INTEGER NOT NULL);"
     "CREATE UNIQUE INDEX statuses_wamid_status ON statuses(wamid, status);",
+    /* 2: the bot's state (bot_store.h). cursors: how far the bot has
+     * consumed inbox and statuses. batches: one open batch per contact.
+     * turns: what to answer, in order per contact (state 0 pending, 1 done).
+     * history: the conversation. outbox: replies, in order per contact
+     * (state 0 pending, 1 sending, 2 accepted by Meta, 3 failed for good). */
+    "CREATE TABLE cursors(name TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE batches("
+    " contact TEXT PRIMARY KEY, text TEXT NOT NULL, n INTEGER NOT NULL,"
+    " first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, last_ms INTEGER NOT NULL,"
+    " profile_name TEXT) WITHOUT ROWID;"
+    "CREATE TABLE turns("
+    " id INTEGER PRIMARY KEY, contact TEXT NOT NULL, kind TEXT NOT NULL,"
+    " text TEXT NOT NULL, reply_id TEXT, last_wamid TEXT, profile_name TEXT,"
+    " created_ms INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX turns_pending ON turns(state, id);"
+    "CREATE TABLE history("
+    " id INTEGER PRIMARY KEY, contact TEXT NOT NULL, role TEXT NOT NULL,"
+    " text TEXT NOT NULL, ts_ms INTEGER NOT NULL);"
+    "CREATE INDEX history_contact ON history(contact, id);"
+    "CREATE TABLE outbox("
+    " id INTEGER PRIMARY KEY, contact TEXT NOT NULL, turn_id INTEGER NOT NULL,"
+    " body TEXT NOT NULL, state INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0, next_ms INTEGER NOT NULL DEFAULT 0,"
+    " wamid TEXT, status TEXT, error_code INTEGER NOT NULL DEFAULT 0, error TEXT,"
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX outbox_open ON outbox(state, id);"
+    "CREATE UNIQUE INDEX outbox_wamid ON outbox(wamid);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -338,6 +365,11 @@ static int prepare_all(struct sqlite_store *s, struct myna_err *err)
 }
 
 static void sqlite_free(struct myna_store *st);
+
+sqlite3 *myna_store__sqlite_db(struct myna_store *st)
+{
+    return st != NULL && st->ops == &sqlite_ops ? ((struct sqlite_store *)st)->db : NULL;
+}
 
 struct myna_store *myna_store_open_sqlite(const char *path,
                                           const struct myna_store_opts *opts,

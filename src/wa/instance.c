@@ -36,15 +36,50 @@ static const struct field fields[] = {
 };
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
 
+static void wipe_free(char *s)
+{
+    if (s)
+        memset(s, 0, strlen(s));  /* secrets do not outlive their use */
+    free(s);
+}
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void llm_release(struct myna_llm_settings *l)
+{
+    free(l->url);
+    free(l->model);
+    wipe_free(l->api_key);
+    free(l->system_prompt);
+    memset(l, 0, sizeof(*l));
+}
+
 static void instance_release(struct myna_instance *in)
 {
     for (size_t i = 0; i < N_FIELDS; i++) {
         char **slot = (char **)((char *)in + fields[i].off);
-        if (fields[i].kind == F_SECRET && *slot)
-            memset(*slot, 0, strlen(*slot));  /* secrets do not outlive their use */
-        free(*slot);
+        if (fields[i].kind == F_SECRET)
+            wipe_free(*slot);
+        else
+            free(*slot);
         *slot = NULL;
     }
+    llm_release(&in->llm);
+    strv_free(in->allowed, in->n_allowed);
+    strv_free(in->blocked, in->n_blocked);
+    free(in->rate_notice);
+    for (size_t i = 0; i < in->n_faq; i++) {
+        strv_free(in->faq[i].questions, in->faq[i].n_questions);
+        free(in->faq[i].answer);
+    }
+    free(in->faq);
+    free(in->fallback_text);
+    memset(in, 0, sizeof(*in));
 }
 
 void myna_instances_release(struct myna_instance_set *set)
@@ -110,8 +145,286 @@ static int printable(const char *s)
     return n <= 64;
 }
 
-static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
+/* ---- the conversation fields ---------------------------------------- */
+
+static const char *const conv_fields[] = {
+    "llm", "batch", "access", "rate_limit", "faq", "fallback_text", "pacing", NULL,
+};
+
+static int known_field(const char *name)
+{
+    for (size_t i = 0; i < N_FIELDS; i++)
+        if (strcmp(name, fields[i].name) == 0)
+            return 1;
+    for (size_t i = 0; conv_fields[i]; i++)
+        if (strcmp(name, conv_fields[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Reads obj.key as a number within [min, max] into *out (def when absent). */
+static int get_num(const cJSON *obj, const char *key, double min, double max, double def,
+                   double *out, const char *who, const char *path, struct myna_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+    if (v == NULL || cJSON_IsNull(v)) {
+        *out = def;
+        return MYNA_OK;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble < min || v->valuedouble > max)
+        return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s.%s': must be a number from %g to %g",
+                            who, path, key, min, max);
+    *out = v->valuedouble;
+    return MYNA_OK;
+}
+
+/* Reads obj.key as a string of at most max bytes (def when absent). */
+static int get_str(const cJSON *obj, const char *key, size_t max, const char *def, char **out,
+                   const char *who, const char *path, struct myna_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    const char *text = def;
+
+    if (v != NULL && !cJSON_IsNull(v)) {
+        if (!cJSON_IsString(v) || strlen(v->valuestring) > max)
+            return myna_err_set(err, MYNA_ECONFIG,
+                                "%s: field '%s%s%s': must be a string of at most %zu bytes", who,
+                                path, *path ? "." : "", key, max);
+        text = v->valuestring;
+    }
+    if ((*out = strdup(text)) == NULL)
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    return MYNA_OK;
+}
+
+/* Refuses keys of obj other than the NULL-terminated allowed ones. */
+static int only_keys(const cJSON *obj, const char *const *allowed, const char *who,
+                     const char *path, struct myna_err *err)
+{
+    const cJSON *item;
+
+    if (!cJSON_IsObject(obj))
+        return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': must be a JSON object", who, path);
+    cJSON_ArrayForEach(item, obj) {
+        size_t i;
+        for (i = 0; allowed[i] && strcmp(allowed[i], item->string) != 0; i++)
+            ;
+        if (allowed[i] == NULL)
+            return myna_err_set(err, MYNA_ECONFIG, "%s: unknown field '%s.%.64s'", who, path,
+                                item->string);
+    }
+    return MYNA_OK;
+}
+
+static int parse_llm(const cJSON *v, struct myna_llm_settings *l, const char *who,
                      struct myna_err *err)
+{
+    static const char *const keys[] = { "url", "model", "api_key", "system_prompt", "temperature",
+                                        "max_tokens", "top_p", "timeout_ms", NULL };
+    double num;
+    int rc;
+
+    if ((rc = only_keys(v, keys, who, "llm", err)) != MYNA_OK ||
+        (rc = get_str(v, "url", 2048, "", &l->url, who, "llm", err)) != MYNA_OK ||
+        (rc = get_str(v, "model", 256, "", &l->model, who, "llm", err)) != MYNA_OK ||
+        (rc = get_str(v, "api_key", 4096, "", &l->api_key, who, "llm", err)) != MYNA_OK ||
+        (rc = get_str(v, "system_prompt", 32768, "", &l->system_prompt, who, "llm", err)) !=
+            MYNA_OK ||
+        (rc = get_num(v, "temperature", 0, 2, 0.7, &l->temperature, who, "llm", err)) != MYNA_OK ||
+        (rc = get_num(v, "top_p", 0, 1, 1, &l->top_p, who, "llm", err)) != MYNA_OK)
+        return rc;
+    if ((rc = get_num(v, "max_tokens", 1, 100000, 512, &num, who, "llm", err)) != MYNA_OK)
+        return rc;
+    l->max_tokens = (int)num;
+    if ((rc = get_num(v, "timeout_ms", 100, 600000, 30000, &num, who, "llm", err)) != MYNA_OK)
+        return rc;
+    l->timeout_ms = (int)num;
+    if (strncmp(l->url, "http://", 7) != 0 && strncmp(l->url, "https://", 8) != 0)
+        return myna_err_set(err, MYNA_ECONFIG,
+                            "%s: field 'llm.url': must start with https:// or http://", who);
+    if (l->model[0] == '\0')
+        return myna_err_set(err, MYNA_ECONFIG, "%s: field 'llm.model': missing", who);
+    l->enabled = 1;
+    return MYNA_OK;
+}
+
+static int parse_phones(const cJSON *v, char ***out, size_t *n, const char *who,
+                        const char *path, struct myna_err *err)
+{
+    const cJSON *item;
+    size_t cap = (size_t)cJSON_GetArraySize(v);
+
+    if (!cJSON_IsArray(v))
+        return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': must be an array of phone numbers",
+                            who, path);
+    if (cap > 100000)
+        return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': more than 100000 numbers", who,
+                            path);
+    if (cap && (*out = calloc(cap, sizeof(**out))) == NULL)
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    cJSON_ArrayForEach(item, v) {
+        char digits[40];
+        size_t d = 0;
+        if (!cJSON_IsString(item))
+            return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': entry %zu must be a string",
+                                who, path, *n + 1);
+        /* "+7 (916) 123-45-67" and "79161234567" name the same wa_id */
+        for (const char *c = item->valuestring; *c && d < sizeof(digits) - 1; c++)
+            if (*c >= '0' && *c <= '9')
+                digits[d++] = *c;
+            else if (!strchr("+ ()-.", *c))
+                d = sizeof(digits);
+        if (d < 5 || d >= sizeof(digits) - 1)
+            return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': entry %zu is not a phone number",
+                                who, path, *n + 1);
+        digits[d] = '\0';
+        if (((*out)[(*n)++] = strdup(digits)) == NULL)
+            return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    }
+    return MYNA_OK;
+}
+
+static int parse_faq(const cJSON *v, struct myna_instance *in, const char *who,
+                     struct myna_err *err)
+{
+    static const char *const keys[] = { "q", "a", NULL };
+    const cJSON *item;
+    size_t n = (size_t)cJSON_GetArraySize(v);
+    int rc;
+
+    if (!cJSON_IsArray(v))
+        return myna_err_set(err, MYNA_ECONFIG,
+                            "%s: field 'faq': must be an array of {\"q\": [questions], \"a\": answer}",
+                            who);
+    if (n > MYNA_FAQ_MAX)
+        return myna_err_set(err, MYNA_ECONFIG, "%s: field 'faq': more than %d entries", who,
+                            MYNA_FAQ_MAX);
+    if (n && (in->faq = calloc(n, sizeof(*in->faq))) == NULL)
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    cJSON_ArrayForEach(item, v) {
+        struct myna_faq_item *f = &in->faq[in->n_faq];
+        const cJSON *qs = cJSON_GetObjectItemCaseSensitive(item, "q"), *q;
+        char path[32];
+
+        snprintf(path, sizeof(path), "faq[%zu]", in->n_faq);
+        in->n_faq++;
+        if ((rc = only_keys(item, keys, who, path, err)) != MYNA_OK)
+            return rc;
+        if (cJSON_IsString(qs)) {
+            if ((f->questions = calloc(1, sizeof(char *))) == NULL ||
+                (f->questions[0] = strdup(qs->valuestring)) == NULL)
+                return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+            f->n_questions = 1;
+        } else if (cJSON_IsArray(qs) && cJSON_GetArraySize(qs) > 0 &&
+                   cJSON_GetArraySize(qs) <= 100) {
+            if ((f->questions = calloc((size_t)cJSON_GetArraySize(qs), sizeof(char *))) == NULL)
+                return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+            cJSON_ArrayForEach(q, qs) {
+                if (!cJSON_IsString(q) || q->valuestring[0] == '\0' || strlen(q->valuestring) > 1000)
+                    return myna_err_set(err, MYNA_ECONFIG,
+                                        "%s: field '%s.q': questions must be non-empty strings", who,
+                                        path);
+                if ((f->questions[f->n_questions++] = strdup(q->valuestring)) == NULL)
+                    return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+            }
+        } else {
+            return myna_err_set(err, MYNA_ECONFIG,
+                                "%s: field '%s.q': must be a question or an array of 1-100 variants",
+                                who, path);
+        }
+        if ((rc = get_str(item, "a", 4096, "", &f->answer, who, path, err)) != MYNA_OK)
+            return rc;
+        if (f->answer[0] == '\0')
+            return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s.a': missing", who, path);
+    }
+    return MYNA_OK;
+}
+
+struct providers {
+    const cJSON *obj;                 /* "llm_providers", or NULL */
+};
+
+static int parse_conversation(const cJSON *obj, struct myna_instance *in, const char *who,
+                              const struct providers *prov, struct myna_err *err)
+{
+    static const char *const batch_keys[] = { "window_ms", "max", NULL };
+    static const char *const access_keys[] = { "allowed", "blocked", NULL };
+    static const char *const rate_keys[] = { "count", "hours", "notice", NULL };
+    static const char *const pacing_keys[] = { "messages_per_second", NULL };
+    const cJSON *v;
+    double num;
+    int rc;
+
+    v = cJSON_GetObjectItemCaseSensitive(obj, "llm");
+    if (cJSON_IsString(v)) {
+        const cJSON *named = prov->obj ? cJSON_GetObjectItemCaseSensitive(prov->obj, v->valuestring)
+                                       : NULL;
+        char pwho[160];
+        if (named == NULL)
+            return myna_err_set(err, MYNA_ECONFIG,
+                                "%s: field 'llm': no provider named \"%.64s\" in \"llm_providers\"",
+                                who, v->valuestring);
+        snprintf(pwho, sizeof(pwho), "llm provider \"%.64s\" (used by %s)", v->valuestring, who);
+        if ((rc = parse_llm(named, &in->llm, pwho, err)) != MYNA_OK)
+            return rc;
+    } else if (v != NULL && !cJSON_IsNull(v) && (rc = parse_llm(v, &in->llm, who, err)) != MYNA_OK) {
+        return rc;
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(obj, "batch");
+    if (v && (rc = only_keys(v, batch_keys, who, "batch", err)) != MYNA_OK)
+        return rc;
+    if ((rc = get_num(v, "window_ms", 0, 600000, 9000, &num, who, "batch", err)) != MYNA_OK)
+        return rc;
+    in->batch_window_ms = (int)num;
+    if ((rc = get_num(v, "max", 1, 1000, 10, &num, who, "batch", err)) != MYNA_OK)
+        return rc;
+    in->batch_max = (int)num;
+
+    v = cJSON_GetObjectItemCaseSensitive(obj, "access");
+    if (v) {
+        const cJSON *a;
+        if ((rc = only_keys(v, access_keys, who, "access", err)) != MYNA_OK)
+            return rc;
+        if ((a = cJSON_GetObjectItemCaseSensitive(v, "allowed")) != NULL &&
+            (rc = parse_phones(a, &in->allowed, &in->n_allowed, who, "access.allowed", err)) != MYNA_OK)
+            return rc;
+        if ((a = cJSON_GetObjectItemCaseSensitive(v, "blocked")) != NULL &&
+            (rc = parse_phones(a, &in->blocked, &in->n_blocked, who, "access.blocked", err)) != MYNA_OK)
+            return rc;
+    }
+
+    v = cJSON_GetObjectItemCaseSensitive(obj, "rate_limit");
+    if (v && (rc = only_keys(v, rate_keys, who, "rate_limit", err)) != MYNA_OK)
+        return rc;
+    if ((rc = get_num(v, "count", 0, 100000, 5, &num, who, "rate_limit", err)) != MYNA_OK)
+        return rc;
+    in->rate_count = (int)num;
+    if ((rc = get_num(v, "hours", 1, 24 * 365, 5, &num, who, "rate_limit", err)) != MYNA_OK)
+        return rc;
+    in->rate_hours = (int)num;
+    if ((rc = get_str(v, "notice", 4096,
+                      "You have reached the limit of questions for now. Please write again later.",
+                      &in->rate_notice, who, "rate_limit", err)) != MYNA_OK)
+        return rc;
+
+    v = cJSON_GetObjectItemCaseSensitive(obj, "faq");
+    if (v && !cJSON_IsNull(v) && (rc = parse_faq(v, in, who, err)) != MYNA_OK)
+        return rc;
+    if ((rc = get_str(obj, "fallback_text", 4096,
+                      "Sorry, I cannot answer right now. We will get back to you soon.",
+                      &in->fallback_text, who, "", err)) != MYNA_OK)
+        return rc;
+
+    v = cJSON_GetObjectItemCaseSensitive(obj, "pacing");
+    if (v && (rc = only_keys(v, pacing_keys, who, "pacing", err)) != MYNA_OK)
+        return rc;
+    return get_num(v, "messages_per_second", 0.1, 1000, 20, &in->pacing_mps, who, "pacing", err);
+}
+
+static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
+                     const struct providers *prov, struct myna_err *err)
 {
     const cJSON *id = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, "id") : NULL;
     char who[128];
@@ -125,11 +438,7 @@ static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
         return myna_err_set(err, MYNA_ECONFIG, "%s: must be a JSON object", who);
     cJSON_ArrayForEach(item, obj) {
         const cJSON *other;
-        size_t i;
-        for (i = 0; i < N_FIELDS; i++)
-            if (strcmp(item->string, fields[i].name) == 0)
-                break;
-        if (i == N_FIELDS)
+        if (!known_field(item->string))
             return myna_err_set(err, MYNA_ECONFIG, "%s: unknown field '%.64s'", who,
                                 item->string);
         /* cJSON keeps both of a repeated key and reads the first: refuse */
@@ -159,7 +468,7 @@ static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
         if ((*slot = strdup(text)) == NULL)
             return myna_err_set(err, MYNA_ENOMEM, "out of memory");
     }
-    return MYNA_OK;
+    return parse_conversation(obj, in, who, prov, err);
 }
 
 static int check_unique(const struct myna_instance_set *set, struct myna_err *err)
@@ -185,8 +494,9 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
                          struct myna_err *err)
 {
     cJSON *root;
-    const cJSON *item;
+    const cJSON *item, *list;
     const char *end = NULL;
+    struct providers prov = { NULL };
     size_t n, i = 0;
     int rc = MYNA_OK;
 
@@ -203,11 +513,31 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
         cJSON_Delete(root);
         return myna_err_set(err, MYNA_EPARSE, "not valid JSON: content after the array");
     }
-    if (!cJSON_IsArray(root)) {
-        cJSON_Delete(root);
-        return myna_err_set(err, MYNA_ECONFIG, "must be a JSON array of instance objects");
+    list = root;
+    if (cJSON_IsObject(root) && cJSON_HasObjectItem(root, "instances")) {
+        cJSON_ArrayForEach(item, root) {
+            if (strcmp(item->string, "instances") != 0 && strcmp(item->string, "llm_providers") != 0) {
+                myna_err_set(err, MYNA_ECONFIG,
+                             "unknown top-level field '%.64s' (expected \"instances\" and "
+                             "\"llm_providers\")", item->string);
+                cJSON_Delete(root);
+                return MYNA_ECONFIG;
+            }
+        }
+        prov.obj = cJSON_GetObjectItemCaseSensitive(root, "llm_providers");
+        list = cJSON_GetObjectItemCaseSensitive(root, "instances");
+        if (prov.obj && !cJSON_IsObject(prov.obj)) {
+            cJSON_Delete(root);
+            return myna_err_set(err, MYNA_ECONFIG, "\"llm_providers\" must be an object of named llm settings");
+        }
     }
-    n = (size_t)cJSON_GetArraySize(root);
+    if (!cJSON_IsArray(list)) {
+        cJSON_Delete(root);
+        return myna_err_set(err, MYNA_ECONFIG,
+                            "must be a JSON array of instance objects, or an object with an "
+                            "\"instances\" array");
+    }
+    n = (size_t)cJSON_GetArraySize(list);
     if (n > MYNA_INSTANCES_MAX) {
         cJSON_Delete(root);
         return myna_err_set(err, MYNA_ETOOBIG, "more than %d instances", MYNA_INSTANCES_MAX);
@@ -216,9 +546,9 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
         cJSON_Delete(root);
         return myna_err_set(err, MYNA_ENOMEM, "out of memory");
     }
-    cJSON_ArrayForEach(item, root) {
+    cJSON_ArrayForEach(item, list) {
         set->n = i + 1;
-        if ((rc = parse_one(item, i, &set->v[i], err)) != MYNA_OK)
+        if ((rc = parse_one(item, i, &set->v[i], &prov, err)) != MYNA_OK)
             break;
         i++;
     }

@@ -16,8 +16,28 @@
 #include "core/err.h"
 
 #define MYNA_GRAPH_URL_DEFAULT "https://graph.facebook.com/v25.0"
+#define MYNA_FAQ_MAX 500
 #define MYNA_INSTANCES_MAX 10000
 #define MYNA_INSTANCES_FILE_MAX (16 << 20)
+
+/* An OpenAI-compatible chat-completions endpoint and how to call it. */
+struct myna_llm_settings {
+    int enabled;           /* 0: no "llm": the built-in answerer replies */
+    char *url;             /* base URL, e.g. http://127.0.0.1:8000/v1 */
+    char *model;
+    char *api_key;         /* secret, may be "" */
+    char *system_prompt;   /* may be "" */
+    double temperature;    /* default 0.7 */
+    double top_p;          /* default 1 */
+    int max_tokens;        /* default 512 */
+    int timeout_ms;        /* default 30000 */
+};
+
+struct myna_faq_item {
+    char **questions;      /* question variants */
+    size_t n_questions;
+    char *answer;
+};
 
 struct myna_instance {
     char *id;              /* slug, unique, immutable: /webhook/<id> */
@@ -29,6 +49,21 @@ struct myna_instance {
     char *app_secret;      /* secret: key of X-Hub-Signature-256 */
     char *verify_token;    /* secret: answer to Meta's GET handshake */
     char *graph_url;       /* Graph API base, default MYNA_GRAPH_URL_DEFAULT */
+    /* the conversation (docs/instances.md) */
+    struct myna_llm_settings llm;
+    int batch_window_ms;   /* merge texts arriving within this of each other; 9000 */
+    int batch_max;         /* cut a batch at this many fragments; 10 */
+    char **allowed;        /* wa_ids allowed (none = everyone) */
+    size_t n_allowed;
+    char **blocked;        /* wa_ids never answered */
+    size_t n_blocked;
+    int rate_count;        /* AI turns allowed per contact in rate_hours; 5 */
+    int rate_hours;        /* 5 */
+    char *rate_notice;     /* sent once when the limit is reached */
+    struct myna_faq_item *faq;
+    size_t n_faq;
+    char *fallback_text;   /* when the model is down or nothing matches */
+    double pacing_mps;     /* sends per second for this number; 20 */
 };
 
 struct myna_instance_set {
@@ -36,7 +71,9 @@ struct myna_instance_set {
     size_t n;
 };
 
-/* Parses and validates json[0..len). On failure *set is empty and err says
+/* Parses and validates json[0..len): an array of instances, or an object
+ * {"llm_providers": {"name": {llm settings}}, "instances": [...]} whose
+ * instances may say "llm": "name". On failure *set is empty and err says
  * which instance and field, e.g.
  *   instance 2 ("acme"): field 'app_secret': a non-empty string is required */
 int myna_instances_parse(const char *json, size_t len, struct myna_instance_set *set,

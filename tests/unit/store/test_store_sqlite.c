@@ -236,15 +236,51 @@ static void test_open_creates_schema_and_wal(void **state)
     assert_counts(st, 0, 0);
     /* from outside: WAL is a property of the file, not of our connection */
     assert_sql(f->path, "PRAGMA journal_mode", "wal");
-    assert_sql(f->path, "PRAGMA user_version", "1");
+    assert_sql(f->path, "PRAGMA user_version", "2");
     assert_sql(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                " WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
-               "inbox_contact,inbox_wamid,statuses_wamid_status");
+               "history_contact,inbox_contact,inbox_wamid,outbox_open,outbox_wamid,"
+               "statuses_wamid_status,turns_pending");
     assert_sql(f->path, "SELECT \"unique\" FROM pragma_index_list('inbox')"
                " WHERE name = 'inbox_wamid'", "1");
     assert_sql(f->path, "SELECT \"unique\" FROM pragma_index_list('statuses')"
                " WHERE name = 'statuses_wamid_status'", "1");
     myna_store_free(st);
+}
+
+/* A file made by the first release (schema 1) is upgraded in place at open,
+ * its messages kept, and the bot's tables added. */
+static void test_open_upgrades_schema_1(void **state)
+{
+    struct fix *f = *state;
+    struct myna_store *st;
+    sqlite3 *db = NULL;
+
+    /* the file does not exist yet: create it as the old release did */
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                     NULL), SQLITE_OK);
+    sqlite3_close(db);
+    sql_exec(f->path,
+             "CREATE TABLE inbox(seq INTEGER PRIMARY KEY, wamid TEXT NOT NULL, contact TEXT NOT NULL,"
+             " contact_user_id TEXT, profile_name TEXT, ts INTEGER NOT NULL, type TEXT NOT NULL,"
+             " text TEXT, reply_id TEXT, media_id TEXT, mime_type TEXT, context_id TEXT,"
+             " referral_id TEXT, error_code INTEGER NOT NULL DEFAULT 0, latitude REAL,"
+             " longitude REAL, phone_number_id TEXT, raw TEXT NOT NULL, received_ms INTEGER NOT NULL);"
+             "CREATE UNIQUE INDEX inbox_wamid ON inbox(wamid);"
+             "CREATE INDEX inbox_contact ON inbox(contact, seq);"
+             "CREATE TABLE statuses(seq INTEGER PRIMARY KEY, wamid TEXT NOT NULL, status TEXT NOT NULL,"
+             " recipient TEXT, ts INTEGER NOT NULL, error_code INTEGER NOT NULL DEFAULT 0,"
+             " error_title TEXT, phone_number_id TEXT, raw TEXT NOT NULL, received_ms INTEGER NOT NULL);"
+             "CREATE UNIQUE INDEX statuses_wamid_status ON statuses(wamid, status);"
+             "INSERT INTO inbox(wamid, contact, ts, type, raw, received_ms)"
+             " VALUES('wamid.old', '7916', 1, 'text', '{}', 1);"
+             "PRAGMA user_version=1;");
+    st = open_store(f->path, MYNA_SYNC_FULL);
+    assert_counts(st, 1, 0);
+    myna_store_free(st);
+    assert_sql(f->path, "PRAGMA user_version", "2");
+    assert_sql(f->path, "SELECT count(*) FROM outbox", "0");
+    assert_sql(f->path, "SELECT wamid FROM inbox", "wamid.old");
 }
 
 static void test_reopen_keeps_data_without_migrating(void **state)
@@ -268,7 +304,7 @@ static void test_reopen_keeps_data_without_migrating(void **state)
     assert_inbound_equal(&x.m, &row.m);
     myna_store_inbox_row_release(&row);
     myna_store_free(st);
-    assert_sql(f->path, "PRAGMA user_version", "1");
+    assert_sql(f->path, "PRAGMA user_version", "2");
     assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'marker'", "1");
 }
 
@@ -878,7 +914,7 @@ static void test_fork_concurrent_writers(void **state)
     /* both shares, and each shared message once */
     assert_counts(st, 2 * FORK_TXNS * FORK_OWN_PER_TXN + FORK_TXNS, 0);
     myna_store_free(st);
-    assert_sql(f->path, "PRAGMA user_version", "1");
+    assert_sql(f->path, "PRAGMA user_version", "2");
 }
 
 int main(void)
@@ -888,6 +924,7 @@ int main(void)
         T(test_open_creates_schema_and_wal),
         T(test_reopen_keeps_data_without_migrating),
         T(test_open_refuses_newer_schema),
+        T(test_open_upgrades_schema_1),
         T(test_open_missing_dir),
         T(test_open_bad_options),
         T(test_roundtrip_every_field),

@@ -1,0 +1,561 @@
+/* bot_sqlite.c - bot_store.h on the instance's SQLite connection. Statements
+ * are prepared on first use and kept; every failure names the operation. */
+#include "store/bot_store.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/banned.h"
+
+enum {
+    Q_CURSOR_GET, Q_CURSOR_SET,
+    Q_BATCH_GET, Q_BATCH_PUT, Q_BATCH_DEL, Q_BATCH_ALL,
+    Q_TURN_ADD, Q_TURN_PENDING, Q_TURN_DONE,
+    Q_HIST_ADD, Q_HIST_RECENT,
+    Q_OUT_ADD, Q_OUT_OPEN, Q_OUT_UPDATE, Q_OUT_GET, Q_OUT_BY_WAMID, Q_OUT_STATUS,
+    Q__COUNT
+};
+
+#define BATCH_COLS "contact, text, n, first_seq, last_seq, last_ms, profile_name"
+#define TURN_COLS "id, contact, kind, text, reply_id, last_wamid, profile_name, created_ms"
+#define OUT_COLS "id, contact, turn_id, body, state, attempts, next_ms, wamid, status, " \
+                 "error_code, error, created_ms, updated_ms"
+
+static const char *const q_sql[Q__COUNT] = {
+    [Q_CURSOR_GET] = "SELECT seq FROM cursors WHERE name = ?1",
+    [Q_CURSOR_SET] = "INSERT INTO cursors(name, seq) VALUES(?1, ?2) "
+                     "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq",
+    [Q_BATCH_GET] = "SELECT " BATCH_COLS " FROM batches WHERE contact = ?1",
+    [Q_BATCH_PUT] = "INSERT OR REPLACE INTO batches(" BATCH_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    [Q_BATCH_DEL] = "DELETE FROM batches WHERE contact = ?1",
+    [Q_BATCH_ALL] = "SELECT " BATCH_COLS " FROM batches ORDER BY last_ms",
+    [Q_TURN_ADD] = "INSERT INTO turns(contact, kind, text, reply_id, last_wamid, profile_name, "
+                   "created_ms) VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    [Q_TURN_PENDING] = "SELECT " TURN_COLS " FROM turns WHERE state = 0 ORDER BY id",
+    [Q_TURN_DONE] = "UPDATE turns SET state = 1 WHERE id = ?1",
+    [Q_HIST_ADD] = "INSERT INTO history(contact, role, text, ts_ms) VALUES(?1,?2,?3,?4)",
+    [Q_HIST_RECENT] = "SELECT role, text, ts_ms FROM history WHERE contact = ?1 AND ts_ms > ?2 "
+                      "ORDER BY id DESC LIMIT 200",
+    [Q_OUT_ADD] = "INSERT INTO outbox(contact, turn_id, body, created_ms, updated_ms) "
+                  "VALUES(?1,?2,?3,?4,?4)",
+    [Q_OUT_OPEN] = "SELECT " OUT_COLS " FROM outbox WHERE state IN (0, 1) ORDER BY id",
+    [Q_OUT_UPDATE] = "UPDATE outbox SET state=?2, attempts=?3, next_ms=?4, wamid=?5, status=?6, "
+                     "error_code=?7, error=?8, updated_ms=?9 WHERE id = ?1",
+    [Q_OUT_GET] = "SELECT " OUT_COLS " FROM outbox WHERE id = ?1",
+    [Q_OUT_BY_WAMID] = "SELECT " OUT_COLS " FROM outbox WHERE wamid = ?1",
+    [Q_OUT_STATUS] = "UPDATE outbox SET status=?2, state=?3, error_code=?4, error=?5, "
+                     "updated_ms=?6 WHERE id = ?1",
+};
+
+struct myna_bot_store {
+    sqlite3 *db;
+    sqlite3_stmt *q[Q__COUNT];
+};
+
+struct myna_bot_store *myna_bot_store_new(struct myna_store *st, struct myna_err *err)
+{
+    struct myna_bot_store *bs;
+    sqlite3 *db = myna_store__sqlite_db(st);
+
+    if (db == NULL) {
+        myna_err_set(err, MYNA_EINVAL, "the bot store needs a SQLite store");
+        return NULL;
+    }
+    if ((bs = calloc(1, sizeof(*bs))) == NULL) {
+        myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    bs->db = db;
+    return bs;
+}
+
+void myna_bot_store_free(struct myna_bot_store *bs)
+{
+    if (bs == NULL)
+        return;
+    for (int i = 0; i < Q__COUNT; i++)
+        sqlite3_finalize(bs->q[i]);
+    free(bs);
+}
+
+static int fail(struct myna_bot_store *bs, const char *what, struct myna_err *err)
+{
+    return myna_err_set(err, MYNA_ESTORE, "bot store: %s: %s", what, sqlite3_errmsg(bs->db));
+}
+
+/* The statement, reset and unbound, ready for binding; NULL on failure. */
+static sqlite3_stmt *q(struct myna_bot_store *bs, int i, struct myna_err *err)
+{
+    if (bs->q[i] == NULL &&
+        sqlite3_prepare_v3(bs->db, q_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &bs->q[i], NULL) !=
+            SQLITE_OK) {
+        fail(bs, "prepare", err);
+        return NULL;
+    }
+    sqlite3_reset(bs->q[i]);
+    sqlite3_clear_bindings(bs->q[i]);
+    return bs->q[i];
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+
+    return t ? strdup((const char *)t) : NULL;
+}
+
+/* Runs a statement that returns no rows. */
+static int exec(struct myna_bot_store *bs, sqlite3_stmt *s, const char *what,
+                struct myna_err *err)
+{
+    int rc = sqlite3_step(s);
+
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? MYNA_OK : fail(bs, what, err);
+}
+
+/* ---- cursors ---- */
+
+int myna_bot_cursor_get(struct myna_bot_store *bs, const char *name, int64_t *seq,
+                        struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_CURSOR_GET, err);
+    int rc;
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, name);
+    rc = sqlite3_step(s);
+    *seq = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MYNA_OK : fail(bs, "read cursor", err);
+}
+
+int myna_bot_cursor_set(struct myna_bot_store *bs, const char *name, int64_t seq,
+                        struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_CURSOR_SET, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, name);
+    sqlite3_bind_int64(s, 2, seq);
+    return exec(bs, s, "write cursor", err);
+}
+
+/* ---- batches ---- */
+
+static int batch_fill(sqlite3_stmt *s, struct myna_batch *b)
+{
+    memset(b, 0, sizeof(*b));
+    b->contact = col_dup(s, 0);
+    b->text = col_dup(s, 1);
+    b->n = sqlite3_column_int(s, 2);
+    b->first_seq = sqlite3_column_int64(s, 3);
+    b->last_seq = sqlite3_column_int64(s, 4);
+    b->last_ms = sqlite3_column_int64(s, 5);
+    b->profile_name = col_dup(s, 6);
+    return b->contact && b->text ? MYNA_OK : MYNA_ENOMEM;
+}
+
+void myna_batch_release(struct myna_batch *b)
+{
+    free(b->contact);
+    free(b->text);
+    free(b->profile_name);
+    memset(b, 0, sizeof(*b));
+}
+
+int myna_bot_batch_get(struct myna_bot_store *bs, const char *contact, struct myna_batch *b,
+                       struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_BATCH_GET, err);
+    int rc;
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, contact);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        rc = batch_fill(s, b);
+        sqlite3_reset(s);
+        if (rc != MYNA_OK)
+            myna_batch_release(b);
+        return rc == MYNA_OK ? MYNA_OK : myna_err_set(err, rc, "out of memory");
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? MYNA_ENOTFOUND : fail(bs, "read batch", err);
+}
+
+int myna_bot_batch_put(struct myna_bot_store *bs, const struct myna_batch *b,
+                       struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_BATCH_PUT, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, b->contact);
+    bind_text(s, 2, b->text);
+    sqlite3_bind_int(s, 3, b->n);
+    sqlite3_bind_int64(s, 4, b->first_seq);
+    sqlite3_bind_int64(s, 5, b->last_seq);
+    sqlite3_bind_int64(s, 6, b->last_ms);
+    bind_text(s, 7, b->profile_name);
+    return exec(bs, s, "write batch", err);
+}
+
+int myna_bot_batch_del(struct myna_bot_store *bs, const char *contact, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_BATCH_DEL, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, contact);
+    return exec(bs, s, "delete batch", err);
+}
+
+/* Collects every row of s into a growing array of elem-size structs. */
+static int collect(struct myna_bot_store *bs, sqlite3_stmt *s, size_t elem,
+                   int (*fill)(sqlite3_stmt *, void *), void (*release)(void *), void **v,
+                   size_t *n, const char *what, struct myna_err *err)
+{
+    char *arr = NULL;
+    size_t cap = 0;
+    int rc;
+
+    *v = NULL;
+    *n = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == cap) {
+            char *na = realloc(arr, (cap = cap ? cap * 2 : 16) * elem);
+            if (na == NULL)
+                break;
+            arr = na;
+        }
+        if (fill(s, arr + *n * elem) != MYNA_OK) {
+            release(arr + *n * elem);
+            break;
+        }
+        (*n)++;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < *n; i++)
+            release(arr + i * elem);
+        free(arr);
+        *n = 0;
+        return rc == SQLITE_ROW ? myna_err_set(err, MYNA_ENOMEM, "out of memory")
+                                : fail(bs, what, err);
+    }
+    *v = arr;
+    return MYNA_OK;
+}
+
+static int batch_fill_v(sqlite3_stmt *s, void *p) { return batch_fill(s, p); }
+static void batch_release_v(void *p) { myna_batch_release(p); }
+
+int myna_bot_batch_all(struct myna_bot_store *bs, struct myna_batch **v, size_t *n,
+                       struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_BATCH_ALL, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    return collect(bs, s, sizeof(**v), batch_fill_v, batch_release_v, (void **)v, n,
+                   "read batches", err);
+}
+
+/* ---- turns ---- */
+
+static int turn_fill(sqlite3_stmt *s, void *p)
+{
+    struct myna_turn *t = p;
+
+    memset(t, 0, sizeof(*t));
+    t->id = sqlite3_column_int64(s, 0);
+    t->contact = col_dup(s, 1);
+    t->kind = col_dup(s, 2);
+    t->text = col_dup(s, 3);
+    t->reply_id = col_dup(s, 4);
+    t->last_wamid = col_dup(s, 5);
+    t->profile_name = col_dup(s, 6);
+    t->created_ms = sqlite3_column_int64(s, 7);
+    return t->contact && t->kind && t->text ? MYNA_OK : MYNA_ENOMEM;
+}
+
+void myna_turn_release(struct myna_turn *t)
+{
+    free(t->contact);
+    free(t->kind);
+    free(t->text);
+    free(t->reply_id);
+    free(t->last_wamid);
+    free(t->profile_name);
+    memset(t, 0, sizeof(*t));
+}
+
+static void turn_release_v(void *p) { myna_turn_release(p); }
+
+int myna_bot_turn_add(struct myna_bot_store *bs, const struct myna_turn *t, int64_t *id,
+                      struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_TURN_ADD, err);
+    int rc;
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, t->contact);
+    bind_text(s, 2, t->kind);
+    bind_text(s, 3, t->text);
+    bind_text(s, 4, t->reply_id);
+    bind_text(s, 5, t->last_wamid);
+    bind_text(s, 6, t->profile_name);
+    sqlite3_bind_int64(s, 7, t->created_ms);
+    if ((rc = exec(bs, s, "add turn", err)) == MYNA_OK && id)
+        *id = sqlite3_last_insert_rowid(bs->db);
+    return rc;
+}
+
+int myna_bot_turn_pending(struct myna_bot_store *bs, struct myna_turn **v, size_t *n,
+                          struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_TURN_PENDING, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    return collect(bs, s, sizeof(**v), turn_fill, turn_release_v, (void **)v, n,
+                   "read turns", err);
+}
+
+int myna_bot_turn_done(struct myna_bot_store *bs, int64_t id, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_TURN_DONE, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    sqlite3_bind_int64(s, 1, id);
+    return exec(bs, s, "finish turn", err);
+}
+
+/* ---- history ---- */
+
+int myna_bot_history_add(struct myna_bot_store *bs, const char *contact, const char *role,
+                         const char *text, int64_t ts_ms, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_HIST_ADD, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, contact);
+    bind_text(s, 2, role);
+    bind_text(s, 3, text);
+    sqlite3_bind_int64(s, 4, ts_ms);
+    return exec(bs, s, "add history", err);
+}
+
+struct hist_row {
+    char *role, *text;
+    int64_t ts_ms;
+};
+
+int myna_bot_history_recent(struct myna_bot_store *bs, const char *contact, size_t budget,
+                            int64_t since_ms,
+                            void (*cb)(const char *role, const char *text, int64_t ts_ms,
+                                       void *arg),
+                            void *arg, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_HIST_RECENT, err);
+    struct hist_row rows[200];
+    size_t n = 0, used = 0;
+    int rc = SQLITE_DONE;
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, contact);
+    sqlite3_bind_int64(s, 2, since_ms);
+    /* newest first until the budget is spent, then handed out oldest first */
+    while (n < 200 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(s, 1);
+        if (used + len > budget)
+            break;
+        used += len;
+        rows[n].role = col_dup(s, 0);
+        rows[n].text = col_dup(s, 1);
+        rows[n].ts_ms = sqlite3_column_int64(s, 2);
+        n++;
+    }
+    sqlite3_reset(s);
+    for (size_t i = n; i-- > 0;) {
+        if (rows[i].role && rows[i].text)
+            cb(rows[i].role, rows[i].text, rows[i].ts_ms, arg);
+        free(rows[i].role);
+        free(rows[i].text);
+    }
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MYNA_OK : fail(bs, "read history", err);
+}
+
+/* ---- outbox ---- */
+
+static int out_fill(sqlite3_stmt *s, void *p)
+{
+    struct myna_outbox_rec *r = p;
+
+    memset(r, 0, sizeof(*r));
+    r->id = sqlite3_column_int64(s, 0);
+    r->contact = col_dup(s, 1);
+    r->turn_id = sqlite3_column_int64(s, 2);
+    r->body = col_dup(s, 3);
+    r->state = sqlite3_column_int(s, 4);
+    r->attempts = sqlite3_column_int(s, 5);
+    r->next_ms = sqlite3_column_int64(s, 6);
+    r->wamid = col_dup(s, 7);
+    r->status = col_dup(s, 8);
+    r->error_code = sqlite3_column_int(s, 9);
+    r->error = col_dup(s, 10);
+    r->created_ms = sqlite3_column_int64(s, 11);
+    r->updated_ms = sqlite3_column_int64(s, 12);
+    return r->contact && r->body ? MYNA_OK : MYNA_ENOMEM;
+}
+
+void myna_outbox_rec_release(struct myna_outbox_rec *r)
+{
+    free(r->contact);
+    free(r->body);
+    free(r->wamid);
+    free(r->status);
+    free(r->error);
+    memset(r, 0, sizeof(*r));
+}
+
+static void out_release_v(void *p) { myna_outbox_rec_release(p); }
+
+int myna_bot_outbox_add(struct myna_bot_store *bs, const char *contact, int64_t turn_id,
+                        const char *body, int64_t now_ms, int64_t *id, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_OUT_ADD, err);
+    int rc;
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, contact);
+    sqlite3_bind_int64(s, 2, turn_id);
+    bind_text(s, 3, body);
+    sqlite3_bind_int64(s, 4, now_ms);
+    if ((rc = exec(bs, s, "add outbox record", err)) == MYNA_OK && id)
+        *id = sqlite3_last_insert_rowid(bs->db);
+    return rc;
+}
+
+int myna_bot_outbox_open(struct myna_bot_store *bs, struct myna_outbox_rec **v, size_t *n,
+                         struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_OUT_OPEN, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    return collect(bs, s, sizeof(**v), out_fill, out_release_v, (void **)v, n, "read outbox",
+                   err);
+}
+
+int myna_bot_outbox_update(struct myna_bot_store *bs, const struct myna_outbox_rec *r,
+                           int64_t now_ms, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_OUT_UPDATE, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    sqlite3_bind_int64(s, 1, r->id);
+    sqlite3_bind_int(s, 2, r->state);
+    sqlite3_bind_int(s, 3, r->attempts);
+    sqlite3_bind_int64(s, 4, r->next_ms);
+    bind_text(s, 5, r->wamid);
+    bind_text(s, 6, r->status);
+    sqlite3_bind_int(s, 7, r->error_code);
+    bind_text(s, 8, r->error);
+    sqlite3_bind_int64(s, 9, now_ms);
+    return exec(bs, s, "update outbox record", err);
+}
+
+static int get_one(struct myna_bot_store *bs, sqlite3_stmt *s, struct myna_outbox_rec *r,
+                   struct myna_err *err)
+{
+    int rc = sqlite3_step(s);
+
+    if (rc == SQLITE_ROW) {
+        rc = out_fill(s, r);
+        sqlite3_reset(s);
+        if (rc != MYNA_OK) {
+            myna_outbox_rec_release(r);
+            return myna_err_set(err, rc, "out of memory");
+        }
+        return MYNA_OK;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? MYNA_ENOTFOUND : fail(bs, "read outbox record", err);
+}
+
+int myna_bot_outbox_get(struct myna_bot_store *bs, int64_t id, struct myna_outbox_rec *r,
+                        struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_OUT_GET, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    sqlite3_bind_int64(s, 1, id);
+    return get_one(bs, s, r, err);
+}
+
+static int status_rank(const char *name)
+{
+    static const char *const order[] = { "sent", "delivered", "read", "played" };
+
+    if (name == NULL)
+        return -1;
+    if (strcmp(name, "failed") == 0)
+        return 100;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, order[i]) == 0)
+            return i;
+    return -1;
+}
+
+int myna_bot_outbox_status(struct myna_bot_store *bs, const char *wamid,
+                           enum myna_status_kind kind, int error_code, const char *error,
+                           int64_t now_ms, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_OUT_BY_WAMID, err);
+    struct myna_outbox_rec r;
+    const char *name = myna_status_kind_name(kind);
+    int rc;
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, wamid);
+    if ((rc = get_one(bs, s, &r, err)) != MYNA_OK)
+        return rc;
+    /* statuses arrive out of order: never go backwards, failed is final */
+    if (kind != MYNA_STATUS_UNKNOWN && status_rank(name) > status_rank(r.status)) {
+        if ((s = q(bs, Q_OUT_STATUS, err)) == NULL) {
+            myna_outbox_rec_release(&r);
+            return MYNA_ESTORE;
+        }
+        sqlite3_bind_int64(s, 1, r.id);
+        bind_text(s, 2, name);
+        sqlite3_bind_int(s, 3, kind == MYNA_STATUS_FAILED ? MYNA_OUTBOX_FAILED : MYNA_OUTBOX_SENT);
+        sqlite3_bind_int(s, 4, kind == MYNA_STATUS_FAILED ? error_code : r.error_code);
+        bind_text(s, 5, kind == MYNA_STATUS_FAILED ? error : r.error);
+        sqlite3_bind_int64(s, 6, now_ms);
+        rc = exec(bs, s, "apply status", err);
+    }
+    myna_outbox_rec_release(&r);
+    return rc;
+}

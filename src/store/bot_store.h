@@ -1,0 +1,121 @@
+/* bot_store.h - the bot process's durable state, beside the inbox in the
+ * instance's store: how far it has consumed the inbox and statuses, open
+ * batches, turns to answer, conversation history, and the outbox.
+ *
+ * Writes go inside the store's transactions (myna_store_begin/commit on the
+ * store the bot store was opened on), so that consuming an inbox row and
+ * recording what it caused commit together: after a crash the bot resumes
+ * exactly where its last commit left off. Strings in the structs read back
+ * are malloc'd and freed by the matching _release. SQLite only for now: the
+ * Redis backend will make this a table of operations like store.h. */
+#ifndef MYNA_STORE_BOT_STORE_H
+#define MYNA_STORE_BOT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "store/store.h"
+
+struct myna_bot_store;
+
+enum myna_outbox_state {
+    MYNA_OUTBOX_PENDING = 0,  /* not sent yet (or to retry at next_ms) */
+    MYNA_OUTBOX_SENDING = 1,  /* a send was started: may have reached Meta */
+    MYNA_OUTBOX_SENT = 2,     /* accepted by Meta (wamid known); status follows */
+    MYNA_OUTBOX_FAILED = 3,   /* failed for good: a dead letter, error kept */
+};
+
+struct myna_batch {
+    char *contact;
+    char *text;           /* fragments joined by a space, in arrival order */
+    int n;                /* fragments */
+    int64_t first_seq, last_seq;
+    int64_t last_ms;      /* when the last fragment arrived (ingress clock) */
+    char *profile_name;
+};
+
+struct myna_turn {
+    int64_t id;
+    char *contact;
+    char *kind;           /* "text", "button_reply", "media", ... */
+    char *text;
+    char *reply_id;       /* button/list id, or NULL */
+    char *last_wamid;     /* the customer's last message: marked read, quoted */
+    char *profile_name;
+    int64_t created_ms;
+};
+
+struct myna_outbox_rec {
+    int64_t id;
+    char *contact;
+    int64_t turn_id;
+    char *body;           /* the Graph API request body */
+    int state;            /* enum myna_outbox_state */
+    int attempts;
+    int64_t next_ms;      /* not before (retry backoff) */
+    char *wamid;          /* Meta's id once accepted */
+    char *status;         /* last status: sent, delivered, read, failed */
+    int error_code;
+    char *error;
+    int64_t created_ms, updated_ms;
+};
+
+/* Borrows st (a SQLite store) for its whole life. */
+struct myna_bot_store *myna_bot_store_new(struct myna_store *st, struct myna_err *err);
+void myna_bot_store_free(struct myna_bot_store *bs);
+
+/* Named cursors ("inbox", "statuses"): 0 when never set. */
+int myna_bot_cursor_get(struct myna_bot_store *bs, const char *name, int64_t *seq,
+                        struct myna_err *err);
+int myna_bot_cursor_set(struct myna_bot_store *bs, const char *name, int64_t seq,
+                        struct myna_err *err);
+
+/* MYNA_OK with *b filled, or MYNA_ENOTFOUND. */
+int myna_bot_batch_get(struct myna_bot_store *bs, const char *contact, struct myna_batch *b,
+                       struct myna_err *err);
+int myna_bot_batch_put(struct myna_bot_store *bs, const struct myna_batch *b,
+                       struct myna_err *err);
+int myna_bot_batch_del(struct myna_bot_store *bs, const char *contact, struct myna_err *err);
+/* Every open batch; *v malloc'd array of *n (release each, then free). */
+int myna_bot_batch_all(struct myna_bot_store *bs, struct myna_batch **v, size_t *n,
+                       struct myna_err *err);
+void myna_batch_release(struct myna_batch *b);
+
+int myna_bot_turn_add(struct myna_bot_store *bs, const struct myna_turn *t, int64_t *id,
+                      struct myna_err *err);
+/* Pending turns in order (all contacts); *v as above. */
+int myna_bot_turn_pending(struct myna_bot_store *bs, struct myna_turn **v, size_t *n,
+                          struct myna_err *err);
+int myna_bot_turn_done(struct myna_bot_store *bs, int64_t id, struct myna_err *err);
+void myna_turn_release(struct myna_turn *t);
+
+int myna_bot_history_add(struct myna_bot_store *bs, const char *contact, const char *role,
+                         const char *text, int64_t ts_ms, struct myna_err *err);
+/* The most recent turns of contact newer than since_ms whose texts fit in
+ * budget bytes, oldest first: cb(role, text, ts_ms, arg) for each. */
+int myna_bot_history_recent(struct myna_bot_store *bs, const char *contact, size_t budget,
+                            int64_t since_ms,
+                            void (*cb)(const char *role, const char *text, int64_t ts_ms,
+                                       void *arg),
+                            void *arg, struct myna_err *err);
+
+int myna_bot_outbox_add(struct myna_bot_store *bs, const char *contact, int64_t turn_id,
+                        const char *body, int64_t now_ms, int64_t *id, struct myna_err *err);
+/* Records not done yet (PENDING or SENDING), in id order; *v as above. */
+int myna_bot_outbox_open(struct myna_bot_store *bs, struct myna_outbox_rec **v, size_t *n,
+                         struct myna_err *err);
+/* Writes state, attempts, next_ms, wamid, status, error_code, error. */
+int myna_bot_outbox_update(struct myna_bot_store *bs, const struct myna_outbox_rec *r,
+                           int64_t now_ms, struct myna_err *err);
+/* Applies a status of Meta to the record with that wamid, never going
+ * backwards (sent < delivered < read < played; failed is final). MYNA_OK,
+ * or MYNA_ENOTFOUND when no record has that wamid. */
+int myna_bot_outbox_status(struct myna_bot_store *bs, const char *wamid,
+                           enum myna_status_kind kind, int error_code, const char *error,
+                           int64_t now_ms, struct myna_err *err);
+int myna_bot_outbox_get(struct myna_bot_store *bs, int64_t id, struct myna_outbox_rec *r,
+                        struct myna_err *err);
+void myna_outbox_rec_release(struct myna_outbox_rec *r);
+
+#endif

@@ -1,0 +1,199 @@
+/* test_bot_store.c - the bot's durable state in the instance's SQLite store:
+ * cursors, batches, turns, history within a budget, and the outbox with
+ * statuses that never go backwards. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/bot_store.h"
+
+struct fx {
+    char dir[64];
+    struct myna_store *st;
+    struct myna_bot_store *bs;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct myna_store_opts o = { MYNA_SYNC_NORMAL, 1000 };
+    char path[128];
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/myna-botstore.XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(path, sizeof(path), "%s/i.db", f->dir);
+    f->st = myna_store_open_sqlite(path, &o, NULL);
+    f->bs = f->st ? myna_bot_store_new(f->st, NULL) : NULL;
+    *state = f;
+    return f->bs ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char cmd[128];
+
+    myna_bot_store_free(f->bs);
+    myna_store_free(f->st);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    free(f);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_cursor_and_batches(void **state)
+{
+    struct fx *f = *state;
+    char contact[] = "79161234567", t1[] = "Хочу записаться", t2[] = "Хочу записаться на стрижку";
+    char name[] = "Алексей";
+    struct myna_batch b = { contact, t1, 1, 10, 10, 1000, name }, got;
+    struct myna_batch *all;
+    size_t n;
+    int64_t seq;
+
+    assert_int_equal(myna_bot_cursor_get(f->bs, "inbox", &seq, NULL), MYNA_OK);
+    assert_int_equal(seq, 0);
+    assert_int_equal(myna_store_begin(f->st, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_cursor_set(f->bs, "inbox", 42, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_batch_put(f->bs, &b, NULL), MYNA_OK);
+    b.text = t2;
+    b.n = 2;
+    b.last_seq = 11;
+    assert_int_equal(myna_bot_batch_put(f->bs, &b, NULL), MYNA_OK);  /* replaces */
+    assert_int_equal(myna_store_commit(f->st, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_cursor_get(f->bs, "inbox", &seq, NULL), MYNA_OK);
+    assert_int_equal(seq, 42);
+    assert_int_equal(myna_bot_batch_get(f->bs, "79161234567", &got, NULL), MYNA_OK);
+    assert_string_equal(got.text, "Хочу записаться на стрижку");
+    assert_int_equal(got.n, 2);
+    assert_int_equal(got.first_seq, 10);
+    assert_int_equal(got.last_seq, 11);
+    assert_string_equal(got.profile_name, "Алексей");
+    myna_batch_release(&got);
+    assert_int_equal(myna_bot_batch_get(f->bs, "000", &got, NULL), MYNA_ENOTFOUND);
+    assert_int_equal(myna_bot_batch_all(f->bs, &all, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 1);
+    myna_batch_release(&all[0]);
+    free(all);
+    assert_int_equal(myna_bot_batch_del(f->bs, "79161234567", NULL), MYNA_OK);
+    assert_int_equal(myna_bot_batch_all(f->bs, &all, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 0);
+    free(all);
+}
+
+static void test_turns_in_order(void **state)
+{
+    struct fx *f = *state;
+    char c[] = "7916", k1[] = "text", k2[] = "button_reply", a[] = "a", b[] = "b";
+    char w[] = "wamid.1", slot[] = "slot:1";
+    struct myna_turn t = { 0, c, k1, a, NULL, w, NULL, 5 }, *v;
+    int64_t id1, id2;
+    size_t n;
+
+    assert_int_equal(myna_bot_turn_add(f->bs, &t, &id1, NULL), MYNA_OK);
+    t.text = b;
+    t.kind = k2;
+    t.reply_id = slot;
+    assert_int_equal(myna_bot_turn_add(f->bs, &t, &id2, NULL), MYNA_OK);
+    assert_true(id2 > id1);
+    assert_int_equal(myna_bot_turn_pending(f->bs, &v, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].text, "a");
+    assert_null(v[0].reply_id);
+    assert_string_equal(v[1].reply_id, "slot:1");
+    for (size_t i = 0; i < n; i++)
+        myna_turn_release(&v[i]);
+    free(v);
+    assert_int_equal(myna_bot_turn_done(f->bs, id1, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_turn_pending(f->bs, &v, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].id, id2);
+    myna_turn_release(&v[0]);
+    free(v);
+}
+
+struct seen {
+    char text[512];
+    int n;
+};
+
+static void on_hist(const char *role, const char *text, int64_t ts, void *arg)
+{
+    struct seen *s = arg;
+    size_t l = strlen(s->text);
+
+    (void)ts;
+    snprintf(s->text + l, sizeof(s->text) - l, "%s:%s|", role, text);
+    s->n++;
+}
+
+static void test_history_budget_and_age(void **state)
+{
+    struct fx *f = *state;
+    struct seen s;
+
+    assert_int_equal(myna_bot_history_add(f->bs, "c", "user", "old", 100, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_history_add(f->bs, "c", "user", "hello", 1000, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_history_add(f->bs, "c", "assistant", "hi there", 1001, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_history_add(f->bs, "other", "user", "x", 1002, NULL), MYNA_OK);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(myna_bot_history_recent(f->bs, "c", 1000, 500, on_hist, &s, NULL), MYNA_OK);
+    assert_string_equal(s.text, "user:hello|assistant:hi there|");  /* oldest first, not "old" */
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(myna_bot_history_recent(f->bs, "c", 10, 0, on_hist, &s, NULL), MYNA_OK);
+    assert_string_equal(s.text, "assistant:hi there|");  /* the budget keeps the newest */
+}
+
+static void test_outbox_and_statuses(void **state)
+{
+    struct fx *f = *state;
+    struct myna_outbox_rec *v, r;
+    int64_t id;
+    size_t n;
+
+    assert_int_equal(myna_bot_outbox_add(f->bs, "7916", 1, "{\"x\":1}", 10, &id, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_outbox_open(f->bs, &v, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].state, MYNA_OUTBOX_PENDING);
+    v[0].state = MYNA_OUTBOX_SENT;
+    v[0].attempts = 1;
+    v[0].wamid = strdup("wamid.OUT1");
+    assert_int_equal(myna_bot_outbox_update(f->bs, &v[0], 20, NULL), MYNA_OK);
+    myna_outbox_rec_release(&v[0]);
+    free(v);
+    assert_int_equal(myna_bot_outbox_open(f->bs, &v, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 0);
+    free(v);
+    /* read before delivered: delivered later must not go backwards */
+    assert_int_equal(myna_bot_outbox_status(f->bs, "wamid.OUT1", MYNA_STATUS_READ, 0, NULL, 30, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_outbox_status(f->bs, "wamid.OUT1", MYNA_STATUS_DELIVERED, 0, NULL, 31, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_outbox_get(f->bs, id, &r, NULL), MYNA_OK);
+    assert_string_equal(r.status, "read");
+    assert_int_equal(r.state, MYNA_OUTBOX_SENT);
+    myna_outbox_rec_release(&r);
+    assert_int_equal(myna_bot_outbox_status(f->bs, "wamid.OUT1", MYNA_STATUS_FAILED, 131047, "window", 32, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_outbox_get(f->bs, id, &r, NULL), MYNA_OK);
+    assert_string_equal(r.status, "failed");
+    assert_int_equal(r.state, MYNA_OUTBOX_FAILED);
+    assert_int_equal(r.error_code, 131047);
+    myna_outbox_rec_release(&r);
+    assert_int_equal(myna_bot_outbox_status(f->bs, "wamid.NONE", MYNA_STATUS_READ, 0, NULL, 33, NULL), MYNA_ENOTFOUND);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cursor_and_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_turns_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_budget_and_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_and_statuses, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

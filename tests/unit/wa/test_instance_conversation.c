@@ -1,0 +1,157 @@
+/* test_instance_conversation.c - the conversation fields of an instance:
+ * llm (inline or a named provider), batch, access, rate_limit, faq,
+ * fallback_text, pacing; defaults and the messages that name a bad field. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "wa/instance.h"
+
+#define BASE "\"id\":\"barber\",\"name\":\"B\",\"provider\":\"cloud\",\"phone_number_id\":\"1\"," \
+             "\"access_token\":\"t\",\"app_secret\":\"s\",\"verify_token\":\"v\""
+
+static int parse(const char *json, struct myna_instance_set *set, struct myna_err *err)
+{
+    return myna_instances_parse(json, strlen(json), set, err);
+}
+
+static void expect_error(const char *json, const char *needle)
+{
+    struct myna_instance_set set;
+    struct myna_err err = MYNA_ERR_INIT;
+
+    assert_int_not_equal(parse(json, &set, &err), MYNA_OK);
+    assert_int_equal(set.n, 0);
+    if (strstr(err.msg, needle) == NULL)
+        fail_msg("'%s' does not contain '%s'", err.msg, needle);
+}
+
+static void test_defaults(void **state)
+{
+    struct myna_instance_set set;
+    const struct myna_instance *in;
+
+    (void)state;
+    assert_int_equal(parse("[{" BASE "}]", &set, NULL), MYNA_OK);
+    in = &set.v[0];
+    assert_int_equal(in->llm.enabled, 0);
+    assert_int_equal(in->batch_window_ms, 9000);
+    assert_int_equal(in->batch_max, 10);
+    assert_int_equal(in->n_allowed, 0);
+    assert_int_equal(in->n_blocked, 0);
+    assert_int_equal(in->rate_count, 5);
+    assert_int_equal(in->rate_hours, 5);
+    assert_true(strlen(in->rate_notice) > 0);
+    assert_true(strlen(in->fallback_text) > 0);
+    assert_int_equal(in->n_faq, 0);
+    assert_true(in->pacing_mps == 20);
+    myna_instances_release(&set);
+}
+
+static void test_everything_set(void **state)
+{
+    struct myna_instance_set set;
+    struct myna_err err = MYNA_ERR_INIT;
+    const struct myna_instance *in;
+    const char *json =
+        "[{" BASE ",\"llm\":{\"url\":\"http://127.0.0.1:8000/v1\",\"model\":\"qwen\","
+        "\"api_key\":\"k\",\"system_prompt\":\"Ты администратор барбершопа.\","
+        "\"temperature\":0.2,\"max_tokens\":300,\"top_p\":0.9,\"timeout_ms\":5000},"
+        "\"batch\":{\"window_ms\":200,\"max\":3},"
+        "\"access\":{\"allowed\":[\"+7 (916) 123-45-67\"],\"blocked\":[\"79037654321\"]},"
+        "\"rate_limit\":{\"count\":2,\"hours\":1,\"notice\":\"Хватит на сегодня\"},"
+        "\"faq\":[{\"q\":[\"Сколько стоит стрижка?\",\"цена стрижки\"],\"a\":\"1500 ₽\"},"
+        "{\"q\":\"Где вы?\",\"a\":\"Тверская, 1\"}],"
+        "\"fallback_text\":\"Мы скоро ответим\",\"pacing\":{\"messages_per_second\":5}}]";
+
+    (void)state;
+    if (parse(json, &set, &err) != MYNA_OK)
+        fail_msg("%s", err.msg);
+    in = &set.v[0];
+    assert_int_equal(in->llm.enabled, 1);
+    assert_string_equal(in->llm.model, "qwen");
+    assert_string_equal(in->llm.system_prompt, "Ты администратор барбершопа.");
+    assert_true(in->llm.temperature == 0.2);
+    assert_int_equal(in->llm.max_tokens, 300);
+    assert_int_equal(in->llm.timeout_ms, 5000);
+    assert_int_equal(in->batch_window_ms, 200);
+    assert_int_equal(in->batch_max, 3);
+    assert_int_equal(in->n_allowed, 1);
+    assert_string_equal(in->allowed[0], "79161234567");  /* digits only */
+    assert_string_equal(in->blocked[0], "79037654321");
+    assert_int_equal(in->rate_count, 2);
+    assert_string_equal(in->rate_notice, "Хватит на сегодня");
+    assert_int_equal(in->n_faq, 2);
+    assert_int_equal(in->faq[0].n_questions, 2);
+    assert_string_equal(in->faq[1].questions[0], "Где вы?");
+    assert_string_equal(in->faq[1].answer, "Тверская, 1");
+    assert_string_equal(in->fallback_text, "Мы скоро ответим");
+    assert_true(in->pacing_mps == 5);
+    myna_instances_release(&set);
+}
+
+static void test_named_provider(void **state)
+{
+    struct myna_instance_set set;
+    struct myna_err err = MYNA_ERR_INIT;
+    const char *json =
+        "{\"llm_providers\":{\"cloud:groq\":{\"url\":\"https://api.groq.com/openai/v1\","
+        "\"model\":\"llama\",\"api_key\":\"gsk\"}},"
+        "\"instances\":[{" BASE ",\"llm\":\"cloud:groq\"}]}";
+
+    (void)state;
+    if (parse(json, &set, &err) != MYNA_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(set.v[0].llm.enabled, 1);
+    assert_string_equal(set.v[0].llm.url, "https://api.groq.com/openai/v1");
+    assert_string_equal(set.v[0].llm.api_key, "gsk");
+    myna_instances_release(&set);
+    expect_error("{\"instances\":[{" BASE ",\"llm\":\"cloud:nope\"}]}",
+                 "field 'llm': no provider named \"cloud:nope\"");
+    expect_error("{\"llm_providers\":{\"x\":{\"url\":\"ftp://x\",\"model\":\"m\"}},"
+                 "\"instances\":[{" BASE ",\"llm\":\"x\"}]}",
+                 "llm provider \"x\" (used by instance 1 (\"barber\")): field 'llm.url'");
+    expect_error("{\"instances\":[], \"extra\":1}", "unknown top-level field 'extra'");
+}
+
+static void test_bad_fields_are_named(void **state)
+{
+    (void)state;
+    expect_error("[{" BASE ",\"llm\":{\"url\":\"http://x\"}}]", "field 'llm.model': missing");
+    expect_error("[{" BASE ",\"llm\":{\"url\":\"http://x\",\"model\":\"m\",\"temperature\":5}}]",
+                 "field 'llm.temperature': must be a number from 0 to 2");
+    expect_error("[{" BASE ",\"llm\":{\"url\":\"http://x\",\"model\":\"m\",\"modle\":1}}]",
+                 "unknown field 'llm.modle'");
+    expect_error("[{" BASE ",\"batch\":{\"window_ms\":-1}}]", "field 'batch.window_ms'");
+    expect_error("[{" BASE ",\"batch\":{\"max\":0}}]", "field 'batch.max'");
+    expect_error("[{" BASE ",\"batch\":5}]", "field 'batch': must be a JSON object");
+    expect_error("[{" BASE ",\"access\":{\"blocked\":[\"not a phone\"]}}]",
+                 "field 'access.blocked': entry 1 is not a phone number");
+    expect_error("[{" BASE ",\"access\":{\"allowed\":\"79161234567\"}}]",
+                 "field 'access.allowed': must be an array");
+    expect_error("[{" BASE ",\"rate_limit\":{\"hours\":0}}]", "field 'rate_limit.hours'");
+    expect_error("[{" BASE ",\"faq\":[{\"q\":[],\"a\":\"x\"}]}]", "field 'faq[0].q'");
+    expect_error("[{" BASE ",\"faq\":[{\"q\":\"x\"}]}]", "field 'faq[0].a': missing");
+    expect_error("[{" BASE ",\"faq\":[{\"q\":\"x\",\"a\":\"y\",\"z\":1}]}]",
+                 "unknown field 'faq[0].z'");
+    expect_error("[{" BASE ",\"faq\":{}}]", "field 'faq': must be an array");
+    expect_error("[{" BASE ",\"fallback_text\":7}]", "field 'fallback_text'");
+    expect_error("[{" BASE ",\"pacing\":{\"messages_per_second\":0}}]",
+                 "field 'pacing.messages_per_second'");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_everything_set),
+        cmocka_unit_test(test_named_provider),
+        cmocka_unit_test(test_bad_fields_are_named),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
