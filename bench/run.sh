@@ -229,7 +229,7 @@ webhook_myna() {
     mkdir -p "$dir/var"
     printf '%s\n' "$INSTANCE_JSON" >"$dir/instances.json"
     serve_and_load myna "$dir" webhook/bench "$myna" serve --public 127.0.0.1:0 \
-        --admin 127.0.0.1:0 --data "$dir/var" --instances "$dir/instances.json" || return 1
+        --admin 127.0.0.1:0 --data "$dir/var" --instances "$dir/instances.json" --bots 0 || return 1
     myna_line=$load_line myna_rss=$load_rss myna_status=$load_status
     print_run myna
 }

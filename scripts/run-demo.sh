@@ -12,8 +12,10 @@ Myna is starting with the demo instance 'demo' (data in ./var, Ctrl-C stops it).
     curl '${public/#/http://}/webhook/demo?hub.mode=subscribe&hub.challenge=42&hub.verify_token=demo-verify-token'
   A signed inbound message, as Meta sends it:
     scripts/send-webhook.sh tests/data/cloud/cloud-text.json
-  What was stored:
+  What was stored, and what the demo bot answered from its FAQ:
     sqlite3 var/instances/demo.db 'SELECT seq, type, contact, text FROM inbox'
+    sqlite3 var/instances/demo.db 'SELECT role, text FROM history'
+  (the demo has no real Graph API: its sends are retried in the log)
   Metrics:
     curl http://$admin/metrics
 

@@ -2,12 +2,15 @@
  * configuration and hands over to the master. The only file that exits.
  * Exit codes: 0 clean stop, 1 runtime failure, 2 configuration error (a
  * supervisor must not restart on 2). */
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/conf.h"
+#include "bot/bot.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "master/master.h"
 #include "wa/instance.h"
 #include "core/banned.h"
@@ -24,7 +27,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: myna <command> [options]\n\n"
             "commands:\n"
-            "  serve     run the master: webhook ingress, admin listener (see 'myna serve --help')\n"
+            "  serve     run the master: webhook ingress, admin listener, bots (see 'myna serve --help')\n"
+            "  bot       run one instance's bot (the master starts these): bot --instance ID [serve options]\n"
             "  version   print the version\n"
             "  help      print this text\n");
 }
@@ -96,6 +100,70 @@ static int cmd_serve(int argc, char **argv)
     return rc == MYNA_OK ? 0 : 1;
 }
 
+/* `myna bot --instance ID [--doorbell-fd N] [serve options]`. */
+static int cmd_bot(int argc, char **argv)
+{
+    struct myna_bot_opts opts = { -1, 1000, 6000, 86400, 3600, 60000 };
+    struct myna_conf conf;
+    struct myna_instance_set instances = { NULL, 0 };
+    const struct myna_instance *inst;
+    struct myna_err err = MYNA_ERR_INIT;
+    const char *id = NULL;
+    char **rest = calloc((size_t)argc + 1, sizeof(char *));
+    int n = 0, rc;
+
+    if (rest == NULL)
+        return 1;
+    for (int i = 0; i < argc; i++) {
+        int64_t fd;
+        if (strcmp(argv[i], "--instance") == 0 && i + 1 < argc) {
+            id = argv[++i];
+        } else if (strcmp(argv[i], "--doorbell-fd") == 0 && i + 1 < argc) {
+            if (myna_parse_i64(argv[++i], 0, 1 << 20, &fd) != 0) {
+                fprintf(stderr, "myna: --doorbell-fd takes a descriptor number\n");
+                free(rest);
+                return 2;
+            }
+            opts.doorbell_fd = (int)fd;
+        } else {
+            rest[n++] = argv[i];
+        }
+    }
+    if (id == NULL) {
+        fprintf(stderr, "usage: myna bot --instance ID [serve options]\n");
+        free(rest);
+        return 2;
+    }
+    rc = myna_conf_load(&conf, n, rest, environ, serve_passthrough, NULL, &err);
+    free(rest);
+    if (rc != MYNA_OK) {
+        fprintf(stderr, "myna: %s\n", err.msg);
+        return 2;
+    }
+    myna_log_set_proc("bot");
+    myna_log_set_level((int)conf.log_level);
+    if (myna_log_open(conf.log_file) != 0 || conf.instances[0] == '\0' ||
+        myna_instances_load(conf.instances, &instances, &err) != MYNA_OK ||
+        (inst = myna_instances_find(&instances, id)) == NULL) {
+        fprintf(stderr, "myna: bot %s: %s\n", id, err.msg[0] ? err.msg : "no such instance");
+        myna_instances_release(&instances);
+        myna_conf_release(&conf);
+        return 2;
+    }
+    opts.reconcile_ms = (int)conf.send_reconcile_ms;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = myna_bot_run(&conf, inst, &opts, &err);
+    curl_global_cleanup();
+    if (rc != MYNA_OK) {
+        char q[600];
+        MYNA_LOG(MYNA_ERROR, "bot_exit", "instance=%s err=%s", id,
+                 myna_log_q(q, sizeof(q), err.msg));
+    }
+    myna_instances_release(&instances);
+    myna_conf_release(&conf);
+    return rc == MYNA_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -104,6 +172,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc - 2, argv + 2);
+    if (strcmp(argv[1], "bot") == 0)
+        return cmd_bot(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("myna %s\n", MYNA_VERSION);
         return 0;

@@ -36,6 +36,8 @@ struct myna_conf {
     int64_t max_pending;
     int64_t http_timeout_s;
     int64_t drain_timeout_ms;
+    int64_t bots;          /* 1: a bot process per instance; 0: ingress only */
+    int64_t send_reconcile_ms;
 };
 
 struct myna_opt {

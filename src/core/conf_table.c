@@ -52,5 +52,11 @@ const struct myna_opt myna_opts[] = {
     { .name = "drain_timeout_ms", .env = "MYNA_DRAIN_TIMEOUT_MS", .type = MYNA_OPT_INT,
       .def = "5000", .min = 0, .max = 600000, .metavar = "MS", .off = OFF(drain_timeout_ms),
       .help = "On SIGTERM, how long to wait for commits in flight before exiting anyway." },
+    { .name = "bots", .env = "MYNA_BOTS", .type = MYNA_OPT_INT, .def = "1", .min = 0, .max = 1,
+      .metavar = "0|1", .off = OFF(bots),
+      .help = "1: run a bot process per instance that answers; 0: only receive and store." },
+    { .name = "send_reconcile_ms", .env = "MYNA_SEND_RECONCILE_MS", .type = MYNA_OPT_INT,
+      .def = "60000", .min = 100, .max = 86400000, .metavar = "MS", .off = OFF(send_reconcile_ms),
+      .help = "A send cut short by a crash waits this long for Meta's status before it is resent." },
     { .name = NULL },
 };

@@ -39,6 +39,8 @@ struct myna_ingress {
     size_t max_pending;
     int draining;
     int closing;   /* being freed: requests may be gone, answer nothing */
+    void (*notify)(size_t instance, void *arg);
+    void *notify_arg;
 };
 
 /* One webhook request waiting for its commit; all of it lives in arena.
@@ -255,14 +257,20 @@ static void on_committed(struct myna_commit_job *job, void *arg)
     }
     for (size_t k = 0; k < p->job.n_parts; k++) {
         const struct myna_commit_part *pt = &p->job.parts[k];
+        size_t fresh = 0;
         for (size_t i = 0; i < pt->n_msgs; i++) {
             m->stored_messages += pt->msg_new[i];
             m->duplicate_messages += !pt->msg_new[i];
+            fresh += pt->msg_new[i];
         }
         for (size_t i = 0; i < pt->n_sts; i++) {
             m->stored_statuses += pt->st_new[i];
             m->duplicate_statuses += !pt->st_new[i];
+            fresh += pt->st_new[i];
         }
+        for (size_t i = 0; fresh && ing->notify && i < ing->n_inst; i++)
+            if (ing->inst[i].store == pt->store)
+                ing->notify(i, ing->notify_arg);
     }
     reply(p->req, 200, "OK", "ok");
     pending_free(p);
@@ -360,6 +368,13 @@ void myna_ingress_handle(struct myna_ingress *ing, struct evhttp_request *req, c
         handle_verify(ing, req, in);
     else
         handle_event(ing, req, in);
+}
+
+void myna_ingress_set_notify(struct myna_ingress *ing, void (*fn)(size_t instance, void *arg),
+                             void *arg)
+{
+    ing->notify = fn;
+    ing->notify_arg = arg;
 }
 
 void myna_ingress_drain(struct myna_ingress *ing)

@@ -30,6 +30,10 @@ struct myna_ingress *myna_ingress_new(struct event_base *base, const struct myna
                                       struct myna_metrics *metrics, struct myna_err *err);
 /* Handles a request for /webhook/<id>; id is the raw path segment. */
 void myna_ingress_handle(struct myna_ingress *ing, struct evhttp_request *req, const char *id);
+/* fn(i, arg) runs on the loop after a commit that stored new records for
+ * instance i (its index in the instance set): the bot's doorbell. */
+void myna_ingress_set_notify(struct myna_ingress *ing, void (*fn)(size_t instance, void *arg),
+                             void *arg);
 /* From now on new POSTs get 503 (Meta retries them later). */
 void myna_ingress_drain(struct myna_ingress *ing);
 /* Requests waiting for their commit. */

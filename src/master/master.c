@@ -19,6 +19,7 @@
 #include "core/util.h"
 #include "master/ingress.h"
 #include "master/metrics.h"
+#include "master/supervisor.h"
 #include "core/banned.h"
 
 #define HEADERS_MAX (16 * 1024)
@@ -40,6 +41,7 @@ struct master {
     struct evhttp *pub, *adm;
     struct evhttp_bound_socket *pub_sock, *adm_sock;
     struct myna_ingress *ing;
+    struct myna_supervisor *sup;   /* NULL with bots = 0 */
     struct myna_metrics metrics;
     struct conn_set conns;
     struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
@@ -239,6 +241,22 @@ static struct evhttp *listener(struct master *m, const char *addr, void (*cb)(st
 
 /* ---- signals and draining ----------------------------------------------- */
 
+static void bots_stopped(void *arg)
+{
+    struct master *m = arg;
+    struct timeval flush = { 0, 50 * 1000 };
+
+    event_base_loopexit(m->base, &flush);
+}
+
+static void ring_bot(size_t instance, void *arg)
+{
+    struct master *m = arg;
+
+    if (m->sup)
+        myna_supervisor_ring(m->sup, instance);
+}
+
 static void drain_check(evutil_socket_t fd, short what, void *arg)
 {
     struct master *m = arg;
@@ -255,6 +273,10 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     }
     m->state = MASTER_STOPPED;
     event_del(m->drain_timer);
+    if (m->sup) {  /* bots next; the loop ends when the last one is gone */
+        myna_supervisor_stop_all(m->sup, bots_stopped, m);
+        return;
+    }
     /* let the last replies leave the socket buffers before the loop ends */
     event_base_loopexit(m->base, &flush);
 }
@@ -319,6 +341,7 @@ static void master_release(struct master *m)
             event_free(*evs[i]);
     /* connections close before the ingress goes, so no reply can reach a
      * freed request; the committer answers nothing after this */
+    myna_supervisor_free(m->sup);
     if (m->pub)
         evhttp_free(m->pub);
     if (m->adm)
@@ -362,6 +385,14 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_instance_set
         add_signal(&m, &m.sig_hup, SIGHUP, on_hup) != 0) {
         rc = myna_err_set(err, MYNA_EIO, "cannot install signal handlers");
         goto out;
+    }
+    if (conf->bots && instances->n > 0) {
+        if ((m.sup = myna_supervisor_new(m.base, instances, args->argc, args->argv, err)) == NULL) {
+            rc = err->code;
+            goto out;
+        }
+        myna_ingress_set_notify(m.ing, ring_bot, &m);
+        myna_supervisor_start_all(m.sup);
     }
     m.state = MASTER_RUNNING;
     MYNA_LOG(MYNA_INFO, "ready", "public=%s admin=%s instances=%zu data=%s version=%s", pub,

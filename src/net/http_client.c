@@ -164,7 +164,8 @@ static void finish(struct http_call *call, CURLcode code)
         r.rc = MYNA_OK;
         curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &r.status);
     }
-    /* the call is unlinked before the callback, which may start new requests */
+    /* the callback may start new requests; this call is freed after it returns,
+     * so the callback must not free the client (the header says so) */
     call->cb(&r, call->arg);
     call_free(call);
 }

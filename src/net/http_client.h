@@ -7,7 +7,8 @@
  * body (borrowed for the duration of the callback), or with rc < 0 for a
  * transport failure (connect, DNS, timeout, body over max_response). If
  * myna_http_request returns an error, the callback never runs.
- * myna_http_client_free cancels what is in flight WITHOUT calling callbacks. */
+ * myna_http_client_free cancels what is in flight WITHOUT calling callbacks;
+ * it must not be called from inside a callback. */
 #ifndef MYNA_NET_HTTP_CLIENT_H
 #define MYNA_NET_HTTP_CLIENT_H
 

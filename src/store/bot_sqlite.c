@@ -11,13 +11,13 @@
 enum {
     Q_CURSOR_GET, Q_CURSOR_SET,
     Q_BATCH_GET, Q_BATCH_PUT, Q_BATCH_DEL, Q_BATCH_ALL,
-    Q_TURN_ADD, Q_TURN_PENDING, Q_TURN_DONE,
+    Q_TURN_ADD, Q_TURN_PENDING, Q_TURN_DONE, Q_TURN_AI_COUNT,
     Q_HIST_ADD, Q_HIST_RECENT,
     Q_OUT_ADD, Q_OUT_OPEN, Q_OUT_UPDATE, Q_OUT_GET, Q_OUT_BY_WAMID, Q_OUT_STATUS,
     Q__COUNT
 };
 
-#define BATCH_COLS "contact, text, n, first_seq, last_seq, last_ms, profile_name"
+#define BATCH_COLS "contact, text, n, first_seq, last_seq, last_ms, profile_name, last_wamid"
 #define TURN_COLS "id, contact, kind, text, reply_id, last_wamid, profile_name, created_ms"
 #define OUT_COLS "id, contact, turn_id, body, state, attempts, next_ms, wamid, status, " \
                  "error_code, error, created_ms, updated_ms"
@@ -27,13 +27,14 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_CURSOR_SET] = "INSERT INTO cursors(name, seq) VALUES(?1, ?2) "
                      "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq",
     [Q_BATCH_GET] = "SELECT " BATCH_COLS " FROM batches WHERE contact = ?1",
-    [Q_BATCH_PUT] = "INSERT OR REPLACE INTO batches(" BATCH_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    [Q_BATCH_PUT] = "INSERT OR REPLACE INTO batches(" BATCH_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
     [Q_BATCH_DEL] = "DELETE FROM batches WHERE contact = ?1",
     [Q_BATCH_ALL] = "SELECT " BATCH_COLS " FROM batches ORDER BY last_ms",
     [Q_TURN_ADD] = "INSERT INTO turns(contact, kind, text, reply_id, last_wamid, profile_name, "
                    "created_ms) VALUES(?1,?2,?3,?4,?5,?6,?7)",
     [Q_TURN_PENDING] = "SELECT " TURN_COLS " FROM turns WHERE state = 0 ORDER BY id",
-    [Q_TURN_DONE] = "UPDATE turns SET state = 1 WHERE id = ?1",
+    [Q_TURN_DONE] = "UPDATE turns SET state = 1, ai = ?2 WHERE id = ?1",
+    [Q_TURN_AI_COUNT] = "SELECT count(*) FROM turns WHERE contact = ?1 AND ai = ?2 AND created_ms > ?3",
     [Q_HIST_ADD] = "INSERT INTO history(contact, role, text, ts_ms) VALUES(?1,?2,?3,?4)",
     [Q_HIST_RECENT] = "SELECT role, text, ts_ms FROM history WHERE contact = ?1 AND ts_ms > ?2 "
                       "ORDER BY id DESC LIMIT 200",
@@ -164,6 +165,7 @@ static int batch_fill(sqlite3_stmt *s, struct myna_batch *b)
     b->last_seq = sqlite3_column_int64(s, 4);
     b->last_ms = sqlite3_column_int64(s, 5);
     b->profile_name = col_dup(s, 6);
+    b->last_wamid = col_dup(s, 7);
     return b->contact && b->text ? MYNA_OK : MYNA_ENOMEM;
 }
 
@@ -172,6 +174,7 @@ void myna_batch_release(struct myna_batch *b)
     free(b->contact);
     free(b->text);
     free(b->profile_name);
+    free(b->last_wamid);
     memset(b, 0, sizeof(*b));
 }
 
@@ -210,6 +213,7 @@ int myna_bot_batch_put(struct myna_bot_store *bs, const struct myna_batch *b,
     sqlite3_bind_int64(s, 5, b->last_seq);
     sqlite3_bind_int64(s, 6, b->last_ms);
     bind_text(s, 7, b->profile_name);
+    bind_text(s, 8, b->last_wamid);
     return exec(bs, s, "write batch", err);
 }
 
@@ -336,14 +340,32 @@ int myna_bot_turn_pending(struct myna_bot_store *bs, struct myna_turn **v, size_
                    "read turns", err);
 }
 
-int myna_bot_turn_done(struct myna_bot_store *bs, int64_t id, struct myna_err *err)
+int myna_bot_turn_done(struct myna_bot_store *bs, int64_t id, int ai, struct myna_err *err)
 {
     sqlite3_stmt *s = q(bs, Q_TURN_DONE, err);
 
     if (s == NULL)
         return MYNA_ESTORE;
     sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, ai);
     return exec(bs, s, "finish turn", err);
+}
+
+int myna_bot_turn_count(struct myna_bot_store *bs, const char *contact, int ai, int64_t since_ms,
+                        int64_t *n, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_TURN_AI_COUNT, err);
+    int rc;
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, contact);
+    sqlite3_bind_int(s, 2, ai);
+    sqlite3_bind_int64(s, 3, since_ms);
+    rc = sqlite3_step(s);
+    *n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? MYNA_OK : fail(bs, "count turns", err);
 }
 
 /* ---- history ---- */

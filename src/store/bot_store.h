@@ -33,6 +33,7 @@ struct myna_batch {
     int64_t first_seq, last_seq;
     int64_t last_ms;      /* when the last fragment arrived (ingress clock) */
     char *profile_name;
+    char *last_wamid;     /* the last fragment's message: marked read */
 };
 
 struct myna_turn {
@@ -87,7 +88,12 @@ int myna_bot_turn_add(struct myna_bot_store *bs, const struct myna_turn *t, int6
 /* Pending turns in order (all contacts); *v as above. */
 int myna_bot_turn_pending(struct myna_bot_store *bs, struct myna_turn **v, size_t *n,
                           struct myna_err *err);
-int myna_bot_turn_done(struct myna_bot_store *bs, int64_t id, struct myna_err *err);
+/* ai: 0 not answered by the LLM, 1 answered by it (counts against the rate
+ * limit), 2 answered with the rate-limit notice. */
+int myna_bot_turn_done(struct myna_bot_store *bs, int64_t id, int ai, struct myna_err *err);
+/* Turns of contact with that ai mark created after since_ms. */
+int myna_bot_turn_count(struct myna_bot_store *bs, const char *contact, int ai, int64_t since_ms,
+                        int64_t *n, struct myna_err *err);
 void myna_turn_release(struct myna_turn *t);
 
 int myna_bot_history_add(struct myna_bot_store *bs, const char *contact, const char *role,

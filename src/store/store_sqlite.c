@@ -47,19 +47,22 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX statuses_wamid_status ON statuses(wamid, status);",
     /* 2: the bot's state (bot_store.h). cursors: how far the bot has
      * consumed inbox and statuses. batches: one open batch per contact.
-     * turns: what to answer, in order per contact (state 0 pending, 1 done).
+     * turns: what to answer, in order per contact (state 0 pending, 1 done;
+     * ai 1 = answered by the LLM, 2 = got the rate-limit notice).
      * history: the conversation. outbox: replies, in order per contact
      * (state 0 pending, 1 sending, 2 accepted by Meta, 3 failed for good). */
     "CREATE TABLE cursors(name TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE batches("
     " contact TEXT PRIMARY KEY, text TEXT NOT NULL, n INTEGER NOT NULL,"
     " first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, last_ms INTEGER NOT NULL,"
-    " profile_name TEXT) WITHOUT ROWID;"
+    " profile_name TEXT, last_wamid TEXT) WITHOUT ROWID;"
     "CREATE TABLE turns("
     " id INTEGER PRIMARY KEY, contact TEXT NOT NULL, kind TEXT NOT NULL,"
     " text TEXT NOT NULL, reply_id TEXT, last_wamid TEXT, profile_name TEXT,"
-    " created_ms INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0);"
+    " created_ms INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0,"
+    " ai INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX turns_pending ON turns(state, id);"
+    "CREATE INDEX turns_ai ON turns(contact, ai, created_ms);"
     "CREATE TABLE history("
     " id INTEGER PRIMARY KEY, contact TEXT NOT NULL, role TEXT NOT NULL,"
     " text TEXT NOT NULL, ts_ms INTEGER NOT NULL);"

@@ -360,12 +360,14 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
     if (cJSON_IsString(v)) {
         const cJSON *named = prov->obj ? cJSON_GetObjectItemCaseSensitive(prov->obj, v->valuestring)
                                        : NULL;
-        char pwho[160];
+        char pwho[256];  /* "llm provider" + 64 + who (at most 128) */
         if (named == NULL)
             return myna_err_set(err, MYNA_ECONFIG,
                                 "%s: field 'llm': no provider named \"%.64s\" in \"llm_providers\"",
                                 who, v->valuestring);
-        snprintf(pwho, sizeof(pwho), "llm provider \"%.64s\" (used by %s)", v->valuestring, who);
+        if (snprintf(pwho, sizeof(pwho), "llm provider \"%.64s\" (used by %.128s)", v->valuestring,
+                     who) < 0)
+            pwho[0] = '\0';
         if ((rc = parse_llm(named, &in->llm, pwho, err)) != MYNA_OK)
             return rc;
     } else if (v != NULL && !cJSON_IsNull(v) && (rc = parse_llm(v, &in->llm, who, err)) != MYNA_OK) {

@@ -5,7 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +119,10 @@ int h_start(struct myna_proc *p, const char *const *extra)
         argv[n++] = "--instances";
         argv[n++] = inst;
     }
+    /* ingress only unless a test asks for bots ("--bots", "1" in extra: the
+     * last flag wins); a bot would otherwise reply to Meta's real Graph API */
+    argv[n++] = "--bots";
+    argv[n++] = "0";
     for (int i = 0; extra && extra[i] && n < 62; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
@@ -145,6 +152,84 @@ int h_start(struct myna_proc *p, const char *const *extra)
         nanosleep(&pause, NULL);
     }
     return -1;
+}
+
+int h_fake_start(struct h_fake *f, const char *dir, const char *name, const char *bin,
+                 const char *const *args)
+{
+    const char *argv[32];
+    struct timespec pause = { 0, 10 * 1000 * 1000 };
+    int n = 0;
+
+    memset(f, 0, sizeof(*f));
+    snprintf(f->log_path, sizeof(f->log_path), "%s/%s.log", dir, name);
+    argv[n++] = bin;
+    for (int i = 0; args && args[i] && n < 30; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    if ((f->pid = fork()) < 0)
+        return -1;
+    if (f->pid == 0) {
+        int fd = open(f->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            dup2(fd, STDOUT_FILENO);
+        }
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 1000; i++) {
+        char *log = slurp(f->log_path, NULL), *line;
+        int port;
+        if (log && (line = strstr(log, "event=ready public=127.0.0.1:")) != NULL &&
+            sscanf(line, "event=ready public=127.0.0.1:%d", &port) == 1) {
+            snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d", port);
+            free(log);
+            return 0;
+        }
+        free(log);
+        nanosleep(&pause, NULL);
+    }
+    h_fake_stop(f);
+    return -1;
+}
+
+void h_fake_stop(struct h_fake *f)
+{
+    if (f->pid > 0) {
+        kill(f->pid, SIGTERM);
+        waitpid(f->pid, NULL, 0);
+        f->pid = 0;
+    }
+}
+
+int h_free_port(void)
+{
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+        port = ntohs(sin.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+int h_wait(int (*cond)(void *arg), void *arg, int timeout_ms)
+{
+    struct timespec pause = { 0, 20 * 1000 * 1000 };
+
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        if (cond(arg))
+            return 1;
+        nanosleep(&pause, NULL);
+    }
+    return cond(arg);
 }
 
 int h_run(const char *const *args, char *out, size_t cap)
@@ -198,6 +283,10 @@ void h_cleanup(struct myna_proc *p)
 
     if (p->pid > 0)
         h_stop(p, SIGKILL);
+    if (getenv("MYNA_E2E_KEEP")) {  /* for looking at a failure */
+        fprintf(stderr, "kept %s\n", p->dir);
+        return;
+    }
     if (p->dir[0] && strncmp(p->dir, "/tmp/myna-e2e.", 14) == 0) {
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
         if (system(cmd) != 0)

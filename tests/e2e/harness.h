@@ -18,9 +18,26 @@ struct myna_proc {
 
 /* Makes a temp dir and writes instances_json (NULL: none) as instances.json. */
 int h_setup(struct myna_proc *p, const char *instances_json);
-/* Starts `myna serve` with the dir's files and extra args (NULL-terminated,
- * may be NULL); waits up to 10 s for event=ready. 0 or -1. */
+/* Starts `myna serve` with the dir's files, --bots 0, and extra args
+ * (NULL-terminated, may be NULL; "--bots", "1" starts bots); waits up to
+ * 10 s for event=ready. 0 or -1. */
 int h_start(struct myna_proc *p, const char *const *extra);
+/* A fake service (tests/fakes): started with args, its log in dir/name.log,
+ * url = http://127.0.0.1:PORT from its event=ready line. */
+struct h_fake {
+    pid_t pid;
+    char url[128];
+    char log_path[320];
+};
+int h_fake_start(struct h_fake *f, const char *dir, const char *name, const char *bin,
+                 const char *const *args);
+void h_fake_stop(struct h_fake *f);
+/* A loopback port that was free a moment ago (for a server whose address
+ * another process must know before it starts). */
+int h_free_port(void);
+/* Waits up to timeout_ms for cond(arg) to hold, polling every 20 ms. 1/0. */
+int h_wait(int (*cond)(void *arg), void *arg, int timeout_ms);
+
 /* Runs `myna ARGS...` to completion; returns its exit code and captures its
  * stdout+stderr into out (cap bytes, NUL-terminated). */
 int h_run(const char *const *args, char *out, size_t cap);

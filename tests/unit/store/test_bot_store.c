@@ -53,7 +53,8 @@ static void test_cursor_and_batches(void **state)
     struct fx *f = *state;
     char contact[] = "79161234567", t1[] = "Хочу записаться", t2[] = "Хочу записаться на стрижку";
     char name[] = "Алексей";
-    struct myna_batch b = { contact, t1, 1, 10, 10, 1000, name }, got;
+    char wamid[] = "wamid.b1";
+    struct myna_batch b = { contact, t1, 1, 10, 10, 1000, name, wamid }, got;
     struct myna_batch *all;
     size_t n;
     int64_t seq;
@@ -76,6 +77,7 @@ static void test_cursor_and_batches(void **state)
     assert_int_equal(got.first_seq, 10);
     assert_int_equal(got.last_seq, 11);
     assert_string_equal(got.profile_name, "Алексей");
+    assert_string_equal(got.last_wamid, "wamid.b1");
     myna_batch_release(&got);
     assert_int_equal(myna_bot_batch_get(f->bs, "000", &got, NULL), MYNA_ENOTFOUND);
     assert_int_equal(myna_bot_batch_all(f->bs, &all, &n, NULL), MYNA_OK);
@@ -111,7 +113,14 @@ static void test_turns_in_order(void **state)
     for (size_t i = 0; i < n; i++)
         myna_turn_release(&v[i]);
     free(v);
-    assert_int_equal(myna_bot_turn_done(f->bs, id1, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_turn_done(f->bs, id1, 1, NULL), MYNA_OK);
+    {
+        int64_t ai = -1;
+        assert_int_equal(myna_bot_turn_count(f->bs, "7916", 1, 0, &ai, NULL), MYNA_OK);
+        assert_int_equal(ai, 1);
+        assert_int_equal(myna_bot_turn_count(f->bs, "7916", 1, 5, &ai, NULL), MYNA_OK);
+        assert_int_equal(ai, 0);  /* created at 5: not after 5 */
+    }
     assert_int_equal(myna_bot_turn_pending(f->bs, &v, &n, NULL), MYNA_OK);
     assert_int_equal(n, 1);
     assert_int_equal(v[0].id, id2);

@@ -1,0 +1,779 @@
+/* llm.c - chat completions over the HTTP client: the request body built once
+ * per turn with cJSON, each answer parsed in its own bounded arena, retries
+ * waited for on an evtimer, and the circuit breaker.
+ *
+ * A turn (struct llm_call) lives on the client's list from myna_llm_chat to
+ * its callback. myna_llm_free cannot take a request back from the HTTP
+ * client, so a turn whose HTTP request is in flight is detached instead
+ * (call->llm = NULL) and freed, unanswered, when the HTTP callback comes. */
+#include "ai/llm.h"
+
+#include <cjson/cJSON.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/json.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "net/http_client.h"
+#include "core/banned.h"
+
+#define RESPONSE_MAX (1u << 20)
+/* cJSON spends ~64 bytes a node: a 1 MiB body of tiny values (a hostile or
+ * broken server) needs ~32 MiB; past this the answer fails with ENOMEM. */
+#define PARSE_ARENA_MAX (40u << 20)
+#define REQUEST_ARENA_MAX (64u << 20)
+#define URL_MAX 2048
+#define BACKOFF_CAP_MS 8000
+#define SHOWN_MAX 120   /* bytes of a non-JSON error body quoted in result.error */
+
+#define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_ATTEMPTS 3
+#define DEFAULT_BACKOFF_MS 500
+#define DEFAULT_BREAKER_FAILURES 5
+#define DEFAULT_BREAKER_COOLDOWN_MS 30000
+
+enum breaker_state {
+    BREAKER_CLOSED,
+    BREAKER_OPEN,       /* refusing turns until open_until_ms, then one probe */
+    BREAKER_HALF_OPEN   /* the probe is in flight: refusing the others */
+};
+
+/* What a finished turn says about the endpoint's health. */
+enum verdict {
+    VERDICT_ALIVE,      /* it answered: success, or a 4xx about this request */
+    VERDICT_FAULT,      /* transport, timeout, 408, 429, 5xx, unusable answer */
+    VERDICT_NEUTRAL     /* we gave up for our own reasons: says nothing */
+};
+
+struct llm_call {
+    struct llm_call *next, *prev;
+    struct myna_llm *llm;      /* NULL once detached by myna_llm_free */
+    char *body;                /* the request, sent again on each attempt */
+    size_t body_len;
+    struct event *retry;       /* backoff timer */
+    myna_llm_cb cb;
+    void *arg;
+    int attempts;
+    int in_http;               /* an HTTP request of this turn is in flight */
+    int probe;                 /* the half-open circuit's probe */
+    int64_t started_ms;
+    long last_status;
+    char error[256];
+};
+
+struct myna_llm {
+    struct event_base *base;
+    struct myna_http_client *http;
+    char *url;                 /* {base}/chat/completions */
+    char *model;               /* "" = not sent */
+    char *auth;                /* "Authorization: Bearer K", NULL without a key */
+    const char *headers[4];
+    double temperature, top_p;
+    int max_tokens, timeout_ms, max_attempts, backoff_ms;
+    int breaker_failures, breaker_cooldown_ms;
+    struct llm_call *calls;    /* turns not yet answered */
+    enum breaker_state state;
+    int consecutive;           /* server-side failed turns in a row */
+    int64_t open_until_ms;
+    uint64_t rng;
+    struct myna_llm_stats stats;
+    int in_cb;                 /* callbacks running: free must wait for them */
+    int closing;               /* myna_llm_free was called inside a callback */
+};
+
+static int start_attempt(struct llm_call *call, struct myna_err *err);
+
+/* ---- the response parser (pure) ---------------------------------------- */
+
+static const cJSON *get(const cJSON *obj, const char *key)
+{
+    return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+}
+
+static const char *get_str(const cJSON *obj, const char *key)
+{
+    return cJSON_GetStringValue(get(obj, key));
+}
+
+static int tokens(const cJSON *v)
+{
+    double d;
+
+    if (!cJSON_IsNumber(v))
+        return 0;
+    d = v->valuedouble;
+    if (!(d >= 0))
+        return 0;
+    return d >= (double)INT_MAX ? INT_MAX : (int)d;
+}
+
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms, no
+ * surrogates, at most U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t left)
+{
+    uint32_t cp;
+    size_t n, i;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+        n = 2;
+        cp = s[0] & 0x1Fu;
+    } else if ((s[0] & 0xF0) == 0xE0) {
+        n = 3;
+        cp = s[0] & 0x0Fu;
+    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        n = 4;
+        cp = s[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    if (left < n)
+        return 0;
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3Fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/* s itself when it is valid UTF-8, else a copy in a with each bad byte
+ * replaced by U+FFFD (WhatsApp and JSON printers want valid text). */
+static const char *utf8_fix(struct myna_arena *a, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s), i = 0, bad = 0, o = 0, k;
+    char *out;
+
+    while (i < len) {
+        k = utf8_seq(p + i, len - i);
+        if (k == 0) {
+            bad++;
+            k = 1;
+        }
+        i += k;
+    }
+    if (bad == 0)
+        return s;
+    if ((out = myna_arena_alloc(a, len + 2 * bad + 1)) == NULL)
+        return NULL;
+    for (i = 0; i < len; i += k) {
+        k = utf8_seq(p + i, len - i);
+        if (k == 0) {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            k = 1;
+        } else {
+            memcpy(out + o, s + i, k);
+            o += k;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* A content part that carries text: {"type":"text","text":...}; servers
+ * differ on the type's name and some leave it out. */
+static const char *part_text(const cJSON *part)
+{
+    const char *type = get_str(part, "type");
+
+    if (type && strcmp(type, "text") != 0 && strcmp(type, "output_text") != 0)
+        return NULL;
+    return get_str(part, "text");
+}
+
+/* The text parts of content, joined; NULL when there is none or a is full
+ * (*nomem tells which). */
+static const char *join_parts(const cJSON *content, struct myna_arena *a, int *nomem)
+{
+    const cJSON *part;
+    size_t total = 0, n = 0, o = 0;
+    char *out;
+
+    cJSON_ArrayForEach(part, content) {
+        const char *t = part_text(part);
+        if (t) {
+            total += strlen(t);
+            n++;
+        }
+    }
+    if (n == 0)
+        return NULL;
+    if ((out = myna_arena_alloc(a, total + 1)) == NULL) {
+        *nomem = 1;
+        return NULL;
+    }
+    cJSON_ArrayForEach(part, content) {
+        const char *t = part_text(part);
+        if (t) {
+            size_t l = strlen(t);
+            memcpy(out + o, t, l);
+            o += l;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int extract(const cJSON *root, struct myna_arena *a, const char **text, int *prompt_tokens,
+                   int *completion_tokens, struct myna_err *err)
+{
+    const cJSON *choices = get(root, "choices"), *first, *msg, *content, *usage;
+    const char *s, *finish;
+    int nomem = 0;
+
+    if (!cJSON_IsObject(root))
+        return myna_err_set(err, MYNA_EPARSE, "llm answer is not a JSON object");
+    first = cJSON_IsArray(choices) ? cJSON_GetArrayItem(choices, 0) : NULL;
+    if (!cJSON_IsObject(first)) {
+        const cJSON *e = get(root, "error");
+        const char *m = cJSON_IsString(e) ? e->valuestring : get_str(e, "message");
+        if (m)
+            return myna_err_set(err, MYNA_EPARSE, "llm answer is an error: %.200s", m);
+        return myna_err_set(err, MYNA_EPARSE, "llm answer has no choices");
+    }
+    msg = get(first, "message");
+    if (!cJSON_IsObject(msg))
+        return myna_err_set(err, MYNA_EPARSE, "llm answer has no choices[0].message");
+    content = get(msg, "content");
+    if (cJSON_IsString(content)) {
+        s = content->valuestring;
+    } else if (cJSON_IsArray(content)) {
+        if ((s = join_parts(content, a, &nomem)) == NULL)
+            return nomem ? myna_err_set(err, MYNA_ENOMEM, "llm answer too large to parse")
+                         : myna_err_set(err, MYNA_EPARSE,
+                                        "llm answer has no text part in choices[0].message.content");
+    } else {
+        finish = get_str(first, "finish_reason");
+        return myna_err_set(err, MYNA_EPARSE, "llm answer has %s choices[0].message.content%s%.40s%s",
+                            content == NULL ? "no" : cJSON_IsNull(content) ? "a null" : "a non-text",
+                            finish ? " (finish_reason '" : "", finish ? finish : "",
+                            finish ? "')" : "");
+    }
+    if ((s = utf8_fix(a, s)) == NULL)
+        return myna_err_set(err, MYNA_ENOMEM, "llm answer too large to parse");
+    usage = get(root, "usage");
+    *text = s;
+    *prompt_tokens = tokens(get(usage, "prompt_tokens"));
+    *completion_tokens = tokens(get(usage, "completion_tokens"));
+    return MYNA_OK;
+}
+
+int myna_llm_parse_response(const char *body, size_t len, struct myna_arena *a,
+                            const char **text, int *prompt_tokens, int *completion_tokens,
+                            struct myna_err *err)
+{
+    struct myna_json_section js;
+    struct myna_err local = MYNA_ERR_INIT;
+    const char *end = NULL;
+    cJSON *root;
+    int rc;
+
+    *text = NULL;
+    *prompt_tokens = *completion_tokens = 0;
+    if (body == NULL || len == 0)
+        return myna_err_set(err, MYNA_EPARSE, "llm answer is empty");
+    myna_json_arena_begin(&js, a);
+    root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    rc = root ? extract(root, a, text, prompt_tokens, completion_tokens, &local) : MYNA_EPARSE;
+    if (myna_json_arena_end(&js) || rc == MYNA_ENOMEM) {
+        *text = NULL;
+        *prompt_tokens = *completion_tokens = 0;
+        return myna_err_set(err, MYNA_ENOMEM, "llm answer too large to parse");
+    }
+    if (root == NULL)
+        return myna_err_set(err, MYNA_EPARSE, "llm answer is not JSON (at byte %zu of %zu)",
+                            end && end >= body && end <= body + len ? (size_t)(end - body) : 0,
+                            len);
+    if (rc != MYNA_OK) {
+        *text = NULL;
+        *prompt_tokens = *completion_tokens = 0;
+        return myna_err_set(err, rc, "%s", local.msg);
+    }
+    return MYNA_OK;
+}
+
+/* The error message of a failed answer: OpenAI, llama.cpp and Ollama send
+ * {"error":{"message"}}, vLLM {"message"}, FastAPI {"detail"}, Gemini
+ * [{"error":{"message"}}]; anything else is quoted, printable bytes only. */
+static void api_error(const char *body, size_t len, long status, char *out, size_t cap)
+{
+    struct myna_arena a = MYNA_ARENA_INIT(PARSE_ARENA_MAX);
+    struct myna_json_section js;
+    const cJSON *root, *e;
+    const char *m = NULL;
+    char shown[SHOWN_MAX + 1];
+    size_t n = 0;
+
+    myna_json_arena_begin(&js, &a);
+    root = len ? cJSON_ParseWithLength(body, len) : NULL;
+    if (cJSON_IsArray(root))
+        root = cJSON_GetArrayItem(root, 0);
+    e = get(root, "error");
+    if (cJSON_IsString(e))
+        m = e->valuestring;
+    else if ((m = get_str(e, "message")) == NULL && (m = get_str(root, "message")) == NULL)
+        m = get_str(root, "detail");
+    if (m && m[0]) {
+        snprintf(out, cap, "llm answered HTTP %ld: %s", status, m);
+    } else {
+        for (size_t i = 0; i < len && n < SHOWN_MAX; i++)
+            shown[n++] = body[i] >= 0x20 && body[i] < 0x7f ? body[i] : ' ';
+        shown[n] = '\0';
+        snprintf(out, cap, "llm answered HTTP %ld%s%s", status, n ? ": " : "", shown);
+    }
+    myna_json_arena_end(&js);
+    myna_arena_free(&a);
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static char *build_body(const struct myna_llm *llm, const struct myna_llm_msg *msgs, size_t n,
+                        size_t *len)
+{
+    struct myna_arena a = MYNA_ARENA_INIT(REQUEST_ARENA_MAX);
+    struct myna_json_section js;
+    cJSON *root, *arr = NULL;
+    char *printed = NULL, *out = NULL;
+    int ok;
+
+    myna_json_arena_begin(&js, &a);
+    root = cJSON_CreateObject();
+    ok = root != NULL && (llm->model[0] == '\0' ||
+                          cJSON_AddStringToObject(root, "model", llm->model) != NULL) &&
+         (arr = cJSON_AddArrayToObject(root, "messages")) != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        cJSON *m = cJSON_CreateObject();
+        ok = m != NULL && cJSON_AddItemToArray(arr, m) &&
+             cJSON_AddStringToObject(m, "role", msgs[i].role) != NULL &&
+             cJSON_AddStringToObject(m, "content", msgs[i].content) != NULL;
+    }
+    if (ok && llm->temperature >= 0)
+        ok = cJSON_AddNumberToObject(root, "temperature", llm->temperature) != NULL;
+    if (ok && llm->top_p > 0)
+        ok = cJSON_AddNumberToObject(root, "top_p", llm->top_p) != NULL;
+    if (ok && llm->max_tokens > 0)
+        ok = cJSON_AddNumberToObject(root, "max_tokens", llm->max_tokens) != NULL;
+    if (ok)
+        ok = cJSON_AddFalseToObject(root, "stream") != NULL;
+    if (ok)
+        printed = cJSON_PrintUnformatted(root);
+    if (printed && (out = malloc(strlen(printed) + 1)) != NULL) {
+        *len = strlen(printed);
+        memcpy(out, printed, *len + 1);
+    }
+    myna_json_arena_end(&js);
+    myna_arena_free(&a);
+    return out;
+}
+
+static uint64_t next_rand(struct myna_llm *llm)
+{
+    uint64_t x = llm->rng;  /* xorshift64*: jitter only, not secrets */
+
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    llm->rng = x;
+    return x * 2685821657736338717ULL;
+}
+
+/* Delay before the attempt after `done` attempts: backoff_ms doubling, capped,
+ * times a factor in [0.8, 1.2] so that clients do not retry in step. */
+static int backoff_delay(struct myna_llm *llm, int done)
+{
+    int64_t d = llm->backoff_ms;
+
+    for (int i = 1; i < done && d < BACKOFF_CAP_MS; i++)
+        d *= 2;
+    if (d > BACKOFF_CAP_MS)
+        d = BACKOFF_CAP_MS;
+    d = d * (int64_t)(80 + next_rand(llm) % 41) / 100;
+    if (d > BACKOFF_CAP_MS)
+        d = BACKOFF_CAP_MS;
+    return d < 1 ? 1 : (int)d;
+}
+
+static void call_unlink(struct llm_call *call)
+{
+    struct myna_llm *llm = call->llm;
+
+    if (call->prev)
+        call->prev->next = call->next;
+    else
+        llm->calls = call->next;
+    if (call->next)
+        call->next->prev = call->prev;
+    call->next = call->prev = NULL;
+}
+
+static void call_free(struct llm_call *call)
+{
+    if (call->retry)
+        event_free(call->retry);
+    free(call->body);
+    free(call);
+}
+
+static void llm_destroy(struct myna_llm *llm)
+{
+    free(llm->url);
+    free(llm->model);
+    free(llm->auth);
+    free(llm);
+}
+
+static void breaker_open(struct myna_llm *llm, const char *why)
+{
+    llm->state = BREAKER_OPEN;
+    llm->open_until_ms = myna_mono_ms() + llm->breaker_cooldown_ms;
+    MYNA_LOG(MYNA_WARN, "llm_circuit_open", "reason=%s failures=%d cooldown_ms=%d", why,
+             llm->consecutive, llm->breaker_cooldown_ms);
+}
+
+static void breaker_note(struct myna_llm *llm, int probe, enum verdict v)
+{
+    if (probe && llm->state == BREAKER_HALF_OPEN) {
+        if (v == VERDICT_FAULT) {
+            llm->consecutive++;
+            breaker_open(llm, "probe_failed");
+            return;
+        }
+        if (v == VERDICT_NEUTRAL) {   /* no verdict: the next turn probes again */
+            llm->state = BREAKER_OPEN;
+            return;
+        }
+    }
+    if (v == VERDICT_ALIVE) {
+        llm->consecutive = 0;
+        if (llm->state != BREAKER_CLOSED) {
+            llm->state = BREAKER_CLOSED;
+            MYNA_LOG(MYNA_INFO, "llm_circuit_closed", "probe=%d", probe);
+        }
+    } else if (v == VERDICT_FAULT) {
+        llm->consecutive++;
+        if (llm->state == BREAKER_CLOSED && llm->consecutive >= llm->breaker_failures)
+            breaker_open(llm, "failures");
+    }
+}
+
+/* Answers the turn and frees it. The client may be gone on return (freed
+ * from inside the callback). */
+static void finish(struct llm_call *call, int rc, enum verdict v, const char *text,
+                   int prompt_tokens, int completion_tokens)
+{
+    struct myna_llm *llm = call->llm;
+    struct myna_llm_result r;
+
+    call_unlink(call);
+    breaker_note(llm, call->probe, v);
+    memset(&r, 0, sizeof(r));
+    r.rc = rc;
+    r.attempts = call->attempts;
+    r.latency_ms = myna_mono_ms() - call->started_ms;
+    r.last_status = call->last_status;
+    if (rc == MYNA_OK) {
+        r.text = text;
+        r.prompt_tokens = prompt_tokens;
+        r.completion_tokens = completion_tokens;
+        llm->stats.prompt_tokens += (uint64_t)prompt_tokens;
+        llm->stats.completion_tokens += (uint64_t)completion_tokens;
+    } else {
+        llm->stats.failures++;
+        snprintf(r.error, sizeof(r.error), "%s", call->error[0] ? call->error : myna_strerror(rc));
+    }
+    llm->in_cb++;
+    call->cb(&r, call->arg);
+    llm->in_cb--;
+    call_free(call);
+    if (llm->closing && llm->in_cb == 0)
+        llm_destroy(llm);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct llm_call *call = arg;
+    struct myna_llm *llm = call->llm;
+    struct myna_err err = MYNA_ERR_INIT;
+    char prev[sizeof(call->error)];
+
+    (void)fd;
+    (void)what;
+    if (llm->state != BREAKER_CLOSED && !call->probe) {
+        /* other turns opened the circuit meanwhile: do not add to the load */
+        snprintf(prev, sizeof(prev), "%s", call->error);
+        snprintf(call->error, sizeof(call->error), "circuit open, not retried: %.200s", prev);
+        finish(call, MYNA_EAGAIN, VERDICT_NEUTRAL, NULL, 0, 0);
+        return;
+    }
+    if (start_attempt(call, &err) != MYNA_OK) {
+        snprintf(call->error, sizeof(call->error), "%.255s", err.msg);
+        finish(call, MYNA_EIO, VERDICT_NEUTRAL, NULL, 0, 0);
+    }
+}
+
+/* After a failed attempt that may succeed if repeated. */
+static void retry_or_finish(struct llm_call *call)
+{
+    struct myna_llm *llm = call->llm;
+    char q[300];
+
+    if (call->attempts < llm->max_attempts) {
+        int delay = backoff_delay(llm, call->attempts);
+        struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
+        if (evtimer_add(call->retry, &tv) == 0) {
+            MYNA_LOG(MYNA_WARN, "llm_retry", "attempt=%d status=%ld retry_in_ms=%d err=%s",
+                     call->attempts, call->last_status, delay,
+                     myna_log_q(q, sizeof(q), call->error));
+            return;
+        }
+    }
+    finish(call, MYNA_EIO, VERDICT_FAULT, NULL, 0, 0);
+}
+
+static void on_http(const struct myna_http_resp *resp, void *arg)
+{
+    struct llm_call *call = arg;
+    struct myna_llm *llm = call->llm;
+    struct myna_arena a = MYNA_ARENA_INIT(PARSE_ARENA_MAX);
+    struct myna_err err = MYNA_ERR_INIT;
+    const char *text;
+    int pt, ct, rc;
+
+    if (llm == NULL) {  /* detached by myna_llm_free: nobody waits */
+        call_free(call);
+        return;
+    }
+    call->in_http = 0;
+    call->last_status = resp->status;
+    if (resp->rc != MYNA_OK) {
+        if (resp->timed_out)
+            snprintf(call->error, sizeof(call->error), "llm request timed out after %d ms",
+                     llm->timeout_ms);
+        else
+            snprintf(call->error, sizeof(call->error), "llm request failed: %s", resp->error);
+        if (resp->rc == MYNA_ETOOBIG)  /* the same answer again would not fit either */
+            finish(call, MYNA_EIO, VERDICT_FAULT, NULL, 0, 0);
+        else
+            retry_or_finish(call);
+        return;
+    }
+    if (resp->status >= 200 && resp->status < 300) {
+        rc = myna_llm_parse_response(resp->body, resp->body_len, &a, &text, &pt, &ct, &err);
+        if (rc == MYNA_OK) {
+            finish(call, MYNA_OK, VERDICT_ALIVE, text, pt, ct);
+        } else {
+            snprintf(call->error, sizeof(call->error), "%.255s", err.msg);
+            finish(call, rc == MYNA_EPARSE ? MYNA_EPARSE : MYNA_EIO, VERDICT_FAULT, NULL, 0, 0);
+        }
+        myna_arena_free(&a);
+        return;
+    }
+    api_error(resp->body, resp->body_len, resp->status, call->error, sizeof(call->error));
+    if (resp->status == 408 || resp->status == 429 || resp->status >= 500)
+        retry_or_finish(call);
+    else  /* the endpoint refused this request: repeating it would not help */
+        finish(call, MYNA_EIO, VERDICT_ALIVE, NULL, 0, 0);
+}
+
+static int start_attempt(struct llm_call *call, struct myna_err *err)
+{
+    struct myna_llm *llm = call->llm;
+    struct myna_http_req req;
+    int rc;
+
+    memset(&req, 0, sizeof(req));
+    req.method = "POST";
+    req.url = llm->url;
+    req.headers = llm->headers;
+    req.body = call->body;
+    req.body_len = call->body_len;
+    req.timeout_ms = llm->timeout_ms;
+    req.max_response = RESPONSE_MAX;
+    if ((rc = myna_http_request(llm->http, &req, on_http, call, err)) != MYNA_OK)
+        return rc;
+    call->in_http = 1;
+    if (++call->attempts > 1)
+        llm->stats.retries++;
+    return MYNA_OK;
+}
+
+/* ---- the client ------------------------------------------------------------ */
+
+struct myna_llm *myna_llm_new(struct event_base *base, struct myna_http_client *http,
+                              const struct myna_llm_conf *conf, struct myna_err *err)
+{
+    struct myna_llm *llm;
+    size_t ulen;
+
+    if (base == NULL || http == NULL || conf == NULL || conf->url == NULL) {
+        myna_err_set(err, MYNA_EINVAL, "llm client needs a loop, an HTTP client and a url");
+        return NULL;
+    }
+    ulen = strlen(conf->url);
+    while (ulen > 0 && conf->url[ulen - 1] == '/')
+        ulen--;
+    if ((strncasecmp(conf->url, "http://", 7) != 0 && strncasecmp(conf->url, "https://", 8) != 0) ||
+        ulen > URL_MAX || strcspn(conf->url, " \t\r\n") != strlen(conf->url)) {
+        myna_err_set(err, MYNA_EINVAL, "llm url '%.200s' is not an http(s) URL", conf->url);
+        return NULL;
+    }
+    if (conf->api_key && strcspn(conf->api_key, "\r\n") != strlen(conf->api_key)) {
+        myna_err_set(err, MYNA_EINVAL, "llm api_key contains a line break");
+        return NULL;
+    }
+    if ((llm = calloc(1, sizeof(*llm))) == NULL)
+        goto nomem;
+    llm->base = base;
+    llm->http = http;
+    if ((llm->url = malloc(ulen + sizeof("/chat/completions"))) == NULL ||
+        (llm->model = strdup(conf->model ? conf->model : "")) == NULL)
+        goto nomem;
+    memcpy(llm->url, conf->url, ulen);
+    memcpy(llm->url + ulen, "/chat/completions", sizeof("/chat/completions"));
+    if (conf->api_key && conf->api_key[0]) {
+        size_t n = strlen("Authorization: Bearer ") + strlen(conf->api_key) + 1;
+        if ((llm->auth = malloc(n)) == NULL)
+            goto nomem;
+        snprintf(llm->auth, n, "Authorization: Bearer %s", conf->api_key);
+    }
+    llm->headers[0] = "Content-Type: application/json";
+    llm->headers[1] = "Accept: application/json";
+    llm->headers[2] = llm->auth;   /* NULL ends the list without a key */
+    llm->headers[3] = NULL;
+    llm->temperature = conf->temperature;
+    llm->top_p = conf->top_p;
+    llm->max_tokens = conf->max_tokens;
+    llm->timeout_ms = conf->timeout_ms > 0 ? conf->timeout_ms : DEFAULT_TIMEOUT_MS;
+    llm->max_attempts = conf->max_attempts > 0 ? conf->max_attempts : DEFAULT_ATTEMPTS;
+    llm->backoff_ms = conf->backoff_ms > 0 ? conf->backoff_ms : DEFAULT_BACKOFF_MS;
+    llm->breaker_failures = conf->breaker_failures > 0 ? conf->breaker_failures
+                                                       : DEFAULT_BREAKER_FAILURES;
+    llm->breaker_cooldown_ms = conf->breaker_cooldown_ms > 0 ? conf->breaker_cooldown_ms
+                                                             : DEFAULT_BREAKER_COOLDOWN_MS;
+    llm->rng = (uint64_t)myna_mono_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)llm;
+    if (llm->rng == 0)
+        llm->rng = 0x9E3779B97F4A7C15ULL;
+    llm->state = BREAKER_CLOSED;
+    return llm;
+nomem:
+    if (llm)
+        llm_destroy(llm);
+    myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    return NULL;
+}
+
+void myna_llm_free(struct myna_llm *llm)
+{
+    if (llm == NULL)
+        return;
+    while (llm->calls) {
+        struct llm_call *call = llm->calls;
+        call_unlink(call);
+        if (call->in_http) {  /* the HTTP client still holds it: detach */
+            event_free(call->retry);
+            call->retry = NULL;
+            free(call->body);
+            call->body = NULL;
+            call->llm = NULL;
+        } else {
+            call_free(call);
+        }
+    }
+    if (llm->in_cb > 0) {
+        llm->closing = 1;  /* finish() frees it when the callback returns */
+        return;
+    }
+    llm_destroy(llm);
+}
+
+/* Whether a turn may start now; *probe when it is the half-open probe. */
+static int admit(struct myna_llm *llm, int *probe, struct myna_err *err)
+{
+    int64_t now = myna_mono_ms();
+
+    *probe = 0;
+    switch (llm->state) {
+    case BREAKER_CLOSED:
+        return 1;
+    case BREAKER_OPEN:
+        if (now >= llm->open_until_ms) {
+            *probe = 1;
+            return 1;
+        }
+        myna_err_set(err, MYNA_EAGAIN,
+                     "llm circuit open after %d failed turns: next try in %" PRId64 " ms",
+                     llm->consecutive, llm->open_until_ms - now);
+        return 0;
+    case BREAKER_HALF_OPEN:
+    default:
+        myna_err_set(err, MYNA_EAGAIN, "llm circuit half-open: waiting for the probe");
+        return 0;
+    }
+}
+
+int myna_llm_chat(struct myna_llm *llm, const struct myna_llm_msg *msgs, size_t n,
+                  myna_llm_cb cb, void *arg, struct myna_err *err)
+{
+    struct llm_call *call;
+    int probe, rc;
+
+    if (llm == NULL || llm->closing || cb == NULL || msgs == NULL || n == 0)
+        return myna_err_set(err, MYNA_EINVAL, "llm chat needs a client, messages and a callback");
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i].role == NULL || msgs[i].role[0] == '\0' || msgs[i].content == NULL)
+            return myna_err_set(err, MYNA_EINVAL, "llm message %zu has no %s", i,
+                                msgs[i].content == NULL ? "content" : "role");
+    if (!admit(llm, &probe, err))
+        return MYNA_EAGAIN;
+    if ((call = calloc(1, sizeof(*call))) == NULL)
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    call->llm = llm;
+    call->cb = cb;
+    call->arg = arg;
+    call->probe = probe;
+    call->started_ms = myna_mono_ms();
+    if ((call->body = build_body(llm, msgs, n, &call->body_len)) == NULL ||
+        (call->retry = evtimer_new(llm->base, on_retry, call)) == NULL) {
+        call_free(call);
+        return myna_err_set(err, MYNA_ENOMEM, "cannot build the llm request");
+    }
+    if ((rc = start_attempt(call, err)) != MYNA_OK) {
+        call_free(call);
+        return rc;
+    }
+    call->next = llm->calls;
+    if (llm->calls)
+        llm->calls->prev = call;
+    llm->calls = call;
+    llm->stats.requests++;
+    if (probe) {
+        llm->state = BREAKER_HALF_OPEN;
+        MYNA_LOG(MYNA_INFO, "llm_circuit_probe", "failures=%d", llm->consecutive);
+    }
+    return MYNA_OK;
+}
+
+int myna_llm_circuit_open(const struct myna_llm *llm)
+{
+    return llm->state != BREAKER_CLOSED;
+}
+
+void myna_llm_stats(const struct myna_llm *llm, struct myna_llm_stats *out)
+{
+    *out = llm->stats;
+    out->circuit_open = llm->state != BREAKER_CLOSED;
+}

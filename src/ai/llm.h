@@ -1,0 +1,113 @@
+/* llm.h - OpenAI-compatible chat-completions client (vLLM, llama.cpp server,
+ * Ollama, OpenAI, Gemini's OpenAI endpoint), asynchronous on the loop.
+ *
+ * One turn = one myna_llm_chat: POST {url}/chat/completions with the messages,
+ * retried with backoff on transport errors, timeouts, 408, 429 and 5xx, and
+ * answered once through the callback. Waiting between attempts is an evtimer;
+ * nothing blocks. Owns copies of its configuration strings, the request body
+ * of each turn and the parsed answer until the callback returns.
+ *
+ * A circuit breaker protects the loop and the endpoint: after
+ * breaker_failures consecutive turns that failed on the server's side
+ * (transport, timeout, 408, 429, 5xx, unparseable answer) it opens and
+ * myna_llm_chat refuses turns with MYNA_EAGAIN; after breaker_cooldown_ms one
+ * turn is let through as a probe (half-open), whose success closes the circuit
+ * and whose failure opens it for another cooldown. A 4xx answer is the
+ * endpoint refusing one request, not the endpoint being down: it fails that
+ * turn without a retry and counts as a sign of life for the breaker.
+ *
+ * Must not: log the API key or the message contents (they are customers'
+ * words), or outlive its HTTP client. */
+#ifndef MYNA_AI_LLM_H
+#define MYNA_AI_LLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/err.h"
+
+struct event_base;
+struct myna_http_client;
+struct myna_llm;
+
+struct myna_llm_conf {
+    const char *url;          /* base, e.g. http://127.0.0.1:8000/v1 ; POST {url}/chat/completions */
+    const char *model;        /* sent when non-empty */
+    const char *api_key;      /* "Authorization: Bearer" when non-empty */
+    double temperature;       /* sent when >= 0 */
+    double top_p;             /* sent when > 0 */
+    int max_tokens;           /* sent when > 0 */
+    int timeout_ms;           /* per attempt, default (<= 0) 30000 */
+    int max_attempts;         /* default (<= 0) 3 */
+    int backoff_ms;           /* first retry delay, default (<= 0) 500, doubling, +-20% jitter,
+                                 capped at 8000 */
+    int breaker_failures;     /* consecutive failed turns that open the circuit, default (<= 0) 5 */
+    int breaker_cooldown_ms;  /* default (<= 0) 30000, then one probe (half-open) */
+};
+
+struct myna_llm_msg {
+    const char *role;         /* system|user|assistant */
+    const char *content;
+};
+
+struct myna_llm_result {
+    int rc;                   /* MYNA_OK, or MYNA_EIO (transport, HTTP error), MYNA_EAGAIN (the
+                                 circuit opened while the turn waited to retry), MYNA_EPARSE
+                                 (an answer without text) */
+    const char *text;         /* the answer, valid UTF-8; borrowed during the callback; NULL
+                                 unless rc is MYNA_OK */
+    int prompt_tokens, completion_tokens;  /* from usage, 0 when absent */
+    int attempts;             /* HTTP requests made for this turn */
+    int64_t latency_ms;       /* from myna_llm_chat to the callback */
+    long last_status;         /* HTTP status of the last attempt, 0 without an answer */
+    char error[256];          /* what failed ("" on success): the API's error message for an
+                                 HTTP error */
+};
+
+typedef void (*myna_llm_cb)(const struct myna_llm_result *r, void *arg);
+
+struct myna_llm_stats {
+    uint64_t requests;           /* turns accepted */
+    uint64_t failures;           /* turns answered with rc != MYNA_OK */
+    uint64_t retries;            /* attempts after the first */
+    uint64_t prompt_tokens, completion_tokens;
+    int circuit_open;
+};
+
+/* Copies conf's strings. NULL and err filled (MYNA_EINVAL for a url that is
+ * not http(s), MYNA_ENOMEM) on failure. base and http are borrowed and must
+ * outlive the client. */
+struct myna_llm *myna_llm_new(struct event_base *base, struct myna_http_client *http,
+                              const struct myna_llm_conf *conf, struct myna_err *err);
+
+/* Cancels waiting retries and in-flight requests WITHOUT callbacks. NULL ok.
+ * May be called from inside a callback of this client (the free then happens
+ * when the callback returns). Free it before its HTTP client: an HTTP request
+ * in flight is detached, its answer discarded when it arrives. */
+void myna_llm_free(struct myna_llm *llm);
+
+/* Starts a turn with the n messages (copied: the caller's may go on return).
+ * MYNA_OK: cb runs exactly once, later, on the loop. MYNA_EAGAIN: the circuit
+ * is open (or half-open with its probe in flight). MYNA_EINVAL: no messages, a
+ * message without role or content. MYNA_ENOMEM. On an error cb never runs. */
+int myna_llm_chat(struct myna_llm *llm, const struct myna_llm_msg *msgs, size_t n,
+                  myna_llm_cb cb, void *arg, struct myna_err *err);
+
+/* 1 from the moment the circuit opens until a probe succeeds, else 0. */
+int myna_llm_circuit_open(const struct myna_llm *llm);
+
+void myna_llm_stats(const struct myna_llm *llm, struct myna_llm_stats *out);
+
+/* Parses a chat-completions response body (pure: no I/O, fuzzed).
+ * *text = choices[0].message.content, a string or an array of
+ * {"type":"text","text":...} parts joined; invalid UTF-8 is replaced by
+ * U+FFFD. *prompt_tokens and *completion_tokens from usage (0 when absent).
+ * Everything lives in a. MYNA_OK, MYNA_EPARSE (not JSON, no choices, content
+ * null or missing; err names what), MYNA_ENOMEM (a is full). OUT params are
+ * set (NULL, 0) on failure too. */
+int myna_llm_parse_response(const char *body, size_t len, struct myna_arena *a,
+                            const char **text, int *prompt_tokens, int *completion_tokens,
+                            struct myna_err *err);
+
+#endif

@@ -1,0 +1,1166 @@
+/* bot.c - the bot process: inbox -> gate -> batches -> turns -> brain ->
+ * outbox -> sender, and statuses back into the outbox. */
+#include "bot/bot.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ai/answerer.h"
+#include "ai/llm.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "net/http_client.h"
+#include "store/bot_store.h"
+#include "store/store.h"
+#include "wa/format.h"
+#include "wa/graph.h"
+#include "core/banned.h"
+
+#define INBOX_CHUNK 256
+#define LANE_BUCKETS 4096
+#define FAQ_THRESHOLD 0.35
+#define WA_TEXT_MAX 4096
+#define SEND_TIMEOUT_MS 20000
+#define AUTH_RETRY_MS 60000
+
+/* One per contact seen since start: its batch timer and what is in flight. */
+struct lane {
+    struct lane *next;       /* hash chain */
+    struct bot *bot;
+    char *contact;
+    struct event *batch_timer;
+    int busy;                /* a turn is being answered */
+    int sending;             /* an outbox send is in flight */
+};
+
+struct bot {
+    struct event_base *base;
+    const struct myna_instance *in;
+    const struct myna_bot_opts *opts;
+    struct myna_store *st;
+    struct myna_bot_store *bs;
+    struct myna_http_client *http;
+    struct myna_llm *llm;
+    struct myna_answerer *faq;
+    struct myna_graph *graph;
+    struct event *doorbell, *poll, *sig_term, *sig_int, *send_timer, *turn_kick;
+    struct lane *lanes[LANE_BUCKETS];
+    int64_t next_send_ms;    /* pacing: earliest time of the next send */
+    struct answering *answering;  /* in flight, freed at exit if still there */
+    struct sending *sends;
+    int stopping;
+    int exit_rc;
+};
+
+/* ---- lanes --------------------------------------------------------------- */
+
+static unsigned lane_hash(const char *s)
+{
+    unsigned h = 2166136261u;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % LANE_BUCKETS;
+}
+
+static void on_batch_timer(evutil_socket_t fd, short what, void *arg);
+
+static struct lane *lane_get(struct bot *b, const char *contact)
+{
+    unsigned h = lane_hash(contact);
+    struct lane *l;
+
+    for (l = b->lanes[h]; l; l = l->next)
+        if (strcmp(l->contact, contact) == 0)
+            return l;
+    if ((l = calloc(1, sizeof(*l))) == NULL || (l->contact = strdup(contact)) == NULL ||
+        (l->batch_timer = evtimer_new(b->base, on_batch_timer, l)) == NULL) {
+        if (l)
+            free(l->contact);
+        free(l);
+        return NULL;
+    }
+    l->bot = b;
+    l->next = b->lanes[h];
+    b->lanes[h] = l;
+    return l;
+}
+
+static void lanes_free(struct bot *b)
+{
+    for (int i = 0; i < LANE_BUCKETS; i++) {
+        struct lane *l = b->lanes[i], *next;
+        for (; l; l = next) {
+            next = l->next;
+            event_free(l->batch_timer);
+            free(l->contact);
+            free(l);
+        }
+    }
+}
+
+static void log_store_error(struct bot *b, const char *event, const struct myna_err *err)
+{
+    char q[600];
+
+    MYNA_LOG(MYNA_ERROR, event, "instance=%s err=%s", b->in->id,
+             myna_log_q(q, sizeof(q), err->msg));
+}
+
+static void kick_turns(struct bot *b)
+{
+    event_active(b->turn_kick, EV_TIMEOUT, 0);
+}
+
+static void kick_sender(struct bot *b)
+{
+    struct timeval now = { 0, 0 };
+
+    evtimer_add(b->send_timer, &now);
+}
+
+/* ---- the gate ------------------------------------------------------------ */
+
+static int listed(char *const *v, size_t n, const char *contact)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], contact) == 0)
+            return 1;
+    return 0;
+}
+
+/* 0 when the contact may be answered. */
+static int gate_refuses(const struct myna_instance *in, const char *contact)
+{
+    if (listed(in->blocked, in->n_blocked, contact))
+        return 1;
+    return in->n_allowed > 0 && !listed(in->allowed, in->n_allowed, contact);
+}
+
+/* ---- batches ------------------------------------------------------------- */
+
+static void arm_batch(struct bot *b, const char *contact, int64_t last_ms)
+{
+    struct lane *l = lane_get(b, contact);
+    int64_t wait = last_ms + b->in->batch_window_ms - myna_wall_ms();
+    struct timeval tv;
+
+    if (l == NULL)
+        return;
+    if (wait < 0)
+        wait = 0;  /* a deadline already past (restart, downtime) flushes at once */
+    tv.tv_sec = (time_t)(wait / 1000);
+    tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+    evtimer_add(l->batch_timer, &tv);
+}
+
+/* Turns the contact's open batch into a pending turn (inside a transaction). */
+static int flush_batch(struct bot *b, const char *contact, struct myna_err *err)
+{
+    struct myna_batch batch;
+    struct myna_turn t;
+    char kind[] = "text";
+    int rc = myna_bot_batch_get(b->bs, contact, &batch, err);
+
+    if (rc == MYNA_ENOTFOUND)
+        return MYNA_OK;
+    if (rc != MYNA_OK)
+        return rc;
+    memset(&t, 0, sizeof(t));
+    t.contact = batch.contact;
+    t.kind = kind;
+    t.text = batch.text;
+    t.profile_name = batch.profile_name;
+    t.last_wamid = batch.last_wamid;
+    t.created_ms = myna_wall_ms();
+    rc = myna_bot_turn_add(b->bs, &t, NULL, err);
+    if (rc == MYNA_OK)
+        rc = myna_bot_batch_del(b->bs, contact, err);
+    MYNA_LOG(MYNA_DEBUG, "batch_flushed", "instance=%s fragments=%d late_ms=%" PRId64,
+             b->in->id, batch.n, myna_wall_ms() - (batch.last_ms + b->in->batch_window_ms));
+    myna_batch_release(&batch);
+    return rc;
+}
+
+static void on_batch_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct lane *l = arg;
+    struct bot *b = l->bot;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_batch batch;
+    int rc;
+
+    (void)fd;
+    (void)what;
+    if (myna_store_begin(b->st, &err) != MYNA_OK) {
+        log_store_error(b, "batch_flush_failed", &err);
+        arm_batch(b, l->contact, myna_wall_ms());  /* try again */
+        return;
+    }
+    rc = myna_bot_batch_get(b->bs, l->contact, &batch, &err);
+    if (rc == MYNA_OK) {
+        int64_t due = batch.last_ms + b->in->batch_window_ms;
+        if (due > myna_wall_ms()) {  /* a fragment came since the timer was set */
+            myna_store_rollback(b->st);
+            arm_batch(b, l->contact, batch.last_ms);
+            myna_batch_release(&batch);
+            return;
+        }
+        myna_batch_release(&batch);
+        rc = flush_batch(b, l->contact, &err);
+    }
+    if (rc == MYNA_ENOTFOUND)
+        rc = MYNA_OK;
+    if (rc == MYNA_OK)
+        rc = myna_store_commit(b->st, &err);
+    else
+        myna_store_rollback(b->st);
+    if (rc != MYNA_OK) {
+        log_store_error(b, "batch_flush_failed", &err);
+        arm_batch(b, l->contact, myna_wall_ms());
+        return;
+    }
+    kick_turns(b);
+}
+
+/* Appends text to the contact's batch; flushes at batch_max. */
+static int add_fragment(struct bot *b, const struct myna_inbox_row *row, const char *text,
+                        int is_stale, struct myna_err *err)
+{
+    struct myna_batch batch;
+    char *joined = NULL;
+    int rc = myna_bot_batch_get(b->bs, row->m.contact, &batch, err);
+
+    if (rc == MYNA_ENOTFOUND) {
+        struct myna_batch fresh;
+        char *contact = strdup(row->m.contact), *t = strdup(text);
+        char *name = row->m.profile_name ? strdup(row->m.profile_name) : NULL;
+        char *wamid = strdup(row->m.wamid);
+        if (contact == NULL || t == NULL || wamid == NULL) {
+            free(contact);
+            free(t);
+            free(name);
+            free(wamid);
+            return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        }
+        fresh = (struct myna_batch){ contact, t, 1, row->seq, row->seq, row->received_ms, name,
+                                     wamid };
+        rc = myna_bot_batch_put(b->bs, &fresh, err);
+        myna_batch_release(&fresh);
+        return rc;
+    }
+    if (rc != MYNA_OK)
+        return rc;
+    if (strlen(batch.text) + strlen(text) + 2 > 64 * 1024) {
+        /* a runaway burst: answer what we have, start again */
+        myna_batch_release(&batch);
+        if ((rc = flush_batch(b, row->m.contact, err)) != MYNA_OK)
+            return rc;
+        return add_fragment(b, row, text, is_stale, err);
+    }
+    if ((joined = malloc(strlen(batch.text) + strlen(text) + 2)) == NULL) {
+        myna_batch_release(&batch);
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    }
+    snprintf(joined, strlen(batch.text) + strlen(text) + 2, "%s %s", batch.text, text);
+    free(batch.text);
+    batch.text = joined;
+    batch.n++;
+    batch.last_seq = row->seq;
+    batch.last_ms = row->received_ms;
+    free(batch.last_wamid);
+    batch.last_wamid = strdup(row->m.wamid);
+    rc = myna_bot_batch_put(b->bs, &batch, err);
+    if (rc == MYNA_OK && batch.n >= b->in->batch_max && !is_stale)
+        rc = flush_batch(b, row->m.contact, err);
+    myna_batch_release(&batch);
+    return rc;
+}
+
+/* A message answered on its own, at once: it first cuts the open batch. */
+static int add_single_turn(struct bot *b, const struct myna_inbox_row *row, const char *kind,
+                           const char *text, struct myna_err *err)
+{
+    struct myna_turn t;
+    char *k = strdup(kind), *tx = strdup(text);
+    int rc;
+
+    if (k == NULL || tx == NULL) {
+        free(k);
+        free(tx);
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    }
+    if ((rc = flush_batch(b, row->m.contact, err)) == MYNA_OK) {
+        memset(&t, 0, sizeof(t));
+        t.contact = (char *)row->m.contact;
+        t.kind = k;
+        t.text = tx;
+        t.reply_id = (char *)row->m.reply_id;
+        t.last_wamid = (char *)row->m.wamid;
+        t.profile_name = (char *)row->m.profile_name;
+        t.created_ms = myna_wall_ms();
+        rc = myna_bot_turn_add(b->bs, &t, NULL, err);
+    }
+    free(k);
+    free(tx);
+    return rc;
+}
+
+/* What one inbox row causes (inside the drain's transaction). *timer is set
+ * when the contact's batch timer must be (re)armed. */
+static int consume(struct bot *b, const struct myna_inbox_row *row, int *timer,
+                   struct myna_err *err)
+{
+    const struct myna_inbound *m = &row->m;
+    int64_t age_s = m->ts > 0 ? row->received_ms / 1000 - m->ts : 0;
+    int stale = age_s > b->opts->stale_after_s;
+    char text[512];
+
+    *timer = 0;
+    if (m->contact == NULL || m->contact[0] == '\0' || gate_refuses(b->in, m->contact))
+        return MYNA_OK;  /* stored by the ingress, never answered */
+    switch (m->type) {
+    case MYNA_MSG_REACTION:
+    case MYNA_MSG_SYSTEM:
+    case MYNA_MSG_STICKER:
+        return MYNA_OK;  /* nothing to answer */
+    case MYNA_MSG_TEXT:
+        *timer = 1;
+        return add_fragment(b, row, m->text ? m->text : "", stale, err);
+    default:
+        break;
+    }
+    /* everything else is answered on its own; what the brain reads of it */
+    if (m->type == MYNA_MSG_BUTTON_REPLY || m->type == MYNA_MSG_LIST_REPLY ||
+        m->type == MYNA_MSG_TEMPLATE_BUTTON)
+        snprintf(text, sizeof(text), "%s", m->text ? m->text : (m->reply_id ? m->reply_id : ""));
+    else
+        snprintf(text, sizeof(text), "[%s]%s%s", myna_msg_type_name(m->type),
+                 m->text ? " " : "", m->text ? m->text : "");
+    if (stale) {  /* after downtime: folded into one reply per contact */
+        *timer = 1;
+        return add_fragment(b, row, text, 1, err);
+    }
+    return add_single_turn(b, row, myna_msg_type_name(m->type), text, err);
+}
+
+/* ---- statuses -------------------------------------------------------------- */
+
+/* The outbox id we put in biz_opaque_callback_data, or 0. */
+static int64_t opaque_outbox_id(const char *raw)
+{
+    cJSON *root = raw ? cJSON_Parse(raw) : NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "biz_opaque_callback_data");
+    int64_t id = 0;
+
+    if (cJSON_IsString(v) && strncmp(v->valuestring, "outbox:", 7) == 0 &&
+        myna_parse_i64(v->valuestring + 7, 1, INT64_MAX, &id) != 0)
+        id = 0;
+    cJSON_Delete(root);
+    return id;
+}
+
+/* A status for a send whose answer we never saw (crash): adopt its wamid. */
+static int reconcile(struct bot *b, const struct myna_status_row *row, struct myna_err *err)
+{
+    struct myna_outbox_rec r;
+    int64_t id = opaque_outbox_id(row->s.raw);
+    int rc;
+
+    if (id == 0 || myna_bot_outbox_get(b->bs, id, &r, err) != MYNA_OK)
+        return MYNA_OK;
+    if (r.wamid == NULL) {
+        r.wamid = strdup(row->s.wamid);
+        r.state = MYNA_OUTBOX_SENT;
+        MYNA_LOG(MYNA_INFO, "send_reconciled", "instance=%s outbox=%" PRId64, b->in->id, id);
+        rc = r.wamid ? myna_bot_outbox_update(b->bs, &r, myna_wall_ms(), err) : MYNA_ENOMEM;
+        if (rc == MYNA_OK)
+            rc = myna_bot_outbox_status(b->bs, row->s.wamid, row->s.status, row->s.error_code,
+                                        row->s.error_title, myna_wall_ms(), err);
+    } else {
+        rc = MYNA_OK;
+    }
+    myna_outbox_rec_release(&r);
+    return rc;
+}
+
+static int drain_statuses(struct bot *b, int *more, struct myna_err *err)
+{
+    struct myna_status_row rows[INBOX_CHUNK];
+    int64_t cursor;
+    size_t n = 0;
+    int rc;
+
+    *more = 0;
+    if ((rc = myna_bot_cursor_get(b->bs, "statuses", &cursor, err)) != MYNA_OK ||
+        (rc = myna_store_status_read(b->st, cursor, INBOX_CHUNK, rows, &n, err)) != MYNA_OK ||
+        n == 0)
+        return rc;
+    if ((rc = myna_store_begin(b->st, err)) == MYNA_OK) {
+        for (size_t i = 0; rc == MYNA_OK && i < n; i++) {
+            rc = myna_bot_outbox_status(b->bs, rows[i].s.wamid, rows[i].s.status,
+                                        rows[i].s.error_code, rows[i].s.error_title,
+                                        myna_wall_ms(), err);
+            if (rc == MYNA_ENOTFOUND)
+                rc = reconcile(b, &rows[i], err);
+            if (rows[i].s.status == MYNA_STATUS_FAILED && rc == MYNA_OK)
+                MYNA_LOG(MYNA_WARN, "send_failed_status", "instance=%s code=%d", b->in->id,
+                         rows[i].s.error_code);
+        }
+        if (rc == MYNA_OK)
+            rc = myna_bot_cursor_set(b->bs, "statuses", rows[n - 1].seq, err);
+        if (rc == MYNA_OK)
+            rc = myna_store_commit(b->st, err);
+        else
+            myna_store_rollback(b->st);
+    }
+    for (size_t i = 0; i < n; i++)
+        myna_store_status_row_release(&rows[i]);
+    *more = rc == MYNA_OK && n == INBOX_CHUNK;
+    return rc;
+}
+
+/* ---- the inbox ------------------------------------------------------------- */
+
+static int drain_inbox(struct bot *b, int *more, struct myna_err *err)
+{
+    struct myna_inbox_row rows[INBOX_CHUNK];
+    int timers[INBOX_CHUNK];
+    int64_t cursor;
+    size_t n = 0;
+    int rc;
+
+    *more = 0;
+    if ((rc = myna_bot_cursor_get(b->bs, "inbox", &cursor, err)) != MYNA_OK ||
+        (rc = myna_store_inbox_read(b->st, cursor, INBOX_CHUNK, rows, &n, err)) != MYNA_OK ||
+        n == 0)
+        return rc;
+    if ((rc = myna_store_begin(b->st, err)) == MYNA_OK) {
+        for (size_t i = 0; rc == MYNA_OK && i < n; i++)
+            rc = consume(b, &rows[i], &timers[i], err);
+        if (rc == MYNA_OK)
+            rc = myna_bot_cursor_set(b->bs, "inbox", rows[n - 1].seq, err);
+        if (rc == MYNA_OK)
+            rc = myna_store_commit(b->st, err);
+        else
+            myna_store_rollback(b->st);
+    }
+    if (rc == MYNA_OK)
+        for (size_t i = 0; i < n; i++)
+            if (timers[i])
+                arm_batch(b, rows[i].m.contact, rows[i].received_ms);
+    for (size_t i = 0; i < n; i++)
+        myna_store_inbox_row_release(&rows[i]);
+    *more = rc == MYNA_OK && n == INBOX_CHUNK;
+    return rc;
+}
+
+static void drain(struct bot *b)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    int more = 1, rc = MYNA_OK;
+
+    while (more && rc == MYNA_OK)
+        rc = drain_inbox(b, &more, &err);
+    if (rc != MYNA_OK)
+        log_store_error(b, "inbox_drain_failed", &err);
+    more = 1;
+    while (more && (rc = drain_statuses(b, &more, &err)) == MYNA_OK)
+        ;
+    if (rc != MYNA_OK)
+        log_store_error(b, "status_drain_failed", &err);
+    kick_turns(b);
+    kick_sender(b);
+}
+
+/* ---- turns: the brain ------------------------------------------------------ */
+
+/* One turn being answered: the pending turns of one contact folded together. */
+struct answering {
+    struct answering *next, *prev;  /* b->answering */
+    struct bot *b;
+    struct lane *lane;
+    int64_t *turn_ids;
+    size_t n_ids;
+    int ai;                  /* how the turns are marked when done (bot_store.h) */
+    char *text;              /* the customer's words, folded */
+    char *last_wamid;        /* marked read, shown typing */
+    char *profile_name;
+    /* prompt for the LLM */
+    struct myna_llm_msg *msgs;
+    size_t n_msgs, cap_msgs;
+    char **owned;            /* strings the msgs point to */
+    size_t n_owned;
+};
+
+static void answering_link(struct answering *a)
+{
+    a->next = a->b->answering;
+    if (a->next)
+        a->next->prev = a;
+    a->b->answering = a;
+}
+
+static void answering_free(struct answering *a)
+{
+    if (a->prev)
+        a->prev->next = a->next;
+    else if (a->b && a->b->answering == a)
+        a->b->answering = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    for (size_t i = 0; i < a->n_owned; i++)
+        free(a->owned[i]);
+    free(a->owned);
+    free(a->msgs);
+    free(a->turn_ids);
+    free(a->text);
+    free(a->last_wamid);
+    free(a->profile_name);
+    free(a);
+}
+
+static int prompt_add(struct answering *a, const char *role, const char *text)
+{
+    char *copy;
+
+    if (a->n_msgs == a->cap_msgs) {
+        size_t cap = a->cap_msgs ? a->cap_msgs * 2 : 16;
+        struct myna_llm_msg *m = realloc(a->msgs, cap * sizeof(*m));
+        char **o = realloc(a->owned, cap * sizeof(*o));
+        if (m)
+            a->msgs = m;
+        if (o)
+            a->owned = o;
+        if (m == NULL || o == NULL)
+            return MYNA_ENOMEM;
+        a->cap_msgs = cap;
+    }
+    if ((copy = strdup(text)) == NULL)
+        return MYNA_ENOMEM;
+    a->owned[a->n_owned++] = copy;
+    a->msgs[a->n_msgs].role = role;
+    a->msgs[a->n_msgs].content = copy;
+    a->n_msgs++;
+    return MYNA_OK;
+}
+
+static void on_history(const char *role, const char *text, int64_t ts_ms, void *arg)
+{
+    struct answering *a = arg;
+
+    (void)ts_ms;
+    prompt_add(a, strcmp(role, "assistant") == 0 ? "assistant" : "user", text);
+}
+
+/* Commits the reply: history, outbox records, the turns done. */
+static void finish_turn(struct answering *a, const char *reply)
+{
+    struct bot *b = a->b;
+    struct myna_err err = MYNA_ERR_INIT;
+    char *wa = reply ? myna_wa_from_markdown(reply, strlen(reply), &err) : NULL;
+    char **parts = NULL;
+    size_t n_parts = 0;
+    int64_t now = myna_wall_ms();
+    int rc = MYNA_OK;
+
+    /* reply NULL: the turn is done with no answer (rate limit silence) */
+    if (reply && wa == NULL)
+        rc = err.code ? err.code : MYNA_ENOMEM;
+    else if (wa)
+        rc = myna_wa_split(wa, WA_TEXT_MAX, &parts, &n_parts, &err);
+    if (rc == MYNA_OK && (rc = myna_store_begin(b->st, &err)) == MYNA_OK) {
+        rc = myna_bot_history_add(b->bs, a->lane->contact, "user", a->text, now, &err);
+        if (rc == MYNA_OK && wa)
+            rc = myna_bot_history_add(b->bs, a->lane->contact, "assistant", wa, now, &err);
+        for (size_t i = 0; rc == MYNA_OK && i < n_parts; i++) {
+            cJSON *content = cJSON_CreateObject();
+            char *body = NULL;
+            if (content && cJSON_AddStringToObject(content, "type", "text") &&
+                cJSON_AddStringToObject(content, "text", parts[i]))
+                body = cJSON_PrintUnformatted(content);
+            cJSON_Delete(content);
+            rc = body ? myna_bot_outbox_add(b->bs, a->lane->contact, a->turn_ids[0], body, now,
+                                            NULL, &err)
+                      : myna_err_set(&err, MYNA_ENOMEM, "out of memory");
+            cJSON_free(body);
+        }
+        for (size_t i = 0; rc == MYNA_OK && i < a->n_ids; i++)
+            rc = myna_bot_turn_done(b->bs, a->turn_ids[i], i == 0 ? a->ai : 0, &err);
+        if (rc == MYNA_OK)
+            rc = myna_store_commit(b->st, &err);
+        else
+            myna_store_rollback(b->st);
+    }
+    if (rc != MYNA_OK)
+        log_store_error(b, "turn_commit_failed", &err);  /* the turn stays pending: retried */
+    else
+        MYNA_LOG(MYNA_INFO, "turn_answered", "instance=%s turns=%zu parts=%zu", b->in->id,
+                 a->n_ids, n_parts);
+    if (parts)
+        myna_wa_split_free(parts, n_parts);
+    free(wa);
+    a->lane->busy = 0;
+    kick_turns(b);
+    kick_sender(b);
+    answering_free(a);
+}
+
+static void on_llm(const struct myna_llm_result *r, void *arg)
+{
+    struct answering *a = arg;
+
+    if (r->rc == MYNA_OK && r->text && r->text[0]) {
+        a->ai = 1;
+        MYNA_LOG(MYNA_INFO, "llm_answered", "instance=%s latency_ms=%" PRId64
+                 " prompt_tokens=%d completion_tokens=%d attempts=%d",
+                 a->b->in->id, r->latency_ms, r->prompt_tokens, r->completion_tokens, r->attempts);
+        finish_turn(a, r->text);
+    } else {
+        char q[300];
+        MYNA_LOG(MYNA_WARN, "llm_failed", "instance=%s status=%ld attempts=%d err=%s",
+                 a->b->in->id, r->last_status, r->attempts,
+                 myna_log_q(q, sizeof(q), r->error));
+        finish_turn(a, a->b->in->fallback_text);
+    }
+}
+
+static void on_read_sent(const struct myna_send_result *r, void *arg)
+{
+    (void)r;
+    (void)arg;  /* best effort: a missed typing indicator is not worth a retry */
+}
+
+/* Marks the customer's message read and shows typing while the AI thinks. */
+static void show_typing(struct bot *b, const char *wamid)
+{
+    char *body;
+
+    if (wamid == NULL || b->graph == NULL)
+        return;
+    if ((body = myna_graph_read_body(wamid, 1, NULL)) != NULL)
+        myna_graph_post(b->graph, body, SEND_TIMEOUT_MS, on_read_sent, NULL, NULL);
+    free(body);
+}
+
+/* 0 within the limit, 1 over it with no notice given yet in the window, 2
+ * over it and noticed. On a store error the turn is answered (0). */
+static int rate_limited(struct bot *b, const struct answering *a)
+{
+    int64_t since = myna_wall_ms() - (int64_t)b->in->rate_hours * 3600 * 1000, n = 0, noticed = 0;
+
+    if (b->in->rate_count <= 0 ||
+        myna_bot_turn_count(b->bs, a->lane->contact, 1, since, &n, NULL) != MYNA_OK ||
+        n < b->in->rate_count)
+        return 0;
+    if (myna_bot_turn_count(b->bs, a->lane->contact, 2, since, &noticed, NULL) != MYNA_OK)
+        return 0;
+    return noticed ? 2 : 1;
+}
+
+static void answer(struct answering *a)
+{
+    struct bot *b = a->b;
+    const struct myna_instance *in = b->in;
+    struct myna_err err = MYNA_ERR_INIT;
+
+    if (!in->llm.enabled) {
+        double score = 0;
+        const char *reply = b->faq ? myna_answerer_answer(b->faq, a->text, &score) : NULL;
+        finish_turn(a, reply ? reply : in->fallback_text);
+        return;
+    }
+    switch (rate_limited(b, a)) {
+    case 1:  /* first turn past the limit: one polite notice */
+        a->ai = 2;
+        finish_turn(a, in->rate_notice);
+        return;
+    case 2:  /* notice given already: silence until the window frees */
+        finish_turn(a, NULL);
+        return;
+    default:
+        break;
+    }
+    if (in->llm.system_prompt[0] && prompt_add(a, "system", in->llm.system_prompt) != MYNA_OK)
+        goto fallback;
+    if (a->profile_name && a->profile_name[0]) {
+        char who[300];
+        snprintf(who, sizeof(who), "The customer's WhatsApp name is %.200s.", a->profile_name);
+        if (prompt_add(a, "system", who) != MYNA_OK)
+            goto fallback;
+    }
+    if (myna_bot_history_recent(b->bs, a->lane->contact, (size_t)b->opts->history_budget,
+                                myna_wall_ms() - (int64_t)b->opts->history_idle_s * 1000,
+                                on_history, a, &err) != MYNA_OK ||
+        prompt_add(a, "user", a->text) != MYNA_OK)
+        goto fallback;
+    show_typing(b, a->last_wamid);
+    if (myna_llm_chat(b->llm, a->msgs, a->n_msgs, on_llm, a, &err) == MYNA_OK)
+        return;
+    MYNA_LOG(MYNA_WARN, "llm_unavailable", "instance=%s circuit_open=%d", in->id,
+             myna_llm_circuit_open(b->llm));
+fallback:
+    finish_turn(a, in->fallback_text);
+}
+
+/* Starts a turn on every idle lane that has pending turns. */
+static void on_turn_kick(evutil_socket_t fd, short what, void *arg)
+{
+    struct bot *b = arg;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_turn *v = NULL;
+    unsigned char *taken;
+    size_t n = 0;
+
+    (void)fd;
+    (void)what;
+    if (b->stopping)
+        return;
+    if (myna_bot_turn_pending(b->bs, &v, &n, &err) != MYNA_OK) {
+        log_store_error(b, "turn_read_failed", &err);
+        return;
+    }
+    /* a turn folded into an answer is not started again from this snapshot,
+     * even when that answer finished at once (the built-in answerer) */
+    taken = calloc(n ? n : 1, 1);
+    for (size_t i = 0; taken && i < n; i++) {
+        struct lane *l = taken[i] ? NULL : lane_get(b, v[i].contact);
+        struct answering *a;
+        size_t len = 0;
+
+        if (l == NULL || l->busy || (a = calloc(1, sizeof(*a))) == NULL)
+            continue;
+        /* the contact's consecutive pending text turns are folded into this
+         * one answer; a button, list or media turn is answered on its own */
+        for (size_t j = i; j < n; j++)
+            if (strcmp(v[j].contact, v[i].contact) == 0)
+                len += strlen(v[j].text) + 1;
+        int texts = strcmp(v[i].kind, "text") == 0;
+        a->b = b;
+        a->lane = l;
+        a->turn_ids = calloc(n - i, sizeof(*a->turn_ids));
+        a->text = calloc(1, len + 1);
+        if (a->turn_ids == NULL || a->text == NULL) {
+            answering_free(a);
+            continue;
+        }
+        for (size_t j = i; j < n; j++) {
+            if (taken[j] || strcmp(v[j].contact, v[i].contact) != 0)
+                continue;
+            if (j > i && (!texts || strcmp(v[j].kind, "text") != 0))
+                break;  /* the rest of this contact waits for the next answer */
+            taken[j] = 1;
+            if (a->n_ids)
+                memcpy(a->text + strlen(a->text), " ", 2);
+            memcpy(a->text + strlen(a->text), v[j].text, strlen(v[j].text) + 1);
+            a->turn_ids[a->n_ids++] = v[j].id;
+            if (v[j].last_wamid) {
+                free(a->last_wamid);
+                a->last_wamid = strdup(v[j].last_wamid);
+            }
+            if (v[j].profile_name && a->profile_name == NULL)
+                a->profile_name = strdup(v[j].profile_name);
+        }
+        l->busy = 1;
+        answering_link(a);
+        answer(a);
+    }
+    free(taken);
+    for (size_t i = 0; i < n; i++)
+        myna_turn_release(&v[i]);
+    free(v);
+}
+
+/* ---- the sender ------------------------------------------------------------ */
+
+struct sending {
+    struct sending *next, *prev;    /* b->sends */
+    struct bot *b;
+    struct lane *lane;
+    struct myna_outbox_rec rec;
+};
+
+static void sending_free(struct sending *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else if (s->b->sends == s)
+        s->b->sends = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    myna_outbox_rec_release(&s->rec);
+    free(s);
+}
+
+static int save(struct bot *b, struct myna_outbox_rec *r)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    int rc = myna_store_begin(b->st, &err);
+
+    if (rc == MYNA_OK && (rc = myna_bot_outbox_update(b->bs, r, myna_wall_ms(), &err)) == MYNA_OK)
+        rc = myna_store_commit(b->st, &err);
+    else if (rc == MYNA_OK)
+        myna_store_rollback(b->st);
+    if (rc != MYNA_OK)
+        log_store_error(b, "outbox_update_failed", &err);
+    return rc;
+}
+
+static void set_error(struct myna_outbox_rec *r, const struct myna_send_result *res)
+{
+    free(r->error);
+    r->error = strdup(res->error);
+    r->error_code = res->error_code;
+}
+
+static void on_sent(const struct myna_send_result *res, void *arg)
+{
+    struct sending *s = arg;
+    struct bot *b = s->b;
+    struct myna_outbox_rec *r = &s->rec;
+    int64_t wait;
+    char q[300];
+
+    s->lane->sending = 0;
+    switch (res->cls) {
+    case MYNA_SEND_OK:
+        free(r->wamid);
+        r->wamid = strdup(res->wamid);
+        r->state = MYNA_OUTBOX_SENT;
+        free(r->status);
+        r->status = strdup("accepted");
+        break;
+    case MYNA_SEND_RETRY:
+    case MYNA_SEND_RETRY_PAIR:
+        /* attempts counts this send: Meta's schedule starts at n = 0 */
+        wait = myna_graph_backoff_ms(res->cls, r->attempts - 1, (unsigned)random());
+        r->state = MYNA_OUTBOX_PENDING;
+        r->next_ms = myna_wall_ms() + wait;
+        set_error(r, res);
+        MYNA_LOG(MYNA_WARN, "send_retry", "instance=%s outbox=%" PRId64 " code=%d status=%ld"
+                 " attempt=%d retry_in_ms=%" PRId64, b->in->id, r->id, res->error_code,
+                 res->http_status, r->attempts, wait);
+        break;
+    case MYNA_SEND_AUTH:
+        /* the token is wrong or expired: nothing can be sent until it is
+         * replaced, so keep the record and try again later */
+        r->state = MYNA_OUTBOX_PENDING;
+        r->next_ms = myna_wall_ms() + AUTH_RETRY_MS;
+        set_error(r, res);
+        MYNA_LOG(MYNA_ERROR, "needs_attention", "instance=%s reason=invalid_token code=%d",
+                 b->in->id, res->error_code);
+        break;
+    case MYNA_SEND_WINDOW_CLOSED:
+    case MYNA_SEND_FAILED:
+        r->state = MYNA_OUTBOX_FAILED;
+        set_error(r, res);
+        MYNA_LOG(MYNA_WARN, "send_failed", "instance=%s outbox=%" PRId64 " code=%d err=%s",
+                 b->in->id, r->id, res->error_code, myna_log_q(q, sizeof(q), res->error));
+        break;
+    }
+    save(b, r);
+    sending_free(s);
+    kick_sender(b);
+}
+
+/* Builds the provider request for one outbox record. */
+static char *request_body(struct bot *b, const struct myna_outbox_rec *r, struct myna_err *err)
+{
+    cJSON *content = cJSON_Parse(r->body);
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(content, "text");
+    char opaque[40], *body = NULL;
+
+    snprintf(opaque, sizeof(opaque), "outbox:%" PRId64, r->id);
+    if (cJSON_IsString(text))
+        body = myna_graph_text_body(r->contact, text->valuestring, NULL, opaque, err);
+    else
+        myna_err_set(err, MYNA_EPARSE, "outbox record %" PRId64 " has no text", r->id);
+    cJSON_Delete(content);
+    (void)b;
+    return body;
+}
+
+static void arm_sender(struct bot *b, int64_t at_ms)
+{
+    int64_t wait = at_ms - myna_wall_ms();
+    struct timeval tv;
+
+    if (wait < 0)
+        wait = 0;
+    tv.tv_sec = (time_t)(wait / 1000);
+    tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+    if (!evtimer_pending(b->send_timer, NULL))
+        evtimer_add(b->send_timer, &tv);
+}
+
+/* Starts the sends that may go now: the oldest open record of each contact
+ * with nothing in flight, not before its next_ms, within the pacing. */
+static void on_send_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct bot *b = arg;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_outbox_rec *v = NULL;
+    unsigned char *first;
+    size_t n = 0;
+    int64_t now = myna_wall_ms(), wake = 0;
+    int64_t gap_ms = (int64_t)(1000.0 / b->in->pacing_mps);
+
+    (void)fd;
+    (void)what;
+    if (b->stopping || myna_bot_outbox_open(b->bs, &v, &n, &err) != MYNA_OK) {
+        if (!b->stopping)
+            log_store_error(b, "outbox_read_failed", &err);
+        return;
+    }
+    /* strictly in order per contact: only its oldest open record may go
+     * (decided before any record moves into a send below) */
+    first = calloc(n ? n : 1, 1);
+    for (size_t i = 0; first && i < n; i++) {
+        first[i] = 1;
+        for (size_t j = 0; j < i && first[i]; j++)
+            first[i] = strcmp(v[j].contact, v[i].contact) != 0;
+    }
+    for (size_t i = 0; first && i < n; i++) {
+        struct myna_outbox_rec *r = &v[i];
+        struct lane *l = first[i] ? lane_get(b, r->contact) : NULL;
+        int64_t due = r->next_ms;
+        struct sending *s;
+        char *body;
+
+        if (l == NULL || l->sending)
+            continue;
+        if (r->state == MYNA_OUTBOX_SENDING) {
+            /* it may have reached Meta before a crash: wait for its status */
+            due = r->updated_ms + b->opts->reconcile_ms;
+        }
+        if (due > now || b->next_send_ms > now) {
+            int64_t at = due > b->next_send_ms ? due : b->next_send_ms;
+            if (wake == 0 || at < wake)
+                wake = at;
+            continue;
+        }
+        if ((body = request_body(b, r, &err)) == NULL) {
+            r->state = MYNA_OUTBOX_FAILED;
+            free(r->error);
+            r->error = strdup(err.msg);
+            save(b, r);
+            continue;
+        }
+        r->state = MYNA_OUTBOX_SENDING;
+        r->attempts++;
+        if (save(b, r) != MYNA_OK || (s = calloc(1, sizeof(*s))) == NULL) {
+            free(body);
+            wake = now + 1000;
+            continue;
+        }
+        s->b = b;
+        s->lane = l;
+        s->rec = *r;
+        memset(r, 0, sizeof(*r));  /* the record now belongs to the send */
+        s->next = b->sends;
+        if (s->next)
+            s->next->prev = s;
+        b->sends = s;
+        if (myna_graph_post(b->graph, body, SEND_TIMEOUT_MS, on_sent, s, &err) != MYNA_OK) {
+            sending_free(s);
+            wake = now + 1000;
+        } else {
+            l->sending = 1;
+            b->next_send_ms = now + gap_ms;
+        }
+        free(body);
+    }
+    if (first == NULL)
+        wake = now + 1000;
+    free(first);
+    for (size_t i = 0; i < n; i++)
+        myna_outbox_rec_release(&v[i]);
+    free(v);
+    if (wake)
+        arm_sender(b, wake);
+}
+
+/* ---- process ---------------------------------------------------------------- */
+
+static void on_doorbell(evutil_socket_t fd, short what, void *arg)
+{
+    struct bot *b = arg;
+    char buf[256];
+    ssize_t r;
+
+    (void)what;
+    while ((r = read(fd, buf, sizeof(buf))) > 0)
+        ;
+    if (r < 0 && errno != EAGAIN && errno != EINTR)
+        r = 0;  /* a broken doorbell: treat like a gone master */
+    if (r == 0) {  /* the master is gone: stop (what is durable resumes later) */
+        MYNA_LOG(MYNA_WARN, "master_gone", "instance=%s", b->in->id);
+        b->stopping = 1;
+        event_base_loopexit(b->base, NULL);
+        return;
+    }
+    drain(b);
+}
+
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    drain(arg);
+}
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    struct bot *b = arg;
+
+    (void)what;
+    MYNA_LOG(MYNA_INFO, "stopping", "instance=%s signal=%d", b->in->id, (int)sig);
+    b->stopping = 1;
+    event_base_loopexit(b->base, NULL);
+}
+
+/* Open batches survive restarts: their timers are set again (a deadline
+ * already past flushes at once). */
+static int restore_batches(struct bot *b, struct myna_err *err)
+{
+    struct myna_batch *v;
+    size_t n;
+    int rc = myna_bot_batch_all(b->bs, &v, &n, err);
+
+    if (rc != MYNA_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        arm_batch(b, v[i].contact, v[i].last_ms);
+        myna_batch_release(&v[i]);
+    }
+    free(v);
+    if (n)
+        MYNA_LOG(MYNA_INFO, "batches_restored", "instance=%s open=%zu", b->in->id, n);
+    return MYNA_OK;
+}
+
+static int setup_brain(struct bot *b, struct myna_err *err)
+{
+    const struct myna_instance *in = b->in;
+
+    if (in->llm.enabled) {
+        struct myna_llm_conf lc;
+        memset(&lc, 0, sizeof(lc));
+        lc.url = in->llm.url;
+        lc.model = in->llm.model;
+        lc.api_key = in->llm.api_key;
+        lc.temperature = in->llm.temperature;
+        lc.top_p = in->llm.top_p;
+        lc.max_tokens = in->llm.max_tokens;
+        lc.timeout_ms = in->llm.timeout_ms;
+        if ((b->llm = myna_llm_new(b->base, b->http, &lc, err)) == NULL)
+            return err->code;
+    }
+    if (in->n_faq > 0) {
+        struct myna_faq_entry *e = calloc(in->n_faq, sizeof(*e));
+        if (e == NULL)
+            return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        for (size_t i = 0; i < in->n_faq; i++) {
+            e[i].questions = (const char *const *)in->faq[i].questions;
+            e[i].n_questions = in->faq[i].n_questions;
+            e[i].answer = in->faq[i].answer;
+        }
+        b->faq = myna_answerer_new(e, in->n_faq, FAQ_THRESHOLD, err);
+        free(e);
+        if (b->faq == NULL)
+            return err->code;
+    }
+    return MYNA_OK;
+}
+
+static void bot_release(struct bot *b)
+{
+    struct event *evs[] = { b->doorbell, b->poll, b->sig_term, b->sig_int, b->send_timer,
+                            b->turn_kick };
+
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
+        if (evs[i])
+            event_free(evs[i]);
+    myna_llm_free(b->llm);
+    myna_graph_free(b->graph);
+    myna_http_client_free(b->http);  /* after its users: cancels without callbacks */
+    /* what was in flight stays durable (pending turn, sending record) */
+    while (b->answering)
+        answering_free(b->answering);
+    while (b->sends)
+        sending_free(b->sends);
+    myna_answerer_free(b->faq);
+    lanes_free(b);
+    myna_bot_store_free(b->bs);
+    myna_store_free(b->st);
+    if (b->base)
+        event_base_free(b->base);
+}
+
+int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
+                 const struct myna_bot_opts *opts, struct myna_err *err)
+{
+    struct myna_store_opts so = { (enum myna_store_sync)conf->store_sync, 5000 };
+    struct timeval poll = { opts->poll_ms / 1000, (opts->poll_ms % 1000) * 1000 };
+    struct bot b;
+    char path[4200];
+    int rc = MYNA_OK;
+
+    memset(&b, 0, sizeof(b));
+    b.in = inst;
+    b.opts = opts;
+    srandom((unsigned)(myna_mono_us() ^ getpid()));
+    snprintf(path, sizeof(path), "%s/instances/%s.db", conf->data_dir, inst->id);
+    if ((b.base = event_base_new()) == NULL) {
+        rc = myna_err_set(err, MYNA_ENOMEM, "cannot create the event loop");
+        goto out;
+    }
+    if ((b.st = myna_store_open_sqlite(path, &so, err)) == NULL ||
+        (b.bs = myna_bot_store_new(b.st, err)) == NULL ||
+        (b.http = myna_http_client_new(b.base, err)) == NULL ||
+        (b.graph = myna_graph_new(b.http, inst->graph_url, inst->phone_number_id,
+                                  inst->access_token, err)) == NULL ||
+        setup_brain(&b, err) != MYNA_OK) {
+        rc = err->code ? err->code : MYNA_EIO;
+        goto out;
+    }
+    b.poll = event_new(b.base, -1, EV_PERSIST, on_poll, &b);
+    b.send_timer = evtimer_new(b.base, on_send_timer, &b);
+    b.turn_kick = event_new(b.base, -1, 0, on_turn_kick, &b);
+    b.sig_term = evsignal_new(b.base, SIGTERM, on_stop, &b);
+    b.sig_int = evsignal_new(b.base, SIGINT, on_stop, &b);
+    /* the doorbell is drained in a loop: it must never block */
+    if (opts->doorbell_fd >= 0 &&
+        fcntl(opts->doorbell_fd, F_SETFL, fcntl(opts->doorbell_fd, F_GETFL) | O_NONBLOCK) != 0) {
+        rc = myna_err_set(err, MYNA_EIO, "doorbell fd %d: %s", opts->doorbell_fd, strerror(errno));
+        goto out;
+    }
+    if (opts->doorbell_fd >= 0)
+        b.doorbell = event_new(b.base, opts->doorbell_fd, EV_READ | EV_PERSIST, on_doorbell, &b);
+    if (!b.poll || !b.send_timer || !b.turn_kick || !b.sig_term || !b.sig_int ||
+        (opts->doorbell_fd >= 0 && !b.doorbell) || event_add(b.poll, &poll) != 0 ||
+        event_add(b.sig_term, NULL) != 0 || event_add(b.sig_int, NULL) != 0 ||
+        (b.doorbell && event_add(b.doorbell, NULL) != 0)) {
+        rc = myna_err_set(err, MYNA_ENOMEM, "cannot set up the bot's events");
+        goto out;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if ((rc = restore_batches(&b, err)) != MYNA_OK)
+        goto out;
+    MYNA_LOG(MYNA_INFO, "bot_ready", "instance=%s brain=%s faq=%zu window_ms=%d", inst->id,
+             inst->llm.enabled ? "llm" : "answerer", inst->n_faq, inst->batch_window_ms);
+    drain(&b);
+    event_base_dispatch(b.base);
+    rc = b.exit_rc;
+out:
+    bot_release(&b);
+    return rc;
+}

@@ -1,0 +1,34 @@
+/* bot.h - `myna bot --instance ID`: the bot process of one instance.
+ *
+ * One libevent loop. It consumes the instance's inbox in arrival order,
+ * merges a contact's burst of texts into one turn (batch window), answers one
+ * turn at a time per contact (lane) with the LLM or the built-in answerer,
+ * and sends the replies through the durable outbox, in order per contact,
+ * paced and retried by error class. Everything it decides is committed with
+ * the inbox cursor that caused it, so a crash at any point resumes exactly:
+ * no message is lost or answered twice.
+ *
+ * The master rings a doorbell (a pipe, fd given at start) when new records
+ * arrive; EOF on it means the master died and the bot exits. A poll timer is
+ * the safety net. */
+#ifndef MYNA_BOT_BOT_H
+#define MYNA_BOT_BOT_H
+
+#include "core/conf.h"
+#include "core/err.h"
+#include "wa/instance.h"
+
+struct myna_bot_opts {
+    int doorbell_fd;       /* read end of the master's pipe, or -1 */
+    int poll_ms;           /* safety-net poll of the inbox; default 1000 */
+    int history_budget;    /* bytes of history in a prompt; default 6000 */
+    int history_idle_s;    /* forget history older than this; default 86400 */
+    int stale_after_s;     /* messages older than this on arrival are not each answered; 3600 */
+    int reconcile_ms;      /* wait for a status before resending an uncertain send; 60000 */
+};
+
+/* Runs until SIGTERM/SIGINT or EOF on the doorbell. 0, or MYNA_E* with err. */
+int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
+                 const struct myna_bot_opts *opts, struct myna_err *err);
+
+#endif

@@ -1,0 +1,883 @@
+/* format.c - Markdown to WhatsApp text, and splitting long texts.
+ *
+ * The converter works line by line: block rules (fences, tables, headings,
+ * rules, bullets, quotes) look at the start of a line, then the inline pass
+ * rewrites emphasis, links and escapes inside the line. Inline constructs
+ * never span lines: an LLM's reply keeps emphasis within a line, and a
+ * stray marker then damages one line, not the rest of the message.
+ *
+ * Every search for a closing marker remembers its answer (struct memo), so
+ * a line full of unmatched openers costs linear time, not quadratic: a 1 MiB
+ * line of "**" is hostile input, not a reason to spin the loop. */
+#include "wa/format.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/banned.h"
+
+#define NONE SIZE_MAX
+
+/* Emphasis nested deeper than this is copied as it is (recursion bound). */
+#define INLINE_DEPTH_MAX 8
+/* Code spans opened by longer backtick runs are not recognised (the run is
+ * literal): no LLM writes them, and it bounds the per-length bookkeeping. */
+#define CODE_RUN_MAX 16
+
+/* code[] marks, per input byte, the code spans of the current line. */
+enum { CODE_NO = 0, CODE_START = 1, CODE_IN = 2 };
+
+struct conv {
+    const char *s;          /* the whole input */
+    size_t len;
+    unsigned char *code;    /* len bytes: CODE_* for the current line */
+    struct myna_buf out;
+    int rc;                 /* first failure; later output is skipped */
+    int pending_blank;      /* a blank line is owed before the next line */
+};
+
+/* The first closer at or after `from` is `at` (NONE: there is none). A
+ * later search from q >= from whose answer is still ahead reuses it. */
+struct memo {
+    size_t from, at;
+};
+
+static void put(struct conv *c, const void *p, size_t n)
+{
+    if (c->rc == MYNA_OK && n > 0)
+        c->rc = myna_buf_append(&c->out, p, n);
+}
+
+static void puts_(struct conv *c, const char *s)
+{
+    put(c, s, strlen(s));
+}
+
+static int is_space(unsigned char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\v' || ch == '\f';
+}
+
+/* Letters and digits for the word rules of _ and single *; any non-ASCII
+ * byte counts as a letter so that Cyrillic words behave like Latin ones. */
+static int is_word(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           ch >= 0x80;
+}
+
+static int is_escapable(unsigned char ch)
+{
+    return ch != '\0' && strchr("\\`*_{}[]()#+-.!|~<>", ch) != NULL;
+}
+
+static size_t skip_spaces(const char *s, size_t i, size_t end)
+{
+    while (i < end && is_space((unsigned char)s[i]))
+        i++;
+    return i;
+}
+
+static size_t trim_end(const char *s, size_t start, size_t end)
+{
+    while (end > start && is_space((unsigned char)s[end - 1]))
+        end--;
+    return end;
+}
+
+/* ---- code spans --------------------------------------------------------- */
+
+static size_t run_len(const char *s, size_t i, size_t end, char ch)
+{
+    size_t j = i;
+
+    while (j < end && s[j] == ch)
+        j++;
+    return j - i;
+}
+
+/* Marks the code spans of line [a, b) in c->code (CommonMark: a run of N
+ * backticks opens, the next run of exactly N closes, an unmatched run is
+ * literal). Searches for one N never overlap, and once one fails no later
+ * run of that length can match, so this is linear. */
+static void mark_code_spans(struct conv *c, size_t a, size_t b)
+{
+    unsigned char unmatched[CODE_RUN_MAX + 1] = { 0 };
+    const char *s = c->s;
+    size_t i = a;
+
+    memset(c->code + a, CODE_NO, b - a);
+    while (i < b) {
+        size_t n, j;
+
+        if (s[i] != '`') {
+            i++;
+            continue;
+        }
+        n = run_len(s, i, b, '`');
+        if (n > CODE_RUN_MAX || unmatched[n]) {
+            i += n;
+            continue;
+        }
+        for (j = i + n; j < b;) {
+            size_t m;
+
+            if (s[j] != '`') {
+                j++;
+                continue;
+            }
+            m = run_len(s, j, b, '`');
+            if (m == n)
+                break;
+            j += m;
+        }
+        if (j >= b) {
+            unmatched[n] = 1;
+            i += n;
+            continue;
+        }
+        memset(c->code + i, CODE_IN, j + n - i);
+        c->code[i] = CODE_START;
+        i = j + n;
+    }
+}
+
+/* End of the code span starting at i. */
+static size_t code_span_end(const struct conv *c, size_t i, size_t b)
+{
+    size_t j = i + 1;
+
+    while (j < b && c->code[j] == CODE_IN)
+        j++;
+    return j;
+}
+
+/* ---- inline ------------------------------------------------------------- */
+
+enum delim { D_STAR1, D_STAR2, D_STAR3, D_UNDER2, D_TILDE2, D_BRACKET, D_COUNT };
+
+struct inline_ctx {
+    struct conv *c;
+    size_t b;                    /* end of the range being converted */
+    int depth;
+    int heading;                 /* inside a heading, which is bold already */
+    struct memo memo[D_COUNT];
+};
+
+static const struct {
+    char ch;
+    size_t n;
+    int word_rule;   /* like _ in CommonMark: not inside a word */
+} delims[D_COUNT] = {
+    [D_STAR1] = { '*', 1, 1 },  [D_STAR2] = { '*', 2, 0 }, [D_STAR3] = { '*', 3, 0 },
+    [D_UNDER2] = { '_', 2, 1 }, [D_TILDE2] = { '~', 2, 0 }, [D_BRACKET] = { ']', 1, 0 },
+};
+
+/* Whether a closing delimiter d starts at j: outside code, not escaped, a
+ * run of exactly its length, hugging the text before it. */
+static int closes_at(const struct inline_ctx *x, enum delim d, size_t j)
+{
+    const char *s = x->c->s;
+    char ch = delims[d].ch;
+    size_t n = delims[d].n, after = j + n;
+
+    if (s[j] != ch || x->c->code[j] != CODE_NO || s[j - 1] == '\\')
+        return 0;
+    if (d == D_BRACKET)
+        return 1;
+    if (after > x->b || run_len(s, j, x->b, ch) != n || s[j - 1] == ch ||
+        is_space((unsigned char)s[j - 1]))
+        return 0;
+    return !delims[d].word_rule || after == x->b || !is_word((unsigned char)s[after]);
+}
+
+/* The first closer of d at or after q (q > start of the range). */
+static size_t find_closer(struct inline_ctx *x, enum delim d, size_t q)
+{
+    struct memo *m = &x->memo[d];
+    size_t j;
+
+    if (m->from != NONE && q >= m->from && (m->at == NONE || m->at >= q))
+        return m->at;
+    for (j = q; j < x->b && !closes_at(x, d, j); j++) {
+    }
+    m->from = q;
+    m->at = j < x->b ? j : NONE;
+    return m->at;
+}
+
+static void convert_inline(struct conv *c, size_t a, size_t b, int depth, int heading);
+
+/* Emphasis d opening at i: converts the content and returns the end of the
+ * closer, or NONE when d does not open here. */
+static size_t try_emphasis(struct inline_ctx *x, enum delim d, size_t i)
+{
+    const char *s = x->c->s;
+    size_t n = delims[d].n, q = i + n, j;
+
+    if (q >= x->b || is_space((unsigned char)s[q]))
+        return NONE;
+    if (delims[d].word_rule && i > 0 && is_word((unsigned char)s[i - 1]))
+        return NONE;
+    if ((j = find_closer(x, d, q)) == NONE)
+        return NONE;
+    /* a heading is bold already: WhatsApp does not nest one marker in itself */
+    switch (d) {
+    case D_STAR3:
+        puts_(x->c, x->heading ? "_" : "*_");
+        convert_inline(x->c, q, j, x->depth + 1, x->heading);
+        puts_(x->c, x->heading ? "_" : "_*");
+        break;
+    case D_STAR2:
+    case D_UNDER2:
+        puts_(x->c, x->heading ? "" : "*");
+        convert_inline(x->c, q, j, x->depth + 1, x->heading);
+        puts_(x->c, x->heading ? "" : "*");
+        break;
+    case D_STAR1:
+        puts_(x->c, "_");
+        convert_inline(x->c, q, j, x->depth + 1, x->heading);
+        puts_(x->c, "_");
+        break;
+    default:
+        puts_(x->c, "~");
+        convert_inline(x->c, q, j, x->depth + 1, x->heading);
+        puts_(x->c, "~");
+        break;
+    }
+    return j + n;
+}
+
+/* The "(url "title")" part of a link, from just after its '(' at p: sets
+ * [*u, *ue) to the url and returns the position of the closing ')', or NONE.
+ * As in CommonMark the url has no spaces and its parentheses nest
+ * (Wikipedia URLs); it also stops at brackets, which keeps the scans of
+ * "[a](" repeated from overlapping, so a hostile line stays linear. */
+static size_t parse_destination(const struct inline_ctx *x, size_t p, size_t *u, size_t *ue)
+{
+    const char *s = x->c->s;
+    size_t j = skip_spaces(s, p, x->b), depth = 0;
+
+    if (j < x->b && s[j] == '<') {
+        for (*u = ++j; j < x->b && s[j] != '>' && s[j] != '<'; j++) {
+        }
+        if (j >= x->b || s[j] != '>')
+            return NONE;
+        *ue = j++;
+    } else {
+        for (*u = j; j < x->b; j++) {
+            unsigned char ch = (unsigned char)s[j];
+            if (ch <= ' ' || ch == '[' || ch == ']' || ch == '<' || (ch == ')' && depth == 0))
+                break;
+            if (ch == '\\' && j + 1 < x->b)
+                j++;
+            else if (ch == '(')
+                depth++;
+            else if (ch == ')')
+                depth--;
+        }
+        *ue = j;
+    }
+    j = skip_spaces(s, j, x->b);
+    if (j < x->b && j > *ue && (s[j] == '"' || s[j] == '\'')) {
+        char q = s[j];   /* a title, dropped */
+        for (j++; j < x->b && s[j] != q; j++) {
+        }
+        if (j >= x->b)
+            return NONE;
+        j = skip_spaces(s, j + 1, x->b);
+    }
+    return j < x->b && s[j] == ')' ? j : NONE;
+}
+
+/* a[0..an) and b[0..bn) name the same address: equal once a scheme and a
+ * trailing slash are dropped ([example.com](https://example.com/)). */
+static void strip_url(const char **p, size_t *n)
+{
+    static const char *const schemes[] = { "https://", "http://", "mailto:" };
+    size_t k;
+
+    for (k = 0; k < sizeof(schemes) / sizeof(schemes[0]); k++) {
+        size_t sl = strlen(schemes[k]);
+        if (*n >= sl && strncmp(*p, schemes[k], sl) == 0) {
+            *p += sl;
+            *n -= sl;
+            break;
+        }
+    }
+    if (*n > 0 && (*p)[*n - 1] == '/')
+        (*n)--;
+}
+
+static int same_url(const char *a, size_t an, const char *b, size_t bn)
+{
+    strip_url(&a, &an);
+    strip_url(&b, &bn);
+    return an == bn && memcmp(a, b, an) == 0;
+}
+
+/* [text](url) with '[' at i (an image's '!' was before it): writes
+ * "text (url)", or just the url when the text is empty or the url itself.
+ * Returns the end of the link or NONE. */
+static size_t try_link(struct inline_ctx *x, size_t i)
+{
+    const char *s = x->c->s;
+    size_t close, paren, u, ue, t = i + 1;
+
+    if ((close = find_closer(x, D_BRACKET, t)) == NONE || close + 1 >= x->b ||
+        s[close + 1] != '(' || (paren = parse_destination(x, close + 2, &u, &ue)) == NONE)
+        return NONE;
+    if (ue == u) {
+        convert_inline(x->c, t, close, x->depth + 1, x->heading);
+    } else if (close == t || same_url(s + t, close - t, s + u, ue - u)) {
+        put(x->c, s + u, ue - u);
+    } else {
+        convert_inline(x->c, t, close, x->depth + 1, x->heading);
+        puts_(x->c, " (");
+        put(x->c, s + u, ue - u);
+        puts_(x->c, ")");
+    }
+    return paren + 1;
+}
+
+/* <https://...> autolinks lose their brackets. */
+static size_t try_autolink(struct inline_ctx *x, size_t i)
+{
+    const char *s = x->c->s;
+    size_t j;
+
+    if (!((x->b - i > 8 && strncmp(s + i + 1, "https://", 8) == 0) ||
+          (x->b - i > 7 && strncmp(s + i + 1, "http://", 7) == 0) ||
+          (x->b - i > 7 && strncmp(s + i + 1, "mailto:", 7) == 0)))
+        return NONE;
+    /* stopping at '<' keeps "<http://<http://..." linear */
+    for (j = i + 1; j < x->b && s[j] != '>' && s[j] != '<' && !is_space((unsigned char)s[j]); j++) {
+    }
+    if (j >= x->b || s[j] != '>')
+        return NONE;
+    put(x->c, s + i + 1, j - i - 1);
+    return j + 1;
+}
+
+/* Converts s[a..b) of the current line (code spans marked) into c->out. */
+static void convert_inline(struct conv *c, size_t a, size_t b, int depth, int heading)
+{
+    struct inline_ctx x;
+    const char *s = c->s;
+    size_t i = a, lit = a, k;
+
+    if (depth > INLINE_DEPTH_MAX) {
+        put(c, s + a, b - a);
+        return;
+    }
+    x.c = c;
+    x.b = b;
+    x.depth = depth;
+    x.heading = heading;
+    for (k = 0; k < D_COUNT; k++)
+        x.memo[k].from = NONE;
+
+    while (i < b) {
+        unsigned char ch = (unsigned char)s[i];
+        size_t end = NONE, run;
+
+        if (c->code[i] == CODE_START) {
+            i = code_span_end(c, i, b);   /* verbatim */
+            continue;
+        }
+        if (!strchr("\\*_~[!<", ch) || ch == '\0') {
+            i++;
+            continue;
+        }
+        put(c, s + lit, i - lit);
+        lit = i;
+        if (ch == '\\') {
+            if (i + 1 < b && is_escapable((unsigned char)s[i + 1])) {
+                put(c, s + i + 1, 1);   /* the character, never a marker */
+                end = i + 2;
+            }
+        } else if (ch == '*' || ch == '_' || ch == '~') {
+            run = run_len(s, i, b, (char)ch);
+            if (ch == '*' && run <= 3)
+                end = try_emphasis(&x, run == 1 ? D_STAR1 : run == 2 ? D_STAR2 : D_STAR3, i);
+            else if (ch == '_' && run == 2)
+                end = try_emphasis(&x, D_UNDER2, i);
+            else if (ch == '~' && run == 2)
+                end = try_emphasis(&x, D_TILDE2, i);
+            if (end == NONE) {
+                i += run;   /* the whole run is literal */
+                continue;
+            }
+        } else if (ch == '[') {
+            end = try_link(&x, i);
+        } else if (ch == '!') {
+            if (i + 1 < b && s[i + 1] == '[')
+                end = try_link(&x, i + 1);   /* an image reads like a link */
+        } else {
+            end = try_autolink(&x, i);
+        }
+        if (end == NONE) {
+            i++;
+            continue;
+        }
+        i = lit = end;
+    }
+    put(c, s + lit, b - lit);
+}
+
+/* ---- blocks ------------------------------------------------------------- */
+
+/* ```lang or ~~~lang at the start of [a, b): *ch and *n describe the fence,
+ * *p is where it starts. CommonMark: a backtick fence's info string has no
+ * backtick, so "```x```" on one line is inline code, not a fence. */
+static int is_fence_open(const char *s, size_t a, size_t b, char *ch, size_t *n, size_t *p)
+{
+    size_t i = skip_spaces(s, a, b), r;
+
+    if (i >= b || (s[i] != '`' && s[i] != '~'))
+        return 0;
+    r = run_len(s, i, b, s[i]);
+    if (r < 3 || (s[i] == '`' && memchr(s + i + r, '`', b - i - r) != NULL))
+        return 0;
+    *ch = s[i];
+    *n = r;
+    *p = i;
+    return 1;
+}
+
+static int is_fence_close(const char *s, size_t a, size_t b, char ch, size_t n)
+{
+    size_t i = skip_spaces(s, a, b), r = run_len(s, i, b, ch);
+
+    return r >= n && skip_spaces(s, i + r, b) == b;
+}
+
+/* |---|:--:| and ---|--- rows: only pipes, dashes, colons and spaces. */
+static int is_table_sep(const char *s, size_t a, size_t b)
+{
+    int pipe = 0, dash = 0;
+    size_t i;
+
+    for (i = a; i < b; i++) {
+        if (s[i] == '|')
+            pipe = 1;
+        else if (s[i] == '-')
+            dash = 1;
+        else if (s[i] != ':' && !is_space((unsigned char)s[i]))
+            return 0;
+    }
+    return pipe && dash;
+}
+
+/* ---, ***, ___, "- - -": three or more of one of -*_ and nothing else. */
+static int is_rule(const char *s, size_t a, size_t b)
+{
+    size_t i = skip_spaces(s, a, b), n = 0;
+    char ch;
+
+    if (i >= b || (s[i] != '-' && s[i] != '*' && s[i] != '_'))
+        return 0;
+    ch = s[i];
+    for (; i < b; i++) {
+        if (s[i] == ch)
+            n++;
+        else if (!is_space((unsigned char)s[i]))
+            return 0;
+    }
+    return n >= 3;
+}
+
+/* A table row: cells split at the pipes outside code spans, trimmed, the
+ * empty ones dropped, joined by " - ". */
+static void convert_table_row(struct conv *c, size_t a, size_t b)
+{
+    const char *s = c->s;
+    size_t i = skip_spaces(s, a, b), e = trim_end(s, a, b), cell;
+    int first = 1;
+
+    if (i < e && s[i] == '|')
+        i++;
+    if (e > i && s[e - 1] == '|' && !(e - 1 > i && s[e - 2] == '\\'))
+        e--;
+    for (cell = i; cell <= e; i++) {
+        size_t cs, ce;
+
+        if (i < e && (s[i] != '|' || c->code[i] != CODE_NO || (i > cell && s[i - 1] == '\\')))
+            continue;
+        cs = skip_spaces(s, cell, i);
+        ce = trim_end(s, cs, i);
+        if (ce > cs) {
+            if (!first)
+                puts_(c, " - ");
+            convert_inline(c, cs, ce, 0, 0);
+            first = 0;
+        }
+        cell = i + 1;
+        if (i >= e)
+            break;
+    }
+}
+
+/* "# Title ##" -> "*Title*"; returns 0 when the line is no heading. */
+static int convert_heading(struct conv *c, size_t a, size_t b)
+{
+    const char *s = c->s;
+    size_t i = a, h, t, e;
+
+    h = run_len(s, i, b, '#');
+    if (h == 0 || h > 6 || (i + h < b && s[i + h] != ' ' && s[i + h] != '\t'))
+        return 0;
+    t = skip_spaces(s, i + h, b);
+    e = trim_end(s, t, b);
+    /* an optional closing run of '#', after a space or alone */
+    {
+        size_t k = e;
+        while (k > t && s[k - 1] == '#')
+            k--;
+        if (k == t || is_space((unsigned char)s[k - 1]))
+            e = trim_end(s, t, k);
+    }
+    if (e > t) {
+        puts_(c, "*");
+        convert_inline(c, t, e, 0, 1);
+        puts_(c, "*");
+    }
+    return 1;
+}
+
+/* One line outside fences and tables: indentation and quote markers are
+ * kept, then a rule, heading, bullet or plain text follows. */
+static void convert_text_line(struct conv *c, size_t a, size_t b)
+{
+    const char *s = c->s;
+    size_t i = skip_spaces(s, a, b);
+
+    put(c, s + a, i - a);
+    while (i < b && s[i] == '>') {
+        size_t j = skip_spaces(s, i + 1, b);
+        put(c, s + i, j - i);
+        i = j;
+    }
+    if (is_rule(s, i, b))
+        return;   /* the line stays empty: a rule reads as a pause */
+    if (convert_heading(c, i, b))
+        return;
+    if (i + 1 < b && (s[i] == '-' || s[i] == '*' || s[i] == '+') &&
+        (s[i + 1] == ' ' || s[i + 1] == '\t')) {
+        puts_(c, "- ");
+        i += 2;
+    }
+    convert_inline(c, i, b, 0, 0);
+}
+
+/* Starts an output line; returns where its text begins. A blank line owed
+ * by the input goes first, and none before the first line. */
+static size_t line_begin(struct conv *c)
+{
+    if (c->out.len > 0)
+        puts_(c, c->pending_blank ? "\n\n" : "\n");
+    return c->out.len;
+}
+
+/* Ends a line begun at start whose text began at body: trailing spaces go,
+ * and an empty line is taken back, owing a blank line when it stands for one
+ * (a rule) and nothing when it was dropped (a table row of empty cells), so
+ * that runs of blank lines collapse to one. */
+static void line_end(struct conv *c, size_t start, size_t body, int empty_is_blank)
+{
+    if (c->rc != MYNA_OK)
+        return;
+    c->out.len = trim_end(c->out.data != NULL ? c->out.data : "", body, c->out.len);
+    if (c->out.len > body) {
+        c->pending_blank = 0;
+    } else {
+        c->out.len = start;
+        if (empty_is_blank && start > 0)
+            c->pending_blank = 1;
+    }
+    if (c->out.data != NULL)
+        c->out.data[c->out.len] = '\0';
+}
+
+/* The end of the line starting at a, without its "\r\n" or "\n". */
+static size_t line_stop(const char *s, size_t a, size_t len, size_t *next)
+{
+    const char *nl = memchr(s + a, '\n', len - a);
+    size_t e = nl != NULL ? (size_t)(nl - s) : len;
+
+    *next = nl != NULL ? e + 1 : len;
+    if (e > a && s[e - 1] == '\r')
+        e--;
+    return e;
+}
+
+static int has_pipe(const char *s, size_t a, size_t b)
+{
+    return memchr(s + a, '|', b - a) != NULL;
+}
+
+static void convert_lines(struct conv *c)
+{
+    const char *s = c->s;
+    size_t a = 0, next;
+    char fence_ch = 0;
+    size_t fence_n = 0;
+    int in_table = 0;
+
+    while (a < c->len && c->rc == MYNA_OK) {
+        size_t b = line_stop(s, a, c->len, &next), start = c->out.len, body, fp;
+
+        if (fence_ch != 0) {
+            /* inside a fence every line is kept as it is, blank or not */
+            line_begin(c);
+            if (is_fence_close(s, a, b, fence_ch, fence_n)) {
+                fence_ch = 0;
+                put(c, s + a, skip_spaces(s, a, b) - a);
+                puts_(c, "```");
+            } else {
+                put(c, s + a, b - a);
+            }
+            a = next;
+            continue;
+        }
+        if (skip_spaces(s, a, b) == b) {
+            c->pending_blank = c->out.len > 0;
+            in_table = 0;
+            a = next;
+            continue;
+        }
+        if (is_fence_open(s, a, b, &fence_ch, &fence_n, &fp)) {
+            line_begin(c);
+            c->pending_blank = 0;
+            put(c, s + a, fp - a);
+            puts_(c, "```");   /* the language tag would show as text */
+            a = next;
+            continue;
+        }
+        mark_code_spans(c, a, b);
+        if (!in_table && has_pipe(s, a, b)) {
+            size_t n2, b2 = next < c->len ? line_stop(s, next, c->len, &n2) : next;
+            in_table = s[skip_spaces(s, a, b)] == '|' || is_table_sep(s, next, b2);
+        }
+        if (in_table && has_pipe(s, a, b)) {
+            if (!is_table_sep(s, a, b)) {   /* the |---| row is dropped */
+                body = line_begin(c);
+                convert_table_row(c, a, b);
+                line_end(c, start, body, 0);
+            }
+        } else {
+            in_table = 0;
+            body = line_begin(c);
+            convert_text_line(c, a, b);
+            line_end(c, start, body, 1);
+        }
+        a = next;
+    }
+}
+
+/* NUL bytes would cut the C string short; they carry no text. */
+static char *drop_nuls(const char *md, size_t len, size_t *out_len)
+{
+    char *p = malloc(len ? len : 1);
+    size_t i, n = 0;
+
+    if (p == NULL)
+        return NULL;
+    for (i = 0; i < len; i++)
+        if (md[i] != '\0')
+            p[n++] = md[i];
+    *out_len = n;
+    return p;
+}
+
+char *myna_wa_from_markdown(const char *md, size_t len, struct myna_err *err)
+{
+    struct conv c;
+    char *copy = NULL, *res;
+
+    if (md == NULL && len > 0) {
+        myna_err_set(err, MYNA_EINVAL, "cannot convert markdown: no input");
+        return NULL;
+    }
+    if (len > MYNA_WA_MARKDOWN_MAX_BYTES) {
+        myna_err_set(err, MYNA_ETOOBIG, "cannot convert markdown: %zu bytes, limit %u", len,
+                     MYNA_WA_MARKDOWN_MAX_BYTES);
+        return NULL;
+    }
+    memset(&c, 0, sizeof(c));
+    if (len > 0 && memchr(md, '\0', len) != NULL) {
+        if ((copy = drop_nuls(md, len, &len)) == NULL)
+            goto nomem;
+        md = copy;
+    }
+    c.s = md;
+    c.len = len;
+    /* no rule more than triples a byte ("|" -> " - ") */
+    c.out = (struct myna_buf)MYNA_BUF_INIT(3 * len + 16);
+    c.code = malloc(len ? len : 1);
+    if (c.code == NULL)
+        goto nomem;
+    convert_lines(&c);
+    free(c.code);
+    free(copy);
+    if (c.rc != MYNA_OK) {
+        myna_buf_release(&c.out);
+        myna_err_set(err, c.rc, "cannot convert markdown: %s", myna_strerror(c.rc));
+        return NULL;
+    }
+    if (c.out.len == 0) {
+        myna_buf_release(&c.out);
+        res = calloc(1, 1);
+    } else {
+        res = myna_buf_detach(&c.out, NULL);
+    }
+    if (res == NULL)
+        goto nomem;
+    return res;
+
+nomem:
+    free(copy);
+    myna_err_set(err, MYNA_ENOMEM, "cannot convert markdown: out of memory");
+    return NULL;
+}
+
+/* ---- splitting ---------------------------------------------------------- */
+
+/* Bytes of the character at s[0..n): a valid UTF-8 sequence (no overlongs,
+ * surrogates or values past U+10FFFF), or 1 for a byte that starts none. */
+static size_t utf8_char_len(const unsigned char *s, size_t n)
+{
+    size_t need, k;
+    unsigned char lo = 0x80, hi = 0xBF;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF)
+        need = 2;
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+        need = 3;
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+        need = 4;
+    else
+        return 1;
+    if (s[0] == 0xE0)
+        lo = 0xA0;
+    else if (s[0] == 0xED)
+        hi = 0x9F;
+    else if (s[0] == 0xF0)
+        lo = 0x90;
+    else if (s[0] == 0xF4)
+        hi = 0x8F;
+    if (n < need || s[1] < lo || s[1] > hi)
+        return 1;
+    for (k = 2; k < need; k++)
+        if (s[k] < 0x80 || s[k] > 0xBF)
+            return 1;
+    return need;
+}
+
+static int is_ws(unsigned char ch)
+{
+    return ch == '\n' || is_space(ch);
+}
+
+static int is_blank_line_after(const char *s, size_t j, size_t len)
+{
+    size_t k = j + 1;
+
+    while (k < len && is_space((unsigned char)s[k]))
+        k++;
+    return k < len && s[k] == '\n';
+}
+
+/* Where to cut the text at pos when only s[pos..end) fits: the last cut of
+ * the best kind. A separator may sit at end itself, since it is trimmed. */
+static size_t choose_cut(const char *s, size_t pos, size_t end, size_t len)
+{
+    size_t j;
+
+    for (j = end; j > pos; j--)   /* a blank line */
+        if (s[j] == '\n' && is_blank_line_after(s, j, len))
+            return j;
+    for (j = end; j > pos; j--)   /* a line break */
+        if (s[j] == '\n')
+            return j;
+    for (j = end; j > pos; j--) { /* a sentence end: the mark stays, the space goes */
+        if (s[j] != ' ' && s[j] != '\t')
+            continue;
+        if (strchr(".!?", s[j - 1]) != NULL ||
+            (j - pos >= 3 && memcmp(s + j - 3, "\xE2\x80\xA6", 3) == 0))
+            return j;
+    }
+    for (j = end; j > pos; j--)   /* a space */
+        if (s[j] == ' ' || s[j] == '\t')
+            return j;
+    return end;   /* between two characters */
+}
+
+void myna_wa_split_free(char **parts, size_t n)
+{
+    size_t i;
+
+    if (parts == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        free(parts[i]);
+    free(parts);
+}
+
+int myna_wa_split(const char *text, size_t max_chars, char ***parts, size_t *n,
+                  struct myna_err *err)
+{
+    char **v = NULL;
+    size_t nv = 0, cap = 0, len, pos = 0;
+
+    if (parts == NULL || n == NULL)
+        return myna_err_set(err, MYNA_EINVAL, "cannot split text: no output");
+    *parts = NULL;
+    *n = 0;
+    if (text == NULL)
+        return myna_err_set(err, MYNA_EINVAL, "cannot split text: no text");
+    if (max_chars == 0)
+        return myna_err_set(err, MYNA_EINVAL, "cannot split text into parts of 0 characters");
+    len = strlen(text);
+    while (pos < len && is_ws((unsigned char)text[pos]))
+        pos++;
+    while (pos < len) {
+        size_t end = pos, chars = 0, cut, e;
+        char *part;
+
+        while (end < len && chars < max_chars) {
+            end += utf8_char_len((const unsigned char *)text + end, len - end);
+            chars++;
+        }
+        cut = end >= len ? len : choose_cut(text, pos, end, len);
+        for (e = cut; e > pos && is_ws((unsigned char)text[e - 1]); e--) {
+        }
+        if (nv == cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            char **nvp = realloc(v, ncap * sizeof(*v));
+            if (nvp == NULL)
+                goto nomem;
+            v = nvp;
+            cap = ncap;
+        }
+        if ((part = malloc(e - pos + 1)) == NULL)
+            goto nomem;
+        memcpy(part, text + pos, e - pos);
+        part[e - pos] = '\0';
+        v[nv++] = part;
+        for (pos = cut; pos < len && is_ws((unsigned char)text[pos]); pos++) {
+        }
+    }
+    *parts = v;
+    *n = nv;
+    return MYNA_OK;
+
+nomem:
+    myna_wa_split_free(v, nv);
+    return myna_err_set(err, MYNA_ENOMEM, "cannot split text: out of memory");
+}

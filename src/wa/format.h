@@ -1,0 +1,55 @@
+/* format.h - WhatsApp message text: an LLM's Markdown rewritten in WhatsApp's
+ * own markup, and long replies split into messages.
+ *
+ * WhatsApp knows *bold*, _italic_, ~strike~, ```monospace```, `inline code`,
+ * "- " bullets, "1. " lists and "> " quotes, and shows everything else
+ * literally (reference B7): headings, tables, links and images are rewritten
+ * as plain text. A text message holds at most 4096 characters (B2), counted
+ * in Unicode code points, not bytes. Both functions are pure (bytes in, heap
+ * strings out): no I/O, no logging, safe on any bytes. */
+#ifndef MYNA_WA_FORMAT_H
+#define MYNA_WA_FORMAT_H
+
+#include <stddef.h>
+
+#include "core/err.h"
+
+#define MYNA_WA_TEXT_MAX_CHARS 4096          /* text message body, B2 */
+#define MYNA_WA_MARKDOWN_MAX_BYTES (1u << 20) /* longer input: MYNA_ETOOBIG */
+
+/* Converts md[0..len) (need not be NUL-terminated) to WhatsApp text:
+ *   **b** __b__ -> *b*   *i* -> _i_   ***bi*** -> *_bi_*   ~~s~~ -> ~s~
+ *   "# Title" (levels 1-6)       -> "*Title*" on its own line
+ *   [text](url) -> "text (url)"; [url](url) -> "url"; ![alt](url) -> "alt (url)"
+ *   <https://x> -> "https://x"; \* and other Markdown escapes -> the character
+ *   "* x", "+ x", "- x" -> "- x" keeping the indentation; "1. x" and "> x" kept
+ *   ```lang fences (and ~~~) -> ``` fences; inside fences and `code` nothing
+ *   is converted
+ *   table rows -> cells joined by " - " (empty cells and |---| rows dropped)
+ *   ---, ***, ___ rules -> an empty line
+ * Runs of blank lines become one blank line, trailing spaces and leading and
+ * trailing blank lines go, CRLF becomes LF, NUL bytes are dropped. Unbalanced
+ * markers and invalid UTF-8 pass through as they are.
+ * Returns a malloc'd NUL-terminated string (free() it), or NULL with err:
+ * MYNA_EINVAL (md NULL with len > 0), MYNA_ETOOBIG (len over
+ * MYNA_WA_MARKDOWN_MAX_BYTES), MYNA_ENOMEM. */
+char *myna_wa_from_markdown(const char *md, size_t len, struct myna_err *err);
+
+/* Splits the NUL-terminated text into *n parts of at most max_chars code
+ * points each (MYNA_WA_TEXT_MAX_CHARS for a text message). Each cut is the
+ * last one in reach of the first kind found, in this order: a blank line, a
+ * line break, a sentence end (". ", "! ", "? ", "… "), a space, and else a
+ * hard cut between two code points (never inside a UTF-8 sequence; a byte
+ * that is not valid UTF-8 counts as one character). Parts are trimmed of
+ * ASCII whitespace and empty ones dropped, so text that fits gives exactly
+ * one part and blank text gives none (*parts NULL, *n 0). The parts are, in
+ * order, the text with only whitespace removed at the cuts.
+ * MYNA_OK; MYNA_EINVAL (NULL argument, max_chars 0); MYNA_ENOMEM. On failure
+ * *parts is NULL and *n 0. Free the parts with myna_wa_split_free. */
+int myna_wa_split(const char *text, size_t max_chars, char ***parts, size_t *n,
+                  struct myna_err *err);
+
+/* Frees what myna_wa_split returned; NULL is ok. */
+void myna_wa_split_free(char **parts, size_t n);
+
+#endif

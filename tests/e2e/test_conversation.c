@@ -1,0 +1,403 @@
+/* test_conversation.c - the conversation end to end: the real master and
+ * bot processes, a fake OpenAI-compatible server and a fake Graph API (which
+ * posts signed status webhooks back to the ingress, like Meta). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define SECRET "conv-app-secret-0123456789"
+#define PHONE_ID "481516234200915"
+#define WINDOW_MS 400
+
+struct fx {
+    struct myna_proc p;
+    struct h_fake llm, graph;
+    char public_addr[64];
+};
+
+static char body_buf[1 << 20];
+
+static int fx_start(struct fx *f, const char *extra_fields, int with_llm)
+{
+    char json[8192], addr[64], hook[160];
+    int port = h_free_port();
+    const char *graph_args[] = { "--listen", "127.0.0.1:0", "--token", "tok-conv", "--webhook",
+                                 hook, "--app-secret", SECRET, "--phone-number-id", PHONE_ID,
+                                 NULL };
+    const char *llm_args[] = { "--listen", "127.0.0.1:0", NULL };
+    const char *extra[] = { "--public", addr, "--bots", "1", "--send-reconcile-ms", "1500", NULL };
+
+    memset(f, 0, sizeof(*f));
+    if (port <= 0 || h_setup(&f->p, NULL) != 0)
+        return -1;
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    snprintf(hook, sizeof(hook), "http://127.0.0.1:%d/webhook/conv", port);
+    if (h_fake_start(&f->graph, f->p.dir, "graph", MYNA_FAKE_GRAPH, graph_args) != 0 ||
+        h_fake_start(&f->llm, f->p.dir, "llm", MYNA_FAKE_LLM, llm_args) != 0)
+        return -1;
+    snprintf(json, sizeof(json),
+             "[{\"id\":\"conv\",\"name\":\"Conversation\",\"provider\":\"cloud\","
+             "\"phone_number_id\":\"" PHONE_ID "\",\"access_token\":\"tok-conv\","
+             "\"app_secret\":\"" SECRET "\",\"verify_token\":\"v\",\"graph_url\":\"%s/v25.0\","
+             "\"batch\":{\"window_ms\":%d,\"max\":10}%s%s%s%s}]",
+             f->graph.url, WINDOW_MS, with_llm ? ",\"llm\":{\"url\":\"" : "",
+             with_llm ? f->llm.url : "", with_llm ? "/v1\",\"model\":\"fake-model\"}" : "",
+             extra_fields ? extra_fields : "");
+    {
+        char path[400];
+        FILE *fp;
+        snprintf(path, sizeof(path), "%s/instances.json", f->p.dir);
+        if ((fp = fopen(path, "w")) == NULL)
+            return -1;
+        fputs(json, fp);
+        fclose(fp);
+    }
+    return h_start(&f->p, extra);
+}
+
+static int setup_llm(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+
+    *state = f;
+    return f && fx_start(f, ",\"access\":{\"blocked\":[\"79037654321\"]}", 1) == 0 ? 0 : -1;
+}
+
+static int setup_faq(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+
+    *state = f;
+    return f && fx_start(f,
+                         ",\"faq\":[{\"q\":[\"Сколько стоит стрижка?\",\"цена стрижки\"],"
+                         "\"a\":\"Мужская стрижка стоит 1500 ₽.\"},"
+                         "{\"q\":[\"Где вы находитесь?\",\"адрес\"],\"a\":\"Тверская, 1.\"}],"
+                         "\"fallback_text\":\"Администратор скоро ответит.\"",
+                         0) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    if (f) {
+        h_stop(&f->p, SIGTERM);
+        h_fake_stop(&f->llm);
+        h_fake_stop(&f->graph);
+        h_cleanup(&f->p);
+        free(f);
+    }
+    return 0;
+}
+
+/* ---- what the customer sends ------------------------------------------- */
+
+static void post_at(struct fx *f, const char *from, const char *wamid, const char *message_json,
+                    long ts)
+{
+    int n = snprintf(body_buf, sizeof(body_buf),
+                     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\","
+                     "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":"
+                     "{\"display_phone_number\":\"79990001122\",\"phone_number_id\":\"" PHONE_ID "\"},"
+                     "\"contacts\":[{\"profile\":{\"name\":\"Алексей\"},\"wa_id\":\"%s\"}],"
+                     "\"messages\":[{\"from\":\"%s\",\"id\":\"%s\",\"timestamp\":\"%ld\",%s}]},"
+                     "\"field\":\"messages\"}]}]}",
+                     from, from, wamid, ts, message_json);
+    assert_int_equal(h_post_signed(f->p.public_url, "conv", SECRET, body_buf, (size_t)n, NULL, 0),
+                     200);
+}
+
+static void post(struct fx *f, const char *from, const char *wamid, const char *message_json)
+{
+    post_at(f, from, wamid, message_json, (long)time(NULL));
+}
+
+static void post_text(struct fx *f, const char *from, const char *wamid, const char *text)
+{
+    char m[2048];
+
+    snprintf(m, sizeof(m), "\"type\":\"text\",\"text\":{\"body\":\"%s\"}", text);
+    post(f, from, wamid, m);
+}
+
+/* ---- what the fakes saw ------------------------------------------------- */
+
+static cJSON *fake_get(const struct h_fake *fk, const char *path)
+{
+    char url[256];
+    static char resp[1 << 20];
+
+    snprintf(url, sizeof(url), "%s%s", fk->url, path);
+    if (h_http("GET", url, NULL, 0, NULL, resp, sizeof(resp)) != 200)
+        return NULL;
+    return cJSON_Parse(resp);
+}
+
+/* Texts Myna sent through the Graph API, in order. */
+static int sent_texts(struct fx *f, char texts[][512], int max)
+{
+    cJSON *all = fake_get(&f->graph, "/_fake/messages"), *m;
+    int n = 0;
+
+    cJSON_ArrayForEach(m, all) {
+        const cJSON *body = cJSON_GetObjectItemCaseSensitive(m, "body");
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(body ? body : m, "text");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(text, "body");
+        if (cJSON_IsString(b) && n < max)
+            snprintf(texts[n++], 512, "%s", b->valuestring);
+    }
+    cJSON_Delete(all);
+    return n;
+}
+
+/* The last user message of each chat-completions request, in order. */
+static int llm_user_texts(struct fx *f, char texts[][512], int max)
+{
+    cJSON *all = fake_get(&f->llm, "/_fake/requests"), *r;
+    int n = 0;
+
+    cJSON_ArrayForEach(r, all) {
+        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(r, "messages"), *m;
+        const char *last = NULL;
+        cJSON_ArrayForEach(m, msgs) {
+            const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+            if (cJSON_IsString(role) && strcmp(role->valuestring, "user") == 0 && cJSON_IsString(c))
+                last = c->valuestring;
+        }
+        if (last && n < max)
+            snprintf(texts[n++], 512, "%s", last);
+    }
+    cJSON_Delete(all);
+    return n;
+}
+
+struct want {
+    struct fx *f;
+    int n;
+};
+
+static int has_sent(void *arg)
+{
+    struct want *w = arg;
+    static char t[64][512];
+
+    return sent_texts(w->f, t, 64) >= w->n;
+}
+
+static void wait_sent(struct fx *f, int n)
+{
+    struct want w = { f, n };
+
+    if (!h_wait(has_sent, &w, 15000))
+        fail_msg("fewer than %d replies were sent", n);
+}
+
+/* ---- the cases ----------------------------------------------------------- */
+
+static void test_three_fragments_one_turn(void **state)
+{
+    struct fx *f = *state;
+    char llm[8][512], sent[8][512];
+    struct timespec settle = { 0, (WINDOW_MS * 3) * 1000000L };
+
+    post_text(f, "79161234567", "wamid.frag-1", "Хочу записаться");
+    post_text(f, "79161234567", "wamid.frag-2", "на стрижку машинкой");
+    post_text(f, "79161234567", "wamid.frag-3", "завтра в 15:00");
+    wait_sent(f, 1);
+    nanosleep(&settle, NULL);  /* nothing else may follow */
+    assert_int_equal(llm_user_texts(f, llm, 8), 1);
+    assert_string_equal(llm[0], "Хочу записаться на стрижку машинкой завтра в 15:00");
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "ECHO: Хочу записаться на стрижку машинкой завтра в 15:00");
+    {   /* the customer's last message was marked read with the typing indicator */
+        cJSON *reads = fake_get(&f->graph, "/_fake/reads");
+        char *text = cJSON_PrintUnformatted(reads);
+        assert_non_null(text);
+        assert_non_null(strstr(text, "wamid.frag-3"));
+        assert_non_null(strstr(text, "typing_indicator"));
+        cJSON_free(text);
+        cJSON_Delete(reads);
+    }
+}
+
+static void test_old_messages_get_one_reply(void **state)
+{
+    struct fx *f = *state;
+    char llm[8][512], sent[8][512];
+    long old = (long)time(NULL) - 3 * 3600;  /* delivered after a long downtime */
+    struct timespec settle = { 0, (WINDOW_MS * 4) * 1000000L };
+
+    post_at(f, "79265550123", "wamid.old-1", "\"type\":\"text\",\"text\":{\"body\":\"Вы открыты?\"}", old);
+    post_at(f, "79265550123", "wamid.old-2",
+            "\"type\":\"image\",\"image\":{\"id\":\"m1\",\"mime_type\":\"image/jpeg\",\"caption\":\"вот фото\"}",
+            old + 5);
+    post_at(f, "79265550123", "wamid.old-3", "\"type\":\"text\",\"text\":{\"body\":\"Ау\"}", old + 9);
+    wait_sent(f, 1);
+    nanosleep(&settle, NULL);
+    assert_int_equal(llm_user_texts(f, llm, 8), 1);
+    assert_string_equal(llm[0], "Вы открыты? [image] вот фото Ау");
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+}
+
+static void test_button_cuts_the_batch(void **state)
+{
+    struct fx *f = *state;
+    char llm[8][512];
+
+    post_text(f, "79161234567", "wamid.cut-1", "Здравствуйте");
+    post(f, "79161234567", "wamid.cut-2",
+         "\"type\":\"interactive\",\"context\":{\"from\":\"79990001122\",\"id\":\"wamid.menu\"},"
+         "\"interactive\":{\"type\":\"button_reply\",\"button_reply\":"
+         "{\"id\":\"slot:2026-03-14T11:00\",\"title\":\"Суббота 11:00\"}}");
+    wait_sent(f, 2);
+    assert_int_equal(llm_user_texts(f, llm, 8), 2);
+    assert_string_equal(llm[0], "Здравствуйте");  /* the open batch first, cut at once */
+    assert_string_equal(llm[1], "Суббота 11:00");
+}
+
+static void test_duplicate_gives_one_reply(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+    struct timespec settle = { 0, (WINDOW_MS * 3) * 1000000L };
+
+    post_text(f, "79265550123", "wamid.dup-1", "Вы работаете в воскресенье?");
+    post_text(f, "79265550123", "wamid.dup-1", "Вы работаете в воскресенье?");
+    wait_sent(f, 1);
+    nanosleep(&settle, NULL);
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+}
+
+static void test_blocked_number_gets_nothing(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+    struct timespec settle = { 0, (WINDOW_MS * 4) * 1000000L };
+
+    post_text(f, "79037654321", "wamid.blocked-1", "Это спам");
+    post_text(f, "79161234567", "wamid.ok-1", "А это нет");
+    wait_sent(f, 1);
+    nanosleep(&settle, NULL);
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "ECHO: А это нет");
+    assert_int_equal(h_db_count(&f->p, "conv", "inbox", "contact='79037654321'"), 1);
+}
+
+static void test_statuses_reach_the_outbox(void **state)
+{
+    struct fx *f = *state;
+
+    post_text(f, "79161234567", "wamid.st-1", "Спасибо");
+    wait_sent(f, 1);
+    for (int i = 0; i < 300 && h_db_count(&f->p, "conv", "outbox", "status='read'") < 1; i++)
+        usleep(20000);
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "status='read' AND wamid LIKE 'wamid.%'"), 1);
+}
+
+static void test_faq_answers_without_llm(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+
+    post_text(f, "79161234567", "wamid.faq-1", "сколько стоит стрижка машинкой?");
+    wait_sent(f, 1);
+    post_text(f, "79037654321", "wamid.faq-2", "какая завтра погода");
+    wait_sent(f, 2);
+    assert_int_equal(sent_texts(f, sent, 8), 2);
+    assert_string_equal(sent[0], "Мужская стрижка стоит 1500 ₽.");
+    assert_string_equal(sent[1], "Администратор скоро ответит.");
+}
+
+/* The pid of the newest bot from the master's log. */
+static pid_t bot_pid(struct fx *f)
+{
+    char *log = NULL, *p, *last = NULL;
+    size_t len;
+    FILE *fp = fopen(f->p.log_path, "r");
+    long pid = 0;
+
+    if (fp == NULL)
+        return 0;
+    log = malloc(1 << 22);
+    len = fread(log, 1, (1 << 22) - 1, fp);
+    fclose(fp);
+    log[len] = '\0';
+    for (p = log; (p = strstr(p, "event=bot_started")) != NULL; p++)
+        last = p;
+    if (last)
+        sscanf(last, "event=bot_started instance=conv pid=%ld", &pid);
+    free(log);
+    return (pid_t)pid;
+}
+
+static void test_kill9_of_the_bot_answers_each_once(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 40 };
+    static char sent[2 * N][512];
+    char want[64], wamid[64], text[64];
+    int n;
+
+    for (int i = 0; i < N; i++) {
+        char from[32];
+        snprintf(from, sizeof(from), "7900000%04d", i);  /* one contact each: one turn each */
+        snprintf(wamid, sizeof(wamid), "wamid.k9-%d", i);
+        snprintf(text, sizeof(text), "вопрос %d", i);
+        post_text(f, from, wamid, text);
+        if (i == N / 3 || i == 2 * N / 3) {
+            pid_t pid = bot_pid(f);
+            assert_true(pid > 0);
+            kill(pid, SIGKILL);  /* the supervisor brings it back */
+        }
+    }
+    wait_sent(f, N);
+    {
+        struct timespec settle = { 2, 0 };
+        nanosleep(&settle, NULL);  /* resends after reconciliation would show now */
+    }
+    n = sent_texts(f, sent, 2 * N);
+    assert_int_equal(n, N);
+    for (int i = 0; i < N; i++) {
+        int count = 0;
+        snprintf(want, sizeof(want), "ECHO: вопрос %d", i);
+        for (int j = 0; j < n; j++)
+            count += strcmp(sent[j], want) == 0;
+        if (count != 1)
+            fail_msg("'%s' was sent %d times", want, count);
+    }
+    assert_true(h_log_contains(&f->p, "event=bot_exited"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_three_fragments_one_turn, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_button_cuts_the_batch, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_old_messages_get_one_reply, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_gives_one_reply, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_blocked_number_gets_nothing, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_statuses_reach_the_outbox, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_faq_answers_without_llm, setup_faq, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_of_the_bot_answers_each_once, setup_llm, teardown),
+    };
+    int rc;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}

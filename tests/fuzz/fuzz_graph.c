@@ -1,0 +1,170 @@
+/* fuzz_graph.c - libFuzzer harness for myna_graph_classify (and, on the
+ * side, the text body builder).
+ *
+ * The input is a Graph API answer body, classified under every HTTP status
+ * that changes the rules (none, 2xx, 4xx, 429, 5xx) and as a transport
+ * failure, from an exact-size copy (ASan sees any read past it). Whatever the
+ * bytes, each result must keep the promises of graph.h: a defined class,
+ * terminated bounded fields, an error text of clean UTF-8, OK only on a 2xx
+ * with a wamid or "success", and the same answer twice. The same bytes as a
+ * message text either fail with EINVAL or give a body that parses back to
+ * exactly that text. A broken promise traps so the fuzzer keeps the input. */
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "wa/graph.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                \
+    do {                           \
+        if (!(cond))               \
+            __builtin_trap();      \
+    } while (0)
+
+/* Well-formed UTF-8 without control bytes, written apart from graph.c's
+ * own check so that a bug there is not mirrored here. */
+static int clean_utf8(const unsigned char *s)
+{
+    while (*s != '\0') {
+        uint32_t cp;
+        int n, i;
+
+        if (s[0] < 0x80) {
+            if (s[0] < 0x20 || s[0] == 0x7f)
+                return 0;
+            s++;
+            continue;
+        }
+        if ((s[0] & 0xE0) == 0xC0) {
+            n = 1;
+            cp = s[0] & 0x1F;
+        } else if ((s[0] & 0xF0) == 0xE0) {
+            n = 2;
+            cp = s[0] & 0x0F;
+        } else if ((s[0] & 0xF8) == 0xF0) {
+            n = 3;
+            cp = s[0] & 0x07;
+        } else {
+            return 0;
+        }
+        for (i = 1; i <= n; i++) {
+            if ((s[i] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (s[i] & 0x3F);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        s += n + 1;
+    }
+    return 1;
+}
+
+static int terminated(const char *field, size_t cap)
+{
+    return memchr(field, '\0', cap) != NULL;
+}
+
+static void check_result(const struct myna_send_result *r, long status, int transport)
+{
+    CHECK(r->cls >= MYNA_SEND_OK && r->cls <= MYNA_SEND_FAILED);
+    CHECK(r->http_status == status);
+    CHECK(terminated(r->error, sizeof(r->error)));
+    CHECK(terminated(r->fbtrace_id, sizeof(r->fbtrace_id)));
+    CHECK(terminated(r->wamid, sizeof(r->wamid)));
+    CHECK(terminated(r->wa_id, sizeof(r->wa_id)));
+    CHECK(clean_utf8((const unsigned char *)r->error));
+    CHECK(clean_utf8((const unsigned char *)r->fbtrace_id));
+    CHECK(r->transport_failed == (transport != 0));
+    CHECK(r->timed_out == 0);   /* only myna_graph_post knows about timeouts */
+    if (transport) {
+        CHECK(r->cls == MYNA_SEND_RETRY && r->error_code == -1 && r->error[0] != '\0');
+        return;
+    }
+    if (r->cls == MYNA_SEND_OK) {
+        CHECK(status >= 200 && status <= 299);
+        CHECK(r->error[0] == '\0' && r->error_code == -1 && r->fbtrace_id[0] == '\0');
+        for (const char *p = r->wamid; *p; p++)
+            CHECK((unsigned char)*p > 0x20 && (unsigned char)*p != 0x7f);
+    } else {
+        CHECK(r->error[0] != '\0');
+        CHECK(r->wamid[0] == '\0' && r->wa_id[0] == '\0');
+    }
+    if (r->wa_id[0] != '\0')
+        CHECK(r->wamid[0] != '\0');
+    /* without a Graph error code the status decides */
+    if (r->error_code == -1 && r->cls != MYNA_SEND_OK)
+        CHECK(r->cls == (((status >= 500 && status <= 599) || status == 429) ? MYNA_SEND_RETRY
+                                                                              : MYNA_SEND_FAILED));
+    /* a code decides alone: the same code under another status, same class */
+    if (r->cls == MYNA_SEND_RETRY_PAIR)
+        CHECK(r->error_code == 131056);
+    if (r->cls == MYNA_SEND_WINDOW_CLOSED)
+        CHECK(r->error_code == 131047);
+    if (r->cls == MYNA_SEND_AUTH)
+        CHECK(r->error_code == 190 || r->error_code == 0 || r->error_code == 3 ||
+              r->error_code == 10 || (r->error_code >= 200 && r->error_code <= 299));
+}
+
+/* The input as a message text: EINVAL, or a body that carries it exactly. */
+static void check_text_body(const char *text)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    char *body = myna_graph_text_body("79161234567", text, NULL, NULL, &err);
+    cJSON *root;
+    const cJSON *t;
+
+    if (body == NULL) {
+        CHECK(err.code == MYNA_EINVAL && err.msg[0] != '\0');
+        return;
+    }
+    root = cJSON_Parse(body);
+    CHECK(root != NULL);
+    t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "text"), "body");
+    CHECK(cJSON_IsString(t) && strcmp(t->valuestring, text) == 0);
+    cJSON_Delete(root);
+    free(body);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const long statuses[] = { 0, 200, 201, 400, 401, 404, 429, 500, 503 };
+    struct myna_send_result r, again;
+    char *body = malloc(size > 0 ? size : 1);
+    int code = -2;
+    enum myna_send_class code_cls = MYNA_SEND_OK;
+
+    CHECK(body != NULL);
+    if (size > 0)
+        memcpy(body, data, size);
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        myna_graph_classify(statuses[i], 0, body, size, &r);
+        check_result(&r, statuses[i], 0);
+        myna_graph_classify(statuses[i], 0, body, size, &again);
+        CHECK(memcmp(&r, &again, sizeof(r)) == 0);
+        if (r.error_code != -1) {   /* the same code gives the same class everywhere */
+            if (code == -2) {
+                code = r.error_code;
+                code_cls = r.cls;
+            }
+            CHECK(r.error_code == code && r.cls == code_cls);
+        }
+    }
+    myna_graph_classify(0, 1, body, size, &r);
+    check_result(&r, 0, 1);
+    if (size <= 16384 && memchr(body, '\0', size) == NULL) {
+        char *text = malloc(size + 1);
+        CHECK(text != NULL);
+        memcpy(text, body, size);
+        text[size] = '\0';
+        check_text_body(text);
+        free(text);
+    }
+    free(body);
+    return 0;
+}

@@ -1,0 +1,1066 @@
+/* test_llm.c - the chat-completions client against myna_fake_llm (a child
+ * process on a free loopback port) on a real event loop: what the model
+ * receives, retries and their limits, timeouts, the circuit breaker, free
+ * with work in flight, the Bearer token, and the response parser on the
+ * shapes real servers send. No fixed sleeps: every wait runs the loop until
+ * an event (a callback, a count) or a deadline. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ai/llm.h"
+#include "core/arena.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "net/http_client.h"
+
+#ifndef MYNA_FAKE_LLM
+#error "compile with -DMYNA_FAKE_LLM=\"/path/to/myna_fake_llm\""
+#endif
+
+#define API_KEY "sk-test-0123456789"
+#define WAIT_MS 15000
+
+struct fake_proc {
+    pid_t pid;
+    char url[128];   /* http://127.0.0.1:PORT */
+};
+
+static struct fake_proc fake, fake_auth;   /* one of each for the whole run */
+
+struct fx {
+    struct event_base *base;
+    struct myna_http_client *http;
+    struct event *tick;   /* wakes the loop while a test waits */
+    int waiting;          /* run_until nesting (a condition may run the loop) */
+    struct myna_llm *llm;
+};
+
+/* What a callback saw (copied: the result is borrowed). */
+struct turn {
+    int calls;
+    struct myna_llm_result r;
+    char text[4096];
+    struct myna_llm **free_me;   /* the callback frees this client */
+};
+
+/* ---- the fake as a child process ----------------------------------------- */
+
+static int fake_start(struct fake_proc *fp, const char *api_key)
+{
+    const char *argv[6] = { MYNA_FAKE_LLM, "--listen", "127.0.0.1:0", NULL, NULL, NULL };
+    char line[256];
+    size_t n = 0;
+    int pfd[2], port;
+    int64_t deadline = myna_mono_ms() + 10000;
+
+    if (api_key) {
+        argv[3] = "--api-key";
+        argv[4] = api_key;
+    }
+    if (pipe(pfd) != 0)
+        return -1;
+    if ((fp->pid = fork()) < 0)
+        return -1;
+    if (fp->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);  /* never outlive a crashed test */
+        dup2(pfd[1], STDERR_FILENO);
+        close(pfd[0]);
+        close(pfd[1]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    /* the ready line, byte by byte so that nothing after it is swallowed */
+    while (n < sizeof(line) - 1 && myna_mono_ms() < deadline) {
+        struct pollfd p = { pfd[0], POLLIN, 0 };
+        char c;
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        if (read(pfd[0], &c, 1) != 1)
+            break;
+        if (c == '\n')
+            break;
+        line[n++] = c;
+    }
+    line[n] = '\0';
+    close(pfd[0]);
+    if (sscanf(line, "event=ready public=127.0.0.1:%d", &port) != 1) {
+        fprintf(stderr, "fake did not start: '%s'\n", line);
+        kill(fp->pid, SIGKILL);
+        waitpid(fp->pid, NULL, 0);
+        return -1;
+    }
+    snprintf(fp->url, sizeof(fp->url), "http://127.0.0.1:%d", port);
+    return 0;
+}
+
+/* 0 when the fake exited cleanly (under ASan: without leaks). */
+static int fake_stop(struct fake_proc *fp)
+{
+    int status = 0;
+
+    if (fp->pid <= 0)
+        return 0;
+    kill(fp->pid, SIGTERM);
+    waitpid(fp->pid, &status, 0);
+    fp->pid = 0;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (fake_start(&fake, NULL) != 0 || fake_start(&fake_auth, API_KEY) != 0)
+        return -1;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    int rc = fake_stop(&fake) | fake_stop(&fake_auth);
+
+    (void)state;
+    curl_global_cleanup();
+    if (rc != 0)
+        fprintf(stderr, "a fake did not exit cleanly\n");
+    return rc;
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+/* Runs the loop until cond(arg) holds or timeout_ms pass; returns cond. */
+static int run_until(struct fx *f, int (*cond)(void *), void *arg, int timeout_ms)
+{
+    int64_t deadline = myna_mono_ms() + timeout_ms;
+    struct timeval tv = { 0, 10 * 1000 };
+
+    if (f->waiting++ == 0)
+        evtimer_add(f->tick, &tv);
+    while (!cond(arg) && myna_mono_ms() < deadline)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    if (--f->waiting == 0)
+        event_del(f->tick);
+    return cond(arg);
+}
+
+static int is_set(void *arg)
+{
+    return *(int *)arg != 0;
+}
+
+static int never(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int http_idle(void *arg)
+{
+    return myna_http_inflight(arg) == 0;
+}
+
+/* Runs the loop for ms: for checks that something does NOT happen. */
+static void run_for(struct fx *f, int ms)
+{
+    run_until(f, never, NULL, ms);
+}
+
+/* ---- control requests to the fake ------------------------------------------ */
+
+struct ctl_box {
+    int done;
+    long status;
+    char *body;
+};
+
+static void on_ctl(const struct myna_http_resp *r, void *arg)
+{
+    struct ctl_box *b = arg;
+
+    b->done = 1;
+    b->status = r->rc == MYNA_OK ? r->status : -1;
+    b->body = strdup(r->body);
+}
+
+static long ctl(struct fx *f, const struct fake_proc *fp, const char *method, const char *path,
+                const char *body, char **out)
+{
+    struct ctl_box b = { 0, 0, NULL };
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_http_req req;
+    char url[256];
+
+    snprintf(url, sizeof(url), "%s%s", fp->url, path);
+    memset(&req, 0, sizeof(req));
+    req.method = method;
+    req.url = url;
+    req.body = body;
+    req.body_len = body ? strlen(body) : 0;
+    req.timeout_ms = 5000;
+    req.max_response = 64u << 20;
+    assert_int_equal(myna_http_request(f->http, &req, on_ctl, &b, &err), MYNA_OK);
+    assert_true(run_until(f, is_set, &b.done, WAIT_MS));
+    if (out)
+        *out = b.body;
+    else
+        free(b.body);
+    return b.status;
+}
+
+static void faults(struct fx *f, const char *json)
+{
+    assert_int_equal(ctl(f, &fake, "POST", "/_fake/faults", json, NULL), 200);
+}
+
+/* Every chat request body the fake received (cJSON_Delete it). */
+static cJSON *requests(struct fx *f, const struct fake_proc *fp)
+{
+    char *body = NULL;
+    cJSON *doc;
+
+    assert_int_equal(ctl(f, fp, "GET", "/_fake/requests", NULL, &body), 200);
+    doc = cJSON_Parse(body);
+    free(body);
+    assert_true(cJSON_IsArray(doc));
+    return doc;
+}
+
+static int n_requests(struct fx *f, const struct fake_proc *fp)
+{
+    cJSON *doc = requests(f, fp);
+    int n = cJSON_GetArraySize(doc);
+
+    cJSON_Delete(doc);
+    return n;
+}
+
+/* ---- fixture ----------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct myna_err err = MYNA_ERR_INIT;
+
+    if (f == NULL || (f->base = event_base_new()) == NULL ||
+        (f->http = myna_http_client_new(f->base, &err)) == NULL ||
+        (f->tick = event_new(f->base, -1, EV_PERSIST, on_tick, NULL)) == NULL)
+        return -1;
+    *state = f;
+    if (ctl(f, &fake, "POST", "/_fake/reset", "", NULL) != 200 ||
+        ctl(f, &fake_auth, "POST", "/_fake/reset", "", NULL) != 200)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    myna_llm_free(f->llm);
+    /* detached requests end when their answer comes: wait, so that the
+     * client frees nothing that still has a turn behind it */
+    run_until(f, http_idle, f->http, WAIT_MS);
+    myna_http_client_free(f->http);
+    event_free(f->tick);
+    event_base_free(f->base);
+    free(f);
+    return 0;
+}
+
+/* A conf for the plain fake with fast retries. */
+static struct myna_llm_conf conf_for(const struct fake_proc *fp, char *url, size_t cap)
+{
+    struct myna_llm_conf c;
+
+    snprintf(url, cap, "%s/v1", fp->url);
+    memset(&c, 0, sizeof(c));
+    c.url = url;
+    c.model = "fake-model";
+    c.temperature = 0.25;
+    c.top_p = 0.9;
+    c.max_tokens = 64;
+    c.timeout_ms = 5000;
+    c.max_attempts = 3;
+    c.backoff_ms = 10;
+    c.breaker_failures = 100;
+    c.breaker_cooldown_ms = 1000;
+    return c;
+}
+
+static struct myna_llm *make(struct fx *f, const struct myna_llm_conf *c)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_llm *llm = myna_llm_new(f->base, f->http, c, &err);
+
+    assert_non_null(llm);
+    f->llm = llm;
+    return llm;
+}
+
+static void on_turn(const struct myna_llm_result *r, void *arg)
+{
+    struct turn *t = arg;
+
+    t->calls++;
+    t->r = *r;
+    t->text[0] = '\0';
+    if (r->text)
+        snprintf(t->text, sizeof(t->text), "%s", r->text);
+    t->r.text = r->text ? t->text : NULL;
+    if (t->free_me) {
+        myna_llm_free(*t->free_me);
+        *t->free_me = NULL;
+    }
+}
+
+static int chat_start(struct fx *f, struct myna_llm *llm, struct turn *t, const char *user)
+{
+    struct myna_llm_msg m[2] = { { "system", "You are Myna." }, { "user", user } };
+    struct myna_err err = MYNA_ERR_INIT;
+
+    (void)f;
+    return myna_llm_chat(llm, m, 2, on_turn, t, &err);
+}
+
+/* One turn to its callback; asserts the callback ran exactly once. */
+static void chat(struct fx *f, struct myna_llm *llm, struct turn *t, const char *user)
+{
+    memset(t, 0, sizeof(*t));
+    assert_int_equal(chat_start(f, llm, t, user), MYNA_OK);
+    assert_true(run_until(f, is_set, &t->calls, WAIT_MS));
+    assert_int_equal(t->calls, 1);
+}
+
+static void assert_stats(struct myna_llm *llm, uint64_t requests, uint64_t failures,
+                         uint64_t retries)
+{
+    struct myna_llm_stats st;
+
+    myna_llm_stats(llm, &st);
+    assert_int_equal(st.requests, requests);
+    assert_int_equal(st.failures, failures);
+    assert_int_equal(st.retries, retries);
+}
+
+/* ---- turns --------------------------------------------------------------------- */
+
+static void test_normal_turn(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm = make(f, &c);
+    struct myna_llm_msg m[4] = { { "system", "You are Myna." },
+                                 { "user", "hello" },
+                                 { "assistant", "Hi! How can I help?" },
+                                 { "user", "book a table for two" } };
+    static const char *const roles[] = { "system", "user", "assistant", "user" };
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_llm_stats st;
+    struct turn t;
+    cJSON *reqs, *r, *msgs;
+    int i = 0;
+
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(myna_llm_chat(llm, m, 4, on_turn, &t, &err), MYNA_OK);
+    assert_int_equal(t.calls, 0);  /* never synchronously */
+    assert_true(run_until(f, is_set, &t.calls, WAIT_MS));
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_string_equal(t.r.text, "ECHO: book a table for two");
+    assert_int_equal(t.r.prompt_tokens, 3 + 1 + 5 + 5);  /* the fake counts words */
+    assert_int_equal(t.r.completion_tokens, 6);
+    assert_int_equal(t.r.attempts, 1);
+    assert_int_equal(t.r.last_status, 200);
+    assert_string_equal(t.r.error, "");
+    assert_true(t.r.latency_ms >= 0 && t.r.latency_ms < WAIT_MS);
+
+    reqs = requests(f, &fake);
+    assert_int_equal(cJSON_GetArraySize(reqs), 1);
+    r = cJSON_GetArrayItem(reqs, 0);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(r, "model")), "fake-model");
+    assert_true(cJSON_GetObjectItem(r, "temperature")->valuedouble == 0.25);
+    assert_true(cJSON_GetObjectItem(r, "top_p")->valuedouble == 0.9);
+    assert_int_equal(cJSON_GetObjectItem(r, "max_tokens")->valueint, 64);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(r, "stream")));
+    msgs = cJSON_GetObjectItem(r, "messages");
+    assert_int_equal(cJSON_GetArraySize(msgs), 4);
+    cJSON_ArrayForEach(r, msgs) {
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(r, "role")), roles[i]);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(r, "content")), m[i].content);
+        i++;
+    }
+    cJSON_Delete(reqs);
+
+    /* the words arrive as they were: quotes, newlines, Cyrillic, emoji */
+    chat(f, llm, &t, "Она сказала \"да\"\nи ушла 🙂\\");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_string_equal(t.r.text, "ECHO: Она сказала \"да\"\nи ушла 🙂\\");
+
+    myna_llm_stats(llm, &st);
+    assert_int_equal(st.requests, 2);
+    assert_int_equal(st.failures, 0);
+    assert_int_equal(st.retries, 0);
+    assert_int_equal(st.prompt_tokens, 14 + 3 + 6);
+    assert_int_equal(st.completion_tokens, 6 + 7);
+    assert_int_equal(st.circuit_open, 0);
+}
+
+static void test_base_url_trailing_slash_and_no_optional_fields(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn t;
+    cJSON *reqs, *r;
+
+    snprintf(url, sizeof(url), "%s/v1//", fake.url);
+    c.model = NULL;
+    c.temperature = -1;
+    c.top_p = 0;
+    c.max_tokens = 0;
+    llm = make(f, &c);
+    chat(f, llm, &t, "hi");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_string_equal(t.r.text, "ECHO: hi");
+    reqs = requests(f, &fake);
+    r = cJSON_GetArrayItem(reqs, 0);
+    assert_null(cJSON_GetObjectItem(r, "model"));
+    assert_null(cJSON_GetObjectItem(r, "temperature"));
+    assert_null(cJSON_GetObjectItem(r, "top_p"));
+    assert_null(cJSON_GetObjectItem(r, "max_tokens"));
+    cJSON_Delete(reqs);
+}
+
+static void test_retries_500_twice_then_success(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm = make(f, &c);
+    struct turn t;
+
+    faults(f, "{\"status\":500,\"count\":2}");
+    chat(f, llm, &t, "third time lucky");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_int_equal(t.r.attempts, 3);
+    assert_int_equal(t.r.last_status, 200);
+    assert_string_equal(t.r.text, "ECHO: third time lucky");
+    assert_int_equal(n_requests(f, &fake), 3);
+    assert_stats(llm, 1, 0, 2);
+}
+
+static void test_429_then_success(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm = make(f, &c);
+    struct turn t;
+
+    faults(f, "{\"status\":429}");
+    chat(f, llm, &t, "slow down");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_int_equal(t.r.attempts, 2);
+    assert_int_equal(n_requests(f, &fake), 2);
+    assert_stats(llm, 1, 0, 1);
+}
+
+static void test_400_is_not_retried(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn t;
+
+    c.breaker_failures = 1;  /* a refusal is not the endpoint being down */
+    llm = make(f, &c);
+    faults(f, "{\"status\":400,\"message\":\"This model's maximum context length is 8192 tokens\"}");
+    chat(f, llm, &t, "too long");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 1);
+    assert_int_equal(t.r.last_status, 400);
+    assert_null(t.r.text);
+    assert_non_null(strstr(t.r.error, "400"));
+    assert_non_null(strstr(t.r.error, "This model's maximum context length is 8192 tokens"));
+    assert_int_equal(n_requests(f, &fake), 1);
+    assert_int_equal(myna_llm_circuit_open(llm), 0);
+    assert_stats(llm, 1, 1, 0);
+
+    /* vLLM's error shape: {"object":"error","message":...} */
+    faults(f, "{\"status\":404,\"raw\":\"{\\\"object\\\":\\\"error\\\",\\\"message\\\":"
+              "\\\"The model `gpt-5` does not exist.\\\",\\\"type\\\":\\\"NotFoundError\\\","
+              "\\\"param\\\":null,\\\"code\\\":404}\"}");
+    chat(f, llm, &t, "which model");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 1);
+    assert_int_equal(t.r.last_status, 404);
+    assert_non_null(strstr(t.r.error, "The model `gpt-5` does not exist."));
+}
+
+static void test_timeout_per_attempt(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn t;
+
+    c.timeout_ms = 250;
+    c.max_attempts = 2;
+    llm = make(f, &c);
+    faults(f, "{\"delay_ms\":3000}");
+    chat(f, llm, &t, "are you there");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_int_equal(t.r.attempts, 2);
+    assert_string_equal(t.r.text, "ECHO: are you there");
+    assert_true(t.r.latency_ms >= 250);
+
+    /* every attempt late: the turn fails, timed out, without a status */
+    faults(f, "{\"delay_ms\":3000,\"count\":2}");
+    chat(f, llm, &t, "still there");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 2);
+    assert_int_equal(t.r.last_status, 0);
+    assert_non_null(strstr(t.r.error, "timed out"));
+    assert_true(t.r.latency_ms >= 2 * 250);
+    assert_stats(llm, 2, 1, 2);
+}
+
+static void test_connection_drop_is_retried(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_http_client *own = myna_http_client_new(f->base, &err);
+    struct myna_llm *llm;
+    struct turn t;
+
+    /* curl silently sends a request again when a reused keep-alive
+     * connection dies unanswered; a client of its own (an empty pool) makes
+     * the drop hit a fresh connection, which curl reports */
+    assert_non_null(own);
+    llm = myna_llm_new(f->base, own, &c, &err);
+    assert_non_null(llm);
+    faults(f, "{\"drop\":1}");
+    chat(f, llm, &t, "hello?");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_int_equal(t.r.attempts, 2);
+    assert_string_equal(t.r.text, "ECHO: hello?");
+    assert_int_equal(n_requests(f, &fake), 2);
+    assert_stats(llm, 1, 0, 1);
+    myna_llm_free(llm);
+    myna_http_client_free(own);
+}
+
+static void test_all_attempts_fail(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn t;
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    int fd;
+
+    c.backoff_ms = 50;
+    llm = make(f, &c);
+    faults(f, "{\"status\":503,\"count\":-1}");
+    chat(f, llm, &t, "anyone");
+    assert_int_not_equal(t.r.rc, MYNA_OK);
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 3);
+    assert_int_equal(t.r.last_status, 503);
+    assert_null(t.r.text);
+    assert_non_null(strstr(t.r.error, "overloaded"));
+    /* backoff 50 then 100 ms, each at least 80% */
+    assert_true(t.r.latency_ms >= 40 + 80);
+    assert_int_equal(n_requests(f, &fake), 3);
+    assert_stats(llm, 1, 1, 2);
+
+    /* nobody listening: transport errors are retried too */
+    myna_llm_free(llm);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1", ntohs(sin.sin_port));
+    close(fd);  /* bound, never listening, closed: connections are refused */
+    c.url = url;
+    llm = make(f, &c);
+    chat(f, llm, &t, "anyone");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 3);
+    assert_int_equal(t.r.last_status, 0);
+    assert_non_null(strstr(t.r.error, "llm request failed"));
+}
+
+static void test_unusable_answers(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm = make(f, &c);
+    struct turn t;
+    char *big, *json;
+    size_t n = (1u << 20) + 100;
+
+    /* 200 with a body that is not a chat completion: no retry */
+    faults(f, "{\"raw\":\"<html>oops</html>\"}");
+    chat(f, llm, &t, "x");
+    assert_int_equal(t.r.rc, MYNA_EPARSE);
+    assert_int_equal(t.r.attempts, 1);
+    assert_int_equal(t.r.last_status, 200);
+    assert_non_null(strstr(t.r.error, "not JSON"));
+
+    faults(f, "{\"raw\":\"{\\\"choices\\\":[{\\\"message\\\":{\\\"role\\\":\\\"assistant\\\","
+              "\\\"content\\\":null},\\\"finish_reason\\\":\\\"tool_calls\\\"}]}\"}");
+    chat(f, llm, &t, "x");
+    assert_int_equal(t.r.rc, MYNA_EPARSE);
+    assert_non_null(strstr(t.r.error, "null"));
+    assert_non_null(strstr(t.r.error, "tool_calls"));
+
+    /* an answer over 1 MiB is cut off and not asked for again */
+    big = malloc(n + 1);
+    json = malloc(n + 64);
+    assert_non_null(big);
+    assert_non_null(json);
+    memset(big, 'a', n);
+    big[n] = '\0';
+    snprintf(json, n + 64, "{\"raw\":\"%s\"}", big);
+    faults(f, json);
+    free(big);
+    free(json);
+    chat(f, llm, &t, "x");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 1);
+    assert_non_null(strstr(t.r.error, "larger"));
+    assert_stats(llm, 3, 3, 0);
+}
+
+/* ---- circuit breaker ------------------------------------------------------------ */
+
+/* Tries a turn every 10 ms until the circuit lets one through. */
+static int64_t chat_when_admitted(struct fx *f, struct myna_llm *llm, struct turn *t,
+                                  const char *user)
+{
+    int64_t deadline = myna_mono_ms() + WAIT_MS;
+    int rc;
+
+    memset(t, 0, sizeof(*t));
+    while ((rc = chat_start(f, llm, t, user)) == MYNA_EAGAIN && myna_mono_ms() < deadline)
+        run_for(f, 10);
+    assert_int_equal(rc, MYNA_OK);
+    return myna_mono_ms();
+}
+
+static void test_circuit_breaker(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct myna_llm_stats st;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_llm_msg m = { "user", "x" };
+    struct turn t, refused, probe;
+    int64_t opened, admitted;
+
+    c.max_attempts = 1;
+    c.breaker_failures = 2;
+    c.breaker_cooldown_ms = 300;
+    llm = make(f, &c);
+    faults(f, "{\"status\":500,\"count\":3}");
+
+    chat(f, llm, &t, "one");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(myna_llm_circuit_open(llm), 0);
+    chat(f, llm, &t, "two");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    opened = myna_mono_ms();
+    assert_int_equal(myna_llm_circuit_open(llm), 1);
+    myna_llm_stats(llm, &st);
+    assert_int_equal(st.circuit_open, 1);
+
+    /* open: refused at once, no callback, nothing sent */
+    memset(&refused, 0, sizeof(refused));
+    assert_int_equal(myna_llm_chat(llm, &m, 1, on_turn, &refused, &err), MYNA_EAGAIN);
+    assert_int_equal(err.code, MYNA_EAGAIN);
+    assert_non_null(strstr(err.msg, "circuit open"));
+    assert_int_equal(n_requests(f, &fake), 2);
+
+    /* after the cooldown one probe goes; the others wait for its verdict */
+    admitted = chat_when_admitted(f, llm, &probe, "probe one");
+    assert_true(admitted - opened >= 250);  /* cooldown 300, measured from a bit later */
+    assert_int_equal(chat_start(f, llm, &refused, "meanwhile"), MYNA_EAGAIN);
+    assert_int_equal(myna_llm_circuit_open(llm), 1);
+    assert_true(run_until(f, is_set, &probe.calls, WAIT_MS));
+    assert_int_equal(probe.r.rc, MYNA_EIO);   /* the third 500 */
+    opened = myna_mono_ms();
+    /* a failed probe opens the circuit for another cooldown */
+    assert_int_equal(myna_llm_circuit_open(llm), 1);
+    assert_int_equal(chat_start(f, llm, &refused, "still closed"), MYNA_EAGAIN);
+
+    admitted = chat_when_admitted(f, llm, &probe, "probe two");
+    assert_true(admitted - opened >= 250);  /* cooldown 300, measured from a bit later */
+    assert_true(run_until(f, is_set, &probe.calls, WAIT_MS));
+    assert_int_equal(probe.r.rc, MYNA_OK);
+    assert_string_equal(probe.r.text, "ECHO: probe two");
+    assert_int_equal(myna_llm_circuit_open(llm), 0);
+    chat(f, llm, &t, "back to normal");
+    assert_int_equal(t.r.rc, MYNA_OK);
+
+    assert_int_equal(refused.calls, 0);
+    assert_int_equal(n_requests(f, &fake), 5);
+    myna_llm_stats(llm, &st);
+    assert_int_equal(st.requests, 5);
+    assert_int_equal(st.failures, 3);
+    assert_int_equal(st.circuit_open, 0);
+}
+
+static int http_quiet(void *arg)
+{
+    struct fx *f = arg;
+
+    return myna_http_inflight(f->http) == 0;
+}
+
+static void test_circuit_opening_stops_waiting_retries(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn a, b;
+
+    c.breaker_failures = 1;
+    c.backoff_ms = 1000;
+    llm = make(f, &c);
+    faults(f, "[{\"status\":500},{\"raw\":\"not json\"}]");
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(chat_start(f, llm, &a, "a"), MYNA_OK);
+    /* a's first attempt answered 500: a now waits ~1 s to retry */
+    assert_true(run_until(f, http_quiet, f, WAIT_MS));
+    assert_int_equal(a.calls, 0);
+    /* b's unusable answer opens the circuit (no retry for a bad body) */
+    assert_int_equal(chat_start(f, llm, &b, "b"), MYNA_OK);
+    assert_true(run_until(f, is_set, &b.calls, WAIT_MS));
+    assert_int_equal(b.r.rc, MYNA_EPARSE);
+    assert_int_equal(myna_llm_circuit_open(llm), 1);
+    /* a's retry is not sent into an open circuit */
+    assert_true(run_until(f, is_set, &a.calls, WAIT_MS));
+    assert_int_equal(a.r.rc, MYNA_EAGAIN);
+    assert_int_equal(a.r.attempts, 1);
+    assert_int_equal(a.r.last_status, 500);
+    assert_non_null(strstr(a.r.error, "circuit open"));
+    assert_int_equal(n_requests(f, &fake), 2);
+}
+
+/* ---- free with work in flight ----------------------------------------------------- */
+
+static void test_free_with_request_in_flight(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm = make(f, &c);
+    struct turn t;
+
+    faults(f, "{\"delay_ms\":300}");
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(chat_start(f, llm, &t, "never mind"), MYNA_OK);
+    assert_int_equal(myna_http_inflight(f->http), 1);
+    myna_llm_free(llm);
+    f->llm = NULL;
+    /* the answer comes and is dropped: no callback, nothing left over */
+    assert_true(run_until(f, http_quiet, f, WAIT_MS));
+    run_for(f, 20);
+    assert_int_equal(t.calls, 0);
+    assert_int_equal(n_requests(f, &fake), 1);
+}
+
+static void test_free_while_waiting_to_retry(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn t;
+
+    c.backoff_ms = 100;
+    llm = make(f, &c);
+    faults(f, "{\"status\":500}");
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(chat_start(f, llm, &t, "later"), MYNA_OK);
+    assert_true(run_until(f, http_quiet, f, WAIT_MS));   /* the 500 came: timer armed */
+    myna_llm_free(llm);
+    f->llm = NULL;
+    run_for(f, 300);   /* past the longest backoff (120 ms) */
+    assert_int_equal(t.calls, 0);
+    assert_int_equal(n_requests(f, &fake), 1);
+}
+
+static int fake_has_one(void *arg)
+{
+    struct fx *f = arg;
+
+    return n_requests(f, &fake) >= 1;
+}
+
+static void test_free_inside_the_callback(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm = make(f, &c);
+    struct turn slow, quick;
+
+    faults(f, "{\"delay_ms\":300}");
+    memset(&slow, 0, sizeof(slow));
+    memset(&quick, 0, sizeof(quick));
+    assert_int_equal(chat_start(f, llm, &slow, "slow"), MYNA_OK);
+    assert_true(run_until(f, fake_has_one, f, WAIT_MS));  /* slow took the delay */
+    quick.free_me = &f->llm;
+    assert_int_equal(chat_start(f, llm, &quick, "quick"), MYNA_OK);
+    assert_true(run_until(f, is_set, &quick.calls, WAIT_MS));
+    assert_int_equal(quick.r.rc, MYNA_OK);
+    assert_null(f->llm);
+    assert_true(run_until(f, http_quiet, f, WAIT_MS));
+    run_for(f, 20);
+    assert_int_equal(slow.calls, 0);
+}
+
+/* ---- auth ------------------------------------------------------------------------ */
+
+static void test_bearer_token(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake_auth, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn t;
+
+    c.api_key = API_KEY;
+    llm = make(f, &c);
+    chat(f, llm, &t, "with key");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_string_equal(t.r.text, "ECHO: with key");
+    myna_llm_free(llm);
+
+    c.api_key = "sk-wrong";
+    llm = make(f, &c);
+    chat(f, llm, &t, "wrong key");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 1);
+    assert_int_equal(t.r.last_status, 401);
+    assert_non_null(strstr(t.r.error, "Incorrect API key"));
+    assert_null(strstr(t.r.error, "sk-wrong"));
+    myna_llm_free(llm);
+
+    c.api_key = "";
+    llm = make(f, &c);
+    chat(f, llm, &t, "no key");
+    assert_int_equal(t.r.last_status, 401);
+    assert_int_equal(n_requests(f, &fake_auth), 3);
+}
+
+/* ---- content as parts, and the parser ------------------------------------------- */
+
+static void test_content_as_parts_over_http(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm = make(f, &c);
+    struct turn t;
+
+    faults(f, "{\"parts\":1,\"reply\":\"from parts\"}");
+    chat(f, llm, &t, "x");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_string_equal(t.r.text, "from parts");
+    assert_int_equal(t.r.completion_tokens, 2);
+}
+
+static int parse(const char *body, const char **text, int *pt, int *ct, struct myna_arena *a,
+                 struct myna_err *err)
+{
+    return myna_llm_parse_response(body, strlen(body), a, text, pt, ct, err);
+}
+
+static void test_parse_response(void **state)
+{
+    struct myna_arena a = MYNA_ARENA_INIT(1u << 20);
+    struct myna_err err = MYNA_ERR_INIT;
+    const char *text;
+    int pt, ct;
+
+    (void)state;
+    /* OpenAI */
+    assert_int_equal(parse("{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1,"
+                           "\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+                           "\"assistant\",\"content\":\"Hi \\u00e9\\ud83d\\ude00\",\"refusal\":null},"
+                           "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":9,"
+                           "\"completion_tokens\":3,\"total_tokens\":12}}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "Hi \xc3\xa9\xf0\x9f\x98\x80");
+    assert_int_equal(pt, 9);
+    assert_int_equal(ct, 3);
+
+    /* parts: text ones joined, others skipped; usage absent */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":[{\"type\":\"text\",\"text\":"
+                           "\"Hello, \"},{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}},"
+                           "{\"type\":\"text\",\"text\":\"world\"},{\"text\":\"!\"}]}}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "Hello, world!");
+    assert_int_equal(pt, 0);
+    assert_int_equal(ct, 0);
+
+    /* the empty answer is an answer */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"\"}}],\"usage\":"
+                           "{\"prompt_tokens\":-4,\"completion_tokens\":1e30}}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "");
+    assert_int_equal(pt, 0);
+    assert_int_equal(ct, 2147483647);
+
+    /* invalid UTF-8 (a server cutting a character) is replaced */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"ok\xd0\"}}]}", &text, &pt,
+                           &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "ok\xef\xbf\xbd");
+
+    /* the failures: out params cleared, err says what */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":null,"
+                           "\"tool_calls\":[]},\"finish_reason\":\"tool_calls\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_EPARSE);
+    assert_null(text);
+    assert_non_null(strstr(err.msg, "null"));
+    assert_non_null(strstr(err.msg, "tool_calls"));
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"role\":\"assistant\"}}],"
+                           "\"usage\":{\"prompt_tokens\":5}}", &text, &pt, &ct, &a, &err),
+                     MYNA_EPARSE);
+    assert_int_equal(pt, 0);
+    assert_int_equal(parse("{\"choices\":[]}", &text, &pt, &ct, &a, &err), MYNA_EPARSE);
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":[{\"type\":\"image_url\"}]}}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_EPARSE);
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":42}}]}", &text, &pt, &ct, &a,
+                           &err), MYNA_EPARSE);
+    assert_int_equal(parse("{\"error\":{\"message\":\"model overloaded\"}}", &text, &pt, &ct, &a,
+                           &err), MYNA_EPARSE);
+    assert_non_null(strstr(err.msg, "model overloaded"));
+    assert_int_equal(parse("[1,2]", &text, &pt, &ct, &a, &err), MYNA_EPARSE);
+    assert_int_equal(parse("{\"choices\":", &text, &pt, &ct, &a, &err), MYNA_EPARSE);
+    assert_non_null(strstr(err.msg, "not JSON"));
+    assert_int_equal(myna_llm_parse_response("", 0, &a, &text, &pt, &ct, &err), MYNA_EPARSE);
+    assert_int_equal(err.code, MYNA_EPARSE);
+    myna_arena_free(&a);
+
+    /* an arena too small for the tree: ENOMEM, not EPARSE */
+    a = (struct myna_arena)MYNA_ARENA_INIT(64);
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"a long enough answer to "
+                           "need more than sixty-four bytes of arena\"}}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_ENOMEM);
+    assert_null(text);
+    myna_arena_free(&a);
+}
+
+/* ---- arguments -------------------------------------------------------------------- */
+
+static void test_bad_arguments(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_llm_msg bad[2] = { { "user", "x" }, { "user", NULL } };
+    struct myna_llm_msg norole = { NULL, "x" };
+    struct turn t;
+
+    myna_llm_free(NULL);
+    c.url = "ftp://example.com/v1";
+    assert_null(myna_llm_new(f->base, f->http, &c, &err));
+    assert_int_equal(err.code, MYNA_EINVAL);
+    c.url = NULL;
+    assert_null(myna_llm_new(f->base, f->http, &c, &err));
+    c = conf_for(&fake, url, sizeof(url));
+    c.api_key = "sk-abc\r\nX-Evil: 1";
+    err = (struct myna_err)MYNA_ERR_INIT;
+    assert_null(myna_llm_new(f->base, f->http, &c, &err));
+    assert_int_equal(err.code, MYNA_EINVAL);
+    assert_null(strstr(err.msg, "sk-abc"));
+
+    c = conf_for(&fake, url, sizeof(url));
+    llm = make(f, &c);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(myna_llm_chat(llm, bad, 0, on_turn, &t, &err), MYNA_EINVAL);
+    assert_int_equal(myna_llm_chat(llm, bad, 2, on_turn, &t, &err), MYNA_EINVAL);
+    assert_int_equal(myna_llm_chat(llm, &norole, 1, on_turn, &t, &err), MYNA_EINVAL);
+    assert_int_equal(myna_llm_chat(llm, bad, 1, NULL, &t, &err), MYNA_EINVAL);
+    run_for(f, 20);
+    assert_int_equal(t.calls, 0);
+    assert_int_equal(myna_http_inflight(f->http), 0);
+    assert_stats(llm, 0, 0, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_normal_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_base_url_trailing_slash_and_no_optional_fields,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retries_500_twice_then_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_429_then_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_400_is_not_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_per_attempt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_drop_is_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_all_attempts_fail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unusable_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_circuit_breaker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_circuit_opening_stops_waiting_retries, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_free_with_request_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_while_waiting_to_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_inside_the_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bearer_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_content_as_parts_over_http, setup, teardown),
+        cmocka_unit_test(test_parse_response),
+        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

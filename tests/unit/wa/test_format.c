@@ -1,0 +1,830 @@
+/* test_format.c - Markdown to WhatsApp text (every rule of format.h, Russian
+ * and emoji, nesting, unbalanced markers, hostile bytes) and the splitting
+ * of long texts (cut preferences, 4096-character boundaries with multi-byte
+ * characters, and the invariants: no part over max_chars code points, no
+ * cut inside a UTF-8 sequence, the parts give the text back up to the
+ * whitespace at the cuts). Inputs are exact-size copies without a NUL, so
+ * ASan sees any read past len. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/err.h"
+#include "wa/format.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static char *convert_n(const char *md, size_t len)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    char *copy = malloc(len ? len : 1), *out;
+
+    assert_non_null(copy);
+    memcpy(copy, md, len);
+    out = myna_wa_from_markdown(copy, len, &err);
+    free(copy);
+    if (out == NULL)
+        fail_msg("convert: %s", err.msg);
+    return out;
+}
+
+static void check_md(const char *md, const char *want)
+{
+    char *out = convert_n(md, strlen(md));
+
+    if (strcmp(out, want) != 0)
+        fail_msg("markdown:\n%s\n--- got:\n%s\n--- want:\n%s", md, out, want);
+    free(out);
+}
+
+/* Plain text is left alone, and converting again changes nothing. */
+static void check_plain(const char *text)
+{
+    char *once = convert_n(text, strlen(text)), *twice;
+
+    assert_string_equal(once, text);
+    twice = convert_n(once, strlen(once));
+    assert_string_equal(twice, text);
+    free(once);
+    free(twice);
+}
+
+static int is_ws(unsigned char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f';
+}
+
+/* Code points of valid UTF-8: bytes that are not continuation bytes. */
+static size_t code_points(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s != '\0'; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
+/* Whether s is valid UTF-8 (lead bytes and continuation counts only). */
+static int utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p != '\0') {
+        size_t need = *p < 0x80 ? 0 : *p >= 0xC2 && *p <= 0xDF ? 1 : *p >= 0xE0 && *p <= 0xEF ? 2
+                    : *p >= 0xF0 && *p <= 0xF4 ? 3 : 4;
+        if (need == 4)
+            return 0;
+        for (p++; need > 0; need--, p++)
+            if ((*p & 0xC0) != 0x80)
+                return 0;
+    }
+    return 1;
+}
+
+/* Every invariant of a split: parts non-empty, trimmed, at most max code
+ * points, in order the text itself with only whitespace left out between,
+ * and for valid UTF-8 starting and ending on character boundaries. */
+static void check_split_parts(const char *text, size_t max, char **parts, size_t n)
+{
+    const char *p = text;
+    int valid = utf8_ok(text);
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        size_t len = strlen(parts[i]);
+
+        assert_true(len > 0);
+        assert_false(is_ws((unsigned char)parts[i][0]));
+        assert_false(is_ws((unsigned char)parts[i][len - 1]));
+        if (code_points(parts[i]) > max)
+            fail_msg("part %zu has %zu code points, max %zu", i, code_points(parts[i]), max);
+        while (*p != '\0' && is_ws((unsigned char)*p))
+            p++;
+        if (strncmp(p, parts[i], len) != 0)
+            fail_msg("part %zu '%s' is not the text at '%.40s'", i, parts[i], p);
+        if (valid)
+            assert_true(((unsigned char)p[0] & 0xC0) != 0x80);
+        p += len;
+        if (valid)
+            assert_true(((unsigned char)p[0] & 0xC0) != 0x80);
+    }
+    while (*p != '\0' && is_ws((unsigned char)*p))
+        p++;
+    assert_int_equal(*p, '\0');
+}
+
+static char **split_ok(const char *text, size_t max, size_t *n)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    char **parts = NULL;
+
+    if (myna_wa_split(text, max, &parts, n, &err) != MYNA_OK)
+        fail_msg("split: %s", err.msg);
+    check_split_parts(text, max, parts, *n);
+    return parts;
+}
+
+/* Splits and compares with the want[] parts (NULL-terminated). */
+static void check_split(const char *text, size_t max, const char *const *want)
+{
+    size_t n, i, nwant = 0;
+    char **parts = split_ok(text, max, &n);
+
+    while (want[nwant] != NULL)
+        nwant++;
+    for (i = 0; i < n && i < nwant; i++)
+        if (strcmp(parts[i], want[i]) != 0)
+            fail_msg("part %zu: got '%s', want '%s'", i, parts[i], want[i]);
+    assert_int_equal(n, nwant);
+    myna_wa_split_free(parts, n);
+}
+
+/* A string of count copies of unit. */
+static char *repeat(const char *unit, size_t count)
+{
+    size_t ul = strlen(unit), i;
+    char *s = malloc(ul * count + 1);
+
+    assert_non_null(s);
+    for (i = 0; i < count; i++)
+        memcpy(s + i * ul, unit, ul);
+    s[ul * count] = '\0';
+    return s;
+}
+
+/* ---- emphasis ----------------------------------------------------------- */
+
+static void test_bold(void **state)
+{
+    (void)state;
+    check_md("**bold**", "*bold*");
+    check_md("__bold__", "*bold*");
+    check_md("a **b c** d", "a *b c* d");
+    check_md("**Цена:** 1500 ₽", "*Цена:* 1500 ₽");
+    check_md("**два** и **три**", "*два* и *три*");
+    check_md("Итого:**500**руб", "Итого:*500*руб");
+}
+
+static void test_italic(void **state)
+{
+    (void)state;
+    check_md("*italic*", "_italic_");
+    check_md("an *italic* word", "an _italic_ word");
+    check_md("_already_ whatsapp", "_already_ whatsapp");
+    check_md("*курсив* и *ещё*", "_курсив_ и _ещё_");
+    check_md("***both***", "*_both_*");
+}
+
+static void test_strike(void **state)
+{
+    (void)state;
+    check_md("~~old~~ new", "~old~ new");
+    check_md("~~1000 ₽~~ 800 ₽", "~1000 ₽~ 800 ₽");
+    check_md("~single~ stays", "~single~ stays");
+}
+
+static void test_nested(void **state)
+{
+    (void)state;
+    check_md("**bold with *italic* inside**", "*bold with _italic_ inside*");
+    check_md("*italic with **bold** inside*", "_italic with *bold* inside_");
+    check_md("~~**both**~~", "~*both*~");
+    check_md("**[link](https://x.io)**", "*link (https://x.io)*");
+    check_md("[**bold** text](https://x.io)", "*bold* text (https://x.io)");
+    check_md("**~~*deep*~~**", "*~_deep_~*");
+}
+
+static void test_emoji_and_russian(void **state)
+{
+    (void)state;
+    check_md("**🔥 Акция недели**", "*🔥 Акция недели*");
+    check_md("*Скидка* 20% 🎉", "_Скидка_ 20% 🎉");
+    check_md("- 💈 Стрижка — **1500 ₽**", "- 💈 Стрижка — *1500 ₽*");
+    check_md("👨‍👩‍👧 **семья**", "👨‍👩‍👧 *семья*");
+}
+
+static void test_unbalanced_left_alone(void **state)
+{
+    (void)state;
+    check_md("**open only", "**open only");
+    check_md("*open only", "*open only");
+    check_md("~~open only", "~~open only");
+    check_md("close only**", "close only**");
+    check_md("2*3*4 = 24", "2*3*4 = 24");
+    check_md("a * b * c", "a * b * c");
+    check_md("** spaced **", "** spaced **");
+    check_md("snake_case_name and __x", "snake_case_name and __x");
+    check_md("a **** b", "a **** b");
+    check_md("[text](no close", "[text](no close");
+    check_md("[text] (not a link)", "[text] (not a link)");
+    check_md("[[[[", "[[[[");
+    check_md("`open code", "`open code");
+    check_md("**bold\nnext** line", "**bold\nnext** line");
+}
+
+static void test_escapes(void **state)
+{
+    (void)state;
+    check_md("\\*not italic\\*", "*not italic*");
+    check_md("1\\. not a list", "1. not a list");
+    check_md("C:\\Users\\me", "C:\\Users\\me");
+    check_md("\\[x\\](y)", "[x](y)");
+}
+
+/* ---- headings ----------------------------------------------------------- */
+
+static void test_headings(void **state)
+{
+    (void)state;
+    check_md("# One", "*One*");
+    check_md("## Two", "*Two*");
+    check_md("### Three", "*Three*");
+    check_md("#### Four", "*Four*");
+    check_md("##### Five", "*Five*");
+    check_md("###### Six", "*Six*");
+    check_md("####### Seven", "####### Seven");
+    check_md("## Closed ##", "*Closed*");
+    check_md("# C# tips", "*C# tips*");
+    check_md("#hashtag", "#hashtag");
+    check_md("## **Already bold**", "*Already bold*");
+    check_md("## Часы *работы*", "*Часы _работы_*");
+    check_md("# Прайс\nСтрижка", "*Прайс*\nСтрижка");
+    check_md("text\n# Heading\nmore", "text\n*Heading*\nmore");
+    check_md("a\n#\nb", "a\n\nb");
+    check_md("not # a heading", "not # a heading");
+}
+
+/* ---- links and images --------------------------------------------------- */
+
+static void test_links(void **state)
+{
+    (void)state;
+    check_md("[Запись](https://barber.ru/book)", "Запись (https://barber.ru/book)");
+    check_md("[https://x.io](https://x.io)", "https://x.io");
+    check_md("[x.io](https://x.io/)", "https://x.io/");
+    check_md("[mail](mailto:a@b.c)", "mail (mailto:a@b.c)");
+    check_md("[](https://x.io)", "https://x.io");
+    check_md("[text]()", "text");
+    check_md("[Wiki](https://en.wikipedia.org/wiki/C_(language))",
+             "Wiki (https://en.wikipedia.org/wiki/C_(language))");
+    check_md("[site](https://x.io \"Title\")", "site (https://x.io)");
+    check_md("[site](<https://x.io>)", "site (https://x.io)");
+    check_md("see <https://x.io/a> now", "see https://x.io/a now");
+    check_md("a <b> c", "a <b> c");
+    check_md("[a](u1) and [b](u2)", "a (u1) and b (u2)");
+}
+
+static void test_images(void **state)
+{
+    (void)state;
+    check_md("![Схема проезда](https://x.io/map.png)", "Схема проезда (https://x.io/map.png)");
+    check_md("![](https://x.io/p.png)", "https://x.io/p.png");
+    check_md("Wow! ![cat](c.png)!", "Wow! cat (c.png)!");
+}
+
+/* ---- lists and quotes --------------------------------------------------- */
+
+static void test_bullets(void **state)
+{
+    (void)state;
+    check_md("- one\n- two", "- one\n- two");
+    check_md("* one\n* two", "- one\n- two");
+    check_md("+ one\n+ two", "- one\n- two");
+    check_md("- top\n  * nested\n    + deeper", "- top\n  - nested\n    - deeper");
+    check_md("\t* tabbed", "\t- tabbed");
+    check_md("* **Стрижка** — 1500 ₽", "- *Стрижка* — 1500 ₽");
+    check_md("*not a bullet*", "_not a bullet_");
+    check_md("-not a bullet", "-not a bullet");
+}
+
+static void test_numbered_and_quotes(void **state)
+{
+    (void)state;
+    check_md("1. first\n2. **second**\n10) tenth", "1. first\n2. *second*\n10) tenth");
+    check_md("> quoted **text**", "> quoted *text*");
+    check_md("> > nested\n>plain", "> > nested\n>plain");
+    check_md("> - item in quote", "> - item in quote");
+    check_md("> # Heading in quote", "> *Heading in quote*");
+}
+
+/* ---- code --------------------------------------------------------------- */
+
+static void test_fences(void **state)
+{
+    (void)state;
+    check_md("```python\nprint(**x**)\n```", "```\nprint(**x**)\n```");
+    check_md("``` js \na *b* [c](d)\n```", "```\na *b* [c](d)\n```");
+    check_md("~~~\ncode\n~~~", "```\ncode\n```");
+    check_md("````md\n```inner```\n````", "```\n```inner```\n```");
+    /* blank lines and trailing spaces inside code are content */
+    check_md("```\na  \n\n\n\nb\n```\nafter", "```\na  \n\n\n\nb\n```\nafter");
+    check_md("text\n```sh\n# not a heading\n| not | table |\n- not - bullet\n```",
+             "text\n```\n# not a heading\n| not | table |\n- not - bullet\n```");
+    /* unclosed: the rest is code */
+    check_md("```c\nint **p;\n* x", "```\nint **p;\n* x");
+    check_md("- step:\n  ```bash\n  ls *.c\n  ```", "- step:\n  ```\n  ls *.c\n  ```");
+}
+
+static void test_inline_code(void **state)
+{
+    (void)state;
+    check_md("run `**x** and *y*` now", "run `**x** and *y*` now");
+    check_md("**bold** `~~code~~` *it*", "*bold* `~~code~~` _it_");
+    check_md("``a ` b`` **c**", "``a ` b`` *c*");
+    check_md("```one line```", "```one line```");
+    check_md("**a `b** c`", "**a `b** c`");
+    check_md("[`x`](u)", "`x` (u)");
+}
+
+/* ---- tables ------------------------------------------------------------- */
+
+static void test_tables(void **state)
+{
+    (void)state;
+    check_md("| Услуга | Цена |\n|---|---:|\n| Стрижка | 1500 ₽ |\n| Борода | 800 ₽ |",
+             "Услуга - Цена\nСтрижка - 1500 ₽\nБорода - 800 ₽");
+    check_md("Name | Price\n--- | ---\nCut | $20", "Name - Price\nCut - $20");
+    check_md("| **a** | b |\n| :-: | - |\n| | c |", "*a* - b\nc");
+    check_md("| `x|y` | z |", "`x|y` - z");
+    check_md("| a \\| b | c |", "a | b - c");
+    check_md("Before\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nAfter",
+             "Before\n\na - b\n1 - 2\n\nAfter");
+    check_md("| h |\n|---|\n| | |\n| x |", "h\nx");
+    /* a pipe in prose without a separator row is no table */
+    check_md("cats | dogs", "cats | dogs");
+}
+
+/* ---- rules, blank lines, whitespace ------------------------------------- */
+
+static void test_rules(void **state)
+{
+    (void)state;
+    check_md("a\n---\nb", "a\n\nb");
+    check_md("a\n***\nb", "a\n\nb");
+    check_md("a\n___\nb", "a\n\nb");
+    check_md("a\n- - -\nb", "a\n\nb");
+    check_md("a\n\n---\n\nb", "a\n\nb");
+    check_md("---\na\n---", "a");
+    check_md("a\n--\nb", "a\n--\nb");
+}
+
+static void test_blank_lines_and_spaces(void **state)
+{
+    (void)state;
+    check_md("a\n\n\n\n\nb", "a\n\nb");
+    check_md("a\n\n\nb", "a\n\nb");
+    check_md("a\n\nb", "a\n\nb");
+    check_md("a\n \t \n\t\nb", "a\n\nb");
+    check_md("\n\n\na\n\n\n", "a");
+    check_md("trailing   \nspaces\t", "trailing\nspaces");
+    check_md("crlf\r\nlines\r\n\r\n\r\nend", "crlf\nlines\n\nend");
+    check_md("", "");
+    check_md("   \n\n  ", "");
+}
+
+static void test_plain_text_idempotent(void **state)
+{
+    (void)state;
+    check_plain("Hello! How can I help you today?");
+    check_plain("Здравствуйте! Мы работаем с 10:00 до 21:00, без выходных.");
+    check_plain("Стрижка — 1500 ₽\nБорода — 800 ₽\n\nЗапись по телефону +7 (999) 123-45-67.");
+    check_plain("Emoji 💈✂️🧔 and flags 🇷🇺 and ZWJ 👨‍👩‍👧");
+    check_plain("- one\n- two\n1. three\n> four");
+    check_plain("_italic_ ~strike~ `code` *");
+    check_plain("50% off, 2 + 2 = 4, a-b, (x), \"quoted\", it's");
+    check_plain("https://barber.example/book?x=1&y=2");
+}
+
+/* ---- bytes -------------------------------------------------------------- */
+
+static void test_invalid_utf8_passes_through(void **state)
+{
+    static const char md[] = "ok \xff\xfe \xd0 \xe2\x82 **b\xc0**\n\xf0\x9f";
+    static const char want[] = "ok \xff\xfe \xd0 \xe2\x82 *b\xc0*\n\xf0\x9f";
+    char *out;
+
+    (void)state;
+    out = convert_n(md, sizeof(md) - 1);
+    assert_string_equal(out, want);
+    free(out);
+}
+
+static void test_never_reads_past_len(void **state)
+{
+    char *out;
+
+    (void)state;
+    /* len stops inside the markers: the closer is not there to be seen */
+    out = convert_n("**bold**", 7);
+    assert_string_equal(out, "**bold*");
+    free(out);
+    out = convert_n("[t](u)", 5);
+    assert_string_equal(out, "[t](u");
+    free(out);
+    out = convert_n("```c\nx", 3);
+    assert_string_equal(out, "```");
+    free(out);
+}
+
+static void test_nul_bytes_dropped(void **state)
+{
+    static const char md[] = "a\0b **c\0**";
+    char *out;
+
+    (void)state;
+    out = convert_n(md, sizeof(md) - 1);
+    assert_string_equal(out, "ab *c*");
+    free(out);
+}
+
+static void test_errors(void **state)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    char *big, *out;
+
+    (void)state;
+    assert_null(myna_wa_from_markdown(NULL, 3, &err));
+    assert_int_equal(err.code, MYNA_EINVAL);
+    out = myna_wa_from_markdown(NULL, 0, &err);
+    assert_non_null(out);
+    assert_string_equal(out, "");
+    free(out);
+
+    big = malloc(MYNA_WA_MARKDOWN_MAX_BYTES + 1);
+    assert_non_null(big);
+    memset(big, 'a', MYNA_WA_MARKDOWN_MAX_BYTES + 1);
+    err = (struct myna_err)MYNA_ERR_INIT;
+    assert_null(myna_wa_from_markdown(big, MYNA_WA_MARKDOWN_MAX_BYTES + 1, &err));
+    assert_int_equal(err.code, MYNA_ETOOBIG);
+    assert_true(err.msg[0] != '\0');
+    /* exactly the limit is fine */
+    out = myna_wa_from_markdown(big, MYNA_WA_MARKDOWN_MAX_BYTES, &err);
+    assert_non_null(out);
+    assert_int_equal(strlen(out), MYNA_WA_MARKDOWN_MAX_BYTES);
+    free(out);
+    free(big);
+}
+
+/* Lines of unmatched openers must cost linear time, not quadratic: each of
+ * these took minutes before the closer searches were remembered. */
+static void test_hostile_lines_are_fast(void **state)
+{
+    static const char *const units[] = { "**a ", "*a ", "[a", "[a](", "~~a ", "__a ",
+                                         "`` ` ", "<http://", "**[a](" };
+    size_t k;
+    clock_t t0 = clock();
+
+    (void)state;
+    for (k = 0; k < sizeof(units) / sizeof(units[0]); k++) {
+        char *md = repeat(units[k], MYNA_WA_MARKDOWN_MAX_BYTES / strlen(units[k]));
+        char *out = convert_n(md, strlen(md));
+        assert_true(strlen(out) > 0);
+        free(out);
+        free(md);
+    }
+    /* generous for ASan on a slow machine; quadratic would be hours */
+    assert_true((double)(clock() - t0) / CLOCKS_PER_SEC < 30.0);
+}
+
+/* A reply as an LLM writes it, end to end. */
+static void test_llm_reply(void **state)
+{
+    static const char md[] =
+        "## Наши услуги\n"
+        "\n"
+        "Вот **основные** цены:\n"
+        "\n"
+        "| Услуга | Цена |\n"
+        "|--------|------|\n"
+        "| Мужская стрижка | 1500 ₽ |\n"
+        "| Стрижка бороды | 800 ₽ |\n"
+        "\n"
+        "* *Детская стрижка* — ~~1200 ₽~~ 1000 ₽\n"
+        "* Подробнее: [сайт](https://barber.example/prices)\n"
+        "\n"
+        "---\n"
+        "\n"
+        "\n"
+        "> Запись по телефону   \n"
+        "```text\n"
+        "+7 999 123-45-67\n"
+        "```\n";
+    static const char want[] =
+        "*Наши услуги*\n"
+        "\n"
+        "Вот *основные* цены:\n"
+        "\n"
+        "Услуга - Цена\n"
+        "Мужская стрижка - 1500 ₽\n"
+        "Стрижка бороды - 800 ₽\n"
+        "\n"
+        "- _Детская стрижка_ — ~1200 ₽~ 1000 ₽\n"
+        "- Подробнее: сайт (https://barber.example/prices)\n"
+        "\n"
+        "> Запись по телефону\n"
+        "```\n"
+        "+7 999 123-45-67\n"
+        "```";
+
+    (void)state;
+    check_md(md, want);
+}
+
+/* ---- splitting ---------------------------------------------------------- */
+
+static void test_split_fits_in_one(void **state)
+{
+    (void)state;
+    check_split("Привет!", 4096, (const char *const[]){ "Привет!", NULL });
+    check_split("  \n padded \n\n ", 4096, (const char *const[]){ "padded", NULL });
+    check_split("abcd", 4, (const char *const[]){ "abcd", NULL });
+    check_split("абвг", 4, (const char *const[]){ "абвг", NULL });
+    check_split("a\n\nb", 4096, (const char *const[]){ "a\n\nb", NULL });
+}
+
+static void test_split_empty(void **state)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    char **parts = (char **)1;
+    size_t n = 99;
+
+    (void)state;
+    assert_int_equal(myna_wa_split("", 10, &parts, &n, &err), MYNA_OK);
+    assert_null(parts);
+    assert_int_equal(n, 0);
+    assert_int_equal(myna_wa_split(" \n\t\r\n ", 10, &parts, &n, &err), MYNA_OK);
+    assert_int_equal(n, 0);
+    myna_wa_split_free(parts, n);
+    myna_wa_split_free(NULL, 0);
+}
+
+static void test_split_errors(void **state)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    char **parts;
+    size_t n;
+
+    (void)state;
+    assert_int_equal(myna_wa_split("text", 0, &parts, &n, &err), MYNA_EINVAL);
+    assert_int_equal(err.code, MYNA_EINVAL);
+    assert_null(parts);
+    assert_int_equal(n, 0);
+    assert_int_equal(myna_wa_split(NULL, 10, &parts, &n, &err), MYNA_EINVAL);
+    assert_int_equal(myna_wa_split("text", 10, NULL, &n, &err), MYNA_EINVAL);
+    assert_int_equal(myna_wa_split("text", 10, &parts, NULL, &err), MYNA_EINVAL);
+}
+
+static void test_split_prefers_paragraphs(void **state)
+{
+    (void)state;
+    /* a line break and sentences come later, the blank line still wins */
+    check_split("First para.\n\nSecond. Line\nmore words", 30,
+                (const char *const[]){ "First para.", "Second. Line\nmore words", NULL });
+    check_split("Абзац один.\n  \nАбзац два, длинный", 25,
+                (const char *const[]){ "Абзац один.", "Абзац два, длинный", NULL });
+    /* the last blank line in reach, not the first */
+    check_split("a\n\nb\n\nc\n\nddddd", 8,
+                (const char *const[]){ "a\n\nb\n\nc", "ddddd", NULL });
+}
+
+static void test_split_prefers_lines(void **state)
+{
+    (void)state;
+    check_split("Line one. Yes\nline two words here", 25,
+                (const char *const[]){ "Line one. Yes", "line two words here", NULL });
+    check_split("- стрижка\n- борода\n- усы", 18,
+                (const char *const[]){ "- стрижка\n- борода", "- усы", NULL });
+}
+
+static void test_split_prefers_sentences(void **state)
+{
+    (void)state;
+    check_split("One two. Three four five", 20,
+                (const char *const[]){ "One two.", "Three four five", NULL });
+    check_split("Привет! Как дела? Всё хорошо", 20,
+                (const char *const[]){ "Привет! Как дела?", "Всё хорошо", NULL });
+    check_split("Ну… Давайте завтра", 12,
+                (const char *const[]){ "Ну…", "Давайте", "завтра", NULL });
+    check_split("Wait… then go on", 12,
+                (const char *const[]){ "Wait…", "then go on", NULL });
+    /* a dot inside a number is no sentence end */
+    check_split("Pi is 3.14 and more", 12,
+                (const char *const[]){ "Pi is 3.14", "and more", NULL });
+}
+
+static void test_split_prefers_spaces(void **state)
+{
+    (void)state;
+    check_split("aaaa bbbb cccc", 9, (const char *const[]){ "aaaa bbbb", "cccc", NULL });
+    /* the space right after the last fitting character counts */
+    check_split("aaaa bbbb", 4, (const char *const[]){ "aaaa", "bbbb", NULL });
+    check_split("стрижка машинкой недорого", 16,
+                (const char *const[]){ "стрижка машинкой", "недорого", NULL });
+}
+
+static void test_split_hard_cuts(void **state)
+{
+    (void)state;
+    check_split("abcdefghij", 4, (const char *const[]){ "abcd", "efgh", "ij", NULL });
+    /* two bytes per character: cuts fall between characters */
+    check_split("абвгдеёжз", 4, (const char *const[]){ "абвг", "деёж", "з", NULL });
+    /* four bytes per character */
+    check_split("😀😁😂😃😄", 2, (const char *const[]){ "😀😁", "😂😃", "😄", NULL });
+    check_split("a😀б€c", 2, (const char *const[]){ "a😀", "б€", "c", NULL });
+    check_split("x", 1, (const char *const[]){ "x", NULL });
+}
+
+static void test_split_invalid_utf8(void **state)
+{
+    size_t n;
+    char **parts;
+
+    (void)state;
+    /* each byte that starts no valid sequence is one character */
+    parts = split_ok("\xff\xfe\xfd", 1, &n);
+    assert_int_equal(n, 3);
+    myna_wa_split_free(parts, n);
+    /* a truncated sequence: three characters, not one */
+    check_split("\xd0\xb0\xe2\x82", 2, (const char *const[]){ "\xd0\xb0\xe2", "\x82", NULL });
+}
+
+/* 4096 characters of each width fit in one message; one more splits. */
+static void test_split_4096_boundary(void **state)
+{
+    static const char *const units[] = { "a", "ж", "€", "😀" };
+    size_t k, n;
+
+    (void)state;
+    for (k = 0; k < sizeof(units) / sizeof(units[0]); k++) {
+        char *s = repeat(units[k], 4096), *t = repeat(units[k], 4097);
+        char **parts = split_ok(s, MYNA_WA_TEXT_MAX_CHARS, &n);
+
+        assert_int_equal(n, 1);
+        assert_string_equal(parts[0], s);
+        myna_wa_split_free(parts, n);
+        parts = split_ok(t, MYNA_WA_TEXT_MAX_CHARS, &n);
+        assert_int_equal(n, 2);
+        assert_int_equal(code_points(parts[0]), 4096);
+        assert_string_equal(parts[1], units[k]);
+        myna_wa_split_free(parts, n);
+        free(s);
+        free(t);
+    }
+}
+
+/* A long Russian reply with paragraphs: every part is full enough, within
+ * 4096, and the paragraph boundaries are where the cuts are. */
+static void test_split_long_russian_reply(void **state)
+{
+    static const char sentence[] = "Мы работаем каждый день с 10 до 21 часа, ждём вас! ";
+    char *para = repeat(sentence, 30), *text;  /* 51 chars x 30 = 1530 per paragraph */
+    size_t plen = strlen(para), n, i;
+    char **parts;
+
+    (void)state;
+    text = malloc(5 * (plen + 2) + 1);
+    assert_non_null(text);
+    text[0] = '\0';
+    for (i = 0; i < 5; i++) {
+        memcpy(text + i * (plen + 2), para, plen);
+        memcpy(text + i * (plen + 2) + plen, "\n\n", 2);
+    }
+    text[5 * (plen + 2)] = '\0';
+    parts = split_ok(text, MYNA_WA_TEXT_MAX_CHARS, &n);
+    /* two paragraphs fit (3061 chars), three do not */
+    assert_int_equal(n, 3);
+    for (i = 0; i + 1 < n; i++)
+        assert_true(code_points(parts[i]) > 3000);
+    myna_wa_split_free(parts, n);
+    free(para);
+    free(text);
+}
+
+/* A long line with multi-byte characters and no spaces near 4096: the hard
+ * cut lands between two characters, never inside one. */
+static void test_split_4096_multibyte_hard_cut(void **state)
+{
+    char *a = repeat("я", 4095), *b = repeat("😀", 10), *text;
+    size_t n, la = strlen(a), lb = strlen(b);
+    char **parts;
+
+    (void)state;
+    text = malloc(la + lb + 1);
+    assert_non_null(text);
+    memcpy(text, a, la);
+    memcpy(text + la, b, lb + 1);
+    parts = split_ok(text, MYNA_WA_TEXT_MAX_CHARS, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(code_points(parts[0]), 4096);
+    assert_int_equal(strlen(parts[0]), la + 4);
+    assert_int_equal(code_points(parts[1]), 9);
+    myna_wa_split_free(parts, n);
+    free(a);
+    free(b);
+    free(text);
+}
+
+/* Pseudo-random texts from words of every width, spaces, line breaks and
+ * sentence ends, split at many sizes: the invariants hold every time. */
+static void test_split_invariants_random(void **state)
+{
+    static const char *const pieces[] = { "word", "слово", "😀", "€", "x", " ", " ", "  ",
+                                          "\n", "\n\n", ". ", "! ", "? ", "… ", "\t",
+                                          "длинноесловобезпробелов", "👨‍👩‍👧" };
+    static const size_t sizes[] = { 1, 2, 3, 5, 8, 13, 50, 200, 4096 };
+    uint32_t seed = 12345;
+    int round;
+
+    (void)state;
+    for (round = 0; round < 300; round++) {
+        char text[4000];
+        size_t len = 0, k, n;
+
+        while (1) {
+            const char *p;
+            seed = seed * 1103515245u + 12345u;
+            p = pieces[(seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]))];
+            if (len + strlen(p) + 1 > sizeof(text) || (seed >> 8) % 97 == 0)
+                break;
+            memcpy(text + len, p, strlen(p));
+            len += strlen(p);
+        }
+        text[len] = '\0';
+        for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+            char **parts = split_ok(text, sizes[k], &n);
+            myna_wa_split_free(parts, n);
+        }
+    }
+}
+
+/* Convert then split, the way the outbox uses them. */
+static void test_convert_then_split(void **state)
+{
+    char *md = repeat("## Раздел\n\nТекст с **жирным** словом и [ссылкой](https://x.io). ", 200);
+    char *out = convert_n(md, strlen(md));
+    size_t n, i;
+    char **parts = split_ok(out, MYNA_WA_TEXT_MAX_CHARS, &n);
+
+    (void)state;
+    assert_true(n >= 2);
+    for (i = 0; i < n; i++)
+        assert_null(strstr(parts[i], "**"));
+    myna_wa_split_free(parts, n);
+    free(out);
+    free(md);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bold),
+        cmocka_unit_test(test_italic),
+        cmocka_unit_test(test_strike),
+        cmocka_unit_test(test_nested),
+        cmocka_unit_test(test_emoji_and_russian),
+        cmocka_unit_test(test_unbalanced_left_alone),
+        cmocka_unit_test(test_escapes),
+        cmocka_unit_test(test_headings),
+        cmocka_unit_test(test_links),
+        cmocka_unit_test(test_images),
+        cmocka_unit_test(test_bullets),
+        cmocka_unit_test(test_numbered_and_quotes),
+        cmocka_unit_test(test_fences),
+        cmocka_unit_test(test_inline_code),
+        cmocka_unit_test(test_tables),
+        cmocka_unit_test(test_rules),
+        cmocka_unit_test(test_blank_lines_and_spaces),
+        cmocka_unit_test(test_plain_text_idempotent),
+        cmocka_unit_test(test_invalid_utf8_passes_through),
+        cmocka_unit_test(test_never_reads_past_len),
+        cmocka_unit_test(test_nul_bytes_dropped),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_hostile_lines_are_fast),
+        cmocka_unit_test(test_llm_reply),
+        cmocka_unit_test(test_split_fits_in_one),
+        cmocka_unit_test(test_split_empty),
+        cmocka_unit_test(test_split_errors),
+        cmocka_unit_test(test_split_prefers_paragraphs),
+        cmocka_unit_test(test_split_prefers_lines),
+        cmocka_unit_test(test_split_prefers_sentences),
+        cmocka_unit_test(test_split_prefers_spaces),
+        cmocka_unit_test(test_split_hard_cuts),
+        cmocka_unit_test(test_split_invalid_utf8),
+        cmocka_unit_test(test_split_4096_boundary),
+        cmocka_unit_test(test_split_long_russian_reply),
+        cmocka_unit_test(test_split_4096_multibyte_hard_cut),
+        cmocka_unit_test(test_split_invariants_random),
+        cmocka_unit_test(test_convert_then_split),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
