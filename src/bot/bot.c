@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <event2/event.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -58,6 +59,7 @@ struct bot {
     struct sending *sends;
     int stopping;
     int exit_rc;
+    int lock_fd;             /* the instance's bot lock, held for life */
 };
 
 /* ---- lanes --------------------------------------------------------------- */
@@ -1103,6 +1105,35 @@ static void bot_release(struct bot *b)
     myna_store_free(b->st);
     if (b->base)
         event_base_free(b->base);
+    if (b->lock_fd >= 0)
+        close(b->lock_fd);
+}
+
+/* One bot per instance, ever: a bot whose master died may still be finishing
+ * when the next master starts a new one, and two bots would both consume the
+ * inbox. The kernel drops the lock when its holder dies. Blocks (before the
+ * loop starts) for at most 10 s. Returns the held descriptor or -1. */
+static int take_instance_lock(const char *data_dir, const char *id, struct myna_err *err)
+{
+    char path[4200];
+    struct timespec pause = { 0, 50 * 1000 * 1000 };
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/instances/%s.bot.lock", data_dir, id);
+    if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0) {
+        myna_err_set(err, MYNA_EIO, "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < 200; i++) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return fd;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            break;
+        nanosleep(&pause, NULL);
+    }
+    myna_err_set(err, MYNA_EAGAIN, "another bot of instance '%s' is still running", id);
+    close(fd);
+    return -1;
 }
 
 int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
@@ -1117,6 +1148,9 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
     memset(&b, 0, sizeof(b));
     b.in = inst;
     b.opts = opts;
+    b.lock_fd = take_instance_lock(conf->data_dir, inst->id, err);
+    if (b.lock_fd < 0)
+        return err->code;
     srandom((unsigned)(myna_mono_us() ^ getpid()));
     snprintf(path, sizeof(path), "%s/instances/%s.db", conf->data_dir, inst->id);
     if ((b.base = event_base_new()) == NULL) {

@@ -89,6 +89,15 @@ static int setup_faq(void **state)
                          0) == 0 ? 0 : -1;
 }
 
+static int setup_rate(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+
+    *state = f;
+    return f && fx_start(f, ",\"rate_limit\":{\"count\":2,\"hours\":1,\"notice\":\"Лимит вопросов исчерпан\"}",
+                         1) == 0 ? 0 : -1;
+}
+
 static int teardown(void **state)
 {
     struct fx *f = *state;
@@ -322,6 +331,158 @@ static void test_faq_answers_without_llm(void **state)
     assert_string_equal(sent[1], "Администратор скоро ответит.");
 }
 
+static void fault(const struct h_fake *fk, const char *json)
+{
+    char url[256];
+
+    snprintf(url, sizeof(url), "%s/_fake/faults", fk->url);
+    assert_int_equal(h_http("POST", url, json, strlen(json), NULL, NULL, 0), 200);
+}
+
+/* Waits for the contact's batch window to pass, so the next text is a turn
+ * of its own. */
+static void next_turn(void)
+{
+    struct timespec gap = { 0, (WINDOW_MS + 200) * 1000000L };
+
+    nanosleep(&gap, NULL);
+}
+
+static void test_rate_limit_notice_then_silence(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+    struct timespec settle = { 0, (WINDOW_MS * 4) * 1000000L };
+
+    post_text(f, "79161234567", "wamid.rl-1", "раз");
+    wait_sent(f, 1);
+    next_turn();
+    post_text(f, "79161234567", "wamid.rl-2", "два");
+    wait_sent(f, 2);
+    next_turn();
+    post_text(f, "79161234567", "wamid.rl-3", "три");
+    wait_sent(f, 3);
+    next_turn();
+    post_text(f, "79161234567", "wamid.rl-4", "четыре");
+    nanosleep(&settle, NULL);
+    assert_int_equal(sent_texts(f, sent, 8), 3);
+    assert_string_equal(sent[0], "ECHO: раз");
+    assert_string_equal(sent[1], "ECHO: два");
+    assert_string_equal(sent[2], "Лимит вопросов исчерпан");
+    /* another contact has its own budget */
+    post_text(f, "79265550123", "wamid.rl-5", "а мне?");
+    wait_sent(f, 4);
+}
+
+static void test_model_down_gives_fallback(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+
+    fault(&f->llm, "{\"status\":500,\"count\":-1}");
+    post_text(f, "79161234567", "wamid.down-1", "Есть кто?");
+    wait_sent(f, 1);
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "Sorry, I cannot answer right now. We will get back to you soon.");
+    assert_true(h_log_contains(&f->p, "event=llm_failed"));
+}
+
+static void test_throughput_errors_are_retried_in_order(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+
+    fault(&f->graph, "{\"code\":130429,\"http\":400,\"count\":2}");
+    post_text(f, "79161234567", "wamid.ord-1", "первый");
+    next_turn();
+    post_text(f, "79161234567", "wamid.ord-2", "второй");
+    next_turn();
+    post_text(f, "79161234567", "wamid.ord-3", "третий");
+    wait_sent(f, 3);
+    assert_int_equal(sent_texts(f, sent, 8), 3);
+    assert_string_equal(sent[0], "ECHO: первый");
+    assert_string_equal(sent[1], "ECHO: второй");
+    assert_string_equal(sent[2], "ECHO: третий");
+    assert_true(h_log_contains(&f->p, "event=send_retry"));
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 3"), 1);
+}
+
+static int has_dead_letter(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox", "state = 3 AND error_code = 131047") == 1;
+}
+
+static void test_window_closed_is_a_dead_letter(void **state)
+{
+    struct fx *f = *state;
+    struct timespec settle = { 2, 0 };
+
+    fault(&f->graph, "{\"code\":131047,\"http\":400,\"count\":1}");
+    post_text(f, "79161234567", "wamid.dl-1", "ответьте через сутки");
+    assert_true(h_wait(has_dead_letter, &f->p, 15000));
+    nanosleep(&settle, NULL);  /* and it is not tried again */
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 1 AND state = 3"), 1);
+}
+
+static int needs_attention(void *arg)
+{
+    return h_log_contains(arg, "event=needs_attention instance=conv reason=invalid_token");
+}
+
+static void test_invalid_token_needs_attention(void **state)
+{
+    struct fx *f = *state;
+
+    fault(&f->graph, "{\"code\":190,\"http\":401,\"count\":1}");
+    post_text(f, "79161234567", "wamid.tok-1", "алло");
+    assert_true(h_wait(needs_attention, &f->p, 15000));
+    /* kept for later, not dropped */
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 0 AND error_code = 190"), 1);
+}
+
+static void test_kill9_of_the_master_answers_each_once(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 30 };
+    static char sent[2 * N][512];
+    const char *extra[] = { "--public", f->public_addr, "--bots", "1", "--send-reconcile-ms",
+                            "1500", NULL };
+    char want[64];
+    int n, status;
+
+    snprintf(f->public_addr, sizeof(f->public_addr), "%s",
+             f->p.public_url + strlen("http://"));
+    for (int i = 0; i < N; i++) {
+        char from[32], wamid[32], text[32];
+        snprintf(from, sizeof(from), "7911000%04d", i);
+        snprintf(wamid, sizeof(wamid), "wamid.m9-%d", i);
+        snprintf(text, sizeof(text), "мастер %d", i);
+        post_text(f, from, wamid, text);
+        if (i == N / 2) {
+            /* the master dies; its bots see the doorbell close and stop */
+            kill(f->p.pid, SIGKILL);
+            assert_int_equal(waitpid(f->p.pid, &status, 0), f->p.pid);
+            f->p.pid = 0;
+            assert_int_equal(h_start(&f->p, extra), 0);
+        }
+    }
+    wait_sent(f, N);
+    {
+        struct timespec settle = { 2, 500000000 };
+        nanosleep(&settle, NULL);
+    }
+    n = sent_texts(f, sent, 2 * N);
+    for (int i = 0; i < N; i++) {
+        int count = 0;
+        snprintf(want, sizeof(want), "ECHO: мастер %d", i);
+        for (int j = 0; j < n; j++)
+            count += strcmp(sent[j], want) == 0;
+        if (count != 1)
+            fail_msg("'%s' was sent %d times", want, count);
+    }
+    assert_int_equal(n, N);
+}
+
 /* The pid of the newest bot from the master's log. */
 static pid_t bot_pid(struct fx *f)
 {
@@ -393,6 +554,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_statuses_reach_the_outbox, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_faq_answers_without_llm, setup_faq, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_of_the_bot_answers_each_once, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_of_the_master_answers_each_once, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit_notice_then_silence, setup_rate, teardown),
+        cmocka_unit_test_setup_teardown(test_model_down_gives_fallback, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_throughput_errors_are_retried_in_order, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_window_closed_is_a_dead_letter, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_token_needs_attention, setup_llm, teardown),
     };
     int rc;
 
