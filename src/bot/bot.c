@@ -40,6 +40,12 @@ struct lane {
     struct event *batch_timer;
     int busy;                /* a turn is being answered */
     int sending;             /* an outbox send is in flight */
+    /* loop guard (in memory: a restart forgives) */
+    int64_t *reply_ms;       /* times of the last replies, a ring */
+    size_t reply_next;
+    int64_t cooldown_until_ms;
+    uint64_t last_text_hash;
+    int repeats;
 };
 
 struct bot {
@@ -102,6 +108,7 @@ static void lanes_free(struct bot *b)
         struct lane *l = b->lanes[i], *next;
         for (; l; l = next) {
             next = l->next;
+            free(l->reply_ms);
             event_free(l->batch_timer);
             free(l->contact);
             free(l);
@@ -136,6 +143,51 @@ static int listed(char *const *v, size_t n, const char *contact)
     for (size_t i = 0; i < n; i++)
         if (strcmp(v[i], contact) == 0)
             return 1;
+    return 0;
+}
+
+static uint64_t text_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Two auto-responders answering each other get banned together: a contact
+ * that sends the same text again and again, or draws more replies in a
+ * minute than a person reads, gets no replies for a cooldown. 1 = silence. */
+static int loop_guard(struct bot *b, struct lane *l, const char *text)
+{
+    const struct myna_instance *in = b->in;
+    int64_t now = myna_wall_ms();
+    uint64_t h = text_hash(text);
+    size_t cap = (size_t)in->loop_replies_per_minute;
+    const char *why = NULL;
+
+    if (now < l->cooldown_until_ms)
+        return 1;
+    l->repeats = h == l->last_text_hash ? l->repeats + 1 : 1;
+    l->last_text_hash = h;
+    if (l->repeats >= in->loop_repeat_limit)
+        why = "repeated_text";
+    if (l->reply_ms == NULL && (l->reply_ms = calloc(cap, sizeof(*l->reply_ms))) == NULL)
+        return 0;
+    /* the oldest of the last cap replies less than a minute ago: too many */
+    if (why == NULL && l->reply_ms[l->reply_next] > 0 && now - l->reply_ms[l->reply_next] < 60000)
+        why = "reply_budget";
+    if (why) {
+        char masked[32];
+        l->cooldown_until_ms = now + (int64_t)in->loop_cooldown_s * 1000;
+        l->repeats = 0;
+        MYNA_LOG(MYNA_WARN, "loop_guard", "instance=%s contact=%s reason=%s cooldown_s=%d",
+                 in->id, myna_phone_mask(l->contact, masked, sizeof(masked)), why,
+                 in->loop_cooldown_s);
+        return 1;
+    }
+    l->reply_ms[l->reply_next] = now;
+    l->reply_next = (l->reply_next + 1) % cap;
     return 0;
 }
 
@@ -674,6 +726,10 @@ static void answer(struct answering *a)
     const struct myna_instance *in = b->in;
     struct myna_err err = MYNA_ERR_INIT;
 
+    if (loop_guard(b, a->lane, a->text)) {
+        finish_turn(a, NULL);  /* stored and done, not answered */
+        return;
+    }
     if (!in->llm.enabled) {
         double score = 0;
         const char *reply = b->faq ? myna_answerer_answer(b->faq, a->text, &score) : NULL;

@@ -148,7 +148,7 @@ static int printable(const char *s)
 /* ---- the conversation fields ---------------------------------------- */
 
 static const char *const conv_fields[] = {
-    "llm", "batch", "access", "rate_limit", "faq", "fallback_text", "pacing", NULL,
+    "llm", "batch", "access", "rate_limit", "faq", "fallback_text", "pacing", "loop_guard", NULL,
 };
 
 static int known_field(const char *name)
@@ -352,6 +352,8 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
     static const char *const access_keys[] = { "allowed", "blocked", NULL };
     static const char *const rate_keys[] = { "count", "hours", "notice", NULL };
     static const char *const pacing_keys[] = { "messages_per_second", NULL };
+    static const char *const loop_keys[] = { "replies_per_minute", "cooldown_s", "repeat_limit",
+                                             NULL };
     const cJSON *v;
     double num;
     int rc;
@@ -418,6 +420,19 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
                       "Sorry, I cannot answer right now. We will get back to you soon.",
                       &in->fallback_text, who, "", err)) != MYNA_OK)
         return rc;
+
+    v = cJSON_GetObjectItemCaseSensitive(obj, "loop_guard");
+    if (v && (rc = only_keys(v, loop_keys, who, "loop_guard", err)) != MYNA_OK)
+        return rc;
+    if ((rc = get_num(v, "replies_per_minute", 1, 1000, 10, &num, who, "loop_guard", err)) != MYNA_OK)
+        return rc;
+    in->loop_replies_per_minute = (int)num;
+    if ((rc = get_num(v, "cooldown_s", 0, 86400, 600, &num, who, "loop_guard", err)) != MYNA_OK)
+        return rc;
+    in->loop_cooldown_s = (int)num;
+    if ((rc = get_num(v, "repeat_limit", 2, 1000, 3, &num, who, "loop_guard", err)) != MYNA_OK)
+        return rc;
+    in->loop_repeat_limit = (int)num;
 
     v = cJSON_GetObjectItemCaseSensitive(obj, "pacing");
     if (v && (rc = only_keys(v, pacing_keys, who, "pacing", err)) != MYNA_OK)

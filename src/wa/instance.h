@@ -64,6 +64,9 @@ struct myna_instance {
     size_t n_faq;
     char *fallback_text;   /* when the model is down or nothing matches */
     double pacing_mps;     /* sends per second for this number; 20 */
+    int loop_replies_per_minute; /* more replies to one contact in a minute: cooldown; 10 */
+    int loop_cooldown_s;   /* how long a contact gets no replies after that; 600 */
+    int loop_repeat_limit; /* this many identical texts in a row: cooldown; 3 */
 };
 
 struct myna_instance_set {

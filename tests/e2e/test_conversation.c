@@ -98,6 +98,15 @@ static int setup_rate(void **state)
                          1) == 0 ? 0 : -1;
 }
 
+static int setup_loop(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+
+    *state = f;
+    return f && fx_start(f, ",\"loop_guard\":{\"repeat_limit\":3,\"replies_per_minute\":3,"
+                            "\"cooldown_s\":600}", 1) == 0 ? 0 : -1;
+}
+
 static int teardown(void **state)
 {
     struct fx *f = *state;
@@ -483,6 +492,40 @@ static void test_kill9_of_the_master_answers_each_once(void **state)
     assert_int_equal(n, N);
 }
 
+static void test_loop_guard_silences_an_auto_responder(void **state)
+{
+    struct fx *f = *state;
+    char sent[16][512];
+    struct timespec settle = { 0, (WINDOW_MS * 4) * 1000000L };
+
+    /* another bot answering ours with the same text every time */
+    for (int i = 0; i < 4; i++) {
+        char wamid[32];
+        snprintf(wamid, sizeof(wamid), "wamid.loop-%d", i);
+        post_text(f, "79990009999", wamid, "Спасибо за сообщение! Мы ответим позже.");
+        if (i < 2)
+            wait_sent(f, i + 1);
+        next_turn();
+    }
+    nanosleep(&settle, NULL);
+    assert_int_equal(sent_texts(f, sent, 16), 2);  /* the third started a cooldown */
+    assert_true(h_log_contains(&f->p, "reason=repeated_text"));
+    /* a person at another number: three replies a minute, then a cooldown */
+    for (int i = 0; i < 4; i++) {
+        char wamid[32], text[32];
+        snprintf(wamid, sizeof(wamid), "wamid.burst-%d", i);
+        snprintf(text, sizeof(text), "вопрос номер %d", i);
+        post_text(f, "79161234567", wamid, text);
+        if (i < 3)
+            wait_sent(f, 3 + i);
+        next_turn();
+    }
+    nanosleep(&settle, NULL);
+    assert_int_equal(sent_texts(f, sent, 16), 5);
+    assert_true(h_log_contains(&f->p, "reason=reply_budget"));
+    assert_false(h_log_contains(&f->p, "79161234567"));  /* masked in the log */
+}
+
 /* The pid of the newest bot from the master's log. */
 static pid_t bot_pid(struct fx *f)
 {
@@ -556,6 +599,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill9_of_the_bot_answers_each_once, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_of_the_master_answers_each_once, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_notice_then_silence, setup_rate, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_guard_silences_an_auto_responder, setup_loop, teardown),
         cmocka_unit_test_setup_teardown(test_model_down_gives_fallback, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_throughput_errors_are_retried_in_order, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_window_closed_is_a_dead_letter, setup_llm, teardown),

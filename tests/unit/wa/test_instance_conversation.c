@@ -50,7 +50,12 @@ static void test_defaults(void **state)
     assert_true(strlen(in->fallback_text) > 0);
     assert_int_equal(in->n_faq, 0);
     assert_true(in->pacing_mps == 20);
+    assert_int_equal(in->loop_replies_per_minute, 10);
+    assert_int_equal(in->loop_cooldown_s, 600);
+    assert_int_equal(in->loop_repeat_limit, 3);
     myna_instances_release(&set);
+    expect_error("[{" BASE ",\"loop_guard\":{\"repeat_limit\":1}}]", "field 'loop_guard.repeat_limit'");
+    expect_error("[{" BASE ",\"loop_guard\":{\"x\":1}}]", "unknown field 'loop_guard.x'");
 }
 
 static void test_everything_set(void **state)
