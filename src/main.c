@@ -3,6 +3,8 @@
  * Exit codes: 0 clean stop, 1 runtime failure, 2 configuration error (a
  * supervisor must not restart on 2). */
 #include <curl/curl.h>
+#include <inttypes.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,8 @@
 #include "bot/bot.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "store/bot_store.h"
+#include "store/store.h"
 #include "master/master.h"
 #include "wa/instance.h"
 #include "core/banned.h"
@@ -29,6 +33,7 @@ static void usage(FILE *out)
             "commands:\n"
             "  serve     run the master: webhook ingress, admin listener, bots (see 'myna serve --help')\n"
             "  bot       run one instance's bot (the master starts these): bot --instance ID [serve options]\n"
+            "  outbox    dead letters: outbox failed --instance ID | outbox replay --instance ID (--id N | --all)\n"
             "  version   print the version\n"
             "  help      print this text\n");
 }
@@ -164,6 +169,82 @@ static int cmd_bot(int argc, char **argv)
     return rc == MYNA_OK ? 0 : 1;
 }
 
+/* `myna outbox failed|replay --instance ID [--id N | --all] [serve options]`:
+ * works on the instance's store directly (WAL lets it beside a running bot). */
+static int cmd_outbox(int argc, char **argv)
+{
+    struct myna_conf conf;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_store_opts so = { MYNA_SYNC_FULL, 5000 };
+    struct myna_store *st = NULL;
+    struct myna_bot_store *bs = NULL;
+    const char *verb = argc > 0 ? argv[0] : "", *id = NULL;
+    char **rest = calloc((size_t)argc + 1, sizeof(char *)), path[4200];
+    int64_t which = -1;
+    int n = 0, rc = 2;
+
+    if (rest == NULL)
+        return 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--instance") == 0 && i + 1 < argc)
+            id = argv[++i];
+        else if (strcmp(argv[i], "--all") == 0)
+            which = 0;
+        else if (strcmp(argv[i], "--id") == 0 && i + 1 < argc &&
+                 myna_parse_i64(argv[i + 1], 1, INT64_MAX, &which) == 0)
+            i++;
+        else
+            rest[n++] = argv[i];
+    }
+    if (id == NULL || !myna_is_slug(id) ||
+        (strcmp(verb, "failed") != 0 && (strcmp(verb, "replay") != 0 || which < 0))) {
+        fprintf(stderr, "usage: myna outbox failed --instance ID [--data DIR]\n"
+                        "       myna outbox replay --instance ID (--id N | --all) [--data DIR]\n");
+        free(rest);
+        return 2;
+    }
+    if (myna_conf_load(&conf, n, rest, environ, NULL, NULL, &err) != MYNA_OK) {
+        fprintf(stderr, "myna: %s\n", err.msg);
+        free(rest);
+        return 2;
+    }
+    free(rest);
+    snprintf(path, sizeof(path), "%s/instances/%s.db", conf.data_dir, id);
+    if (access(path, F_OK) != 0) {
+        fprintf(stderr, "myna: no store for instance '%s' at '%s'\n", id, path);
+    } else if ((st = myna_store_open_sqlite(path, &so, &err)) == NULL ||
+               (bs = myna_bot_store_new(st, &err)) == NULL) {
+        fprintf(stderr, "myna: %s\n", err.msg);
+        rc = 1;
+    } else if (strcmp(verb, "failed") == 0) {
+        struct myna_outbox_rec *v;
+        size_t k;
+        rc = myna_bot_outbox_failed(bs, &v, &k, &err) == MYNA_OK ? 0 : 1;
+        for (size_t i = 0; rc == 0 && i < k; i++) {
+            char masked[32];
+            printf("%" PRId64 "\t%s\tattempts=%d\tcode=%d\t%s\n", v[i].id,
+                   myna_phone_mask(v[i].contact, masked, sizeof(masked)), v[i].attempts,
+                   v[i].error_code, v[i].error ? v[i].error : "");
+            myna_outbox_rec_release(&v[i]);
+        }
+        if (rc == 0) {
+            free(v);
+            printf("%zu dead letter(s)\n", k);
+        }
+    } else {
+        size_t k = 0;
+        rc = myna_bot_outbox_replay(bs, which, myna_wall_ms(), &k, &err) == MYNA_OK ? 0 : 1;
+        if (rc == 0)
+            printf("%zu dead letter(s) queued again\n", k);
+    }
+    if (rc == 1 && err.msg[0])
+        fprintf(stderr, "myna: %s\n", err.msg);
+    myna_bot_store_free(bs);
+    myna_store_free(st);
+    myna_conf_release(&conf);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -174,6 +255,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 2, argv + 2);
     if (strcmp(argv[1], "bot") == 0)
         return cmd_bot(argc - 2, argv + 2);
+    if (strcmp(argv[1], "outbox") == 0)
+        return cmd_outbox(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("myna %s\n", MYNA_VERSION);
         return 0;

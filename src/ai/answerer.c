@@ -1,4 +1,14 @@
-/* answerer.c - FAQ retrieval: normalize, stem, TF-IDF cosine. */
+/* answerer.c - FAQ retrieval by TF-IDF cosine similarity.
+ *
+ * Building: every question variant is tokenized; the distinct tokens make a
+ * sorted vocabulary (a token's id is its rank, so tokens sorted as strings
+ * are also sorted by id); each variant becomes a sparse vector of
+ * (1 + ln tf) * idf weights over ids, with its norm. Querying: the message
+ * becomes the same kind of vector, plus the weight of its words that no
+ * question uses, which only adds to its norm; one merge per variant gives
+ * the dot product. An FAQ has tens of entries, so a linear scan is cheap.
+ *
+ * Everything the answerer owns lives in one arena, freed in one go. */
 #include "ai/answerer.h"
 
 #include <math.h>
@@ -6,393 +16,680 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/err.h"
 #include "core/banned.h"
 
-#define WORD_MAX 64      /* code points kept of one word */
-#define STEM_RU 5        /* a Russian stem keeps at most this many letters */
+/* Letters kept of one word: longer "words" are noise or attacks, and every
+ * real word is told apart by its first 32 letters. */
+#define WORD_MAX 32
+
+/* Room for the longest tokens text can give: a bound, not a guess. */
+#define TOKENS_MAX_BYTES (MYNA_ANSWERER_MAX_TOKENS * (WORD_MAX * 4 + 1))
 
 struct variant {
-    char **tokens;       /* unique, sorted */
-    size_t n;
-    double norm;         /* of its TF-IDF vector */
-};
-
-struct entry {
-    struct variant *v;
-    size_t n_v;
-    char *answer;
-};
-
-struct term {            /* document frequency over all variants */
-    char *token;
-    double idf;
+    size_t entry;
+    size_t n;           /* distinct terms */
+    const size_t *ids;  /* ascending vocabulary ids */
+    const double *w;    /* their weights */
+    double norm;
 };
 
 struct myna_answerer {
-    struct entry *e;
-    size_t n;
-    struct term *terms;  /* sorted by token */
-    size_t n_terms;
+    struct myna_arena arena;   /* owns everything below */
     double threshold;
+    size_t n_entries;
+    const char **answers;
+    const char **vocab;        /* sorted */
+    const double *idf;
+    size_t n_vocab;
+    double idf_unknown;        /* the weight of a word no question uses */
+    struct variant *variants;  /* in entry order */
+    size_t n_variants;
 };
 
+/* ---- tokens ------------------------------------------------------------- */
+
+/* Short words that carry no meaning for matching. Question words that do
+ * (где, когда, сколько, where, when) are kept on purpose: they tell the
+ * address, the hours and the prices apart. Lowercase, ё written е, sorted
+ * by bytes for bsearch. */
 static const char *const stopwords[] = {
-    /* Russian */
-    "а", "без", "бы", "в", "вам", "вас", "ваш", "во", "вот", "вы", "да", "для", "до", "его", "ее",
-    "если", "есть", "же", "за", "и", "из", "или", "им", "их", "к", "как", "ко", "ли", "мне", "мы",
-    "на", "не", "нет", "ну", "о", "об", "он", "она", "они", "от", "по", "при", "с", "со", "так",
-    "то", "у", "уж", "что", "это", "я", "можно", "пожалуйста", "здравствуйте", "привет",
-    /* English */
-    "a", "an", "and", "are", "at", "be", "can", "do", "does", "for", "hello", "hi", "how", "i",
-    "in", "is", "it", "me", "my", "of", "on", "or", "please", "the", "to", "we", "what", "you",
-    "your",
-    NULL,
+    "a", "about", "am", "an", "and", "any", "are", "aren", "as", "at", "be", "been", "but",
+    "by", "can", "could", "did", "do", "does", "doesn", "don", "for", "from", "get", "got",
+    "had", "has", "have", "how", "i", "if", "in", "is", "isn", "it", "its", "just", "ll",
+    "may", "me", "my", "of", "on", "or", "our", "please", "re", "so", "some", "that", "the",
+    "there", "these", "this", "those", "to", "us", "ve", "was", "we", "were", "what", "will",
+    "with", "would", "you", "your", "yours", "а", "без", "бы", "был", "была", "быть", "вам",
+    "вас", "ваш", "ваша", "ваше", "вашей", "ваши", "во", "вы", "да", "для", "до", "если",
+    "есть", "еще", "же", "за", "и", "из", "или", "как", "какая", "какие", "какое", "какой",
+    "какую", "ко", "ли", "меня", "мне", "можно", "мы", "на", "нам", "нас", "не", "ни", "но",
+    "о", "об", "он", "она", "они", "оно", "от", "по", "под", "подскажите", "пожалуйста", "при",
+    "про", "с", "скажите", "со", "так", "там", "то", "тоже", "тут", "у", "уже", "что", "это",
+    "я",
 };
 
-/* Russian endings stripped before the stem is cut, longest first. */
-static const char *const ru_endings[] = {
-    "ами", "ями", "ого", "его", "ому", "ему", "ая", "яя", "ое", "ее", "ые", "ие", "ый", "ий",
-    "ой", "ей", "ом", "ем", "ам", "ям", "ах", "ях", "ую", "юю", "а", "я", "ы", "и", "у", "ю",
-    "е", "о", "ь", NULL,
-};
-
-/* ---- UTF-8 and normalization ---- */
-
-static int decode(const unsigned char *s, uint32_t *cp)
+/* The code point at s[0..n) and its length; a byte that starts no valid
+ * UTF-8 sequence is U+FFFD of length 1 (a separator). */
+static uint32_t utf8_decode(const unsigned char *s, size_t n, size_t *len)
 {
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
+    uint32_t cp, min;
+    size_t need, k;
+
+    *len = 1;
+    if (s[0] < 0x80)
+        return s[0];
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+        need = 2;
+        cp = s[0] & 0x1F;
+        min = 0x80;
+    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+        need = 3;
+        cp = s[0] & 0x0F;
+        min = 0x800;
+    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        need = 4;
+        cp = s[0] & 0x07;
+        min = 0x10000;
+    } else {
+        return 0xFFFD;
     }
-    if ((s[0] & 0xE0) == 0xC0 && (s[1] & 0xC0) == 0x80) {
-        *cp = ((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
-        return 2;
+    if (n < need)
+        return 0xFFFD;
+    for (k = 1; k < need; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0xFFFD;
+        cp = (cp << 6) | (s[k] & 0x3F);
     }
-    if ((s[0] & 0xF0) == 0xE0 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80) {
-        *cp = ((uint32_t)(s[0] & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-        return 3;
-    }
-    if ((s[0] & 0xF8) == 0xF0 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80 &&
-        (s[3] & 0xC0) == 0x80) {
-        *cp = ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
-              ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-        return 4;
-    }
-    *cp = 0xFFFD;  /* a broken byte separates words like punctuation */
-    return 1;
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0xFFFD;
+    *len = need;
+    return cp;
 }
 
-/* Lowercase letter or digit, or 0 when cp separates words. */
-static uint32_t fold(uint32_t cp)
-{
-    if ((cp >= 'a' && cp <= 'z') || (cp >= '0' && cp <= '9'))
-        return cp;
-    if (cp >= 'A' && cp <= 'Z')
-        return cp + 32;
-    if (cp >= 0x0430 && cp <= 0x044F)  /* а..я */
-        return cp;
-    if (cp >= 0x0410 && cp <= 0x042F)  /* А..Я */
-        return cp + 32;
-    if (cp == 0x0401 || cp == 0x0451)  /* Ё ё -> е */
-        return 0x0435;
-    return 0;
-}
-
-static size_t encode(uint32_t cp, char *out)
+/* Letters only reach here (below U+0530): one or two bytes. */
+static size_t utf8_encode(uint32_t cp, char *out)
 {
     if (cp < 0x80) {
         out[0] = (char)cp;
         return 1;
     }
-    out[0] = (char)(0xC0 | (cp >> 6));  /* only Latin and Cyrillic reach here */
+    out[0] = (char)(0xC0 | (cp >> 6));
     out[1] = (char)(0x80 | (cp & 0x3F));
     return 2;
 }
 
-static int is_stopword(const char *w)
+static int is_digit(uint32_t c)
 {
-    for (size_t i = 0; stopwords[i]; i++)
-        if (strcmp(stopwords[i], w) == 0)
-            return 1;
-    return 0;
+    return c >= '0' && c <= '9';
 }
 
-static int ends_with(const char *w, size_t len, const char *suffix)
+/* Latin (ASCII, Latin-1, Extended-A/B) and Cyrillic letters; the FAQ is
+ * Russian or English, every other character separates words. */
+static int is_letter(uint32_t c)
 {
-    size_t n = strlen(suffix);
-
-    return len > n && memcmp(w + len - n, suffix, n) == 0;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= 0xC0 && c <= 0x24F && c != 0xD7 && c != 0xF7) ||
+           (c >= 0x400 && c <= 0x52F && !(c >= 0x482 && c <= 0x489));
 }
 
-/* Crude stemming in place; cyr says whether the word is Cyrillic (each
- * letter 2 bytes) and letters how many it has. */
-static void stem(char *w, int cyr, size_t letters)
+/* Inside a word and ignored: combining accents (стри́жка), soft hyphen. */
+static int is_ignorable(uint32_t c)
 {
-    size_t len = strlen(w);
+    return (c >= 0x300 && c <= 0x36F) || c == 0xAD;
+}
 
-    if (cyr) {
-        if (letters >= 4)
-            for (size_t i = 0; ru_endings[i]; i++)
-                if (ends_with(w, len, ru_endings[i]) && (len - strlen(ru_endings[i])) / 2 >= 3) {
-                    len -= strlen(ru_endings[i]);
-                    break;
-                }
-        if (len > STEM_RU * 2)
-            len = STEM_RU * 2;
-    } else if (letters > 4) {
-        if (ends_with(w, len, "ing"))
-            len -= 3;
-        else if (ends_with(w, len, "ed"))
-            len -= 2;
-        else if (ends_with(w, len, "es") && len > 5 && strchr("sxz", w[len - 3]) != NULL)
-            len -= 2;  /* boxes, buzzes; but prices -> price */
-        else if (ends_with(w, len, "ches") || ends_with(w, len, "shes"))
-            len -= 2;
-        else if (ends_with(w, len, "s") && !ends_with(w, len, "ss"))
-            len -= 1;
-    }
-    w[len] = '\0';
+static uint32_t to_lower(uint32_t c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c + 0x20;
+    if (c == 0x401 || c == 0x451)
+        return 0x435;   /* Ё ё -> е: people write both */
+    if (c >= 0x410 && c <= 0x42F)
+        return c + 0x20;
+    if (c >= 0x400 && c <= 0x40F)
+        return c + 0x50;
+    if (c >= 0xC0 && c <= 0xDE && c != 0xD7)
+        return c + 0x20;
+    return c;
+}
+
+/* Words that say what kind of question it is but not what about (where,
+ * how much, when) count half: "сколько стоит машина" must not reach the
+ * prices of a barbershop on "сколько стоит" alone. Stems, as tokens are. */
+static double word_factor(const char *stem)
+{
+    static const char *const weak[] = {
+        "где", "куда", "когд", "сколь", "сто", "хоч", "нужн", "над",
+        "wher", "when", "much", "many", "cost", "want", "need", "like",
+    };
+    size_t k;
+
+    for (k = 0; k < sizeof(weak) / sizeof(weak[0]); k++)
+        if (strcmp(stem, weak[k]) == 0)
+            return 0.5;
+    return 1.0;
 }
 
 static int cmp_str(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-void myna_answerer_tokens_free(char **tokens, size_t n)
+static int is_stopword(const char *w)
 {
-    for (size_t i = 0; i < n; i++)
-        free(tokens[i]);
-    free(tokens);
+    return bsearch(&w, stopwords, sizeof(stopwords) / sizeof(stopwords[0]), sizeof(stopwords[0]),
+                   cmp_str) != NULL;
 }
 
-/* Unique sorted stems of text. */
+static int ends_with(const char *w, size_t n, const char *suffix)
+{
+    size_t sl = strlen(suffix);
+
+    return n >= sl && memcmp(w + n - sl, suffix, sl) == 0;
+}
+
+/* Russian (every letter 2 bytes): the longest ending goes while 3 letters
+ * stay, then 5 letters are kept. The ending matters for short words (цена,
+ * цены -> цен; дети, детей -> дет), the cut for long ones, whose suffixes
+ * vary more than any list (записаться, записываться, запись -> запис).
+ * Last, the consonants that alternate in verbs meet at the end of a stem
+ * of 4 or more letters: ш -> с (запишите, записать), ж and ч -> г (стрижёте,
+ * стричь, стригу). On 25 word-form groups of a barbershop FAQ this meets
+ * 132 of 132 pairs of forms and merges 3 of 18 unrelated pairs (машинка and
+ * машина, открыты and открытка, адрес and адресат); without the endings
+ * 102/132, cutting at 4 letters merges 8/18, at 6 meets 95/132. */
+static size_t stem_ru(char *w, size_t n)
+{
+    static const char *const endings[] = {
+        "ами", "ями", "ого", "его", "ому", "ему", "ыми", "ими", "ьми", "ете", "ите", "ешь",
+        "ишь", "ой", "ей", "ий", "ый", "ая", "яя", "ое", "ее", "ые", "ие", "ую", "юю", "ом",
+        "ем", "им", "ым", "ах", "ях", "ых", "их", "ов", "ев", "ам", "ям", "ет", "ит", "ут",
+        "ют", "ат", "ят", "ть", "а", "я", "о", "е", "ы", "и", "у", "ю", "ь", "й",
+    };
+    size_t k, best = 0;
+
+    for (k = 0; k < sizeof(endings) / sizeof(endings[0]); k++) {
+        size_t el = strlen(endings[k]);
+        if (el > best && n >= el + 6 && ends_with(w, n, endings[k]))
+            best = el;
+    }
+    n -= best;
+    if (n > 10)
+        n = 10;
+    if (n >= 8) {
+        if (memcmp(w + n - 2, "ш", 2) == 0)
+            memcpy(w + n - 2, "с", 2);
+        else if (memcmp(w + n - 2, "ж", 2) == 0 || memcmp(w + n - 2, "ч", 2) == 0)
+            memcpy(w + n - 2, "г", 2);
+    }
+    return n;
+}
+
+static int is_consonant(char c)
+{
+    return strchr("aeiouy", c) == NULL;
+}
+
+/* English (ASCII): plurals from 4 letters, -ing, -ed and a final -e from 5,
+ * so that book/books/booking, trim/trimming, price/prices/priced meet. */
+static size_t stem_en(char *w, size_t n)
+{
+    size_t orig = n;
+
+    if (n >= 4 && w[n - 1] == 's') {
+        if (n > 4 && ends_with(w, n, "ies")) {
+            n -= 2;
+            w[n - 1] = 'y';
+        } else if (ends_with(w, n, "sses") || ends_with(w, n, "xes") ||
+                   ends_with(w, n, "ches") || ends_with(w, n, "shes") || ends_with(w, n, "zes")) {
+            n -= 2;
+        } else if (!ends_with(w, n, "ss") && !ends_with(w, n, "us") && !ends_with(w, n, "is")) {
+            n -= 1;
+        }
+    }
+    if (orig < 5)
+        return n;
+    if (ends_with(w, n, "ied") && n > 4) {
+        n -= 2;
+        w[n - 1] = 'y';
+    } else if ((ends_with(w, n, "ing") && n >= 6) || (ends_with(w, n, "ed") && n >= 5)) {
+        n -= w[n - 1] == 'g' ? 3 : 2;
+        if (w[n - 1] == w[n - 2] && is_consonant(w[n - 1]) && strchr("lsz", w[n - 1]) == NULL)
+            n--;   /* trimming -> trimm -> trim */
+    }
+    if (n > 3 && w[n - 1] == 'e')
+        n--;
+    return n;
+}
+
+struct word {
+    uint32_t cp[WORD_MAX];
+    size_t n;
+};
+
+/* Appends the finished word, normalized, as "token\0" to out and counts
+ * it; stopwords and single letters are dropped. Empties the word. */
+static int add_word(struct word *wd, struct myna_buf *out, size_t *count)
+{
+    char w[WORD_MAX * 2 + 1];
+    size_t i, len = 0;
+    int russian = 1, english = 1, rc;
+
+    if (wd->n == 0)
+        return MYNA_OK;
+    for (i = 0; i < wd->n; i++) {
+        uint32_t c = wd->cp[i];
+        russian &= c >= 0x430 && c <= 0x44F;
+        english &= c >= 'a' && c <= 'z';
+        len += utf8_encode(c, w + len);
+    }
+    w[len] = '\0';
+    if ((wd->n == 1 && !is_digit(wd->cp[0])) || is_stopword(w)) {
+        wd->n = 0;
+        return MYNA_OK;
+    }
+    wd->n = 0;
+    if (russian)
+        len = stem_ru(w, len);
+    else if (english)
+        len = stem_en(w, len);
+    w[len] = '\0';
+    if ((rc = myna_buf_append(out, w, len + 1)) != MYNA_OK)
+        return rc;
+    (*count)++;
+    return MYNA_OK;
+}
+
+/* Tokens of text as "a\0b\0..." in out, at most MYNA_ANSWERER_MAX_TOKENS. */
+static int tokenize(const char *text, struct myna_buf *out, size_t *count)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t len = strlen(text), i = 0;
+    struct word wd;
+    int rc = MYNA_OK;
+
+    wd.n = 0;
+    *count = 0;
+    while (i < len && *count < MYNA_ANSWERER_MAX_TOKENS && rc == MYNA_OK) {
+        size_t cl;
+        uint32_t c = utf8_decode(s + i, len - i, &cl);
+
+        i += cl;
+        if (is_letter(c) || is_digit(c)) {
+            if (wd.n < WORD_MAX)
+                wd.cp[wd.n++] = to_lower(c);
+        } else if (!is_ignorable(c)) {
+            rc = add_word(&wd, out, count);
+        }
+    }
+    if (rc == MYNA_OK && *count < MYNA_ANSWERER_MAX_TOKENS)
+        rc = add_word(&wd, out, count);
+    return rc;
+}
+
 int myna_answerer_tokens(const char *text, char ***tokens, size_t *n)
 {
-    const unsigned char *s = (const unsigned char *)(text ? text : "");
-    char word[WORD_MAX * 2 + 1], **v = NULL;
-    size_t wl = 0, letters = 0, cap = 0;
-    int cyr = 0;
+    struct myna_buf b = MYNA_BUF_INIT(TOKENS_MAX_BYTES);
+    size_t count, i, off = 0;
+    char **v, *strs;
+    int rc;
 
+    if (tokens == NULL || n == NULL)
+        return MYNA_EINVAL;
     *tokens = NULL;
     *n = 0;
-    for (;;) {
-        uint32_t cp = 0, f;
-        int adv = *s ? decode(s, &cp) : 0;
-
-        f = adv ? fold(cp) : 0;
-        if (f && letters < WORD_MAX) {
-            wl += encode(f, word + wl);
-            letters++;
-            cyr |= f >= 0x0430;
-        } else if (!f && letters > 0) {
-            word[wl] = '\0';
-            if (!is_stopword(word)) {
-                stem(word, cyr, letters);
-                if (*n == cap) {
-                    char **nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v));
-                    if (nv == NULL)
-                        goto nomem;
-                    v = nv;
-                }
-                if ((v[*n] = strdup(word)) == NULL)
-                    goto nomem;
-                (*n)++;
-            }
-            wl = letters = 0;
-            cyr = 0;
-            if (*n >= MYNA_ANSWERER_MAX_TOKENS)
-                break;
-        }
-        if (!adv)
-            break;
-        s += adv;
+    if (text == NULL)
+        return MYNA_EINVAL;
+    if ((rc = tokenize(text, &b, &count)) != MYNA_OK || count == 0) {
+        myna_buf_release(&b);
+        return rc;
     }
-    if (*n > 1) {  /* sort, then drop repeats: a set of stems */
-        size_t u = 1;
-        qsort(v, *n, sizeof(*v), cmp_str);
-        for (size_t i = 1; i < *n; i++) {
-            if (strcmp(v[i], v[u - 1]) == 0)
-                free(v[i]);
-            else
-                v[u++] = v[i];
-        }
-        *n = u;
-    }
-    *tokens = v;
-    return MYNA_OK;
-nomem:
-    myna_answerer_tokens_free(v, *n);
-    *n = 0;
-    return MYNA_ENOMEM;
-}
-
-/* ---- the index ---- */
-
-static const struct term *term_find(const struct myna_answerer *a, const char *token)
-{
-    size_t lo = 0, hi = a->n_terms;
-
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(a->terms[mid].token, token);
-        if (c == 0)
-            return &a->terms[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
-static double idf_of(const struct myna_answerer *a, const char *token)
-{
-    const struct term *t = term_find(a, token);
-
-    return t ? t->idf : 0;
-}
-
-/* Document frequencies over every variant, then each variant's norm. */
-static int build_index(struct myna_answerer *a)
-{
-    size_t total = 0, n_docs = 0;
-    char **all;
-
-    for (size_t i = 0; i < a->n; i++)
-        for (size_t j = 0; j < a->e[i].n_v; j++) {
-            total += a->e[i].v[j].n;
-            n_docs++;
-        }
-    if (total == 0)
-        return MYNA_OK;
-    if ((all = malloc(total * sizeof(*all))) == NULL ||
-        (a->terms = calloc(total, sizeof(*a->terms))) == NULL) {
-        free(all);
+    /* one block: the pointers, then the strings they point into */
+    v = malloc(count * sizeof(*v) + b.len);
+    if (v == NULL) {
+        myna_buf_release(&b);
         return MYNA_ENOMEM;
     }
-    total = 0;
-    for (size_t i = 0; i < a->n; i++)
-        for (size_t j = 0; j < a->e[i].n_v; j++)
-            for (size_t k = 0; k < a->e[i].v[j].n; k++)
-                all[total++] = a->e[i].v[j].tokens[k];
-    qsort(all, total, sizeof(*all), cmp_str);
-    for (size_t i = 0; i < total;) {
-        size_t df = 1;
-        while (i + df < total && strcmp(all[i + df], all[i]) == 0)
-            df++;
-        a->terms[a->n_terms].token = all[i];  /* borrowed from the variant */
-        a->terms[a->n_terms].idf = log(1.0 + (double)n_docs / (double)df);
-        a->n_terms++;
-        i += df;
+    strs = (char *)(v + count);
+    memcpy(strs, b.data, b.len);
+    for (i = 0; i < count; i++) {
+        v[i] = strs + off;
+        off += strlen(strs + off) + 1;
     }
-    free(all);
-    for (size_t i = 0; i < a->n; i++)
-        for (size_t j = 0; j < a->e[i].n_v; j++) {
-            struct variant *v = &a->e[i].v[j];
-            double sum = 0;
-            for (size_t k = 0; k < v->n; k++) {
-                double w = idf_of(a, v->tokens[k]);
-                sum += w * w;
-            }
-            v->norm = sqrt(sum);
-        }
+    myna_buf_release(&b);
+    *tokens = v;
+    *n = count;
     return MYNA_OK;
+}
+
+/* ---- building ----------------------------------------------------------- */
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The vocabulary id of tok, or SIZE_MAX. */
+static size_t vocab_find(const struct myna_answerer *a, const char *tok)
+{
+    const char **hit;
+
+    if (a->n_vocab == 0)
+        return SIZE_MAX;
+    hit = bsearch(&tok, a->vocab, a->n_vocab, sizeof(*a->vocab), cmp_str);
+    return hit != NULL ? (size_t)(hit - a->vocab) : SIZE_MAX;
+}
+
+/* The tokens of all variants in one list (strings in the answerer's
+ * arena): variant v owns tok[first[v]..first[v + 1]). */
+struct corpus {
+    const char **tok;
+    size_t n_tok, cap;
+    size_t *first;
+};
+
+static int check_faq(const struct myna_faq_entry *faq, size_t n, double threshold,
+                     struct myna_err *err)
+{
+    size_t e, q;
+
+    if (faq == NULL && n > 0)
+        return myna_err_set(err, MYNA_EINVAL, "cannot build answerer: no FAQ entries");
+    if (!(threshold >= 0.0 && threshold <= 1.0))
+        return myna_err_set(err, MYNA_EINVAL,
+                            "cannot build answerer: threshold %g not in [0, 1]", threshold);
+    for (e = 0; e < n; e++) {
+        if (faq[e].answer == NULL)
+            return myna_err_set(err, MYNA_EINVAL,
+                                "cannot build answerer: FAQ entry %zu has no answer", e);
+        if (faq[e].questions == NULL && faq[e].n_questions > 0)
+            return myna_err_set(err, MYNA_EINVAL,
+                                "cannot build answerer: FAQ entry %zu has no questions", e);
+        for (q = 0; q < faq[e].n_questions; q++)
+            if (faq[e].questions[q] == NULL)
+                return myna_err_set(err, MYNA_EINVAL,
+                                    "cannot build answerer: FAQ entry %zu question %zu is NULL",
+                                    e, q);
+    }
+    return MYNA_OK;
+}
+
+/* Adds the "a\0b\0..." tokens of b to c, copied into the arena. */
+static int corpus_add(struct myna_answerer *a, struct corpus *c, const struct myna_buf *b,
+                      size_t count)
+{
+    size_t i, off = 0;
+
+    if (c->n_tok + count > c->cap) {
+        size_t ncap = (c->n_tok + count) * 2;
+        const char **nt = realloc(c->tok, ncap * sizeof(*nt));
+        if (nt == NULL)
+            return MYNA_ENOMEM;
+        c->tok = nt;
+        c->cap = ncap;
+    }
+    for (i = 0; i < count; i++) {
+        size_t l = strlen(b->data + off);
+        if ((c->tok[c->n_tok++] = myna_arena_strndup(&a->arena, b->data + off, l)) == NULL)
+            return MYNA_ENOMEM;
+        off += l + 1;
+    }
+    return MYNA_OK;
+}
+
+/* Tokenizes every question into c, in entry order. */
+static int collect_tokens(struct myna_answerer *a, const struct myna_faq_entry *faq, size_t n,
+                          struct corpus *c)
+{
+    struct myna_buf b = MYNA_BUF_INIT(TOKENS_MAX_BYTES);
+    size_t e, q, v = 0, count;
+    int rc = MYNA_OK;
+
+    for (e = 0; e < n && rc == MYNA_OK; e++) {
+        for (q = 0; q < faq[e].n_questions && rc == MYNA_OK; q++, v++) {
+            a->variants[v].entry = e;
+            c->first[v] = c->n_tok;
+            myna_buf_reset(&b);
+            rc = tokenize(faq[e].questions[q], &b, &count);
+            if (rc == MYNA_OK && count > 0)
+                rc = corpus_add(a, c, &b, count);
+        }
+    }
+    c->first[v] = c->n_tok;
+    myna_buf_release(&b);
+    return rc;
+}
+
+/* The sorted distinct tokens of c become the vocabulary. */
+static int build_vocab(struct myna_answerer *a, const struct corpus *c)
+{
+    const char **all;
+    size_t i, n = 0;
+
+    if (c->n_tok == 0)
+        return MYNA_OK;
+    all = myna_arena_alloc(&a->arena, c->n_tok * sizeof(*all));
+    if (all == NULL)
+        return MYNA_ENOMEM;
+    memcpy(all, c->tok, c->n_tok * sizeof(*all));
+    qsort(all, c->n_tok, sizeof(*all), cmp_str);
+    for (i = 0; i < c->n_tok; i++)
+        if (n == 0 || strcmp(all[n - 1], all[i]) != 0)
+            all[n++] = all[i];
+    a->vocab = all;
+    a->n_vocab = n;
+    return MYNA_OK;
+}
+
+/* One variant's weights: ids[0..nt) are its term ids, sorted here. */
+static int build_variant(struct myna_answerer *a, struct variant *var, size_t *ids, size_t nt)
+{
+    size_t *out_ids, i, j, k = 0;
+    double *w, norm = 0.0;
+
+    qsort(ids, nt, sizeof(*ids), cmp_size);
+    out_ids = myna_arena_alloc(&a->arena, (nt + 1) * sizeof(*out_ids));
+    w = myna_arena_alloc(&a->arena, (nt + 1) * sizeof(*w));
+    if (out_ids == NULL || w == NULL)
+        return MYNA_ENOMEM;
+    for (i = 0; i < nt; i = j) {
+        for (j = i; j < nt && ids[j] == ids[i]; j++) {
+        }
+        out_ids[k] = ids[i];
+        w[k] = (1.0 + log((double)(j - i))) * a->idf[ids[i]];
+        norm += w[k] * w[k];
+        k++;
+    }
+    var->n = k;
+    var->ids = out_ids;
+    var->w = w;
+    var->norm = sqrt(norm);
+    return MYNA_OK;
+}
+
+/* idf over entries, then each variant's weights and norm. */
+static int build_vectors(struct myna_answerer *a, const struct corpus *c)
+{
+    size_t *ids, *last_entry, *df, v, i;
+    double *idf;
+    int rc = MYNA_ENOMEM;
+
+    idf = myna_arena_alloc(&a->arena, (a->n_vocab + 1) * sizeof(*idf));
+    ids = malloc((c->n_tok + 1) * sizeof(*ids));
+    last_entry = malloc((a->n_vocab + 1) * sizeof(*last_entry));
+    df = calloc(a->n_vocab + 1, sizeof(*df));
+    if (idf == NULL || ids == NULL || last_entry == NULL || df == NULL)
+        goto out;
+    for (i = 0; i < c->n_tok; i++)
+        ids[i] = vocab_find(a, c->tok[i]);
+    for (i = 0; i < a->n_vocab; i++)
+        last_entry[i] = SIZE_MAX;
+    /* document frequency counts each entry once, however many variants */
+    for (v = 0; v < a->n_variants; v++) {
+        for (i = c->first[v]; i < c->first[v + 1]; i++) {
+            if (last_entry[ids[i]] != a->variants[v].entry) {
+                last_entry[ids[i]] = a->variants[v].entry;
+                df[ids[i]]++;
+            }
+        }
+    }
+    /* smooth idf, 1 + ln((N + 1) / (df + 1)): never 0, so a word found in
+     * every entry still counts a little */
+    for (i = 0; i < a->n_vocab; i++)
+        idf[i] = (1.0 + log(((double)a->n_entries + 1.0) / ((double)df[i] + 1.0))) *
+                 word_factor(a->vocab[i]);
+    a->idf = idf;
+    a->idf_unknown = 1.0 + log((double)a->n_entries + 1.0);
+    for (v = 0; v < a->n_variants; v++) {
+        rc = build_variant(a, &a->variants[v], ids + c->first[v], c->first[v + 1] - c->first[v]);
+        if (rc != MYNA_OK)
+            goto out;
+    }
+    rc = MYNA_OK;
+out:
+    free(ids);
+    free(last_entry);
+    free(df);
+    return rc;
+}
+
+struct myna_answerer *myna_answerer_new(const struct myna_faq_entry *faq, size_t n,
+                                        double threshold, struct myna_err *err)
+{
+    struct myna_answerer *a;
+    struct corpus c = { NULL, 0, 0, NULL };
+    size_t e, nv = 0;
+
+    if (check_faq(faq, n, threshold, err) != MYNA_OK)
+        return NULL;
+    for (e = 0; e < n; e++)
+        nv += faq[e].n_questions;
+    if ((a = calloc(1, sizeof(*a))) == NULL)
+        goto nomem;
+    a->arena = (struct myna_arena)MYNA_ARENA_INIT(0);
+    a->threshold = threshold;
+    a->n_entries = n;
+    a->n_variants = nv;
+    a->answers = myna_arena_alloc(&a->arena, (n + 1) * sizeof(*a->answers));
+    a->variants = myna_arena_zalloc(&a->arena, (nv + 1) * sizeof(*a->variants));
+    c.first = malloc((nv + 1) * sizeof(*c.first));
+    if (a->answers == NULL || a->variants == NULL || c.first == NULL)
+        goto nomem;
+    for (e = 0; e < n; e++)
+        if ((a->answers[e] = myna_arena_strdup(&a->arena, faq[e].answer)) == NULL)
+            goto nomem;
+    if (collect_tokens(a, faq, n, &c) != MYNA_OK || build_vocab(a, &c) != MYNA_OK ||
+        build_vectors(a, &c) != MYNA_OK)
+        goto nomem;
+    free(c.tok);
+    free(c.first);
+    return a;
+
+nomem:
+    free(c.tok);
+    free(c.first);
+    myna_answerer_free(a);
+    myna_err_set(err, MYNA_ENOMEM, "cannot build answerer: out of memory");
+    return NULL;
 }
 
 void myna_answerer_free(struct myna_answerer *a)
 {
     if (a == NULL)
         return;
-    for (size_t i = 0; i < a->n; i++) {
-        for (size_t j = 0; j < a->e[i].n_v; j++)
-            myna_answerer_tokens_free(a->e[i].v[j].tokens, a->e[i].v[j].n);
-        free(a->e[i].v);
-        free(a->e[i].answer);
-    }
-    free(a->e);
-    free(a->terms);
+    myna_arena_free(&a->arena);
     free(a);
 }
 
-struct myna_answerer *myna_answerer_new(const struct myna_faq_entry *faq, size_t n,
-                                        double threshold, struct myna_err *err)
-{
-    struct myna_answerer *a = calloc(1, sizeof(*a));
+/* ---- querying ----------------------------------------------------------- */
 
-    if (a == NULL || (n && (a->e = calloc(n, sizeof(*a->e))) == NULL))
-        goto nomem;
-    a->threshold = threshold;
-    for (size_t i = 0; i < n; i++, a->n++) {
-        struct entry *e = &a->e[i];
-        if ((e->answer = strdup(faq[i].answer ? faq[i].answer : "")) == NULL ||
-            (faq[i].n_questions && (e->v = calloc(faq[i].n_questions, sizeof(*e->v))) == NULL))
-            goto nomem_counted;
-        for (size_t j = 0; j < faq[i].n_questions; j++, e->n_v++)
-            if (myna_answerer_tokens(faq[i].questions[j], &e->v[j].tokens, &e->v[j].n) != MYNA_OK)
-                goto nomem_counted;
+/* The message as a sparse vector: ids[0..*n) ascending with weights w;
+ * returns its norm, to which the words no question uses add. */
+static double query_vector(const struct myna_answerer *a, char **tok, size_t nt, size_t *ids,
+                           double *w, size_t *n)
+{
+    double norm = 0.0;
+    size_t i, j, k = 0;
+
+    qsort(tok, nt, sizeof(*tok), cmp_str);
+    for (i = 0; i < nt; i = j) {
+        size_t id = vocab_find(a, tok[i]);
+        double weight;
+
+        for (j = i; j < nt && strcmp(tok[j], tok[i]) == 0; j++) {
+        }
+        weight = 1.0 + log((double)(j - i));
+        if (id == SIZE_MAX) {
+            weight *= a->idf_unknown * word_factor(tok[i]);
+        } else {
+            weight *= a->idf[id];
+            ids[k] = id;   /* ascending: the vocabulary is sorted like tok */
+            w[k++] = weight;
+        }
+        norm += weight * weight;
     }
-    if (build_index(a) != MYNA_OK)
-        goto nomem;
-    return a;
-nomem_counted:
-    a->n++;  /* the entry being built is freed too */
-nomem:
-    myna_answerer_free(a);
-    myna_err_set(err, MYNA_ENOMEM, "out of memory building the FAQ index");
-    return NULL;
+    *n = k;
+    return sqrt(norm);
 }
 
-/* Cosine of the query's and the variant's TF-IDF vectors (binary tf). */
-static double cosine(const struct myna_answerer *a, char **q, size_t nq, double qnorm,
-                     const struct variant *v)
+static double dot(const size_t *ids, const double *w, size_t n, const struct variant *v)
 {
-    double dot = 0;
+    double sum = 0.0;
     size_t i = 0, j = 0;
 
-    while (i < nq && j < v->n) {  /* both sorted */
-        int c = strcmp(q[i], v->tokens[j]);
-        if (c == 0) {
-            double w = idf_of(a, q[i]);
-            dot += w * w;
+    while (i < n && j < v->n) {
+        if (ids[i] < v->ids[j])
             i++;
+        else if (ids[i] > v->ids[j])
             j++;
-        } else if (c < 0) {
-            i++;
-        } else {
-            j++;
-        }
+        else
+            sum += w[i++] * v->w[j++];
     }
-    return qnorm > 0 && v->norm > 0 ? dot / (qnorm * v->norm) : 0;
+    return sum;
 }
 
 const char *myna_answerer_answer(const struct myna_answerer *a, const char *text, double *score)
 {
-    char **q;
-    size_t nq;
-    double qnorm = 0, best = 0;
-    const char *answer = NULL;
+    char **tok = NULL;
+    size_t nt = 0, nq = 0, v, best = SIZE_MAX, *ids = NULL;
+    double *w = NULL, qnorm, best_score = 0.0;
 
-    if (score)
-        *score = 0;
-    if (a == NULL || myna_answerer_tokens(text, &q, &nq) != MYNA_OK)
-        return NULL;
-    /* words no question knows still make the query longer: they count */
-    for (size_t i = 0; i < nq; i++) {
-        double w = idf_of(a, q[i]);
-        qnorm += w > 0 ? w * w : 1.0;
-    }
-    qnorm = sqrt(qnorm);
-    for (size_t i = 0; i < a->n; i++)
-        for (size_t j = 0; j < a->e[i].n_v; j++) {
-            double s = cosine(a, q, nq, qnorm, &a->e[i].v[j]);
-            if (s > best + 1e-12) {
-                best = s;
-                answer = a->e[i].answer;
-            }
+    if (score != NULL)
+        *score = 0.0;
+    if (a == NULL || text == NULL || myna_answerer_tokens(text, &tok, &nt) != MYNA_OK || nt == 0)
+        goto out;
+    ids = malloc(nt * sizeof(*ids));
+    w = malloc(nt * sizeof(*w));
+    if (ids == NULL || w == NULL)
+        goto out;
+    qnorm = query_vector(a, tok, nt, ids, w, &nq);
+    for (v = 0; v < a->n_variants && nq > 0; v++) {
+        const struct variant *var = &a->variants[v];
+        double s;
+
+        if (var->n == 0)
+            continue;
+        s = dot(ids, w, nq, var) / (qnorm * var->norm);
+        if (s > 1.0)
+            s = 1.0;   /* rounding */
+        /* strictly greater: variants are in entry order, so a tie keeps
+         * the earlier entry */
+        if (s > best_score) {
+            best_score = s;
+            best = var->entry;
         }
-    myna_answerer_tokens_free(q, nq);
-    if (score)
-        *score = best;
-    return best >= a->threshold ? answer : NULL;
+    }
+    if (score != NULL)
+        *score = best_score;
+out:
+    free(tok);
+    free(ids);
+    free(w);
+    if (best == SIZE_MAX || best_score < a->threshold)
+        return NULL;
+    return a->answers[best];
 }

@@ -1,12 +1,16 @@
-/* answerer.h - the built-in answerer: with no LLM configured, a bot answers
- * from its instance's FAQ by text retrieval.
+/* answerer.h - the built-in answerer: with no LLM configured, a customer's
+ * message is answered from the instance's FAQ by text retrieval.
  *
- * Texts are normalized (lowercase Latin and Cyrillic, ё = е, punctuation and
- * emoji dropped, common Russian and English stopwords dropped, word forms
- * stemmed crudely so that "стрижка", "стрижку" and "стрижки" meet), then the
- * question is compared with every question variant of every entry by TF-IDF
- * weighted cosine similarity. An entry scores as its best variant; below the
- * threshold there is no answer (the caller sends its fallback text). */
+ * Each FAQ entry has a few ways of asking its question and one answer. The
+ * message and every question variant become bags of normalized tokens
+ * (myna_answerer_tokens) compared by TF-IDF cosine similarity; an entry
+ * scores its best variant's similarity, and the best entry answers if its
+ * score reaches the threshold. IDF counts entries, not variants, so that a
+ * word repeated across one entry's variants is not mistaken for a common
+ * one; words of the message that no question uses count against the match.
+ *
+ * The answerer copies what it needs, is immutable once built, and may be
+ * queried from several threads at once. No I/O, no logging. */
 #ifndef MYNA_AI_ANSWERER_H
 #define MYNA_AI_ANSWERER_H
 
@@ -14,28 +18,54 @@
 
 #include "core/err.h"
 
-#define MYNA_ANSWERER_MAX_TOKENS 1000   /* of one text: a hostile text is cut */
+/* The threshold callers use. On the barbershop FAQ of test_answerer.c,
+ * customer questions in other words and word forms score 0.44 and up, and
+ * off-topic ones that share a question word ("сколько стоит машина", "how
+ * much is a car") 0.23 at most; 0.35 sits in that gap. */
+#define MYNA_ANSWERER_THRESHOLD 0.35
+/* Tokens read from one text; the rest of a longer text is ignored. */
+#define MYNA_ANSWERER_MAX_TOKENS 1000
 
 struct myna_faq_entry {
-    const char *const *questions;  /* variants of the question */
+    const char *const *questions;   /* n_questions ways of asking */
     size_t n_questions;
     const char *answer;
 };
 
 struct myna_answerer;
 
-/* Copies what it needs from faq. threshold in 0..1 (callers use 0.35). */
+/* Builds an answerer over faq[0..n) (n 0 is fine: it never answers).
+ * threshold is in [0, 1], usually MYNA_ANSWERER_THRESHOLD. NULL with err:
+ * MYNA_EINVAL (faq NULL with n > 0, an entry without an answer, questions
+ * NULL with n_questions > 0, a NULL question, threshold outside [0, 1]),
+ * MYNA_ENOMEM. */
 struct myna_answerer *myna_answerer_new(const struct myna_faq_entry *faq, size_t n,
                                         double threshold, struct myna_err *err);
-/* The best entry's answer (borrowed, lives with the answerer), or NULL when
- * the best score is below the threshold; *score (may be NULL) in 0..1. */
-const char *myna_answerer_answer(const struct myna_answerer *a, const char *text,
-                                 double *score);
-void myna_answerer_free(struct myna_answerer *a);  /* NULL ok */
 
-/* The normalized tokens of text (for tests): *tokens malloc'd array of
- * malloc'd strings, free with myna_answerer_tokens_free. */
+/* The answer of the entry that best matches text (borrowed: lives with the
+ * answerer), or NULL when nothing matches, the best score is below the
+ * threshold, text is NULL or out of memory. *score (if score is not NULL)
+ * gets the best score in [0, 1] either way. Ties go to the earlier entry. */
+const char *myna_answerer_answer(const struct myna_answerer *a, const char *text, double *score);
+
+void myna_answerer_free(struct myna_answerer *a);   /* NULL ok */
+
+/* The normalized tokens of text, in order, at most MYNA_ANSWERER_MAX_TOKENS:
+ * letters and digits between separators (anything else, emoji included),
+ * lowercased (ASCII, Latin-1, Cyrillic with ё -> е), stopwords and single
+ * letters dropped, and stemmed:
+ *   Russian: the longest inflectional ending goes if 3 letters stay
+ *            (цена/цены/цену -> цен), the word is cut to 5 letters
+ *            (записаться/запись -> запис), and a final ш becomes с, ж and ч
+ *            become г (запишите -> запис; стрижка/стричь/стригу -> стриг);
+ *   English: plural -s/-es/-ies (from 4 letters), and from 5 letters -ing
+ *            and -ed (undoubling: trimming -> trim) and a final -e
+ *            (price/prices/priced -> pric).
+ * Question words (где, сколько, стоит, where, when, much...) are kept but
+ * weigh half in the similarity.
+ * *tokens is one malloc'd block holding the pointers and the strings:
+ * free(*tokens) releases all (NULL when *n is 0). MYNA_OK, MYNA_EINVAL
+ * (NULL argument), MYNA_ENOMEM. */
 int myna_answerer_tokens(const char *text, char ***tokens, size_t *n);
-void myna_answerer_tokens_free(char **tokens, size_t n);
 
 #endif

@@ -545,6 +545,7 @@ struct answering {
     int64_t *turn_ids;
     size_t n_ids;
     int ai;                  /* how the turns are marked when done (bot_store.h) */
+    int prompt_tokens, completion_tokens;
     char *text;              /* the customer's words, folded */
     char *last_wamid;        /* marked read, shown typing */
     char *profile_name;
@@ -648,7 +649,9 @@ static void finish_turn(struct answering *a, const char *reply)
             cJSON_free(body);
         }
         for (size_t i = 0; rc == MYNA_OK && i < a->n_ids; i++)
-            rc = myna_bot_turn_done(b->bs, a->turn_ids[i], i == 0 ? a->ai : 0, &err);
+            rc = myna_bot_turn_done(b->bs, a->turn_ids[i], i == 0 ? a->ai : 0,
+                                    i == 0 ? a->prompt_tokens : 0,
+                                    i == 0 ? a->completion_tokens : 0, &err);
         if (rc == MYNA_OK)
             rc = myna_store_commit(b->st, &err);
         else
@@ -672,6 +675,8 @@ static void on_llm(const struct myna_llm_result *r, void *arg)
 {
     struct answering *a = arg;
 
+    a->prompt_tokens = r->prompt_tokens;  /* a failed call may have used some too */
+    a->completion_tokens = r->completion_tokens;
     if (r->rc == MYNA_OK && r->text && r->text[0]) {
         a->ai = 1;
         MYNA_LOG(MYNA_INFO, "llm_answered", "instance=%s latency_ms=%" PRId64

@@ -14,6 +14,7 @@ enum {
     Q_TURN_ADD, Q_TURN_PENDING, Q_TURN_DONE, Q_TURN_AI_COUNT,
     Q_HIST_ADD, Q_HIST_RECENT,
     Q_OUT_ADD, Q_OUT_OPEN, Q_OUT_UPDATE, Q_OUT_GET, Q_OUT_BY_WAMID, Q_OUT_STATUS,
+    Q_OUT_FAILED, Q_OUT_REPLAY,
     Q__COUNT
 };
 
@@ -33,7 +34,8 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_TURN_ADD] = "INSERT INTO turns(contact, kind, text, reply_id, last_wamid, profile_name, "
                    "created_ms) VALUES(?1,?2,?3,?4,?5,?6,?7)",
     [Q_TURN_PENDING] = "SELECT " TURN_COLS " FROM turns WHERE state = 0 ORDER BY id",
-    [Q_TURN_DONE] = "UPDATE turns SET state = 1, ai = ?2 WHERE id = ?1",
+    [Q_TURN_DONE] = "UPDATE turns SET state = 1, ai = ?2, prompt_tokens = ?3, "
+                    "completion_tokens = ?4 WHERE id = ?1",
     [Q_TURN_AI_COUNT] = "SELECT count(*) FROM turns WHERE contact = ?1 AND ai = ?2 AND created_ms > ?3",
     [Q_HIST_ADD] = "INSERT INTO history(contact, role, text, ts_ms) VALUES(?1,?2,?3,?4)",
     [Q_HIST_RECENT] = "SELECT role, text, ts_ms FROM history WHERE contact = ?1 AND ts_ms > ?2 "
@@ -45,6 +47,10 @@ static const char *const q_sql[Q__COUNT] = {
                      "error_code=?7, error=?8, updated_ms=?9 WHERE id = ?1",
     [Q_OUT_GET] = "SELECT " OUT_COLS " FROM outbox WHERE id = ?1",
     [Q_OUT_BY_WAMID] = "SELECT " OUT_COLS " FROM outbox WHERE wamid = ?1",
+    [Q_OUT_FAILED] = "SELECT " OUT_COLS " FROM outbox WHERE state = 3 ORDER BY id",
+    /* a replayed record keeps its last error until the next attempt */
+    [Q_OUT_REPLAY] = "UPDATE outbox SET state = 0, attempts = 0, next_ms = 0, wamid = NULL, "
+                     "status = NULL, updated_ms = ?2 WHERE state = 3 AND (?1 = 0 OR id = ?1)",
     [Q_OUT_STATUS] = "UPDATE outbox SET status=?2, state=?3, error_code=?4, error=?5, "
                      "updated_ms=?6 WHERE id = ?1",
 };
@@ -340,7 +346,8 @@ int myna_bot_turn_pending(struct myna_bot_store *bs, struct myna_turn **v, size_
                    "read turns", err);
 }
 
-int myna_bot_turn_done(struct myna_bot_store *bs, int64_t id, int ai, struct myna_err *err)
+int myna_bot_turn_done(struct myna_bot_store *bs, int64_t id, int ai, int prompt_tokens,
+                       int completion_tokens, struct myna_err *err)
 {
     sqlite3_stmt *s = q(bs, Q_TURN_DONE, err);
 
@@ -348,6 +355,8 @@ int myna_bot_turn_done(struct myna_bot_store *bs, int64_t id, int ai, struct myn
         return MYNA_ESTORE;
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int(s, 2, ai);
+    sqlite3_bind_int(s, 3, prompt_tokens);
+    sqlite3_bind_int(s, 4, completion_tokens);
     return exec(bs, s, "finish turn", err);
 }
 
@@ -523,6 +532,32 @@ static int get_one(struct myna_bot_store *bs, sqlite3_stmt *s, struct myna_outbo
     }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? MYNA_ENOTFOUND : fail(bs, "read outbox record", err);
+}
+
+int myna_bot_outbox_failed(struct myna_bot_store *bs, struct myna_outbox_rec **v, size_t *n,
+                           struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_OUT_FAILED, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    return collect(bs, s, sizeof(**v), out_fill, out_release_v, (void **)v, n, "read dead letters",
+                   err);
+}
+
+int myna_bot_outbox_replay(struct myna_bot_store *bs, int64_t id, int64_t now_ms, size_t *n,
+                           struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_OUT_REPLAY, err);
+    int rc;
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now_ms);
+    rc = exec(bs, s, "replay dead letters", err);
+    *n = rc == MYNA_OK ? (size_t)sqlite3_changes(bs->db) : 0;
+    return rc;
 }
 
 int myna_bot_outbox_get(struct myna_bot_store *bs, int64_t id, struct myna_outbox_rec *r,

@@ -89,8 +89,10 @@ int myna_bot_turn_add(struct myna_bot_store *bs, const struct myna_turn *t, int6
 int myna_bot_turn_pending(struct myna_bot_store *bs, struct myna_turn **v, size_t *n,
                           struct myna_err *err);
 /* ai: 0 not answered by the LLM, 1 answered by it (counts against the rate
- * limit), 2 answered with the rate-limit notice. */
-int myna_bot_turn_done(struct myna_bot_store *bs, int64_t id, int ai, struct myna_err *err);
+ * limit), 2 answered with the rate-limit notice. The token counts are the
+ * LLM call's usage (0 when none). */
+int myna_bot_turn_done(struct myna_bot_store *bs, int64_t id, int ai, int prompt_tokens,
+                       int completion_tokens, struct myna_err *err);
 /* Turns of contact with that ai mark created after since_ms. */
 int myna_bot_turn_count(struct myna_bot_store *bs, const char *contact, int ai, int64_t since_ms,
                         int64_t *n, struct myna_err *err);
@@ -122,6 +124,13 @@ int myna_bot_outbox_status(struct myna_bot_store *bs, const char *wamid,
                            int64_t now_ms, struct myna_err *err);
 int myna_bot_outbox_get(struct myna_bot_store *bs, int64_t id, struct myna_outbox_rec *r,
                         struct myna_err *err);
+/* Dead letters (FAILED), in id order; *v as above. */
+int myna_bot_outbox_failed(struct myna_bot_store *bs, struct myna_outbox_rec **v, size_t *n,
+                           struct myna_err *err);
+/* Puts dead letter id (0: every one) back to PENDING for a fresh try; *n is
+ * how many. The bot sends them on its next poll. */
+int myna_bot_outbox_replay(struct myna_bot_store *bs, int64_t id, int64_t now_ms, size_t *n,
+                           struct myna_err *err);
 void myna_outbox_rec_release(struct myna_outbox_rec *r);
 
 #endif

@@ -241,6 +241,9 @@ static void test_three_fragments_one_turn(void **state)
     assert_string_equal(llm[0], "Хочу записаться на стрижку машинкой завтра в 15:00");
     assert_int_equal(sent_texts(f, sent, 8), 1);
     assert_string_equal(sent[0], "ECHO: Хочу записаться на стрижку машинкой завтра в 15:00");
+    /* the fake counts words as tokens: the usage is kept with the turn */
+    assert_int_equal(h_db_count(&f->p, "conv", "turns",
+                                "ai = 1 AND prompt_tokens > 0 AND completion_tokens > 0"), 1);
     {   /* the customer's last message was marked read with the typing indicator */
         cJSON *reads = fake_get(&f->graph, "/_fake/reads");
         char *text = cJSON_PrintUnformatted(reads);
@@ -431,6 +434,22 @@ static void test_window_closed_is_a_dead_letter(void **state)
     assert_true(h_wait(has_dead_letter, &f->p, 15000));
     nanosleep(&settle, NULL);  /* and it is not tried again */
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 1 AND state = 3"), 1);
+    {   /* the operator sees it and sends it again once the window is open */
+        static char out[4096];
+        char data[400];
+        const char *list[] = { "outbox", "failed", "--instance", "conv", "--data", data, NULL };
+        const char *replay[] = { "outbox", "replay", "--instance", "conv", "--all", "--data", data,
+                                 NULL };
+        snprintf(data, sizeof(data), "%s/var", f->p.dir);
+        assert_int_equal(h_run(list, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "code=131047"));
+        assert_non_null(strstr(out, "1 dead letter(s)"));
+        assert_null(strstr(out, "79161234567"));  /* masked */
+        assert_int_equal(h_run(replay, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "1 dead letter(s) queued again"));
+        wait_sent(f, 1);  /* the fault was used up: this time it goes */
+        assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 2"), 1);
+    }
 }
 
 static int needs_attention(void *arg)

@@ -113,7 +113,7 @@ static void test_turns_in_order(void **state)
     for (size_t i = 0; i < n; i++)
         myna_turn_release(&v[i]);
     free(v);
-    assert_int_equal(myna_bot_turn_done(f->bs, id1, 1, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_turn_done(f->bs, id1, 1, 120, 35, NULL), MYNA_OK);
     {
         int64_t ai = -1;
         assert_int_equal(myna_bot_turn_count(f->bs, "7916", 1, 0, &ai, NULL), MYNA_OK);
@@ -194,6 +194,23 @@ static void test_outbox_and_statuses(void **state)
     assert_int_equal(r.error_code, 131047);
     myna_outbox_rec_release(&r);
     assert_int_equal(myna_bot_outbox_status(f->bs, "wamid.NONE", MYNA_STATUS_READ, 0, NULL, 33, NULL), MYNA_ENOTFOUND);
+    /* the failed record is a dead letter until replayed */
+    assert_int_equal(myna_bot_outbox_failed(f->bs, &v, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].error_code, 131047);
+    myna_outbox_rec_release(&v[0]);
+    free(v);
+    assert_int_equal(myna_bot_outbox_replay(f->bs, 0, 40, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(myna_bot_outbox_open(f->bs, &v, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].state, MYNA_OUTBOX_PENDING);
+    assert_int_equal(v[0].attempts, 0);
+    assert_null(v[0].wamid);
+    myna_outbox_rec_release(&v[0]);
+    free(v);
+    assert_int_equal(myna_bot_outbox_replay(f->bs, 0, 41, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 0);
 }
 
 int main(void)
