@@ -222,7 +222,7 @@ static int parse_llm(const cJSON *v, struct myna_llm_settings *l, const char *wh
 {
     static const char *const keys[] = { "url", "model", "api_key", "system_prompt", "temperature",
                                         "max_tokens", "top_p", "timeout_ms", NULL };
-    double num;
+    double num = 0;
     int rc;
 
     if ((rc = only_keys(v, keys, who, "llm", err)) != MYNA_OK ||
@@ -355,7 +355,7 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
     static const char *const loop_keys[] = { "replies_per_minute", "cooldown_s", "repeat_limit",
                                              NULL };
     const cJSON *v;
-    double num;
+    double num = 0;
     int rc;
 
     v = cJSON_GetObjectItemCaseSensitive(obj, "llm");
