@@ -415,6 +415,8 @@ struct opts {
     const char *secret;          /* NULL: no signature header */
     size_t size;
     uint64_t max_requests;
+    int unique_senders;          /* every request from a new chat (one batch each) */
+    uint64_t rate;               /* requests per second over all connections; 0 = as fast as possible */
 };
 
 struct loadgen;
@@ -424,6 +426,7 @@ struct conn {
     unsigned idx;                /* also the sender: one chat per connection */
     struct bufferevent *bev;     /* NULL while disconnected */
     struct event *retry;         /* (re)connect timer */
+    struct event *pace;          /* --rate: waits for this request's slot */
     struct resp resp;
     int connected;
     int in_flight;               /* a request was sent, its response is not complete */
@@ -467,8 +470,10 @@ static uint64_t now_ns(void)
 static int body_format(const struct loadgen *lg, char *out, size_t cap, uint64_t seq,
                        unsigned sender, const char *pad, size_t pad_len)
 {
-    return snprintf(out, cap, BODY_FMT, sender, sender, sender, lg->nonce, seq, lg->ts,
-                    (int)pad_len, pad);
+    /* the name has 4 digits and the wa_id 7, whatever the sender: the body
+     * length stays the same for every request */
+    return snprintf(out, cap, BODY_FMT, sender % 10000u, sender % 10000000u, sender % 10000000u,
+                    lg->nonce, seq, lg->ts, (int)pad_len, pad);
 }
 
 /* Sizes the padding so that bodies are --size bytes (or the bare minimum). */
@@ -583,6 +588,13 @@ static int mac_self_check(EVP_MAC_CTX *ctx, const char *secret, const char *data
 
 static void conn_connect(struct conn *c);
 static void conn_send(struct conn *c);
+
+static void conn_on_pace(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_send(arg);
+}
 static void lg_stop(struct loadgen *lg, const char *reason);
 
 static void maybe_finish(struct loadgen *lg)
@@ -762,7 +774,17 @@ static void conn_send(struct conn *c)
         lg_stop(lg, "max_requests");    /* closes c too: it is idle */
         return;
     }
-    body_make(lg, lg->issued++, c->idx);
+    if (lg->o.rate > 0) {  /* request n goes at t_start + n / rate, not before */
+        uint64_t due = lg->t_start_ns + lg->issued * 1000000000ull / lg->o.rate, now = now_ns();
+        if (due > now) {
+            struct timeval tv = { (time_t)((due - now) / 1000000000ull),
+                                  (suseconds_t)((due - now) % 1000000000ull / 1000) };
+            evtimer_add(c->pace, &tv);
+            return;
+        }
+    }
+    body_make(lg, lg->issued, lg->o.unique_senders ? (unsigned)(lg->issued % 10000000u) : c->idx);
+    lg->issued++;
     if (lg->mac != NULL && mac_sign(lg->mac, lg->body, lg->body_len, sig) != 0) {
         fprintf(stderr, "loadgen: HMAC failed\n");
         abort();
@@ -806,6 +828,7 @@ static void lg_stop(struct loadgen *lg, const char *reason)
         struct conn *c = &lg->conns[i];
 
         evtimer_del(c->retry);
+        evtimer_del(c->pace);
         if (!c->in_flight)
             conn_close(c);
     }
@@ -884,7 +907,8 @@ static int lg_init(struct loadgen *lg)
         lg->conns[i].lg = lg;
         lg->conns[i].idx = i;
         lg->conns[i].retry = evtimer_new(lg->base, conn_on_retry, &lg->conns[i]);
-        if (lg->conns[i].retry == NULL)
+        lg->conns[i].pace = evtimer_new(lg->base, conn_on_pace, &lg->conns[i]);
+        if (lg->conns[i].retry == NULL || lg->conns[i].pace == NULL)
             return -1;
     }
     return 0;
@@ -899,6 +923,8 @@ static void lg_release(struct loadgen *lg)
             conn_close(&lg->conns[i]);
             if (lg->conns[i].retry != NULL)
                 event_free(lg->conns[i].retry);
+            if (lg->conns[i].pace != NULL)
+                event_free(lg->conns[i].pace);
         }
         free(lg->conns);
     }
@@ -1037,12 +1063,14 @@ static void usage(void)
     fprintf(stderr,
             "usage: myna_loadgen --url http://127.0.0.1:PORT/webhook/ID [--connections N]\n"
             "                    [--duration S] [--secret APP_SECRET] [--size BYTES]\n"
-            "                    [--max-requests N]\n"
+            "                    [--max-requests N] [--unique-senders] [--rate N]\n"
             "  --connections  keep-alive connections, one request in flight each (64, 1..%u)\n"
             "  --duration     seconds of load (10, at most %u)\n"
             "  --secret       sign each body with X-Hub-Signature-256 (none by default)\n"
             "  --size         body size in bytes (1500, at most %u)\n"
-            "  --max-requests stop after this many requests (5000000)\n",
+            "  --max-requests stop after this many requests (5000000)\n"
+            "  --unique-senders every request from a new chat (default: one chat per connection)\n"
+            "  --rate         at most N requests per second, evenly spread (default: closed loop)\n",
             MAX_CONNECTIONS, MAX_DURATION_S, MAX_BODY_BYTES);
 }
 
@@ -1056,6 +1084,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         { "secret", required_argument, NULL, 's' },
         { "size", required_argument, NULL, 'b' },
         { "max-requests", required_argument, NULL, 'm' },
+        { "unique-senders", no_argument, NULL, 'U' },
+        { "rate", required_argument, NULL, 'r' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -1100,6 +1130,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
             if (parse_u64(optarg, 1, MAX_REQUESTS, &v) != 0)
                 goto bad;
             o->max_requests = v;
+            break;
+        case 'U':
+            o->unique_senders = 1;
+            break;
+        case 'r':
+            if (parse_u64(optarg, 1, 1000000, &v) != 0)
+                goto bad;
+            o->rate = v;
             break;
         default:    /* --help too */
             usage();

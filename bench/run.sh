@@ -19,7 +19,7 @@
 # shellcheck disable=SC2317  # functions are called indirectly ("bench_$s")
 set -euo pipefail
 
-readonly SECTIONS=(webhook store)  # a later benchmark: add its name and a bench_<name>
+readonly SECTIONS=(webhook store flush)  # a later benchmark: add its name and a bench_<name>
 readonly READY_TIMEOUT_S=10      # a server that is not listening by then is broken
 readonly STOP_TIMEOUT_S=10       # Myna drains for up to 5 s on SIGTERM, then exits
 readonly SECRET=bench-secret-0123456789
@@ -310,6 +310,48 @@ bench_store() {
     echo "== store: 30,000 inbound records of 1.5 KB, transactions of 64 =="
     mkdir -p "$tmp/store"
     timeout 300 "$build/bench/myna_store_insert" "$tmp/store" 30000
+}
+
+# ---- flush: batch timers of a bot ------------------------------------------------
+
+# 1,000 contacts send one text each (a batch each), 200 a second, to a bot with a 200 ms
+# window; each flush logs how late it came after its deadline. Baseline: plain
+# libevent timers armed the same way on this machine.
+bench_flush() {
+    local dir=$tmp/flush port lines base p50 p99
+    mkdir -p "$dir/var"
+    echo "== flush: 1,000 batches, 200 ms window, lateness after the deadline =="
+    base=$("$build/bench/myna_timer_baseline" 1000 200 3000)
+    echo "timers $base"
+    printf '%s\n' '[{"id":"bench","name":"Bench","provider":"cloud","phone_number_id":"481516234200915","access_token":"bench-token","app_secret":"'"$SECRET"'","verify_token":"bench-verify","graph_url":"http://127.0.0.1:9/v25.0","batch":{"window_ms":200,"max":10},"faq":[{"q":"test","a":"ok"}]}]' >"$dir/instances.json"
+    start_server "$dir/myna.log" "$myna" serve --public 127.0.0.1:0 --admin 127.0.0.1:0 \
+        --data "$dir/var" --instances "$dir/instances.json" --log-level debug --bots 1
+    if ! port=$(wait_ready "$server_pid" "$dir/myna.log"); then
+        echo "flush: myna did not start" >&2
+        stop_server "$server_pid"
+        return 1
+    fi
+    timeout 60 "$loadgen" --url "http://127.0.0.1:$port/webhook/bench" --connections 4 \
+        --duration 30 --max-requests 1000 --unique-senders --rate 200 --size 400 --secret "$SECRET" \
+        >"$dir/load.out" 2>&1 || true
+    for _ in $(seq 1 150); do   # at most 15 s for the last flushes
+        lines=$(grep -c 'event=batch_flushed' "$dir/myna.log" || true)
+        [ "${lines:-0}" -ge 1000 ] && break
+        sleep 0.1
+    done
+    stop_server "$server_pid"
+    grep -o 'late_ms=-\?[0-9]*' "$dir/myna.log" | cut -d= -f2 | sort -n >"$dir/late"
+    lines=$(wc -l <"$dir/late")
+    if [ "$lines" -lt 1 ]; then
+        echo "flush: no batch_flushed lines; last log lines:" >&2
+        tail -n 10 "$dir/myna.log" >&2
+        return 1
+    fi
+    p50=$(awk -v n="$lines" 'NR == int(n * 0.50) + 1 { print; exit }' "$dir/late")
+    p99=$(awk -v n="$lines" 'NR == int(n * 0.99) + 1 { print; exit }' "$dir/late")
+    echo "myna  batches=$lines p50_ms=$p50 p99_ms=$p99 max_ms=$(tail -n 1 "$dir/late")"
+    echo "myna  p99 minus the timers' p99: $(calc "$p99 - $(kv p99_ms "$base")") ms"
+    target "flush p99 < 20 ms" "$p99 < 20" "$p99 ms"
 }
 
 # ---- main ---------------------------------------------------------------------

@@ -209,7 +209,7 @@ static int cmd_outbox(int argc, char **argv)
         return 2;
     }
     free(rest);
-    snprintf(path, sizeof(path), "%s/instances/%s.db", conf.data_dir, id);
+    snprintf(path, sizeof(path), "%s/instances/%s.bot.db", conf.data_dir, id);
     if (access(path, F_OK) != 0) {
         fprintf(stderr, "myna: no store for instance '%s' at '%s'\n", id, path);
     } else if ((st = myna_store_open_sqlite(path, &so, &err)) == NULL ||

@@ -31,6 +31,7 @@
 #define WA_TEXT_MAX 4096
 #define SEND_TIMEOUT_MS 20000
 #define AUTH_RETRY_MS 60000
+#define SEND_BATCH 64         /* due records read per sender pass */
 
 /* One per contact seen since start: its batch timer and what is in flight. */
 struct lane {
@@ -52,7 +53,8 @@ struct bot {
     struct event_base *base;
     const struct myna_instance *in;
     const struct myna_bot_opts *opts;
-    struct myna_store *st;
+    struct myna_store *inbox;      /* <id>.db: the master writes, the bot reads */
+    struct myna_store *st;         /* <id>.bot.db: the bot's own state */
     struct myna_bot_store *bs;
     struct myna_http_client *http;
     struct myna_llm *llm;
@@ -61,6 +63,7 @@ struct bot {
     struct event *doorbell, *poll, *sig_term, *sig_int, *send_timer, *turn_kick;
     struct lane *lanes[LANE_BUCKETS];
     int64_t next_send_ms;    /* pacing: earliest time of the next send */
+    int64_t send_at_ms;      /* when send_timer is set to run */
     struct answering *answering;  /* in flight, freed at exit if still there */
     struct sending *sends;
     int stopping;
@@ -129,11 +132,11 @@ static void kick_turns(struct bot *b)
     event_active(b->turn_kick, EV_TIMEOUT, 0);
 }
 
+static void arm_sender(struct bot *b, int64_t at_ms);
+
 static void kick_sender(struct bot *b)
 {
-    struct timeval now = { 0, 0 };
-
-    evtimer_add(b->send_timer, &now);
+    arm_sender(b, myna_wall_ms());
 }
 
 /* ---- the gate ------------------------------------------------------------ */
@@ -455,7 +458,7 @@ static int drain_statuses(struct bot *b, int *more, struct myna_err *err)
 
     *more = 0;
     if ((rc = myna_bot_cursor_get(b->bs, "statuses", &cursor, err)) != MYNA_OK ||
-        (rc = myna_store_status_read(b->st, cursor, INBOX_CHUNK, rows, &n, err)) != MYNA_OK ||
+        (rc = myna_store_status_read(b->inbox, cursor, INBOX_CHUNK, rows, &n, err)) != MYNA_OK ||
         n == 0)
         return rc;
     if ((rc = myna_store_begin(b->st, err)) == MYNA_OK) {
@@ -494,7 +497,7 @@ static int drain_inbox(struct bot *b, int *more, struct myna_err *err)
 
     *more = 0;
     if ((rc = myna_bot_cursor_get(b->bs, "inbox", &cursor, err)) != MYNA_OK ||
-        (rc = myna_store_inbox_read(b->st, cursor, INBOX_CHUNK, rows, &n, err)) != MYNA_OK ||
+        (rc = myna_store_inbox_read(b->inbox, cursor, INBOX_CHUNK, rows, &n, err)) != MYNA_OK ||
         n == 0)
         return rc;
     if ((rc = myna_store_begin(b->st, err)) == MYNA_OK) {
@@ -616,12 +619,16 @@ static void on_history(const char *role, const char *text, int64_t ts_ms, void *
     prompt_add(a, strcmp(role, "assistant") == 0 ? "assistant" : "user", text);
 }
 
-/* Commits the reply: history, outbox records, the turns done. */
-static void finish_turn(struct answering *a, const char *reply)
+/* Commits the reply: history, outbox records, the turns done. reply is the
+ * model's Markdown (converted to WhatsApp formatting) when from_llm, else
+ * text the operator wrote in WhatsApp formatting already (FAQ, fallback). */
+static void finish_reply(struct answering *a, const char *reply, int from_llm)
 {
     struct bot *b = a->b;
     struct myna_err err = MYNA_ERR_INIT;
-    char *wa = reply ? myna_wa_from_markdown(reply, strlen(reply), &err) : NULL;
+    char *wa = reply == NULL ? NULL
+               : from_llm    ? myna_wa_from_markdown(reply, strlen(reply), &err)
+                             : strdup(reply);
     char **parts = NULL;
     size_t n_parts = 0;
     int64_t now = myna_wall_ms();
@@ -671,6 +678,11 @@ static void finish_turn(struct answering *a, const char *reply)
     answering_free(a);
 }
 
+static void finish_turn(struct answering *a, const char *reply)
+{
+    finish_reply(a, reply, 0);
+}
+
 static void on_llm(const struct myna_llm_result *r, void *arg)
 {
     struct answering *a = arg;
@@ -682,7 +694,7 @@ static void on_llm(const struct myna_llm_result *r, void *arg)
         MYNA_LOG(MYNA_INFO, "llm_answered", "instance=%s latency_ms=%" PRId64
                  " prompt_tokens=%d completion_tokens=%d attempts=%d",
                  a->b->in->id, r->latency_ms, r->prompt_tokens, r->completion_tokens, r->attempts);
-        finish_turn(a, r->text);
+        finish_reply(a, r->text, 1);
     } else {
         char q[300];
         MYNA_LOG(MYNA_WARN, "llm_failed", "instance=%s status=%ld attempts=%d err=%s",
@@ -951,64 +963,54 @@ static char *request_body(struct bot *b, const struct myna_outbox_rec *r, struct
     return body;
 }
 
+/* The sender runs at at_ms, or earlier if it is set for earlier already. */
 static void arm_sender(struct bot *b, int64_t at_ms)
 {
     int64_t wait = at_ms - myna_wall_ms();
     struct timeval tv;
 
+    if (evtimer_pending(b->send_timer, NULL) && b->send_at_ms <= at_ms)
+        return;
     if (wait < 0)
         wait = 0;
     tv.tv_sec = (time_t)(wait / 1000);
     tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
-    if (!evtimer_pending(b->send_timer, NULL))
-        evtimer_add(b->send_timer, &tv);
+    b->send_at_ms = at_ms;
+    evtimer_add(b->send_timer, &tv);
 }
 
 /* Starts the sends that may go now: the oldest open record of each contact
- * with nothing in flight, not before its next_ms, within the pacing. */
+ * with nothing in flight, not before its next_ms, within the pacing. The
+ * store picks the due records, so the cost does not grow with the backlog. */
 static void on_send_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct bot *b = arg;
     struct myna_err err = MYNA_ERR_INIT;
     struct myna_outbox_rec *v = NULL;
-    unsigned char *first;
     size_t n = 0;
     int64_t now = myna_wall_ms(), wake = 0;
     int64_t gap_ms = (int64_t)(1000.0 / b->in->pacing_mps);
 
     (void)fd;
     (void)what;
-    if (b->stopping || myna_bot_outbox_open(b->bs, &v, &n, &err) != MYNA_OK) {
-        if (!b->stopping)
-            log_store_error(b, "outbox_read_failed", &err);
+    if (b->stopping)
+        return;
+    if (myna_bot_outbox_due(b->bs, now, SEND_BATCH, &v, &n, &wake, &err) != MYNA_OK) {
+        log_store_error(b, "outbox_read_failed", &err);
+        arm_sender(b, now + 1000);
         return;
     }
-    /* strictly in order per contact: only its oldest open record may go
-     * (decided before any record moves into a send below) */
-    first = calloc(n ? n : 1, 1);
-    for (size_t i = 0; first && i < n; i++) {
-        first[i] = 1;
-        for (size_t j = 0; j < i && first[i]; j++)
-            first[i] = strcmp(v[j].contact, v[i].contact) != 0;
-    }
-    for (size_t i = 0; first && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct myna_outbox_rec *r = &v[i];
-        struct lane *l = first[i] ? lane_get(b, r->contact) : NULL;
-        int64_t due = r->next_ms;
+        struct lane *l = lane_get(b, r->contact);
         struct sending *s;
         char *body;
 
         if (l == NULL || l->sending)
-            continue;
-        if (r->state == MYNA_OUTBOX_SENDING) {
-            /* it may have reached Meta before a crash: wait for its status */
-            due = r->updated_ms + b->opts->reconcile_ms;
-        }
-        if (due > now || b->next_send_ms > now) {
-            int64_t at = due > b->next_send_ms ? due : b->next_send_ms;
-            if (wake == 0 || at < wake)
-                wake = at;
-            continue;
+            continue;  /* its send's answer kicks the sender again */
+        if (b->next_send_ms > now) {
+            wake = wake == 0 || b->next_send_ms < wake ? b->next_send_ms : wake;
+            break;  /* pacing: the rest waits for the next slot */
         }
         if ((body = request_body(b, r, &err)) == NULL) {
             r->state = MYNA_OUTBOX_FAILED;
@@ -1019,6 +1021,8 @@ static void on_send_timer(evutil_socket_t fd, short what, void *arg)
         }
         r->state = MYNA_OUTBOX_SENDING;
         r->attempts++;
+        /* if we crash before the answer, wait this long for Meta's status */
+        r->next_ms = now + b->opts->reconcile_ms;
         if (save(b, r) != MYNA_OK || (s = calloc(1, sizeof(*s))) == NULL) {
             free(body);
             wake = now + 1000;
@@ -1041,9 +1045,8 @@ static void on_send_timer(evutil_socket_t fd, short what, void *arg)
         }
         free(body);
     }
-    if (first == NULL)
-        wake = now + 1000;
-    free(first);
+    if (n == SEND_BATCH && (wake == 0 || wake > now + gap_ms))
+        wake = now + gap_ms;  /* more may be due than one batch holds */
     for (size_t i = 0; i < n; i++)
         myna_outbox_rec_release(&v[i]);
     free(v);
@@ -1164,6 +1167,7 @@ static void bot_release(struct bot *b)
     lanes_free(b);
     myna_bot_store_free(b->bs);
     myna_store_free(b->st);
+    myna_store_free(b->inbox);
     if (b->base)
         event_base_free(b->base);
     if (b->lock_fd >= 0)
@@ -1200,10 +1204,12 @@ static int take_instance_lock(const char *data_dir, const char *id, struct myna_
 int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
                  const struct myna_bot_opts *opts, struct myna_err *err)
 {
-    struct myna_store_opts so = { (enum myna_store_sync)conf->store_sync, 5000 };
+    /* what a bot writes follows from what the ingress already made durable:
+     * bot_store_sync (normal by default) keeps it across any process kill */
+    struct myna_store_opts so = { (enum myna_store_sync)conf->bot_store_sync, 5000 };
     struct timeval poll = { opts->poll_ms / 1000, (opts->poll_ms % 1000) * 1000 };
     struct bot b;
-    char path[4200];
+    char path[4200], bot_path[4200];
     int rc = MYNA_OK;
 
     memset(&b, 0, sizeof(b));
@@ -1214,11 +1220,16 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
         return err->code;
     srandom((unsigned)(myna_mono_us() ^ getpid()));
     snprintf(path, sizeof(path), "%s/instances/%s.db", conf->data_dir, inst->id);
+    snprintf(bot_path, sizeof(bot_path), "%s/instances/%s.bot.db", conf->data_dir, inst->id);
     if ((b.base = event_base_new()) == NULL) {
         rc = myna_err_set(err, MYNA_ENOMEM, "cannot create the event loop");
         goto out;
     }
-    if ((b.st = myna_store_open_sqlite(path, &so, err)) == NULL ||
+    /* two files, so that the bot and the master never wait for each other's
+     * write lock: the bot only reads the master's, and the inbox cursor
+     * lives in the bot's own, beside what the inbox caused */
+    if ((b.inbox = myna_store_open_sqlite(path, &so, err)) == NULL ||
+        (b.st = myna_store_open_sqlite(bot_path, &so, err)) == NULL ||
         (b.bs = myna_bot_store_new(b.st, err)) == NULL ||
         (b.http = myna_http_client_new(b.base, err)) == NULL ||
         (b.graph = myna_graph_new(b.http, inst->graph_url, inst->phone_number_id,

@@ -55,6 +55,10 @@ const struct myna_opt myna_opts[] = {
     { .name = "bots", .env = "MYNA_BOTS", .type = MYNA_OPT_INT, .def = "1", .min = 0, .max = 1,
       .metavar = "0|1", .off = OFF(bots),
       .help = "1: run a bot process per instance that answers; 0: only receive and store." },
+    { .name = "bot_store_sync", .env = "MYNA_BOT_STORE_SYNC", .type = MYNA_OPT_ENUM,
+      .def = "normal", .choices = sync_modes, .metavar = "MODE", .off = OFF(bot_store_sync),
+      .help = "The bots' commits: normal survives any process being killed (the promise); "
+              "full also survives power loss, at a cost in latency." },
     { .name = "send_reconcile_ms", .env = "MYNA_SEND_RECONCILE_MS", .type = MYNA_OPT_INT,
       .def = "60000", .min = 100, .max = 86400000, .metavar = "MS", .off = OFF(send_reconcile_ms),
       .help = "A send cut short by a crash waits this long for Meta's status before it is resent." },

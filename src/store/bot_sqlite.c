@@ -14,7 +14,7 @@ enum {
     Q_TURN_ADD, Q_TURN_PENDING, Q_TURN_DONE, Q_TURN_AI_COUNT,
     Q_HIST_ADD, Q_HIST_RECENT,
     Q_OUT_ADD, Q_OUT_OPEN, Q_OUT_UPDATE, Q_OUT_GET, Q_OUT_BY_WAMID, Q_OUT_STATUS,
-    Q_OUT_FAILED, Q_OUT_REPLAY,
+    Q_OUT_FAILED, Q_OUT_REPLAY, Q_OUT_DUE, Q_OUT_WAKE,
     Q__COUNT
 };
 
@@ -47,6 +47,11 @@ static const char *const q_sql[Q__COUNT] = {
                      "error_code=?7, error=?8, updated_ms=?9 WHERE id = ?1",
     [Q_OUT_GET] = "SELECT " OUT_COLS " FROM outbox WHERE id = ?1",
     [Q_OUT_BY_WAMID] = "SELECT " OUT_COLS " FROM outbox WHERE wamid = ?1",
+    /* due now, and the oldest open record of its contact (strict order) */
+    [Q_OUT_DUE] = "SELECT " OUT_COLS " FROM outbox o WHERE state IN (0, 1) AND next_ms <= ?1 "
+                  "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.contact = o.contact "
+                  "AND p.id < o.id AND p.state IN (0, 1)) ORDER BY id LIMIT ?2",
+    [Q_OUT_WAKE] = "SELECT min(next_ms) FROM outbox WHERE state IN (0, 1) AND next_ms > ?1",
     [Q_OUT_FAILED] = "SELECT " OUT_COLS " FROM outbox WHERE state = 3 ORDER BY id",
     /* a replayed record keeps its last error until the next attempt */
     [Q_OUT_REPLAY] = "UPDATE outbox SET state = 0, attempts = 0, next_ms = 0, wamid = NULL, "
@@ -532,6 +537,31 @@ static int get_one(struct myna_bot_store *bs, sqlite3_stmt *s, struct myna_outbo
     }
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? MYNA_ENOTFOUND : fail(bs, "read outbox record", err);
+}
+
+int myna_bot_outbox_due(struct myna_bot_store *bs, int64_t now_ms, size_t max,
+                        struct myna_outbox_rec **v, size_t *n, int64_t *wake_ms,
+                        struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_OUT_DUE, err);
+    int rc;
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    sqlite3_bind_int64(s, 1, now_ms);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)max);
+    rc = collect(bs, s, sizeof(**v), out_fill, out_release_v, (void **)v, n, "read due outbox",
+                 err);
+    if (rc != MYNA_OK)
+        return rc;
+    *wake_ms = 0;
+    if ((s = q(bs, Q_OUT_WAKE, err)) == NULL)
+        return MYNA_ESTORE;
+    sqlite3_bind_int64(s, 1, now_ms);
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+        *wake_ms = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MYNA_OK : fail(bs, "read outbox wake", err);
 }
 
 int myna_bot_outbox_failed(struct myna_bot_store *bs, struct myna_outbox_rec **v, size_t *n,

@@ -54,7 +54,8 @@ struct myna_outbox_rec {
     char *body;           /* the Graph API request body */
     int state;            /* enum myna_outbox_state */
     int attempts;
-    int64_t next_ms;      /* not before (retry backoff) */
+    int64_t next_ms;      /* not before: retry backoff; for SENDING, when to stop
+                           * waiting for the status of a send cut short */
     char *wamid;          /* Meta's id once accepted */
     char *status;         /* last status: sent, delivered, read, failed */
     int error_code;
@@ -113,6 +114,12 @@ int myna_bot_outbox_add(struct myna_bot_store *bs, const char *contact, int64_t 
 /* Records not done yet (PENDING or SENDING), in id order; *v as above. */
 int myna_bot_outbox_open(struct myna_bot_store *bs, struct myna_outbox_rec **v, size_t *n,
                          struct myna_err *err);
+/* What the sender may start now: open records with next_ms <= now_ms that
+ * are the oldest open record of their contact, at most max, in id order.
+ * *wake_ms: the earliest later next_ms of an open record, 0 if none. */
+int myna_bot_outbox_due(struct myna_bot_store *bs, int64_t now_ms, size_t max,
+                        struct myna_outbox_rec **v, size_t *n, int64_t *wake_ms,
+                        struct myna_err *err);
 /* Writes state, attempts, next_ms, wamid, status, error_code, error. */
 int myna_bot_outbox_update(struct myna_bot_store *bs, const struct myna_outbox_rec *r,
                            int64_t now_ms, struct myna_err *err);

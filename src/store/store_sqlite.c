@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/err.h"
 #include "core/banned.h"
@@ -75,6 +76,7 @@ static const char *const migrations[] = {
     " wamid TEXT, status TEXT, error_code INTEGER NOT NULL DEFAULT 0, error TEXT,"
     " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
     "CREATE INDEX outbox_open ON outbox(state, id);"
+    "CREATE INDEX outbox_contact ON outbox(contact, id);"
     "CREATE UNIQUE INDEX outbox_wamid ON outbox(wamid);",
 };
 
@@ -137,6 +139,7 @@ struct sqlite_store {
     struct myna_store base;  /* first: a myna_store * is a sqlite_store * */
     sqlite3 *db;
     char *path;              /* for error messages */
+    int busy_timeout_ms;
     sqlite3_stmt *stmt[STMT__COUNT];
     int in_txn;              /* begin succeeded; no commit or rollback yet */
     int txn_failed;          /* a put failed: commit must not keep the rest */
@@ -212,6 +215,17 @@ void myna_store_sqlite_fail_after(struct myna_store *st, int n)
 
 /* ---- open: connection, pragmas, migrations, statements ---- */
 
+static int busy_wait_1ms(void *arg, int count)
+{
+    const struct sqlite_store *s = arg;
+    struct timespec ms = { 0, 1000 * 1000 };
+
+    if (count >= s->busy_timeout_ms)
+        return 0;  /* give up: SQLITE_BUSY */
+    nanosleep(&ms, NULL);
+    return 1;
+}
+
 static int open_db(struct sqlite_store *s, struct myna_err *err)
 {
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -282,7 +296,11 @@ static int configure(struct sqlite_store *s, const struct myna_store_opts *o,
     int rc;
 
     /* Before anything that locks: another process may be writing. */
-    sqlite3_busy_timeout(s->db, timeout_ms);
+    /* SQLite's own busy wait sleeps in growing steps up to 100 ms: a bot
+     * waiting for the master's commit would oversleep by tens of ms on its
+     * loop. Retry every millisecond instead, up to the same total. */
+    s->busy_timeout_ms = timeout_ms;
+    sqlite3_busy_handler(s->db, busy_wait_1ms, s);
     if ((rc = set_wal(s, timeout_ms, err)) != MYNA_OK)
         return rc;
     rc = sqlite3_exec(s->db, o->sync == MYNA_SYNC_NORMAL ? "PRAGMA synchronous=NORMAL"

@@ -51,7 +51,7 @@ static void put(struct conv *c, const void *p, size_t n)
         c->rc = myna_buf_append(&c->out, p, n);
 }
 
-static void puts_(struct conv *c, const char *s)
+static void put_str(struct conv *c, const char *s)
 {
     put(c, s, strlen(s));
 }
@@ -188,8 +188,10 @@ static int closes_at(const struct inline_ctx *x, enum delim d, size_t j)
         return 0;
     if (d == D_BRACKET)
         return 1;
-    if (after > x->b || run_len(s, j, x->b, ch) != n || s[j - 1] == ch ||
-        is_space((unsigned char)s[j - 1]))
+    /* the cheap tests first: run_len inside a long run of markers, for
+     * each of its bytes, would be quadratic */
+    if (after > x->b || s[j - 1] == ch || is_space((unsigned char)s[j - 1]) ||
+        run_len(s, j, x->b, ch) != n)
         return 0;
     return !delims[d].word_rule || after == x->b || !is_word((unsigned char)s[after]);
 }
@@ -227,25 +229,25 @@ static size_t try_emphasis(struct inline_ctx *x, enum delim d, size_t i)
     /* a heading is bold already: WhatsApp does not nest one marker in itself */
     switch (d) {
     case D_STAR3:
-        puts_(x->c, x->heading ? "_" : "*_");
+        put_str(x->c, x->heading ? "_" : "*_");
         convert_inline(x->c, q, j, x->depth + 1, x->heading);
-        puts_(x->c, x->heading ? "_" : "_*");
+        put_str(x->c, x->heading ? "_" : "_*");
         break;
     case D_STAR2:
     case D_UNDER2:
-        puts_(x->c, x->heading ? "" : "*");
+        put_str(x->c, x->heading ? "" : "*");
         convert_inline(x->c, q, j, x->depth + 1, x->heading);
-        puts_(x->c, x->heading ? "" : "*");
+        put_str(x->c, x->heading ? "" : "*");
         break;
     case D_STAR1:
-        puts_(x->c, "_");
+        put_str(x->c, "_");
         convert_inline(x->c, q, j, x->depth + 1, x->heading);
-        puts_(x->c, "_");
+        put_str(x->c, "_");
         break;
     default:
-        puts_(x->c, "~");
+        put_str(x->c, "~");
         convert_inline(x->c, q, j, x->depth + 1, x->heading);
-        puts_(x->c, "~");
+        put_str(x->c, "~");
         break;
     }
     return j + n;
@@ -336,9 +338,9 @@ static size_t try_link(struct inline_ctx *x, size_t i)
         put(x->c, s + u, ue - u);
     } else {
         convert_inline(x->c, t, close, x->depth + 1, x->heading);
-        puts_(x->c, " (");
+        put_str(x->c, " (");
         put(x->c, s + u, ue - u);
-        puts_(x->c, ")");
+        put_str(x->c, ")");
     }
     return paren + 1;
 }
@@ -511,7 +513,7 @@ static void convert_table_row(struct conv *c, size_t a, size_t b)
         ce = trim_end(s, cs, i);
         if (ce > cs) {
             if (!first)
-                puts_(c, " - ");
+                put_str(c, " - ");
             convert_inline(c, cs, ce, 0, 0);
             first = 0;
         }
@@ -541,9 +543,9 @@ static int convert_heading(struct conv *c, size_t a, size_t b)
             e = trim_end(s, t, k);
     }
     if (e > t) {
-        puts_(c, "*");
+        put_str(c, "*");
         convert_inline(c, t, e, 0, 1);
-        puts_(c, "*");
+        put_str(c, "*");
     }
     return 1;
 }
@@ -567,7 +569,7 @@ static void convert_text_line(struct conv *c, size_t a, size_t b)
         return;
     if (i + 1 < b && (s[i] == '-' || s[i] == '*' || s[i] == '+') &&
         (s[i + 1] == ' ' || s[i + 1] == '\t')) {
-        puts_(c, "- ");
+        put_str(c, "- ");
         i += 2;
     }
     convert_inline(c, i, b, 0, 0);
@@ -578,7 +580,7 @@ static void convert_text_line(struct conv *c, size_t a, size_t b)
 static size_t line_begin(struct conv *c)
 {
     if (c->out.len > 0)
-        puts_(c, c->pending_blank ? "\n\n" : "\n");
+        put_str(c, c->pending_blank ? "\n\n" : "\n");
     return c->out.len;
 }
 
@@ -636,7 +638,7 @@ static void convert_lines(struct conv *c)
             if (is_fence_close(s, a, b, fence_ch, fence_n)) {
                 fence_ch = 0;
                 put(c, s + a, skip_spaces(s, a, b) - a);
-                puts_(c, "```");
+                put_str(c, "```");
             } else {
                 put(c, s + a, b - a);
             }
@@ -653,7 +655,7 @@ static void convert_lines(struct conv *c)
             line_begin(c);
             c->pending_blank = 0;
             put(c, s + a, fp - a);
-            puts_(c, "```");   /* the language tag would show as text */
+            put_str(c, "```");   /* the language tag would show as text */
             a = next;
             continue;
         }

@@ -481,7 +481,7 @@ static void test_kill9_of_the_master_answers_each_once(void **state)
     snprintf(f->public_addr, sizeof(f->public_addr), "%s",
              f->p.public_url + strlen("http://"));
     for (int i = 0; i < N; i++) {
-        char from[32], wamid[32], text[32];
+        char from[64], wamid[64], text[64];
         snprintf(from, sizeof(from), "7911000%04d", i);
         snprintf(wamid, sizeof(wamid), "wamid.m9-%d", i);
         snprintf(text, sizeof(text), "мастер %d", i);
@@ -519,7 +519,7 @@ static void test_loop_guard_silences_an_auto_responder(void **state)
 
     /* another bot answering ours with the same text every time */
     for (int i = 0; i < 4; i++) {
-        char wamid[32];
+        char wamid[64];
         snprintf(wamid, sizeof(wamid), "wamid.loop-%d", i);
         post_text(f, "79990009999", wamid, "Спасибо за сообщение! Мы ответим позже.");
         if (i < 2)
@@ -531,7 +531,7 @@ static void test_loop_guard_silences_an_auto_responder(void **state)
     assert_true(h_log_contains(&f->p, "reason=repeated_text"));
     /* a person at another number: three replies a minute, then a cooldown */
     for (int i = 0; i < 4; i++) {
-        char wamid[32], text[32];
+        char wamid[64], text[64];
         snprintf(wamid, sizeof(wamid), "wamid.burst-%d", i);
         snprintf(text, sizeof(text), "вопрос номер %d", i);
         post_text(f, "79161234567", wamid, text);

@@ -113,7 +113,7 @@ static void check_split(const char *text, size_t max)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct myna_err err = MYNA_ERR_INIT;
-    char *md = malloc(size ? size : 1), *out, *raw;
+    char *md = calloc(1, size ? size : 1), *out, *raw;
     size_t small = size > 0 ? 1 + data[0] % 64 : 1;
 
     CHECK(md != NULL);

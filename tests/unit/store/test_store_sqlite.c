@@ -239,7 +239,7 @@ static void test_open_creates_schema_and_wal(void **state)
     assert_sql(f->path, "PRAGMA user_version", "2");
     assert_sql(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                " WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
-               "history_contact,inbox_contact,inbox_wamid,outbox_open,outbox_wamid,"
+               "history_contact,inbox_contact,inbox_wamid,outbox_contact,outbox_open,outbox_wamid,"
                "statuses_wamid_status,turns_ai,turns_pending");
     assert_sql(f->path, "SELECT \"unique\" FROM pragma_index_list('inbox')"
                " WHERE name = 'inbox_wamid'", "1");

@@ -491,6 +491,21 @@ static void test_hostile_lines_are_fast(void **state)
         free(out);
         free(md);
     }
+    /* openers waiting for a closer across a long run of markers */
+    for (k = 0; k < 6; k++) {
+        static const char head[] = "**x ~~y __z *w [a](b ";
+        size_t hl = sizeof(head) - 1, rl = 500000;
+        char *line = malloc(hl + rl + 3), *out;
+
+        assert_non_null(line);
+        memcpy(line, head, hl);
+        memset(line + hl, "*~_`[)"[k], rl);
+        memcpy(line + hl + rl, " y", 3);
+        out = convert_n(line, hl + rl + 2);
+        assert_true(strlen(out) > rl);
+        free(out);
+        free(line);
+    }
     /* generous for ASan on a slow machine; quadratic would be hours */
     assert_true((double)(clock() - t0) / CLOCKS_PER_SEC < 30.0);
 }
