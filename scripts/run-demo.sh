@@ -14,7 +14,7 @@ Myna is starting with the demo instance 'demo' (data in ./var, Ctrl-C stops it).
     scripts/send-webhook.sh tests/data/cloud/cloud-text.json
   What was stored, and what the demo bot answered from its FAQ:
     sqlite3 var/instances/demo.db 'SELECT seq, type, contact, text FROM inbox'
-    sqlite3 var/instances/demo.db 'SELECT role, text FROM history'
+    sqlite3 var/instances/demo.bot.db 'SELECT role, text FROM history'
   (the demo has no real Graph API: its sends are retried in the log)
   Metrics:
     curl http://$admin/metrics

@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "../tmpdir.h"
+
 #include "core/conf.h"
 #include "core/banned.h"
 
@@ -44,16 +46,10 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
 static int teardown(void **state)
 {
     struct fix *f = *state;
-    int rc = nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    int rc = test_rmtree(f->dir);
 
     free(f);
     return rc;

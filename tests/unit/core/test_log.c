@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "../tmpdir.h"
+
 #include "core/log.h"
 #include "core/banned.h"
 
@@ -47,12 +49,6 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
 static int teardown(void **state)
 {
     struct fix *f = *state;
@@ -61,7 +57,7 @@ static int teardown(void **state)
     myna_log_open(NULL);
     myna_log_set_level(MYNA_INFO);
     myna_log_set_proc("myna");
-    rc = nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    rc = test_rmtree(f->dir);
     free(f);
     return rc;
 }

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../tmpdir.h"
+
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +41,7 @@ static int setup(void **state)
     struct myna_store_opts opts = { MYNA_SYNC_NORMAL, 1000 };
     char path[128];
 
-    snprintf(f->dir, sizeof(f->dir), "/tmp/myna-committer.XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (test_tmpdir(f->dir, sizeof(f->dir), "committer") != 0)
         return -1;
     f->base = event_base_new();
     snprintf(path, sizeof(path), "%s/a.db", f->dir);
@@ -54,16 +55,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    char cmd[128];
+    int rc;
 
     myna_store_free(f->a);
     myna_store_free(f->b);
     event_base_free(f->base);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
+    rc = test_rmtree(f->dir);
     free(f);
-    return 0;
+    return rc;
 }
 
 static void on_done(struct myna_commit_job *job, void *arg)

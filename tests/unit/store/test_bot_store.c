@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../tmpdir.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +28,7 @@ static int setup(void **state)
     struct myna_store_opts o = { MYNA_SYNC_NORMAL, 1000 };
     char path[128];
 
-    snprintf(f->dir, sizeof(f->dir), "/tmp/myna-botstore.XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (test_tmpdir(f->dir, sizeof(f->dir), "botstore") != 0)
         return -1;
     snprintf(path, sizeof(path), "%s/i.db", f->dir);
     f->st = myna_store_open_sqlite(path, &o, NULL);
@@ -39,13 +40,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char cmd[128];
+    int rc;
 
     myna_bot_store_free(f->bs);
     myna_store_free(f->st);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    rc = test_rmtree(f->dir);
     free(f);
-    return system(cmd) == 0 ? 0 : -1;
+    return rc;
 }
 
 static void test_cursor_and_batches(void **state)

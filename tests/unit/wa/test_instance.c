@@ -19,6 +19,8 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "../tmpdir.h"
+
 #include "wa/instance.h"
 #include "core/banned.h"
 
@@ -43,16 +45,10 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
 static int teardown(void **state)
 {
     struct fix *f = *state;
-    int rc = nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    int rc = test_rmtree(f->dir);
 
     free(f);
     return rc;
