@@ -108,7 +108,7 @@ static int cmd_serve(int argc, char **argv)
 /* `myna bot --instance ID [--doorbell-fd N] [serve options]`. */
 static int cmd_bot(int argc, char **argv)
 {
-    struct myna_bot_opts opts = { -1, 1000, 6000, 86400, 3600, 60000 };
+    struct myna_bot_opts opts = { -1, 1000, 6000, 86400, 3600, 60000, 600000 };
     struct myna_conf conf;
     struct myna_instance_set instances = { NULL, 0 };
     const struct myna_instance *inst;
@@ -156,6 +156,7 @@ static int cmd_bot(int argc, char **argv)
         return 2;
     }
     opts.reconcile_ms = (int)conf.send_reconcile_ms;
+    opts.unconfirmed_ms = (int)conf.send_unconfirmed_ms;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = myna_bot_run(&conf, inst, &opts, &err);
     curl_global_cleanup();

@@ -1076,11 +1076,37 @@ static void on_doorbell(evutil_socket_t fd, short what, void *arg)
     drain(b);
 }
 
+/* Sends Meta accepted but never confirmed: flagged once, for the operator. */
+static void flag_unconfirmed(struct bot *b)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    int64_t ids[64], now = myna_wall_ms();
+    size_t n = 0;
+    int rc = myna_store_begin(b->st, &err);
+
+    if (rc == MYNA_OK &&
+        (rc = myna_bot_outbox_flag_unconfirmed(b->bs, now - b->opts->unconfirmed_ms, now, ids, 64,
+                                               &n, &err)) == MYNA_OK)
+        rc = myna_store_commit(b->st, &err);
+    else if (rc == MYNA_OK)
+        myna_store_rollback(b->st);
+    if (rc != MYNA_OK) {
+        log_store_error(b, "outbox_check_failed", &err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        MYNA_LOG(MYNA_WARN, "send_unconfirmed", "instance=%s outbox=%" PRId64 " after_ms=%d",
+                 b->in->id, ids[i], b->opts->unconfirmed_ms);
+}
+
 static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
+    struct bot *b = arg;
+
     (void)fd;
     (void)what;
-    drain(arg);
+    drain(b);
+    flag_unconfirmed(b);
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)

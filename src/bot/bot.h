@@ -25,6 +25,7 @@ struct myna_bot_opts {
     int history_idle_s;    /* forget history older than this; default 86400 */
     int stale_after_s;     /* messages older than this on arrival are not each answered; 3600 */
     int reconcile_ms;      /* wait for a status before resending an uncertain send; 60000 */
+    int unconfirmed_ms;    /* flag accepted sends with no status after this; 600000 */
 };
 
 /* Runs until SIGTERM/SIGINT or EOF on the doorbell. 0, or MYNA_E* with err. */

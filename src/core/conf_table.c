@@ -59,6 +59,11 @@ const struct myna_opt myna_opts[] = {
       .def = "normal", .choices = sync_modes, .metavar = "MODE", .off = OFF(bot_store_sync),
       .help = "The bots' commits: normal survives any process being killed (the promise); "
               "full also survives power loss, at a cost in latency." },
+    { .name = "send_unconfirmed_ms", .env = "MYNA_SEND_UNCONFIRMED_MS", .type = MYNA_OPT_INT,
+      .def = "600000", .min = 1000, .max = 86400000, .metavar = "MS",
+      .off = OFF(send_unconfirmed_ms),
+      .help = "A send Meta accepted but never confirmed with a status after this long is "
+              "flagged (log, status 'unconfirmed')." },
     { .name = "send_reconcile_ms", .env = "MYNA_SEND_RECONCILE_MS", .type = MYNA_OPT_INT,
       .def = "60000", .min = 100, .max = 86400000, .metavar = "MS", .off = OFF(send_reconcile_ms),
       .help = "A send cut short by a crash waits this long for Meta's status before it is resent." },

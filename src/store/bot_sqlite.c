@@ -14,7 +14,7 @@ enum {
     Q_TURN_ADD, Q_TURN_PENDING, Q_TURN_DONE, Q_TURN_AI_COUNT,
     Q_HIST_ADD, Q_HIST_RECENT,
     Q_OUT_ADD, Q_OUT_OPEN, Q_OUT_UPDATE, Q_OUT_GET, Q_OUT_BY_WAMID, Q_OUT_STATUS,
-    Q_OUT_FAILED, Q_OUT_REPLAY, Q_OUT_DUE, Q_OUT_WAKE,
+    Q_OUT_FAILED, Q_OUT_REPLAY, Q_OUT_DUE, Q_OUT_WAKE, Q_OUT_UNCONFIRMED,
     Q__COUNT
 };
 
@@ -52,6 +52,11 @@ static const char *const q_sql[Q__COUNT] = {
                   "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.contact = o.contact "
                   "AND p.id < o.id AND p.state IN (0, 1)) ORDER BY id LIMIT ?2",
     [Q_OUT_WAKE] = "SELECT min(next_ms) FROM outbox WHERE state IN (0, 1) AND next_ms > ?1",
+    /* accepted by Meta, no status since: flagged once (status 'unconfirmed';
+     * a real status later still moves it on) */
+    [Q_OUT_UNCONFIRMED] = "UPDATE outbox SET status = 'unconfirmed', updated_ms = ?2 "
+                          "WHERE state = 2 AND status = 'accepted' AND updated_ms < ?1 "
+                          "RETURNING id",
     [Q_OUT_FAILED] = "SELECT " OUT_COLS " FROM outbox WHERE state = 3 ORDER BY id",
     /* a replayed record keeps its last error until the next attempt */
     [Q_OUT_REPLAY] = "UPDATE outbox SET state = 0, attempts = 0, next_ms = 0, wamid = NULL, "
@@ -562,6 +567,25 @@ int myna_bot_outbox_due(struct myna_bot_store *bs, int64_t now_ms, size_t max,
         *wake_ms = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? MYNA_OK : fail(bs, "read outbox wake", err);
+}
+
+int myna_bot_outbox_flag_unconfirmed(struct myna_bot_store *bs, int64_t before_ms,
+                                     int64_t now_ms, int64_t *ids, size_t max, size_t *n,
+                                     struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_OUT_UNCONFIRMED, err);
+    int rc;
+
+    *n = 0;
+    if (s == NULL)
+        return MYNA_ESTORE;
+    sqlite3_bind_int64(s, 1, before_ms);
+    sqlite3_bind_int64(s, 2, now_ms);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (*n < max)
+            ids[(*n)++] = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? MYNA_OK : fail(bs, "flag unconfirmed sends", err);
 }
 
 int myna_bot_outbox_failed(struct myna_bot_store *bs, struct myna_outbox_rec **v, size_t *n,

@@ -131,6 +131,11 @@ int myna_bot_outbox_status(struct myna_bot_store *bs, const char *wamid,
                            int64_t now_ms, struct myna_err *err);
 int myna_bot_outbox_get(struct myna_bot_store *bs, int64_t id, struct myna_outbox_rec *r,
                         struct myna_err *err);
+/* Marks records accepted by Meta but without any status since before_ms as
+ * 'unconfirmed' (once); up to max of their ids go to ids[], *n of them. */
+int myna_bot_outbox_flag_unconfirmed(struct myna_bot_store *bs, int64_t before_ms,
+                                     int64_t now_ms, int64_t *ids, size_t max, size_t *n,
+                                     struct myna_err *err);
 /* Dead letters (FAILED), in id order; *v as above. */
 int myna_bot_outbox_failed(struct myna_bot_store *bs, struct myna_outbox_rec **v, size_t *n,
                            struct myna_err *err);

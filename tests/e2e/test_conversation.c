@@ -29,6 +29,7 @@ struct fx {
 };
 
 static char body_buf[1 << 20];
+static int silent_graph;  /* the next fx_start: a Graph API that sends no statuses */
 
 static int fx_start(struct fx *f, const char *extra_fields, int with_llm)
 {
@@ -37,15 +38,18 @@ static int fx_start(struct fx *f, const char *extra_fields, int with_llm)
     const char *graph_args[] = { "--listen", "127.0.0.1:0", "--token", "tok-conv", "--webhook",
                                  hook, "--app-secret", SECRET, "--phone-number-id", PHONE_ID,
                                  NULL };
+    const char *quiet_args[] = { "--listen", "127.0.0.1:0", "--token", "tok-conv", NULL };
     const char *llm_args[] = { "--listen", "127.0.0.1:0", NULL };
-    const char *extra[] = { "--public", addr, "--bots", "1", "--send-reconcile-ms", "1500", NULL };
+    const char *extra[] = { "--public", addr, "--bots", "1", "--send-reconcile-ms", "1500",
+                            "--send-unconfirmed-ms", "1000", NULL };
 
     memset(f, 0, sizeof(*f));
     if (port <= 0 || h_setup(&f->p, NULL) != 0)
         return -1;
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     snprintf(hook, sizeof(hook), "http://127.0.0.1:%d/webhook/conv", port);
-    if (h_fake_start(&f->graph, f->p.dir, "graph", MYNA_FAKE_GRAPH, graph_args) != 0 ||
+    if (h_fake_start(&f->graph, f->p.dir, "graph", MYNA_FAKE_GRAPH,
+                     silent_graph ? quiet_args : graph_args) != 0 ||
         h_fake_start(&f->llm, f->p.dir, "llm", MYNA_FAKE_LLM, llm_args) != 0)
         return -1;
     snprintf(json, sizeof(json),
@@ -105,6 +109,18 @@ static int setup_loop(void **state)
     *state = f;
     return f && fx_start(f, ",\"loop_guard\":{\"repeat_limit\":3,\"replies_per_minute\":3,"
                             "\"cooldown_s\":600}", 1) == 0 ? 0 : -1;
+}
+
+static int setup_silent(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    int rc;
+
+    *state = f;
+    silent_graph = 1;
+    rc = f && fx_start(f, NULL, 1) == 0 ? 0 : -1;
+    silent_graph = 0;
+    return rc;
 }
 
 static int teardown(void **state)
@@ -545,6 +561,21 @@ static void test_loop_guard_silences_an_auto_responder(void **state)
     assert_false(h_log_contains(&f->p, "79161234567"));  /* masked in the log */
 }
 
+static int flagged(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox", "status = 'unconfirmed'") == 1;
+}
+
+static void test_send_without_status_is_flagged(void **state)
+{
+    struct fx *f = *state;
+
+    post_text(f, "79161234567", "wamid.unc-1", "есть связь?");
+    wait_sent(f, 1);
+    assert_true(h_wait(flagged, &f->p, 10000));
+    assert_true(h_log_contains(&f->p, "event=send_unconfirmed instance=conv"));
+}
+
 /* The pid of the newest bot from the master's log. */
 static pid_t bot_pid(struct fx *f)
 {
@@ -614,6 +645,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duplicate_gives_one_reply, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_blocked_number_gets_nothing, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_statuses_reach_the_outbox, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_send_without_status_is_flagged, setup_silent, teardown),
         cmocka_unit_test_setup_teardown(test_faq_answers_without_llm, setup_faq, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_of_the_bot_answers_each_once, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_of_the_master_answers_each_once, setup_llm, teardown),
