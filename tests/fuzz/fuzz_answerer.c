@@ -13,14 +13,9 @@
 
 #include "ai/answerer.h"
 #include "core/err.h"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                \
-    do {                           \
-        if (!(cond))               \
-            __builtin_trap();      \
-    } while (0)
 
 #define N_FAQ 4
 

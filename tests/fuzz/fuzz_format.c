@@ -15,14 +15,9 @@
 
 #include "core/err.h"
 #include "wa/format.h"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                \
-    do {                           \
-        if (!(cond))               \
-            __builtin_trap();      \
-    } while (0)
 
 static int is_ws(unsigned char ch)
 {

@@ -17,14 +17,9 @@
 
 #include "core/err.h"
 #include "wa/graph.h"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                \
-    do {                           \
-        if (!(cond))               \
-            __builtin_trap();      \
-    } while (0)
 
 /* Well-formed UTF-8 without control bytes, written apart from graph.c's
  * own check so that a bug there is not mirrored here. */

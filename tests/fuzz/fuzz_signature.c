@@ -13,16 +13,11 @@
 
 #include "core/err.h"
 #include "wa/signature.h"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define SECRET "test-app-secret-0123456789abcdef"
-
-#define CHECK(cond)                \
-    do {                           \
-        if (!(cond))               \
-            __builtin_trap();      \
-    } while (0)
 
 /* One key for the whole run, as an instance keeps one: reachable, no leak. */
 static struct myna_hmac_key *fuzz_key(void)

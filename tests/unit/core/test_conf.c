@@ -36,8 +36,7 @@ static int setup(void **state)
 
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/myna-test-conf-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
+    if (test_tmpdir(f->dir, sizeof(f->dir), "test-conf") != 0) {
         free(f);
         return -1;
     }

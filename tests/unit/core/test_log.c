@@ -37,8 +37,7 @@ static int setup(void **state)
 
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/myna-test-log-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
+    if (test_tmpdir(f->dir, sizeof(f->dir), "test-log") != 0) {
         free(f);
         return -1;
     }

@@ -35,8 +35,7 @@ static int setup(void **state)
 
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/myna-test-instance-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
+    if (test_tmpdir(f->dir, sizeof(f->dir), "test-instance") != 0) {
         free(f);
         return -1;
     }
