@@ -20,6 +20,7 @@
 #include "master/ingress.h"
 #include "master/metrics.h"
 #include "master/supervisor.h"
+#include "store/bot_store.h"
 #include "core/banned.h"
 
 #define HEADERS_MAX (16 * 1024)
@@ -42,6 +43,9 @@ struct master {
     struct evhttp_bound_socket *pub_sock, *adm_sock;
     struct myna_ingress *ing;
     struct myna_supervisor *sup;   /* NULL with bots = 0 */
+    const struct myna_instance_set *instances;
+    struct myna_store **bot_st;    /* each bot's store, opened at the first scrape */
+    struct myna_bot_store **bot_bs;
     struct myna_metrics metrics;
     struct conn_set conns;
     struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
@@ -164,13 +168,83 @@ static void on_public(struct evhttp_request *req, void *arg)
     }
 }
 
+/* The bots' gauges: process state from the supervisor, the outbox and turns
+ * from each bot's store (short reads; a store that cannot be read is left
+ * out of this scrape and logged). */
+static int render_bots(struct master *m, struct myna_buf *b)
+{
+    static const char *const gauges[][2] = {
+        { "myna_bot_outbox_open", "Replies pending or being sent." },
+        { "myna_bot_dead_letters", "Replies that failed for good (myna outbox failed)." },
+        { "myna_bot_sends_unconfirmed", "Sends accepted by Meta without a status in time." },
+        { "myna_bot_turns_pending", "Customer turns waiting for an answer." },
+        { "myna_bot_open_batches", "Contacts whose messages are being batched." },
+    };
+    struct myna_store_opts so = { MYNA_SYNC_NORMAL, 100 };
+    struct myna_bot_counts *c;
+    unsigned char *ok;
+    size_t n = m->instances->n;
+    int rc = 0;
+
+    if (n == 0 || m->sup == NULL)
+        return 0;
+    if (m->bot_st == NULL && ((m->bot_st = calloc(n, sizeof(*m->bot_st))) == NULL ||
+                              (m->bot_bs = calloc(n, sizeof(*m->bot_bs))) == NULL))
+        return MYNA_ENOMEM;
+    if ((c = calloc(n, sizeof(*c))) == NULL || (ok = calloc(n, 1)) == NULL) {
+        free(c);
+        return MYNA_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct myna_err err = MYNA_ERR_INIT;
+        if (m->bot_bs[i] == NULL) {
+            char path[4200];
+            snprintf(path, sizeof(path), "%s/instances/%s.bot.db", m->conf->data_dir,
+                     m->instances->v[i].id);
+            if ((m->bot_st[i] = myna_store_open_sqlite(path, &so, &err)) != NULL)
+                m->bot_bs[i] = myna_bot_store_new(m->bot_st[i], &err);
+        }
+        ok[i] = m->bot_bs[i] && myna_bot_counts(m->bot_bs[i], &c[i], &err) == MYNA_OK;
+        if (!ok[i]) {
+            char q[600];
+            MYNA_LOG(MYNA_WARN, "bot_metrics_failed", "instance=%s err=%s", m->instances->v[i].id,
+                     myna_log_q(q, sizeof(q), err.msg));
+        }
+    }
+    rc = myna_buf_printf(b, "# HELP myna_bot_up 1 while the instance's bot process runs.\n"
+                            "# TYPE myna_bot_up gauge\n");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = myna_buf_printf(b, "myna_bot_up{instance=\"%s\"} %d\n", m->instances->v[i].id,
+                             myna_supervisor_pid(m->sup, i) > 0);
+    if (rc == 0)
+        rc = myna_buf_printf(b, "# HELP myna_bot_restarts_total Restarts after a bot exited.\n"
+                                "# TYPE myna_bot_restarts_total counter\n");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = myna_buf_printf(b, "myna_bot_restarts_total{instance=\"%s\"} %d\n",
+                             m->instances->v[i].id, myna_supervisor_restarts(m->sup, i));
+    for (size_t g = 0; rc == 0 && g < sizeof(gauges) / sizeof(gauges[0]); g++) {
+        rc = myna_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", gauges[g][0], gauges[g][1],
+                             gauges[g][0]);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            const int64_t v[] = { c[i].outbox_open, c[i].dead_letters, c[i].unconfirmed,
+                                  c[i].turns_pending, c[i].open_batches };
+            if (ok[i])
+                rc = myna_buf_printf(b, "%s{instance=\"%s\"} %lld\n", gauges[g][0],
+                                     m->instances->v[i].id, (long long)v[g]);
+        }
+    }
+    free(c);
+    free(ok);
+    return rc;
+}
+
 static void serve_metrics(struct master *m, struct evhttp_request *req)
 {
     struct myna_buf b = MYNA_BUF_INIT(METRICS_MAX);
     struct myna_commit_stats cs;
 
     myna_ingress_commit_stats(m->ing, &cs);
-    if (myna_metrics_render(&m->metrics, &cs, &b) != MYNA_OK) {
+    if (myna_metrics_render(&m->metrics, &cs, &b) != MYNA_OK || render_bots(m, &b) != MYNA_OK) {
         send_text(req, 500, "Internal Server Error", "text/plain", "metrics too large\n", 18);
     } else {
         send_text(req, 200, "OK", "text/plain; version=0.0.4", b.data ? b.data : "", b.len);
@@ -342,6 +416,12 @@ static void master_release(struct master *m)
     /* connections close before the ingress goes, so no reply can reach a
      * freed request; the committer answers nothing after this */
     myna_supervisor_free(m->sup);
+    for (size_t i = 0; m->bot_bs && i < m->instances->n; i++) {
+        myna_bot_store_free(m->bot_bs[i]);
+        myna_store_free(m->bot_st[i]);
+    }
+    free(m->bot_bs);
+    free(m->bot_st);
     if (m->pub)
         evhttp_free(m->pub);
     if (m->adm)
@@ -363,6 +443,7 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_instance_set
     memset(&m, 0, sizeof(m));
     m.conf = conf;
     m.args = args;
+    m.instances = instances;
     m.state = MASTER_STARTING;
     signal(SIGPIPE, SIG_IGN);
     if ((m.base = event_base_new()) == NULL) {

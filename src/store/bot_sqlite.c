@@ -14,7 +14,7 @@ enum {
     Q_TURN_ADD, Q_TURN_PENDING, Q_TURN_DONE, Q_TURN_AI_COUNT,
     Q_HIST_ADD, Q_HIST_RECENT,
     Q_OUT_ADD, Q_OUT_OPEN, Q_OUT_UPDATE, Q_OUT_GET, Q_OUT_BY_WAMID, Q_OUT_STATUS,
-    Q_OUT_FAILED, Q_OUT_REPLAY, Q_OUT_DUE, Q_OUT_WAKE, Q_OUT_UNCONFIRMED,
+    Q_OUT_FAILED, Q_OUT_REPLAY, Q_OUT_DUE, Q_OUT_WAKE, Q_OUT_UNCONFIRMED, Q_COUNTS,
     Q__COUNT
 };
 
@@ -57,6 +57,11 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_OUT_UNCONFIRMED] = "UPDATE outbox SET status = 'unconfirmed', updated_ms = ?2 "
                           "WHERE state = 2 AND status = 'accepted' AND updated_ms < ?1 "
                           "RETURNING id",
+    [Q_COUNTS] = "SELECT (SELECT count(*) FROM outbox WHERE state IN (0, 1)),"
+                 " (SELECT count(*) FROM outbox WHERE state = 3),"
+                 " (SELECT count(*) FROM outbox WHERE status = 'unconfirmed'),"
+                 " (SELECT count(*) FROM turns WHERE state = 0),"
+                 " (SELECT count(*) FROM batches)",
     [Q_OUT_FAILED] = "SELECT " OUT_COLS " FROM outbox WHERE state = 3 ORDER BY id",
     /* a replayed record keeps its last error until the next attempt */
     [Q_OUT_REPLAY] = "UPDATE outbox SET state = 0, attempts = 0, next_ms = 0, wamid = NULL, "
@@ -586,6 +591,24 @@ int myna_bot_outbox_flag_unconfirmed(struct myna_bot_store *bs, int64_t before_m
             ids[(*n)++] = sqlite3_column_int64(s, 0);
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? MYNA_OK : fail(bs, "flag unconfirmed sends", err);
+}
+
+int myna_bot_counts(struct myna_bot_store *bs, struct myna_bot_counts *c, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_COUNTS, err);
+    int rc;
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        c->outbox_open = sqlite3_column_int64(s, 0);
+        c->dead_letters = sqlite3_column_int64(s, 1);
+        c->unconfirmed = sqlite3_column_int64(s, 2);
+        c->turns_pending = sqlite3_column_int64(s, 3);
+        c->open_batches = sqlite3_column_int64(s, 4);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? MYNA_OK : fail(bs, "count", err);
 }
 
 int myna_bot_outbox_failed(struct myna_bot_store *bs, struct myna_outbox_rec **v, size_t *n,

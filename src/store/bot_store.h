@@ -136,6 +136,15 @@ int myna_bot_outbox_get(struct myna_bot_store *bs, int64_t id, struct myna_outbo
 int myna_bot_outbox_flag_unconfirmed(struct myna_bot_store *bs, int64_t before_ms,
                                      int64_t now_ms, int64_t *ids, size_t max, size_t *n,
                                      struct myna_err *err);
+/* Gauges for operators (the master's /metrics). */
+struct myna_bot_counts {
+    int64_t outbox_open;     /* pending or sending */
+    int64_t dead_letters;    /* failed for good */
+    int64_t unconfirmed;     /* accepted, no status in time */
+    int64_t turns_pending;
+    int64_t open_batches;
+};
+int myna_bot_counts(struct myna_bot_store *bs, struct myna_bot_counts *c, struct myna_err *err);
 /* Dead letters (FAILED), in id order; *v as above. */
 int myna_bot_outbox_failed(struct myna_bot_store *bs, struct myna_outbox_rec **v, size_t *n,
                            struct myna_err *err);

@@ -450,6 +450,8 @@ static void test_window_closed_is_a_dead_letter(void **state)
     assert_true(h_wait(has_dead_letter, &f->p, 15000));
     nanosleep(&settle, NULL);  /* and it is not tried again */
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 1 AND state = 3"), 1);
+    assert_true(h_metric(&f->p, "myna_bot_dead_letters{instance=\"conv\"}") == 1);
+    assert_true(h_metric(&f->p, "myna_bot_up{instance=\"conv\"}") == 1);
     {   /* the operator sees it and sends it again once the window is open */
         static char out[4096];
         char data[400];
@@ -634,6 +636,8 @@ static void test_kill9_of_the_bot_answers_each_once(void **state)
             fail_msg("'%s' was sent %d times", want, count);
     }
     assert_true(h_log_contains(&f->p, "event=bot_exited"));
+    assert_true(h_metric(&f->p, "myna_bot_restarts_total{instance=\"conv\"}") >= 1);
+    assert_true(h_metric(&f->p, "myna_bot_outbox_open{instance=\"conv\"}") == 0);
 }
 
 int main(void)
