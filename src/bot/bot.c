@@ -379,7 +379,8 @@ static int consume(struct bot *b, const struct myna_inbox_row *row, int *timer,
     const struct myna_inbound *m = &row->m;
     int64_t age_s = m->ts > 0 ? row->received_ms / 1000 - m->ts : 0;
     int stale = age_s > b->opts->stale_after_s;
-    char text[512];
+    /* a caption is at most 1,024 characters (4 KB of UTF-8): never cut here */
+    char text[8192];
 
     *timer = 0;
     if (m->contact == NULL || m->contact[0] == '\0' || gate_refuses(b->in, m->contact))
@@ -906,13 +907,28 @@ static void on_sent(const struct myna_send_result *res, void *arg)
 
     s->lane->sending = 0;
     switch (res->cls) {
-    case MYNA_SEND_OK:
+    case MYNA_SEND_OK: {
+        /* a status webhook may have come first and adopted the wamid (and a
+         * later status): then this answer adds nothing, and writing
+         * "accepted" would move the record backwards */
+        struct myna_outbox_rec now;
+        int adopted;
+
+        memset(&now, 0, sizeof(now));  /* untouched when not found */
+        adopted = myna_bot_outbox_get(b->bs, r->id, &now, NULL) == MYNA_OK && now.wamid != NULL;
+        myna_outbox_rec_release(&now);
+        if (adopted) {
+            sending_free(s);
+            kick_sender(b);
+            return;
+        }
         free(r->wamid);
         r->wamid = strdup(res->wamid);
         r->state = MYNA_OUTBOX_SENT;
         free(r->status);
         r->status = strdup("accepted");
         break;
+    }
     case MYNA_SEND_RETRY:
     case MYNA_SEND_RETRY_PAIR:
         /* attempts counts this send: Meta's schedule starts at n = 0 */
