@@ -963,7 +963,7 @@ static void on_sent(const struct myna_send_result *res, void *arg)
 }
 
 /* Builds the provider request for one outbox record. */
-static char *request_body(struct bot *b, const struct myna_outbox_rec *r, struct myna_err *err)
+static char *request_body(const struct myna_outbox_rec *r, struct myna_err *err)
 {
     cJSON *content = cJSON_Parse(r->body);
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(content, "text");
@@ -975,7 +975,6 @@ static char *request_body(struct bot *b, const struct myna_outbox_rec *r, struct
     else
         myna_err_set(err, MYNA_EPARSE, "outbox record %" PRId64 " has no text", r->id);
     cJSON_Delete(content);
-    (void)b;
     return body;
 }
 
@@ -1028,7 +1027,7 @@ static void on_send_timer(evutil_socket_t fd, short what, void *arg)
             wake = wake == 0 || b->next_send_ms < wake ? b->next_send_ms : wake;
             break;  /* pacing: the rest waits for the next slot */
         }
-        if ((body = request_body(b, r, &err)) == NULL) {
+        if ((body = request_body(r, &err)) == NULL) {
             r->state = MYNA_OUTBOX_FAILED;
             free(r->error);
             r->error = strdup(err.msg);

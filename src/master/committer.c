@@ -297,22 +297,14 @@ void myna_committer_stats(struct myna_committer *c, struct myna_commit_stats *ou
 
 void myna_committer_free(struct myna_committer *c)
 {
-    struct myna_commit_job *j, *next;
-
     if (c == NULL)
         return;
     pthread_mutex_lock(&c->mu);
     c->stop = 1;
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    pthread_join(c->thread, NULL);  /* the writer empties the queue first */
+    pthread_join(c->thread, NULL);  /* the writer empties the queue before it ends */
     deliver(c);
-    for (j = c->queue; j; j = next) {  /* nothing is left here; kept for safety */
-        next = j->next;
-        j->rc = MYNA_EAGAIN;
-        c->pending--;
-        j->done(j, j->arg);
-    }
     event_free(c->ev);
     close(c->efd);
     pthread_cond_destroy(&c->cv);

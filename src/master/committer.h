@@ -58,8 +58,8 @@ void myna_committer_submit(struct myna_committer *c, struct myna_commit_job *job
 size_t myna_committer_pending(const struct myna_committer *c);
 /* A copy of the commit statistics. */
 void myna_committer_stats(struct myna_committer *c, struct myna_commit_stats *out);
-/* Waits for the writer to finish the group in hand, stops it and frees the
- * committer. Jobs still queued get done with rc MYNA_EAGAIN. NULL ok. */
+/* Lets the writer write everything queued, stops it, answers the last jobs
+ * (done runs for each) and frees the committer. NULL ok. */
 void myna_committer_free(struct myna_committer *c);
 
 #endif

@@ -236,13 +236,14 @@ int h_run(const char *const *args, char *out, size_t cap)
 {
     int pipefd[2], status;
     const char *argv[32];
-    size_t n = 0;
+    size_t n = 0, argc = 0;
     pid_t pid;
     ssize_t r;
 
-    argv[0] = MYNA_BIN;
-    for (int i = 0; args[i] && i < 30; i++)
-        argv[i + 1] = args[i], argv[i + 2] = NULL;
+    argv[argc++] = MYNA_BIN;
+    for (int i = 0; args[i] && argc < 31; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
     if (pipe(pipefd) != 0)
         return -1;
     pid = fork();

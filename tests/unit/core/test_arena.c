@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "../child.h"
+
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/banned.h"
@@ -381,25 +383,6 @@ static void test_arena_many_small(void **state)
         assert_int_equal(*v[i], i);
     assert_int_equal(a.used, 2000 * 16);
     myna_arena_free(&a);
-}
-
-/* Runs fn in a child process: a sanitizer report or a crash there fails this
- * test instead of killing the whole test program. */
-static void assert_child_ok(void (*fn)(void))
-{
-    int status;
-    pid_t pid;
-
-    fflush(NULL);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        fn();
-        _exit(0);
-    }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        fail_msg("child failed (status 0x%x): see its report above", status);
 }
 
 static void child_huge_unlimited(void)
