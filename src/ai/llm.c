@@ -115,40 +115,6 @@ static int tokens(const cJSON *v)
     return d >= (double)INT_MAX ? INT_MAX : (int)d;
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms, no
- * surrogates, at most U+10FFFF), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t left)
-{
-    uint32_t cp;
-    size_t n, i;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        n = 2;
-        cp = s[0] & 0x1Fu;
-    } else if ((s[0] & 0xF0) == 0xE0) {
-        n = 3;
-        cp = s[0] & 0x0Fu;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        n = 4;
-        cp = s[0] & 0x07u;
-    } else {
-        return 0;
-    }
-    if (left < n)
-        return 0;
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3Fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* s itself when it is valid UTF-8, else a copy in a with each bad byte
  * replaced by U+FFFD (WhatsApp and JSON printers want valid text). */
 static const char *utf8_fix(struct myna_arena *a, const char *s)
@@ -158,7 +124,7 @@ static const char *utf8_fix(struct myna_arena *a, const char *s)
     char *out;
 
     while (i < len) {
-        k = utf8_seq(p + i, len - i);
+        k = myna_utf8_seq(p + i, len - i);
         if (k == 0) {
             bad++;
             k = 1;
@@ -170,7 +136,7 @@ static const char *utf8_fix(struct myna_arena *a, const char *s)
     if ((out = myna_arena_alloc(a, len + 2 * bad + 1)) == NULL)
         return NULL;
     for (i = 0; i < len; i += k) {
-        k = utf8_seq(p + i, len - i);
+        k = myna_utf8_seq(p + i, len - i);
         if (k == 0) {
             memcpy(out + o, "\xEF\xBF\xBD", 3);
             o += 3;

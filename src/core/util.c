@@ -113,3 +113,43 @@ int myna_split_hostport(const char *s, char *host, size_t cap, int *port)
     *port = (int)p;
     return 0;
 }
+
+/* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0:
+ * no overlongs, no surrogates, nothing past U+10FFFF. */
+size_t myna_utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        unsigned lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+        return n >= 3 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+        return n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 &&
+                       (s[3] & 0xc0) == 0x80
+                   ? 4
+                   : 0;
+    }
+    return 0;
+}
+
+/* Code points of s, or (size_t)-1 when s is not valid UTF-8. */
+size_t myna_utf8_count(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), i = 0, cps = 0;
+
+    while (i < n) {
+        size_t k = myna_utf8_seq(p + i, n - i);
+        if (k == 0)
+            return (size_t)-1;
+        i += k;
+        cps++;
+    }
+    return cps;
+}

@@ -22,6 +22,7 @@
 #include "core/arena.h"
 #include "core/json.h"
 #include "net/http_client.h"
+#include "core/util.h"
 #include "core/banned.h"
 
 #define PARSE_MAX (256 * 1024)     /* Graph answers are small; larger ones are not parsed */
@@ -33,48 +34,6 @@
 #define RETRY_CAP_MS (5 * 60 * 1000)
 #define PAIR_CAP_MS (10 * 60 * 1000)
 
-/* ---- UTF-8 ------------------------------------------------------------------ */
-
-/* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0:
- * no overlongs, no surrogates, nothing past U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        return n >= 2 && (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        unsigned lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-        return n >= 3 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-        return n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 &&
-                       (s[3] & 0xc0) == 0x80
-                   ? 4
-                   : 0;
-    }
-    return 0;
-}
-
-/* Code points of s, or (size_t)-1 when s is not valid UTF-8. */
-static size_t utf8_count(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s), i = 0, cps = 0;
-
-    while (i < n) {
-        size_t k = utf8_seq(p + i, n - i);
-        if (k == 0)
-            return (size_t)-1;
-        i += k;
-        cps++;
-    }
-    return cps;
-}
-
 /* Appends what it can of src[0..n) to dst (cap bytes, always terminated):
  * whole characters only, control bytes as spaces, broken sequences as '?'. */
 static void text_copy(char *dst, size_t cap, const char *src, size_t n)
@@ -83,7 +42,7 @@ static void text_copy(char *dst, size_t cap, const char *src, size_t n)
     size_t len = strlen(dst), i = 0;
 
     while (i < n) {
-        size_t k = utf8_seq(s + i, n - i);
+        size_t k = myna_utf8_seq(s + i, n - i);
         if (k == 0) {
             if (len + 1 >= cap)
                 break;
@@ -118,7 +77,7 @@ static int check_text(const char *what, const char *s, size_t min, size_t max,
 
     if (s == NULL)
         return myna_err_set(err, MYNA_EINVAL, "%s is missing", what);
-    if ((n = utf8_count(s)) == (size_t)-1)
+    if ((n = myna_utf8_count(s)) == (size_t)-1)
         return myna_err_set(err, MYNA_EINVAL, "%s is not valid UTF-8", what);
     if (n < min)
         return myna_err_set(err, MYNA_EINVAL, "%s is empty", what);
