@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
 # run-demo.sh MYNA PUBLIC ADMIN - `make run`: starts Myna in the foreground
-# with the demo instance of examples/demo-instances.json and data in ./var.
+# with the demo instance of examples/demo-instances.json (provider "sim",
+# the built-in simulator) and data in ./var. With MYNA_LLM_URL set (an
+# OpenAI-compatible base URL; MYNA_LLM_MODEL and MYNA_LLM_API_KEY optional)
+# the demo bot answers with that model instead of its FAQ.
 set -euo pipefail
 myna=$1 public=$2 admin=$3
 root=$(cd "$(dirname "$0")/.." && pwd)
+instances=$root/examples/demo-instances.json
+brain="its FAQ (the built-in answerer)"
+
+json_escape() { printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'; }
+
+if [ -n "${MYNA_LLM_URL:-}" ]; then
+    mkdir -p ./var
+    llm="\"llm\": {\"url\": \"$(json_escape "$MYNA_LLM_URL")\", \"model\": \"$(json_escape "${MYNA_LLM_MODEL:-default}")\", \"api_key\": \"$(json_escape "${MYNA_LLM_API_KEY:-}")\", \"system_prompt\": \"You are the friendly assistant of a barbershop. Answer briefly.\"},"
+    sed "s|\"provider\": \"sim\",|\"provider\": \"sim\", ${llm//|/\\|}|" "$instances" > ./var/demo-instances.json
+    instances=./var/demo-instances.json
+    brain="the model at $MYNA_LLM_URL"
+fi
+
 cat <<MSG
 
-Myna is starting with the demo instance 'demo' (data in ./var, Ctrl-C stops it).
+Myna is starting with the demo bot 'demo' on the built-in simulator; it
+answers from $brain. Data in ./var, Ctrl-C stops it.
 
-  Meta's verification handshake:
-    curl '${public/#/http://}/webhook/demo?hub.mode=subscribe&hub.challenge=42&hub.verify_token=demo-verify-token'
-  A signed inbound message, as Meta sends it:
-    scripts/send-webhook.sh tests/data/cloud/cloud-text.json
-  What was stored, and what the demo bot answered from its FAQ:
-    sqlite3 var/instances/demo.db 'SELECT seq, type, contact, text FROM inbox'
-    sqlite3 var/instances/demo.bot.db 'SELECT role, text FROM history'
-  (the demo has no real Graph API: its sends are retried in the log)
-  Metrics:
-    curl http://$admin/metrics
+  Chat with it in a browser:   http://$admin/sim/demo
+  or in a terminal:            $myna chat demo --admin $admin
+  Metrics:                     curl http://$admin/metrics
+  What was stored:             sqlite3 var/instances/demo.db 'SELECT seq, type, contact, text FROM inbox'
 
 MSG
-exec "$myna" serve --public "$public" --admin "$admin" --data ./var \
-    --instances "$root/examples/demo-instances.json"
+exec "$myna" serve --public "$public" --admin "$admin" --data ./var --instances "$instances"

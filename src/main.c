@@ -1,4 +1,4 @@
-/* main.c - `myna serve | version | help`: parses the command line, loads the
+/* main.c - `myna serve | bot | chat | outbox | version | help`: parses the command line, loads the
  * configuration and hands over to the master. The only file that exits.
  * Exit codes: 0 clean stop, 1 runtime failure, 2 configuration error (a
  * supervisor must not restart on 2). */
@@ -11,12 +11,14 @@
 
 #include "core/conf.h"
 #include "bot/bot.h"
+#include "cli/chat.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "store/bot_store.h"
 #include "store/store.h"
 #include "master/master.h"
 #include "wa/instance.h"
+#include "wa/sim.h"
 #include "core/banned.h"
 
 extern char **environ;
@@ -33,6 +35,7 @@ static void usage(FILE *out)
             "commands:\n"
             "  serve     run the master: webhook ingress, admin listener, bots (see 'myna serve --help')\n"
             "  bot       run one instance's bot (the master starts these): bot --instance ID [serve options]\n"
+            "  chat      talk to a sim instance as a customer: chat ID [--from DIGITS] [--name NAME]\n"
             "  outbox    dead letters: outbox failed --instance ID | outbox replay --instance ID (--id N | --all)\n"
             "  version   print the version\n"
             "  help      print this text\n");
@@ -84,6 +87,13 @@ static int cmd_serve(int argc, char **argv)
         myna_conf_release(&conf);
         return 2;
     }
+    if (!(seen & (1u << PT_CHECK)) &&
+        myna_sim_prepare(&instances, conf.data_dir, NULL, 1, &err) != MYNA_OK) {
+        fprintf(stderr, "myna: %s\n", err.msg);
+        myna_instances_release(&instances);
+        myna_conf_release(&conf);
+        return 2;
+    }
     if (seen & (1u << PT_CHECK)) {
         printf("configuration ok: %zu instance(s)\n", instances.n);
         myna_instances_release(&instances);
@@ -93,7 +103,9 @@ static int cmd_serve(int argc, char **argv)
     if (instances.n == 0)
         MYNA_LOG(MYNA_WARN, "no_instances", "hint=%s",
                  "\"pass --instances FILE; every webhook will be answered 404\"");
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = myna_master_run(&conf, &instances, &args, &err);
+    curl_global_cleanup();
     if (rc != MYNA_OK) {
         char q[600];
         MYNA_LOG(MYNA_ERROR, "exit", "err=%s", myna_log_q(q, sizeof(q), err.msg));
@@ -149,6 +161,7 @@ static int cmd_bot(int argc, char **argv)
     myna_log_set_level((int)conf.log_level);
     if (myna_log_open(conf.log_file) != 0 || conf.instances[0] == '\0' ||
         myna_instances_load(conf.instances, &instances, &err) != MYNA_OK ||
+        myna_sim_prepare(&instances, conf.data_dir, conf.admin_addr, 0, &err) != MYNA_OK ||
         (inst = myna_instances_find(&instances, id)) == NULL) {
         fprintf(stderr, "myna: bot %s: %s\n", id, err.msg[0] ? err.msg : "no such instance");
         myna_instances_release(&instances);
@@ -246,6 +259,64 @@ static int cmd_outbox(int argc, char **argv)
     return rc;
 }
 
+/* `myna chat ID [--from DIGITS] [--name NAME] [--linger MS] [serve options]`:
+ * talks to the admin listener the serve options name. */
+static int cmd_chat(int argc, char **argv)
+{
+    struct myna_chat_opts o = { NULL, NULL, NULL, "Terminal", 20000 };
+    struct myna_conf conf;
+    struct myna_err err = MYNA_ERR_INIT;
+    char **rest = calloc((size_t)argc + 1, sizeof(char *)), url[300], from[16];
+    int n = 0, rc;
+
+    if (rest == NULL)
+        return 1;
+    for (int i = 0; i < argc; i++) {
+        int64_t v;
+        if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
+            o.from = argv[++i];
+        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            o.name = argv[++i];
+        else if (strcmp(argv[i], "--linger") == 0 && i + 1 < argc &&
+                 myna_parse_i64(argv[i + 1], 0, 3600000, &v) == 0) {
+            o.linger_ms = (int)v;
+            i++;
+        } else if (o.instance == NULL && argv[i][0] != '-')
+            o.instance = argv[i];
+        else
+            rest[n++] = argv[i];
+    }
+    if (o.instance == NULL || !myna_is_slug(o.instance) ||
+        (o.from && (strspn(o.from, "0123456789") != strlen(o.from) || strlen(o.from) < 1 ||
+                    strlen(o.from) > 15))) {
+        fprintf(stderr, "usage: myna chat ID [--from DIGITS] [--name NAME] [--linger MS] "
+                        "[--admin ADDR:PORT | --config FILE]\n");
+        free(rest);
+        return 2;
+    }
+    rc = myna_conf_load(&conf, n, rest, environ, NULL, NULL, &err);
+    free(rest);
+    if (rc != MYNA_OK) {
+        fprintf(stderr, "myna: %s\n", err.msg);
+        return 2;
+    }
+    if (myna_sim_local_url(conf.admin_addr, "", url, sizeof(url)) != 0) {
+        fprintf(stderr, "myna: the admin address '%s' has no port\n", conf.admin_addr);
+        myna_conf_release(&conf);
+        return 2;
+    }
+    if (o.from == NULL) {  /* a number of its own for each terminal */
+        snprintf(from, sizeof(from), "1555%07lld", (long long)(myna_wall_ms() % 10000000));
+        o.from = from;
+    }
+    o.admin_url = url;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = myna_chat_run(&o, stdin, stdout, stderr);
+    curl_global_cleanup();
+    myna_conf_release(&conf);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -258,6 +329,8 @@ int main(int argc, char **argv)
         return cmd_bot(argc - 2, argv + 2);
     if (strcmp(argv[1], "outbox") == 0)
         return cmd_outbox(argc - 2, argv + 2);
+    if (strcmp(argv[1], "chat") == 0)
+        return cmd_chat(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("myna %s\n", MYNA_VERSION);
         return 0;

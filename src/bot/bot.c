@@ -32,6 +32,7 @@
 #define SEND_TIMEOUT_MS 20000
 #define AUTH_RETRY_MS 60000
 #define SEND_BATCH 64         /* due records read per sender pass */
+#define STOP_DRAIN_MS 3000    /* at stop, how long sends in flight may take to answer */
 
 /* One per contact seen since start: its batch timer and what is in flight. */
 struct lane {
@@ -550,6 +551,8 @@ struct answering {
     size_t n_ids;
     int ai;                  /* how the turns are marked when done (bot_store.h) */
     int prompt_tokens, completion_tokens;
+    int llm_called, llm_ok;  /* the LLM's outcome, counted with the turn */
+    int64_t llm_ms;
     char *text;              /* the customer's words, folded */
     char *last_wamid;        /* marked read, shown typing */
     char *profile_name;
@@ -620,6 +623,29 @@ static void on_history(const char *role, const char *text, int64_t ts_ms, void *
     prompt_add(a, strcmp(role, "assistant") == 0 ? "assistant" : "user", text);
 }
 
+/* The LLM call of this turn on /metrics (bot_store.h: MYNA_LLM_BUCKETS_MS). */
+static int count_llm(const struct answering *a, struct myna_err *err)
+{
+    static const int64_t bounds[] = { MYNA_LLM_BUCKETS_MS };
+    static const char *const bucket_names[] = { MYNA_LLM_BUCKET_NAMES };
+    size_t k = 0;
+    const char *names[5];
+    int64_t deltas[5];
+
+    while (k < sizeof(bounds) / sizeof(bounds[0]) && a->llm_ms > bounds[k])
+        k++;
+    names[0] = a->llm_ok ? "llm_requests_ok" : "llm_requests_failed";
+    names[1] = bucket_names[k];  /* the last name is the +Inf bucket */
+    names[2] = "llm_latency_ms_sum";
+    names[3] = "llm_prompt_tokens";
+    names[4] = "llm_completion_tokens";
+    deltas[0] = deltas[1] = 1;
+    deltas[2] = a->llm_ms;
+    deltas[3] = a->prompt_tokens;
+    deltas[4] = a->completion_tokens;
+    return myna_bot_counters_add(a->b->bs, names, deltas, 5, err);
+}
+
 /* Commits the reply: history, outbox records, the turns done. reply is the
  * model's Markdown (converted to WhatsApp formatting) when from_llm, else
  * text the operator wrote in WhatsApp formatting already (FAQ, fallback). */
@@ -656,6 +682,8 @@ static void finish_reply(struct answering *a, const char *reply, int from_llm)
                       : myna_err_set(&err, MYNA_ENOMEM, "out of memory");
             cJSON_free(body);
         }
+        if (rc == MYNA_OK && a->llm_called)
+            rc = count_llm(a, &err);
         for (size_t i = 0; rc == MYNA_OK && i < a->n_ids; i++)
             rc = myna_bot_turn_done(b->bs, a->turn_ids[i], i == 0 ? a->ai : 0,
                                     i == 0 ? a->prompt_tokens : 0,
@@ -690,7 +718,10 @@ static void on_llm(const struct myna_llm_result *r, void *arg)
 
     a->prompt_tokens = r->prompt_tokens;  /* a failed call may have used some too */
     a->completion_tokens = r->completion_tokens;
-    if (r->rc == MYNA_OK && r->text && r->text[0]) {
+    a->llm_called = 1;
+    a->llm_ms = r->latency_ms;
+    a->llm_ok = r->rc == MYNA_OK && r->text && r->text[0];
+    if (a->llm_ok) {
         a->ai = 1;
         MYNA_LOG(MYNA_INFO, "llm_answered", "instance=%s latency_ms=%" PRId64
                  " prompt_tokens=%d completion_tokens=%d attempts=%d",
@@ -711,14 +742,15 @@ static void on_read_sent(const struct myna_send_result *r, void *arg)
     (void)arg;  /* best effort: a missed typing indicator is not worth a retry */
 }
 
-/* Marks the customer's message read and shows typing while the AI thinks. */
-static void show_typing(struct bot *b, const char *wamid)
+/* Marks the customer's message read and, with typing, shows the typing
+ * indicator while the AI thinks. */
+static void mark_read(struct bot *b, const char *wamid, int typing)
 {
     char *body;
 
     if (wamid == NULL || b->graph == NULL)
         return;
-    if ((body = myna_graph_read_body(wamid, 1, NULL)) != NULL)
+    if ((body = myna_graph_read_body(wamid, typing, NULL)) != NULL)
         myna_graph_post(b->graph, body, SEND_TIMEOUT_MS, on_read_sent, NULL, NULL);
     free(body);
 }
@@ -751,6 +783,7 @@ static void answer(struct answering *a)
     if (!in->llm.enabled) {
         double score = 0;
         const char *reply = b->faq ? myna_answerer_answer(b->faq, a->text, &score) : NULL;
+        mark_read(b, a->last_wamid, 0);
         finish_turn(a, reply ? reply : in->fallback_text);
         return;
     }
@@ -778,7 +811,7 @@ static void answer(struct answering *a)
                                 on_history, a, &err) != MYNA_OK ||
         prompt_add(a, "user", a->text) != MYNA_OK)
         goto fallback;
-    show_typing(b, a->last_wamid);
+    mark_read(b, a->last_wamid, 1);
     if (myna_llm_chat(b->llm, a->msgs, a->n_msgs, on_llm, a, &err) == MYNA_OK)
         return;
     MYNA_LOG(MYNA_WARN, "llm_unavailable", "instance=%s circuit_open=%d", in->id,
@@ -897,6 +930,16 @@ static void set_error(struct myna_outbox_rec *r, const struct myna_send_result *
     r->error_code = res->error_code;
 }
 
+/* After a send's answer: the next sends, or the end of a stop that waited
+ * for the answers of the sends in flight. */
+static void sent_done(struct bot *b)
+{
+    if (b->stopping && b->sends == NULL)
+        event_base_loopexit(b->base, NULL);
+    else
+        kick_sender(b);
+}
+
 static void on_sent(const struct myna_send_result *res, void *arg)
 {
     struct sending *s = arg;
@@ -919,7 +962,7 @@ static void on_sent(const struct myna_send_result *res, void *arg)
         myna_outbox_rec_release(&now);
         if (adopted) {
             sending_free(s);
-            kick_sender(b);
+            sent_done(b);
             return;
         }
         free(r->wamid);
@@ -959,7 +1002,7 @@ static void on_sent(const struct myna_send_result *res, void *arg)
     }
     save(b, r);
     sending_free(s);
-    kick_sender(b);
+    sent_done(b);
 }
 
 /* Builds the provider request for one outbox record. */
@@ -1071,6 +1114,26 @@ static void on_send_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- process ---------------------------------------------------------------- */
 
+/* Stops taking new work (turns, sends, the inbox) and exits once the sends
+ * in flight have their answers, or after STOP_DRAIN_MS. A send cut short is
+ * uncertain, and when the master is gone (or stopping) so is the way back
+ * for its status webhooks: such a send would be made again after
+ * send_reconcile_ms, and the customer would get the reply twice. What is
+ * still thinking (the LLM) is not waited for: its turn stays pending and is
+ * answered by the next bot. */
+static void stop_after_sends(struct bot *b)
+{
+    struct timeval tv = { STOP_DRAIN_MS / 1000, (STOP_DRAIN_MS % 1000) * 1000 };
+
+    if (b->stopping)
+        return;
+    b->stopping = 1;
+    if (b->doorbell)
+        event_del(b->doorbell);  /* at EOF it stays readable */
+    event_del(b->poll);
+    event_base_loopexit(b->base, b->sends ? &tv : NULL);
+}
+
 static void on_doorbell(evutil_socket_t fd, short what, void *arg)
 {
     struct bot *b = arg;
@@ -1084,8 +1147,7 @@ static void on_doorbell(evutil_socket_t fd, short what, void *arg)
         r = 0;  /* a broken doorbell: treat like a gone master */
     if (r == 0) {  /* the master is gone: stop (what is durable resumes later) */
         MYNA_LOG(MYNA_WARN, "master_gone", "instance=%s", b->in->id);
-        b->stopping = 1;
-        event_base_loopexit(b->base, NULL);
+        stop_after_sends(b);
         return;
     }
     drain(b);
@@ -1130,8 +1192,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 
     (void)what;
     MYNA_LOG(MYNA_INFO, "stopping", "instance=%s signal=%d", b->in->id, (int)sig);
-    b->stopping = 1;
-    event_base_loopexit(b->base, NULL);
+    stop_after_sends(b);
 }
 
 /* Open batches survive restarts: their timers are set again (a deadline

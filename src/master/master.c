@@ -19,6 +19,7 @@
 #include "core/util.h"
 #include "master/ingress.h"
 #include "master/metrics.h"
+#include "master/simulator.h"
 #include "master/supervisor.h"
 #include "store/bot_store.h"
 #include "core/banned.h"
@@ -43,6 +44,9 @@ struct master {
     struct evhttp_bound_socket *pub_sock, *adm_sock;
     struct myna_ingress *ing;
     struct myna_supervisor *sup;   /* NULL with bots = 0 */
+    struct myna_simulator *sim;
+    char **bot_argv;               /* the master's arguments + --admin <bound address> */
+    char admin_bound[128];
     const struct myna_instance_set *instances;
     struct myna_store **bot_st;    /* each bot's store, opened at the first scrape */
     struct myna_bot_store **bot_bs;
@@ -168,6 +172,79 @@ static void on_public(struct evhttp_request *req, void *arg)
     }
 }
 
+/* The LLM counters of one bot (bot_store.h). */
+#define LLM_BUCKETS 9
+struct llm_counts {
+    int64_t ok, failed, bucket[LLM_BUCKETS], sum_ms, prompt, completion;
+};
+
+static void on_counter(const char *name, int64_t v, void *arg)
+{
+    static const char *const buckets[LLM_BUCKETS] = { MYNA_LLM_BUCKET_NAMES };
+    struct llm_counts *c = arg;
+
+    if (strcmp(name, "llm_requests_ok") == 0)
+        c->ok = v;
+    else if (strcmp(name, "llm_requests_failed") == 0)
+        c->failed = v;
+    else if (strcmp(name, "llm_latency_ms_sum") == 0)
+        c->sum_ms = v;
+    else if (strcmp(name, "llm_prompt_tokens") == 0)
+        c->prompt = v;
+    else if (strcmp(name, "llm_completion_tokens") == 0)
+        c->completion = v;
+    for (size_t i = 0; i < LLM_BUCKETS; i++)
+        if (strcmp(name, buckets[i]) == 0)
+            c->bucket[i] = v;
+}
+
+static int render_llm(struct master *m, const struct llm_counts *c, const unsigned char *ok,
+                      struct myna_buf *b)
+{
+    static const char *const le[LLM_BUCKETS] = { "0.1", "0.25", "0.5", "1", "2.5",
+                                                 "5", "10", "30", "+Inf" };
+    size_t n = m->instances->n;
+    int rc = myna_buf_printf(b, "# HELP myna_llm_requests_total LLM calls of answered turns "
+                                "(failed: the fallback text was sent).\n"
+                                "# TYPE myna_llm_requests_total counter\n");
+
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (ok[i])
+            rc = myna_buf_printf(b, "myna_llm_requests_total{instance=\"%s\",result=\"ok\"} %lld\n"
+                                    "myna_llm_requests_total{instance=\"%s\",result=\"failed\"} %lld\n",
+                                 m->instances->v[i].id, (long long)c[i].ok, m->instances->v[i].id,
+                                 (long long)c[i].failed);
+    if (rc == 0)
+        rc = myna_buf_printf(b, "# HELP myna_llm_latency_seconds From asking the LLM to its "
+                                "answer, retries included.\n"
+                                "# TYPE myna_llm_latency_seconds histogram\n");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int64_t cum = 0;
+        if (!ok[i])
+            continue;
+        for (size_t k = 0; rc == 0 && k < LLM_BUCKETS; k++) {
+            cum += c[i].bucket[k];
+            rc = myna_buf_printf(b, "myna_llm_latency_seconds_bucket{instance=\"%s\",le=\"%s\"} %lld\n",
+                                 m->instances->v[i].id, le[k], (long long)cum);
+        }
+        if (rc == 0)
+            rc = myna_buf_printf(b, "myna_llm_latency_seconds_sum{instance=\"%s\"} %.3f\n"
+                                    "myna_llm_latency_seconds_count{instance=\"%s\"} %lld\n",
+                                 m->instances->v[i].id, (double)c[i].sum_ms / 1000.0,
+                                 m->instances->v[i].id, (long long)cum);
+    }
+    if (rc == 0)
+        rc = myna_buf_printf(b, "# HELP myna_llm_tokens_total Tokens the LLM reported, by kind.\n"
+                                "# TYPE myna_llm_tokens_total counter\n");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (ok[i])
+            rc = myna_buf_printf(b, "myna_llm_tokens_total{instance=\"%s\",kind=\"prompt\"} %lld\n"
+                                    "myna_llm_tokens_total{instance=\"%s\",kind=\"completion\"} %lld\n",
+                                 m->instances->v[i].id, (long long)c[i].prompt,
+                                 m->instances->v[i].id, (long long)c[i].completion);
+    return rc;
+}
+
 /* The bots' gauges: process state from the supervisor, the outbox and turns
  * from each bot's store (short reads; a store that cannot be read is left
  * out of this scrape and logged). */
@@ -182,6 +259,7 @@ static int render_bots(struct master *m, struct myna_buf *b)
     };
     struct myna_store_opts so = { MYNA_SYNC_NORMAL, 100 };
     struct myna_bot_counts *c;
+    struct llm_counts *lc;
     unsigned char *ok;
     size_t n = m->instances->n;
     int rc = 0;
@@ -191,8 +269,13 @@ static int render_bots(struct master *m, struct myna_buf *b)
     if (m->bot_st == NULL && ((m->bot_st = calloc(n, sizeof(*m->bot_st))) == NULL ||
                               (m->bot_bs = calloc(n, sizeof(*m->bot_bs))) == NULL))
         return MYNA_ENOMEM;
-    if ((c = calloc(n, sizeof(*c))) == NULL || (ok = calloc(n, 1)) == NULL) {
+    c = calloc(n, sizeof(*c));
+    lc = calloc(n, sizeof(*lc));
+    ok = calloc(n, 1);
+    if (c == NULL || lc == NULL || ok == NULL) {
         free(c);
+        free(lc);
+        free(ok);
         return MYNA_ENOMEM;
     }
     for (size_t i = 0; i < n; i++) {
@@ -204,7 +287,8 @@ static int render_bots(struct master *m, struct myna_buf *b)
             if ((m->bot_st[i] = myna_store_open_sqlite(path, &so, &err)) != NULL)
                 m->bot_bs[i] = myna_bot_store_new(m->bot_st[i], &err);
         }
-        ok[i] = m->bot_bs[i] && myna_bot_counts(m->bot_bs[i], &c[i], &err) == MYNA_OK;
+        ok[i] = m->bot_bs[i] && myna_bot_counts(m->bot_bs[i], &c[i], &err) == MYNA_OK &&
+                myna_bot_counters(m->bot_bs[i], on_counter, &lc[i], &err) == MYNA_OK;
         if (!ok[i]) {
             char q[600];
             MYNA_LOG(MYNA_WARN, "bot_metrics_failed", "instance=%s err=%s", m->instances->v[i].id,
@@ -233,7 +317,10 @@ static int render_bots(struct master *m, struct myna_buf *b)
                                      m->instances->v[i].id, (long long)v[g]);
         }
     }
+    if (rc == 0)
+        rc = render_llm(m, lc, ok, b);
     free(c);
+    free(lc);
     free(ok);
     return rc;
 }
@@ -262,6 +349,8 @@ static void on_admin(struct evhttp_request *req, void *arg)
         send_text(req, 200, "OK", "text/plain", "ok\n", 3);
     else if (strcmp(path, "/metrics") == 0)
         serve_metrics(m, req);
+    else if (strncmp(path, "/sim", 4) == 0 && (path[4] == '\0' || path[4] == '/'))
+        myna_simulator_handle(m->sim, req, path);
     else
         send_text(req, 404, "Not Found", "text/plain", "not found\n", 10);
 }
@@ -416,6 +505,8 @@ static void master_release(struct master *m)
     /* connections close before the ingress goes, so no reply can reach a
      * freed request; the committer answers nothing after this */
     myna_supervisor_free(m->sup);
+    myna_simulator_free(m->sim);
+    free(m->bot_argv);
     for (size_t i = 0; m->bot_bs && i < m->instances->n; i++) {
         myna_bot_store_free(m->bot_bs[i]);
         myna_store_free(m->bot_st[i]);
@@ -467,8 +558,23 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_instance_set
         rc = myna_err_set(err, MYNA_EIO, "cannot install signal handlers");
         goto out;
     }
+    if ((m.sim = myna_simulator_new(m.base, instances, pub, adm, err)) == NULL) {
+        rc = err->code;
+        goto out;
+    }
     if (conf->bots && instances->n > 0) {
-        if ((m.sup = myna_supervisor_new(m.base, instances, args->argc, args->argv, err)) == NULL) {
+        /* the bots learn where the admin listener really is (it may have
+         * been given as port 0): sim instances send their replies there */
+        if ((m.bot_argv = calloc((size_t)args->argc + 3, sizeof(char *))) == NULL) {
+            rc = myna_err_set(err, MYNA_ENOMEM, "out of memory");
+            goto out;
+        }
+        memcpy(m.bot_argv, args->argv, (size_t)args->argc * sizeof(char *));
+        snprintf(m.admin_bound, sizeof(m.admin_bound), "%s", adm);
+        m.bot_argv[args->argc] = (char *)"--admin";
+        m.bot_argv[args->argc + 1] = m.admin_bound;
+        if ((m.sup = myna_supervisor_new(m.base, instances, args->argc + 2, m.bot_argv, err)) ==
+            NULL) {
             rc = err->code;
             goto out;
         }

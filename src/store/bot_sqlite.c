@@ -15,6 +15,7 @@ enum {
     Q_HIST_ADD, Q_HIST_RECENT,
     Q_OUT_ADD, Q_OUT_OPEN, Q_OUT_UPDATE, Q_OUT_GET, Q_OUT_BY_WAMID, Q_OUT_STATUS,
     Q_OUT_FAILED, Q_OUT_REPLAY, Q_OUT_DUE, Q_OUT_WAKE, Q_OUT_UNCONFIRMED, Q_COUNTS,
+    Q_COUNTER_ADD, Q_COUNTER_ALL,
     Q__COUNT
 };
 
@@ -63,6 +64,9 @@ static const char *const q_sql[Q__COUNT] = {
                  " (SELECT count(*) FROM turns WHERE state = 0),"
                  " (SELECT count(*) FROM batches)",
     [Q_OUT_FAILED] = "SELECT " OUT_COLS " FROM outbox WHERE state = 3 ORDER BY id",
+    [Q_COUNTER_ADD] = "INSERT INTO counters(name, value) VALUES(?1, ?2) "
+                      "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+    [Q_COUNTER_ALL] = "SELECT name, value FROM counters ORDER BY name",
     /* a replayed record keeps its last error until the next attempt */
     [Q_OUT_REPLAY] = "UPDATE outbox SET state = 0, attempts = 0, next_ms = 0, wamid = NULL, "
                      "status = NULL, updated_ms = ?2 WHERE state = 3 AND (?1 = 0 OR id = ?1)",
@@ -692,4 +696,34 @@ int myna_bot_outbox_status(struct myna_bot_store *bs, const char *wamid,
     }
     myna_outbox_rec_release(&r);
     return rc;
+}
+
+int myna_bot_counters_add(struct myna_bot_store *bs, const char *const *names,
+                          const int64_t *deltas, size_t n, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_COUNTER_ADD, err);
+    int rc = MYNA_OK;
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    for (size_t i = 0; rc == MYNA_OK && i < n; i++) {
+        sqlite3_bind_text(s, 1, names[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, deltas[i]);
+        rc = exec(bs, s, "add counters", err);
+    }
+    return rc;
+}
+
+int myna_bot_counters(struct myna_bot_store *bs, void (*fn)(const char *name, int64_t v, void *arg),
+                      void *arg, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_COUNTER_ALL, err);
+    int rc;
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        fn((const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1), arg);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? MYNA_OK : fail(bs, "read counters", err);
 }

@@ -145,6 +145,22 @@ struct myna_bot_counts {
     int64_t open_batches;
 };
 int myna_bot_counts(struct myna_bot_store *bs, struct myna_bot_counts *c, struct myna_err *err);
+/* Named counters (monotonic totals the bot keeps for /metrics): adds
+ * deltas[i] to names[i] (inside the caller's transaction, like every write). */
+int myna_bot_counters_add(struct myna_bot_store *bs, const char *const *names,
+                          const int64_t *deltas, size_t n, struct myna_err *err);
+/* The LLM latency histogram's bucket bounds in ms and the counter of each
+ * bucket (not cumulative; the last is the +Inf bucket). Other counters:
+ * llm_requests_ok, llm_requests_failed, llm_latency_ms_sum,
+ * llm_prompt_tokens, llm_completion_tokens. */
+#define MYNA_LLM_BUCKETS_MS 100, 250, 500, 1000, 2500, 5000, 10000, 30000
+#define MYNA_LLM_BUCKET_NAMES                                                              \
+    "llm_latency_le_100", "llm_latency_le_250", "llm_latency_le_500", "llm_latency_le_1000", \
+        "llm_latency_le_2500", "llm_latency_le_5000", "llm_latency_le_10000",                \
+        "llm_latency_le_30000", "llm_latency_le_inf"
+/* fn(name, value) for every counter, in name order. */
+int myna_bot_counters(struct myna_bot_store *bs, void (*fn)(const char *name, int64_t v, void *arg),
+                      void *arg, struct myna_err *err);
 /* Dead letters (FAILED), in id order; *v as above. */
 int myna_bot_outbox_failed(struct myna_bot_store *bs, struct myna_outbox_rec **v, size_t *n,
                            struct myna_err *err);

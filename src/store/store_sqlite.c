@@ -78,6 +78,10 @@ static const char *const migrations[] = {
     "CREATE INDEX outbox_open ON outbox(state, id);"
     "CREATE INDEX outbox_contact ON outbox(contact, id);"
     "CREATE UNIQUE INDEX outbox_wamid ON outbox(wamid);",
+    /* 3: counters the bot adds to and the master's /metrics reads (the LLM's
+     * calls, latency buckets and tokens): a scrape reads a few rows, never
+     * the turns. */
+    "CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

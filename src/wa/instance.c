@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,7 +117,9 @@ static const char *check_value(const struct field *f, const char *v)
     case F_TEXT:
         return n > 0 && n <= 200 ? NULL : "must be a non-empty string of at most 200 bytes";
     case F_PROVIDER:
-        return strcmp(v, "cloud") == 0 ? NULL : "unsupported provider (supported: cloud)";
+        return strcmp(v, "cloud") == 0 || strcmp(v, "sim") == 0
+                   ? NULL
+                   : "unsupported provider (supported: cloud, sim)";
     case F_DIGITS:
         if (n == 0 && !f->required)
             return NULL;
@@ -440,12 +443,25 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
     return get_num(v, "messages_per_second", 0.1, 1000, 20, &in->pacing_mps, who, "pacing", err);
 }
 
+/* A sim instance's default phone_number_id: 15 digits from its id, so it
+ * stays the same from one start to the next. */
+static const char *sim_phone_number_id(const char *id, char *out, size_t cap)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    for (; id && *id; id++)
+        h = (h ^ (unsigned char)*id) * 1099511628211ull;
+    snprintf(out, cap, "9%014llu", (unsigned long long)(h % 100000000000000ull));
+    return out;
+}
+
 static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
                      const struct providers *prov, struct myna_err *err)
 {
     const cJSON *id = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, "id") : NULL;
     char who[128];
-    const cJSON *item;
+    const cJSON *item, *prov_v;
+    int sim;
 
     if (cJSON_IsString(id) && printable(id->valuestring))
         snprintf(who, sizeof(who), "instance %zu (\"%s\")", idx + 1, id->valuestring);
@@ -464,23 +480,30 @@ static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
                 return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s' appears twice", who,
                                     item->string);
     }
+    /* the simulator needs no credentials: myna_sim_prepare derives them */
+    prov_v = cJSON_GetObjectItemCaseSensitive(obj, "provider");
+    sim = cJSON_IsString(prov_v) && strcmp(prov_v->valuestring, "sim") == 0;
     for (size_t i = 0; i < N_FIELDS; i++) {
         const struct field *f = &fields[i];
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, f->name);
         const char *text, *why;
-        char **slot = (char **)((char *)in + f->off);
+        char **slot = (char **)((char *)in + f->off), pnid[24];
+        int sim_default = sim && f->off != OFF(id) && f->off != OFF(name) &&
+                          f->off != OFF(provider);
 
         if (v == NULL || cJSON_IsNull(v)) {
-            if (f->required)
+            if (f->required && !sim_default)
                 return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': missing", who, f->name);
-            text = f->kind == F_URL ? MYNA_GRAPH_URL_DEFAULT : "";
+            text = f->kind == F_URL && !sim ? MYNA_GRAPH_URL_DEFAULT : "";
+            if (sim && f->off == OFF(phone_number_id))
+                text = sim_phone_number_id(in->id, pnid, sizeof(pnid));
         } else if (!cJSON_IsString(v)) {
             return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': must be a string", who,
                                 f->name);
         } else {
             text = v->valuestring;
         }
-        if ((why = check_value(f, text)) != NULL)
+        if ((why = check_value(f, text)) != NULL && !(sim_default && *text == '\0'))
             return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': %s", who, f->name, why);
         if ((*slot = strdup(text)) == NULL)
             return myna_err_set(err, MYNA_ENOMEM, "out of memory");

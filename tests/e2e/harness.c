@@ -234,7 +234,12 @@ int h_wait(int (*cond)(void *arg), void *arg, int timeout_ms)
 
 int h_run(const char *const *args, char *out, size_t cap)
 {
-    int pipefd[2], status;
+    return h_run_input(args, NULL, out, cap);
+}
+
+int h_run_input(const char *const *args, const char *input, char *out, size_t cap)
+{
+    int pipefd[2], infd[2] = { -1, -1 }, status;
     const char *argv[32];
     size_t n = 0, argc = 0;
     pid_t pid;
@@ -246,8 +251,18 @@ int h_run(const char *const *args, char *out, size_t cap)
     argv[argc] = NULL;
     if (pipe(pipefd) != 0)
         return -1;
+    if (input && pipe(infd) != 0) {
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return -1;
+    }
     pid = fork();
     if (pid == 0) {
+        if (input) {
+            dup2(infd[0], STDIN_FILENO);
+            close(infd[0]);
+            close(infd[1]);
+        }
         dup2(pipefd[1], STDOUT_FILENO);
         dup2(pipefd[1], STDERR_FILENO);
         close(pipefd[0]);
@@ -255,6 +270,12 @@ int h_run(const char *const *args, char *out, size_t cap)
         _exit(127);
     }
     close(pipefd[1]);
+    if (input) {  /* small: fits the pipe, so this cannot block on the child */
+        close(infd[0]);
+        if (write(infd[1], input, strlen(input)) < 0)
+            n = 0;
+        close(infd[1]);
+    }
     while (cap > 1 && (r = read(pipefd[0], out + n, cap - 1 - n)) > 0)
         n += (size_t)r;
     if (cap)

@@ -41,6 +41,9 @@ int h_wait(int (*cond)(void *arg), void *arg, int timeout_ms);
 /* Runs `myna ARGS...` to completion; returns its exit code and captures its
  * stdout+stderr into out (cap bytes, NUL-terminated). */
 int h_run(const char *const *args, char *out, size_t cap);
+/* The same with input (NUL-terminated, at most a pipe's worth) as stdin,
+ * closed after it: the end of input. */
+int h_run_input(const char *const *args, const char *input, char *out, size_t cap);
 /* Sends sig and waits; returns the exit status (WEXITSTATUS) or 128+signal. */
 int h_stop(struct myna_proc *p, int sig);
 /* Removes the temp dir. */

@@ -101,6 +101,11 @@ static void test_bad_instances_file_names_the_field(void **state)
                path, sizeof(path));
     assert_int_equal(h_run(args, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "configuration ok: 1 instance(s)"));
+
+    /* what `make run` starts */
+    snprintf(path, sizeof(path), "%s/../../examples/demo-instances.json", MYNA_TEST_DATA);
+    assert_int_equal(h_run(args, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "configuration ok: 1 instance(s)"));
     h_cleanup(&p);
 }
 

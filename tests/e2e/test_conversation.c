@@ -269,6 +269,13 @@ static void test_three_fragments_one_turn(void **state)
         cJSON_free(text);
         cJSON_Delete(reads);
     }
+    /* and the call is on /metrics */
+    assert_true(h_metric(&f->p, "myna_llm_requests_total{instance=\"conv\",result=\"ok\"}") == 1);
+    assert_true(h_metric(&f->p, "myna_llm_requests_total{instance=\"conv\",result=\"failed\"}") == 0);
+    assert_true(h_metric(&f->p, "myna_llm_latency_seconds_count{instance=\"conv\"}") == 1);
+    assert_true(h_metric(&f->p, "myna_llm_latency_seconds_bucket{instance=\"conv\",le=\"+Inf\"}") == 1);
+    assert_true(h_metric(&f->p, "myna_llm_tokens_total{instance=\"conv\",kind=\"prompt\"}") > 0);
+    assert_true(h_metric(&f->p, "myna_llm_tokens_total{instance=\"conv\",kind=\"completion\"}") > 0);
 }
 
 static void test_old_messages_get_one_reply(void **state)
@@ -357,6 +364,18 @@ static void test_faq_answers_without_llm(void **state)
     assert_int_equal(sent_texts(f, sent, 8), 2);
     assert_string_equal(sent[0], "Мужская стрижка стоит 1500 ₽.");
     assert_string_equal(sent[1], "Администратор скоро ответит.");
+    {   /* both were marked read, without a typing indicator: there is no wait */
+        cJSON *reads = fake_get(&f->graph, "/_fake/reads");
+        char *text = cJSON_PrintUnformatted(reads);
+        assert_non_null(text);
+        assert_non_null(strstr(text, "wamid.faq-1"));
+        assert_non_null(strstr(text, "wamid.faq-2"));
+        assert_null(strstr(text, "typing_indicator"));
+        cJSON_free(text);
+        cJSON_Delete(reads);
+    }
+    /* no LLM, nothing counted for it */
+    assert_true(h_metric(&f->p, "myna_llm_requests_total{instance=\"conv\",result=\"ok\"}") <= 0);
 }
 
 static void fault(const struct h_fake *fk, const char *json)
@@ -413,6 +432,8 @@ static void test_model_down_gives_fallback(void **state)
     assert_int_equal(sent_texts(f, sent, 8), 1);
     assert_string_equal(sent[0], "Sorry, I cannot answer right now. We will get back to you soon.");
     assert_true(h_log_contains(&f->p, "event=llm_failed"));
+    assert_true(h_metric(&f->p, "myna_llm_requests_total{instance=\"conv\",result=\"failed\"}") == 1);
+    assert_true(h_metric(&f->p, "myna_llm_requests_total{instance=\"conv\",result=\"ok\"}") == 0);
 }
 
 static void test_throughput_errors_are_retried_in_order(void **state)
@@ -438,6 +459,11 @@ static void test_throughput_errors_are_retried_in_order(void **state)
 static int has_dead_letter(void *arg)
 {
     return h_db_count(arg, "conv", "outbox", "state = 3 AND error_code = 131047") == 1;
+}
+
+static int has_accepted(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox", "state = 2") == 1;
 }
 
 static void test_window_closed_is_a_dead_letter(void **state)
@@ -466,7 +492,7 @@ static void test_window_closed_is_a_dead_letter(void **state)
         assert_int_equal(h_run(replay, out, sizeof(out)), 0);
         assert_non_null(strstr(out, "1 dead letter(s) queued again"));
         wait_sent(f, 1);  /* the fault was used up: this time it goes */
-        assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 2"), 1);
+        assert_true(h_wait(has_accepted, &f->p, 5000));  /* and Meta's answer is recorded */
     }
 }
 

@@ -422,7 +422,7 @@ static void test_instance_bad_slug_ids(void **state)
 static void test_instance_provider(void **state)
 {
     (void)state;
-    field_fails("provider", "twilio", "unsupported provider (supported: cloud)");
+    field_fails("provider", "twilio", "unsupported provider (supported: cloud, sim)");
     field_fails("provider", "Cloud", "unsupported provider");
     field_fails("provider", "cloud ", "unsupported provider");
     field_fails("provider", "", "unsupported provider");
