@@ -23,23 +23,40 @@
 
 #define CHALLENGE_MAX 1024
 
+/* An instance's store, shared by the tables that name the instance (so an
+ * update keeps its connection) and closed with the last of them. */
+struct shared_store {
+    int refs;
+    struct myna_store *st;
+};
+
 struct ingress_instance {
-    const struct myna_instance *cfg;
-    struct myna_store *store;
+    char *id, *phone_number_id, *verify_token;
+    struct shared_store *store;
     struct myna_hmac_key *key;
     size_t app;            /* index of the first instance with the same app secret */
 };
 
-struct myna_ingress {
+/* The instances as the ingress sees them: immutable once built. A request
+ * holds the table it started with until its answer, so the writer thread
+ * routes with a table that cannot change under it; a change of instances
+ * builds a new table. Reference counts are touched on the loop only. */
+struct table {
+    int refs;
+    size_t n;
     struct ingress_instance *inst;
-    size_t n_inst;
+};
+
+struct myna_ingress {
+    struct table *table;
+    const struct myna_conf *conf;
     struct myna_committer *committer;
     struct myna_metrics *metrics;
     size_t max_body;
     size_t max_pending;
     int draining;
     int closing;   /* being freed: requests may be gone, answer nothing */
-    void (*notify)(size_t instance, void *arg);
+    void (*notify)(const char *id, void *arg);
     void *notify_arg;
 };
 
@@ -51,7 +68,8 @@ struct pending {
     struct myna_commit_job job;
     struct evhttp_request *req;
     struct myna_ingress *ing;
-    struct ingress_instance *in;
+    struct table *table;           /* held until the answer */
+    struct ingress_instance *in;   /* in table */
     const char *body;              /* a copy: the writer must not touch libevent */
     size_t len;
     struct myna_err err;           /* why prepare refused the body */
@@ -84,12 +102,38 @@ static void reject(struct myna_ingress *ing, struct evhttp_request *req, enum my
     reply(req, code, reason, detail);
 }
 
-static struct ingress_instance *find_instance(struct myna_ingress *ing, const char *id)
+static struct ingress_instance *find_instance(struct table *t, const char *id)
 {
-    for (size_t i = 0; i < ing->n_inst; i++)
-        if (strcmp(ing->inst[i].cfg->id, id) == 0)
-            return &ing->inst[i];
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->inst[i].id, id) == 0)
+            return &t->inst[i];
     return NULL;
+}
+
+static void store_unref(struct shared_store *s)
+{
+    if (s && --s->refs == 0) {
+        myna_store_free(s->st);
+        free(s);
+    }
+}
+
+static void table_unref(struct table *t)
+{
+    if (t == NULL || --t->refs > 0)
+        return;
+    for (size_t i = 0; i < t->n; i++) {
+        struct ingress_instance *in = &t->inst[i];
+        free(in->id);
+        free(in->phone_number_id);
+        if (in->verify_token)
+            memset(in->verify_token, 0, strlen(in->verify_token));
+        free(in->verify_token);
+        myna_hmac_key_free(in->key);
+        store_unref(in->store);
+    }
+    free(t->inst);
+    free(t);
 }
 
 /* ---- GET: verification handshake ---------------------------------------- */
@@ -110,7 +154,7 @@ static void handle_verify(struct myna_ingress *ing, struct evhttp_request *req,
 
     if (query == NULL || evhttp_parse_query_str(query, &q) != 0) {
         evhttp_clear_headers(&q);
-        reject(ing, req, MYNA_REJ_VERIFY_FAILED, 403, "Forbidden", in->cfg->id,
+        reject(ing, req, MYNA_REJ_VERIFY_FAILED, 403, "Forbidden", in->id,
                "verification refused");
         return;
     }
@@ -118,7 +162,7 @@ static void handle_verify(struct myna_ingress *ing, struct evhttp_request *req,
     token = evhttp_find_header(&q, "hub.verify_token");
     challenge = evhttp_find_header(&q, "hub.challenge");
     if (mode && token && challenge && strcmp(mode, "subscribe") == 0 &&
-        token_equal(token, in->cfg->verify_token) && challenge[0] != '\0' &&
+        token_equal(token, in->verify_token) && challenge[0] != '\0' &&
         strlen(challenge) <= CHALLENGE_MAX) {
         struct evbuffer *out = evbuffer_new();
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
@@ -128,13 +172,13 @@ static void handle_verify(struct myna_ingress *ing, struct evhttp_request *req,
         if (out)
             evbuffer_free(out);
         ing->metrics->verifications++;
-        MYNA_LOG(MYNA_INFO, "webhook_verified", "instance=%s", in->cfg->id);
+        MYNA_LOG(MYNA_INFO, "webhook_verified", "instance=%s", in->id);
     } else {
-        reject(ing, req, MYNA_REJ_VERIFY_FAILED, 403, "Forbidden", in->cfg->id,
+        reject(ing, req, MYNA_REJ_VERIFY_FAILED, 403, "Forbidden", in->id,
                "verification refused");
         MYNA_LOG(MYNA_WARN, "webhook_verify_refused", "instance=%s mode_ok=%d token_ok=%d",
-                 in->cfg->id, mode && strcmp(mode, "subscribe") == 0,
-                 token && token_equal(token, in->cfg->verify_token));
+                 in->id, mode && strcmp(mode, "subscribe") == 0,
+                 token && token_equal(token, in->verify_token));
     }
     evhttp_clear_headers(&q);
 }
@@ -143,15 +187,14 @@ static void handle_verify(struct myna_ingress *ing, struct evhttp_request *req,
 
 /* The instance whose store keeps records for phone_number_id: the owner of
  * that number among the instances of the same Meta app, else the URL's. */
-static struct ingress_instance *route(const struct myna_ingress *ing,
-                                      struct ingress_instance *url,
+static struct ingress_instance *route(const struct table *t, struct ingress_instance *url,
                                       const char *phone_number_id, int *unrouted)
 {
-    if (phone_number_id == NULL || strcmp(url->cfg->phone_number_id, phone_number_id) == 0)
+    if (phone_number_id == NULL || strcmp(url->phone_number_id, phone_number_id) == 0)
         return url;
-    for (size_t i = 0; i < ing->n_inst; i++) {
-        struct ingress_instance *in = &ing->inst[i];
-        if (in->app == url->app && strcmp(in->cfg->phone_number_id, phone_number_id) == 0)
+    for (size_t i = 0; i < t->n; i++) {
+        struct ingress_instance *in = &t->inst[i];
+        if (in->app == url->app && strcmp(in->phone_number_id, phone_number_id) == 0)
             return in;
     }
     (*unrouted)++;
@@ -159,7 +202,7 @@ static struct ingress_instance *route(const struct myna_ingress *ing,
 }
 
 /* Splits the batch into one part per destination store, in the arena. */
-static int build_parts(const struct myna_ingress *ing, struct ingress_instance *url,
+static int build_parts(const struct table *t, struct ingress_instance *url,
                        const struct myna_cloud_batch *b, struct myna_arena *a,
                        struct myna_commit_job *job, int *unrouted)
 {
@@ -171,14 +214,14 @@ static int build_parts(const struct myna_ingress *ing, struct ingress_instance *
     if (dest == NULL || parts == NULL)
         return MYNA_ENOMEM;
     for (size_t i = 0; i < b->n_msgs; i++)
-        dest[i] = route(ing, url, b->msgs[i].phone_number_id, unrouted);
+        dest[i] = route(t, url, b->msgs[i].phone_number_id, unrouted);
     for (size_t i = 0; i < b->n_statuses; i++)
-        dest[b->n_msgs + i] = route(ing, url, b->statuses[i].phone_number_id, unrouted);
+        dest[b->n_msgs + i] = route(t, url, b->statuses[i].phone_number_id, unrouted);
 
     /* Almost every body goes to one store: then the part points into the
      * batch's arrays directly. Otherwise records are copied per store. */
     for (size_t i = 0; i < n_rec; i++) {
-        struct myna_store *st = dest[i]->store;
+        struct myna_store *st = dest[i]->store->st;
         size_t k;
         for (k = 0; k < n_parts && parts[k].store != st; k++)
             ;
@@ -195,10 +238,10 @@ static int build_parts(const struct myna_ingress *ing, struct ingress_instance *
         if (msgs == NULL || sts == NULL || pt->msg_new == NULL || pt->st_new == NULL)
             return MYNA_ENOMEM;
         for (size_t i = 0; i < b->n_msgs; i++)
-            if (dest[i]->store == pt->store)
+            if (dest[i]->store->st == pt->store)
                 msgs[pt->n_msgs++] = b->msgs[i];
         for (size_t i = 0; i < b->n_statuses; i++)
-            if (dest[b->n_msgs + i]->store == pt->store)
+            if (dest[b->n_msgs + i]->store->st == pt->store)
                 sts[pt->n_sts++] = b->statuses[i];
         pt->msgs = msgs;
         pt->sts = sts;
@@ -212,6 +255,7 @@ static void pending_free(struct pending *p)
 {
     struct myna_arena a = p->arena;  /* p itself lives in the arena */
 
+    table_unref(p->table);
     myna_arena_free(&a);
 }
 
@@ -231,27 +275,27 @@ static void on_committed(struct myna_commit_job *job, void *arg)
     m->invalid_items += p->n_invalid;
     m->unrouted_records += (uint64_t)p->n_unrouted;
     if (p->n_invalid)
-        MYNA_LOG(MYNA_WARN, "webhook_items_skipped", "instance=%s invalid=%zu", p->in->cfg->id,
+        MYNA_LOG(MYNA_WARN, "webhook_items_skipped", "instance=%s invalid=%zu", p->in->id,
                  p->n_invalid);
     switch (p->job.rc) {
     case MYNA_OK:
         break;
     case MYNA_EPARSE:
-        reject(ing, p->req, MYNA_REJ_BAD_JSON, 400, "Bad Request", p->in->cfg->id, p->err.msg);
+        reject(ing, p->req, MYNA_REJ_BAD_JSON, 400, "Bad Request", p->in->id, p->err.msg);
         pending_free(p);
         return;
     case MYNA_ESHAPE:
-        reject(ing, p->req, MYNA_REJ_BAD_SHAPE, 400, "Bad Request", p->in->cfg->id, p->err.msg);
+        reject(ing, p->req, MYNA_REJ_BAD_SHAPE, 400, "Bad Request", p->in->id, p->err.msg);
         pending_free(p);
         return;
     case MYNA_ETOOBIG:
-        reject(ing, p->req, MYNA_REJ_TOO_LARGE, 413, "Payload Too Large", p->in->cfg->id,
+        reject(ing, p->req, MYNA_REJ_TOO_LARGE, 413, "Payload Too Large", p->in->id,
                p->err.msg);
         pending_free(p);
         return;
     default:
         reject(ing, p->req, MYNA_REJ_STORE_FAILED, 500, "Internal Server Error",
-               p->in->cfg->id, "records could not be stored; retry later");
+               p->in->id, "records could not be stored; retry later");
         pending_free(p);
         return;
     }
@@ -268,9 +312,9 @@ static void on_committed(struct myna_commit_job *job, void *arg)
             m->duplicate_statuses += !pt->st_new[i];
             fresh += pt->st_new[i];
         }
-        for (size_t i = 0; fresh && ing->notify && i < ing->n_inst; i++)
-            if (ing->inst[i].store == pt->store)
-                ing->notify(i, ing->notify_arg);
+        for (size_t i = 0; fresh && ing->notify && i < p->table->n; i++)
+            if (p->table->inst[i].store->st == pt->store)
+                ing->notify(p->table->inst[i].id, ing->notify_arg);
     }
     reply(p->req, 200, "OK", "ok");
     pending_free(p);
@@ -290,7 +334,7 @@ static int prepare(struct myna_commit_job *job, void *arg)
         return rc;
     p->n_ignored = batch.n_ignored;
     p->n_invalid = batch.n_invalid;
-    return build_parts(p->ing, p->in, &batch, &p->arena, &p->job, &p->n_unrouted);
+    return build_parts(p->table, p->in, &batch, &p->arena, &p->job, &p->n_unrouted);
 }
 
 static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
@@ -307,18 +351,18 @@ static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
 
     ing->metrics->webhooks_received++;
     if (ing->draining) {
-        reject(ing, req, MYNA_REJ_SHUTTING_DOWN, 503, "Service Unavailable", in->cfg->id,
+        reject(ing, req, MYNA_REJ_SHUTTING_DOWN, 503, "Service Unavailable", in->id,
                "shutting down; retry later");
         return;
     }
     if (len > ing->max_body) {
-        reject(ing, req, MYNA_REJ_TOO_LARGE, 413, "Payload Too Large", in->cfg->id,
+        reject(ing, req, MYNA_REJ_TOO_LARGE, 413, "Payload Too Large", in->id,
                "body too large");
         return;
     }
     if (myna_committer_pending(ing->committer) >= ing->max_pending) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-        reject(ing, req, MYNA_REJ_OVERLOADED, 503, "Service Unavailable", in->cfg->id,
+        reject(ing, req, MYNA_REJ_OVERLOADED, 503, "Service Unavailable", in->id,
                "overloaded; retry later");
         return;
     }
@@ -326,7 +370,7 @@ static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
     if (bytes == NULL)
         bytes = "";
     if (myna_signature_verify(in->key, sig, bytes, len, &err) != MYNA_OK) {
-        reject(ing, req, MYNA_REJ_BAD_SIGNATURE, 401, "Unauthorized", in->cfg->id, err.msg);
+        reject(ing, req, MYNA_REJ_BAD_SIGNATURE, 401, "Unauthorized", in->id, err.msg);
         return;
     }
     /* the arena's own first bytes hold the pending request */
@@ -339,6 +383,8 @@ static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
     p->len = len;
     p->req = req;
     p->ing = ing;
+    p->table = ing->table;
+    p->table->refs++;
     p->in = in;
     p->job.received_ms = myna_wall_ms();
     p->job.prepare = prepare;
@@ -352,7 +398,7 @@ static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
 void myna_ingress_handle(struct myna_ingress *ing, struct evhttp_request *req, const char *id)
 {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    struct ingress_instance *in = myna_is_slug(id) ? find_instance(ing, id) : NULL;
+    struct ingress_instance *in = myna_is_slug(id) ? find_instance(ing->table, id) : NULL;
 
     if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST");
@@ -370,7 +416,7 @@ void myna_ingress_handle(struct myna_ingress *ing, struct evhttp_request *req, c
         handle_event(ing, req, in);
 }
 
-void myna_ingress_set_notify(struct myna_ingress *ing, void (*fn)(size_t instance, void *arg),
+void myna_ingress_set_notify(struct myna_ingress *ing, void (*fn)(const char *id, void *arg),
                              void *arg)
 {
     ing->notify = fn;
@@ -400,27 +446,69 @@ static int make_dir(const char *path, struct myna_err *err)
     return MYNA_OK;
 }
 
-static int open_instance(struct myna_ingress *ing, size_t i, const struct myna_conf *conf,
-                         struct myna_err *err)
+/* The shared store of id: the current table's, else opened now. */
+static struct shared_store *store_for(struct myna_ingress *ing, const char *id,
+                                      struct myna_err *err)
 {
-    struct ingress_instance *in = &ing->inst[i];
-    struct myna_store_opts opts = { .sync = (enum myna_store_sync)conf->store_sync,
+    struct ingress_instance *old = ing->table ? find_instance(ing->table, id) : NULL;
+    struct myna_store_opts opts = { .sync = (enum myna_store_sync)ing->conf->store_sync,
                                     .busy_timeout_ms = 2000 };
+    struct shared_store *s;
     char path[4200];
 
-    snprintf(path, sizeof(path), "%s/instances/%s.db", conf->data_dir, in->cfg->id);
-    if ((in->store = myna_store_open_sqlite(path, &opts, err)) == NULL)
-        return err->code;
-    in->key = myna_hmac_key_new(in->cfg->app_secret, strlen(in->cfg->app_secret), err);
-    if (in->key == NULL)
-        return err->code;
-    in->app = i;
-    for (size_t j = 0; j < i; j++)
-        if (strcmp(ing->inst[j].cfg->app_secret, in->cfg->app_secret) == 0) {
-            in->app = ing->inst[j].app;
-            break;
+    if (old) {
+        old->store->refs++;
+        return old->store;
+    }
+    if ((s = calloc(1, sizeof(*s))) == NULL) {
+        myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    snprintf(path, sizeof(path), "%s/instances/%s.db", ing->conf->data_dir, id);
+    if ((s->st = myna_store_open_sqlite(path, &opts, err)) == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->refs = 1;
+    return s;
+}
+
+int myna_ingress_set_instances(struct myna_ingress *ing, const struct myna_instance *const *v,
+                               size_t n, struct myna_err *err)
+{
+    struct table *t = calloc(1, sizeof(*t));
+
+    if (t == NULL || (t->inst = calloc(n ? n : 1, sizeof(*t->inst))) == NULL) {
+        free(t);
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    }
+    t->refs = 1;
+    for (size_t i = 0; i < n; i++) {
+        struct ingress_instance *in = &t->inst[i];
+        t->n = i + 1;  /* what table_unref frees on failure */
+        if ((in->id = strdup(v[i]->id)) == NULL ||
+            (in->phone_number_id = strdup(v[i]->phone_number_id)) == NULL ||
+            (in->verify_token = strdup(v[i]->verify_token)) == NULL) {
+            myna_err_set(err, MYNA_ENOMEM, "out of memory");
+            goto fail;
         }
+        if ((in->key = myna_hmac_key_new(v[i]->app_secret, strlen(v[i]->app_secret), err)) ==
+                NULL ||
+            (in->store = store_for(ing, in->id, err)) == NULL)
+            goto fail;
+        in->app = i;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(v[j]->app_secret, v[i]->app_secret) == 0) {
+                in->app = t->inst[j].app;
+                break;
+            }
+    }
+    table_unref(ing->table);  /* requests in flight keep theirs */
+    ing->table = t;
     return MYNA_OK;
+fail:
+    table_unref(t);
+    return err->code ? err->code : MYNA_ENOMEM;
 }
 
 struct myna_ingress *myna_ingress_new(struct event_base *base, const struct myna_conf *conf,
@@ -428,34 +516,32 @@ struct myna_ingress *myna_ingress_new(struct event_base *base, const struct myna
                                       struct myna_metrics *metrics, struct myna_err *err)
 {
     struct myna_ingress *ing = calloc(1, sizeof(*ing));
+    const struct myna_instance **v = NULL;
     char dir[4200];
 
-    if (ing == NULL) {
+    if (ing == NULL || (v = calloc(instances->n ? instances->n : 1, sizeof(*v))) == NULL) {
+        free(ing);
         myna_err_set(err, MYNA_ENOMEM, "out of memory");
         return NULL;
     }
+    ing->conf = conf;
     ing->metrics = metrics;
     ing->max_body = (size_t)conf->max_body_bytes;
     ing->max_pending = (size_t)conf->max_pending;
-    ing->n_inst = instances->n;
-    ing->inst = calloc(instances->n ? instances->n : 1, sizeof(*ing->inst));
-    if (ing->inst == NULL) {
-        myna_err_set(err, MYNA_ENOMEM, "out of memory");
-        goto fail;
-    }
+    for (size_t i = 0; i < instances->n; i++)
+        v[i] = &instances->v[i];
     snprintf(dir, sizeof(dir), "%s/instances", conf->data_dir);
-    if (make_dir(conf->data_dir, err) != MYNA_OK || make_dir(dir, err) != MYNA_OK)
+    if (make_dir(conf->data_dir, err) != MYNA_OK || make_dir(dir, err) != MYNA_OK ||
+        myna_ingress_set_instances(ing, v, instances->n, err) != MYNA_OK)
         goto fail;
-    for (size_t i = 0; i < instances->n; i++) {
-        ing->inst[i].cfg = &instances->v[i];
-        if (open_instance(ing, i, conf, err) != MYNA_OK)
-            goto fail;
-    }
+    free(v);
+    v = NULL;
     ing->committer = myna_committer_new(base, (size_t)conf->commit_max_records, err);
     if (ing->committer == NULL)
         goto fail;
     return ing;
 fail:
+    free(v);
     myna_ingress_free(ing);
     return NULL;
 }
@@ -465,11 +551,7 @@ void myna_ingress_free(struct myna_ingress *ing)
     if (ing == NULL)
         return;
     ing->closing = 1;
-    myna_committer_free(ing->committer);  /* finishes its group before stores close */
-    for (size_t i = 0; ing->inst && i < ing->n_inst; i++) {
-        myna_store_free(ing->inst[i].store);
-        myna_hmac_key_free(ing->inst[i].key);
-    }
-    free(ing->inst);
+    myna_committer_free(ing->committer);  /* answers the last jobs: their tables go */
+    table_unref(ing->table);
     free(ing);
 }

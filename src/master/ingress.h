@@ -24,15 +24,22 @@ struct event_base;
 struct evhttp_request;
 struct myna_ingress;
 
-/* instances and metrics are borrowed and must outlive the ingress. */
+/* conf and metrics are borrowed and must outlive the ingress; instances is
+ * copied (myna_ingress_set_instances). */
 struct myna_ingress *myna_ingress_new(struct event_base *base, const struct myna_conf *conf,
                                       const struct myna_instance_set *instances,
                                       struct myna_metrics *metrics, struct myna_err *err);
 /* Handles a request for /webhook/<id>; id is the raw path segment. */
 void myna_ingress_handle(struct myna_ingress *ing, struct evhttp_request *req, const char *id);
-/* fn(i, arg) runs on the loop after a commit that stored new records for
- * instance i (its index in the instance set): the bot's doorbell. */
-void myna_ingress_set_notify(struct myna_ingress *ing, void (*fn)(size_t instance, void *arg),
+/* Replaces the instances served (v[0..n), borrowed for the call): new ones
+ * are served at once, removed ones get 404; requests in flight finish with
+ * the instances they started with. A store stays open across an update of
+ * its instance. On failure nothing changes. */
+int myna_ingress_set_instances(struct myna_ingress *ing, const struct myna_instance *const *v,
+                               size_t n, struct myna_err *err);
+/* fn(id, arg) runs on the loop after a commit that stored new records for
+ * instance id: the bot's doorbell. */
+void myna_ingress_set_notify(struct myna_ingress *ing, void (*fn)(const char *id, void *arg),
                              void *arg);
 /* From now on new POSTs get 503 (Meta retries them later). */
 void myna_ingress_drain(struct myna_ingress *ing);

@@ -412,12 +412,13 @@ static void bots_stopped(void *arg)
     event_base_loopexit(m->base, &flush);
 }
 
-static void ring_bot(size_t instance, void *arg)
+static void ring_bot(const char *id, void *arg)
 {
     struct master *m = arg;
 
-    if (m->sup)
-        myna_supervisor_ring(m->sup, instance);
+    for (size_t i = 0; m->sup && i < m->instances->n; i++)
+        if (strcmp(m->instances->v[i].id, id) == 0)
+            myna_supervisor_ring(m->sup, i);
 }
 
 static void drain_check(evutil_socket_t fd, short what, void *arg)

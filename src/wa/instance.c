@@ -348,8 +348,46 @@ struct providers {
     const cJSON *obj;                 /* "llm_providers", or NULL */
 };
 
+/* The admin API's validation: every bad field, not only the first. */
+struct collect {
+    struct myna_field_error *v;
+    size_t max, n;
+};
+
+/* After a failed step: records err when collecting and returns 1 (go on),
+ * else 0 (stop). Messages name their field as "field 'x.y': why" or
+ * "unknown field 'x'"; the record keeps the two apart. */
+static int keep_going(struct collect *c, int rc, struct myna_err *err)
+{
+    const char *f, *end;
+    struct myna_field_error *e;
+
+    if (c == NULL || rc == MYNA_ENOMEM)
+        return 0;
+    if (c->n < c->max) {
+        e = &c->v[c->n++];
+        f = strstr(err->msg, "field '");
+        end = f ? strchr(f + 7, '\'') : NULL;
+        if (f && end) {
+            snprintf(e->field, sizeof(e->field), "%.*s", (int)(end - f - 7), f + 7);
+            snprintf(e->error, sizeof(e->error), "%.255s",
+                     strncmp(end, "': ", 3) == 0 ? end + 3 : "unknown field");
+        } else {
+            e->field[0] = '\0';
+            snprintf(e->error, sizeof(e->error), "%.255s", err->msg);
+        }
+    }
+    return 1;
+}
+
+
+/* Each section of the conversation fields stops at its first error; with a
+ * collector the next sections are still checked. */
+#define SECTION_FAILED(rc) ((rc) != MYNA_OK && !keep_going(c, (rc), err))
+
 static int parse_conversation(const cJSON *obj, struct myna_instance *in, const char *who,
-                              const struct providers *prov, struct myna_err *err)
+                              const struct providers *prov, struct collect *c,
+                              struct myna_err *err)
 {
     static const char *const batch_keys[] = { "window_ms", "max", NULL };
     static const char *const access_keys[] = { "allowed", "blocked", NULL };
@@ -357,90 +395,93 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
     static const char *const pacing_keys[] = { "messages_per_second", NULL };
     static const char *const loop_keys[] = { "replies_per_minute", "cooldown_s", "repeat_limit",
                                              NULL };
-    const cJSON *v;
+    const cJSON *v, *a;
     double num = 0;
-    int rc;
+    int rc = MYNA_OK;
 
     v = cJSON_GetObjectItemCaseSensitive(obj, "llm");
     if (cJSON_IsString(v)) {
         const cJSON *named = prov->obj ? cJSON_GetObjectItemCaseSensitive(prov->obj, v->valuestring)
                                        : NULL;
         char pwho[256];  /* "llm provider" + 64 + who (at most 128) */
-        if (named == NULL)
-            return myna_err_set(err, MYNA_ECONFIG,
-                                "%s: field 'llm': no provider named \"%.64s\" in \"llm_providers\"",
-                                who, v->valuestring);
         if (snprintf(pwho, sizeof(pwho), "llm provider \"%.64s\" (used by %.128s)", v->valuestring,
                      who) < 0)
             pwho[0] = '\0';
-        if ((rc = parse_llm(named, &in->llm, pwho, err)) != MYNA_OK)
-            return rc;
-    } else if (v != NULL && !cJSON_IsNull(v) && (rc = parse_llm(v, &in->llm, who, err)) != MYNA_OK) {
-        return rc;
+        rc = named ? parse_llm(named, &in->llm, pwho, err)
+                   : myna_err_set(err, MYNA_ECONFIG,
+                                  "%s: field 'llm': no provider named \"%.64s\" in \"llm_providers\"",
+                                  who, v->valuestring);
+    } else if (v != NULL && !cJSON_IsNull(v)) {
+        rc = parse_llm(v, &in->llm, who, err);
     }
+    if (SECTION_FAILED(rc))
+        return rc;
 
     v = cJSON_GetObjectItemCaseSensitive(obj, "batch");
-    if (v && (rc = only_keys(v, batch_keys, who, "batch", err)) != MYNA_OK)
+    if ((v == NULL || (rc = only_keys(v, batch_keys, who, "batch", err)) == MYNA_OK) &&
+        (rc = get_num(v, "window_ms", 0, 600000, 9000, &num, who, "batch", err)) == MYNA_OK) {
+        in->batch_window_ms = (int)num;
+        if ((rc = get_num(v, "max", 1, 1000, 10, &num, who, "batch", err)) == MYNA_OK)
+            in->batch_max = (int)num;
+    }
+    if (SECTION_FAILED(rc))
         return rc;
-    if ((rc = get_num(v, "window_ms", 0, 600000, 9000, &num, who, "batch", err)) != MYNA_OK)
-        return rc;
-    in->batch_window_ms = (int)num;
-    if ((rc = get_num(v, "max", 1, 1000, 10, &num, who, "batch", err)) != MYNA_OK)
-        return rc;
-    in->batch_max = (int)num;
 
     v = cJSON_GetObjectItemCaseSensitive(obj, "access");
-    if (v) {
-        const cJSON *a;
-        if ((rc = only_keys(v, access_keys, who, "access", err)) != MYNA_OK)
-            return rc;
-        if ((a = cJSON_GetObjectItemCaseSensitive(v, "allowed")) != NULL &&
-            (rc = parse_phones(a, &in->allowed, &in->n_allowed, who, "access.allowed", err)) != MYNA_OK)
-            return rc;
-        if ((a = cJSON_GetObjectItemCaseSensitive(v, "blocked")) != NULL &&
-            (rc = parse_phones(a, &in->blocked, &in->n_blocked, who, "access.blocked", err)) != MYNA_OK)
-            return rc;
-    }
+    rc = v ? only_keys(v, access_keys, who, "access", err) : MYNA_OK;
+    if (rc == MYNA_OK && v && (a = cJSON_GetObjectItemCaseSensitive(v, "allowed")) != NULL)
+        rc = parse_phones(a, &in->allowed, &in->n_allowed, who, "access.allowed", err);
+    if (rc == MYNA_OK && v && (a = cJSON_GetObjectItemCaseSensitive(v, "blocked")) != NULL)
+        rc = parse_phones(a, &in->blocked, &in->n_blocked, who, "access.blocked", err);
+    if (SECTION_FAILED(rc))
+        return rc;
 
     v = cJSON_GetObjectItemCaseSensitive(obj, "rate_limit");
-    if (v && (rc = only_keys(v, rate_keys, who, "rate_limit", err)) != MYNA_OK)
-        return rc;
-    if ((rc = get_num(v, "count", 0, 100000, 5, &num, who, "rate_limit", err)) != MYNA_OK)
-        return rc;
-    in->rate_count = (int)num;
-    if ((rc = get_num(v, "hours", 1, 24 * 365, 5, &num, who, "rate_limit", err)) != MYNA_OK)
-        return rc;
-    in->rate_hours = (int)num;
-    if ((rc = get_str(v, "notice", 4096,
-                      "You have reached the limit of questions for now. Please write again later.",
-                      &in->rate_notice, who, "rate_limit", err)) != MYNA_OK)
+    if ((v == NULL || (rc = only_keys(v, rate_keys, who, "rate_limit", err)) == MYNA_OK) &&
+        (rc = get_num(v, "count", 0, 100000, 5, &num, who, "rate_limit", err)) == MYNA_OK) {
+        in->rate_count = (int)num;
+        if ((rc = get_num(v, "hours", 1, 24 * 365, 5, &num, who, "rate_limit", err)) == MYNA_OK) {
+            in->rate_hours = (int)num;
+            rc = get_str(v, "notice", 4096,
+                         "You have reached the limit of questions for now. Please write again later.",
+                         &in->rate_notice, who, "rate_limit", err);
+        }
+    }
+    if (SECTION_FAILED(rc))
         return rc;
 
     v = cJSON_GetObjectItemCaseSensitive(obj, "faq");
-    if (v && !cJSON_IsNull(v) && (rc = parse_faq(v, in, who, err)) != MYNA_OK)
+    rc = v && !cJSON_IsNull(v) ? parse_faq(v, in, who, err) : MYNA_OK;
+    if (SECTION_FAILED(rc))
         return rc;
-    if ((rc = get_str(obj, "fallback_text", 4096,
-                      "Sorry, I cannot answer right now. We will get back to you soon.",
-                      &in->fallback_text, who, "", err)) != MYNA_OK)
+    rc = get_str(obj, "fallback_text", 4096,
+                 "Sorry, I cannot answer right now. We will get back to you soon.",
+                 &in->fallback_text, who, "", err);
+    if (SECTION_FAILED(rc))
         return rc;
 
     v = cJSON_GetObjectItemCaseSensitive(obj, "loop_guard");
-    if (v && (rc = only_keys(v, loop_keys, who, "loop_guard", err)) != MYNA_OK)
+    if ((v == NULL || (rc = only_keys(v, loop_keys, who, "loop_guard", err)) == MYNA_OK) &&
+        (rc = get_num(v, "replies_per_minute", 1, 1000, 10, &num, who, "loop_guard", err)) ==
+            MYNA_OK) {
+        in->loop_replies_per_minute = (int)num;
+        if ((rc = get_num(v, "cooldown_s", 0, 86400, 600, &num, who, "loop_guard", err)) ==
+            MYNA_OK) {
+            in->loop_cooldown_s = (int)num;
+            if ((rc = get_num(v, "repeat_limit", 2, 1000, 3, &num, who, "loop_guard", err)) ==
+                MYNA_OK)
+                in->loop_repeat_limit = (int)num;
+        }
+    }
+    if (SECTION_FAILED(rc))
         return rc;
-    if ((rc = get_num(v, "replies_per_minute", 1, 1000, 10, &num, who, "loop_guard", err)) != MYNA_OK)
-        return rc;
-    in->loop_replies_per_minute = (int)num;
-    if ((rc = get_num(v, "cooldown_s", 0, 86400, 600, &num, who, "loop_guard", err)) != MYNA_OK)
-        return rc;
-    in->loop_cooldown_s = (int)num;
-    if ((rc = get_num(v, "repeat_limit", 2, 1000, 3, &num, who, "loop_guard", err)) != MYNA_OK)
-        return rc;
-    in->loop_repeat_limit = (int)num;
 
     v = cJSON_GetObjectItemCaseSensitive(obj, "pacing");
-    if (v && (rc = only_keys(v, pacing_keys, who, "pacing", err)) != MYNA_OK)
+    if (v == NULL || (rc = only_keys(v, pacing_keys, who, "pacing", err)) == MYNA_OK)
+        rc = get_num(v, "messages_per_second", 0.1, 1000, 20, &in->pacing_mps, who, "pacing", err);
+    if (SECTION_FAILED(rc))
         return rc;
-    return get_num(v, "messages_per_second", 0.1, 1000, 20, &in->pacing_mps, who, "pacing", err);
+    return MYNA_OK;
 }
 
 /* A sim instance's default phone_number_id: 15 digits from its id, so it
@@ -456,7 +497,7 @@ static const char *sim_phone_number_id(const char *id, char *out, size_t cap)
 }
 
 static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
-                     const struct providers *prov, struct myna_err *err)
+                     const struct providers *prov, struct collect *c, struct myna_err *err)
 {
     const cJSON *id = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, "id") : NULL;
     char who[128];
@@ -471,14 +512,16 @@ static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
         return myna_err_set(err, MYNA_ECONFIG, "%s: must be a JSON object", who);
     cJSON_ArrayForEach(item, obj) {
         const cJSON *other;
+        int rc = MYNA_OK;
         if (!known_field(item->string))
-            return myna_err_set(err, MYNA_ECONFIG, "%s: unknown field '%.64s'", who,
-                                item->string);
+            rc = myna_err_set(err, MYNA_ECONFIG, "%s: unknown field '%.64s'", who, item->string);
         /* cJSON keeps both of a repeated key and reads the first: refuse */
-        for (other = item->next; other; other = other->next)
+        for (other = item->next; rc == MYNA_OK && other; other = other->next)
             if (strcmp(other->string, item->string) == 0)
-                return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s' appears twice", who,
-                                    item->string);
+                rc = myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': appears twice", who,
+                                  item->string);
+        if (SECTION_FAILED(rc))
+            return rc;
     }
     /* the simulator needs no credentials: myna_sim_prepare derives them */
     prov_v = cJSON_GetObjectItemCaseSensitive(obj, "provider");
@@ -491,24 +534,39 @@ static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
         int sim_default = sim && f->off != OFF(id) && f->off != OFF(name) &&
                           f->off != OFF(provider);
 
+        int rc = MYNA_OK;
+
         if (v == NULL || cJSON_IsNull(v)) {
             if (f->required && !sim_default)
-                return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': missing", who, f->name);
+                rc = myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': missing", who, f->name);
             text = f->kind == F_URL && !sim ? MYNA_GRAPH_URL_DEFAULT : "";
-            if (sim && f->off == OFF(phone_number_id))
-                text = sim_phone_number_id(in->id, pnid, sizeof(pnid));
         } else if (!cJSON_IsString(v)) {
-            return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': must be a string", who,
-                                f->name);
+            rc = myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': must be a string", who, f->name);
         } else {
             text = v->valuestring;
         }
-        if ((why = check_value(f, text)) != NULL && !(sim_default && *text == '\0'))
-            return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': %s", who, f->name, why);
+        if (rc != MYNA_OK) {
+            if (SECTION_FAILED(rc))
+                return rc;
+            continue;
+        }
+        /* "" as when absent: nothing else would fill it, and two sims would clash */
+        if (sim && f->off == OFF(phone_number_id) && *text == '\0')
+            text = sim_phone_number_id(in->id, pnid, sizeof(pnid));
+        if ((why = check_value(f, text)) != NULL && !(sim_default && *text == '\0')) {
+            rc = myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': %s", who, f->name, why);
+            if (SECTION_FAILED(rc))
+                return rc;
+            continue;
+        }
         if ((*slot = strdup(text)) == NULL)
             return myna_err_set(err, MYNA_ENOMEM, "out of memory");
     }
-    return parse_conversation(obj, in, who, prov, err);
+    if (parse_conversation(obj, in, who, prov, c, err) != MYNA_OK)
+        return err->code;
+    if (c && c->n > 0)
+        return myna_err_set(err, MYNA_ECONFIG, "%zu field(s) are not valid", c->n);
+    return MYNA_OK;
 }
 
 static int check_unique(const struct myna_instance_set *set, struct myna_err *err)
@@ -588,7 +646,7 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
     }
     cJSON_ArrayForEach(item, list) {
         set->n = i + 1;
-        if ((rc = parse_one(item, i, &set->v[i], &prov, err)) != MYNA_OK)
+        if ((rc = parse_one(item, i, &set->v[i], &prov, NULL, err)) != MYNA_OK)
             break;
         i++;
     }
@@ -637,4 +695,32 @@ const struct myna_instance *myna_instances_find(const struct myna_instance_set *
         if (strcmp(set->v[i].id, id) == 0)
             return &set->v[i];
     return NULL;
+}
+
+int myna_instance_parse_one(const char *json, size_t len, struct myna_instance *in,
+                            struct myna_field_error *errs, size_t max, size_t *n_errs,
+                            struct myna_err *err)
+{
+    struct providers prov = { NULL };
+    struct collect c = { errs, max, 0 };
+    cJSON *root;
+    int rc;
+
+    memset(in, 0, sizeof(*in));
+    *n_errs = 0;
+    if (len > MYNA_INSTANCES_FILE_MAX)
+        return myna_err_set(err, MYNA_ETOOBIG, "larger than %d bytes", MYNA_INSTANCES_FILE_MAX);
+    if ((root = cJSON_ParseWithLength(json, len)) == NULL)
+        return myna_err_set(err, MYNA_EPARSE, "not valid JSON");
+    rc = parse_one(root, 0, in, &prov, &c, err);
+    cJSON_Delete(root);
+    *n_errs = c.n;
+    if (rc != MYNA_OK)
+        instance_release(in);
+    return rc;
+}
+
+void myna_instance_release(struct myna_instance *in)
+{
+    instance_release(in);
 }

@@ -84,6 +84,22 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
 /* Reads path and parses it; messages are prefixed with the file name. */
 int myna_instances_load(const char *path, struct myna_instance_set *set, struct myna_err *err);
 void myna_instances_release(struct myna_instance_set *set);
+
+/* One bad field of an instance, for the admin API's 400 answers. */
+struct myna_field_error {
+    char field[96];   /* "app_secret", "llm.url", "faq[2].q"; "" when not one field */
+    char error[256];  /* why, e.g. "must start with https:// or http://" */
+};
+
+/* Parses one instance object checking every field: on MYNA_ECONFIG
+ * errs[0..*n_errs) name each bad one (at most max; each section such as
+ * "llm" reports its first). MYNA_EPARSE when not JSON. "llm" must be an
+ * object here (named providers belong to the instances file). On success
+ * release with myna_instance_release. */
+int myna_instance_parse_one(const char *json, size_t len, struct myna_instance *in,
+                            struct myna_field_error *errs, size_t max, size_t *n_errs,
+                            struct myna_err *err);
+void myna_instance_release(struct myna_instance *in);
 /* Borrowed pointer or NULL. */
 const struct myna_instance *myna_instances_find(const struct myna_instance_set *set,
                                                 const char *id);
