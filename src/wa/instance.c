@@ -151,7 +151,8 @@ static int printable(const char *s)
 /* ---- the conversation fields ---------------------------------------- */
 
 static const char *const conv_fields[] = {
-    "llm", "batch", "access", "rate_limit", "faq", "fallback_text", "pacing", "loop_guard", NULL,
+    "llm", "batch", "access", "rate_limit", "faq", "fallback_text", "pacing", "loop_guard",
+    "enabled", "auto_start", "max_memory_mb", NULL,
 };
 
 static int known_field(const char *name)
@@ -176,9 +177,26 @@ static int get_num(const cJSON *obj, const char *key, double min, double max, do
         return MYNA_OK;
     }
     if (!cJSON_IsNumber(v) || v->valuedouble < min || v->valuedouble > max)
-        return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s.%s': must be a number from %g to %g",
-                            who, path, key, min, max);
+        return myna_err_set(err, MYNA_ECONFIG,
+                            "%s: field '%s%s%s': must be a number from %g to %g", who, path,
+                            *path ? "." : "", key, min, max);
     *out = v->valuedouble;
+    return MYNA_OK;
+}
+
+/* Reads obj.key as true/false into *out (def when absent). */
+static int get_bool(const cJSON *obj, const char *key, int def, int *out, const char *who,
+                    struct myna_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+    if (v == NULL || cJSON_IsNull(v)) {
+        *out = def;
+        return MYNA_OK;
+    }
+    if (!cJSON_IsBool(v))
+        return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': must be true or false", who, key);
+    *out = cJSON_IsTrue(v);
     return MYNA_OK;
 }
 
@@ -481,6 +499,16 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
         rc = get_num(v, "messages_per_second", 0.1, 1000, 20, &in->pacing_mps, who, "pacing", err);
     if (SECTION_FAILED(rc))
         return rc;
+
+    /* how the master runs it */
+    if ((rc = get_bool(obj, "enabled", 1, &in->enabled, who, err)) == MYNA_OK)
+        rc = get_bool(obj, "auto_start", 1, &in->auto_start, who, err);
+    if (SECTION_FAILED(rc))
+        return rc;
+    if ((rc = get_num(obj, "max_memory_mb", 16, 65536, 500, &num, who, "", err)) == MYNA_OK)
+        in->max_memory_mb = (int)num;
+    if (SECTION_FAILED(rc))
+        return rc;
     return MYNA_OK;
 }
 
@@ -529,7 +557,7 @@ static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
     for (size_t i = 0; i < N_FIELDS; i++) {
         const struct field *f = &fields[i];
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, f->name);
-        const char *text, *why;
+        const char *text = "", *why;
         char **slot = (char **)((char *)in + f->off), pnid[24];
         int sim_default = sim && f->off != OFF(id) && f->off != OFF(name) &&
                           f->off != OFF(provider);

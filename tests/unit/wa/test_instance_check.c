@@ -105,12 +105,40 @@ static void test_bounded_and_hostile(void **state)
     assert_string_equal(e[0].field, "llm");
 }
 
+static void test_how_it_runs(void **state)
+{
+    struct myna_field_error e[8];
+    struct myna_instance in;
+    struct myna_err err = MYNA_ERR_INIT;
+    size_t n = 0;
+    const char *ok = "{\"id\":\"x\",\"name\":\"n\",\"provider\":\"sim\",\"enabled\":false,"
+                     "\"auto_start\":false,\"max_memory_mb\":64}";
+
+    (void)state;
+    assert_int_equal(myna_instance_parse_one(ok, strlen(ok), &in, e, 8, &n, &err), MYNA_OK);
+    assert_int_equal(in.enabled, 0);
+    assert_int_equal(in.auto_start, 0);
+    assert_int_equal(in.max_memory_mb, 64);
+    myna_instance_release(&in);
+    assert_int_equal(check("{\"id\":\"x\",\"name\":\"n\",\"provider\":\"sim\"}", e, 8, &n),
+                     MYNA_OK);
+    assert_int_equal(check("{\"id\":\"x\",\"name\":\"n\",\"provider\":\"sim\",\"enabled\":\"yes\","
+                           "\"max_memory_mb\":5}",
+                           e, 8, &n),
+                     MYNA_ECONFIG);
+    assert_int_equal(n, 2);
+    assert_string_equal(e[0].field, "enabled");
+    assert_string_equal(e[0].error, "must be true or false");
+    assert_string_equal(e[1].field, "max_memory_mb");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_cloud_and_sim),
         cmocka_unit_test(test_every_bad_field_is_named),
         cmocka_unit_test(test_bounded_and_hostile),
+        cmocka_unit_test(test_how_it_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
