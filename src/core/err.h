@@ -21,7 +21,8 @@
     X(IO, -9, "input/output error")                                   \
     X(STORE, -10, "store failure")                                    \
     X(EXISTS, -11, "already exists")                                  \
-    X(CONFIG, -12, "invalid configuration")
+    X(CONFIG, -12, "invalid configuration")                           \
+    X(CONFLICT, -13, "changed since it was read")
 
 enum myna_rc {
     MYNA_OK = 0,
