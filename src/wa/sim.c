@@ -56,10 +56,11 @@ static int read_key(const char *path, int create, char key[KEY_HEX + 1], struct 
         return myna_err_set(err, MYNA_EIO, "cannot read '%s': %s", path, strerror(errno));
     n = read(fd, key, KEY_HEX);
     close(fd);
-    if (n != KEY_HEX)
+    if (n == KEY_HEX)
+        key[KEY_HEX] = '\0';
+    if (n != KEY_HEX || strspn(key, "0123456789abcdefABCDEF") != KEY_HEX)
         return myna_err_set(err, MYNA_EIO, "'%s' is not a simulator key (delete it to make a new one)",
                             path);
-    key[KEY_HEX] = '\0';
     return MYNA_OK;
 }
 
@@ -423,6 +424,21 @@ static int interactive(const cJSON *in, struct myna_sim_graph_req *r, int *code,
     return 0;
 }
 
+/* cJSON copies string bytes as they come; what is accepted here ends up in
+ * the page's JSON (sections are passed on whole), so the body must be UTF-8
+ * as Meta requires. */
+static int utf8_body(const char *body, size_t len)
+{
+    size_t i = 0, k;
+
+    while (i < len) {
+        if ((k = myna_utf8_seq((const unsigned char *)body + i, len - i)) == 0)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
 int myna_sim_graph_parse(const char *body, size_t len, struct myna_sim_graph_req *r, int *code,
                          char *msg, size_t cap)
 {
@@ -433,6 +449,8 @@ int myna_sim_graph_parse(const char *body, size_t len, struct myna_sim_graph_req
     memset(r, 0, sizeof(*r));
     if (len > MYNA_SIM_BODY_MAX)
         return fail(100, msg, cap, code, "request body too large");
+    if (!utf8_body(body, len))
+        return fail(100, msg, cap, code, "(#100) Invalid parameter: the body is not valid UTF-8");
     if ((root = cJSON_ParseWithLength(body, len)) == NULL || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return fail(100, msg, cap, code, "(#100) The parameter messaging_product is required.");
@@ -457,8 +475,11 @@ int myna_sim_graph_parse(const char *body, size_t len, struct myna_sim_graph_req
     if (st == 0 && r->kind == MYNA_SIM_GRAPH_MESSAGE) {
         type = get_str(root, "type") ? get_str(root, "type") : "text";  /* Meta's default */
         opaque = get_str(root, "biz_opaque_callback_data");
-        snprintf(r->type, sizeof(r->type), "%.15s", type);
-        if (get(root, "biz_opaque_callback_data") && !text_ok(opaque, 1, 512)) {
+        snprintf(r->type, sizeof(r->type), "%s", type);
+        if (*type == '\0' || strlen(type) >= sizeof(r->type)) {
+            /* no type of Meta's is this long; a cut one could split a character */
+            st = fail(100, msg, cap, code, "(#100) Invalid parameter: type");
+        } else if (get(root, "biz_opaque_callback_data") && !text_ok(opaque, 1, 512)) {
             st = fail(100, msg, cap, code, "(#100) biz_opaque_callback_data is at most 512 characters");
         } else if (strcmp(type, "text") == 0) {
             const char *t = get_str(get(root, "text"), "body");

@@ -740,6 +740,201 @@ static void test_instance_find(void **state)
     myna_instances_release(&set);
 }
 
+/* ---- provider "sim": no credentials needed ---- */
+
+/* {"id":id,"name":"Sim <id>","provider":"sim"}: all a sim instance needs. */
+static cJSON *sim_inst(const char *id)
+{
+    cJSON *o = cJSON_CreateObject();
+    char buf[128];
+
+    assert_non_null(o);
+    cJSON_AddStringToObject(o, "id", id);
+    snprintf(buf, sizeof(buf), "Sim %s", id);
+    cJSON_AddStringToObject(o, "name", buf);
+    cJSON_AddStringToObject(o, "provider", "sim");
+    return o;
+}
+
+static int digits_only(const char *s)
+{
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return 0;
+    return 1;
+}
+
+static void test_instance_sim_minimal(void **state)
+{
+    struct myna_instance_set set;
+    struct myna_err err = MYNA_ERR_INIT;
+    const struct myna_instance *in;
+    char pnid[64];
+
+    (void)state;
+    assert_int_equal(parse_json(array_of(sim_inst("demo"), NULL, NULL), &set, &err), MYNA_OK);
+    assert_int_equal(err.code, 0);
+    assert_int_equal(set.n, 1);
+    in = &set.v[0];
+    assert_string_equal(in->id, "demo");
+    assert_string_equal(in->name, "Sim demo");
+    assert_string_equal(in->provider, "sim");
+    assert_int_equal(strlen(in->phone_number_id), 15);
+    assert_true(digits_only(in->phone_number_id));
+    /* left for myna_sim_prepare to fill */
+    assert_string_equal(in->access_token, "");
+    assert_string_equal(in->app_secret, "");
+    assert_string_equal(in->verify_token, "");
+    assert_string_equal(in->graph_url, "");
+    assert_string_equal(in->waba_id, "");
+    snprintf(pnid, sizeof(pnid), "%s", in->phone_number_id);
+    myna_instances_release(&set);
+
+    /* the same id gives the same number at every start, null = absent */
+    {
+        cJSON *o = sim_inst("demo");
+        cJSON_AddNullToObject(o, "phone_number_id");
+        cJSON_AddNullToObject(o, "app_secret");
+        assert_int_equal(parse_json(array_of(o, NULL, NULL), &set, &err), MYNA_OK);
+    }
+    assert_string_equal(set.v[0].phone_number_id, pnid);
+    assert_string_equal(set.v[0].app_secret, "");
+    myna_instances_release(&set);
+
+    /* other ids, other numbers: several sims live in one file */
+    assert_int_equal(parse_json(array_of(sim_inst("demo"), sim_inst("demo-2"), sim_inst("salon")),
+                                &set, &err),
+                     MYNA_OK);
+    assert_int_equal(set.n, 3);
+    assert_string_equal(set.v[0].phone_number_id, pnid);
+    for (size_t i = 1; i < 3; i++) {
+        assert_int_equal(strlen(set.v[i].phone_number_id), 15);
+        assert_true(digits_only(set.v[i].phone_number_id));
+    }
+    assert_string_not_equal(set.v[0].phone_number_id, set.v[1].phone_number_id);
+    assert_string_not_equal(set.v[1].phone_number_id, set.v[2].phone_number_id);
+    assert_string_not_equal(set.v[0].phone_number_id, set.v[2].phone_number_id);
+    myna_instances_release(&set);
+}
+
+static void test_instance_sim_given_fields(void **state)
+{
+    struct myna_instance_set set;
+    struct myna_err err = MYNA_ERR_INIT;
+    cJSON *o = sim_inst("demo"), *bare = sim_inst("demo");
+    char pnid[64];
+
+    (void)state;
+    /* what the operator gives is kept and checked as for cloud */
+    set_str(o, "phone_number_id", "1001");
+    set_str(o, "access_token", "tok");
+    set_str(o, "graph_url", "http://127.0.0.1:1/x");
+    assert_int_equal(parse_json(array_of(o, NULL, NULL), &set, &err), MYNA_OK);
+    assert_string_equal(set.v[0].phone_number_id, "1001");
+    assert_string_equal(set.v[0].access_token, "tok");
+    assert_string_equal(set.v[0].graph_url, "http://127.0.0.1:1/x");
+    assert_string_equal(set.v[0].app_secret, "");
+    myna_instances_release(&set);
+
+    o = sim_inst("demo");
+    set_str(o, "phone_number_id", "abc");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG,
+                "instance 1 (\"demo\"): field 'phone_number_id': must be the digits", NULL);
+    o = sim_inst("demo");
+    cJSON_AddNumberToObject(o, "access_token", 5);
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG,
+                "instance 1 (\"demo\"): field 'access_token': must be a string", NULL);
+    o = sim_inst("demo");
+    set_str(o, "graph_url", "ftp://127.0.0.1/x");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG, "field 'graph_url'", NULL);
+    o = sim_inst("demo");
+    cJSON_AddStringToObject(o, "token", "x");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG, "unknown field 'token'", NULL);
+
+    /* an empty phone_number_id is no number: the default, as when absent */
+    assert_int_equal(parse_json(array_of(bare, NULL, NULL), &set, &err), MYNA_OK);
+    snprintf(pnid, sizeof(pnid), "%s", set.v[0].phone_number_id);
+    myna_instances_release(&set);
+    o = sim_inst("demo");
+    set_str(o, "phone_number_id", "");
+    assert_int_equal(parse_json(array_of(o, NULL, NULL), &set, &err), MYNA_OK);
+    assert_string_equal(set.v[0].phone_number_id, pnid);
+    myna_instances_release(&set);
+
+    /* a sim's derived number does not clash with a cloud instance's */
+    assert_int_equal(parse_json(array_of(sim_inst("demo"), inst("acme", "1001"), NULL), &set,
+                                &err),
+                     MYNA_OK);
+    assert_string_equal(set.v[1].app_secret, "secret-acme");
+    myna_instances_release(&set);
+}
+
+static void test_instance_sim_cloud_still_strict(void **state)
+{
+    cJSON *o;
+
+    (void)state;
+    /* the sim exemption is for provider "sim" only */
+    o = sim_inst("acme");
+    set_str(o, "provider", "cloud");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG,
+                "instance 1 (\"acme\"): field 'phone_number_id': missing", NULL);
+    o = inst("acme", "1001");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "app_secret");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG,
+                "instance 1 (\"acme\"): field 'app_secret': missing", NULL);
+    o = inst("acme", "1001");
+    set_str(o, "app_secret", "");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG,
+                "instance 1 (\"acme\"): field 'app_secret': a non-empty string is required", NULL);
+    o = inst("acme", "1001");
+    set_str(o, "verify_token", "");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG, "field 'verify_token'", NULL);
+    o = inst("acme", "1001");
+    set_str(o, "phone_number_id", "");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG, "field 'phone_number_id'", NULL);
+    /* a later sim does not loosen an earlier cloud instance */
+    o = inst("acme", "1001");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "access_token");
+    parse_fails(array_of(sim_inst("demo"), o, NULL), MYNA_ECONFIG,
+                "instance 2 (\"acme\"): field 'access_token': missing", NULL);
+}
+
+static void test_instance_sim_provider_and_id(void **state)
+{
+    cJSON *o;
+
+    (void)state;
+    o = sim_inst("demo");
+    set_str(o, "provider", "sms");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG,
+                "instance 1 (\"demo\"): field 'provider': unsupported provider (supported: "
+                "cloud, sim)",
+                NULL);
+    o = sim_inst("demo");
+    set_str(o, "provider", "Sim");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG, "unsupported provider", NULL);
+    o = sim_inst("demo");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "provider");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG, "field 'provider': missing", NULL);
+    /* id and name are required of a sim too */
+    o = sim_inst("demo");
+    set_str(o, "id", "");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG, "field 'id': must be 1-64", NULL);
+    o = sim_inst("demo");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "id");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG, "instance 1: field 'id': missing", NULL);
+    o = sim_inst("demo");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "name");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG, "field 'name': missing", NULL);
+    o = sim_inst("demo");
+    set_str(o, "name", "");
+    parse_fails(array_of(o, NULL, NULL), MYNA_ECONFIG, "field 'name'", NULL);
+    /* two sims with one id */
+    parse_fails(array_of(sim_inst("demo"), sim_inst("demo"), NULL), MYNA_ECONFIG,
+                "\"demo\" is already used by instance 1", NULL);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -776,6 +971,10 @@ int main(void)
         T(test_instance_load_too_large),
         T(test_instance_release_zeroes),
         T(test_instance_find),
+        T(test_instance_sim_minimal),
+        T(test_instance_sim_given_fields),
+        T(test_instance_sim_cloud_still_strict),
+        T(test_instance_sim_provider_and_id),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
