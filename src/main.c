@@ -117,10 +117,14 @@ static int cmd_serve(int argc, char **argv)
     return rc == MYNA_OK ? 0 : 1;
 }
 
-/* `myna bot --instance ID [--doorbell-fd N] [serve options]`. */
+/* `myna bot --instance ID [--doorbell-fd N] [--heartbeat-fd N] [--log-file-rotate PATH]
+ * [serve options]`: the supervisor gives the pipes and the bot's own log file,
+ * which the bot rotates by size (and which is its standard output and error
+ * too, for what is not a log line). */
 static int cmd_bot(int argc, char **argv)
 {
-    struct myna_bot_opts opts = { -1, 1000, 6000, 86400, 3600, 60000, 600000 };
+    struct myna_bot_opts opts = { -1, 1000, 6000, 86400, 3600, 60000, 600000, -1 };
+    const char *rotate = NULL;
     struct myna_conf conf;
     struct myna_instance_set instances = { NULL, 0 };
     const struct myna_instance *inst;
@@ -142,6 +146,15 @@ static int cmd_bot(int argc, char **argv)
                 return 2;
             }
             opts.doorbell_fd = (int)fd;
+        } else if (strcmp(argv[i], "--heartbeat-fd") == 0 && i + 1 < argc) {
+            if (myna_parse_i64(argv[++i], 0, 1 << 20, &fd) != 0) {
+                fprintf(stderr, "myna: --heartbeat-fd takes a descriptor number\n");
+                free(rest);
+                return 2;
+            }
+            opts.heartbeat_fd = (int)fd;
+        } else if (strcmp(argv[i], "--log-file-rotate") == 0 && i + 1 < argc) {
+            rotate = argv[++i];
         } else {
             rest[n++] = argv[i];
         }
@@ -159,7 +172,9 @@ static int cmd_bot(int argc, char **argv)
     }
     myna_log_set_proc("bot");
     myna_log_set_level((int)conf.log_level);
-    if (myna_log_open(conf.log_file) != 0 || conf.instances[0] == '\0' ||
+    if ((rotate ? myna_log_open_rotating(rotate, MYNA_BOT_LOG_MAX_BYTES, MYNA_BOT_LOG_KEEP)
+                : myna_log_open(conf.log_file)) != 0 ||
+        conf.instances[0] == '\0' ||
         myna_instances_load(conf.instances, &instances, &err) != MYNA_OK ||
         myna_sim_prepare(&instances, conf.data_dir, conf.admin_addr, 0, &err) != MYNA_OK ||
         (inst = myna_instances_find(&instances, id)) == NULL) {

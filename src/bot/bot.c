@@ -32,6 +32,17 @@
 #define SEND_TIMEOUT_MS 20000
 #define AUTH_RETRY_MS 60000
 #define SEND_BATCH 64         /* due records read per sender pass */
+/* Turns with the brain at once. The rest wait in the store (durable) and
+ * start as answers come back: a backlog (a burst, a restart, the model
+ * down) costs neither memory nor requests queued in curl, whose pending
+ * queue is a list scanned on every removal. */
+#define MAX_ANSWERING 128
+#define PENDING_READ (2 * MAX_ANSWERING)  /* pending turns read per kick */
+#define PACING_CATCH_UP_MS 10 /* sends a late sender pass may make up for */
+/* Mark-read (and typing) requests in flight. They are best effort, so in a
+ * burst the ones past this are skipped, not queued in curl (about 20 KB of
+ * memory each until their turn on a connection). */
+#define MAX_READS_IN_FLIGHT 64
 #define STOP_DRAIN_MS 3000    /* at stop, how long sends in flight may take to answer */
 
 /* One per contact seen since start: its batch timer and what is in flight. */
@@ -61,11 +72,13 @@ struct bot {
     struct myna_llm *llm;
     struct myna_answerer *faq;
     struct myna_graph *graph;
-    struct event *doorbell, *poll, *sig_term, *sig_int, *send_timer, *turn_kick;
+    struct event *doorbell, *poll, *sig_term, *sig_int, *send_timer, *turn_kick, *heartbeat;
     struct lane *lanes[LANE_BUCKETS];
     int64_t next_send_ms;    /* pacing: earliest time of the next send */
     int64_t send_at_ms;      /* when send_timer is set to run */
     struct answering *answering;  /* in flight, freed at exit if still there */
+    size_t n_answering;           /* in that list, at most MAX_ANSWERING */
+    int n_reads;                  /* mark-read requests in flight */
     struct sending *sends;
     int stopping;
     int exit_rc;
@@ -547,6 +560,7 @@ struct answering {
     struct answering *next, *prev;  /* b->answering */
     struct bot *b;
     struct lane *lane;
+    int linked;              /* in b->answering */
     int64_t *turn_ids;
     size_t n_ids;
     int ai;                  /* how the turns are marked when done (bot_store.h) */
@@ -569,6 +583,8 @@ static void answering_link(struct answering *a)
     if (a->next)
         a->next->prev = a;
     a->b->answering = a;
+    a->linked = 1;
+    a->b->n_answering++;
 }
 
 static void answering_free(struct answering *a)
@@ -579,6 +595,8 @@ static void answering_free(struct answering *a)
         a->b->answering = a->next;
     if (a->next)
         a->next->prev = a->prev;
+    if (a->linked)
+        a->b->n_answering--;
     for (size_t i = 0; i < a->n_owned; i++)
         free(a->owned[i]);
     free(a->owned);
@@ -738,8 +756,10 @@ static void on_llm(const struct myna_llm_result *r, void *arg)
 
 static void on_read_sent(const struct myna_send_result *r, void *arg)
 {
-    (void)r;
-    (void)arg;  /* best effort: a missed typing indicator is not worth a retry */
+    struct bot *b = arg;
+
+    (void)r;  /* best effort: a missed typing indicator is not worth a retry */
+    b->n_reads--;
 }
 
 /* Marks the customer's message read and, with typing, shows the typing
@@ -748,10 +768,11 @@ static void mark_read(struct bot *b, const char *wamid, int typing)
 {
     char *body;
 
-    if (wamid == NULL || b->graph == NULL)
+    if (wamid == NULL || b->graph == NULL || b->n_reads >= MAX_READS_IN_FLIGHT)
         return;
-    if ((body = myna_graph_read_body(wamid, typing, NULL)) != NULL)
-        myna_graph_post(b->graph, body, SEND_TIMEOUT_MS, on_read_sent, NULL, NULL);
+    if ((body = myna_graph_read_body(wamid, typing, NULL)) != NULL &&
+        myna_graph_post(b->graph, body, SEND_TIMEOUT_MS, on_read_sent, b, NULL) == MYNA_OK)
+        b->n_reads++;
     free(body);
 }
 
@@ -831,16 +852,18 @@ static void on_turn_kick(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (b->stopping)
-        return;
-    if (myna_bot_turn_pending(b->bs, &v, &n, &err) != MYNA_OK) {
+    if (b->stopping || b->n_answering >= MAX_ANSWERING)
+        return;  /* the end of an answer kicks again */
+    /* the oldest pending turns only: the ones being answered are among
+     * them (still pending), so a backlog costs each kick a bounded read */
+    if (myna_bot_turn_pending(b->bs, PENDING_READ, &v, &n, &err) != MYNA_OK) {
         log_store_error(b, "turn_read_failed", &err);
         return;
     }
     /* a turn folded into an answer is not started again from this snapshot,
      * even when that answer finished at once (the built-in answerer) */
     taken = calloc(n ? n : 1, 1);
-    for (size_t i = 0; taken && i < n; i++) {
+    for (size_t i = 0; taken && i < n && b->n_answering < MAX_ANSWERING; i++) {
         struct lane *l = taken[i] ? NULL : lane_get(b, v[i].contact);
         struct answering *a;
         size_t len = 0;
@@ -1053,6 +1076,10 @@ static void on_send_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (b->stopping)
         return;
+    if (b->next_send_ms > now) {  /* pacing: nothing may go before then, no need to look */
+        arm_sender(b, b->next_send_ms);
+        return;
+    }
     if (myna_bot_outbox_due(b->bs, now, SEND_BATCH, &v, &n, &wake, &err) != MYNA_OK) {
         log_store_error(b, "outbox_read_failed", &err);
         arm_sender(b, now + 1000);
@@ -1099,7 +1126,13 @@ static void on_send_timer(evutil_socket_t fd, short what, void *arg)
             wake = now + 1000;
         } else {
             l->sending = 1;
-            b->next_send_ms = now + gap_ms;
+            /* the next slot is gap_ms after this one's, not after now: a
+             * pass that came late (the loop was busy) catches up on the
+             * slots it missed, at most PACING_CATCH_UP_MS or one slot of
+             * them, so the rate is the configured one, not the timer's */
+            int64_t credit = gap_ms > PACING_CATCH_UP_MS ? gap_ms : PACING_CATCH_UP_MS;
+            b->next_send_ms = (b->next_send_ms > now - credit ? b->next_send_ms : now - credit) +
+                              gap_ms;
         }
         free(body);
     }
@@ -1174,6 +1207,23 @@ static void flag_unconfirmed(struct bot *b)
     for (size_t i = 0; i < n; i++)
         MYNA_LOG(MYNA_WARN, "send_unconfirmed", "instance=%s outbox=%" PRId64 " after_ms=%d",
                  b->in->id, ids[i], b->opts->unconfirmed_ms);
+}
+
+/* One byte to the supervisor: this loop still turns. Never blocks (a full
+ * pipe already says so; a gone master shows on the doorbell). */
+static void beat(const struct bot *b)
+{
+    char one = 1;
+    ssize_t r = write(b->opts->heartbeat_fd, &one, 1);
+
+    (void)r;
+}
+
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    beat(arg);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
@@ -1252,7 +1302,7 @@ static int setup_brain(struct bot *b, struct myna_err *err)
 static void bot_release(struct bot *b)
 {
     struct event *evs[] = { b->doorbell, b->poll, b->sig_term, b->sig_int, b->send_timer,
-                            b->turn_kick };
+                            b->turn_kick, b->heartbeat };
 
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
@@ -1310,6 +1360,8 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
      * bot_store_sync (normal by default) keeps it across any process kill */
     struct myna_store_opts so = { (enum myna_store_sync)conf->bot_store_sync, 5000 };
     struct timeval poll = { opts->poll_ms / 1000, (opts->poll_ms % 1000) * 1000 };
+    struct timeval beat_tv = { MYNA_BOT_HEARTBEAT_MS / 1000,
+                               (MYNA_BOT_HEARTBEAT_MS % 1000) * 1000 };
     struct bot b;
     char path[4200], bot_path[4200];
     int rc = MYNA_OK;
@@ -1353,10 +1405,20 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
     }
     if (opts->doorbell_fd >= 0)
         b.doorbell = event_new(b.base, opts->doorbell_fd, EV_READ | EV_PERSIST, on_doorbell, &b);
+    /* the heartbeat: a full pipe must not stop the loop either */
+    if (opts->heartbeat_fd >= 0 &&
+        fcntl(opts->heartbeat_fd, F_SETFL, fcntl(opts->heartbeat_fd, F_GETFL) | O_NONBLOCK) != 0) {
+        rc = myna_err_set(err, MYNA_EIO, "heartbeat fd %d: %s", opts->heartbeat_fd,
+                          strerror(errno));
+        goto out;
+    }
+    if (opts->heartbeat_fd >= 0)
+        b.heartbeat = event_new(b.base, -1, EV_PERSIST, on_heartbeat, &b);
     if (!b.poll || !b.send_timer || !b.turn_kick || !b.sig_term || !b.sig_int ||
         (opts->doorbell_fd >= 0 && !b.doorbell) || event_add(b.poll, &poll) != 0 ||
         event_add(b.sig_term, NULL) != 0 || event_add(b.sig_int, NULL) != 0 ||
-        (b.doorbell && event_add(b.doorbell, NULL) != 0)) {
+        (b.doorbell && event_add(b.doorbell, NULL) != 0) ||
+        (opts->heartbeat_fd >= 0 && (!b.heartbeat || event_add(b.heartbeat, &beat_tv) != 0))) {
         rc = myna_err_set(err, MYNA_ENOMEM, "cannot set up the bot's events");
         goto out;
     }
@@ -1365,6 +1427,8 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
         goto out;
     MYNA_LOG(MYNA_INFO, "bot_ready", "instance=%s brain=%s faq=%zu window_ms=%d", inst->id,
              inst->llm.enabled ? "llm" : "answerer", inst->n_faq, inst->batch_window_ms);
+    if (b.heartbeat)  /* the first at once: the supervisor sees it running */
+        beat(&b);
     drain(&b);
     event_base_dispatch(b.base);
     rc = b.exit_rc;

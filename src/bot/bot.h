@@ -10,7 +10,9 @@
  *
  * The master rings a doorbell (a pipe, fd given at start) when new records
  * arrive; EOF on it means the master died and the bot exits. A poll timer is
- * the safety net. */
+ * the safety net. The bot writes a byte to the heartbeat pipe (fd given at
+ * start) once its loop runs and every MYNA_BOT_HEARTBEAT_MS from a loop
+ * timer: a supervisor that hears nothing for long kills it (a hung loop). */
 #ifndef MYNA_BOT_BOT_H
 #define MYNA_BOT_BOT_H
 
@@ -26,9 +28,18 @@ struct myna_bot_opts {
     int stale_after_s;     /* messages older than this on arrival are not each answered; 3600 */
     int reconcile_ms;      /* wait for a status before resending an uncertain send; 60000 */
     int unconfirmed_ms;    /* flag accepted sends with no status after this; 600000 */
+    int heartbeat_fd;      /* write end of the supervisor's heartbeat pipe, or -1 */
 };
 
-/* Runs until SIGTERM/SIGINT or EOF on the doorbell. 0, or MYNA_E* with err. */
+#define MYNA_BOT_HEARTBEAT_MS 2000
+/* A bot's own log file (--log-file-rotate): rotated past this size, with
+ * this many older files kept (<id>.log.1 ...). */
+#define MYNA_BOT_LOG_MAX_BYTES (10 << 20)
+#define MYNA_BOT_LOG_KEEP 3
+
+/* Runs until SIGTERM/SIGINT or EOF on the doorbell, then starts nothing new
+ * and waits (up to 3 s) for the answers to the sends in flight. 0, or MYNA_E*
+ * with err. */
 int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
                  const struct myna_bot_opts *opts, struct myna_err *err);
 

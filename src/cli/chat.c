@@ -2,13 +2,13 @@
 #include "cli/chat.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/api.h"
 #include "core/buf.h"
 #include "core/util.h"
 #include "core/banned.h"
@@ -27,8 +27,7 @@ struct option_item {
 struct chat {
     const struct myna_chat_opts *o;
     FILE *out, *err;
-    CURL *curl;
-    struct myna_buf resp;
+    struct myna_api api;
     long long seq;
     char seen[SEEN_MAX][64];
     size_t n_seen;
@@ -39,39 +38,9 @@ struct chat {
     int64_t last_reply_ms;     /* when a bot message was last printed */
 };
 
-static size_t on_data(char *p, size_t size, size_t n, void *arg)
-{
-    struct myna_buf *b = arg;
-
-    return myna_buf_append(b, p, size * n) == 0 ? size * n : 0;
-}
-
-/* GET (body NULL) or POST JSON; the answer in c->resp. HTTP status or -1. */
 static long request(struct chat *c, const char *path, const char *body)
 {
-    char url[1024];
-    struct curl_slist *h = NULL;
-    long status = -1;
-
-    snprintf(url, sizeof(url), "%s%s", c->o->admin_url, path);
-    myna_buf_reset(&c->resp);
-    curl_easy_reset(c->curl);
-    curl_easy_setopt(c->curl, CURLOPT_URL, url);
-    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &c->resp);
-    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, 15000L);
-    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-    if (body) {
-        h = curl_slist_append(NULL, "Content-Type: application/json");
-        curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-    }
-    if (curl_easy_perform(c->curl) == CURLE_OK)
-        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    myna_buf_append(&c->resp, "", 1);  /* terminated even when empty */
-    c->resp.len--;
-    return status;
+    return myna_api_call(&c->api, body ? "POST" : "GET", path, body);
 }
 
 static const char *get_str(const cJSON *o, const char *k)
@@ -81,19 +50,9 @@ static const char *get_str(const cJSON *o, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* The server's {"error":...} or the bare status. */
 static void print_failure(struct chat *c, const char *what, long status)
 {
-    cJSON *r = cJSON_Parse(c->resp.data ? c->resp.data : "");
-    const char *e = get_str(r, "error");
-
-    if (status < 0)
-        fprintf(c->err, "myna chat: %s: cannot reach %s (is `myna serve` running?)\n", what,
-                c->o->admin_url);
-    else
-        fprintf(c->err, "myna chat: %s: HTTP %ld%s%s\n", what, status, e ? ": " : "",
-                e ? e : "");
-    cJSON_Delete(r);
+    myna_api_print_error(&c->api, what, status, c->err);
 }
 
 static void options_clear(struct chat *c)
@@ -182,7 +141,7 @@ static int poll_events(struct chat *c)
         print_failure(c, "events", st);
         return -1;
     }
-    if ((r = cJSON_Parse(c->resp.data)) == NULL)
+    if ((r = cJSON_Parse(c->api.resp.data)) == NULL)
         return -1;
     seq = cJSON_GetObjectItemCaseSensitive(r, "seq");
     typing = cJSON_GetObjectItemCaseSensitive(r, "typing");
@@ -282,8 +241,7 @@ int myna_chat_run(const struct myna_chat_opts *o, FILE *in, FILE *out, FILE *err
     c.o = o;
     c.out = out;
     c.err = err;
-    c.resp.max = 8 << 20;
-    if ((c.curl = curl_easy_init()) == NULL) {
+    if (myna_api_init(&c.api, o->admin_url, NULL) != 0) {
         fprintf(err, "myna chat: cannot start libcurl\n");
         return 1;
     }
@@ -339,8 +297,7 @@ int myna_chat_run(const struct myna_chat_opts *o, FILE *in, FILE *out, FILE *err
     }
 out:
     options_clear(&c);
-    myna_buf_release(&c.resp);
     myna_buf_release(&acc);
-    curl_easy_cleanup(c.curl);
+    myna_api_release(&c.api);
     return rc;
 }

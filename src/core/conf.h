@@ -40,6 +40,8 @@ struct myna_conf {
     int64_t send_reconcile_ms;
     int64_t bot_store_sync;  /* enum myna_store_sync of the bots' connections */
     int64_t send_unconfirmed_ms;
+    int64_t bot_max_memory_mb;       /* a bot past this resident memory is restarted */
+    int64_t bot_heartbeat_timeout_ms; /* a bot silent this long is killed and restarted */
 };
 
 struct myna_opt {

@@ -67,5 +67,14 @@ const struct myna_opt myna_opts[] = {
     { .name = "send_reconcile_ms", .env = "MYNA_SEND_RECONCILE_MS", .type = MYNA_OPT_INT,
       .def = "60000", .min = 100, .max = 86400000, .metavar = "MS", .off = OFF(send_reconcile_ms),
       .help = "A send cut short by a crash waits this long for Meta's status before it is resent." },
+    { .name = "bot_max_memory_mb", .env = "MYNA_BOT_MAX_MEMORY_MB", .type = MYNA_OPT_INT,
+      .def = "500", .min = 1, .max = 1048576, .metavar = "MB", .off = OFF(bot_max_memory_mb),
+      .help = "A bot whose resident memory passes this is restarted gracefully (checked "
+              "every 2 s)." },
+    { .name = "bot_heartbeat_timeout_ms", .env = "MYNA_BOT_HEARTBEAT_TIMEOUT_MS",
+      .type = MYNA_OPT_INT, .def = "30000", .min = 3000, .max = 3600000, .metavar = "MS",
+      .off = OFF(bot_heartbeat_timeout_ms),
+      .help = "A bot whose loop sends no heartbeat (one every 2 s) for this long is killed and "
+              "restarted." },
     { .name = NULL },
 };

@@ -1,15 +1,20 @@
-/* log.c - key=value logging, one write(2) per line. */
+/* log.c - key=value logging, one write(2) per line; size rotation and tail
+ * of the bots' files. */
 #include "core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
+#include "core/err.h"
 #include "core/banned.h"
 
 int myna_log_level_cur = MYNA_INFO;
@@ -17,6 +22,12 @@ int myna_log_level_cur = MYNA_INFO;
 static char log_proc[32] = "myna";
 static char log_path[4096];
 static int log_fd = STDERR_FILENO;
+/* rotation (myna_log_open_rotating): log_fd is then fd 2, and fd 1 is the
+ * same file */
+static size_t rot_max;         /* 0: no rotation */
+static int rot_keep;
+static off_t rot_at;           /* rotate once the file reaches this size */
+static pthread_mutex_t rot_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -57,6 +68,7 @@ int myna_log_open(const char *path)
 {
     int fd;
 
+    rot_max = 0;
     if (path == NULL || path[0] == '\0') {
         log_path[0] = '\0';
         if (log_fd != STDERR_FILENO)
@@ -85,13 +97,91 @@ int myna_log_reopen(void)
         return fd;
     /* dup2 swaps the file under the same descriptor: a thread writing at this
      * moment writes to the old or the new file, never to a closed fd */
-    if (dup2(fd, log_fd) < 0) {
+    if (dup2(fd, log_fd) < 0 || (rot_max && dup2(fd, STDOUT_FILENO) < 0)) {
         int e = errno;
         close(fd);
         return -e;
     }
     close(fd);
     return 0;
+}
+
+/* Makes fd the process's fds 1 and 2 (log_fd is 2) and closes it. */
+static int log_onto_stdio(int fd)
+{
+    int e = 0;
+
+    if (dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
+        e = -errno;
+    if (fd > STDERR_FILENO)
+        close(fd);
+    return e;
+}
+
+int myna_log_open_rotating(const char *path, size_t max_bytes, int keep)
+{
+    int fd, rc;
+
+    if (path == NULL || path[0] == '\0' || max_bytes == 0 || keep < 0 || keep > 99)
+        return -EINVAL;
+    if (strlen(path) >= sizeof(log_path))
+        return -ENAMETOOLONG;
+    if ((fd = log_open_fd(path)) < 0)
+        return fd;
+    if (log_fd > STDERR_FILENO)
+        close(log_fd);
+    if ((rc = log_onto_stdio(fd)) != 0)
+        return rc;
+    log_fd = STDERR_FILENO;
+    snprintf(log_path, sizeof(log_path), "%s", path);
+    rot_max = max_bytes;
+    rot_keep = keep;
+    rot_at = (off_t)max_bytes;
+    return 0;
+}
+
+/* path.N-1 -> path.N ... path -> path.1, then a new path on fds 1 and 2. */
+static int log_rotate(void)
+{
+    char from[sizeof(log_path) + 16], to[sizeof(log_path) + 16];
+    int fd;
+
+    for (int i = rot_keep - 1; i >= 1; i--) {
+        snprintf(from, sizeof(from), "%s.%d", log_path, i);
+        snprintf(to, sizeof(to), "%s.%d", log_path, i + 1);
+        if (rename(from, to) != 0 && errno != ENOENT)
+            return -errno;
+    }
+    if (rot_keep > 0) {
+        snprintf(to, sizeof(to), "%s.1", log_path);
+        if (rename(log_path, to) != 0)
+            return -errno;
+    } else if (unlink(log_path) != 0) {
+        return -errno;
+    }
+    if ((fd = log_open_fd(log_path)) < 0)
+        return fd;  /* lines go on to the renamed file */
+    return log_onto_stdio(fd);
+}
+
+/* After a line: rotates once the file (whoever wrote to it) reached rot_at.
+ * One thread rotates; the others carry on writing to the old or the new
+ * file. */
+static void log_rotate_check(void)
+{
+    struct stat st;
+
+    if (fstat(log_fd, &st) != 0 || st.st_size < rot_at)
+        return;
+    if (pthread_mutex_trylock(&rot_lock) != 0)
+        return;
+    if (fstat(log_fd, &st) == 0 && st.st_size >= rot_at) {
+        if (log_rotate() == 0)
+            rot_at = (off_t)rot_max;
+        else  /* not on every line: after another max_bytes */
+            rot_at = st.st_size + (off_t)rot_max;
+    }
+    pthread_mutex_unlock(&rot_lock);
 }
 
 /* Escaped form of c into esc (at most 4 bytes); returns its length. */
@@ -187,4 +277,170 @@ void myna_log_write(int level, const char *event, int errnum, const char *fmt, .
     /* a short write to a log is not worth failing for; EINTR is retried */
     while (write(log_fd, line, o) < 0 && errno == EINTR)
         ;
+    if (rot_max)
+        log_rotate_check();
+}
+
+/* ---- tail ---------------------------------------------------------------- */
+
+#define TAIL_BLOCK 8192
+
+struct tail_file {
+    int fd;          /* -1: the file does not exist */
+    off_t size;
+    off_t start;     /* where the lines taken begin */
+    size_t found;    /* how many lines start there */
+};
+
+/* Finds where the last `want` lines of f begin, reading backwards. A
+ * newline ends a line; the file's last newline starts none. */
+static int tail_scan(struct tail_file *f, size_t want, char *block)
+{
+    off_t pos = f->size;
+    size_t n = 0;
+
+    f->start = f->size;
+    f->found = 0;
+    if (f->fd < 0 || f->size == 0 || want == 0)
+        return MYNA_OK;
+    while (pos > 0) {
+        size_t len = pos > TAIL_BLOCK ? TAIL_BLOCK : (size_t)pos;
+        off_t base = pos - (off_t)len;
+        if (pread(f->fd, block, len, base) != (ssize_t)len)
+            return MYNA_EIO;
+        for (size_t i = len; i-- > 0;) {
+            if (block[i] != '\n' || base + (off_t)i == f->size - 1)
+                continue;
+            if (++n == want) {
+                f->start = base + (off_t)i + 1;
+                f->found = n;
+                return MYNA_OK;
+            }
+        }
+        pos = base;
+    }
+    f->start = 0;
+    f->found = n + 1;  /* the first line has no newline before it */
+    return MYNA_OK;
+}
+
+/* The first line start at or after at (a line starts at 0 or after a
+ * newline), or f->size when none. */
+static int tail_next_line(const struct tail_file *f, off_t at, char *block, off_t *out)
+{
+    off_t pos = at > 0 ? at - 1 : 0;
+
+    if (at <= 0) {
+        *out = 0;
+        return MYNA_OK;
+    }
+    while (pos < f->size) {
+        off_t left = f->size - pos;
+        size_t len = left > TAIL_BLOCK ? TAIL_BLOCK : (size_t)left;
+        const char *nl;
+        if (pread(f->fd, block, len, pos) != (ssize_t)len)
+            return MYNA_EIO;
+        if ((nl = memchr(block, '\n', len)) != NULL) {
+            *out = pos + (nl - block) + 1;
+            return MYNA_OK;
+        }
+        pos += (off_t)len;
+    }
+    *out = f->size;
+    return MYNA_OK;
+}
+
+static int tail_copy(const struct tail_file *f, char *block, struct myna_buf *out)
+{
+    for (off_t pos = f->start; pos < f->size;) {
+        off_t left = f->size - pos;
+        size_t len = left > TAIL_BLOCK ? TAIL_BLOCK : (size_t)left;
+        int rc;
+        if (pread(f->fd, block, len, pos) != (ssize_t)len)
+            return MYNA_EIO;
+        if ((rc = myna_buf_append(out, block, len)) != MYNA_OK)
+            return rc;
+        pos += (off_t)len;
+    }
+    return MYNA_OK;
+}
+
+static void tail_open(struct tail_file *f, const char *path)
+{
+    struct stat st;
+
+    memset(f, 0, sizeof(*f));
+    if ((f->fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0 && fstat(f->fd, &st) == 0)
+        f->size = st.st_size;
+}
+
+int myna_log_tail(const char *path, size_t lines, struct myna_buf *out)
+{
+    struct tail_file cur, old = { -1, 0, 0, 0 };
+    char old_path[4096 + 16], block[TAIL_BLOCK];
+    size_t len0 = out->len, room = out->max > out->len ? out->max - out->len : 0;
+    off_t total, from_old, skip;
+    int rc, glue = 0;  /* glue: the old file's last line lacks its newline */
+
+    if (lines > MYNA_LOG_TAIL_MAX || strlen(path) >= 4096)
+        return MYNA_EINVAL;
+    tail_open(&cur, path);
+    if ((rc = tail_scan(&cur, lines, block)) != MYNA_OK)
+        goto out;
+    if (cur.found < lines) {
+        snprintf(old_path, sizeof(old_path), "%s.1", path);
+        tail_open(&old, old_path);
+        if ((rc = tail_scan(&old, lines - cur.found, block)) != MYNA_OK)
+            goto out;
+        if (old.found > 0 && cur.start < cur.size) {
+            char last;
+            if (pread(old.fd, &last, 1, old.size - 1) != 1) {
+                rc = MYNA_EIO;
+                goto out;
+            }
+            glue = last != '\n';
+        }
+    }
+    if (cur.fd < 0 && old.fd < 0) {
+        rc = MYNA_ENOTFOUND;
+        goto out;
+    }
+    /* drop the oldest lines until the rest fits */
+    from_old = old.size - old.start + glue;
+    total = from_old + (cur.size - cur.start);
+    if (total > (off_t)room) {
+        skip = total - (off_t)room;
+        if (skip < from_old) {
+            if ((rc = tail_next_line(&old, old.start + skip, block, &old.start)) != MYNA_OK)
+                goto out;
+            if (old.start >= old.size)
+                glue = 0;
+        } else {
+            old.start = old.size;
+            glue = 0;
+            if ((rc = tail_next_line(&cur, cur.start + (skip - from_old), block, &cur.start)) !=
+                MYNA_OK)
+                goto out;
+        }
+        if (old.start >= old.size && cur.start >= cur.size) {
+            rc = MYNA_ETOOBIG;
+            goto out;
+        }
+    }
+    if ((old.fd >= 0 && (rc = tail_copy(&old, block, out)) != MYNA_OK) ||
+        (glue && (rc = myna_buf_append(out, "\n", 1)) != MYNA_OK) ||
+        (cur.fd >= 0 && (rc = tail_copy(&cur, block, out)) != MYNA_OK))
+        goto out;
+    rc = MYNA_OK;
+out:
+    if (rc != MYNA_OK && out->len > len0) {  /* all or nothing */
+        out->len = len0;
+        if (out->data)
+            out->data[len0] = '\0';
+    }
+    if (cur.fd >= 0)
+        close(cur.fd);
+    if (old.fd >= 0)
+        close(old.fd);
+    return rc;
 }

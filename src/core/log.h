@@ -45,6 +45,30 @@ int myna_log_open(const char *path);
 /* Reopens the file given to myna_log_open (after rotation: SIGHUP). */
 int myna_log_reopen(void);
 
+/* Sends lines to path (appending) and makes it this process's standard
+ * output and error too (dup2 onto fds 1 and 2), so that what is not a log
+ * line (a sanitizer report, an abort message) lands in the same file. After
+ * a line leaves the file at max_bytes or more, the file is rotated: path.N-1
+ * becomes path.N ... path becomes path.1 (keep files are kept, 0-99), a new
+ * path is opened and dup2'd onto fds 1 and 2. A rotation that fails is tried
+ * again after another max_bytes. For the bots (one thread logs); concurrent
+ * writers never write to a closed descriptor. 0 or -errno (-EINVAL for an
+ * empty path, max_bytes 0 or keep out of range). myna_log_open undoes it
+ * (fds 1 and 2 keep pointing at the last file). */
+int myna_log_open_rotating(const char *path, size_t max_bytes, int keep);
+
+/* The last `lines` lines (at most MYNA_LOG_TAIL_MAX) of the log file path,
+ * appended to out, oldest first. When path has fewer, the rest come from the
+ * end of path.1. Reads backwards from the end in small blocks: memory is out
+ * and a fixed block, whatever the size of the files. When the lines do not
+ * all fit in out's max, the oldest are dropped (whole lines). A last line
+ * without its newline counts as a line. MYNA_OK; MYNA_EINVAL for too many
+ * lines; MYNA_ENOTFOUND when neither file exists; MYNA_ETOOBIG when not even
+ * the newest line fits (out unchanged); MYNA_EIO on a read error; MYNA_ENOMEM. */
+#define MYNA_LOG_TAIL_MAX 10000
+struct myna_buf;
+int myna_log_tail(const char *path, size_t lines, struct myna_buf *out);
+
 /* Quotes and escapes s for a log value: "..." with \" \\ \n and \xNN for
  * control bytes, truncated to fit cap (with "..." marking the cut). Returns
  * buf. NULL s gives "-". */

@@ -245,6 +245,33 @@ static int render_llm(struct master *m, const struct llm_counts *c, const unsign
     return rc;
 }
 
+/* The bots' processes, from the supervisor: one metric of procs[] at a time. */
+static const char *const procs[][3] = {
+    { "myna_bot_up", "gauge", "1 while the instance's bot process runs." },
+    { "myna_bot_restarts_total", "counter", "Restarts after a bot exited." },
+    { "myna_bot_crash_loop", "gauge",
+      "1 while the bot is in a crash loop (the log says event=bot_crash_loop)." },
+    { "myna_bot_resident_memory_bytes", "gauge",
+      "Resident memory of the bot process at the last check (every 2 s)." },
+};
+
+struct proc_render {
+    struct myna_buf *b;
+    int which;  /* index in procs */
+    int rc;
+};
+
+static void render_proc(const char *id, const struct myna_bot_status *st, void *arg)
+{
+    struct proc_render *r = arg;
+    const long long v[] = { st->pid > 0, st->restarts, st->crash_loop,
+                            st->pid > 0 ? (long long)st->rss_kb * 1024 : 0 };
+
+    if (r->rc == 0)
+        r->rc = myna_buf_printf(r->b, "%s{instance=\"%s\"} %lld\n", procs[r->which][0], id,
+                                v[r->which]);
+}
+
 /* The bots' gauges: process state from the supervisor, the outbox and turns
  * from each bot's store (short reads; a store that cannot be read is left
  * out of this scrape and logged). */
@@ -295,17 +322,15 @@ static int render_bots(struct master *m, struct myna_buf *b)
                      myna_log_q(q, sizeof(q), err.msg));
         }
     }
-    rc = myna_buf_printf(b, "# HELP myna_bot_up 1 while the instance's bot process runs.\n"
-                            "# TYPE myna_bot_up gauge\n");
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = myna_buf_printf(b, "myna_bot_up{instance=\"%s\"} %d\n", m->instances->v[i].id,
-                             myna_supervisor_pid(m->sup, i) > 0);
-    if (rc == 0)
-        rc = myna_buf_printf(b, "# HELP myna_bot_restarts_total Restarts after a bot exited.\n"
-                                "# TYPE myna_bot_restarts_total counter\n");
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = myna_buf_printf(b, "myna_bot_restarts_total{instance=\"%s\"} %d\n",
-                             m->instances->v[i].id, myna_supervisor_restarts(m->sup, i));
+    for (size_t k = 0; rc == 0 && k < sizeof(procs) / sizeof(procs[0]); k++) {
+        struct proc_render r = { b, (int)k, 0 };
+        rc = myna_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", procs[k][0], procs[k][2],
+                             procs[k][0], procs[k][1]);
+        if (rc == 0) {
+            myna_supervisor_foreach(m->sup, render_proc, &r);
+            rc = r.rc;
+        }
+    }
     for (size_t g = 0; rc == 0 && g < sizeof(gauges) / sizeof(gauges[0]); g++) {
         rc = myna_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", gauges[g][0], gauges[g][1],
                              gauges[g][0]);
@@ -416,9 +441,8 @@ static void ring_bot(const char *id, void *arg)
 {
     struct master *m = arg;
 
-    for (size_t i = 0; m->sup && i < m->instances->n; i++)
-        if (strcmp(m->instances->v[i].id, id) == 0)
-            myna_supervisor_ring(m->sup, i);
+    if (m->sup)
+        myna_supervisor_ring(m->sup, id);
 }
 
 static void drain_check(evutil_socket_t fd, short what, void *arg)
@@ -574,13 +598,26 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_instance_set
         snprintf(m.admin_bound, sizeof(m.admin_bound), "%s", adm);
         m.bot_argv[args->argc] = (char *)"--admin";
         m.bot_argv[args->argc + 1] = m.admin_bound;
-        if ((m.sup = myna_supervisor_new(m.base, instances, args->argc + 2, m.bot_argv, err)) ==
-            NULL) {
+        if ((m.sup = myna_supervisor_new(m.base, conf->data_dir, args->argc + 2, m.bot_argv,
+                                         err)) == NULL) {
             rc = err->code;
             goto out;
         }
+        {   /* every instance's bot, started a few at a time by the supervisor */
+            struct myna_supervisor_timing t;
+            myna_supervisor_get_timing(m.sup, &t);
+            t.heartbeat_timeout_ms = (int)conf->bot_heartbeat_timeout_ms;
+            myna_supervisor_set_timing(m.sup, &t);
+            for (size_t i = 0; i < instances->n; i++)
+                if ((rc = myna_supervisor_add(m.sup, instances->v[i].id,
+                                              (int)conf->bot_max_memory_mb)) != MYNA_OK ||
+                    (rc = myna_supervisor_start(m.sup, instances->v[i].id)) != MYNA_OK) {
+                    myna_err_set(err, rc, "cannot supervise instance '%s': %s",
+                                 instances->v[i].id, myna_strerror(rc));
+                    goto out;
+                }
+        }
         myna_ingress_set_notify(m.ing, ring_bot, &m);
-        myna_supervisor_start_all(m.sup);
     }
     m.state = MASTER_RUNNING;
     MYNA_LOG(MYNA_INFO, "ready", "public=%s admin=%s instances=%zu data=%s version=%s", pub,

@@ -52,7 +52,7 @@ struct post {
 struct myna_simulator {
     struct event_base *base;
     struct myna_http_client *http;
-    struct sim_inst *v;
+    struct sim_inst **v;           /* stable objects: posts point to them */
     size_t n;
     char public_url[160];
     char graph_url[200];   /* what a sim instance's bot posts to, unless set */
@@ -126,8 +126,8 @@ static char *request_body(struct evhttp_request *req, size_t max, size_t *len)
 static struct sim_inst *find(struct myna_simulator *s, const char *id, size_t idlen)
 {
     for (size_t i = 0; i < s->n; i++)
-        if (strlen(s->v[i].in->id) == idlen && memcmp(s->v[i].in->id, id, idlen) == 0)
-            return &s->v[i];
+        if (strlen(s->v[i]->in->id) == idlen && memcmp(s->v[i]->in->id, id, idlen) == 0)
+            return s->v[i];
     return NULL;
 }
 
@@ -407,7 +407,7 @@ static void handle_index(struct myna_simulator *s, struct evhttp_request *req)
     myna_buf_appends(&b, "<!doctype html><meta charset=utf-8><title>Myna simulator</title>"
                          "<h1>Simulator</h1><ul>");
     for (size_t i = 0; i < s->n; i++)  /* ids are slugs: nothing to escape */
-        myna_buf_printf(&b, "<li><a href=\"/sim/%s\">%s</a>", s->v[i].in->id, s->v[i].in->id);
+        myna_buf_printf(&b, "<li><a href=\"/sim/%s\">%s</a>", s->v[i]->in->id, s->v[i]->in->id);
     if (s->n == 0)
         myna_buf_appends(&b, "<li>no instance has \"provider\": \"sim\"");
     myna_buf_appends(&b, "</ul>\n");
@@ -420,9 +420,9 @@ static void handle_index(struct myna_simulator *s, struct evhttp_request *req)
 static struct sim_inst *find_pnid(struct myna_simulator *s, const char *pnid, size_t n)
 {
     for (size_t i = 0; i < s->n; i++)
-        if (strlen(s->v[i].in->phone_number_id) == n &&
-            memcmp(s->v[i].in->phone_number_id, pnid, n) == 0)
-            return &s->v[i];
+        if (strlen(s->v[i]->in->phone_number_id) == n &&
+            memcmp(s->v[i]->in->phone_number_id, pnid, n) == 0)
+            return s->v[i];
     return NULL;
 }
 
@@ -542,6 +542,84 @@ void myna_simulator_handle(struct myna_simulator *s, struct evhttp_request *req,
         reply_error(req, 404, "not found");
 }
 
+static void inst_free(struct myna_simulator *s, struct sim_inst *si)
+{
+    struct post *p = s->posts, *next;
+
+    for (; p; p = next) {  /* what was on its way for it goes too */
+        next = p->next;
+        if (p->si == si) {
+            if (p->req)
+                reply_error(p->req, 503, "the instance is gone");
+            post_free(p);
+        }
+    }
+    myna_hmac_key_free(si->key);
+    myna_sim_log_free(si->log);
+    free(si);
+}
+
+static struct sim_inst *find_inst(struct myna_simulator *s, const char *id)
+{
+    return find(s, id, strlen(id));
+}
+
+int myna_simulator_set_instances(struct myna_simulator *s, const struct myna_instance *const *v,
+                                 size_t n, struct myna_err *err)
+{
+    struct sim_inst **nv = calloc(n ? n : 1, sizeof(*nv));
+    struct myna_hmac_key **keys = calloc(n ? n : 1, sizeof(*keys));
+    const struct myna_instance **ins = calloc(n ? n : 1, sizeof(*ins));
+    size_t k = 0;
+
+    if (nv == NULL || keys == NULL || ins == NULL)
+        goto oom;
+    /* first what can fail: keys, and the new instances' objects */
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(v[i]->provider, "sim") != 0)
+            continue;
+        if ((keys[k] = myna_hmac_key_new(v[i]->app_secret, strlen(v[i]->app_secret), err)) ==
+            NULL)
+            goto fail;
+        if ((nv[k] = find_inst(s, v[i]->id)) == NULL && (nv[k] = calloc(1, sizeof(**nv))) == NULL) {
+            myna_hmac_key_free(keys[k]);
+            goto oom;
+        }
+        ins[k++] = v[i];
+    }
+    /* then what cannot: the removed ones go, the others keep their logs */
+    for (size_t j = 0; j < s->n; j++) {
+        size_t i = 0;
+        while (i < k && nv[i] != s->v[j])
+            i++;
+        if (i == k)
+            inst_free(s, s->v[j]);
+    }
+    for (size_t i = 0; i < k; i++) {  /* a kept one stays itself: only settings move */
+        myna_hmac_key_free(nv[i]->key);
+        nv[i]->key = keys[i];
+        nv[i]->in = ins[i];
+    }
+    free(keys);
+    free(ins);
+    free(s->v);
+    s->v = nv;
+    s->n = k;
+    return MYNA_OK;
+oom:
+    myna_err_set(err, MYNA_ENOMEM, "out of memory");
+fail:
+    for (size_t i = 0; i < k; i++) {
+        myna_hmac_key_free(keys[i]);
+        if (nv[i]->key == NULL)  /* a fresh one; the kept ones still have theirs */
+            free(nv[i]);
+    }
+    free(keys);
+    free(ins);
+    free(nv);
+    return err->code;
+}
+
 struct myna_simulator *myna_simulator_new(struct event_base *base,
                                           const struct myna_instance_set *instances,
                                           const char *public_addr, const char *admin_addr,
@@ -562,20 +640,18 @@ struct myna_simulator *myna_simulator_new(struct event_base *base,
     }
     if ((s->http = myna_http_client_new(base, err)) == NULL)
         goto fail;
-    for (size_t i = 0; i < instances->n; i++)
-        s->n += strcmp(instances->v[i].provider, "sim") == 0;
-    if (s->n && (s->v = calloc(s->n, sizeof(*s->v))) == NULL) {
-        myna_err_set(err, MYNA_ENOMEM, "out of memory");
-        goto fail;
-    }
-    s->n = 0;
-    for (size_t i = 0; i < instances->n; i++) {
-        const struct myna_instance *in = &instances->v[i];
-        if (strcmp(in->provider, "sim") != 0)
-            continue;
-        s->v[s->n].in = in;
-        if ((s->v[s->n++].key = myna_hmac_key_new(in->app_secret, strlen(in->app_secret),
-                                                  err)) == NULL)
+    {
+        const struct myna_instance **v = calloc(instances->n ? instances->n : 1, sizeof(*v));
+        int rc;
+        if (v == NULL) {
+            myna_err_set(err, MYNA_ENOMEM, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < instances->n; i++)
+            v[i] = &instances->v[i];
+        rc = myna_simulator_set_instances(s, v, instances->n, err);
+        free(v);
+        if (rc != MYNA_OK)
             goto fail;
     }
     return s;
@@ -594,10 +670,8 @@ void myna_simulator_free(struct myna_simulator *s)
             reply_error(s->posts->req, 503, "shutting down");
         post_free(s->posts);
     }
-    for (size_t i = 0; i < s->n; i++) {
-        myna_hmac_key_free(s->v[i].key);
-        myna_sim_log_free(s->v[i].log);
-    }
+    for (size_t i = 0; i < s->n; i++)
+        inst_free(s, s->v[i]);
     free(s->v);
     free(s);
 }

@@ -34,6 +34,11 @@ struct myna_simulator *myna_simulator_new(struct event_base *base,
                                           const struct myna_instance_set *instances,
                                           const char *public_addr, const char *admin_addr,
                                           struct myna_err *err);
+/* Replaces the instances served (the sim ones of v[0..n), borrowed until
+ * the next call): an instance that stays keeps its conversation; a removed
+ * one's webhooks in flight are dropped. On failure nothing changes. */
+int myna_simulator_set_instances(struct myna_simulator *s, const struct myna_instance *const *v,
+                                 size_t n, struct myna_err *err);
 /* Drops what is in flight. NULL ok. */
 void myna_simulator_free(struct myna_simulator *s);
 /* Handles a request whose path starts with "/sim". */

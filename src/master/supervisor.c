@@ -1,13 +1,21 @@
-/* supervisor.c - fork+exec of bots, restarts with backoff, doorbells. */
+/* supervisor.c - fork+exec of bots keyed by instance id: a start queue,
+ * restarts with backoff, crash loops, heartbeats, memory limits, per-bot
+ * log files, doorbells.
+ *
+ * User callbacks (done, alert) never run while the supervisor walks its
+ * lists: they are queued and run at the end of the loop callback that
+ * caused them (fire_pending), when every bot is in a consistent state. */
 #include "master/supervisor.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,296 +23,1069 @@
 #include "core/util.h"
 #include "core/banned.h"
 
-#define BACKOFF_MIN_MS 1000
-#define BACKOFF_MAX_MS 60000
-#define HEALTHY_MS 60000
-#define KILL_AFTER_MS 5000
+#define CRASH_LOOP_N 5       /* crashes within crash_window_ms that make a crash loop */
+#define ID_MAX 64            /* instance ids are slugs (core/util.h) */
+#define TABLE_MIN 64
 
-enum bot_state { BOT_STOPPED, BOT_RUNNING, BOT_WAITING, BOT_CRASH_LOOP };
+enum bot_state { ST_STOPPED, ST_STARTING, ST_RUNNING, ST_STOPPING, ST_WAITING, ST_CRASH_LOOP };
 
-struct bot_proc {
+static const char *const state_names[] = { "stopped", "starting", "running",
+                                           "stopping", "waiting", "crash_loop" };
+
+/* A callback to run (a done of stop/remove/stop_all, or an alert). */
+struct fire {
+    struct fire *next;
+    void (*done)(void *arg);
+    void *arg;
+    char id[ID_MAX + 1];     /* an alert when done is NULL */
+    char kind[16];
+    char detail[160];
+};
+
+/* Times of the last crashes, a ring. */
+struct crash_hist {
+    int64_t at_ms[CRASH_LOOP_N];
+    int n, next;
+};
+
+struct bot {
+    struct bot *hnext;             /* id table chain */
+    struct bot *prev, *next;       /* every bot, in the order added */
+    struct bot *qprev, *qnext;     /* the start queue */
     struct myna_supervisor *s;
-    size_t index;
-    pid_t pid;
-    int bell;                  /* write end of the doorbell pipe, -1 if none */
+    char id[ID_MAX + 1];
+    char *log_path;                /* data_dir/logs/<id>.log */
     enum bot_state state;
-    int64_t started_ms;
+    int queued;
+    pid_t pid;                     /* > 0 while a process runs (not reaped yet) */
+    int bell;                      /* doorbell, write end; -1 */
+    int beat;                      /* heartbeat, read end; -1 */
+    struct event *beat_ev;
+    struct event *timer;           /* the backoff wait, or SIGTERM -> SIGKILL */
+    int64_t started_mono_ms, started_wall_ms, last_beat_ms;
     int backoff_ms;
-    int restarts;
-    struct event *restart_timer;
+    struct crash_hist crashes;
+    int crash_loop;
+    int restarts, last_code, last_signal;
+    long rss_kb;
+    int max_memory_mb;
+    int then_start;                /* stopping: start again once it exited */
+    const char *then_reason;       /* ... as a restart for this reason (counted) */
+    const char *kill_reason;       /* killed by us while running: why */
+    int removing;
+    struct fire *waiters;          /* done callbacks waiting for the exit */
+    char reason[128];
+};
+
+struct bot_table {
+    struct bot **v;
+    size_t cap, n;
 };
 
 struct myna_supervisor {
     struct event_base *base;
-    const struct myna_instance_set *instances;
-    struct bot_proc *bots;
-    size_t n;
+    char *logs_dir;
     char exe[4096];
     int argc;
     char **argv;
-    struct event *sigchld, *kill_timer;
-    int stopping;
-    void (*stopped)(void *arg);
-    void *stopped_arg;
+    struct myna_supervisor_timing t;
+    long page_size;
+    struct bot_table tab;
+    struct bot *head, *tail;       /* every bot */
+    struct bot *qhead, *qtail;     /* waiting for a start slot */
+    size_t n_running;              /* bots with a process */
+    struct event *sigchld, *start_tick, *monitor;
+    int64_t last_batch_ms;
+    int stopping_all;
+    void (*all_done)(void *arg);
+    void *all_arg;
+    int all_due;                   /* all_done is to run */
+    struct fire *fires, *fires_tail;
+    void (*alert)(const char *id, const char *kind, const char *detail, void *arg);
+    void *alert_arg;
 };
 
-static void bot_start(struct bot_proc *bp);
+/* ---- the id table (pure) ---------------------------------------------- */
 
-static void on_restart(evutil_socket_t fd, short what, void *arg)
+static size_t id_hash(const char *id)
 {
-    (void)fd;
-    (void)what;
-    bot_start(arg);
+    uint32_t h = 2166136261u;
+
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h;
 }
 
-static void exec_bot(struct myna_supervisor *s, struct bot_proc *bp, int bell_read)
+static struct bot *table_find(const struct bot_table *t, const char *id)
 {
-    char **argv = calloc((size_t)s->argc + 8, sizeof(char *));
-    int n = 0;
+    if (t->cap == 0)
+        return NULL;
+    for (struct bot *b = t->v[id_hash(id) & (t->cap - 1)]; b; b = b->hnext)
+        if (strcmp(b->id, id) == 0)
+            return b;
+    return NULL;
+}
 
-    if (argv == NULL)
-        _exit(127);
-    /* the doorbell becomes fd 3, the only descriptor the bot inherits */
-    if (bell_read != 3) {
-        if (dup2(bell_read, 3) < 0)
-            _exit(127);
-    } else {
-        fcntl(3, F_SETFD, 0);
+/* Adds b (its id not in t yet); grows at one bot per bucket. */
+static int table_add(struct bot_table *t, struct bot *b)
+{
+    size_t h;
+
+    if (t->n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : TABLE_MIN;
+        struct bot **v = calloc(cap, sizeof(*v));
+        if (v == NULL)
+            return MYNA_ENOMEM;
+        for (size_t i = 0; i < t->cap; i++)
+            for (struct bot *e = t->v[i], *next; e; e = next) {
+                next = e->hnext;
+                h = id_hash(e->id) & (cap - 1);
+                e->hnext = v[h];
+                v[h] = e;
+            }
+        free(t->v);
+        t->v = v;
+        t->cap = cap;
     }
-    argv[n++] = (char *)"myna";
-    argv[n++] = (char *)"bot";
-    argv[n++] = (char *)"--instance";
-    argv[n++] = s->instances->v[bp->index].id;
-    argv[n++] = (char *)"--doorbell-fd";
-    argv[n++] = (char *)"3";
-    for (int i = 0; i < s->argc; i++)
-        argv[n++] = s->argv[i];
-    argv[n] = NULL;
-    signal(SIGPIPE, SIG_DFL);
-    execv(s->exe, argv);
-    _exit(127);
+    h = id_hash(b->id) & (t->cap - 1);
+    b->hnext = t->v[h];
+    t->v[h] = b;
+    t->n++;
+    return MYNA_OK;
 }
 
-static void bot_start(struct bot_proc *bp)
+static void table_del(struct bot_table *t, struct bot *b)
 {
-    struct myna_supervisor *s = bp->s;
-    int fds[2];
-    pid_t pid;
-
-    if (s->stopping)
+    if (t->cap == 0)
         return;
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        MYNA_LOG_ERRNO(MYNA_ERROR, "bot_start_failed", errno, "instance=%s",
-                       s->instances->v[bp->index].id);
-        return;
-    }
-    pid = fork();
-    if (pid < 0) {
-        MYNA_LOG_ERRNO(MYNA_ERROR, "bot_start_failed", errno, "instance=%s",
-                       s->instances->v[bp->index].id);
-        close(fds[0]);
-        close(fds[1]);
-        return;
-    }
-    if (pid == 0) {
-        close(fds[1]);
-        exec_bot(s, bp, fds[0]);
-    }
-    close(fds[0]);
-    fcntl(fds[1], F_SETFL, O_NONBLOCK);  /* a full pipe already rings */
-    bp->bell = fds[1];
-    bp->pid = pid;
-    bp->state = BOT_RUNNING;
-    bp->started_ms = myna_mono_ms();
-    MYNA_LOG(MYNA_INFO, "bot_started", "instance=%s pid=%ld restarts=%d",
-             s->instances->v[bp->index].id, (long)pid, bp->restarts);
+    for (struct bot **pp = &t->v[id_hash(b->id) & (t->cap - 1)]; *pp; pp = &(*pp)->hnext)
+        if (*pp == b) {
+            *pp = b->hnext;
+            b->hnext = NULL;
+            t->n--;
+            return;
+        }
 }
 
-static int all_stopped(const struct myna_supervisor *s)
+static void table_release(struct bot_table *t)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (s->bots[i].pid > 0)
-            return 0;
-    return 1;
+    free(t->v);
+    memset(t, 0, sizeof(*t));
 }
 
-static void bot_exited(struct bot_proc *bp, int status)
+/* ---- restart policy (pure) ---------------------------------------------- */
+
+static int backoff_next(int cur_ms, int max_ms)
 {
-    struct myna_supervisor *s = bp->s;
-    const char *id = s->instances->v[bp->index].id;
+    return cur_ms >= max_ms / 2 ? max_ms : cur_ms * 2;
+}
+
+/* Records a crash at now_ms. 1 when it makes a crash loop: CRASH_LOOP_N
+ * crashes within window_ms, or the backoff about to be waited at its cap. */
+static int crash_record(struct crash_hist *h, int64_t now_ms, int window_ms, int backoff_ms,
+                        int backoff_max_ms)
+{
+    h->at_ms[h->next] = now_ms;
+    h->next = (h->next + 1) % CRASH_LOOP_N;
+    if (h->n < CRASH_LOOP_N)
+        h->n++;
+    if (backoff_ms >= backoff_max_ms)
+        return 1;
+    /* full ring: next is the oldest of the last CRASH_LOOP_N */
+    return h->n == CRASH_LOOP_N && now_ms - h->at_ms[h->next] <= window_ms;
+}
+
+static void crash_forget(struct crash_hist *h)
+{
+    memset(h, 0, sizeof(*h));
+}
+
+/* Resident memory in kB from the text of /proc/<pid>/statm ("size
+ * resident shared ..." in pages), or -1. */
+static long statm_rss_kb(const char *text, long page_size)
+{
+    char *end;
+    long long size, resident;
+
+    errno = 0;
+    size = strtoll(text, &end, 10);
+    if (end == text || errno || size < 0 || *end != ' ')
+        return -1;
+    text = end;
+    resident = strtoll(text, &end, 10);
+    if (end == text || errno || resident < 0 || page_size <= 0 ||
+        resident > LONG_MAX / page_size)
+        return -1;
+    return (long)(resident * page_size / 1024);
+}
+
+/* ---- callbacks ------------------------------------------------------------ */
+
+static void fire_push(struct myna_supervisor *s, struct fire *f)
+{
+    f->next = NULL;
+    if (s->fires_tail)
+        s->fires_tail->next = f;
+    else
+        s->fires = f;
+    s->fires_tail = f;
+}
+
+/* Hands b's done callbacks to the queue. */
+static void fire_waiters(struct bot *b)
+{
+    while (b->waiters) {
+        struct fire *f = b->waiters;
+        b->waiters = f->next;
+        fire_push(b->s, f);
+    }
+}
+
+static void alert(struct bot *b, const char *kind, const char *detail)
+{
+    struct fire *f;
+
+    if (b->s->alert == NULL || (f = calloc(1, sizeof(*f))) == NULL)
+        return;  /* the log line is the alert of last resort */
+    snprintf(f->id, sizeof(f->id), "%s", b->id);
+    snprintf(f->kind, sizeof(f->kind), "%s", kind);
+    snprintf(f->detail, sizeof(f->detail), "%s", detail);
+    fire_push(b->s, f);
+}
+
+/* Runs the queued callbacks; they may call the supervisor again (and queue
+ * more). */
+static void fire_pending(struct myna_supervisor *s)
+{
+    for (;;) {
+        struct fire *f = s->fires;
+        if (f == NULL)
+            break;
+        if ((s->fires = f->next) == NULL)
+            s->fires_tail = NULL;
+        if (f->done)
+            f->done(f->arg);
+        else if (s->alert)
+            s->alert(f->id, f->kind, f->detail, s->alert_arg);
+        free(f);
+    }
+    if (s->all_due) {
+        void (*done)(void *) = s->all_done;
+        s->all_due = 0;
+        s->all_done = NULL;
+        if (done)
+            done(s->all_arg);
+    }
+}
+
+static void check_all_done(struct myna_supervisor *s)
+{
+    if (s->stopping_all && s->n_running == 0 && s->all_done)
+        s->all_due = 1;
+}
+
+/* ---- processes ------------------------------------------------------------ */
+
+static void arm_ms(struct event *ev, int ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    evtimer_add(ev, &tv);
+}
+
+static void set_reason(struct bot *b, const char *reason)
+{
+    snprintf(b->reason, sizeof(b->reason), "%s", reason);
+}
+
+static void arm_start_tick(struct myna_supervisor *s)
+{
+    int64_t wait;
+
+    if (s->qhead == NULL || evtimer_pending(s->start_tick, NULL))
+        return;
+    /* timers count from the loop's cached time, which forks just made old */
+    event_base_update_cache_time(s->base);
+    wait = s->last_batch_ms + s->t.start_tick_ms - myna_mono_ms();
+    arm_ms(s->start_tick, wait > 0 ? (int)wait : 0);
+}
+
+static void enqueue(struct bot *b)
+{
+    struct myna_supervisor *s = b->s;
+
+    b->state = ST_STARTING;
+    if (b->queued)
+        return;
+    b->queued = 1;
+    b->qnext = NULL;
+    b->qprev = s->qtail;
+    if (s->qtail)
+        s->qtail->qnext = b;
+    else
+        s->qhead = b;
+    s->qtail = b;
+    arm_start_tick(s);
+}
+
+static void dequeue(struct bot *b)
+{
+    struct myna_supervisor *s = b->s;
+
+    if (!b->queued)
+        return;
+    if (b->qprev)
+        b->qprev->qnext = b->qnext;
+    else
+        s->qhead = b->qnext;
+    if (b->qnext)
+        b->qnext->qprev = b->qprev;
+    else
+        s->qtail = b->qprev;
+    b->qprev = b->qnext = NULL;
+    b->queued = 0;
+}
+
+/* Closes what ties the supervisor to b's process once it was reaped. */
+static void bot_detach(struct bot *b)
+{
+    if (b->beat_ev) {
+        event_free(b->beat_ev);
+        b->beat_ev = NULL;
+    }
+    if (b->beat >= 0)
+        close(b->beat);
+    if (b->bell >= 0)
+        close(b->bell);
+    b->beat = b->bell = -1;
+    if (b->pid > 0)
+        b->s->n_running--;
+    b->pid = 0;
+    b->rss_kb = 0;
+    evtimer_del(b->timer);
+}
+
+/* An exit (or a failed start) the supervisor did not ask for: restart
+ * after the backoff, noticing a crash loop. */
+static void bot_crashed(struct bot *b, const char *why, int code, int sig)
+{
+    struct myna_supervisor *s = b->s;
+    int delay = b->backoff_ms;
+    int loop = crash_record(&b->crashes, myna_mono_ms(), s->t.crash_window_ms, delay,
+                            s->t.backoff_max_ms);
+    char q[160];
+
+    b->backoff_ms = backoff_next(delay, s->t.backoff_max_ms);
+    set_reason(b, why);
+    b->state = loop ? ST_CRASH_LOOP : ST_WAITING;
+    MYNA_LOG(MYNA_WARN, "bot_exited", "instance=%s code=%d signal=%d reason=%s restart_in_ms=%d",
+             b->id, code, sig, myna_log_q(q, sizeof(q), why), delay);
+    if (loop && !b->crash_loop) {
+        char detail[160];
+        b->crash_loop = 1;
+        snprintf(detail, sizeof(detail),
+                 "%d crashes (last: %s, code %d, signal %d); still retried, backoff up to %d s",
+                 b->crashes.n, why, code, sig, s->t.backoff_max_ms / 1000);
+        MYNA_LOG(MYNA_ERROR, "bot_crash_loop", "instance=%s reason=%s crashes=%d retry_in_ms=%d",
+                 b->id, myna_log_q(q, sizeof(q), why), b->crashes.n, delay);
+        alert(b, "crash_loop", detail);
+    }
+    arm_ms(b->timer, delay);
+}
+
+static void bot_free(struct bot *b)
+{
+    struct myna_supervisor *s = b->s;
+
+    dequeue(b);
+    bot_detach(b);
+    table_del(&s->tab, b);
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        s->head = b->next;
+    if (b->next)
+        b->next->prev = b->prev;
+    else
+        s->tail = b->prev;
+    while (b->waiters) {  /* left only at myna_supervisor_free: they never run */
+        struct fire *f = b->waiters;
+        b->waiters = f->next;
+        free(f);
+    }
+    if (b->timer)
+        event_free(b->timer);
+    free(b->log_path);
+    free(b);
+}
+
+static void bot_exited(struct bot *b, int status)
+{
+    struct myna_supervisor *s = b->s;
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    struct timeval tv;
+    int64_t ran_ms = myna_mono_ms() - b->started_mono_ms;
+    const char *why = b->kill_reason ? b->kill_reason : "crashed";
+    char q[160];
 
-    close(bp->bell);
-    bp->bell = -1;
-    bp->pid = 0;
-    if (s->stopping) {
-        bp->state = BOT_STOPPED;
-        MYNA_LOG(MYNA_INFO, "bot_stopped", "instance=%s code=%d signal=%d", id, code, sig);
-        if (all_stopped(s) && s->stopped) {
-            void (*done)(void *) = s->stopped;
-            s->stopped = NULL;
-            done(s->stopped_arg);
+    bot_detach(b);
+    b->last_code = code;
+    b->last_signal = sig;
+    b->kill_reason = NULL;
+    if (b->removing) {
+        MYNA_LOG(MYNA_INFO, "bot_stopped", "instance=%s code=%d signal=%d removed=1", b->id, code,
+                 sig);
+        fire_waiters(b);
+        bot_free(b);
+        check_all_done(s);
+        return;
+    }
+    if (b->state == ST_STOPPING || s->stopping_all) {
+        fire_waiters(b);
+        if (b->then_start && !s->stopping_all) {
+            const char *why_now = b->then_reason ? b->then_reason : "started";
+            MYNA_LOG(MYNA_INFO, "bot_exited",
+                     "instance=%s code=%d signal=%d reason=%s restart_in_ms=0", b->id, code, sig,
+                     myna_log_q(q, sizeof(q), why_now));
+            if (b->then_reason) {
+                b->restarts++;
+                set_reason(b, b->then_reason);
+            }
+            enqueue(b);
+        } else {
+            b->state = ST_STOPPED;
+            MYNA_LOG(MYNA_INFO, "bot_stopped", "instance=%s code=%d signal=%d", b->id, code, sig);
         }
+        b->then_start = 0;
+        b->then_reason = NULL;
+        check_all_done(s);
         return;
     }
     if (code == 2) {  /* its configuration is wrong: restarting cannot help */
-        bp->state = BOT_CRASH_LOOP;
-        MYNA_LOG(MYNA_ERROR, "bot_config_error", "instance=%s state=crash_loop", id);
+        b->state = ST_CRASH_LOOP;
+        set_reason(b, "config error");
+        MYNA_LOG(MYNA_ERROR, "bot_config_error", "instance=%s state=crash_loop", b->id);
+        if (!b->crash_loop) {
+            b->crash_loop = 1;
+            MYNA_LOG(MYNA_ERROR, "bot_crash_loop",
+                     "instance=%s reason=\"config error\" code=2 retry=no", b->id);
+            alert(b, "crash_loop", "exited with code 2 (configuration error); not restarted");
+        }
         return;
     }
-    if (myna_mono_ms() - bp->started_ms >= HEALTHY_MS)
-        bp->backoff_ms = BACKOFF_MIN_MS;
-    MYNA_LOG(MYNA_WARN, "bot_exited", "instance=%s code=%d signal=%d restart_in_ms=%d", id, code,
-             sig, bp->backoff_ms);
-    bp->state = bp->backoff_ms >= BACKOFF_MAX_MS ? BOT_CRASH_LOOP : BOT_WAITING;
-    bp->restarts++;
-    tv.tv_sec = bp->backoff_ms / 1000;
-    tv.tv_usec = (bp->backoff_ms % 1000) * 1000;
-    evtimer_add(bp->restart_timer, &tv);
-    bp->backoff_ms = bp->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : bp->backoff_ms * 2;
+    if (ran_ms >= s->t.healthy_ms) {  /* it was well for a while: a fresh start */
+        b->backoff_ms = s->t.backoff_min_ms;
+        crash_forget(&b->crashes);
+    }
+    bot_crashed(b, why, code, sig);
+}
+
+/* The child: pipes onto fds 3 and 4, the log onto 1 and 2, nothing else
+ * open, then exec. Only async-signal-safe calls (the master has threads). */
+static void exec_bot(const char *exe, char **argv, int bell_r, int beat_w, int log_fd)
+{
+    struct sigaction dfl;
+    sigset_t none;
+    int a = fcntl(bell_r, F_DUPFD_CLOEXEC, 10), h = fcntl(beat_w, F_DUPFD_CLOEXEC, 10);
+    int l = log_fd >= 0 ? fcntl(log_fd, F_DUPFD_CLOEXEC, 10) : -1;
+
+    /* first out of the way (a pipe may be on 3 or 4 already), then placed;
+     * dup2 clears close-on-exec on the copies */
+    if (a < 0 || h < 0 || (log_fd >= 0 && l < 0) || dup2(a, 3) < 0 || dup2(h, 4) < 0)
+        _exit(127);
+    if (l >= 0 && (dup2(l, STDOUT_FILENO) < 0 || dup2(l, STDERR_FILENO) < 0))
+        _exit(127);
+    close_range(5, ~0u, 0);  /* anything not close-on-exec (older kernels: CLOEXEC does it) */
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGPIPE, &dfl, NULL);  /* the master ignores it; the bot decides */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execv(exe, argv);
+    _exit(127);
+}
+
+static void on_beat(evutil_socket_t fd, short what, void *arg)
+{
+    struct bot *b = arg;
+    char buf[64];
+    ssize_t r;
+    int got = 0;
+
+    (void)what;
+    while ((r = read(fd, buf, sizeof(buf))) > 0)
+        got = 1;
+    if (got) {
+        b->last_beat_ms = myna_mono_ms();
+        if (b->state == ST_STARTING)
+            b->state = ST_RUNNING;
+    }
+    if (r == 0)  /* the bot closed it (it is exiting): SIGCHLD follows */
+        event_del(b->beat_ev);
+}
+
+/* Forks and execs b's bot. 0, or -1 (logged) when nothing was started. */
+static int bot_spawn(struct bot *b)
+{
+    struct myna_supervisor *s = b->s;
+    int bell[2] = { -1, -1 }, beat[2] = { -1, -1 }, log_fd = -1, n = 0;
+    char **argv = calloc((size_t)s->argc + 16, sizeof(char *));
+    pid_t pid = -1;
+
+    if (argv == NULL || pipe2(bell, O_CLOEXEC) != 0 || pipe2(beat, O_CLOEXEC) != 0) {
+        MYNA_LOG_ERRNO(MYNA_ERROR, "bot_start_failed", argv ? errno : ENOMEM, "instance=%s", b->id);
+        goto fail;
+    }
+    /* a missing log file is no reason to leave customers unanswered: the
+     * bot then writes to the master's standard error */
+    if ((log_fd = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0)
+        MYNA_LOG_ERRNO(MYNA_ERROR, "bot_log_failed", errno, "instance=%s file=%s", b->id,
+                       b->log_path);
+    argv[n++] = (char *)"myna";
+    argv[n++] = (char *)"bot";
+    argv[n++] = (char *)"--instance";
+    argv[n++] = b->id;
+    argv[n++] = (char *)"--doorbell-fd";
+    argv[n++] = (char *)"3";
+    argv[n++] = (char *)"--heartbeat-fd";
+    argv[n++] = (char *)"4";
+    if (log_fd >= 0) {
+        argv[n++] = (char *)"--log-file-rotate";
+        argv[n++] = b->log_path;
+    }
+    for (int i = 0; i < s->argc; i++)
+        argv[n++] = s->argv[i];
+    argv[n] = NULL;
+    pid = fork();
+    if (pid == 0)
+        exec_bot(s->exe, argv, bell[0], beat[1], log_fd);
+    if (pid < 0)
+        MYNA_LOG_ERRNO(MYNA_ERROR, "bot_start_failed", errno, "instance=%s", b->id);
+    if (log_fd >= 0)
+        close(log_fd);
+    if (pid < 0)
+        goto fail;
+    free(argv);
+    close(bell[0]);
+    close(beat[1]);
+    fcntl(bell[1], F_SETFL, O_NONBLOCK);  /* a full pipe already rings */
+    fcntl(beat[0], F_SETFL, O_NONBLOCK);
+    b->bell = bell[1];
+    b->beat = beat[0];
+    b->pid = pid;
+    s->n_running++;
+    b->state = ST_STARTING;  /* running at its first heartbeat */
+    b->started_mono_ms = b->last_beat_ms = myna_mono_ms();
+    b->started_wall_ms = myna_wall_ms();
+    if ((b->beat_ev = event_new(s->base, b->beat, EV_READ | EV_PERSIST, on_beat, b)) == NULL ||
+        event_add(b->beat_ev, NULL) != 0)
+        MYNA_LOG(MYNA_ERROR, "bot_heartbeat_failed", "instance=%s pid=%ld", b->id, (long)pid);
+    MYNA_LOG(MYNA_INFO, "bot_started", "instance=%s pid=%ld restarts=%d", b->id, (long)pid,
+             b->restarts);
+    return 0;
+fail:
+    free(argv);
+    for (int i = 0; i < 2; i++) {
+        if (bell[i] >= 0)
+            close(bell[i]);
+        if (beat[i] >= 0)
+            close(beat[i]);
+    }
+    return -1;
+}
+
+static void on_start_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct myna_supervisor *s = arg;
+
+    (void)fd;
+    (void)what;
+    s->last_batch_ms = myna_mono_ms();
+    for (int i = 0; i < s->t.start_batch && s->qhead; i++) {
+        struct bot *b = s->qhead;
+        dequeue(b);
+        if (bot_spawn(b) != 0)
+            bot_crashed(b, "start failed", -1, 0);
+    }
+    arm_start_tick(s);
+    fire_pending(s);
+}
+
+/* SIGTERM now, SIGKILL after kill_after_ms. */
+static void bot_term(struct bot *b)
+{
+    if (b->pid <= 0 || b->state == ST_STOPPING)
+        return;
+    b->state = ST_STOPPING;
+    kill(b->pid, SIGTERM);
+    evtimer_del(b->timer);
+    arm_ms(b->timer, b->s->t.kill_after_ms);
+}
+
+static void on_bot_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct bot *b = arg;
+
+    (void)fd;
+    (void)what;
+    if (b->state == ST_STOPPING && b->pid > 0) {
+        MYNA_LOG(MYNA_WARN, "bot_killed", "instance=%s pid=%ld after_ms=%d", b->id, (long)b->pid,
+                 b->s->t.kill_after_ms);
+        kill(b->pid, SIGKILL);
+    } else if ((b->state == ST_WAITING || b->state == ST_CRASH_LOOP) && !b->s->stopping_all) {
+        b->restarts++;
+        enqueue(b);
+    }
 }
 
 static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 {
     struct myna_supervisor *s = arg;
-    pid_t pid;
-    int status;
+    struct bot *b, *next;
 
     (void)sig;
     (void)what;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-        for (size_t i = 0; i < s->n; i++)
-            if (s->bots[i].pid == pid) {
-                bot_exited(&s->bots[i], status);
-                break;
-            }
+    /* our children only: another part of the process may have its own */
+    for (b = s->head; b; b = next) {
+        int status;
+        next = b->next;  /* bot_exited may free b, never another bot */
+        if (b->pid > 0 && waitpid(b->pid, &status, WNOHANG) == b->pid)
+            bot_exited(b, status);
+    }
+    fire_pending(s);
 }
 
-struct myna_supervisor *myna_supervisor_new(struct event_base *base,
-                                            const struct myna_instance_set *instances,
+static long read_rss_kb(const struct myna_supervisor *s, pid_t pid)
+{
+    char path[64], text[256];
+    ssize_t r;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%ld/statm", (long)pid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return -1;
+    r = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (r <= 0)
+        return -1;
+    text[r] = '\0';
+    return statm_rss_kb(text, s->page_size);
+}
+
+/* Every monitor_ms: heartbeats, memory, health. */
+static void on_monitor(evutil_socket_t fd, short what, void *arg)
+{
+    struct myna_supervisor *s = arg;
+    int64_t now = myna_mono_ms();
+
+    (void)fd;
+    (void)what;
+    for (struct bot *b = s->head; b; b = b->next) {
+        long rss;
+        if (b->pid <= 0 || b->state == ST_STOPPING || b->kill_reason)
+            continue;
+        if (now - b->last_beat_ms > s->t.heartbeat_timeout_ms) {
+            MYNA_LOG(MYNA_WARN, "bot_unresponsive", "instance=%s pid=%ld heartbeat_age_ms=%lld",
+                     b->id, (long)b->pid, (long long)(now - b->last_beat_ms));
+            b->kill_reason = "no heartbeat";
+            kill(b->pid, SIGKILL);
+            continue;
+        }
+        if ((rss = read_rss_kb(s, b->pid)) >= 0)
+            b->rss_kb = rss;
+        if (b->state == ST_RUNNING && b->max_memory_mb > 0 &&
+            b->rss_kb > (long)b->max_memory_mb * 1024) {
+            MYNA_LOG(MYNA_WARN, "bot_memory_limit",
+                     "instance=%s pid=%ld rss_kb=%ld max_memory_mb=%d", b->id, (long)b->pid,
+                     b->rss_kb, b->max_memory_mb);
+            b->then_start = 1;
+            b->then_reason = "memory limit";
+            bot_term(b);
+            continue;
+        }
+        if (b->state == ST_RUNNING && now - b->started_mono_ms >= s->t.healthy_ms &&
+            (b->crash_loop || b->crashes.n > 0 || b->backoff_ms != s->t.backoff_min_ms)) {
+            if (b->crash_loop)
+                MYNA_LOG(MYNA_INFO, "bot_recovered", "instance=%s uptime_ms=%lld", b->id,
+                         (long long)(now - b->started_mono_ms));
+            b->crash_loop = 0;
+            b->backoff_ms = s->t.backoff_min_ms;
+            crash_forget(&b->crashes);
+        }
+    }
+    fire_pending(s);
+}
+
+/* ---- the API -------------------------------------------------------------- */
+
+void myna_supervisor_timing_default(struct myna_supervisor_timing *t)
+{
+    t->backoff_min_ms = 1000;
+    t->backoff_max_ms = 60000;
+    t->healthy_ms = 60000;
+    t->crash_window_ms = 300000;
+    t->kill_after_ms = 5000;
+    t->heartbeat_timeout_ms = 30000;
+    t->monitor_ms = 2000;
+    t->start_tick_ms = 100;
+    t->start_batch = 20;
+}
+
+/* mkdir that is fine with what exists. */
+static int make_dir(const char *path)
+{
+    return mkdir(path, 0750) == 0 || errno == EEXIST ? 0 : -errno;
+}
+
+struct myna_supervisor *myna_supervisor_new(struct event_base *base, const char *data_dir,
                                             int argc, char **argv, struct myna_err *err)
 {
     struct myna_supervisor *s = calloc(1, sizeof(*s));
+    size_t dlen = strlen(data_dir);
     ssize_t len;
+    int rc;
 
-    if (s == NULL) {
+    if (s == NULL || (s->logs_dir = malloc(dlen + 8)) == NULL) {
         myna_err_set(err, MYNA_ENOMEM, "out of memory");
-        return NULL;
-    }
-    s->base = base;
-    s->instances = instances;
-    s->n = instances->n;
-    s->argc = argc;
-    s->argv = argv;
-    if ((len = readlink("/proc/self/exe", s->exe, sizeof(s->exe) - 1)) <= 0) {
-        myna_err_set(err, MYNA_EIO, "cannot find the myna executable: %s", strerror(errno));
         free(s);
         return NULL;
     }
+    s->base = base;
+    s->argc = argc;
+    s->argv = argv;
+    s->page_size = sysconf(_SC_PAGESIZE);
+    myna_supervisor_timing_default(&s->t);
+    snprintf(s->logs_dir, dlen + 8, "%s/logs", data_dir);
+    if ((rc = make_dir(data_dir)) != 0 || (rc = make_dir(s->logs_dir)) != 0) {
+        myna_err_set(err, MYNA_EIO, "cannot create '%s': %s", s->logs_dir, strerror(-rc));
+        myna_supervisor_free(s);
+        return NULL;
+    }
+    if ((len = readlink("/proc/self/exe", s->exe, sizeof(s->exe) - 1)) <= 0) {
+        myna_err_set(err, MYNA_EIO, "cannot find the myna executable: %s", strerror(errno));
+        myna_supervisor_free(s);
+        return NULL;
+    }
     s->exe[len] = '\0';
-    s->bots = calloc(s->n ? s->n : 1, sizeof(*s->bots));
     s->sigchld = evsignal_new(base, SIGCHLD, on_sigchld, s);
-    if (s->bots == NULL || s->sigchld == NULL || event_add(s->sigchld, NULL) != 0) {
+    s->start_tick = evtimer_new(base, on_start_tick, s);
+    s->monitor = event_new(base, -1, EV_PERSIST, on_monitor, s);
+    s->last_batch_ms = myna_mono_ms() - s->t.start_tick_ms;
+    if (s->sigchld == NULL || s->start_tick == NULL || s->monitor == NULL ||
+        event_add(s->sigchld, NULL) != 0) {
         myna_err_set(err, MYNA_ENOMEM, "cannot set up the supervisor");
         myna_supervisor_free(s);
         return NULL;
     }
-    for (size_t i = 0; i < s->n; i++) {
-        struct bot_proc *bp = &s->bots[i];
-        bp->s = s;
-        bp->index = i;
-        bp->bell = -1;
-        bp->backoff_ms = BACKOFF_MIN_MS;
-        if ((bp->restart_timer = evtimer_new(base, on_restart, bp)) == NULL) {
-            myna_err_set(err, MYNA_ENOMEM, "cannot set up the supervisor");
-            myna_supervisor_free(s);
-            return NULL;
-        }
-    }
+    arm_ms(s->monitor, s->t.monitor_ms);
     return s;
 }
 
-void myna_supervisor_start_all(struct myna_supervisor *s)
+int myna_supervisor_set_timing(struct myna_supervisor *s, const struct myna_supervisor_timing *t)
 {
-    for (size_t i = 0; i < s->n; i++)
-        bot_start(&s->bots[i]);
+    if (t->backoff_min_ms <= 0 || t->backoff_max_ms < t->backoff_min_ms || t->healthy_ms <= 0 ||
+        t->crash_window_ms <= 0 || t->kill_after_ms <= 0 || t->heartbeat_timeout_ms <= 0 ||
+        t->monitor_ms <= 0 || t->start_tick_ms <= 0 || t->start_batch <= 0)
+        return MYNA_EINVAL;
+    if (t->monitor_ms != s->t.monitor_ms) {
+        event_del(s->monitor);
+        arm_ms(s->monitor, t->monitor_ms);
+    }
+    for (struct bot *b = s->head; b; b = b->next)
+        if (b->backoff_ms == s->t.backoff_min_ms || b->backoff_ms > t->backoff_max_ms)
+            b->backoff_ms = t->backoff_min_ms;
+    s->t = *t;
+    return MYNA_OK;
 }
 
-void myna_supervisor_ring(struct myna_supervisor *s, size_t i)
+void myna_supervisor_get_timing(const struct myna_supervisor *s,
+                                struct myna_supervisor_timing *out)
 {
-    if (i < s->n && s->bots[i].bell >= 0) {
+    *out = s->t;
+}
+
+int myna_supervisor_add(struct myna_supervisor *s, const char *id, int max_memory_mb)
+{
+    size_t plen = strlen(s->logs_dir) + strlen(id) + 8;
+    struct bot *b;
+
+    if (!myna_is_slug(id))
+        return MYNA_EINVAL;
+    if (table_find(&s->tab, id))
+        return MYNA_EEXISTS;
+    if ((b = calloc(1, sizeof(*b))) == NULL || (b->log_path = malloc(plen)) == NULL) {
+        free(b);
+        return MYNA_ENOMEM;
+    }
+    b->s = s;
+    snprintf(b->id, sizeof(b->id), "%s", id);
+    snprintf(b->log_path, plen, "%s/%s.log", s->logs_dir, id);
+    b->bell = b->beat = -1;
+    b->backoff_ms = s->t.backoff_min_ms;
+    b->last_code = -1;
+    b->max_memory_mb = max_memory_mb;
+    if ((b->timer = evtimer_new(s->base, on_bot_timer, b)) == NULL ||
+        table_add(&s->tab, b) != MYNA_OK) {
+        if (b->timer)
+            event_free(b->timer);
+        free(b->log_path);
+        free(b);
+        return MYNA_ENOMEM;
+    }
+    b->prev = s->tail;
+    if (s->tail)
+        s->tail->next = b;
+    else
+        s->head = b;
+    s->tail = b;
+    return MYNA_OK;
+}
+
+/* An operator's start, restart or stop forgives the past. */
+static void forgive(struct bot *b)
+{
+    b->crash_loop = 0;
+    b->backoff_ms = b->s->t.backoff_min_ms;
+    crash_forget(&b->crashes);
+}
+
+int myna_supervisor_start(struct myna_supervisor *s, const char *id)
+{
+    struct bot *b = table_find(&s->tab, id);
+
+    if (b == NULL)
+        return MYNA_ENOTFOUND;
+    if (s->stopping_all || b->removing)
+        return MYNA_EAGAIN;
+    forgive(b);
+    switch (b->state) {
+    case ST_STOPPED:
+    case ST_WAITING:
+    case ST_CRASH_LOOP:
+        evtimer_del(b->timer);
+        enqueue(b);
+        break;
+    case ST_STOPPING:
+        b->then_start = 1;
+        break;
+    case ST_STARTING:
+    case ST_RUNNING:
+        break;
+    }
+    return MYNA_OK;
+}
+
+/* A done callback to run at b's exit; NULL done needs none. */
+static int add_waiter(struct bot *b, void (*done)(void *arg), void *arg)
+{
+    struct fire *f;
+
+    if (done == NULL)
+        return MYNA_OK;
+    if ((f = calloc(1, sizeof(*f))) == NULL)
+        return MYNA_ENOMEM;
+    f->done = done;
+    f->arg = arg;
+    f->next = b->waiters;
+    b->waiters = f;
+    return MYNA_OK;
+}
+
+int myna_supervisor_stop(struct myna_supervisor *s, const char *id, void (*done)(void *arg),
+                         void *arg)
+{
+    struct bot *b = table_find(&s->tab, id);
+
+    if (b == NULL)
+        return MYNA_ENOTFOUND;
+    if (b->pid > 0) {
+        if (add_waiter(b, done, arg) != MYNA_OK)
+            return MYNA_ENOMEM;
+        forgive(b);
+        b->then_start = 0;
+        b->then_reason = NULL;
+        bot_term(b);
+        return MYNA_OK;
+    }
+    forgive(b);
+    dequeue(b);
+    evtimer_del(b->timer);
+    b->state = ST_STOPPED;
+    if (done)
+        done(arg);
+    return MYNA_OK;
+}
+
+int myna_supervisor_restart(struct myna_supervisor *s, const char *id)
+{
+    struct bot *b = table_find(&s->tab, id);
+
+    if (b == NULL)
+        return MYNA_ENOTFOUND;
+    if (s->stopping_all || b->removing)
+        return MYNA_EAGAIN;
+    if (b->pid <= 0)
+        return myna_supervisor_start(s, id);
+    forgive(b);
+    b->then_start = 1;
+    b->then_reason = "requested";
+    MYNA_LOG(MYNA_INFO, "bot_restarting", "instance=%s pid=%ld reason=requested", b->id,
+             (long)b->pid);
+    bot_term(b);
+    return MYNA_OK;
+}
+
+int myna_supervisor_remove(struct myna_supervisor *s, const char *id, void (*done)(void *arg),
+                           void *arg)
+{
+    struct bot *b = table_find(&s->tab, id);
+
+    if (b == NULL)
+        return MYNA_ENOTFOUND;
+    if (b->pid > 0) {
+        if (add_waiter(b, done, arg) != MYNA_OK)
+            return MYNA_ENOMEM;
+        b->removing = 1;
+        b->then_start = 0;
+        b->then_reason = NULL;
+        bot_term(b);
+        return MYNA_OK;
+    }
+    bot_free(b);
+    if (done)
+        done(arg);
+    return MYNA_OK;
+}
+
+int myna_supervisor_set_memory_limit(struct myna_supervisor *s, const char *id,
+                                     int max_memory_mb)
+{
+    struct bot *b = table_find(&s->tab, id);
+
+    if (b == NULL)
+        return MYNA_ENOTFOUND;
+    b->max_memory_mb = max_memory_mb;
+    return MYNA_OK;
+}
+
+void myna_supervisor_ring(struct myna_supervisor *s, const char *id)
+{
+    struct bot *b = table_find(&s->tab, id);
+
+    if (b && b->bell >= 0) {
         char one = 1;
-        ssize_t r = write(s->bots[i].bell, &one, 1);
+        ssize_t r = write(b->bell, &one, 1);
         (void)r;  /* EAGAIN: the pipe is full, the bell is ringing already */
     }
 }
 
-static void on_kill_timer(evutil_socket_t fd, short what, void *arg)
+static void fill_status(const struct bot *b, int64_t now, struct myna_bot_status *out)
 {
-    struct myna_supervisor *s = arg;
+    memset(out, 0, sizeof(*out));
+    out->state = state_names[b->state];
+    out->pid = (long)b->pid;
+    out->started_ms = b->started_wall_ms;
+    out->uptime_ms = b->pid > 0 ? now - b->started_mono_ms : 0;
+    out->restarts = b->restarts;
+    out->last_exit_code = b->last_code;
+    out->last_signal = b->last_signal;
+    out->rss_kb = b->rss_kb;
+    out->heartbeat_age_ms = b->pid > 0 ? (now - b->last_beat_ms > INT_MAX
+                                              ? INT_MAX
+                                              : (int)(now - b->last_beat_ms))
+                                       : -1;
+    snprintf(out->reason, sizeof(out->reason), "%s", b->reason);
+    out->crash_loop = b->crash_loop;
+    out->max_memory_mb = b->max_memory_mb;
+}
 
-    (void)fd;
-    (void)what;
-    for (size_t i = 0; i < s->n; i++)
-        if (s->bots[i].pid > 0) {
-            MYNA_LOG(MYNA_WARN, "bot_killed", "instance=%s pid=%ld",
-                     s->instances->v[i].id, (long)s->bots[i].pid);
-            kill(s->bots[i].pid, SIGKILL);
-        }
+int myna_supervisor_status(const struct myna_supervisor *s, const char *id,
+                           struct myna_bot_status *out)
+{
+    const struct bot *b = table_find(&s->tab, id);
+
+    if (b == NULL)
+        return MYNA_ENOTFOUND;
+    fill_status(b, myna_mono_ms(), out);
+    return MYNA_OK;
+}
+
+size_t myna_supervisor_count(const struct myna_supervisor *s)
+{
+    return s->tab.n;
+}
+
+void myna_supervisor_foreach(const struct myna_supervisor *s,
+                             void (*fn)(const char *id, const struct myna_bot_status *st,
+                                        void *arg),
+                             void *arg)
+{
+    int64_t now = myna_mono_ms();
+    struct myna_bot_status st;
+
+    for (const struct bot *b = s->head; b; b = b->next) {
+        fill_status(b, now, &st);
+        fn(b->id, &st, arg);
+    }
+}
+
+void myna_supervisor_set_alert(struct myna_supervisor *s,
+                               void (*fn)(const char *id, const char *kind, const char *detail,
+                                          void *arg),
+                               void *arg)
+{
+    s->alert = fn;
+    s->alert_arg = arg;
 }
 
 void myna_supervisor_stop_all(struct myna_supervisor *s, void (*done)(void *arg), void *arg)
 {
-    struct timeval tv = { KILL_AFTER_MS / 1000, 0 };
-
-    s->stopping = 1;
-    s->stopped = done;
-    s->stopped_arg = arg;
-    for (size_t i = 0; i < s->n; i++) {
-        evtimer_del(s->bots[i].restart_timer);
-        if (s->bots[i].pid > 0)
-            kill(s->bots[i].pid, SIGTERM);
+    s->stopping_all = 1;
+    s->all_done = done;
+    s->all_arg = arg;
+    evtimer_del(s->start_tick);
+    for (struct bot *b = s->head; b; b = b->next) {
+        dequeue(b);
+        b->then_start = 0;
+        b->then_reason = NULL;
+        if (b->pid > 0) {
+            bot_term(b);
+        } else {
+            evtimer_del(b->timer);
+            b->state = ST_STOPPED;
+        }
     }
-    if (all_stopped(s)) {
-        s->stopped = NULL;
-        done(arg);
-        return;
+    if (s->n_running == 0) {
+        s->all_done = NULL;
+        if (done)
+            done(arg);
     }
-    if ((s->kill_timer = evtimer_new(s->base, on_kill_timer, s)) != NULL)
-        evtimer_add(s->kill_timer, &tv);
-}
-
-int myna_supervisor_pid(const struct myna_supervisor *s, size_t i)
-{
-    return i < s->n ? (int)s->bots[i].pid : 0;
-}
-
-int myna_supervisor_restarts(const struct myna_supervisor *s, size_t i)
-{
-    return i < s->n ? s->bots[i].restarts : 0;
 }
 
 void myna_supervisor_free(struct myna_supervisor *s)
 {
     if (s == NULL)
         return;
-    for (size_t i = 0; s->bots && i < s->n; i++) {
-        struct bot_proc *bp = &s->bots[i];
-        if (bp->pid > 0) {
-            kill(bp->pid, SIGKILL);
-            waitpid(bp->pid, NULL, 0);
+    while (s->head) {
+        struct bot *b = s->head;
+        if (b->pid > 0) {
+            kill(b->pid, SIGKILL);
+            waitpid(b->pid, NULL, 0);
         }
-        if (bp->bell >= 0)
-            close(bp->bell);
-        if (bp->restart_timer)
-            event_free(bp->restart_timer);
+        bot_free(b);
+    }
+    while (s->fires) {
+        struct fire *f = s->fires;
+        s->fires = f->next;
+        free(f);
     }
     if (s->sigchld)
         event_free(s->sigchld);
-    if (s->kill_timer)
-        event_free(s->kill_timer);
-    free(s->bots);
+    if (s->start_tick)
+        event_free(s->start_tick);
+    if (s->monitor)
+        event_free(s->monitor);
+    table_release(&s->tab);
+    free(s->logs_dir);
     free(s);
 }

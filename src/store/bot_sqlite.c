@@ -23,6 +23,9 @@ enum {
 #define TURN_COLS "id, contact, kind, text, reply_id, last_wamid, profile_name, created_ms"
 #define OUT_COLS "id, contact, turn_id, body, state, attempts, next_ms, wamid, status, " \
                  "error_code, error, created_ms, updated_ms"
+/* no earlier open record of the same contact */
+#define OUT_FIRST_OPEN "NOT EXISTS (SELECT 1 FROM outbox p WHERE p.contact = o.contact " \
+                       "AND p.id < o.id AND p.state IN (0, 1))"
 
 static const char *const q_sql[Q__COUNT] = {
     [Q_CURSOR_GET] = "SELECT seq FROM cursors WHERE name = ?1",
@@ -34,7 +37,7 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_BATCH_ALL] = "SELECT " BATCH_COLS " FROM batches ORDER BY last_ms",
     [Q_TURN_ADD] = "INSERT INTO turns(contact, kind, text, reply_id, last_wamid, profile_name, "
                    "created_ms) VALUES(?1,?2,?3,?4,?5,?6,?7)",
-    [Q_TURN_PENDING] = "SELECT " TURN_COLS " FROM turns WHERE state = 0 ORDER BY id",
+    [Q_TURN_PENDING] = "SELECT " TURN_COLS " FROM turns WHERE state = 0 ORDER BY id LIMIT ?1",
     [Q_TURN_DONE] = "UPDATE turns SET state = 1, ai = ?2, prompt_tokens = ?3, "
                     "completion_tokens = ?4 WHERE id = ?1",
     [Q_TURN_AI_COUNT] = "SELECT count(*) FROM turns WHERE contact = ?1 AND ai = ?2 AND created_ms > ?3",
@@ -48,10 +51,14 @@ static const char *const q_sql[Q__COUNT] = {
                      "error_code=?7, error=?8, updated_ms=?9 WHERE id = ?1",
     [Q_OUT_GET] = "SELECT " OUT_COLS " FROM outbox WHERE id = ?1",
     [Q_OUT_BY_WAMID] = "SELECT " OUT_COLS " FROM outbox WHERE wamid = ?1",
-    /* due now, and the oldest open record of its contact (strict order) */
-    [Q_OUT_DUE] = "SELECT " OUT_COLS " FROM outbox o WHERE state IN (0, 1) AND next_ms <= ?1 "
-                  "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.contact = o.contact "
-                  "AND p.id < o.id AND p.state IN (0, 1)) ORDER BY id LIMIT ?2",
+    /* due now, and the oldest open record of its contact (strict order). One
+     * arm per open state, each in id order from outbox_open, merged: with
+     * state IN (0, 1) SQLite sorted the rows in a temporary b-tree on every
+     * sender pass (EXPLAIN QUERY PLAN: MERGE (UNION ALL), no TEMP B-TREE) */
+    [Q_OUT_DUE] = "SELECT " OUT_COLS " FROM outbox o WHERE state = 0 AND next_ms <= ?1 "
+                  "AND " OUT_FIRST_OPEN " UNION ALL "
+                  "SELECT " OUT_COLS " FROM outbox o WHERE state = 1 AND next_ms <= ?1 "
+                  "AND " OUT_FIRST_OPEN " ORDER BY id LIMIT ?2",
     [Q_OUT_WAKE] = "SELECT min(next_ms) FROM outbox WHERE state IN (0, 1) AND next_ms > ?1",
     /* accepted by Meta, no status since: flagged once (status 'unconfirmed';
      * a real status later still moves it on) */
@@ -354,13 +361,14 @@ int myna_bot_turn_add(struct myna_bot_store *bs, const struct myna_turn *t, int6
     return rc;
 }
 
-int myna_bot_turn_pending(struct myna_bot_store *bs, struct myna_turn **v, size_t *n,
-                          struct myna_err *err)
+int myna_bot_turn_pending(struct myna_bot_store *bs, size_t max, struct myna_turn **v,
+                          size_t *n, struct myna_err *err)
 {
     sqlite3_stmt *s = q(bs, Q_TURN_PENDING, err);
 
     if (s == NULL)
         return MYNA_ESTORE;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)max);
     return collect(bs, s, sizeof(**v), turn_fill, turn_release_v, (void **)v, n,
                    "read turns", err);
 }

@@ -86,9 +86,9 @@ void myna_batch_release(struct myna_batch *b);
 
 int myna_bot_turn_add(struct myna_bot_store *bs, const struct myna_turn *t, int64_t *id,
                       struct myna_err *err);
-/* Pending turns in order (all contacts); *v as above. */
-int myna_bot_turn_pending(struct myna_bot_store *bs, struct myna_turn **v, size_t *n,
-                          struct myna_err *err);
+/* The first max pending turns in order (all contacts); *v as above. */
+int myna_bot_turn_pending(struct myna_bot_store *bs, size_t max, struct myna_turn **v,
+                          size_t *n, struct myna_err *err);
 /* ai: 0 not answered by the LLM, 1 answered by it (counts against the rate
  * limit), 2 answered with the rate-limit notice. The token counts are the
  * LLM call's usage (0 when none). */

@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -73,13 +74,42 @@ static char *slurp(const char *path, size_t *len)
     return buf;
 }
 
-int h_log_contains(const struct myna_proc *p, const char *needle)
+static int file_contains(const char *path, const char *needle)
 {
-    char *log = slurp(p->log_path, NULL);
+    char *log = slurp(path, NULL);
     int found = log && strstr(log, needle) != NULL;
 
     free(log);
     return found;
+}
+
+int h_log_contains(const struct myna_proc *p, const char *needle)
+{
+    char dir[320], path[600];
+    struct dirent *e;
+    DIR *d;
+    int found = file_contains(p->log_path, needle);
+
+    /* the bots write to files of their own: var/logs/<id>.log[.N] */
+    snprintf(dir, sizeof(dir), "%s/var/logs", p->dir);
+    if (found || (d = opendir(dir)) == NULL)
+        return found;
+    while (!found && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        found = file_contains(path, needle);
+    }
+    closedir(d);
+    return found;
+}
+
+int h_bot_log_contains(const struct myna_proc *p, const char *id, const char *needle)
+{
+    char path[400];
+
+    snprintf(path, sizeof(path), "%s/var/logs/%s.log", p->dir, id);
+    return file_contains(path, needle);
 }
 
 static int read_ready(struct myna_proc *p)

@@ -48,8 +48,10 @@ int h_run_input(const char *const *args, const char *input, char *out, size_t ca
 int h_stop(struct myna_proc *p, int sig);
 /* Removes the temp dir. */
 void h_cleanup(struct myna_proc *p);
-/* 1 if the log contains needle. */
+/* 1 if the log contains needle: the master's, or a bot's (var/logs/). */
 int h_log_contains(const struct myna_proc *p, const char *needle);
+/* 1 if bot id's own log, var/logs/<id>.log, contains needle. */
+int h_bot_log_contains(const struct myna_proc *p, const char *id, const char *needle);
 
 /* HTTP; returns the status code or -1 on a transport error. body may be
  * NULL for GET. resp (may be NULL) gets up to cap bytes, NUL-terminated. */

@@ -7,8 +7,9 @@
 // the customer: a FAQ question is answered and its ticks turn blue, hostile
 // text stays text, a reply button sent by the bot (posted to the fake Graph
 // API as a bot would) answers when clicked; then SIGTERM stops Myna cleanly
-// with no sanitizer report. Exit code 0 or 1; on failure prints what the
-// page showed and the end of Myna's log.
+// with no sanitizer report (in the master's output or the bots' log files).
+// Exit code 0 or 1; on failure prints what the page showed and the end of
+// Myna's log.
 // MYNA_UI_SCREENSHOT=file.png saves the page at the end.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -38,6 +39,16 @@ async function cleanup() {
   tmp = null;
 }
 
+// the bots write to files of their own, var/logs/<id>.log (and .1 ...)
+function botLogs() {
+  const dir = tmp && path.join(tmp, 'var', 'logs');
+  let all = '';
+  try {
+    for (const f of fs.readdirSync(dir)) all += fs.readFileSync(path.join(dir, f), 'utf8');
+  } catch (e) { /* none yet */ }
+  return all;
+}
+
 async function fail(msg) {
   if (done) return;
   done = true;
@@ -49,7 +60,7 @@ async function fail(msg) {
     if (await page.screenshot({ path: png }).then(() => true, () => false))
       console.error('ui_sim: screenshot: ' + png);
   }
-  const tail = log.split('\n').slice(-40).join('\n');
+  const tail = (log + botLogs()).split('\n').slice(-40).join('\n');
   if (tail.trim()) console.error('ui_sim: the end of myna\'s log:\n' + tail);
   await cleanup();
   console.log('0 passed, 1 failed');
@@ -203,6 +214,7 @@ async function main() {
   const exited = new Promise((r) => myna.once('exit', (code, sig) => r([code, sig])));
   myna.kill('SIGTERM');
   const [code, sig] = await exited;
+  log += botLogs();
   if (code !== 0 || /AddressSanitizer|LeakSanitizer|runtime error:/.test(log)) {
     done = false;
     await fail('myna stopped with code ' + code + ', signal ' + sig + ' or a sanitizer report');

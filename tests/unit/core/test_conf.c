@@ -223,7 +223,7 @@ static void test_conf_table_is_sane(void **state)
         for (const struct myna_opt *p = myna_opts; p < o; p++)
             assert_string_not_equal(p->name, o->name);
     }
-    assert_int_equal(n, 17);
+    assert_int_equal(n, 19);
 }
 
 /* ---- defaults ---- */
@@ -247,6 +247,8 @@ static void test_conf_defaults(void **state)
     assert_int_equal(c.max_pending, 20000);
     assert_int_equal(c.http_timeout_s, 30);
     assert_int_equal(c.drain_timeout_ms, 5000);
+    assert_int_equal(c.bot_max_memory_mb, 500);
+    assert_int_equal(c.bot_heartbeat_timeout_ms, 30000);
     myna_conf_release(&c);
     assert_null(c.data_dir);
     assert_int_equal(c.max_pending, 0);
@@ -559,6 +561,28 @@ static void test_conf_env_error_names_variable(void **state)
                "'-3'");
     load_fails(NULL, env2, MYNA_ECONFIG, "environment MYNA_ADMIN: option 'admin'",
                "'localhost' is not ADDR:PORT");
+}
+
+/* The bots' limits, for every bot (the tests shorten them through these). */
+static void test_conf_bot_limits_from_env(void **state)
+{
+    const char *const env[] = { "MYNA_BOT_MAX_MEMORY_MB=1", "MYNA_BOT_HEARTBEAT_TIMEOUT_MS=3000",
+                                NULL };
+    const char *const too_short[] = { "MYNA_BOT_HEARTBEAT_TIMEOUT_MS=2000", NULL };
+    const char *const no_memory[] = { "MYNA_BOT_MAX_MEMORY_MB=0", NULL };
+    struct myna_conf c;
+
+    (void)state;
+    load_ok(&c, NULL, env);
+    assert_int_equal(c.bot_max_memory_mb, 1);
+    assert_int_equal(c.bot_heartbeat_timeout_ms, 3000);
+    myna_conf_release(&c);
+    /* a timeout within the 2 s heartbeat interval would kill healthy bots */
+    load_fails(NULL, too_short, MYNA_ECONFIG,
+               "environment MYNA_BOT_HEARTBEAT_TIMEOUT_MS: option 'bot_heartbeat_timeout_ms'",
+               "'2000'");
+    load_fails(NULL, no_memory, MYNA_ECONFIG,
+               "environment MYNA_BOT_MAX_MEMORY_MB: option 'bot_max_memory_mb'", "'0'");
 }
 
 static void test_conf_passthrough_seen(void **state)
@@ -950,7 +974,7 @@ static void test_conf_markdown_mentions_every_option(void **state)
         assert_contains(md, cell);
         rows++;
     }
-    assert_int_equal(rows, 17);
+    assert_int_equal(rows, 19);
     /* one table row per option plus header and rule */
     {
         int lines = 0;
@@ -1001,6 +1025,7 @@ int main(void)
         T(test_conf_missing_file),
         T(test_conf_file_error_stops_later_lines),
         T(test_conf_env_overrides_file),
+        T(test_conf_bot_limits_from_env),
         T(test_conf_flags_override_env),
         T(test_conf_flag_forms),
         T(test_conf_flag_last_wins),

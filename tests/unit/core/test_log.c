@@ -2,8 +2,11 @@
  * truncation within cap, NULL), lines written to a file by myna_log_open
  * (one line per event with ts, level, proc, pid, event and the fields), level
  * filtering before formatting, MYNA_LOG_ERRNO's errno= and err=, reopen after
- * the file was renamed, and whole lines from two processes at once. Each test
- * gets a fresh mkdtemp directory; teardown sends the log back to stderr. */
+ * the file was renamed, and whole lines from two processes at once; the
+ * bots' files: rotation by size (files kept, fds 1 and 2 following, bytes
+ * written by others counted) and myna_log_tail (backwards, across .1, whole
+ * lines within the buffer's max). Each test gets a fresh mkdtemp directory;
+ * teardown sends the log back to stderr and puts back fds 1 and 2. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -23,12 +26,15 @@
 
 #include "../tmpdir.h"
 
+#include "core/buf.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/banned.h"
 
 struct fix {
     char dir[64];
     char path[128];
+    int saved_out, saved_err;  /* fds 1 and 2 while a rotating log has them, else -1 */
 };
 
 static int setup(void **state)
@@ -42,6 +48,7 @@ static int setup(void **state)
         return -1;
     }
     snprintf(f->path, sizeof(f->path), "%s/myna.log", f->dir);
+    f->saved_out = f->saved_err = -1;
     myna_log_set_proc("tlog");
     myna_log_set_level(MYNA_INFO);
     *state = f;
@@ -53,6 +60,13 @@ static int teardown(void **state)
     struct fix *f = *state;
     int rc;
 
+    if (f->saved_out >= 0) {  /* a rotating log took fds 1 and 2 */
+        fflush(NULL);
+        dup2(f->saved_out, STDOUT_FILENO);
+        dup2(f->saved_err, STDERR_FILENO);
+        close(f->saved_out);
+        close(f->saved_err);
+    }
     myna_log_open(NULL);
     myna_log_set_level(MYNA_INFO);
     myna_log_set_proc("myna");
@@ -604,6 +618,270 @@ static void test_log_proc_name_truncated(void **state)
     free(s);
 }
 
+/* ---- rotation ---- */
+
+/* Keeps fds 1 and 2 for teardown: a rotating log dup2s onto them. */
+static void save_stdio(struct fix *f)
+{
+    fflush(NULL);
+    f->saved_out = dup(STDOUT_FILENO);
+    f->saved_err = dup(STDERR_FILENO);
+    assert_true(f->saved_out >= 0 && f->saved_err >= 0);
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0;
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* The numbers n=... of the lines of s, in order, into v; returns how many. */
+static int seqs(const char *s, int *v, int max)
+{
+    int k = 0;
+
+    for (const char *p = s; (p = strstr(p, " n=")) != NULL && k < max; p += 3)
+        v[k++] = (int)strtol(p + 3, NULL, 10);
+    return k;
+}
+
+static void test_log_rotate_keeps_files_in_order(void **state)
+{
+    struct fix *f = *state;
+    char pad[201], name[160];
+    int v[200], n = 0;
+
+    save_stdio(f);
+    memset(pad, 'x', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    assert_int_equal(myna_log_open_rotating(f->path, 1000, 3), 0);
+    for (int i = 0; i < 40; i++)  /* about 330 bytes each: a rotation every 4 lines */
+        MYNA_LOG(MYNA_INFO, "rot", "n=%d pad=%s", i, pad);
+    snprintf(name, sizeof(name), "%s.4", f->path);
+    assert_false(exists(name));  /* keep = 3 */
+    /* .3 .2 .1 and the current file: the newest lines, none lost between */
+    for (int k = 3; k >= 0; k--) {
+        char *s;
+        if (k)
+            snprintf(name, sizeof(name), "%s.%d", f->path, k);
+        else
+            snprintf(name, sizeof(name), "%s", f->path);
+        if (k)  /* each rotated file went just past the limit, not far */
+            assert_true(file_size(name) >= 1000 && file_size(name) < 1000 + 400);
+        s = slurp(name);
+        n += seqs(s, v + n, 200 - n);
+        free(s);
+    }
+    assert_true(n >= 12);
+    assert_int_equal(v[n - 1], 39);
+    for (int i = 1; i < n; i++)
+        assert_int_equal(v[i], v[i - 1] + 1);
+}
+
+static void test_log_rotate_moves_stdout_and_stderr(void **state)
+{
+    struct fix *f = *state;
+    char old[160], *s, *o;
+    char big[1500];
+
+    save_stdio(f);
+    assert_int_equal(myna_log_open_rotating(f->path, 1024, 2), 0);
+    fprintf(stderr, "raw stderr before\n");  /* unbuffered */
+    /* bytes written by others count: these alone pass the limit */
+    memset(big, 'y', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\n';
+    assert_int_equal(write(STDERR_FILENO, big, sizeof(big)), (ssize_t)sizeof(big));
+    MYNA_LOG(MYNA_INFO, "last_before", "n=%d", 1);
+    MYNA_LOG(MYNA_INFO, "first_after", "n=%d", 2);
+    fprintf(stderr, "raw stderr after\n");
+    printf("raw stdout after\n");
+    fflush(stdout);
+    snprintf(old, sizeof(old), "%s.1", f->path);
+    s = slurp(f->path);
+    o = slurp(old);
+    assert_non_null(strstr(o, "raw stderr before\n"));
+    assert_non_null(strstr(o, "event=last_before"));
+    assert_non_null(strstr(s, "event=first_after"));
+    assert_non_null(strstr(s, "raw stderr after\n"));
+    assert_non_null(strstr(s, "raw stdout after\n"));
+    assert_null(strstr(s, "before"));
+    free(s);
+    free(o);
+}
+
+static void test_log_rotate_keep_zero_and_bad_args(void **state)
+{
+    struct fix *f = *state;
+    char name[160];
+
+    save_stdio(f);
+    assert_int_equal(myna_log_open_rotating("", 100, 1), -EINVAL);
+    assert_int_equal(myna_log_open_rotating(f->path, 0, 1), -EINVAL);
+    assert_int_equal(myna_log_open_rotating(f->path, 100, -1), -EINVAL);
+    assert_int_equal(myna_log_open_rotating(f->path, 100, 100), -EINVAL);
+    assert_int_equal(myna_log_open_rotating(f->path, 100, 0), 0);
+    for (int i = 0; i < 5; i++)
+        MYNA_LOG(MYNA_INFO, "k0", "n=%d", i);
+    snprintf(name, sizeof(name), "%s.1", f->path);
+    assert_false(exists(name));
+    assert_true(file_size(f->path) < 200);  /* only the newest line or two */
+}
+
+static void test_log_rotate_failure_is_not_retried_every_line(void **state)
+{
+    struct fix *f = *state;
+    char name[160], *s;
+
+    save_stdio(f);
+    assert_int_equal(myna_log_open_rotating(f->path, 200, 1), 0);
+    /* path.1 is a non-empty directory: renaming onto it fails */
+    snprintf(name, sizeof(name), "%s.1", f->path);
+    assert_int_equal(mkdir(name, 0700), 0);
+    snprintf(name, sizeof(name), "%s.1/keep", f->path);
+    assert_int_equal(mkdir(name, 0700), 0);
+    for (int i = 0; i < 6; i++)
+        MYNA_LOG(MYNA_INFO, "nofail", "n=%d", i);
+    s = slurp(f->path);  /* everything stayed in the one file */
+    assert_int_equal(count_lines(s), 6);
+    free(s);
+    assert_int_equal(rmdir(name), 0);
+    snprintf(name, sizeof(name), "%s.1", f->path);
+    assert_int_equal(rmdir(name), 0);
+    for (int i = 0; i < 6; i++)  /* and the next try, a limit later, works */
+        MYNA_LOG(MYNA_INFO, "again", "n=%d", i);
+    assert_true(exists(name));
+}
+
+/* ---- tail ---- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "wb");
+
+    assert_non_null(fp);
+    fputs(text, fp);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* myna_log_tail into a buffer of max bytes, as a string (static). */
+static const char *tail(const char *path, size_t lines, size_t max, int *rc)
+{
+    static char out[1 << 16];
+    struct myna_buf b = MYNA_BUF_INIT(max);
+
+    *rc = myna_log_tail(path, lines, &b);
+    snprintf(out, sizeof(out), "%s", b.data ? b.data : "");
+    myna_buf_release(&b);
+    return out;
+}
+
+static void test_log_tail_last_lines(void **state)
+{
+    struct fix *f = *state;
+    int rc;
+
+    write_file(f->path, "one\ntwo\nthree\nfour\n");
+    assert_string_equal(tail(f->path, 2, 1000, &rc), "three\nfour\n");
+    assert_int_equal(rc, MYNA_OK);
+    assert_string_equal(tail(f->path, 4, 1000, &rc), "one\ntwo\nthree\nfour\n");
+    assert_string_equal(tail(f->path, 0, 1000, &rc), "");
+    assert_int_equal(rc, MYNA_OK);
+    /* a last line still being written is a line */
+    write_file(f->path, "a\n\n\nb\npartial");
+    assert_string_equal(tail(f->path, 2, 1000, &rc), "b\npartial");
+    assert_string_equal(tail(f->path, 3, 1000, &rc), "\nb\npartial");
+    write_file(f->path, "");
+    assert_string_equal(tail(f->path, 5, 1000, &rc), "");
+    assert_int_equal(rc, MYNA_OK);
+}
+
+static void test_log_tail_reads_the_rotated_file(void **state)
+{
+    struct fix *f = *state;
+    char old[160];
+    int rc;
+
+    snprintf(old, sizeof(old), "%s.1", f->path);
+    write_file(old, "o1\no2\no3\n");
+    write_file(f->path, "c1\nc2\n");
+    assert_string_equal(tail(f->path, 3, 1000, &rc), "o3\nc1\nc2\n");
+    assert_string_equal(tail(f->path, 10, 1000, &rc), "o1\no2\no3\nc1\nc2\n");
+    assert_int_equal(rc, MYNA_OK);
+    /* a rotated file whose last line lacks its newline stays a line apart */
+    write_file(old, "o1\ncut");
+    assert_string_equal(tail(f->path, 3, 1000, &rc), "cut\nc1\nc2\n");
+    /* just rotated: no current file yet */
+    assert_int_equal(unlink(f->path), 0);
+    assert_string_equal(tail(f->path, 1, 1000, &rc), "cut");
+    assert_int_equal(rc, MYNA_OK);
+    assert_int_equal(unlink(old), 0);
+    tail(f->path, 1, 1000, &rc);
+    assert_int_equal(rc, MYNA_ENOTFOUND);
+    tail(f->path, MYNA_LOG_TAIL_MAX + 1, 1000, &rc);
+    assert_int_equal(rc, MYNA_EINVAL);
+}
+
+static void test_log_tail_whole_lines_within_max(void **state)
+{
+    struct fix *f = *state;
+    char old[160];
+    struct myna_buf b = MYNA_BUF_INIT(8);
+    int rc;
+
+    snprintf(old, sizeof(old), "%s.1", f->path);
+    write_file(old, "old-1\nold-2\n");
+    write_file(f->path, "aaaa\nbbbb\ncccc\n");
+    /* 15 bytes of the current file: the oldest lines go, whole */
+    assert_string_equal(tail(f->path, 3, 12, &rc), "bbbb\ncccc\n");
+    assert_string_equal(tail(f->path, 3, 14, &rc), "bbbb\ncccc\n");
+    assert_string_equal(tail(f->path, 3, 15, &rc), "aaaa\nbbbb\ncccc\n");
+    assert_string_equal(tail(f->path, 5, 21, &rc), "old-2\naaaa\nbbbb\ncccc\n");
+    assert_string_equal(tail(f->path, 5, 20, &rc), "aaaa\nbbbb\ncccc\n");
+    assert_string_equal(tail(f->path, 5, 100, &rc), "old-1\nold-2\naaaa\nbbbb\ncccc\n");
+    assert_int_equal(rc, MYNA_OK);
+    /* not even the newest line fits: nothing, and out is as it was */
+    assert_int_equal(myna_buf_append(&b, "keep", 4), MYNA_OK);
+    assert_int_equal(myna_log_tail(f->path, 1, &b), MYNA_ETOOBIG);
+    assert_int_equal(b.len, 4);
+    assert_string_equal(b.data, "keep");
+    myna_buf_release(&b);
+}
+
+static void test_log_tail_big_file_backwards(void **state)
+{
+    struct fix *f = *state;
+    struct myna_buf b = MYNA_BUF_INIT(4 << 20);
+    FILE *fp = fopen(f->path, "wb");
+    const char *p;
+    int i;
+
+    assert_non_null(fp);
+    for (i = 0; i < 100000; i++)  /* lines of varied lengths across block edges */
+        fprintf(fp, "line %d %.*s\n", i, i % 97,
+                "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
+                "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz");
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(myna_log_tail(f->path, MYNA_LOG_TAIL_MAX, &b), MYNA_OK);
+    assert_int_equal(count_lines(b.data), MYNA_LOG_TAIL_MAX);
+    assert_int_equal(strncmp(b.data, "line 90000 ", 11), 0);
+    for (p = b.data, i = 90000; *p; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "line %d ", i);
+        assert_int_equal(strncmp(p, want, strlen(want)), 0);
+        p = strchr(p, '\n') + 1;
+    }
+    assert_int_equal(i, 100000);
+    myna_buf_release(&b);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -631,6 +909,14 @@ int main(void)
         T(test_log_level_names),
         T(test_log_set_level_ignores_invalid),
         T(test_log_proc_name_truncated),
+        T(test_log_rotate_keeps_files_in_order),
+        T(test_log_rotate_moves_stdout_and_stderr),
+        T(test_log_rotate_keep_zero_and_bad_args),
+        T(test_log_rotate_failure_is_not_retried_every_line),
+        T(test_log_tail_last_lines),
+        T(test_log_tail_reads_the_rotated_file),
+        T(test_log_tail_whole_lines_within_max),
+        T(test_log_tail_big_file_backwards),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -106,7 +106,12 @@ static void test_turns_in_order(void **state)
     t.reply_id = slot;
     assert_int_equal(myna_bot_turn_add(f->bs, &t, &id2, NULL), MYNA_OK);
     assert_true(id2 > id1);
-    assert_int_equal(myna_bot_turn_pending(f->bs, &v, &n, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_turn_pending(f->bs, 1, &v, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 1);  /* the oldest first, no more than asked */
+    assert_int_equal(v[0].id, id1);
+    myna_turn_release(&v[0]);
+    free(v);
+    assert_int_equal(myna_bot_turn_pending(f->bs, 100, &v, &n, NULL), MYNA_OK);
     assert_int_equal(n, 2);
     assert_string_equal(v[0].text, "a");
     assert_null(v[0].reply_id);
@@ -122,7 +127,7 @@ static void test_turns_in_order(void **state)
         assert_int_equal(myna_bot_turn_count(f->bs, "7916", 1, 5, &ai, NULL), MYNA_OK);
         assert_int_equal(ai, 0);  /* created at 5: not after 5 */
     }
-    assert_int_equal(myna_bot_turn_pending(f->bs, &v, &n, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_turn_pending(f->bs, 100, &v, &n, NULL), MYNA_OK);
     assert_int_equal(n, 1);
     assert_int_equal(v[0].id, id2);
     myna_turn_release(&v[0]);

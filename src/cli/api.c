@@ -1,0 +1,85 @@
+/* api.c - blocking HTTP calls to the admin listener. */
+#include "cli/api.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/banned.h"
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg)
+{
+    return myna_buf_append(arg, p, size * n) == 0 ? size * n : 0;
+}
+
+int myna_api_init(struct myna_api *a, const char *base, const char *token)
+{
+    memset(a, 0, sizeof(*a));
+    a->base = base;
+    a->token = token;
+    a->resp.max = 64 << 20;
+    return (a->curl = curl_easy_init()) != NULL ? 0 : -1;
+}
+
+void myna_api_release(struct myna_api *a)
+{
+    if (a->curl)
+        curl_easy_cleanup(a->curl);
+    myna_buf_release(&a->resp);
+    a->curl = NULL;
+}
+
+long myna_api_call(struct myna_api *a, const char *method, const char *path, const char *body)
+{
+    CURL *c = a->curl;
+    char url[2048], auth[300];
+    struct curl_slist *h = NULL;
+    long status = -1;
+
+    snprintf(url, sizeof(url), "%s%s", a->base, path);
+    myna_buf_reset(&a->resp);
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &a->resp);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (a->token && *a->token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", a->token);
+        h = curl_slist_append(h, auth);
+    }
+    if (body) {
+        h = curl_slist_append(h, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    myna_buf_append(&a->resp, "", 1);  /* terminated even when empty */
+    a->resp.len--;
+    memset(auth, 0, sizeof(auth));
+    return status;
+}
+
+void myna_api_print_error(const struct myna_api *a, const char *what, long status, void *err_file)
+{
+    FILE *err = err_file;
+    cJSON *r = cJSON_Parse(a->resp.data ? a->resp.data : "");
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error"), *f;
+
+    if (status < 0)
+        fprintf(err, "myna: %s: cannot reach %s (is `myna serve` running?)\n", what, a->base);
+    else
+        fprintf(err, "myna: %s: HTTP %ld%s%s\n", what, status, cJSON_IsString(e) ? ": " : "",
+                cJSON_IsString(e) ? e->valuestring : "");
+    cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(r, "fields")) {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(f, "field"),
+                    *m = cJSON_GetObjectItemCaseSensitive(f, "error");
+        if (cJSON_IsString(n) && cJSON_IsString(m))
+            fprintf(err, "  %s: %s\n", n->valuestring, m->valuestring);
+    }
+    cJSON_Delete(r);
+}

@@ -1,0 +1,346 @@
+/* test_supervisor.c - the master's supervision of its bots end to end, with
+ * the real binary: each bot's own log file, a bot killed with SIGKILL back
+ * within 2 s, a bot whose instance vanished from the instances file (exit
+ * 2) in crash_loop, the memory limit (MYNA_BOT_MAX_MEMORY_MB=1) restarting
+ * a bot gracefully, and a frozen bot (SIGSTOP) killed for its missing
+ * heartbeat (MYNA_BOT_HEARTBEAT_TIMEOUT_MS) and started again. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define SECRET "sup-app-secret-0123456789"
+
+/* Two cloud instances; their Graph API is a closed port (nothing here
+ * needs a reply to arrive). */
+#define INSTANCE(id, pnid)                                                                   \
+    "{\"id\":\"" id "\",\"name\":\"" id "\",\"provider\":\"cloud\",\"phone_number_id\":\"" pnid \
+    "\",\"access_token\":\"tok-" id "\",\"app_secret\":\"" SECRET "\",\"verify_token\":\"v\","  \
+    "\"graph_url\":\"http://127.0.0.1:9/v25.0\",\"batch\":{\"window_ms\":200},"               \
+    "\"faq\":[{\"q\":[\"when are you open\"],\"a\":\"We are open 9-18.\"}],"                   \
+    "\"fallback_text\":\"Sorry.\"}"
+
+static const char *const both =
+    "[" INSTANCE("alpha", "100200300") "," INSTANCE("beta", "100200301") "]";
+static const char *const alpha_only = "[" INSTANCE("alpha", "100200300") "]";
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int start(struct myna_proc *p)
+{
+    const char *extra[] = { "--bots", "1", NULL };
+
+    return h_setup(p, both) == 0 && h_start(p, extra) == 0 ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+    struct myna_proc *p = calloc(1, sizeof(*p));
+
+    *state = p;
+    return p && start(p) == 0 ? 0 : -1;
+}
+
+/* The memory and heartbeat cases set their variable for the master only. */
+static int setup_env(void **state, const char *name, const char *value)
+{
+    struct myna_proc *p = calloc(1, sizeof(*p));
+    int rc;
+
+    *state = p;
+    setenv(name, value, 1);
+    rc = p && start(p) == 0 ? 0 : -1;
+    unsetenv(name);
+    return rc;
+}
+
+static int setup_memory(void **state)
+{
+    return setup_env(state, "MYNA_BOT_MAX_MEMORY_MB", "1");
+}
+
+static int setup_heartbeat(void **state)
+{
+    return setup_env(state, "MYNA_BOT_HEARTBEAT_TIMEOUT_MS", "3000");
+}
+
+static int teardown(void **state)
+{
+    struct myna_proc *p = *state;
+
+    if (p) {
+        if (p->pid > 0)
+            assert_int_equal(h_stop(p, SIGTERM), 0);
+        h_cleanup(p);
+        free(p);
+    }
+    return 0;
+}
+
+/* 1 if the master's own log (not the bots') contains needle. */
+static int master_log_contains(const struct myna_proc *p, const char *needle)
+{
+    FILE *fp = fopen(p->log_path, "r");
+    char line[4200];
+    int found = 0;
+
+    if (fp == NULL)
+        return 0;
+    while (!found && fgets(line, sizeof(line), fp))
+        found = strstr(line, needle) != NULL;
+    fclose(fp);
+    return found;
+}
+
+/* The pid of id's newest bot from the master's log, 0 if none. */
+static long bot_pid(const struct myna_proc *p, const char *id)
+{
+    FILE *fp = fopen(p->log_path, "r");
+    char line[4200], want[96];
+    long pid = 0;
+
+    snprintf(want, sizeof(want), "event=bot_started instance=%s pid=", id);
+    if (fp == NULL)
+        return 0;
+    while (fgets(line, sizeof(line), fp)) {
+        const char *at = strstr(line, want);
+        if (at)
+            pid = strtol(at + strlen(want), NULL, 10);
+    }
+    fclose(fp);
+    return pid;
+}
+
+struct want {
+    const struct myna_proc *p;
+    const char *id;
+    const char *text;
+    long not_pid;
+    double value;
+};
+
+static int bot_running(void *arg)
+{
+    struct want *w = arg;
+    char name[96];
+
+    snprintf(name, sizeof(name), "myna_bot_up{instance=\"%s\"}", w->id);
+    return h_metric(w->p, name) == 1;
+}
+
+static int new_bot(void *arg)
+{
+    struct want *w = arg;
+    long pid = bot_pid(w->p, w->id);
+
+    return pid > 0 && pid != w->not_pid && bot_running(arg);
+}
+
+static int in_log(void *arg)
+{
+    struct want *w = arg;
+
+    return h_log_contains(w->p, w->text);
+}
+
+static int in_bot_log(void *arg)
+{
+    struct want *w = arg;
+
+    return h_bot_log_contains(w->p, w->id, w->text);
+}
+
+static int metric_is(void *arg)
+{
+    struct want *w = arg;
+
+    return h_metric(w->p, w->text) == w->value;
+}
+
+static void post_text(const struct myna_proc *p, const char *pnid, const char *wamid,
+                      const char *text)
+{
+    char body[2048];
+    int n = snprintf(body, sizeof(body),
+                     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\","
+                     "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":"
+                     "{\"display_phone_number\":\"15550000000\",\"phone_number_id\":\"%s\"},"
+                     "\"contacts\":[{\"profile\":{\"name\":\"Ann\"},\"wa_id\":\"15551234567\"}],"
+                     "\"messages\":[{\"from\":\"15551234567\",\"id\":\"%s\",\"timestamp\":\"%ld\","
+                     "\"type\":\"text\",\"text\":{\"body\":\"%s\"}}]},\"field\":\"messages\"}]}]}",
+                     pnid, wamid, (long)time(NULL), text);
+
+    assert_int_equal(h_post_signed(p->public_url, "alpha", SECRET, body, (size_t)n, NULL, 0), 200);
+}
+
+/* Waits for id's bot to run and to have said so in its log. */
+static void wait_up(const struct myna_proc *p, const char *id)
+{
+    char ready[96];
+    struct want w = { p, id, ready, 0, 0 };
+
+    snprintf(ready, sizeof(ready), "event=bot_ready instance=%s", id);
+    if (!h_wait(bot_running, &w, 10000) || !h_wait(in_bot_log, &w, 10000))
+        fail_msg("the bot of %s did not start", id);
+}
+
+static void test_each_bot_logs_to_its_own_file(void **state)
+{
+    struct myna_proc *p = *state;
+    struct want w = { p, "alpha", "event=turn_answered instance=alpha", 0, 0 };
+    char path[400];
+
+    wait_up(p, "alpha");
+    wait_up(p, "beta");
+    snprintf(path, sizeof(path), "%s/var/logs/alpha.log", p->dir);
+    assert_int_equal(access(path, R_OK), 0);
+    assert_true(h_bot_log_contains(p, "alpha", "proc=bot"));
+    assert_true(h_bot_log_contains(p, "alpha", "event=bot_ready instance=alpha"));
+    assert_true(h_bot_log_contains(p, "beta", "event=bot_ready instance=beta"));
+    assert_false(h_bot_log_contains(p, "beta", "instance=alpha"));
+    /* a customer's message rings alpha's bot, which answers and says so there */
+    post_text(p, "100200300", "wamid.sup-1", "when are you open");
+    assert_true(h_wait(in_bot_log, &w, 15000));
+    /* the master's log keeps the master's lines only */
+    assert_true(h_log_contains(p, "event=bot_started instance=alpha"));
+    assert_false(master_log_contains(p, "proc=bot"));
+    /* SIGTERM: the bots stop gracefully, then the master */
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    assert_true(h_log_contains(p, "event=bot_stopped instance=alpha code=0 signal=0"));
+    assert_true(h_log_contains(p, "event=bot_stopped instance=beta code=0 signal=0"));
+    assert_true(h_bot_log_contains(p, "alpha", "event=stopping instance=alpha signal=15"));
+}
+
+static void test_kill9_bot_is_back_within_2s(void **state)
+{
+    struct myna_proc *p = *state;
+    struct want w = { p, "alpha", NULL, 0, 0 };
+    int64_t t0, took;
+
+    wait_up(p, "alpha");
+    w.not_pid = bot_pid(p, "alpha");
+    assert_true(w.not_pid > 0);
+    t0 = now_ms();
+    assert_int_equal(kill((pid_t)w.not_pid, SIGKILL), 0);
+    assert_true(h_wait(new_bot, &w, 5000));
+    took = now_ms() - t0;
+    if (took > 2000)
+        fail_msg("the bot came back after %lld ms", (long long)took);
+    assert_true(h_log_contains(p, "event=bot_exited instance=alpha code=-1 signal=9 "
+                                  "reason=\"crashed\" restart_in_ms=1000"));
+    assert_true(h_metric(p, "myna_bot_restarts_total{instance=\"alpha\"}") == 1);
+    assert_true(h_metric(p, "myna_bot_crash_loop{instance=\"alpha\"}") == 0);
+    assert_true(h_metric(p, "myna_bot_up{instance=\"beta\"}") == 1);  /* untouched */
+    assert_true(h_metric(p, "myna_bot_restarts_total{instance=\"beta\"}") == 0);
+    {   /* and the new one logs to the same file */
+        char ready[96];
+        w.text = ready;
+        snprintf(ready, sizeof(ready), "pid=%ld event=bot_ready instance=alpha",
+                 bot_pid(p, "alpha"));
+        assert_true(h_wait(in_bot_log, &w, 5000));
+    }
+}
+
+static void test_instance_gone_is_a_crash_loop(void **state)
+{
+    struct myna_proc *p = *state;
+    struct want loop = { p, "beta", "event=bot_crash_loop instance=beta", 0, 0 };
+    struct want gauge = { p, "beta", "myna_bot_crash_loop{instance=\"beta\"}", 0, 1 };
+    char path[400];
+    FILE *fp;
+
+    wait_up(p, "beta");
+    /* the operator edits the instances file under the running master: the
+     * next start of beta's bot finds no such instance and exits with 2 */
+    snprintf(path, sizeof(path), "%s/instances.json", p->dir);
+    assert_non_null(fp = fopen(path, "w"));
+    fputs(alpha_only, fp);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(kill((pid_t)bot_pid(p, "beta"), SIGKILL), 0);
+    assert_true(h_wait(in_log, &loop, 10000));
+    assert_true(h_log_contains(p, "event=bot_config_error instance=beta state=crash_loop"));
+    assert_true(h_bot_log_contains(p, "beta", "no such instance"));
+    assert_true(h_wait(metric_is, &gauge, 5000));
+    assert_true(h_metric(p, "myna_bot_up{instance=\"beta\"}") == 0);
+    {   /* not restarted: code 2 means a configuration error */
+        struct timespec pause = { 1, 500000000 };
+        long pid = bot_pid(p, "beta");
+        nanosleep(&pause, NULL);
+        assert_int_equal(bot_pid(p, "beta"), pid);
+    }
+    assert_true(h_metric(p, "myna_bot_up{instance=\"alpha\"}") == 1);
+    assert_true(h_metric(p, "myna_bot_crash_loop{instance=\"alpha\"}") == 0);
+}
+
+static void test_memory_limit_restarts_gracefully(void **state)
+{
+    struct myna_proc *p = *state;
+    struct want limit = { p, "alpha", "event=bot_memory_limit instance=alpha", 0, 0 };
+    struct want back = { p, "alpha", NULL, 0, 0 };
+
+    wait_up(p, "alpha");
+    back.not_pid = bot_pid(p, "alpha");
+    /* every process is past 1 MB: restarted at the first check (2 s) */
+    assert_true(h_wait(in_log, &limit, 10000));
+    assert_true(h_wait(new_bot, &back, 10000));
+    assert_true(h_log_contains(p, "event=bot_exited instance=alpha code=0 signal=0 "
+                                  "reason=\"memory limit\" restart_in_ms=0"));
+    /* stopped with SIGTERM, on its own: no kill, and not counted as a crash */
+    assert_true(h_bot_log_contains(p, "alpha", "event=stopping instance=alpha signal=15"));
+    assert_false(h_log_contains(p, "event=bot_killed instance=alpha"));
+    assert_true(h_metric(p, "myna_bot_restarts_total{instance=\"alpha\"}") >= 1);
+    assert_true(h_metric(p, "myna_bot_crash_loop{instance=\"alpha\"}") == 0);
+    assert_true(h_metric(p, "myna_bot_resident_memory_bytes{instance=\"alpha\"}") >= 0);
+}
+
+static void test_frozen_bot_is_killed_and_restarted(void **state)
+{
+    struct myna_proc *p = *state;
+    struct want silent = { p, "alpha", "event=bot_unresponsive instance=alpha", 0, 0 };
+    struct want back = { p, "alpha", NULL, 0, 0 };
+    int64_t t0;
+
+    wait_up(p, "alpha");
+    back.not_pid = bot_pid(p, "alpha");
+    t0 = now_ms();
+    assert_int_equal(kill((pid_t)back.not_pid, SIGSTOP), 0);  /* a loop that hangs */
+    assert_true(h_wait(in_log, &silent, 10000));
+    assert_true(now_ms() - t0 >= 1000);  /* not before its heartbeats stopped for long */
+    assert_true(h_wait(new_bot, &back, 10000));
+    assert_true(h_log_contains(p, "event=bot_exited instance=alpha code=-1 signal=9 "
+                                  "reason=\"no heartbeat\""));
+    assert_true(h_metric(p, "myna_bot_restarts_total{instance=\"alpha\"}") == 1);
+    assert_true(h_metric(p, "myna_bot_up{instance=\"beta\"}") == 1);  /* beta beats on */
+    assert_false(h_log_contains(p, "event=bot_unresponsive instance=beta"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_each_bot_logs_to_its_own_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_bot_is_back_within_2s, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_gone_is_a_crash_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_limit_restarts_gracefully, setup_memory,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_frozen_bot_is_killed_and_restarted, setup_heartbeat,
+                                        teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,809 @@
+/* test_supervisor.c - the supervisor of master/supervisor.c (included, to
+ * reach its pure pieces): the id table, the backoff and crash-loop policy,
+ * the statm parser; then whole lifecycles with real processes on short
+ * clocks. The supervisor execs /proc/self/exe, which is this program: run
+ * as `<self> bot --instance ID ...` it is a fake bot whose behaviour comes
+ * from its id's prefix (ok-, crash-, conf-, mute-, stubborn-). It reports
+ * on its standard output and error, which the supervisor points at
+ * logs/<id>.log. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <poll.h>
+
+#include "../tmpdir.h"
+
+#include "master/supervisor.c"
+
+/* ---- the fake bot ----------------------------------------------------------- */
+
+static volatile sig_atomic_t fake_term;
+
+static void fake_on_term(int sig)
+{
+    (void)sig;
+    fake_term = 1;
+}
+
+static int fake_bot(int argc, char **argv)
+{
+    const char *id = "?";
+    int bell = -1, hb = -1, beats = 1, fds_ok = 1;
+    struct sigaction sa;
+
+    for (int i = 2; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--instance") == 0)
+            id = argv[++i];
+        else if (strcmp(argv[i], "--doorbell-fd") == 0)
+            bell = (int)strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--heartbeat-fd") == 0)
+            hb = (int)strtol(argv[++i], NULL, 10);
+    }
+    for (int fd = 5; fd < 1024; fd++)  /* nothing but 0-4 is inherited */
+        if (fcntl(fd, F_GETFD) != -1)
+            fds_ok = 0;
+    printf("fake up %s stdout\n", id);
+    fflush(stdout);
+    fprintf(stderr, "fake up %s stderr fds=%s bell=%d hb=%d\n", id, fds_ok ? "ok" : "leaked",
+            bell, hb);
+    if (strncmp(id, "crash-", 6) == 0)
+        return 1;
+    if (strncmp(id, "conf-", 5) == 0)
+        return 2;
+    beats = strncmp(id, "mute-", 5) != 0;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = strncmp(id, "stubborn-", 9) == 0 ? SIG_IGN : fake_on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    fcntl(hb, F_SETFL, O_NONBLOCK);
+    while (!fake_term) {
+        struct pollfd p = { bell, POLLIN, 0 };
+        char buf[64];
+        if (beats) {
+            ssize_t w = write(hb, "", 1);
+            (void)w;
+        }
+        if (poll(&p, 1, 20) > 0) {
+            ssize_t r = read(bell, buf, sizeof(buf));
+            if (r == 0)
+                break;  /* the supervisor is gone */
+            if (r > 0) {
+                printf("rang %s\n", id);
+                fflush(stdout);
+            }
+        }
+    }
+    fprintf(stderr, "fake down %s\n", id);
+    return 0;
+}
+
+/* ---- fixture ---------------------------------------------------------------- */
+
+struct fx {
+    char dir[64];
+    char master_log[128];
+    struct event_base *base;
+    struct event *tick;
+    struct myna_supervisor *s;
+    int alerts;
+    char alert_id[80], alert_kind[32], alert_detail[200];
+    int done_calls;
+    int64_t done_at_ms;
+};
+
+static char *fake_argv[] = { (char *)"--some", (char *)"option", NULL };
+
+static void nop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+static void on_alert(const char *id, const char *kind, const char *detail, void *arg)
+{
+    struct fx *f = arg;
+
+    f->alerts++;
+    snprintf(f->alert_id, sizeof(f->alert_id), "%s", id);
+    snprintf(f->alert_kind, sizeof(f->alert_kind), "%s", kind);
+    snprintf(f->alert_detail, sizeof(f->alert_detail), "%s", detail);
+}
+
+static void on_done(void *arg)
+{
+    struct fx *f = arg;
+
+    f->done_calls++;
+    f->done_at_ms = myna_mono_ms();
+}
+
+static void short_clocks(struct myna_supervisor *s)
+{
+    struct myna_supervisor_timing t;
+
+    myna_supervisor_timing_default(&t);
+    t.backoff_min_ms = 50;
+    t.backoff_max_ms = 10000;
+    t.healthy_ms = 100000;
+    t.crash_window_ms = 60000;
+    t.kill_after_ms = 300;
+    t.heartbeat_timeout_ms = 1000;
+    t.monitor_ms = 50;
+    t.start_tick_ms = 100;
+    t.start_batch = 3;
+    assert_int_equal(myna_supervisor_set_timing(s, &t), MYNA_OK);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct timeval ten = { 0, 10000 };
+    struct myna_err err = MYNA_ERR_INIT;
+
+    if (f == NULL || test_tmpdir(f->dir, sizeof(f->dir), "test-sup") != 0)
+        return -1;
+    snprintf(f->master_log, sizeof(f->master_log), "%s/master.log", f->dir);
+    myna_log_open(f->master_log);
+    f->base = event_base_new();
+    f->tick = event_new(f->base, -1, EV_PERSIST, nop, NULL);  /* EVLOOP_ONCE never blocks long */
+    if (f->base == NULL || f->tick == NULL || event_add(f->tick, &ten) != 0)
+        return -1;
+    if ((f->s = myna_supervisor_new(f->base, f->dir, 2, fake_argv, &err)) == NULL) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    short_clocks(f->s);
+    myna_supervisor_set_alert(f->s, on_alert, f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    myna_supervisor_free(f->s);
+    event_free(f->tick);
+    event_base_free(f->base);
+    myna_log_open(NULL);
+    if (getenv("MYNA_TEST_KEEP") == NULL)
+        test_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Runs the loop until cond holds (1) or timeout_ms passed (0). */
+static int run_until(struct fx *f, int (*cond)(struct fx *f, const void *arg), const void *arg,
+                     int timeout_ms)
+{
+    int64_t until = myna_mono_ms() + timeout_ms;
+
+    while (!cond(f, arg)) {
+        if (myna_mono_ms() > until)
+            return 0;
+        event_base_loop(f->base, EVLOOP_ONCE);
+    }
+    return 1;
+}
+
+static void run_for(struct fx *f, int ms)
+{
+    int64_t until = myna_mono_ms() + ms;
+
+    while (myna_mono_ms() < until)
+        event_base_loop(f->base, EVLOOP_ONCE);
+}
+
+static struct myna_bot_status st_of(struct fx *f, const char *id)
+{
+    struct myna_bot_status st;
+
+    assert_int_equal(myna_supervisor_status(f->s, id, &st), MYNA_OK);
+    return st;
+}
+
+static int is_running(struct fx *f, const void *id)
+{
+    struct myna_bot_status st = st_of(f, id);
+
+    return strcmp(st.state, "running") == 0;
+}
+
+static int is_stopped(struct fx *f, const void *id)
+{
+    return strcmp(st_of(f, id).state, "stopped") == 0;
+}
+
+static int in_crash_loop(struct fx *f, const void *id)
+{
+    return strcmp(st_of(f, id).state, "crash_loop") == 0;
+}
+
+struct want_restarts {
+    const char *id;
+    int n;
+};
+
+/* Running again after at least n restarts. */
+static int restarted(struct fx *f, const void *arg)
+{
+    const struct want_restarts *w = arg;
+    struct myna_bot_status st = st_of(f, w->id);
+
+    return st.restarts >= w->n && strcmp(st.state, "running") == 0;
+}
+
+static int some_done(struct fx *f, const void *arg)
+{
+    (void)arg;
+    return f->done_calls > 0;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    char *s = calloc(1, 1 << 20);
+    size_t n;
+
+    assert_non_null(s);
+    if (fp) {
+        n = fread(s, 1, (1 << 20) - 1, fp);
+        s[n] = '\0';
+        fclose(fp);
+    }
+    return s;
+}
+
+static int file_has(const char *path, const char *needle)
+{
+    char *s = slurp(path);
+    int found = strstr(s, needle) != NULL;
+
+    free(s);
+    return found;
+}
+
+struct want_text {
+    const char *path;
+    const char *needle;
+};
+
+static int has_text(struct fx *f, const void *arg)
+{
+    const struct want_text *w = arg;
+
+    (void)f;
+    return file_has(w->path, w->needle);
+}
+
+static void start_running(struct fx *f, const char *id, int max_memory_mb)
+{
+    assert_int_equal(myna_supervisor_add(f->s, id, max_memory_mb), MYNA_OK);
+    assert_int_equal(myna_supervisor_start(f->s, id), MYNA_OK);
+    if (!run_until(f, is_running, id, 5000))
+        fail_msg("%s is %s, not running", id, st_of(f, id).state);
+}
+
+/* ---- pure pieces --------------------------------------------------------------- */
+
+static void test_table_add_find_del_many(void **state)
+{
+    struct bot_table t = { NULL, 0, 0 };
+    enum { N = 1000 };
+    struct bot *v = calloc(N, sizeof(*v));
+    char id[ID_MAX + 1];
+
+    (void)state;
+    assert_non_null(v);
+    assert_null(table_find(&t, "none"));
+    for (int i = 0; i < N; i++) {
+        snprintf(v[i].id, sizeof(v[i].id), "inst-%d", i);
+        assert_int_equal(table_add(&t, &v[i]), MYNA_OK);
+        assert_int_equal(t.n, (size_t)i + 1);
+        assert_true(t.cap >= t.n);  /* a bot per bucket at most, on average */
+        assert_int_equal(t.cap & (t.cap - 1), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "inst-%d", i);
+        assert_ptr_equal(table_find(&t, id), &v[i]);
+    }
+    for (int i = 0; i < N; i += 2)
+        table_del(&t, &v[i]);
+    assert_int_equal(t.n, N / 2);
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "inst-%d", i);
+        assert_ptr_equal(table_find(&t, id), i % 2 ? &v[i] : NULL);
+    }
+    table_del(&t, &v[0]);  /* not there: nothing */
+    assert_int_equal(t.n, N / 2);
+    assert_null(table_find(&t, "inst-"));
+    assert_null(table_find(&t, "inst-10000"));
+    table_release(&t);
+    assert_null(table_find(&t, "inst-1"));
+    free(v);
+}
+
+static void test_backoff_doubles_to_its_cap(void **state)
+{
+    const int want[] = { 1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000 };
+    int b = 1000;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        assert_int_equal(b, want[i]);
+        b = backoff_next(b, 60000);
+    }
+    assert_int_equal(backoff_next(50, 400), 100);
+    assert_int_equal(backoff_next(300, 400), 400);
+}
+
+static void test_crash_loop_is_five_crashes_in_the_window(void **state)
+{
+    struct crash_hist h;
+
+    (void)state;
+    crash_forget(&h);
+    for (int i = 0; i < 4; i++)
+        assert_false(crash_record(&h, 1000 + i * 1000, 300000, 1000, 60000));
+    assert_true(crash_record(&h, 5000, 300000, 1000, 60000));  /* the 5th within 5 min */
+    /* slow crashes: the oldest of the last 5 is out of the window */
+    crash_forget(&h);
+    for (int i = 0; i < 10; i++)
+        assert_false(crash_record(&h, (int64_t)i * 80000, 300000, 1000, 60000));
+    /* exactly at the window's edge still counts */
+    crash_forget(&h);
+    for (int i = 0; i < 4; i++)
+        assert_false(crash_record(&h, (int64_t)i * 75000, 300000, 1000, 60000));
+    assert_true(crash_record(&h, 300000, 300000, 1000, 60000));
+    /* the backoff at its cap is a crash loop whatever the count */
+    crash_forget(&h);
+    assert_true(crash_record(&h, 0, 300000, 60000, 60000));
+}
+
+static void test_statm_resident_kb(void **state)
+{
+    (void)state;
+    assert_int_equal(statm_rss_kb("1234 567 89 1 0 100 0\n", 4096), 567 * 4);
+    assert_int_equal(statm_rss_kb("10 0 0 0 0 0 0", 4096), 0);
+    assert_int_equal(statm_rss_kb("10 3 0", 65536), 3 * 64);
+    assert_int_equal(statm_rss_kb("", 4096), -1);
+    assert_int_equal(statm_rss_kb("12", 4096), -1);
+    assert_int_equal(statm_rss_kb("12 x", 4096), -1);
+    assert_int_equal(statm_rss_kb("x 12", 4096), -1);
+    assert_int_equal(statm_rss_kb("1 99999999999999999999999", 4096), -1);
+    assert_int_equal(statm_rss_kb("1 -5", 4096), -1);
+}
+
+/* ---- lifecycles ----------------------------------------------------------------- */
+
+static void test_add_validates_and_unknown_ids_fail(void **state)
+{
+    struct fx *f = *state;
+    struct myna_bot_status st;
+
+    assert_int_equal(myna_supervisor_add(f->s, "ok-a", 0), MYNA_OK);
+    assert_int_equal(myna_supervisor_add(f->s, "ok-a", 0), MYNA_EEXISTS);
+    assert_int_equal(myna_supervisor_add(f->s, "Bad Id", 0), MYNA_EINVAL);
+    assert_int_equal(myna_supervisor_add(f->s, "", 0), MYNA_EINVAL);
+    assert_int_equal(myna_supervisor_count(f->s), 1);
+    assert_int_equal(myna_supervisor_status(f->s, "nope", &st), MYNA_ENOTFOUND);
+    assert_int_equal(myna_supervisor_start(f->s, "nope"), MYNA_ENOTFOUND);
+    assert_int_equal(myna_supervisor_stop(f->s, "nope", on_done, f), MYNA_ENOTFOUND);
+    assert_int_equal(myna_supervisor_restart(f->s, "nope"), MYNA_ENOTFOUND);
+    assert_int_equal(myna_supervisor_remove(f->s, "nope", on_done, f), MYNA_ENOTFOUND);
+    assert_int_equal(myna_supervisor_set_memory_limit(f->s, "nope", 1), MYNA_ENOTFOUND);
+    assert_int_equal(f->done_calls, 0);
+    myna_supervisor_ring(f->s, "nope");
+    myna_supervisor_ring(f->s, "ok-a");  /* not running: nothing */
+    st = st_of(f, "ok-a");
+    assert_string_equal(st.state, "stopped");
+    assert_int_equal(st.pid, 0);
+    assert_int_equal(st.heartbeat_age_ms, -1);
+    assert_int_equal(st.last_exit_code, -1);
+    assert_string_equal(st.reason, "");
+    /* stop of what does not run: done at once */
+    assert_int_equal(myna_supervisor_stop(f->s, "ok-a", on_done, f), MYNA_OK);
+    assert_int_equal(f->done_calls, 1);
+}
+
+static void test_start_log_file_fds_ring_and_stop(void **state)
+{
+    struct fx *f = *state;
+    char log[200];
+    struct want_text rang;
+    struct myna_bot_status st;
+
+    start_running(f, "ok-a", 0);
+    snprintf(log, sizeof(log), "%s/logs/ok-a.log", f->dir);
+    rang.path = log;
+    rang.needle = "rang ok-a";
+    st = st_of(f, "ok-a");
+    assert_true(st.pid > 0);
+    assert_true(st.started_ms > 0);
+    assert_true(st.heartbeat_age_ms >= 0 && st.heartbeat_age_ms < 1000);
+    assert_int_equal(st.restarts, 0);
+    assert_true(file_has(log, "fake up ok-a stdout\n"));
+    assert_true(file_has(log, "fake up ok-a stderr fds=ok bell=3 hb=4\n"));
+    myna_supervisor_ring(f->s, "ok-a");
+    assert_true(run_until(f, has_text, &rang, 3000));
+    run_for(f, 120);  /* a memory check or two */
+    st = st_of(f, "ok-a");
+    assert_true(st.rss_kb > 0);
+    assert_true(st.uptime_ms >= 100);
+    assert_int_equal(myna_supervisor_stop(f->s, "ok-a", on_done, f), MYNA_OK);
+    assert_string_equal(st_of(f, "ok-a").state, "stopping");
+    assert_true(run_until(f, some_done, NULL, 3000));
+    assert_int_equal(f->done_calls, 1);
+    st = st_of(f, "ok-a");
+    assert_string_equal(st.state, "stopped");
+    assert_int_equal(st.pid, 0);
+    assert_int_equal(st.last_exit_code, 0);
+    assert_int_equal(st.last_signal, 0);
+    assert_true(file_has(log, "fake down ok-a\n"));
+    run_for(f, 300);  /* and it stays stopped */
+    assert_string_equal(st_of(f, "ok-a").state, "stopped");
+    assert_true(file_has(f->master_log, "event=bot_started instance=ok-a pid="));
+    assert_true(file_has(f->master_log, "event=bot_stopped instance=ok-a code=0 signal=0"));
+}
+
+static void test_kill9_is_restarted_after_backoff(void **state)
+{
+    struct fx *f = *state;
+    struct want_restarts w = { "ok-k", 1 };
+    struct myna_bot_status st;
+    long pid;
+
+    start_running(f, "ok-k", 0);
+    pid = st_of(f, "ok-k").pid;
+    kill((pid_t)pid, SIGKILL);
+    assert_true(run_until(f, restarted, &w, 5000));
+    st = st_of(f, "ok-k");
+    assert_true(st.pid > 0 && st.pid != pid);
+    assert_int_equal(st.last_signal, SIGKILL);
+    assert_int_equal(st.last_exit_code, -1);
+    assert_string_equal(st.reason, "crashed");
+    assert_int_equal(st.crash_loop, 0);
+    assert_true(file_has(f->master_log, "event=bot_exited instance=ok-k code=-1 signal=9 "
+                                        "reason=\"crashed\" restart_in_ms=50"));
+}
+
+static int alerted(struct fx *f, const void *arg)
+{
+    (void)arg;
+    return f->alerts > 0;
+}
+
+static void test_crash_loop_is_alerted_once_and_retried(void **state)
+{
+    struct fx *f = *state;
+    struct myna_bot_status st;
+    int restarts;
+
+    assert_int_equal(myna_supervisor_add(f->s, "crash-x", 0), MYNA_OK);
+    assert_int_equal(myna_supervisor_start(f->s, "crash-x"), MYNA_OK);
+    /* backoffs 50, 100, 200, 400: the 5th crash comes within the window */
+    assert_true(run_until(f, alerted, NULL, 10000));
+    assert_string_equal(f->alert_id, "crash-x");
+    assert_string_equal(f->alert_kind, "crash_loop");
+    assert_non_null(strstr(f->alert_detail, "5 crashes"));
+    st = st_of(f, "crash-x");
+    assert_string_equal(st.state, "crash_loop");
+    assert_int_equal(st.crash_loop, 1);
+    assert_string_equal(st.reason, "crashed");
+    assert_int_equal(st.last_exit_code, 1);
+    assert_int_equal(st.restarts, 4);
+    assert_true(file_has(f->master_log, "event=bot_crash_loop instance=crash-x reason=\"crashed\" "
+                                        "crashes=5 retry_in_ms=800"));
+    /* still retried, at the longer backoff; alerted once */
+    restarts = st.restarts;
+    run_for(f, 1300);
+    st = st_of(f, "crash-x");
+    assert_true(st.restarts > restarts);
+    assert_int_equal(st.crash_loop, 1);
+    assert_int_equal(f->alerts, 1);
+    /* an operator's stop forgives; a start begins afresh */
+    assert_int_equal(myna_supervisor_stop(f->s, "crash-x", on_done, f), MYNA_OK);
+    assert_true(run_until(f, is_stopped, "crash-x", 3000));
+    assert_int_equal(st_of(f, "crash-x").crash_loop, 0);
+}
+
+static void test_exit_2_is_not_restarted(void **state)
+{
+    struct fx *f = *state;
+    struct myna_bot_status st;
+
+    assert_int_equal(myna_supervisor_add(f->s, "conf-x", 0), MYNA_OK);
+    assert_int_equal(myna_supervisor_start(f->s, "conf-x"), MYNA_OK);
+    assert_true(run_until(f, in_crash_loop, "conf-x", 5000));
+    run_for(f, 400);
+    st = st_of(f, "conf-x");
+    assert_string_equal(st.state, "crash_loop");
+    assert_string_equal(st.reason, "config error");
+    assert_int_equal(st.last_exit_code, 2);
+    assert_int_equal(st.restarts, 0);
+    assert_int_equal(st.pid, 0);
+    assert_int_equal(f->alerts, 1);
+    assert_true(file_has(f->master_log, "event=bot_config_error instance=conf-x"));
+    assert_true(file_has(f->master_log, "event=bot_crash_loop instance=conf-x"));
+    /* started again by hand (the configuration was fixed, say): tried once more */
+    assert_int_equal(myna_supervisor_start(f->s, "conf-x"), MYNA_OK);
+    assert_string_equal(st_of(f, "conf-x").state, "starting");
+    assert_true(run_until(f, in_crash_loop, "conf-x", 5000));
+    assert_int_equal(f->alerts, 2);
+}
+
+static void test_silent_bot_is_killed_and_restarted(void **state)
+{
+    struct fx *f = *state;
+    struct want_restarts w = { "ok-s", 1 };
+    struct myna_bot_status st;
+    long pid;
+
+    start_running(f, "ok-s", 0);
+    pid = st_of(f, "ok-s").pid;
+    kill((pid_t)pid, SIGSTOP);  /* a hung loop */
+    assert_true(run_until(f, restarted, &w, 5000));
+    st = st_of(f, "ok-s");
+    assert_true(st.pid != pid);
+    assert_string_equal(st.reason, "no heartbeat");
+    assert_int_equal(st.last_signal, SIGKILL);
+    assert_true(file_has(f->master_log, "event=bot_unresponsive instance=ok-s"));
+}
+
+static int bad_start(struct fx *f, const void *id)
+{
+    struct myna_bot_status st = st_of(f, id);
+
+    return strcmp(st.reason, "no heartbeat") == 0;
+}
+
+static void test_bot_that_never_beats_is_killed(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(myna_supervisor_add(f->s, "mute-m", 0), MYNA_OK);
+    assert_int_equal(myna_supervisor_start(f->s, "mute-m"), MYNA_OK);
+    run_for(f, 300);
+    assert_string_equal(st_of(f, "mute-m").state, "starting");  /* no heartbeat yet */
+    assert_true(run_until(f, bad_start, "mute-m", 5000));
+    assert_int_equal(st_of(f, "mute-m").last_signal, SIGKILL);
+}
+
+static void test_memory_limit_restarts_gracefully(void **state)
+{
+    struct fx *f = *state;
+    struct want_restarts w = { "ok-m", 3 };
+    struct myna_bot_status st;
+
+    start_running(f, "ok-m", 1);  /* 1 MB: any process is past it */
+    assert_true(run_until(f, restarted, &w, 10000));
+    st = st_of(f, "ok-m");
+    assert_string_equal(st.reason, "memory limit");
+    assert_int_equal(st.last_exit_code, 0);  /* SIGTERM: it stopped on its own */
+    assert_int_equal(st.last_signal, 0);
+    assert_int_equal(st.crash_loop, 0);       /* not crashes */
+    assert_int_equal(f->alerts, 0);
+    assert_true(file_has(f->master_log, "event=bot_memory_limit instance=ok-m"));
+    assert_true(file_has(f->master_log, "reason=\"memory limit\" restart_in_ms=0"));
+    /* no limit: left alone */
+    assert_int_equal(myna_supervisor_set_memory_limit(f->s, "ok-m", 0), MYNA_OK);
+    assert_true(run_until(f, is_running, "ok-m", 5000));
+    w.n = st_of(f, "ok-m").restarts;
+    run_for(f, 300);
+    st = st_of(f, "ok-m");
+    assert_int_equal(st.restarts, w.n);
+    assert_int_equal(st.max_memory_mb, 0);
+}
+
+static void test_stop_escalates_to_sigkill(void **state)
+{
+    struct fx *f = *state;
+    int64_t t0;
+    struct myna_bot_status st;
+
+    start_running(f, "stubborn-x", 0);
+    t0 = myna_mono_ms();
+    assert_int_equal(myna_supervisor_stop(f->s, "stubborn-x", on_done, f), MYNA_OK);
+    assert_true(run_until(f, some_done, NULL, 5000));
+    assert_true(f->done_at_ms - t0 >= 290);  /* kill_after_ms = 300 */
+    st = st_of(f, "stubborn-x");
+    assert_string_equal(st.state, "stopped");
+    assert_int_equal(st.last_signal, SIGKILL);
+    assert_true(file_has(f->master_log, "event=bot_killed instance=stubborn-x"));
+}
+
+static void test_restart_is_counted_not_a_crash(void **state)
+{
+    struct fx *f = *state;
+    struct want_restarts w = { "ok-r", 1 };
+    struct myna_bot_status st;
+    long pid;
+
+    start_running(f, "ok-r", 0);
+    pid = st_of(f, "ok-r").pid;
+    assert_int_equal(myna_supervisor_restart(f->s, "ok-r"), MYNA_OK);
+    assert_true(run_until(f, restarted, &w, 5000));
+    st = st_of(f, "ok-r");
+    assert_true(st.pid != pid);
+    assert_int_equal(st.restarts, 1);
+    assert_string_equal(st.reason, "requested");
+    assert_int_equal(st.last_exit_code, 0);
+    assert_int_equal(st.crash_loop, 0);
+    /* a stop, then a start while it stops: it comes back, not counted */
+    assert_int_equal(myna_supervisor_stop(f->s, "ok-r", NULL, NULL), MYNA_OK);
+    assert_int_equal(myna_supervisor_start(f->s, "ok-r"), MYNA_OK);
+    w.n = 1;
+    run_for(f, 50);
+    assert_true(run_until(f, restarted, &w, 5000));
+    assert_int_equal(st_of(f, "ok-r").restarts, 1);
+    /* restart of a stopped bot is a start */
+    assert_int_equal(myna_supervisor_stop(f->s, "ok-r", on_done, f), MYNA_OK);
+    assert_true(run_until(f, some_done, NULL, 3000));
+    assert_int_equal(myna_supervisor_restart(f->s, "ok-r"), MYNA_OK);
+    assert_true(run_until(f, is_running, "ok-r", 5000));
+    assert_int_equal(st_of(f, "ok-r").restarts, 1);
+}
+
+static void test_remove_stops_then_forgets(void **state)
+{
+    struct fx *f = *state;
+    struct myna_bot_status st;
+
+    start_running(f, "ok-d", 0);
+    assert_int_equal(myna_supervisor_add(f->s, "ok-e", 0), MYNA_OK);
+    assert_int_equal(myna_supervisor_count(f->s), 2);
+    assert_int_equal(myna_supervisor_remove(f->s, "ok-d", on_done, f), MYNA_OK);
+    assert_int_equal(myna_supervisor_add(f->s, "ok-d", 0), MYNA_EEXISTS);  /* not yet */
+    assert_int_equal(myna_supervisor_start(f->s, "ok-d"), MYNA_EAGAIN);
+    assert_int_equal(f->done_calls, 0);
+    assert_true(run_until(f, some_done, NULL, 3000));
+    assert_int_equal(myna_supervisor_status(f->s, "ok-d", &st), MYNA_ENOTFOUND);
+    assert_int_equal(myna_supervisor_count(f->s), 1);
+    assert_int_equal(myna_supervisor_add(f->s, "ok-d", 0), MYNA_OK);  /* a new one */
+    assert_int_equal(st_of(f, "ok-d").restarts, 0);
+    /* not running: forgotten at once */
+    assert_int_equal(myna_supervisor_remove(f->s, "ok-e", on_done, f), MYNA_OK);
+    assert_int_equal(f->done_calls, 2);
+    assert_int_equal(myna_supervisor_count(f->s), 1);
+}
+
+static int n_with_pid(struct fx *f, const char *const *ids, int n)
+{
+    int k = 0;
+
+    for (int i = 0; i < n; i++)
+        k += st_of(f, ids[i]).pid > 0;
+    return k;
+}
+
+static const char *const queue_ids[] = { "ok-q0", "ok-q1", "ok-q2", "ok-q3",
+                                         "ok-q4", "ok-q5", "ok-q6", "ok-q7" };
+
+static int more_started(struct fx *f, const void *arg)
+{
+    return n_with_pid(f, queue_ids, 8) > *(const int *)arg;
+}
+
+static void test_starts_are_paced_by_batches(void **state)
+{
+    struct fx *f = *state;
+    int64_t batch_at[3];
+    int n = 0;
+
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(myna_supervisor_add(f->s, queue_ids[i], 0), MYNA_OK);
+        assert_int_equal(myna_supervisor_start(f->s, queue_ids[i]), MYNA_OK);
+        assert_string_equal(st_of(f, queue_ids[i]).state, "starting");
+    }
+    /* start_batch = 3 per start_tick_ms = 100, in the order asked: 3, 3, 2 */
+    for (int k = 0; k < 3; k++) {
+        assert_true(run_until(f, more_started, &n, 5000));
+        assert_int_equal(n_with_pid(f, queue_ids, 8), n + (k < 2 ? 3 : 2));
+        n = n_with_pid(f, queue_ids, 8);
+        for (int i = 0; i < 8; i++)
+            assert_int_equal(st_of(f, queue_ids[i]).pid > 0, i < n);
+        batch_at[k] = f->s->last_batch_ms;
+    }
+    assert_true(batch_at[1] - batch_at[0] >= 99);
+    assert_true(batch_at[2] - batch_at[1] >= 99);
+}
+
+static void count_visit(const char *id, const struct myna_bot_status *st, void *arg)
+{
+    int *n = arg;
+
+    assert_non_null(id);
+    assert_non_null(st->state);
+    (*n)++;
+}
+
+static void test_stop_all_waits_for_every_bot(void **state)
+{
+    struct fx *f = *state;
+    int visited = 0;
+
+    start_running(f, "ok-1", 0);
+    start_running(f, "stubborn-2", 0);
+    assert_int_equal(myna_supervisor_add(f->s, "crash-3", 0), MYNA_OK);
+    assert_int_equal(myna_supervisor_start(f->s, "crash-3"), MYNA_OK);
+    assert_int_equal(myna_supervisor_add(f->s, "ok-4", 0), MYNA_OK);  /* never started */
+    run_for(f, 200);
+    myna_supervisor_foreach(f->s, count_visit, &visited);
+    assert_int_equal(visited, 4);
+    myna_supervisor_stop_all(f->s, on_done, f);
+    assert_int_equal(f->done_calls, 0);
+    assert_true(run_until(f, some_done, NULL, 5000));
+    assert_int_equal(f->done_calls, 1);
+    run_for(f, 300);  /* no restarts from now on */
+    for (int i = 0; i < 4; i++) {
+        const char *id = (const char *[]){ "ok-1", "stubborn-2", "crash-3", "ok-4" }[i];
+        assert_string_equal(st_of(f, id).state, "stopped");
+        assert_int_equal(st_of(f, id).pid, 0);
+    }
+    assert_int_equal(myna_supervisor_start(f->s, "ok-1"), MYNA_EAGAIN);
+    assert_int_equal(myna_supervisor_restart(f->s, "ok-1"), MYNA_EAGAIN);
+    assert_int_equal(f->done_calls, 1);
+}
+
+static void test_stop_all_with_nothing_running_is_done_at_once(void **state)
+{
+    struct fx *f = *state;
+
+    assert_int_equal(myna_supervisor_add(f->s, "ok-z", 0), MYNA_OK);
+    myna_supervisor_stop_all(f->s, on_done, f);
+    assert_int_equal(f->done_calls, 1);
+}
+
+static void test_timing_is_validated(void **state)
+{
+    struct fx *f = *state;
+    struct myna_supervisor_timing t, got;
+
+    myna_supervisor_timing_default(&t);
+    assert_int_equal(t.backoff_min_ms, 1000);
+    assert_int_equal(t.backoff_max_ms, 60000);
+    assert_int_equal(t.kill_after_ms, 5000);
+    assert_int_equal(t.heartbeat_timeout_ms, 30000);
+    assert_int_equal(t.start_batch, 20);
+    t.backoff_max_ms = 10;
+    assert_int_equal(myna_supervisor_set_timing(f->s, &t), MYNA_EINVAL);
+    myna_supervisor_timing_default(&t);
+    t.start_batch = 0;
+    assert_int_equal(myna_supervisor_set_timing(f->s, &t), MYNA_EINVAL);
+    myna_supervisor_get_timing(f->s, &got);
+    assert_int_equal(got.start_batch, 3);  /* unchanged */
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table_add_find_del_many),
+        cmocka_unit_test(test_backoff_doubles_to_its_cap),
+        cmocka_unit_test(test_crash_loop_is_five_crashes_in_the_window),
+        cmocka_unit_test(test_statm_resident_kb),
+        T(test_add_validates_and_unknown_ids_fail),
+        T(test_start_log_file_fds_ring_and_stop),
+        T(test_kill9_is_restarted_after_backoff),
+        T(test_crash_loop_is_alerted_once_and_retried),
+        T(test_exit_2_is_not_restarted),
+        T(test_silent_bot_is_killed_and_restarted),
+        T(test_bot_that_never_beats_is_killed),
+        T(test_memory_limit_restarts_gracefully),
+        T(test_stop_escalates_to_sigkill),
+        T(test_restart_is_counted_not_a_crash),
+        T(test_remove_stops_then_forgets),
+        T(test_starts_are_paced_by_batches),
+        T(test_stop_all_waits_for_every_bot),
+        T(test_stop_all_with_nothing_running_is_done_at_once),
+        T(test_timing_is_validated),
+    };
+
+    if (argc > 1 && strcmp(argv[1], "bot") == 0)
+        return fake_bot(argc, argv);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
