@@ -1,4 +1,4 @@
-/* main.c - `myna serve | bot | chat | outbox | version | help`: parses the command line, loads the
+/* main.c - `myna serve | bot | chat | instance | token | outbox | version | help`: parses the command line, loads the
  * configuration and hands over to the master. The only file that exits.
  * Exit codes: 0 clean stop, 1 runtime failure, 2 configuration error (a
  * supervisor must not restart on 2). */
@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/conf.h"
 #include "bot/bot.h"
 #include "cli/chat.h"
+#include "cli/manage.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "store/bot_store.h"
@@ -36,6 +38,9 @@ static void usage(FILE *out)
             "  serve     run the master: webhook ingress, admin listener, bots (see 'myna serve --help')\n"
             "  bot       run one instance's bot (the master starts these): bot --instance ID [serve options]\n"
             "  chat      talk to a sim instance as a customer: chat ID [--from DIGITS] [--name NAME]\n"
+            "  instance  list | show ID | create FILE | start|stop|restart ID | export | import FILE\n"
+            "  token     create [--role guest|user|admin] [--name NAME]\n"
+            "            (instance and token talk to the admin API: --token T or MYNA_TOKEN)\n"
             "  outbox    dead letters: outbox failed --instance ID | outbox replay --instance ID (--id N | --all)\n"
             "  version   print the version\n"
             "  help      print this text\n");
@@ -87,34 +92,61 @@ static int cmd_serve(int argc, char **argv)
         myna_conf_release(&conf);
         return 2;
     }
-    if (!(seen & (1u << PT_CHECK)) &&
-        myna_sim_prepare(&instances, conf.data_dir, NULL, 1, &err) != MYNA_OK) {
-        fprintf(stderr, "myna: %s\n", err.msg);
-        myna_instances_release(&instances);
-        myna_conf_release(&conf);
-        return 2;
-    }
     if (seen & (1u << PT_CHECK)) {
         printf("configuration ok: %zu instance(s)\n", instances.n);
         myna_instances_release(&instances);
         myna_conf_release(&conf);
         return 0;
     }
-    if (instances.n == 0)
-        MYNA_LOG(MYNA_WARN, "no_instances", "hint=%s",
-                 "\"pass --instances FILE; every webhook will be answered 404\"");
+    myna_instances_release(&instances);  /* checked; the master imports it */
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    rc = myna_master_run(&conf, &instances, &args, &err);
+    rc = myna_master_run(&conf, &args, &err);
     curl_global_cleanup();
     if (rc != MYNA_OK) {
         char q[600];
         MYNA_LOG(MYNA_ERROR, "exit", "err=%s", myna_log_q(q, sizeof(q), err.msg));
         if (rc == MYNA_EAGAIN)
             return 1;  /* drain timed out: leave without joining the stuck writer */
+        if (rc == MYNA_ECONFIG || rc == MYNA_EPARSE) {
+            myna_conf_release(&conf);
+            return 2;  /* a bad stored or imported instance: restarting cannot help */
+        }
     }
-    myna_instances_release(&instances);
     myna_conf_release(&conf);
     return rc == MYNA_OK ? 0 : 1;
+}
+
+/* The instance the master handed over on fd (a JSON object), as a set of
+ * one. The descriptor is closed. */
+static int read_config(int fd, struct myna_instance_set *set, struct myna_err *err)
+{
+    struct myna_buf b = MYNA_BUF_INIT(MYNA_INSTANCES_FILE_MAX);
+    struct myna_field_error fe[1];
+    char chunk[8192];
+    ssize_t r;
+    size_t n = 0;
+    int rc = MYNA_OK;
+
+    while (rc == MYNA_OK && (r = read(fd, chunk, sizeof(chunk))) > 0)
+        rc = myna_buf_append(&b, chunk, (size_t)r);
+    close(fd);
+    set->n = 0;
+    if (rc == MYNA_OK && (set->v = calloc(1, sizeof(*set->v))) == NULL)
+        rc = myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    if (rc == MYNA_OK &&
+        (rc = myna_instance_parse_one(b.data ? b.data : "", b.len, set->v, fe, 1, &n, err)) ==
+            MYNA_OK)
+        set->n = 1;
+    else if (rc != MYNA_ENOMEM) {
+        char why[sizeof(err->msg)];
+        snprintf(why, sizeof(why), "%s", err->msg);
+        myna_err_set(err, MYNA_ECONFIG, "the configuration from the master is not valid: %s%s%.300s",
+                     n ? fe[0].field : "", n ? ": " : "", n ? fe[0].error : why);
+    }
+    if (b.data)
+        memset(b.data, 0, b.len);  /* it holds secrets */
+    myna_buf_release(&b);
+    return rc;
 }
 
 /* `myna bot --instance ID [--doorbell-fd N] [--heartbeat-fd N] [--log-file-rotate PATH]
@@ -125,6 +157,7 @@ static int cmd_bot(int argc, char **argv)
 {
     struct myna_bot_opts opts = { -1, 1000, 6000, 86400, 3600, 60000, 600000, -1 };
     const char *rotate = NULL;
+    int config_fd = -1;
     struct myna_conf conf;
     struct myna_instance_set instances = { NULL, 0 };
     const struct myna_instance *inst;
@@ -155,6 +188,13 @@ static int cmd_bot(int argc, char **argv)
             opts.heartbeat_fd = (int)fd;
         } else if (strcmp(argv[i], "--log-file-rotate") == 0 && i + 1 < argc) {
             rotate = argv[++i];
+        } else if (strcmp(argv[i], "--config-fd") == 0 && i + 1 < argc) {
+            if (myna_parse_i64(argv[++i], 0, 1 << 20, &fd) != 0) {
+                fprintf(stderr, "myna: --config-fd takes a descriptor number\n");
+                free(rest);
+                return 2;
+            }
+            config_fd = (int)fd;
         } else {
             rest[n++] = argv[i];
         }
@@ -172,10 +212,13 @@ static int cmd_bot(int argc, char **argv)
     }
     myna_log_set_proc("bot");
     myna_log_set_level((int)conf.log_level);
+    /* the configuration: from the master (fd), or from the instances file */
     if ((rotate ? myna_log_open_rotating(rotate, MYNA_BOT_LOG_MAX_BYTES, MYNA_BOT_LOG_KEEP)
                 : myna_log_open(conf.log_file)) != 0 ||
-        conf.instances[0] == '\0' ||
-        myna_instances_load(conf.instances, &instances, &err) != MYNA_OK ||
+        (config_fd >= 0 ? read_config(config_fd, &instances, &err)
+                        : conf.instances[0] == '\0'
+                              ? myna_err_set(&err, MYNA_ECONFIG, "no instances file")
+                              : myna_instances_load(conf.instances, &instances, &err)) != MYNA_OK ||
         myna_sim_prepare(&instances, conf.data_dir, conf.admin_addr, 0, &err) != MYNA_OK ||
         (inst = myna_instances_find(&instances, id)) == NULL) {
         fprintf(stderr, "myna: bot %s: %s\n", id, err.msg[0] ? err.msg : "no such instance");
@@ -332,6 +375,54 @@ static int cmd_chat(int argc, char **argv)
     return rc;
 }
 
+/* `myna instance|token ... [--token T] [--admin ADDR:PORT | serve options]`. */
+static int cmd_manage(int is_instance, int argc, char **argv)
+{
+    struct myna_conf conf;
+    struct myna_err err = MYNA_ERR_INIT;
+    char **rest = calloc((size_t)argc + 1, sizeof(char *)), **args = calloc((size_t)argc + 1,
+                                                                           sizeof(char *));
+    const char *token = getenv("MYNA_TOKEN");
+    char url[300];
+    int n = 0, k = 0, rc;
+
+    if (rest == NULL || args == NULL) {
+        free(rest);
+        free(args);
+        return 1;
+    }
+    /* the command's own words stay; --token and the serve options go */
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--token") == 0 && i + 1 < argc)
+            token = argv[++i];
+        else if (strncmp(argv[i], "--", 2) == 0 && strcmp(argv[i], "--with-secrets") != 0 &&
+                 strcmp(argv[i], "--role") != 0 && strcmp(argv[i], "--name") != 0 && i + 1 < argc) {
+            rest[n++] = argv[i];
+            rest[n++] = argv[++i];
+        } else {
+            args[k++] = argv[i];
+            if ((strcmp(argv[i], "--role") == 0 || strcmp(argv[i], "--name") == 0) && i + 1 < argc)
+                args[k++] = argv[++i];
+        }
+    }
+    rc = myna_conf_load(&conf, n, rest, environ, NULL, NULL, &err);
+    free(rest);
+    if (rc != MYNA_OK || myna_sim_local_url(conf.admin_addr, "", url, sizeof(url)) != 0) {
+        fprintf(stderr, "myna: %s\n", rc != MYNA_OK ? err.msg : "the admin address has no port");
+        free(args);
+        if (rc == MYNA_OK)
+            myna_conf_release(&conf);
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = is_instance ? myna_cli_instance(k, args, url, token, stdout, stderr)
+                     : myna_cli_token(k, args, url, token, stdout, stderr);
+    curl_global_cleanup();
+    free(args);
+    myna_conf_release(&conf);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -346,6 +437,8 @@ int main(int argc, char **argv)
         return cmd_outbox(argc - 2, argv + 2);
     if (strcmp(argv[1], "chat") == 0)
         return cmd_chat(argc - 2, argv + 2);
+    if (strcmp(argv[1], "instance") == 0 || strcmp(argv[1], "token") == 0)
+        return cmd_manage(argv[1][0] == 'i', argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("myna %s\n", MYNA_VERSION);
         return 0;

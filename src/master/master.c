@@ -17,11 +17,15 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/secret.h"
+#include "master/admin.h"
+#include "master/fleet.h"
 #include "master/ingress.h"
 #include "master/metrics.h"
 #include "master/simulator.h"
 #include "master/supervisor.h"
 #include "store/bot_store.h"
+#include "store/control.h"
 #include "core/banned.h"
 
 #define HEADERS_MAX (16 * 1024)
@@ -47,9 +51,10 @@ struct master {
     struct myna_simulator *sim;
     char **bot_argv;               /* the master's arguments + --admin <bound address> */
     char admin_bound[128];
-    const struct myna_instance_set *instances;
-    struct myna_store **bot_st;    /* each bot's store, opened at the first scrape */
-    struct myna_bot_store **bot_bs;
+    struct myna_control *control;  /* var/control.db */
+    struct myna_secret_box *box;   /* var/secret.key */
+    struct myna_fleet *fleet;      /* the live instances */
+    struct myna_admin *admin;
     struct myna_metrics metrics;
     struct conn_set conns;
     struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
@@ -198,12 +203,11 @@ static void on_counter(const char *name, int64_t v, void *arg)
             c->bucket[i] = v;
 }
 
-static int render_llm(struct master *m, const struct llm_counts *c, const unsigned char *ok,
-                      struct myna_buf *b)
+static int render_llm(const char *const *ids, size_t n, const struct llm_counts *c,
+                      const unsigned char *ok, struct myna_buf *b)
 {
     static const char *const le[LLM_BUCKETS] = { "0.1", "0.25", "0.5", "1", "2.5",
                                                  "5", "10", "30", "+Inf" };
-    size_t n = m->instances->n;
     int rc = myna_buf_printf(b, "# HELP myna_llm_requests_total LLM calls of answered turns "
                                 "(failed: the fallback text was sent).\n"
                                 "# TYPE myna_llm_requests_total counter\n");
@@ -212,7 +216,7 @@ static int render_llm(struct master *m, const struct llm_counts *c, const unsign
         if (ok[i])
             rc = myna_buf_printf(b, "myna_llm_requests_total{instance=\"%s\",result=\"ok\"} %lld\n"
                                     "myna_llm_requests_total{instance=\"%s\",result=\"failed\"} %lld\n",
-                                 m->instances->v[i].id, (long long)c[i].ok, m->instances->v[i].id,
+                                 ids[i], (long long)c[i].ok, ids[i],
                                  (long long)c[i].failed);
     if (rc == 0)
         rc = myna_buf_printf(b, "# HELP myna_llm_latency_seconds From asking the LLM to its "
@@ -225,13 +229,13 @@ static int render_llm(struct master *m, const struct llm_counts *c, const unsign
         for (size_t k = 0; rc == 0 && k < LLM_BUCKETS; k++) {
             cum += c[i].bucket[k];
             rc = myna_buf_printf(b, "myna_llm_latency_seconds_bucket{instance=\"%s\",le=\"%s\"} %lld\n",
-                                 m->instances->v[i].id, le[k], (long long)cum);
+                                 ids[i], le[k], (long long)cum);
         }
         if (rc == 0)
             rc = myna_buf_printf(b, "myna_llm_latency_seconds_sum{instance=\"%s\"} %.3f\n"
                                     "myna_llm_latency_seconds_count{instance=\"%s\"} %lld\n",
-                                 m->instances->v[i].id, (double)c[i].sum_ms / 1000.0,
-                                 m->instances->v[i].id, (long long)cum);
+                                 ids[i], (double)c[i].sum_ms / 1000.0,
+                                 ids[i], (long long)cum);
     }
     if (rc == 0)
         rc = myna_buf_printf(b, "# HELP myna_llm_tokens_total Tokens the LLM reported, by kind.\n"
@@ -240,8 +244,8 @@ static int render_llm(struct master *m, const struct llm_counts *c, const unsign
         if (ok[i])
             rc = myna_buf_printf(b, "myna_llm_tokens_total{instance=\"%s\",kind=\"prompt\"} %lld\n"
                                     "myna_llm_tokens_total{instance=\"%s\",kind=\"completion\"} %lld\n",
-                                 m->instances->v[i].id, (long long)c[i].prompt,
-                                 m->instances->v[i].id, (long long)c[i].completion);
+                                 ids[i], (long long)c[i].prompt,
+                                 ids[i], (long long)c[i].completion);
     return rc;
 }
 
@@ -288,39 +292,44 @@ static int render_bots(struct master *m, struct myna_buf *b)
     struct myna_bot_counts *c;
     struct llm_counts *lc;
     unsigned char *ok;
-    size_t n = m->instances->n;
+    const char **ids;
+    size_t n = myna_fleet_count(m->fleet);
     int rc = 0;
 
     if (n == 0 || m->sup == NULL)
         return 0;
-    if (m->bot_st == NULL && ((m->bot_st = calloc(n, sizeof(*m->bot_st))) == NULL ||
-                              (m->bot_bs = calloc(n, sizeof(*m->bot_bs))) == NULL))
-        return MYNA_ENOMEM;
     c = calloc(n, sizeof(*c));
     lc = calloc(n, sizeof(*lc));
     ok = calloc(n, 1);
-    if (c == NULL || lc == NULL || ok == NULL) {
+    ids = calloc(n, sizeof(*ids));
+    if (c == NULL || lc == NULL || ok == NULL || ids == NULL) {
         free(c);
         free(lc);
         free(ok);
+        free(ids);
         return MYNA_ENOMEM;
     }
+    /* each bot's store, opened for this scrape (short reads beside the bot) */
     for (size_t i = 0; i < n; i++) {
         struct myna_err err = MYNA_ERR_INIT;
-        if (m->bot_bs[i] == NULL) {
-            char path[4200];
-            snprintf(path, sizeof(path), "%s/instances/%s.bot.db", m->conf->data_dir,
-                     m->instances->v[i].id);
-            if ((m->bot_st[i] = myna_store_open_sqlite(path, &so, &err)) != NULL)
-                m->bot_bs[i] = myna_bot_store_new(m->bot_st[i], &err);
-        }
-        ok[i] = m->bot_bs[i] && myna_bot_counts(m->bot_bs[i], &c[i], &err) == MYNA_OK &&
-                myna_bot_counters(m->bot_bs[i], on_counter, &lc[i], &err) == MYNA_OK;
+        struct myna_store *st;
+        struct myna_bot_store *bs = NULL;
+        char path[4200];
+        ids[i] = myna_fleet_id(m->fleet, i);
+        snprintf(path, sizeof(path), "%s/instances/%s.bot.db", m->conf->data_dir, ids[i]);
+        if (access(path, F_OK) != 0)
+            continue;  /* its bot has not run yet */
+        if ((st = myna_store_open_sqlite(path, &so, &err)) != NULL)
+            bs = myna_bot_store_new(st, &err);
+        ok[i] = bs && myna_bot_counts(bs, &c[i], &err) == MYNA_OK &&
+                myna_bot_counters(bs, on_counter, &lc[i], &err) == MYNA_OK;
         if (!ok[i]) {
             char q[600];
-            MYNA_LOG(MYNA_WARN, "bot_metrics_failed", "instance=%s err=%s", m->instances->v[i].id,
+            MYNA_LOG(MYNA_WARN, "bot_metrics_failed", "instance=%s err=%s", ids[i],
                      myna_log_q(q, sizeof(q), err.msg));
         }
+        myna_bot_store_free(bs);
+        myna_store_free(st);
     }
     for (size_t k = 0; rc == 0 && k < sizeof(procs) / sizeof(procs[0]); k++) {
         struct proc_render r = { b, (int)k, 0 };
@@ -338,15 +347,16 @@ static int render_bots(struct master *m, struct myna_buf *b)
             const int64_t v[] = { c[i].outbox_open, c[i].dead_letters, c[i].unconfirmed,
                                   c[i].turns_pending, c[i].open_batches };
             if (ok[i])
-                rc = myna_buf_printf(b, "%s{instance=\"%s\"} %lld\n", gauges[g][0],
-                                     m->instances->v[i].id, (long long)v[g]);
+                rc = myna_buf_printf(b, "%s{instance=\"%s\"} %lld\n", gauges[g][0], ids[i],
+                                     (long long)v[g]);
         }
     }
     if (rc == 0)
-        rc = render_llm(m, lc, ok, b);
+        rc = render_llm(ids, n, lc, ok, b);
     free(c);
     free(lc);
     free(ok);
+    free(ids);
     return rc;
 }
 
@@ -376,6 +386,8 @@ static void on_admin(struct evhttp_request *req, void *arg)
         serve_metrics(m, req);
     else if (strncmp(path, "/sim", 4) == 0 && (path[4] == '\0' || path[4] == '/'))
         myna_simulator_handle(m->sim, req, path);
+    else if (strncmp(path, "/admin/", 7) == 0)
+        myna_admin_handle(m->admin, req, path);
     else
         send_text(req, 404, "Not Found", "text/plain", "not found\n", 10);
 }
@@ -532,12 +544,10 @@ static void master_release(struct master *m)
     myna_supervisor_free(m->sup);
     myna_simulator_free(m->sim);
     free(m->bot_argv);
-    for (size_t i = 0; m->bot_bs && i < m->instances->n; i++) {
-        myna_bot_store_free(m->bot_bs[i]);
-        myna_store_free(m->bot_st[i]);
-    }
-    free(m->bot_bs);
-    free(m->bot_st);
+    myna_admin_free(m->admin);
+    myna_fleet_free(m->fleet);
+    myna_control_free(m->control);
+    myna_secret_box_free(m->box);
     if (m->pub)
         evhttp_free(m->pub);
     if (m->adm)
@@ -549,27 +559,57 @@ static void master_release(struct master *m)
     myna_arena_cache_release();
 }
 
-int myna_master_run(const struct myna_conf *conf, const struct myna_instance_set *instances,
-                    const struct myna_master_args *args, struct myna_err *err)
+/* A bot's configuration, from the fleet (supervisor.h). */
+static char *bot_config(const char *id, void *arg)
+{
+    struct master *m = arg;
+
+    return m->fleet ? myna_fleet_bot_config(m->fleet, id) : NULL;
+}
+
+/* The control store, the secrets' key, the first admin. */
+static int open_control(struct master *m, int64_t *admin_id, struct myna_err *err)
+{
+    char path[4200];
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/control.db", m->conf->data_dir);
+    if ((m->control = myna_control_open(path, err)) == NULL)
+        return err->code;
+    snprintf(path, sizeof(path), "%s/secret.key", m->conf->data_dir);
+    if ((m->box = myna_secret_box_open(path, 1, err)) == NULL)
+        return err->code;
+    if ((rc = myna_admin_bootstrap(m->control, getenv("MYNA_ADMIN_TOKEN"), stdout, admin_id,
+                                   err)) != MYNA_OK)
+        return rc;
+    fflush(stdout);
+    return MYNA_OK;
+}
+
+int myna_master_run(const struct myna_conf *conf, const struct myna_master_args *args,
+                    struct myna_err *err)
 {
     struct master m;
+    struct myna_instance_set none = { NULL, 0 };
     char pub[128], adm[128];
+    int64_t admin_id = 0;
     int rc = MYNA_OK;
 
     memset(&m, 0, sizeof(m));
     m.conf = conf;
     m.args = args;
-    m.instances = instances;
     m.state = MASTER_STARTING;
     signal(SIGPIPE, SIG_IGN);
     if ((m.base = event_base_new()) == NULL) {
         rc = myna_err_set(err, MYNA_ENOMEM, "cannot create the event loop");
         goto out;
     }
-    if ((m.ing = myna_ingress_new(m.base, conf, instances, &m.metrics, err)) == NULL) {
+    if ((m.ing = myna_ingress_new(m.base, conf, &none, &m.metrics, err)) == NULL) {
         rc = err->code ? err->code : MYNA_EIO;
         goto out;
     }
+    if ((rc = open_control(&m, &admin_id, err)) != MYNA_OK)
+        goto out;
     if ((m.pub = listener(&m, conf->public_addr, on_public, &m.pub_sock, pub, sizeof(pub),
                           err)) == NULL ||
         (m.adm = listener(&m, conf->admin_addr, on_admin, &m.adm_sock, adm, sizeof(adm),
@@ -583,11 +623,12 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_instance_set
         rc = myna_err_set(err, MYNA_EIO, "cannot install signal handlers");
         goto out;
     }
-    if ((m.sim = myna_simulator_new(m.base, instances, pub, adm, err)) == NULL) {
+    if ((m.sim = myna_simulator_new(m.base, &none, pub, adm, err)) == NULL) {
         rc = err->code;
         goto out;
     }
-    if (conf->bots && instances->n > 0) {
+    if (conf->bots) {
+        struct myna_supervisor_timing t;
         /* the bots learn where the admin listener really is (it may have
          * been given as port 0): sim instances send their replies there */
         if ((m.bot_argv = calloc((size_t)args->argc + 3, sizeof(char *))) == NULL) {
@@ -603,25 +644,27 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_instance_set
             rc = err->code;
             goto out;
         }
-        {   /* every instance's bot, started a few at a time by the supervisor */
-            struct myna_supervisor_timing t;
-            myna_supervisor_get_timing(m.sup, &t);
-            t.heartbeat_timeout_ms = (int)conf->bot_heartbeat_timeout_ms;
-            myna_supervisor_set_timing(m.sup, &t);
-            for (size_t i = 0; i < instances->n; i++)
-                if ((rc = myna_supervisor_add(m.sup, instances->v[i].id,
-                                              (int)conf->bot_max_memory_mb)) != MYNA_OK ||
-                    (rc = myna_supervisor_start(m.sup, instances->v[i].id)) != MYNA_OK) {
-                    myna_err_set(err, rc, "cannot supervise instance '%s': %s",
-                                 instances->v[i].id, myna_strerror(rc));
-                    goto out;
-                }
-        }
+        myna_supervisor_get_timing(m.sup, &t);
+        t.heartbeat_timeout_ms = (int)conf->bot_heartbeat_timeout_ms;
+        myna_supervisor_set_timing(m.sup, &t);
+        myna_supervisor_set_config(m.sup, bot_config, &m);
         myna_ingress_set_notify(m.ing, ring_bot, &m);
     }
+    if ((m.fleet = myna_fleet_new(m.control, m.box, m.ing, m.sim, m.sup, conf->data_dir, adm,
+                                  (int)conf->bot_max_memory_mb, err)) == NULL ||
+        (m.admin = myna_admin_new(m.control, m.fleet, m.sup, conf->data_dir, err)) == NULL) {
+        rc = err->code;
+        goto out;
+    }
+    /* the instances file, if any, is imported; then everything stored goes live */
+    if ((conf->instances[0] && (rc = myna_fleet_import(m.fleet, conf->instances, admin_id,
+                                                       err)) != MYNA_OK) ||
+        (rc = myna_fleet_load(m.fleet, err)) != MYNA_OK)
+        goto out;
+    myna_fleet_purge_trash(m.fleet);
     m.state = MASTER_RUNNING;
     MYNA_LOG(MYNA_INFO, "ready", "public=%s admin=%s instances=%zu data=%s version=%s", pub,
-             adm, instances->n, conf->data_dir, MYNA_VERSION);
+             adm, myna_fleet_count(m.fleet), conf->data_dir, MYNA_VERSION);
     event_base_dispatch(m.base);
     MYNA_LOG(MYNA_INFO, "stopped", "pending=%zu", myna_ingress_pending(m.ing));
     rc = m.exit_rc;

@@ -21,8 +21,9 @@ struct myna_master_args {
 };
 
 /* Runs until SIGTERM/SIGINT. Returns 0 on a clean stop, MYNA_E* on a start
- * failure (err filled). conf and instances are borrowed. */
-int myna_master_run(const struct myna_conf *conf, const struct myna_instance_set *instances,
-                    const struct myna_master_args *args, struct myna_err *err);
+ * failure (err filled). conf is borrowed. The instances are those of the
+ * control store (data_dir/control.db), after importing conf->instances. */
+int myna_master_run(const struct myna_conf *conf, const struct myna_master_args *args,
+                    struct myna_err *err);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -103,6 +104,8 @@ struct myna_supervisor {
     struct fire *fires, *fires_tail;
     void (*alert)(const char *id, const char *kind, const char *detail, void *arg);
     void *alert_arg;
+    char *(*config_fn)(const char *id, void *arg);
+    void *config_arg;
 };
 
 /* ---- the id table (pure) ---------------------------------------------- */
@@ -482,20 +485,23 @@ static void bot_exited(struct bot *b, int status)
 
 /* The child: pipes onto fds 3 and 4, the log onto 1 and 2, nothing else
  * open, then exec. Only async-signal-safe calls (the master has threads). */
-static void exec_bot(const char *exe, char **argv, int bell_r, int beat_w, int log_fd)
+static void exec_bot(const char *exe, char **argv, int bell_r, int beat_w, int log_fd,
+                     int config_fd)
 {
     struct sigaction dfl;
     sigset_t none;
     int a = fcntl(bell_r, F_DUPFD_CLOEXEC, 10), h = fcntl(beat_w, F_DUPFD_CLOEXEC, 10);
     int l = log_fd >= 0 ? fcntl(log_fd, F_DUPFD_CLOEXEC, 10) : -1;
+    int c = config_fd >= 0 ? fcntl(config_fd, F_DUPFD_CLOEXEC, 10) : -1;
 
     /* first out of the way (a pipe may be on 3 or 4 already), then placed;
      * dup2 clears close-on-exec on the copies */
-    if (a < 0 || h < 0 || (log_fd >= 0 && l < 0) || dup2(a, 3) < 0 || dup2(h, 4) < 0)
+    if (a < 0 || h < 0 || (log_fd >= 0 && l < 0) || (config_fd >= 0 && c < 0) ||
+        dup2(a, 3) < 0 || dup2(h, 4) < 0 || (c >= 0 && dup2(c, 5) < 0))
         _exit(127);
     if (l >= 0 && (dup2(l, STDOUT_FILENO) < 0 || dup2(l, STDERR_FILENO) < 0))
         _exit(127);
-    close_range(5, ~0u, 0);  /* anything not close-on-exec (older kernels: CLOEXEC does it) */
+    close_range(6, ~0u, 0);  /* anything not close-on-exec (older kernels: CLOEXEC does it) */
     memset(&dfl, 0, sizeof(dfl));
     dfl.sa_handler = SIG_DFL;
     sigaction(SIGPIPE, &dfl, NULL);  /* the master ignores it; the bot decides */
@@ -525,10 +531,46 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Forks and execs b's bot. 0, or -1 (logged) when nothing was started. */
+/* b's configuration in a memory file (fd 5 of the bot): secrets never
+ * touch the disk. -1 when there is no source; -2 on failure (logged). */
+static int config_file(struct bot *b)
+{
+    struct myna_supervisor *s = b->s;
+    char *cfg;
+    size_t len, off = 0;
+    int fd;
+
+    if (s->config_fn == NULL)
+        return -1;
+    if ((cfg = s->config_fn(b->id, s->config_arg)) == NULL) {
+        MYNA_LOG(MYNA_ERROR, "bot_start_failed", "instance=%s reason=no_config", b->id);
+        return -2;
+    }
+    len = strlen(cfg);
+    if ((fd = memfd_create("myna-bot-config", MFD_CLOEXEC)) < 0) {
+        MYNA_LOG_ERRNO(MYNA_ERROR, "bot_start_failed", errno, "instance=%s", b->id);
+    } else {
+        while (off < len) {
+            ssize_t w = write(fd, cfg + off, len - off);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+        if (off < len || lseek(fd, 0, SEEK_SET) != 0) {
+            MYNA_LOG_ERRNO(MYNA_ERROR, "bot_start_failed", errno, "instance=%s", b->id);
+            close(fd);
+            fd = -2;
+        }
+    }
+    memset(cfg, 0, len);
+    free(cfg);
+    return fd < 0 ? -2 : fd;
+}
+
 static int bot_spawn(struct bot *b)
 {
     struct myna_supervisor *s = b->s;
-    int bell[2] = { -1, -1 }, beat[2] = { -1, -1 }, log_fd = -1, n = 0;
+    int bell[2] = { -1, -1 }, beat[2] = { -1, -1 }, log_fd = -1, cfg_fd = -1, n = 0;
     char **argv = calloc((size_t)s->argc + 16, sizeof(char *));
     pid_t pid = -1;
 
@@ -541,10 +583,16 @@ static int bot_spawn(struct bot *b)
     if ((log_fd = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0)
         MYNA_LOG_ERRNO(MYNA_ERROR, "bot_log_failed", errno, "instance=%s file=%s", b->id,
                        b->log_path);
+    if ((cfg_fd = config_file(b)) == -2)
+        goto fail;
     argv[n++] = (char *)"myna";
     argv[n++] = (char *)"bot";
     argv[n++] = (char *)"--instance";
     argv[n++] = b->id;
+    if (cfg_fd >= 0) {
+        argv[n++] = (char *)"--config-fd";
+        argv[n++] = (char *)"5";
+    }
     argv[n++] = (char *)"--doorbell-fd";
     argv[n++] = (char *)"3";
     argv[n++] = (char *)"--heartbeat-fd";
@@ -558,11 +606,14 @@ static int bot_spawn(struct bot *b)
     argv[n] = NULL;
     pid = fork();
     if (pid == 0)
-        exec_bot(s->exe, argv, bell[0], beat[1], log_fd);
+        exec_bot(s->exe, argv, bell[0], beat[1], log_fd, cfg_fd);
     if (pid < 0)
         MYNA_LOG_ERRNO(MYNA_ERROR, "bot_start_failed", errno, "instance=%s", b->id);
     if (log_fd >= 0)
         close(log_fd);
+    if (cfg_fd >= 0)
+        close(cfg_fd);
+    log_fd = cfg_fd = -1;
     if (pid < 0)
         goto fail;
     free(argv);
@@ -585,6 +636,10 @@ static int bot_spawn(struct bot *b)
     return 0;
 fail:
     free(argv);
+    if (log_fd >= 0)
+        close(log_fd);
+    if (cfg_fd >= 0)
+        close(cfg_fd);
     for (int i = 0; i < 2; i++) {
         if (bell[i] >= 0)
             close(bell[i]);
@@ -1088,4 +1143,11 @@ void myna_supervisor_free(struct myna_supervisor *s)
     table_release(&s->tab);
     free(s->logs_dir);
     free(s);
+}
+
+void myna_supervisor_set_config(struct myna_supervisor *s,
+                                char *(*fn)(const char *id, void *arg), void *arg)
+{
+    s->config_fn = fn;
+    s->config_arg = arg;
 }

@@ -136,6 +136,13 @@ void myna_supervisor_set_alert(struct myna_supervisor *s,
                                void (*fn)(const char *id, const char *kind, const char *detail,
                                           void *arg),
                                void *arg);
+/* Where a bot's configuration comes from: fn(id) returns the instance's
+ * JSON (malloc; the supervisor wipes and frees it), handed to the bot in a
+ * memory file as fd 5 (`--config-fd 5`) so that its secrets never touch
+ * the disk. NULL from fn fails that start. Without fn, bots read the
+ * instances file. */
+void myna_supervisor_set_config(struct myna_supervisor *s,
+                                char *(*fn)(const char *id, void *arg), void *arg);
 /* Stops every bot (TERM, KILL after kill_after_ms), restarts none from now
  * on; done(arg) runs once all exited (at once when none runs). */
 void myna_supervisor_stop_all(struct myna_supervisor *s, void (*done)(void *arg), void *arg);

@@ -505,8 +505,8 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
         rc = get_bool(obj, "auto_start", 1, &in->auto_start, who, err);
     if (SECTION_FAILED(rc))
         return rc;
-    if ((rc = get_num(obj, "max_memory_mb", 16, 65536, 500, &num, who, "", err)) == MYNA_OK)
-        in->max_memory_mb = (int)num;
+    if ((rc = get_num(obj, "max_memory_mb", 16, 65536, 0, &num, who, "", err)) == MYNA_OK)
+        in->max_memory_mb = (int)num;  /* 0: the server's bot_max_memory_mb */
     if (SECTION_FAILED(rc))
         return rc;
     return MYNA_OK;

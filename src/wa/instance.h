@@ -70,7 +70,8 @@ struct myna_instance {
     /* how the master runs it (docs/instances.md) */
     int enabled;           /* 0: not served, no bot; 1 */
     int auto_start;        /* the bot starts with the master; 1 */
-    int max_memory_mb;     /* a bot past this RSS is restarted; 500 */
+    int max_memory_mb;     /* a bot past this RSS is restarted; 0: the server's
+                            * bot_max_memory_mb (500) */
 };
 
 struct myna_instance_set {

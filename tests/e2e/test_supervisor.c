@@ -1,7 +1,7 @@
 /* test_supervisor.c - the master's supervision of its bots end to end, with
  * the real binary: each bot's own log file, a bot killed with SIGKILL back
- * within 2 s, a bot whose instance vanished from the instances file (exit
- * 2) in crash_loop, the memory limit (MYNA_BOT_MAX_MEMORY_MB=1) restarting
+ * within 2 s, a bot whose configuration cannot be completed (its simulator
+ * key was damaged: exit 2) in crash_loop, the memory limit (MYNA_BOT_MAX_MEMORY_MB=1) restarting
  * a bot gracefully, and a frozen bot (SIGSTOP) killed for its missing
  * heartbeat (MYNA_BOT_HEARTBEAT_TIMEOUT_MS) and started again. */
 #include <setjmp.h>
@@ -31,8 +31,7 @@
     "\"fallback_text\":\"Sorry.\"}"
 
 static const char *const both =
-    "[" INSTANCE("alpha", "100200300") "," INSTANCE("beta", "100200301") "]";
-static const char *const alpha_only = "[" INSTANCE("alpha", "100200300") "]";
+    "[" INSTANCE("alpha", "100200300") ",{\"id\":\"beta\",\"name\":\"beta\",\"provider\":\"sim\"}]";
 
 static int64_t now_ms(void)
 {
@@ -257,7 +256,7 @@ static void test_kill9_bot_is_back_within_2s(void **state)
     }
 }
 
-static void test_instance_gone_is_a_crash_loop(void **state)
+static void test_config_error_is_a_crash_loop(void **state)
 {
     struct myna_proc *p = *state;
     struct want loop = { p, "beta", "event=bot_crash_loop instance=beta", 0, 0 };
@@ -266,16 +265,16 @@ static void test_instance_gone_is_a_crash_loop(void **state)
     FILE *fp;
 
     wait_up(p, "beta");
-    /* the operator edits the instances file under the running master: the
-     * next start of beta's bot finds no such instance and exits with 2 */
-    snprintf(path, sizeof(path), "%s/instances.json", p->dir);
+    /* the simulator's key is damaged under the running master: the next
+     * start of beta's bot cannot derive its secrets and exits with 2 */
+    snprintf(path, sizeof(path), "%s/var/sim.key", p->dir);
     assert_non_null(fp = fopen(path, "w"));
-    fputs(alpha_only, fp);
+    fputs("damaged", fp);
     assert_int_equal(fclose(fp), 0);
     assert_int_equal(kill((pid_t)bot_pid(p, "beta"), SIGKILL), 0);
     assert_true(h_wait(in_log, &loop, 10000));
     assert_true(h_log_contains(p, "event=bot_config_error instance=beta state=crash_loop"));
-    assert_true(h_bot_log_contains(p, "beta", "no such instance"));
+    assert_true(h_bot_log_contains(p, "beta", "is not a simulator key"));
     assert_true(h_wait(metric_is, &gauge, 5000));
     assert_true(h_metric(p, "myna_bot_up{instance=\"beta\"}") == 0);
     {   /* not restarted: code 2 means a configuration error */
@@ -335,7 +334,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_each_bot_logs_to_its_own_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_bot_is_back_within_2s, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_instance_gone_is_a_crash_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_error_is_a_crash_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_limit_restarts_gracefully, setup_memory,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_frozen_bot_is_killed_and_restarted, setup_heartbeat,

@@ -1,0 +1,297 @@
+/* manage.c - instance and token commands over the admin API. */
+#include "cli/manage.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/api.h"
+#include "core/buf.h"
+#include "core/util.h"
+#include "core/banned.h"
+
+#define FILE_MAX (16 << 20)
+
+/* What the API adds to an instance's config that an instances file has not. */
+static const char *const live_fields[] = { "owner", "state", "pid", "restarts", "version", NULL };
+
+static char *read_all(const char *path, FILE *err)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    struct myna_buf b = MYNA_BUF_INIT(FILE_MAX);
+    char chunk[8192], *out;
+    size_t n;
+    int ok = 1;
+
+    if (f == NULL) {
+        fprintf(err, "myna: cannot read '%s'\n", path);
+        return NULL;
+    }
+    while (ok && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        ok = myna_buf_append(&b, chunk, n) == 0;
+    if (f != stdin)
+        fclose(f);
+    if (!ok) {
+        fprintf(err, "myna: '%s' is larger than 16 MiB\n", path);
+        myna_buf_release(&b);
+        return NULL;
+    }
+    out = myna_buf_detach(&b, &n);
+    return out ? out : strdup("");
+}
+
+static void print_json(FILE *out, const char *text)
+{
+    cJSON *o = cJSON_Parse(text);
+    char *pretty = o ? cJSON_Print(o) : NULL;
+
+    fprintf(out, "%s\n", pretty ? pretty : text);
+    free(pretty);
+    cJSON_Delete(o);
+}
+
+static int list(struct myna_api *a, FILE *out, FILE *err)
+{
+    long st = myna_api_call(a, "GET", "/admin/whatsapp/instances", NULL);
+    cJSON *arr, *it;
+
+    if (st != 200) {
+        myna_api_print_error(a, "instance list", st, err);
+        return 1;
+    }
+    arr = cJSON_Parse(a->resp.data);
+    fprintf(out, "%-24s %-8s %-11s %-7s %s\n", "ID", "PROVIDER", "STATE", "ENABLED", "NAME");
+    cJSON_ArrayForEach(it, arr) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id"),
+                    *name = cJSON_GetObjectItemCaseSensitive(it, "name"),
+                    *prov = cJSON_GetObjectItemCaseSensitive(it, "provider"),
+                    *state = cJSON_GetObjectItemCaseSensitive(it, "state"),
+                    *en = cJSON_GetObjectItemCaseSensitive(it, "enabled");
+        fprintf(out, "%-24s %-8s %-11s %-7s %s\n", cJSON_IsString(id) ? id->valuestring : "?",
+                cJSON_IsString(prov) ? prov->valuestring : "?",
+                cJSON_IsString(state) ? state->valuestring : "?", cJSON_IsTrue(en) ? "yes" : "no",
+                cJSON_IsString(name) ? name->valuestring : "");
+    }
+    cJSON_Delete(arr);
+    return 0;
+}
+
+/* GET the instance, secrets revealed with reveal (admins only), without
+ * the live fields: an object for an instances file. */
+static cJSON *fetch(struct myna_api *a, const char *id, int reveal, FILE *err)
+{
+    char path[256];
+    long st;
+    cJSON *o;
+
+    if (!myna_is_slug(id)) {
+        fprintf(err, "myna: '%s' is not an instance id\n", id);
+        return NULL;
+    }
+    snprintf(path, sizeof(path), "/admin/whatsapp/instances/%s%s", id, reveal ? "?secrets=1" : "");
+    if ((st = myna_api_call(a, "GET", path, NULL)) != 200) {
+        myna_api_print_error(a, id, st, err);
+        return NULL;
+    }
+    if ((o = cJSON_Parse(a->resp.data)) != NULL)
+        for (size_t i = 0; live_fields[i]; i++)
+            cJSON_DeleteItemFromObjectCaseSensitive(o, live_fields[i]);
+    return o;
+}
+
+static int export(struct myna_api *a, int argc, char **argv, FILE *out, FILE *err)
+{
+    cJSON *arr = cJSON_CreateArray(), *all = NULL, *it;
+    int reveal = 0, named = 0, rc = 0;
+    char *text;
+
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--with-secrets") == 0)
+            reveal = 1;
+    for (int i = 0; rc == 0 && i < argc; i++) {
+        cJSON *o;
+        if (strcmp(argv[i], "--with-secrets") == 0)
+            continue;
+        named = 1;
+        if ((o = fetch(a, argv[i], reveal, err)) == NULL)
+            rc = 1;
+        else
+            cJSON_AddItemToArray(arr, o);
+    }
+    if (rc == 0 && !named) {
+        long st = myna_api_call(a, "GET", "/admin/whatsapp/instances", NULL);
+        if (st != 200) {
+            myna_api_print_error(a, "instance export", st, err);
+            rc = 1;
+        } else {
+            all = cJSON_Parse(a->resp.data);
+        }
+        cJSON_ArrayForEach(it, all) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+            cJSON *o = cJSON_IsString(id) ? fetch(a, id->valuestring, reveal, err) : NULL;
+            if (o == NULL) {
+                rc = 1;
+                break;
+            }
+            cJSON_AddItemToArray(arr, o);
+        }
+    }
+    if (rc == 0 && (text = cJSON_Print(arr)) != NULL) {
+        fprintf(out, "%s\n", text);
+        free(text);
+    }
+    cJSON_Delete(all);
+    cJSON_Delete(arr);
+    return rc;
+}
+
+static int import(struct myna_api *a, const char *path, FILE *out, FILE *err)
+{
+    char *text = read_all(path, err);
+    cJSON *root = text ? cJSON_Parse(text) : NULL, *it;
+    const cJSON *list;
+    int rc = 0;
+
+    free(text);
+    list = cJSON_IsArray(root) ? root : cJSON_GetObjectItemCaseSensitive(root, "instances");
+    if (!cJSON_IsArray(list)) {
+        fprintf(err, "myna: '%s' is not an instances file (a JSON array of instances)\n", path);
+        cJSON_Delete(root);
+        return 1;
+    }
+    cJSON_ArrayForEach(it, list) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        char p[256], *body = cJSON_PrintUnformatted(it);
+        long st = -1;
+        if (cJSON_IsString(id) && myna_is_slug(id->valuestring) && body) {
+            snprintf(p, sizeof(p), "/admin/whatsapp/instances/%s", id->valuestring);
+            st = myna_api_call(a, "PUT", p, body);
+            if (st == 404)  /* new here */
+                st = myna_api_call(a, "POST", "/admin/whatsapp/instances", body);
+        } else if (body) {
+            st = myna_api_call(a, "POST", "/admin/whatsapp/instances", body);
+        }
+        free(body);
+        if (st != 200 && st != 201) {
+            myna_api_print_error(a, cJSON_IsString(id) ? id->valuestring : "instance", st, err);
+            rc = 1;
+        } else {
+            fprintf(out, "%s %s\n", st == 201 ? "created" : "updated",
+                    cJSON_IsString(id) ? id->valuestring : "");
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int usage(FILE *err)
+{
+    fprintf(err, "usage: myna instance list | show ID | create FILE | start|stop|restart ID |\n"
+                 "                     export [--with-secrets] [ID...] | import FILE\n"
+                 "       (--admin ADDR:PORT, --token TOKEN or MYNA_TOKEN)\n");
+    return 2;
+}
+
+int myna_cli_instance(int argc, char **argv, const char *admin_url, const char *token, FILE *out,
+                      FILE *err)
+{
+    struct myna_api a;
+    const char *verb = argc > 0 ? argv[0] : "";
+    char path[256];
+    long st;
+    int rc = 1;
+
+    if (argc < 1)
+        return usage(err);
+    if (myna_api_init(&a, admin_url, token) != 0) {
+        fprintf(err, "myna: cannot start libcurl\n");
+        return 1;
+    }
+    if (strcmp(verb, "list") == 0 && argc == 1) {
+        rc = list(&a, out, err);
+    } else if (strcmp(verb, "show") == 0 && argc == 2) {
+        cJSON *o = fetch(&a, argv[1], 0, err);
+        rc = o == NULL;
+        if (o)
+            print_json(out, a.resp.data);
+        cJSON_Delete(o);
+    } else if (strcmp(verb, "create") == 0 && argc == 2) {
+        char *body = read_all(argv[1], err);
+        if (body && (st = myna_api_call(&a, "POST", "/admin/whatsapp/instances", body)) == 201) {
+            print_json(out, a.resp.data);
+            rc = 0;
+        } else if (body) {
+            myna_api_print_error(&a, "instance create", st, err);
+        }
+        free(body);
+    } else if ((strcmp(verb, "start") == 0 || strcmp(verb, "stop") == 0 ||
+                strcmp(verb, "restart") == 0) &&
+               argc == 2 && myna_is_slug(argv[1])) {
+        snprintf(path, sizeof(path), "/admin/whatsapp/instances/%s/%s", argv[1], verb);
+        if ((st = myna_api_call(&a, "POST", path, "")) == 200) {
+            fprintf(out, "%s: %s\n", argv[1], verb);
+            rc = 0;
+        } else {
+            myna_api_print_error(&a, argv[1], st, err);
+        }
+    } else if (strcmp(verb, "export") == 0) {
+        rc = export(&a, argc - 1, argv + 1, out, err);
+    } else if (strcmp(verb, "import") == 0 && argc == 2) {
+        rc = import(&a, argv[1], out, err);
+    } else {
+        rc = usage(err);
+    }
+    myna_api_release(&a);
+    return rc;
+}
+
+int myna_cli_token(int argc, char **argv, const char *admin_url, const char *token, FILE *out,
+                   FILE *err)
+{
+    struct myna_api a;
+    cJSON *body, *r;
+    const cJSON *t;
+    const char *role = NULL, *name = "cli";
+    char *text;
+    long st;
+    int rc = 1;
+
+    if (argc < 1 || strcmp(argv[0], "create") != 0)
+        goto bad;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
+            role = argv[++i];
+        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
+        else
+            goto bad;
+    }
+    if (myna_api_init(&a, admin_url, token) != 0) {
+        fprintf(err, "myna: cannot start libcurl\n");
+        return 1;
+    }
+    body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "name", name);
+    if (role)
+        cJSON_AddStringToObject(body, "role", role);
+    text = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    if (text && (st = myna_api_call(&a, "POST", "/admin/tokens", text)) == 201) {
+        r = cJSON_Parse(a.resp.data);
+        t = cJSON_GetObjectItemCaseSensitive(r, "token");
+        if (cJSON_IsString(t)) {
+            fprintf(out, "%s\n", t->valuestring);  /* shown once: the server keeps a hash */
+            rc = 0;
+        }
+        cJSON_Delete(r);
+    } else if (text) {
+        myna_api_print_error(&a, "token create", st, err);
+    }
+    free(text);
+    myna_api_release(&a);
+    return rc;
+bad:
+    fprintf(err, "usage: myna token create [--role guest|user|admin] [--name NAME]\n"
+                 "       (--admin ADDR:PORT, --token TOKEN or MYNA_TOKEN)\n");
+    return 2;
+}

@@ -1,0 +1,24 @@
+/* manage.h - `myna instance ...` and `myna token ...`: the admin API from
+ * the command line (docs/admin-api.md).
+ *
+ *   instance list
+ *   instance show ID
+ *   instance create FILE        (a JSON object; "-" reads stdin)
+ *   instance start|stop|restart ID
+ *   instance export [--with-secrets] [ID...]   an instances file on stdout
+ *   instance import FILE        creates the ones that are new, updates the others
+ *   token create [--role guest|user|admin] [--name NAME]
+ *
+ * argv starts after "instance" / "token". Exit codes: 0 done, 1 the server
+ * refused or is unreachable (its message printed), 2 bad usage. */
+#ifndef MYNA_CLI_MANAGE_H
+#define MYNA_CLI_MANAGE_H
+
+#include <stdio.h>
+
+int myna_cli_instance(int argc, char **argv, const char *admin_url, const char *token, FILE *out,
+                      FILE *err);
+int myna_cli_token(int argc, char **argv, const char *admin_url, const char *token, FILE *out,
+                   FILE *err);
+
+#endif

@@ -1,0 +1,931 @@
+/* admin.c - the admin API: authentication, roles, routes, JSON. */
+#include "master/admin.h"
+
+#include <cjson/cJSON.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "core/auth.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "master/fleet.h"
+#include "master/supervisor.h"
+#include "store/bot_store.h"
+#include "store/control.h"
+#include "store/store.h"
+#include "core/banned.h"
+
+#define BODY_MAX (1 << 20)
+#define FIELD_ERRORS 32
+#define LOG_LINES_MAX 10000
+
+struct myna_admin {
+    struct myna_control *control;
+    struct myna_fleet *fleet;
+    struct myna_supervisor *sup;
+    char data_dir[4096];
+};
+
+/* One request: who asks and what for. */
+struct call {
+    struct myna_admin *a;
+    struct evhttp_request *req;
+    struct myna_control_user user;
+    struct myna_actor actor;
+    char from[64];
+};
+
+/* ---- answers ------------------------------------------------------------------- */
+
+static void send_json(struct evhttp_request *req, int code, cJSON *body /* deleted */)
+{
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    struct evbuffer *out = evbuffer_new();
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (out)
+        evbuffer_add(out, text ? text : "{\"error\":\"out of memory\"}",
+                     strlen(text ? text : "{\"error\":\"out of memory\"}"));
+    evhttp_send_reply(req, text ? code : 500, NULL, out);
+    if (out)
+        evbuffer_free(out);
+    free(text);
+    cJSON_Delete(body);
+}
+
+static void send_error(struct evhttp_request *req, int code, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "error", msg);
+    if (code == 401)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Bearer realm=\"myna\"");
+    send_json(req, code, o);
+}
+
+static void send_fields(struct evhttp_request *req, const char *msg,
+                        const struct myna_field_error *e, size_t n)
+{
+    cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "fields");
+
+    cJSON_AddStringToObject(o, "error", msg);
+    for (size_t i = 0; arr && i < n; i++) {
+        cJSON *f = cJSON_CreateObject();
+        cJSON_AddStringToObject(f, "field", e[i].field);
+        cJSON_AddStringToObject(f, "error", e[i].error);
+        cJSON_AddItemToArray(arr, f);
+    }
+    send_json(req, 400, o);
+}
+
+/* The HTTP status of a failed operation. */
+static int status_of(int rc)
+{
+    switch (rc) {
+    case MYNA_ENOTFOUND: return 404;
+    case MYNA_EEXISTS: return 409;
+    case MYNA_ECONFLICT: return 409;
+    case MYNA_EINVAL: case MYNA_ECONFIG: case MYNA_EPARSE: return 400;
+    case MYNA_ETOOBIG: return 413;
+    default: return 500;
+    }
+}
+
+static void send_failure(struct evhttp_request *req, int rc, const struct myna_err *err)
+{
+    int code = status_of(rc);
+
+    if (code == 500) {
+        char q[600];
+        MYNA_LOG(MYNA_ERROR, "admin_failed", "err=%s", myna_log_q(q, sizeof(q), err->msg));
+        send_error(req, 500, "internal error (see the log)");
+        return;
+    }
+    send_error(req, code, err->msg);
+}
+
+/* The body (NUL-terminated, malloc), or NULL after answering 413. */
+static char *body_of(struct evhttp_request *req, size_t *len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    char *b;
+
+    *len = evbuffer_get_length(in);
+    if (*len > BODY_MAX) {
+        send_error(req, 413, "the body is larger than 1 MiB");
+        return NULL;
+    }
+    if ((b = malloc(*len + 1)) == NULL) {
+        send_error(req, 500, "out of memory");
+        return NULL;
+    }
+    evbuffer_copyout(in, b, *len);
+    b[*len] = '\0';
+    return b;
+}
+
+/* The body as a JSON object, or NULL after answering 400/413. */
+static cJSON *json_body(struct evhttp_request *req)
+{
+    size_t len;
+    char *b = body_of(req, &len);
+    cJSON *o;
+
+    if (b == NULL)
+        return NULL;
+    o = cJSON_ParseWithLength(b, len);
+    free(b);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        send_error(req, 400, "the body must be a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+/* ---- who asks -------------------------------------------------------------------- */
+
+static int authenticate(struct call *c)
+{
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
+    struct myna_err err = MYNA_ERR_INIT;
+    char hash[65];
+    int rc;
+
+    if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
+        send_error(c->req, 401, "an API token is required: Authorization: Bearer <token>");
+        return -1;
+    }
+    if (!myna_token_looks_valid(h + 7)) {
+        send_error(c->req, 401, "not a valid API token");
+        return -1;
+    }
+    myna_token_hash(h + 7, hash);
+    rc = myna_control_token_find(c->a->control, hash, myna_wall_ms(), &c->user, NULL, &err);
+    if (rc == MYNA_ENOTFOUND) {
+        send_error(c->req, 401, "unknown or revoked API token");
+        return -1;
+    }
+    if (rc != MYNA_OK) {
+        send_failure(c->req, rc, &err);
+        return -1;
+    }
+    c->actor.user_id = c->user.id;
+    c->actor.name = c->user.name;
+    c->actor.role = c->user.role;
+    c->actor.from_addr = c->from;
+    return 0;
+}
+
+static int allowed(struct call *c, int min_role)
+{
+    if (c->user.role >= min_role)
+        return 1;
+    send_error(c->req, 403, min_role == MYNA_ROLE_ADMIN ? "only an admin may do this"
+                                                        : "a guest may only read");
+    return 0;
+}
+
+/* The instance id if this caller may see it (else answers 404). */
+static int visible(struct call *c, const char *id)
+{
+    int64_t owner = myna_fleet_owner(c->a->fleet, id);
+
+    if (owner < 0 || (c->user.role == MYNA_ROLE_USER && owner != c->user.id)) {
+        send_error(c->req, 404, "no such instance");
+        return 0;
+    }
+    return 1;
+}
+
+static void audit(struct call *c, const char *action, const char *target)
+{
+    struct myna_control_audit a = { 0, myna_wall_ms(), c->user.id, c->user.name, (char *)action,
+                                    (char *)target, NULL, c->from };
+    struct myna_err err = MYNA_ERR_INIT;
+
+    if (myna_control_audit_add(c->a->control, &a, NULL, &err) != MYNA_OK) {
+        char q[600];
+        MYNA_LOG(MYNA_ERROR, "audit_failed", "action=%s err=%s", action,
+                 myna_log_q(q, sizeof(q), err.msg));
+    }
+}
+
+/* ---- instances ----------------------------------------------------------------------- */
+
+static void add_state(struct call *c, cJSON *o, const char *id)
+{
+    struct myna_bot_status st;
+
+    if (c->a->sup && myna_supervisor_status(c->a->sup, id, &st) == MYNA_OK) {
+        cJSON_AddStringToObject(o, "state", st.state);
+        cJSON_AddNumberToObject(o, "pid", (double)st.pid);
+        cJSON_AddNumberToObject(o, "restarts", st.restarts);
+    } else {
+        cJSON_AddStringToObject(o, "state", c->a->sup ? "stopped" : "bots_off");
+    }
+}
+
+static void list_instances(struct call *c)
+{
+    cJSON *arr = cJSON_CreateArray();
+
+    for (size_t i = 0; arr && i < myna_fleet_count(c->a->fleet); i++) {
+        const char *id = myna_fleet_id(c->a->fleet, i);
+        const struct myna_instance *in = myna_fleet_find(c->a->fleet, id);
+        int64_t owner = myna_fleet_owner(c->a->fleet, id);
+        cJSON *o;
+        if (c->user.role == MYNA_ROLE_USER && owner != c->user.id)
+            continue;
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", id);
+        cJSON_AddStringToObject(o, "name", in->name);
+        cJSON_AddStringToObject(o, "provider", in->provider);
+        cJSON_AddBoolToObject(o, "enabled", in->enabled);
+        cJSON_AddBoolToObject(o, "auto_start", in->auto_start);
+        cJSON_AddNumberToObject(o, "owner", (double)owner);
+        add_state(c, o, id);
+        cJSON_AddItemToArray(arr, o);
+    }
+    send_json(c->req, 200, arr);
+}
+
+/* ?secrets=1: an admin's export, with the secrets (audited). */
+static int wants_secrets(struct call *c)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(c->req));
+
+    return q && strcmp(q, "secrets=1") == 0;
+}
+
+static void show_instance(struct call *c, const char *id, int code)
+{
+    enum myna_secrets_view view = c->user.role == MYNA_ROLE_GUEST ? MYNA_SECRETS_HIDDEN
+                                                                  : MYNA_SECRETS_MASKED;
+    cJSON *o;
+
+    if (code == 200 && wants_secrets(c)) {
+        if (!allowed(c, MYNA_ROLE_ADMIN))
+            return;
+        view = MYNA_SECRETS_SHOWN;
+        audit(c, "instance.export_secrets", id);
+    }
+    o = myna_fleet_config_json(c->a->fleet, id, view);
+
+    if (o == NULL) {
+        send_error(c->req, 404, "no such instance");
+        return;
+    }
+    cJSON_AddNumberToObject(o, "owner", (double)myna_fleet_owner(c->a->fleet, id));
+    add_state(c, o, id);
+    send_json(c->req, code, o);
+}
+
+static void create_instance(struct call *c)
+{
+    struct myna_field_error errs[FIELD_ERRORS];
+    struct myna_err err = MYNA_ERR_INIT;
+    size_t len, n = 0;
+    char id[80], *body = body_of(c->req, &len);
+    int rc;
+
+    if (body == NULL)
+        return;
+    rc = myna_fleet_create(c->a->fleet, &c->actor, body, len, id, sizeof(id), errs, FIELD_ERRORS,
+                           &n, &err);
+    free(body);
+    if (rc == MYNA_ECONFIG && n > 0)
+        send_fields(c->req, "the instance is not valid", errs, n);
+    else if (rc != MYNA_OK)
+        send_failure(c->req, rc, &err);
+    else
+        show_instance(c, id, 201);
+}
+
+static void update_instance(struct call *c, const char *id)
+{
+    struct myna_field_error errs[FIELD_ERRORS];
+    struct myna_err err = MYNA_ERR_INIT;
+    size_t len, n = 0;
+    char *body = body_of(c->req, &len);
+    int rc;
+
+    if (body == NULL)
+        return;
+    rc = myna_fleet_update(c->a->fleet, &c->actor, id, body, len, errs, FIELD_ERRORS, &n, &err);
+    free(body);
+    if (rc == MYNA_ECONFIG && n > 0)
+        send_fields(c->req, "the instance is not valid", errs, n);
+    else if (rc != MYNA_OK)
+        send_failure(c->req, rc, &err);
+    else
+        show_instance(c, id, 200);
+}
+
+/* The bot's store of id, opened for this request (NULL if it has none yet). */
+static struct myna_bot_store *bot_store(struct call *c, const char *id, struct myna_store **st)
+{
+    struct myna_store_opts so = { MYNA_SYNC_NORMAL, 200 };
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_bot_store *bs = NULL;
+    char path[4300];
+
+    snprintf(path, sizeof(path), "%s/instances/%s.bot.db", c->a->data_dir, id);
+    if ((*st = myna_store_open_sqlite(path, &so, &err)) != NULL &&
+        (bs = myna_bot_store_new(*st, &err)) == NULL) {
+        myna_store_free(*st);
+        *st = NULL;
+    }
+    return bs;
+}
+
+static void on_counter(const char *name, int64_t v, void *arg)
+{
+    cJSON_AddNumberToObject(arg, name, (double)v);
+}
+
+static void add_counts(struct call *c, cJSON *o, const char *id, int with_counters)
+{
+    struct myna_store *st = NULL;
+    struct myna_bot_store *bs = bot_store(c, id, &st);
+    struct myna_bot_counts n;
+    struct myna_err err = MYNA_ERR_INIT;
+    int64_t consumed = 0;
+
+    if (bs && myna_bot_counts(bs, &n, &err) == MYNA_OK) {
+        cJSON_AddNumberToObject(o, "outbox_open", (double)n.outbox_open);
+        cJSON_AddNumberToObject(o, "dead_letters", (double)n.dead_letters);
+        cJSON_AddNumberToObject(o, "sends_unconfirmed", (double)n.unconfirmed);
+        cJSON_AddNumberToObject(o, "turns_pending", (double)n.turns_pending);
+        cJSON_AddNumberToObject(o, "open_batches", (double)n.open_batches);
+    }
+    if (bs && myna_bot_cursor_get(bs, "inbox", &consumed, &err) == MYNA_OK)
+        cJSON_AddNumberToObject(o, "inbox_consumed", (double)consumed);
+    if (bs && with_counters) {
+        cJSON *cnt = cJSON_AddObjectToObject(o, "counters");
+        if (cnt)
+            myna_bot_counters(bs, on_counter, cnt, &err);
+    }
+    myna_bot_store_free(bs);
+    myna_store_free(st);
+}
+
+static void instance_status(struct call *c, const char *id)
+{
+    cJSON *o = cJSON_CreateObject();
+    struct myna_bot_status st;
+
+    cJSON_AddStringToObject(o, "id", id);
+    if (c->a->sup && myna_supervisor_status(c->a->sup, id, &st) == MYNA_OK) {
+        cJSON_AddStringToObject(o, "state", st.state);
+        cJSON_AddNumberToObject(o, "pid", (double)st.pid);
+        cJSON_AddNumberToObject(o, "uptime_ms", (double)st.uptime_ms);
+        cJSON_AddNumberToObject(o, "restarts", st.restarts);
+        cJSON_AddNumberToObject(o, "last_exit_code", st.last_exit_code);
+        cJSON_AddNumberToObject(o, "last_signal", st.last_signal);
+        cJSON_AddNumberToObject(o, "rss_kb", (double)st.rss_kb);
+        cJSON_AddStringToObject(o, "reason", st.reason);
+    } else {
+        cJSON_AddStringToObject(o, "state", c->a->sup ? "stopped" : "bots_off");
+    }
+    add_counts(c, o, id, 0);
+    send_json(c->req, 200, o);
+}
+
+static void instance_stats(struct call *c, const char *id)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "id", id);
+    add_counts(c, o, id, 1);
+    send_json(c->req, 200, o);
+}
+
+static void instance_logs(struct call *c, const char *id)
+{
+    struct evkeyvalq q;
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(c->req)), *lines_s;
+    int64_t lines = 100;
+    struct myna_buf b = MYNA_BUF_INIT(16 << 20);
+    struct evbuffer *out;
+    char path[4300];
+
+    TAILQ_INIT(&q);
+    if (query && evhttp_parse_query_str(query, &q) != 0) {
+        send_error(c->req, 400, "bad query string");
+        return;
+    }
+    lines_s = evhttp_find_header(&q, "lines");
+    if (lines_s && myna_parse_i64(lines_s, 1, LOG_LINES_MAX, &lines) != 0) {
+        evhttp_clear_headers(&q);
+        send_error(c->req, 400, "'lines' must be a number from 1 to 10000");
+        return;
+    }
+    evhttp_clear_headers(&q);
+    snprintf(path, sizeof(path), "%s/logs/%s.log", c->a->data_dir, id);
+    if (myna_log_tail(path, (size_t)lines, &b) != MYNA_OK) {
+        myna_buf_release(&b);
+        send_error(c->req, 404, "no log for this instance yet");
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
+                      "text/plain; charset=utf-8");
+    if ((out = evbuffer_new()) != NULL)
+        evbuffer_add(out, b.data ? b.data : "", b.len);
+    evhttp_send_reply(c->req, 200, NULL, out);
+    if (out)
+        evbuffer_free(out);
+    myna_buf_release(&b);
+}
+
+static void instances(struct call *c, const char *rest)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(c->req);
+    struct myna_err err = MYNA_ERR_INIT;
+    char id[80];
+    const char *slash, *sub;
+    int rc;
+
+    if (*rest == '\0') {
+        if (cmd == EVHTTP_REQ_GET)
+            list_instances(c);
+        else if (cmd == EVHTTP_REQ_POST && allowed(c, MYNA_ROLE_USER))
+            create_instance(c);
+        else if (cmd != EVHTTP_REQ_POST)
+            send_error(c->req, 405, "use GET or POST");
+        return;
+    }
+    slash = strchr(rest, '/');
+    snprintf(id, sizeof(id), "%.*s", (int)(slash ? (size_t)(slash - rest) : strlen(rest)), rest);
+    sub = slash ? slash + 1 : "";
+    if (!myna_is_slug(id) || !visible(c, id)) {
+        if (!myna_is_slug(id))
+            send_error(c->req, 404, "no such instance");
+        return;
+    }
+    if (*sub == '\0') {
+        if (cmd == EVHTTP_REQ_GET)
+            show_instance(c, id, 200);
+        else if (cmd == EVHTTP_REQ_PUT && allowed(c, MYNA_ROLE_USER))
+            update_instance(c, id);
+        else if (cmd == EVHTTP_REQ_DELETE && allowed(c, MYNA_ROLE_USER)) {
+            if ((rc = myna_fleet_delete(c->a->fleet, &c->actor, id, &err)) != MYNA_OK) {
+                send_failure(c->req, rc, &err);
+            } else {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "deleted", id);
+                send_json(c->req, 200, o);
+            }
+        } else if (cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_DELETE)
+            send_error(c->req, 405, "use GET, PUT or DELETE");
+        return;
+    }
+    if (strcmp(sub, "start") == 0 || strcmp(sub, "stop") == 0 || strcmp(sub, "restart") == 0) {
+        if (cmd != EVHTTP_REQ_POST) {
+            send_error(c->req, 405, "use POST");
+        } else if (allowed(c, MYNA_ROLE_USER)) {
+            if ((rc = myna_fleet_action(c->a->fleet, &c->actor, id, sub, &err)) != MYNA_OK)
+                send_failure(c->req, rc, &err);
+            else
+                show_instance(c, id, 200);
+        }
+        return;
+    }
+    if (cmd != EVHTTP_REQ_GET) {
+        send_error(c->req, 405, "use GET");
+        return;
+    }
+    if (strcmp(sub, "status") == 0)
+        instance_status(c, id);
+    else if (strcmp(sub, "stats") == 0)
+        instance_stats(c, id);
+    else if (strcmp(sub, "logs") == 0)
+        instance_logs(c, id);
+    else
+        send_error(c->req, 404, "not found");
+}
+
+/* ---- users and tokens ---------------------------------------------------------------- */
+
+static cJSON *user_json(const struct myna_control_user *u)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddNumberToObject(o, "id", (double)u->id);
+    cJSON_AddStringToObject(o, "name", u->name);
+    cJSON_AddStringToObject(o, "role", myna_role_name((enum myna_role)u->role));
+    cJSON_AddBoolToObject(o, "password", u->password_hash != NULL);
+    cJSON_AddBoolToObject(o, "disabled", u->disabled);
+    return o;
+}
+
+/* A new token for user_id, answered once in o["token"]. */
+static int add_token(struct call *c, int64_t user_id, const char *name, cJSON *o,
+                     struct myna_err *err)
+{
+    char token[64], hash[65];
+    int64_t id = 0;
+    int rc;
+
+    if ((rc = myna_token_new(token, hash, err)) != MYNA_OK ||
+        (rc = myna_control_token_add(c->a->control, user_id, hash, name, myna_wall_ms(), &id,
+                                     err)) != MYNA_OK)
+        return rc;
+    cJSON_AddStringToObject(o, "token", token);
+    cJSON_AddNumberToObject(o, "token_id", (double)id);
+    memset(token, 0, sizeof(token));
+    return MYNA_OK;
+}
+
+static void users(struct call *c)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(c->req);
+    struct myna_err err = MYNA_ERR_INIT;
+
+    if (cmd == EVHTTP_REQ_GET) {
+        cJSON *arr = cJSON_CreateArray();
+        struct myna_control_user *v = NULL;
+        size_t n = 0;
+        int rc;
+        if (c->user.role != MYNA_ROLE_ADMIN) {  /* the others see themselves */
+            cJSON_AddItemToArray(arr, user_json(&c->user));
+            send_json(c->req, 200, arr);
+            return;
+        }
+        if ((rc = myna_control_user_list(c->a->control, MYNA_CONTROL_LIST_MAX, 0, &v, &n, &err)) !=
+            MYNA_OK) {
+            cJSON_Delete(arr);
+            send_failure(c->req, rc, &err);
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            cJSON_AddItemToArray(arr, user_json(&v[i]));
+            myna_control_user_release(&v[i]);
+        }
+        free(v);
+        send_json(c->req, 200, arr);
+    } else if (cmd == EVHTTP_REQ_POST) {
+        cJSON *body, *o;
+        const cJSON *name, *role, *pw;
+        enum myna_role r = MYNA_ROLE_USER;
+        char *hash = NULL;
+        int64_t id = 0;
+        int rc;
+        if (!allowed(c, MYNA_ROLE_ADMIN) || (body = json_body(c->req)) == NULL)
+            return;
+        name = cJSON_GetObjectItemCaseSensitive(body, "name");
+        role = cJSON_GetObjectItemCaseSensitive(body, "role");
+        pw = cJSON_GetObjectItemCaseSensitive(body, "password");
+        if (!cJSON_IsString(name) ||
+            (role && (!cJSON_IsString(role) || myna_role_parse(role->valuestring, &r) != 0)) ||
+            (pw && !cJSON_IsString(pw))) {
+            cJSON_Delete(body);
+            send_error(c->req, 400, "expected {\"name\", \"role\": guest|user|admin, "
+                                    "\"password\" (optional)}");
+            return;
+        }
+        if (pw && (hash = myna_password_hash(pw->valuestring, &err)) == NULL) {
+            cJSON_Delete(body);
+            send_failure(c->req, err.code, &err);
+            return;
+        }
+        o = cJSON_CreateObject();
+        if ((rc = myna_control_begin(c->a->control, &err)) == MYNA_OK) {
+            rc = myna_control_user_add(c->a->control, name->valuestring, (int)r, hash,
+                                       myna_wall_ms(), &id, &err);
+            if (rc == MYNA_OK)
+                rc = add_token(c, id, "created with the user", o, &err);
+            if (rc == MYNA_OK)
+                rc = myna_control_commit(c->a->control, &err);
+            else
+                myna_control_rollback(c->a->control);
+        }
+        free(hash);
+        if (rc != MYNA_OK) {
+            cJSON_Delete(o);
+            send_failure(c->req, rc, &err);
+        } else {
+            cJSON_AddNumberToObject(o, "id", (double)id);
+            cJSON_AddStringToObject(o, "name", name->valuestring);
+            cJSON_AddStringToObject(o, "role", myna_role_name(r));
+            audit(c, "user.create", name->valuestring);
+            send_json(c->req, 201, o);
+        }
+        cJSON_Delete(body);
+    } else {
+        send_error(c->req, 405, "use GET or POST");
+    }
+}
+
+static void tokens(struct call *c, const char *rest)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(c->req);
+    struct myna_err err = MYNA_ERR_INIT;
+    int rc;
+
+    if (*rest == '\0' && cmd == EVHTTP_REQ_GET) {
+        cJSON *arr = cJSON_CreateArray();
+        struct myna_control_token *v = NULL;
+        size_t n = 0;
+        if ((rc = myna_control_token_list(c->a->control,
+                                          c->user.role == MYNA_ROLE_ADMIN ? 0 : c->user.id,
+                                          MYNA_CONTROL_LIST_MAX, 0, &v, &n, &err)) != MYNA_OK) {
+            cJSON_Delete(arr);
+            send_failure(c->req, rc, &err);
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "id", (double)v[i].id);
+            cJSON_AddNumberToObject(o, "user_id", (double)v[i].user_id);
+            cJSON_AddStringToObject(o, "name", v[i].name ? v[i].name : "");
+            cJSON_AddNumberToObject(o, "created_ms", (double)v[i].created_ms);
+            cJSON_AddNumberToObject(o, "last_used_ms", (double)v[i].last_used_ms);
+            cJSON_AddBoolToObject(o, "revoked", v[i].revoked);
+            cJSON_AddItemToArray(arr, o);
+            myna_control_token_release(&v[i]);
+        }
+        free(v);
+        send_json(c->req, 200, arr);
+    } else if (*rest == '\0' && cmd == EVHTTP_REQ_POST) {
+        /* {"name"} a token for oneself; an admin may add {"user": "bob"}, or
+         * {"role": R} for a new user of that role named after the token */
+        cJSON *body = json_body(c->req), *o;
+        const cJSON *name, *user, *role;
+        struct myna_control_user u = { 0 };
+        enum myna_role r;
+        int64_t uid = c->user.id, new_id = 0;
+        if (body == NULL)
+            return;
+        name = cJSON_GetObjectItemCaseSensitive(body, "name");
+        user = cJSON_GetObjectItemCaseSensitive(body, "user");
+        role = cJSON_GetObjectItemCaseSensitive(body, "role");
+        if ((name && !cJSON_IsString(name)) || (user && !cJSON_IsString(user)) ||
+            (role && (!cJSON_IsString(role) || myna_role_parse(role->valuestring, &r) != 0)) ||
+            (user && role)) {
+            cJSON_Delete(body);
+            send_error(c->req, 400, "expected {\"name\"} and at most one of \"user\" or \"role\"");
+            return;
+        }
+        if ((user || role) && !allowed(c, MYNA_ROLE_ADMIN)) {
+            cJSON_Delete(body);
+            return;
+        }
+        o = cJSON_CreateObject();
+        if ((rc = myna_control_begin(c->a->control, &err)) == MYNA_OK) {
+            if (user && (rc = myna_control_user_get_by_name(c->a->control, user->valuestring, &u,
+                                                            &err)) == MYNA_OK)
+                uid = u.id;
+            if (role && rc == MYNA_OK) {
+                char uname[MYNA_CONTROL_NAME_MAX + 1];
+                snprintf(uname, sizeof(uname), "%s-%lld", myna_role_name(r),
+                         (long long)(myna_wall_ms() % 100000000));
+                rc = myna_control_user_add(c->a->control, uname, (int)r, NULL, myna_wall_ms(),
+                                           &new_id, &err);
+                uid = new_id;
+                cJSON_AddStringToObject(o, "user", uname);
+            }
+            if (rc == MYNA_OK)
+                rc = add_token(c, uid, name ? name->valuestring : "", o, &err);
+            if (rc == MYNA_OK)
+                rc = myna_control_commit(c->a->control, &err);
+            else
+                myna_control_rollback(c->a->control);
+        }
+        myna_control_user_release(&u);
+        cJSON_Delete(body);
+        if (rc != MYNA_OK) {
+            cJSON_Delete(o);
+            send_failure(c->req, rc, &err);
+            return;
+        }
+        cJSON_AddNumberToObject(o, "user_id", (double)uid);
+        audit(c, "token.create", NULL);
+        send_json(c->req, 201, o);
+    } else if (*rest != '\0' && cmd == EVHTTP_REQ_DELETE) {
+        int64_t id;
+        struct myna_control_token *v = NULL;
+        size_t n = 0;
+        int mine = c->user.role == MYNA_ROLE_ADMIN;
+        if (myna_parse_i64(rest, 1, INT64_MAX, &id) != 0) {
+            send_error(c->req, 404, "no such token");
+            return;
+        }
+        if (!mine && myna_control_token_list(c->a->control, c->user.id, MYNA_CONTROL_LIST_MAX, 0,
+                                             &v, &n, &err) == MYNA_OK) {
+            for (size_t i = 0; i < n; i++) {
+                mine |= v[i].id == id;
+                myna_control_token_release(&v[i]);
+            }
+            free(v);
+        }
+        if (!mine) {
+            send_error(c->req, 404, "no such token");
+            return;
+        }
+        if ((rc = myna_control_token_revoke(c->a->control, id, &err)) != MYNA_OK) {
+            send_failure(c->req, rc, &err);
+            return;
+        }
+        audit(c, "token.revoke", rest);
+        {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "revoked", (double)id);
+            send_json(c->req, 200, o);
+        }
+    } else {
+        send_error(c->req, 405, "use GET or POST /admin/tokens, DELETE /admin/tokens/{id}");
+    }
+}
+
+static void audit_list(struct call *c)
+{
+    struct myna_control_audit *v = NULL;
+    struct myna_err err = MYNA_ERR_INIT;
+    cJSON *arr;
+    size_t n = 0;
+    int rc;
+
+    if (!allowed(c, MYNA_ROLE_ADMIN))
+        return;
+    if ((rc = myna_control_audit_list(c->a->control, 200, 0, &v, &n, &err)) != MYNA_OK) {
+        send_failure(c->req, rc, &err);
+        return;
+    }
+    arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "ts_ms", (double)v[i].ts_ms);
+        cJSON_AddStringToObject(o, "user", v[i].user_name ? v[i].user_name : "");
+        cJSON_AddStringToObject(o, "action", v[i].action);
+        cJSON_AddStringToObject(o, "target", v[i].target ? v[i].target : "");
+        if (v[i].detail)
+            cJSON_AddRawToObject(o, "detail", v[i].detail);
+        cJSON_AddItemToArray(arr, o);
+        myna_control_audit_release(&v[i]);
+    }
+    free(v);
+    send_json(c->req, 200, arr);
+}
+
+/* ---- login ------------------------------------------------------------------------------ */
+
+static void login(struct myna_admin *a, struct evhttp_request *req, const char *from)
+{
+    cJSON *body = json_body(req), *o;
+    const cJSON *name, *pw;
+    struct myna_control_user u = { 0 };
+    struct myna_err err = MYNA_ERR_INIT;
+    struct call c;
+    int ok;
+
+    if (body == NULL)
+        return;
+    name = cJSON_GetObjectItemCaseSensitive(body, "name");
+    pw = cJSON_GetObjectItemCaseSensitive(body, "password");
+    ok = cJSON_IsString(name) && cJSON_IsString(pw) &&
+         myna_control_user_get_by_name(a->control, name->valuestring, &u, &err) == MYNA_OK &&
+         !u.disabled && u.password_hash && myna_password_verify(pw->valuestring, u.password_hash);
+    memset(&c, 0, sizeof(c));
+    c.a = a;
+    c.req = req;
+    snprintf(c.from, sizeof(c.from), "%s", from);
+    if (!ok) {
+        MYNA_LOG(MYNA_WARN, "login_failed", "from=%s", from);
+        myna_control_user_release(&u);
+        cJSON_Delete(body);
+        send_error(req, 401, "wrong name or password");
+        return;
+    }
+    o = cJSON_CreateObject();
+    c.user = u;
+    if (add_token(&c, u.id, "login", o, &err) != MYNA_OK) {
+        cJSON_Delete(o);
+        send_failure(req, err.code, &err);
+    } else {
+        cJSON_AddItemToObject(o, "user", user_json(&u));
+        audit(&c, "user.login", u.name);
+        send_json(req, 200, o);
+    }
+    myna_control_user_release(&u);
+    cJSON_Delete(body);
+}
+
+/* ---- routing -------------------------------------------------------------------------------- */
+
+void myna_admin_handle(struct myna_admin *a, struct evhttp_request *req, const char *path)
+{
+    struct call c;
+    char *host = NULL;
+    ev_uint16_t port = 0;
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+
+    memset(&c, 0, sizeof(c));
+    c.a = a;
+    c.req = req;
+    if (conn)
+        evhttp_connection_get_peer(conn, &host, &port);
+    snprintf(c.from, sizeof(c.from), "%s", host ? host : "-");
+    if (strcmp(path, "/admin/login") == 0) {
+        if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
+            login(a, req, c.from);
+        else
+            send_error(req, 405, "use POST");
+        return;
+    }
+    if (authenticate(&c) != 0)
+        return;
+    if (strncmp(path, "/admin/whatsapp/instances", 25) == 0 &&
+        (path[25] == '\0' || path[25] == '/'))
+        instances(&c, path[25] ? path + 26 : "");
+    else if (strcmp(path, "/admin/users") == 0)
+        users(&c);
+    else if (strncmp(path, "/admin/tokens", 13) == 0 && (path[13] == '\0' || path[13] == '/'))
+        tokens(&c, path[13] ? path + 14 : "");
+    else if (strcmp(path, "/admin/audit") == 0)
+        audit_list(&c);
+    else
+        send_error(req, 404, "not found");
+    myna_control_user_release(&c.user);
+}
+
+struct myna_admin *myna_admin_new(struct myna_control *control, struct myna_fleet *fleet,
+                                  struct myna_supervisor *sup, const char *data_dir,
+                                  struct myna_err *err)
+{
+    struct myna_admin *a = calloc(1, sizeof(*a));
+
+    if (a == NULL) {
+        myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    a->control = control;
+    a->fleet = fleet;
+    a->sup = sup;
+    snprintf(a->data_dir, sizeof(a->data_dir), "%s", data_dir);
+    return a;
+}
+
+void myna_admin_free(struct myna_admin *a)
+{
+    free(a);
+}
+
+int myna_admin_bootstrap(struct myna_control *control, const char *env_token, FILE *out,
+                         int64_t *admin_id, struct myna_err *err)
+{
+    char token[64], hash[65];
+    int64_t n = 0;
+    int rc;
+
+    if ((rc = myna_control_user_count_admins(control, &n, err)) != MYNA_OK)
+        return rc;
+    if (n > 0) {
+        struct myna_control_user *v = NULL;
+        size_t k = 0;
+        *admin_id = 0;
+        if ((rc = myna_control_user_list(control, MYNA_CONTROL_LIST_MAX, 0, &v, &k, err)) != MYNA_OK)
+            return rc;
+        for (size_t i = 0; i < k; i++) {
+            if (*admin_id == 0 && v[i].role == MYNA_ROLE_ADMIN && !v[i].disabled)
+                *admin_id = v[i].id;
+            myna_control_user_release(&v[i]);
+        }
+        free(v);
+        return MYNA_OK;
+    }
+    if (env_token && *env_token) {
+        if (!myna_token_looks_valid(env_token))
+            return myna_err_set(err, MYNA_ECONFIG,
+                                "MYNA_ADMIN_TOKEN must be \"myna_\" and 43 characters of "
+                                "base64url; leave it unset and Myna makes one");
+        snprintf(token, sizeof(token), "%s", env_token);
+        myna_token_hash(token, hash);
+    } else if ((rc = myna_token_new(token, hash, err)) != MYNA_OK) {
+        return rc;
+    }
+    if ((rc = myna_control_begin(control, err)) == MYNA_OK) {
+        rc = myna_control_user_add(control, "admin", MYNA_ROLE_ADMIN, NULL, myna_wall_ms(),
+                                   admin_id, err);
+        if (rc == MYNA_OK)
+            rc = myna_control_token_add(control, *admin_id, hash, "first admin", myna_wall_ms(),
+                                        NULL, err);
+        if (rc == MYNA_OK)
+            rc = myna_control_commit(control, err);
+        else
+            myna_control_rollback(control);
+    }
+    if (rc == MYNA_OK && !(env_token && *env_token))
+        fprintf(out, "\nThe admin API's first token (shown once; keep it):\n\n    %s\n\n", token);
+    memset(token, 0, sizeof(token));
+    return rc;
+}

@@ -1,0 +1,45 @@
+/* admin.h - the admin API on the admin listener (JSON; docs/admin-api.md).
+ *
+ *   POST /admin/login                          {"name","password"} -> a token
+ *   GET|POST /admin/whatsapp/instances         list (with live state) | create
+ *   GET|PUT|DELETE /admin/whatsapp/instances/{id}
+ *   POST /admin/whatsapp/instances/{id}/start|stop|restart
+ *   GET  /admin/whatsapp/instances/{id}/status|logs|stats
+ *   GET|POST /admin/users, GET|POST /admin/tokens, DELETE /admin/tokens/{id}
+ *   GET  /admin/audit
+ *
+ * Every request but login carries "Authorization: Bearer <token>": none or
+ * a bad one is 401. Roles: admin does everything; user manages the
+ * instances it owns (another user's instance is 404 to it); guest reads,
+ * never secrets; what a role may not do is 403. Bad bodies are 400 with
+ * {"error", "fields": [{"field","error"}]}; a taken name 409. Every change
+ * is in the audit log. Runs on the master's loop. */
+#ifndef MYNA_MASTER_ADMIN_H
+#define MYNA_MASTER_ADMIN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/err.h"
+
+struct evhttp_request;
+struct myna_control;
+struct myna_fleet;
+struct myna_supervisor;
+struct myna_admin;
+
+struct myna_admin *myna_admin_new(struct myna_control *control, struct myna_fleet *fleet,
+                                  struct myna_supervisor *sup, const char *data_dir,
+                                  struct myna_err *err);
+void myna_admin_free(struct myna_admin *a);
+/* Handles a request whose path starts with "/admin/". */
+void myna_admin_handle(struct myna_admin *a, struct evhttp_request *req, const char *path);
+
+/* On a control store with no admin: creates the user "admin" with a new
+ * token (or env_token, when given and well-formed) and prints the token
+ * once to out. Does nothing when an admin exists. *id gets the admin's id
+ * (the owner of imported instances). */
+int myna_admin_bootstrap(struct myna_control *control, const char *env_token, FILE *out,
+                         int64_t *admin_id, struct myna_err *err);
+
+#endif

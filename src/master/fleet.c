@@ -1,0 +1,904 @@
+/* fleet.c - live instances: control store <-> ingress, simulator, bots. */
+#include "master/fleet.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/secret.h"
+#include "core/util.h"
+#include "master/ingress.h"
+#include "master/simulator.h"
+#include "master/supervisor.h"
+#include "store/control.h"
+#include "wa/sim.h"
+#include "core/banned.h"
+
+#define TRASH_KEEP_S (7 * 86400)
+#define FILE_MAX (16 << 20)
+
+/* The secret fields of an instance object; "llm.api_key" is inside "llm". */
+static const char *const secret_fields[] = { "access_token", "app_secret", "verify_token", NULL };
+
+struct live {
+    char *id;
+    int64_t owner_id;
+    int64_t version;
+    char *config;                /* as stored: secrets sealed */
+    struct myna_instance inst;   /* parsed, secrets open, sim defaults filled */
+};
+
+struct myna_fleet {
+    struct myna_control *control;
+    struct myna_secret_box *box;
+    struct myna_ingress *ingress;
+    struct myna_simulator *sim;
+    struct myna_supervisor *sup;
+    char data_dir[4096];
+    char admin_addr[128];
+    int default_memory_mb;       /* for instances that set none */
+    struct live **v;             /* sorted by id */
+    size_t n, cap;
+};
+
+/* ---- secrets in a config object ------------------------------------------------ */
+
+static void aad_of(char *aad, size_t cap, const char *id, const char *field)
+{
+    snprintf(aad, cap, "instance:%s:%s", id, field);
+}
+
+/* fn(slot, field) for each secret string of obj (top level and llm.api_key). */
+static int each_secret(cJSON *obj, const char *id, struct myna_secret_box *box, int seal,
+                       struct myna_err *err)
+{
+    cJSON *llm = cJSON_GetObjectItemCaseSensitive(obj, "llm");
+    cJSON *slots[4];
+    const char *names[4];
+    size_t n = 0;
+
+    for (size_t i = 0; secret_fields[i]; i++) {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, secret_fields[i]);
+        if (cJSON_IsString(v)) {
+            slots[n] = v;
+            names[n++] = secret_fields[i];
+        }
+    }
+    if (cJSON_IsObject(llm) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(llm, "api_key"))) {
+        slots[n] = cJSON_GetObjectItemCaseSensitive(llm, "api_key");
+        names[n++] = "llm.api_key";
+    }
+    for (size_t i = 0; i < n; i++) {
+        char aad[200], *out;
+        const char *cur = slots[i]->valuestring;
+        if (*cur == '\0' || (seal && myna_secret_is_sealed(cur)))
+            continue;
+        aad_of(aad, sizeof(aad), id, names[i]);
+        out = seal ? myna_secret_seal(box, cur, aad, err) : myna_secret_unseal(box, cur, aad, err);
+        if (out == NULL)
+            return myna_err_prefix(err, "instance '%s': field '%s'", id, names[i]);
+        if (cJSON_SetValuestring(slots[i], out) == NULL) {
+            myna_secret_wipe_free(out);
+            return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        }
+        myna_secret_wipe_free(out);
+    }
+    return MYNA_OK;
+}
+
+/* The stored text of obj (a copy is sealed; obj keeps its plain secrets). */
+static char *sealed_text(struct myna_fleet *f, const cJSON *obj, const char *id,
+                         struct myna_err *err)
+{
+    cJSON *copy = cJSON_Duplicate(obj, 1);
+    char *out = NULL;
+
+    if (copy == NULL) {
+        myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (each_secret(copy, id, f->box, 1, err) == MYNA_OK &&
+        (out = cJSON_PrintUnformatted(copy)) == NULL)
+        myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    cJSON_Delete(copy);
+    return out;
+}
+
+/* The stored config with its secrets open (a new object), or NULL. */
+static cJSON *opened(struct myna_fleet *f, const struct live *l, struct myna_err *err)
+{
+    cJSON *obj = cJSON_Parse(l->config);
+
+    if (obj == NULL) {
+        myna_err_set(err, MYNA_EPARSE, "instance '%s': the stored config is not JSON", l->id);
+        return NULL;
+    }
+    if (each_secret(obj, l->id, f->box, 0, err) != MYNA_OK) {
+        cJSON_Delete(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+/* ---- the live list ------------------------------------------------------------- */
+
+static void live_free(struct live *l)
+{
+    if (l == NULL)
+        return;
+    free(l->id);
+    free(l->config);
+    myna_instance_release(&l->inst);
+    free(l);
+}
+
+static size_t lower_bound(const struct myna_fleet *f, const char *id)
+{
+    size_t lo = 0, hi = f->n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(f->v[mid]->id, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static struct live *find(const struct myna_fleet *f, const char *id)
+{
+    size_t i = lower_bound(f, id);
+
+    return i < f->n && strcmp(f->v[i]->id, id) == 0 ? f->v[i] : NULL;
+}
+
+/* A live instance from its stored row: secrets opened, parsed, sim filled. */
+static struct live *live_new(struct myna_fleet *f, const char *id, int64_t owner,
+                             int64_t version, const char *config, struct myna_err *err)
+{
+    struct live *l = calloc(1, sizeof(*l));
+    struct myna_field_error fe[1];
+    struct myna_instance_set one;
+    size_t nfe = 0;
+    cJSON *obj = NULL;
+    char *plain = NULL;
+
+    if (l == NULL || (l->id = strdup(id)) == NULL || (l->config = strdup(config)) == NULL) {
+        myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        goto fail;
+    }
+    l->owner_id = owner;
+    l->version = version;
+    if ((obj = opened(f, l, err)) == NULL)
+        goto fail;
+    if ((plain = cJSON_PrintUnformatted(obj)) == NULL) {
+        myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (myna_instance_parse_one(plain, strlen(plain), &l->inst, fe, 1, &nfe, err) != MYNA_OK) {
+        if (nfe)
+            myna_err_set(err, MYNA_ECONFIG, "instance '%s': field '%s': %s", id, fe[0].field,
+                         fe[0].error);
+        goto fail;
+    }
+    one.v = &l->inst;
+    one.n = 1;
+    if (myna_sim_prepare(&one, f->data_dir, f->admin_addr, 1, err) != MYNA_OK)
+        goto fail;
+    myna_secret_wipe_free(plain);
+    cJSON_Delete(obj);
+    return l;
+fail:
+    myna_secret_wipe_free(plain);
+    cJSON_Delete(obj);
+    live_free(l);
+    return NULL;
+}
+
+/* Puts l in the list (replacing the one of the same id, returned), or
+ * NULL with l not taken on OOM (*oom set). */
+static struct live *put(struct myna_fleet *f, struct live *l, int *oom)
+{
+    size_t i = lower_bound(f, l->id);
+    struct live *old;
+
+    *oom = 0;
+    if (i < f->n && strcmp(f->v[i]->id, l->id) == 0) {
+        old = f->v[i];
+        f->v[i] = l;
+        return old;
+    }
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 16;
+        struct live **nv = realloc(f->v, cap * sizeof(*nv));
+        if (nv == NULL) {
+            *oom = 1;
+            return NULL;
+        }
+        f->v = nv;
+        f->cap = cap;
+    }
+    memmove(&f->v[i + 1], &f->v[i], (f->n - i) * sizeof(*f->v));
+    f->v[i] = l;
+    f->n++;
+    return NULL;
+}
+
+static struct live *take(struct myna_fleet *f, const char *id)
+{
+    size_t i = lower_bound(f, id);
+    struct live *l;
+
+    if (i >= f->n || strcmp(f->v[i]->id, id) != 0)
+        return NULL;
+    l = f->v[i];
+    memmove(&f->v[i], &f->v[i + 1], (f->n - i - 1) * sizeof(*f->v));
+    f->n--;
+    return l;
+}
+
+/* The enabled instances to the ingress and the simulator. */
+static int publish(struct myna_fleet *f, struct myna_err *err)
+{
+    const struct myna_instance **v = calloc(f->n ? f->n : 1, sizeof(*v));
+    size_t n = 0;
+    int rc;
+
+    if (v == NULL)
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    for (size_t i = 0; i < f->n; i++)
+        if (f->v[i]->inst.enabled)
+            v[n++] = &f->v[i]->inst;
+    rc = myna_ingress_set_instances(f->ingress, v, n, err);
+    if (rc == MYNA_OK && f->sim)
+        rc = myna_simulator_set_instances(f->sim, v, n, err);
+    free(v);
+    return rc;
+}
+
+/* ---- audit ------------------------------------------------------------------------- */
+
+static int audit(struct myna_fleet *f, const struct myna_actor *who, const char *action,
+                 const char *target, const char *detail, struct myna_err *err)
+{
+    struct myna_control_audit a = { 0, myna_wall_ms(), who->user_id, (char *)who->name,
+                                    (char *)action, (char *)target, (char *)detail,
+                                    (char *)who->from_addr };
+
+    return myna_control_audit_add(f->control, &a, NULL, err);
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------- */
+
+struct myna_fleet *myna_fleet_new(struct myna_control *control, struct myna_secret_box *box,
+                                  struct myna_ingress *ingress, struct myna_simulator *sim,
+                                  struct myna_supervisor *sup, const char *data_dir,
+                                  const char *admin_addr, int default_memory_mb,
+                                  struct myna_err *err)
+{
+    struct myna_fleet *f = calloc(1, sizeof(*f));
+
+    if (f == NULL) {
+        myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    f->control = control;
+    f->box = box;
+    f->ingress = ingress;
+    f->sim = sim;
+    f->sup = sup;
+    snprintf(f->data_dir, sizeof(f->data_dir), "%s", data_dir);
+    snprintf(f->admin_addr, sizeof(f->admin_addr), "%s", admin_addr);
+    f->default_memory_mb = default_memory_mb;
+    return f;
+}
+
+void myna_fleet_free(struct myna_fleet *f)
+{
+    if (f == NULL)
+        return;
+    for (size_t i = 0; i < f->n; i++)
+        live_free(f->v[i]);
+    free(f->v);
+    free(f);
+}
+
+static int memory_mb(const struct myna_fleet *f, const struct live *l)
+{
+    return l->inst.max_memory_mb > 0 ? l->inst.max_memory_mb : f->default_memory_mb;
+}
+
+static void bot_start(struct myna_fleet *f, const struct live *l)
+{
+    if (f->sup == NULL || !l->inst.enabled)
+        return;
+    if (myna_supervisor_add(f->sup, l->id, memory_mb(f, l)) != MYNA_OK)
+        myna_supervisor_set_memory_limit(f->sup, l->id, memory_mb(f, l));
+    myna_supervisor_start(f->sup, l->id);
+}
+
+int myna_fleet_load(struct myna_fleet *f, struct myna_err *err)
+{
+    struct myna_control_instance *rows = NULL;
+    size_t n = 0, offset = 0;
+    int rc = MYNA_OK;
+
+    do {
+        rc = myna_control_instance_list(f->control, 0, MYNA_CONTROL_LIST_MAX, offset, &rows, &n,
+                                        err);
+        for (size_t i = 0; i < n; i++) {
+            struct live *l = NULL, *old;
+            int oom;
+            if (rc == MYNA_OK &&
+                (l = live_new(f, rows[i].id, rows[i].owner_id, rows[i].version, rows[i].config,
+                              err)) == NULL)
+                rc = err->code;
+            if (l && ((old = put(f, l, &oom)) != NULL || oom)) {
+                live_free(old);
+                if (oom) {
+                    live_free(l);
+                    rc = myna_err_set(err, MYNA_ENOMEM, "out of memory");
+                }
+            }
+            myna_control_instance_release(&rows[i]);
+        }
+        free(rows);
+        rows = NULL;
+        offset += n;
+    } while (rc == MYNA_OK && n == MYNA_CONTROL_LIST_MAX);
+    if (rc == MYNA_OK)
+        rc = publish(f, err);
+    for (size_t i = 0; rc == MYNA_OK && i < f->n; i++)
+        if (f->v[i]->inst.auto_start)
+            bot_start(f, f->v[i]);
+    return rc;
+}
+
+/* ---- writes ---------------------------------------------------------------------------- */
+
+/* Validates obj (secrets open) as an instance of id: MYNA_OK, or
+ * MYNA_ECONFIG with errs. */
+static int validate(const cJSON *obj, struct myna_field_error *errs, size_t max, size_t *n,
+                    struct myna_err *err)
+{
+    char *text = cJSON_PrintUnformatted(obj);
+    struct myna_instance in;
+    int rc;
+
+    if (text == NULL)
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    rc = myna_instance_parse_one(text, strlen(text), &in, errs, max, n, err);
+    if (rc == MYNA_OK)
+        myna_instance_release(&in);
+    myna_secret_wipe_free(text);
+    return rc;
+}
+
+static int bot_running(struct myna_fleet *f, const char *id)
+{
+    struct myna_bot_status st;
+
+    return myna_supervisor_status(f->sup, id, &st) == MYNA_OK &&
+           (strcmp(st.state, "running") == 0 || strcmp(st.state, "starting") == 0);
+}
+
+/* Stores obj as instance id (create or update) with its audit row, then,
+ * with go_live, makes it live. */
+static int commit(struct myna_fleet *f, const struct myna_actor *who, const char *id,
+                  const cJSON *obj, int create, int64_t owner, const char *action, int go_live,
+                  struct myna_err *err)
+{
+    char *config = sealed_text(f, obj, id, err), detail[160];
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(obj, "enabled"),
+                *as = cJSON_GetObjectItemCaseSensitive(obj, "auto_start");
+    int enabled = !cJSON_IsFalse(en), auto_start = !cJSON_IsFalse(as), rc, oom;
+    int64_t version = 1;
+    struct live *l, *old;
+
+    if (config == NULL)
+        return err->code;
+    snprintf(detail, sizeof(detail), "{\"enabled\":%s,\"auto_start\":%s}",
+             enabled ? "true" : "false", auto_start ? "true" : "false");
+    if ((rc = myna_control_begin(f->control, err)) == MYNA_OK) {
+        rc = create ? myna_control_instance_create(f->control, id, owner, config, enabled,
+                                                   auto_start, myna_wall_ms(), err)
+                    : myna_control_instance_update(f->control, id, config, enabled, auto_start,
+                                                   -1, myna_wall_ms(), &version, err);
+        if (rc == MYNA_OK)
+            rc = audit(f, who, action, id, detail, err);
+        if (rc == MYNA_OK)
+            rc = myna_control_commit(f->control, err);
+        else
+            myna_control_rollback(f->control);
+    }
+    if (rc != MYNA_OK || !go_live) {
+        free(config);
+        return rc;
+    }
+    if ((l = live_new(f, id, owner, version, config, err)) == NULL) {
+        free(config);
+        return err->code;
+    }
+    free(config);
+    old = put(f, l, &oom);
+    if (oom) {
+        live_free(l);
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    }
+    rc = publish(f, err);
+    if (f->sup) {
+        if (!l->inst.enabled)
+            myna_supervisor_stop(f->sup, id, NULL, NULL);
+        else if (old && bot_running(f, id)) {
+            myna_supervisor_set_memory_limit(f->sup, id, memory_mb(f, l));
+            myna_supervisor_restart(f->sup, id);  /* it reads the new config */
+        } else if (l->inst.auto_start)
+            bot_start(f, l);
+    }
+    live_free(old);  /* after publish: nothing points into it any more */
+    return rc;
+}
+
+/* A slug from name: lower-case ASCII letters and digits, '-' between
+ * words; "instance" when nothing is left. */
+static void slugify(const char *name, char *out, size_t cap)
+{
+    size_t n = 0;
+    int dash = 0;
+
+    for (const unsigned char *p = (const unsigned char *)name; *p && n + 2 < cap && n < 56; p++) {
+        unsigned char c = *p >= 'A' && *p <= 'Z' ? (unsigned char)(*p + 32) : *p;
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+            if (dash && n > 0)
+                out[n++] = '-';
+            out[n++] = (char)c;
+            dash = 0;
+        } else {
+            dash = 1;
+        }
+    }
+    out[n] = '\0';
+    if (n == 0)
+        snprintf(out, cap, "instance");
+}
+
+/* slug, else slug-2, slug-3 ...: not live and not in the store. */
+static int unique_id(struct myna_fleet *f, const char *name, char *id, size_t cap)
+{
+    char base[64];
+
+    slugify(name, base, sizeof(base));
+    for (int k = 1; k < 10000; k++) {
+        struct myna_control_instance row;
+        struct myna_err e = MYNA_ERR_INIT;
+        int rc;
+        if (k == 1)
+            snprintf(id, cap, "%s", base);
+        else
+            snprintf(id, cap, "%s-%d", base, k);
+        if (find(f, id))
+            continue;
+        rc = myna_control_instance_get(f->control, id, &row, &e);
+        if (rc == MYNA_OK) {
+            myna_control_instance_release(&row);
+            continue;
+        }
+        if (rc == MYNA_ENOTFOUND)
+            return MYNA_OK;
+    }
+    return MYNA_EEXISTS;
+}
+
+int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const char *body,
+                      size_t len, char *id, size_t cap, struct myna_field_error *errs,
+                      size_t max_errs, size_t *n_errs, struct myna_err *err)
+{
+    cJSON *obj = cJSON_ParseWithLength(body, len);
+    const cJSON *name, *given;
+    int rc;
+
+    *n_errs = 0;
+    if (!cJSON_IsObject(obj)) {
+        cJSON_Delete(obj);
+        return myna_err_set(err, MYNA_EPARSE, "the body must be a JSON object");
+    }
+    name = cJSON_GetObjectItemCaseSensitive(obj, "name");
+    given = cJSON_GetObjectItemCaseSensitive(obj, "id");
+    if (given != NULL) {  /* an import keeps its ids */
+        struct myna_control_instance row;
+        struct myna_err e = MYNA_ERR_INIT;
+        if (!cJSON_IsString(given) || !myna_is_slug(given->valuestring)) {
+            snprintf(errs[0].field, sizeof(errs[0].field), "id");
+            snprintf(errs[0].error, sizeof(errs[0].error),
+                     "must be 1-64 characters of a-z, 0-9 and '-' (or left out)");
+            *n_errs = max_errs > 0;
+            cJSON_Delete(obj);
+            return myna_err_set(err, MYNA_ECONFIG, "field 'id' is not a valid id");
+        }
+        int taken = find(f, given->valuestring) != NULL;
+        if (!taken && myna_control_instance_get(f->control, given->valuestring, &row, &e) ==
+                          MYNA_OK) {
+            taken = 1;
+            myna_control_instance_release(&row);
+        }
+        if (taken) {
+            cJSON_Delete(obj);
+            return myna_err_set(err, MYNA_EEXISTS, "instance '%s' exists already",
+                                given->valuestring);
+        }
+        snprintf(id, cap, "%s", given->valuestring);
+    } else if (unique_id(f, cJSON_IsString(name) ? name->valuestring : "", id, cap) != MYNA_OK ||
+               cJSON_AddStringToObject(obj, "id", id) == NULL) {
+        cJSON_Delete(obj);
+        return myna_err_set(err, MYNA_EEXISTS, "no free id for that name");
+    }
+    rc = validate(obj, errs, max_errs, n_errs, err);
+    if (rc == MYNA_OK)
+        rc = commit(f, who, id, obj, 1, who->user_id, "instance.create", 1, err);
+    cJSON_Delete(obj);
+    return rc;
+}
+
+/* A value the API showed masked ("••••abcd") means "unchanged". */
+static int is_masked(const cJSON *v)
+{
+    return cJSON_IsString(v) && strncmp(v->valuestring, "\xe2\x80\xa2\xe2\x80\xa2", 6) == 0;
+}
+
+int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const char *id,
+                      const char *body, size_t len, struct myna_field_error *errs,
+                      size_t max_errs, size_t *n_errs, struct myna_err *err)
+{
+    struct live *l = find(f, id);
+    cJSON *patch, *cur, *item;
+    int rc;
+
+    *n_errs = 0;
+    if (l == NULL)
+        return myna_err_set(err, MYNA_ENOTFOUND, "no instance '%s'", id);
+    if (!cJSON_IsObject(patch = cJSON_ParseWithLength(body, len))) {
+        cJSON_Delete(patch);
+        return myna_err_set(err, MYNA_EPARSE, "the body must be a JSON object");
+    }
+    if ((cur = opened(f, l, err)) == NULL) {
+        cJSON_Delete(patch);
+        return err->code;
+    }
+    cJSON_ArrayForEach(item, patch) {
+        cJSON *copy;
+        if (strcmp(item->string, "id") == 0) {
+            if (!cJSON_IsString(item) || strcmp(item->valuestring, id) != 0) {
+                snprintf(errs[0].field, sizeof(errs[0].field), "id");
+                snprintf(errs[0].error, sizeof(errs[0].error), "cannot be changed");
+                *n_errs = max_errs > 0;
+                cJSON_Delete(patch);
+                cJSON_Delete(cur);
+                return myna_err_set(err, MYNA_ECONFIG, "field 'id' cannot be changed");
+            }
+            continue;
+        }
+        if (is_masked(item))
+            continue;
+        if (strcmp(item->string, "llm") == 0 && cJSON_IsObject(item)) {
+            cJSON *key = cJSON_GetObjectItemCaseSensitive(item, "api_key");
+            cJSON *old = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cur, "llm"),
+                                                          "api_key");
+            if ((key == NULL || is_masked(key)) && cJSON_IsString(old)) {
+                cJSON *keep = cJSON_CreateString(old->valuestring);
+                if (key)
+                    cJSON_ReplaceItemInObjectCaseSensitive(item, "api_key", keep);
+                else
+                    cJSON_AddItemToObject(item, "api_key", keep);
+            }
+        }
+        if ((copy = cJSON_Duplicate(item, 1)) == NULL ||
+            (cJSON_HasObjectItem(cur, item->string)
+                 ? !cJSON_ReplaceItemInObjectCaseSensitive(cur, item->string, copy)
+                 : !cJSON_AddItemToObject(cur, item->string, copy))) {
+            cJSON_Delete(copy);
+            cJSON_Delete(patch);
+            cJSON_Delete(cur);
+            return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        }
+    }
+    rc = validate(cur, errs, max_errs, n_errs, err);
+    if (rc == MYNA_OK)
+        rc = commit(f, who, id, cur, 0, l->owner_id, "instance.update", 1, err);
+    cJSON_Delete(patch);
+    cJSON_Delete(cur);
+    return rc;
+}
+
+/* ---- delete: data to the trash ------------------------------------------------------ */
+
+static void trash_files(struct myna_fleet *f, const char *id)
+{
+    static const char *const suffixes[] = { ".db", ".db-wal", ".db-shm", ".bot.db", ".bot.db-wal",
+                                            ".bot.db-shm", ".bot.lock", NULL };
+    char dir[4400], from[4400], to[4600];
+
+    snprintf(dir, sizeof(dir), "%s/trash", f->data_dir);
+    mkdir(dir, 0750);
+    snprintf(dir, sizeof(dir), "%s/trash/%s-%lld", f->data_dir, id, (long long)(myna_wall_ms() / 1000));
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        MYNA_LOG_ERRNO(MYNA_ERROR, "trash_failed", errno, "instance=%s", id);
+        return;
+    }
+    for (size_t i = 0; suffixes[i]; i++) {
+        snprintf(from, sizeof(from), "%s/instances/%s%s", f->data_dir, id, suffixes[i]);
+        snprintf(to, sizeof(to), "%s/%s%s", dir, id, suffixes[i]);
+        if (rename(from, to) != 0 && errno != ENOENT)
+            MYNA_LOG_ERRNO(MYNA_ERROR, "trash_failed", errno, "instance=%s file=%s%s", id, id,
+                           suffixes[i]);
+    }
+    for (int k = 0; k <= 3; k++) {
+        snprintf(from, sizeof(from), k ? "%s/logs/%s.log.%d" : "%s/logs/%s.log", f->data_dir, id,
+                 k);
+        snprintf(to, sizeof(to), k ? "%s/%s.log.%d" : "%s/%s.log", dir, id, k);
+        rename(from, to);
+    }
+}
+
+struct pending_delete {
+    struct myna_fleet *f;
+    char id[80];
+};
+
+static void on_bot_removed(void *arg)
+{
+    struct pending_delete *d = arg;
+
+    trash_files(d->f, d->id);  /* the bot is gone: nothing writes its files */
+    MYNA_LOG(MYNA_INFO, "instance_deleted", "instance=%s", d->id);
+    free(d);
+}
+
+int myna_fleet_delete(struct myna_fleet *f, const struct myna_actor *who, const char *id,
+                      struct myna_err *err)
+{
+    struct live *l = find(f, id);
+    struct pending_delete *d;
+    int rc;
+
+    if (l == NULL)
+        return myna_err_set(err, MYNA_ENOTFOUND, "no instance '%s'", id);
+    if ((d = calloc(1, sizeof(*d))) == NULL)
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    d->f = f;
+    snprintf(d->id, sizeof(d->id), "%s", id);
+    if ((rc = myna_control_begin(f->control, err)) == MYNA_OK) {
+        rc = myna_control_instance_delete(f->control, id, err);
+        if (rc == MYNA_OK)
+            rc = audit(f, who, "instance.delete", id, NULL, err);
+        if (rc == MYNA_OK)
+            rc = myna_control_commit(f->control, err);
+        else
+            myna_control_rollback(f->control);
+    }
+    if (rc != MYNA_OK) {
+        free(d);
+        return rc;
+    }
+    l = take(f, id);
+    rc = publish(f, err);  /* webhooks for it are 404 from here */
+    live_free(l);
+    if (f->sup == NULL || myna_supervisor_remove(f->sup, id, on_bot_removed, d) != MYNA_OK)
+        on_bot_removed(d);
+    return rc;
+}
+
+int myna_fleet_action(struct myna_fleet *f, const struct myna_actor *who, const char *id,
+                      const char *action, struct myna_err *err)
+{
+    struct live *l = find(f, id);
+    char audit_action[40];
+    int rc, auto_start;
+
+    if (l == NULL)
+        return myna_err_set(err, MYNA_ENOTFOUND, "no instance '%s'", id);
+    if (strcmp(action, "start") != 0 && strcmp(action, "stop") != 0 &&
+        strcmp(action, "restart") != 0)
+        return myna_err_set(err, MYNA_EINVAL, "unknown action '%.32s'", action);
+    if (f->sup == NULL)
+        return myna_err_set(err, MYNA_EINVAL, "bots are off (--bots 0)");
+    if (!l->inst.enabled && strcmp(action, "stop") != 0)
+        return myna_err_set(err, MYNA_EINVAL, "instance '%s' is disabled", id);
+    auto_start = strcmp(action, "start") == 0 ? 1 : strcmp(action, "stop") == 0 ? 0 : -1;
+    snprintf(audit_action, sizeof(audit_action), "instance.%s", action);
+    if ((rc = myna_control_begin(f->control, err)) == MYNA_OK) {
+        rc = auto_start < 0 ? MYNA_OK
+                            : myna_control_instance_update(f->control, id, NULL, -1, auto_start,
+                                                           -1, myna_wall_ms(), NULL, err);
+        if (rc == MYNA_OK)
+            rc = audit(f, who, audit_action, id, NULL, err);
+        if (rc == MYNA_OK)
+            rc = myna_control_commit(f->control, err);
+        else
+            myna_control_rollback(f->control);
+    }
+    if (rc != MYNA_OK)
+        return rc;
+    if (auto_start >= 0)
+        l->inst.auto_start = auto_start;
+    if (auto_start == 1)
+        bot_start(f, l);
+    else if (auto_start == 0)
+        myna_supervisor_stop(f->sup, id, NULL, NULL);
+    else
+        myna_supervisor_restart(f->sup, id);
+    return MYNA_OK;
+}
+
+/* ---- reads --------------------------------------------------------------------------- */
+
+const struct myna_instance *myna_fleet_find(const struct myna_fleet *f, const char *id)
+{
+    const struct live *l = find(f, id);
+
+    return l ? &l->inst : NULL;
+}
+
+int64_t myna_fleet_owner(const struct myna_fleet *f, const char *id)
+{
+    const struct live *l = find(f, id);
+
+    return l ? l->owner_id : -1;
+}
+
+size_t myna_fleet_count(const struct myna_fleet *f)
+{
+    return f->n;
+}
+
+const char *myna_fleet_id(const struct myna_fleet *f, size_t i)
+{
+    return i < f->n ? f->v[i]->id : NULL;
+}
+
+char *myna_fleet_bot_config(struct myna_fleet *f, const char *id)
+{
+    struct live *l = find(f, id);
+    struct myna_err err = MYNA_ERR_INIT;
+    cJSON *obj = l ? opened(f, l, &err) : NULL;
+    char *out = obj ? cJSON_PrintUnformatted(obj) : NULL;
+
+    if (l && out == NULL) {
+        char q[600];
+        MYNA_LOG(MYNA_ERROR, "bot_config_failed", "instance=%s err=%s", id,
+                 myna_log_q(q, sizeof(q), err.msg));
+    }
+    cJSON_Delete(obj);  /* its strings held secrets; cJSON frees them as they are */
+    return out;
+}
+
+cJSON *myna_fleet_config_json(struct myna_fleet *f, const char *id,
+                              enum myna_secrets_view view)
+{
+    struct live *l = find(f, id);
+    struct myna_err err = MYNA_ERR_INIT;
+    cJSON *obj = l ? opened(f, l, &err) : NULL, *llm;
+    const char *names[] = { "access_token", "app_secret", "verify_token" };
+
+    if (obj == NULL)
+        return NULL;
+    llm = cJSON_GetObjectItemCaseSensitive(obj, "llm");
+    for (size_t i = 0; view != MYNA_SECRETS_SHOWN && i < 4; i++) {
+        cJSON *parent = i < 3 ? obj : llm;
+        const char *name = i < 3 ? names[i] : "api_key";
+        cJSON *v = cJSON_IsObject(parent) ? cJSON_GetObjectItemCaseSensitive(parent, name) : NULL;
+        char masked[MYNA_SECRET_MASK_MAX];
+        if (!cJSON_IsString(v))
+            continue;
+        if (view == MYNA_SECRETS_HIDDEN) {
+            cJSON_DeleteItemFromObjectCaseSensitive(parent, name);
+        } else {
+            myna_secret_mask(v->valuestring, masked, sizeof(masked));
+            cJSON_SetValuestring(v, masked);
+        }
+    }
+    cJSON_AddNumberToObject(obj, "version", (double)l->version);
+    return obj;
+}
+
+/* ---- import ---------------------------------------------------------------------------- */
+
+int myna_fleet_import(struct myna_fleet *f, const char *path, int64_t owner_id,
+                      struct myna_err *err)
+{
+    struct myna_instance_set set;
+    struct myna_actor system = { owner_id, "import", 2, NULL };
+    struct myna_buf b = MYNA_BUF_INIT(FILE_MAX);
+    cJSON *root = NULL, *list, *item, *providers;
+    FILE *fp;
+    char chunk[8192];
+    size_t n;
+    int rc;
+
+    /* the whole file is checked first, with the messages of the file format */
+    if ((rc = myna_instances_load(path, &set, err)) != MYNA_OK)
+        return rc;
+    myna_instances_release(&set);
+    if ((fp = fopen(path, "rb")) == NULL)
+        return myna_err_set(err, MYNA_EIO, "cannot read '%s'", path);
+    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0 && myna_buf_append(&b, chunk, n) == 0)
+        ;
+    fclose(fp);
+    root = cJSON_ParseWithLength(b.data ? b.data : "", b.len);
+    if (b.data)
+        memset(b.data, 0, b.len);
+    myna_buf_release(&b);
+    if (root == NULL)
+        return myna_err_set(err, MYNA_EPARSE, "instances file '%s' changed while read", path);
+    list = cJSON_IsArray(root) ? root : cJSON_GetObjectItemCaseSensitive(root, "instances");
+    providers = cJSON_GetObjectItemCaseSensitive(root, "llm_providers");
+    cJSON_ArrayForEach(item, list) {
+        const char *id = cJSON_GetObjectItemCaseSensitive(item, "id")->valuestring;
+        cJSON *llm = cJSON_GetObjectItemCaseSensitive(item, "llm");
+        struct myna_control_instance row;
+        struct myna_err e = MYNA_ERR_INIT;
+        int exists;
+        if (cJSON_IsString(llm)) {  /* a named provider: stored as its settings */
+            cJSON *named = cJSON_Duplicate(
+                cJSON_GetObjectItemCaseSensitive(providers, llm->valuestring), 1);
+            if (named == NULL || !cJSON_ReplaceItemInObjectCaseSensitive(item, "llm", named)) {
+                cJSON_Delete(named);
+                rc = myna_err_set(err, MYNA_ENOMEM, "out of memory");
+                break;
+            }
+        }
+        exists = myna_control_instance_get(f->control, id, &row, &e) == MYNA_OK;
+        if (exists)
+            myna_control_instance_release(&row);
+        if ((rc = commit(f, &system, id, item, !exists, owner_id, "instance.import", 0, err)) !=
+            MYNA_OK)
+            break;
+    }
+    cJSON_Delete(root);
+    if (rc != MYNA_OK)
+        myna_err_prefix(err, "importing '%s'", path);
+    return rc;
+}
+
+void myna_fleet_purge_trash(struct myna_fleet *f)
+{
+    char dir[4200];
+    DIR *d;
+    struct dirent *e;
+    int64_t now = myna_wall_ms() / 1000;
+
+    snprintf(dir, sizeof(dir), "%s/trash", f->data_dir);
+    if ((d = opendir(dir)) == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        const char *dash = strrchr(e->d_name, '-');
+        int64_t ts;
+        if (e->d_name[0] == '.' || dash == NULL || myna_parse_i64(dash + 1, 0, INT64_MAX, &ts) != 0 ||
+            now - ts < TRASH_KEEP_S)
+            continue;
+        {
+            char sub[4500], file[4800];
+            DIR *sd;
+            struct dirent *se;
+            snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+            if ((sd = opendir(sub)) == NULL)
+                continue;
+            while ((se = readdir(sd)) != NULL)
+                if (se->d_name[0] != '.') {
+                    snprintf(file, sizeof(file), "%s/%s", sub, se->d_name);
+                    unlink(file);
+                }
+            closedir(sd);
+            if (rmdir(sub) == 0)
+                MYNA_LOG(MYNA_INFO, "trash_purged", "dir=%s", e->d_name);
+        }
+    }
+    closedir(d);
+}

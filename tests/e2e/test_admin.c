@@ -1,0 +1,399 @@
+/* test_admin.c - the admin API end to end: the real master and bots,
+ * instances made, chatted with through the simulator, changed, stopped and
+ * deleted through the API; the role matrix; bad input; secrets at rest; the
+ * CLI. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+
+#define ADMIN_TOKEN "myna_AdminTokenForTheEndToEndTestsOnly0123456789"
+
+struct ctx {
+    struct myna_proc p;
+    char resp[512 * 1024];
+};
+
+static struct ctx *C;
+
+static long api(const char *token, const char *method, const char *path, const char *body)
+{
+    char url[512], auth[200];
+    const char *h[] = { "Content-Type: application/json", auth, NULL };
+
+    snprintf(url, sizeof(url), "%s%s", C->p.admin_url, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
+    return h_http(method, url, body, body ? strlen(body) : 0, token ? h : h + 1, C->resp,
+                  sizeof(C->resp));
+}
+
+/* A field of the last answer (a JSON object). */
+static const char *answer_str(const char *key, char *out, size_t cap)
+{
+    cJSON *o = cJSON_Parse(C->resp);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    snprintf(out, cap, "%s", cJSON_IsString(v) ? v->valuestring : "");
+    cJSON_Delete(o);
+    return out;
+}
+
+static int setup(void **state)
+{
+    const char *extra[] = { "--bots", "1", NULL };
+
+    C = calloc(1, sizeof(*C));
+    setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);
+    if (C == NULL || h_setup(&C->p, NULL) != 0 || h_start(&C->p, extra) != 0)
+        return -1;
+    unsetenv("MYNA_ADMIN_TOKEN");
+    *state = C;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    assert_int_equal(h_stop(&C->p, SIGTERM), 0);
+    h_cleanup(&C->p);
+    free(C);
+    return 0;
+}
+
+struct state_want {
+    const char *id, *state;
+};
+
+static int in_state(void *arg)
+{
+    struct state_want *w = arg;
+    char path[200], st[32];
+
+    snprintf(path, sizeof(path), "/admin/whatsapp/instances/%s/status", w->id);
+    return api(ADMIN_TOKEN, "GET", path, NULL) == 200 &&
+           strcmp(answer_str("state", st, sizeof(st)), w->state) == 0;
+}
+
+struct reply_want {
+    const char *id, *contact, *text;
+};
+
+static int has_reply(void *arg)
+{
+    struct reply_want *w = arg;
+    char path[300];
+
+    snprintf(path, sizeof(path), "/sim/%s/events?contact=%s&after=0", w->id, w->contact);
+    return api(NULL, "GET", path, NULL) == 200 && strstr(C->resp, w->text) != NULL;
+}
+
+static void say(const char *id, const char *contact, const char *text)
+{
+    char path[200], body[400];
+
+    snprintf(path, sizeof(path), "/sim/%s/send", id);
+    snprintf(body, sizeof(body), "{\"from\":\"%s\",\"text\":\"%s\"}", contact, text);
+    assert_int_equal(api(NULL, "POST", path, body), 200);
+}
+
+/* Create, chat, update, stop (messages wait), start (answered), delete. */
+static void test_lifecycle(void **state)
+{
+    struct state_want running = { "support-bot", "running" }, stopped = { "support-bot", "stopped" };
+    struct reply_want hours = { "support-bot", "15550001111", "Open 9-18." };
+    struct reply_want later = { "support-bot", "15550002222", "Sorry, we are closed." };
+    char id[64];
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Support Bot\",\"provider\":\"sim\",\"batch\":{\"window_ms\":150},"
+                         "\"faq\":[{\"q\":[\"when are you open\"],\"a\":\"Open 9-18.\"}]}"),
+                     201);
+    assert_string_equal(answer_str("id", id, sizeof(id)), "support-bot");
+    assert_true(h_wait(in_state, &running, 10000));
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances", NULL), 200);
+    assert_non_null(strstr(C->resp, "\"id\":\"support-bot\""));
+
+    say("support-bot", "15550001111", "when are you open?");
+    assert_true(h_wait(has_reply, &hours, 10000));
+
+    /* a change reaches the running bot */
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/support-bot",
+                         "{\"fallback_text\":\"Sorry, we are closed.\"}"),
+                     200);
+    assert_non_null(strstr(C->resp, "Sorry, we are closed."));
+    assert_true(h_wait(in_state, &running, 10000));
+
+    /* stopped: the webhook is still taken, and answered after the start */
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances/support-bot/stop", ""),
+                     200);
+    assert_true(h_wait(in_state, &stopped, 10000));
+    say("support-bot", "15550002222", "is anyone there");
+    {
+        struct timespec t = { 0, 500 * 1000000L };
+        nanosleep(&t, NULL);
+    }
+    assert_false(has_reply(&later));
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances/support-bot/start", ""),
+                     200);
+    assert_true(h_wait(has_reply, &later, 10000));
+
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/support-bot/stats", NULL),
+                     200);
+    assert_non_null(strstr(C->resp, "\"inbox_consumed\":2"));
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/support-bot/logs?lines=5",
+                         NULL),
+                     200);
+    assert_non_null(strstr(C->resp, "event="));
+
+    /* a second instance of the same name gets its own id */
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Support Bot\",\"provider\":\"sim\",\"auto_start\":false}"),
+                     201);
+    assert_string_equal(answer_str("id", id, sizeof(id)), "support-bot-2");
+
+    assert_int_equal(api(ADMIN_TOKEN, "DELETE", "/admin/whatsapp/instances/support-bot", NULL),
+                     200);
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/support-bot", NULL), 404);
+    assert_int_equal(api(NULL, "POST", "/sim/support-bot/send",
+                         "{\"from\":\"1555\",\"text\":\"x\"}"),
+                     404);
+    {   /* its data waits in the trash */
+        char dir[400];
+        DIR *d;
+        struct dirent *e;
+        int found = 0;
+        snprintf(dir, sizeof(dir), "%s/var/trash", C->p.dir);
+        for (int i = 0; i < 100 && !found; i++) {
+            struct timespec t = { 0, 50 * 1000000L };
+            if ((d = opendir(dir)) != NULL) {
+                while ((e = readdir(d)) != NULL)
+                    found |= strncmp(e->d_name, "support-bot-1", 13) == 0;
+                closedir(d);
+            }
+            if (!found)
+                nanosleep(&t, NULL);
+        }
+        assert_true(found);
+    }
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/audit", NULL), 200);
+    assert_non_null(strstr(C->resp, "instance.delete"));
+    assert_non_null(strstr(C->resp, "instance.create"));
+}
+
+static void test_bad_input(void **state)
+{
+    static char big[2 << 20];
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"X\",\"provider\":\"cloud\",\"phone_number_id\":\"1\","
+                         "\"llm\":{\"url\":\"ftp://x\",\"model\":\"m\"},\"colour\":1}"),
+                     400);
+    assert_non_null(strstr(C->resp, "\"field\":\"llm.url\""));
+    assert_non_null(strstr(C->resp, "\"field\":\"app_secret\""));
+    assert_non_null(strstr(C->resp, "\"field\":\"colour\""));
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances", "{nope"), 400);
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances", "[1]"), 400);
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":7,\"provider\":\"sim\"}"),
+                     400);
+    memset(big, ' ', sizeof(big) - 1);
+    big[0] = '{';
+    big[sizeof(big) - 2] = '}';
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances", big), 413);
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/..%2F..%2Fetc", NULL), 404);
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/../control.db", NULL),
+                     404);
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/NOPE", NULL), 404);
+    assert_int_equal(api(ADMIN_TOKEN, "PATCH", "/admin/whatsapp/instances", "{}"), 405);
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/nothing", NULL), 404);
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances", NULL), 200);
+}
+
+/* Each role against each endpoint, another user's instance included. */
+static void test_role_matrix(void **state)
+{
+    char alice[80], bob[80], gina[80], a_id[64], b_id[64];
+    const char *const no = "myna_NotARealTokenNotARealTokenNotARealToken1234";
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/users",
+                         "{\"name\":\"alice\",\"role\":\"user\",\"password\":\"alice-secret\"}"),
+                     201);
+    answer_str("token", alice, sizeof(alice));
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/users", "{\"name\":\"bob\",\"role\":\"user\"}"),
+                     201);
+    answer_str("token", bob, sizeof(bob));
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/users", "{\"name\":\"gina\",\"role\":\"guest\"}"),
+                     201);
+    answer_str("token", gina, sizeof(gina));
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/users", "{\"name\":\"alice\"}"), 409);
+
+    assert_int_equal(api(alice, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Alice Shop\",\"provider\":\"cloud\",\"phone_number_id\":\"111\","
+                         "\"access_token\":\"EAAGalice1234\",\"app_secret\":\"s1\","
+                         "\"verify_token\":\"v1\",\"auto_start\":false}"),
+                     201);
+    answer_str("id", a_id, sizeof(a_id));
+    assert_non_null(strstr(C->resp, "\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2" "1234"));
+    assert_null(strstr(C->resp, "EAAGalice1234"));
+    assert_int_equal(api(bob, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Bob Shop\",\"provider\":\"sim\",\"auto_start\":false}"),
+                     201);
+    answer_str("id", b_id, sizeof(b_id));
+
+    {
+        const char *paths[][2] = {
+            { "GET", "/admin/whatsapp/instances" },
+            { "GET", "/admin/whatsapp/instances/alice-shop" },
+            { "GET", "/admin/whatsapp/instances/alice-shop/status" },
+            { "POST", "/admin/whatsapp/instances/alice-shop/start" },
+            { "GET", "/admin/users" },
+            { "GET", "/admin/tokens" },
+            { "GET", "/admin/audit" },
+        };
+        for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+            assert_int_equal(api(NULL, paths[i][0], paths[i][1], NULL), 401);
+            assert_int_equal(api(no, paths[i][0], paths[i][1], NULL), 401);
+        }
+    }
+    /* the guest reads everything, changes nothing, sees no secrets */
+    assert_int_equal(api(gina, "GET", "/admin/whatsapp/instances", NULL), 200);
+    assert_non_null(strstr(C->resp, "alice-shop"));
+    assert_non_null(strstr(C->resp, "bob-shop"));
+    assert_int_equal(api(gina, "GET", "/admin/whatsapp/instances/alice-shop", NULL), 200);
+    assert_null(strstr(C->resp, "access_token"));
+    assert_null(strstr(C->resp, "app_secret"));
+    assert_int_equal(api(gina, "GET", "/admin/whatsapp/instances/alice-shop/status", NULL), 200);
+    assert_int_equal(api(gina, "POST", "/admin/whatsapp/instances", "{\"name\":\"G\",\"provider\":\"sim\"}"),
+                     403);
+    assert_int_equal(api(gina, "PUT", "/admin/whatsapp/instances/alice-shop", "{\"name\":\"G\"}"), 403);
+    assert_int_equal(api(gina, "DELETE", "/admin/whatsapp/instances/alice-shop", NULL), 403);
+    assert_int_equal(api(gina, "POST", "/admin/whatsapp/instances/alice-shop/start", ""), 403);
+    assert_int_equal(api(gina, "POST", "/admin/users", "{\"name\":\"x\"}"), 403);
+    assert_int_equal(api(gina, "GET", "/admin/audit", NULL), 403);
+    assert_int_equal(api(gina, "GET", "/admin/whatsapp/instances/alice-shop?secrets=1", NULL), 403);
+
+    /* a user sees and changes only its own */
+    assert_int_equal(api(alice, "GET", "/admin/whatsapp/instances", NULL), 200);
+    assert_non_null(strstr(C->resp, "alice-shop"));
+    assert_null(strstr(C->resp, "bob-shop"));
+    assert_int_equal(api(alice, "GET", "/admin/whatsapp/instances/bob-shop", NULL), 404);
+    assert_int_equal(api(alice, "PUT", "/admin/whatsapp/instances/bob-shop", "{\"name\":\"x\"}"), 404);
+    assert_int_equal(api(alice, "DELETE", "/admin/whatsapp/instances/bob-shop", NULL), 404);
+    assert_int_equal(api(alice, "POST", "/admin/whatsapp/instances/bob-shop/start", ""), 404);
+    assert_int_equal(api(alice, "GET", "/admin/whatsapp/instances/bob-shop/logs", NULL), 404);
+    assert_int_equal(api(alice, "PUT", "/admin/whatsapp/instances/alice-shop",
+                         "{\"name\":\"Alice's Shop\",\"access_token\":\"\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2" "1234\"}"),
+                     200);
+    assert_non_null(strstr(C->resp, "Alice's Shop"));
+    assert_non_null(strstr(C->resp, "1234\""));  /* the masked value kept the secret */
+    assert_int_equal(api(alice, "PUT", "/admin/whatsapp/instances/alice-shop", "{\"id\":\"other\"}"),
+                     400);
+    assert_int_equal(api(alice, "POST", "/admin/users", "{\"name\":\"x\"}"), 403);
+    assert_int_equal(api(alice, "GET", "/admin/audit", NULL), 403);
+    assert_int_equal(api(alice, "GET", "/admin/whatsapp/instances/alice-shop?secrets=1", NULL), 403);
+    assert_int_equal(api(alice, "GET", "/admin/users", NULL), 200);
+    assert_non_null(strstr(C->resp, "alice"));
+    assert_null(strstr(C->resp, "bob"));
+
+    /* the admin: everything, secrets on export */
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/bob-shop", NULL), 200);
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/alice-shop?secrets=1", NULL),
+                     200);
+    assert_non_null(strstr(C->resp, "EAAGalice1234"));
+
+    /* login with a password gives a working token; a wrong one does not */
+    assert_int_equal(api(NULL, "POST", "/admin/login", "{\"name\":\"alice\",\"password\":\"nope-nope\"}"),
+                     401);
+    assert_int_equal(api(NULL, "POST", "/admin/login",
+                         "{\"name\":\"alice\",\"password\":\"alice-secret\"}"),
+                     200);
+    {
+        char t[80];
+        answer_str("token", t, sizeof(t));
+        assert_int_equal(api(t, "GET", "/admin/whatsapp/instances/alice-shop", NULL), 200);
+    }
+    (void)b_id;
+}
+
+/* Secrets never reach the control store in the clear. */
+static void test_secrets_sealed_at_rest(void **state)
+{
+    char path[400];
+    FILE *f;
+    static char buf[4 << 20];
+    size_t n;
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Sealed\",\"provider\":\"cloud\",\"phone_number_id\":\"222\","
+                         "\"access_token\":\"EAAGverysecrettoken\",\"app_secret\":\"appsecretvalue\","
+                         "\"verify_token\":\"verifyvalue\",\"auto_start\":false,"
+                         "\"llm\":{\"url\":\"http://127.0.0.1:9/v1\",\"model\":\"m\","
+                         "\"api_key\":\"sk-llmsecretkey\"}}"),
+                     201);
+    snprintf(path, sizeof(path), "%s/var/control.db", C->p.dir);
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    assert_true(n > 0);
+    assert_null(memmem(buf, n, "EAAGverysecrettoken", 19));
+    assert_null(memmem(buf, n, "appsecretvalue", 14));
+    assert_null(memmem(buf, n, "sk-llmsecretkey", 15));
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/sealed", NULL), 200);
+    assert_non_null(strstr(C->resp, "oken\""));  /* "••••oken" */
+    assert_null(strstr(C->resp, "EAAGverysecrettoken"));
+    assert_null(strstr(C->resp, "sk-llmsecretkey"));
+}
+
+static void test_cli(void **state)
+{
+    char admin[80], out[65536], token[80];
+    const char *list[] = { "instance", "list", "--admin", admin, "--token", ADMIN_TOKEN, NULL };
+    const char *mk[] = { "token", "create", "--role", "guest", "--name", "ci", "--admin", admin,
+                         "--token", ADMIN_TOKEN, NULL };
+    const char *export[] = { "instance", "export", "--admin", admin, "--token", ADMIN_TOKEN, NULL };
+    const char *denied[] = { "instance", "list", "--admin", admin, "--token", "myna_bad", NULL };
+
+    (void)state;
+    snprintf(admin, sizeof(admin), "%s", C->p.admin_url + strlen("http://"));
+    assert_int_equal(h_run(list, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "support-bot-2"));
+    assert_int_equal(h_run(mk, out, sizeof(out)), 0);
+    assert_int_equal(strncmp(out, "myna_", 5), 0);
+    snprintf(token, sizeof(token), "%.48s", out);
+    assert_int_equal(api(token, "GET", "/admin/whatsapp/instances", NULL), 200);
+    assert_int_equal(api(token, "POST", "/admin/whatsapp/instances", "{}"), 403);
+    assert_int_equal(h_run(export, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "\"id\":"));
+    assert_null(strstr(out, "\"state\""));
+    assert_int_equal(h_run(denied, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "401"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lifecycle),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_role_matrix),
+        cmocka_unit_test(test_secrets_sealed_at_rest),
+        cmocka_unit_test(test_cli),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
