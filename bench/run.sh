@@ -6,6 +6,10 @@
 #
 # Sections (default: all, in this order):
 #   webhook   bare libevent server vs `myna serve` under myna_loadgen
+#   store     the store's insert path vs a wamid-keyed table
+#   flush     a bot's batch timers vs plain libevent timers
+#   turns     one bot between an instant fake LLM and fake Graph API vs the
+#             same turns made without Myna (myna_turns)
 #
 # Only 127.0.0.1, every wait bounded, and the temp dir and every process
 # started here are gone when it exits. Exit: 0 every section ran (targets may
@@ -13,16 +17,18 @@
 # acknowledged webhooks, 2 usage.
 #
 # Environment knobs: BENCH_CONNECTIONS (64), BENCH_DURATION (10 s),
-# BENCH_SIZE (1500 bytes). Change them only to explore: the targets assume
-# the defaults.
+# BENCH_SIZE (1500 bytes); for turns BENCH_TURNS_BURST (6000),
+# BENCH_TURNS_STEADY (4000), BENCH_TURNS_RATE (200 per second). Change them
+# only to explore: the targets assume the defaults.
 
 # shellcheck disable=SC2317  # functions are called indirectly ("bench_$s")
 set -euo pipefail
 
-readonly SECTIONS=(webhook store flush)  # a later benchmark: add its name and a bench_<name>
+readonly SECTIONS=(webhook store flush turns)  # a later benchmark: add its name and a bench_<name>
 readonly READY_TIMEOUT_S=10      # a server that is not listening by then is broken
 readonly STOP_TIMEOUT_S=10       # Myna drains for up to 5 s on SIGTERM, then exits
 readonly SECRET=bench-secret-0123456789
+readonly TURNS_WINDOW_MS=100     # the turns section's batch window, taken off its latencies
 readonly INSTANCE_JSON='[{"id":"bench","name":"Bench","provider":"cloud","phone_number_id":"481516234200915","waba_id":"302948571630214","access_token":"bench-token","app_secret":"bench-secret-0123456789","verify_token":"bench-verify"}]'
 
 usage() {
@@ -52,6 +58,9 @@ done
 CONNECTIONS=$(int_env BENCH_CONNECTIONS 64 1000)
 DURATION=$(int_env BENCH_DURATION 10 120)
 SIZE=$(int_env BENCH_SIZE 1500 3145728)
+TURNS_BURST=$(int_env BENCH_TURNS_BURST 6000 100000)
+TURNS_STEADY=$(int_env BENCH_TURNS_STEADY 4000 100000)
+TURNS_RATE=$(int_env BENCH_TURNS_RATE 200 5000)
 loadgen=$build/bench/myna_loadgen
 bare=$build/bench/myna_bare_server
 myna=$build/myna
@@ -132,6 +141,11 @@ stop_server() {
 # peak_rss_mb PID: VmHWM (peak resident set) in MiB, one decimal.
 peak_rss_mb() {
     awk '/^VmHWM:/ { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
+}
+
+# rss_mb PID: VmRSS (resident set now) in MiB, one decimal.
+rss_mb() {
+    awk '/^VmRSS:/ { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
 }
 
 # cpu_ticks PID: user + system time of all its threads so far, in clock ticks.
@@ -335,12 +349,14 @@ bench_flush() {
         --duration 30 --max-requests 1000 --unique-senders --rate 200 --size 400 --secret "$SECRET" \
         >"$dir/load.out" 2>&1 || true
     for _ in $(seq 1 150); do   # at most 15 s for the last flushes
-        lines=$(grep -c 'event=batch_flushed' "$dir/myna.log" || true)
+        lines=$(cat "$dir/myna.log" "$dir/var/logs/bench.log" 2>/dev/null | grep -c 'event=batch_flushed' || true)
         [ "${lines:-0}" -ge 1000 ] && break
         sleep 0.1
     done
     stop_server "$server_pid"
-    grep -o 'late_ms=-\?[0-9]*' "$dir/myna.log" | cut -d= -f2 | sort -n >"$dir/late"
+    # the bot logs to the master's stderr or to its own file in the data directory
+    cat "$dir/myna.log" "$dir/var/logs/bench.log" 2>/dev/null | grep -o 'late_ms=-\?[0-9]*' |
+        cut -d= -f2 | sort -n >"$dir/late"
     lines=$(wc -l <"$dir/late")
     if [ "$lines" -lt 1 ]; then
         echo "flush: no batch_flushed lines; last log lines:" >&2
@@ -352,6 +368,140 @@ bench_flush() {
     echo "myna  batches=$lines p50_ms=$p50 p99_ms=$p99 max_ms=$(tail -n 1 "$dir/late")"
     echo "myna  p99 minus the timers' p99: $(calc "$p99 - $(kv p99_ms "$base")") ms"
     target "flush p99 < 20 ms" "$p99 < 20" "$p99 ms"
+}
+
+# ---- turns: the conversation pipeline of one bot ---------------------------------
+
+# bot_of PID LOG...: "BOTPID BOTLOG": the `myna bot` child of the master PID
+# and the log it writes to (the master's, or its own file in the data
+# directory: the first of the LOGs with its event=bot_ready line), waiting up
+# to READY_TIMEOUT_S for that line.
+bot_of() {
+    local master=$1 deadline=$((SECONDS + READY_TIMEOUT_S)) p log
+    shift
+    while [ "$SECONDS" -lt "$deadline" ] && kill -0 "$master" 2>/dev/null; do
+        for log in "$@"; do
+            grep -qs 'event=bot_ready' "$log" || continue
+            # shellcheck disable=SC2013  # space-separated pids: words on purpose
+            for p in $(cat /proc/"$master"/task/*/children 2>/dev/null); do
+                if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q ' bot --instance '; then
+                    echo "$p $log"
+                    return 0
+                fi
+            done
+        done
+        sleep 0.05
+    done
+    return 1
+}
+
+# turns_run NAME ARGS...: one myna_turns run against the bot (bounded by its
+# --timeout plus slack); its line goes to $turns_line, CPU the bot used to
+# $turns_cpu_ms_per_turn.
+turns_run() {
+    local name=$1 t0 t1 n
+    shift
+    t0=$(cpu_ticks "$bot_pid")
+    turns_line=$(timeout --foreground -k 5 130 "$turns_bin" --mode myna \
+        --url "http://127.0.0.1:$port/webhook/bench" --secret "$SECRET" \
+        --graph "http://127.0.0.1:$gport" --llm "http://127.0.0.1:$lport" \
+        --window-ms "$TURNS_WINDOW_MS" --log "$bot_log" --timeout 120 \
+        "$@" 2>"$dir/$name.err") || true
+    t1=$(cpu_ticks "$bot_pid")
+    n=$(kv sent "$turns_line")
+    turns_cpu_ms_per_turn=$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" \
+        'BEGIN { if (n > 0) printf "%.2f", 1000 * t / hz / n; else print "?" }')
+    if [ -z "$turns_line" ]; then
+        echo "$name: myna_turns printed no result:" >&2
+        cat "$dir/$name.err" >&2
+        return 1
+    fi
+    printf '%-6s %s\n' "$name" "$turns_line"
+    printf '%-6s bot_cpu_ms_per_turn=%s\n' "$name" "$turns_cpu_ms_per_turn"
+    if [ "$(kv missing "$turns_line")" != 0 ] || [ "$(kv non200 "$turns_line")" != 0 ] ||
+        [ "$(kv errors "$turns_line")" != 0 ]; then
+        cat "$dir/$name.err"
+        return 1
+    fi
+}
+
+# One bot (`myna serve --bots 1`) between myna_fake_llm and myna_fake_graph,
+# both answering at once; a 100 ms batch window. Baseline in the same run:
+# myna_turns --mode direct, the same turns' requests made straight to the
+# fakes. burst: many new chats at once (the drain rate); steady: new chats
+# at TURNS_RATE (the latency); then the bot's RSS, holding every chat.
+bench_turns() {
+    local dir=$tmp/turns llm=$build/tests/myna_fake_llm graph=$build/tests/myna_fake_graph
+    local lport gport port bot_pid direct myna_pid llm_pid graph_pid rss0 rss hwm burst steady
+    local rc=0 contacts bot_log
+    local sent answered answered_n base p99 turns_bin=$build/bench/myna_turns
+    mkdir -p "$dir/var"
+    contacts=$((TURNS_BURST + TURNS_STEADY))
+    echo "== turns: one bot, instant fake LLM and fake Graph API, ${TURNS_WINDOW_MS} ms window, $contacts new chats, 127.0.0.1 =="
+    for f in "$llm" "$graph" "$turns_bin" "$myna"; do
+        [ -x "$f" ] || { echo "turns: missing $f (build with -DMYNA_BENCH=ON)" >&2; return 1; }
+    done
+    start_server "$dir/llm.log" "$llm" --listen 127.0.0.1:0
+    llm_pid=$server_pid
+    lport=$(wait_ready "$llm_pid" "$dir/llm.log") || { echo "turns: the fake LLM did not start" >&2; return 1; }
+    start_server "$dir/graph.log" "$graph" --listen 127.0.0.1:0 --token bench-token
+    graph_pid=$server_pid
+    gport=$(wait_ready "$graph_pid" "$dir/graph.log") || { echo "turns: the fake Graph did not start" >&2; return 1; }
+
+    direct=$(timeout --foreground -k 5 70 "$turns_bin" --mode direct --llm "http://127.0.0.1:$lport" \
+        --graph "http://127.0.0.1:$gport" --turns 5000 --connections 32 --timeout 60 \
+        2>"$dir/direct.err") || true
+    if [ -z "$direct" ]; then
+        echo "turns: the direct run printed no result:" >&2
+        cat "$dir/direct.err" >&2
+        return 1
+    fi
+    printf '%-6s %s\n' direct "$direct"
+
+    printf '%s\n' '[{"id":"bench","name":"Bench","provider":"cloud","phone_number_id":"481516234200915","access_token":"bench-token","app_secret":"'"$SECRET"'","verify_token":"bench-verify","graph_url":"http://127.0.0.1:'"$gport"'/v25.0","llm":{"url":"http://127.0.0.1:'"$lport"'/v1","model":"fake-model"},"batch":{"window_ms":'"$TURNS_WINDOW_MS"',"max":10},"pacing":{"messages_per_second":1000}}]' >"$dir/instances.json"
+    start_server "$dir/myna.log" "$myna" serve --public 127.0.0.1:0 --admin 127.0.0.1:0 \
+        --data "$dir/var" --instances "$dir/instances.json" --bots 1
+    myna_pid=$server_pid
+    if ! port=$(wait_ready "$myna_pid" "$dir/myna.log") ||
+        ! bot_pid=$(bot_of "$myna_pid" "$dir/myna.log" "$dir/var/logs/bench.log"); then
+        echo "turns: myna or its bot did not start; last log lines:" >&2
+        tail -n 10 "$dir/myna.log" >&2
+        return 1
+    fi
+    bot_log=${bot_pid#* }
+    bot_pid=${bot_pid%% *}
+    rss0=$(rss_mb "$bot_pid")
+
+    turns_run burst --turns "$TURNS_BURST" --first-sender 0 || rc=1
+    burst=$turns_line
+    turns_run steady --turns "$TURNS_STEADY" --first-sender "$TURNS_BURST" --rate "$TURNS_RATE" || rc=1
+    steady=$turns_line
+    rss=$(rss_mb "$bot_pid")
+    hwm=$(peak_rss_mb "$bot_pid")
+    stop_server "$myna_pid"
+    stop_server "$llm_pid"
+    stop_server "$graph_pid"
+    echo "myna   bot_rss_mb=$rss (VmRSS of \`myna bot\` holding $contacts chats; at its start: $rss0; peak: $hwm)"
+    [ -n "$burst" ] && [ -n "$steady" ] || return 1
+
+    sent=$(kv sent_per_s "$burst")
+    answered=$(kv answered_per_s "$burst")   # "?" when the bot's log had no turn_answered lines
+    answered_n=${answered//\?/0}
+    base=$(kv turns_per_s "$direct")
+    p99=$(kv p99_ms "$steady")
+    echo "ratio  myna_answered_per_s/direct_turns_per_s=$(calc "$base > 0 ? $answered_n / $base : 0")" \
+        "myna_sent_per_s/direct_turns_per_s=$(calc "$base > 0 ? $sent / $base : 0")"
+    # a turn is through the bot once its reply is in the outbox; the sends
+    # that follow are paced (pacing.messages_per_second, at most 1000)
+    target "turns/s >= 2000" "$answered_n >= 2000" \
+        "answered ${answered}/s; sent ${sent}/s, paced at 1000/s at most"
+    target "p99 < 20 ms" "$p99 < 20" "$p99 ms at $TURNS_RATE turns/s, window taken off"
+    if [ "$rss" = "?" ]; then
+        echo "MISS rss < 30 MB (not measured)"
+    else
+        target "rss < 30 MB" "$rss < 30" "$rss MB with $contacts chats"
+    fi
+    return "$rc"
 }
 
 # ---- main ---------------------------------------------------------------------

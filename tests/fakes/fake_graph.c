@@ -32,8 +32,10 @@
  *       connection without an answer (not accepted), {"status_fail":131047}
  *       accept, then a 'failed' status webhook instead of delivered/read.
  *       delay_ms combines with the others.
- *   GET  /_fake/messages  [{"wamid":"wamid.FAKE1","body":{...}}, ...] every
- *       accepted send, in order
+ *   GET  /_fake/messages  [{"wamid":"wamid.FAKE1","received_us":T,"body":{...}},
+ *       ...] every accepted send, in order; received_us is when its request
+ *       had arrived (CLOCK_REALTIME, microseconds). ?from=N leaves out the
+ *       first N (a poller fetches only what is new)
  *   GET  /_fake/reads     every accepted mark-read/typing body, in order
  *   POST /_fake/reset     forgets sends, reads and faults, cancels pending
  *       webhooks and drops answers still delayed; wamids keep counting
@@ -87,6 +89,7 @@ struct delayed {
     cJSON *body;     /* the validated send */
     struct fault fault;
     char pnid[64];
+    long long received_us;
 };
 
 /* The status webhooks of one accepted send. */
@@ -119,6 +122,14 @@ struct fake {
 };
 
 static void fake_log(const char *event, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static long long wall_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static void fake_log(const char *event, const char *fmt, ...)
 {
@@ -859,7 +870,7 @@ static struct fault *take_fault(struct fake *f)
 
 /* Answers a validated send now: the fault (if any) or acceptance. Takes body. */
 static void answer_send(struct fake *f, struct evhttp_request *req, cJSON *body,
-                        const struct fault *fault, const char *pnid)
+                        const struct fault *fault, const char *pnid, long long received_us)
 {
     const cJSON *opaque = get(body, "biz_opaque_callback_data");
     cJSON *root, *rec, *contact, *msg;
@@ -895,6 +906,7 @@ static void answer_send(struct fake *f, struct evhttp_request *req, cJSON *body,
                 fault != NULL ? fault->status_fail : 0);
     rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "wamid", wamid);
+    cJSON_AddNumberToObject(rec, "received_us", (double)received_us);  /* exact below 2^53 */
     cJSON_AddItemToObject(rec, "body", body);
     cJSON_AddItemToArray(f->messages, rec);
     reply_json(req, 200, root);
@@ -920,22 +932,23 @@ static void on_delayed(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    answer_send(d->f, d->req, d->body, &d->fault, d->pnid);
+    answer_send(d->f, d->req, d->body, &d->fault, d->pnid, d->received_us);
     delayed_free(d);
 }
 
 static void delay_send(struct fake *f, struct evhttp_request *req, cJSON *body,
-                       const struct fault *fault, const char *pnid)
+                       const struct fault *fault, const char *pnid, long long received_us)
 {
     struct delayed *d = calloc(1, sizeof(*d));
     struct timeval tv = { fault->delay_ms / 1000, (fault->delay_ms % 1000) * 1000 };
 
     if (d == NULL || (d->timer = evtimer_new(f->base, on_delayed, d)) == NULL) {
         free(d);
-        answer_send(f, req, body, fault, pnid);
+        answer_send(f, req, body, fault, pnid, received_us);
         return;
     }
     d->f = f;
+    d->received_us = received_us;
     d->req = req;
     d->body = body;
     d->fault = *fault;
@@ -979,6 +992,7 @@ static int auth_ok(struct fake *f, struct evhttp_request *req)
 
 static void handle_messages(struct fake *f, struct evhttp_request *req, const char *pnid)
 {
+    long long received_us = wall_us();  /* evhttp calls us once the whole request is in */
     const cJSON *mp, *status;
     struct fault *fault;
     cJSON *body;
@@ -1038,9 +1052,9 @@ static void handle_messages(struct fake *f, struct evhttp_request *req, const ch
     }
     fault = take_fault(f);
     if (fault != NULL && fault->delay_ms > 0)
-        delay_send(f, req, body, fault, pnid);
+        delay_send(f, req, body, fault, pnid, received_us);
     else
-        answer_send(f, req, body, fault, pnid);
+        answer_send(f, req, body, fault, pnid, received_us);
     free(fault);
 }
 
@@ -1186,6 +1200,39 @@ static void reply_array(struct evhttp_request *req, const cJSON *arr)
     reply_json(req, 200, cJSON_Duplicate(arr, 1));
 }
 
+/* The records after the first `from` (a query parameter, default 0). */
+static void reply_messages(struct fake *f, struct evhttp_request *req)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq params = { 0 };  /* evhttp_parse_query_str initializes it */
+    const char *v;
+    char *end = NULL;
+    long from = 0, i = 0;
+    cJSON *out, *it;
+
+    if (query != NULL && evhttp_parse_query_str(query, &params) == 0 &&
+        (v = evhttp_find_header(&params, "from")) != NULL) {
+        from = strtol(v, &end, 10);
+        if (end == v || *end != '\0' || from < 0)
+            from = -1;
+    }
+    evhttp_clear_headers(&params);
+    if (from < 0) {
+        reply_json(req, 400, graph_error(f, "(#100) from must be a count", "OAuthException", 100,
+                                         NULL, 0));
+        return;
+    }
+    if ((out = cJSON_CreateArray()) == NULL) {
+        reply_bare(req, 500);
+        return;
+    }
+    cJSON_ArrayForEach(it, f->messages) {
+        if (i++ >= from)
+            cJSON_AddItemToArray(out, cJSON_Duplicate(it, 1));
+    }
+    reply_json(req, 200, out);
+}
+
 /* /{version}/{pnid}/messages: version "v" + digits[.digits]. */
 static int parse_messages_path(const char *path, char *pnid, size_t cap)
 {
@@ -1224,7 +1271,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (strcmp(path, "/_fake/faults") == 0 && cmd == EVHTTP_REQ_POST) {
         handle_faults(f, req);
     } else if (strcmp(path, "/_fake/messages") == 0 && cmd == EVHTTP_REQ_GET) {
-        reply_array(req, f->messages);
+        reply_messages(f, req);
     } else if (strcmp(path, "/_fake/reads") == 0 && cmd == EVHTTP_REQ_GET) {
         reply_array(req, f->reads);
     } else if (strcmp(path, "/_fake/reset") == 0 && cmd == EVHTTP_REQ_POST) {
@@ -1384,7 +1431,7 @@ out:
     clear_faults(&f);
     while (f.delayed) {   /* answer what is still held back: frees the requests */
         struct delayed *d = f.delayed;
-        answer_send(&f, d->req, d->body, &d->fault, d->pnid);
+        answer_send(&f, d->req, d->body, &d->fault, d->pnid, d->received_us);
         delayed_free(d);
     }
     if (f.wh_conn)
