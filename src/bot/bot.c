@@ -1422,6 +1422,12 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
         rc = myna_err_set(err, MYNA_ENOMEM, "cannot set up the bot's events");
         goto out;
     }
+    if (opts->doorbell_fd >= 0) {
+        /* a supervised bot is stopped by its master: Ctrl-C reaches the
+         * whole process group, and the master stops its bots itself */
+        event_del(b.sig_int);
+        signal(SIGINT, SIG_IGN);
+    }
     signal(SIGPIPE, SIG_IGN);
     if ((rc = restore_batches(&b, err)) != MYNA_OK)
         goto out;
