@@ -339,8 +339,14 @@ int myna_fleet_load(struct myna_fleet *f, struct myna_err *err)
             int oom;
             if (rc == MYNA_OK &&
                 (l = live_new(f, rows[i].id, rows[i].owner_id, rows[i].version, rows[i].config,
-                              err)) == NULL)
-                rc = err->code;
+                              err)) == NULL) {
+                char q[600];
+                if (err->code == MYNA_ENOMEM)
+                    rc = err->code;
+                else  /* one bad instance must not keep the others down */
+                    MYNA_LOG(MYNA_ERROR, "instance_not_loaded", "instance=%s err=%s", rows[i].id,
+                             myna_log_q(q, sizeof(q), err->msg));
+            }
             if (l && ((old = put(f, l, &oom)) != NULL || oom)) {
                 live_free(old);
                 if (oom) {
