@@ -132,17 +132,6 @@ size_t myna_secret__b64url_decode(const char *in, size_t len, unsigned char *out
 
 /* ---- key file ----------------------------------------------------------------- */
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Reads at most cap bytes, riding out short reads and EINTR; -1 on error. */
 static ssize_t read_all(int fd, char *p, size_t cap)
 {
@@ -287,8 +276,8 @@ static int load_key(int fd, const char *path, unsigned char key[KEY_LEN], struct
                           n);
     } else {
         for (size_t i = 0; i < KEY_LEN; i++) {
-            int hi = hex_value((unsigned char)hex[2 * i]);
-            int lo = hex_value((unsigned char)hex[2 * i + 1]);
+            int hi = myna_hex_value((unsigned char)hex[2 * i]);
+            int lo = myna_hex_value((unsigned char)hex[2 * i + 1]);
             if (hi < 0 || lo < 0) {
                 rc = myna_err_set(err, MYNA_ECONFIG,
                                   "key file '%s' must hold exactly %d hex digits", path, KEY_HEX);

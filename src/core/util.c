@@ -153,3 +153,14 @@ size_t myna_utf8_count(const char *s)
     }
     return cps;
 }
+
+int myna_hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

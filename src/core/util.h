@@ -34,4 +34,7 @@ size_t myna_utf8_seq(const unsigned char *s, size_t n);
 /* Code points of s, or (size_t)-1 when s is not valid UTF-8. */
 size_t myna_utf8_count(const char *s);
 
+/* The value of one hex digit (either case), or -1. */
+int myna_hex_value(int c);
+
 #endif

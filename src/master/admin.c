@@ -290,6 +290,18 @@ static void show_instance(struct call *c, const char *id, int code)
     send_json(c->req, code, o);
 }
 
+/* After a create or an update: the bad fields, the failure, or the instance. */
+static void answer_write(struct call *c, int rc, const struct myna_err *err,
+                         const struct myna_field_error *errs, size_t n, const char *id, int code)
+{
+    if (rc == MYNA_ECONFIG && n > 0)
+        send_fields(c->req, "the instance is not valid", errs, n);
+    else if (rc != MYNA_OK)
+        send_failure(c->req, rc, err);
+    else
+        show_instance(c, id, code);
+}
+
 static void create_instance(struct call *c)
 {
     struct myna_field_error errs[FIELD_ERRORS];
@@ -303,12 +315,7 @@ static void create_instance(struct call *c)
     rc = myna_fleet_create(c->a->fleet, &c->actor, body, len, id, sizeof(id), errs, FIELD_ERRORS,
                            &n, &err);
     free(body);
-    if (rc == MYNA_ECONFIG && n > 0)
-        send_fields(c->req, "the instance is not valid", errs, n);
-    else if (rc != MYNA_OK)
-        send_failure(c->req, rc, &err);
-    else
-        show_instance(c, id, 201);
+    answer_write(c, rc, &err, errs, n, id, 201);
 }
 
 static void update_instance(struct call *c, const char *id)
@@ -323,12 +330,7 @@ static void update_instance(struct call *c, const char *id)
         return;
     rc = myna_fleet_update(c->a->fleet, &c->actor, id, body, len, errs, FIELD_ERRORS, &n, &err);
     free(body);
-    if (rc == MYNA_ECONFIG && n > 0)
-        send_fields(c->req, "the instance is not valid", errs, n);
-    else if (rc != MYNA_OK)
-        send_failure(c->req, rc, &err);
-    else
-        show_instance(c, id, 200);
+    answer_write(c, rc, &err, errs, n, id, 200);
 }
 
 /* The bot's store of id, opened for this request (NULL if it has none yet). */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "core/banned.h"
 
 #define SIG_PREFIX "sha256="
@@ -101,17 +102,6 @@ int myna_hmac_sha256(struct myna_hmac_key *k, const void *data, size_t len, uint
     return MYNA_OK;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes the 64 hex digits after the prefix. The header is public input,
  * so branching on it leaks nothing; only the MAC comparison is secret. */
 static int parse_header(const char *header, uint8_t mac[SIG_MAC_LEN], struct myna_err *err)
@@ -132,7 +122,7 @@ static int parse_header(const char *header, uint8_t mac[SIG_MAC_LEN], struct myn
         return myna_err_set(err, MYNA_EBADSIG,
                             "X-Hub-Signature-256 has %zu hex digits, expected %d", n, SIG_HEX_LEN);
     for (i = 0; i < SIG_HEX_LEN; i += 2) {
-        int hi = hex_value(hex[i]), lo = hex_value(hex[i + 1]);
+        int hi = myna_hex_value(hex[i]), lo = myna_hex_value(hex[i + 1]);
 
         if (hi < 0 || lo < 0)
             return myna_err_set(err, MYNA_EBADSIG,
