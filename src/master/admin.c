@@ -350,6 +350,25 @@ static struct myna_bot_store *bot_store(struct call *c, const char *id, struct m
     return bs;
 }
 
+/* Records the ingress stored for id (its inbox rows are numbered from 1),
+ * or -1. */
+static int64_t inbox_count(struct call *c, const char *id)
+{
+    struct myna_store_opts so = { MYNA_SYNC_NORMAL, 200 };
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_store *st;
+    int64_t n_inbox = -1, n_status = 0;
+    char path[4300];
+
+    snprintf(path, sizeof(path), "%s/instances/%s.db", c->a->data_dir, id);
+    if ((st = myna_store_open_sqlite(path, &so, &err)) == NULL)
+        return -1;
+    if (myna_store_count(st, &n_inbox, &n_status, &err) != MYNA_OK)
+        n_inbox = -1;
+    myna_store_free(st);
+    return n_inbox;
+}
+
 static void on_counter(const char *name, int64_t v, void *arg)
 {
     cJSON_AddNumberToObject(arg, name, (double)v);
@@ -370,8 +389,12 @@ static void add_counts(struct call *c, cJSON *o, const char *id, int with_counte
         cJSON_AddNumberToObject(o, "turns_pending", (double)n.turns_pending);
         cJSON_AddNumberToObject(o, "open_batches", (double)n.open_batches);
     }
-    if (bs && myna_bot_cursor_get(bs, "inbox", &consumed, &err) == MYNA_OK)
+    if (bs && myna_bot_cursor_get(bs, "inbox", &consumed, &err) == MYNA_OK) {
+        int64_t in = inbox_count(c, id);
         cJSON_AddNumberToObject(o, "inbox_consumed", (double)consumed);
+        if (in >= 0)  /* received and not yet taken up by the bot */
+            cJSON_AddNumberToObject(o, "inbox_depth", (double)(in > consumed ? in - consumed : 0));
+    }
     if (bs && with_counters) {
         cJSON *cnt = cJSON_AddObjectToObject(o, "counters");
         if (cnt)

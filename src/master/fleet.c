@@ -705,7 +705,7 @@ int myna_fleet_action(struct myna_fleet *f, const struct myna_actor *who, const 
                       const char *action, struct myna_err *err)
 {
     struct live *l = find(f, id);
-    char audit_action[40];
+    char audit_action[40], *config = NULL;
     int rc, auto_start;
 
     if (l == NULL)
@@ -719,10 +719,21 @@ int myna_fleet_action(struct myna_fleet *f, const struct myna_actor *who, const 
         return myna_err_set(err, MYNA_EINVAL, "instance '%s' is disabled", id);
     auto_start = strcmp(action, "start") == 0 ? 1 : strcmp(action, "stop") == 0 ? 0 : -1;
     snprintf(audit_action, sizeof(audit_action), "instance.%s", action);
+    if (auto_start >= 0) {  /* the stored config says it too: it decides at the next start */
+        cJSON *obj = opened(f, l, err);
+        if (obj == NULL)
+            return err->code;
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, "auto_start");
+        config = cJSON_AddBoolToObject(obj, "auto_start", auto_start) ? sealed_text(f, obj, id, err)
+                                                                     : NULL;
+        cJSON_Delete(obj);
+        if (config == NULL)
+            return err->code ? err->code : myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    }
     if ((rc = myna_control_begin(f->control, err)) == MYNA_OK) {
         rc = auto_start < 0 ? MYNA_OK
-                            : myna_control_instance_update(f->control, id, NULL, -1, auto_start,
-                                                           -1, myna_wall_ms(), NULL, err);
+                            : myna_control_instance_update(f->control, id, config, -1, auto_start,
+                                                           -1, myna_wall_ms(), &l->version, err);
         if (rc == MYNA_OK)
             rc = audit(f, who, audit_action, id, NULL, err);
         if (rc == MYNA_OK)
@@ -730,10 +741,15 @@ int myna_fleet_action(struct myna_fleet *f, const struct myna_actor *who, const 
         else
             myna_control_rollback(f->control);
     }
-    if (rc != MYNA_OK)
+    if (rc != MYNA_OK) {
+        free(config);
         return rc;
-    if (auto_start >= 0)
+    }
+    if (auto_start >= 0) {
+        free(l->config);
+        l->config = config;
         l->inst.auto_start = auto_start;
+    }
     if (auto_start == 1)
         bot_start(f, l);
     else if (auto_start == 0)

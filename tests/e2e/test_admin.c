@@ -85,6 +85,26 @@ static int in_state(void *arg)
            strcmp(answer_str("state", st, sizeof(st)), w->state) == 0;
 }
 
+struct restarts_want {
+    int at_least;
+};
+
+static int restarted(void *arg)
+{
+    struct restarts_want *w = arg;
+    cJSON *o;
+    const cJSON *r;
+    int ok;
+
+    if (api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/support-bot/status", NULL) != 200)
+        return 0;
+    o = cJSON_Parse(C->resp);
+    r = cJSON_GetObjectItemCaseSensitive(o, "restarts");
+    ok = cJSON_IsNumber(r) && r->valuedouble >= w->at_least;
+    cJSON_Delete(o);
+    return ok;
+}
+
 struct reply_want {
     const char *id, *contact, *text;
 };
@@ -152,6 +172,18 @@ static void test_lifecycle(void **state)
     assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/support-bot/stats", NULL),
                      200);
     assert_non_null(strstr(C->resp, "\"inbox_consumed\":2"));
+    assert_non_null(strstr(C->resp, "\"inbox_depth\":0"));
+    {   /* a restart keeps auto_start and counts */
+        struct restarts_want w = { 1 };
+        assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances/support-bot/restart",
+                             ""),
+                         200);
+        assert_true(h_wait(restarted, &w, 10000));
+        assert_true(h_wait(in_state, &running, 10000));
+        assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/support-bot", NULL),
+                         200);
+        assert_non_null(strstr(C->resp, "\"auto_start\":true"));
+    }
     assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/support-bot/logs?lines=5",
                          NULL),
                      200);
@@ -385,6 +417,30 @@ static void test_cli(void **state)
     assert_non_null(strstr(out, "401"));
 }
 
+/* What the API changed is what the next start of the master does: a
+ * stopped instance stays stopped, a created one is back. */
+static void test_changes_survive_a_restart(void **state)
+{
+    const char *extra[] = { "--bots", "1", NULL };
+    struct state_want quiet = { "quiet", "stopped" }, loud = { "loud", "running" };
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Quiet\",\"provider\":\"sim\"}"),
+                     201);
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Loud\",\"provider\":\"sim\"}"),
+                     201);
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances/quiet/stop", ""), 200);
+    assert_true(h_wait(in_state, &quiet, 10000));
+    assert_int_equal(h_stop(&C->p, SIGTERM), 0);
+    assert_int_equal(h_start(&C->p, extra), 0);
+    assert_true(h_wait(in_state, &loud, 10000));
+    assert_true(in_state(&quiet));
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/quiet", NULL), 200);
+    assert_non_null(strstr(C->resp, "\"auto_start\":false"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_secrets_sealed_at_rest),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_changes_survive_a_restart),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
