@@ -24,7 +24,7 @@
 # shellcheck disable=SC2317  # functions are called indirectly ("bench_$s")
 set -euo pipefail
 
-readonly SECTIONS=(webhook store flush turns)  # a later benchmark: add its name and a bench_<name>
+readonly SECTIONS=(webhook store flush turns fleet)  # a later benchmark: add its name and a bench_<name>
 readonly READY_TIMEOUT_S=10      # a server that is not listening by then is broken
 readonly STOP_TIMEOUT_S=10       # Myna drains for up to 5 s on SIGTERM, then exits
 readonly SECRET=bench-secret-0123456789
@@ -502,6 +502,12 @@ bench_turns() {
         target "rss < 30 MB" "$rss < 30" "$rss MB with $contacts chats"
     fi
     return "$rc"
+}
+
+# ---- fleet: 200 instances started by one master (bench/fleet.sh) -----------
+
+bench_fleet() {
+    bash "$(dirname "$0")/fleet.sh" "$build"
 }
 
 # ---- main ---------------------------------------------------------------------
