@@ -51,6 +51,10 @@ struct lane {
     struct bot *bot;
     char *contact;
     struct event *batch_timer;
+    struct lane *due_next;   /* b->due_lanes: its batch timer fired */
+    int due_queued;          /* in that list */
+    int64_t rearm_ms;        /* flush: the batch got a fragment since, wait on from this */
+    int flush_rc;            /* flush: how its part of the transaction went */
     int busy;                /* a turn is being answered */
     int sending;             /* an outbox send is in flight */
     /* loop guard (in memory: a restart forgives) */
@@ -73,6 +77,19 @@ struct bot {
     struct myna_answerer *faq;
     struct myna_graph *graph;
     struct event *doorbell, *poll, *sig_term, *sig_int, *send_timer, *turn_kick, *heartbeat;
+    /* Writes decided in this turn of the loop, committed together by
+     * flush_ev at its end (one transaction instead of one per batch timer,
+     * answer and send result): nothing is sent before the commit, and what a
+     * crash loses of them is what a crash a moment earlier would have lost
+     * (a turn still pending, a send still uncertain). */
+    struct event *flush_ev;
+    struct lane *due_lanes;       /* batch timers that fired */
+    struct answering *done;       /* answers to commit */
+    struct sending *results;      /* send answers to record */
+    /* the inbox and statuses cursors as committed: this bot is their only
+     * writer (one bot per instance), so each is read from the store once */
+    int64_t cursor_seq[2];
+    int cursor_known[2];
     struct lane *lanes[LANE_BUCKETS];
     int64_t next_send_ms;    /* pacing: earliest time of the next send */
     int64_t send_at_ms;      /* when send_timer is set to run */
@@ -83,6 +100,9 @@ struct bot {
     int stopping;
     int exit_rc;
     int lock_fd;             /* the instance's bot lock, held for life */
+    /* attention states for the supervisor (tell_attention): -1 not known */
+    int token_refused;       /* the provider's last word on the token: 1 refused, 0 took it */
+    int told_token, told_circuit;  /* what the supervisor was told last */
 };
 
 /* ---- lanes --------------------------------------------------------------- */
@@ -139,6 +159,11 @@ static void log_store_error(struct bot *b, const char *event, const struct myna_
 
     MYNA_LOG(MYNA_ERROR, event, "instance=%s err=%s", b->in->id,
              myna_log_q(q, sizeof(q), err->msg));
+}
+
+static void queue_flush(struct bot *b)
+{
+    event_active(b->flush_ev, EV_TIMEOUT, 0);  /* once, however often */
 }
 
 static void kick_turns(struct bot *b)
@@ -233,73 +258,77 @@ static void arm_batch(struct bot *b, const char *contact, int64_t last_ms)
     evtimer_add(l->batch_timer, &tv);
 }
 
+/* Turns the batch read back into a pending turn and deletes it (inside a
+ * transaction); releases batch. */
+static int batch_to_turn(struct bot *b, struct myna_batch *batch, struct myna_err *err)
+{
+    struct myna_turn t;
+    char kind[] = "text";
+    int rc;
+
+    memset(&t, 0, sizeof(t));
+    t.contact = batch->contact;
+    t.kind = kind;
+    t.text = batch->text;
+    t.profile_name = batch->profile_name;
+    t.last_wamid = batch->last_wamid;
+    t.created_ms = myna_wall_ms();
+    rc = myna_bot_turn_add(b->bs, &t, NULL, err);
+    if (rc == MYNA_OK)
+        rc = myna_bot_batch_del(b->bs, batch->contact, err);
+    MYNA_LOG(MYNA_DEBUG, "batch_flushed", "instance=%s fragments=%d late_ms=%" PRId64,
+             b->in->id, batch->n, myna_wall_ms() - (batch->last_ms + b->in->batch_window_ms));
+    myna_batch_release(batch);
+    return rc;
+}
+
 /* Turns the contact's open batch into a pending turn (inside a transaction). */
 static int flush_batch(struct bot *b, const char *contact, struct myna_err *err)
 {
     struct myna_batch batch;
-    struct myna_turn t;
-    char kind[] = "text";
     int rc = myna_bot_batch_get(b->bs, contact, &batch, err);
 
     if (rc == MYNA_ENOTFOUND)
         return MYNA_OK;
     if (rc != MYNA_OK)
         return rc;
-    memset(&t, 0, sizeof(t));
-    t.contact = batch.contact;
-    t.kind = kind;
-    t.text = batch.text;
-    t.profile_name = batch.profile_name;
-    t.last_wamid = batch.last_wamid;
-    t.created_ms = myna_wall_ms();
-    rc = myna_bot_turn_add(b->bs, &t, NULL, err);
-    if (rc == MYNA_OK)
-        rc = myna_bot_batch_del(b->bs, contact, err);
-    MYNA_LOG(MYNA_DEBUG, "batch_flushed", "instance=%s fragments=%d late_ms=%" PRId64,
-             b->in->id, batch.n, myna_wall_ms() - (batch.last_ms + b->in->batch_window_ms));
-    myna_batch_release(&batch);
-    return rc;
+    return batch_to_turn(b, &batch, err);
 }
 
+/* The flush's part for a lane whose batch timer fired (in its transaction):
+ * the batch becomes a turn, unless a fragment came since (l->rearm_ms). */
+static int flush_due_batch(struct bot *b, struct lane *l, struct myna_err *err)
+{
+    struct myna_batch batch;
+    int rc = myna_bot_batch_get(b->bs, l->contact, &batch, err);
+
+    l->rearm_ms = 0;
+    if (rc == MYNA_ENOTFOUND)
+        return MYNA_OK;
+    if (rc != MYNA_OK)
+        return rc;
+    if (batch.last_ms + b->in->batch_window_ms > myna_wall_ms()) {
+        l->rearm_ms = batch.last_ms;
+        myna_batch_release(&batch);
+        return MYNA_OK;
+    }
+    return batch_to_turn(b, &batch, err);
+}
+
+/* Timers that fire in the same turn of the loop flush in one transaction. */
 static void on_batch_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct lane *l = arg;
     struct bot *b = l->bot;
-    struct myna_err err = MYNA_ERR_INIT;
-    struct myna_batch batch;
-    int rc;
 
     (void)fd;
     (void)what;
-    if (myna_store_begin(b->st, &err) != MYNA_OK) {
-        log_store_error(b, "batch_flush_failed", &err);
-        arm_batch(b, l->contact, myna_wall_ms());  /* try again */
+    if (l->due_queued)
         return;
-    }
-    rc = myna_bot_batch_get(b->bs, l->contact, &batch, &err);
-    if (rc == MYNA_OK) {
-        int64_t due = batch.last_ms + b->in->batch_window_ms;
-        if (due > myna_wall_ms()) {  /* a fragment came since the timer was set */
-            myna_store_rollback(b->st);
-            arm_batch(b, l->contact, batch.last_ms);
-            myna_batch_release(&batch);
-            return;
-        }
-        myna_batch_release(&batch);
-        rc = flush_batch(b, l->contact, &err);
-    }
-    if (rc == MYNA_ENOTFOUND)
-        rc = MYNA_OK;
-    if (rc == MYNA_OK)
-        rc = myna_store_commit(b->st, &err);
-    else
-        myna_store_rollback(b->st);
-    if (rc != MYNA_OK) {
-        log_store_error(b, "batch_flush_failed", &err);
-        arm_batch(b, l->contact, myna_wall_ms());
-        return;
-    }
-    kick_turns(b);
+    l->due_queued = 1;
+    l->due_next = b->due_lanes;
+    b->due_lanes = l;
+    queue_flush(b);
 }
 
 /* Appends text to the contact's batch; flushes at batch_max. */
@@ -464,6 +493,21 @@ static int reconcile(struct bot *b, const struct myna_status_row *row, struct my
     return rc;
 }
 
+enum { CURSOR_INBOX, CURSOR_STATUSES };
+static const char *const cursor_names[] = { "inbox", "statuses" };
+
+static int cursor_get(struct bot *b, int which, int64_t *seq, struct myna_err *err)
+{
+    int rc = MYNA_OK;
+
+    if (!b->cursor_known[which] &&
+        (rc = myna_bot_cursor_get(b->bs, cursor_names[which], &b->cursor_seq[which], err)) ==
+            MYNA_OK)
+        b->cursor_known[which] = 1;
+    *seq = b->cursor_seq[which];
+    return rc;
+}
+
 static int drain_statuses(struct bot *b, int *more, struct myna_err *err)
 {
     struct myna_status_row rows[INBOX_CHUNK];
@@ -472,7 +516,7 @@ static int drain_statuses(struct bot *b, int *more, struct myna_err *err)
     int rc;
 
     *more = 0;
-    if ((rc = myna_bot_cursor_get(b->bs, "statuses", &cursor, err)) != MYNA_OK ||
+    if ((rc = cursor_get(b, CURSOR_STATUSES, &cursor, err)) != MYNA_OK ||
         (rc = myna_store_status_read(b->inbox, cursor, INBOX_CHUNK, rows, &n, err)) != MYNA_OK ||
         n == 0)
         return rc;
@@ -493,6 +537,8 @@ static int drain_statuses(struct bot *b, int *more, struct myna_err *err)
             rc = myna_store_commit(b->st, err);
         else
             myna_store_rollback(b->st);
+        if (rc == MYNA_OK)
+            b->cursor_seq[CURSOR_STATUSES] = rows[n - 1].seq;
     }
     for (size_t i = 0; i < n; i++)
         myna_store_status_row_release(&rows[i]);
@@ -511,7 +557,7 @@ static int drain_inbox(struct bot *b, int *more, struct myna_err *err)
     int rc;
 
     *more = 0;
-    if ((rc = myna_bot_cursor_get(b->bs, "inbox", &cursor, err)) != MYNA_OK ||
+    if ((rc = cursor_get(b, CURSOR_INBOX, &cursor, err)) != MYNA_OK ||
         (rc = myna_store_inbox_read(b->inbox, cursor, INBOX_CHUNK, rows, &n, err)) != MYNA_OK ||
         n == 0)
         return rc;
@@ -524,6 +570,8 @@ static int drain_inbox(struct bot *b, int *more, struct myna_err *err)
             rc = myna_store_commit(b->st, err);
         else
             myna_store_rollback(b->st);
+        if (rc == MYNA_OK)
+            b->cursor_seq[CURSOR_INBOX] = rows[n - 1].seq;
     }
     if (rc == MYNA_OK)
         for (size_t i = 0; i < n; i++)
@@ -575,6 +623,12 @@ struct answering {
     size_t n_msgs, cap_msgs;
     char **owned;            /* strings the msgs point to */
     size_t n_owned;
+    /* the reply, waiting for the flush (b->done) */
+    struct answering *done_next;
+    char *wa;                /* the reply in WhatsApp formatting, or NULL */
+    char **bodies;           /* outbox bodies, one per part (cJSON_free) */
+    size_t n_bodies;
+    int flush_rc;
 };
 
 static void answering_link(struct answering *a)
@@ -601,6 +655,10 @@ static void answering_free(struct answering *a)
         free(a->owned[i]);
     free(a->owned);
     free(a->msgs);
+    for (size_t i = 0; i < a->n_bodies; i++)
+        cJSON_free(a->bodies[i]);
+    free(a->bodies);
+    free(a->wa);
     free(a->turn_ids);
     free(a->text);
     free(a->last_wamid);
@@ -664,65 +722,87 @@ static int count_llm(const struct answering *a, struct myna_err *err)
     return myna_bot_counters_add(a->b->bs, names, deltas, 5, err);
 }
 
-/* Commits the reply: history, outbox records, the turns done. reply is the
- * model's Markdown (converted to WhatsApp formatting) when from_llm, else
- * text the operator wrote in WhatsApp formatting already (FAQ, fallback). */
+/* The flush's part for a finished answer (in its transaction): history,
+ * outbox records, the LLM's counters, the turns done. */
+static int commit_answer(struct bot *b, struct answering *a, struct myna_err *err)
+{
+    int64_t now = myna_wall_ms();
+    int rc = myna_bot_history_add(b->bs, a->lane->contact, "user", a->text, now, err);
+
+    if (rc == MYNA_OK && a->wa)
+        rc = myna_bot_history_add(b->bs, a->lane->contact, "assistant", a->wa, now, err);
+    for (size_t i = 0; rc == MYNA_OK && i < a->n_bodies; i++)
+        rc = myna_bot_outbox_add(b->bs, a->lane->contact, a->turn_ids[0], a->bodies[i], now,
+                                 NULL, err);
+    if (rc == MYNA_OK && a->llm_called)
+        rc = count_llm(a, err);
+    for (size_t i = 0; rc == MYNA_OK && i < a->n_ids; i++)
+        rc = myna_bot_turn_done(b->bs, a->turn_ids[i], i == 0 ? a->ai : 0,
+                                i == 0 ? a->prompt_tokens : 0, i == 0 ? a->completion_tokens : 0,
+                                err);
+    return rc;
+}
+
+/* After the flush: the lane is free again (a failed commit leaves the turn
+ * pending: it is answered again). */
+static void answer_flushed(struct answering *a)
+{
+    struct bot *b = a->b;
+
+    if (a->flush_rc == MYNA_OK)
+        MYNA_LOG(MYNA_INFO, "turn_answered", "instance=%s turns=%zu parts=%zu", b->in->id,
+                 a->n_ids, a->n_bodies);
+    a->lane->busy = 0;
+    answering_free(a);
+}
+
+/* Prepares the reply and queues it for the flush, which commits history,
+ * outbox records and the turns done together. reply is the model's
+ * Markdown (converted to WhatsApp formatting) when from_llm, else text the
+ * operator wrote in WhatsApp formatting already (FAQ, fallback). The lane
+ * stays busy until the commit: its turns are still pending until then. */
 static void finish_reply(struct answering *a, const char *reply, int from_llm)
 {
     struct bot *b = a->b;
     struct myna_err err = MYNA_ERR_INIT;
-    char *wa = reply == NULL ? NULL
-               : from_llm    ? myna_wa_from_markdown(reply, strlen(reply), &err)
-                             : strdup(reply);
     char **parts = NULL;
     size_t n_parts = 0;
-    int64_t now = myna_wall_ms();
     int rc = MYNA_OK;
 
+    a->wa = reply == NULL ? NULL
+            : from_llm    ? myna_wa_from_markdown(reply, strlen(reply), &err)
+                          : strdup(reply);
     /* reply NULL: the turn is done with no answer (rate limit silence) */
-    if (reply && wa == NULL)
-        rc = err.code ? err.code : MYNA_ENOMEM;
-    else if (wa)
-        rc = myna_wa_split(wa, WA_TEXT_MAX, &parts, &n_parts, &err);
-    if (rc == MYNA_OK && (rc = myna_store_begin(b->st, &err)) == MYNA_OK) {
-        rc = myna_bot_history_add(b->bs, a->lane->contact, "user", a->text, now, &err);
-        if (rc == MYNA_OK && wa)
-            rc = myna_bot_history_add(b->bs, a->lane->contact, "assistant", wa, now, &err);
-        for (size_t i = 0; rc == MYNA_OK && i < n_parts; i++) {
-            cJSON *content = cJSON_CreateObject();
-            char *body = NULL;
-            if (content && cJSON_AddStringToObject(content, "type", "text") &&
-                cJSON_AddStringToObject(content, "text", parts[i]))
-                body = cJSON_PrintUnformatted(content);
-            cJSON_Delete(content);
-            rc = body ? myna_bot_outbox_add(b->bs, a->lane->contact, a->turn_ids[0], body, now,
-                                            NULL, &err)
-                      : myna_err_set(&err, MYNA_ENOMEM, "out of memory");
-            cJSON_free(body);
-        }
-        if (rc == MYNA_OK && a->llm_called)
-            rc = count_llm(a, &err);
-        for (size_t i = 0; rc == MYNA_OK && i < a->n_ids; i++)
-            rc = myna_bot_turn_done(b->bs, a->turn_ids[i], i == 0 ? a->ai : 0,
-                                    i == 0 ? a->prompt_tokens : 0,
-                                    i == 0 ? a->completion_tokens : 0, &err);
-        if (rc == MYNA_OK)
-            rc = myna_store_commit(b->st, &err);
+    if (reply && a->wa == NULL)
+        rc = err.code ? err.code : myna_err_set(&err, MYNA_ENOMEM, "out of memory");
+    else if (a->wa)
+        rc = myna_wa_split(a->wa, WA_TEXT_MAX, &parts, &n_parts, &err);
+    if (rc == MYNA_OK && n_parts && (a->bodies = calloc(n_parts, sizeof(*a->bodies))) == NULL)
+        rc = myna_err_set(&err, MYNA_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == MYNA_OK && i < n_parts; i++) {
+        cJSON *content = cJSON_CreateObject();
+        char *body = NULL;
+        if (content && cJSON_AddStringToObject(content, "type", "text") &&
+            cJSON_AddStringToObject(content, "text", parts[i]))
+            body = cJSON_PrintUnformatted(content);
+        cJSON_Delete(content);
+        if (body == NULL)
+            rc = myna_err_set(&err, MYNA_ENOMEM, "out of memory");
         else
-            myna_store_rollback(b->st);
+            a->bodies[a->n_bodies++] = body;
     }
-    if (rc != MYNA_OK)
-        log_store_error(b, "turn_commit_failed", &err);  /* the turn stays pending: retried */
-    else
-        MYNA_LOG(MYNA_INFO, "turn_answered", "instance=%s turns=%zu parts=%zu", b->in->id,
-                 a->n_ids, n_parts);
     if (parts)
         myna_wa_split_free(parts, n_parts);
-    free(wa);
-    a->lane->busy = 0;
-    kick_turns(b);
-    kick_sender(b);
-    answering_free(a);
+    if (rc != MYNA_OK) {
+        a->flush_rc = rc;
+        log_store_error(b, "turn_commit_failed", &err);  /* the turn stays pending */
+        answer_flushed(a);
+        kick_turns(b);
+        return;
+    }
+    a->done_next = b->done;
+    b->done = a;
+    queue_flush(b);
 }
 
 static void finish_turn(struct answering *a, const char *reply)
@@ -730,10 +810,39 @@ static void finish_turn(struct answering *a, const char *reply)
     finish_reply(a, reply, 0);
 }
 
+/* One attention line on the heartbeat pipe (master/supervisor.h): written
+ * whole or not at all (shorter than PIPE_BUF), never blocking. 0 if it went. */
+static int tell(const struct bot *b, const char *reason, int on)
+{
+    char line[64];
+    int n = snprintf(line, sizeof(line), "attention %s %s\n", reason, on ? "on" : "off");
+
+    return write(b->opts->heartbeat_fd, line, (size_t)n) == n ? 0 : -1;
+}
+
+/* Tells the supervisor what changed since it was last told: the token
+ * refused or taken, the LLM's circuit open or closed. What a full pipe kept
+ * back goes at the next call (every heartbeat). The supervisor forgets the
+ * circuit when a process ends but keeps the token, so a new process tells
+ * the first verdict on the token it gets, whichever it is. */
+static void tell_attention(struct bot *b)
+{
+    int circuit = b->llm && myna_llm_circuit_open(b->llm);
+
+    if (b->opts->heartbeat_fd < 0)
+        return;
+    if (b->token_refused >= 0 && b->token_refused != b->told_token &&
+        tell(b, "invalid_token", b->token_refused) == 0)
+        b->told_token = b->token_refused;
+    if (circuit != b->told_circuit && tell(b, "llm_circuit_open", circuit) == 0)
+        b->told_circuit = circuit;
+}
+
 static void on_llm(const struct myna_llm_result *r, void *arg)
 {
     struct answering *a = arg;
 
+    tell_attention(a->b);  /* this answer may have opened or closed the circuit */
     a->prompt_tokens = r->prompt_tokens;  /* a failed call may have used some too */
     a->completion_tokens = r->completion_tokens;
     a->llm_called = 1;
@@ -849,15 +958,22 @@ static void on_turn_kick(evutil_socket_t fd, short what, void *arg)
     struct myna_turn *v = NULL;
     unsigned char *taken;
     size_t n = 0;
+    int reading;
 
     (void)fd;
     (void)what;
     if (b->stopping || b->n_answering >= MAX_ANSWERING)
         return;  /* the end of an answer kicks again */
+    /* the kick and the answers it starts only read (an answer is committed
+     * by the flush, later): one read transaction for all of their reads
+     * (pending turns, rate limits, histories), not one each */
+    reading = myna_bot_read_begin(b->bs, NULL) == MYNA_OK;
     /* the oldest pending turns only: the ones being answered are among
      * them (still pending), so a backlog costs each kick a bounded read */
     if (myna_bot_turn_pending(b->bs, PENDING_READ, &v, &n, &err) != MYNA_OK) {
         log_store_error(b, "turn_read_failed", &err);
+        if (reading)
+            myna_bot_read_end(b->bs);
         return;
     }
     /* a turn folded into an answer is not started again from this snapshot,
@@ -906,6 +1022,8 @@ static void on_turn_kick(evutil_socket_t fd, short what, void *arg)
         answer(a);
     }
     free(taken);
+    if (reading)
+        myna_bot_read_end(b->bs);
     for (size_t i = 0; i < n; i++)
         myna_turn_release(&v[i]);
     free(v);
@@ -918,6 +1036,10 @@ struct sending {
     struct bot *b;
     struct lane *lane;
     struct myna_outbox_rec rec;
+    struct sending *result_next;    /* b->results, or a sender pass's picks */
+    char *body;                     /* the request, until it is posted */
+    int check_adopted;              /* accepted: unless a status adopted it first */
+    int flush_rc;
 };
 
 static void sending_free(struct sending *s)
@@ -929,21 +1051,8 @@ static void sending_free(struct sending *s)
     if (s->next)
         s->next->prev = s->prev;
     myna_outbox_rec_release(&s->rec);
+    free(s->body);
     free(s);
-}
-
-static int save(struct bot *b, struct myna_outbox_rec *r)
-{
-    struct myna_err err = MYNA_ERR_INIT;
-    int rc = myna_store_begin(b->st, &err);
-
-    if (rc == MYNA_OK && (rc = myna_bot_outbox_update(b->bs, r, myna_wall_ms(), &err)) == MYNA_OK)
-        rc = myna_store_commit(b->st, &err);
-    else if (rc == MYNA_OK)
-        myna_store_rollback(b->st);
-    if (rc != MYNA_OK)
-        log_store_error(b, "outbox_update_failed", &err);
-    return rc;
 }
 
 static void set_error(struct myna_outbox_rec *r, const struct myna_send_result *res)
@@ -953,16 +1062,28 @@ static void set_error(struct myna_outbox_rec *r, const struct myna_send_result *
     r->error_code = res->error_code;
 }
 
-/* After a send's answer: the next sends, or the end of a stop that waited
- * for the answers of the sends in flight. */
-static void sent_done(struct bot *b)
+/* The flush's part for a send's answer (in its transaction). A status
+ * webhook may have come first and adopted the wamid (and a later status):
+ * then an "accepted" adds nothing, and writing it would move the record
+ * backwards. */
+static int record_result(struct bot *b, struct sending *s, struct myna_err *err)
 {
-    if (b->stopping && b->sends == NULL)
-        event_base_loopexit(b->base, NULL);
-    else
-        kick_sender(b);
+    if (s->check_adopted) {
+        struct myna_outbox_rec now;
+        int adopted;
+
+        memset(&now, 0, sizeof(now));  /* untouched when not found */
+        adopted = myna_bot_outbox_get(b->bs, s->rec.id, &now, NULL) == MYNA_OK &&
+                  now.wamid != NULL;
+        myna_outbox_rec_release(&now);
+        if (adopted)
+            return MYNA_OK;
+    }
+    return myna_bot_outbox_update(b->bs, &s->rec, myna_wall_ms(), err);
 }
 
+/* The send's answer is recorded by the flush; the send stays in b->sends
+ * (a stop waits for it) until then. */
 static void on_sent(const struct myna_send_result *res, void *arg)
 {
     struct sending *s = arg;
@@ -972,29 +1093,19 @@ static void on_sent(const struct myna_send_result *res, void *arg)
     char q[300];
 
     s->lane->sending = 0;
+    if (res->cls == MYNA_SEND_OK || res->cls == MYNA_SEND_AUTH) {
+        b->token_refused = res->cls == MYNA_SEND_AUTH;
+        tell_attention(b);
+    }
     switch (res->cls) {
-    case MYNA_SEND_OK: {
-        /* a status webhook may have come first and adopted the wamid (and a
-         * later status): then this answer adds nothing, and writing
-         * "accepted" would move the record backwards */
-        struct myna_outbox_rec now;
-        int adopted;
-
-        memset(&now, 0, sizeof(now));  /* untouched when not found */
-        adopted = myna_bot_outbox_get(b->bs, r->id, &now, NULL) == MYNA_OK && now.wamid != NULL;
-        myna_outbox_rec_release(&now);
-        if (adopted) {
-            sending_free(s);
-            sent_done(b);
-            return;
-        }
+    case MYNA_SEND_OK:
+        s->check_adopted = 1;
         free(r->wamid);
         r->wamid = strdup(res->wamid);
         r->state = MYNA_OUTBOX_SENT;
         free(r->status);
         r->status = strdup("accepted");
         break;
-    }
     case MYNA_SEND_RETRY:
     case MYNA_SEND_RETRY_PAIR:
         /* attempts counts this send: Meta's schedule starts at n = 0 */
@@ -1023,9 +1134,9 @@ static void on_sent(const struct myna_send_result *res, void *arg)
                  b->in->id, r->id, res->error_code, myna_log_q(q, sizeof(q), res->error));
         break;
     }
-    save(b, r);
-    sending_free(s);
-    sent_done(b);
+    s->result_next = b->results;
+    b->results = s;
+    queue_flush(b);
 }
 
 /* Builds the provider request for one outbox record. */
@@ -1060,32 +1171,34 @@ static void arm_sender(struct bot *b, int64_t at_ms)
     evtimer_add(b->send_timer, &tv);
 }
 
-/* Starts the sends that may go now: the oldest open record of each contact
- * with nothing in flight, not before its next_ms, within the pacing. The
- * store picks the due records, so the cost does not grow with the backlog. */
-static void on_send_timer(evutil_socket_t fd, short what, void *arg)
+/* A sender pass: what it marked to send and when the sender runs next. */
+struct pass {
+    struct sending *picked;  /* marked SENDING in the transaction, newest first */
+    int64_t wake;            /* 0: nothing is waiting */
+    int64_t next_send_ms;    /* b->next_send_ms before the pass */
+};
+
+/* Picks the sends that may go now (in the flush's transaction) and marks
+ * them SENDING: the oldest open record of each contact with nothing in
+ * flight, not before its next_ms, within the pacing. The store picks the
+ * due records, so the cost does not grow with the backlog. They are posted
+ * only after the commit. */
+static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
 {
-    struct bot *b = arg;
-    struct myna_err err = MYNA_ERR_INIT;
     struct myna_outbox_rec *v = NULL;
     size_t n = 0;
     int64_t now = myna_wall_ms(), wake = 0;
     int64_t gap_ms = (int64_t)(1000.0 / b->in->pacing_mps);
+    int rc;
 
-    (void)fd;
-    (void)what;
-    if (b->stopping)
-        return;
+    p->next_send_ms = b->next_send_ms;
     if (b->next_send_ms > now) {  /* pacing: nothing may go before then, no need to look */
-        arm_sender(b, b->next_send_ms);
-        return;
+        p->wake = b->next_send_ms;
+        return MYNA_OK;
     }
-    if (myna_bot_outbox_due(b->bs, now, SEND_BATCH, &v, &n, &wake, &err) != MYNA_OK) {
-        log_store_error(b, "outbox_read_failed", &err);
-        arm_sender(b, now + 1000);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
+    if ((rc = myna_bot_outbox_due(b->bs, now, SEND_BATCH, &v, &n, &wake, err)) != MYNA_OK)
+        return rc;
+    for (size_t i = 0; rc == MYNA_OK && i < n; i++) {
         struct myna_outbox_rec *r = &v[i];
         struct lane *l = lane_get(b, r->contact);
         struct sending *s;
@@ -1097,52 +1210,264 @@ static void on_send_timer(evutil_socket_t fd, short what, void *arg)
             wake = wake == 0 || b->next_send_ms < wake ? b->next_send_ms : wake;
             break;  /* pacing: the rest waits for the next slot */
         }
-        if ((body = request_body(r, &err)) == NULL) {
+        if ((body = request_body(r, err)) == NULL) {
             r->state = MYNA_OUTBOX_FAILED;
             free(r->error);
-            r->error = strdup(err.msg);
-            save(b, r);
+            r->error = strdup(err->msg);
+            rc = myna_bot_outbox_update(b->bs, r, now, err);
+            continue;
+        }
+        if ((s = calloc(1, sizeof(*s))) == NULL) {
+            free(body);
+            wake = now + 1000;
             continue;
         }
         r->state = MYNA_OUTBOX_SENDING;
         r->attempts++;
         /* if we crash before the answer, wait this long for Meta's status */
         r->next_ms = now + b->opts->reconcile_ms;
-        if (save(b, r) != MYNA_OK || (s = calloc(1, sizeof(*s))) == NULL) {
-            free(body);
-            wake = now + 1000;
-            continue;
-        }
         s->b = b;
         s->lane = l;
         s->rec = *r;
+        s->body = body;
         memset(r, 0, sizeof(*r));  /* the record now belongs to the send */
-        s->next = b->sends;
-        if (s->next)
-            s->next->prev = s;
-        b->sends = s;
-        if (myna_graph_post(b->graph, body, SEND_TIMEOUT_MS, on_sent, s, &err) != MYNA_OK) {
-            sending_free(s);
-            wake = now + 1000;
-        } else {
-            l->sending = 1;
-            /* the next slot is gap_ms after this one's, not after now: a
-             * pass that came late (the loop was busy) catches up on the
-             * slots it missed, at most PACING_CATCH_UP_MS or one slot of
-             * them, so the rate is the configured one, not the timer's */
-            int64_t credit = gap_ms > PACING_CATCH_UP_MS ? gap_ms : PACING_CATCH_UP_MS;
-            b->next_send_ms = (b->next_send_ms > now - credit ? b->next_send_ms : now - credit) +
-                              gap_ms;
-        }
-        free(body);
+        s->result_next = p->picked;
+        p->picked = s;
+        if ((rc = myna_bot_outbox_update(b->bs, &s->rec, now, err)) != MYNA_OK)
+            break;
+        /* the next slot is gap_ms after this one's, not after now: a pass
+         * that came late (the loop was busy) catches up on the slots it
+         * missed, at most PACING_CATCH_UP_MS or one slot of them, so the
+         * rate is the configured one, not the timer's */
+        int64_t credit = gap_ms > PACING_CATCH_UP_MS ? gap_ms : PACING_CATCH_UP_MS;
+        b->next_send_ms = (b->next_send_ms > now - credit ? b->next_send_ms : now - credit) +
+                          gap_ms;
     }
     if (n == SEND_BATCH && (wake == 0 || wake > now + gap_ms))
         wake = now + gap_ms;  /* more may be due than one batch holds */
     for (size_t i = 0; i < n; i++)
         myna_outbox_rec_release(&v[i]);
     free(v);
-    if (wake)
-        arm_sender(b, wake);
+    p->wake = wake;
+    return rc;
+}
+
+/* A pass whose transaction did not commit: nothing was marked, nothing goes. */
+static void pass_undo(struct bot *b, struct pass *p)
+{
+    while (p->picked) {
+        struct sending *s = p->picked;
+        p->picked = s->result_next;
+        sending_free(s);
+    }
+    b->next_send_ms = p->next_send_ms;
+}
+
+/* Posts what a committed pass marked, oldest first. */
+static void pass_post(struct bot *b, struct pass *p)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    struct sending *list = NULL;
+
+    while (p->picked) {  /* back to id order */
+        struct sending *s = p->picked;
+        p->picked = s->result_next;
+        s->result_next = list;
+        list = s;
+    }
+    while (list) {
+        struct sending *s = list;
+        list = s->result_next;
+        s->result_next = NULL;
+        s->next = b->sends;
+        if (s->next)
+            s->next->prev = s;
+        b->sends = s;
+        if (myna_graph_post(b->graph, s->body, SEND_TIMEOUT_MS, on_sent, s, &err) != MYNA_OK) {
+            sending_free(s);
+            p->wake = myna_wall_ms() + 1000;
+        } else {
+            s->lane->sending = 1;
+            free(s->body);
+            s->body = NULL;
+        }
+    }
+    if (p->wake)
+        arm_sender(b, p->wake);
+}
+
+/* ---- the flush: one transaction per turn of the loop ----------------------- */
+
+struct flush {
+    struct lane *lanes;
+    struct answering *answers;
+    struct sending *results;
+    int send;                /* run a sender pass too */
+    int had_results;
+    struct pass pass;
+};
+
+static int flush_apply(struct bot *b, struct flush *f, struct myna_err *err)
+{
+    int rc = MYNA_OK;
+
+    for (struct lane *l = f->lanes; rc == MYNA_OK && l; l = l->due_next)
+        rc = l->flush_rc = flush_due_batch(b, l, err);
+    for (struct answering *a = f->answers; rc == MYNA_OK && a; a = a->done_next)
+        rc = a->flush_rc = commit_answer(b, a, err);
+    for (struct sending *s = f->results; rc == MYNA_OK && s; s = s->result_next)
+        rc = s->flush_rc = record_result(b, s, err);
+    if (rc == MYNA_OK && f->send)
+        rc = sender_pick(b, &f->pass, err);
+    return rc;
+}
+
+/* Ends a transaction begun for one part of a flush: commits it if rc is
+ * MYNA_OK, else rolls it back. Returns how it went. */
+static int txn_end(struct bot *b, int rc, struct myna_err *err)
+{
+    if (rc != MYNA_OK) {
+        myna_store_rollback(b->st);
+        return rc;
+    }
+    return myna_store_commit(b->st, err);
+}
+
+/* Lists are pushed newest first: committed in the order they came. */
+#define REVERSE(type, head, link)                                                         \
+    do {                                                                                  \
+        type *rev_ = NULL, *next_;                                                        \
+        for (; (head); (head) = next_) {                                                  \
+            next_ = (head)->link;                                                         \
+            (head)->link = rev_;                                                          \
+            rev_ = (head);                                                                \
+        }                                                                                 \
+        (head) = rev_;                                                                    \
+    } while (0)
+
+/* Commits what this turn of the loop decided (batches due, answers, send
+ * answers) and, with send, a sender pass, in one transaction; then posts
+ * the sends it marked. If that transaction fails, each part is tried in a
+ * transaction of its own, so that one bad part costs only itself. */
+static void flush(struct bot *b, int send)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    struct flush f;
+    int rc, kick = 0;
+
+    memset(&f, 0, sizeof(f));
+    f.lanes = b->due_lanes;
+    f.answers = b->done;
+    f.results = b->results;
+    f.send = send;
+    f.had_results = f.results != NULL;
+    b->due_lanes = NULL;
+    b->done = NULL;
+    b->results = NULL;
+    if (f.lanes == NULL && f.answers == NULL && f.results == NULL &&
+        (!send || b->next_send_ms > myna_wall_ms())) {
+        if (send)  /* pacing: nothing may go yet, no transaction needed */
+            arm_sender(b, b->next_send_ms);
+        return;
+    }
+    REVERSE(struct lane, f.lanes, due_next);
+    REVERSE(struct answering, f.answers, done_next);
+    REVERSE(struct sending, f.results, result_next);
+    if ((rc = myna_store_begin(b->st, &err)) == MYNA_OK) {
+        if ((rc = flush_apply(b, &f, &err)) == MYNA_OK)
+            rc = myna_store_commit(b->st, &err);
+        else
+            myna_store_rollback(b->st);
+    }
+    if (rc != MYNA_OK) {
+        char q[600];
+        MYNA_LOG(MYNA_WARN, "flush_split", "instance=%s err=%s", b->in->id,
+                 myna_log_q(q, sizeof(q), err.msg));
+        pass_undo(b, &f.pass);
+        for (struct lane *l = f.lanes; l; l = l->due_next) {
+            if ((rc = myna_store_begin(b->st, &err)) == MYNA_OK)
+                rc = txn_end(b, flush_due_batch(b, l, &err), &err);
+            if ((l->flush_rc = rc) != MYNA_OK)
+                log_store_error(b, "batch_flush_failed", &err);
+        }
+        for (struct answering *a = f.answers; a; a = a->done_next) {
+            if ((rc = myna_store_begin(b->st, &err)) == MYNA_OK)
+                rc = txn_end(b, commit_answer(b, a, &err), &err);
+            if ((a->flush_rc = rc) != MYNA_OK)  /* the turn stays pending: retried */
+                log_store_error(b, "turn_commit_failed", &err);
+        }
+        for (struct sending *s = f.results; s; s = s->result_next) {
+            if ((rc = myna_store_begin(b->st, &err)) == MYNA_OK)
+                rc = txn_end(b, record_result(b, s, &err), &err);
+            if ((s->flush_rc = rc) != MYNA_OK)
+                log_store_error(b, "outbox_update_failed", &err);
+        }
+        if (send && ((rc = myna_store_begin(b->st, &err)) != MYNA_OK ||
+                     txn_end(b, sender_pick(b, &f.pass, &err), &err) != MYNA_OK)) {
+            log_store_error(b, "outbox_read_failed", &err);
+            pass_undo(b, &f.pass);
+            f.pass.wake = myna_wall_ms() + 1000;
+        }
+    }
+    while (f.lanes) {
+        struct lane *l = f.lanes;
+        f.lanes = l->due_next;
+        l->due_next = NULL;
+        l->due_queued = 0;
+        if (l->flush_rc != MYNA_OK) {
+            arm_batch(b, l->contact, myna_wall_ms());  /* try again */
+        } else if (l->rearm_ms) {  /* a fragment came since the timer was set */
+            arm_batch(b, l->contact, l->rearm_ms);
+        } else {
+            kick = 1;
+        }
+    }
+    while (f.answers) {
+        struct answering *a = f.answers;
+        f.answers = a->done_next;
+        answer_flushed(a);
+        kick = 1;
+    }
+    if (f.results) {
+        while (f.results) {
+            struct sending *s = f.results;
+            f.results = s->result_next;
+            sending_free(s);
+        }
+        if (b->stopping && b->sends == NULL)
+            event_base_loopexit(b->base, NULL);  /* the stop waited for these */
+    }
+    if (kick)
+        kick_turns(b);
+    if (send)  /* the pass saw this flush's records already */
+        pass_post(b, &f.pass);
+    else if (kick || f.had_results)
+        kick_sender(b);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct bot *b = arg;
+    /* a sender pass due now, or one that new records and freed contacts
+     * call for, goes into the same transaction */
+    int send = !b->stopping && ((evtimer_pending(b->send_timer, NULL) &&
+                                 b->send_at_ms <= myna_wall_ms()) ||
+                                b->done || b->results);
+
+    (void)fd;
+    (void)what;
+    if (send)
+        evtimer_del(b->send_timer);
+    flush(b, send);
+}
+
+static void on_send_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct bot *b = arg;
+
+    (void)fd;
+    (void)what;
+    flush(b, !b->stopping);
 }
 
 /* ---- process ---------------------------------------------------------------- */
@@ -1209,12 +1534,11 @@ static void flag_unconfirmed(struct bot *b)
                  b->in->id, ids[i], b->opts->unconfirmed_ms);
 }
 
-/* One byte to the supervisor: this loop still turns. Never blocks (a full
- * pipe already says so; a gone master shows on the doorbell). */
+/* An empty line to the supervisor: this loop still turns. Never blocks (a
+ * full pipe already says so; a gone master shows on the doorbell). */
 static void beat(const struct bot *b)
 {
-    char one = 1;
-    ssize_t r = write(b->opts->heartbeat_fd, &one, 1);
+    ssize_t r = write(b->opts->heartbeat_fd, "\n", 1);
 
     (void)r;
 }
@@ -1224,6 +1548,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     beat(arg);
+    tell_attention(arg);  /* what a full pipe kept back, or a change seen nowhere else */
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
@@ -1302,7 +1627,7 @@ static int setup_brain(struct bot *b, struct myna_err *err)
 static void bot_release(struct bot *b)
 {
     struct event *evs[] = { b->doorbell, b->poll, b->sig_term, b->sig_int, b->send_timer,
-                            b->turn_kick, b->heartbeat };
+                            b->turn_kick, b->flush_ev, b->heartbeat };
 
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
@@ -1369,6 +1694,7 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
     memset(&b, 0, sizeof(b));
     b.in = inst;
     b.opts = opts;
+    b.token_refused = b.told_token = -1;
     b.lock_fd = take_instance_lock(conf->data_dir, inst->id, err);
     if (b.lock_fd < 0)
         return err->code;
@@ -1395,6 +1721,7 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
     b.poll = event_new(b.base, -1, EV_PERSIST, on_poll, &b);
     b.send_timer = evtimer_new(b.base, on_send_timer, &b);
     b.turn_kick = event_new(b.base, -1, 0, on_turn_kick, &b);
+    b.flush_ev = event_new(b.base, -1, 0, on_flush, &b);
     b.sig_term = evsignal_new(b.base, SIGTERM, on_stop, &b);
     b.sig_int = evsignal_new(b.base, SIGINT, on_stop, &b);
     /* the doorbell is drained in a loop: it must never block */
@@ -1414,7 +1741,7 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
     }
     if (opts->heartbeat_fd >= 0)
         b.heartbeat = event_new(b.base, -1, EV_PERSIST, on_heartbeat, &b);
-    if (!b.poll || !b.send_timer || !b.turn_kick || !b.sig_term || !b.sig_int ||
+    if (!b.poll || !b.send_timer || !b.turn_kick || !b.flush_ev || !b.sig_term || !b.sig_int ||
         (opts->doorbell_fd >= 0 && !b.doorbell) || event_add(b.poll, &poll) != 0 ||
         event_add(b.sig_term, NULL) != 0 || event_add(b.sig_int, NULL) != 0 ||
         (b.doorbell && event_add(b.doorbell, NULL) != 0) ||
@@ -1437,6 +1764,7 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
         beat(&b);
     drain(&b);
     event_base_dispatch(b.base);
+    flush(&b, 0);  /* what the last turn of the loop decided */
     rc = b.exit_rc;
 out:
     bot_release(&b);

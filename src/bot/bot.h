@@ -10,9 +10,14 @@
  *
  * The master rings a doorbell (a pipe, fd given at start) when new records
  * arrive; EOF on it means the master died and the bot exits. A poll timer is
- * the safety net. The bot writes a byte to the heartbeat pipe (fd given at
- * start) once its loop runs and every MYNA_BOT_HEARTBEAT_MS from a loop
- * timer: a supervisor that hears nothing for long kills it (a hung loop). */
+ * the safety net. The bot writes a byte ("\n") to the heartbeat pipe (fd
+ * given at start) once its loop runs and every MYNA_BOT_HEARTBEAT_MS from a
+ * loop timer: a supervisor that hears nothing for long kills it (a hung
+ * loop). On the same pipe it tells of what only an operator can fix, one
+ * line per change (master/supervisor.h has the protocol): the provider
+ * refusing the access token (on at a send refused for it, off at a send
+ * taken) and the LLM's circuit breaker open (on when it opens, off when a
+ * probe closes it). */
 #ifndef MYNA_BOT_BOT_H
 #define MYNA_BOT_BOT_H
 

@@ -63,6 +63,11 @@ static int parse_size(const char *s, int64_t *out)
     return 0;
 }
 
+int myna_opt_is_text(const struct myna_opt *o)
+{
+    return o->type == MYNA_OPT_STR || o->type == MYNA_OPT_ADDR || o->type == MYNA_OPT_URL;
+}
+
 int myna_conf_set(struct myna_conf *conf, const char *name, const char *value,
                   const char *origin, struct myna_err *err)
 {
@@ -86,6 +91,13 @@ int myna_conf_set(struct myna_conf *conf, const char *name, const char *value,
         if (myna_split_hostport(value, host, sizeof(host), &port) != 0)
             return myna_err_set(err, MYNA_ECONFIG,
                                 "%s: option '%s': '%s' is not ADDR:PORT (e.g. 127.0.0.1:8080)",
+                                origin, name, value);
+        /* fall through */
+    case MYNA_OPT_URL:
+        if (o->type == MYNA_OPT_URL && value[0] && strncmp(value, "http://", 7) != 0 &&
+            strncmp(value, "https://", 8) != 0)
+            return myna_err_set(err, MYNA_ECONFIG,
+                                "%s: option '%s': '%s' is not an http:// or https:// URL",
                                 origin, name, value);
         /* fall through */
     case MYNA_OPT_STR: {
@@ -333,7 +345,7 @@ void myna_conf_release(struct myna_conf *conf)
     char *base = (char *)conf;
 
     for (const struct myna_opt *o = myna_opts; o->name; o++)
-        if (o->type == MYNA_OPT_STR || o->type == MYNA_OPT_ADDR)
+        if (myna_opt_is_text(o))
             free(*(char **)(base + o->off));
     memset(conf, 0, sizeof(*conf));
 }
@@ -346,7 +358,8 @@ static void value_text(const struct myna_conf *conf, const struct myna_opt *o, c
 
     switch (o->type) {
     case MYNA_OPT_STR:
-    case MYNA_OPT_ADDR: {
+    case MYNA_OPT_ADDR:
+    case MYNA_OPT_URL: {
         const char *s = *(char *const *)(base + o->off);
         snprintf(buf, cap, "%s", s ? s : "");
         return;
@@ -370,7 +383,7 @@ void myna_conf_dump(const struct myna_conf *conf, FILE *out)
             continue;
         value_text(conf, o, v, sizeof(v));
         /* strings quoted, so that spaces and quotes at either end survive */
-        if (o->type == MYNA_OPT_STR || o->type == MYNA_OPT_ADDR)
+        if (myna_opt_is_text(o))
             fprintf(out, "%s = \"%s\"\n", o->name, v);
         else
             fprintf(out, "%s = %s\n", o->name, v);

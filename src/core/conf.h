@@ -18,6 +18,7 @@ enum myna_opt_type {
     MYNA_OPT_INT,   /* integer within [min, max] */
     MYNA_OPT_SIZE,  /* bytes; accepts k/m/g (KiB, MiB, GiB) suffixes */
     MYNA_OPT_ENUM,  /* one of choices[] (stored as its index) */
+    MYNA_OPT_URL,   /* "" or an http:// or https:// URL (a string) */
 };
 
 enum myna_reload { MYNA_RELOAD_RESTART, MYNA_RELOAD_SIGHUP };
@@ -42,6 +43,7 @@ struct myna_conf {
     int64_t send_unconfirmed_ms;
     int64_t bot_max_memory_mb;       /* a bot past this resident memory is restarted */
     int64_t bot_heartbeat_timeout_ms; /* a bot silent this long is killed and restarted */
+    char *alert_webhook;   /* alerts are POSTed here as JSON; "" = logged only */
 };
 
 struct myna_opt {
@@ -59,6 +61,10 @@ struct myna_opt {
 
 /* The table, terminated by an entry with name == NULL. */
 extern const struct myna_opt myna_opts[];
+
+/* 1 if o's value is a string (char * at off: STR, ADDR, URL), 0 if an
+ * int64_t. */
+int myna_opt_is_text(const struct myna_opt *o);
 
 /* Loads defaults, the file (from --config, else MYNA_CONFIG, else none),
  * the environment (envp style: NULL-terminated "K=V"), then flags (argv

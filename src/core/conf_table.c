@@ -76,5 +76,9 @@ const struct myna_opt myna_opts[] = {
       .off = OFF(bot_heartbeat_timeout_ms),
       .help = "A bot whose loop sends no heartbeat (one every 2 s) for this long is killed and "
               "restarted." },
+    { .name = "alert_webhook", .env = "MYNA_ALERT_WEBHOOK", .type = MYNA_OPT_URL, .def = "",
+      .metavar = "URL", .off = OFF(alert_webhook),
+      .help = "Alerts (a bot in a crash loop, an access token refused, an LLM circuit open) are "
+              "POSTed here as JSON, besides the log (event=alert); empty: logged only." },
     { .name = NULL },
 };

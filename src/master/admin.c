@@ -222,6 +222,16 @@ static void audit(struct call *c, const char *action, const char *target)
 
 /* ---- instances ----------------------------------------------------------------------- */
 
+/* "needs_attention": the names of the reasons that are on ([] if none). */
+static void add_attention(cJSON *o, unsigned attention)
+{
+    cJSON *arr = cJSON_AddArrayToObject(o, "needs_attention");
+
+    for (int i = 0; arr && i < MYNA_ATTN_COUNT; i++)
+        if (attention & (1u << i))
+            cJSON_AddItemToArray(arr, cJSON_CreateString(myna_attention_name(i)));
+}
+
 static void add_state(struct call *c, cJSON *o, const char *id)
 {
     struct myna_bot_status st;
@@ -230,8 +240,10 @@ static void add_state(struct call *c, cJSON *o, const char *id)
         cJSON_AddStringToObject(o, "state", st.state);
         cJSON_AddNumberToObject(o, "pid", (double)st.pid);
         cJSON_AddNumberToObject(o, "restarts", st.restarts);
+        add_attention(o, st.attention);
     } else {
         cJSON_AddStringToObject(o, "state", c->a->sup ? "stopped" : "bots_off");
+        add_attention(o, 0);
     }
 }
 
@@ -419,8 +431,12 @@ static void instance_status(struct call *c, const char *id)
         cJSON_AddNumberToObject(o, "last_signal", st.last_signal);
         cJSON_AddNumberToObject(o, "rss_kb", (double)st.rss_kb);
         cJSON_AddStringToObject(o, "reason", st.reason);
+        cJSON_AddBoolToObject(o, "crash_loop", st.crash_loop);
+        add_attention(o, st.attention);
     } else {
         cJSON_AddStringToObject(o, "state", c->a->sup ? "stopped" : "bots_off");
+        cJSON_AddBoolToObject(o, "crash_loop", 0);
+        add_attention(o, 0);
     }
     add_counts(c, o, id, 0);
     send_json(c->req, 200, o);

@@ -19,6 +19,7 @@
 #include "core/util.h"
 #include "core/secret.h"
 #include "master/admin.h"
+#include "master/alerts.h"
 #include "master/fleet.h"
 #include "master/ingress.h"
 #include "master/metrics.h"
@@ -48,6 +49,7 @@ struct master {
     struct evhttp_bound_socket *pub_sock, *adm_sock;
     struct myna_ingress *ing;
     struct myna_supervisor *sup;   /* NULL with bots = 0 */
+    struct myna_alerts *alerts;    /* the supervisor's alerts: logged, POSTed to alert_webhook */
     struct myna_simulator *sim;
     char **bot_argv;               /* the master's arguments + --admin <bound address> */
     char admin_bound[128];
@@ -257,7 +259,11 @@ static const char *const procs[][3] = {
       "1 while the bot is in a crash loop (the log says event=bot_crash_loop)." },
     { "myna_bot_resident_memory_bytes", "gauge",
       "Resident memory of the bot process at the last check (every 2 s)." },
+    { "myna_bot_needs_attention", "gauge",
+      "1 while the instance needs an operator, by reason (invalid_token, llm_circuit_open, "
+      "crash_loop)." },
 };
+#define PROC_ATTENTION 4  /* index in procs: one line per reason */
 
 struct proc_render {
     struct myna_buf *b;
@@ -271,9 +277,15 @@ static void render_proc(const char *id, const struct myna_bot_status *st, void *
     const long long v[] = { st->pid > 0, st->restarts, st->crash_loop,
                             st->pid > 0 ? (long long)st->rss_kb * 1024 : 0 };
 
-    if (r->rc == 0)
+    if (r->which == PROC_ATTENTION) {
+        for (int i = 0; r->rc == 0 && i < MYNA_ATTN_COUNT; i++)
+            r->rc = myna_buf_printf(r->b, "%s{instance=\"%s\",reason=\"%s\"} %d\n",
+                                    procs[r->which][0], id, myna_attention_name(i),
+                                    (st->attention & (1u << i)) != 0);
+    } else if (r->rc == 0) {
         r->rc = myna_buf_printf(r->b, "%s{instance=\"%s\"} %lld\n", procs[r->which][0], id,
                                 v[r->which]);
+    }
 }
 
 /* The bots' gauges: process state from the supervisor, the outbox and turns
@@ -542,6 +554,7 @@ static void master_release(struct master *m)
     /* connections close before the ingress goes, so no reply can reach a
      * freed request; the committer answers nothing after this */
     myna_supervisor_free(m->sup);
+    myna_alerts_free(m->alerts);
     myna_simulator_free(m->sim);
     free(m->bot_argv);
     myna_admin_free(m->admin);
@@ -557,6 +570,14 @@ static void master_release(struct master *m)
     if (m->base)
         event_base_free(m->base);
     myna_arena_cache_release();
+}
+
+/* The supervisor's alerts (a crash loop, a bot's attention reason). */
+static void on_alert(const char *id, const char *kind, const char *detail, void *arg)
+{
+    struct master *m = arg;
+
+    myna_alerts_raise(m->alerts, id, kind, detail);
 }
 
 /* A bot's configuration, from the fleet (supervisor.h). */
@@ -639,7 +660,8 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
         snprintf(m.admin_bound, sizeof(m.admin_bound), "%s", adm);
         m.bot_argv[args->argc] = (char *)"--admin";
         m.bot_argv[args->argc + 1] = m.admin_bound;
-        if ((m.sup = myna_supervisor_new(m.base, conf->data_dir, args->argc + 2, m.bot_argv,
+        if ((m.alerts = myna_alerts_new(m.base, conf->alert_webhook, err)) == NULL ||
+            (m.sup = myna_supervisor_new(m.base, conf->data_dir, args->argc + 2, m.bot_argv,
                                          err)) == NULL) {
             rc = err->code;
             goto out;
@@ -648,6 +670,7 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
         t.heartbeat_timeout_ms = (int)conf->bot_heartbeat_timeout_ms;
         myna_supervisor_set_timing(m.sup, &t);
         myna_supervisor_set_config(m.sup, bot_config, &m);
+        myna_supervisor_set_alert(m.sup, on_alert, &m);
         myna_ingress_set_notify(m.ing, ring_bot, &m);
     }
     if ((m.fleet = myna_fleet_new(m.control, m.box, m.ing, m.sim, m.sup, conf->data_dir, adm,

@@ -1,6 +1,6 @@
 /* supervisor.c - fork+exec of bots keyed by instance id: a start queue,
- * restarts with backoff, crash loops, heartbeats, memory limits, per-bot
- * log files, doorbells.
+ * restarts with backoff, crash loops, heartbeats and the attention lines
+ * that come with them, memory limits, per-bot log files, doorbells.
  *
  * User callbacks (done, alert) never run while the supervisor walks its
  * lists: they are queued and run at the end of the loop callback that
@@ -27,11 +27,34 @@
 #define CRASH_LOOP_N 5       /* crashes within crash_window_ms that make a crash loop */
 #define ID_MAX 64            /* instance ids are slugs (core/util.h) */
 #define TABLE_MIN 64
+#define BEAT_LINE_MAX 64     /* longer lines on the heartbeat pipe are ignored */
+/* the reasons a bot may report; crash_loop is the supervisor's own */
+#define ATTN_FROM_BOT (MYNA_ATTN_INVALID_TOKEN | MYNA_ATTN_LLM_CIRCUIT_OPEN)
 
 enum bot_state { ST_STOPPED, ST_STARTING, ST_RUNNING, ST_STOPPING, ST_WAITING, ST_CRASH_LOOP };
 
 static const char *const state_names[] = { "stopped", "starting", "running",
                                            "stopping", "waiting", "crash_loop" };
+
+/* by bit number of enum myna_attention */
+static const char *const attention_names[MYNA_ATTN_COUNT] = { "invalid_token",
+                                                              "llm_circuit_open",
+                                                              "crash_loop" };
+
+/* Alert details of the reasons a bot reports, by bit number. */
+static const char *const attention_details[MYNA_ATTN_COUNT] = {
+    "the provider refused the access token: replace it; replies wait in the outbox",
+    "the LLM failed again and again and its circuit breaker opened: customers get the "
+    "fallback text",
+    NULL,
+};
+
+/* The heartbeat pipe's current line, between reads. */
+struct beat_line {
+    char buf[BEAT_LINE_MAX];
+    size_t len;
+    int skip;                /* the line is too long: ignored up to its end */
+};
 
 /* A callback to run (a done of stop/remove/stop_all, or an alert). */
 struct fire {
@@ -39,7 +62,7 @@ struct fire {
     void (*done)(void *arg);
     void *arg;
     char id[ID_MAX + 1];     /* an alert when done is NULL */
-    char kind[16];
+    char kind[32];
     char detail[160];
 };
 
@@ -76,6 +99,8 @@ struct bot {
     int removing;
     struct fire *waiters;          /* done callbacks waiting for the exit */
     char reason[128];
+    struct beat_line line;         /* of the running process's heartbeat pipe */
+    unsigned attention;            /* ATTN_FROM_BOT bits that are on */
 };
 
 struct bot_table {
@@ -176,6 +201,71 @@ static void table_release(struct bot_table *t)
     memset(t, 0, sizeof(*t));
 }
 
+/* ---- the heartbeat pipe's lines (pure) ------------------------------------ */
+
+/* Index of bit in attention_names, -1 if it is not one bit. */
+static int attention_index(unsigned bit)
+{
+    for (int i = 0; i < MYNA_ATTN_COUNT; i++)
+        if (bit == 1u << i)
+            return i;
+    return -1;
+}
+
+/* One line without its '\n': "attention <reason> on|off" with a reason a
+ * bot may report. 0 with *bit and *on set, else -1. */
+static int attention_parse(const char *line, size_t len, unsigned *bit, int *on)
+{
+    static const char word[] = "attention ";
+    const size_t wlen = sizeof(word) - 1;
+    const char *reason = line + wlen, *sp, *value;
+    size_t rlen, vlen;
+
+    if (len <= wlen || memcmp(line, word, wlen) != 0 ||
+        (sp = memchr(reason, ' ', len - wlen)) == NULL)
+        return -1;
+    rlen = (size_t)(sp - reason);
+    value = sp + 1;
+    vlen = (size_t)(line + len - value);
+    if (vlen == 2 && memcmp(value, "on", 2) == 0)
+        *on = 1;
+    else if (vlen == 3 && memcmp(value, "off", 3) == 0)
+        *on = 0;
+    else
+        return -1;
+    for (int i = 0; i < MYNA_ATTN_COUNT; i++)
+        if ((ATTN_FROM_BOT & (1u << i)) && strlen(attention_names[i]) == rlen &&
+            memcmp(attention_names[i], reason, rlen) == 0) {
+            *bit = 1u << i;
+            return 0;
+        }
+    return -1;
+}
+
+/* Feeds n bytes as read from the pipe (lines may come in pieces): fn(arg,
+ * bit, on) for each attention line, in order. Heartbeats ("\n") and
+ * anything else pass without a call. */
+static void beat_feed(struct beat_line *l, const char *p, size_t n,
+                      void (*fn)(void *arg, unsigned bit, int on), void *arg)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned bit;
+        int on;
+
+        if (p[i] != '\n') {
+            if (l->len < sizeof(l->buf))
+                l->buf[l->len++] = p[i];
+            else
+                l->skip = 1;
+            continue;
+        }
+        if (!l->skip && attention_parse(l->buf, l->len, &bit, &on) == 0)
+            fn(arg, bit, on);
+        l->len = 0;
+        l->skip = 0;
+    }
+}
+
 /* ---- restart policy (pure) ---------------------------------------------- */
 
 static int backoff_next(int cur_ms, int max_ms)
@@ -254,6 +344,31 @@ static void alert(struct bot *b, const char *kind, const char *detail)
     snprintf(f->kind, sizeof(f->kind), "%s", kind);
     snprintf(f->detail, sizeof(f->detail), "%s", detail);
     fire_push(b->s, f);
+}
+
+/* A reason on or off for b: logged, and alerted when it turns on. how says
+ * who cleared it. */
+static void set_attention(struct bot *b, unsigned bit, int on, const char *how)
+{
+    int i = attention_index(bit);
+
+    if (i < 0 || on == ((b->attention & bit) != 0))
+        return;
+    if (on) {
+        b->attention |= bit;
+        MYNA_LOG(MYNA_ERROR, "bot_needs_attention", "instance=%s reason=%s", b->id,
+                 attention_names[i]);
+        alert(b, attention_names[i], attention_details[i] ? attention_details[i] : "");
+    } else {
+        b->attention &= ~bit;
+        MYNA_LOG(MYNA_INFO, "bot_attention_cleared", "instance=%s reason=%s by=%s", b->id,
+                 attention_names[i], how);
+    }
+}
+
+static void on_attention_line(void *arg, unsigned bit, int on)
+{
+    set_attention(arg, bit, on, "bot");
 }
 
 /* Runs the queued callbacks; they may call the supervisor again (and queue
@@ -432,6 +547,8 @@ static void bot_exited(struct bot *b, int status)
     char q[160];
 
     bot_detach(b);
+    /* the breaker died with the process; the next one starts closed */
+    set_attention(b, MYNA_ATTN_LLM_CIRCUIT_OPEN, 0, "exit");
     b->last_code = code;
     b->last_signal = sig;
     b->kill_reason = NULL;
@@ -514,13 +631,15 @@ static void exec_bot(const char *exe, char **argv, int bell_r, int beat_w, int l
 static void on_beat(evutil_socket_t fd, short what, void *arg)
 {
     struct bot *b = arg;
-    char buf[64];
+    char buf[256];
     ssize_t r;
     int got = 0;
 
     (void)what;
-    while ((r = read(fd, buf, sizeof(buf))) > 0)
+    while ((r = read(fd, buf, sizeof(buf))) > 0) {
         got = 1;
+        beat_feed(&b->line, buf, (size_t)r, on_attention_line, b);
+    }
     if (got) {
         b->last_beat_ms = myna_mono_ms();
         if (b->state == ST_STARTING)
@@ -528,6 +647,7 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
     }
     if (r == 0)  /* the bot closed it (it is exiting): SIGCHLD follows */
         event_del(b->beat_ev);
+    fire_pending(b->s);
 }
 
 /* Forks and execs b's bot. 0, or -1 (logged) when nothing was started. */
@@ -623,6 +743,7 @@ static int bot_spawn(struct bot *b)
     fcntl(beat[0], F_SETFL, O_NONBLOCK);
     b->bell = bell[1];
     b->beat = beat[0];
+    memset(&b->line, 0, sizeof(b->line));
     b->pid = pid;
     s->n_running++;
     b->state = ST_STARTING;  /* running at its first heartbeat */
@@ -904,6 +1025,14 @@ static void forgive(struct bot *b)
     crash_forget(&b->crashes);
 }
 
+/* ... and, when a new process is to come (or none), what the old one
+ * reported: a new token comes with a restart, and a token still refused is
+ * reported again by the next process. */
+static void forgive_attention(struct bot *b)
+{
+    set_attention(b, MYNA_ATTN_INVALID_TOKEN, 0, "operator");
+}
+
 int myna_supervisor_start(struct myna_supervisor *s, const char *id)
 {
     struct bot *b = table_find(&s->tab, id);
@@ -913,6 +1042,8 @@ int myna_supervisor_start(struct myna_supervisor *s, const char *id)
     if (s->stopping_all || b->removing)
         return MYNA_EAGAIN;
     forgive(b);
+    if (b->pid <= 0 || b->state == ST_STOPPING)
+        forgive_attention(b);
     switch (b->state) {
     case ST_STOPPED:
     case ST_WAITING:
@@ -957,12 +1088,14 @@ int myna_supervisor_stop(struct myna_supervisor *s, const char *id, void (*done)
         if (add_waiter(b, done, arg) != MYNA_OK)
             return MYNA_ENOMEM;
         forgive(b);
+        forgive_attention(b);
         b->then_start = 0;
         b->then_reason = NULL;
         bot_term(b);
         return MYNA_OK;
     }
     forgive(b);
+    forgive_attention(b);
     dequeue(b);
     evtimer_del(b->timer);
     b->state = ST_STOPPED;
@@ -982,6 +1115,7 @@ int myna_supervisor_restart(struct myna_supervisor *s, const char *id)
     if (b->pid <= 0)
         return myna_supervisor_start(s, id);
     forgive(b);
+    forgive_attention(b);
     b->then_start = 1;
     b->then_reason = "requested";
     MYNA_LOG(MYNA_INFO, "bot_restarting", "instance=%s pid=%ld reason=requested", b->id,
@@ -1052,6 +1186,7 @@ static void fill_status(const struct bot *b, int64_t now, struct myna_bot_status
     snprintf(out->reason, sizeof(out->reason), "%s", b->reason);
     out->crash_loop = b->crash_loop;
     out->max_memory_mb = b->max_memory_mb;
+    out->attention = b->attention | (b->crash_loop ? MYNA_ATTN_CRASH_LOOP : 0u);
 }
 
 int myna_supervisor_status(const struct myna_supervisor *s, const char *id,
@@ -1082,6 +1217,11 @@ void myna_supervisor_foreach(const struct myna_supervisor *s,
         fill_status(b, now, &st);
         fn(b->id, &st, arg);
     }
+}
+
+const char *myna_attention_name(int i)
+{
+    return i >= 0 && i < MYNA_ATTN_COUNT ? attention_names[i] : NULL;
 }
 
 void myna_supervisor_set_alert(struct myna_supervisor *s,

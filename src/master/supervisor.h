@@ -3,7 +3,7 @@
  *   fd 3  a doorbell pipe (the master writes a byte when new records are
  *         committed for that instance; EOF tells the bot the master died),
  *   fd 4  a heartbeat pipe (`--heartbeat-fd 4`: the bot writes a byte every
- *         MYNA_BOT_HEARTBEAT_MS from its loop),
+ *         MYNA_BOT_HEARTBEAT_MS from its loop; see "The heartbeat pipe"),
  *   fds 1 and 2 on data_dir/logs/<id>.log (`--log-file-rotate PATH`: the bot
  *         rotates that file by size itself, core/log.h).
  * Instances come and go at run time: add, start, stop, restart, remove.
@@ -29,6 +29,24 @@
  * operator's restart. Starts go through a queue: at most start_batch (20)
  * bots are started per start_tick_ms (100 ms), so that hundreds of bots do
  * not all start in the same instant.
+ *
+ * The heartbeat pipe carries lines. Any byte is a sign of life; a bare
+ * "\n" is a heartbeat and nothing more. A bot tells of a state that only an
+ * operator can fix with one line, written in one write (shorter than
+ * PIPE_BUF, so never torn or mixed with a heartbeat):
+ *     attention <reason> on|off\n
+ * reason: invalid_token (the provider refused the access token) or
+ * llm_circuit_open (the LLM failed until its circuit breaker opened).
+ * Anything else (unknown reasons, other words, lines over 64 bytes) is
+ * ignored. A reason that turns on is logged (event=bot_needs_attention) and
+ * alerted once (kind = the reason); off is logged (event=bot_attention_cleared).
+ * When the process ends, llm_circuit_open is cleared (the breaker lived in
+ * that process; the next one starts closed). invalid_token is kept across
+ * crashes and restarts of the supervisor's own (the token has not changed):
+ * the next process says off at its first good send, or on again, which is
+ * not alerted twice. An operator's start, restart or stop clears it, as for
+ * a crash loop (a new token comes with a restart): a bot whose token is
+ * still refused says so again at its next send, and is alerted again.
  *
  * Runs on the master's loop and handles SIGCHLD there (it reaps only its
  * own children). Callbacks (done, alert) run on the loop; they may call the
@@ -117,7 +135,21 @@ struct myna_bot_status {
     int crash_loop;            /* 1 from the crash loop until a healthy run or an
                                   operator's start, restart or stop */
     int max_memory_mb;         /* <= 0: none */
+    unsigned attention;        /* MYNA_ATTN_* bits; crash_loop included */
 };
+
+/* What needs an operator (myna_bot_status.attention, the status's
+ * "needs_attention", the alert kinds). */
+enum myna_attention {
+    MYNA_ATTN_INVALID_TOKEN = 1u << 0,     /* the bot says so (heartbeat pipe) */
+    MYNA_ATTN_LLM_CIRCUIT_OPEN = 1u << 1,  /* the bot says so (heartbeat pipe) */
+    MYNA_ATTN_CRASH_LOOP = 1u << 2,        /* myna_bot_status.crash_loop */
+};
+#define MYNA_ATTN_COUNT 3
+
+/* The name of bit i (0 <= i < MYNA_ATTN_COUNT): "invalid_token",
+ * "llm_circuit_open", "crash_loop"; NULL past the end. */
+const char *myna_attention_name(int i);
 
 /* MYNA_ENOTFOUND if id is unknown. */
 int myna_supervisor_status(const struct myna_supervisor *s, const char *id,
@@ -131,7 +163,9 @@ void myna_supervisor_foreach(const struct myna_supervisor *s,
                                         void *arg),
                              void *arg);
 /* fn(id, kind, detail, arg) when a bot enters a crash loop (kind
- * "crash_loop"); detail is a short text for a person. */
+ * "crash_loop") or one of its attention reasons turns on (kind
+ * "invalid_token", "llm_circuit_open"); detail is a short text for a
+ * person. */
 void myna_supervisor_set_alert(struct myna_supervisor *s,
                                void (*fn)(const char *id, const char *kind, const char *detail,
                                           void *arg),

@@ -15,7 +15,7 @@ enum {
     Q_HIST_ADD, Q_HIST_RECENT,
     Q_OUT_ADD, Q_OUT_OPEN, Q_OUT_UPDATE, Q_OUT_GET, Q_OUT_BY_WAMID, Q_OUT_STATUS,
     Q_OUT_FAILED, Q_OUT_REPLAY, Q_OUT_DUE, Q_OUT_WAKE, Q_OUT_UNCONFIRMED, Q_COUNTS,
-    Q_COUNTER_ADD, Q_COUNTER_ALL,
+    Q_COUNTER_ADD, Q_COUNTER_ALL, Q_READ_BEGIN, Q_READ_END,
     Q__COUNT
 };
 
@@ -74,6 +74,9 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_COUNTER_ADD] = "INSERT INTO counters(name, value) VALUES(?1, ?2) "
                       "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
     [Q_COUNTER_ALL] = "SELECT name, value FROM counters ORDER BY name",
+    /* deferred: a read transaction, never waits for a writer (WAL) */
+    [Q_READ_BEGIN] = "BEGIN",
+    [Q_READ_END] = "COMMIT",
     /* a replayed record keeps its last error until the next attempt */
     [Q_OUT_REPLAY] = "UPDATE outbox SET state = 0, attempts = 0, next_ms = 0, wamid = NULL, "
                      "status = NULL, updated_ms = ?2 WHERE state = 3 AND (?1 = 0 OR id = ?1)",
@@ -154,6 +157,25 @@ static int exec(struct myna_bot_store *bs, sqlite3_stmt *s, const char *what,
 
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? MYNA_OK : fail(bs, what, err);
+}
+
+/* ---- read transactions ---- */
+
+int myna_bot_read_begin(struct myna_bot_store *bs, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_READ_BEGIN, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    return exec(bs, s, "begin reading", err);
+}
+
+void myna_bot_read_end(struct myna_bot_store *bs)
+{
+    sqlite3_stmt *s = q(bs, Q_READ_END, NULL);
+
+    if (s == NULL || exec(bs, s, "end reading", NULL) != MYNA_OK)
+        sqlite3_exec(bs->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* ---- cursors ---- */

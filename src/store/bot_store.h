@@ -67,6 +67,13 @@ struct myna_outbox_rec {
 struct myna_bot_store *myna_bot_store_new(struct myna_store *st, struct myna_err *err);
 void myna_bot_store_free(struct myna_bot_store *bs);
 
+/* A read transaction around several reads: one snapshot and one lock
+ * instead of one per statement. Until myna_bot_read_end, no writes and no
+ * myna_store_begin on the store. read_end cannot fail (it ends the
+ * transaction either way). */
+int myna_bot_read_begin(struct myna_bot_store *bs, struct myna_err *err);
+void myna_bot_read_end(struct myna_bot_store *bs);
+
 /* Named cursors ("inbox", "statuses"): 0 when never set. */
 int myna_bot_cursor_get(struct myna_bot_store *bs, const char *name, int64_t *seq,
                         struct myna_err *err);

@@ -154,7 +154,7 @@ static int conf_diff(const struct myna_conf *a, const struct myna_conf *b, char 
         const char *pa = (const char *)a + o->off, *pb = (const char *)b + o->off;
         if (strcmp(o->name, "config") == 0)
             continue;
-        if (o->type == MYNA_OPT_STR || o->type == MYNA_OPT_ADDR) {
+        if (myna_opt_is_text(o)) {
             const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
             if (strcmp(sa ? sa : "", sb ? sb : "") != 0) {
                 snprintf(why, cap, "%s: '%.200s' became '%.200s'", o->name, sa, sb);
@@ -223,7 +223,7 @@ static void test_conf_table_is_sane(void **state)
         for (const struct myna_opt *p = myna_opts; p < o; p++)
             assert_string_not_equal(p->name, o->name);
     }
-    assert_int_equal(n, 19);
+    assert_int_equal(n, 20);
 }
 
 /* ---- defaults ---- */
@@ -739,6 +739,28 @@ static void test_conf_addr_validation(void **state)
     myna_conf_release(&c);
 }
 
+static void test_conf_url_validation(void **state)
+{
+    struct myna_conf c;
+    struct myna_err err = MYNA_ERR_INIT;
+
+    (void)state;
+    set_fails("alert_webhook", "hooks.example.com/myna", "'hooks.example.com/myna' is not an "
+              "http:// or https:// URL", NULL);
+    set_fails("alert_webhook", "ftp://example.com/", "is not an http:// or https:// URL", NULL);
+    set_fails("alert_webhook", "HTTP//x", "'HTTP//x'", NULL);
+    load_ok(&c, NULL, no_env);
+    assert_string_equal(c.alert_webhook, "");  /* default: alerts are logged only */
+    assert_int_equal(myna_conf_set(&c, "alert_webhook", "https://hooks.example.com/a?b=1", "x",
+                                   &err), MYNA_OK);
+    assert_string_equal(c.alert_webhook, "https://hooks.example.com/a?b=1");
+    assert_int_equal(myna_conf_set(&c, "alert_webhook", "http://127.0.0.1:9/", "x", &err),
+                     MYNA_OK);
+    assert_int_equal(myna_conf_set(&c, "alert_webhook", "", "x", &err), MYNA_OK);
+    assert_string_equal(c.alert_webhook, "");
+    myna_conf_release(&c);
+}
+
 static void test_conf_int_validation(void **state)
 {
     (void)state;
@@ -974,7 +996,7 @@ static void test_conf_markdown_mentions_every_option(void **state)
         assert_contains(md, cell);
         rows++;
     }
-    assert_int_equal(rows, 19);
+    assert_int_equal(rows, 20);
     /* one table row per option plus header and rule */
     {
         int lines = 0;
@@ -1037,6 +1059,7 @@ int main(void)
         T(test_conf_config_env_missing_file),
         T(test_conf_config_empty_means_none),
         T(test_conf_addr_validation),
+        T(test_conf_url_validation),
         T(test_conf_int_validation),
         T(test_conf_size_validation),
         T(test_conf_enum_validation),

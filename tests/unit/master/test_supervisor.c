@@ -1,11 +1,11 @@
 /* test_supervisor.c - the supervisor of master/supervisor.c (included, to
  * reach its pure pieces): the id table, the backoff and crash-loop policy,
- * the statm parser; then whole lifecycles with real processes on short
- * clocks. The supervisor execs /proc/self/exe, which is this program: run
- * as `<self> bot --instance ID ...` it is a fake bot whose behaviour comes
- * from its id's prefix (ok-, crash-, conf-, mute-, stubborn-). It reports
- * on its standard output and error, which the supervisor points at
- * logs/<id>.log. */
+ * the statm parser, the heartbeat pipe's lines; then whole lifecycles with
+ * real processes on short clocks. The supervisor execs /proc/self/exe,
+ * which is this program: run as `<self> bot --instance ID ...` it is a fake
+ * bot whose behaviour comes from its id's prefix (ok-, crash-, conf-, mute-,
+ * stubborn-, attn-). It reports on its standard output and error, which the
+ * supervisor points at logs/<id>.log. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,7 +31,7 @@ static void fake_on_term(int sig)
 static int fake_bot(int argc, char **argv)
 {
     const char *id = "?";
-    int bell = -1, hb = -1, beats = 1, fds_ok = 1;
+    int bell = -1, hb = -1, beats = 1, fds_ok = 1, attn;
     struct sigaction sa;
 
     for (int i = 2; i + 1 < argc; i++) {
@@ -54,15 +54,26 @@ static int fake_bot(int argc, char **argv)
     if (strncmp(id, "conf-", 5) == 0)
         return 2;
     beats = strncmp(id, "mute-", 5) != 0;
+    attn = strncmp(id, "attn-", 5) == 0;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = strncmp(id, "stubborn-", 9) == 0 ? SIG_IGN : fake_on_term;
     sigaction(SIGTERM, &sa, NULL);
     fcntl(hb, F_SETFL, O_NONBLOCK);
+    if (attn) {  /* garbage first, then both reasons on, each line in one write */
+        static const char *const lines[] = { "\x01\x01 not a line we know\n",
+                                             "attention crash_loop on\n",
+                                             "attention invalid_token on\n",
+                                             "attention llm_circuit_open on\n" };
+        for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+            ssize_t w = write(hb, lines[i], strlen(lines[i]));
+            (void)w;
+        }
+    }
     while (!fake_term) {
         struct pollfd p = { bell, POLLIN, 0 };
         char buf[64];
         if (beats) {
-            ssize_t w = write(hb, "", 1);
+            ssize_t w = write(hb, "\n", 1);
             (void)w;
         }
         if (poll(&p, 1, 20) > 0) {
@@ -72,6 +83,10 @@ static int fake_bot(int argc, char **argv)
             if (r > 0) {
                 printf("rang %s\n", id);
                 fflush(stdout);
+            }
+            if (r > 0 && attn) {  /* a ring: the token works again */
+                ssize_t w = write(hb, "attention invalid_token off\n", 28);
+                (void)w;
             }
         }
     }
@@ -89,6 +104,7 @@ struct fx {
     struct myna_supervisor *s;
     int alerts;
     char alert_id[80], alert_kind[32], alert_detail[200];
+    char alert_kinds[400];   /* every kind so far, each followed by ',' */
     int done_calls;
     int64_t done_at_ms;
 };
@@ -107,6 +123,10 @@ static void on_alert(const char *id, const char *kind, const char *detail, void 
     struct fx *f = arg;
 
     f->alerts++;
+    {
+        size_t n = strlen(f->alert_kinds);
+        snprintf(f->alert_kinds + n, sizeof(f->alert_kinds) - n, "%s,", kind);
+    }
     snprintf(f->alert_id, sizeof(f->alert_id), "%s", id);
     snprintf(f->alert_kind, sizeof(f->alert_kind), "%s", kind);
     snprintf(f->alert_detail, sizeof(f->alert_detail), "%s", detail);
@@ -379,6 +399,125 @@ static void test_statm_resident_kb(void **state)
 
 /* ---- lifecycles ----------------------------------------------------------------- */
 
+/* What beat_feed reported: "<reason>=on|off;" per line. */
+struct seen {
+    char text[512];
+    int n;
+};
+
+static void on_seen(void *arg, unsigned bit, int on)
+{
+    struct seen *w = arg;
+    size_t len = strlen(w->text);
+    int i = attention_index(bit);
+
+    assert_true(i >= 0 && (ATTN_FROM_BOT & bit));
+    snprintf(w->text + len, sizeof(w->text) - len, "%s=%s;", attention_names[i],
+             on ? "on" : "off");
+    w->n++;
+}
+
+static void feed(struct beat_line *l, const char *bytes, size_t n, struct seen *w)
+{
+    beat_feed(l, bytes, n, on_seen, w);
+    assert_true(l->len <= sizeof(l->buf));  /* bounded, whatever comes */
+}
+
+static void feed_s(struct beat_line *l, const char *bytes, struct seen *w)
+{
+    feed(l, bytes, strlen(bytes), w);
+}
+
+static void test_attention_lines_are_parsed(void **state)
+{
+    struct beat_line l;
+    struct seen w;
+
+    (void)state;
+    memset(&l, 0, sizeof(l));
+    memset(&w, 0, sizeof(w));
+    feed_s(&l, "\n\n\n", &w);  /* heartbeats only */
+    assert_int_equal(w.n, 0);
+    feed_s(&l, "attention invalid_token on\n", &w);
+    assert_string_equal(w.text, "invalid_token=on;");
+    /* in pieces, as reads may cut it, between heartbeats */
+    feed_s(&l, "\natten", &w);
+    feed_s(&l, "tion llm_circuit_open o", &w);
+    assert_int_equal(w.n, 1);
+    feed_s(&l, "ff\n\nattention llm_circuit_open on\nattention invalid_token off\n", &w);
+    assert_string_equal(w.text, "invalid_token=on;llm_circuit_open=off;llm_circuit_open=on;"
+                                "invalid_token=off;");
+    assert_int_equal(l.len, 0);
+}
+
+static void test_attention_garbage_is_ignored(void **state)
+{
+    static const char *const bad[] = {
+        "attention crash_loop on",        /* the supervisor's own, not a bot's */
+        "attention unknown_reason on",
+        "attention invalid_token maybe",
+        "attention invalid_token on ",
+        "attention invalid_token  on",
+        "attention  invalid_token on",
+        "attention invalid_token",
+        "attention invalid_token ",
+        "attention ",
+        "attention",
+        "ATTENTION invalid_token on",
+        " attention invalid_token on",
+        "xattention invalid_token on",
+        "attention invalid_tokenx on",
+        "attention invalid_toke on",
+        "attention invalid_token onn",
+        "attention invalid_token of",
+        "attention invalid_token on\r",
+        "\x01attention invalid_token on",  /* a byte of the old heartbeats glued on */
+        "",
+    };
+    struct beat_line l;
+    struct seen w;
+    char big[300];
+    unsigned seed = 12345;
+
+    (void)state;
+    memset(&l, 0, sizeof(l));
+    memset(&w, 0, sizeof(w));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        feed_s(&l, bad[i], &w);
+        feed_s(&l, "\n", &w);
+        if (w.n != 0)
+            fail_msg("'%s' was taken: %s", bad[i], w.text);
+    }
+    /* NUL bytes inside a line */
+    feed(&l, "attention invalid_token\0on\n", 27, &w);
+    feed(&l, "attention\0invalid_token on\n", 27, &w);
+    assert_int_equal(w.n, 0);
+    /* a line past the limit is dropped whole, even when its end looks right */
+    memset(big, 'a', sizeof(big));
+    feed(&l, big, sizeof(big), &w);
+    feed_s(&l, "attention invalid_token on\n", &w);
+    assert_int_equal(w.n, 0);
+    assert_int_equal(l.skip, 0);
+    /* and the next line is read again */
+    feed_s(&l, "attention invalid_token on\n", &w);
+    assert_string_equal(w.text, "invalid_token=on;");
+    /* at the limit exactly: kept (and not an attention line) */
+    memset(big, ' ', BEAT_LINE_MAX);
+    big[BEAT_LINE_MAX] = '\n';
+    feed(&l, big, BEAT_LINE_MAX + 1, &w);
+    assert_int_equal(w.n, 1);
+    assert_int_equal(l.len, 0);
+    /* random bytes, heartbeats among them: no crash, always bounded */
+    for (int i = 0; i < 20000; i++) {
+        char chunk[97];
+        size_t n = (size_t)(rand_r(&seed) % sizeof(chunk));
+        for (size_t k = 0; k < n; k++)
+            chunk[k] = (char)(rand_r(&seed) % 8 == 0 ? '\n' : rand_r(&seed) % 256);
+        feed(&l, chunk, n, &w);
+    }
+    assert_int_equal(w.n, 1);  /* random bytes make no well-formed line */
+}
+
 static void test_add_validates_and_unknown_ids_fail(void **state)
 {
     struct fx *f = *state;
@@ -492,6 +631,7 @@ static void test_crash_loop_is_alerted_once_and_retried(void **state)
     st = st_of(f, "crash-x");
     assert_string_equal(st.state, "crash_loop");
     assert_int_equal(st.crash_loop, 1);
+    assert_int_equal(st.attention, MYNA_ATTN_CRASH_LOOP);
     assert_string_equal(st.reason, "crashed");
     assert_int_equal(st.last_exit_code, 1);
     assert_int_equal(st.restarts, 4);
@@ -647,6 +787,86 @@ static void test_restart_is_counted_not_a_crash(void **state)
     assert_int_equal(st_of(f, "ok-r").restarts, 1);
 }
 
+struct want_attention {
+    const char *id;
+    unsigned bits;
+    int alerts;
+};
+
+/* Running with exactly these attention bits, after at least that many alerts. */
+static int has_attention(struct fx *f, const void *arg)
+{
+    const struct want_attention *w = arg;
+    struct myna_bot_status st = st_of(f, w->id);
+
+    return st.pid > 0 && st.attention == w->bits && f->alerts >= w->alerts;
+}
+
+static void test_attention_reported_kept_cleared_and_alerted(void **state)
+{
+    struct fx *f = *state;
+    const unsigned both = MYNA_ATTN_INVALID_TOKEN | MYNA_ATTN_LLM_CIRCUIT_OPEN;
+    struct want_attention w = { "attn-a", both, 2 };
+    struct want_restarts r = { "attn-a", 1 };
+    long pid;
+
+    start_running(f, "attn-a", 0);
+    if (!run_until(f, has_attention, &w, 5000))
+        fail_msg("attention %u, alerts %d", st_of(f, "attn-a").attention, f->alerts);
+    assert_string_equal(f->alert_kinds, "invalid_token,llm_circuit_open,");
+    assert_string_equal(f->alert_id, "attn-a");
+    assert_non_null(strstr(f->alert_detail, "circuit breaker opened"));
+    assert_true(file_has(f->master_log,
+                         "event=bot_needs_attention instance=attn-a reason=invalid_token"));
+    assert_true(file_has(f->master_log,
+                         "event=bot_needs_attention instance=attn-a reason=llm_circuit_open"));
+    assert_false(file_has(f->master_log, "reason=crash_loop"));  /* not a bot's to say */
+    assert_int_equal(st_of(f, "attn-a").crash_loop, 0);
+    /* a crash: the circuit went with the process, the token stays refused;
+     * the new process reports both again, and only the circuit is news */
+    pid = st_of(f, "attn-a").pid;
+    kill((pid_t)pid, SIGKILL);
+    assert_true(run_until(f, restarted, &r, 5000));
+    w.alerts = 3;
+    assert_true(run_until(f, has_attention, &w, 5000));
+    run_for(f, 200);
+    assert_int_equal(f->alerts, 3);
+    assert_string_equal(f->alert_kinds, "invalid_token,llm_circuit_open,llm_circuit_open,");
+    assert_true(file_has(f->master_log, "event=bot_attention_cleared instance=attn-a "
+                                        "reason=llm_circuit_open by=exit"));
+    assert_false(file_has(f->master_log, "reason=invalid_token by="));
+    /* the bot says the token works again */
+    myna_supervisor_ring(f->s, "attn-a");
+    w.bits = MYNA_ATTN_LLM_CIRCUIT_OPEN;
+    assert_true(run_until(f, has_attention, &w, 3000));
+    assert_true(file_has(f->master_log, "event=bot_attention_cleared instance=attn-a "
+                                        "reason=invalid_token by=bot"));
+    /* an operator's restart forgets the token; the new bot reports it anew */
+    w.bits = both;
+    w.alerts = 5;
+    r.n = 2;
+    assert_int_equal(myna_supervisor_restart(f->s, "attn-a"), MYNA_OK);
+    assert_true(run_until(f, restarted, &r, 5000));
+    assert_true(run_until(f, has_attention, &w, 5000));
+    /* an operator's stop forgets it too */
+    assert_int_equal(myna_supervisor_stop(f->s, "attn-a", on_done, f), MYNA_OK);
+    assert_true(run_until(f, some_done, NULL, 3000));
+    assert_int_equal(st_of(f, "attn-a").attention, 0);
+    assert_true(file_has(f->master_log, "event=bot_attention_cleared instance=attn-a "
+                                        "reason=invalid_token by=operator"));
+}
+
+static void test_attention_names(void **state)
+{
+    (void)state;
+    assert_string_equal(myna_attention_name(0), "invalid_token");
+    assert_string_equal(myna_attention_name(1), "llm_circuit_open");
+    assert_string_equal(myna_attention_name(2), "crash_loop");
+    assert_null(myna_attention_name(MYNA_ATTN_COUNT));
+    assert_null(myna_attention_name(-1));
+    assert_int_equal(1u << 2, MYNA_ATTN_CRASH_LOOP);
+}
+
 static void test_remove_stops_then_forgets(void **state)
 {
     struct fx *f = *state;
@@ -786,6 +1006,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_backoff_doubles_to_its_cap),
         cmocka_unit_test(test_crash_loop_is_five_crashes_in_the_window),
         cmocka_unit_test(test_statm_resident_kb),
+        cmocka_unit_test(test_attention_lines_are_parsed),
+        cmocka_unit_test(test_attention_garbage_is_ignored),
+        cmocka_unit_test(test_attention_names),
         T(test_add_validates_and_unknown_ids_fail),
         T(test_start_log_file_fds_ring_and_stop),
         T(test_kill9_is_restarted_after_backoff),
@@ -796,6 +1019,7 @@ int main(int argc, char **argv)
         T(test_memory_limit_restarts_gracefully),
         T(test_stop_escalates_to_sigkill),
         T(test_restart_is_counted_not_a_crash),
+        T(test_attention_reported_kept_cleared_and_alerted),
         T(test_remove_stops_then_forgets),
         T(test_starts_are_paced_by_batches),
         T(test_stop_all_waits_for_every_bot),

@@ -91,6 +91,42 @@ static void test_cursor_and_batches(void **state)
     free(all);
 }
 
+/* A read transaction is one snapshot (another connection's commit shows
+ * only after it), and ending it leaves the store ready for writes. */
+static void test_read_transaction(void **state)
+{
+    struct fx *f = *state;
+    struct myna_store_opts o = { MYNA_SYNC_NORMAL, 1000 };
+    struct myna_store *other;
+    struct myna_bot_store *obs;
+    char path[128];
+    int64_t seq = -1;
+
+    snprintf(path, sizeof(path), "%s/i.db", f->dir);
+    other = myna_store_open_sqlite(path, &o, NULL);
+    assert_non_null(other);
+    obs = myna_bot_store_new(other, NULL);
+    assert_non_null(obs);
+    assert_int_equal(myna_bot_read_begin(f->bs, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_cursor_get(f->bs, "inbox", &seq, NULL), MYNA_OK);
+    assert_int_equal(seq, 0);
+    assert_int_equal(myna_store_begin(other, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_cursor_set(obs, "inbox", 42, NULL), MYNA_OK);
+    assert_int_equal(myna_store_commit(other, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_cursor_get(f->bs, "inbox", &seq, NULL), MYNA_OK);
+    assert_int_equal(seq, 0);  /* still the snapshot */
+    myna_bot_read_end(f->bs);
+    assert_int_equal(myna_bot_cursor_get(f->bs, "inbox", &seq, NULL), MYNA_OK);
+    assert_int_equal(seq, 42);
+    assert_int_equal(myna_store_begin(f->st, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_cursor_set(f->bs, "inbox", 43, NULL), MYNA_OK);
+    assert_int_equal(myna_store_commit(f->st, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_cursor_get(obs, "inbox", &seq, NULL), MYNA_OK);
+    assert_int_equal(seq, 43);
+    myna_bot_store_free(obs);
+    myna_store_free(other);
+}
+
 static void test_turns_in_order(void **state)
 {
     struct fx *f = *state;
@@ -223,6 +259,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cursor_and_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_turns_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_budget_and_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_and_statuses, setup, teardown),
