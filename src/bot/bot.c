@@ -16,6 +16,7 @@
 
 #include "ai/answerer.h"
 #include "ai/llm.h"
+#include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "net/http_client.h"
@@ -696,7 +697,47 @@ static void on_history(const char *role, const char *text, int64_t ts_ms, void *
     struct answering *a = arg;
 
     (void)ts_ms;
-    prompt_add(a, strcmp(role, "assistant") == 0 ? "assistant" : "user", text);
+    /* an operator speaks for the business, as the assistant does */
+    prompt_add(a, strcmp(role, "user") == 0 ? "user" : "assistant", text);
+}
+
+/* The customer's profile for the model: the WhatsApp name (this turn's,
+ * else the stored one) and the preferences an operator set. */
+static int profile_prompt(struct answering *a)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_buf b = MYNA_BUF_INIT(8192);
+    char *name = NULL, *prefs = NULL;
+    const char *who;
+    cJSON *p = NULL, *it;
+    int rc = MYNA_OK, first = 1;
+
+    if (myna_bot_profile_get(a->b->bs, a->lane->contact, &name, &prefs, &err) == MYNA_OK)
+        p = cJSON_Parse(prefs);
+    who = a->profile_name && a->profile_name[0] ? a->profile_name : name;
+    if (who && *who)
+        myna_buf_printf(&b, "The customer's WhatsApp name is %.200s.", who);
+    if (!cJSON_IsObject(p)) {
+        cJSON_Delete(p);
+        p = NULL;
+    }
+    cJSON_ArrayForEach(it, p) {
+        if (!cJSON_IsString(it))
+            continue;
+        myna_buf_printf(&b, "%s%.64s: %.200s",
+                        first ? (b.len ? " Known preferences: " : "Known preferences: ") : "; ",
+                        it->string, it->valuestring);
+        first = 0;
+    }
+    if (!first)
+        myna_buf_appends(&b, ".");
+    if (b.len)
+        rc = prompt_add(a, "system", b.data);
+    cJSON_Delete(p);
+    free(name);
+    free(prefs);
+    myna_buf_release(&b);
+    return rc;
 }
 
 /* The LLM call of this turn on /metrics (bot_store.h: MYNA_LLM_BUCKETS_MS). */
@@ -729,6 +770,8 @@ static int commit_answer(struct bot *b, struct answering *a, struct myna_err *er
     int64_t now = myna_wall_ms();
     int rc = myna_bot_history_add(b->bs, a->lane->contact, "user", a->text, now, err);
 
+    if (rc == MYNA_OK && a->profile_name && a->profile_name[0])
+        rc = myna_bot_profile_set_name(b->bs, a->lane->contact, a->profile_name, now, err);
     if (rc == MYNA_OK && a->wa)
         rc = myna_bot_history_add(b->bs, a->lane->contact, "assistant", a->wa, now, err);
     for (size_t i = 0; rc == MYNA_OK && i < a->n_bodies; i++)
@@ -930,12 +973,8 @@ static void answer(struct answering *a)
     }
     if (in->llm.system_prompt[0] && prompt_add(a, "system", in->llm.system_prompt) != MYNA_OK)
         goto fallback;
-    if (a->profile_name && a->profile_name[0]) {
-        char who[300];
-        snprintf(who, sizeof(who), "The customer's WhatsApp name is %.200s.", a->profile_name);
-        if (prompt_add(a, "system", who) != MYNA_OK)
-            goto fallback;
-    }
+    if (profile_prompt(a) != MYNA_OK)
+        goto fallback;
     if (myna_bot_history_recent(b->bs, a->lane->contact, (size_t)b->opts->history_budget,
                                 myna_wall_ms() - (int64_t)b->opts->history_idle_s * 1000,
                                 on_history, a, &err) != MYNA_OK ||
@@ -1559,6 +1598,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     (void)what;
     drain(b);
     flag_unconfirmed(b);
+    kick_sender(b);  /* an operator's message may have been added from outside */
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)

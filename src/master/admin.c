@@ -488,6 +488,166 @@ static void instance_logs(struct call *c, const char *id)
     myna_buf_release(&b);
 }
 
+/* ---- contacts: profile, history, an operator's message --------------------- */
+
+#define PREFS_MAX 50
+
+static void on_hist(const char *role, const char *text, int64_t ts_ms, void *arg)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "role", role);
+    cJSON_AddStringToObject(o, "text", text);
+    cJSON_AddNumberToObject(o, "ts_ms", (double)ts_ms);
+    cJSON_AddItemToArray(arg, o);
+}
+
+/* {"preferences": {key: "value"}}: at most 50, keys 1-64 bytes, values of
+ * at most 200 bytes of UTF-8. NULL (answered 400) when not. */
+static char *prefs_body(struct call *c)
+{
+    cJSON *body = json_body(c->req), *p, *it;
+    char *out = NULL;
+    int n = 0, ok;
+
+    if (body == NULL)
+        return NULL;
+    p = cJSON_GetObjectItemCaseSensitive(body, "preferences");
+    ok = cJSON_IsObject(p) && cJSON_GetArraySize(body) == 1;
+    if (!ok)
+        p = NULL;
+    cJSON_ArrayForEach(it, p) {
+        size_t kl = strlen(it->string);
+        if (!cJSON_IsString(it) || kl == 0 || kl > 64 || strlen(it->valuestring) > 200 ||
+            myna_utf8_count(it->string) == (size_t)-1 ||
+            myna_utf8_count(it->valuestring) == (size_t)-1 || ++n > PREFS_MAX)
+            ok = 0;
+    }
+    if (ok)
+        out = cJSON_PrintUnformatted(p);
+    else
+        send_error(c->req, 400, "expected {\"preferences\": {\"key\": \"value\", ...}}: at most 50 "
+                                "keys of 1-64 bytes, values of at most 200 bytes of UTF-8");
+    cJSON_Delete(body);
+    return out;
+}
+
+/* An operator's message: into the outbox and the history in one
+ * transaction; the bot sends it (its sender looks every second). */
+static int operator_message(struct call *c, struct myna_bot_store *bs, struct myna_store *st,
+                            const char *contact, int64_t *out_id, struct myna_err *err)
+{
+    cJSON *body = json_body(c->req), *content;
+    const cJSON *text;
+    char *json = NULL;
+    int rc;
+
+    if (body == NULL)
+        return 1;  /* answered */
+    text = cJSON_GetObjectItemCaseSensitive(body, "text");
+    if (!cJSON_IsString(text) || text->valuestring[0] == '\0' ||
+        myna_utf8_count(text->valuestring) > 4096) {
+        cJSON_Delete(body);
+        send_error(c->req, 400, "expected {\"text\"}: 1 to 4096 characters of UTF-8");
+        return 1;
+    }
+    content = cJSON_CreateObject();
+    if (content && cJSON_AddStringToObject(content, "type", "text") &&
+        cJSON_AddStringToObject(content, "text", text->valuestring))
+        json = cJSON_PrintUnformatted(content);
+    cJSON_Delete(content);
+    if (json == NULL) {
+        cJSON_Delete(body);
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    }
+    if ((rc = myna_store_begin(st, err)) == MYNA_OK) {
+        int64_t now = myna_wall_ms();
+        rc = myna_bot_outbox_add(bs, contact, 0, json, now, out_id, err);
+        if (rc == MYNA_OK)
+            rc = myna_bot_history_add(bs, contact, "operator", text->valuestring, now, err);
+        if (rc == MYNA_OK)
+            rc = myna_store_commit(st, err);
+        else
+            myna_store_rollback(st);
+    }
+    free(json);
+    cJSON_Delete(body);
+    return rc;
+}
+
+static void contact(struct call *c, const char *id, const char *rest)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(c->req);
+    const char *slash = strchr(rest, '/');
+    char wa[24];
+    size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+    struct myna_store *st = NULL;
+    struct myna_bot_store *bs;
+    struct myna_err err = MYNA_ERR_INIT;
+    int rc = MYNA_OK;
+
+    if (n == 0 || n > 15 || strspn(rest, "0123456789") != n ||
+        (slash && strcmp(slash, "/messages") != 0)) {
+        send_error(c->req, 404, "not found (contacts are named by their digits)");
+        return;
+    }
+    memcpy(wa, rest, n);
+    wa[n] = '\0';
+    if (cmd != EVHTTP_REQ_GET && !allowed(c, MYNA_ROLE_USER))
+        return;
+    if ((bs = bot_store(c, id, &st)) == NULL) {
+        send_error(c->req, 503, "the instance's bot has no store yet: start it once");
+        return;
+    }
+    if (slash && cmd == EVHTTP_REQ_POST) {
+        int64_t out_id = 0;
+        rc = operator_message(c, bs, st, wa, &out_id, &err);
+        if (rc == MYNA_OK) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "queued", (double)out_id);
+            audit(c, "contact.message", id);
+            if (c->a->sup)
+                myna_supervisor_ring(c->a->sup, id);
+            send_json(c->req, 202, o);
+        }
+    } else if (!slash && cmd == EVHTTP_REQ_PUT) {
+        char *prefs = prefs_body(c);
+        if (prefs) {
+            rc = myna_bot_profile_set_prefs(bs, wa, prefs, myna_wall_ms(), &err);
+            free(prefs);
+            if (rc == MYNA_OK)
+                audit(c, "contact.preferences", id);
+        } else {
+            rc = 1;  /* answered */
+        }
+    } else if (!slash && cmd != EVHTTP_REQ_GET) {
+        send_error(c->req, 405, "use GET or PUT (POST .../messages for a message)");
+        rc = 1;
+    } else if (slash) {
+        send_error(c->req, 405, "use POST");
+        rc = 1;
+    }
+    if (rc == MYNA_OK && !(slash && cmd == EVHTTP_REQ_POST)) {  /* the contact as it is now */
+        cJSON *o = cJSON_CreateObject(), *prefs_j = NULL, *hist = cJSON_CreateArray();
+        char *name = NULL, *prefs = NULL;
+        if (myna_bot_profile_get(bs, wa, &name, &prefs, &err) == MYNA_OK)
+            prefs_j = cJSON_Parse(prefs);
+        cJSON_AddStringToObject(o, "contact", wa);
+        if (name)
+            cJSON_AddStringToObject(o, "name", name);
+        cJSON_AddItemToObject(o, "preferences", prefs_j ? prefs_j : cJSON_CreateObject());
+        myna_bot_history_recent(bs, wa, 64 * 1024, 0, on_hist, hist, &err);
+        cJSON_AddItemToObject(o, "history", hist);
+        free(name);
+        free(prefs);
+        send_json(c->req, 200, o);
+    } else if (rc < 0) {
+        send_failure(c->req, rc, &err);
+    }
+    myna_bot_store_free(bs);
+    myna_store_free(st);
+}
+
 static void instances(struct call *c, const char *rest)
 {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(c->req);
@@ -539,6 +699,10 @@ static void instances(struct call *c, const char *rest)
             else
                 show_instance(c, id, 200);
         }
+        return;
+    }
+    if (strncmp(sub, "contacts/", 9) == 0) {
+        contact(c, id, sub + 9);
         return;
     }
     if (cmd != EVHTTP_REQ_GET) {

@@ -15,7 +15,7 @@ enum {
     Q_HIST_ADD, Q_HIST_RECENT,
     Q_OUT_ADD, Q_OUT_OPEN, Q_OUT_UPDATE, Q_OUT_GET, Q_OUT_BY_WAMID, Q_OUT_STATUS,
     Q_OUT_FAILED, Q_OUT_REPLAY, Q_OUT_DUE, Q_OUT_WAKE, Q_OUT_UNCONFIRMED, Q_COUNTS,
-    Q_COUNTER_ADD, Q_COUNTER_ALL, Q_READ_BEGIN, Q_READ_END,
+    Q_COUNTER_ADD, Q_COUNTER_ALL, Q_PROFILE_GET, Q_PROFILE_NAME, Q_PROFILE_PREFS, Q_READ_BEGIN, Q_READ_END,
     Q__COUNT
 };
 
@@ -74,6 +74,13 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_COUNTER_ADD] = "INSERT INTO counters(name, value) VALUES(?1, ?2) "
                       "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
     [Q_COUNTER_ALL] = "SELECT name, value FROM counters ORDER BY name",
+    [Q_PROFILE_GET] = "SELECT name, prefs FROM profiles WHERE contact = ?1",
+    [Q_PROFILE_NAME] = "INSERT INTO profiles(contact, name, updated_ms) VALUES(?1, ?2, ?3) "
+                       "ON CONFLICT(contact) DO UPDATE SET name = excluded.name, "
+                       "updated_ms = excluded.updated_ms WHERE name IS NOT excluded.name",
+    [Q_PROFILE_PREFS] = "INSERT INTO profiles(contact, prefs, updated_ms) VALUES(?1, ?2, ?3) "
+                        "ON CONFLICT(contact) DO UPDATE SET prefs = excluded.prefs, "
+                        "updated_ms = excluded.updated_ms",
     /* deferred: a read transaction, never waits for a writer (WAL) */
     [Q_READ_BEGIN] = "BEGIN",
     [Q_READ_END] = "COMMIT",
@@ -756,4 +763,56 @@ int myna_bot_counters(struct myna_bot_store *bs, void (*fn)(const char *name, in
         fn((const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1), arg);
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? MYNA_OK : fail(bs, "read counters", err);
+}
+
+int myna_bot_profile_get(struct myna_bot_store *bs, const char *contact, char **name,
+                         char **prefs, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_PROFILE_GET, err);
+    int rc;
+
+    *name = *prefs = NULL;
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, contact);
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *n = (const char *)sqlite3_column_text(s, 0),
+                   *p = (const char *)sqlite3_column_text(s, 1);
+        if ((n && (*name = strdup(n)) == NULL) || (*prefs = strdup(p ? p : "{}")) == NULL) {
+            sqlite3_reset(s);
+            free(*name);
+            *name = NULL;
+            return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        }
+    }
+    sqlite3_reset(s);
+    if (rc == SQLITE_ROW)
+        return MYNA_OK;
+    return rc == SQLITE_DONE ? myna_err_set(err, MYNA_ENOTFOUND, "no profile") : fail(bs, "read profile", err);
+}
+
+int myna_bot_profile_set_name(struct myna_bot_store *bs, const char *contact, const char *name,
+                              int64_t now_ms, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_PROFILE_NAME, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, contact);
+    bind_text(s, 2, name);
+    sqlite3_bind_int64(s, 3, now_ms);
+    return exec(bs, s, "set profile name", err);
+}
+
+int myna_bot_profile_set_prefs(struct myna_bot_store *bs, const char *contact,
+                               const char *prefs_json, int64_t now_ms, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_PROFILE_PREFS, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, contact);
+    bind_text(s, 2, prefs_json);
+    sqlite3_bind_int64(s, 3, now_ms);
+    return exec(bs, s, "set profile preferences", err);
 }

@@ -116,6 +116,17 @@ int myna_bot_history_recent(struct myna_bot_store *bs, const char *contact, size
                                        void *arg),
                             void *arg, struct myna_err *err);
 
+/* What the bot knows of a contact: its WhatsApp name (NULL if none) and
+ * preferences, a JSON object of strings ("{}" when none) set by an
+ * operator; malloc'd. MYNA_ENOTFOUND when the contact has no profile. */
+int myna_bot_profile_get(struct myna_bot_store *bs, const char *contact, char **name,
+                         char **prefs, struct myna_err *err);
+int myna_bot_profile_set_name(struct myna_bot_store *bs, const char *contact, const char *name,
+                              int64_t now_ms, struct myna_err *err);
+/* prefs_json: checked by the caller (an object of short strings). */
+int myna_bot_profile_set_prefs(struct myna_bot_store *bs, const char *contact,
+                               const char *prefs_json, int64_t now_ms, struct myna_err *err);
+
 int myna_bot_outbox_add(struct myna_bot_store *bs, const char *contact, int64_t turn_id,
                         const char *body, int64_t now_ms, int64_t *id, struct myna_err *err);
 /* Records not done yet (PENDING or SENDING), in id order; *v as above. */

@@ -82,6 +82,10 @@ static const char *const migrations[] = {
      * calls, latency buckets and tokens): a scrape reads a few rows, never
      * the turns. */
     "CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 4: what the bot knows of each contact: the WhatsApp name and
+     * preferences (a JSON object of strings), given to the model. */
+    "CREATE TABLE profiles(contact TEXT PRIMARY KEY, name TEXT, prefs TEXT NOT NULL DEFAULT '{}',"
+    " updated_ms INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

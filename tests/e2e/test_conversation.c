@@ -666,9 +666,75 @@ static void test_kill9_of_the_bot_answers_each_once(void **state)
     assert_true(h_metric(&f->p, "myna_bot_outbox_open{instance=\"conv\"}") == 0);
 }
 
+#define ADMIN_TOKEN "myna_ConversationTestsAdminToken0123456789abcdef"
+
+static long admin(struct fx *f, const char *method, const char *path, const char *body,
+                  char *resp, size_t cap)
+{
+    char url[300];
+    const char *h[] = { "Content-Type: application/json",
+                        "Authorization: Bearer " ADMIN_TOKEN, NULL };
+
+    snprintf(url, sizeof(url), "%s%s", f->p.admin_url, path);
+    return h_http(method, url, body, body ? strlen(body) : 0, h, resp, cap);
+}
+
+static int prompt_has_prefs(void *arg)
+{
+    struct fx *f = arg;
+    cJSON *all = fake_get(&f->llm, "/_fake/requests");
+    char *text = all ? cJSON_PrintUnformatted(all) : NULL;
+    int ok = text && strstr(text, "Known preferences: haircut: short; language: ru.") &&
+             strstr(text, "From the barber: we open at 10 tomorrow");
+
+    cJSON_free(text);
+    cJSON_Delete(all);
+    return ok;
+}
+
+/* An operator sets a contact's preferences and writes to it: the message
+ * goes out through the outbox, and the model sees both in the next turn. */
+static void test_profile_and_operator_message(void **state)
+{
+    struct fx *f = *state;
+    static char resp[65536];
+    char sent[8][512];
+
+    post_text(f, "79161234567", "wamid.prof-1", "Привет");
+    wait_sent(f, 1);
+    assert_int_equal(admin(f, "PUT", "/admin/whatsapp/instances/conv/contacts/79161234567",
+                           "{\"preferences\":{\"haircut\":\"short\",\"language\":\"ru\"}}",
+                           resp, sizeof(resp)),
+                     200);
+    assert_non_null(strstr(resp, "\"haircut\":\"short\""));
+    assert_int_equal(admin(f, "PUT", "/admin/whatsapp/instances/conv/contacts/79161234567",
+                           "{\"preferences\":[1]}", resp, sizeof(resp)),
+                     400);
+    assert_int_equal(admin(f, "POST",
+                           "/admin/whatsapp/instances/conv/contacts/79161234567/messages",
+                           "{\"text\":\"From the barber: we open at 10 tomorrow\"}", resp,
+                           sizeof(resp)),
+                     202);
+    wait_sent(f, 2);
+    assert_int_equal(sent_texts(f, sent, 8), 2);
+    assert_string_equal(sent[1], "From the barber: we open at 10 tomorrow");
+    next_turn();
+    post_text(f, "79161234567", "wamid.prof-2", "А во сколько?");
+    wait_sent(f, 3);
+    assert_true(h_wait(prompt_has_prefs, f, 5000));
+    assert_int_equal(admin(f, "GET", "/admin/whatsapp/instances/conv/contacts/79161234567", NULL,
+                           resp, sizeof(resp)),
+                     200);
+    assert_non_null(strstr(resp, "\"role\":\"operator\""));
+    assert_int_equal(admin(f, "GET", "/admin/whatsapp/instances/conv/contacts/7916abc", NULL,
+                           resp, sizeof(resp)),
+                     404);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_profile_and_operator_message, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_three_fragments_one_turn, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_button_cuts_the_batch, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_old_messages_get_one_reply, setup_llm, teardown),
@@ -688,6 +754,7 @@ int main(void)
     };
     int rc;
 
+    setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);  /* the contacts API in one case */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

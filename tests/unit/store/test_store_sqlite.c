@@ -231,7 +231,7 @@ static void test_open_creates_schema_and_wal(void **state)
     assert_counts(st, 0, 0);
     /* from outside: WAL is a property of the file, not of our connection */
     assert_sql(f->path, "PRAGMA journal_mode", "wal");
-    assert_sql(f->path, "PRAGMA user_version", "3");
+    assert_sql(f->path, "PRAGMA user_version", "4");
     assert_sql(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                " WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
                "history_contact,inbox_contact,inbox_wamid,outbox_contact,outbox_open,outbox_wamid,"
@@ -273,7 +273,7 @@ static void test_open_upgrades_schema_1(void **state)
     st = open_store(f->path, MYNA_SYNC_FULL);
     assert_counts(st, 1, 0);
     myna_store_free(st);
-    assert_sql(f->path, "PRAGMA user_version", "3");
+    assert_sql(f->path, "PRAGMA user_version", "4");
     assert_sql(f->path, "SELECT count(*) FROM outbox", "0");
     assert_sql(f->path, "SELECT wamid FROM inbox", "wamid.old");
 }
@@ -299,7 +299,7 @@ static void test_reopen_keeps_data_without_migrating(void **state)
     assert_inbound_equal(&x.m, &row.m);
     myna_store_inbox_row_release(&row);
     myna_store_free(st);
-    assert_sql(f->path, "PRAGMA user_version", "3");
+    assert_sql(f->path, "PRAGMA user_version", "4");
     assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'marker'", "1");
 }
 
@@ -909,7 +909,7 @@ static void test_fork_concurrent_writers(void **state)
     /* both shares, and each shared message once */
     assert_counts(st, 2 * FORK_TXNS * FORK_OWN_PER_TXN + FORK_TXNS, 0);
     myna_store_free(st);
-    assert_sql(f->path, "PRAGMA user_version", "3");
+    assert_sql(f->path, "PRAGMA user_version", "4");
 }
 
 int main(void)
