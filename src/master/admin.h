@@ -5,6 +5,8 @@
  *   GET|PUT|DELETE /admin/whatsapp/instances/{id}
  *   POST /admin/whatsapp/instances/{id}/start|stop|restart
  *   GET  /admin/whatsapp/instances/{id}/status|logs|stats
+ *   GET|PUT /admin/whatsapp/instances/{id}/contacts/{wa_id}   profile, history
+ *   POST /admin/whatsapp/instances/{id}/contacts/{wa_id}/messages   an operator's message
  *   GET|POST /admin/users, GET|POST /admin/tokens, DELETE /admin/tokens/{id}
  *   GET  /admin/audit
  *
