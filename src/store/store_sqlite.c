@@ -84,8 +84,8 @@ static const char *const migrations[] = {
     "CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
     /* 4: what the bot knows of each contact: the WhatsApp name and
      * preferences (a JSON object of strings), given to the model. */
-    "CREATE TABLE profiles(contact TEXT PRIMARY KEY, name TEXT, prefs TEXT NOT NULL DEFAULT '{}',"
-    " updated_ms INTEGER NOT NULL) WITHOUT ROWID;",
+    ("CREATE TABLE profiles(contact TEXT PRIMARY KEY, name TEXT, prefs TEXT NOT NULL DEFAULT '{}',"
+     " updated_ms INTEGER NOT NULL) WITHOUT ROWID;"),
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
