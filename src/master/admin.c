@@ -408,6 +408,13 @@ static void add_counts(struct call *c, cJSON *o, const char *id, int with_counte
             cJSON_AddNumberToObject(o, "inbox_depth", (double)(in > consumed ? in - consumed : 0));
     }
     if (bs && with_counters) {
+        int64_t sent = 0, turns = 0;
+        if (myna_bot_totals(bs, &sent, &turns, &err) == MYNA_OK) {
+            cJSON_AddNumberToObject(o, "messages_out", (double)sent);
+            cJSON_AddNumberToObject(o, "turns", (double)turns);
+        }
+    }
+    if (bs && with_counters) {
         cJSON *cnt = cJSON_AddObjectToObject(o, "counters");
         if (cnt)
             myna_bot_counters(bs, on_counter, cnt, &err);

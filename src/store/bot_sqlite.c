@@ -15,7 +15,7 @@ enum {
     Q_HIST_ADD, Q_HIST_RECENT,
     Q_OUT_ADD, Q_OUT_OPEN, Q_OUT_UPDATE, Q_OUT_GET, Q_OUT_BY_WAMID, Q_OUT_STATUS,
     Q_OUT_FAILED, Q_OUT_REPLAY, Q_OUT_DUE, Q_OUT_WAKE, Q_OUT_UNCONFIRMED, Q_COUNTS,
-    Q_COUNTER_ADD, Q_COUNTER_ALL, Q_PROFILE_GET, Q_PROFILE_NAME, Q_PROFILE_PREFS, Q_READ_BEGIN, Q_READ_END,
+    Q_COUNTER_ADD, Q_COUNTER_ALL, Q_TOTALS, Q_PROFILE_GET, Q_PROFILE_NAME, Q_PROFILE_PREFS, Q_READ_BEGIN, Q_READ_END,
     Q__COUNT
 };
 
@@ -74,6 +74,7 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_COUNTER_ADD] = "INSERT INTO counters(name, value) VALUES(?1, ?2) "
                       "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
     [Q_COUNTER_ALL] = "SELECT name, value FROM counters ORDER BY name",
+    [Q_TOTALS] = "SELECT (SELECT count(*) FROM outbox WHERE state = 2), (SELECT count(*) FROM turns)",
     [Q_PROFILE_GET] = "SELECT name, prefs FROM profiles WHERE contact = ?1",
     [Q_PROFILE_NAME] = "INSERT INTO profiles(contact, name, updated_ms) VALUES(?1, ?2, ?3) "
                        "ON CONFLICT(contact) DO UPDATE SET name = excluded.name, "
@@ -815,4 +816,19 @@ int myna_bot_profile_set_prefs(struct myna_bot_store *bs, const char *contact,
     bind_text(s, 2, prefs_json);
     sqlite3_bind_int64(s, 3, now_ms);
     return exec(bs, s, "set profile preferences", err);
+}
+
+int myna_bot_totals(struct myna_bot_store *bs, int64_t *sent, int64_t *turns, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_TOTALS, err);
+    int rc;
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        *sent = sqlite3_column_int64(s, 0);
+        *turns = sqlite3_column_int64(s, 1);
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? MYNA_OK : fail(bs, "count totals", err);
 }

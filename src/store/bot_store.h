@@ -163,6 +163,9 @@ struct myna_bot_counts {
     int64_t open_batches;
 };
 int myna_bot_counts(struct myna_bot_store *bs, struct myna_bot_counts *c, struct myna_err *err);
+/* Replies Meta accepted, and turns, since the store began (full counts:
+ * for the stats endpoint, not for a hot path). */
+int myna_bot_totals(struct myna_bot_store *bs, int64_t *sent, int64_t *turns, struct myna_err *err);
 /* Named counters (monotonic totals the bot keeps for /metrics): adds
  * deltas[i] to names[i] (inside the caller's transaction, like every write). */
 int myna_bot_counters_add(struct myna_bot_store *bs, const char *const *names,

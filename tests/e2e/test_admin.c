@@ -85,6 +85,13 @@ static int in_state(void *arg)
            strcmp(answer_str("state", st, sizeof(st)), w->state) == 0;
 }
 
+static int both_sent(void *arg)
+{
+    (void)arg;
+    return api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/support-bot/stats", NULL) == 200 &&
+           strstr(C->resp, "\"messages_out\":2") != NULL;
+}
+
 struct restarts_want {
     int at_least;
 };
@@ -169,10 +176,10 @@ static void test_lifecycle(void **state)
                      200);
     assert_true(h_wait(has_reply, &later, 10000));
 
-    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/support-bot/stats", NULL),
-                     200);
+    assert_true(h_wait(both_sent, NULL, 5000));  /* Meta's answer is recorded just after */
     assert_non_null(strstr(C->resp, "\"inbox_consumed\":2"));
     assert_non_null(strstr(C->resp, "\"inbox_depth\":0"));
+    assert_non_null(strstr(C->resp, "\"turns\":2"));
     {   /* a restart keeps auto_start and counts */
         struct restarts_want w = { 1 };
         assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances/support-bot/restart",
