@@ -36,6 +36,7 @@ struct live {
 };
 
 struct myna_fleet {
+    struct pending_delete *deleting;  /* ids whose bot and files are still going */
     struct myna_control *control;
     struct myna_secret_box *box;
     struct myna_ingress *ingress;
@@ -47,6 +48,20 @@ struct myna_fleet {
     struct live **v;             /* sorted by id */
     size_t n, cap;
 };
+
+struct pending_delete {
+    struct myna_fleet *f;
+    struct pending_delete *next;
+    char id[80];
+};
+
+static int being_deleted(const struct myna_fleet *f, const char *id)
+{
+    for (const struct pending_delete *d = f->deleting; d; d = d->next)
+        if (strcmp(d->id, id) == 0)
+            return 1;
+    return 0;
+}
 
 /* ---- secrets in a config object ------------------------------------------------ */
 
@@ -305,6 +320,11 @@ void myna_fleet_free(struct myna_fleet *f)
 {
     if (f == NULL)
         return;
+    while (f->deleting) {  /* the master stops: the files move at the next delete */
+        struct pending_delete *d = f->deleting;
+        f->deleting = d->next;
+        free(d);
+    }
     for (size_t i = 0; i < f->n; i++)
         live_free(f->v[i]);
     free(f->v);
@@ -490,7 +510,7 @@ static int unique_id(struct myna_fleet *f, const char *name, char *id, size_t ca
             snprintf(id, cap, "%s", base);
         else
             snprintf(id, cap, "%s-%d", base, k);
-        if (find(f, id))
+        if (find(f, id) || being_deleted(f, id))
             continue;
         rc = myna_control_instance_get(f->control, id, &row, &e);
         if (rc == MYNA_OK) {
@@ -529,16 +549,17 @@ int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const 
             cJSON_Delete(obj);
             return myna_err_set(err, MYNA_ECONFIG, "field 'id' is not a valid id");
         }
-        int taken = find(f, given->valuestring) != NULL;
+        int taken = find(f, given->valuestring) != NULL || being_deleted(f, given->valuestring);
         if (!taken && myna_control_instance_get(f->control, given->valuestring, &row, &e) ==
                           MYNA_OK) {
             taken = 1;
             myna_control_instance_release(&row);
         }
         if (taken) {
+            myna_err_set(err, MYNA_EEXISTS, "instance '%s' exists already (or is being deleted)",
+                         given->valuestring);
             cJSON_Delete(obj);
-            return myna_err_set(err, MYNA_EEXISTS, "instance '%s' exists already",
-                                given->valuestring);
+            return MYNA_EEXISTS;
         }
         snprintf(id, cap, "%s", given->valuestring);
     } else if (unique_id(f, cJSON_IsString(name) ? name->valuestring : "", id, cap) != MYNA_OK ||
@@ -653,17 +674,17 @@ static void trash_files(struct myna_fleet *f, const char *id)
     }
 }
 
-struct pending_delete {
-    struct myna_fleet *f;
-    char id[80];
-};
-
 static void on_bot_removed(void *arg)
 {
-    struct pending_delete *d = arg;
+    struct pending_delete *d = arg, **pp;
 
     trash_files(d->f, d->id);  /* the bot is gone: nothing writes its files */
     MYNA_LOG(MYNA_INFO, "instance_deleted", "instance=%s", d->id);
+    for (pp = &d->f->deleting; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
     free(d);
 }
 
@@ -693,6 +714,8 @@ int myna_fleet_delete(struct myna_fleet *f, const struct myna_actor *who, const 
         free(d);
         return rc;
     }
+    d->next = f->deleting;  /* its id stays taken until its files are moved */
+    f->deleting = d;
     l = take(f, id);
     rc = publish(f, err);  /* webhooks for it are 404 from here */
     live_free(l);

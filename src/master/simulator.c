@@ -44,6 +44,7 @@ struct post {
     int tries;
     struct event *timer;           /* a retry or a delayed status */
     struct evhttp_request *req;    /* a customer send: answered when the ingress did */
+    int inflight;                  /* the HTTP client holds it until its callback */
     char wamid[128];
     char contact[16];
     const char *then;              /* a status to post once this one is through */
@@ -238,6 +239,12 @@ static void on_posted(const struct myna_http_resp *r, void *arg)
     struct myna_simulator *s = p->s;
     int ok = r->rc == MYNA_OK && r->status == 200;
 
+    p->inflight = 0;
+    if (p->si == NULL) {  /* its instance was removed meanwhile */
+        post_free(p);
+        return;
+    }
+
     if (p->req) {  /* a customer's message: the page hears how it went */
         char why[160];
         if (r->rc != MYNA_OK)
@@ -277,7 +284,9 @@ static void post_send(struct post *p)
         myna_http_request(p->s->http, &hr, on_posted, p, &err) != MYNA_OK) {
         struct myna_http_resp r = { MYNA_EIO, 0, "", 0, "cannot post", 0, 0 };
         on_posted(&r, p);
+        return;
     }
+    p->inflight = 1;
 }
 
 /* ---- the page's side ------------------------------------------------------------------ */
@@ -548,11 +557,15 @@ static void inst_free(struct myna_simulator *s, struct sim_inst *si)
 
     for (; p; p = next) {  /* what was on its way for it goes too */
         next = p->next;
-        if (p->si == si) {
-            if (p->req)
-                reply_error(p->req, 503, "the instance is gone");
+        if (p->si != si)
+            continue;
+        if (p->req)
+            reply_error(p->req, 503, "the instance is gone");
+        p->req = NULL;
+        if (p->inflight)
+            p->si = NULL;  /* the HTTP client still holds it: on_posted frees it */
+        else
             post_free(p);
-        }
     }
     myna_hmac_key_free(si->key);
     myna_sim_log_free(si->log);

@@ -424,6 +424,38 @@ static void test_cli(void **state)
     assert_non_null(strstr(out, "401"));
 }
 
+/* Deleting an instance while its webhooks and status posts are on their
+ * way (the simulator's HTTP client still holds them) is safe. */
+static void test_delete_while_busy(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        char id[32], body[300], path[100];
+        struct state_want up = { id, "running" };
+        snprintf(id, sizeof(id), "churn-%d", round);
+        snprintf(body, sizeof(body),
+                 "{\"id\":\"%s\",\"name\":\"Churn\",\"provider\":\"sim\","
+                 "\"batch\":{\"window_ms\":0},\"faq\":[{\"q\":[\"hi\"],\"a\":\"Hello!\"}]}",
+                 id);
+        assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances", body), 201);
+        assert_true(h_wait(in_state, &up, 10000));
+        for (int i = 0; i < 15; i++) {
+            char from[32];
+            snprintf(from, sizeof(from), "1555000%04d", round * 100 + i);
+            say(id, from, "hi");
+        }
+        snprintf(path, sizeof(path), "/admin/whatsapp/instances/%s", id);
+        assert_int_equal(api(ADMIN_TOKEN, "DELETE", path, NULL), 200);
+        /* its id is not free again before its files are out of the way */
+        assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances", body), 409);
+        {
+            struct timespec t = { 0, 300 * 1000000L };
+            nanosleep(&t, NULL);
+        }
+        assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances", NULL), 200);
+    }
+}
+
 /* What the API changed is what the next start of the master does: a
  * stopped instance stays stopped, a created one is back. */
 static void test_changes_survive_a_restart(void **state)
@@ -456,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_secrets_sealed_at_rest),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_delete_while_busy),
         cmocka_unit_test(test_changes_survive_a_restart),
     };
 
