@@ -28,7 +28,7 @@ answers from $brain. Data in ./var, Ctrl-C stops it.
   Chat with it in a browser:   http://$admin/sim/demo
   or in a terminal:            $myna chat demo --admin $admin
   Metrics:                     curl http://$admin/metrics
-  What was stored:             sqlite3 var/instances/demo.db 'SELECT seq, type, contact, text FROM inbox'
+  What was stored:             sqlite3 var/instances/demo.db 'SELECT seq, type, contact, text FROM messages'
 
 MSG
 exec "$myna" serve --public "$public" --admin "$admin" --data ./var --instances "$instances"

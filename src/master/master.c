@@ -300,7 +300,7 @@ static int render_bots(struct master *m, struct myna_buf *b)
         { "myna_bot_turns_pending", "Customer turns waiting for an answer." },
         { "myna_bot_open_batches", "Contacts whose messages are being batched." },
     };
-    struct myna_store_opts so = { MYNA_SYNC_NORMAL, 100 };
+    struct myna_store_opts so = { MYNA_SYNC_NORMAL, 100, 0 };
     struct myna_bot_counts *c;
     struct llm_counts *lc;
     unsigned char *ok;

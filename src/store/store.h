@@ -29,6 +29,9 @@ enum myna_store_sync {
 struct myna_store_opts {
     enum myna_store_sync sync;
     int busy_timeout_ms;  /* how long to wait for another process's lock */
+    /* Log pages at which a commit copies the log back into the database (a
+     * checkpoint); 0: SQLite's 1000. See store_sqlite.c. */
+    int checkpoint_pages;
 };
 
 /* put_* results (>= 0), or a negative MYNA_E* code. */

@@ -439,7 +439,8 @@ long h_db_count(const struct myna_proc *p, const char *id, const char *table,
 
     /* the ingress's tables are in <id>.db, the bot's in <id>.bot.db */
     snprintf(path, sizeof(path), "%s/var/instances/%s%s.db", p->dir, id,
-             strcmp(table, "inbox") == 0 || strcmp(table, "statuses") == 0 ? "" : ".bot");
+             strcmp(table, "inbox") == 0 || strcmp(table, "messages") == 0 ||
+             strcmp(table, "statuses") == 0 ? "" : ".bot");
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s%s%s", table, where ? " WHERE " : "",
              where ? where : "");
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&

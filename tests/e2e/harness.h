@@ -67,7 +67,7 @@ char *h_read_data(const char *rel, size_t *len);
 void h_sign(const char *secret, const void *body, size_t len, char out[72]);
 
 /* SELECT COUNT(*) FROM table [WHERE where] in dir/var/instances/<id>.db
- * (inbox, statuses) or <id>.bot.db (the bot's tables). */
+ * (inbox, the messages view, statuses) or <id>.bot.db (the bot's tables). */
 long h_db_count(const struct myna_proc *p, const char *id, const char *table,
                 const char *where);
 /* Value of a metric line "name value" (name may include labels) or -1. */

@@ -256,7 +256,7 @@ static void test_every_fixture(void **state)
     assert_int_equal(h_db_count(p, "barber", "inbox", "type='system' AND reply_id='79169876543'"), 1);
     assert_int_equal(h_db_count(p, "barber", "inbox", "type='unsupported' AND error_code=131051"), 1);
     assert_int_equal(h_db_count(p, "barber", "inbox", "profile_name='Марина К.'"), 6);
-    assert_int_equal(h_db_count(p, "barber", "inbox", "text LIKE 'Здравствуйте!%Мастер Артём свободен? 🙏'"), 1);
+    assert_int_equal(h_db_count(p, "barber", "messages", "text LIKE 'Здравствуйте!%Мастер Артём свободен? 🙏'"), 1);
     assert_int_equal(h_db_count(p, "barber", "statuses", "status='failed' AND error_code=131047"), 1);
     assert_int_equal(h_db_count(p, "barber", "statuses", "status IN ('delivered','read')"), 2);
     assert_int_equal(h_db_count(p, "barber", "inbox", "length(raw) > 20 AND raw LIKE '{%}'"), 19);

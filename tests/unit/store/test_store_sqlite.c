@@ -57,7 +57,7 @@ static int teardown(void **state)
 
 static struct myna_store *open_store(const char *path, enum myna_store_sync sync)
 {
-    struct myna_store_opts o = { sync, 0 };
+    struct myna_store_opts o = { sync, 0, 0 };
     struct myna_err err = MYNA_ERR_INIT;
     struct myna_store *st = myna_store_open_sqlite(path, &o, &err);
 
@@ -231,7 +231,7 @@ static void test_open_creates_schema_and_wal(void **state)
     assert_counts(st, 0, 0);
     /* from outside: WAL is a property of the file, not of our connection */
     assert_sql(f->path, "PRAGMA journal_mode", "wal");
-    assert_sql(f->path, "PRAGMA user_version", "4");
+    assert_sql(f->path, "PRAGMA user_version", "5");
     assert_sql(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                " WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
                "history_contact,inbox_contact,inbox_wamid,outbox_contact,outbox_open,outbox_wamid,"
@@ -273,7 +273,7 @@ static void test_open_upgrades_schema_1(void **state)
     st = open_store(f->path, MYNA_SYNC_FULL);
     assert_counts(st, 1, 0);
     myna_store_free(st);
-    assert_sql(f->path, "PRAGMA user_version", "4");
+    assert_sql(f->path, "PRAGMA user_version", "5");
     assert_sql(f->path, "SELECT count(*) FROM outbox", "0");
     assert_sql(f->path, "SELECT wamid FROM inbox", "wamid.old");
 }
@@ -299,7 +299,7 @@ static void test_reopen_keeps_data_without_migrating(void **state)
     assert_inbound_equal(&x.m, &row.m);
     myna_store_inbox_row_release(&row);
     myna_store_free(st);
-    assert_sql(f->path, "PRAGMA user_version", "4");
+    assert_sql(f->path, "PRAGMA user_version", "5");
     assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'marker'", "1");
 }
 
@@ -334,11 +334,41 @@ static void test_open_bad_options(void **state)
 {
     struct fix *f = *state;
     struct myna_err err = MYNA_ERR_INIT;
-    struct myna_store_opts o = { MYNA_SYNC_FULL, -1 };
+    struct myna_store_opts o = { MYNA_SYNC_FULL, -1, 0 };
+    struct myna_store_opts ckpt = { MYNA_SYNC_FULL, 0, -5 };
 
     assert_null(myna_store_open_sqlite(f->path, &o, &err));
     assert_int_equal(err.code, MYNA_EINVAL);
+    err = (struct myna_err)MYNA_ERR_INIT;
+    assert_null(myna_store_open_sqlite(f->path, &ckpt, &err));
+    assert_int_equal(err.code, MYNA_EINVAL);
+    assert_non_null(strstr(err.msg, "checkpoint_pages -5"));
     myna_store_free(NULL);  /* a no-op */
+}
+
+/* checkpoint_pages is the connection's automatic checkpoint; 0 keeps
+ * SQLite's. */
+static void test_checkpoint_pages(void **state)
+{
+    struct fix *f = *state;
+    struct myna_store_opts big = { MYNA_SYNC_FULL, 0, 16000 };
+    struct myna_store *st = myna_store_open_sqlite(f->path, &big, NULL);
+    struct myna_store *plain = open_store(f->path, MYNA_SYNC_FULL);
+    sqlite3_stmt *stmt = NULL;
+
+    assert_non_null(st);
+    assert_int_equal(sqlite3_prepare_v2(myna_store__sqlite_db(st), "PRAGMA wal_autocheckpoint",
+                                        -1, &stmt, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(stmt, 0), 16000);
+    sqlite3_finalize(stmt);
+    assert_int_equal(sqlite3_prepare_v2(myna_store__sqlite_db(plain),
+                                        "PRAGMA wal_autocheckpoint", -1, &stmt, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(stmt, 0), 1000);
+    sqlite3_finalize(stmt);
+    myna_store_free(plain);
+    myna_store_free(st);
 }
 
 /* ---- round trips ---- */
@@ -455,6 +485,96 @@ static void test_big_text_roundtrip(void **state)
     myna_store_inbox_row_release(&row);
     myna_store_free(st);
     free(big);
+}
+
+/* ---- the text of a text message, kept once ---- */
+
+/* Puts a message of type type with text and raw, reads it back both ways,
+ * and says whether the inbox column held the text itself (1) or NULL. */
+static int text_roundtrip(struct fix *f, int i, enum myna_msg_type type, const char *text,
+                          const char *raw)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_inbox_row row, rows[8];
+    struct sample x;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_NORMAL);
+    size_t n = 0;
+    char sql[160], *col;
+
+    sample_init(&x, "once", i);
+    x.m.type = type;
+    x.m.text = text;
+    x.m.raw = raw;
+    x.m.raw_len = strlen(raw);
+    assert_int_equal(put_one(st, &x.m), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_inbox_find(st, x.wamid, &row, &err), MYNA_OK);
+    assert_inbound_equal(&x.m, &row.m);
+    myna_store_inbox_row_release(&row);
+    assert_int_equal(myna_store_inbox_read(st, 0, 8, rows, &n, &err), MYNA_OK);
+    assert_true(n >= 1);
+    assert_inbound_equal(&x.m, &rows[n - 1].m);
+    for (size_t k = 0; k < n; k++)
+        myna_store_inbox_row_release(&rows[k]);
+    myna_store_free(st);
+    snprintf(sql, sizeof(sql), "SELECT text IS NOT NULL FROM inbox WHERE wamid = '%s'", x.wamid);
+    col = sql_text(f->path, sql);
+    assert_non_null(col);
+    i = strcmp(col, "1") == 0;
+    free(col);
+    return i;
+}
+
+static void test_text_stored_once(void **state)
+{
+    struct fix *f = *state;
+
+    /* the usual case: the column is left empty and the text comes from raw */
+    assert_int_equal(text_roundtrip(f, 1, MYNA_MSG_TEXT, "hello there",
+                                    "{\"type\":\"text\",\"text\":{\"body\":\"hello there\"}}"),
+                     0);
+    /* escapes, quotes, backslashes and multibyte text come back exactly */
+    assert_int_equal(text_roundtrip(f, 2, MYNA_MSG_TEXT,
+                                    "line1\nsaid \"hi\" \\ \xc3\xa9t\xc3\xa9 \xf0\x9f\x92\x88",
+                                    "{\"text\":{\"body\":\"line1\\nsaid \\\"hi\\\" \\\\ "
+                                    "\\u00e9t\xc3\xa9 \xf0\x9f\x92\x88\"}}"),
+                     0);
+}
+
+static void test_text_kept_when_raw_differs(void **state)
+{
+    struct fix *f = *state;
+
+    /* a text that is not raw's text.body is stored as given */
+    assert_int_equal(text_roundtrip(f, 1, MYNA_MSG_TEXT, "folded text",
+                                    "{\"text\":{\"body\":\"something else\"}}"), 1);
+    /* raw that is not JSON, or has no text.body */
+    assert_int_equal(text_roundtrip(f, 2, MYNA_MSG_TEXT, "hi", "not json {"), 1);
+    assert_int_equal(text_roundtrip(f, 3, MYNA_MSG_TEXT, "hi", "{\"type\":\"text\"}"), 1);
+    /* another type whose raw happens to have text.body */
+    assert_int_equal(text_roundtrip(f, 4, MYNA_MSG_IMAGE, "caption",
+                                    "{\"text\":{\"body\":\"caption\"}}"), 1);
+}
+
+/* A text message without text stays without, whatever raw holds; a row
+ * with the text in its column (as older releases wrote every row) reads
+ * the column. */
+static void test_text_null_and_old_rows(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_inbox_row row;
+    struct myna_store *st;
+
+    assert_int_equal(text_roundtrip(f, 1, MYNA_MSG_TEXT, NULL, "{\"text\":{\"body\":5}}"), 0);
+    assert_int_equal(text_roundtrip(f, 2, MYNA_MSG_TEXT, NULL, "{\"text\":{}}"), 0);
+    sql_exec(f->path, "INSERT INTO inbox(wamid, contact, ts, type, text, raw, received_ms)"
+                      " VALUES('wamid.older', '7916', 1, 'text', 'from the column',"
+                      " '{\"text\":{\"body\":\"from raw\"}}', 1)");
+    st = open_store(f->path, MYNA_SYNC_NORMAL);
+    assert_int_equal(myna_store_inbox_find(st, "wamid.older", &row, &err), MYNA_OK);
+    assert_string_equal(row.m.text, "from the column");
+    myna_store_inbox_row_release(&row);
+    myna_store_free(st);
 }
 
 /* ---- dedupe ---- */
@@ -678,7 +798,7 @@ static void test_busy_gives_clear_error(void **state)
 {
     struct fix *f = *state;
     struct myna_err err = MYNA_ERR_INIT;
-    struct myna_store_opts quick = { MYNA_SYNC_FULL, 50 };
+    struct myna_store_opts quick = { MYNA_SYNC_FULL, 50, 0 };
     struct myna_store *holder = open_store(f->path, MYNA_SYNC_FULL);
     struct myna_store *st = myna_store_open_sqlite(f->path, &quick, &err);
     struct sample x;
@@ -856,7 +976,7 @@ static void test_two_handles(void **state)
  * child. */
 static int write_share(const char *path, const char *who)
 {
-    struct myna_store_opts o = { MYNA_SYNC_NORMAL, 10000 };
+    struct myna_store_opts o = { MYNA_SYNC_NORMAL, 10000, 0 };
     struct myna_err err = MYNA_ERR_INIT;
     struct myna_store *st = myna_store_open_sqlite(path, &o, &err);
     struct sample x;
@@ -909,7 +1029,7 @@ static void test_fork_concurrent_writers(void **state)
     /* both shares, and each shared message once */
     assert_counts(st, 2 * FORK_TXNS * FORK_OWN_PER_TXN + FORK_TXNS, 0);
     myna_store_free(st);
-    assert_sql(f->path, "PRAGMA user_version", "4");
+    assert_sql(f->path, "PRAGMA user_version", "5");
 }
 
 int main(void)
@@ -922,9 +1042,13 @@ int main(void)
         T(test_open_upgrades_schema_1),
         T(test_open_missing_dir),
         T(test_open_bad_options),
+        T(test_checkpoint_pages),
         T(test_roundtrip_every_field),
         T(test_unknown_type_reads_as_unsupported),
         T(test_big_text_roundtrip),
+        T(test_text_stored_once),
+        T(test_text_kept_when_raw_differs),
+        T(test_text_null_and_old_rows),
         T(test_dedupe_across_transactions),
         T(test_dedupe_inside_transaction),
         T(test_status_dedupe),
