@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -14,18 +15,32 @@
 #include "core/util.h"
 #include "core/banned.h"
 
+/* The two hand-offs are lock-free stacks, so that neither thread ever
+ * waits for the other on the hot path (on a small machine a thread holding
+ * a shared lock is often preempted, and the other then sleeps on it):
+ * - in: the loop pushes each submitted job; the writer takes them all at
+ *   once and reverses them into arrival order;
+ * - out: the writer pushes each committed group; the loop takes them all on
+ *   the doorbell.
+ * mu and cv only put an idle writer to sleep: the loop signals when it
+ * finds `sleeping` set, and clears it. The writer's store of `sleeping`
+ * before its last look at `in`, and the loop's push before its look at
+ * `sleeping`, are both sequentially consistent, so one of the two sees the
+ * other: no lost wake-up. */
 struct myna_committer {
-    pthread_mutex_t mu;
+    _Atomic(struct myna_commit_job *) in;    /* submitted, newest first */
+    _Atomic(struct myna_commit_job *) out;   /* committed, not answered */
+    atomic_int sleeping;              /* the writer waits on cv */
+    pthread_mutex_t mu;               /* with cv: the writer's sleep, stop */
     pthread_cond_t cv;
+    int stop;                         /* under mu */
     pthread_t thread;
     int efd;                          /* writer -> loop doorbell */
     struct event *ev;
     size_t max_records;
-    int stop;
-    struct myna_commit_job *queue, **queue_tail;   /* submitted, not taken */
-    struct myna_commit_job *done, **done_tail;     /* committed, not answered */
     size_t pending;                   /* loop thread only */
-    struct myna_commit_stats stats;   /* under mu */
+    pthread_mutex_t stats_mu;
+    struct myna_commit_stats stats;   /* under stats_mu */
 };
 
 static size_t job_records(const struct myna_commit_job *job)
@@ -136,13 +151,23 @@ static void commit_group(struct myna_committer *c, struct myna_commit_job *group
         }
     }
     free(stores);
-    pthread_mutex_lock(&c->mu);
-    if (n_stores > 0)  /* a group of refused bodies wrote nothing */
+    if (n_stores > 0) {  /* a group of refused bodies wrote nothing */
+        pthread_mutex_lock(&c->stats_mu);
         myna_commit_stats_observe(&c->stats, myna_mono_us() - t0, n_records, failed);
-    *c->done_tail = group;
-    while (*c->done_tail)
-        c->done_tail = &(*c->done_tail)->next;
-    pthread_mutex_unlock(&c->mu);
+        pthread_mutex_unlock(&c->stats_mu);
+    }
+}
+
+/* Writer: puts a committed group (linked by next) on the out stack. */
+static void hand_back(struct myna_committer *c, struct myna_commit_job *group)
+{
+    struct myna_commit_job *last = group, *top = atomic_load(&c->out);
+
+    while (last->next)
+        last = last->next;
+    do
+        last->next = top;
+    while (!atomic_compare_exchange_weak(&c->out, &top, group));
 }
 
 static void ring(int efd)
@@ -153,52 +178,79 @@ static void ring(int efd)
         ;
 }
 
-/* Takes jobs one by one, preparing each outside the lock, until the group
- * holds max_records records or the queue is empty. Called and returns with mu
- * held. */
-static struct myna_commit_job *take_group(struct myna_committer *c, size_t *n_records)
+/* Writer: everything submitted so far, oldest first, after *todo (jobs
+ * taken before but left out of the last group). */
+static void take_submitted(struct myna_committer *c, struct myna_commit_job **todo)
+{
+    struct myna_commit_job *j = atomic_exchange(&c->in, NULL), *fifo = NULL, **end;
+
+    while (j) {
+        struct myna_commit_job *next = j->next;
+        j->next = fifo;
+        fifo = j;
+        j = next;
+    }
+    for (end = todo; *end; end = &(*end)->next)
+        ;
+    *end = fifo;
+}
+
+/* Writer: prepares jobs off the front of *todo until the group holds
+ * max_records records or *todo is empty. */
+static struct myna_commit_job *take_group(struct myna_committer *c,
+                                          struct myna_commit_job **todo, size_t *n_records)
 {
     struct myna_commit_job *group = NULL, **tail = &group;
 
     *n_records = 0;
-    while (c->queue != NULL && *n_records < c->max_records) {
-        struct myna_commit_job *j = c->queue;
+    while (*todo != NULL && *n_records < c->max_records) {
+        struct myna_commit_job *j = *todo;
 
-        c->queue = j->next;
-        if (c->queue == NULL)
-            c->queue_tail = &c->queue;
-        pthread_mutex_unlock(&c->mu);
+        *todo = j->next;
         j->next = NULL;
         j->rc = j->prepare ? j->prepare(j, j->arg) : MYNA_OK;
         if (j->rc == MYNA_OK)
             *n_records += job_records(j);
         *tail = j;
         tail = &j->next;
-        pthread_mutex_lock(&c->mu);
     }
     return group;
+}
+
+/* Writer: sleeps until a job is submitted; 0 when stopped with none. */
+static int wait_for_jobs(struct myna_committer *c)
+{
+    int more;
+
+    pthread_mutex_lock(&c->mu);
+    while ((atomic_store(&c->sleeping, 1), atomic_load(&c->in) == NULL) && !c->stop)
+        pthread_cond_wait(&c->cv, &c->mu);
+    atomic_store(&c->sleeping, 0);
+    more = atomic_load(&c->in) != NULL;
+    pthread_mutex_unlock(&c->mu);
+    return more;
 }
 
 static void *writer_main(void *arg)
 {
     struct myna_committer *c = arg;
+    struct myna_commit_job *todo = NULL;
 
-    pthread_mutex_lock(&c->mu);
     for (;;) {
         struct myna_commit_job *group;
         size_t n;
 
-        while (c->queue == NULL && !c->stop)
-            pthread_cond_wait(&c->cv, &c->mu);
-        if (c->queue == NULL)
-            break;  /* stop requested and nothing left to write */
-        group = take_group(c, &n);
-        pthread_mutex_unlock(&c->mu);
+        take_submitted(c, &todo);
+        if (todo == NULL) {
+            if (!wait_for_jobs(c))
+                break;  /* stop requested and nothing left to write */
+            continue;
+        }
+        group = take_group(c, &todo, &n);
         commit_group(c, group, n);
+        hand_back(c, group);
         ring(c->efd);
-        pthread_mutex_lock(&c->mu);
     }
-    pthread_mutex_unlock(&c->mu);
     myna_arena_cache_release();
     return NULL;
 }
@@ -208,12 +260,7 @@ static void deliver(struct myna_committer *c)
 {
     struct myna_commit_job *j, *next;
 
-    pthread_mutex_lock(&c->mu);
-    j = c->done;
-    c->done = NULL;
-    c->done_tail = &c->done;
-    pthread_mutex_unlock(&c->mu);
-    for (; j; j = next) {
+    for (j = atomic_exchange(&c->out, NULL); j; j = next) {
         next = j->next;
         c->pending--;
         j->done(j, j->arg);
@@ -241,10 +288,12 @@ struct myna_committer *myna_committer_new(struct event_base *base, size_t max_re
         return NULL;
     }
     c->max_records = max_records ? max_records : 1;
-    c->queue_tail = &c->queue;
-    c->done_tail = &c->done;
+    atomic_init(&c->in, NULL);
+    atomic_init(&c->out, NULL);
+    atomic_init(&c->sleeping, 0);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
+    pthread_mutex_init(&c->stats_mu, NULL);
     c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (c->efd < 0) {
         myna_err_set(err, MYNA_EIO, "cannot create eventfd: %s", strerror(errno));
@@ -267,20 +316,27 @@ fail:
         close(c->efd);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->stats_mu);
     free(c);
     return NULL;
 }
 
 void myna_committer_submit(struct myna_committer *c, struct myna_commit_job *job)
 {
-    job->next = NULL;
+    struct myna_commit_job *top = atomic_load(&c->in);
+
     job->rc = MYNA_EAGAIN;
-    pthread_mutex_lock(&c->mu);
-    *c->queue_tail = job;
-    c->queue_tail = &job->next;
-    pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
+    do
+        job->next = top;
+    while (!atomic_compare_exchange_weak(&c->in, &top, job));
     c->pending++;
+    /* One wake-up per sleep. Taking mu waits until the writer is inside
+     * cond_wait; signalling after unlocking lets it take mu at once. */
+    if (atomic_exchange(&c->sleeping, 0)) {
+        pthread_mutex_lock(&c->mu);
+        pthread_mutex_unlock(&c->mu);
+        pthread_cond_signal(&c->cv);
+    }
 }
 
 size_t myna_committer_pending(const struct myna_committer *c)
@@ -290,9 +346,9 @@ size_t myna_committer_pending(const struct myna_committer *c)
 
 void myna_committer_stats(struct myna_committer *c, struct myna_commit_stats *out)
 {
-    pthread_mutex_lock(&c->mu);
+    pthread_mutex_lock(&c->stats_mu);
     *out = c->stats;
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->stats_mu);
 }
 
 void myna_committer_free(struct myna_committer *c)
@@ -309,5 +365,6 @@ void myna_committer_free(struct myna_committer *c)
     close(c->efd);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->stats_mu);
     free(c);
 }

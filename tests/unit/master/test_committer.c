@@ -141,6 +141,60 @@ static void test_many_jobs_grouped_and_answered_once(void **state)
     myna_committer_free(c);
 }
 
+struct feeder {
+    struct myna_committer *c;
+    struct job_box *boxes;
+    int n, next;
+    struct event *ev;
+};
+
+/* Submits a few jobs per loop turn, so that the writer takes them in many
+ * small batches while it commits. */
+static void feed(evutil_socket_t fd, short what, void *arg)
+{
+    struct feeder *fe = arg;
+    struct timeval now = { 0, 0 };
+
+    (void)fd;
+    (void)what;
+    for (int k = 0; k < 3 && fe->next < fe->n; k++)
+        myna_committer_submit(fe->c, &fe->boxes[fe->next++].job);
+    if (fe->next < fe->n)
+        evtimer_add(fe->ev, &now);
+}
+
+/* Whatever the batches, records are stored in the order of submission:
+ * the inbox's seq is the order the bot answers in. */
+static void test_order_of_submission_kept(void **state)
+{
+    struct fixture *f = *state;
+    struct myna_committer *c = myna_committer_new(f->base, 7, NULL);
+    enum { N = 300 };
+    static struct job_box boxes[N];
+    struct feeder fe = { c, boxes, N, 0, NULL };
+    struct myna_inbox_row rows[N];
+    struct timeval now = { 0, 0 };
+    size_t n = 0;
+    int remaining = N;
+
+    assert_non_null(c);
+    for (int i = 0; i < N; i++)
+        box_init(&boxes[i], f->base, &remaining, i, f->a, NULL);
+    fe.ev = evtimer_new(f->base, feed, &fe);
+    evtimer_add(fe.ev, &now);
+    event_base_dispatch(f->base);
+    assert_int_equal(remaining, 0);
+    assert_int_equal(myna_store_inbox_read(f->a, 0, N, rows, &n, NULL), MYNA_OK);
+    assert_int_equal(n, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(boxes[i].done_calls, 1);
+        assert_string_equal(rows[i].m.wamid, boxes[i].wamid);
+        myna_store_inbox_row_release(&rows[i]);
+    }
+    event_free(fe.ev);
+    myna_committer_free(c);
+}
+
 static void test_store_failure_fails_only_its_jobs(void **state)
 {
     struct fixture *f = *state;
@@ -200,6 +254,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_many_jobs_grouped_and_answered_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_of_submission_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_failure_fails_only_its_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_answers_everything_queued, setup, teardown),
     };
