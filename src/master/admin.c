@@ -25,11 +25,30 @@
 #define FIELD_ERRORS 32
 #define LOG_LINES_MAX 10000
 
+/* Failed logins are counted per address and in all, over a minute; past
+ * either limit /admin/login answers 429 before it hashes anything. That
+ * bounds both guessing and the CPU an attacker can make the loop spend on
+ * password hashes. Behind a proxy every address is the proxy's: the limit
+ * in all still holds. */
+#define LOGIN_WINDOW_MS 60000
+#define LOGIN_FAILS_PER_ADDR 10
+#define LOGIN_FAILS_ALL 100
+#define LOGIN_ADDRS 64
+
+struct login_fails {
+    char from[64];
+    int64_t since_ms;   /* start of this address's window */
+    int n;
+};
+
 struct myna_admin {
     struct myna_control *control;
     struct myna_fleet *fleet;
     struct myna_supervisor *sup;
     char data_dir[4096];
+    struct login_fails fails[LOGIN_ADDRS];
+    int64_t all_since_ms;
+    int all_n;
 };
 
 /* One request: who asks and what for. */
@@ -991,16 +1010,78 @@ static void audit_list(struct call *c)
 
 /* ---- login ------------------------------------------------------------------------------ */
 
+/* The slot of from: its own, else a free or expired one, else the oldest. */
+static struct login_fails *login_slot(struct myna_admin *a, const char *from, int64_t now)
+{
+    struct login_fails *pick = &a->fails[0];
+
+    for (size_t i = 0; i < LOGIN_ADDRS; i++) {
+        struct login_fails *f = &a->fails[i];
+        if (f->n > 0 && strcmp(f->from, from) == 0)
+            return f;
+        if (pick->n > 0 && (f->n == 0 || f->since_ms < pick->since_ms ||
+                            now - f->since_ms >= LOGIN_WINDOW_MS))
+            pick = f;
+    }
+    memset(pick, 0, sizeof(*pick));
+    snprintf(pick->from, sizeof(pick->from), "%s", from);
+    pick->since_ms = now;
+    return pick;
+}
+
+/* Seconds until from may try again, or 0 when it may now. */
+static int64_t login_wait_s(struct myna_admin *a, const char *from, int64_t now)
+{
+    int64_t until = 0;
+
+    if (a->all_n > 0 && now - a->all_since_ms >= LOGIN_WINDOW_MS)
+        a->all_n = 0;
+    if (a->all_n >= LOGIN_FAILS_ALL)
+        until = a->all_since_ms + LOGIN_WINDOW_MS;
+    for (size_t i = 0; i < LOGIN_ADDRS; i++) {
+        const struct login_fails *f = &a->fails[i];
+        if (f->n >= LOGIN_FAILS_PER_ADDR && strcmp(f->from, from) == 0 &&
+            now - f->since_ms < LOGIN_WINDOW_MS && f->since_ms + LOGIN_WINDOW_MS > until)
+            until = f->since_ms + LOGIN_WINDOW_MS;
+    }
+    return until > now ? (until - now + 999) / 1000 : 0;
+}
+
+static void login_failed(struct myna_admin *a, const char *from, int64_t now)
+{
+    struct login_fails *f = login_slot(a, from, now);
+
+    if (now - f->since_ms >= LOGIN_WINDOW_MS) {
+        f->since_ms = now;
+        f->n = 0;
+    }
+    f->n++;
+    if (a->all_n == 0)
+        a->all_since_ms = now;
+    a->all_n++;
+}
+
 static void login(struct myna_admin *a, struct evhttp_request *req, const char *from)
 {
-    cJSON *body = json_body(req), *o;
+    cJSON *body, *o;
     const cJSON *name, *pw;
     struct myna_control_user u = { 0 };
     struct myna_err err = MYNA_ERR_INIT;
     struct call c;
+    int64_t now = myna_mono_ms(), wait_s = login_wait_s(a, from, now);
     int ok;
 
-    if (body == NULL)
+    if (wait_s > 0) {
+        char retry[24];
+
+        snprintf(retry, sizeof(retry), "%lld", (long long)wait_s);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", retry);
+        MYNA_LOG(MYNA_WARN, "login_limited", "from=%s retry_after_s=%lld", from,
+                 (long long)wait_s);
+        send_error(req, 429, "too many failed logins; try again later");
+        return;
+    }
+    if ((body = json_body(req)) == NULL)
         return;
     name = cJSON_GetObjectItemCaseSensitive(body, "name");
     pw = cJSON_GetObjectItemCaseSensitive(body, "password");
@@ -1012,6 +1093,7 @@ static void login(struct myna_admin *a, struct evhttp_request *req, const char *
     c.req = req;
     snprintf(c.from, sizeof(c.from), "%s", from);
     if (!ok) {
+        login_failed(a, from, now);
         MYNA_LOG(MYNA_WARN, "login_failed", "from=%s", from);
         myna_control_user_release(&u);
         cJSON_Delete(body);

@@ -456,6 +456,27 @@ static void test_delete_while_busy(void **state)
     }
 }
 
+/* Failed logins are limited per address: past ten in a minute /admin/login
+ * answers 429, even to the right password, without hashing anything; API
+ * tokens keep working. */
+static void test_login_limited(void **state)
+{
+    int tries = 0;
+    long code;
+
+    (void)state;
+    do
+        code = api(NULL, "POST", "/admin/login", "{\"name\":\"alice\",\"password\":\"guess\"}");
+    while (code == 401 && ++tries < 20);
+    assert_int_equal(code, 429);
+    assert_true(tries >= 9 && tries <= 10);  /* the role matrix failed once already */
+    assert_non_null(strstr(C->resp, "too many failed logins"));
+    assert_int_equal(api(NULL, "POST", "/admin/login",
+                         "{\"name\":\"alice\",\"password\":\"alice-secret\"}"),
+                     429);
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances", NULL), 200);
+}
+
 /* What the API changed is what the next start of the master does: a
  * stopped instance stays stopped, a created one is back. */
 static void test_changes_survive_a_restart(void **state)
@@ -489,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_secrets_sealed_at_rest),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_delete_while_busy),
+        cmocka_unit_test(test_login_limited),
         cmocka_unit_test(test_changes_survive_a_restart),
     };
 
