@@ -1010,19 +1010,26 @@ static void audit_list(struct call *c)
 
 /* ---- login ------------------------------------------------------------------------------ */
 
-/* The slot of from: its own, else a free or expired one, else the oldest. */
+/* The slot that counts from's failures, or NULL. */
+static struct login_fails *login_find(struct myna_admin *a, const char *from)
+{
+    for (size_t i = 0; i < LOGIN_ADDRS; i++)
+        if (a->fails[i].n > 0 && strcmp(a->fails[i].from, from) == 0)
+            return &a->fails[i];
+    return NULL;
+}
+
+/* The slot of from: its own, else a free one, else the oldest. */
 static struct login_fails *login_slot(struct myna_admin *a, const char *from, int64_t now)
 {
-    struct login_fails *pick = &a->fails[0];
+    struct login_fails *pick = login_find(a, from);
 
-    for (size_t i = 0; i < LOGIN_ADDRS; i++) {
-        struct login_fails *f = &a->fails[i];
-        if (f->n > 0 && strcmp(f->from, from) == 0)
-            return f;
-        if (pick->n > 0 && (f->n == 0 || f->since_ms < pick->since_ms ||
-                            now - f->since_ms >= LOGIN_WINDOW_MS))
-            pick = f;
-    }
+    if (pick != NULL)
+        return pick;
+    pick = &a->fails[0];
+    for (size_t i = 1; i < LOGIN_ADDRS && pick->n > 0; i++)
+        if (a->fails[i].n == 0 || a->fails[i].since_ms < pick->since_ms)
+            pick = &a->fails[i];
     memset(pick, 0, sizeof(*pick));
     snprintf(pick->from, sizeof(pick->from), "%s", from);
     pick->since_ms = now;
@@ -1032,18 +1039,15 @@ static struct login_fails *login_slot(struct myna_admin *a, const char *from, in
 /* Seconds until from may try again, or 0 when it may now. */
 static int64_t login_wait_s(struct myna_admin *a, const char *from, int64_t now)
 {
+    const struct login_fails *f = login_find(a, from);
     int64_t until = 0;
 
     if (a->all_n > 0 && now - a->all_since_ms >= LOGIN_WINDOW_MS)
         a->all_n = 0;
     if (a->all_n >= LOGIN_FAILS_ALL)
         until = a->all_since_ms + LOGIN_WINDOW_MS;
-    for (size_t i = 0; i < LOGIN_ADDRS; i++) {
-        const struct login_fails *f = &a->fails[i];
-        if (f->n >= LOGIN_FAILS_PER_ADDR && strcmp(f->from, from) == 0 &&
-            now - f->since_ms < LOGIN_WINDOW_MS && f->since_ms + LOGIN_WINDOW_MS > until)
-            until = f->since_ms + LOGIN_WINDOW_MS;
-    }
+    if (f != NULL && f->n >= LOGIN_FAILS_PER_ADDR && f->since_ms + LOGIN_WINDOW_MS > until)
+        until = f->since_ms + LOGIN_WINDOW_MS;
     return until > now ? (until - now + 999) / 1000 : 0;
 }
 

@@ -223,8 +223,12 @@ static int wait_for_jobs(struct myna_committer *c)
     int more;
 
     pthread_mutex_lock(&c->mu);
-    while ((atomic_store(&c->sleeping, 1), atomic_load(&c->in) == NULL) && !c->stop)
+    for (;;) {
+        atomic_store(&c->sleeping, 1);  /* before the look at in: see the top */
+        if (atomic_load(&c->in) != NULL || c->stop)
+            break;
         pthread_cond_wait(&c->cv, &c->mu);
+    }
     atomic_store(&c->sleeping, 0);
     more = atomic_load(&c->in) != NULL;
     pthread_mutex_unlock(&c->mu);
