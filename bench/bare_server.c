@@ -38,6 +38,8 @@
 #include <event2/http.h>
 #include <event2/util.h>
 
+#include "core/evloop.h"
+
 #define MAX_BODY_BYTES (3u << 20)     /* Myna's max_body_bytes default ("3m") */
 #define MAX_HEADERS_BYTES (64u << 10)
 #define HTTP_TIMEOUT_S 30             /* Myna's http_timeout_s default */
@@ -170,7 +172,7 @@ static int server_start(struct server *s, const struct sockaddr_in *sin)
     struct evhttp_bound_socket *bs;
     unsigned port;
 
-    s->base = event_base_new();
+    s->base = myna_event_base_new();
     if (s->base == NULL)
         return -1;
     s->http = evhttp_new(s->base);

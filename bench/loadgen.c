@@ -54,6 +54,8 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include "core/evloop.h"
+
 #define MAX_CONNECTIONS 1000           /* fits the 4-digit sender number */
 #define MAX_DURATION_S 120
 #define MAX_BODY_BYTES (4u << 20)      /* a little past the 3 MiB limit, to probe 413 */
@@ -890,7 +892,7 @@ static int lg_init(struct loadgen *lg)
             return -1;
         }
     }
-    lg->base = event_base_new();
+    lg->base = myna_event_base_new();
     if (lg->base == NULL)
         return -1;
     lg->ev_int = evsignal_new(lg->base, SIGINT, on_signal, lg);

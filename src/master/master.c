@@ -15,6 +15,7 @@
 
 #include "core/arena.h"
 #include "core/buf.h"
+#include "core/evloop.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "core/secret.h"
@@ -621,7 +622,7 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     m.args = args;
     m.state = MASTER_STARTING;
     signal(SIGPIPE, SIG_IGN);
-    if ((m.base = event_base_new()) == NULL) {
+    if ((m.base = myna_event_base_new()) == NULL) {
         rc = myna_err_set(err, MYNA_ENOMEM, "cannot create the event loop");
         goto out;
     }
