@@ -231,10 +231,10 @@ static void test_open_creates_schema_and_wal(void **state)
     assert_counts(st, 0, 0);
     /* from outside: WAL is a property of the file, not of our connection */
     assert_sql(f->path, "PRAGMA journal_mode", "wal");
-    assert_sql(f->path, "PRAGMA user_version", "5");
+    assert_sql(f->path, "PRAGMA user_version", "6");
     assert_sql(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                " WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
-               "history_contact,inbox_contact,inbox_wamid,outbox_contact,outbox_open,outbox_wamid,"
+               "history_contact,inbox_wamid,outbox_contact,outbox_open,outbox_wamid,"
                "statuses_wamid_status,turns_ai,turns_pending");
     assert_sql(f->path, "SELECT \"unique\" FROM pragma_index_list('inbox')"
                " WHERE name = 'inbox_wamid'", "1");
@@ -273,9 +273,11 @@ static void test_open_upgrades_schema_1(void **state)
     st = open_store(f->path, MYNA_SYNC_FULL);
     assert_counts(st, 1, 0);
     myna_store_free(st);
-    assert_sql(f->path, "PRAGMA user_version", "5");
+    assert_sql(f->path, "PRAGMA user_version", "6");
     assert_sql(f->path, "SELECT count(*) FROM outbox", "0");
     assert_sql(f->path, "SELECT wamid FROM inbox", "wamid.old");
+    /* step 6 dropped the index no read used */
+    assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'inbox_contact'", "0");
 }
 
 static void test_reopen_keeps_data_without_migrating(void **state)
@@ -299,7 +301,7 @@ static void test_reopen_keeps_data_without_migrating(void **state)
     assert_inbound_equal(&x.m, &row.m);
     myna_store_inbox_row_release(&row);
     myna_store_free(st);
-    assert_sql(f->path, "PRAGMA user_version", "5");
+    assert_sql(f->path, "PRAGMA user_version", "6");
     assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'marker'", "1");
 }
 
@@ -1029,7 +1031,7 @@ static void test_fork_concurrent_writers(void **state)
     /* both shares, and each shared message once */
     assert_counts(st, 2 * FORK_TXNS * FORK_OWN_PER_TXN + FORK_TXNS, 0);
     myna_store_free(st);
-    assert_sql(f->path, "PRAGMA user_version", "5");
+    assert_sql(f->path, "PRAGMA user_version", "6");
 }
 
 int main(void)
