@@ -10,9 +10,10 @@
  * one epoll_ctl when the turn ends. evhttp switches a connection's read and
  * write interest off and on around every request (four epoll_ctl calls, each
  * a system call); with the changelist, a switch undone within the same turn
- * costs nothing. libevent's one caveat, sockets shared through dup(), does
- * not apply: no watched descriptor is ever dup'ed. Falls back to the default
- * base if the configured one cannot be made; NULL only when neither can. */
+ * costs nothing. libevent's one caveat, a socket watched through two
+ * dup()ed descriptors, does not apply: the master never dup()s one. Falls
+ * back to the default base if the configured one cannot be made; NULL only
+ * when neither can. */
 static inline struct event_base *myna_event_base_new(void)
 {
     struct event_config *cfg = event_config_new();
