@@ -13,6 +13,7 @@
  * A handle is used by one thread at a time (SQLITE_OPEN_NOMUTEX) and never
  * crosses fork(); each process opens its own. Nothing here logs or exits. */
 #include "store/store.h"
+#include "store/walbuf.h"
 
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -252,13 +253,16 @@ static int busy_wait_1ms(void *arg, int count)
     return 1;
 }
 
-static int open_db(struct sqlite_store *s, struct myna_err *err)
+/* Under synchronous=FULL each commit's log goes out in one write (see
+ * walbuf.h); under NORMAL with SQLite's own VFS. */
+static int open_db(struct sqlite_store *s, enum myna_store_sync sync, struct myna_err *err)
 {
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     char why[MYNA_ERR_MSG_MAX];
     int rc, sys;
 
-    rc = sqlite3_open_v2(s->path, &s->db, flags, NULL);
+    rc = sqlite3_open_v2(s->path, &s->db, flags,
+                         sync == MYNA_SYNC_FULL ? myna_walbuf_vfs() : NULL);
     if (rc == SQLITE_OK)
         return MYNA_OK;
     if (s->db == NULL)
@@ -445,7 +449,7 @@ struct myna_store *myna_store_open_sqlite(const char *path,
     }
     s->base.ops = &sqlite_ops;
     s->fail_after = -1;
-    if (open_db(s, err) != MYNA_OK || configure(s, o, err) != MYNA_OK ||
+    if (open_db(s, o->sync, err) != MYNA_OK || configure(s, o, err) != MYNA_OK ||
         migrate(s, err) != MYNA_OK || prepare_all(s, err) != MYNA_OK) {
         sqlite_free(&s->base);
         return NULL;
