@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -88,6 +89,34 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
     evhttp_send_reply(req, code, reason, out);
     if (out)
         evbuffer_free(out);
+}
+
+/* reply(), then the answer's first write at once. evhttp_send_reply only
+ * queues an answer: libevent writes it on a later turn of the loop, when
+ * the socket reports writable, so a commit's whole group of answers would
+ * wait a turn and cost each connection two more epoll_ctl calls. Here the
+ * queued bytes go out now, the way the bufferevent's own write callback
+ * sends them (the output buffer's front is frozen outside that callback),
+ * and bufferevent_trigger then runs evhttp's write callback, which ends
+ * the request and starts reading the next one, as the bufferevent would
+ * have after writing. A write that cannot finish (full socket buffer,
+ * error) leaves the rest to libevent, as before. */
+static void reply_now(struct evhttp_request *req, int code, const char *reason, const char *body)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    struct evbuffer *out;
+    int n;
+
+    reply(req, code, reason, body);
+    if (bev == NULL || bufferevent_getfd(bev) < 0)
+        return;
+    out = bufferevent_get_output(bev);
+    evbuffer_unfreeze(out, 1);
+    n = evbuffer_write(out, bufferevent_getfd(bev));
+    evbuffer_freeze(out, 1);
+    if (n > 0)
+        bufferevent_trigger(bev, EV_WRITE, 0);  /* runs it only once the buffer is empty */
 }
 
 static void reject(struct myna_ingress *ing, struct evhttp_request *req, enum myna_reject why,
@@ -316,7 +345,7 @@ static void on_committed(struct myna_commit_job *job, void *arg)
             if (p->table->inst[i].store->st == pt->store)
                 ing->notify(p->table->inst[i].id, ing->notify_arg);
     }
-    reply(p->req, 200, "OK", "ok");
+    reply_now(p->req, 200, "OK", "ok");
     pending_free(p);
 }
 

@@ -12,6 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -487,6 +491,151 @@ static void test_sigterm_drains_and_exits_0(void **state)
 
 /* ---- logs -------------------------------------------------------------- */
 
+/* ---- one raw connection: keep-alive, pipelining, close ------------------ */
+
+static int raw_connect(const struct myna_proc *p)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    const char *colon = strrchr(p->public_url, ':');
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    assert_non_null(colon);
+    a.sin_port = htons((uint16_t)atoi(colon + 1));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* Appends a signed POST of a one-text webhook with wamid to buf. */
+static size_t raw_request(char *buf, size_t cap, size_t at, const char *wamid,
+                          const char *version, const char *connection)
+{
+    char body[1024], sig[72];
+    int blen = text_payload(body, sizeof(body), PHONE_ID, wamid, "raw");
+    int n;
+
+    h_sign(SECRET, body, (size_t)blen, sig);
+    n = snprintf(buf + at, cap - at,
+                 "POST /webhook/barber %s\r\nHost: 127.0.0.1\r\n"
+                 "Content-Type: application/json\r\nX-Hub-Signature-256: %s\r\n"
+                 "%s%s%sContent-Length: %d\r\n\r\n%s",
+                 version, sig, connection ? "Connection: " : "", connection ? connection : "",
+                 connection ? "\r\n" : "", blen, body);
+    assert_true(n > 0 && (size_t)n < cap - at);
+    return at + (size_t)n;
+}
+
+static void send_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        assert_true(n > 0);
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads until want answers ("HTTP/1.x 200") have come and, if closed is
+ * set, until the server closes; returns the answers counted. 5 s at most. */
+static int read_answers(int fd, int want, int closed)
+{
+    char buf[16384];
+    size_t len = 0;
+    int got = 0;
+
+    for (int waited = 0; waited < 5000;) {
+        struct pollfd pfd = { fd, POLLIN, 0 };
+        ssize_t n;
+
+        got = 0;
+        for (const char *q = buf; (q = memmem(q, len - (size_t)(q - buf), " 200 OK", 7)); q += 7)
+            got++;
+        if (got >= want && !closed)
+            return got;
+        if (poll(&pfd, 1, 100) == 0) {
+            waited += 100;
+            continue;
+        }
+        n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+        if (n <= 0)
+            return closed ? got : -1;
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+    return -1;
+}
+
+static long stored(const struct myna_proc *p, const char *wamid)
+{
+    char where[128];
+
+    snprintf(where, sizeof(where), "wamid='%s'", wamid);
+    return h_db_count(p, "barber", "inbox", where);
+}
+
+static void test_one_connection_many_ways(void **state)
+{
+    struct myna_proc *p = *state;
+    static char buf[65536];
+    size_t len = 0;
+    char id[64];
+    int fd;
+
+    /* keep-alive: 40 requests one after another, then 3 in one write */
+    fd = raw_connect(p);
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof(id), "wamid.RAWSEQ%02d", i);
+        len = raw_request(buf, sizeof(buf), 0, id, "HTTP/1.1", NULL);
+        send_all(fd, buf, len);
+        assert_int_equal(read_answers(fd, 1, 0), 1);
+    }
+    len = 0;
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof(id), "wamid.RAWPIPE%d", i);
+        len = raw_request(buf, sizeof(buf), len, id, "HTTP/1.1", NULL);
+    }
+    send_all(fd, buf, len);
+    assert_int_equal(read_answers(fd, 3, 0), 3);
+    close(fd);
+
+    /* Connection: close and HTTP/1.0: the answer, then the server closes */
+    fd = raw_connect(p);
+    len = raw_request(buf, sizeof(buf), 0, "wamid.RAWCLOSE", "HTTP/1.1", "close");
+    send_all(fd, buf, len);
+    assert_int_equal(read_answers(fd, 1, 1), 1);
+    close(fd);
+    fd = raw_connect(p);
+    len = raw_request(buf, sizeof(buf), 0, "wamid.RAW10", "HTTP/1.0", NULL);
+    send_all(fd, buf, len);
+    assert_int_equal(read_answers(fd, 1, 1), 1);
+    close(fd);
+
+    /* the client hangs up before its answer: the record is still stored */
+    fd = raw_connect(p);
+    len = raw_request(buf, sizeof(buf), 0, "wamid.RAWGONE", "HTTP/1.1", NULL);
+    send_all(fd, buf, len);
+    shutdown(fd, SHUT_WR);
+    close(fd);
+
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof(id), "wamid.RAWSEQ%02d", i);
+        assert_int_equal(stored(p, id), 1);
+    }
+    assert_int_equal(stored(p, "wamid.RAWPIPE0") + stored(p, "wamid.RAWPIPE1") +
+                     stored(p, "wamid.RAWPIPE2"), 3);
+    assert_int_equal(stored(p, "wamid.RAWCLOSE"), 1);
+    assert_int_equal(stored(p, "wamid.RAW10"), 1);
+    for (int i = 0; i < 50 && stored(p, "wamid.RAWGONE") == 0; i++)
+        usleep(20 * 1000);
+    assert_int_equal(stored(p, "wamid.RAWGONE"), 1);
+    {
+        char url[200];
+        snprintf(url, sizeof(url), "%s/healthz", p->public_url);
+        assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 200);
+    }
+}
+
 static void test_logs_hide_secrets(void **state)
 {
     struct myna_proc *p = *state;
@@ -509,6 +658,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill9_keeps_every_acknowledged_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_drains_and_exits_0, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_hide_secrets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_connection_many_ways, setup, teardown),
     };
     int rc;
 
