@@ -21,6 +21,7 @@
 #include "core/secret.h"
 #include "master/admin.h"
 #include "master/alerts.h"
+#include "master/conns.h"
 #include "master/fleet.h"
 #include "master/ingress.h"
 #include "master/metrics.h"
@@ -34,14 +35,6 @@
 #define METRICS_MAX (256 * 1024)
 
 enum master_state { MASTER_STARTING, MASTER_RUNNING, MASTER_DRAINING, MASTER_STOPPED };
-
-/* Open-addressing set of connections we have seen, to keep the
- * open-connections gauge exact (libevent 2.1 has no per-connection hook
- * other than the close callback). */
-struct conn_set {
-    uintptr_t *slots;  /* 0 = empty, 1 = deleted */
-    size_t cap, used;
-};
 
 struct master {
     enum master_state state;
@@ -59,89 +52,13 @@ struct master {
     struct myna_fleet *fleet;      /* the live instances */
     struct myna_admin *admin;
     struct myna_metrics metrics;
-    struct conn_set conns;
+    struct myna_conns *conns;      /* open HTTP connections (conns.h) */
     struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
     int64_t drain_deadline_ms;
     const struct myna_conf *conf;
     const struct myna_master_args *args;
     int exit_rc;
 };
-
-/* ---- connection tracking ------------------------------------------------ */
-
-static size_t conn_hash(uintptr_t p, size_t cap)
-{
-    return (size_t)((p >> 4) * 0x9E3779B97F4A7C15ull) & (cap - 1);
-}
-
-static int conn_grow(struct conn_set *s)
-{
-    struct conn_set n = { NULL, s->cap ? s->cap * 2 : 256, 0 };
-
-    if ((n.slots = calloc(n.cap, sizeof(*n.slots))) == NULL)
-        return -1;
-    for (size_t i = 0; i < s->cap; i++) {
-        uintptr_t p = s->slots[i];
-        size_t h;
-        if (p <= 1)
-            continue;
-        for (h = conn_hash(p, n.cap); n.slots[h]; h = (h + 1) & (n.cap - 1))
-            ;
-        n.slots[h] = p;
-        n.used++;
-    }
-    free(s->slots);
-    *s = n;
-    return 0;
-}
-
-/* 1 if added, 0 if present, -1 on OOM. */
-static int conn_add(struct conn_set *s, uintptr_t p)
-{
-    size_t h, tomb = SIZE_MAX;
-
-    if ((s->used + 1) * 2 > s->cap && conn_grow(s) != 0)
-        return -1;
-    for (h = conn_hash(p, s->cap); s->slots[h]; h = (h + 1) & (s->cap - 1)) {
-        if (s->slots[h] == p)
-            return 0;
-        if (s->slots[h] == 1 && tomb == SIZE_MAX)
-            tomb = h;
-    }
-    s->slots[tomb != SIZE_MAX ? tomb : h] = p;
-    s->used += tomb == SIZE_MAX;
-    return 1;
-}
-
-static int conn_del(struct conn_set *s, uintptr_t p)
-{
-    if (s->cap == 0)
-        return 0;
-    for (size_t h = conn_hash(p, s->cap); s->slots[h]; h = (h + 1) & (s->cap - 1))
-        if (s->slots[h] == p) {
-            s->slots[h] = 1;
-            return 1;
-        }
-    return 0;
-}
-
-static void on_conn_close(struct evhttp_connection *evcon, void *arg)
-{
-    struct master *m = arg;
-
-    if (conn_del(&m->conns, (uintptr_t)evcon))
-        m->metrics.open_connections--;
-}
-
-static void track_conn(struct master *m, struct evhttp_request *req)
-{
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-
-    if (evcon && conn_add(&m->conns, (uintptr_t)evcon) == 1) {
-        m->metrics.open_connections++;
-        evhttp_connection_set_closecb(evcon, on_conn_close, m);
-    }
-}
 
 /* ---- routes ----------------------------------------------------------- */
 
@@ -170,7 +87,7 @@ static void on_public(struct evhttp_request *req, void *arg)
     struct master *m = arg;
     const char *path = request_path(req);
 
-    track_conn(m, req);
+    myna_conns_request(m->conns, req);
     if (strncmp(path, "/webhook/", 9) == 0) {
         myna_ingress_handle(m->ing, req, path + 9);
     } else if (strcmp(path, "/healthz") == 0) {
@@ -392,7 +309,7 @@ static void on_admin(struct evhttp_request *req, void *arg)
     struct master *m = arg;
     const char *path = request_path(req);
 
-    track_conn(m, req);
+    myna_conns_request(m->conns, req);
     if (strcmp(path, "/healthz") == 0)
         send_text(req, 200, "OK", "text/plain", "ok\n", 3);
     else if (strcmp(path, "/metrics") == 0)
@@ -567,7 +484,7 @@ static void master_release(struct master *m)
     if (m->adm)
         evhttp_free(m->adm);
     myna_ingress_free(m->ing);
-    free(m->conns.slots);
+    myna_conns_free(m->conns);
     if (m->base)
         event_base_free(m->base);
     myna_arena_cache_release();
@@ -622,7 +539,8 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     m.args = args;
     m.state = MASTER_STARTING;
     signal(SIGPIPE, SIG_IGN);
-    if ((m.base = myna_event_base_new()) == NULL) {
+    if ((m.base = myna_event_base_new()) == NULL ||
+        (m.conns = myna_conns_new(m.base, &m.metrics.open_connections)) == NULL) {
         rc = myna_err_set(err, MYNA_ENOMEM, "cannot create the event loop");
         goto out;
     }

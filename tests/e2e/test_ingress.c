@@ -20,6 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "harness.h"
 
 #define SECRET "test-app-secret-0123456789abcdef"
@@ -597,6 +599,8 @@ static void test_one_connection_many_ways(void **state)
     }
     send_all(fd, buf, len);
     assert_int_equal(read_answers(fd, 3, 0), 3);
+    /* counted: this connection and the scrape's own */
+    assert_true(h_metric(p, "myna_open_connections") >= 2);
     close(fd);
 
     /* Connection: close and HTTP/1.0: the answer, then the server closes */
@@ -629,11 +633,73 @@ static void test_one_connection_many_ways(void **state)
     for (int i = 0; i < 50 && stored(p, "wamid.RAWGONE") == 0; i++)
         usleep(20 * 1000);
     assert_int_equal(stored(p, "wamid.RAWGONE"), 1);
+    /* every raw connection is gone from the gauge: only the scrape's is left */
+    for (int i = 0; i < 50 && h_metric(p, "myna_open_connections") > 1; i++)
+        usleep(20 * 1000);
+    assert_true(h_metric(p, "myna_open_connections") == 1);
     {
         char url[200];
         snprintf(url, sizeof(url), "%s/healthz", p->public_url);
         assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 200);
     }
+}
+
+/* user + system CPU of pid, in clock ticks */
+static long cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024], *q;
+    unsigned long ut = 0, st = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    assert_non_null(f = fopen(path, "r"));
+    assert_non_null(fgets(buf, sizeof(buf), f));
+    fclose(f);
+    assert_non_null(q = strrchr(buf, ')'));
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+    assert_int_equal(sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st), 2);
+    return (long)(ut + st);
+}
+
+/* While a request waits for its commit, evhttp does not read its
+ * connection. Bytes and a hang-up arriving then must not make the loop
+ * spin on the socket (conns.h), and both requests are still answered. */
+static void test_waiting_connection_does_not_spin(void **state)
+{
+    struct myna_proc *p = *state;
+    static char buf[8192];
+    char path[400];
+    sqlite3 *db = NULL;
+    size_t len;
+    long t0, used;
+    int fd;
+
+    /* hold the store's write lock: the commit waits (busy timeout 2 s) */
+    snprintf(path, sizeof(path), "%s/var/instances/barber.db", p->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+
+    fd = raw_connect(p);
+    len = raw_request(buf, sizeof(buf), 0, "wamid.RAWWAIT1", "HTTP/1.1", NULL);
+    send_all(fd, buf, len);
+    usleep(100 * 1000);  /* read, waiting for the commit */
+    len = raw_request(buf, sizeof(buf), 0, "wamid.RAWWAIT2", "HTTP/1.1", NULL);
+    send_all(fd, buf, len);
+    shutdown(fd, SHUT_WR);
+    usleep(100 * 1000);
+    t0 = cpu_ticks(p->pid);
+    usleep(600 * 1000);
+    used = cpu_ticks(p->pid) - t0;
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    /* a spinning loop would have used the whole 600 ms (60 ticks) */
+    if (used > 20)
+        fail_msg("the master used %ld ticks of CPU in 600 ms while one request waited", used);
+
+    assert_int_equal(read_answers(fd, 2, 1), 2);
+    close(fd);
+    assert_int_equal(stored(p, "wamid.RAWWAIT1"), 1);
+    assert_int_equal(stored(p, "wamid.RAWWAIT2"), 1);
 }
 
 static void test_logs_hide_secrets(void **state)
@@ -659,6 +725,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigterm_drains_and_exits_0, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logs_hide_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_connection_many_ways, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_connection_does_not_spin, setup, teardown),
     };
     int rc;
 

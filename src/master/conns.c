@@ -1,0 +1,178 @@
+/* conns.c - open HTTP connections: counted, and their read interest kept
+ * (see conns.h). */
+#include "master/conns.h"
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <stdlib.h>
+
+#include "core/banned.h"
+
+#define WATCH_FIRINGS_MAX 2  /* without a new request; the third steps aside */
+
+struct conn {
+    struct evhttp_connection *evcon;
+    struct event *watch;  /* NULL if it could not be made */
+    int watching;         /* watch added */
+    int fired;            /* watch firings since the connection's last request */
+};
+
+/* Open addressing on the evhttp connection's address. */
+struct myna_conns {
+    struct event_base *base;
+    int64_t *gauge;
+    struct conn **slots;  /* NULL: empty; &gone: deleted */
+    size_t cap, used;
+};
+
+static struct conn gone;
+
+static size_t slot_of(const struct evhttp_connection *evcon, size_t cap)
+{
+    return (size_t)(((uintptr_t)evcon >> 4) * 0x9E3779B97F4A7C15ull) & (cap - 1);
+}
+
+static int grow(struct myna_conns *cs)
+{
+    size_t cap = cs->cap ? cs->cap * 2 : 256, used = 0;
+    struct conn **slots = calloc(cap, sizeof(*slots));
+
+    if (slots == NULL)
+        return -1;
+    for (size_t i = 0; i < cs->cap; i++) {
+        struct conn *c = cs->slots[i];
+        size_t h;
+        if (c == NULL || c == &gone)
+            continue;
+        for (h = slot_of(c->evcon, cap); slots[h]; h = (h + 1) & (cap - 1))
+            ;
+        slots[h] = c;
+        used++;
+    }
+    free(cs->slots);
+    cs->slots = slots;
+    cs->cap = cap;
+    cs->used = used;
+    return 0;
+}
+
+static struct conn **find(struct myna_conns *cs, const struct evhttp_connection *evcon)
+{
+    if (cs->cap == 0)
+        return NULL;
+    for (size_t h = slot_of(evcon, cs->cap); cs->slots[h]; h = (h + 1) & (cs->cap - 1))
+        if (cs->slots[h] != &gone && cs->slots[h]->evcon == evcon)
+            return &cs->slots[h];
+    return NULL;
+}
+
+static int insert(struct myna_conns *cs, struct conn *c)
+{
+    size_t h, tomb = SIZE_MAX;
+
+    if ((cs->used + 1) * 2 > cs->cap && grow(cs) != 0)
+        return -1;
+    for (h = slot_of(c->evcon, cs->cap); cs->slots[h]; h = (h + 1) & (cs->cap - 1))
+        if (cs->slots[h] == &gone && tomb == SIZE_MAX)
+            tomb = h;
+    cs->slots[tomb != SIZE_MAX ? tomb : h] = c;
+    cs->used += tomb == SIZE_MAX;
+    return 0;
+}
+
+static void conn_free(struct conn *c)
+{
+    if (c->watch)
+        event_free(c->watch);  /* deletes it, also from this turn's active events */
+    free(c);
+}
+
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (++c->fired > WATCH_FIRINGS_MAX) {
+        event_del(c->watch);
+        c->watching = 0;
+    }
+}
+
+static void on_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct myna_conns *cs = arg;
+    struct conn **slot = find(cs, evcon);
+
+    if (slot == NULL)
+        return;
+    conn_free(*slot);
+    *slot = &gone;
+    (*cs->gauge)--;
+}
+
+/* A watch on the connection's socket, added; NULL if it cannot be made. */
+static struct event *watch_new(struct myna_conns *cs, struct conn *c)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    struct event *ev;
+
+    if (fd < 0 || (ev = event_new(cs->base, fd, EV_READ | EV_PERSIST, on_watch, c)) == NULL)
+        return NULL;
+    if (event_add(ev, NULL) != 0) {
+        event_free(ev);
+        return NULL;
+    }
+    c->watching = 1;
+    return ev;
+}
+
+void myna_conns_request(struct myna_conns *cs, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct conn **slot, *c;
+
+    if (cs == NULL || evcon == NULL)
+        return;
+    if ((slot = find(cs, evcon)) != NULL) {
+        c = *slot;
+        c->fired = 0;
+        if (c->watch && !c->watching && event_add(c->watch, NULL) == 0)
+            c->watching = 1;
+        return;
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        return;
+    c->evcon = evcon;
+    if (insert(cs, c) != 0) {
+        free(c);
+        return;
+    }
+    (*cs->gauge)++;
+    evhttp_connection_set_closecb(evcon, on_close, cs);
+    c->watch = watch_new(cs, c);
+}
+
+struct myna_conns *myna_conns_new(struct event_base *base, int64_t *gauge)
+{
+    struct myna_conns *cs = calloc(1, sizeof(*cs));
+
+    if (cs == NULL)
+        return NULL;
+    cs->base = base;
+    cs->gauge = gauge;
+    return cs;
+}
+
+void myna_conns_free(struct myna_conns *cs)
+{
+    if (cs == NULL)
+        return;
+    for (size_t i = 0; i < cs->cap; i++)
+        if (cs->slots[i] != NULL && cs->slots[i] != &gone)
+            conn_free(cs->slots[i]);
+    free(cs->slots);
+    free(cs);
+}
