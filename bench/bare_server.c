@@ -8,15 +8,20 @@
  * that survives moving to another machine.
  *
  * It sets the limits a real Myna listener sets (3 MiB bodies, as
- * max_body_bytes defaults to, and the 30 s http_timeout_s) so that both
- * servers do the same bookkeeping per request.
+ * max_body_bytes defaults to, and the 30 s http_timeout_s) and serves its
+ * connections as Myna's listeners do (net/http_server.h: each answer
+ * written at once, each connection's read interest kept in the kernel), so
+ * that both servers do the same bookkeeping and system calls per request.
  *
- *   usage: myna_bare_server [--defer] ADDR:PORT   (loopback only; port 0 = any free)
+ *   usage: myna_bare_server [--defer] [--plain] ADDR:PORT
+ *          (loopback only; port 0 = any free)
  *
  * --defer answers each request on the next turn of the loop instead of inside
  * its callback, all pending answers together: the least any server must do
  * that answers only after something else finished (Myna answers after its
  * commit). It is the fair ceiling for a durable ingress on evhttp.
+ * --plain serves with evhttp alone (evhttp_send_reply, nothing of
+ * net/http_server.h): what plain libevent does, for reference.
  *
  * Logs key=value lines on stderr; once listening:
  *   level=info proc=bare_server event=ready public=127.0.0.1:PORT
@@ -39,6 +44,7 @@
 #include <event2/util.h>
 
 #include "core/evloop.h"
+#include "net/http_server.h"
 
 #define MAX_BODY_BYTES (3u << 20)     /* Myna's max_body_bytes default ("3m") */
 #define MAX_HEADERS_BYTES (64u << 10)
@@ -50,7 +56,9 @@ struct server {
     struct evbuffer *reply;           /* reused: evhttp_send_reply empties it */
     struct event *ev_term, *ev_int;
     uint64_t n_requests;
-    int defer;
+    int defer, plain;
+    struct myna_http_conns *conns;    /* NULL with --plain */
+    int64_t n_conns;
     struct event *flush;              /* --defer: answers the held requests */
     struct evhttp_request **held;
     size_t n_held, cap_held;
@@ -96,7 +104,10 @@ static void answer(struct server *s, struct evhttp_request *req)
 {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
     evbuffer_add(s->reply, "ok", 2);
-    evhttp_send_reply(req, HTTP_OK, "OK", s->reply);
+    if (s->plain)
+        evhttp_send_reply(req, HTTP_OK, "OK", s->reply);
+    else
+        myna_http_reply_now(req, HTTP_OK, "OK", s->reply);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -140,6 +151,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     evbuffer_drain(in, len);
     s->n_requests++;
+    myna_http_conns_request(s->conns, req);  /* NULL ok */
     if (!s->defer)
         answer(s, req);
     else if (hold(s, req) != 0)
@@ -180,6 +192,8 @@ static int server_start(struct server *s, const struct sockaddr_in *sin)
     s->ev_term = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->ev_int = evsignal_new(s->base, SIGINT, on_signal, s);
     s->flush = event_new(s->base, -1, 0, on_flush, s);
+    if (!s->plain && (s->conns = myna_http_conns_new(s->base, &s->n_conns)) == NULL)
+        return -1;
     if (s->http == NULL || s->reply == NULL || s->ev_term == NULL || s->ev_int == NULL ||
         s->flush == NULL)
         return -1;
@@ -209,6 +223,7 @@ static void server_release(struct server *s)
 {
     if (s->http != NULL)
         evhttp_free(s->http);   /* closes the listener and live connections */
+    myna_http_conns_free(s->conns);
     if (s->flush != NULL)
         event_free(s->flush);
     free(s->held);
@@ -230,13 +245,17 @@ int main(int argc, char **argv)
     int rc = 0;
 
     memset(&s, 0, sizeof s);
-    if (argc == 3 && strcmp(argv[1], "--defer") == 0) {
-        s.defer = 1;
-        argv++;
-        argc--;
+    for (; argc > 2 && argv[1][0] == '-'; argv++, argc--) {
+        if (strcmp(argv[1], "--defer") == 0)
+            s.defer = 1;
+        else if (strcmp(argv[1], "--plain") == 0)
+            s.plain = 1;
+        else
+            break;
     }
     if (argc != 2) {
-        fprintf(stderr, "usage: myna_bare_server [--defer] ADDR:PORT   (e.g. 127.0.0.1:0)\n");
+        fprintf(stderr,
+                "usage: myna_bare_server [--defer] [--plain] ADDR:PORT   (e.g. 127.0.0.1:0)\n");
         return 2;
     }
     if (parse_addr(argv[1], &sin) != 0)

@@ -234,6 +234,14 @@ webhook_deferred() {
     print_run defer
 }
 
+# Plain evhttp (no net/http_server.h): for reference, what libevent alone
+# does with the same load.
+webhook_plain() {
+    serve_and_load plain "$1" webhook/bench "$bare" --plain 127.0.0.1:0 || return 1
+    plain_line=$load_line
+    print_run plain
+}
+
 webhook_myna() {
     local dir=$1
     if [ ! -x "$myna" ]; then
@@ -281,11 +289,12 @@ webhook_inbox_check() {
 bench_webhook() {
     local dir=$tmp/webhook rc=0 ratio p99 clean
     mkdir -p "$dir"
-    bare_line="" bare_rss="?" myna_line="" myna_rss="?" myna_status=0
+    bare_line="" bare_rss="?" plain_line="" myna_line="" myna_rss="?" myna_status=0
     echo "== webhook: $CONNECTIONS connections, ${DURATION}s each, ${SIZE}-byte signed Cloud API bodies, 127.0.0.1 =="
 
     webhook_bare "$dir" || return 1
     webhook_deferred "$dir" || return 1
+    webhook_plain "$dir" || return 1
     if ! webhook_myna "$dir"; then
         echo "myna  not run (see above)"
         return 1
@@ -300,6 +309,7 @@ bench_webhook() {
     p99=$(kv p99_ms "$myna_line")
     echo "ratio myna_rps/bare_rps=$ratio"
     echo "ratio myna_rps/defer_rps=$(calc "$(kv rps "$defer_line") > 0 ? $(kv rps "$myna_line") / $(kv rps "$defer_line") : 0") (defer: the bare server answering on the next loop turn)"
+    echo "ratio myna_rps/plain_rps=$(calc "$(kv rps "$plain_line") > 0 ? $(kv rps "$myna_line") / $(kv rps "$plain_line") : 0") (plain: the bare server on evhttp alone, for reference)"
     echo "defer p99_ms=$(kv p99_ms "$defer_line") (the least p99 of any server that answers after a commit)"
     echo "myna  p99_ms=$p99"
     echo "myna  peak_rss_mb=$myna_rss (VmHWM of the serve process; bare: $bare_rss)"

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -17,6 +16,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "master/committer.h"
+#include "net/http_server.h"
 #include "store/store.h"
 #include "wa/cloud.h"
 #include "wa/signature.h"
@@ -78,7 +78,9 @@ struct pending {
     int n_unrouted;
 };
 
-static void reply(struct evhttp_request *req, int code, const char *reason, const char *body)
+/* now: the answer follows a commit; write it on this turn (http_server.h) */
+static void reply(struct evhttp_request *req, int code, const char *reason, const char *body,
+                  int now)
 {
     struct evbuffer *out = evbuffer_new();
 
@@ -86,37 +88,12 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
                       "text/plain; charset=utf-8");
     if (out)
         evbuffer_add_printf(out, "%s\n", body);
-    evhttp_send_reply(req, code, reason, out);
+    if (now)
+        myna_http_reply_now(req, code, reason, out);
+    else
+        evhttp_send_reply(req, code, reason, out);
     if (out)
         evbuffer_free(out);
-}
-
-/* reply(), then the answer's first write at once. evhttp_send_reply only
- * queues an answer: libevent writes it on a later turn of the loop, when
- * the socket reports writable, so a commit's whole group of answers would
- * wait a turn and cost each connection two more epoll_ctl calls. Here the
- * queued bytes go out now, the way the bufferevent's own write callback
- * sends them (the output buffer's front is frozen outside that callback),
- * and bufferevent_trigger then runs evhttp's write callback, which ends
- * the request and starts reading the next one, as the bufferevent would
- * have after writing. A write that cannot finish (full socket buffer,
- * error) leaves the rest to libevent, as before. */
-static void reply_now(struct evhttp_request *req, int code, const char *reason, const char *body)
-{
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    struct evbuffer *out;
-    int n;
-
-    reply(req, code, reason, body);
-    if (bev == NULL || bufferevent_getfd(bev) < 0)
-        return;
-    out = bufferevent_get_output(bev);
-    evbuffer_unfreeze(out, 1);
-    n = evbuffer_write(out, bufferevent_getfd(bev));
-    evbuffer_freeze(out, 1);
-    if (n > 0)
-        bufferevent_trigger(bev, EV_WRITE, 0);  /* runs it only once the buffer is empty */
 }
 
 static void reject(struct myna_ingress *ing, struct evhttp_request *req, enum myna_reject why,
@@ -128,7 +105,7 @@ static void reject(struct myna_ingress *ing, struct evhttp_request *req, enum my
     /* DEBUG: a hostile client must not be able to flood the log */
     MYNA_LOG(MYNA_DEBUG, "webhook_rejected", "instance=%s status=%d reason=%s detail=%s",
              id ? id : "-", code, myna_reject_name(why), myna_log_q(q, sizeof(q), detail));
-    reply(req, code, reason, detail);
+    reply(req, code, reason, detail, 0);
 }
 
 static struct ingress_instance *find_instance(struct table *t, const char *id)
@@ -345,7 +322,7 @@ static void on_committed(struct myna_commit_job *job, void *arg)
             if (p->table->inst[i].store->st == pt->store)
                 ing->notify(p->table->inst[i].id, ing->notify_arg);
     }
-    reply_now(p->req, 200, "OK", "ok");
+    reply(p->req, 200, "OK", "ok", 1);
     pending_free(p);
 }
 
@@ -406,7 +383,7 @@ static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
     if ((p = myna_arena_zalloc(&arena, sizeof(*p))) == NULL ||
         (p->body = myna_arena_strndup(&arena, bytes, len)) == NULL) {
         myna_arena_free(&arena);
-        reply(req, 500, "Internal Server Error", "out of memory");
+        reply(req, 500, "Internal Server Error", "out of memory", 0);
         return;
     }
     p->len = len;

@@ -21,7 +21,7 @@
 #include "core/secret.h"
 #include "master/admin.h"
 #include "master/alerts.h"
-#include "master/conns.h"
+#include "net/http_server.h"
 #include "master/fleet.h"
 #include "master/ingress.h"
 #include "master/metrics.h"
@@ -52,7 +52,7 @@ struct master {
     struct myna_fleet *fleet;      /* the live instances */
     struct myna_admin *admin;
     struct myna_metrics metrics;
-    struct myna_conns *conns;      /* open HTTP connections (conns.h) */
+    struct myna_http_conns *conns; /* open HTTP connections (net/http_server.h) */
     struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
     int64_t drain_deadline_ms;
     const struct myna_conf *conf;
@@ -87,7 +87,7 @@ static void on_public(struct evhttp_request *req, void *arg)
     struct master *m = arg;
     const char *path = request_path(req);
 
-    myna_conns_request(m->conns, req);
+    myna_http_conns_request(m->conns, req);
     if (strncmp(path, "/webhook/", 9) == 0) {
         myna_ingress_handle(m->ing, req, path + 9);
     } else if (strcmp(path, "/healthz") == 0) {
@@ -309,7 +309,7 @@ static void on_admin(struct evhttp_request *req, void *arg)
     struct master *m = arg;
     const char *path = request_path(req);
 
-    myna_conns_request(m->conns, req);
+    myna_http_conns_request(m->conns, req);
     if (strcmp(path, "/healthz") == 0)
         send_text(req, 200, "OK", "text/plain", "ok\n", 3);
     else if (strcmp(path, "/metrics") == 0)
@@ -484,7 +484,7 @@ static void master_release(struct master *m)
     if (m->adm)
         evhttp_free(m->adm);
     myna_ingress_free(m->ing);
-    myna_conns_free(m->conns);
+    myna_http_conns_free(m->conns);
     if (m->base)
         event_base_free(m->base);
     myna_arena_cache_release();
@@ -540,7 +540,7 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     m.state = MASTER_STARTING;
     signal(SIGPIPE, SIG_IGN);
     if ((m.base = myna_event_base_new()) == NULL ||
-        (m.conns = myna_conns_new(m.base, &m.metrics.open_connections)) == NULL) {
+        (m.conns = myna_http_conns_new(m.base, &m.metrics.open_connections)) == NULL) {
         rc = myna_err_set(err, MYNA_ENOMEM, "cannot create the event loop");
         goto out;
     }

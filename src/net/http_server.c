@@ -1,13 +1,36 @@
-/* conns.c - open HTTP connections: counted, and their read interest kept
- * (see conns.h). */
-#include "master/conns.h"
+/* http_server.c - answers written at once; open connections counted and
+ * their read interest kept (see http_server.h). */
+#include "net/http_server.h"
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <stdlib.h>
 
 #include "core/banned.h"
+
+void myna_http_reply_now(struct evhttp_request *req, int code, const char *reason,
+                         struct evbuffer *body)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    struct evbuffer *out;
+    int n;
+
+    evhttp_send_reply(req, code, reason, body);
+    if (fd < 0)
+        return;
+    out = bufferevent_get_output(bev);
+    evbuffer_unfreeze(out, 1);
+    n = evbuffer_write(out, fd);
+    evbuffer_freeze(out, 1);
+    if (n > 0)
+        bufferevent_trigger(bev, EV_WRITE, 0);  /* runs it only once the buffer is empty */
+}
+
+/* ---- connections ---- */
 
 #define WATCH_FIRINGS_MAX 2  /* without a new request; the third steps aside */
 
@@ -19,7 +42,7 @@ struct conn {
 };
 
 /* Open addressing on the evhttp connection's address. */
-struct myna_conns {
+struct myna_http_conns {
     struct event_base *base;
     int64_t *gauge;
     struct conn **slots;  /* NULL: empty; &gone: deleted */
@@ -33,7 +56,7 @@ static size_t slot_of(const struct evhttp_connection *evcon, size_t cap)
     return (size_t)(((uintptr_t)evcon >> 4) * 0x9E3779B97F4A7C15ull) & (cap - 1);
 }
 
-static int grow(struct myna_conns *cs)
+static int grow(struct myna_http_conns *cs)
 {
     size_t cap = cs->cap ? cs->cap * 2 : 256, used = 0;
     struct conn **slots = calloc(cap, sizeof(*slots));
@@ -57,7 +80,7 @@ static int grow(struct myna_conns *cs)
     return 0;
 }
 
-static struct conn **find(struct myna_conns *cs, const struct evhttp_connection *evcon)
+static struct conn **find(struct myna_http_conns *cs, const struct evhttp_connection *evcon)
 {
     if (cs->cap == 0)
         return NULL;
@@ -67,7 +90,7 @@ static struct conn **find(struct myna_conns *cs, const struct evhttp_connection 
     return NULL;
 }
 
-static int insert(struct myna_conns *cs, struct conn *c)
+static int insert(struct myna_http_conns *cs, struct conn *c)
 {
     size_t h, tomb = SIZE_MAX;
 
@@ -102,7 +125,7 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
 
 static void on_close(struct evhttp_connection *evcon, void *arg)
 {
-    struct myna_conns *cs = arg;
+    struct myna_http_conns *cs = arg;
     struct conn **slot = find(cs, evcon);
 
     if (slot == NULL)
@@ -113,7 +136,7 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
 }
 
 /* A watch on the connection's socket, added; NULL if it cannot be made. */
-static struct event *watch_new(struct myna_conns *cs, struct conn *c)
+static struct event *watch_new(struct myna_http_conns *cs, struct conn *c)
 {
     struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
@@ -129,7 +152,7 @@ static struct event *watch_new(struct myna_conns *cs, struct conn *c)
     return ev;
 }
 
-void myna_conns_request(struct myna_conns *cs, struct evhttp_request *req)
+void myna_http_conns_request(struct myna_http_conns *cs, struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct conn **slot, *c;
@@ -155,9 +178,9 @@ void myna_conns_request(struct myna_conns *cs, struct evhttp_request *req)
     c->watch = watch_new(cs, c);
 }
 
-struct myna_conns *myna_conns_new(struct event_base *base, int64_t *gauge)
+struct myna_http_conns *myna_http_conns_new(struct event_base *base, int64_t *gauge)
 {
-    struct myna_conns *cs = calloc(1, sizeof(*cs));
+    struct myna_http_conns *cs = calloc(1, sizeof(*cs));
 
     if (cs == NULL)
         return NULL;
@@ -166,7 +189,7 @@ struct myna_conns *myna_conns_new(struct event_base *base, int64_t *gauge)
     return cs;
 }
 
-void myna_conns_free(struct myna_conns *cs)
+void myna_http_conns_free(struct myna_http_conns *cs)
 {
     if (cs == NULL)
         return;

@@ -1,0 +1,59 @@
+/* http_server.h - what Myna adds to evhttp to serve with fewer system calls:
+ * answers written at once, and connections whose read interest stays put.
+ * The master's listeners use both; so does the benchmark's bare server, so
+ * that its ceiling stays a ceiling.
+ *
+ * myna_http_reply_now: evhttp_send_reply only queues an answer, and
+ * libevent writes it on a later turn of the loop, when the socket reports
+ * writable: for an answer given after other work (the ingress answers after
+ * its commit), that is one more turn and two more epoll_ctl calls. This
+ * writes the queued answer at once, the way the bufferevent's own write
+ * callback does (the output buffer's front is frozen outside that
+ * callback), then runs evhttp's write callback through bufferevent_trigger,
+ * which ends the request and starts reading the next one as it would have
+ * after libevent's write. A write that cannot finish (full socket buffer,
+ * error) is left to libevent, as before.
+ *
+ * myna_http_conns: libevent 2.1 has no hook for a new evhttp connection,
+ * so a connection is known from its first request on
+ * (myna_http_conns_request) and forgotten in evhttp's close callback, which
+ * libevent runs before it closes the socket. Two uses:
+ *
+ * - The exact count of open connections, for /metrics.
+ *
+ * - The read watch. evhttp stops reading a connection while its request
+ *   waits for an answer and reads again after the answer, and each switch
+ *   is an epoll_ctl call: two system calls per request, since the two
+ *   switches happen on different turns of the loop. Each connection gets a
+ *   second read event on its socket that does nothing, so the socket's
+ *   interest in the kernel never changes and neither call is made. The
+ *   event fires beside evhttp's when bytes come. It fires on its own only
+ *   when bytes or a hang-up come while evhttp is not reading (a pipelined
+ *   request, a body in many pieces, a client gone); on its third firing
+ *   without a new request it steps aside until the next request, so the
+ *   loop never spins on a socket nobody reads. */
+#ifndef MYNA_NET_HTTP_SERVER_H
+#define MYNA_NET_HTTP_SERVER_H
+
+#include <stdint.h>
+
+struct event_base;
+struct evbuffer;
+struct evhttp_request;
+struct myna_http_conns;
+
+/* evhttp_send_reply(req, code, reason, body), then the first write now. */
+void myna_http_reply_now(struct evhttp_request *req, int code, const char *reason,
+                         struct evbuffer *body);
+
+/* *gauge (borrowed, outlives the set) follows the open connections. NULL
+ * when out of memory. */
+struct myna_http_conns *myna_http_conns_new(struct event_base *base, int64_t *gauge);
+/* Call after evhttp_free of every listener (their connections are closed
+ * by then); frees what is left. NULL ok. */
+void myna_http_conns_free(struct myna_http_conns *cs);
+/* For every request the listeners receive (cs NULL: nothing). Never fails:
+ * out of memory, a connection is served without its watch or count. */
+void myna_http_conns_request(struct myna_http_conns *cs, struct evhttp_request *req);
+
+#endif
