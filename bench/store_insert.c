@@ -108,7 +108,7 @@ static void remove_db(const char *path)
 /* rows/s through the store API (seq rowid + unique wamid index); < 0 on error. */
 static double run_store(const char *path, enum myna_store_sync sync, const char *ids, long n)
 {
-    struct myna_store_opts o = { sync, 0, 0 };
+    struct myna_store_opts o = { .sync = sync };
     struct myna_err err = MYNA_ERR_INIT;
     struct myna_store *st;
     struct row r;

@@ -1723,7 +1723,8 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
 {
     /* what a bot writes follows from what the ingress already made durable:
      * bot_store_sync (normal by default) keeps it across any process kill */
-    struct myna_store_opts so = { (enum myna_store_sync)conf->bot_store_sync, 5000, 0 };
+    struct myna_store_opts so = { .sync = (enum myna_store_sync)conf->bot_store_sync,
+                                  .busy_timeout_ms = 5000 };
     struct timeval poll = { opts->poll_ms / 1000, (opts->poll_ms % 1000) * 1000 };
     struct timeval beat_tv = { MYNA_BOT_HEARTBEAT_MS / 1000,
                                (MYNA_BOT_HEARTBEAT_MS % 1000) * 1000 };

@@ -21,12 +21,12 @@
 #include "core/secret.h"
 #include "master/admin.h"
 #include "master/alerts.h"
-#include "net/http_server.h"
 #include "master/fleet.h"
 #include "master/ingress.h"
 #include "master/metrics.h"
 #include "master/simulator.h"
 #include "master/supervisor.h"
+#include "net/http_server.h"
 #include "store/bot_store.h"
 #include "store/control.h"
 #include "core/banned.h"
@@ -218,7 +218,7 @@ static int render_bots(struct master *m, struct myna_buf *b)
         { "myna_bot_turns_pending", "Customer turns waiting for an answer." },
         { "myna_bot_open_batches", "Contacts whose messages are being batched." },
     };
-    struct myna_store_opts so = { MYNA_SYNC_NORMAL, 100, 0 };
+    struct myna_store_opts so = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 100 };
     struct myna_bot_counts *c;
     struct llm_counts *lc;
     unsigned char *ok;

@@ -53,7 +53,8 @@ struct myna_http_conns *myna_http_conns_new(struct event_base *base, int64_t *ga
  * by then); frees what is left. NULL ok. */
 void myna_http_conns_free(struct myna_http_conns *cs);
 /* For every request the listeners receive (cs NULL: nothing). Never fails:
- * out of memory, a connection is served without its watch or count. */
+ * out of memory, a connection is served without its watch or count. It
+ * takes the connection's close callback: nothing else may set it. */
 void myna_http_conns_request(struct myna_http_conns *cs, struct evhttp_request *req);
 
 #endif

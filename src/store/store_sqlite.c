@@ -429,7 +429,7 @@ struct myna_store *myna_store_open_sqlite(const char *path,
                                           const struct myna_store_opts *opts,
                                           struct myna_err *err)
 {
-    static const struct myna_store_opts defaults = { MYNA_SYNC_FULL, 0, 0 };
+    static const struct myna_store_opts defaults = { .sync = MYNA_SYNC_FULL };
     const struct myna_store_opts *o = opts ? opts : &defaults;
     struct sqlite_store *s;
 

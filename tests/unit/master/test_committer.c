@@ -38,7 +38,7 @@ struct job_box {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    struct myna_store_opts opts = { MYNA_SYNC_NORMAL, 1000, 0 };
+    struct myna_store_opts opts = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 1000 };
     char path[128];
 
     if (test_tmpdir(f->dir, sizeof(f->dir), "committer") != 0)

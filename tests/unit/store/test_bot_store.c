@@ -25,7 +25,7 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    struct myna_store_opts o = { MYNA_SYNC_NORMAL, 1000, 0 };
+    struct myna_store_opts o = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 1000 };
     char path[128];
 
     if (test_tmpdir(f->dir, sizeof(f->dir), "botstore") != 0)
@@ -96,7 +96,7 @@ static void test_cursor_and_batches(void **state)
 static void test_read_transaction(void **state)
 {
     struct fx *f = *state;
-    struct myna_store_opts o = { MYNA_SYNC_NORMAL, 1000, 0 };
+    struct myna_store_opts o = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 1000 };
     struct myna_store *other;
     struct myna_bot_store *obs;
     char path[128];

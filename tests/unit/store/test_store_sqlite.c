@@ -57,7 +57,7 @@ static int teardown(void **state)
 
 static struct myna_store *open_store(const char *path, enum myna_store_sync sync)
 {
-    struct myna_store_opts o = { sync, 0, 0 };
+    struct myna_store_opts o = { .sync = sync };
     struct myna_err err = MYNA_ERR_INIT;
     struct myna_store *st = myna_store_open_sqlite(path, &o, &err);
 
@@ -336,8 +336,8 @@ static void test_open_bad_options(void **state)
 {
     struct fix *f = *state;
     struct myna_err err = MYNA_ERR_INIT;
-    struct myna_store_opts o = { MYNA_SYNC_FULL, -1, 0 };
-    struct myna_store_opts ckpt = { MYNA_SYNC_FULL, 0, -5 };
+    struct myna_store_opts o = { .sync = MYNA_SYNC_FULL, .busy_timeout_ms = -1 };
+    struct myna_store_opts ckpt = { .sync = MYNA_SYNC_FULL, .checkpoint_pages = -5 };
 
     assert_null(myna_store_open_sqlite(f->path, &o, &err));
     assert_int_equal(err.code, MYNA_EINVAL);
@@ -353,7 +353,7 @@ static void test_open_bad_options(void **state)
 static void test_checkpoint_pages(void **state)
 {
     struct fix *f = *state;
-    struct myna_store_opts big = { MYNA_SYNC_FULL, 0, 16000 };
+    struct myna_store_opts big = { .sync = MYNA_SYNC_FULL, .checkpoint_pages = 16000 };
     struct myna_store *st = myna_store_open_sqlite(f->path, &big, NULL);
     struct myna_store *plain = open_store(f->path, MYNA_SYNC_FULL);
     sqlite3_stmt *stmt = NULL;
@@ -800,7 +800,7 @@ static void test_busy_gives_clear_error(void **state)
 {
     struct fix *f = *state;
     struct myna_err err = MYNA_ERR_INIT;
-    struct myna_store_opts quick = { MYNA_SYNC_FULL, 50, 0 };
+    struct myna_store_opts quick = { .sync = MYNA_SYNC_FULL, .busy_timeout_ms = 50 };
     struct myna_store *holder = open_store(f->path, MYNA_SYNC_FULL);
     struct myna_store *st = myna_store_open_sqlite(f->path, &quick, &err);
     struct sample x;
@@ -978,7 +978,7 @@ static void test_two_handles(void **state)
  * child. */
 static int write_share(const char *path, const char *who)
 {
-    struct myna_store_opts o = { MYNA_SYNC_NORMAL, 10000, 0 };
+    struct myna_store_opts o = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 10000 };
     struct myna_err err = MYNA_ERR_INIT;
     struct myna_store *st = myna_store_open_sqlite(path, &o, &err);
     struct sample x;
