@@ -120,9 +120,11 @@ static int tokens(const cJSON *v)
 static const char *utf8_fix(struct myna_arena *a, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t len = strlen(s), i = 0, bad = 0, o = 0, k;
+    size_t len = strlen(s), i = myna_utf8_prefix(s, len), bad = 0, o = 0, k;
     char *out;
 
+    if (i == len)
+        return s;  /* the usual case: nothing to mend */
     while (i < len) {
         k = myna_utf8_seq(p + i, len - i);
         if (k == 0) {

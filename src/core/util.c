@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -136,6 +137,28 @@ size_t myna_utf8_seq(const unsigned char *s, size_t n)
                    : 0;
     }
     return 0;
+}
+
+size_t myna_utf8_prefix(const void *buf, size_t n)
+{
+    const unsigned char *s = buf;
+    size_t i = 0, k;
+
+    while (i < n) {
+        uint64_t w;
+
+        if (n - i >= 8) {
+            memcpy(&w, s + i, 8);
+            if ((w & 0x8080808080808080u) == 0) {  /* eight ASCII bytes */
+                i += 8;
+                continue;
+            }
+        }
+        if ((k = myna_utf8_seq(s + i, n - i)) == 0)
+            return i;
+        i += k;
+    }
+    return n;
 }
 
 /* Code points of s, or (size_t)-1 when s is not valid UTF-8. */

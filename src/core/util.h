@@ -31,6 +31,9 @@ int myna_split_hostport(const char *s, char *host, size_t cap, int *port);
 /* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0:
  * no overlongs, no surrogates, nothing past U+10FFFF. */
 size_t myna_utf8_seq(const unsigned char *s, size_t n);
+/* Length of the longest well-formed UTF-8 prefix of the n bytes at s: n
+ * when all of it is. Eight ASCII bytes at a time. */
+size_t myna_utf8_prefix(const void *s, size_t n);
 /* Code points of s, or (size_t)-1 when s is not valid UTF-8. */
 size_t myna_utf8_count(const char *s);
 

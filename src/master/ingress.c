@@ -86,8 +86,10 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
 
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; charset=utf-8");
-    if (out)
-        evbuffer_add_printf(out, "%s\n", body);
+    if (out) {
+        evbuffer_add(out, body, strlen(body));
+        evbuffer_add(out, "\n", 1);
+    }
     if (now)
         myna_http_reply_now(req, code, reason, out);
     else

@@ -13,6 +13,7 @@
 #include "wa/cloud.h"
 
 #include "core/json.h"
+#include "core/util.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -645,48 +646,10 @@ static void walk(struct cloud_parse *p, const cJSON *entries,
 
 /* ---- the body */
 
-/* Offset of the first byte that is not well-formed UTF-8 (RFC 3629: no
- * overlongs, no surrogates, nothing past U+10FFFF), or len. cJSON passes
- * raw bytes through; checking here keeps record.h's promise that every
- * string is UTF-8 (cJSON's own \u decoding already yields valid UTF-8). */
-static size_t utf8_prefix(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned c = s[i], lo = 0x80, hi = 0xBF;
-        size_t n, k;
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF)
-            n = 1;
-        else if (c >= 0xE0 && c <= 0xEF)
-            n = 2;
-        else if (c >= 0xF0 && c <= 0xF4)
-            n = 3;
-        else
-            return i;
-        if (c == 0xE0)
-            lo = 0xA0;   /* overlong */
-        else if (c == 0xED)
-            hi = 0x9F;   /* UTF-16 surrogates */
-        else if (c == 0xF0)
-            lo = 0x90;   /* overlong */
-        else if (c == 0xF4)
-            hi = 0x8F;   /* past U+10FFFF */
-        if (len - i <= n || s[i + 1] < lo || s[i + 1] > hi)
-            return i;
-        for (k = 2; k <= n; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-        i += n + 1;
-    }
-    return len;
-}
-
+/* The body must be well-formed UTF-8 (RFC 3629: no overlongs, no
+ * surrogates, nothing past U+10FFFF). cJSON passes raw bytes through;
+ * checking here keeps record.h's promise that every string is UTF-8
+ * (cJSON's own \u decoding already yields valid UTF-8). */
 static int parse_json(const char *body, size_t len, cJSON **root /* OUT */,
                       struct myna_err *err)
 {
@@ -696,7 +659,7 @@ static int parse_json(const char *body, size_t len, cJSON **root /* OUT */,
     *root = NULL;
     if (len == 0)
         return myna_err_set(err, MYNA_EPARSE, "empty webhook body");
-    off = utf8_prefix((const unsigned char *)body, len);
+    off = myna_utf8_prefix(body, len);
     if (off < len)
         return myna_err_set(err, MYNA_EPARSE,
                             "webhook body is not valid UTF-8 at byte %zu", off);

@@ -429,14 +429,7 @@ static int interactive(const cJSON *in, struct myna_sim_graph_req *r, int *code,
  * as Meta requires. */
 static int utf8_body(const char *body, size_t len)
 {
-    size_t i = 0, k;
-
-    while (i < len) {
-        if ((k = myna_utf8_seq((const unsigned char *)body + i, len - i)) == 0)
-            return 0;
-        i += k;
-    }
-    return 1;
+    return myna_utf8_prefix(body, len) == len;
 }
 
 int myna_sim_graph_parse(const char *body, size_t len, struct myna_sim_graph_req *r, int *code,

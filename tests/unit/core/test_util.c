@@ -294,6 +294,58 @@ static void test_util_split_hostport_host_cap(void **state)
 
 /* ---- clocks ---- */
 
+/* The plain definition, one sequence at a time, to check the fast one by. */
+static size_t utf8_prefix_ref(const unsigned char *s, size_t n)
+{
+    size_t i = 0, k;
+
+    while (i < n && (k = myna_utf8_seq(s + i, n - i)) != 0)
+        i += k;
+    return i;
+}
+
+static void test_util_utf8_prefix(void **state)
+{
+    static const char *const seqs[] = { "a", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80" };
+    static const char *const bad[] = { "\x80", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                       "\xff", "\xe2\x82" };
+    unsigned char buf[64];
+    uint64_t x = 0x9E3779B97F4A7C15u;
+
+    (void)state;
+    memset(buf, 'a', sizeof(buf));
+    for (size_t n = 0; n <= sizeof(buf); n++)
+        assert_int_equal(myna_utf8_prefix(buf, n), n);
+    /* a bad byte at every offset: the fast path must stop on it */
+    for (size_t at = 0; at < 40; at++)
+        for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+            size_t blen = strlen(bad[b]);
+            memset(buf, 'a', sizeof(buf));
+            memcpy(buf + at, bad[b], blen);
+            assert_int_equal(myna_utf8_prefix(buf, 40 + blen), at);
+        }
+    /* good sequences across every 8-byte boundary */
+    for (size_t at = 0; at < 40; at++)
+        for (size_t q = 0; q < sizeof(seqs) / sizeof(seqs[0]); q++) {
+            memset(buf, 'a', sizeof(buf));
+            memcpy(buf + at, seqs[q], strlen(seqs[q]));
+            assert_int_equal(myna_utf8_prefix(buf, 48), 48);
+            /* cut inside the sequence: the prefix ends where it starts */
+            if (strlen(seqs[q]) > 1)
+                assert_int_equal(myna_utf8_prefix(buf, at + 1), at);
+        }
+    /* random bytes, mostly ASCII: the same answer as one sequence at a time */
+    for (int round = 0; round < 20000; round++) {
+        size_t n = (size_t)(round % 60);
+        for (size_t i = 0; i < n; i++) {
+            x ^= x >> 12, x ^= x << 25, x ^= x >> 27;
+            buf[i] = (x >> 56) < 230 ? (unsigned char)('a' + (x >> 40) % 26)
+                                      : (unsigned char)(x >> 24);
+        }
+        assert_int_equal(myna_utf8_prefix(buf, n), utf8_prefix_ref(buf, n));
+    }
+}
+
 static void test_util_mono_non_decreasing(void **state)
 {
     int64_t prev_us = myna_mono_us(), prev_ms = myna_mono_ms();
@@ -357,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_util_split_hostport_v6),
         cmocka_unit_test(test_util_split_hostport_bad),
         cmocka_unit_test(test_util_split_hostport_host_cap),
+        cmocka_unit_test(test_util_utf8_prefix),
         cmocka_unit_test(test_util_mono_non_decreasing),
         cmocka_unit_test(test_util_mono_advances),
         cmocka_unit_test(test_util_wall_ms_is_epoch),
