@@ -37,7 +37,6 @@ void myna_http_reply_now(struct evhttp_request *req, int code, const char *reaso
 struct conn {
     struct evhttp_connection *evcon;
     struct event *watch;  /* NULL if it could not be made */
-    int watching;         /* watch added */
     int fired;            /* watch firings since the connection's last request */
 };
 
@@ -117,10 +116,8 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (++c->fired > WATCH_FIRINGS_MAX) {
+    if (++c->fired > WATCH_FIRINGS_MAX)
         event_del(c->watch);
-        c->watching = 0;
-    }
 }
 
 static void on_close(struct evhttp_connection *evcon, void *arg)
@@ -148,7 +145,6 @@ static struct event *watch_new(struct myna_http_conns *cs, struct conn *c)
         event_free(ev);
         return NULL;
     }
-    c->watching = 1;
     return ev;
 }
 
@@ -162,8 +158,8 @@ void myna_http_conns_request(struct myna_http_conns *cs, struct evhttp_request *
     if ((slot = find(cs, evcon)) != NULL) {
         c = *slot;
         c->fired = 0;
-        if (c->watch && !c->watching && event_add(c->watch, NULL) == 0)
-            c->watching = 1;
+        if (c->watch && !event_pending(c->watch, EV_READ, NULL))
+            event_add(c->watch, NULL);
         return;
     }
     if ((c = calloc(1, sizeof(*c))) == NULL)

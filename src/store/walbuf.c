@@ -51,6 +51,16 @@ static int flush(struct wb_file *f)
     return real_write(f, f->run, (int)len, f->off);
 }
 
+/* The default VFS's file behind file, with the run written out first;
+ * *rc is SQLITE_OK or the write's error. */
+static sqlite3_file *flushed(sqlite3_file *file, int *rc)
+{
+    struct wb_file *f = (struct wb_file *)file;
+
+    *rc = flush(f);
+    return real(f);
+}
+
 static int wb_write(sqlite3_file *file, const void *p, int amt, sqlite3_int64 off)
 {
     struct wb_file *f = (struct wb_file *)file;
@@ -83,50 +93,50 @@ static int wb_close(sqlite3_file *file)
 
 static int wb_read(sqlite3_file *file, void *p, int amt, sqlite3_int64 off)
 {
-    struct wb_file *f = (struct wb_file *)file;
-    int rc = flush(f);
+    int rc;
+    sqlite3_file *r = flushed(file, &rc);
 
-    return rc != SQLITE_OK ? rc : real(f)->pMethods->xRead(real(f), p, amt, off);
+    return rc != SQLITE_OK ? rc : r->pMethods->xRead(r, p, amt, off);
 }
 
 static int wb_truncate(sqlite3_file *file, sqlite3_int64 size)
 {
-    struct wb_file *f = (struct wb_file *)file;
-    int rc = flush(f);
+    int rc;
+    sqlite3_file *r = flushed(file, &rc);
 
-    return rc != SQLITE_OK ? rc : real(f)->pMethods->xTruncate(real(f), size);
+    return rc != SQLITE_OK ? rc : r->pMethods->xTruncate(r, size);
 }
 
 static int wb_sync(sqlite3_file *file, int flags)
 {
-    struct wb_file *f = (struct wb_file *)file;
-    int rc = flush(f);
+    int rc;
+    sqlite3_file *r = flushed(file, &rc);
 
-    return rc != SQLITE_OK ? rc : real(f)->pMethods->xSync(real(f), flags);
+    return rc != SQLITE_OK ? rc : r->pMethods->xSync(r, flags);
 }
 
 static int wb_file_size(sqlite3_file *file, sqlite3_int64 *size)
 {
-    struct wb_file *f = (struct wb_file *)file;
-    int rc = flush(f);
+    int rc;
+    sqlite3_file *r = flushed(file, &rc);
 
-    return rc != SQLITE_OK ? rc : real(f)->pMethods->xFileSize(real(f), size);
+    return rc != SQLITE_OK ? rc : r->pMethods->xFileSize(r, size);
 }
 
 static int wb_lock(sqlite3_file *file, int level)
 {
-    struct wb_file *f = (struct wb_file *)file;
-    int rc = flush(f);
+    int rc;
+    sqlite3_file *r = flushed(file, &rc);
 
-    return rc != SQLITE_OK ? rc : real(f)->pMethods->xLock(real(f), level);
+    return rc != SQLITE_OK ? rc : r->pMethods->xLock(r, level);
 }
 
 static int wb_unlock(sqlite3_file *file, int level)
 {
-    struct wb_file *f = (struct wb_file *)file;
-    int rc = flush(f);
+    int rc;
+    sqlite3_file *r = flushed(file, &rc);
 
-    return rc != SQLITE_OK ? rc : real(f)->pMethods->xUnlock(real(f), level);
+    return rc != SQLITE_OK ? rc : r->pMethods->xUnlock(r, level);
 }
 
 static int wb_check_reserved(sqlite3_file *file, int *out)
@@ -138,10 +148,10 @@ static int wb_check_reserved(sqlite3_file *file, int *out)
 
 static int wb_file_control(sqlite3_file *file, int op, void *arg)
 {
-    struct wb_file *f = (struct wb_file *)file;
-    int rc = flush(f);
+    int rc;
+    sqlite3_file *r = flushed(file, &rc);
 
-    return rc != SQLITE_OK ? rc : real(f)->pMethods->xFileControl(real(f), op, arg);
+    return rc != SQLITE_OK ? rc : r->pMethods->xFileControl(r, op, arg);
 }
 
 static int wb_sector_size(sqlite3_file *file)
