@@ -773,10 +773,16 @@ fail:
 static void on_start_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct myna_supervisor *s = arg;
+    int64_t now = myna_mono_ms();
 
     (void)fd;
     (void)what;
-    s->last_batch_ms = myna_mono_ms();
+    /* libevent's clock is coarser than ours and may fire a few ms early */
+    if (now < s->last_batch_ms + s->t.start_tick_ms) {
+        arm_ms(s->start_tick, (int)(s->last_batch_ms + s->t.start_tick_ms - now));
+        return;
+    }
+    s->last_batch_ms = now;
     for (int i = 0; i < s->t.start_batch && s->qhead; i++) {
         struct bot *b = s->qhead;
         dequeue(b);
