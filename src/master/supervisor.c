@@ -779,7 +779,7 @@ static void on_start_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     /* libevent's clock is coarser than ours and may fire a few ms early */
     if (now < s->last_batch_ms + s->t.start_tick_ms) {
-        arm_ms(s->start_tick, (int)(s->last_batch_ms + s->t.start_tick_ms - now));
+        arm_start_tick(s);  /* for the rest of the interval */
         return;
     }
     s->last_batch_ms = now;
