@@ -41,7 +41,9 @@ struct myna_store_opts {
 /* A stored inbound message as read back. Strings are owned by the row and
  * freed by myna_store_inbox_row_release. */
 struct myna_inbox_row {
-    int64_t seq;           /* arrival order within the instance, from 1 */
+    /* Arrival order within the instance, from 1; never given twice, even
+     * after lost records: it jumps after an unclean stop (store_sqlite.c). */
+    int64_t seq;
     int64_t received_ms;   /* wall clock when the ingress accepted it */
     struct myna_inbound m; /* every string NULL or owned by the row */
 };

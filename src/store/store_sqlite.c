@@ -103,6 +103,9 @@ static const char *const migrations[] = {
      * index page per message in every commit: with messages from many
      * chats, one page each. */
     "DROP INDEX IF EXISTS inbox_contact;",
+    /* 7: open = 1 while a writer has the file (mark_writer); a row left at
+     * 1 tells the next writer that the last one did not close it. */
+    "CREATE TABLE writer(id INTEGER PRIMARY KEY CHECK (id = 1), open INTEGER NOT NULL);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -133,6 +136,11 @@ enum stmt_id {
     STMT__COUNT
 };
 
+/* The last parameter of each put is the row's seq: NULL (SQLite takes the
+ * highest + 1) except for a row that must jump (mark_writer). */
+#define INBOUND_SEQ_PARAM 19
+#define STATUS_SEQ_PARAM 10
+
 /* ON CONFLICT(...) DO NOTHING rather than INSERT OR IGNORE: OR IGNORE would
  * also swallow a NOT NULL violation and report a broken record as a dup. */
 static const char *const stmt_sql[STMT__COUNT] = {
@@ -144,15 +152,15 @@ static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_PUT_INBOUND] =
         "INSERT INTO inbox(wamid, contact, contact_user_id, profile_name, ts,"
         " type, text, reply_id, media_id, mime_type, context_id, referral_id,"
-        " error_code, latitude, longitude, phone_number_id, raw, received_ms)"
+        " error_code, latitude, longitude, phone_number_id, raw, received_ms, seq)"
         " VALUES(?1, ?2, ?3, ?4, ?5, ?6,"
         " CASE WHEN ?6 = 'text' AND json_valid(?17) AND json_extract(?17, '$.text.body') IS ?7"
         " THEN NULL ELSE ?7 END,"
-        " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) ON CONFLICT(wamid) DO NOTHING",
+        " ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) ON CONFLICT(wamid) DO NOTHING",
     [STMT_PUT_STATUS] =
         "INSERT INTO statuses(wamid, status, recipient, ts, error_code,"
-        " error_title, phone_number_id, raw, received_ms)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        " error_title, phone_number_id, raw, received_ms, seq)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
         " ON CONFLICT(wamid, status) DO NOTHING",
     [STMT_INBOX_READ] =
         "SELECT " INBOX_COLS " FROM messages WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -171,7 +179,15 @@ struct sqlite_store {
     int in_txn;              /* begin succeeded; no commit or rollback yet */
     int txn_failed;          /* a put failed: commit must not keep the rest */
     int fail_after;          /* tests: the n-th put/commit fails; <= 0 off */
+    enum myna_store_sync sync;
+    int writer;              /* this handle marked the file open (mark_writer) */
+    /* Per table (TBL_*): 0, or the seq that the next new row takes; jumped
+     * is set when a row of the open transaction took it. */
+    int64_t jump_to[2];
+    int jumped[2];
 };
+
+enum { TBL_INBOX, TBL_STATUSES };
 
 static const struct myna_store_ops sqlite_ops;
 
@@ -449,6 +465,7 @@ struct myna_store *myna_store_open_sqlite(const char *path,
     }
     s->base.ops = &sqlite_ops;
     s->fail_after = -1;
+    s->sync = o->sync;
     if (open_db(s, o->sync, err) != MYNA_OK || configure(s, o, err) != MYNA_OK ||
         migrate(s, err) != MYNA_OK || prepare_all(s, err) != MYNA_OK) {
         sqlite_free(&s->base);
@@ -469,6 +486,75 @@ static void txn_rollback(struct sqlite_store *s)
     }
     s->in_txn = 0;
     s->txn_failed = 0;
+    s->jumped[TBL_INBOX] = s->jumped[TBL_STATUSES] = 0;  /* the jump is still to come */
+}
+
+/* How far past the highest stored number the first new row of each table
+ * jumps after a writer that did not close the file: more records than any
+ * log could have held since its last flush. */
+#define SEQ_JUMP ((int64_t)1 << 32)
+
+/* A bot keeps its place in the inbox and statuses by seq. If the newest
+ * records are lost (a power loss under synchronous=NORMAL, a store restored
+ * from an older backup), SQLite would give their numbers to the next
+ * records, and a bot that had read the lost ones would skip the new.
+ *
+ * So the first write of a handle marks the file open, in a commit that is
+ * flushed to disk even under NORMAL; a clean close unmarks it. A writer that
+ * finds the mark set cannot know what was lost after it: the first new row
+ * of each table then takes SEQ_JUMP past the highest number stored. A log
+ * that survives keeps a prefix of its commits, so any lost record came
+ * after the mark. Only the first write of a handle pays the extra flush. */
+static int mark_writer(struct sqlite_store *s, struct myna_err *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t top[2] = { 0, 0 };
+    int rc, was_open = 0;
+
+    rc = s->sync == MYNA_SYNC_NORMAL
+             ? sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) : SQLITE_OK;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->db,
+                                "SELECT (SELECT open FROM writer WHERE id = 1),"
+                                " (SELECT max(seq) FROM inbox), (SELECT max(seq) FROM statuses)",
+                                -1, &stmt, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        was_open = sqlite3_column_int(stmt, 0) != 0;
+        top[TBL_INBOX] = sqlite3_column_int64(stmt, 1);
+        top[TBL_STATUSES] = sqlite3_column_int64(stmt, 2);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(stmt);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, "INSERT INTO writer(id, open) VALUES(1, 1)"
+                          " ON CONFLICT(id) DO UPDATE SET open = 1", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        myna_err_set(err, rc_code(rc), "cannot mark store '%s' open for writing: %s",
+                     s->path, reason(s->db, rc));
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    if (s->sync == MYNA_SYNC_NORMAL)
+        sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return rc_code(rc);
+    s->writer = 1;
+    for (int t = TBL_INBOX; t <= TBL_STATUSES; t++)
+        if (was_open && top[t] >= 0 && top[t] <= INT64_MAX - SEQ_JUMP)
+            s->jump_to[t] = top[t] + SEQ_JUMP;
+    return MYNA_OK;
+}
+
+/* The other half of mark_writer, on close. If it fails the mark stays, and
+ * the next writer jumps for nothing: harmless. */
+static void unmark_writer(struct sqlite_store *s)
+{
+    if (s->writer)
+        sqlite3_exec(s->db, "UPDATE writer SET open = 0 WHERE id = 1", NULL, NULL, NULL);
 }
 
 static int sqlite_begin(struct myna_store *st, struct myna_err *err)
@@ -480,6 +566,8 @@ static int sqlite_begin(struct myna_store *st, struct myna_err *err)
     if (s->in_txn)
         return myna_err_set(err, MYNA_EINVAL, "cannot begin a transaction on store "
                             "'%s': one is already open", s->path);
+    if (!s->writer && (rc = mark_writer(s, err)) != MYNA_OK)
+        return rc;
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE)
         return stmt_fail(s, stmt, rc, err, "cannot begin a transaction on store '%s'",
@@ -516,6 +604,9 @@ static int sqlite_commit(struct myna_store *st, struct myna_err *err)
     }
     stmt_done(stmt);
     s->in_txn = 0;
+    for (int t = TBL_INBOX; t <= TBL_STATUSES; t++)
+        if (s->jumped[t])
+            s->jump_to[t] = s->jumped[t] = 0;
     return MYNA_OK;
 }
 
@@ -638,13 +729,16 @@ static int put_check(struct sqlite_store *s, const char *what, const char *wamid
                         what, wamid, s->path, why);
 }
 
-/* Steps a bound insert: MYNA_STORE_NEW, MYNA_STORE_DUP (the unique index
- * already holds the key, committed or earlier in this transaction), or < 0. */
-static int put_run(struct sqlite_store *s, sqlite3_stmt *stmt, int rc, const char *what,
-                   const char *wamid, struct myna_err *err)
+/* Steps a bound insert into table tbl: MYNA_STORE_NEW, MYNA_STORE_DUP (the
+ * unique index already holds the key, committed or earlier in this
+ * transaction), or < 0. Binds the seq parameter when the table must jump. */
+static int put_run(struct sqlite_store *s, sqlite3_stmt *stmt, int rc, int tbl, int seq_param,
+                   const char *what, const char *wamid, struct myna_err *err)
 {
-    int changed;
+    int changed, jump = s->jump_to[tbl] != 0 && !s->jumped[tbl];
 
+    if (rc == SQLITE_OK && jump)
+        rc = sqlite3_bind_int64(stmt, seq_param, s->jump_to[tbl]);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE) {
@@ -654,6 +748,8 @@ static int put_run(struct sqlite_store *s, sqlite3_stmt *stmt, int rc, const cha
     }
     changed = sqlite3_changes(s->db);
     stmt_done(stmt);
+    if (changed == 1 && jump)
+        s->jumped[tbl] = 1;  /* the rows after it follow on from its number */
     return changed == 1 ? MYNA_STORE_NEW : MYNA_STORE_DUP;
 }
 
@@ -669,7 +765,8 @@ static int sqlite_put_inbound(struct myna_store *st, const struct myna_inbound *
                             "wamid, contact and raw are required", s->path);
     if ((rc = put_check(s, "message", m->wamid, err)) != MYNA_OK)
         return rc;
-    return put_run(s, stmt, bind_inbound(stmt, m, received_ms), "message", m->wamid, err);
+    return put_run(s, stmt, bind_inbound(stmt, m, received_ms), TBL_INBOX, INBOUND_SEQ_PARAM,
+                   "message", m->wamid, err);
 }
 
 static int sqlite_put_status(struct myna_store *st, const struct myna_status_rec *r,
@@ -684,8 +781,8 @@ static int sqlite_put_status(struct myna_store *st, const struct myna_status_rec
                             "wamid, status_name and raw are required", s->path);
     if ((rc = put_check(s, "status of message", r->wamid, err)) != MYNA_OK)
         return rc;
-    return put_run(s, stmt, bind_status(stmt, r, received_ms), "status of message",
-                   r->wamid, err);
+    return put_run(s, stmt, bind_status(stmt, r, received_ms), TBL_STATUSES, STATUS_SEQ_PARAM,
+                   "status of message", r->wamid, err);
 }
 
 /* ---- reads ---- */
@@ -885,6 +982,8 @@ static void sqlite_free(struct myna_store *st)
 
     if (s->db != NULL && s->in_txn)
         txn_rollback(s);
+    if (s->db != NULL)
+        unmark_writer(s);
     for (int i = 0; i < STMT__COUNT; i++)
         sqlite3_finalize(s->stmt[i]);  /* NULL is a no-op */
     sqlite3_close(s->db);              /* every statement is finalized: cannot be busy */

@@ -24,6 +24,9 @@
 #include "store/store.h"
 #include "core/banned.h"
 
+#define SCHEMA_NOW "7"  /* PRAGMA user_version of a current store */
+#define SEQ_JUMP ((int64_t)1 << 32)  /* store_sqlite.c: after an unclean stop */
+
 struct fix {
     char dir[64];
     char path[128];
@@ -231,7 +234,7 @@ static void test_open_creates_schema_and_wal(void **state)
     assert_counts(st, 0, 0);
     /* from outside: WAL is a property of the file, not of our connection */
     assert_sql(f->path, "PRAGMA journal_mode", "wal");
-    assert_sql(f->path, "PRAGMA user_version", "6");
+    assert_sql(f->path, "PRAGMA user_version", SCHEMA_NOW);
     assert_sql(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                " WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
                "history_contact,inbox_wamid,outbox_contact,outbox_open,outbox_wamid,"
@@ -273,7 +276,7 @@ static void test_open_upgrades_schema_1(void **state)
     st = open_store(f->path, MYNA_SYNC_FULL);
     assert_counts(st, 1, 0);
     myna_store_free(st);
-    assert_sql(f->path, "PRAGMA user_version", "6");
+    assert_sql(f->path, "PRAGMA user_version", SCHEMA_NOW);
     assert_sql(f->path, "SELECT count(*) FROM outbox", "0");
     assert_sql(f->path, "SELECT wamid FROM inbox", "wamid.old");
     /* step 6 dropped the index no read used */
@@ -301,7 +304,7 @@ static void test_reopen_keeps_data_without_migrating(void **state)
     assert_inbound_equal(&x.m, &row.m);
     myna_store_inbox_row_release(&row);
     myna_store_free(st);
-    assert_sql(f->path, "PRAGMA user_version", "6");
+    assert_sql(f->path, "PRAGMA user_version", SCHEMA_NOW);
     assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'marker'", "1");
 }
 
@@ -968,6 +971,185 @@ static void test_two_handles(void **state)
     myna_store_free(reader);
 }
 
+/* ---- numbers after an unclean stop ---- */
+
+static int64_t seq_of(struct myna_store *st, const char *wamid)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_inbox_row row;
+    int64_t seq;
+
+    assert_int_equal(myna_store_inbox_find(st, wamid, &row, &err), MYNA_OK);
+    seq = row.seq;
+    myna_store_inbox_row_release(&row);
+    return seq;
+}
+
+static int64_t status_seq_top(struct myna_store *st)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_status_row rows[8];
+    size_t n;
+    int64_t top;
+
+    assert_int_equal(myna_store_status_read(st, 0, 8, rows, &n, &err), MYNA_OK);
+    assert_true(n > 0 && n < 8);
+    top = rows[n - 1].seq;
+    for (size_t i = 0; i < n; i++)
+        myna_store_status_row_release(&rows[i]);
+    return top;
+}
+
+/* 0 when src was copied to dst; no cmocka calls, it runs in a child. */
+static int copy_file(const char *src, const char *dst)
+{
+    char buf[8192];
+    size_t n;
+    FILE *in = fopen(src, "rb"), *out = in ? fopen(dst, "wb") : NULL;
+    int rc = out != NULL ? 0 : -1;
+
+    while (rc == 0 && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            rc = -1;
+    if (in != NULL && ferror(in))
+        rc = -1;
+    if (out != NULL && fclose(out) != 0)
+        rc = -1;
+    if (in != NULL)
+        fclose(in);
+    return rc;
+}
+
+/* Writes messages "name"-0 .. n-1 in a child that exits without closing
+ * its store, as a crash or kill -9 would leave it. With snapshot, the
+ * child first commits message 0, then copies the files aside (to
+ * path.snap and path-wal.snap) before it writes the rest. */
+static void crash_after_writing(const char *path, enum myna_store_sync sync, const char *name,
+                                int n, int snapshot)
+{
+    int status;
+    pid_t pid = fork();
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct myna_store_opts o = { .sync = sync };
+        struct myna_err err = MYNA_ERR_INIT;
+        struct myna_store *st = myna_store_open_sqlite(path, &o, &err);
+        struct sample x;
+        char src[160], dst[160];
+        int ok = st != NULL;
+
+        for (int i = 0; ok && i < n; i++) {
+            sample_init(&x, name, i);
+            ok = myna_store_begin(st, &err) == MYNA_OK &&
+                 myna_store_put_inbound(st, &x.m, 1, &err) == MYNA_STORE_NEW &&
+                 myna_store_commit(st, &err) == MYNA_OK;
+            if (ok && i == 0 && snapshot) {
+                snprintf(dst, sizeof(dst), "%s.snap", path);
+                ok = copy_file(path, dst) == 0;
+                snprintf(src, sizeof(src), "%s-wal", path);
+                snprintf(dst, sizeof(dst), "%s-wal.snap", path);
+                ok = ok && copy_file(src, dst) == 0;
+            }
+        }
+        _exit(ok ? 0 : 1);  /* no myna_store_free: the mark stays set */
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Closed cleanly, the next writer goes on from the highest number. */
+static void test_clean_close_keeps_numbers(void **state)
+{
+    struct fix *f = *state;
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+    struct sample a, b;
+
+    assert_sql(f->path, "SELECT count(*) FROM writer", "0");  /* a reader marks nothing */
+    sample_init(&a, "clean", 1);
+    sample_init(&b, "clean", 2);
+    assert_int_equal(put_one(st, &a.m), MYNA_STORE_NEW);
+    assert_sql(f->path, "SELECT open FROM writer", "1");
+    myna_store_free(st);
+    assert_sql(f->path, "SELECT open FROM writer", "0");
+
+    st = open_store(f->path, MYNA_SYNC_FULL);
+    assert_int_equal(put_one(st, &b.m), MYNA_STORE_NEW);
+    assert_int_equal(seq_of(st, b.wamid), 2);
+    myna_store_free(st);
+}
+
+/* After a writer that did not close, the first new row of each table jumps;
+ * a duplicate or a rolled-back row does not use the jump up, and the rows
+ * after it follow on. */
+static void test_unclean_stop_jumps_numbers(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_store *st;
+    struct sample dup, c, d, e;
+    struct status_sample s;
+
+    crash_after_writing(f->path, MYNA_SYNC_FULL, "crash", 2, 0);
+    assert_sql(f->path, "SELECT open FROM writer", "1");
+    st = open_store(f->path, MYNA_SYNC_FULL);
+    sample_init(&dup, "crash", 0);
+    sample_init(&c, "after", 1);
+    sample_init(&d, "after", 2);
+    sample_init(&e, "after", 3);
+
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_inbound(st, &c.m, 1, &err), MYNA_STORE_NEW);
+    myna_store_rollback(st);
+
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_inbound(st, &dup.m, 1, &err), MYNA_STORE_DUP);
+    assert_int_equal(myna_store_put_inbound(st, &c.m, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_put_inbound(st, &d.m, 1, &err), MYNA_STORE_NEW);
+    status_init(&s, c.wamid, MYNA_STATUS_SENT);
+    assert_int_equal(myna_store_put_status(st, &s.s, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_commit(st, &err), MYNA_OK);
+    assert_int_equal(seq_of(st, c.wamid), 2 + SEQ_JUMP);
+    assert_int_equal(seq_of(st, d.wamid), 3 + SEQ_JUMP);
+    assert_int_equal(status_seq_top(st), SEQ_JUMP);  /* statuses were empty */
+
+    /* the jump is spent: the next row follows on */
+    assert_int_equal(put_one(st, &e.m), MYNA_STORE_NEW);
+    assert_int_equal(seq_of(st, e.wamid), 4 + SEQ_JUMP);
+    myna_store_free(st);
+    assert_sql(f->path, "SELECT open FROM writer", "0");
+}
+
+/* A power loss under synchronous=NORMAL: the mark reached the disk, the
+ * records after it did not. Simulated by putting back the files as they
+ * were after the first commit. A number a reader may have seen (up to 3)
+ * must never be given to another message. */
+static void test_lost_tail_never_reuses_numbers(void **state)
+{
+    struct fix *f = *state;
+    struct myna_store *st;
+    struct sample x;
+    char from[160], to[160];
+
+    crash_after_writing(f->path, MYNA_SYNC_NORMAL, "lost", 3, 1);
+    snprintf(from, sizeof(from), "%s.snap", f->path);
+    assert_int_equal(rename(from, f->path), 0);
+    snprintf(from, sizeof(from), "%s-wal.snap", f->path);
+    snprintf(to, sizeof(to), "%s-wal", f->path);
+    assert_int_equal(rename(from, to), 0);
+    snprintf(to, sizeof(to), "%s-shm", f->path);
+    assert_int_equal(unlink(to), 0);  /* rebuilt from the log at open */
+
+    st = open_store(f->path, MYNA_SYNC_NORMAL);
+    assert_counts(st, 1, 0);  /* lost-1 and lost-2 are gone */
+    sample_init(&x, "next", 0);
+    assert_int_equal(put_one(st, &x.m), MYNA_STORE_NEW);
+    assert_true(seq_of(st, x.wamid) > 3);
+    assert_int_equal(seq_of(st, x.wamid), 1 + SEQ_JUMP);
+    myna_store_free(st);
+}
+
 #define FORK_TXNS 40
 #define FORK_OWN_PER_TXN 10
 
@@ -1031,7 +1213,7 @@ static void test_fork_concurrent_writers(void **state)
     /* both shares, and each shared message once */
     assert_counts(st, 2 * FORK_TXNS * FORK_OWN_PER_TXN + FORK_TXNS, 0);
     myna_store_free(st);
-    assert_sql(f->path, "PRAGMA user_version", "6");
+    assert_sql(f->path, "PRAGMA user_version", SCHEMA_NOW);
 }
 
 int main(void)
@@ -1064,6 +1246,9 @@ int main(void)
         T(test_count),
         T(test_two_handles),
         T(test_fork_concurrent_writers),
+        T(test_clean_close_keeps_numbers),
+        T(test_unclean_stop_jumps_numbers),
+        T(test_lost_tail_never_reuses_numbers),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
