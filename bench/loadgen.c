@@ -42,7 +42,9 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -63,6 +65,7 @@
 #define MAX_PATH_LEN 1024
 #define DRAIN_S 5                      /* wait for answers in flight after the stop */
 #define IO_TIMEOUT_S 10                /* no byte back for this long: the request failed */
+#define READ_CHUNK 4096                /* bytes asked of each read */
 #define RETRY_MS 20                    /* a dead server costs 50 connects/s per connection */
 #define MAX_LINE 8192                  /* one status or header line of a response */
 #define MAX_HEADER_BYTES (64u << 10)
@@ -426,7 +429,9 @@ struct loadgen;
 struct conn {
     struct loadgen *lg;
     unsigned idx;                /* also the sender: one chat per connection */
-    struct bufferevent *bev;     /* NULL while disconnected */
+    struct bufferevent *bev;     /* NULL while disconnected; connects and writes */
+    struct event *rd;            /* reads the answers (conn_on_readable); with bev */
+    struct evbuffer *in;         /* what came back and is not parsed yet */
     struct event *retry;         /* (re)connect timer */
     struct event *pace;          /* --rate: waits for this request's slot */
     struct resp resp;
@@ -607,6 +612,12 @@ static void maybe_finish(struct loadgen *lg)
 
 static void conn_close(struct conn *c)
 {
+    if (c->rd != NULL) {
+        event_free(c->rd);
+        c->rd = NULL;
+    }
+    if (c->in != NULL)
+        evbuffer_drain(c->in, evbuffer_get_length(c->in));
     if (c->bev != NULL) {
         /* Safe inside this bufferevent's own callbacks: libevent holds a
          * reference while it runs them and frees only after they return. */
@@ -669,7 +680,7 @@ static void response_done(struct conn *c)
 
     if (c->resp.close) {
         conn_restart(c);
-    } else if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+    } else if (evbuffer_get_length(c->in) > 0) {
         /* Nothing was asked: bytes now mean the framing went wrong. */
         conn_fail(c, ERR_PROTO, "bytes after the response");
     } else if (lg->stopping) {
@@ -680,45 +691,85 @@ static void response_done(struct conn *c)
     }
 }
 
-static void conn_on_read(struct bufferevent *bev, void *arg)
+/* The server closed the connection. */
+static void conn_on_eof(struct conn *c)
+{
+    if (c->in_flight && c->resp.state == RESP_UNTIL_CLOSE) {
+        evbuffer_drain(c->in, evbuffer_get_length(c->in));
+        response_done(c);      /* resp.close is set: it restarts */
+    } else if (!c->in_flight) {
+        conn_restart(c);       /* an idle keep-alive connection timed out */
+    } else {
+        conn_fail(c, ERR_IO, "connection closed mid-response");
+    }
+}
+
+/* Reads what the socket holds straight into c->in. The bufferevent's own
+ * reading would first ask the kernel how much there is (an ioctl per
+ * read), a system call the loadgen's closed loop pays in the server's
+ * latency. */
+static void conn_on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     const char *why = "malformed response";
+    struct evbuffer_iovec vec;
+    ssize_t n;
     int rc;
 
+    if (what & EV_TIMEOUT) {
+        if (c->in_flight)
+            conn_fail(c, ERR_TIMEOUT, "no answer within the i/o timeout");
+        return;
+    }
+    if (evbuffer_reserve_space(c->in, READ_CHUNK, &vec, 1) < 1) {
+        conn_fail(c, ERR_IO, "out of memory");
+        return;
+    }
+    do
+        n = read(fd, vec.iov_base, vec.iov_len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            conn_fail(c, ERR_IO, strerror(errno));
+        return;
+    }
+    if (n == 0) {
+        conn_on_eof(c);
+        return;
+    }
+    vec.iov_len = (size_t)n;
+    evbuffer_commit_space(c->in, &vec, 1);
     if (!c->in_flight) {
         conn_fail(c, ERR_PROTO, "bytes received with no request in flight");
         return;
     }
-    rc = resp_feed(&c->resp, bufferevent_get_input(bev), &why);
+    rc = resp_feed(&c->resp, c->in, &why);
     if (rc < 0)
         conn_fail(c, ERR_PROTO, why);
     else if (rc > 0)
         response_done(c);
 }
 
+/* Connect, write timeout and write errors: reading is conn_on_readable's. */
 static void conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
+    struct timeval tv = { IO_TIMEOUT_S, 0 };
     int err = EVUTIL_SOCKET_ERROR();
 
     if (what & BEV_EVENT_CONNECTED) {
         c->connected = 1;
-        conn_send(c);
+        c->rd = event_new(c->lg->base, bufferevent_getfd(bev), EV_READ | EV_PERSIST,
+                          conn_on_readable, c);
+        if (c->rd == NULL || event_add(c->rd, &tv) != 0)
+            conn_fail(c, ERR_CONNECT, "cannot watch the connection");
+        else
+            conn_send(c);
     } else if (what & BEV_EVENT_TIMEOUT) {
-        conn_fail(c, ERR_TIMEOUT, c->connected ? "no answer within the i/o timeout"
+        conn_fail(c, ERR_TIMEOUT, c->connected ? "request not written within the i/o timeout"
                                                : "connect timed out");
     } else if (what & BEV_EVENT_EOF) {
-        if (c->in_flight && c->resp.state == RESP_UNTIL_CLOSE) {
-            struct evbuffer *in = bufferevent_get_input(bev);
-
-            evbuffer_drain(in, evbuffer_get_length(in));
-            response_done(c);      /* resp.close is set: it restarts */
-        } else if (!c->in_flight) {
-            conn_restart(c);       /* an idle keep-alive connection timed out */
-        } else {
-            conn_fail(c, ERR_IO, "connection closed mid-response");
-        }
+        conn_on_eof(c);
     } else {
         conn_fail(c, c->connected ? ERR_IO : ERR_CONNECT, evutil_socket_error_to_string(err));
     }
@@ -753,11 +804,42 @@ static void conn_connect(struct conn *c)
         conn_fail(c, ERR_CONNECT, "cannot create bufferevent");
         return;
     }
-    bufferevent_setcb(c->bev, conn_on_read, NULL, conn_on_event, c);
-    bufferevent_set_timeouts(c->bev, &tv, &tv);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_setcb(c->bev, NULL, NULL, conn_on_event, c);
+    bufferevent_set_timeouts(c->bev, NULL, &tv);
+    bufferevent_enable(c->bev, EV_WRITE);
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&lg->addr, sizeof lg->addr) != 0)
         conn_fail(c, ERR_CONNECT, strerror(errno));
+}
+
+/* Writes head + body at once; what the socket does not take (rarely: its
+ * buffer is empty between requests of a closed loop) goes to the
+ * bufferevent, which sends it when the socket is writable. Writing through
+ * the bufferevent alone would wait for a loop turn and switch the write
+ * interest on and off, two epoll_ctl per request: the loadgen's own cost,
+ * which in a closed loop delays the server's next request. */
+static int conn_write(struct conn *c, const char *head, size_t head_len)
+{
+    struct loadgen *lg = c->lg;
+    struct iovec iov[2] = { { (void *)head, head_len }, { lg->body, lg->body_len } };
+    size_t done = 0;
+    ssize_t n;
+
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        do
+            n = writev(bufferevent_getfd(c->bev), iov, 2);
+        while (n < 0 && errno == EINTR);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        done = n > 0 ? (size_t)n : 0;
+    }
+    if (done < head_len &&
+        bufferevent_write(c->bev, head + done, head_len - done) != 0)
+        return -1;
+    done = done > head_len ? done - head_len : 0;
+    if (done < lg->body_len &&
+        bufferevent_write(c->bev, lg->body + done, lg->body_len - done) != 0)
+        return -1;
+    return 0;
 }
 
 /* Queues the next request: a new id, its signature, one write. */
@@ -803,9 +885,8 @@ static void conn_send(struct conn *c)
     }
     resp_begin(&c->resp);
     c->sent_ns = now_ns();
-    if (bufferevent_write(c->bev, head, (size_t)n) != 0 ||
-        bufferevent_write(c->bev, lg->body, lg->body_len) != 0) {
-        conn_fail(c, ERR_IO, "cannot queue the request");
+    if (conn_write(c, head, (size_t)n) != 0) {
+        conn_fail(c, ERR_IO, "cannot send the request");
         return;
     }
     c->in_flight = 1;
@@ -910,7 +991,8 @@ static int lg_init(struct loadgen *lg)
         lg->conns[i].idx = i;
         lg->conns[i].retry = evtimer_new(lg->base, conn_on_retry, &lg->conns[i]);
         lg->conns[i].pace = evtimer_new(lg->base, conn_on_pace, &lg->conns[i]);
-        if (lg->conns[i].retry == NULL || lg->conns[i].pace == NULL)
+        lg->conns[i].in = evbuffer_new();
+        if (lg->conns[i].retry == NULL || lg->conns[i].pace == NULL || lg->conns[i].in == NULL)
             return -1;
     }
     return 0;
@@ -927,6 +1009,8 @@ static void lg_release(struct loadgen *lg)
                 event_free(lg->conns[i].retry);
             if (lg->conns[i].pace != NULL)
                 event_free(lg->conns[i].pace);
+            if (lg->conns[i].in != NULL)
+                evbuffer_free(lg->conns[i].in);
         }
         free(lg->conns);
     }
