@@ -495,9 +495,9 @@ static void txn_rollback(struct sqlite_store *s)
 #define SEQ_JUMP ((int64_t)1 << 32)
 
 /* A bot keeps its place in the inbox and statuses by seq. If the newest
- * records are lost (a power loss under synchronous=NORMAL, a store restored
- * from an older backup), SQLite would give their numbers to the next
- * records, and a bot that had read the lost ones would skip the new.
+ * records are lost (a power loss under synchronous=NORMAL), SQLite would
+ * give their numbers to the next records, and a bot that had read the lost
+ * ones would skip the new.
  *
  * So the first write of a handle marks the file open, in a commit that is
  * flushed to disk even under NORMAL; a clean close unmarks it. A writer that
