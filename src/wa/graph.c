@@ -373,14 +373,16 @@ static const cJSON *get_first(const cJSON *obj, const char *key)
 }
 
 /* error.code as an int: a JSON integer, or a string of digits (some
- * libraries and proxies quote it). 0 or -1. */
+ * libraries and proxies quote it). Graph codes are never negative, and -1
+ * stands for "no code" in a send result: a negative number is no code.
+ * 0 or -1. */
 static int get_code(const cJSON *err, int *code /* OUT */)
 {
     const cJSON *v = get(err, "code");
 
     if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
-        if (!isfinite(d) || d != floor(d) || d < INT_MIN || d > INT_MAX)
+        if (!isfinite(d) || d != floor(d) || d < 0 || d > INT_MAX)
             return -1;
         *code = (int)d;
         return 0;
