@@ -1059,6 +1059,76 @@ static void crash_after_writing(const char *path, enum myna_store_sync sync, con
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* A default VFS that counts the syncs of every file it opens: SQLite's own
+ * VFS with xOpen swapped; each file's methods (the database's differ from
+ * the logs') are swapped for a copy whose xSync counts, then syncs as the
+ * original does. */
+#define IO_KINDS 4
+static sqlite3_vfs *real_vfs, counting_vfs;
+static const sqlite3_io_methods *real_io[IO_KINDS];
+static sqlite3_io_methods counting_io[IO_KINDS];
+static int syncs;
+
+static int counting_sync(sqlite3_file *f, int flags)
+{
+    size_t k = (size_t)(f->pMethods - counting_io);
+
+    syncs++;
+    return real_io[k]->xSync(f, flags);
+}
+
+static int counting_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
+                         int *out_flags)
+{
+    int rc = real_vfs->xOpen(real_vfs, name, f, flags, out_flags);
+    size_t k;
+
+    (void)vfs;
+    if (rc != SQLITE_OK || f->pMethods == NULL)
+        return rc;
+    for (k = 0; k < IO_KINDS && real_io[k] != NULL && real_io[k] != f->pMethods; k++)
+        ;
+    if (k == IO_KINDS)
+        return rc;  /* not counted; the test's assertions then fail */
+    if (real_io[k] == NULL) {
+        real_io[k] = f->pMethods;
+        counting_io[k] = *f->pMethods;
+        counting_io[k].xSync = counting_sync;
+    }
+    f->pMethods = &counting_io[k];
+    return rc;
+}
+
+/* Under synchronous=NORMAL a commit does not sync, except the one that
+ * marks the file open: the mark must be on disk before any record after it
+ * can be read, or a power loss could take both. */
+static void test_mark_is_flushed_under_normal(void **state)
+{
+    struct fix *f = *state;
+    struct myna_store *st;
+    struct sample a, b;
+
+    real_vfs = sqlite3_vfs_find(NULL);
+    assert_non_null(real_vfs);
+    counting_vfs = *real_vfs;
+    counting_vfs.zName = "test-counting";
+    counting_vfs.xOpen = counting_open;
+    assert_int_equal(sqlite3_vfs_register(&counting_vfs, 1), SQLITE_OK);
+
+    st = open_store(f->path, MYNA_SYNC_NORMAL);
+    sample_init(&a, "sync", 1);
+    sample_init(&b, "sync", 2);
+    syncs = 0;
+    assert_int_equal(put_one(st, &a.m), MYNA_STORE_NEW);   /* marks, then writes */
+    assert_true(syncs >= 1);
+    syncs = 0;
+    assert_int_equal(put_one(st, &b.m), MYNA_STORE_NEW);
+    assert_int_equal(syncs, 0);                             /* NORMAL again */
+    myna_store_free(st);
+    assert_int_equal(sqlite3_vfs_unregister(&counting_vfs), SQLITE_OK);
+    assert_ptr_equal(sqlite3_vfs_find(NULL), real_vfs);
+}
+
 /* Closed cleanly, the next writer goes on from the highest number. */
 static void test_clean_close_keeps_numbers(void **state)
 {
@@ -1249,6 +1319,7 @@ int main(void)
         T(test_clean_close_keeps_numbers),
         T(test_unclean_stop_jumps_numbers),
         T(test_lost_tail_never_reuses_numbers),
+        T(test_mark_is_flushed_under_normal),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
