@@ -32,7 +32,11 @@
 #include "core/banned.h"
 
 #define HEADERS_MAX (16 * 1024)
-#define METRICS_MAX (256 * 1024)
+/* A scrape's text: the master's own metrics, then about 30 lines per
+ * instance (each up to ~140 bytes with a 64-character id): 8 KiB each
+ * leaves room, and the bound grows with the fleet instead of cutting it. */
+#define METRICS_BASE_MAX (256 * 1024)
+#define METRICS_INSTANCE_MAX (8 * 1024)
 
 enum master_state { MASTER_STARTING, MASTER_RUNNING, MASTER_DRAINING, MASTER_STOPPED };
 
@@ -292,11 +296,14 @@ static int render_bots(struct master *m, struct myna_buf *b)
 
 static void serve_metrics(struct master *m, struct evhttp_request *req)
 {
-    struct myna_buf b = MYNA_BUF_INIT(METRICS_MAX);
+    struct myna_buf b = MYNA_BUF_INIT(METRICS_BASE_MAX +
+                                      myna_fleet_count(m->fleet) * METRICS_INSTANCE_MAX);
     struct myna_commit_stats cs;
 
     myna_ingress_commit_stats(m->ing, &cs);
     if (myna_metrics_render(&m->metrics, &cs, &b) != MYNA_OK || render_bots(m, &b) != MYNA_OK) {
+        MYNA_LOG(MYNA_ERROR, "metrics_failed", "bytes=%zu instances=%zu", b.len,
+                 myna_fleet_count(m->fleet));
         send_text(req, 500, "Internal Server Error", "text/plain", "metrics too large\n", 18);
     } else {
         send_text(req, 200, "OK", "text/plain; version=0.0.4", b.data ? b.data : "", b.len);

@@ -2,8 +2,9 @@
  * the real binary: each bot's own log file, a bot killed with SIGKILL back
  * within 2 s, a bot whose configuration cannot be completed (its simulator
  * key was damaged: exit 2) in crash_loop, the memory limit (MYNA_BOT_MAX_MEMORY_MB=1) restarting
- * a bot gracefully, and a frozen bot (SIGSTOP) killed for its missing
- * heartbeat (MYNA_BOT_HEARTBEAT_TIMEOUT_MS) and started again. */
+ * a bot gracefully, a frozen bot (SIGSTOP) killed for its missing
+ * heartbeat (MYNA_BOT_HEARTBEAT_TIMEOUT_MS) and started again, and
+ * /metrics over a fleet of 400 instances. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -329,6 +331,70 @@ static void test_frozen_bot_is_killed_and_restarted(void **state)
     assert_false(h_log_contains(p, "event=bot_unresponsive instance=beta"));
 }
 
+/* A fleet whose /metrics text is larger than a fixed bound of a few
+ * hundred KiB: 400 instances with 50-character ids, none started, each
+ * with a bot store as a bot that ran before would have left it (an empty
+ * file: the master's scrape gives it the schema). The scrape must answer
+ * for all of them, not 500. */
+#define BIG_FLEET 400
+#define BIG_ID "fleet-member-with-a-long-name-to-fill-metrics-%04d"
+
+static int setup_big_fleet(void **state)
+{
+    const char *extra[] = { "--bots", "1", NULL };
+    struct myna_proc *p = calloc(1, sizeof(*p));
+    size_t cap = BIG_FLEET * 160 + 16, len = 0;
+    char *json = malloc(cap), path[600], id[64];
+    int rc = -1;
+
+    *state = p;
+    if (p == NULL || json == NULL)
+        goto out;
+    json[len++] = '[';
+    for (int i = 0; i < BIG_FLEET; i++)
+        len += (size_t)snprintf(json + len, cap - len,
+                                "%s{\"id\":\"" BIG_ID "\",\"name\":\"m%d\",\"provider\":\"sim\","
+                                "\"auto_start\":false}", i ? "," : "", i, i);
+    snprintf(json + len, cap - len, "]");
+    if (h_setup(p, json) != 0)
+        goto out;
+    snprintf(path, sizeof(path), "%s/var", p->dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/var/instances", p->dir);
+    mkdir(path, 0700);
+    for (int i = 0; i < BIG_FLEET; i++) {
+        FILE *f;
+        snprintf(id, sizeof(id), BIG_ID, i);
+        snprintf(path, sizeof(path), "%s/var/instances/%s.bot.db", p->dir, id);
+        if ((f = fopen(path, "w")) == NULL)
+            goto out;
+        fclose(f);
+    }
+    rc = h_start(p, extra) == 0 ? 0 : -1;
+out:
+    free(json);
+    return rc;
+}
+
+static void test_metrics_cover_a_big_fleet(void **state)
+{
+    struct myna_proc *p = *state;
+    size_t cap = 4u << 20;
+    char *text = malloc(cap), url[200], want[200];
+    long code;
+
+    assert_non_null(text);
+    snprintf(url, sizeof(url), "%s/metrics", p->admin_url);
+    code = h_http("GET", url, NULL, 0, NULL, text, cap);
+    assert_int_equal(code, 200);
+    assert_true(strlen(text) > 256 * 1024);  /* past the bound it once had */
+    for (int i = 0; i < BIG_FLEET; i += BIG_FLEET - 1) {
+        snprintf(want, sizeof(want), "myna_bot_turns_pending{instance=\"" BIG_ID "\"} 0\n", i);
+        assert_non_null(strstr(text, want));
+    }
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +405,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_frozen_bot_is_killed_and_restarted, setup_heartbeat,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_cover_a_big_fleet, setup_big_fleet, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
