@@ -57,6 +57,7 @@ struct master {
     struct myna_admin *admin;
     struct myna_metrics metrics;
     struct myna_http_conns *conns; /* open HTTP connections (net/http_server.h) */
+    struct scrape *scrape;         /* the /metrics scrape being read, or NULL */
     struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
     int64_t drain_deadline_ms;
     const struct myna_conf *conf;
@@ -210,10 +211,71 @@ static void render_proc(const char *id, const struct myna_bot_status *st, void *
     }
 }
 
+/* A scrape of /metrics. The bots' gauges come from each bot's store, and
+ * opening a SQLite file costs about a millisecond: read at once, a fleet of
+ * 200 held the loop, and every webhook with it, for 160-250 ms. So the
+ * stores are read a slice at a time, one slice per loop turn, and the
+ * answer goes when the last one is read. Scrapes that come meanwhile wait
+ * for the same answer. */
+#define SCRAPE_SLICE_MS 4
+
+struct scrape {
+    struct master *m;
+    struct event *tick;             /* the next slice */
+    struct evhttp_request **reqs;   /* waiting for this scrape's answer */
+    size_t n_reqs, cap_reqs;
+    char **ids;                     /* copies: the fleet may change meanwhile */
+    size_t n, next;                 /* ids[next..n) are still to read */
+    struct myna_bot_counts *c;
+    struct llm_counts *lc;
+    unsigned char *ok;              /* store i was read */
+};
+
+static void scrape_free(struct scrape *sc)
+{
+    if (sc == NULL)
+        return;
+    for (size_t i = 0; sc->ids && i < sc->n; i++)
+        free(sc->ids[i]);
+    if (sc->tick)
+        event_free(sc->tick);
+    free(sc->ids);
+    free(sc->reqs);
+    free(sc->c);
+    free(sc->lc);
+    free(sc->ok);
+    free(sc);
+}
+
+/* One bot's store, opened for this read (short reads beside the bot); a
+ * store that cannot be read is left out of this scrape and logged. */
+static void scrape_store(struct scrape *sc, size_t i)
+{
+    struct myna_store_opts so = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 100 };
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_store *st;
+    struct myna_bot_store *bs = NULL;
+    char path[4200];
+
+    snprintf(path, sizeof(path), "%s/instances/%s.bot.db", sc->m->conf->data_dir, sc->ids[i]);
+    if (access(path, F_OK) != 0)
+        return;  /* its bot has not run yet */
+    if ((st = myna_store_open_sqlite(path, &so, &err)) != NULL)
+        bs = myna_bot_store_new(st, &err);
+    sc->ok[i] = bs && myna_bot_counts(bs, &sc->c[i], &err) == MYNA_OK &&
+                myna_bot_counters(bs, on_counter, &sc->lc[i], &err) == MYNA_OK;
+    if (!sc->ok[i]) {
+        char q[600];
+        MYNA_LOG(MYNA_WARN, "bot_metrics_failed", "instance=%s err=%s", sc->ids[i],
+                 myna_log_q(q, sizeof(q), err.msg));
+    }
+    myna_bot_store_free(bs);
+    myna_store_free(st);
+}
+
 /* The bots' gauges: process state from the supervisor, the outbox and turns
- * from each bot's store (short reads; a store that cannot be read is left
- * out of this scrape and logged). */
-static int render_bots(struct master *m, struct myna_buf *b)
+ * from the stores the scrape read. */
+static int render_bots(struct master *m, const struct scrape *sc, struct myna_buf *b)
 {
     static const char *const gauges[][2] = {
         { "myna_bot_outbox_open", "Replies pending or being sent." },
@@ -222,49 +284,10 @@ static int render_bots(struct master *m, struct myna_buf *b)
         { "myna_bot_turns_pending", "Customer turns waiting for an answer." },
         { "myna_bot_open_batches", "Contacts whose messages are being batched." },
     };
-    struct myna_store_opts so = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 100 };
-    struct myna_bot_counts *c;
-    struct llm_counts *lc;
-    unsigned char *ok;
-    const char **ids;
-    size_t n = myna_fleet_count(m->fleet);
     int rc = 0;
 
-    if (n == 0 || m->sup == NULL)
+    if (sc->n == 0 || m->sup == NULL)
         return 0;
-    c = calloc(n, sizeof(*c));
-    lc = calloc(n, sizeof(*lc));
-    ok = calloc(n, 1);
-    ids = calloc(n, sizeof(*ids));
-    if (c == NULL || lc == NULL || ok == NULL || ids == NULL) {
-        free(c);
-        free(lc);
-        free(ok);
-        free(ids);
-        return MYNA_ENOMEM;
-    }
-    /* each bot's store, opened for this scrape (short reads beside the bot) */
-    for (size_t i = 0; i < n; i++) {
-        struct myna_err err = MYNA_ERR_INIT;
-        struct myna_store *st;
-        struct myna_bot_store *bs = NULL;
-        char path[4200];
-        ids[i] = myna_fleet_id(m->fleet, i);
-        snprintf(path, sizeof(path), "%s/instances/%s.bot.db", m->conf->data_dir, ids[i]);
-        if (access(path, F_OK) != 0)
-            continue;  /* its bot has not run yet */
-        if ((st = myna_store_open_sqlite(path, &so, &err)) != NULL)
-            bs = myna_bot_store_new(st, &err);
-        ok[i] = bs && myna_bot_counts(bs, &c[i], &err) == MYNA_OK &&
-                myna_bot_counters(bs, on_counter, &lc[i], &err) == MYNA_OK;
-        if (!ok[i]) {
-            char q[600];
-            MYNA_LOG(MYNA_WARN, "bot_metrics_failed", "instance=%s err=%s", ids[i],
-                     myna_log_q(q, sizeof(q), err.msg));
-        }
-        myna_bot_store_free(bs);
-        myna_store_free(st);
-    }
     for (size_t k = 0; rc == 0 && k < sizeof(procs) / sizeof(procs[0]); k++) {
         struct proc_render r = { b, (int)k, 0 };
         rc = myna_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", procs[k][0], procs[k][2],
@@ -277,38 +300,111 @@ static int render_bots(struct master *m, struct myna_buf *b)
     for (size_t g = 0; rc == 0 && g < sizeof(gauges) / sizeof(gauges[0]); g++) {
         rc = myna_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", gauges[g][0], gauges[g][1],
                              gauges[g][0]);
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-            const int64_t v[] = { c[i].outbox_open, c[i].dead_letters, c[i].unconfirmed,
-                                  c[i].turns_pending, c[i].open_batches };
-            if (ok[i])
-                rc = myna_buf_printf(b, "%s{instance=\"%s\"} %lld\n", gauges[g][0], ids[i],
+        for (size_t i = 0; rc == 0 && i < sc->n; i++) {
+            const struct myna_bot_counts *c = &sc->c[i];
+            const int64_t v[] = { c->outbox_open, c->dead_letters, c->unconfirmed,
+                                  c->turns_pending, c->open_batches };
+            if (sc->ok[i])
+                rc = myna_buf_printf(b, "%s{instance=\"%s\"} %lld\n", gauges[g][0], sc->ids[i],
                                      (long long)v[g]);
         }
     }
     if (rc == 0)
-        rc = render_llm(ids, n, lc, ok, b);
-    free(c);
-    free(lc);
-    free(ok);
-    free(ids);
+        rc = render_llm((const char *const *)sc->ids, sc->n, sc->lc, sc->ok, b);
     return rc;
+}
+
+/* Renders the whole text and answers every waiting request with it. */
+static void scrape_finish(struct scrape *sc)
+{
+    struct master *m = sc->m;
+    struct myna_buf b = MYNA_BUF_INIT(METRICS_BASE_MAX + sc->n * METRICS_INSTANCE_MAX);
+    struct myna_commit_stats cs;
+    int ok;
+
+    myna_ingress_commit_stats(m->ing, &cs);
+    ok = myna_metrics_render(&m->metrics, &cs, &b) == MYNA_OK &&
+         render_bots(m, sc, &b) == MYNA_OK;
+    if (!ok)
+        MYNA_LOG(MYNA_ERROR, "metrics_failed", "bytes=%zu instances=%zu", b.len, sc->n);
+    for (size_t i = 0; i < sc->n_reqs; i++) {
+        if (ok)
+            send_text(sc->reqs[i], 200, "OK", "text/plain; version=0.0.4", b.data ? b.data : "",
+                      b.len);
+        else
+            send_text(sc->reqs[i], 500, "Internal Server Error", "text/plain",
+                      "metrics too large\n", 18);
+    }
+    myna_buf_release(&b);
+    m->scrape = NULL;
+    scrape_free(sc);
+}
+
+static void scrape_tick(evutil_socket_t fd, short what, void *arg)
+{
+    static const struct timeval next_turn = { 0, 0 };
+    struct scrape *sc = arg;
+    int64_t t0 = myna_mono_ms();
+
+    (void)fd;
+    (void)what;
+    do {
+        if (sc->next < sc->n)
+            scrape_store(sc, sc->next++);
+    } while (sc->next < sc->n && myna_mono_ms() - t0 < SCRAPE_SLICE_MS);
+    if (sc->next < sc->n && evtimer_add(sc->tick, &next_turn) == 0)
+        return;
+    sc->next = sc->n;  /* done, or no timer: what was read is answered */
+    scrape_finish(sc);
+}
+
+static struct scrape *scrape_start(struct master *m)
+{
+    static const struct timeval next_turn = { 0, 0 };
+    struct scrape *sc = calloc(1, sizeof(*sc));
+    size_t n = m->sup ? myna_fleet_count(m->fleet) : 0;
+
+    if (sc == NULL)
+        return NULL;
+    sc->m = m;
+    sc->n = n;
+    sc->ids = calloc(n ? n : 1, sizeof(*sc->ids));
+    sc->c = calloc(n ? n : 1, sizeof(*sc->c));
+    sc->lc = calloc(n ? n : 1, sizeof(*sc->lc));
+    sc->ok = calloc(n ? n : 1, 1);
+    sc->tick = evtimer_new(m->base, scrape_tick, sc);
+    if (sc->ids == NULL || sc->c == NULL || sc->lc == NULL || sc->ok == NULL || sc->tick == NULL)
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        if ((sc->ids[i] = strdup(myna_fleet_id(m->fleet, i))) == NULL)
+            goto fail;
+    if (evtimer_add(sc->tick, &next_turn) != 0)
+        goto fail;
+    return sc;
+fail:
+    scrape_free(sc);
+    return NULL;
 }
 
 static void serve_metrics(struct master *m, struct evhttp_request *req)
 {
-    struct myna_buf b = MYNA_BUF_INIT(METRICS_BASE_MAX +
-                                      myna_fleet_count(m->fleet) * METRICS_INSTANCE_MAX);
-    struct myna_commit_stats cs;
+    struct scrape *sc = m->scrape;
 
-    myna_ingress_commit_stats(m->ing, &cs);
-    if (myna_metrics_render(&m->metrics, &cs, &b) != MYNA_OK || render_bots(m, &b) != MYNA_OK) {
-        MYNA_LOG(MYNA_ERROR, "metrics_failed", "bytes=%zu instances=%zu", b.len,
-                 myna_fleet_count(m->fleet));
-        send_text(req, 500, "Internal Server Error", "text/plain", "metrics too large\n", 18);
-    } else {
-        send_text(req, 200, "OK", "text/plain; version=0.0.4", b.data ? b.data : "", b.len);
+    if (sc == NULL && (sc = m->scrape = scrape_start(m)) == NULL) {
+        send_text(req, 500, "Internal Server Error", "text/plain", "out of memory\n", 14);
+        return;
     }
-    myna_buf_release(&b);
+    if (sc->n_reqs == sc->cap_reqs) {
+        size_t cap = sc->cap_reqs ? 2 * sc->cap_reqs : 4;
+        struct evhttp_request **r = realloc(sc->reqs, cap * sizeof(*r));
+        if (r == NULL) {
+            send_text(req, 500, "Internal Server Error", "text/plain", "out of memory\n", 14);
+            return;
+        }
+        sc->reqs = r;
+        sc->cap_reqs = cap;
+    }
+    sc->reqs[sc->n_reqs++] = req;
 }
 
 static void on_admin(struct evhttp_request *req, void *arg)
@@ -476,6 +572,10 @@ static void master_release(struct master *m)
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (*evs[i])
             event_free(*evs[i]);
+    /* a scrape cut short answers with what it read, while the supervisor
+     * and the connections it renders and answers on still exist */
+    if (m->scrape)
+        scrape_finish(m->scrape);
     /* connections close before the ingress goes, so no reply can reach a
      * freed request; the committer answers nothing after this */
     myna_supervisor_free(m->sup);

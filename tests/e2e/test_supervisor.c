@@ -3,8 +3,9 @@
  * within 2 s, a bot whose configuration cannot be completed (its simulator
  * key was damaged: exit 2) in crash_loop, the memory limit (MYNA_BOT_MAX_MEMORY_MB=1) restarting
  * a bot gracefully, a frozen bot (SIGSTOP) killed for its missing
- * heartbeat (MYNA_BOT_HEARTBEAT_TIMEOUT_MS) and started again, and
- * /metrics over a fleet of 400 instances. */
+ * heartbeat (MYNA_BOT_HEARTBEAT_TIMEOUT_MS) and started again, /metrics
+ * over a fleet of 400 instances, and webhooks answered while a scrape of
+ * those is under way. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -331,30 +333,26 @@ static void test_frozen_bot_is_killed_and_restarted(void **state)
     assert_false(h_log_contains(p, "event=bot_unresponsive instance=beta"));
 }
 
-/* A fleet whose /metrics text is larger than a fixed bound of a few
- * hundred KiB: 400 instances with 50-character ids, none started, each
- * with a bot store as a bot that ran before would have left it (an empty
- * file: the master's scrape gives it the schema). The scrape must answer
- * for all of them, not 500. */
-#define BIG_FLEET 400
-#define BIG_ID "fleet-member-with-a-long-name-to-fill-metrics-%04d"
+/* n sim instances ("fleet-member-...-%04d", 50 characters, none
+ * started), each with a bot store as a bot that ran before would have left
+ * it (an empty file: the master's scrape gives it the schema), and first
+ * (a JSON object, may be NULL) before them; started with bots on. */
+#define FLEET_ID "fleet-member-with-a-long-name-to-fill-metrics-%04d"
 
-static int setup_big_fleet(void **state)
+static int start_fleet(struct myna_proc *p, int n, const char *first)
 {
     const char *extra[] = { "--bots", "1", NULL };
-    struct myna_proc *p = calloc(1, sizeof(*p));
-    size_t cap = BIG_FLEET * 160 + 16, len = 0;
+    size_t cap = (size_t)n * 160 + (first ? strlen(first) : 0) + 16, len = 0;
     char *json = malloc(cap), path[600], id[64];
     int rc = -1;
 
-    *state = p;
-    if (p == NULL || json == NULL)
-        goto out;
-    json[len++] = '[';
-    for (int i = 0; i < BIG_FLEET; i++)
+    if (json == NULL)
+        return -1;
+    len += (size_t)snprintf(json, cap, "[%s", first ? first : "");
+    for (int i = 0; i < n; i++)
         len += (size_t)snprintf(json + len, cap - len,
-                                "%s{\"id\":\"" BIG_ID "\",\"name\":\"m%d\",\"provider\":\"sim\","
-                                "\"auto_start\":false}", i ? "," : "", i, i);
+                                "%s{\"id\":\"" FLEET_ID "\",\"name\":\"m%d\",\"provider\":\"sim\","
+                                "\"auto_start\":false}", i || first ? "," : "", i, i);
     snprintf(json + len, cap - len, "]");
     if (h_setup(p, json) != 0)
         goto out;
@@ -362,9 +360,9 @@ static int setup_big_fleet(void **state)
     mkdir(path, 0700);
     snprintf(path, sizeof(path), "%s/var/instances", p->dir);
     mkdir(path, 0700);
-    for (int i = 0; i < BIG_FLEET; i++) {
+    for (int i = 0; i < n; i++) {
         FILE *f;
-        snprintf(id, sizeof(id), BIG_ID, i);
+        snprintf(id, sizeof(id), FLEET_ID, i);
         snprintf(path, sizeof(path), "%s/var/instances/%s.bot.db", p->dir, id);
         if ((f = fopen(path, "w")) == NULL)
             goto out;
@@ -376,23 +374,99 @@ out:
     return rc;
 }
 
+/* A fleet whose /metrics text is larger than a fixed bound of a few
+ * hundred KiB: the scrape must answer for all 400, not 500. */
+#define BIG_FLEET 400
+
+static int setup_big_fleet(void **state)
+{
+    struct myna_proc *p = calloc(1, sizeof(*p));
+
+    *state = p;
+    return p && start_fleet(p, BIG_FLEET, NULL) == 0 ? 0 : -1;
+}
+
 static void test_metrics_cover_a_big_fleet(void **state)
 {
     struct myna_proc *p = *state;
     size_t cap = 4u << 20;
     char *text = malloc(cap), url[200], want[200];
-    long code;
 
     assert_non_null(text);
     snprintf(url, sizeof(url), "%s/metrics", p->admin_url);
-    code = h_http("GET", url, NULL, 0, NULL, text, cap);
-    assert_int_equal(code, 200);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, text, cap), 200);
     assert_true(strlen(text) > 256 * 1024);  /* past the bound it once had */
     for (int i = 0; i < BIG_FLEET; i += BIG_FLEET - 1) {
-        snprintf(want, sizeof(want), "myna_bot_turns_pending{instance=\"" BIG_ID "\"} 0\n", i);
+        snprintf(want, sizeof(want), "myna_bot_turns_pending{instance=\"" FLEET_ID "\"} 0\n", i);
         assert_non_null(strstr(text, want));
     }
     free(text);
+}
+
+/* A scrape reads the bots' stores a slice per loop turn. The first scrape
+ * of 400 new stores (each gets its schema) takes seconds here; a webhook
+ * posted meanwhile is answered before the scrape is, not behind it. */
+#define WEBHOOK(wamid)                                                                        \
+    "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":[{\"value\":"     \
+    "{\"messaging_product\":\"whatsapp\",\"metadata\":{\"display_phone_number\":\"1\","         \
+    "\"phone_number_id\":\"100200300\"},\"contacts\":[{\"profile\":{\"name\":\"A\"},"            \
+    "\"wa_id\":\"15550001111\"}],\"messages\":[{\"from\":\"15550001111\",\"id\":\"" wamid "\","   \
+    "\"timestamp\":\"1700000000\",\"type\":\"text\",\"text\":{\"body\":\"hi\"}}]},"             \
+    "\"field\":\"messages\"}]}]}"
+
+static int setup_fleet_and_alpha(void **state)
+{
+    struct myna_proc *p = calloc(1, sizeof(*p));
+
+    *state = p;
+    return p && start_fleet(p, BIG_FLEET,
+                            "{\"id\":\"alpha\",\"name\":\"alpha\",\"provider\":\"cloud\","
+                            "\"phone_number_id\":\"100200300\",\"access_token\":\"tok\","
+                            "\"app_secret\":\"" SECRET "\",\"verify_token\":\"v\","
+                            "\"graph_url\":\"http://127.0.0.1:9/v25.0\",\"auto_start\":false}") == 0
+               ? 0 : -1;
+}
+
+/* 1 once the scrape has given the first store its schema. */
+static int first_store_read(void *arg)
+{
+    const struct myna_proc *p = arg;
+    char path[600], id[64];
+    struct stat st;
+
+    snprintf(id, sizeof(id), FLEET_ID, 0);
+    snprintf(path, sizeof(path), "%s/var/instances/%s.bot.db", p->dir, id);
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+static void test_webhooks_answered_during_a_scrape(void **state)
+{
+    struct myna_proc *p = *state;
+    char url[200];
+    int64_t hook_ms, scrape_ms = 0;
+    int done[2], status;
+    pid_t scraper;
+
+    snprintf(url, sizeof(url), "%s/metrics", p->admin_url);
+    assert_int_equal(pipe(done), 0);
+    scraper = fork();
+    assert_true(scraper >= 0);
+    if (scraper == 0) {  /* answered 200: exit 0, and when it was answered */
+        int ok = h_http("GET", url, NULL, 0, NULL, NULL, 0) == 200;
+        int64_t at = now_ms();
+        _exit(write(done[1], &at, sizeof(at)) == (ssize_t)sizeof(at) && ok ? 0 : 1);
+    }
+    close(done[1]);
+    assert_true(h_wait(first_store_read, p, 10000));  /* the scrape is under way */
+    assert_int_equal(h_post_signed(p->public_url, "alpha", SECRET, WEBHOOK("wamid.SLICE1"),
+                                   strlen(WEBHOOK("wamid.SLICE1")), NULL, 0), 200);
+    hook_ms = now_ms();
+    assert_int_equal(read(done[0], &scrape_ms, sizeof(scrape_ms)), (ssize_t)sizeof(scrape_ms));
+    close(done[0]);
+    assert_int_equal(waitpid(scraper, &status, 0), scraper);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(hook_ms < scrape_ms);  /* the webhook did not wait for the scrape */
+    assert_int_equal(h_db_count(p, "alpha", "inbox", NULL), 1);
 }
 
 int main(void)
@@ -406,6 +480,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_frozen_bot_is_killed_and_restarted, setup_heartbeat,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_metrics_cover_a_big_fleet, setup_big_fleet, teardown),
+        cmocka_unit_test_setup_teardown(test_webhooks_answered_during_a_scrape,
+                                        setup_fleet_and_alpha, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
