@@ -498,7 +498,8 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (pending > 0 && myna_mono_ms() < m->drain_deadline_ms)
+    /* a scrape under way is answered too, within the same deadline */
+    if ((pending > 0 || m->scrape != NULL) && myna_mono_ms() < m->drain_deadline_ms)
         return;
     if (pending > 0) {
         MYNA_LOG(MYNA_ERROR, "drain_timeout", "pending=%zu", pending);
@@ -572,8 +573,9 @@ static void master_release(struct master *m)
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (*evs[i])
             event_free(*evs[i]);
-    /* a scrape cut short answers with what it read, while the supervisor
-     * and the connections it renders and answers on still exist */
+    /* a scrape the drain's deadline cut short answers with what it read,
+     * while the supervisor it renders still exists (the answer is lost with
+     * its connection) */
     if (m->scrape)
         scrape_finish(m->scrape);
     /* connections close before the ingress goes, so no reply can reach a

@@ -469,6 +469,31 @@ static void test_webhooks_answered_during_a_scrape(void **state)
     assert_int_equal(h_db_count(p, "alpha", "inbox", NULL), 1);
 }
 
+/* SIGTERM while a scrape is under way: the drain waits for it, and the
+ * scraper gets its whole answer before the master exits 0. */
+static void test_stop_answers_the_scrape_under_way(void **state)
+{
+    struct myna_proc *p = *state;
+    char url[200], want[200];
+    int status;
+    pid_t scraper;
+
+    snprintf(url, sizeof(url), "%s/metrics", p->admin_url);
+    scraper = fork();
+    assert_true(scraper >= 0);
+    if (scraper == 0) {
+        char *text = malloc(4u << 20);
+        snprintf(want, sizeof(want), "myna_bot_turns_pending{instance=\"" FLEET_ID "\"} 0\n",
+                 BIG_FLEET - 1);
+        _exit(text && h_http("GET", url, NULL, 0, NULL, text, 4u << 20) == 200 &&
+              strstr(text, want) ? 0 : 1);
+    }
+    assert_true(h_wait(first_store_read, p, 10000));
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    assert_int_equal(waitpid(scraper, &status, 0), scraper);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -482,6 +507,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics_cover_a_big_fleet, setup_big_fleet, teardown),
         cmocka_unit_test_setup_teardown(test_webhooks_answered_during_a_scrape,
                                         setup_fleet_and_alpha, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_answers_the_scrape_under_way, setup_big_fleet,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
