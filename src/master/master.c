@@ -340,18 +340,20 @@ static void scrape_finish(struct scrape *sc)
     scrape_free(sc);
 }
 
+static const struct timeval next_turn = { 0, 0 };  /* a timer for the loop's next turn */
+
 static void scrape_tick(evutil_socket_t fd, short what, void *arg)
 {
-    static const struct timeval next_turn = { 0, 0 };
     struct scrape *sc = arg;
     int64_t t0 = myna_mono_ms();
 
     (void)fd;
     (void)what;
-    do {
-        if (sc->next < sc->n)
-            scrape_store(sc, sc->next++);
-    } while (sc->next < sc->n && myna_mono_ms() - t0 < SCRAPE_SLICE_MS);
+    while (sc->next < sc->n) {
+        scrape_store(sc, sc->next++);
+        if (myna_mono_ms() - t0 >= SCRAPE_SLICE_MS)
+            break;
+    }
     if (sc->next < sc->n && evtimer_add(sc->tick, &next_turn) == 0)
         return;
     sc->next = sc->n;  /* done, or no timer: what was read is answered */
@@ -360,7 +362,6 @@ static void scrape_tick(evutil_socket_t fd, short what, void *arg)
 
 static struct scrape *scrape_start(struct master *m)
 {
-    static const struct timeval next_turn = { 0, 0 };
     struct scrape *sc = calloc(1, sizeof(*sc));
     size_t n = m->sup ? myna_fleet_count(m->fleet) : 0;
 
