@@ -286,7 +286,7 @@ static int render_bots(struct master *m, const struct scrape *sc, struct myna_bu
     };
     int rc = 0;
 
-    if (sc->n == 0 || m->sup == NULL)
+    if (sc->n == 0)  /* no bots, or none run here (bots = 0: no supervisor) */
         return 0;
     for (size_t k = 0; rc == 0 && k < sizeof(procs) / sizeof(procs[0]); k++) {
         struct proc_render r = { b, (int)k, 0 };
@@ -356,8 +356,7 @@ static void scrape_tick(evutil_socket_t fd, short what, void *arg)
     }
     if (sc->next < sc->n && evtimer_add(sc->tick, &next_turn) == 0)
         return;
-    sc->next = sc->n;  /* done, or no timer: what was read is answered */
-    scrape_finish(sc);
+    scrape_finish(sc);  /* done, or no timer: what was read is answered */
 }
 
 static struct scrape *scrape_start(struct master *m)
