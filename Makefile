@@ -21,16 +21,18 @@ build: deps
 run: build
 	@scripts/run-demo.sh $(BUILD)/release/myna $(PUBLIC) $(ADMIN)
 
-# Every test: warnings as errors, unit + end-to-end under ASan/UBSan, the
-# fuzzers for a bounded time, then the release build warning-free too.
+# Every test: warnings as errors, the fuzzers for a bounded time, the release
+# build (the allocator and optimizer of `make run`) through the end-to-end
+# tests, then unit + end-to-end under ASan/UBSan.
 check: deps
 	@cmake -S . -B $(BUILD)/fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Fuzz \
 		-DMYNA_WERROR=ON -DMYNA_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
 	@cmake --build $(BUILD)/fuzz -j $(JOBS) --target fuzzers
 	@cd $(BUILD)/fuzz && ctest --output-on-failure -L fuzz -j $(JOBS)
 	@cmake -S . -B $(BUILD)/check-release -DCMAKE_BUILD_TYPE=Release -DMYNA_WERROR=ON \
-		-DMYNA_TESTS=OFF -DMYNA_BENCH=ON >/dev/null
+		-DMYNA_TESTS=ON -DMYNA_BENCH=ON >/dev/null
 	@cmake --build $(BUILD)/check-release -j $(JOBS)
+	@cd $(BUILD)/check-release && ctest --output-on-failure -L e2e -j $(JOBS)
 	@cmake -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Asan -DMYNA_WERROR=ON >/dev/null
 	@cmake --build $(BUILD)/asan -j $(JOBS)
 	@cd $(BUILD)/asan && ctest --output-on-failure -j $(JOBS)

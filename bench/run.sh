@@ -544,6 +544,7 @@ bench_fleet() {
 # Figures from a busy machine are low and noisy: say so before they are read.
 load1=$(cut -d ' ' -f 1 /proc/loadavg)
 echo "machine: $(nproc) cores, load average $load1 before the run"
+echo "binary: $("$myna" version 2>/dev/null || echo "$myna: not built")"
 if holds "$load1 >= 0.5"; then
     echo "NOTE: other work is using the CPU; rerun on a quiet machine before trusting the figures"
 fi

@@ -8,6 +8,7 @@ packages=(
     build-essential cmake pkg-config git
     clang libclang-rt-14-dev            # libFuzzer and sanitizers for make check
     libevent-dev libcurl4-openssl-dev libcjson-dev libsqlite3-dev libssl-dev
+    libmimalloc-dev                     # the allocator of the release binary
     libhiredis-dev
     libcmocka-dev
     curl openssl sqlite3                # scripts and operators' tools

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef MYNA_MIMALLOC
+#include <mimalloc.h>
+#endif
 
 #include "core/buf.h"
 #include "core/conf.h"
@@ -423,6 +426,21 @@ static int cmd_manage(int is_instance, int argc, char **argv)
     return rc;
 }
 
+/* The allocator malloc really is: "mimalloc" when the build links it and a
+ * block from calloc lies in its heap, else "libc". */
+static const char *allocator(void)
+{
+#ifdef MYNA_MIMALLOC
+    void *p = calloc(1, 1);  /* not malloc: GCC warns of unset bytes passed as const */
+    int mi = p != NULL && mi_is_in_heap_region(p);
+
+    free(p);
+    if (mi)
+        return "mimalloc";
+#endif
+    return "libc";
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -440,7 +458,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "instance") == 0 || strcmp(argv[1], "token") == 0)
         return cmd_manage(argv[1][0] == 'i', argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-        printf("myna %s\n", MYNA_VERSION);
+        printf("myna %s allocator=%s\n", MYNA_VERSION, allocator());
         return 0;
     }
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
