@@ -264,10 +264,15 @@ int h_wait(int (*cond)(void *arg), void *arg, int timeout_ms)
 
 int h_run(const char *const *args, char *out, size_t cap)
 {
-    return h_run_input(args, NULL, out, cap);
+    return h_exec(MYNA_BIN, args, NULL, out, cap);
 }
 
 int h_run_input(const char *const *args, const char *input, char *out, size_t cap)
+{
+    return h_exec(MYNA_BIN, args, input, out, cap);
+}
+
+int h_exec(const char *bin, const char *const *args, const char *input, char *out, size_t cap)
 {
     int pipefd[2], infd[2] = { -1, -1 }, status;
     const char *argv[32];
@@ -275,7 +280,7 @@ int h_run_input(const char *const *args, const char *input, char *out, size_t ca
     pid_t pid;
     ssize_t r;
 
-    argv[argc++] = MYNA_BIN;
+    argv[argc++] = bin;
     for (int i = 0; args[i] && argc < 31; i++)
         argv[argc++] = args[i];
     argv[argc] = NULL;
@@ -296,7 +301,7 @@ int h_run_input(const char *const *args, const char *input, char *out, size_t ca
         dup2(pipefd[1], STDOUT_FILENO);
         dup2(pipefd[1], STDERR_FILENO);
         close(pipefd[0]);
-        execv(MYNA_BIN, (char *const *)argv);
+        execv(bin, (char *const *)argv);
         _exit(127);
     }
     close(pipefd[1]);

@@ -44,6 +44,8 @@ int h_run(const char *const *args, char *out, size_t cap);
 /* The same with input (NUL-terminated, at most a pipe's worth) as stdin,
  * closed after it: the end of input. */
 int h_run_input(const char *const *args, const char *input, char *out, size_t cap);
+/* The same for any binary (args without argv[0]; input may be NULL). */
+int h_exec(const char *bin, const char *const *args, const char *input, char *out, size_t cap);
 /* Sends sig and waits; returns the exit status (WEXITSTATUS) or 128+signal. */
 int h_stop(struct myna_proc *p, int sig);
 /* Removes the temp dir. */
