@@ -250,7 +250,8 @@ static int cmd_outbox(int argc, char **argv)
 {
     struct myna_conf conf;
     struct myna_err err = MYNA_ERR_INIT;
-    struct myna_store_opts so = { .sync = MYNA_SYNC_FULL, .busy_timeout_ms = 5000 };
+    struct myna_store_opts so = { .sync = MYNA_SYNC_FULL, .busy_timeout_ms = 5000,
+                                  .unnumbered = 1 };
     struct myna_store *st = NULL;
     struct myna_bot_store *bs = NULL;
     const char *verb = argc > 0 ? argv[0] : "", *id = NULL;

@@ -1725,6 +1725,7 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
      * bot_store_sync (normal by default) keeps it across any process kill */
     struct myna_store_opts so = { .sync = (enum myna_store_sync)conf->bot_store_sync,
                                   .busy_timeout_ms = 5000 };
+    struct myna_store_opts bso = { .sync = so.sync, .busy_timeout_ms = 5000, .unnumbered = 1 };
     struct timeval poll = { opts->poll_ms / 1000, (opts->poll_ms % 1000) * 1000 };
     struct timeval beat_tv = { MYNA_BOT_HEARTBEAT_MS / 1000,
                                (MYNA_BOT_HEARTBEAT_MS % 1000) * 1000 };
@@ -1750,7 +1751,7 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
      * write lock: the bot only reads the master's, and the inbox cursor
      * lives in the bot's own, beside what the inbox caused */
     if ((b.inbox = myna_store_open_sqlite(path, &so, err)) == NULL ||
-        (b.st = myna_store_open_sqlite(bot_path, &so, err)) == NULL ||
+        (b.st = myna_store_open_sqlite(bot_path, &bso, err)) == NULL ||
         (b.bs = myna_bot_store_new(b.st, err)) == NULL ||
         (b.http = myna_http_client_new(b.base, err)) == NULL ||
         (b.graph = myna_graph_new(b.http, inst->graph_url, inst->phone_number_id,

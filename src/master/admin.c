@@ -367,7 +367,8 @@ static void update_instance(struct call *c, const char *id)
 /* The bot's store of id, opened for this request (NULL if it has none yet). */
 static struct myna_bot_store *bot_store(struct call *c, const char *id, struct myna_store **st)
 {
-    struct myna_store_opts so = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 200 };
+    struct myna_store_opts so = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 200,
+                                  .unnumbered = 1 };
     struct myna_err err = MYNA_ERR_INIT;
     struct myna_bot_store *bs = NULL;
     char path[4300];

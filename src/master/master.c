@@ -251,7 +251,8 @@ static void scrape_free(struct scrape *sc)
  * store that cannot be read is left out of this scrape and logged. */
 static void scrape_store(struct scrape *sc, size_t i)
 {
-    struct myna_store_opts so = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 100 };
+    struct myna_store_opts so = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 100,
+                                  .unnumbered = 1 };
     struct myna_err err = MYNA_ERR_INIT;
     struct myna_store *st;
     struct myna_bot_store *bs = NULL;

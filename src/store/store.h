@@ -32,6 +32,10 @@ struct myna_store_opts {
     /* Log pages at which a commit copies the log back into the database (a
      * checkpoint); 0: SQLite's 1000. See store_sqlite.c. */
     int checkpoint_pages;
+    /* 1: the file's inbox and statuses stay empty (a bot's store), so it
+     * has no message numbers to keep: skip the mark of store_sqlite.c's
+     * mark_writer, and the flushed commit it costs each handle. */
+    int unnumbered;
 };
 
 /* put_* results (>= 0), or a negative MYNA_E* code. */

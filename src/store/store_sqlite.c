@@ -181,6 +181,7 @@ struct sqlite_store {
     int fail_after;          /* tests: the n-th put/commit fails; <= 0 off */
     enum myna_store_sync sync;
     int writer;              /* this handle marked the file open (mark_writer) */
+    int unnumbered;          /* opts.unnumbered: never mark */
     /* Per table (TBL_*): 0, or the seq that the next new row takes; jumped
      * is set when a row of the open transaction took it. */
     int64_t jump_to[2];
@@ -466,6 +467,7 @@ struct myna_store *myna_store_open_sqlite(const char *path,
     s->base.ops = &sqlite_ops;
     s->fail_after = -1;
     s->sync = o->sync;
+    s->unnumbered = o->unnumbered != 0;
     if (open_db(s, o->sync, err) != MYNA_OK || configure(s, o, err) != MYNA_OK ||
         migrate(s, err) != MYNA_OK || prepare_all(s, err) != MYNA_OK) {
         sqlite_free(&s->base);
@@ -566,7 +568,7 @@ static int sqlite_begin(struct myna_store *st, struct myna_err *err)
     if (s->in_txn)
         return myna_err_set(err, MYNA_EINVAL, "cannot begin a transaction on store "
                             "'%s': one is already open", s->path);
-    if (!s->writer && (rc = mark_writer(s, err)) != MYNA_OK)
+    if (!s->writer && !s->unnumbered && (rc = mark_writer(s, err)) != MYNA_OK)
         return rc;
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE)

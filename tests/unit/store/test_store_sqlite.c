@@ -1099,6 +1099,23 @@ static int counting_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, in
     return rc;
 }
 
+/* Makes the counting VFS the default, and SQLite's own again. */
+static void counting_vfs_on(void)
+{
+    real_vfs = sqlite3_vfs_find(NULL);
+    assert_non_null(real_vfs);
+    counting_vfs = *real_vfs;
+    counting_vfs.zName = "test-counting";
+    counting_vfs.xOpen = counting_open;
+    assert_int_equal(sqlite3_vfs_register(&counting_vfs, 1), SQLITE_OK);
+}
+
+static void counting_vfs_off(void)
+{
+    assert_int_equal(sqlite3_vfs_unregister(&counting_vfs), SQLITE_OK);
+    assert_ptr_equal(sqlite3_vfs_find(NULL), real_vfs);
+}
+
 /* Under synchronous=NORMAL a commit does not sync, except the one that
  * marks the file open: the mark must be on disk before any record after it
  * can be read, or a power loss could take both. */
@@ -1108,13 +1125,7 @@ static void test_mark_is_flushed_under_normal(void **state)
     struct myna_store *st;
     struct sample a, b;
 
-    real_vfs = sqlite3_vfs_find(NULL);
-    assert_non_null(real_vfs);
-    counting_vfs = *real_vfs;
-    counting_vfs.zName = "test-counting";
-    counting_vfs.xOpen = counting_open;
-    assert_int_equal(sqlite3_vfs_register(&counting_vfs, 1), SQLITE_OK);
-
+    counting_vfs_on();
     st = open_store(f->path, MYNA_SYNC_NORMAL);
     sample_init(&a, "sync", 1);
     sample_init(&b, "sync", 2);
@@ -1125,8 +1136,30 @@ static void test_mark_is_flushed_under_normal(void **state)
     assert_int_equal(put_one(st, &b.m), MYNA_STORE_NEW);
     assert_int_equal(syncs, 0);                             /* NORMAL again */
     myna_store_free(st);
-    assert_int_equal(sqlite3_vfs_unregister(&counting_vfs), SQLITE_OK);
-    assert_ptr_equal(sqlite3_vfs_find(NULL), real_vfs);
+    counting_vfs_off();
+}
+
+/* A store opened unnumbered (a bot's) has no numbers to keep: its first
+ * write marks nothing and, under NORMAL, flushes nothing. */
+static void test_unnumbered_store_marks_nothing(void **state)
+{
+    struct fix *f = *state;
+    struct myna_store_opts o = { .sync = MYNA_SYNC_NORMAL, .unnumbered = 1 };
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_store *st;
+    struct sample a;
+
+    counting_vfs_on();
+    st = myna_store_open_sqlite(f->path, &o, &err);
+    assert_non_null(st);
+    sample_init(&a, "unnumbered", 1);
+    syncs = 0;
+    assert_int_equal(put_one(st, &a.m), MYNA_STORE_NEW);
+    assert_int_equal(syncs, 0);
+    assert_sql(f->path, "SELECT count(*) FROM writer", "0");
+    myna_store_free(st);
+    assert_sql(f->path, "SELECT count(*) FROM writer", "0");
+    counting_vfs_off();
 }
 
 /* Closed cleanly, the next writer goes on from the highest number. */
@@ -1320,6 +1353,7 @@ int main(void)
         T(test_unclean_stop_jumps_numbers),
         T(test_lost_tail_never_reuses_numbers),
         T(test_mark_is_flushed_under_normal),
+        T(test_unnumbered_store_marks_nothing),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
