@@ -25,22 +25,12 @@ static char out[8192];
 
 static int setup(void **state)
 {
-    struct myna_proc *p = calloc(1, sizeof(*p));
-
-    if (p == NULL || h_setup(p, INSTANCES) != 0 || h_start(p, NULL) != 0) {
-        free(p);
-        return -1;
-    }
-    *state = p;
-    return 0;
+    return (*state = h_launch(INSTANCES, NULL)) != NULL ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    struct myna_proc *p = *state;
-
-    h_cleanup(p);
-    free(p);
+    h_release(*state);
     return 0;
 }
 

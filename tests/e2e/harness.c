@@ -262,6 +262,26 @@ int h_wait(int (*cond)(void *arg), void *arg, int timeout_ms)
     return cond(arg);
 }
 
+struct myna_proc *h_launch(const char *instances_json, const char *const *extra)
+{
+    struct myna_proc *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    if (h_setup(p, instances_json) != 0 || h_start(p, extra) != 0) {
+        h_release(p);
+        return NULL;
+    }
+    return p;
+}
+
+void h_release(struct myna_proc *p)
+{
+    if (p != NULL)
+        h_cleanup(p);
+    free(p);
+}
+
 int h_run(const char *const *args, char *out, size_t cap)
 {
     return h_exec(MYNA_BIN, args, NULL, out, cap);

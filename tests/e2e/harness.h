@@ -22,6 +22,11 @@ int h_setup(struct myna_proc *p, const char *instances_json);
  * (NULL-terminated, may be NULL; "--bots", "1" starts bots); waits up to
  * 10 s for event=ready. 0 or -1. */
 int h_start(struct myna_proc *p, const char *const *extra);
+/* h_setup + h_start on a new myna_proc: NULL (and nothing left behind) if
+ * either fails. h_release stops it, removes its dir and frees it. For
+ * cmocka setups and teardowns. */
+struct myna_proc *h_launch(const char *instances_json, const char *const *extra);
+void h_release(struct myna_proc *p);
 /* A fake service (tests/fakes): started with args, its log in dir/name.log,
  * url = http://127.0.0.1:PORT from its event=ready line. */
 struct h_fake {

@@ -42,24 +42,12 @@ static const char *const instances_json =
 
 static int setup(void **state)
 {
-    struct myna_proc *p = calloc(1, sizeof(*p));
-
-    if (p == NULL || h_setup(p, instances_json) != 0 || h_start(p, NULL) != 0) {
-        if (p)
-            h_cleanup(p);
-        free(p);
-        return -1;
-    }
-    *state = p;
-    return 0;
+    return (*state = h_launch(instances_json, NULL)) != NULL ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    struct myna_proc *p = *state;
-
-    h_cleanup(p);
-    free(p);
+    h_release(*state);
     return 0;
 }
 
