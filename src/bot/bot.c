@@ -1725,6 +1725,7 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
      * bot_store_sync (normal by default) keeps it across any process kill */
     struct myna_store_opts so = { .sync = (enum myna_store_sync)conf->bot_store_sync,
                                   .busy_timeout_ms = 5000 };
+    /* its own store holds no messages: no numbers to keep (store.h) */
     struct myna_store_opts bso = { .sync = so.sync, .busy_timeout_ms = 5000, .unnumbered = 1 };
     struct timeval poll = { opts->poll_ms / 1000, (opts->poll_ms % 1000) * 1000 };
     struct timeval beat_tv = { MYNA_BOT_HEARTBEAT_MS / 1000,
