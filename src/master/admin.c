@@ -778,11 +778,99 @@ static int add_token(struct call *c, int64_t user_id, const char *name, cJSON *o
     return MYNA_OK;
 }
 
-static void users(struct call *c)
+/* Whether changing u (role to r if role, disabled to dis if dis) would
+ * leave no enabled admin: MYNA_ECONFLICT then. */
+static int keeps_an_admin(struct call *c, const struct myna_control_user *u, const cJSON *role,
+                          enum myna_role r, const cJSON *dis, struct myna_err *err)
+{
+    int64_t n = 0;
+    int rc;
+
+    if (u->role != MYNA_ROLE_ADMIN || u->disabled ||
+        !((role && r != MYNA_ROLE_ADMIN) || cJSON_IsTrue(dis)))
+        return MYNA_OK;
+    if ((rc = myna_control_user_count_admins(c->a->control, &n, err)) != MYNA_OK)
+        return rc;
+    return n > 1 ? MYNA_OK
+                 : myna_err_set(err, MYNA_ECONFLICT, "'%s' is the last admin: make another "
+                                "admin first", u->name);
+}
+
+/* PUT /admin/users/{name}: changes the fields given. An admin may change
+ * anyone's role, password and disabled; a user only their own password.
+ * A disabled user can neither log in nor use their tokens. */
+static void user_update(struct call *c, const char *name)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_control_user u;
+    const cJSON *role, *pw, *dis;
+    enum myna_role r = MYNA_ROLE_USER;
+    char *hash = NULL;
+    cJSON *body;
+    int rc;
+
+    memset(&u, 0, sizeof(u));
+    if (!allowed(c, strcmp(name, c->user.name) == 0 ? MYNA_ROLE_USER : MYNA_ROLE_ADMIN) ||
+        (body = json_body(c->req)) == NULL)
+        return;
+    role = cJSON_GetObjectItemCaseSensitive(body, "role");
+    pw = cJSON_GetObjectItemCaseSensitive(body, "password");
+    dis = cJSON_GetObjectItemCaseSensitive(body, "disabled");
+    if ((!role && !pw && !dis) ||
+        (role && (!cJSON_IsString(role) || myna_role_parse(role->valuestring, &r) != 0)) ||
+        (pw && !cJSON_IsString(pw) && !cJSON_IsNull(pw)) || (dis && !cJSON_IsBool(dis))) {
+        cJSON_Delete(body);
+        send_error(c->req, 400, "expected one or more of {\"role\": guest|user|admin, "
+                                "\"password\": a string or null, \"disabled\": true|false}");
+        return;
+    }
+    if ((role || dis) && !allowed(c, MYNA_ROLE_ADMIN)) {
+        cJSON_Delete(body);
+        return;
+    }
+    rc = cJSON_IsString(pw) && (hash = myna_password_hash(pw->valuestring, &err)) == NULL
+             ? err.code : myna_control_begin(c->a->control, &err);
+    if (rc == MYNA_OK) {
+        if ((rc = myna_control_user_get_by_name(c->a->control, name, &u, &err)) == MYNA_OK)
+            rc = keeps_an_admin(c, &u, role, r, dis, &err);
+        if (rc == MYNA_OK && role)
+            rc = myna_control_user_set_role(c->a->control, u.id, (int)r, &err);
+        if (rc == MYNA_OK && pw)
+            rc = myna_control_user_set_password(c->a->control, u.id, hash, &err);
+        if (rc == MYNA_OK && dis)
+            rc = myna_control_user_set_disabled(c->a->control, u.id, cJSON_IsTrue(dis), &err);
+        if (rc == MYNA_OK)
+            rc = myna_control_commit(c->a->control, &err);
+        else
+            myna_control_rollback(c->a->control);
+    }
+    free(hash);
+    cJSON_Delete(body);
+    if (rc == MYNA_OK) {
+        myna_control_user_release(&u);
+        rc = myna_control_user_get_by_name(c->a->control, name, &u, &err);
+    }
+    if (rc != MYNA_OK) {
+        send_failure(c->req, rc, &err);
+    } else {
+        audit(c, "user.update", name);
+        send_json(c->req, 200, user_json(&u));
+    }
+    myna_control_user_release(&u);
+}
+
+static void users(struct call *c, const char *rest)
 {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(c->req);
     struct myna_err err = MYNA_ERR_INIT;
 
+    if (*rest != '\0') {
+        if (cmd == EVHTTP_REQ_PUT)
+            user_update(c, rest);
+        else
+            send_error(c->req, 405, "use PUT /admin/users/{name}");
+        return;
+    }
     if (cmd == EVHTTP_REQ_GET) {
         cJSON *arr = cJSON_CreateArray();
         struct myna_control_user *v = NULL;
@@ -854,7 +942,7 @@ static void users(struct call *c)
         }
         cJSON_Delete(body);
     } else {
-        send_error(c->req, 405, "use GET or POST");
+        send_error(c->req, 405, "use GET or POST /admin/users, PUT /admin/users/{name}");
     }
 }
 
@@ -1146,8 +1234,8 @@ void myna_admin_handle(struct myna_admin *a, struct evhttp_request *req, const c
     if (strncmp(path, "/admin/whatsapp/instances", 25) == 0 &&
         (path[25] == '\0' || path[25] == '/'))
         instances(&c, path[25] ? path + 26 : "");
-    else if (strcmp(path, "/admin/users") == 0)
-        users(&c);
+    else if (strncmp(path, "/admin/users", 12) == 0 && (path[12] == '\0' || path[12] == '/'))
+        users(&c, path[12] ? path + 13 : "");
     else if (strncmp(path, "/admin/tokens", 13) == 0 && (path[13] == '\0' || path[13] == '/'))
         tokens(&c, path[13] ? path + 14 : "");
     else if (strcmp(path, "/admin/audit") == 0)
