@@ -44,6 +44,7 @@ struct myna_conf {
     int64_t bot_max_memory_mb;       /* a bot past this resident memory is restarted */
     int64_t bot_heartbeat_timeout_ms; /* a bot silent this long is killed and restarted */
     char *alert_webhook;   /* alerts are POSTed here as JSON; "" = logged only */
+    int64_t login_token_ttl_s;  /* a token from POST /admin/login works this long */
 };
 
 struct myna_opt {

@@ -80,5 +80,10 @@ const struct myna_opt myna_opts[] = {
       .metavar = "URL", .off = OFF(alert_webhook),
       .help = "Alerts (a bot in a crash loop, an access token refused, an LLM circuit open) are "
               "POSTed here as JSON, besides the log (event=alert); empty: logged only." },
+    { .name = "login_token_ttl_s", .env = "MYNA_LOGIN_TOKEN_TTL_S", .type = MYNA_OPT_INT,
+      .def = "2592000", .min = 1, .max = 31536000, .metavar = "SECONDS",
+      .off = OFF(login_token_ttl_s),
+      .help = "A token made by a login (POST /admin/login) stops working after this long "
+              "(30 days); tokens made with POST /admin/tokens do not." },
     { .name = NULL },
 };

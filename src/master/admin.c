@@ -46,6 +46,7 @@ struct myna_admin {
     struct myna_fleet *fleet;
     struct myna_supervisor *sup;
     char data_dir[4096];
+    int64_t login_ttl_ms;  /* how long a login's token works */
     struct login_fails fails[LOGIN_ADDRS];
     int64_t all_since_ms;
     int all_n;
@@ -191,7 +192,7 @@ static int authenticate(struct call *c)
     myna_token_hash(h + 7, hash);
     rc = myna_control_token_find(c->a->control, hash, myna_wall_ms(), &c->user, NULL, &err);
     if (rc == MYNA_ENOTFOUND) {
-        send_error(c->req, 401, "unknown or revoked API token");
+        send_error(c->req, 401, "unknown, revoked or expired API token");
         return -1;
     }
     if (rc != MYNA_OK) {
@@ -760,9 +761,11 @@ static cJSON *user_json(const struct myna_control_user *u)
     return o;
 }
 
-/* A new token for user_id, answered once in o["token"]. */
-static int add_token(struct call *c, int64_t user_id, const char *name, cJSON *o,
-                     struct myna_err *err)
+/* A new token for user_id, answered once in o["token"]; expires_ms (wall
+ * clock) ends it, 0 never. Inside a transaction when expires_ms is set, so
+ * that no token is left without its end. */
+static int add_token(struct call *c, int64_t user_id, const char *name, int64_t expires_ms,
+                     cJSON *o, struct myna_err *err)
 {
     char token[64], hash[65];
     int64_t id = 0;
@@ -770,10 +773,14 @@ static int add_token(struct call *c, int64_t user_id, const char *name, cJSON *o
 
     if ((rc = myna_token_new(token, hash, err)) != MYNA_OK ||
         (rc = myna_control_token_add(c->a->control, user_id, hash, name, myna_wall_ms(), &id,
-                                     err)) != MYNA_OK)
+                                     err)) != MYNA_OK ||
+        (expires_ms != 0 &&
+         (rc = myna_control_token_set_expiry(c->a->control, id, expires_ms, err)) != MYNA_OK))
         return rc;
     cJSON_AddStringToObject(o, "token", token);
     cJSON_AddNumberToObject(o, "token_id", (double)id);
+    if (expires_ms != 0)
+        cJSON_AddNumberToObject(o, "expires_ms", (double)expires_ms);
     memset(token, 0, sizeof(token));
     return MYNA_OK;
 }
@@ -923,7 +930,7 @@ static void users(struct call *c, const char *rest)
             rc = myna_control_user_add(c->a->control, name->valuestring, (int)r, hash,
                                        myna_wall_ms(), &id, &err);
             if (rc == MYNA_OK)
-                rc = add_token(c, id, "created with the user", o, &err);
+                rc = add_token(c, id, "created with the user", 0, o, &err);
             if (rc == MYNA_OK)
                 rc = myna_control_commit(c->a->control, &err);
             else
@@ -970,6 +977,7 @@ static void tokens(struct call *c, const char *rest)
             cJSON_AddStringToObject(o, "name", v[i].name ? v[i].name : "");
             cJSON_AddNumberToObject(o, "created_ms", (double)v[i].created_ms);
             cJSON_AddNumberToObject(o, "last_used_ms", (double)v[i].last_used_ms);
+            cJSON_AddNumberToObject(o, "expires_ms", (double)v[i].expires_ms);
             cJSON_AddBoolToObject(o, "revoked", v[i].revoked);
             cJSON_AddItemToArray(arr, o);
             myna_control_token_release(&v[i]);
@@ -1015,7 +1023,7 @@ static void tokens(struct call *c, const char *rest)
                 cJSON_AddStringToObject(o, "user", uname);
             }
             if (rc == MYNA_OK)
-                rc = add_token(c, uid, name ? name->valuestring : "", o, &err);
+                rc = add_token(c, uid, name ? name->valuestring : "", 0, o, &err);
             if (rc == MYNA_OK)
                 rc = myna_control_commit(c->a->control, &err);
             else
@@ -1154,6 +1162,21 @@ static void login_failed(struct myna_admin *a, const char *from, int64_t now)
     a->all_n++;
 }
 
+/* A new token for the caller that stops working after the login TTL. */
+static int login_token(struct call *c, cJSON *o, struct myna_err *err)
+{
+    int rc;
+
+    if ((rc = myna_control_begin(c->a->control, err)) != MYNA_OK)
+        return rc;
+    rc = add_token(c, c->user.id, "login", myna_wall_ms() + c->a->login_ttl_ms, o, err);
+    if (rc == MYNA_OK)
+        rc = myna_control_commit(c->a->control, err);
+    else
+        myna_control_rollback(c->a->control);
+    return rc;
+}
+
 static void login(struct myna_admin *a, struct evhttp_request *req, const char *from)
 {
     cJSON *body, *o;
@@ -1195,7 +1218,7 @@ static void login(struct myna_admin *a, struct evhttp_request *req, const char *
     }
     o = cJSON_CreateObject();
     c.user = u;
-    if (add_token(&c, u.id, "login", o, &err) != MYNA_OK) {
+    if (login_token(&c, o, &err) != MYNA_OK) {
         cJSON_Delete(o);
         send_failure(req, err.code, &err);
     } else {
@@ -1247,7 +1270,7 @@ void myna_admin_handle(struct myna_admin *a, struct evhttp_request *req, const c
 
 struct myna_admin *myna_admin_new(struct myna_control *control, struct myna_fleet *fleet,
                                   struct myna_supervisor *sup, const char *data_dir,
-                                  struct myna_err *err)
+                                  int64_t login_token_ttl_s, struct myna_err *err)
 {
     struct myna_admin *a = calloc(1, sizeof(*a));
 
@@ -1259,6 +1282,7 @@ struct myna_admin *myna_admin_new(struct myna_control *control, struct myna_flee
     a->fleet = fleet;
     a->sup = sup;
     snprintf(a->data_dir, sizeof(a->data_dir), "%s", data_dir);
+    a->login_ttl_ms = login_token_ttl_s * 1000;
     return a;
 }
 

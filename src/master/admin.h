@@ -32,7 +32,7 @@ struct myna_admin;
 
 struct myna_admin *myna_admin_new(struct myna_control *control, struct myna_fleet *fleet,
                                   struct myna_supervisor *sup, const char *data_dir,
-                                  struct myna_err *err);
+                                  int64_t login_token_ttl_s, struct myna_err *err);
 void myna_admin_free(struct myna_admin *a);
 /* Handles a request whose path starts with "/admin/". */
 void myna_admin_handle(struct myna_admin *a, struct evhttp_request *req, const char *path);

@@ -63,6 +63,7 @@ struct myna_control_token {
     int64_t created_ms;
     int64_t last_used_ms;  /* 0: never used */
     int revoked;
+    int64_t expires_ms;    /* wall clock at which it stops working; 0: never */
 };
 
 struct myna_control_instance {
@@ -137,9 +138,14 @@ void myna_control_user_release(struct myna_control_user *u);
 int myna_control_token_add(struct myna_control *c, int64_t user_id, const char *hash,
                            const char *name, int64_t now_ms, int64_t *id,
                            struct myna_err *err);
+/* Makes token id stop working at expires_ms (wall clock; 0: never).
+ * MYNA_ENOTFOUND for an unknown id. */
+int myna_control_token_set_expiry(struct myna_control *c, int64_t id, int64_t expires_ms,
+                                  struct myna_err *err);
 /* The user of a live token: MYNA_OK with *u filled and *token_id (NULL ok)
- * set, or MYNA_ENOTFOUND for a hash that is unknown, revoked or whose user
- * is disabled (err says which; the hash is never in a message). Sets the
+ * set, or MYNA_ENOTFOUND for a hash that is unknown, revoked, expired at
+ * now_ms or whose user is disabled (err says which; the hash is never in a
+ * message). Sets the
  * token's last_used_ms to now_ms when it is MYNA_CONTROL_TOUCH_MS old or
  * unset; that write is a hint: when it fails (another writer holds the
  * lock too long) the lookup still succeeds. */

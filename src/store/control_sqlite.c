@@ -53,12 +53,14 @@ static const char *const migrations[] = {
     "CREATE TABLE audit("
     " id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, user_id INTEGER, user_name TEXT,"
     " action TEXT NOT NULL, target TEXT, detail TEXT, from_addr TEXT);",
+    /* 2: a token may end at a time (a login's does); 0: never. */
+    "ALTER TABLE tokens ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 #define USER_COLS "id, name, role, password_hash, created_ms, disabled"
-#define TOKEN_COLS "id, user_id, name, created_ms, last_used_ms, revoked"
+#define TOKEN_COLS "id, user_id, name, created_ms, last_used_ms, revoked, expires_ms"
 #define INST_COLS \
     "id, owner_id, config, enabled, auto_start, created_ms, updated_ms, version"
 #define AUDIT_COLS "id, ts_ms, user_id, user_name, action, target, detail, from_addr"
@@ -67,7 +69,7 @@ enum {
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
     Q_USER_ADD, Q_USER_BY_ID, Q_USER_BY_NAME, Q_USER_LIST, Q_USER_ADMINS,
     Q_USER_SET_PASSWORD, Q_USER_SET_ROLE, Q_USER_SET_DISABLED,
-    Q_TOKEN_ADD, Q_TOKEN_FIND, Q_TOKEN_TOUCH, Q_TOKEN_LIST, Q_TOKEN_REVOKE,
+    Q_TOKEN_ADD, Q_TOKEN_FIND, Q_TOKEN_TOUCH, Q_TOKEN_LIST, Q_TOKEN_REVOKE, Q_TOKEN_EXPIRES,
     Q_INST_CREATE, Q_INST_GET, Q_INST_LIST, Q_INST_UPDATE, Q_INST_VERSION, Q_INST_DELETE,
     Q_INST_COUNT,
     Q_AUDIT_ADD, Q_AUDIT_LIST,
@@ -94,7 +96,7 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_TOKEN_ADD] = "INSERT INTO tokens(user_id, hash, name, created_ms) VALUES(?1, ?2, ?3, ?4)",
     /* one row whatever the state, so that a refusal can say why */
     [Q_TOKEN_FIND] = "SELECT u.id, u.name, u.role, u.password_hash, u.created_ms, u.disabled,"
-                     " t.id, t.revoked, t.last_used_ms"
+                     " t.id, t.revoked, t.last_used_ms, t.expires_ms"
                      " FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",
     /* the condition again: another process may have touched it meanwhile */
     [Q_TOKEN_TOUCH] = "UPDATE tokens SET last_used_ms = ?2 WHERE id = ?1"
@@ -102,6 +104,7 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens WHERE (?1 = 0 OR user_id = ?1)"
                      " ORDER BY id LIMIT ?2 OFFSET ?3",
     [Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1",
+    [Q_TOKEN_EXPIRES] = "UPDATE tokens SET expires_ms = ?2 WHERE id = ?1",
     [Q_INST_CREATE] = "INSERT INTO instances(id, owner_id, config, enabled, auto_start,"
                       " created_ms, updated_ms, version) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)",
     [Q_INST_GET] = "SELECT " INST_COLS " FROM instances WHERE id = ?1",
@@ -824,6 +827,7 @@ static int token_fill(sqlite3_stmt *s, void *row)
     t->created_ms = sqlite3_column_int64(s, 3);
     t->last_used_ms = sqlite3_column_int64(s, 4);  /* NULL reads as 0 */
     t->revoked = sqlite3_column_int(s, 5);
+    t->expires_ms = sqlite3_column_int64(s, 6);
     return ok ? MYNA_OK : MYNA_ENOMEM;
 }
 
@@ -876,7 +880,7 @@ int myna_control_token_find(struct myna_control *c, const char *hash, int64_t no
                             struct myna_err *err)
 {
     sqlite3_stmt *s = c->q[Q_TOKEN_FIND];
-    int64_t tid, last_used;
+    int64_t tid, last_used, expires;
     int revoked, never_used, rc;
 
     if (!valid_hash(hash))
@@ -894,12 +898,15 @@ int myna_control_token_find(struct myna_control *c, const char *hash, int64_t no
     revoked = sqlite3_column_int(s, 7);
     never_used = sqlite3_column_type(s, 8) == SQLITE_NULL;
     last_used = sqlite3_column_int64(s, 8);
-    if (revoked || sqlite3_column_int(s, 5)) {
+    expires = sqlite3_column_int64(s, 9);
+    if (revoked || sqlite3_column_int(s, 5) || (expires != 0 && now_ms >= expires)) {
         rc = revoked ? myna_err_set(err, MYNA_ENOTFOUND, "cannot find token %lld: it is revoked",
                                     (long long)tid)
-                     : myna_err_set(err, MYNA_ENOTFOUND, "cannot find token %lld: user %lld is "
-                                    "disabled", (long long)tid,
-                                    (long long)sqlite3_column_int64(s, 0));
+             : sqlite3_column_int(s, 5)
+                 ? myna_err_set(err, MYNA_ENOTFOUND, "cannot find token %lld: user %lld is "
+                                "disabled", (long long)tid, (long long)sqlite3_column_int64(s, 0))
+                 : myna_err_set(err, MYNA_ENOTFOUND, "cannot find token %lld: it expired",
+                                (long long)tid);
         done(s);
         return rc;
     }
@@ -936,6 +943,26 @@ int myna_control_token_list(struct myna_control *c, int64_t user_id, size_t limi
     sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)offset);
     return collect(c, s, sizeof(**v), token_fill, token_release_v, (void **)v, n, "tokens", err);
+}
+
+int myna_control_token_set_expiry(struct myna_control *c, int64_t id, int64_t expires_ms,
+                                  struct myna_err *err)
+{
+    sqlite3_stmt *s = c->q[Q_TOKEN_EXPIRES];
+    int rc;
+
+    if (expires_ms < 0)
+        return myna_err_set(err, MYNA_EINVAL, "cannot set the end of token %lld: %lld is "
+                            "before 1970", (long long)id, (long long)expires_ms);
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, expires_ms);
+    rc = step_write(c, s);
+    if (rc != SQLITE_DONE)
+        return fail(c, rc, err, "cannot set the end of token %lld", (long long)id);
+    if (sqlite3_changes(c->db) == 0)
+        return myna_err_set(err, MYNA_ENOTFOUND, "cannot set the end of token %lld: not found",
+                            (long long)id);
+    return MYNA_OK;
 }
 
 int myna_control_token_revoke(struct myna_control *c, int64_t id, struct myna_err *err)

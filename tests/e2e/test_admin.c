@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/util.h"
 #include "harness.h"
 
 #define ADMIN_TOKEN "myna_AdminTokenForTheEndToEndTestsOnly0123456789"
@@ -27,15 +28,22 @@ struct ctx {
 
 static struct ctx *C;
 
-static long api(const char *token, const char *method, const char *path, const char *body)
+/* An admin API call to p; the answer goes to C->resp. */
+static long api_at(const struct myna_proc *p, const char *token, const char *method,
+                   const char *path, const char *body)
 {
     char url[512], auth[200];
     const char *h[] = { "Content-Type: application/json", auth, NULL };
 
-    snprintf(url, sizeof(url), "%s%s", C->p.admin_url, path);
+    snprintf(url, sizeof(url), "%s%s", p->admin_url, path);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
     return h_http(method, url, body, body ? strlen(body) : 0, token ? h : h + 1, C->resp,
                   sizeof(C->resp));
+}
+
+static long api(const char *token, const char *method, const char *path, const char *body)
+{
+    return api_at(&C->p, token, method, path, body);
 }
 
 /* A field of the last answer (a JSON object). */
@@ -446,6 +454,50 @@ static void test_user_update(void **state)
     assert_null(strstr(C->resp, "dora-secret"));
 }
 
+/* A login's token ends after login_token_ttl_s (2 s on a master of its
+ * own here); a token made with POST /admin/tokens does not. */
+static void test_login_token_expires(void **state)
+{
+    const char *extra[] = { "--login-token-ttl-s", "2", NULL };
+    struct myna_proc *p;
+    char t[80], api_token[80];
+    int64_t t0;
+
+    (void)state;
+    setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);
+    p = h_launch(NULL, extra);
+    unsetenv("MYNA_ADMIN_TOKEN");
+    assert_non_null(p);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/users",
+                            "{\"name\":\"kim\",\"password\":\"kim-secret-1\"}"),
+                     201);
+    answer_str("token", api_token, sizeof(api_token));
+    t0 = myna_wall_ms();
+    assert_int_equal(api_at(p, NULL, "POST", "/admin/login",
+                            "{\"name\":\"kim\",\"password\":\"kim-secret-1\"}"),
+                     200);
+    answer_str("token", t, sizeof(t));
+    {
+        cJSON *o = cJSON_Parse(C->resp);
+        double end = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "expires_ms"));
+        cJSON_Delete(o);
+        assert_true(end >= (double)t0 + 2000 && end <= (double)myna_wall_ms() + 2000);
+    }
+    assert_int_equal(api_at(p, t, "GET", "/admin/users", NULL), 200);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/tokens", NULL), 200);
+    assert_non_null(strstr(C->resp, "\"name\":\"login\""));
+    assert_non_null(strstr(C->resp, "\"expires_ms\":0"));  /* the API tokens */
+
+    while (myna_wall_ms() < t0 + 2300) {
+        struct timespec ts = { 0, 50 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(api_at(p, t, "GET", "/admin/users", NULL), 401);
+    assert_int_equal(api_at(p, api_token, "GET", "/admin/users", NULL), 200);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    h_release(p);
+}
+
 /* Secrets never reach the control store in the clear. */
 static void test_secrets_sealed_at_rest(void **state)
 {
@@ -587,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_user_update),
+        cmocka_unit_test(test_login_token_expires),
         cmocka_unit_test(test_secrets_sealed_at_rest),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_delete_while_busy),

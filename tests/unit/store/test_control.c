@@ -236,7 +236,7 @@ static void test_open_creates_schema_wal_private(void **state)
     struct stat st;
 
     assert_sql(f->path, "PRAGMA journal_mode", "wal");
-    assert_sql(f->path, "PRAGMA user_version", "1");
+    assert_sql(f->path, "PRAGMA user_version", "2");
     assert_sql(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                " WHERE type = 'table' ORDER BY name)", "audit,instances,tokens,users");
     assert_sql(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
@@ -267,7 +267,7 @@ static void test_open_migrates_empty_file(void **state)
     assert_int_equal(user_count(c), 0);
     assert_int_equal(inst_count(c, 0), 0);
     myna_control_free(c);
-    assert_sql(f->path, "PRAGMA user_version", "1");
+    assert_sql(f->path, "PRAGMA user_version", "2");
     assert_int_equal(stat(f->path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0640);
 }
@@ -286,7 +286,7 @@ static void test_reopen_does_not_migrate(void **state)
     assert_int_equal(user_count(c), 1);
     myna_control_free(c);
     assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'marker'", "1");
-    assert_sql(f->path, "PRAGMA user_version", "1");
+    assert_sql(f->path, "PRAGMA user_version", "2");
 }
 
 static void test_open_refuses_newer_schema(void **state)
@@ -296,13 +296,13 @@ static void test_open_refuses_newer_schema(void **state)
     char want[256];
 
     myna_control_free(open_ok(f->path));
-    sql_exec(f->path, "PRAGMA user_version=2");
+    sql_exec(f->path, "PRAGMA user_version=3");
     assert_null(myna_control_open(f->path, &err));
-    snprintf(want, sizeof(want), "cannot open control store '%s': its schema version 2 is "
-             "newer than this myna's 1", f->path);
+    snprintf(want, sizeof(want), "cannot open control store '%s': its schema version 3 is "
+             "newer than this myna's 2", f->path);
     assert_err(&err, MYNA_ESTORE, want);
     /* nothing was touched: a newer myna can still use it */
-    assert_sql(f->path, "PRAGMA user_version", "2");
+    assert_sql(f->path, "PRAGMA user_version", "3");
     assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "4");
 
     sql_exec(f->path, "PRAGMA user_version=-5");
@@ -636,6 +636,73 @@ static void test_token_find_and_touch(void **state)
     token_last_used(f->c, tid, &last, &revoked);
     assert_int_equal(last, 100000 + MYNA_CONTROL_TOUCH_MS);
     assert_int_equal(err.code, 0);
+}
+
+/* A token with an end works until it, then is refused as expired; one
+ * without (0) never ends. */
+static void test_token_expiry(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_control_user u;
+    struct myna_control_token *v = NULL;
+    size_t n = 0;
+    char h1[65], h2[65];
+    int64_t uid = add_user(f->c, "ines", ROLE_USER), t1 = 0, t2 = 0;
+
+    hash_of(0x51, h1);
+    hash_of(0x52, h2);
+    assert_int_equal(myna_control_token_add(f->c, uid, h1, "login", 1000, &t1, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_add(f->c, uid, h2, "api", 1000, &t2, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_set_expiry(f->c, t1, 50000, &err), MYNA_OK);
+
+    assert_int_equal(myna_control_token_find(f->c, h1, 49999, &u, NULL, &err), MYNA_OK);
+    myna_control_user_release(&u);
+    assert_int_equal(myna_control_token_find(f->c, h1, 50000, &u, NULL, &err), MYNA_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "expired"));
+    assert_int_equal(myna_control_token_find(f->c, h2, INT64_MAX / 2, &u, NULL, &err), MYNA_OK);
+    myna_control_user_release(&u);
+
+    assert_int_equal(myna_control_token_list(f->c, uid, 10, 0, &v, &n, &err), MYNA_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0].expires_ms, 50000);
+    assert_int_equal(v[1].expires_ms, 0);
+    for (size_t i = 0; i < n; i++)
+        myna_control_token_release(&v[i]);
+    free(v);
+
+    /* 0 takes the end away again */
+    assert_int_equal(myna_control_token_set_expiry(f->c, t1, 0, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_find(f->c, h1, 60000, &u, NULL, &err), MYNA_OK);
+    myna_control_user_release(&u);
+    assert_int_equal(myna_control_token_set_expiry(f->c, 9999, 1, &err), MYNA_ENOTFOUND);
+    assert_int_equal(myna_control_token_set_expiry(f->c, t1, -1, &err), MYNA_EINVAL);
+}
+
+/* A store made before tokens could end (schema 1) gains the column, and
+ * its tokens keep working. */
+static void test_schema_1_tokens_never_end(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_control_user u;
+    struct myna_control *c = open_ok(f->path);
+    char h[65];
+    int64_t uid = add_user(c, "old", ROLE_ADMIN);
+
+    hash_of(0x61, h);
+    assert_int_equal(myna_control_token_add(c, uid, h, "old", 1, NULL, &err), MYNA_OK);
+    myna_control_free(c);
+    sql_exec(f->path, "ALTER TABLE tokens DROP COLUMN expires_ms");
+    sql_exec(f->path, "PRAGMA user_version=1");
+
+    c = open_ok(f->path);
+    assert_sql(f->path, "PRAGMA user_version", "2");
+    assert_sql(f->path, "SELECT expires_ms FROM tokens", "0");
+    assert_int_equal(myna_control_token_find(c, h, INT64_MAX / 2, &u, NULL, &err), MYNA_OK);
+    assert_string_equal(u.name, "old");
+    myna_control_user_release(&u);
+    myna_control_free(c);
 }
 
 static void test_token_refusals(void **state)
@@ -1546,7 +1613,7 @@ static void test_fork_open_together(void **state)
     c = open_ok(f->path);
     assert_int_equal(user_count(c), 2 * FORK_USERS);
     myna_control_free(c);
-    assert_sql(f->path, "PRAGMA user_version", "1");
+    assert_sql(f->path, "PRAGMA user_version", "2");
 }
 
 int main(void)
@@ -1567,6 +1634,8 @@ int main(void)
         O(test_user_list_paging),
         O(test_token_find_and_touch),
         O(test_token_refusals),
+        O(test_token_expiry),
+        T(test_schema_1_tokens_never_end),
         O(test_token_list_paging),
         O(test_instance_crud_and_versions),
         O(test_instance_create_errors),
