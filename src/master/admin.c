@@ -1162,14 +1162,18 @@ static void login_failed(struct myna_admin *a, const char *from, int64_t now)
     a->all_n++;
 }
 
-/* A new token for the caller that stops working after the login TTL. */
+/* A new token for the caller that stops working after the login TTL. The
+ * tokens that ended go at the same time, so that logins do not pile up. */
 static int login_token(struct call *c, cJSON *o, struct myna_err *err)
 {
+    int64_t now = myna_wall_ms();
     int rc;
 
     if ((rc = myna_control_begin(c->a->control, err)) != MYNA_OK)
         return rc;
-    rc = add_token(c, c->user.id, "login", myna_wall_ms() + c->a->login_ttl_ms, o, err);
+    rc = myna_control_token_prune(c->a->control, now, NULL, err);
+    if (rc == MYNA_OK)
+        rc = add_token(c, c->user.id, "login", now + c->a->login_ttl_ms, o, err);
     if (rc == MYNA_OK)
         rc = myna_control_commit(c->a->control, err);
     else

@@ -142,6 +142,10 @@ int myna_control_token_add(struct myna_control *c, int64_t user_id, const char *
  * MYNA_ENOTFOUND for an unknown id. */
 int myna_control_token_set_expiry(struct myna_control *c, int64_t id, int64_t expires_ms,
                                   struct myna_err *err);
+/* Deletes the tokens whose end is at or before now_ms (*n, NULL ok: how
+ * many): they can never work again. */
+int myna_control_token_prune(struct myna_control *c, int64_t now_ms, int64_t *n,
+                             struct myna_err *err);
 /* The user of a live token: MYNA_OK with *u filled and *token_id (NULL ok)
  * set, or MYNA_ENOTFOUND for a hash that is unknown, revoked, expired at
  * now_ms or whose user is disabled (err says which; the hash is never in a

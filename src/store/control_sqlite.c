@@ -70,6 +70,7 @@ enum {
     Q_USER_ADD, Q_USER_BY_ID, Q_USER_BY_NAME, Q_USER_LIST, Q_USER_ADMINS,
     Q_USER_SET_PASSWORD, Q_USER_SET_ROLE, Q_USER_SET_DISABLED,
     Q_TOKEN_ADD, Q_TOKEN_FIND, Q_TOKEN_TOUCH, Q_TOKEN_LIST, Q_TOKEN_REVOKE, Q_TOKEN_EXPIRES,
+    Q_TOKEN_PRUNE,
     Q_INST_CREATE, Q_INST_GET, Q_INST_LIST, Q_INST_UPDATE, Q_INST_VERSION, Q_INST_DELETE,
     Q_INST_COUNT,
     Q_AUDIT_ADD, Q_AUDIT_LIST,
@@ -105,6 +106,7 @@ static const char *const q_sql[Q__COUNT] = {
                      " ORDER BY id LIMIT ?2 OFFSET ?3",
     [Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1",
     [Q_TOKEN_EXPIRES] = "UPDATE tokens SET expires_ms = ?2 WHERE id = ?1",
+    [Q_TOKEN_PRUNE] = "DELETE FROM tokens WHERE expires_ms != 0 AND expires_ms <= ?1",
     [Q_INST_CREATE] = "INSERT INTO instances(id, owner_id, config, enabled, auto_start,"
                       " created_ms, updated_ms, version) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)",
     [Q_INST_GET] = "SELECT " INST_COLS " FROM instances WHERE id = ?1",
@@ -962,6 +964,21 @@ int myna_control_token_set_expiry(struct myna_control *c, int64_t id, int64_t ex
     if (sqlite3_changes(c->db) == 0)
         return myna_err_set(err, MYNA_ENOTFOUND, "cannot set the end of token %lld: not found",
                             (long long)id);
+    return MYNA_OK;
+}
+
+int myna_control_token_prune(struct myna_control *c, int64_t now_ms, int64_t *n,
+                             struct myna_err *err)
+{
+    sqlite3_stmt *s = c->q[Q_TOKEN_PRUNE];
+    int rc;
+
+    sqlite3_bind_int64(s, 1, now_ms);
+    rc = step_write(c, s);
+    if (rc != SQLITE_DONE)
+        return fail(c, rc, err, "cannot remove the tokens that ended");
+    if (n != NULL)
+        *n = sqlite3_changes(c->db);
     return MYNA_OK;
 }
 

@@ -494,6 +494,19 @@ static void test_login_token_expires(void **state)
     }
     assert_int_equal(api_at(p, t, "GET", "/admin/users", NULL), 401);
     assert_int_equal(api_at(p, api_token, "GET", "/admin/users", NULL), 200);
+
+    /* the next login takes the ended token away: kim's list holds her
+     * API token and the new login's */
+    assert_int_equal(api_at(p, NULL, "POST", "/admin/login",
+                            "{\"name\":\"kim\",\"password\":\"kim-secret-1\"}"),
+                     200);
+    answer_str("token", t, sizeof(t));
+    assert_int_equal(api_at(p, t, "GET", "/admin/tokens", NULL), 200);
+    {
+        cJSON *arr = cJSON_Parse(C->resp);
+        assert_int_equal(cJSON_GetArraySize(arr), 2);
+        cJSON_Delete(arr);
+    }
     assert_int_equal(h_stop(p, SIGTERM), 0);
     h_release(p);
 }

@@ -188,6 +188,19 @@ static int64_t inst_count(struct myna_control *c, int64_t owner)
     return n;
 }
 
+static size_t token_count(struct myna_control *c, int64_t user_id)
+{
+    struct myna_control_token *v;
+    size_t n;
+
+    assert_int_equal(myna_control_token_list(c, user_id, MYNA_CONTROL_LIST_MAX, 0, &v, &n, NULL),
+                     MYNA_OK);
+    for (size_t i = 0; i < n; i++)
+        myna_control_token_release(&v[i]);
+    free(v);
+    return n;
+}
+
 static size_t audit_count(struct myna_control *c)
 {
     struct myna_control_audit *v;
@@ -677,6 +690,31 @@ static void test_token_expiry(void **state)
     myna_control_user_release(&u);
     assert_int_equal(myna_control_token_set_expiry(f->c, 9999, 1, &err), MYNA_ENOTFOUND);
     assert_int_equal(myna_control_token_set_expiry(f->c, t1, -1, &err), MYNA_EINVAL);
+}
+
+/* Pruning deletes the tokens whose end has come, and only those. */
+static void test_token_prune(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    int64_t uid = add_user(f->c, "jo", ROLE_USER), id[4], n = -1;
+    char h[65];
+
+    for (int i = 0; i < 4; i++) {
+        hash_of(0x70 + (unsigned)i, h);
+        assert_int_equal(myna_control_token_add(f->c, uid, h, "t", 1, &id[i], &err), MYNA_OK);
+    }
+    assert_int_equal(myna_control_token_set_expiry(f->c, id[0], 100, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_set_expiry(f->c, id[1], 200, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_set_expiry(f->c, id[2], 201, &err), MYNA_OK);
+    /* id[3]: no end */
+    assert_int_equal(myna_control_token_prune(f->c, 200, &n, &err), MYNA_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(token_count(f->c, uid), 2);
+    assert_int_equal(myna_control_token_prune(f->c, 200, &n, &err), MYNA_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(myna_control_token_prune(f->c, INT64_MAX, NULL, &err), MYNA_OK);
+    assert_int_equal(token_count(f->c, uid), 1);  /* the one without an end */
 }
 
 /* A store made before tokens could end (schema 1) gains the column, and
@@ -1635,6 +1673,7 @@ int main(void)
         O(test_token_find_and_touch),
         O(test_token_refusals),
         O(test_token_expiry),
+        O(test_token_prune),
         T(test_schema_1_tokens_never_end),
         O(test_token_list_paging),
         O(test_instance_crud_and_versions),
