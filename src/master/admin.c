@@ -1040,28 +1040,17 @@ static void tokens(struct call *c, const char *rest)
         audit(c, "token.create", NULL);
         send_json(c->req, 201, o);
     } else if (*rest != '\0' && cmd == EVHTTP_REQ_DELETE) {
-        int64_t id;
-        struct myna_control_token *v = NULL;
-        size_t n = 0;
-        int mine = c->user.role == MYNA_ROLE_ADMIN;
+        /* an admin revokes any token, the others only their own */
+        int64_t id, owner = c->user.role == MYNA_ROLE_ADMIN ? 0 : c->user.id;
         if (myna_parse_i64(rest, 1, INT64_MAX, &id) != 0) {
             send_error(c->req, 404, "no such token");
             return;
         }
-        if (!mine && myna_control_token_list(c->a->control, c->user.id, MYNA_CONTROL_LIST_MAX, 0,
-                                             &v, &n, &err) == MYNA_OK) {
-            for (size_t i = 0; i < n; i++) {
-                mine |= v[i].id == id;
-                myna_control_token_release(&v[i]);
-            }
-            free(v);
-        }
-        if (!mine) {
-            send_error(c->req, 404, "no such token");
-            return;
-        }
-        if ((rc = myna_control_token_revoke(c->a->control, id, &err)) != MYNA_OK) {
-            send_failure(c->req, rc, &err);
+        if ((rc = myna_control_token_revoke(c->a->control, id, owner, &err)) != MYNA_OK) {
+            if (rc == MYNA_ENOTFOUND)
+                send_error(c->req, 404, "no such token");
+            else
+                send_failure(c->req, rc, &err);
             return;
         }
         audit(c, "token.revoke", rest);

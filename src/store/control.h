@@ -160,8 +160,10 @@ int myna_control_token_find(struct myna_control *c, const char *hash, int64_t no
 int myna_control_token_list(struct myna_control *c, int64_t user_id, size_t limit,
                             size_t offset, struct myna_control_token **v, size_t *n,
                             struct myna_err *err);
-/* MYNA_ENOTFOUND for an unknown id; revoking twice is fine. */
-int myna_control_token_revoke(struct myna_control *c, int64_t id, struct myna_err *err);
+/* Revokes token id if it belongs to user_id (0: to anyone). MYNA_ENOTFOUND
+ * for an unknown id or another user's; revoking twice is fine. */
+int myna_control_token_revoke(struct myna_control *c, int64_t id, int64_t user_id,
+                              struct myna_err *err);
 void myna_control_token_release(struct myna_control_token *t);
 
 /* ---- instances ---- */

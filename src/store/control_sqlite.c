@@ -104,7 +104,7 @@ static const char *const q_sql[Q__COUNT] = {
                       " AND (last_used_ms IS NULL OR last_used_ms <= ?2 - ?3)",
     [Q_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens WHERE (?1 = 0 OR user_id = ?1)"
                      " ORDER BY id LIMIT ?2 OFFSET ?3",
-    [Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1",
+    [Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1 AND (?2 = 0 OR user_id = ?2)",
     [Q_TOKEN_EXPIRES] = "UPDATE tokens SET expires_ms = ?2 WHERE id = ?1",
     [Q_TOKEN_PRUNE] = "DELETE FROM tokens WHERE expires_ms != 0 AND expires_ms <= ?1",
     [Q_INST_CREATE] = "INSERT INTO instances(id, owner_id, config, enabled, auto_start,"
@@ -982,12 +982,14 @@ int myna_control_token_prune(struct myna_control *c, int64_t now_ms, int64_t *n,
     return MYNA_OK;
 }
 
-int myna_control_token_revoke(struct myna_control *c, int64_t id, struct myna_err *err)
+int myna_control_token_revoke(struct myna_control *c, int64_t id, int64_t user_id,
+                              struct myna_err *err)
 {
     sqlite3_stmt *s = c->q[Q_TOKEN_REVOKE];
     int rc;
 
     sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, user_id);
     rc = step_write(c, s);
     if (rc != SQLITE_DONE)
         return fail(c, rc, err, "cannot revoke token %lld", (long long)id);

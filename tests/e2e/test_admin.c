@@ -454,6 +454,34 @@ static void test_user_update(void **state)
     assert_null(strstr(C->resp, "dora-secret"));
 }
 
+/* DELETE /admin/tokens/{id}: a user revokes only its own tokens, an admin
+ * any; a revoked token stops working at once. */
+static void test_token_revoke(void **state)
+{
+    char fay[80], gus[80], id[32], path[64];
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/users", "{\"name\":\"fay\"}"), 201);
+    answer_str("token", fay, sizeof(fay));
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/users", "{\"name\":\"gus\"}"), 201);
+    answer_str("token", gus, sizeof(gus));
+    {
+        cJSON *o = cJSON_Parse(C->resp);
+        snprintf(id, sizeof(id), "%.0f",
+                 cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "token_id")));
+        cJSON_Delete(o);
+    }
+    snprintf(path, sizeof(path), "/admin/tokens/%s", id);  /* gus's first token */
+    assert_int_equal(api(fay, "DELETE", path, NULL), 404);  /* not hers */
+    assert_int_equal(api(gus, "GET", "/admin/users", NULL), 200);
+    assert_int_equal(api(gus, "DELETE", path, NULL), 200);
+    assert_int_equal(api(gus, "GET", "/admin/users", NULL), 401);
+    assert_int_equal(api(ADMIN_TOKEN, "DELETE", path, NULL), 200);  /* twice is fine */
+    assert_int_equal(api(ADMIN_TOKEN, "DELETE", "/admin/tokens/999999", NULL), 404);
+    assert_int_equal(api(ADMIN_TOKEN, "DELETE", "/admin/tokens/x1", NULL), 404);
+    assert_int_equal(api(fay, "GET", "/admin/users", NULL), 200);
+}
+
 /* A login's token ends after login_token_ttl_s (2 s on a master of its
  * own here); a token made with POST /admin/tokens does not. */
 static void test_login_token_expires(void **state)
@@ -653,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_user_update),
         cmocka_unit_test(test_login_token_expires),
+        cmocka_unit_test(test_token_revoke),
         cmocka_unit_test(test_secrets_sealed_at_rest),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_delete_while_busy),

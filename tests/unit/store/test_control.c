@@ -767,16 +767,18 @@ static void test_token_refusals(void **state)
                      MYNA_ENOTFOUND);
     assert_int_equal(myna_control_token_find(f->c, NULL, 1, &u, NULL, &err), MYNA_ENOTFOUND);
 
-    /* revoked: twice is fine, and it stays listed as revoked */
-    assert_int_equal(myna_control_token_revoke(f->c, t1, &err), MYNA_OK);
-    assert_int_equal(myna_control_token_revoke(f->c, t1, &err), MYNA_OK);
+    /* revoked by its user or anyone (0), not by another user; twice is
+     * fine, and it stays listed as revoked */
+    assert_int_equal(myna_control_token_revoke(f->c, t1, bob, &err), MYNA_ENOTFOUND);
+    assert_int_equal(myna_control_token_revoke(f->c, t1, alice, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_revoke(f->c, t1, 0, &err), MYNA_OK);
     assert_int_equal(myna_control_token_find(f->c, h1, 1, &u, NULL, &err), MYNA_ENOTFOUND);
     assert_err(&err, MYNA_ENOTFOUND, "cannot find token");
     assert_non_null(strstr(err.msg, "revoked"));
     assert_null(strstr(err.msg, h1));  /* the hash never goes into a message */
     token_last_used(f->c, t1, &last, &revoked);
     assert_int_equal(revoked, 1);
-    assert_int_equal(myna_control_token_revoke(f->c, 424242, &err), MYNA_ENOTFOUND);
+    assert_int_equal(myna_control_token_revoke(f->c, 424242, 0, &err), MYNA_ENOTFOUND);
     assert_err(&err, MYNA_ENOTFOUND, "cannot revoke token 424242: not found");
 
     /* a disabled user's token, working again once the user is enabled */
