@@ -223,7 +223,7 @@ static void test_conf_table_is_sane(void **state)
         for (const struct myna_opt *p = myna_opts; p < o; p++)
             assert_string_not_equal(p->name, o->name);
     }
-    assert_int_equal(n, 20);
+    assert_int_equal(n, 21);
 }
 
 /* ---- defaults ---- */
@@ -249,6 +249,7 @@ static void test_conf_defaults(void **state)
     assert_int_equal(c.drain_timeout_ms, 5000);
     assert_int_equal(c.bot_max_memory_mb, 500);
     assert_int_equal(c.bot_heartbeat_timeout_ms, 30000);
+    assert_int_equal(c.login_token_ttl_s, 30 * 86400);
     myna_conf_release(&c);
     assert_null(c.data_dir);
     assert_int_equal(c.max_pending, 0);
@@ -583,6 +584,22 @@ static void test_conf_bot_limits_from_env(void **state)
                "'2000'");
     load_fails(NULL, no_memory, MYNA_ECONFIG,
                "environment MYNA_BOT_MAX_MEMORY_MB: option 'bot_max_memory_mb'", "'0'");
+}
+
+/* A login's token lasts 1 s to a year. */
+static void test_conf_login_token_ttl(void **state)
+{
+    const char *const one[] = { "MYNA_LOGIN_TOKEN_TTL_S=1", NULL };
+    const char *const none[] = { "MYNA_LOGIN_TOKEN_TTL_S=0", NULL };
+    const char *const past_a_year[] = { "MYNA_LOGIN_TOKEN_TTL_S=31536001", NULL };
+    struct myna_conf c;
+
+    (void)state;
+    load_ok(&c, NULL, one);
+    assert_int_equal(c.login_token_ttl_s, 1);
+    myna_conf_release(&c);
+    load_fails(NULL, none, MYNA_ECONFIG, "option 'login_token_ttl_s'", "'0'");
+    load_fails(NULL, past_a_year, MYNA_ECONFIG, "option 'login_token_ttl_s'", "'31536001'");
 }
 
 static void test_conf_passthrough_seen(void **state)
@@ -996,7 +1013,7 @@ static void test_conf_markdown_mentions_every_option(void **state)
         assert_contains(md, cell);
         rows++;
     }
-    assert_int_equal(rows, 20);
+    assert_int_equal(rows, 21);
     /* one table row per option plus header and rule */
     {
         int lines = 0;
@@ -1054,6 +1071,7 @@ int main(void)
         T(test_conf_flag_errors),
         T(test_conf_env_error_names_variable),
         T(test_conf_passthrough_seen),
+        T(test_conf_login_token_ttl),
         T(test_conf_config_flag_beats_env),
         T(test_conf_config_flag_twice_consistent),
         T(test_conf_config_env_missing_file),
