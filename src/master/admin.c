@@ -762,8 +762,7 @@ static cJSON *user_json(const struct myna_control_user *u)
 }
 
 /* A new token for user_id, answered once in o["token"]; expires_ms (wall
- * clock) ends it, 0 never. Inside a transaction when expires_ms is set, so
- * that no token is left without its end. */
+ * clock) ends it, 0 never. */
 static int add_token(struct call *c, int64_t user_id, const char *name, int64_t expires_ms,
                      cJSON *o, struct myna_err *err)
 {
@@ -772,10 +771,8 @@ static int add_token(struct call *c, int64_t user_id, const char *name, int64_t 
     int rc;
 
     if ((rc = myna_token_new(token, hash, err)) != MYNA_OK ||
-        (rc = myna_control_token_add(c->a->control, user_id, hash, name, myna_wall_ms(), &id,
-                                     err)) != MYNA_OK ||
-        (expires_ms != 0 &&
-         (rc = myna_control_token_set_expiry(c->a->control, id, expires_ms, err)) != MYNA_OK))
+        (rc = myna_control_token_add(c->a->control, user_id, hash, name, myna_wall_ms(),
+                                     expires_ms, &id, err)) != MYNA_OK)
         return rc;
     cJSON_AddStringToObject(o, "token", token);
     cJSON_AddNumberToObject(o, "token_id", (double)id);
@@ -785,16 +782,15 @@ static int add_token(struct call *c, int64_t user_id, const char *name, int64_t 
     return MYNA_OK;
 }
 
-/* Whether changing u (role to r if role, disabled to dis if dis) would
- * leave no enabled admin: MYNA_ECONFLICT then. */
-static int keeps_an_admin(struct call *c, const struct myna_control_user *u, const cJSON *role,
-                          enum myna_role r, const cJSON *dis, struct myna_err *err)
+/* MYNA_ECONFLICT if u is the last enabled admin and the change takes that
+ * away (a demotion or disabling). */
+static int keeps_an_admin(struct call *c, const struct myna_control_user *u, int takes_away,
+                          struct myna_err *err)
 {
     int64_t n = 0;
     int rc;
 
-    if (u->role != MYNA_ROLE_ADMIN || u->disabled ||
-        !((role && r != MYNA_ROLE_ADMIN) || cJSON_IsTrue(dis)))
+    if (!takes_away || u->role != MYNA_ROLE_ADMIN || u->disabled)
         return MYNA_OK;
     if ((rc = myna_control_user_count_admins(c->a->control, &n, err)) != MYNA_OK)
         return rc;
@@ -835,11 +831,14 @@ static void user_update(struct call *c, const char *name)
         cJSON_Delete(body);
         return;
     }
-    rc = cJSON_IsString(pw) && (hash = myna_password_hash(pw->valuestring, &err)) == NULL
-             ? err.code : myna_control_begin(c->a->control, &err);
+    if (cJSON_IsString(pw) && (hash = myna_password_hash(pw->valuestring, &err)) == NULL)
+        rc = err.code;
+    else
+        rc = myna_control_begin(c->a->control, &err);
     if (rc == MYNA_OK) {
         if ((rc = myna_control_user_get_by_name(c->a->control, name, &u, &err)) == MYNA_OK)
-            rc = keeps_an_admin(c, &u, role, r, dis, &err);
+            rc = keeps_an_admin(c, &u, (role && r != MYNA_ROLE_ADMIN) || cJSON_IsTrue(dis),
+                                &err);
         if (rc == MYNA_OK && role)
             rc = myna_control_user_set_role(c->a->control, u.id, (int)r, &err);
         if (rc == MYNA_OK && pw)
@@ -1321,7 +1320,7 @@ int myna_admin_bootstrap(struct myna_control *control, const char *env_token, FI
         rc = myna_control_user_add(control, "admin", MYNA_ROLE_ADMIN, NULL, myna_wall_ms(),
                                    admin_id, err);
         if (rc == MYNA_OK)
-            rc = myna_control_token_add(control, *admin_id, hash, "first admin", myna_wall_ms(),
+            rc = myna_control_token_add(control, *admin_id, hash, "first admin", myna_wall_ms(), 0,
                                         NULL, err);
         if (rc == MYNA_OK)
             rc = myna_control_commit(control, err);

@@ -133,15 +133,12 @@ void myna_control_user_release(struct myna_control_user *u);
 
 /* ---- tokens ---- */
 
-/* hash: the token's SHA-256 as 64 lower-case hex digits. MYNA_ENOTFOUND
- * for an unknown user, MYNA_EEXISTS for a hash already stored. */
+/* hash: the token's SHA-256 as 64 lower-case hex digits; expires_ms: the
+ * wall clock at which it stops working, 0 never. MYNA_ENOTFOUND for an
+ * unknown user, MYNA_EEXISTS for a hash already stored. */
 int myna_control_token_add(struct myna_control *c, int64_t user_id, const char *hash,
-                           const char *name, int64_t now_ms, int64_t *id,
+                           const char *name, int64_t now_ms, int64_t expires_ms, int64_t *id,
                            struct myna_err *err);
-/* Makes token id stop working at expires_ms (wall clock; 0: never).
- * MYNA_ENOTFOUND for an unknown id. */
-int myna_control_token_set_expiry(struct myna_control *c, int64_t id, int64_t expires_ms,
-                                  struct myna_err *err);
 /* Deletes the tokens whose end is at or before now_ms (*n, NULL ok: how
  * many): they can never work again. */
 int myna_control_token_prune(struct myna_control *c, int64_t now_ms, int64_t *n,
@@ -149,10 +146,9 @@ int myna_control_token_prune(struct myna_control *c, int64_t now_ms, int64_t *n,
 /* The user of a live token: MYNA_OK with *u filled and *token_id (NULL ok)
  * set, or MYNA_ENOTFOUND for a hash that is unknown, revoked, expired at
  * now_ms or whose user is disabled (err says which; the hash is never in a
- * message). Sets the
- * token's last_used_ms to now_ms when it is MYNA_CONTROL_TOUCH_MS old or
- * unset; that write is a hint: when it fails (another writer holds the
- * lock too long) the lookup still succeeds. */
+ * message). Sets the token's last_used_ms to now_ms when it is
+ * MYNA_CONTROL_TOUCH_MS old or unset; that write is a hint: when it fails
+ * (another writer holds the lock too long) the lookup still succeeds. */
 int myna_control_token_find(struct myna_control *c, const char *hash, int64_t now_ms,
                             struct myna_control_user *u, int64_t *token_id,
                             struct myna_err *err);

@@ -69,8 +69,7 @@ enum {
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
     Q_USER_ADD, Q_USER_BY_ID, Q_USER_BY_NAME, Q_USER_LIST, Q_USER_ADMINS,
     Q_USER_SET_PASSWORD, Q_USER_SET_ROLE, Q_USER_SET_DISABLED,
-    Q_TOKEN_ADD, Q_TOKEN_FIND, Q_TOKEN_TOUCH, Q_TOKEN_LIST, Q_TOKEN_REVOKE, Q_TOKEN_EXPIRES,
-    Q_TOKEN_PRUNE,
+    Q_TOKEN_ADD, Q_TOKEN_FIND, Q_TOKEN_TOUCH, Q_TOKEN_LIST, Q_TOKEN_REVOKE, Q_TOKEN_PRUNE,
     Q_INST_CREATE, Q_INST_GET, Q_INST_LIST, Q_INST_UPDATE, Q_INST_VERSION, Q_INST_DELETE,
     Q_INST_COUNT,
     Q_AUDIT_ADD, Q_AUDIT_LIST,
@@ -94,7 +93,8 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_USER_SET_PASSWORD] = "UPDATE users SET password_hash = ?2 WHERE id = ?1",
     [Q_USER_SET_ROLE] = "UPDATE users SET role = ?2 WHERE id = ?1",
     [Q_USER_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE id = ?1",
-    [Q_TOKEN_ADD] = "INSERT INTO tokens(user_id, hash, name, created_ms) VALUES(?1, ?2, ?3, ?4)",
+    [Q_TOKEN_ADD] = "INSERT INTO tokens(user_id, hash, name, created_ms, expires_ms)"
+                    " VALUES(?1, ?2, ?3, ?4, ?5)",
     /* one row whatever the state, so that a refusal can say why */
     [Q_TOKEN_FIND] = "SELECT u.id, u.name, u.role, u.password_hash, u.created_ms, u.disabled,"
                      " t.id, t.revoked, t.last_used_ms, t.expires_ms"
@@ -105,7 +105,6 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens WHERE (?1 = 0 OR user_id = ?1)"
                      " ORDER BY id LIMIT ?2 OFFSET ?3",
     [Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1 AND (?2 = 0 OR user_id = ?2)",
-    [Q_TOKEN_EXPIRES] = "UPDATE tokens SET expires_ms = ?2 WHERE id = ?1",
     [Q_TOKEN_PRUNE] = "DELETE FROM tokens WHERE expires_ms != 0 AND expires_ms <= ?1",
     [Q_INST_CREATE] = "INSERT INTO instances(id, owner_id, config, enabled, auto_start,"
                       " created_ms, updated_ms, version) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)",
@@ -847,7 +846,7 @@ static void token_release_v(void *row)
 }
 
 int myna_control_token_add(struct myna_control *c, int64_t user_id, const char *hash,
-                           const char *name, int64_t now_ms, int64_t *id,
+                           const char *name, int64_t now_ms, int64_t expires_ms, int64_t *id,
                            struct myna_err *err)
 {
     sqlite3_stmt *s = c->q[Q_TOKEN_ADD];
@@ -859,10 +858,14 @@ int myna_control_token_add(struct myna_control *c, int64_t user_id, const char *
     if (!fits(name, MYNA_CONTROL_TEXT_MAX))
         return myna_err_set(err, MYNA_ETOOBIG, "cannot add a token for user %lld: its name is "
                             "longer than %d bytes", (long long)user_id, MYNA_CONTROL_TEXT_MAX);
+    if (expires_ms < 0)
+        return myna_err_set(err, MYNA_EINVAL, "cannot add a token for user %lld: its end %lld "
+                            "is before 1970", (long long)user_id, (long long)expires_ms);
     sqlite3_bind_int64(s, 1, user_id);
     bind_text(s, 2, hash);
     bind_text(s, 3, name);
     sqlite3_bind_int64(s, 4, now_ms);
+    sqlite3_bind_int64(s, 5, expires_ms);
     rc = step_write(c, s);
     if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
         return myna_err_set(err, MYNA_ENOTFOUND, "cannot add a token for user %lld: no such "
@@ -901,14 +904,17 @@ int myna_control_token_find(struct myna_control *c, const char *hash, int64_t no
     never_used = sqlite3_column_type(s, 8) == SQLITE_NULL;
     last_used = sqlite3_column_int64(s, 8);
     expires = sqlite3_column_int64(s, 9);
-    if (revoked || sqlite3_column_int(s, 5) || (expires != 0 && now_ms >= expires)) {
-        rc = revoked ? myna_err_set(err, MYNA_ENOTFOUND, "cannot find token %lld: it is revoked",
-                                    (long long)tid)
-             : sqlite3_column_int(s, 5)
-                 ? myna_err_set(err, MYNA_ENOTFOUND, "cannot find token %lld: user %lld is "
-                                "disabled", (long long)tid, (long long)sqlite3_column_int64(s, 0))
-                 : myna_err_set(err, MYNA_ENOTFOUND, "cannot find token %lld: it expired",
-                                (long long)tid);
+    rc = MYNA_OK;
+    if (revoked)
+        rc = myna_err_set(err, MYNA_ENOTFOUND, "cannot find token %lld: it is revoked",
+                          (long long)tid);
+    else if (sqlite3_column_int(s, 5))
+        rc = myna_err_set(err, MYNA_ENOTFOUND, "cannot find token %lld: user %lld is disabled",
+                          (long long)tid, (long long)sqlite3_column_int64(s, 0));
+    else if (expires != 0 && now_ms >= expires)
+        rc = myna_err_set(err, MYNA_ENOTFOUND, "cannot find token %lld: it expired",
+                          (long long)tid);
+    if (rc != MYNA_OK) {
         done(s);
         return rc;
     }
@@ -945,26 +951,6 @@ int myna_control_token_list(struct myna_control *c, int64_t user_id, size_t limi
     sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)offset);
     return collect(c, s, sizeof(**v), token_fill, token_release_v, (void **)v, n, "tokens", err);
-}
-
-int myna_control_token_set_expiry(struct myna_control *c, int64_t id, int64_t expires_ms,
-                                  struct myna_err *err)
-{
-    sqlite3_stmt *s = c->q[Q_TOKEN_EXPIRES];
-    int rc;
-
-    if (expires_ms < 0)
-        return myna_err_set(err, MYNA_EINVAL, "cannot set the end of token %lld: %lld is "
-                            "before 1970", (long long)id, (long long)expires_ms);
-    sqlite3_bind_int64(s, 1, id);
-    sqlite3_bind_int64(s, 2, expires_ms);
-    rc = step_write(c, s);
-    if (rc != SQLITE_DONE)
-        return fail(c, rc, err, "cannot set the end of token %lld", (long long)id);
-    if (sqlite3_changes(c->db) == 0)
-        return myna_err_set(err, MYNA_ENOTFOUND, "cannot set the end of token %lld: not found",
-                            (long long)id);
-    return MYNA_OK;
 }
 
 int myna_control_token_prune(struct myna_control *c, int64_t now_ms, int64_t *n,

@@ -607,7 +607,7 @@ static void test_token_find_and_touch(void **state)
     int revoked = -1;
 
     hash_of(0xabc, h);
-    assert_int_equal(myna_control_token_add(f->c, uid, h, "ci deploy", 10000, &tid, &err),
+    assert_int_equal(myna_control_token_add(f->c, uid, h, "ci deploy", 10000, 0, &tid, &err),
                      MYNA_OK);
     assert_true(tid > 0);
     token_last_used(f->c, tid, &last, &revoked);
@@ -661,13 +661,13 @@ static void test_token_expiry(void **state)
     struct myna_control_token *v = NULL;
     size_t n = 0;
     char h1[65], h2[65];
-    int64_t uid = add_user(f->c, "ines", ROLE_USER), t1 = 0, t2 = 0;
+    int64_t uid = add_user(f->c, "ines", ROLE_USER);
 
     hash_of(0x51, h1);
     hash_of(0x52, h2);
-    assert_int_equal(myna_control_token_add(f->c, uid, h1, "login", 1000, &t1, &err), MYNA_OK);
-    assert_int_equal(myna_control_token_add(f->c, uid, h2, "api", 1000, &t2, &err), MYNA_OK);
-    assert_int_equal(myna_control_token_set_expiry(f->c, t1, 50000, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_add(f->c, uid, h1, "login", 1000, 50000, NULL, &err),
+                     MYNA_OK);
+    assert_int_equal(myna_control_token_add(f->c, uid, h2, "api", 1000, 0, NULL, &err), MYNA_OK);
 
     assert_int_equal(myna_control_token_find(f->c, h1, 49999, &u, NULL, &err), MYNA_OK);
     myna_control_user_release(&u);
@@ -684,12 +684,10 @@ static void test_token_expiry(void **state)
         myna_control_token_release(&v[i]);
     free(v);
 
-    /* 0 takes the end away again */
-    assert_int_equal(myna_control_token_set_expiry(f->c, t1, 0, &err), MYNA_OK);
-    assert_int_equal(myna_control_token_find(f->c, h1, 60000, &u, NULL, &err), MYNA_OK);
-    myna_control_user_release(&u);
-    assert_int_equal(myna_control_token_set_expiry(f->c, 9999, 1, &err), MYNA_ENOTFOUND);
-    assert_int_equal(myna_control_token_set_expiry(f->c, t1, -1, &err), MYNA_EINVAL);
+    hash_of(0x53, h1);
+    assert_int_equal(myna_control_token_add(f->c, uid, h1, "bad", 1000, -1, NULL, &err),
+                     MYNA_EINVAL);
+    assert_int_equal(token_count(f->c, uid), 2);
 }
 
 /* Pruning deletes the tokens whose end has come, and only those. */
@@ -697,17 +695,15 @@ static void test_token_prune(void **state)
 {
     struct fix *f = *state;
     struct myna_err err = MYNA_ERR_INIT;
-    int64_t uid = add_user(f->c, "jo", ROLE_USER), id[4], n = -1;
+    static const int64_t ends[] = { 100, 200, 201, 0 };  /* the last: no end */
+    int64_t uid = add_user(f->c, "jo", ROLE_USER), n = -1;
     char h[65];
 
-    for (int i = 0; i < 4; i++) {
-        hash_of(0x70 + (unsigned)i, h);
-        assert_int_equal(myna_control_token_add(f->c, uid, h, "t", 1, &id[i], &err), MYNA_OK);
+    for (unsigned i = 0; i < 4; i++) {
+        hash_of(0x70 + i, h);
+        assert_int_equal(myna_control_token_add(f->c, uid, h, "t", 1, ends[i], NULL, &err),
+                         MYNA_OK);
     }
-    assert_int_equal(myna_control_token_set_expiry(f->c, id[0], 100, &err), MYNA_OK);
-    assert_int_equal(myna_control_token_set_expiry(f->c, id[1], 200, &err), MYNA_OK);
-    assert_int_equal(myna_control_token_set_expiry(f->c, id[2], 201, &err), MYNA_OK);
-    /* id[3]: no end */
     assert_int_equal(myna_control_token_prune(f->c, 200, &n, &err), MYNA_OK);
     assert_int_equal(n, 2);
     assert_int_equal(token_count(f->c, uid), 2);
@@ -729,7 +725,7 @@ static void test_schema_1_tokens_never_end(void **state)
     int64_t uid = add_user(c, "old", ROLE_ADMIN);
 
     hash_of(0x61, h);
-    assert_int_equal(myna_control_token_add(c, uid, h, "old", 1, NULL, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_add(c, uid, h, "old", 1, 0, NULL, &err), MYNA_OK);
     myna_control_free(c);
     sql_exec(f->path, "ALTER TABLE tokens DROP COLUMN expires_ms");
     sql_exec(f->path, "PRAGMA user_version=1");
@@ -757,8 +753,8 @@ static void test_token_refusals(void **state)
     hash_of(1, h1);
     hash_of(2, h2);
     hash_of(3, h3);
-    assert_int_equal(myna_control_token_add(f->c, alice, h1, "laptop", 1, &t1, &err), MYNA_OK);
-    assert_int_equal(myna_control_token_add(f->c, bob, h2, NULL, 1, &t2, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_add(f->c, alice, h1, "laptop", 1, 0, &t1, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_add(f->c, bob, h2, NULL, 1, 0, &t2, &err), MYNA_OK);
 
     /* unknown */
     assert_int_equal(myna_control_token_find(f->c, h3, 1, &u, NULL, &err), MYNA_ENOTFOUND);
@@ -807,23 +803,23 @@ static void test_token_refusals(void **state)
         nonhex[10] = 'g';
         const char *bad[] = { upper, shortx, longx, nonhex, "", NULL };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-            assert_int_equal(myna_control_token_add(f->c, alice, bad[i], "x", 1, NULL, &err),
+            assert_int_equal(myna_control_token_add(f->c, alice, bad[i], "x", 1, 0, NULL, &err),
                              MYNA_EINVAL);
             assert_err(&err, MYNA_EINVAL, "cannot add a token for user");
         }
     }
-    assert_int_equal(myna_control_token_add(f->c, bob, h1, "again", 1, NULL, &err),
+    assert_int_equal(myna_control_token_add(f->c, bob, h1, "again", 1, 0, NULL, &err),
                      MYNA_EEXISTS);
     assert_err(&err, MYNA_EEXISTS, "cannot add a token for user");
     assert_null(strstr(err.msg, h1));
-    assert_int_equal(myna_control_token_add(f->c, 777, h3, "ghost", 1, NULL, &err),
+    assert_int_equal(myna_control_token_add(f->c, 777, h3, "ghost", 1, 0, NULL, &err),
                      MYNA_ENOTFOUND);
     assert_err(&err, MYNA_ENOTFOUND, "cannot add a token for user 777: no such user");
     {
         char big[MYNA_CONTROL_TEXT_MAX + 2];
         memset(big, 'n', sizeof(big) - 1);
         big[sizeof(big) - 1] = '\0';
-        assert_int_equal(myna_control_token_add(f->c, alice, h3, big, 1, NULL, &err),
+        assert_int_equal(myna_control_token_add(f->c, alice, h3, big, 1, 0, NULL, &err),
                          MYNA_ETOOBIG);
     }
     assert_sql(f->path, "SELECT count(*) FROM tokens", "2");
@@ -845,7 +841,7 @@ static void test_token_list_paging(void **state)
     for (int i = 0; i < 7; i++) {
         hash_of((unsigned long long)i + 100, h);
         snprintf(name, sizeof(name), "t%d", i);
-        assert_int_equal(myna_control_token_add(f->c, i % 2 ? b : a, h, name, 50 + i, NULL,
+        assert_int_equal(myna_control_token_add(f->c, i % 2 ? b : a, h, name, 50 + i, 0, NULL,
                                                 &err), MYNA_OK);
     }
     assert_int_equal(myna_control_token_list(f->c, 0, 100, 0, &v, &n, &err), MYNA_OK);
@@ -1228,7 +1224,7 @@ static void test_schema_when_a_user_goes(void **state)
     size_t n;
 
     hash_of(77, h);
-    assert_int_equal(myna_control_token_add(f->c, uid, h, "t", 1, NULL, NULL), MYNA_OK);
+    assert_int_equal(myna_control_token_add(f->c, uid, h, "t", 1, 0, NULL, NULL), MYNA_OK);
     create_inst(f->c, "kept", uid, "{}");
     a.ts_ms = 3;
     a.user_id = uid;
@@ -1268,7 +1264,7 @@ static void test_sql_looking_strings_verbatim(void **state)
     size_t n;
 
     hash_of(5, h);
-    assert_int_equal(myna_control_token_add(f->c, uid, h, evil1, 1, NULL, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_add(f->c, uid, h, evil1, 1, 0, NULL, &err), MYNA_OK);
     create_inst(f->c, "bobby-tables", uid, evil4);
     assert_int_equal(myna_control_instance_update(f->c, "bobby-tables", evil2, -1, -1, -1, 2,
                                                   NULL, &err), MYNA_OK);
@@ -1433,7 +1429,7 @@ static void test_fault_loop_all_or_nothing(void **state)
         if (rc == MYNA_OK)
             rc = myna_control_user_add(f->c, "root", ROLE_ADMIN, "hash", 1, &uid, &err);
         if (rc == MYNA_OK)
-            rc = myna_control_token_add(f->c, uid, h, "boot", 1, NULL, &err);
+            rc = myna_control_token_add(f->c, uid, h, "boot", 1, 0, NULL, &err);
         if (rc == MYNA_OK)
             rc = myna_control_instance_create(f->c, "acme", uid, "{}", 1, 1, 1, &err);
         if (rc == MYNA_OK)
@@ -1478,7 +1474,7 @@ static void test_persistence_across_reopen(void **state)
     uid = add_user(c, "keeper", ROLE_ADMIN);
     assert_int_equal(myna_control_user_set_password(c, uid, "$argon2id$kept", NULL), MYNA_OK);
     hash_of(99, h);
-    assert_int_equal(myna_control_token_add(c, uid, h, "cli", 10, &tid, NULL), MYNA_OK);
+    assert_int_equal(myna_control_token_add(c, uid, h, "cli", 10, 0, &tid, NULL), MYNA_OK);
     assert_int_equal(myna_control_token_find(c, h, 20, &u, NULL, NULL), MYNA_OK);
     myna_control_user_release(&u);
     create_inst(c, "acme", uid, "{\"a\":1}");
@@ -1591,7 +1587,7 @@ static void test_two_handles(void **state)
         char h[65];
         int64_t uid = add_user(a, "api", ROLE_USER);
         hash_of(1234, h);
-        assert_int_equal(myna_control_token_add(a, uid, h, "panel", 1, NULL, &err), MYNA_OK);
+        assert_int_equal(myna_control_token_add(a, uid, h, "panel", 1, 0, NULL, &err), MYNA_OK);
         assert_int_equal(myna_control_token_find(b, h, 1000, &u, NULL, &err), MYNA_OK);
         myna_control_user_release(&u);
         assert_int_equal(myna_control_begin(a, &err), MYNA_OK);
