@@ -14,6 +14,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/worker.h"
 #include "master/fleet.h"
 #include "master/supervisor.h"
 #include "store/bot_store.h"
@@ -26,14 +27,19 @@
 #define LOG_LINES_MAX 10000
 
 /* Failed logins are counted per address and in all, over a minute; past
- * either limit /admin/login answers 429 before it hashes anything. That
- * bounds both guessing and the CPU an attacker can make the loop spend on
- * password hashes. Behind a proxy every address is the proxy's: the limit
- * in all still holds. */
+ * either limit /admin/login answers 429 before it hashes anything. An
+ * attempt counts as failed from the moment it is accepted until its check
+ * succeeds, so concurrent attempts cannot slip past the limit. That bounds
+ * both guessing and the CPU an attacker can make Myna spend on password
+ * hashes. Behind a proxy every address is the proxy's: the limit in all
+ * still holds. */
 #define LOGIN_WINDOW_MS 60000
 #define LOGIN_FAILS_PER_ADDR 10
 #define LOGIN_FAILS_ALL 100
 #define LOGIN_ADDRS 64
+/* Password hashes and checks waiting for the worker thread; past this the
+ * request is answered 503 (each costs tens of milliseconds). */
+#define PW_QUEUE 8
 
 struct login_fails {
     char from[64];
@@ -45,6 +51,7 @@ struct myna_admin {
     struct myna_control *control;
     struct myna_fleet *fleet;
     struct myna_supervisor *sup;
+    struct myna_worker *worker;  /* password hashes and checks */
     char data_dir[4096];
     int64_t login_ttl_ms;  /* how long a login's token works */
     struct login_fails fails[LOGIN_ADDRS];
@@ -747,6 +754,103 @@ static void instances(struct call *c, const char *rest)
         send_error(c->req, 404, "not found");
 }
 
+/* ---- password jobs -------------------------------------------------------------------- */
+
+/* A request waiting for a password hash or check, which runs on the
+ * worker thread (core/worker.h): scrypt costs tens of milliseconds by
+ * design, and the loop must keep answering webhooks meanwhile. The job owns
+ * the request's call (with its user), its body and its strings. */
+struct pw_job {
+    struct myna_worker_job w;
+    struct call c;
+    cJSON *body;
+    const char *password;  /* in body; NULL: nothing to hash */
+    int check;             /* 1: check password against hash; 0: hash it */
+    char *hash;            /* check: the stored hash (NULL: none); else the new hash */
+    char *target;          /* the user the request is about */
+    int64_t user_id;       /* login: the user whose hash is checked */
+    int64_t counted_ms;    /* login: when the attempt was counted as failed */
+    int ok;                /* check: the password matched */
+    struct myna_err err;   /* hash: why it failed */
+    void (*finish)(struct pw_job *j);  /* on the loop, answers the request */
+};
+
+static void pw_job_free(struct pw_job *j)
+{
+    if (j->password)
+        memset((char *)j->password, 0, strlen(j->password));
+    myna_control_user_release(&j->c.user);
+    cJSON_Delete(j->body);
+    free(j->hash);
+    free(j->target);
+    free(j);
+}
+
+static void pw_work(struct myna_worker_job *w)
+{
+    struct pw_job *j = (struct pw_job *)w;
+
+    if (!j->check) {
+        j->hash = myna_password_hash(j->password, &j->err);
+    } else if (j->hash) {
+        j->ok = myna_password_verify(j->password, j->hash);
+    } else {
+        /* no such user: spend what a check costs, so that the time of the
+         * answer does not tell which names exist */
+        free(myna_password_hash(j->password, NULL));
+        j->ok = 0;
+    }
+}
+
+static void pw_done(struct myna_worker_job *w)
+{
+    struct pw_job *j = (struct pw_job *)w;
+
+    j->finish(j);
+    pw_job_free(j);
+}
+
+/* A job for c's request: c's user and body become the job's (body is
+ * deleted on failure). NULL after answering 500. */
+static struct pw_job *pw_job_new(struct call *c, cJSON *body, const char *target,
+                                 void (*finish)(struct pw_job *j))
+{
+    struct pw_job *j = calloc(1, sizeof(*j));
+
+    if (j == NULL || (target && (j->target = strdup(target)) == NULL)) {
+        free(j);
+        cJSON_Delete(body);
+        send_error(c->req, 500, "out of memory");
+        return NULL;
+    }
+    j->w.work = pw_work;
+    j->w.done = pw_done;
+    j->c = *c;
+    memset(&c->user, 0, sizeof(c->user));
+    j->body = body;
+    j->finish = finish;
+    return j;
+}
+
+/* Runs j: finish at once when there is no password to hash or check, else
+ * after the worker did it. 0, or -1 after answering 503 (the worker is
+ * busy) and freeing j. */
+static int pw_job_run(struct pw_job *j)
+{
+    if (j->password == NULL) {
+        pw_done(&j->w);
+        return 0;
+    }
+    if (myna_worker_submit(j->c.a->worker, &j->w) != MYNA_OK) {
+        evhttp_add_header(evhttp_request_get_output_headers(j->c.req), "Retry-After", "1");
+        MYNA_LOG(MYNA_WARN, "password_busy", "from=%s", j->c.from);
+        send_error(j->c.req, 503, "busy checking passwords; try again in a second");
+        pw_job_free(j);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- users and tokens ---------------------------------------------------------------- */
 
 static cJSON *user_json(const struct myna_control_user *u)
@@ -799,20 +903,63 @@ static int keeps_an_admin(struct call *c, const struct myna_control_user *u, int
                                 "admin first", u->name);
 }
 
+/* PUT /admin/users/{name}, after the new password (if any) is hashed. */
+static void user_update_finish(struct pw_job *j)
+{
+    struct call *c = &j->c;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_control_user u;
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(j->body, "role"),
+                *pw = cJSON_GetObjectItemCaseSensitive(j->body, "password"),
+                *dis = cJSON_GetObjectItemCaseSensitive(j->body, "disabled");
+    enum myna_role r = MYNA_ROLE_USER;
+    int rc;
+
+    memset(&u, 0, sizeof(u));
+    if (role)
+        myna_role_parse(role->valuestring, &r);  /* checked by user_update */
+    if (j->password && j->hash == NULL) {
+        send_failure(c->req, j->err.code, &j->err);
+        return;
+    }
+    if ((rc = myna_control_begin(c->a->control, &err)) == MYNA_OK) {
+        if ((rc = myna_control_user_get_by_name(c->a->control, j->target, &u, &err)) == MYNA_OK)
+            rc = keeps_an_admin(c, &u, (role && r != MYNA_ROLE_ADMIN) || cJSON_IsTrue(dis),
+                                &err);
+        if (rc == MYNA_OK && role)
+            rc = myna_control_user_set_role(c->a->control, u.id, (int)r, &err);
+        if (rc == MYNA_OK && pw)
+            rc = myna_control_user_set_password(c->a->control, u.id, j->hash, &err);
+        if (rc == MYNA_OK && dis)
+            rc = myna_control_user_set_disabled(c->a->control, u.id, cJSON_IsTrue(dis), &err);
+        if (rc == MYNA_OK)
+            rc = myna_control_commit(c->a->control, &err);
+        else
+            myna_control_rollback(c->a->control);
+    }
+    if (rc == MYNA_OK) {
+        myna_control_user_release(&u);
+        rc = myna_control_user_get_by_name(c->a->control, j->target, &u, &err);
+    }
+    if (rc != MYNA_OK) {
+        send_failure(c->req, rc, &err);
+    } else {
+        audit(c, "user.update", j->target);
+        send_json(c->req, 200, user_json(&u));
+    }
+    myna_control_user_release(&u);
+}
+
 /* PUT /admin/users/{name}: changes the fields given. An admin may change
  * anyone's role, password and disabled; a user only their own password.
  * A disabled user can neither log in nor use their tokens. */
 static void user_update(struct call *c, const char *name)
 {
-    struct myna_err err = MYNA_ERR_INIT;
-    struct myna_control_user u;
     const cJSON *role, *pw, *dis;
     enum myna_role r = MYNA_ROLE_USER;
-    char *hash = NULL;
+    struct pw_job *j;
     cJSON *body;
-    int rc;
 
-    memset(&u, 0, sizeof(u));
     if (!allowed(c, strcmp(name, c->user.name) == 0 ? MYNA_ROLE_USER : MYNA_ROLE_ADMIN) ||
         (body = json_body(c->req)) == NULL)
         return;
@@ -831,38 +978,51 @@ static void user_update(struct call *c, const char *name)
         cJSON_Delete(body);
         return;
     }
-    if (cJSON_IsString(pw) && (hash = myna_password_hash(pw->valuestring, &err)) == NULL)
-        rc = err.code;
-    else
-        rc = myna_control_begin(c->a->control, &err);
-    if (rc == MYNA_OK) {
-        if ((rc = myna_control_user_get_by_name(c->a->control, name, &u, &err)) == MYNA_OK)
-            rc = keeps_an_admin(c, &u, (role && r != MYNA_ROLE_ADMIN) || cJSON_IsTrue(dis),
-                                &err);
-        if (rc == MYNA_OK && role)
-            rc = myna_control_user_set_role(c->a->control, u.id, (int)r, &err);
-        if (rc == MYNA_OK && pw)
-            rc = myna_control_user_set_password(c->a->control, u.id, hash, &err);
-        if (rc == MYNA_OK && dis)
-            rc = myna_control_user_set_disabled(c->a->control, u.id, cJSON_IsTrue(dis), &err);
+    if ((j = pw_job_new(c, body, name, user_update_finish)) == NULL)
+        return;
+    j->password = cJSON_IsString(pw) ? pw->valuestring : NULL;
+    pw_job_run(j);
+}
+
+/* POST /admin/users, after the password (if any) is hashed: the user and
+ * a first token for them. */
+static void user_create_finish(struct pw_job *j)
+{
+    struct call *c = &j->c;
+    struct myna_err err = MYNA_ERR_INIT;
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(j->body, "role");
+    enum myna_role r = MYNA_ROLE_USER;
+    int64_t id = 0;
+    cJSON *o;
+    int rc;
+
+    if (role)
+        myna_role_parse(role->valuestring, &r);  /* checked by users */
+    if (j->password && j->hash == NULL) {
+        send_failure(c->req, j->err.code, &j->err);
+        return;
+    }
+    o = cJSON_CreateObject();
+    if ((rc = myna_control_begin(c->a->control, &err)) == MYNA_OK) {
+        rc = myna_control_user_add(c->a->control, j->target, (int)r, j->hash, myna_wall_ms(), &id,
+                                   &err);
+        if (rc == MYNA_OK)
+            rc = add_token(c, id, "created with the user", 0, o, &err);
         if (rc == MYNA_OK)
             rc = myna_control_commit(c->a->control, &err);
         else
             myna_control_rollback(c->a->control);
     }
-    free(hash);
-    cJSON_Delete(body);
-    if (rc == MYNA_OK) {
-        myna_control_user_release(&u);
-        rc = myna_control_user_get_by_name(c->a->control, name, &u, &err);
-    }
     if (rc != MYNA_OK) {
+        cJSON_Delete(o);
         send_failure(c->req, rc, &err);
-    } else {
-        audit(c, "user.update", name);
-        send_json(c->req, 200, user_json(&u));
+        return;
     }
-    myna_control_user_release(&u);
+    cJSON_AddNumberToObject(o, "id", (double)id);
+    cJSON_AddStringToObject(o, "name", j->target);
+    cJSON_AddStringToObject(o, "role", myna_role_name(r));
+    audit(c, "user.create", j->target);
+    send_json(c->req, 201, o);
 }
 
 static void users(struct call *c, const char *rest)
@@ -900,12 +1060,10 @@ static void users(struct call *c, const char *rest)
         free(v);
         send_json(c->req, 200, arr);
     } else if (cmd == EVHTTP_REQ_POST) {
-        cJSON *body, *o;
         const cJSON *name, *role, *pw;
         enum myna_role r = MYNA_ROLE_USER;
-        char *hash = NULL;
-        int64_t id = 0;
-        int rc;
+        struct pw_job *j;
+        cJSON *body;
         if (!allowed(c, MYNA_ROLE_ADMIN) || (body = json_body(c->req)) == NULL)
             return;
         name = cJSON_GetObjectItemCaseSensitive(body, "name");
@@ -919,34 +1077,10 @@ static void users(struct call *c, const char *rest)
                                     "\"password\" (optional)}");
             return;
         }
-        if (pw && (hash = myna_password_hash(pw->valuestring, &err)) == NULL) {
-            cJSON_Delete(body);
-            send_failure(c->req, err.code, &err);
+        if ((j = pw_job_new(c, body, name->valuestring, user_create_finish)) == NULL)
             return;
-        }
-        o = cJSON_CreateObject();
-        if ((rc = myna_control_begin(c->a->control, &err)) == MYNA_OK) {
-            rc = myna_control_user_add(c->a->control, name->valuestring, (int)r, hash,
-                                       myna_wall_ms(), &id, &err);
-            if (rc == MYNA_OK)
-                rc = add_token(c, id, "created with the user", 0, o, &err);
-            if (rc == MYNA_OK)
-                rc = myna_control_commit(c->a->control, &err);
-            else
-                myna_control_rollback(c->a->control);
-        }
-        free(hash);
-        if (rc != MYNA_OK) {
-            cJSON_Delete(o);
-            send_failure(c->req, rc, &err);
-        } else {
-            cJSON_AddNumberToObject(o, "id", (double)id);
-            cJSON_AddStringToObject(o, "name", name->valuestring);
-            cJSON_AddStringToObject(o, "role", myna_role_name(r));
-            audit(c, "user.create", name->valuestring);
-            send_json(c->req, 201, o);
-        }
-        cJSON_Delete(body);
+        j->password = pw ? pw->valuestring : NULL;
+        pw_job_run(j);
     } else {
         send_error(c->req, 405, "use GET or POST /admin/users, PUT /admin/users/{name}");
     }
@@ -1169,57 +1303,94 @@ static int login_token(struct call *c, cJSON *o, struct myna_err *err)
     return rc;
 }
 
-static void login(struct myna_admin *a, struct evhttp_request *req, const char *from)
+/* A login counted as failed at counted_ms that succeeded after all (unless
+ * its window has restarted since). */
+static void login_forgive(struct myna_admin *a, const char *from, int64_t counted_ms)
 {
-    cJSON *body, *o;
-    const cJSON *name, *pw;
+    struct login_fails *f = login_find(a, from);
+
+    if (f != NULL && f->since_ms <= counted_ms)
+        f->n--;
+    if (a->all_n > 0 && a->all_since_ms <= counted_ms)
+        a->all_n--;
+}
+
+/* POST /admin/login, after the password is checked. The user may have
+ * changed meanwhile: only the same user, enabled, with the hash that was
+ * checked, logs in. */
+static void login_finish(struct pw_job *j)
+{
+    struct call *c = &j->c;
     struct myna_control_user u = { 0 };
     struct myna_err err = MYNA_ERR_INIT;
-    struct call c;
-    int64_t now = myna_mono_ms(), wait_s = login_wait_s(a, from, now);
-    int ok;
+    cJSON *o;
+
+    if (!j->ok || myna_control_user_get_by_name(c->a->control, j->target, &u, &err) != MYNA_OK ||
+        u.id != j->user_id || u.disabled || u.password_hash == NULL ||
+        strcmp(u.password_hash, j->hash) != 0) {
+        MYNA_LOG(MYNA_WARN, "login_failed", "from=%s", c->from);
+        myna_control_user_release(&u);
+        send_error(c->req, 401, "wrong name or password");
+        return;
+    }
+    login_forgive(c->a, c->from, j->counted_ms);
+    c->user = u;  /* the job releases it */
+    o = cJSON_CreateObject();
+    if (login_token(c, o, &err) != MYNA_OK) {
+        cJSON_Delete(o);
+        send_failure(c->req, err.code, &err);
+        return;
+    }
+    cJSON_AddItemToObject(o, "user", user_json(&u));
+    audit(c, "user.login", u.name);
+    send_json(c->req, 200, o);
+}
+
+static void login(struct call *c)
+{
+    struct myna_admin *a = c->a;
+    struct myna_control_user u = { 0 };
+    struct myna_err err = MYNA_ERR_INIT;
+    int64_t now = myna_mono_ms(), wait_s = login_wait_s(a, c->from, now);
+    const cJSON *name, *pw;
+    struct pw_job *j;
+    cJSON *body;
 
     if (wait_s > 0) {
         char retry[24];
 
         snprintf(retry, sizeof(retry), "%lld", (long long)wait_s);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", retry);
-        MYNA_LOG(MYNA_WARN, "login_limited", "from=%s retry_after_s=%lld", from,
+        evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", retry);
+        MYNA_LOG(MYNA_WARN, "login_limited", "from=%s retry_after_s=%lld", c->from,
                  (long long)wait_s);
-        send_error(req, 429, "too many failed logins; try again later");
+        send_error(c->req, 429, "too many failed logins; try again later");
         return;
     }
-    if ((body = json_body(req)) == NULL)
+    if ((body = json_body(c->req)) == NULL)
         return;
     name = cJSON_GetObjectItemCaseSensitive(body, "name");
     pw = cJSON_GetObjectItemCaseSensitive(body, "password");
-    ok = cJSON_IsString(name) && cJSON_IsString(pw) &&
-         myna_control_user_get_by_name(a->control, name->valuestring, &u, &err) == MYNA_OK &&
-         !u.disabled && u.password_hash && myna_password_verify(pw->valuestring, u.password_hash);
-    memset(&c, 0, sizeof(c));
-    c.a = a;
-    c.req = req;
-    snprintf(c.from, sizeof(c.from), "%s", from);
-    if (!ok) {
-        login_failed(a, from, now);
-        MYNA_LOG(MYNA_WARN, "login_failed", "from=%s", from);
-        myna_control_user_release(&u);
+    if (!cJSON_IsString(name) || !cJSON_IsString(pw)) {
+        login_failed(a, c->from, now);
+        MYNA_LOG(MYNA_WARN, "login_failed", "from=%s", c->from);
         cJSON_Delete(body);
-        send_error(req, 401, "wrong name or password");
+        send_error(c->req, 401, "wrong name or password");
         return;
     }
-    o = cJSON_CreateObject();
-    c.user = u;
-    if (login_token(&c, o, &err) != MYNA_OK) {
-        cJSON_Delete(o);
-        send_failure(req, err.code, &err);
-    } else {
-        cJSON_AddItemToObject(o, "user", user_json(&u));
-        audit(&c, "user.login", u.name);
-        send_json(req, 200, o);
+    if ((j = pw_job_new(c, body, name->valuestring, login_finish)) == NULL)
+        return;
+    j->password = pw->valuestring;
+    j->check = 1;
+    if (myna_control_user_get_by_name(a->control, name->valuestring, &u, &err) == MYNA_OK &&
+        !u.disabled && u.password_hash) {
+        j->user_id = u.id;
+        j->hash = u.password_hash;  /* the job's now */
+        u.password_hash = NULL;
     }
     myna_control_user_release(&u);
-    cJSON_Delete(body);
+    j->counted_ms = now;
+    if (pw_job_run(j) == 0)
+        login_failed(a, c->from, now);  /* until the check succeeds */
 }
 
 /* ---- routing -------------------------------------------------------------------------------- */
@@ -1239,7 +1410,7 @@ void myna_admin_handle(struct myna_admin *a, struct evhttp_request *req, const c
     snprintf(c.from, sizeof(c.from), "%s", host ? host : "-");
     if (strcmp(path, "/admin/login") == 0) {
         if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
-            login(a, req, c.from);
+            login(&c);
         else
             send_error(req, 405, "use POST");
         return;
@@ -1260,8 +1431,8 @@ void myna_admin_handle(struct myna_admin *a, struct evhttp_request *req, const c
     myna_control_user_release(&c.user);
 }
 
-struct myna_admin *myna_admin_new(struct myna_control *control, struct myna_fleet *fleet,
-                                  struct myna_supervisor *sup, const char *data_dir,
+struct myna_admin *myna_admin_new(struct event_base *base, struct myna_control *control,
+                                  struct myna_fleet *fleet, struct myna_supervisor *sup, const char *data_dir,
                                   int64_t login_token_ttl_s, struct myna_err *err)
 {
     struct myna_admin *a = calloc(1, sizeof(*a));
@@ -1275,11 +1446,18 @@ struct myna_admin *myna_admin_new(struct myna_control *control, struct myna_flee
     a->sup = sup;
     snprintf(a->data_dir, sizeof(a->data_dir), "%s", data_dir);
     a->login_ttl_ms = login_token_ttl_s * 1000;
+    if ((a->worker = myna_worker_new(base, PW_QUEUE, err)) == NULL) {
+        free(a);
+        return NULL;
+    }
     return a;
 }
 
 void myna_admin_free(struct myna_admin *a)
 {
+    if (a == NULL)
+        return;
+    myna_worker_free(a->worker);  /* answers the requests still waiting */
     free(a);
 }
 

@@ -15,7 +15,8 @@
  * instances it owns (another user's instance is 404 to it); guest reads,
  * never secrets; what a role may not do is 403. Bad bodies are 400 with
  * {"error", "fields": [{"field","error"}]}; a taken name 409. Every change
- * is in the audit log. Runs on the master's loop. */
+ * is in the audit log. Runs on the master's loop; password hashes and
+ * checks run on a worker thread, and past 8 waiting the request is 503. */
 #ifndef MYNA_MASTER_ADMIN_H
 #define MYNA_MASTER_ADMIN_H
 
@@ -24,15 +25,20 @@
 
 #include "core/err.h"
 
+struct event_base;
 struct evhttp_request;
 struct myna_control;
 struct myna_fleet;
 struct myna_supervisor;
 struct myna_admin;
 
-struct myna_admin *myna_admin_new(struct myna_control *control, struct myna_fleet *fleet,
-                                  struct myna_supervisor *sup, const char *data_dir,
-                                  int64_t login_token_ttl_s, struct myna_err *err);
+/* Password hashes and checks run on a worker thread of base's (their
+ * requests are answered on the loop when done). */
+struct myna_admin *myna_admin_new(struct event_base *base, struct myna_control *control,
+                                  struct myna_fleet *fleet, struct myna_supervisor *sup,
+                                  const char *data_dir, int64_t login_token_ttl_s,
+                                  struct myna_err *err);
+/* Answers the requests still waiting for a password check first. NULL ok. */
 void myna_admin_free(struct myna_admin *a);
 /* Handles a request whose path starts with "/admin/". */
 void myna_admin_handle(struct myna_admin *a, struct evhttp_request *req, const char *path);

@@ -10,12 +10,15 @@
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/auth.h"
 #include "core/util.h"
 #include "harness.h"
 
@@ -649,6 +652,83 @@ static void test_login_limited(void **state)
     assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances", NULL), 200);
 }
 
+struct slow_login {
+    const char *url;
+    long code;
+    int64_t start_ms, end_ms;
+};
+
+static void *slow_login_run(void *arg)
+{
+    struct slow_login *l = arg;
+    const char *body = "{\"name\":\"sloth\",\"password\":\"sloth-secret-1\"}";
+    const char *h[] = { "Content-Type: application/json", NULL };
+    char resp[1024];
+
+    l->start_ms = myna_mono_ms();
+    l->code = h_http("POST", l->url, body, strlen(body), h, resp, sizeof(resp));
+    l->end_ms = myna_mono_ms();
+    return NULL;
+}
+
+/* Password checks run off the master's loop: while a login waits for a
+ * costly stored hash (sixteen times the default's work), the master keeps
+ * answering everything else; the login then answers, 401 here as the
+ * stored hash matches no password. */
+static void test_login_off_the_loop(void **state)
+{
+    const char *extra[] = { NULL };
+    struct slow_login l = { 0 };
+    struct myna_proc *p;
+    char path[400], sql[400], url[200], resp[256], *hash;
+    int64_t t0, t1;
+    pthread_t th;
+    sqlite3 *db = NULL;
+
+    (void)state;
+    setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);
+    p = h_launch(NULL, extra);
+    unsetenv("MYNA_ADMIN_TOKEN");
+    assert_non_null(p);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/users",
+                            "{\"name\":\"sloth\",\"password\":\"sloth-secret-1\"}"),
+                     201);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    /* a well-formed hash with logN 16 and p 4: 16 times the default's work */
+    assert_int_equal(MYNA_SCRYPT_LOG_N * 100 + MYNA_SCRYPT_R * 10 + MYNA_SCRYPT_P, 1481);
+    hash = myna_password_hash("something else", NULL);
+    assert_non_null(hash);
+    assert_int_equal(strncmp(hash, "scrypt$14$8$1$", 14), 0);
+    snprintf(sql, sizeof(sql), "UPDATE users SET password_hash = 'scrypt$16$8$4$%s' "
+             "WHERE name = 'sloth'", hash + 14);
+    free(hash);
+    snprintf(path, sizeof(path), "%s/var/control.db", p->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_close(db);
+    assert_int_equal(h_start(p, extra), 0);
+
+    snprintf(url, sizeof(url), "%s/admin/login", p->admin_url);
+    l.url = url;
+    assert_int_equal(pthread_create(&th, NULL, slow_login_run, &l), 0);
+    {
+        struct timespec ts = { 0, 100 * 1000000L };
+        nanosleep(&ts, NULL);  /* the login is being checked */
+    }
+    snprintf(url, sizeof(url), "%s/healthz", p->public_url);
+    t0 = myna_mono_ms();
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, resp, sizeof(resp)), 200);
+    t1 = myna_mono_ms();
+    pthread_join(th, NULL);
+    assert_int_equal(l.code, 401);
+    /* answered long before the login, not after it */
+    assert_true(t1 < l.end_ms);
+    assert_true(t1 - t0 < (l.end_ms - l.start_ms) / 2);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    h_release(p);
+}
+
 /* What the API changed is what the next start of the master does: a
  * stopped instance stays stopped, a created one is back. */
 static void test_changes_survive_a_restart(void **state)
@@ -686,6 +766,7 @@ int main(void)
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_delete_while_busy),
         cmocka_unit_test(test_login_limited),
+        cmocka_unit_test(test_login_off_the_loop),
         cmocka_unit_test(test_changes_survive_a_restart),
     };
 
