@@ -45,6 +45,7 @@ struct myna_conf {
     int64_t bot_heartbeat_timeout_ms; /* a bot silent this long is killed and restarted */
     char *alert_webhook;   /* alerts are POSTed here as JSON; "" = logged only */
     int64_t login_token_ttl_s;  /* a token from POST /admin/login works this long */
+    int64_t audit_keep_days;    /* audit rows older than this go; 0 = kept forever */
 };
 
 struct myna_opt {

@@ -85,5 +85,9 @@ const struct myna_opt myna_opts[] = {
       .off = OFF(login_token_ttl_s),
       .help = "A token made by a login (POST /admin/login) stops working after this long "
               "(30 days); tokens made with POST /admin/tokens do not." },
+    { .name = "audit_keep_days", .env = "MYNA_AUDIT_KEEP_DAYS", .type = MYNA_OPT_INT,
+      .def = "365", .min = 0, .max = 36500, .metavar = "DAYS", .off = OFF(audit_keep_days),
+      .help = "Audit log rows older than this are removed (at start, then hourly); 0 keeps "
+              "them forever." },
     { .name = NULL },
 };

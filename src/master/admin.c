@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 
 #include "core/auth.h"
 #include "core/buf.h"
+#include "core/conf.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "core/worker.h"
@@ -40,6 +42,11 @@
 /* Password hashes and checks waiting for the worker thread; past this the
  * request is answered 503 (each costs tens of milliseconds). */
 #define PW_QUEUE 8
+/* The audit log's old rows go in steps of AUDIT_PRUNE_STEP rows (a few
+ * milliseconds of the loop each), at most AUDIT_PRUNE_STEPS per turn; a
+ * turn every hour, or every second while there is more. */
+#define AUDIT_PRUNE_STEP 500
+#define AUDIT_PRUNE_STEPS 10
 
 struct login_fails {
     char from[64];
@@ -54,6 +61,8 @@ struct myna_admin {
     struct myna_worker *worker;  /* password hashes and checks */
     char data_dir[4096];
     int64_t login_ttl_ms;  /* how long a login's token works */
+    int64_t audit_keep_ms; /* 0: the audit log is kept forever */
+    struct event *prune_timer;
     struct login_fails fails[LOGIN_ADDRS];
     int64_t all_since_ms;
     int all_n;
@@ -1431,9 +1440,35 @@ void myna_admin_handle(struct myna_admin *a, struct evhttp_request *req, const c
     myna_control_user_release(&c.user);
 }
 
+/* One turn of removing the audit log's old rows; the timer is armed again
+ * for the next. */
+static void prune_audit(evutil_socket_t fd, short what, void *arg)
+{
+    struct myna_admin *a = arg;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct timeval hour = { 3600, 0 }, second = { 1, 0 };
+    int64_t before = myna_wall_ms() - a->audit_keep_ms, n = AUDIT_PRUNE_STEP, all = 0;
+    int steps = 0;
+
+    (void)fd;
+    (void)what;
+    while (n == AUDIT_PRUNE_STEP && steps++ < AUDIT_PRUNE_STEPS) {
+        if (myna_control_audit_prune(a->control, before, AUDIT_PRUNE_STEP, &n, &err) != MYNA_OK) {
+            char q[600];
+            MYNA_LOG(MYNA_ERROR, "audit_prune_failed", "err=%s",
+                     myna_log_q(q, sizeof(q), err.msg));
+            n = 0;
+        }
+        all += n;
+    }
+    if (all > 0)
+        MYNA_LOG(MYNA_INFO, "audit_pruned", "rows=%lld", (long long)all);
+    evtimer_add(a->prune_timer, n == AUDIT_PRUNE_STEP ? &second : &hour);
+}
+
 struct myna_admin *myna_admin_new(struct event_base *base, struct myna_control *control,
-                                  struct myna_fleet *fleet, struct myna_supervisor *sup, const char *data_dir,
-                                  int64_t login_token_ttl_s, struct myna_err *err)
+                                  struct myna_fleet *fleet, struct myna_supervisor *sup,
+                                  const struct myna_conf *conf, struct myna_err *err)
 {
     struct myna_admin *a = calloc(1, sizeof(*a));
 
@@ -1444,19 +1479,30 @@ struct myna_admin *myna_admin_new(struct event_base *base, struct myna_control *
     a->control = control;
     a->fleet = fleet;
     a->sup = sup;
-    snprintf(a->data_dir, sizeof(a->data_dir), "%s", data_dir);
-    a->login_ttl_ms = login_token_ttl_s * 1000;
-    if ((a->worker = myna_worker_new(base, PW_QUEUE, err)) == NULL) {
-        free(a);
-        return NULL;
+    snprintf(a->data_dir, sizeof(a->data_dir), "%s", conf->data_dir);
+    a->login_ttl_ms = conf->login_token_ttl_s * 1000;
+    a->audit_keep_ms = conf->audit_keep_days * 86400 * 1000;
+    if ((a->worker = myna_worker_new(base, PW_QUEUE, err)) == NULL)
+        goto fail;
+    if (a->audit_keep_ms > 0) {
+        if ((a->prune_timer = evtimer_new(base, prune_audit, a)) == NULL) {
+            myna_err_set(err, MYNA_ENOMEM, "out of memory");
+            goto fail;
+        }
+        prune_audit(-1, 0, a);
     }
     return a;
+fail:
+    myna_admin_free(a);
+    return NULL;
 }
 
 void myna_admin_free(struct myna_admin *a)
 {
     if (a == NULL)
         return;
+    if (a->prune_timer)
+        event_free(a->prune_timer);
     myna_worker_free(a->worker);  /* answers the requests still waiting */
     free(a);
 }

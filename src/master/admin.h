@@ -27,17 +27,19 @@
 
 struct event_base;
 struct evhttp_request;
+struct myna_conf;
 struct myna_control;
 struct myna_fleet;
 struct myna_supervisor;
 struct myna_admin;
 
-/* Password hashes and checks run on a worker thread of base's (their
- * requests are answered on the loop when done). */
+/* Takes data_dir, login_token_ttl_s and audit_keep_days from conf.
+ * Password hashes and checks run on a worker thread (their requests are
+ * answered on base's loop when done). Audit rows older than
+ * audit_keep_days are removed now and every hour, in short steps. */
 struct myna_admin *myna_admin_new(struct event_base *base, struct myna_control *control,
                                   struct myna_fleet *fleet, struct myna_supervisor *sup,
-                                  const char *data_dir, int64_t login_token_ttl_s,
-                                  struct myna_err *err);
+                                  const struct myna_conf *conf, struct myna_err *err);
 /* Answers the requests still waiting for a password check first. NULL ok. */
 void myna_admin_free(struct myna_admin *a);
 /* Handles a request whose path starts with "/admin/". */

@@ -704,8 +704,7 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     }
     if ((m.fleet = myna_fleet_new(m.control, m.box, m.ing, m.sim, m.sup, conf->data_dir, adm,
                                   (int)conf->bot_max_memory_mb, err)) == NULL ||
-        (m.admin = myna_admin_new(m.base, m.control, m.fleet, m.sup, conf->data_dir,
-                                  conf->login_token_ttl_s, err)) == NULL) {
+        (m.admin = myna_admin_new(m.base, m.control, m.fleet, m.sup, conf, err)) == NULL) {
         rc = err->code;
         goto out;
     }

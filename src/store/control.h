@@ -200,6 +200,11 @@ int myna_control_audit_add(struct myna_control *c, const struct myna_control_aud
 int myna_control_audit_list(struct myna_control *c, size_t limit, size_t offset,
                             struct myna_control_audit **v, size_t *n, struct myna_err *err);
 void myna_control_audit_release(struct myna_control_audit *a);
+/* Removes the rows older than before_ms among the limit oldest (by id), so
+ * that one call stays short however large the log: call again while *n
+ * (NULL ok) comes back as limit. */
+int myna_control_audit_prune(struct myna_control *c, int64_t before_ms, size_t limit, int64_t *n,
+                             struct myna_err *err);
 
 /* Internal to src/store and its tests: the connection (pragmas, schema). */
 struct sqlite3;

@@ -72,7 +72,7 @@ enum {
     Q_TOKEN_ADD, Q_TOKEN_FIND, Q_TOKEN_TOUCH, Q_TOKEN_LIST, Q_TOKEN_REVOKE, Q_TOKEN_PRUNE,
     Q_INST_CREATE, Q_INST_GET, Q_INST_LIST, Q_INST_UPDATE, Q_INST_VERSION, Q_INST_DELETE,
     Q_INST_COUNT,
-    Q_AUDIT_ADD, Q_AUDIT_LIST,
+    Q_AUDIT_ADD, Q_AUDIT_LIST, Q_AUDIT_PRUNE,
     Q__COUNT
 };
 
@@ -122,6 +122,8 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_AUDIT_ADD] = "INSERT INTO audit(ts_ms, user_id, user_name, action, target, detail,"
                     " from_addr) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [Q_AUDIT_LIST] = "SELECT " AUDIT_COLS " FROM audit ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+    [Q_AUDIT_PRUNE] = "DELETE FROM audit WHERE id IN (SELECT id FROM audit ORDER BY id LIMIT ?2)"
+                      " AND ts_ms < ?1",
 };
 
 struct myna_control {
@@ -1272,4 +1274,25 @@ int myna_control_audit_list(struct myna_control *c, size_t limit, size_t offset,
     sqlite3_bind_int64(s, 2, (sqlite3_int64)offset);
     return collect(c, s, sizeof(**v), audit_fill, audit_release_v, (void **)v, n, "audit rows",
                    err);
+}
+
+int myna_control_audit_prune(struct myna_control *c, int64_t before_ms, size_t limit, int64_t *n,
+                             struct myna_err *err)
+{
+    sqlite3_stmt *s = c->q[Q_AUDIT_PRUNE];
+    int rc;
+
+    if (n != NULL)
+        *n = 0;
+    if (limit < 1 || limit > MYNA_CONTROL_LIST_MAX)
+        return myna_err_set(err, MYNA_EINVAL, "cannot remove old audit rows: limit %zu is not "
+                            "1 to %d", limit, MYNA_CONTROL_LIST_MAX);
+    sqlite3_bind_int64(s, 1, before_ms);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
+    rc = step_write(c, s);
+    if (rc != SQLITE_DONE)
+        return fail(c, rc, err, "cannot remove old audit rows");
+    if (n != NULL)
+        *n = sqlite3_changes(c->db);
+    return MYNA_OK;
 }

@@ -652,6 +652,20 @@ static void test_login_limited(void **state)
     assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances", NULL), 200);
 }
 
+/* Runs sql on p's control store (p stopped): the rows it changed, or -1. */
+static int control_exec(const struct myna_proc *p, const char *sql)
+{
+    char path[400];
+    sqlite3 *db = NULL;
+    int n = -1;
+
+    snprintf(path, sizeof(path), "%s/var/control.db", p->dir);
+    if (sqlite3_open(path, &db) == SQLITE_OK && sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK)
+        n = sqlite3_changes(db);
+    sqlite3_close(db);
+    return n;
+}
+
 struct slow_login {
     const char *url;
     long code;
@@ -680,10 +694,9 @@ static void test_login_off_the_loop(void **state)
     const char *extra[] = { NULL };
     struct slow_login l = { 0 };
     struct myna_proc *p;
-    char path[400], sql[400], url[200], resp[256], *hash;
+    char sql[400], url[200], resp[256], *hash;
     int64_t t0, t1;
     pthread_t th;
-    sqlite3 *db = NULL;
 
     (void)state;
     setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);
@@ -702,11 +715,7 @@ static void test_login_off_the_loop(void **state)
     snprintf(sql, sizeof(sql), "UPDATE users SET password_hash = 'scrypt$16$8$4$%s' "
              "WHERE name = 'sloth'", hash + 14);
     free(hash);
-    snprintf(path, sizeof(path), "%s/var/control.db", p->dir);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_changes(db), 1);
-    sqlite3_close(db);
+    assert_int_equal(control_exec(p, sql), 1);
     assert_int_equal(h_start(p, extra), 0);
 
     snprintf(url, sizeof(url), "%s/admin/login", p->admin_url);
@@ -725,6 +734,41 @@ static void test_login_off_the_loop(void **state)
     /* answered long before the login, not after it */
     assert_true(t1 < l.end_ms);
     assert_true(t1 - t0 < (l.end_ms - l.start_ms) / 2);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    h_release(p);
+}
+
+/* Audit rows older than audit_keep_days go at start (and hourly); 0 keeps
+ * them all. */
+static void test_audit_pruned(void **state)
+{
+    const char *keep_all[] = { "--audit-keep-days", "0", NULL };
+    int64_t day = 86400000, now = myna_wall_ms();
+    struct myna_proc *p;
+    char sql[400];
+
+    (void)state;
+    setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);
+    p = h_launch(NULL, NULL);
+    unsetenv("MYNA_ADMIN_TOKEN");
+    assert_non_null(p);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    snprintf(sql, sizeof(sql), "INSERT INTO audit(ts_ms, action, target) VALUES"
+             "(1000, 'ancient', 'a'), (%lld, 'last.year', 'b'), (%lld, 'yesterday', 'c')",
+             (long long)(now - 366 * day), (long long)(now - day));
+    assert_int_equal(control_exec(p, sql), 3);
+    assert_int_equal(h_start(p, keep_all), 0);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/audit", NULL), 200);
+    assert_non_null(strstr(C->resp, "\"ancient\""));
+    assert_false(h_log_contains(p, "event=audit_pruned"));
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+
+    assert_int_equal(h_start(p, NULL), 0);  /* 365 days by default */
+    assert_true(h_log_contains(p, "event=audit_pruned rows=2"));
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/audit", NULL), 200);
+    assert_null(strstr(C->resp, "\"ancient\""));
+    assert_null(strstr(C->resp, "\"last.year\""));
+    assert_non_null(strstr(C->resp, "\"yesterday\""));
     assert_int_equal(h_stop(p, SIGTERM), 0);
     h_release(p);
 }
@@ -767,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_delete_while_busy),
         cmocka_unit_test(test_login_limited),
         cmocka_unit_test(test_login_off_the_loop),
+        cmocka_unit_test(test_audit_pruned),
         cmocka_unit_test(test_changes_survive_a_restart),
     };
 

@@ -223,7 +223,7 @@ static void test_conf_table_is_sane(void **state)
         for (const struct myna_opt *p = myna_opts; p < o; p++)
             assert_string_not_equal(p->name, o->name);
     }
-    assert_int_equal(n, 21);
+    assert_int_equal(n, 22);
 }
 
 /* ---- defaults ---- */
@@ -250,6 +250,7 @@ static void test_conf_defaults(void **state)
     assert_int_equal(c.bot_max_memory_mb, 500);
     assert_int_equal(c.bot_heartbeat_timeout_ms, 30000);
     assert_int_equal(c.login_token_ttl_s, 30 * 86400);
+    assert_int_equal(c.audit_keep_days, 365);
     myna_conf_release(&c);
     assert_null(c.data_dir);
     assert_int_equal(c.max_pending, 0);
@@ -600,6 +601,22 @@ static void test_conf_login_token_ttl(void **state)
     myna_conf_release(&c);
     load_fails(NULL, none, MYNA_ECONFIG, "option 'login_token_ttl_s'", "'0'");
     load_fails(NULL, past_a_year, MYNA_ECONFIG, "option 'login_token_ttl_s'", "'31536001'");
+}
+
+/* The audit log is kept 0 (forever) to 36500 days. */
+static void test_conf_audit_keep_days(void **state)
+{
+    const char *const forever[] = { "MYNA_AUDIT_KEEP_DAYS=0", NULL };
+    const char *const negative[] = { "MYNA_AUDIT_KEEP_DAYS=-1", NULL };
+    const char *const too_long[] = { "MYNA_AUDIT_KEEP_DAYS=36501", NULL };
+    struct myna_conf c;
+
+    (void)state;
+    load_ok(&c, NULL, forever);
+    assert_int_equal(c.audit_keep_days, 0);
+    myna_conf_release(&c);
+    load_fails(NULL, negative, MYNA_ECONFIG, "option 'audit_keep_days'", "'-1'");
+    load_fails(NULL, too_long, MYNA_ECONFIG, "option 'audit_keep_days'", "'36501'");
 }
 
 static void test_conf_passthrough_seen(void **state)
@@ -1013,7 +1030,7 @@ static void test_conf_markdown_mentions_every_option(void **state)
         assert_contains(md, cell);
         rows++;
     }
-    assert_int_equal(rows, 21);
+    assert_int_equal(rows, 22);
     /* one table row per option plus header and rule */
     {
         int lines = 0;
@@ -1072,6 +1089,7 @@ int main(void)
         T(test_conf_env_error_names_variable),
         T(test_conf_passthrough_seen),
         T(test_conf_login_token_ttl),
+        T(test_conf_audit_keep_days),
         T(test_conf_config_flag_beats_env),
         T(test_conf_config_flag_twice_consistent),
         T(test_conf_config_env_missing_file),

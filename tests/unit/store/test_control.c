@@ -1176,6 +1176,48 @@ static void test_audit_order_fields_paging(void **state)
     assert_err(&err, MYNA_EINVAL, "cannot list audit rows");
 }
 
+/* Old rows go in bounded steps, oldest first; newer rows and rows among
+ * the oldest that are not old enough stay. */
+static void test_audit_prune(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_control_audit *v;
+    int64_t n = -1;
+    size_t k;
+
+    assert_int_equal(myna_control_audit_prune(f->c, 5000, 10, &n, &err), MYNA_OK);
+    assert_int_equal(n, 0);  /* empty */
+    for (int i = 0; i < 25; i++)
+        audit(f->c, 1000 + i, "old", "x");
+    audit(f->c, 9000, "new", "x");
+    audit(f->c, 1100, "old.late", "x");  /* older than its id says (a clock set back) */
+
+    assert_int_equal(myna_control_audit_prune(f->c, 5000, 10, &n, &err), MYNA_OK);
+    assert_int_equal(n, 10);
+    assert_int_equal(audit_count(f->c), 17);
+    assert_int_equal(myna_control_audit_prune(f->c, 5000, 10, &n, &err), MYNA_OK);
+    assert_int_equal(n, 10);
+    /* the oldest ten now hold the new row: only the old ones among them go */
+    assert_int_equal(myna_control_audit_prune(f->c, 5000, 10, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 6);
+    assert_int_equal(myna_control_audit_list(f->c, 10, 0, &v, &k, &err), MYNA_OK);
+    assert_int_equal(k, 1);
+    assert_string_equal(v[0].action, "new");
+    myna_control_audit_release(&v[0]);
+    free(v);
+    assert_int_equal(myna_control_audit_prune(f->c, 9000, 10, NULL, &err), MYNA_OK);
+    assert_int_equal(audit_count(f->c), 1);  /* before 9000, not at it */
+    assert_int_equal(myna_control_audit_prune(f->c, 9001, 10, &n, &err), MYNA_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(audit_count(f->c), 0);
+
+    assert_int_equal(myna_control_audit_prune(f->c, 9001, 0, &n, &err), MYNA_EINVAL);
+    assert_err(&err, MYNA_EINVAL, "cannot remove old audit rows: limit 0");
+    assert_int_equal(myna_control_audit_prune(f->c, 9001, MYNA_CONTROL_LIST_MAX + 1, &n, &err),
+                     MYNA_EINVAL);
+}
+
 static void test_audit_errors(void **state)
 {
     struct fix *f = *state;
@@ -1680,6 +1722,7 @@ int main(void)
         O(test_config_1mb_roundtrip),
         O(test_audit_order_fields_paging),
         O(test_audit_errors),
+        O(test_audit_prune),
         O(test_schema_when_a_user_goes),
         O(test_sql_looking_strings_verbatim),
         O(test_transaction_commit_and_rollback),
