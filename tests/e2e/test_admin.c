@@ -688,7 +688,8 @@ static void *slow_login_run(void *arg)
 /* Password checks run off the master's loop: while a login waits for a
  * costly stored hash (sixteen times the default's work), the master keeps
  * answering everything else; the login then answers, 401 here as the
- * stored hash matches no password. */
+ * stored hash matches no password. A burst past the worker's queue is
+ * answered 503. */
 static void test_login_off_the_loop(void **state)
 {
     const char *extra[] = { NULL };
@@ -734,6 +735,28 @@ static void test_login_off_the_loop(void **state)
     /* answered long before the login, not after it */
     assert_true(t1 < l.end_ms);
     assert_true(t1 - t0 < (l.end_ms - l.start_ms) / 2);
+
+    /* a burst: past 8 waiting, the rest are told to come back (503) */
+    {
+        struct slow_login burst[9];
+        pthread_t bt[9];
+        int n401 = 0, n503 = 0;
+
+        snprintf(url, sizeof(url), "%s/admin/login", p->admin_url);
+        for (int i = 0; i < 9; i++) {
+            memset(&burst[i], 0, sizeof(burst[i]));
+            burst[i].url = url;
+            assert_int_equal(pthread_create(&bt[i], NULL, slow_login_run, &burst[i]), 0);
+        }
+        for (int i = 0; i < 9; i++) {
+            pthread_join(bt[i], NULL);
+            n401 += burst[i].code == 401;
+            n503 += burst[i].code == 503;
+        }
+        assert_true(n503 >= 1);
+        assert_int_equal(n401 + n503, 9);
+        assert_true(h_log_contains(p, "event=password_busy"));
+    }
     assert_int_equal(h_stop(p, SIGTERM), 0);
     h_release(p);
 }
