@@ -1,105 +1,69 @@
 /* worker.c - the slow-call thread and its hand-back to the loop.
  *
  * Nothing here is hot: a mutex guards two FIFO lists (queued, finished) and
- * an eventfd rings the loop when a job finishes. */
+ * a doorbell wakes the loop when a job finishes. */
 #include "core/worker.h"
 
-#include <errno.h>
-#include <event2/event.h>
 #include <pthread.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
+#include "core/doorbell.h"
 #include "core/banned.h"
 
-struct list {
-    struct myna_worker_job *head, *tail;
-};
+STAILQ_HEAD(jobs, myna_worker_job);
 
 struct myna_worker {
     pthread_mutex_t mu;       /* guards queued, finished, stop */
     pthread_cond_t cv;        /* queued is not empty, or stop */
-    struct list queued;
-    struct list finished;
+    struct jobs queued;
+    struct jobs finished;
     int stop;
     pthread_t thread;
-    int efd;                  /* worker -> loop doorbell */
-    struct event *ev;
+    struct myna_doorbell *bell;  /* worker -> loop */
     size_t max_queued;
     size_t pending;           /* loop thread only: accepted, done not run */
 };
 
-static void push(struct list *l, struct myna_worker_job *j)
-{
-    j->next = NULL;
-    if (l->tail)
-        l->tail->next = j;
-    else
-        l->head = j;
-    l->tail = j;
-}
-
-static struct myna_worker_job *pop(struct list *l)
-{
-    struct myna_worker_job *j = l->head;
-
-    if (j && (l->head = j->next) == NULL)
-        l->tail = NULL;
-    return j;
-}
-
 static void *worker_main(void *arg)
 {
     struct myna_worker *w = arg;
-    uint64_t one = 1;
+    struct myna_worker_job *j;
 
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        struct myna_worker_job *j = pop(&w->queued);
-        if (j == NULL) {
+        if ((j = STAILQ_FIRST(&w->queued)) == NULL) {
             if (w->stop)
                 break;
             pthread_cond_wait(&w->cv, &w->mu);
             continue;
         }
+        STAILQ_REMOVE_HEAD(&w->queued, link);
         pthread_mutex_unlock(&w->mu);
         j->work(j);
         pthread_mutex_lock(&w->mu);
-        push(&w->finished, j);
-        while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-            ;
+        STAILQ_INSERT_TAIL(&w->finished, j, link);
+        myna_doorbell_ring(w->bell);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
 /* Loop thread: done for every finished job, in order. */
-static void deliver(struct myna_worker *w)
+static void deliver(void *arg)
 {
+    struct myna_worker *w = arg;
     struct myna_worker_job *j;
-    struct list l;
+    struct jobs l = STAILQ_HEAD_INITIALIZER(l);
 
     pthread_mutex_lock(&w->mu);
-    l = w->finished;
-    memset(&w->finished, 0, sizeof(w->finished));
+    STAILQ_CONCAT(&l, &w->finished);
     pthread_mutex_unlock(&w->mu);
-    while ((j = pop(&l)) != NULL) {
+    while ((j = STAILQ_FIRST(&l)) != NULL) {
+        STAILQ_REMOVE_HEAD(&l, link);
         w->pending--;
         j->done(j);
     }
-}
-
-static void on_doorbell(evutil_socket_t fd, short what, void *arg)
-{
-    uint64_t v;
-
-    (void)what;
-    while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
-        ;
-    deliver(arg);
 }
 
 struct myna_worker *myna_worker_new(struct event_base *base, size_t max_queued,
@@ -113,27 +77,19 @@ struct myna_worker *myna_worker_new(struct event_base *base, size_t max_queued,
         return NULL;
     }
     w->max_queued = max_queued ? max_queued : 1;
+    STAILQ_INIT(&w->queued);
+    STAILQ_INIT(&w->finished);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    if ((w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-        myna_err_set(err, MYNA_EIO, "cannot create eventfd: %s", strerror(errno));
+    if ((w->bell = myna_doorbell_new(base, deliver, w, err)) == NULL)
         goto fail;
-    }
-    w->ev = event_new(base, w->efd, EV_READ | EV_PERSIST, on_doorbell, w);
-    if (w->ev == NULL || event_add(w->ev, NULL) != 0) {
-        myna_err_set(err, MYNA_ENOMEM, "cannot add the worker's doorbell to the loop");
-        goto fail;
-    }
     if ((rc = pthread_create(&w->thread, NULL, worker_main, w)) != 0) {
         myna_err_set(err, MYNA_EIO, "cannot start the worker thread: %s", strerror(rc));
         goto fail;
     }
     return w;
 fail:
-    if (w->ev)
-        event_free(w->ev);
-    if (w->efd >= 0)
-        close(w->efd);
+    myna_doorbell_free(w->bell);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w);
@@ -146,7 +102,7 @@ int myna_worker_submit(struct myna_worker *w, struct myna_worker_job *job)
         return MYNA_EAGAIN;
     w->pending++;
     pthread_mutex_lock(&w->mu);
-    push(&w->queued, job);
+    STAILQ_INSERT_TAIL(&w->queued, job, link);
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return MYNA_OK;
@@ -167,8 +123,7 @@ void myna_worker_free(struct myna_worker *w)
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);  /* the thread empties the queue before it ends */
     deliver(w);
-    event_free(w->ev);
-    close(w->efd);
+    myna_doorbell_free(w->bell);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w);

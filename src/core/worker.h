@@ -16,6 +16,7 @@
 #define MYNA_CORE_WORKER_H
 
 #include <stddef.h>
+#include <sys/queue.h>
 
 #include "core/err.h"
 
@@ -23,7 +24,7 @@ struct event_base;
 struct myna_worker;
 
 struct myna_worker_job {
-    struct myna_worker_job *next;               /* the worker's link */
+    STAILQ_ENTRY(myna_worker_job) link;         /* the worker's */
     void (*work)(struct myna_worker_job *job);  /* on the worker thread */
     void (*done)(struct myna_worker_job *job);  /* on the loop thread */
 };

@@ -1,16 +1,13 @@
 /* committer.c - the ingress writer thread and its hand-off to the loop. */
 #include "master/committer.h"
 
-#include <errno.h>
-#include <event2/event.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "core/arena.h"
+#include "core/doorbell.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "core/banned.h"
@@ -35,8 +32,7 @@ struct myna_committer {
     pthread_cond_t cv;
     int stop;                         /* under mu */
     pthread_t thread;
-    int efd;                          /* writer -> loop doorbell */
-    struct event *ev;
+    struct myna_doorbell *bell;       /* writer -> loop */
     size_t max_records;
     size_t pending;                   /* loop thread only */
     pthread_mutex_t stats_mu;
@@ -170,14 +166,6 @@ static void hand_back(struct myna_committer *c, struct myna_commit_job *group)
     while (!atomic_compare_exchange_weak(&c->out, &top, group));
 }
 
-static void ring(int efd)
-{
-    uint64_t one = 1;
-
-    while (write(efd, &one, sizeof(one)) < 0 && errno == EINTR)
-        ;
-}
-
 /* Writer: everything submitted so far, oldest first, after *todo (jobs
  * taken before but left out of the last group). */
 static void take_submitted(struct myna_committer *c, struct myna_commit_job **todo)
@@ -253,15 +241,16 @@ static void *writer_main(void *arg)
         group = take_group(c, &todo, &n);
         commit_group(c, group, n);
         hand_back(c, group);
-        ring(c->efd);
+        myna_doorbell_ring(c->bell);
     }
     myna_arena_cache_release();
     return NULL;
 }
 
 /* Loop thread: answer every job the writer handed back. */
-static void deliver(struct myna_committer *c)
+static void deliver(void *arg)
 {
+    struct myna_committer *c = arg;
     struct myna_commit_job *j, *next;
 
     for (j = atomic_exchange(&c->out, NULL); j; j = next) {
@@ -269,16 +258,6 @@ static void deliver(struct myna_committer *c)
         c->pending--;
         j->done(j, j->arg);
     }
-}
-
-static void on_doorbell(evutil_socket_t fd, short what, void *arg)
-{
-    uint64_t v;
-
-    (void)what;
-    while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
-        ;
-    deliver(arg);
 }
 
 struct myna_committer *myna_committer_new(struct event_base *base, size_t max_records,
@@ -298,26 +277,15 @@ struct myna_committer *myna_committer_new(struct event_base *base, size_t max_re
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     pthread_mutex_init(&c->stats_mu, NULL);
-    c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (c->efd < 0) {
-        myna_err_set(err, MYNA_EIO, "cannot create eventfd: %s", strerror(errno));
+    if ((c->bell = myna_doorbell_new(base, deliver, c, err)) == NULL)
         goto fail;
-    }
-    c->ev = event_new(base, c->efd, EV_READ | EV_PERSIST, on_doorbell, c);
-    if (c->ev == NULL || event_add(c->ev, NULL) != 0) {
-        myna_err_set(err, MYNA_ENOMEM, "cannot add the commit doorbell to the loop");
-        goto fail;
-    }
     if ((rc = pthread_create(&c->thread, NULL, writer_main, c)) != 0) {
         myna_err_set(err, MYNA_EIO, "cannot start the writer thread: %s", strerror(rc));
         goto fail;
     }
     return c;
 fail:
-    if (c->ev)
-        event_free(c->ev);
-    if (c->efd >= 0)
-        close(c->efd);
+    myna_doorbell_free(c->bell);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->stats_mu);
@@ -365,8 +333,7 @@ void myna_committer_free(struct myna_committer *c)
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->thread, NULL);  /* the writer empties the queue before it ends */
     deliver(c);
-    event_free(c->ev);
-    close(c->efd);
+    myna_doorbell_free(c->bell);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->stats_mu);

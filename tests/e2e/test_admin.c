@@ -31,6 +31,18 @@ struct ctx {
 
 static struct ctx *C;
 
+/* A master of its own, whose admin token is ADMIN_TOKEN. */
+static struct myna_proc *launch(const char *const *extra)
+{
+    struct myna_proc *p;
+
+    setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);
+    p = h_launch(NULL, extra);
+    unsetenv("MYNA_ADMIN_TOKEN");
+    assert_non_null(p);
+    return p;
+}
+
 /* An admin API call to p; the answer goes to C->resp. */
 static long api_at(const struct myna_proc *p, const char *token, const char *method,
                    const char *path, const char *body)
@@ -495,10 +507,7 @@ static void test_login_token_expires(void **state)
     int64_t t0;
 
     (void)state;
-    setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);
-    p = h_launch(NULL, extra);
-    unsetenv("MYNA_ADMIN_TOKEN");
-    assert_non_null(p);
+    p = launch(extra);
     assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/users",
                             "{\"name\":\"kim\",\"password\":\"kim-secret-1\"}"),
                      201);
@@ -700,10 +709,7 @@ static void test_login_off_the_loop(void **state)
     pthread_t th;
 
     (void)state;
-    setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);
-    p = h_launch(NULL, extra);
-    unsetenv("MYNA_ADMIN_TOKEN");
-    assert_non_null(p);
+    p = launch(extra);
     assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/users",
                             "{\"name\":\"sloth\",\"password\":\"sloth-secret-1\"}"),
                      201);
@@ -771,10 +777,7 @@ static void test_audit_pruned(void **state)
     char sql[400];
 
     (void)state;
-    setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);
-    p = h_launch(NULL, NULL);
-    unsetenv("MYNA_ADMIN_TOKEN");
-    assert_non_null(p);
+    p = launch(NULL);
     assert_int_equal(h_stop(p, SIGTERM), 0);
     snprintf(sql, sizeof(sql), "INSERT INTO audit(ts_ms, action, target) VALUES"
              "(1000, 'ancient', 'a'), (%lld, 'last.year', 'b'), (%lld, 'yesterday', 'c')",
