@@ -698,7 +698,7 @@ static void *slow_login_run(void *arg)
  * costly stored hash (sixteen times the default's work), the master keeps
  * answering everything else; the login then answers, 401 here as the
  * stored hash matches no password. A burst past the worker's queue is
- * answered 503. */
+ * answered 503; a stop while a check runs exits cleanly. */
 static void test_login_off_the_loop(void **state)
 {
     const char *extra[] = { NULL };
@@ -763,7 +763,18 @@ static void test_login_off_the_loop(void **state)
         assert_int_equal(n401 + n503, 9);
         assert_true(h_log_contains(p, "event=password_busy"));
     }
+
+    /* a stop while a login is being checked: a clean exit, no token given */
+    memset(&l, 0, sizeof(l));
+    l.url = url;
+    assert_int_equal(pthread_create(&th, NULL, slow_login_run, &l), 0);
+    {
+        struct timespec ts = { 0, 100 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
     assert_int_equal(h_stop(p, SIGTERM), 0);
+    pthread_join(th, NULL);
+    assert_int_not_equal(l.code, 200);
     h_release(p);
 }
 
