@@ -315,6 +315,36 @@ static int wants_secrets(struct call *c)
     return q && strcmp(q, "secrets=1") == 0;
 }
 
+/* ?limit=N&offset=M of a list: limit 1..MYNA_CONTROL_LIST_MAX (def when
+ * absent), offset from 0. 0, or -1 after answering 400. */
+static int page_of(struct call *c, size_t def, size_t *limit, size_t *offset)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(c->req)), *v;
+    int64_t l = (int64_t)def, o = 0;
+    struct evkeyvalq q;
+    int bad = 0;
+
+    TAILQ_INIT(&q);
+    if (query && evhttp_parse_query_str(query, &q) != 0) {
+        send_error(c->req, 400, "bad query string");
+        return -1;
+    }
+    if ((v = evhttp_find_header(&q, "limit")) != NULL &&
+        myna_parse_i64(v, 1, MYNA_CONTROL_LIST_MAX, &l) != 0)
+        bad = 1;
+    if ((v = evhttp_find_header(&q, "offset")) != NULL &&
+        myna_parse_i64(v, 0, INT32_MAX, &o) != 0)
+        bad = 1;
+    evhttp_clear_headers(&q);
+    if (bad) {
+        send_error(c->req, 400, "'limit' must be a number from 1 to 1000, 'offset' from 0");
+        return -1;
+    }
+    *limit = (size_t)l;
+    *offset = (size_t)o;
+    return 0;
+}
+
 static void show_instance(struct call *c, const char *id, int code)
 {
     enum myna_secrets_view view = c->user.role == MYNA_ROLE_GUEST ? MYNA_SECRETS_HIDDEN
@@ -1049,15 +1079,18 @@ static void users(struct call *c, const char *rest)
     if (cmd == EVHTTP_REQ_GET) {
         cJSON *arr = cJSON_CreateArray();
         struct myna_control_user *v = NULL;
-        size_t n = 0;
+        size_t n = 0, limit, offset;
         int rc;
         if (c->user.role != MYNA_ROLE_ADMIN) {  /* the others see themselves */
             cJSON_AddItemToArray(arr, user_json(&c->user));
             send_json(c->req, 200, arr);
             return;
         }
-        if ((rc = myna_control_user_list(c->a->control, MYNA_CONTROL_LIST_MAX, 0, &v, &n, &err)) !=
-            MYNA_OK) {
+        if (page_of(c, MYNA_CONTROL_LIST_MAX, &limit, &offset) != 0) {
+            cJSON_Delete(arr);
+            return;
+        }
+        if ((rc = myna_control_user_list(c->a->control, limit, offset, &v, &n, &err)) != MYNA_OK) {
             cJSON_Delete(arr);
             send_failure(c->req, rc, &err);
             return;
@@ -1104,10 +1137,14 @@ static void tokens(struct call *c, const char *rest)
     if (*rest == '\0' && cmd == EVHTTP_REQ_GET) {
         cJSON *arr = cJSON_CreateArray();
         struct myna_control_token *v = NULL;
-        size_t n = 0;
+        size_t n = 0, limit, offset;
+        if (page_of(c, MYNA_CONTROL_LIST_MAX, &limit, &offset) != 0) {
+            cJSON_Delete(arr);
+            return;
+        }
         if ((rc = myna_control_token_list(c->a->control,
                                           c->user.role == MYNA_ROLE_ADMIN ? 0 : c->user.id,
-                                          MYNA_CONTROL_LIST_MAX, 0, &v, &n, &err)) != MYNA_OK) {
+                                          limit, offset, &v, &n, &err)) != MYNA_OK) {
             cJSON_Delete(arr);
             send_failure(c->req, rc, &err);
             return;
@@ -1211,22 +1248,24 @@ static void audit_list(struct call *c)
     struct myna_control_audit *v = NULL;
     struct myna_err err = MYNA_ERR_INIT;
     cJSON *arr;
-    size_t n = 0;
+    size_t n = 0, limit, offset;
     int rc;
 
-    if (!allowed(c, MYNA_ROLE_ADMIN))
+    if (!allowed(c, MYNA_ROLE_ADMIN) || page_of(c, 200, &limit, &offset) != 0)
         return;
-    if ((rc = myna_control_audit_list(c->a->control, 200, 0, &v, &n, &err)) != MYNA_OK) {
+    if ((rc = myna_control_audit_list(c->a->control, limit, offset, &v, &n, &err)) != MYNA_OK) {
         send_failure(c->req, rc, &err);
         return;
     }
     arr = cJSON_CreateArray();
     for (size_t i = 0; i < n; i++) {
         cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", (double)v[i].id);
         cJSON_AddNumberToObject(o, "ts_ms", (double)v[i].ts_ms);
         cJSON_AddStringToObject(o, "user", v[i].user_name ? v[i].user_name : "");
         cJSON_AddStringToObject(o, "action", v[i].action);
         cJSON_AddStringToObject(o, "target", v[i].target ? v[i].target : "");
+        cJSON_AddStringToObject(o, "from", v[i].from_addr ? v[i].from_addr : "");
         if (v[i].detail)
             cJSON_AddRawToObject(o, "detail", v[i].detail);
         cJSON_AddItemToArray(arr, o);

@@ -551,6 +551,61 @@ static void test_login_token_expires(void **state)
     h_release(p);
 }
 
+/* The answer's array size, and the id of its element i (-1: none). */
+static int answer_len(void)
+{
+    cJSON *arr = cJSON_Parse(C->resp);
+    int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : -1;
+
+    cJSON_Delete(arr);
+    return n;
+}
+
+static double answer_id(int i)
+{
+    cJSON *arr = cJSON_Parse(C->resp);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arr, i), "id");
+    double v = cJSON_IsNumber(id) ? id->valuedouble : -1;
+
+    cJSON_Delete(arr);
+    return v;
+}
+
+/* Users, tokens and the audit log come in pages (?limit, ?offset); the
+ * audit log says who did what from where. */
+static void test_paging(void **state)
+{
+    const char *lists[] = { "/admin/users", "/admin/tokens", "/admin/audit" };
+    const char *bad[] = { "limit=0", "limit=1001", "limit=x", "offset=-1", "offset=1e3",
+                          "limit=%zz" };
+    char path[200];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        double second;
+        assert_int_equal(api(ADMIN_TOKEN, "GET", lists[i], NULL), 200);
+        assert_true(answer_len() >= 3);
+        second = answer_id(1);
+        snprintf(path, sizeof(path), "%s?limit=2", lists[i]);
+        assert_int_equal(api(ADMIN_TOKEN, "GET", path, NULL), 200);
+        assert_int_equal(answer_len(), 2);
+        assert_true(answer_id(1) == second);
+        snprintf(path, sizeof(path), "%s?offset=1&limit=1", lists[i]);
+        assert_int_equal(api(ADMIN_TOKEN, "GET", path, NULL), 200);
+        assert_int_equal(answer_len(), 1);
+        assert_true(answer_id(0) == second);
+        snprintf(path, sizeof(path), "%s?offset=100000", lists[i]);
+        assert_int_equal(api(ADMIN_TOKEN, "GET", path, NULL), 200);
+        assert_int_equal(answer_len(), 0);
+        for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
+            snprintf(path, sizeof(path), "%s?%s", lists[i], bad[j]);
+            assert_int_equal(api(ADMIN_TOKEN, "GET", path, NULL), 400);
+        }
+    }
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/audit?limit=1", NULL), 200);
+    assert_non_null(strstr(C->resp, "\"from\":\"127.0.0.1\""));
+}
+
 /* Secrets never reach the control store in the clear. */
 static void test_secrets_sealed_at_rest(void **state)
 {
@@ -843,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_user_update),
         cmocka_unit_test(test_login_token_expires),
         cmocka_unit_test(test_token_revoke),
+        cmocka_unit_test(test_paging),
         cmocka_unit_test(test_secrets_sealed_at_rest),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_delete_while_busy),
