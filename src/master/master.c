@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "core/arena.h"
@@ -32,6 +33,7 @@
 #include "core/banned.h"
 
 #define HEADERS_MAX (16 * 1024)
+#define NOFILE_MAX ((rlim_t)1 << 20)  /* Linux's default ceiling (fs.nr_open) */
 /* A scrape's text: the master's own metrics, then about 30 lines per
  * instance (each up to ~140 bytes with a 64-character id): 8 KiB each
  * leaves room, and the bound grows with the fleet instead of cutting it. */
@@ -45,6 +47,7 @@ struct master {
     struct event_base *base;
     struct evhttp *pub, *adm;
     struct evhttp_bound_socket *pub_sock, *adm_sock;
+    struct myna_accept_guard *pub_guard, *adm_guard;
     struct myna_ingress *ing;
     struct myna_supervisor *sup;   /* NULL with bots = 0 */
     struct myna_alerts *alerts;    /* the supervisor's alerts: logged, POSTed to alert_webhook */
@@ -528,6 +531,9 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
     MYNA_LOG(MYNA_INFO, "draining", "signal=%d pending=%zu", (int)sig,
              myna_ingress_pending(m->ing));
     /* stop accepting: new connections are refused by the kernel from here */
+    myna_accept_guard_free(m->pub_guard);
+    myna_accept_guard_free(m->adm_guard);
+    m->pub_guard = m->adm_guard = NULL;
     evhttp_del_accept_socket(m->pub, m->pub_sock);
     evhttp_del_accept_socket(m->adm, m->adm_sock);
     m->pub_sock = m->adm_sock = NULL;
@@ -589,6 +595,8 @@ static void master_release(struct master *m)
     myna_fleet_free(m->fleet);
     myna_control_free(m->control);
     myna_secret_box_free(m->box);
+    myna_accept_guard_free(m->pub_guard);
+    myna_accept_guard_free(m->adm_guard);
     if (m->pub)
         evhttp_free(m->pub);
     if (m->adm)
@@ -614,6 +622,27 @@ static char *bot_config(const char *id, void *arg)
     struct master *m = arg;
 
     return m->fleet ? myna_fleet_bot_config(m->fleet, id) : NULL;
+}
+
+/* Every connection and store takes a file descriptor, and the soft limit
+ * is often 1024 where the hard one is far higher (systemd's default for
+ * services): the soft limit goes up to the hard one, as servers do. The
+ * limit in force. */
+static long raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -1;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max < NOFILE_MAX ? rl.rlim_max : NOFILE_MAX;
+        if (want > rl.rlim_cur) {
+            rl.rlim_cur = want;
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+                getrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? -1 : (long)rl.rlim_cur;
 }
 
 /* The control store, the secrets' key, the first admin. */
@@ -642,6 +671,7 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     struct myna_instance_set none = { NULL, 0 };
     char pub[128], adm[128];
     int64_t admin_id = 0;
+    long nofile;
     int rc = MYNA_OK;
 
     memset(&m, 0, sizeof(m));
@@ -649,6 +679,7 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     m.args = args;
     m.state = MASTER_STARTING;
     signal(SIGPIPE, SIG_IGN);
+    nofile = raise_nofile();
     if ((m.base = myna_event_base_new()) == NULL ||
         (m.conns = myna_http_conns_new(m.base, &m.metrics.open_connections)) == NULL) {
         rc = myna_err_set(err, MYNA_ENOMEM, "cannot create the event loop");
@@ -665,6 +696,11 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
         (m.adm = listener(&m, conf->admin_addr, on_admin, &m.adm_sock, adm, sizeof(adm),
                           err)) == NULL) {
         rc = err->code;
+        goto out;
+    }
+    if ((m.pub_guard = myna_accept_guard_new(m.pub_sock, "public")) == NULL ||
+        (m.adm_guard = myna_accept_guard_new(m.adm_sock, "admin")) == NULL) {
+        rc = myna_err_set(err, MYNA_ENOMEM, "out of memory");
         goto out;
     }
     if (add_signal(&m, &m.sig_term, SIGTERM, on_stop_signal) != 0 ||
@@ -715,8 +751,8 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
         goto out;
     myna_fleet_purge_trash(m.fleet);
     m.state = MASTER_RUNNING;
-    MYNA_LOG(MYNA_INFO, "ready", "public=%s admin=%s instances=%zu data=%s version=%s", pub,
-             adm, myna_fleet_count(m.fleet), conf->data_dir, MYNA_VERSION);
+    MYNA_LOG(MYNA_INFO, "ready", "public=%s admin=%s instances=%zu data=%s nofile=%ld version=%s",
+             pub, adm, myna_fleet_count(m.fleet), conf->data_dir, nofile, MYNA_VERSION);
     event_base_dispatch(m.base);
     MYNA_LOG(MYNA_INFO, "stopped", "pending=%zu", myna_ingress_pending(m.ing));
     rc = m.exit_rc;

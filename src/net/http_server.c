@@ -6,8 +6,13 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "core/log.h"
+#include "core/util.h"
 #include "core/banned.h"
 
 void myna_http_reply_now(struct evhttp_request *req, int code, const char *reason,
@@ -194,4 +199,88 @@ void myna_http_conns_free(struct myna_http_conns *cs)
             conn_free(cs->slots[i]);
     free(cs->slots);
     free(cs);
+}
+
+/* ---- accept errors ---- */
+
+#define ACCEPT_PAUSE_MS 100
+#define ACCEPT_LOG_MS 1000  /* at most one accept_paused line this often */
+
+struct myna_accept_guard {
+    struct myna_accept_guard *next;
+    struct evconnlistener *lev;
+    struct event *resume;
+    char name[16];
+    int64_t logged_ms;
+    unsigned long pauses;      /* since the last line logged */
+};
+
+static struct myna_accept_guard *guards;
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct myna_accept_guard *g = arg;
+
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(g->lev);
+}
+
+static void on_accept_error(struct evconnlistener *lev, void *ptr)
+{
+    int e = EVUTIL_SOCKET_ERROR();
+    struct timeval pause = { 0, ACCEPT_PAUSE_MS * 1000 };
+    struct myna_accept_guard *g = guards;
+    int64_t now = myna_mono_ms();
+
+    (void)ptr;
+    while (g && g->lev != lev)
+        g = g->next;
+    if (g == NULL)
+        return;
+    evconnlistener_disable(lev);
+    evtimer_add(g->resume, &pause);
+    g->pauses++;
+    if (now - g->logged_ms >= ACCEPT_LOG_MS) {
+        char q[128];
+        MYNA_LOG(MYNA_WARN, "accept_paused", "listener=%s err=%s pauses=%lu pause_ms=%d",
+                 g->name, myna_log_q(q, sizeof(q), strerror(e)), g->pauses, ACCEPT_PAUSE_MS);
+        g->logged_ms = now;
+        g->pauses = 0;
+    }
+}
+
+struct myna_accept_guard *myna_accept_guard_new(struct evhttp_bound_socket *sock,
+                                                const char *name)
+{
+    struct evconnlistener *lev = evhttp_bound_socket_get_listener(sock);
+    struct myna_accept_guard *g = calloc(1, sizeof(*g));
+
+    if (g == NULL || lev == NULL ||
+        (g->resume = evtimer_new(evconnlistener_get_base(lev), on_resume, g)) == NULL) {
+        free(g);
+        return NULL;
+    }
+    g->lev = lev;
+    snprintf(g->name, sizeof(g->name), "%s", name);
+    g->logged_ms = myna_mono_ms() - ACCEPT_LOG_MS;
+    g->next = guards;
+    guards = g;
+    evconnlistener_set_error_cb(lev, on_accept_error);
+    return g;
+}
+
+void myna_accept_guard_free(struct myna_accept_guard *g)
+{
+    struct myna_accept_guard **p = &guards;
+
+    if (g == NULL)
+        return;
+    while (*p && *p != g)
+        p = &(*p)->next;
+    if (*p)
+        *p = g->next;
+    evconnlistener_set_error_cb(g->lev, NULL);
+    event_free(g->resume);
+    free(g);
 }

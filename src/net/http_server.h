@@ -31,7 +31,17 @@
  *   when bytes or a hang-up come while evhttp is not reading (a pipelined
  *   request, a body in many pieces, a client gone); on its third firing
  *   without a new request it steps aside until the next request, so the
- *   loop never spins on a socket nobody reads. */
+ *   loop never spins on a socket nobody reads.
+ *
+ * myna_accept_guard: when accept fails for want of file descriptors
+ * (EMFILE, ENFILE) or memory, libevent's listener stays on and tries again
+ * on the next turn, so the loop spins at full CPU and starves the open
+ * connections, the very ones whose end would free descriptors. A guarded
+ * listener pauses for 100 ms instead (the kernel queues new connections
+ * meanwhile, up to the backlog) and logs event=accept_paused at most once
+ * a second. libevent hands the error callback only the listener (its other
+ * argument is evhttp's), so the guards are found in a list kept by this
+ * file: loop thread only. */
 #ifndef MYNA_NET_HTTP_SERVER_H
 #define MYNA_NET_HTTP_SERVER_H
 
@@ -39,7 +49,9 @@
 
 struct event_base;
 struct evbuffer;
+struct evhttp_bound_socket;
 struct evhttp_request;
+struct myna_accept_guard;
 struct myna_http_conns;
 
 /* evhttp_send_reply(req, code, reason, body), then the first write now. */
@@ -56,5 +68,12 @@ void myna_http_conns_free(struct myna_http_conns *cs);
  * out of memory, a connection is served without its watch or count. It
  * takes the connection's close callback: nothing else may set it. */
 void myna_http_conns_request(struct myna_http_conns *cs, struct evhttp_request *req);
+
+/* Guards sock's listener; name ("public", "admin") is for the log. NULL
+ * when out of memory. */
+struct myna_accept_guard *myna_accept_guard_new(struct evhttp_bound_socket *sock,
+                                                const char *name);
+/* Before the socket is deleted (evhttp_del_accept_socket, evhttp_free). NULL ok. */
+void myna_accept_guard_free(struct myna_accept_guard *g);
 
 #endif

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,10 @@ int h_start(struct myna_proc *p, const char *const *extra)
         if (fd >= 0) {
             dup2(fd, STDERR_FILENO);
             dup2(fd, STDOUT_FILENO);
+        }
+        if (p->nofile > 0) {
+            struct rlimit rl = { (rlim_t)p->nofile, (rlim_t)p->nofile };
+            setrlimit(RLIMIT_NOFILE, &rl);
         }
         execv(MYNA_BIN, (char *const *)argv);
         _exit(127);

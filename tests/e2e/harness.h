@@ -14,6 +14,7 @@ struct myna_proc {
     char public_url[128]; /* http://127.0.0.1:PORT */
     char admin_url[128];
     char log_path[300];
+    int nofile;           /* > 0: h_start runs myna with this many file descriptors at most */
 };
 
 /* Makes a temp dir and writes instances_json (NULL: none) as instances.json. */

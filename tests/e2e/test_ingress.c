@@ -690,6 +690,60 @@ static void test_waiting_connection_does_not_spin(void **state)
     assert_int_equal(stored(p, "wamid.RAWWAIT2"), 1);
 }
 
+static int accept_paused(void *arg)
+{
+    return h_log_contains(arg, "event=accept_paused listener=public");
+}
+
+static int healthy(void *arg)
+{
+    const struct myna_proc *p = arg;
+    char url[200], resp[256];
+
+    snprintf(url, sizeof(url), "%s/healthz", p->public_url);
+    return h_http("GET", url, NULL, 0, NULL, resp, sizeof(resp)) == 200;
+}
+
+/* Out of file descriptors, accept fails: the listener pauses instead of
+ * spinning (http_server.h), a connection already open is still served,
+ * and once descriptors are free again new connections are too. */
+static void test_out_of_descriptors(void **state)
+{
+    struct myna_proc p;
+    static char buf[8192];
+    int fds[80], first;
+    size_t len;
+    long t0, used;
+
+    (void)state;
+    assert_int_equal(h_setup(&p, instances_json), 0);
+    p.nofile = 48;
+    assert_int_equal(h_start(&p, NULL), 0);
+    assert_true(h_log_contains(&p, "nofile=48"));
+    first = raw_connect(&p);
+    for (int i = 0; i < 80; i++)
+        fds[i] = raw_connect(&p);  /* the kernel's backlog takes what accept cannot */
+    assert_true(h_wait(accept_paused, &p, 5000));
+    t0 = cpu_ticks(p.pid);
+    usleep(600 * 1000);
+    used = cpu_ticks(p.pid) - t0;
+    /* a spinning loop would have used the whole 600 ms (60 ticks) */
+    if (used > 20)
+        fail_msg("the master used %ld ticks of CPU in 600 ms out of descriptors", used);
+
+    len = raw_request(buf, sizeof(buf), 0, "wamid.NOFD1", "HTTP/1.1", NULL);
+    send_all(first, buf, len);
+    assert_int_equal(read_answers(first, 1, 0), 1);
+    assert_int_equal(stored(&p, "wamid.NOFD1"), 1);
+
+    for (int i = 0; i < 80; i++)
+        close(fds[i]);
+    assert_true(h_wait(healthy, &p, 5000));
+    close(first);
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
 static void test_logs_hide_secrets(void **state)
 {
     struct myna_proc *p = *state;
@@ -714,6 +768,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_logs_hide_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_connection_many_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_connection_does_not_spin, setup, teardown),
+        cmocka_unit_test(test_out_of_descriptors),
     };
     int rc;
 
