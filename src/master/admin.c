@@ -811,7 +811,7 @@ struct pw_job {
     int64_t counted_ms;    /* login: when the attempt was counted as failed */
     int ok;                /* check: the password matched */
     struct myna_err err;   /* hash: why it failed */
-    void (*finish)(struct pw_job *j);  /* on the loop, answers the request */
+    void (*finish)(struct pw_job *j);  /* on the loop: answers (unless the hash failed) */
 };
 
 static void pw_job_free(struct pw_job *j)
@@ -845,7 +845,10 @@ static void pw_done(struct myna_worker_job *w)
 {
     struct pw_job *j = (struct pw_job *)w;
 
-    j->finish(j);
+    if (!j->check && j->password && j->hash == NULL)
+        send_failure(j->c.req, j->err.code, &j->err);  /* the hash failed */
+    else
+        j->finish(j);
     pw_job_free(j);
 }
 
@@ -957,10 +960,6 @@ static void user_update_finish(struct pw_job *j)
     memset(&u, 0, sizeof(u));
     if (role)
         myna_role_parse(role->valuestring, &r);  /* checked by user_update */
-    if (j->password && j->hash == NULL) {
-        send_failure(c->req, j->err.code, &j->err);
-        return;
-    }
     if ((rc = myna_control_begin(c->a->control, &err)) == MYNA_OK) {
         if ((rc = myna_control_user_get_by_name(c->a->control, j->target, &u, &err)) == MYNA_OK)
             rc = keeps_an_admin(c, &u, (role && r != MYNA_ROLE_ADMIN) || cJSON_IsTrue(dis),
@@ -1037,10 +1036,6 @@ static void user_create_finish(struct pw_job *j)
 
     if (role)
         myna_role_parse(role->valuestring, &r);  /* checked by users */
-    if (j->password && j->hash == NULL) {
-        send_failure(c->req, j->err.code, &j->err);
-        return;
-    }
     o = cJSON_CreateObject();
     if ((rc = myna_control_begin(c->a->control, &err)) == MYNA_OK) {
         rc = myna_control_user_add(c->a->control, j->target, (int)r, j->hash, myna_wall_ms(), &id,

@@ -417,6 +417,14 @@ static void test_user_update(void **state)
     assert_non_null(strstr(C->resp, "\"password\":true"));
     assert_int_equal(login("dora", "dora-secret-1"), 401);
     assert_int_equal(login("dora", "dora-secret-2"), 200);
+    /* a password out of bounds is refused, and nothing changes */
+    assert_int_equal(api(dora, "PUT", "/admin/users/dora", "{\"password\":\"short\"}"), 400);
+    assert_non_null(strstr(C->resp, "password must be 8 to"));
+    assert_int_equal(login("dora", "dora-secret-2"), 200);
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/users",
+                         "{\"name\":\"flo\",\"password\":\"short\"}"),
+                     400);
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/users/flo", "{\"disabled\":true}"), 404);
     assert_int_equal(api(dora, "PUT", "/admin/users/dora", "{\"role\":\"admin\"}"), 403);
     assert_int_equal(api(dora, "PUT", "/admin/users/dora", "{\"disabled\":false}"), 403);
     assert_int_equal(api(dora, "PUT", "/admin/users/admin", "{\"password\":\"taken-over\"}"), 403);
