@@ -631,16 +631,15 @@ static char *bot_config(const char *id, void *arg)
 static long raise_nofile(void)
 {
     struct rlimit rl;
+    rlim_t want;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return -1;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rlim_t want = rl.rlim_max < NOFILE_MAX ? rl.rlim_max : NOFILE_MAX;
-        if (want > rl.rlim_cur) {
-            rl.rlim_cur = want;
-            if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-                getrlimit(RLIMIT_NOFILE, &rl);
-        }
+    want = rl.rlim_max < NOFILE_MAX ? rl.rlim_max : NOFILE_MAX;
+    if (want > rl.rlim_cur) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
     }
     return rl.rlim_cur == RLIM_INFINITY ? -1 : (long)rl.rlim_cur;
 }
