@@ -171,6 +171,8 @@ int h_start(struct myna_proc *p, const char *const *extra)
         }
         if (p->nofile > 0) {
             struct rlimit rl = { (rlim_t)p->nofile, (rlim_t)p->nofile };
+            if (p->nofile_hard > p->nofile)
+                rl.rlim_max = (rlim_t)p->nofile_hard;
             setrlimit(RLIMIT_NOFILE, &rl);
         }
         execv(MYNA_BIN, (char *const *)argv);

@@ -15,6 +15,7 @@ struct myna_proc {
     char admin_url[128];
     char log_path[300];
     int nofile;           /* > 0: h_start runs myna with this many file descriptors at most */
+    int nofile_hard;      /* > nofile: the hard limit above that soft one */
 };
 
 /* Makes a temp dir and writes instances_json (NULL: none) as instances.json. */

@@ -704,6 +704,22 @@ static int healthy(void *arg)
     return h_http("GET", url, NULL, 0, NULL, resp, sizeof(resp)) == 200;
 }
 
+/* A soft descriptor limit below the hard one (systemd's 1024 for
+ * services): the master raises it and says so in its ready line. */
+static void test_raises_soft_nofile(void **state)
+{
+    struct myna_proc p;
+
+    (void)state;
+    assert_int_equal(h_setup(&p, instances_json), 0);
+    p.nofile = 64;
+    p.nofile_hard = 300;
+    assert_int_equal(h_start(&p, NULL), 0);
+    assert_true(h_log_contains(&p, "nofile=300"));
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
 /* Out of file descriptors, accept fails: the listener pauses instead of
  * spinning (http_server.h), a connection already open is still served,
  * and once descriptors are free again new connections are too. */
@@ -768,6 +784,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_logs_hide_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_connection_many_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_connection_does_not_spin, setup, teardown),
+        cmocka_unit_test(test_raises_soft_nofile),
         cmocka_unit_test(test_out_of_descriptors),
     };
     int rc;
