@@ -59,6 +59,7 @@ struct myna_admin {
     struct myna_fleet *fleet;
     struct myna_supervisor *sup;
     struct myna_worker *worker;  /* password hashes and checks */
+    int stopping;                /* the loop is gone: waiting jobs answer nothing */
     char data_dir[4096];
     int64_t login_ttl_ms;  /* how long a login's token works */
     int64_t audit_keep_ms; /* 0: the audit log is kept forever */
@@ -810,6 +811,8 @@ struct pw_job {
     int64_t user_id;       /* login: the user whose hash is checked */
     int64_t counted_ms;    /* login: when the attempt was counted as failed */
     int ok;                /* check: the password matched */
+    int role_needed;       /* the caller's least role, checked again after the
+                            * wait; -1: no caller (a login) */
     struct myna_err err;   /* hash: why it failed */
     void (*finish)(struct pw_job *j);  /* on the loop: answers (unless the hash failed) */
 };
@@ -841,20 +844,32 @@ static void pw_work(struct myna_worker_job *w)
     }
 }
 
+/* The caller of a request that waited for the worker, read again: its
+ * token may have been revoked, or its role lowered, meanwhile. 1, or 0
+ * after answering 401/403. */
+static int still_allowed(struct call *c, int role)
+{
+    myna_control_user_release(&c->user);
+    return authenticate(c) == 0 && allowed(c, role);
+}
+
 static void pw_done(struct myna_worker_job *w)
 {
     struct pw_job *j = (struct pw_job *)w;
 
-    if (!j->check && j->password && j->hash == NULL)
+    if (j->c.a->stopping)
+        ;  /* after the drain's deadline: no answer could leave, so nothing changes */
+    else if (!j->check && j->password && j->hash == NULL)
         send_failure(j->c.req, j->err.code, &j->err);  /* the hash failed */
-    else
+    else if (j->password == NULL || j->role_needed < 0 || still_allowed(&j->c, j->role_needed))
         j->finish(j);
     pw_job_free(j);
 }
 
 /* A job for c's request: c's user and body become the job's (body is
- * deleted on failure). NULL after answering 500. */
-static struct pw_job *pw_job_new(struct call *c, cJSON *body, const char *target,
+ * deleted on failure). role_needed: see struct pw_job. NULL after
+ * answering 500. */
+static struct pw_job *pw_job_new(struct call *c, cJSON *body, const char *target, int role_needed,
                                  void (*finish)(struct pw_job *j))
 {
     struct pw_job *j = calloc(1, sizeof(*j));
@@ -868,8 +883,10 @@ static struct pw_job *pw_job_new(struct call *c, cJSON *body, const char *target
     j->w.work = pw_work;
     j->w.done = pw_done;
     j->c = *c;
+    j->c.actor.from_addr = j->c.from;  /* c is on the caller's stack */
     memset(&c->user, 0, sizeof(c->user));
     j->body = body;
+    j->role_needed = role_needed;
     j->finish = finish;
     return j;
 }
@@ -995,11 +1012,11 @@ static void user_update(struct call *c, const char *name)
 {
     const cJSON *role, *pw, *dis;
     enum myna_role r = MYNA_ROLE_USER;
+    int role_needed = strcmp(name, c->user.name) == 0 ? MYNA_ROLE_USER : MYNA_ROLE_ADMIN;
     struct pw_job *j;
     cJSON *body;
 
-    if (!allowed(c, strcmp(name, c->user.name) == 0 ? MYNA_ROLE_USER : MYNA_ROLE_ADMIN) ||
-        (body = json_body(c->req)) == NULL)
+    if (!allowed(c, role_needed) || (body = json_body(c->req)) == NULL)
         return;
     role = cJSON_GetObjectItemCaseSensitive(body, "role");
     pw = cJSON_GetObjectItemCaseSensitive(body, "password");
@@ -1012,11 +1029,13 @@ static void user_update(struct call *c, const char *name)
                                 "\"password\": a string or null, \"disabled\": true|false}");
         return;
     }
-    if ((role || dis) && !allowed(c, MYNA_ROLE_ADMIN)) {
+    if (role || dis)
+        role_needed = MYNA_ROLE_ADMIN;
+    if (!allowed(c, role_needed)) {
         cJSON_Delete(body);
         return;
     }
-    if ((j = pw_job_new(c, body, name, user_update_finish)) == NULL)
+    if ((j = pw_job_new(c, body, name, role_needed, user_update_finish)) == NULL)
         return;
     j->password = cJSON_IsString(pw) ? pw->valuestring : NULL;
     pw_job_run(j);
@@ -1114,7 +1133,8 @@ static void users(struct call *c, const char *rest)
                                     "\"password\" (optional)}");
             return;
         }
-        if ((j = pw_job_new(c, body, name->valuestring, user_create_finish)) == NULL)
+        if ((j = pw_job_new(c, body, name->valuestring, MYNA_ROLE_ADMIN, user_create_finish)) ==
+            NULL)
             return;
         j->password = pw ? pw->valuestring : NULL;
         pw_job_run(j);
@@ -1420,7 +1440,7 @@ static void login(struct call *c)
         send_error(c->req, 401, "wrong name or password");
         return;
     }
-    if ((j = pw_job_new(c, body, name->valuestring, login_finish)) == NULL)
+    if ((j = pw_job_new(c, body, name->valuestring, -1, login_finish)) == NULL)
         return;
     j->password = pw->valuestring;
     j->check = 1;
@@ -1486,7 +1506,9 @@ static void prune_audit(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    while (n == AUDIT_PRUNE_STEP && steps++ < AUDIT_PRUNE_STEPS) {
+    /* on while a step removes anything: a row whose clock ran ahead may sit
+     * among the oldest, and must not hold back the old ones behind it */
+    while (n > 0 && steps++ < AUDIT_PRUNE_STEPS) {
         if (myna_control_audit_prune(a->control, before, AUDIT_PRUNE_STEP, &n, &err) != MYNA_OK) {
             char q[600];
             MYNA_LOG(MYNA_ERROR, "audit_prune_failed", "err=%s",
@@ -1497,7 +1519,7 @@ static void prune_audit(evutil_socket_t fd, short what, void *arg)
     }
     if (all > 0)
         MYNA_LOG(MYNA_INFO, "audit_pruned", "rows=%lld", (long long)all);
-    evtimer_add(a->prune_timer, n == AUDIT_PRUNE_STEP ? &second : &hour);
+    evtimer_add(a->prune_timer, n > 0 ? &second : &hour);
 }
 
 struct myna_admin *myna_admin_new(struct event_base *base, struct myna_control *control,
@@ -1531,13 +1553,19 @@ fail:
     return NULL;
 }
 
+size_t myna_admin_pending(const struct myna_admin *a)
+{
+    return a ? myna_worker_pending(a->worker) : 0;
+}
+
 void myna_admin_free(struct myna_admin *a)
 {
     if (a == NULL)
         return;
     if (a->prune_timer)
         event_free(a->prune_timer);
-    myna_worker_free(a->worker);  /* answers the requests still waiting */
+    a->stopping = 1;
+    myna_worker_free(a->worker);  /* runs what waits; nothing of it is answered or changed */
     free(a);
 }
 

@@ -40,7 +40,10 @@ struct myna_admin;
 struct myna_admin *myna_admin_new(struct event_base *base, struct myna_control *control,
                                   struct myna_fleet *fleet, struct myna_supervisor *sup,
                                   const struct myna_conf *conf, struct myna_err *err);
-/* Answers the requests still waiting for a password check first. NULL ok. */
+/* Requests waiting for a password hash or check (a stop waits for them). */
+size_t myna_admin_pending(const struct myna_admin *a);
+/* A request still waiting for its password hash gets no answer and
+ * changes nothing: the loop is gone. NULL ok. */
 void myna_admin_free(struct myna_admin *a);
 /* Handles a request whose path starts with "/admin/". */
 void myna_admin_handle(struct myna_admin *a, struct evhttp_request *req, const char *path);

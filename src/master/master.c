@@ -502,8 +502,10 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    /* a scrape under way is answered too, within the same deadline */
-    if ((pending > 0 || m->scrape != NULL) && myna_mono_ms() < m->drain_deadline_ms)
+    /* a scrape under way and the admin requests waiting for a password
+     * hash are answered too, within the same deadline */
+    if ((pending > 0 || m->scrape != NULL || myna_admin_pending(m->admin) > 0) &&
+        myna_mono_ms() < m->drain_deadline_ms)
         return;
     if (pending > 0) {
         MYNA_LOG(MYNA_ERROR, "drain_timeout", "pending=%zu", pending);

@@ -202,7 +202,7 @@ int myna_control_audit_list(struct myna_control *c, size_t limit, size_t offset,
 void myna_control_audit_release(struct myna_control_audit *a);
 /* Removes the rows older than before_ms among the limit oldest (by id), so
  * that one call stays short however large the log: call again while *n
- * (NULL ok) comes back as limit. */
+ * (NULL ok) comes back above 0. */
 int myna_control_audit_prune(struct myna_control *c, int64_t before_ms, size_t limit, int64_t *n,
                              struct myna_err *err);
 

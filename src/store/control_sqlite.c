@@ -55,6 +55,15 @@ static const char *const migrations[] = {
     " action TEXT NOT NULL, target TEXT, detail TEXT, from_addr TEXT);",
     /* 2: a token may end at a time (a login's does); 0: never. */
     "ALTER TABLE tokens ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;",
+    /* 3: audit ids are never given twice, even once retention has emptied
+     * the log (a reader may remember the last id it saw). */
+    "CREATE TABLE audit_v3("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL, user_id INTEGER,"
+    " user_name TEXT, action TEXT NOT NULL, target TEXT, detail TEXT, from_addr TEXT);"
+    "INSERT INTO audit_v3 SELECT id, ts_ms, user_id, user_name, action, target, detail, from_addr"
+    " FROM audit;"
+    "DROP TABLE audit;"
+    "ALTER TABLE audit_v3 RENAME TO audit;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

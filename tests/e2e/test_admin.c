@@ -738,8 +738,10 @@ static int control_exec(const struct myna_proc *p, const char *sql)
     return n;
 }
 
+/* A request on a thread of its own: by default sloth's login. */
 struct slow_login {
     const char *url;
+    const char *method, *body, *token;  /* NULL: POST, sloth's login, no token */
     long code;
     int64_t start_ms, end_ms;
 };
@@ -747,32 +749,27 @@ struct slow_login {
 static void *slow_login_run(void *arg)
 {
     struct slow_login *l = arg;
-    const char *body = "{\"name\":\"sloth\",\"password\":\"sloth-secret-1\"}";
-    const char *h[] = { "Content-Type: application/json", NULL };
+    const char *body = l->body ? l->body : "{\"name\":\"sloth\",\"password\":\"sloth-secret-1\"}";
+    char auth[200];
+    const char *h[] = { "Content-Type: application/json", l->token ? auth : NULL, NULL };
     char resp[1024];
 
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", l->token ? l->token : "");
     l->start_ms = myna_mono_ms();
-    l->code = h_http("POST", l->url, body, strlen(body), h, resp, sizeof(resp));
+    l->code = h_http(l->method ? l->method : "POST", l->url, body, strlen(body), h, resp,
+                     sizeof(resp));
     l->end_ms = myna_mono_ms();
     return NULL;
 }
 
-/* Password checks run off the master's loop: while a login waits for a
- * costly stored hash (sixteen times the default's work), the master keeps
- * answering everything else; the login then answers, 401 here as the
- * stored hash matches no password. A burst past the worker's queue is
- * answered 503; a stop while a check runs exits cleanly. */
-static void test_login_off_the_loop(void **state)
+/* A master whose user sloth has a costly stored hash (sixteen times the
+ * default's work) that matches no password: its login keeps the worker
+ * busy for a while, then answers 401. */
+static struct myna_proc *launch_with_sloth(const char *const *extra)
 {
-    const char *extra[] = { NULL };
-    struct slow_login l = { 0 };
-    struct myna_proc *p;
-    char sql[400], url[200], resp[256], *hash;
-    int64_t t0, t1;
-    pthread_t th;
+    struct myna_proc *p = launch(extra);
+    char sql[400], *hash;
 
-    (void)state;
-    p = launch(extra);
     assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/users",
                             "{\"name\":\"sloth\",\"password\":\"sloth-secret-1\"}"),
                      201);
@@ -787,14 +784,34 @@ static void test_login_off_the_loop(void **state)
     free(hash);
     assert_int_equal(control_exec(p, sql), 1);
     assert_int_equal(h_start(p, extra), 0);
+    return p;
+}
 
+static void pause_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+    nanosleep(&ts, NULL);
+}
+
+/* Password checks run off the master's loop: while a login waits for a
+ * costly stored hash, the master keeps answering everything else; the
+ * login then answers. A burst past the worker's queue is answered 503; a
+ * stop while a check runs waits for it and answers it. */
+static void test_login_off_the_loop(void **state)
+{
+    struct slow_login l = { 0 };
+    struct myna_proc *p;
+    char url[200], resp[256];
+    int64_t t0, t1;
+    pthread_t th;
+
+    (void)state;
+    p = launch_with_sloth(NULL);
     snprintf(url, sizeof(url), "%s/admin/login", p->admin_url);
     l.url = url;
     assert_int_equal(pthread_create(&th, NULL, slow_login_run, &l), 0);
-    {
-        struct timespec ts = { 0, 100 * 1000000L };
-        nanosleep(&ts, NULL);  /* the login is being checked */
-    }
+    pause_ms(100);  /* the login is being checked */
     snprintf(url, sizeof(url), "%s/healthz", p->public_url);
     t0 = myna_mono_ms();
     assert_int_equal(h_http("GET", url, NULL, 0, NULL, resp, sizeof(resp)), 200);
@@ -827,17 +844,60 @@ static void test_login_off_the_loop(void **state)
         assert_true(h_log_contains(p, "event=password_busy"));
     }
 
-    /* a stop while a login is being checked: a clean exit, no token given */
+    /* a stop while a login is being checked: the drain waits for it, so
+     * its answer leaves before the master exits */
     memset(&l, 0, sizeof(l));
     l.url = url;
     assert_int_equal(pthread_create(&th, NULL, slow_login_run, &l), 0);
-    {
-        struct timespec ts = { 0, 100 * 1000000L };
-        nanosleep(&ts, NULL);
-    }
+    pause_ms(100);
     assert_int_equal(h_stop(p, SIGTERM), 0);
     pthread_join(th, NULL);
-    assert_int_not_equal(l.code, 200);
+    assert_int_equal(l.code, 401);
+    h_release(p);
+}
+
+/* A request that waited for the worker is allowed again when its turn
+ * comes: an admin demoted meanwhile no longer changes a password. */
+static void test_permission_checked_after_the_wait(void **state)
+{
+    struct slow_login slow = { 0 }, put = { 0 };
+    struct myna_proc *p;
+    char ivy[80], login[200], bob[200];
+    pthread_t t1, t2;
+
+    (void)state;
+    p = launch_with_sloth(NULL);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/users",
+                            "{\"name\":\"ivy\",\"role\":\"admin\"}"),
+                     201);
+    answer_str("token", ivy, sizeof(ivy));
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/users",
+                            "{\"name\":\"bob\",\"password\":\"bob-secret-1\"}"),
+                     201);
+    snprintf(login, sizeof(login), "%s/admin/login", p->admin_url);
+    snprintf(bob, sizeof(bob), "%s/admin/users/bob", p->admin_url);
+    slow.url = login;
+    assert_int_equal(pthread_create(&t1, NULL, slow_login_run, &slow), 0);
+    pause_ms(100);  /* sloth's check holds the worker */
+    put.url = bob;
+    put.method = "PUT";
+    put.body = "{\"password\":\"bob-secret-2\"}";
+    put.token = ivy;
+    assert_int_equal(pthread_create(&t2, NULL, slow_login_run, &put), 0);
+    pause_ms(100);  /* ivy's change waits behind it */
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "PUT", "/admin/users/ivy", "{\"role\":\"user\"}"),
+                     200);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    assert_int_equal(slow.code, 401);
+    assert_int_equal(put.code, 403);
+    assert_int_equal(api_at(p, NULL, "POST", "/admin/login",
+                            "{\"name\":\"bob\",\"password\":\"bob-secret-2\"}"),
+                     401);
+    assert_int_equal(api_at(p, NULL, "POST", "/admin/login",
+                            "{\"name\":\"bob\",\"password\":\"bob-secret-1\"}"),
+                     200);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
     h_release(p);
 }
 
@@ -853,22 +913,33 @@ static void test_audit_pruned(void **state)
     (void)state;
     p = launch(NULL);
     assert_int_equal(h_stop(p, SIGTERM), 0);
+    /* 'ahead' was written while the clock ran a day fast: among the oldest
+     * rows, it must not hold back the old ones behind it */
     snprintf(sql, sizeof(sql), "INSERT INTO audit(ts_ms, action, target) VALUES"
-             "(1000, 'ancient', 'a'), (%lld, 'last.year', 'b'), (%lld, 'yesterday', 'c')",
-             (long long)(now - 366 * day), (long long)(now - day));
-    assert_int_equal(control_exec(p, sql), 3);
+             "(%lld, 'ahead', 'd'), (1000, 'ancient', 'a'), (%lld, 'last.year', 'b'),"
+             " (%lld, 'yesterday', 'c')",
+             (long long)(now + day), (long long)(now - 366 * day), (long long)(now - day));
+    assert_int_equal(control_exec(p, sql), 4);
+    /* more than one step of old rows (500) */
+    assert_int_equal(control_exec(p, "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+                                     " FROM k WHERE i < 1200) INSERT INTO audit(ts_ms, action)"
+                                     " SELECT 2000, 'bulk' FROM k"),
+                     1200);
     assert_int_equal(h_start(p, keep_all), 0);
-    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/audit", NULL), 200);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/audit?limit=1000&offset=1000", NULL),
+                     200);  /* the oldest rows */
     assert_non_null(strstr(C->resp, "\"ancient\""));
     assert_false(h_log_contains(p, "event=audit_pruned"));
     assert_int_equal(h_stop(p, SIGTERM), 0);
 
     assert_int_equal(h_start(p, NULL), 0);  /* 365 days by default */
-    assert_true(h_log_contains(p, "event=audit_pruned rows=2"));
+    assert_true(h_log_contains(p, "event=audit_pruned rows=1202"));
     assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/audit", NULL), 200);
     assert_null(strstr(C->resp, "\"ancient\""));
     assert_null(strstr(C->resp, "\"last.year\""));
+    assert_null(strstr(C->resp, "\"bulk\""));
     assert_non_null(strstr(C->resp, "\"yesterday\""));
+    assert_non_null(strstr(C->resp, "\"ahead\""));
     assert_int_equal(h_stop(p, SIGTERM), 0);
     h_release(p);
 }
@@ -912,6 +983,7 @@ int main(void)
         cmocka_unit_test(test_delete_while_busy),
         cmocka_unit_test(test_login_limited),
         cmocka_unit_test(test_login_off_the_loop),
+        cmocka_unit_test(test_permission_checked_after_the_wait),
         cmocka_unit_test(test_audit_pruned),
         cmocka_unit_test(test_changes_survive_a_restart),
     };

@@ -249,9 +249,9 @@ static void test_open_creates_schema_wal_private(void **state)
     struct stat st;
 
     assert_sql(f->path, "PRAGMA journal_mode", "wal");
-    assert_sql(f->path, "PRAGMA user_version", "2");
+    assert_sql(f->path, "PRAGMA user_version", "3");
     assert_sql(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
-               " WHERE type = 'table' ORDER BY name)", "audit,instances,tokens,users");
+               " WHERE type = 'table' ORDER BY name)", "audit,instances,sqlite_sequence,tokens,users");
     assert_sql(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                " WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
                "instances_owner,tokens_user");
@@ -280,7 +280,7 @@ static void test_open_migrates_empty_file(void **state)
     assert_int_equal(user_count(c), 0);
     assert_int_equal(inst_count(c, 0), 0);
     myna_control_free(c);
-    assert_sql(f->path, "PRAGMA user_version", "2");
+    assert_sql(f->path, "PRAGMA user_version", "3");
     assert_int_equal(stat(f->path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0640);
 }
@@ -299,7 +299,7 @@ static void test_reopen_does_not_migrate(void **state)
     assert_int_equal(user_count(c), 1);
     myna_control_free(c);
     assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'marker'", "1");
-    assert_sql(f->path, "PRAGMA user_version", "2");
+    assert_sql(f->path, "PRAGMA user_version", "3");
 }
 
 static void test_open_refuses_newer_schema(void **state)
@@ -309,14 +309,14 @@ static void test_open_refuses_newer_schema(void **state)
     char want[256];
 
     myna_control_free(open_ok(f->path));
-    sql_exec(f->path, "PRAGMA user_version=3");
+    sql_exec(f->path, "PRAGMA user_version=4");
     assert_null(myna_control_open(f->path, &err));
-    snprintf(want, sizeof(want), "cannot open control store '%s': its schema version 3 is "
-             "newer than this myna's 2", f->path);
+    snprintf(want, sizeof(want), "cannot open control store '%s': its schema version 4 is "
+             "newer than this myna's 3", f->path);
     assert_err(&err, MYNA_ESTORE, want);
     /* nothing was touched: a newer myna can still use it */
-    assert_sql(f->path, "PRAGMA user_version", "3");
-    assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "4");
+    assert_sql(f->path, "PRAGMA user_version", "4");
+    assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "5");
 
     sql_exec(f->path, "PRAGMA user_version=-5");
     assert_null(myna_control_open(f->path, &err));
@@ -731,7 +731,7 @@ static void test_schema_1_tokens_never_end(void **state)
     sql_exec(f->path, "PRAGMA user_version=1");
 
     c = open_ok(f->path);
-    assert_sql(f->path, "PRAGMA user_version", "2");
+    assert_sql(f->path, "PRAGMA user_version", "3");
     assert_sql(f->path, "SELECT expires_ms FROM tokens", "0");
     assert_int_equal(myna_control_token_find(c, h, INT64_MAX / 2, &u, NULL, &err), MYNA_OK);
     assert_string_equal(u.name, "old");
@@ -1218,6 +1218,46 @@ static void test_audit_prune(void **state)
                      MYNA_EINVAL);
 }
 
+/* An audit id is never given twice: not after retention emptied the log,
+ * and not in a log written before ids were kept (schema 2), whose rows
+ * keep their ids through the migration. */
+static void test_audit_ids_never_reused(void **state)
+{
+    struct fix *f = *state;
+    struct myna_control_audit a = { 0 };
+    struct myna_control *c = open_ok(f->path);
+    int64_t id = 0, n = 0;
+    char act[] = "old";
+
+    a.ts_ms = 1000;
+    a.action = act;
+    assert_int_equal(myna_control_audit_add(c, &a, &id, NULL), MYNA_OK);
+    assert_int_equal(myna_control_audit_add(c, &a, &id, NULL), MYNA_OK);
+    assert_int_equal(id, 2);
+    assert_int_equal(myna_control_audit_prune(c, 5000, 10, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(myna_control_audit_add(c, &a, &id, NULL), MYNA_OK);
+    assert_int_equal(id, 3);
+    myna_control_free(c);
+
+    /* the same log as schema 2 wrote it */
+    sql_exec(f->path, "DROP TABLE audit; DELETE FROM sqlite_sequence;"
+             "CREATE TABLE audit(id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL,"
+             " user_id INTEGER, user_name TEXT, action TEXT NOT NULL, target TEXT, detail TEXT,"
+             " from_addr TEXT);"
+             "INSERT INTO audit(id, ts_ms, action, from_addr) VALUES (5, 1000, 'a', '192.0.2.1'),"
+             " (9, 2000, 'b', NULL); PRAGMA user_version=2");
+    c = open_ok(f->path);
+    assert_sql(f->path, "PRAGMA user_version", "3");
+    assert_sql(f->path, "SELECT group_concat(id || ':' || action || ':' || ifnull(from_addr, '-'))"
+               " FROM audit", "5:a:192.0.2.1,9:b:-");
+    assert_int_equal(myna_control_audit_prune(c, 5000, 10, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(myna_control_audit_add(c, &a, &id, NULL), MYNA_OK);
+    assert_int_equal(id, 10);
+    myna_control_free(c);
+}
+
 static void test_audit_errors(void **state)
 {
     struct fix *f = *state;
@@ -1343,7 +1383,7 @@ static void test_sql_looking_strings_verbatim(void **state)
     myna_control_audit_release(&av[0]);
     free(av);
     /* nothing was dropped or deleted */
-    assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "4");
+    assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "5");
     assert_int_equal(user_count(f->c), 1);
     assert_int_equal(inst_count(f->c, 0), 1);
 }
@@ -1691,7 +1731,7 @@ static void test_fork_open_together(void **state)
     c = open_ok(f->path);
     assert_int_equal(user_count(c), 2 * FORK_USERS);
     myna_control_free(c);
-    assert_sql(f->path, "PRAGMA user_version", "2");
+    assert_sql(f->path, "PRAGMA user_version", "3");
 }
 
 int main(void)
@@ -1723,6 +1763,7 @@ int main(void)
         O(test_audit_order_fields_paging),
         O(test_audit_errors),
         O(test_audit_prune),
+        T(test_audit_ids_never_reused),
         O(test_schema_when_a_user_goes),
         O(test_sql_looking_strings_verbatim),
         O(test_transaction_commit_and_rollback),
