@@ -901,6 +901,45 @@ static void test_permission_checked_after_the_wait(void **state)
     h_release(p);
 }
 
+/* A stop whose drain ends before a waiting request's turn: that request
+ * gets no answer, so it must change nothing either (its client will try
+ * again and must not find it half done). */
+static void test_stop_past_the_deadline_changes_nothing(void **state)
+{
+    const char *quick[] = { "--drain-timeout-ms", "50", NULL };
+    struct slow_login slow = { 0 }, put = { 0 };
+    struct myna_proc *p;
+    char login[200], bob[200];
+    pthread_t t1, t2;
+
+    (void)state;
+    p = launch_with_sloth(quick);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/users",
+                            "{\"name\":\"bob\",\"password\":\"bob-secret-1\"}"),
+                     201);
+    snprintf(login, sizeof(login), "%s/admin/login", p->admin_url);
+    snprintf(bob, sizeof(bob), "%s/admin/users/bob", p->admin_url);
+    slow.url = login;
+    assert_int_equal(pthread_create(&t1, NULL, slow_login_run, &slow), 0);
+    pause_ms(100);
+    put.url = bob;
+    put.method = "PUT";
+    put.body = "{\"password\":\"bob-secret-2\"}";
+    put.token = ADMIN_TOKEN;
+    assert_int_equal(pthread_create(&t2, NULL, slow_login_run, &put), 0);
+    pause_ms(100);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    assert_int_not_equal(put.code, 200);
+    assert_int_equal(h_start(p, NULL), 0);
+    assert_int_equal(api_at(p, NULL, "POST", "/admin/login",
+                            "{\"name\":\"bob\",\"password\":\"bob-secret-1\"}"),
+                     200);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    h_release(p);
+}
+
 /* Audit rows older than audit_keep_days go at start (and hourly); 0 keeps
  * them all. */
 static void test_audit_pruned(void **state)
@@ -984,6 +1023,7 @@ int main(void)
         cmocka_unit_test(test_login_limited),
         cmocka_unit_test(test_login_off_the_loop),
         cmocka_unit_test(test_permission_checked_after_the_wait),
+        cmocka_unit_test(test_stop_past_the_deadline_changes_nothing),
         cmocka_unit_test(test_audit_pruned),
         cmocka_unit_test(test_changes_survive_a_restart),
     };
