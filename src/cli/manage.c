@@ -8,6 +8,7 @@
 #include "cli/api.h"
 #include "core/buf.h"
 #include "core/util.h"
+#include "wa/instance.h"
 #include "core/banned.h"
 
 #define FILE_MAX (16 << 20)
@@ -150,11 +151,17 @@ static int import(struct myna_api *a, const char *path, FILE *out, FILE *err)
     char *text = read_all(path, err);
     cJSON *root = text ? cJSON_Parse(text) : NULL, *it;
     const cJSON *list;
-    int rc = 0;
+    int rc = 0, oom;
 
     free(text);
-    list = cJSON_IsArray(root) ? root : cJSON_GetObjectItemCaseSensitive(root, "instances");
-    if (!cJSON_IsArray(list)) {
+    /* named LLM providers are sent as their settings, as `serve --instances` stores them */
+    list = myna_instances_inline_providers(root, &oom);
+    if (oom) {
+        fprintf(err, "myna: out of memory\n");
+        cJSON_Delete(root);
+        return 1;
+    }
+    if (list == NULL) {
         fprintf(err, "myna: '%s' is not an instances file (a JSON array of instances)\n", path);
         cJSON_Delete(root);
         return 1;

@@ -22,7 +22,6 @@
 #include "core/banned.h"
 
 #define TRASH_KEEP_S (7 * 86400)
-#define FILE_MAX (16 << 20)
 
 /* The secret fields of an instance object; "llm.api_key" is inside "llm". */
 static const char *const secret_fields[] = { "access_token", "app_secret", "verify_token", NULL };
@@ -858,48 +857,20 @@ cJSON *myna_fleet_config_json(struct myna_fleet *f, const char *id,
 int myna_fleet_import(struct myna_fleet *f, const char *path, int64_t owner_id,
                       struct myna_err *err)
 {
-    struct myna_instance_set set;
     struct myna_actor system = { owner_id, "import", 2, NULL };
-    struct myna_buf b = MYNA_BUF_INIT(FILE_MAX);
-    cJSON *root = NULL, *list, *item, *providers;
-    FILE *fp;
-    char chunk[8192];
-    size_t n;
-    int rc;
+    cJSON *root, *list, *item;
+    int rc = MYNA_OK;
 
-    /* the whole file is checked first, with the messages of the file format */
-    if ((rc = myna_instances_load(path, &set, err)) != MYNA_OK)
-        return rc;
-    myna_instances_release(&set);
-    if ((fp = fopen(path, "rb")) == NULL)
-        return myna_err_set(err, MYNA_EIO, "cannot read '%s'", path);
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0 && myna_buf_append(&b, chunk, n) == 0)
-        ;
-    fclose(fp);
-    root = cJSON_ParseWithLength(b.data ? b.data : "", b.len);
-    if (b.data)
-        memset(b.data, 0, b.len);
-    myna_buf_release(&b);
-    if (root == NULL)
-        return myna_err_set(err, MYNA_EPARSE, "instances file '%s' changed while read", path);
-    list = cJSON_IsArray(root) ? root : cJSON_GetObjectItemCaseSensitive(root, "instances");
-    providers = cJSON_GetObjectItemCaseSensitive(root, "llm_providers");
+    /* checked whole first, with the messages of the file format; a named
+     * LLM provider is stored as its settings */
+    if ((list = myna_instances_load_json(path, &root, err)) == NULL)
+        return err->code;
     cJSON_ArrayForEach(item, list) {
         const char *id = cJSON_GetObjectItemCaseSensitive(item, "id")->valuestring;
-        cJSON *llm = cJSON_GetObjectItemCaseSensitive(item, "llm");
         struct myna_control_instance row;
         struct myna_err e = MYNA_ERR_INIT;
-        int exists;
-        if (cJSON_IsString(llm)) {  /* a named provider: stored as its settings */
-            cJSON *named = cJSON_Duplicate(
-                cJSON_GetObjectItemCaseSensitive(providers, llm->valuestring), 1);
-            if (named == NULL || !cJSON_ReplaceItemInObjectCaseSensitive(item, "llm", named)) {
-                cJSON_Delete(named);
-                rc = myna_err_set(err, MYNA_ENOMEM, "out of memory");
-                break;
-            }
-        }
-        exists = myna_control_instance_get(f->control, id, &row, &e) == MYNA_OK;
+        int exists = myna_control_instance_get(f->control, id, &row, &e) == MYNA_OK;
+
         if (exists)
             myna_control_instance_release(&row);
         if ((rc = commit(f, &system, id, item, !exists, owner_id, "instance.import", 0, err)) !=

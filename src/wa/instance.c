@@ -83,6 +83,33 @@ static void instance_release(struct myna_instance *in)
     memset(in, 0, sizeof(*in));
 }
 
+cJSON *myna_instances_inline_providers(cJSON *root, int *oom)
+{
+    cJSON *list = cJSON_IsArray(root) ? root : cJSON_GetObjectItemCaseSensitive(root, "instances");
+    const cJSON *providers = cJSON_GetObjectItemCaseSensitive(root, "llm_providers");
+    cJSON *item;
+
+    *oom = 0;
+    if (!cJSON_IsArray(list))
+        return NULL;
+    cJSON_ArrayForEach(item, list) {
+        const cJSON *llm = cJSON_GetObjectItemCaseSensitive(item, "llm");
+        const cJSON *named = cJSON_IsString(llm) && cJSON_IsObject(providers)
+                                 ? cJSON_GetObjectItemCaseSensitive(providers, llm->valuestring)
+                                 : NULL;
+        cJSON *copy;
+
+        if (named == NULL)
+            continue;
+        if ((copy = cJSON_Duplicate(named, 1)) == NULL ||
+            !cJSON_ReplaceItemInObjectCaseSensitive(item, "llm", copy)) {
+            cJSON_Delete(copy);
+            *oom = 1;
+        }
+    }
+    return list;
+}
+
 void myna_instances_release(struct myna_instance_set *set)
 {
     for (size_t i = 0; i < set->n; i++)
@@ -686,9 +713,11 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
     return rc;
 }
 
-int myna_instances_load(const char *path, struct myna_instance_set *set, struct myna_err *err)
+/* Reads path into b and checks it: MYNA_OK, or an error (without the
+ * file's name) after which b may hold part of it. */
+static int read_checked(const char *path, struct myna_buf *b, struct myna_instance_set *set,
+                        struct myna_err *err)
 {
-    struct myna_buf b = MYNA_BUF_INIT(MYNA_INSTANCES_FILE_MAX);
     char chunk[8192];
     size_t n;
     int rc = MYNA_OK;
@@ -697,23 +726,57 @@ int myna_instances_load(const char *path, struct myna_instance_set *set, struct 
     set->v = NULL;
     set->n = 0;
     if (f == NULL)
-        return myna_err_set(err, MYNA_EIO, "cannot read instances file '%s': %s", path,
-                            strerror(errno));
+        return myna_err_set(err, MYNA_EIO, "cannot read: %s", strerror(errno));
     while (rc == MYNA_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        if (myna_buf_append(&b, chunk, n) != MYNA_OK)
+        if (myna_buf_append(b, chunk, n) != MYNA_OK)
             rc = myna_err_set(err, MYNA_ETOOBIG, "larger than %d bytes",
                               MYNA_INSTANCES_FILE_MAX);
     if (rc == MYNA_OK && ferror(f))
         rc = myna_err_set(err, MYNA_EIO, "read error");
     fclose(f);
-    if (rc == MYNA_OK)
-        rc = myna_instances_parse(b.data ? b.data : "", b.len, set, err);
+    return rc == MYNA_OK ? myna_instances_parse(b->data ? b->data : "", b->len, set, err) : rc;
+}
+
+static void wipe(struct myna_buf *b)
+{
+    if (b->data)
+        memset(b->data, 0, b->len);  /* the file holds secrets */
+    myna_buf_release(b);
+}
+
+int myna_instances_load(const char *path, struct myna_instance_set *set, struct myna_err *err)
+{
+    struct myna_buf b = MYNA_BUF_INIT(MYNA_INSTANCES_FILE_MAX);
+    int rc = read_checked(path, &b, set, err);
+
     if (rc != MYNA_OK)
         myna_err_prefix(err, "instances file '%s'", path);
-    if (b.data)
-        memset(b.data, 0, b.len);  /* the file holds secrets */
-    myna_buf_release(&b);
+    wipe(&b);
     return rc;
+}
+
+cJSON *myna_instances_load_json(const char *path, cJSON **root, struct myna_err *err)
+{
+    struct myna_buf b = MYNA_BUF_INIT(MYNA_INSTANCES_FILE_MAX);
+    struct myna_instance_set set;
+    cJSON *list = NULL;
+    int rc = read_checked(path, &b, &set, err), oom = 0;
+
+    *root = NULL;
+    if (rc == MYNA_OK) {
+        myna_instances_release(&set);
+        if ((*root = cJSON_ParseWithLength(b.data ? b.data : "", b.len)) != NULL)
+            list = myna_instances_inline_providers(*root, &oom);
+        if (list == NULL || oom) {  /* the bytes were checked: only memory can fail */
+            cJSON_Delete(*root);
+            *root = list = NULL;
+            rc = myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        }
+    }
+    if (rc != MYNA_OK)
+        myna_err_prefix(err, "instances file '%s'", path);
+    wipe(&b);
+    return list;
 }
 
 const struct myna_instance *myna_instances_find(const struct myna_instance_set *set,

@@ -90,6 +90,19 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
 int myna_instances_load(const char *path, struct myna_instance_set *set, struct myna_err *err);
 void myna_instances_release(struct myna_instance_set *set);
 
+struct cJSON;
+/* The instances of an instances file's JSON tree (the array, or the
+ * object's "instances"; NULL if neither), each "llm" that names a
+ * provider replaced by a copy of that provider's settings: what the admin
+ * API stores. A name with no provider is left for the API to refuse.
+ * *oom is set to 1 if a copy could not be made. */
+struct cJSON *myna_instances_inline_providers(struct cJSON *root, int *oom);
+/* Reads path once, checks it as myna_instances_load does, and returns
+ * its instances as the admin API stores them (the array, providers
+ * inlined); *root is the tree to delete. NULL with err. */
+struct cJSON *myna_instances_load_json(const char *path, struct cJSON **root,
+                                       struct myna_err *err);
+
 /* One bad field of an instance, for the admin API's 400 answers. */
 struct myna_field_error {
     char field[96];   /* "app_secret", "llm.url", "faq[2].q"; "" when not one field */

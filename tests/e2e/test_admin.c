@@ -653,6 +653,10 @@ static void test_cli(void **state)
                          "--token", ADMIN_TOKEN, NULL };
     const char *export[] = { "instance", "export", "--admin", admin, "--token", ADMIN_TOKEN, NULL };
     const char *denied[] = { "instance", "list", "--admin", admin, "--token", "myna_bad", NULL };
+    char file[300];
+    const char *import[] = { "instance", "import", file, "--admin", admin, "--token", ADMIN_TOKEN,
+                             NULL };
+    FILE *f;
 
     (void)state;
     snprintf(admin, sizeof(admin), "%s", C->p.admin_url + strlen("http://"));
@@ -668,6 +672,18 @@ static void test_cli(void **state)
     assert_null(strstr(out, "\"state\""));
     assert_int_equal(h_run(denied, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "401"));
+
+    /* an import names its LLM provider as `serve --instances` allows */
+    snprintf(file, sizeof(file), "%s/import.json", C->p.dir);
+    assert_non_null(f = fopen(file, "w"));
+    fputs("{\"llm_providers\":{\"local\":{\"url\":\"http://127.0.0.1:9/v1\",\"model\":\"tiny\"}},"
+          "\"instances\":[{\"id\":\"imported\",\"name\":\"Imported\",\"provider\":\"sim\","
+          "\"auto_start\":false,\"llm\":\"local\"}]}", f);
+    fclose(f);
+    assert_int_equal(h_run(import, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "created imported"));
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/imported", NULL), 200);
+    assert_non_null(strstr(C->resp, "\"model\":\"tiny\""));
 }
 
 /* Deleting an instance while its webhooks and status posts are on their

@@ -7,10 +7,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "wa/instance.h"
+#include "../tmpdir.h"
 
 #define BASE "\"id\":\"barber\",\"name\":\"B\",\"provider\":\"cloud\",\"phone_number_id\":\"1\"," \
              "\"access_token\":\"t\",\"app_secret\":\"s\",\"verify_token\":\"v\""
@@ -29,6 +31,74 @@ static void expect_error(const char *json, const char *needle)
     assert_int_equal(set.n, 0);
     if (strstr(err.msg, needle) == NULL)
         fail_msg("'%s' does not contain '%s'", err.msg, needle);
+}
+
+/* What an import stores: each named provider replaced by its settings. */
+static void test_providers_inlined(void **state)
+{
+    cJSON *root = cJSON_Parse("{\"llm_providers\":{\"p\":{\"url\":\"http://x\",\"model\":\"m\"}},"
+                              "\"instances\":[{\"id\":\"a\",\"llm\":\"p\"},{\"id\":\"b\",\"llm\":\"q\"},"
+                              "{\"id\":\"c\"}]}");
+    cJSON *list, *arr;
+    char *text;
+    int oom = -1;
+
+    (void)state;
+    list = myna_instances_inline_providers(root, &oom);
+    assert_int_equal(oom, 0);
+    assert_ptr_equal(list, cJSON_GetObjectItemCaseSensitive(root, "instances"));
+    text = cJSON_PrintUnformatted(list);
+    assert_string_equal(text, "[{\"id\":\"a\",\"llm\":{\"url\":\"http://x\",\"model\":\"m\"}},"
+                              "{\"id\":\"b\",\"llm\":\"q\"},{\"id\":\"c\"}]");
+    cJSON_free(text);
+    cJSON_Delete(root);
+
+    arr = cJSON_Parse("[{\"id\":\"a\",\"llm\":\"p\"}]");  /* no providers: left as is */
+    assert_ptr_equal(myna_instances_inline_providers(arr, &oom), arr);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(arr->child, "llm")->valuestring, "p");
+    cJSON_Delete(arr);
+    root = cJSON_Parse("{\"x\":1}");
+    assert_null(myna_instances_inline_providers(root, &oom));
+    cJSON_Delete(root);
+    assert_null(myna_instances_inline_providers(NULL, &oom));
+}
+
+/* A file read once: checked, then its tree with the providers inlined; a
+ * bad file gives no tree and the message names the file. */
+static void test_load_json(void **state)
+{
+    char dir[64], path[128];
+    struct myna_err err = MYNA_ERR_INIT;
+    cJSON *root = NULL, *list;
+    FILE *f;
+
+    (void)state;
+    assert_int_equal(test_tmpdir(dir, sizeof(dir), "instances-json"), 0);
+    snprintf(path, sizeof(path), "%s/i.json", dir);
+    assert_non_null(f = fopen(path, "w"));
+    fputs("{\"llm_providers\":{\"p\":{\"url\":\"http://127.0.0.1:1/v1\",\"model\":\"m\"}},"
+          "\"instances\":[{" BASE ",\"llm\":\"p\"}]}", f);
+    fclose(f);
+    list = myna_instances_load_json(path, &root, &err);
+    assert_non_null(list);
+    assert_int_equal(cJSON_GetArraySize(list), 1);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(
+                            cJSON_GetObjectItemCaseSensitive(list->child, "llm"), "model")
+                            ->valuestring,
+                        "m");
+    cJSON_Delete(root);
+
+    assert_non_null(f = fopen(path, "w"));
+    fputs("[{" BASE ",\"llm\":\"nope\"}]", f);
+    fclose(f);
+    assert_null(myna_instances_load_json(path, &root, &err));
+    assert_null(root);
+    assert_non_null(strstr(err.msg, "i.json"));
+    assert_non_null(strstr(err.msg, "no provider named"));
+    snprintf(path, sizeof(path), "%s/missing.json", dir);
+    assert_null(myna_instances_load_json(path, &root, &err));
+    assert_int_equal(err.code, MYNA_EIO);
+    assert_int_equal(test_rmtree(dir), 0);
 }
 
 static void test_defaults(void **state)
@@ -156,6 +226,8 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_everything_set),
         cmocka_unit_test(test_named_provider),
+        cmocka_unit_test(test_providers_inlined),
+        cmocka_unit_test(test_load_json),
         cmocka_unit_test(test_bad_fields_are_named),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
