@@ -2,7 +2,7 @@
 # run-demo.sh MYNA PUBLIC ADMIN - `make run`: starts Myna in the foreground
 # with the demo instance of examples/demo-instances.json (provider "sim",
 # the built-in simulator) and data in ./var. With MYNA_LLM_URL set (an
-# OpenAI-compatible base URL; MYNA_LLM_MODEL and MYNA_LLM_API_KEY optional)
+# OpenAI-compatible base URL, with MYNA_LLM_MODEL; MYNA_LLM_API_KEY optional)
 # the demo bot answers with that model instead of its FAQ.
 set -euo pipefail
 myna=$1 public=$2 admin=$3
