@@ -92,7 +92,8 @@ struct bot {
     int64_t cursor_seq[2];
     int cursor_known[2];
     struct lane *lanes[LANE_BUCKETS];
-    int64_t next_send_ms;    /* pacing: earliest time of the next send */
+    int64_t next_send_us;    /* pacing: earliest time of the next send (wall clock, µs:
+                              * whole milliseconds would round 80/s up to 83/s) */
     int64_t send_at_ms;      /* when send_timer is set to run */
     struct answering *answering;  /* in flight, freed at exit if still there */
     size_t n_answering;           /* in that list, at most MAX_ANSWERING */
@@ -1077,7 +1078,6 @@ struct sending {
     struct myna_outbox_rec rec;
     struct sending *result_next;    /* b->results, or a sender pass's picks */
     char *body;                     /* the request, until it is posted */
-    int check_adopted;              /* accepted: unless a status adopted it first */
     int flush_rc;
 };
 
@@ -1103,22 +1103,18 @@ static void set_error(struct myna_outbox_rec *r, const struct myna_send_result *
 
 /* The flush's part for a send's answer (in its transaction). A status
  * webhook may have come first and adopted the wamid (and a later status):
- * then an "accepted" adds nothing, and writing it would move the record
- * backwards. */
+ * Meta took the message, so whatever the answer says (accepted, or an
+ * error after a broken connection) adds nothing, and writing it would
+ * move the record backwards or send it again. */
 static int record_result(struct bot *b, struct sending *s, struct myna_err *err)
 {
-    if (s->check_adopted) {
-        struct myna_outbox_rec now;
-        int adopted;
+    struct myna_outbox_rec now;
+    int adopted;
 
-        memset(&now, 0, sizeof(now));  /* untouched when not found */
-        adopted = myna_bot_outbox_get(b->bs, s->rec.id, &now, NULL) == MYNA_OK &&
-                  now.wamid != NULL;
-        myna_outbox_rec_release(&now);
-        if (adopted)
-            return MYNA_OK;
-    }
-    return myna_bot_outbox_update(b->bs, &s->rec, myna_wall_ms(), err);
+    memset(&now, 0, sizeof(now));  /* untouched when not found */
+    adopted = myna_bot_outbox_get(b->bs, s->rec.id, &now, NULL) == MYNA_OK && now.wamid != NULL;
+    myna_outbox_rec_release(&now);
+    return adopted ? MYNA_OK : myna_bot_outbox_update(b->bs, &s->rec, myna_wall_ms(), err);
 }
 
 /* The send's answer is recorded by the flush; the send stays in b->sends
@@ -1138,7 +1134,6 @@ static void on_sent(const struct myna_send_result *res, void *arg)
     }
     switch (res->cls) {
     case MYNA_SEND_OK:
-        s->check_adopted = 1;
         free(r->wamid);
         r->wamid = strdup(res->wamid);
         r->state = MYNA_OUTBOX_SENT;
@@ -1147,14 +1142,22 @@ static void on_sent(const struct myna_send_result *res, void *arg)
         break;
     case MYNA_SEND_RETRY:
     case MYNA_SEND_RETRY_PAIR:
-        /* attempts counts this send: Meta's schedule starts at n = 0 */
-        wait = myna_graph_backoff_ms(res->cls, r->attempts - 1, (unsigned)random());
-        r->state = MYNA_OUTBOX_PENDING;
+        if (res->maybe_sent) {
+            /* no answer, but Meta may have taken the message: as after a
+             * crash, its status webhook adopts it, and only without one
+             * within reconcile_ms is it sent again */
+            wait = b->opts->reconcile_ms;
+            r->state = MYNA_OUTBOX_SENDING;
+        } else {
+            /* attempts counts this send: Meta's schedule starts at n = 0 */
+            wait = myna_graph_backoff_ms(res->cls, r->attempts - 1, (unsigned)random());
+            r->state = MYNA_OUTBOX_PENDING;
+        }
         r->next_ms = myna_wall_ms() + wait;
         set_error(r, res);
         MYNA_LOG(MYNA_WARN, "send_retry", "instance=%s outbox=%" PRId64 " code=%d status=%ld"
-                 " attempt=%d retry_in_ms=%" PRId64, b->in->id, r->id, res->error_code,
-                 res->http_status, r->attempts, wait);
+                 " attempt=%d maybe_sent=%d retry_in_ms=%" PRId64, b->in->id, r->id,
+                 res->error_code, res->http_status, r->attempts, res->maybe_sent, wait);
         break;
     case MYNA_SEND_AUTH:
         /* the token is wrong or expired: nothing can be sent until it is
@@ -1194,6 +1197,12 @@ static char *request_body(const struct myna_outbox_rec *r, struct myna_err *err)
     return body;
 }
 
+/* Microseconds to the first whole millisecond at or after them. */
+static int64_t ms_up(int64_t us)
+{
+    return (us + 999) / 1000;
+}
+
 /* The sender runs at at_ms, or earlier if it is set for earlier already. */
 static void arm_sender(struct bot *b, int64_t at_ms)
 {
@@ -1214,7 +1223,7 @@ static void arm_sender(struct bot *b, int64_t at_ms)
 struct pass {
     struct sending *picked;  /* marked SENDING in the transaction, newest first */
     int64_t wake;            /* 0: nothing is waiting */
-    int64_t next_send_ms;    /* b->next_send_ms before the pass */
+    int64_t next_send_us;    /* b->next_send_us before the pass */
 };
 
 /* Picks the sends that may go now (in the flush's transaction) and marks
@@ -1227,12 +1236,14 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
     struct myna_outbox_rec *v = NULL;
     size_t n = 0;
     int64_t now = myna_wall_ms(), wake = 0;
-    int64_t gap_ms = (int64_t)(1000.0 / b->in->pacing_mps);
+    int64_t now_us = now * 1000, gap_us = (int64_t)(1e6 / b->in->pacing_mps);
     int rc;
 
-    p->next_send_ms = b->next_send_ms;
-    if (b->next_send_ms > now) {  /* pacing: nothing may go before then, no need to look */
-        p->wake = b->next_send_ms;
+    if ((double)gap_us * b->in->pacing_mps < 1e6)
+        gap_us++;  /* rounded up: never faster than the setting */
+    p->next_send_us = b->next_send_us;
+    if (b->next_send_us > now_us) {  /* pacing: nothing may go before then, no need to look */
+        p->wake = ms_up(b->next_send_us);
         return MYNA_OK;
     }
     if ((rc = myna_bot_outbox_due(b->bs, now, SEND_BATCH, &v, &n, &wake, err)) != MYNA_OK)
@@ -1245,8 +1256,9 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
 
         if (l == NULL || l->sending)
             continue;  /* its send's answer kicks the sender again */
-        if (b->next_send_ms > now) {
-            wake = wake == 0 || b->next_send_ms < wake ? b->next_send_ms : wake;
+        if (b->next_send_us > now_us) {
+            int64_t at = ms_up(b->next_send_us);
+            wake = wake == 0 || at < wake ? at : wake;
             break;  /* pacing: the rest waits for the next slot */
         }
         if ((body = request_body(r, err)) == NULL) {
@@ -1274,16 +1286,16 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
         p->picked = s;
         if ((rc = myna_bot_outbox_update(b->bs, &s->rec, now, err)) != MYNA_OK)
             break;
-        /* the next slot is gap_ms after this one's, not after now: a pass
+        /* the next slot is gap_us after this one's, not after now: a pass
          * that came late (the loop was busy) catches up on the slots it
          * missed, at most PACING_CATCH_UP_MS or one slot of them, so the
          * rate is the configured one, not the timer's */
-        int64_t credit = gap_ms > PACING_CATCH_UP_MS ? gap_ms : PACING_CATCH_UP_MS;
-        b->next_send_ms = (b->next_send_ms > now - credit ? b->next_send_ms : now - credit) +
-                          gap_ms;
+        int64_t credit = gap_us > PACING_CATCH_UP_MS * 1000 ? gap_us : PACING_CATCH_UP_MS * 1000;
+        b->next_send_us =
+            (b->next_send_us > now_us - credit ? b->next_send_us : now_us - credit) + gap_us;
     }
-    if (n == SEND_BATCH && (wake == 0 || wake > now + gap_ms))
-        wake = now + gap_ms;  /* more may be due than one batch holds */
+    if (n == SEND_BATCH && (wake == 0 || wake > now + ms_up(gap_us)))
+        wake = now + ms_up(gap_us);  /* more may be due than one batch holds */
     for (size_t i = 0; i < n; i++)
         myna_outbox_rec_release(&v[i]);
     free(v);
@@ -1299,7 +1311,7 @@ static void pass_undo(struct bot *b, struct pass *p)
         p->picked = s->result_next;
         sending_free(s);
     }
-    b->next_send_ms = p->next_send_ms;
+    b->next_send_us = p->next_send_us;
 }
 
 /* Posts what a committed pass marked, oldest first. */
@@ -1404,9 +1416,9 @@ static void flush(struct bot *b, int send)
     b->done = NULL;
     b->results = NULL;
     if (f.lanes == NULL && f.answers == NULL && f.results == NULL &&
-        (!send || b->next_send_ms > myna_wall_ms())) {
+        (!send || b->next_send_us > myna_wall_ms() * 1000)) {
         if (send)  /* pacing: nothing may go yet, no transaction needed */
-            arm_sender(b, b->next_send_ms);
+            arm_sender(b, ms_up(b->next_send_us));
         return;
     }
     REVERSE(struct lane, f.lanes, due_next);

@@ -275,14 +275,17 @@ static void post_send(struct post *p)
 {
     char sig[72], hsig[96], url[400];
     const char *headers[] = { "Content-Type: application/json", hsig, NULL };
-    struct myna_http_req hr = { "POST", url, headers, p->body, p->len, 10000, 64 * 1024 };
+    struct myna_http_req hr = { .method = "POST", .url = url, .headers = headers,
+                                .body = p->body, .body_len = p->len, .timeout_ms = 10000,
+                                .max_response = 64 * 1024 };
     struct myna_err err = MYNA_ERR_INIT;
 
     snprintf(url, sizeof(url), "%s/webhook/%s", p->s->public_url, p->si->in->id);
     if (myna_signature_make(p->si->key, p->body, p->len, sig) != MYNA_OK ||
         snprintf(hsig, sizeof(hsig), "X-Hub-Signature-256: %s", sig) < 0 ||
         myna_http_request(p->s->http, &hr, on_posted, p, &err) != MYNA_OK) {
-        struct myna_http_resp r = { MYNA_EIO, 0, "", 0, "cannot post", 0, 0 };
+        struct myna_http_resp r = { .rc = MYNA_EIO, .body = "", .error = "cannot post",
+                                    .not_sent = 1 };
         on_posted(&r, p);
         return;
     }

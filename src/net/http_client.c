@@ -29,6 +29,7 @@ struct http_call {
     CURL *easy;
     struct curl_slist *headers;
     char *body;                /* our copy of the request body */
+    size_t body_len, body_off; /* send_once: its length and what curl has read */
     struct myna_buf resp;
     int too_big;
     int64_t started_us;
@@ -44,6 +45,18 @@ struct http_sock {
 };
 
 static void check_done(struct myna_http_client *c);
+
+/* The body of a send_once request. With no seek callback beside it,
+ * libcurl cannot rewind it, so it cannot send it a second time. */
+static size_t on_read(char *buf, size_t size, size_t n, void *arg)
+{
+    struct http_call *call = arg;
+    size_t left = call->body_len - call->body_off, k = size * n < left ? size * n : left;
+
+    memcpy(buf, call->body + call->body_off, k);
+    call->body_off += k;
+    return k;
+}
 
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
@@ -159,6 +172,8 @@ static void finish(struct http_call *call, CURLcode code)
     } else if (code != CURLE_OK) {
         r.rc = MYNA_EIO;
         r.timed_out = code == CURLE_OPERATION_TIMEDOUT;
+        r.not_sent = code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_RESOLVE_PROXY ||
+                     code == CURLE_COULDNT_CONNECT || code == CURLE_SSL_CONNECT_ERROR;
         r.error = call->errbuf[0] ? call->errbuf : curl_easy_strerror(code);
     } else {
         r.rc = MYNA_OK;
@@ -266,7 +281,14 @@ int myna_http_request(struct myna_http_client *c, const struct myna_http_req *re
             goto nomem;
         memcpy(call->body, req->body, req->body_len);
         call->body[req->body_len] = '\0';
-        curl_easy_setopt(call->easy, CURLOPT_POSTFIELDS, call->body);
+        call->body_len = req->body_len;
+        if (req->send_once) {
+            curl_easy_setopt(call->easy, CURLOPT_POST, 1L);
+            curl_easy_setopt(call->easy, CURLOPT_READFUNCTION, on_read);
+            curl_easy_setopt(call->easy, CURLOPT_READDATA, call);
+        } else {
+            curl_easy_setopt(call->easy, CURLOPT_POSTFIELDS, call->body);
+        }
         curl_easy_setopt(call->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
     }
     curl_easy_setopt(call->easy, CURLOPT_URL, req->url);

@@ -28,6 +28,9 @@ struct myna_http_req {
     size_t body_len;
     long timeout_ms;             /* whole request; 0 = 30 s */
     size_t max_response;         /* bytes of body kept; more = MYNA_ETOOBIG; 0 = 1 MiB */
+    int send_once;               /* the body leaves at most once: libcurl resends a request
+                                  * whose REUSED connection died before any byte of the
+                                  * answer; with this set that is a failure instead */
 };
 
 struct myna_http_resp {
@@ -37,6 +40,7 @@ struct myna_http_resp {
     size_t body_len;
     const char *error;    /* transport error text when rc < 0, else "" */
     int timed_out;        /* rc < 0 because of timeout_ms */
+    int not_sent;         /* rc < 0 before any connection: nothing reached the server */
     int64_t elapsed_us;
 };
 

@@ -698,6 +698,7 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
     myna_graph_classify(resp->status, resp->rc != MYNA_OK, resp->body, resp->body_len, &r);
     if (r.transport_failed) {
         r.timed_out = resp->timed_out;
+        r.maybe_sent = !resp->not_sent;
         if (resp->timed_out)
             snprintf(r.error, sizeof(r.error), "no answer from the Graph API within %ld ms",
                      c->timeout_ms);
@@ -742,6 +743,7 @@ int myna_graph_post(struct myna_graph *g, const char *json_body, long timeout_ms
     req.body_len = strlen(json_body);
     req.timeout_ms = c->timeout_ms;
     req.max_response = RESPONSE_MAX;
+    req.send_once = 1;  /* a message sent twice reaches the customer twice */
     rc = myna_http_request(g->http, &req, on_http, (void *)c->id, err);
     if (rc != MYNA_OK) {
         free(c);

@@ -91,6 +91,8 @@ struct myna_send_result {
     int error_code;            /* Graph error.code, -1 when the answer had none */
     int transport_failed;      /* no usable HTTP answer: connect, reset, timeout, oversized */
     int timed_out;             /* transport_failed because the timeout ran out */
+    int maybe_sent;            /* transport_failed after the request may have left:
+                                * Meta may have taken it (its status webhooks tell) */
     char error[256];           /* "message (details)" or why the answer was not
                                 * usable; printable UTF-8, cut at a character
                                 * boundary, "" on success; never the token */
@@ -142,12 +144,11 @@ typedef void (*myna_graph_cb)(const struct myna_send_result *r, void *arg);
  * MYNA_EINVAL / MYNA_ENOMEM and cb never runs. Posts, callbacks and
  * myna_graph_free belong to the one loop thread.
  *
- * A transport failure (RETRY with transport_failed) is an unknown outcome:
- * Meta may have accepted the message (the status webhooks will tell). Also,
- * libcurl itself resends a request once when a REUSED keep-alive connection
- * dies before any byte of the answer, so one post can reach Meta twice and
- * still report a single result (test_client_drop avoids that path on
- * purpose). */
+ * A post leaves at most once (libcurl's own resend on a reused connection
+ * that died is turned off: http_client.h send_once). A transport failure
+ * (RETRY with transport_failed) after the request may have left
+ * (maybe_sent) is an unknown outcome: Meta may have accepted the message,
+ * and its status webhooks will tell. */
 int myna_graph_post(struct myna_graph *g, const char *json_body, long timeout_ms,
                     myna_graph_cb cb, void *arg, struct myna_err *err);
 

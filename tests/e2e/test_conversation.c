@@ -456,6 +456,32 @@ static void test_throughput_errors_are_retried_in_order(void **state)
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 3"), 1);
 }
 
+static int adopted(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox", "state = 2 AND wamid IS NOT NULL") == 1;
+}
+
+/* Meta takes the message, but the connection breaks before its answer:
+ * the bot cannot tell, so it waits for the status webhook (here 1.3 s
+ * late, within send_reconcile_ms) instead of sending again at once. The
+ * customer gets the reply once. */
+static void test_lost_answer_is_not_sent_twice(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+    struct timespec settle = { 3, 0 };
+
+    fault(&f->graph, "{\"lost\":1,\"status_delay_ms\":1300}");
+    post_text(f, "79161234567", "wamid.lost-1", "ответ потерялся");
+    wait_sent(f, 1);
+    assert_true(h_wait(adopted, &f->p, 10000));
+    nanosleep(&settle, NULL);  /* past send_reconcile_ms: nothing more goes */
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "ECHO: ответ потерялся");
+    assert_true(h_log_contains(&f->p, "maybe_sent=1"));
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 1"), 1);
+}
+
 static int has_dead_letter(void *arg)
 {
     return h_db_count(arg, "conv", "outbox", "state = 3 AND error_code = 131047") == 1;
@@ -749,6 +775,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loop_guard_silences_an_auto_responder, setup_loop, teardown),
         cmocka_unit_test_setup_teardown(test_model_down_gives_fallback, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_throughput_errors_are_retried_in_order, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_answer_is_not_sent_twice, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_window_closed_is_a_dead_letter, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_token_needs_attention, setup_llm, teardown),
     };

@@ -29,9 +29,13 @@
  *       like tests/data/cloud/graph-error-*.json), {"http":500} a bare 5xx
  *       with an HTML body, {"delay_ms":2000} answer late (the send is still
  *       accepted, like Meta after a client timeout), {"drop":1} close the
- *       connection without an answer (not accepted), {"status_fail":131047}
- *       accept, then a 'failed' status webhook instead of delivered/read.
- *       delay_ms combines with the others.
+ *       connection without an answer (not accepted), {"lost":1} accept the
+ *       send and then close the connection without an answer (the client
+ *       cannot tell: a connection that broke after Meta took the message),
+ *       {"status_fail":131047} accept, then a 'failed' status webhook
+ *       instead of delivered/read, {"status_delay_ms":N} the first status
+ *       webhook of an accepted send only N ms after it (a slow webhook
+ *       queue at Meta). delay_ms combines with the others.
  *   GET  /_fake/messages  [{"wamid":"wamid.FAKE1","received_us":T,"body":{...}},
  *       ...] every accepted send, in order; received_us is when its request
  *       had arrived (CLOCK_REALTIME, microseconds). ?from=N leaves out the
@@ -77,7 +81,9 @@ struct fault {
     int http;        /* status, 0 = default */
     int delay_ms;
     int drop;
+    int lost;        /* accepted, then the connection closed without an answer */
     int status_fail; /* error code of the 'failed' status webhook, 0 = none */
+    int status_delay_ms;
 };
 
 /* An answer held back by delay_ms. */
@@ -570,7 +576,7 @@ static void on_chain_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 static void start_chain(struct fake *f, const char *wamid, const char *recipient,
-                        const char *pnid, const char *opaque, int fail_code)
+                        const char *pnid, const char *opaque, int fail_code, int first_ms)
 {
     struct chain *c;
 
@@ -602,7 +608,7 @@ static void start_chain(struct fake *f, const char *wamid, const char *recipient
     if (f->chains)
         f->chains->prev = c;
     f->chains = c;
-    chain_arm(c, STATUS_GAP_MS);
+    chain_arm(c, first_ms > 0 ? first_ms : STATUS_GAP_MS);
 }
 
 /* ---- body validation ------------------------------------------------------------- */
@@ -903,12 +909,17 @@ static void answer_send(struct fake *f, struct evhttp_request *req, cJSON *body,
     cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "messages"), msg);
     cJSON_AddStringToObject(msg, "id", wamid);
     start_chain(f, wamid, digits, pnid, cJSON_IsString(opaque) ? opaque->valuestring : NULL,
-                fault != NULL ? fault->status_fail : 0);
+                fault != NULL ? fault->status_fail : 0, fault != NULL ? fault->status_delay_ms : 0);
     rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "wamid", wamid);
     cJSON_AddNumberToObject(rec, "received_us", (double)received_us);  /* exact below 2^53 */
     cJSON_AddItemToObject(rec, "body", body);
     cJSON_AddItemToArray(f->messages, rec);
+    if (fault != NULL && fault->lost) {
+        cJSON_Delete(root);
+        reply_drop(req);
+        return;
+    }
     reply_json(req, 200, root);
 }
 
@@ -1081,8 +1092,8 @@ static int fault_int(const cJSON *o, const char *k, int min, int max, int def, i
 
 static int add_fault(struct fake *f, const cJSON *o, char *why, size_t cap)
 {
-    static const char *const keys[] = { "code", "http", "count", "delay_ms", "drop",
-                                        "status_fail", NULL };
+    static const char *const keys[] = { "code", "http", "count", "delay_ms", "drop", "lost",
+                                        "status_fail", "status_delay_ms", NULL };
     struct fault fl, *n, **tail;
     const cJSON *it;
     int queued = 0;
@@ -1104,8 +1115,9 @@ static int add_fault(struct fake *f, const cJSON *o, char *why, size_t cap)
     if (fault_int(o, "code", 0, 9999999, 0, &fl.code) || fault_int(o, "http", 0, 599, 0, &fl.http) ||
         fault_int(o, "count", 1, 100000, 1, &fl.count) ||
         fault_int(o, "delay_ms", 0, 600000, 0, &fl.delay_ms) ||
-        fault_int(o, "drop", 0, 1, 0, &fl.drop) ||
-        fault_int(o, "status_fail", 0, 9999999, 0, &fl.status_fail)) {
+        fault_int(o, "drop", 0, 1, 0, &fl.drop) || fault_int(o, "lost", 0, 1, 0, &fl.lost) ||
+        fault_int(o, "status_fail", 0, 9999999, 0, &fl.status_fail) ||
+        fault_int(o, "status_delay_ms", 0, 600000, 0, &fl.status_delay_ms)) {
         snprintf(why, cap, "a fault field is out of range or not an integer");
         return -1;
     }
@@ -1113,8 +1125,10 @@ static int add_fault(struct fake *f, const cJSON *o, char *why, size_t cap)
         snprintf(why, cap, "http must be 100..599");
         return -1;
     }
-    if (!fl.code && !fl.http && !fl.delay_ms && !fl.drop && !fl.status_fail) {
-        snprintf(why, cap, "a fault needs code, http, delay_ms, drop or status_fail");
+    if (!fl.code && !fl.http && !fl.delay_ms && !fl.drop && !fl.lost && !fl.status_fail &&
+        !fl.status_delay_ms) {
+        snprintf(why, cap, "a fault needs code, http, delay_ms, drop, lost, status_fail or "
+                           "status_delay_ms");
         return -1;
     }
     for (n = f->faults; n; n = n->next)
