@@ -90,8 +90,9 @@ static void mark_failed(struct myna_commit_job *group, struct myna_store *store,
                 j->rc = rc;
 }
 
-/* The distinct stores of a group, in order of first appearance. A group
- * touches few stores (usually one), so a linear check is enough. */
+/* The distinct stores of a group, in order of first appearance (*n of
+ * them; NULL when none), or NULL with *n = SIZE_MAX when out of memory. A
+ * group touches few stores (usually one), so a linear check is enough. */
 static struct myna_store **group_stores(struct myna_commit_job *group, size_t *n)
 {
     struct myna_store **v = NULL;
@@ -111,6 +112,7 @@ static struct myna_store **group_stores(struct myna_commit_job *group, size_t *n
                 cap = cap ? cap * 2 : 4;
                 if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
                     free(v);
+                    *n = SIZE_MAX;
                     return NULL;
                 }
                 v = nv;
@@ -128,13 +130,13 @@ static void commit_group(struct myna_committer *c, struct myna_commit_job *group
     struct myna_store **stores = group_stores(group, &n_stores);
     int failed = 0;
 
-    if (stores == NULL && n_stores > 0) {
+    if (n_stores == SIZE_MAX) {  /* nothing is written, so no 200 may go */
         failed = 1;
         for (struct myna_commit_job *j = group; j; j = j->next)
             if (j->rc == MYNA_OK)
                 j->rc = MYNA_ENOMEM;
     }
-    for (size_t i = 0; stores && i < n_stores; i++) {
+    for (size_t i = 0; stores != NULL && i < n_stores; i++) {
         struct myna_err err = MYNA_ERR_INIT;
         int rc = commit_store(stores[i], group, &err);
 
@@ -147,7 +149,7 @@ static void commit_group(struct myna_committer *c, struct myna_commit_job *group
         }
     }
     free(stores);
-    if (n_stores > 0) {  /* a group of refused bodies wrote nothing */
+    if (n_stores > 0) {  /* a group of refused bodies wrote nothing; SIZE_MAX: a failure */
         pthread_mutex_lock(&c->stats_mu);
         myna_commit_stats_observe(&c->stats, myna_mono_us() - t0, n_records, failed);
         pthread_mutex_unlock(&c->stats_mu);

@@ -50,19 +50,30 @@ struct myna_http_conns {
     struct event_base *base;
     int64_t *gauge;
     struct conn **slots;  /* NULL: empty; &gone: deleted */
-    size_t cap, used;
+    size_t cap, used;     /* used: slots not NULL, the deleted ones too */
+    size_t live;          /* open connections */
 };
 
 static struct conn gone;
 
+/* Fibonacci hashing: the top bits of the product, which depend on every
+ * bit of the address (its low bits would follow the allocator's stride:
+ * connections 400 bytes apart fell in a quarter of the slots). cap is a
+ * power of two, at least 256. */
 static size_t slot_of(const struct evhttp_connection *evcon, size_t cap)
 {
-    return (size_t)(((uintptr_t)evcon >> 4) * 0x9E3779B97F4A7C15ull) & (cap - 1);
+    uint64_t x = (uint64_t)(uintptr_t)evcon * 0x9E3779B97F4A7C15ull;
+
+    return (size_t)(x >> (64 - __builtin_ctzll((unsigned long long)cap)));
 }
 
+/* Rehashes without the deleted slots: at twice the size, or at the same
+ * size when they are most of the table (connections come and go all day:
+ * the table must follow the open ones, not all there ever were). */
 static int grow(struct myna_http_conns *cs)
 {
-    size_t cap = cs->cap ? cs->cap * 2 : 256, used = 0;
+    size_t cap = cs->cap == 0 ? 256 : (cs->live + 1) * 4 <= cs->cap ? cs->cap : cs->cap * 2;
+    size_t used = 0;
     struct conn **slots = calloc(cap, sizeof(*slots));
 
     if (slots == NULL)
@@ -105,6 +116,7 @@ static int insert(struct myna_http_conns *cs, struct conn *c)
             tomb = h;
     cs->slots[tomb != SIZE_MAX ? tomb : h] = c;
     cs->used += tomb == SIZE_MAX;
+    cs->live++;
     return 0;
 }
 
@@ -134,6 +146,7 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
         return;
     conn_free(*slot);
     *slot = &gone;
+    cs->live--;
     (*cs->gauge)--;
 }
 
@@ -188,6 +201,11 @@ struct myna_http_conns *myna_http_conns_new(struct event_base *base, int64_t *ga
     cs->base = base;
     cs->gauge = gauge;
     return cs;
+}
+
+size_t myna_http_conns_capacity(const struct myna_http_conns *cs)
+{
+    return cs != NULL ? cs->cap : 0;
 }
 
 void myna_http_conns_free(struct myna_http_conns *cs)

@@ -45,6 +45,7 @@
 #ifndef MYNA_NET_HTTP_SERVER_H
 #define MYNA_NET_HTTP_SERVER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct event_base;
@@ -68,6 +69,8 @@ void myna_http_conns_free(struct myna_http_conns *cs);
  * out of memory, a connection is served without its watch or count. It
  * takes the connection's close callback: nothing else may set it. */
 void myna_http_conns_request(struct myna_http_conns *cs, struct evhttp_request *req);
+/* The slots of its table (for tests: it follows the open connections). */
+size_t myna_http_conns_capacity(const struct myna_http_conns *cs);
 
 /* Guards sock's listener; name ("public", "admin") is for the log. NULL
  * when out of memory. */
