@@ -75,6 +75,8 @@ struct pending {
     size_t len;
     struct myna_err err;           /* why prepare refused the body */
     size_t n_ignored, n_invalid;   /* counted by prepare, added to metrics by the loop */
+    size_t n_errors;               /* value.errors[]: Meta's account or app errors */
+    int error_code;                /* the first one's */
     int n_unrouted;
 };
 
@@ -282,9 +284,13 @@ static void on_committed(struct myna_commit_job *job, void *arg)
     m->ignored_changes += p->n_ignored;
     m->invalid_items += p->n_invalid;
     m->unrouted_records += (uint64_t)p->n_unrouted;
+    m->account_errors += p->n_errors;
     if (p->n_invalid)
         MYNA_LOG(MYNA_WARN, "webhook_items_skipped", "instance=%s invalid=%zu", p->in->id,
                  p->n_invalid);
+    if (p->n_errors)  /* no message to store: the log and the metric are all there is */
+        MYNA_LOG(MYNA_WARN, "webhook_errors", "instance=%s errors=%zu code=%d", p->in->id,
+                 p->n_errors, p->error_code);
     switch (p->job.rc) {
     case MYNA_OK:
         break;
@@ -342,6 +348,8 @@ static int prepare(struct myna_commit_job *job, void *arg)
         return rc;
     p->n_ignored = batch.n_ignored;
     p->n_invalid = batch.n_invalid;
+    p->n_errors = batch.n_errors;
+    p->error_code = batch.error_code;
     return build_parts(p->table, p->in, &batch, &p->arena, &p->job, &p->n_unrouted);
 }
 

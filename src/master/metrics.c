@@ -81,6 +81,9 @@ int myna_metrics_render(const struct myna_metrics *m, const struct myna_commit_s
     if ((rc = render_counter(out, "myna_webhook_ignored_changes_total",
                              "Webhook changes of fields other than messages.", "counter",
                              m->ignored_changes)) != 0 ||
+        (rc = render_counter(out, "myna_webhook_errors_total",
+                             "Errors Meta reported in webhooks without a message (value.errors[]).",
+                             "counter", m->account_errors)) != 0 ||
         (rc = render_counter(out, "myna_webhook_invalid_items_total",
                              "Messages or statuses skipped for a missing id or status.",
                              "counter", m->invalid_items)) != 0 ||

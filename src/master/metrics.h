@@ -47,6 +47,7 @@ struct myna_metrics {
     uint64_t stored_messages, stored_statuses;
     uint64_t duplicate_messages, duplicate_statuses;
     uint64_t ignored_changes, invalid_items, unrouted_records;
+    uint64_t account_errors;  /* value.errors[] entries */
     int64_t open_connections;
     int64_t pending_requests;
 };

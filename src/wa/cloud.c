@@ -607,6 +607,8 @@ static void count_change(struct cloud_parse *p, const cJSON *change)
     }
     p->cap_msgs += arr_len(get_arr(value, "messages"));
     p->cap_statuses += arr_len(get_arr(value, "statuses"));
+    if (p->b.n_errors == 0)
+        p->b.error_code = read_code(get(first_obj(get_arr(value, "errors")), "code"));
     p->b.n_errors += arr_len(get_arr(value, "errors"));
 }
 

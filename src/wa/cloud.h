@@ -35,6 +35,7 @@ struct myna_cloud_batch {
     size_t n_statuses;
     size_t n_ignored;  /* changes of other fields (account_update, ...) */
     size_t n_errors;   /* value.errors[] entries (account/app level) */
+    int error_code;    /* the first of them's code; 0 when none or without one */
     size_t n_invalid;  /* messages or statuses skipped for missing id/status */
 };
 

@@ -260,6 +260,11 @@ static void test_every_fixture(void **state)
     assert_true(h_metric(p, "myna_duplicates_total{kind=\"message\"}") == 1);
     assert_true(h_metric(p, "myna_duplicates_total{kind=\"status\"}") == 2);
     assert_true(h_metric(p, "myna_records_stored_total{kind=\"status\"}") == 4);
+
+    /* Meta's errors without a message: nothing to store, but counted and logged */
+    assert_int_equal(post_fixture(p, "barber", "extra/value-errors.json"), 200);
+    assert_true(h_metric(p, "myna_webhook_errors_total") == 2);
+    assert_true(h_log_contains(p, "event=webhook_errors instance=barber errors=2 code=131000"));
 }
 
 /* ---- routing by phone_number_id ------------------------------------------ */

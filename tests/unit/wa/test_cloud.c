@@ -902,6 +902,7 @@ static void test_ignored_and_errors(void **state)
     parsed_release(&p);
     parse_file(&p, "cloud/extra/value-errors.json");
     expect_counts(&p, 0, 0, 0, 2, 0);
+    assert_int_equal(p.b.error_code, 131000);
     parsed_release(&p);
 }
 
