@@ -2,14 +2,12 @@
 #include "core/json.h"
 
 #include <cjson/cJSON.h>
-#include <pthread.h>
 #include <stdlib.h>
 
 #include "core/banned.h"
 
 static _Thread_local struct myna_arena *json_arena;
 static _Thread_local int json_failed;
-static pthread_once_t json_once = PTHREAD_ONCE_INIT;
 
 static void *json_malloc(size_t n)
 {
@@ -29,7 +27,9 @@ static void json_free(void *p)
     /* else: arena memory, released with the arena */
 }
 
-static void json_install(void)
+/* Before main, while the process has one thread: cJSON keeps its hooks in
+ * globals that every cJSON call reads, on any thread. */
+__attribute__((constructor)) static void json_install(void)
 {
     cJSON_Hooks hooks = { json_malloc, json_free };
 
@@ -38,7 +38,6 @@ static void json_install(void)
 
 void myna_json_arena_begin(struct myna_json_section *s, struct myna_arena *a)
 {
-    pthread_once(&json_once, json_install);
     s->prev = json_arena;
     s->prev_failed = json_failed;
     json_arena = a;
