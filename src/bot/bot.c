@@ -1124,6 +1124,10 @@ static void on_sent(const struct myna_send_result *res, void *arg)
     struct sending *s = arg;
     struct bot *b = s->b;
     struct myna_outbox_rec *r = &s->rec;
+    /* Meta may have taken the message without our knowing its id: no
+     * answer after the request left, or a "success" without a message id
+     * (a proxy, not Meta) */
+    int unsure = res->maybe_sent || (res->cls == MYNA_SEND_OK && res->wamid[0] == '\0');
     int64_t wait;
     char q[300];
 
@@ -1134,18 +1138,21 @@ static void on_sent(const struct myna_send_result *res, void *arg)
     }
     switch (res->cls) {
     case MYNA_SEND_OK:
-        free(r->wamid);
-        r->wamid = strdup(res->wamid);
-        r->state = MYNA_OUTBOX_SENT;
-        free(r->status);
-        r->status = strdup("accepted");
-        break;
+        if (!unsure) {
+            free(r->wamid);
+            r->wamid = strdup(res->wamid);
+            r->state = MYNA_OUTBOX_SENT;
+            free(r->status);
+            r->status = strdup("accepted");
+            break;
+        }
+        /* fall through */
     case MYNA_SEND_RETRY:
     case MYNA_SEND_RETRY_PAIR:
-        if (res->maybe_sent) {
-            /* no answer, but Meta may have taken the message: as after a
-             * crash, its status webhook adopts it, and only without one
-             * within reconcile_ms is it sent again */
+        if (unsure) {
+            /* as after a crash: its status webhook adopts it (by the
+             * callback data), and only without one within reconcile_ms is
+             * it sent again */
             wait = b->opts->reconcile_ms;
             r->state = MYNA_OUTBOX_SENDING;
         } else {
@@ -1157,7 +1164,7 @@ static void on_sent(const struct myna_send_result *res, void *arg)
         set_error(r, res);
         MYNA_LOG(MYNA_WARN, "send_retry", "instance=%s outbox=%" PRId64 " code=%d status=%ld"
                  " attempt=%d maybe_sent=%d retry_in_ms=%" PRId64, b->in->id, r->id,
-                 res->error_code, res->http_status, r->attempts, res->maybe_sent, wait);
+                 res->error_code, res->http_status, r->attempts, unsure, wait);
         break;
     case MYNA_SEND_AUTH:
         /* the token is wrong or expired: nothing can be sent until it is
