@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bot/pace.h"
 #include "ai/answerer.h"
 #include "ai/llm.h"
 #include "core/buf.h"
@@ -39,7 +40,6 @@
  * queue is a list scanned on every removal. */
 #define MAX_ANSWERING 128
 #define PENDING_READ (2 * MAX_ANSWERING)  /* pending turns read per kick */
-#define PACING_CATCH_UP_MS 10 /* sends a late sender pass may make up for */
 /* Mark-read (and typing) requests in flight. They are best effort, so in a
  * burst the ones past this are skipped, not queued in curl (about 20 KB of
  * memory each until their turn on a connection). */
@@ -92,8 +92,7 @@ struct bot {
     int64_t cursor_seq[2];
     int cursor_known[2];
     struct lane *lanes[LANE_BUCKETS];
-    int64_t next_send_us;    /* pacing: earliest time of the next send (wall clock, µs:
-                              * whole milliseconds would round 80/s up to 83/s) */
+    int64_t next_send_us;    /* pacing: the next slot (pace.h) */
     int64_t send_at_ms;      /* when send_timer is set to run */
     struct answering *answering;  /* in flight, freed at exit if still there */
     size_t n_answering;           /* in that list, at most MAX_ANSWERING */
@@ -1243,11 +1242,9 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
     struct myna_outbox_rec *v = NULL;
     size_t n = 0;
     int64_t now = myna_wall_ms(), wake = 0;
-    int64_t now_us = now * 1000, gap_us = (int64_t)(1e6 / b->in->pacing_mps);
+    int64_t now_us = now * 1000, gap_us = myna_pace_gap_us(b->in->pacing_mps);
     int rc;
 
-    if ((double)gap_us * b->in->pacing_mps < 1e6)
-        gap_us++;  /* rounded up: never faster than the setting */
     p->next_send_us = b->next_send_us;
     if (b->next_send_us > now_us) {  /* pacing: nothing may go before then, no need to look */
         p->wake = ms_up(b->next_send_us);
@@ -1293,13 +1290,7 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
         p->picked = s;
         if ((rc = myna_bot_outbox_update(b->bs, &s->rec, now, err)) != MYNA_OK)
             break;
-        /* the next slot is gap_us after this one's, not after now: a pass
-         * that came late (the loop was busy) catches up on the slots it
-         * missed, at most PACING_CATCH_UP_MS or one slot of them, so the
-         * rate is the configured one, not the timer's */
-        int64_t credit = gap_us > PACING_CATCH_UP_MS * 1000 ? gap_us : PACING_CATCH_UP_MS * 1000;
-        b->next_send_us =
-            (b->next_send_us > now_us - credit ? b->next_send_us : now_us - credit) + gap_us;
+        b->next_send_us = myna_pace_next_us(b->next_send_us, now_us, gap_us);
     }
     if (n == SEND_BATCH && (wake == 0 || wake > now + ms_up(gap_us)))
         wake = now + ms_up(gap_us);  /* more may be due than one batch holds */
