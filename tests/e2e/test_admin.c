@@ -872,14 +872,58 @@ static void test_login_off_the_loop(void **state)
     h_release(p);
 }
 
+/* bob (password bob-secret-1) and a change of it to bob-secret-2 by
+ * token, queued on the worker behind sloth's costly login: both requests on
+ * threads of their own. */
+struct queued {
+    struct slow_login slow, put;
+    char login[200], bob[200];
+    pthread_t t1, t2;
+};
+
+static void queue_password_change(struct myna_proc *p, const char *token, struct queued *q)
+{
+    memset(q, 0, sizeof(*q));
+    snprintf(q->login, sizeof(q->login), "%s/admin/login", p->admin_url);
+    snprintf(q->bob, sizeof(q->bob), "%s/admin/users/bob", p->admin_url);
+    q->slow.url = q->login;
+    assert_int_equal(pthread_create(&q->t1, NULL, slow_login_run, &q->slow), 0);
+    pause_ms(100);  /* sloth's check holds the worker */
+    q->put.url = q->bob;
+    q->put.method = "PUT";
+    q->put.body = "{\"password\":\"bob-secret-2\"}";
+    q->put.token = token;
+    assert_int_equal(pthread_create(&q->t2, NULL, slow_login_run, &q->put), 0);
+    pause_ms(100);  /* the change waits behind it */
+}
+
+/* After both answered: bob's password is still the first one. */
+static void password_unchanged(struct myna_proc *p, struct queued *q)
+{
+    pthread_join(q->t1, NULL);
+    pthread_join(q->t2, NULL);
+    assert_int_equal(api_at(p, NULL, "POST", "/admin/login",
+                            "{\"name\":\"bob\",\"password\":\"bob-secret-2\"}"),
+                     401);
+    assert_int_equal(api_at(p, NULL, "POST", "/admin/login",
+                            "{\"name\":\"bob\",\"password\":\"bob-secret-1\"}"),
+                     200);
+}
+
+static void add_bob(struct myna_proc *p)
+{
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/users",
+                            "{\"name\":\"bob\",\"password\":\"bob-secret-1\"}"),
+                     201);
+}
+
 /* A request that waited for the worker is allowed again when its turn
  * comes: an admin demoted meanwhile no longer changes a password. */
 static void test_permission_checked_after_the_wait(void **state)
 {
-    struct slow_login slow = { 0 }, put = { 0 };
     struct myna_proc *p;
-    char ivy[80], login[200], bob[200];
-    pthread_t t1, t2;
+    struct queued q;
+    char ivy[80];
 
     (void)state;
     p = launch_with_sloth(NULL);
@@ -887,32 +931,13 @@ static void test_permission_checked_after_the_wait(void **state)
                             "{\"name\":\"ivy\",\"role\":\"admin\"}"),
                      201);
     answer_str("token", ivy, sizeof(ivy));
-    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/users",
-                            "{\"name\":\"bob\",\"password\":\"bob-secret-1\"}"),
-                     201);
-    snprintf(login, sizeof(login), "%s/admin/login", p->admin_url);
-    snprintf(bob, sizeof(bob), "%s/admin/users/bob", p->admin_url);
-    slow.url = login;
-    assert_int_equal(pthread_create(&t1, NULL, slow_login_run, &slow), 0);
-    pause_ms(100);  /* sloth's check holds the worker */
-    put.url = bob;
-    put.method = "PUT";
-    put.body = "{\"password\":\"bob-secret-2\"}";
-    put.token = ivy;
-    assert_int_equal(pthread_create(&t2, NULL, slow_login_run, &put), 0);
-    pause_ms(100);  /* ivy's change waits behind it */
+    add_bob(p);
+    queue_password_change(p, ivy, &q);
     assert_int_equal(api_at(p, ADMIN_TOKEN, "PUT", "/admin/users/ivy", "{\"role\":\"user\"}"),
                      200);
-    pthread_join(t1, NULL);
-    pthread_join(t2, NULL);
-    assert_int_equal(slow.code, 401);
-    assert_int_equal(put.code, 403);
-    assert_int_equal(api_at(p, NULL, "POST", "/admin/login",
-                            "{\"name\":\"bob\",\"password\":\"bob-secret-2\"}"),
-                     401);
-    assert_int_equal(api_at(p, NULL, "POST", "/admin/login",
-                            "{\"name\":\"bob\",\"password\":\"bob-secret-1\"}"),
-                     200);
+    password_unchanged(p, &q);
+    assert_int_equal(q.slow.code, 401);
+    assert_int_equal(q.put.code, 403);
     assert_int_equal(h_stop(p, SIGTERM), 0);
     h_release(p);
 }
@@ -923,35 +948,17 @@ static void test_permission_checked_after_the_wait(void **state)
 static void test_stop_past_the_deadline_changes_nothing(void **state)
 {
     const char *quick[] = { "--drain-timeout-ms", "50", NULL };
-    struct slow_login slow = { 0 }, put = { 0 };
     struct myna_proc *p;
-    char login[200], bob[200];
-    pthread_t t1, t2;
+    struct queued q;
 
     (void)state;
     p = launch_with_sloth(quick);
-    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/users",
-                            "{\"name\":\"bob\",\"password\":\"bob-secret-1\"}"),
-                     201);
-    snprintf(login, sizeof(login), "%s/admin/login", p->admin_url);
-    snprintf(bob, sizeof(bob), "%s/admin/users/bob", p->admin_url);
-    slow.url = login;
-    assert_int_equal(pthread_create(&t1, NULL, slow_login_run, &slow), 0);
-    pause_ms(100);
-    put.url = bob;
-    put.method = "PUT";
-    put.body = "{\"password\":\"bob-secret-2\"}";
-    put.token = ADMIN_TOKEN;
-    assert_int_equal(pthread_create(&t2, NULL, slow_login_run, &put), 0);
-    pause_ms(100);
+    add_bob(p);
+    queue_password_change(p, ADMIN_TOKEN, &q);
     assert_int_equal(h_stop(p, SIGTERM), 0);
-    pthread_join(t1, NULL);
-    pthread_join(t2, NULL);
-    assert_int_not_equal(put.code, 200);
     assert_int_equal(h_start(p, NULL), 0);
-    assert_int_equal(api_at(p, NULL, "POST", "/admin/login",
-                            "{\"name\":\"bob\",\"password\":\"bob-secret-1\"}"),
-                     200);
+    password_unchanged(p, &q);
+    assert_int_not_equal(q.put.code, 200);
     assert_int_equal(h_stop(p, SIGTERM), 0);
     h_release(p);
 }
