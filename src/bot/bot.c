@@ -477,8 +477,10 @@ static int reconcile(struct bot *b, const struct myna_status_row *row, struct my
     int64_t id = opaque_outbox_id(row->s.raw);
     int rc;
 
-    if (id == 0 || myna_bot_outbox_get(b->bs, id, &r, err) != MYNA_OK)
+    if (id == 0)
         return MYNA_OK;
+    if ((rc = myna_bot_outbox_get(b->bs, id, &r, err)) != MYNA_OK)  /* a store error: retried */
+        return rc == MYNA_ENOTFOUND ? MYNA_OK : rc;
     if (r.wamid == NULL) {
         r.wamid = strdup(row->s.wamid);
         r.state = MYNA_OUTBOX_SENT;
@@ -1108,10 +1110,13 @@ static void set_error(struct myna_outbox_rec *r, const struct myna_send_result *
 static int record_result(struct bot *b, struct sending *s, struct myna_err *err)
 {
     struct myna_outbox_rec now;
-    int adopted;
+    int adopted, rc;
 
     memset(&now, 0, sizeof(now));  /* untouched when not found */
-    adopted = myna_bot_outbox_get(b->bs, s->rec.id, &now, NULL) == MYNA_OK && now.wamid != NULL;
+    rc = myna_bot_outbox_get(b->bs, s->rec.id, &now, err);
+    if (rc != MYNA_OK && rc != MYNA_ENOTFOUND)
+        return rc;  /* the record stays 'sending': reconciled as after a crash */
+    adopted = rc == MYNA_OK && now.wamid != NULL;
     myna_outbox_rec_release(&now);
     return adopted ? MYNA_OK : myna_bot_outbox_update(b->bs, &s->rec, myna_wall_ms(), err);
 }
