@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bot/pace.h"
 #include "ai/answerer.h"
 #include "ai/llm.h"
+#include "bot/pace.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
