@@ -72,11 +72,14 @@ static size_t slot_of(const struct evhttp_connection *evcon, size_t cap)
  * the table must follow the open ones, not all there ever were). */
 static int grow(struct myna_http_conns *cs)
 {
-    size_t cap = cs->cap == 0 ? 256 : (cs->live + 1) * 4 <= cs->cap ? cs->cap : cs->cap * 2;
-    size_t used = 0;
-    struct conn **slots = calloc(cap, sizeof(*slots));
+    size_t cap = cs->cap, used = 0;
+    struct conn **slots;
 
-    if (slots == NULL)
+    if (cap == 0)
+        cap = 256;
+    else if ((cs->live + 1) * 4 > cap)
+        cap *= 2;
+    if ((slots = calloc(cap, sizeof(*slots))) == NULL)
         return -1;
     for (size_t i = 0; i < cs->cap; i++) {
         struct conn *c = cs->slots[i];
