@@ -33,6 +33,8 @@
 
 enum bot_state { ST_STOPPED, ST_STARTING, ST_RUNNING, ST_STOPPING, ST_WAITING, ST_CRASH_LOOP };
 
+static const char MEMORY_LIMIT[] = "memory limit";  /* a reason, compared by address */
+
 static const char *const state_names[] = { "stopped", "starting", "running",
                                            "stopping", "waiting", "crash_loop" };
 
@@ -562,6 +564,17 @@ static void bot_exited(struct bot *b, int status)
     }
     if (b->state == ST_STOPPING || s->stopping_all) {
         fire_waiters(b);
+        if (b->then_start && !s->stopping_all && b->then_reason == MEMORY_LIMIT &&
+            ran_ms < s->t.healthy_ms) {
+            /* over its limit again soon after a start (a limit below what
+             * it needs to run): a crash, backing off to a crash loop,
+             * rather than a restart every monitor_ms for ever */
+            b->then_start = 0;
+            b->then_reason = NULL;
+            bot_crashed(b, MEMORY_LIMIT, code, sig);
+            check_all_done(s);
+            return;
+        }
         if (b->then_start && !s->stopping_all) {
             const char *why_now = b->then_reason ? b->then_reason : "started";
             MYNA_LOG(MYNA_INFO, "bot_exited",
@@ -881,7 +894,7 @@ static void on_monitor(evutil_socket_t fd, short what, void *arg)
                      "instance=%s pid=%ld rss_kb=%ld max_memory_mb=%d", b->id, (long)b->pid,
                      b->rss_kb, b->max_memory_mb);
             b->then_start = 1;
-            b->then_reason = "memory limit";
+            b->then_reason = MEMORY_LIMIT;
             bot_term(b);
             continue;
         }

@@ -24,9 +24,12 @@
  * A crash is an exit the supervisor did not ask for (any code but 2, any
  * signal) or a kill for a missing heartbeat (none for heartbeat_timeout_ms,
  * 30 s: event=bot_unresponsive, SIGKILL). A bot whose resident memory passes
- * its limit (checked every monitor_ms, 2 s) is stopped gracefully and started
- * again at once (event=bot_memory_limit): a restart, not a crash; so is an
- * operator's restart. Starts go through a queue: at most start_batch (20)
+ * its limit (checked every monitor_ms, 2 s) is stopped gracefully
+ * (event=bot_memory_limit) and started again: at once, a restart and not a
+ * crash, if it had run for healthy_ms; sooner than that it counts as a crash
+ * (backoff, crash loop), so that a limit below what the bot needs to run does
+ * not restart it every monitor_ms for ever. An operator's restart is a
+ * restart, not a crash. Starts go through a queue: at most start_batch (20)
  * bots are started per start_tick_ms (100 ms), so that hundreds of bots do
  * not all start in the same instant.
  *

@@ -712,22 +712,27 @@ static void test_bot_that_never_beats_is_killed(void **state)
     assert_int_equal(st_of(f, "mute-m").last_signal, SIGKILL);
 }
 
+/* Over its limit soon after each start (a limit below what it needs): it
+ * stops gracefully each time, but the restarts back off and end in a crash
+ * loop, not a restart every monitor_ms for ever. */
 static void test_memory_limit_restarts_gracefully(void **state)
 {
     struct fx *f = *state;
-    struct want_restarts w = { "ok-m", 3 };
+    struct want_restarts w = { "ok-m", 0 };
     struct myna_bot_status st;
 
     start_running(f, "ok-m", 1);  /* 1 MB: any process is past it */
-    assert_true(run_until(f, restarted, &w, 10000));
+    assert_true(run_until(f, in_crash_loop, "ok-m", 10000));
     st = st_of(f, "ok-m");
     assert_string_equal(st.reason, "memory limit");
     assert_int_equal(st.last_exit_code, 0);  /* SIGTERM: it stopped on its own */
     assert_int_equal(st.last_signal, 0);
-    assert_int_equal(st.crash_loop, 0);       /* not crashes */
-    assert_int_equal(f->alerts, 0);
+    assert_int_equal(st.crash_loop, 1);
+    assert_int_equal(f->alerts, 1);
     assert_true(file_has(f->master_log, "event=bot_memory_limit instance=ok-m"));
-    assert_true(file_has(f->master_log, "reason=\"memory limit\" restart_in_ms=0"));
+    assert_true(file_has(f->master_log, "reason=\"memory limit\" restart_in_ms=50"));
+    assert_true(file_has(f->master_log, "reason=\"memory limit\" restart_in_ms=400"));
+    assert_false(file_has(f->master_log, "event=bot_killed instance=ok-m"));
     /* no limit: left alone */
     assert_int_equal(myna_supervisor_set_memory_limit(f->s, "ok-m", 0), MYNA_OK);
     assert_true(run_until(f, is_running, "ok-m", 5000));
@@ -736,6 +741,30 @@ static void test_memory_limit_restarts_gracefully(void **state)
     st = st_of(f, "ok-m");
     assert_int_equal(st.restarts, w.n);
     assert_int_equal(st.max_memory_mb, 0);
+}
+
+/* Past its limit after a healthy run (memory that grew): stopped gracefully
+ * and started again at once, a restart and not a crash. */
+static void test_memory_limit_after_a_healthy_run(void **state)
+{
+    struct fx *f = *state;
+    struct want_restarts w = { "ok-g", 1 };
+    struct myna_supervisor_timing t;
+    struct myna_bot_status st;
+
+    myna_supervisor_get_timing(f->s, &t);
+    t.healthy_ms = 200;
+    assert_int_equal(myna_supervisor_set_timing(f->s, &t), MYNA_OK);
+    start_running(f, "ok-g", 0);
+    run_for(f, 400);  /* healthy */
+    assert_int_equal(myna_supervisor_set_memory_limit(f->s, "ok-g", 1), MYNA_OK);
+    assert_true(run_until(f, restarted, &w, 5000));
+    assert_int_equal(myna_supervisor_set_memory_limit(f->s, "ok-g", 0), MYNA_OK);
+    assert_true(file_has(f->master_log, "event=bot_exited instance=ok-g code=0 signal=0 "
+                                        "reason=\"memory limit\" restart_in_ms=0"));
+    st = st_of(f, "ok-g");
+    assert_int_equal(st.crash_loop, 0);
+    assert_int_equal(f->alerts, 0);
 }
 
 static void test_stop_escalates_to_sigkill(void **state)
@@ -1017,6 +1046,7 @@ int main(int argc, char **argv)
         T(test_silent_bot_is_killed_and_restarted),
         T(test_bot_that_never_beats_is_killed),
         T(test_memory_limit_restarts_gracefully),
+        T(test_memory_limit_after_a_healthy_run),
         T(test_stop_escalates_to_sigkill),
         T(test_restart_is_counted_not_a_crash),
         T(test_attention_reported_kept_cleared_and_alerted),
