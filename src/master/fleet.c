@@ -32,6 +32,7 @@ struct live {
     int64_t version;
     char *config;                /* as stored: secrets sealed */
     struct myna_instance inst;   /* parsed, secrets open, sim defaults filled */
+    struct live *retired_next;   /* on f->retired */
 };
 
 struct myna_fleet {
@@ -46,6 +47,7 @@ struct myna_fleet {
     int default_memory_mb;       /* for instances that set none */
     struct live **v;             /* sorted by id */
     size_t n, cap;
+    struct live *retired;        /* replaced or deleted, freed at the next publish */
 };
 
 struct pending_delete {
@@ -275,7 +277,22 @@ static int publish(struct myna_fleet *f, struct myna_err *err)
     if (rc == MYNA_OK && f->sim)
         rc = myna_simulator_set_instances(f->sim, v, n, err);
     free(v);
+    while (rc == MYNA_OK && f->retired) {  /* nothing points into them any more */
+        struct live *l = f->retired;
+        f->retired = l->retired_next;
+        live_free(l);
+    }
     return rc;
+}
+
+/* l left the list: freed by the next publish that succeeds (the simulator
+ * borrows the instances it was last given). */
+static void retire(struct myna_fleet *f, struct live *l)
+{
+    if (l) {
+        l->retired_next = f->retired;
+        f->retired = l;
+    }
 }
 
 /* ---- audit ------------------------------------------------------------------------- */
@@ -327,6 +344,11 @@ void myna_fleet_free(struct myna_fleet *f)
     for (size_t i = 0; i < f->n; i++)
         live_free(f->v[i]);
     free(f->v);
+    while (f->retired) {
+        struct live *l = f->retired;
+        f->retired = l->retired_next;
+        live_free(l);
+    }
     free(f);
 }
 
@@ -335,12 +357,19 @@ static int memory_mb(const struct myna_fleet *f, const struct live *l)
     return l->inst.max_memory_mb > 0 ? l->inst.max_memory_mb : f->default_memory_mb;
 }
 
+/* l's bot known to the supervisor (it is added at its first start), with
+ * l's memory limit. */
+static void bot_known(struct myna_fleet *f, const struct live *l)
+{
+    if (myna_supervisor_add(f->sup, l->id, memory_mb(f, l)) != MYNA_OK)
+        myna_supervisor_set_memory_limit(f->sup, l->id, memory_mb(f, l));
+}
+
 static void bot_start(struct myna_fleet *f, const struct live *l)
 {
     if (f->sup == NULL || !l->inst.enabled)
         return;
-    if (myna_supervisor_add(f->sup, l->id, memory_mb(f, l)) != MYNA_OK)
-        myna_supervisor_set_memory_limit(f->sup, l->id, memory_mb(f, l));
+    bot_known(f, l);
     myna_supervisor_start(f->sup, l->id);
 }
 
@@ -416,7 +445,9 @@ static int bot_running(struct myna_fleet *f, const char *id)
 }
 
 /* Stores obj as instance id (create or update) with its audit row, then,
- * with go_live, makes it live. */
+ * with go_live, makes it live. What would keep it from going live (a value
+ * that looks sealed but does not open with this server's key) refuses it
+ * before anything is stored. */
 static int commit(struct myna_fleet *f, const struct myna_actor *who, const char *id,
                   const cJSON *obj, int create, int64_t owner, const char *action, int go_live,
                   struct myna_err *err)
@@ -430,6 +461,13 @@ static int commit(struct myna_fleet *f, const struct myna_actor *who, const char
 
     if (config == NULL)
         return err->code;
+    l = live_new(f, id, owner, version, config, err);
+    if (l == NULL) {
+        free(config);
+        if (err->code == MYNA_EBADSIG || err->code == MYNA_EPARSE)
+            err->code = MYNA_ECONFIG;  /* the input's fault: 400 */
+        return err->code;
+    }
     snprintf(detail, sizeof(detail), "{\"enabled\":%s,\"auto_start\":%s}",
              enabled ? "true" : "false", auto_start ? "true" : "false");
     if ((rc = myna_control_begin(f->control, err)) == MYNA_OK) {
@@ -444,20 +482,18 @@ static int commit(struct myna_fleet *f, const struct myna_actor *who, const char
         else
             myna_control_rollback(f->control);
     }
+    free(config);
     if (rc != MYNA_OK || !go_live) {
-        free(config);
+        live_free(l);
         return rc;
     }
-    if ((l = live_new(f, id, owner, version, config, err)) == NULL) {
-        free(config);
-        return err->code;
-    }
-    free(config);
+    l->version = version;
     old = put(f, l, &oom);
     if (oom) {
         live_free(l);
         return myna_err_set(err, MYNA_ENOMEM, "out of memory");
     }
+    retire(f, old);
     rc = publish(f, err);
     if (f->sup) {
         if (!l->inst.enabled)
@@ -468,7 +504,6 @@ static int commit(struct myna_fleet *f, const struct myna_actor *who, const char
         } else if (l->inst.auto_start)
             bot_start(f, l);
     }
-    live_free(old);  /* after publish: nothing points into it any more */
     return rc;
 }
 
@@ -715,9 +750,8 @@ int myna_fleet_delete(struct myna_fleet *f, const struct myna_actor *who, const 
     }
     d->next = f->deleting;  /* its id stays taken until its files are moved */
     f->deleting = d;
-    l = take(f, id);
+    retire(f, take(f, id));
     rc = publish(f, err);  /* webhooks for it are 404 from here */
-    live_free(l);
     if (f->sup == NULL || myna_supervisor_remove(f->sup, id, on_bot_removed, d) != MYNA_OK)
         on_bot_removed(d);
     return rc;
@@ -775,9 +809,13 @@ int myna_fleet_action(struct myna_fleet *f, const struct myna_actor *who, const 
     if (auto_start == 1)
         bot_start(f, l);
     else if (auto_start == 0)
-        myna_supervisor_stop(f->sup, id, NULL, NULL);
-    else
-        myna_supervisor_restart(f->sup, id);
+        myna_supervisor_stop(f->sup, id, NULL, NULL);  /* not known: nothing runs */
+    else {
+        bot_known(f, l);  /* a bot never started (auto_start false) starts */
+        if ((rc = myna_supervisor_restart(f->sup, id)) != MYNA_OK)
+            return myna_err_set(err, rc, "instance '%s' cannot be restarted: %s", id,
+                                rc == MYNA_EAGAIN ? "the server is stopping" : myna_strerror(rc));
+    }
     return MYNA_OK;
 }
 

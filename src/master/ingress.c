@@ -33,7 +33,7 @@ struct shared_store {
 
 struct ingress_instance {
     char *id, *phone_number_id, *verify_token;
-    struct shared_store *store;
+    struct shared_store *store;  /* NULL: it could not be opened (503 until it can) */
     struct myna_hmac_key *key;
     size_t app;            /* index of the first instance with the same app secret */
 };
@@ -227,6 +227,9 @@ static int build_parts(const struct table *t, struct ingress_instance *url,
         dest[i] = route(t, url, b->msgs[i].phone_number_id, unrouted);
     for (size_t i = 0; i < b->n_statuses; i++)
         dest[b->n_msgs + i] = route(t, url, b->statuses[i].phone_number_id, unrouted);
+    for (size_t i = 0; i < n_rec; i++)
+        if (dest[i]->store == NULL)  /* routed to an instance whose store is down */
+            return MYNA_EIO;
 
     /* Almost every body goes to one store: then the part points into the
      * batch's arrays directly. Otherwise records are copied per store. */
@@ -327,7 +330,7 @@ static void on_committed(struct myna_commit_job *job, void *arg)
             fresh += pt->st_new[i];
         }
         for (size_t i = 0; fresh && ing->notify && i < p->table->n; i++)
-            if (p->table->inst[i].store->st == pt->store)
+            if (p->table->inst[i].store && p->table->inst[i].store->st == pt->store)
                 ing->notify(p->table->inst[i].id, ing->notify_arg);
     }
     reply(p->req, 200, "OK", "ok", 1);
@@ -387,6 +390,11 @@ static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
         bytes = "";
     if (myna_signature_verify(in->key, sig, bytes, len, &err) != MYNA_OK) {
         reject(ing, req, MYNA_REJ_BAD_SIGNATURE, 401, "Unauthorized", in->id, err.msg);
+        return;
+    }
+    if (in->store == NULL) {  /* nothing can be kept: Meta keeps it and retries */
+        reject(ing, req, MYNA_REJ_STORE_FAILED, 503, "Service Unavailable", in->id,
+               "the instance's store cannot be opened; retry later");
         return;
     }
     /* the arena's own first bytes hold the pending request */
@@ -472,7 +480,8 @@ static int make_dir(const char *path, struct myna_err *err)
  * then stays at up to 64 MiB on disk. */
 #define INGRESS_CHECKPOINT_PAGES 16000
 
-/* The shared store of id: the current table's, else opened now. */
+/* The shared store of id: the current table's, else opened now; NULL with
+ * err set when it cannot be opened. */
 static struct shared_store *store_for(struct myna_ingress *ing, const char *id,
                                       struct myna_err *err)
 {
@@ -483,7 +492,7 @@ static struct shared_store *store_for(struct myna_ingress *ing, const char *id,
     struct shared_store *s;
     char path[4200];
 
-    if (old) {
+    if (old && old->store) {
         old->store->refs++;
         return old->store;
     }
@@ -520,9 +529,18 @@ int myna_ingress_set_instances(struct myna_ingress *ing, const struct myna_insta
             goto fail;
         }
         if ((in->key = myna_hmac_key_new(v[i]->app_secret, strlen(v[i]->app_secret), err)) ==
-                NULL ||
-            (in->store = store_for(ing, in->id, err)) == NULL)
+            NULL)
             goto fail;
+        if ((in->store = store_for(ing, in->id, err)) == NULL) {
+            char q[600];
+            if (err->code == MYNA_ENOMEM)
+                goto fail;
+            /* one broken file must not keep the other instances down */
+            MYNA_LOG(MYNA_ERROR, "instance_store_failed", "instance=%s err=%s", in->id,
+                     myna_log_q(q, sizeof(q), err->msg));
+            err->code = MYNA_OK;
+            err->msg[0] = '\0';
+        }
         in->app = i;
         for (size_t j = 0; j < i; j++)
             if (strcmp(v[j]->app_secret, v[i]->app_secret) == 0) {

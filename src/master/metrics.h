@@ -18,7 +18,7 @@
     X(BAD_METHOD, "bad_method")             /* 405 */                          \
     X(OVERLOADED, "overloaded")             /* 503: too many pending */        \
     X(SHUTTING_DOWN, "shutting_down")       /* 503: draining */                \
-    X(STORE_FAILED, "store_failed")         /* 500: commit failed */           \
+    X(STORE_FAILED, "store_failed")         /* 500/503: commit failed, no store */ \
     X(VERIFY_FAILED, "verify_failed")       /* 403: GET handshake refused */
 
 enum myna_reject {

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/auth.h"
 #include "core/util.h"
@@ -1040,6 +1042,100 @@ static void test_changes_survive_a_restart(void **state)
     assert_non_null(strstr(C->resp, "\"auto_start\":false"));
 }
 
+/* A cloud instance named name (id: its slug) with app secret secret and
+ * the access token token; auto_start false. */
+static long create_cloud(const char *name, const char *secret, const char *token)
+{
+    char body[600];
+
+    snprintf(body, sizeof(body),
+             "{\"name\":\"%s\",\"provider\":\"cloud\",\"phone_number_id\":\"900100\","
+             "\"waba_id\":\"900200\",\"access_token\":\"%s\",\"app_secret\":\"%s\","
+             "\"verify_token\":\"verify-me\",\"auto_start\":false}",
+             name, token, secret);
+    return api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances", body);
+}
+
+/* An instance whose store cannot be opened (its file is a directory here) is
+ * created and listed, and its webhooks are answered 503 (Meta keeps them and
+ * retries); the others go on, through changes and a restart of the master.
+ * Once the file is mended, the next change of the instance opens it. */
+static void test_a_broken_store_keeps_the_others_up(void **state)
+{
+    const char *extra[] = { "--bots", "1", NULL };
+    struct state_want steady = { "steady", "running" };
+    struct reply_want first = { "steady", "15550003333", "Open 9-18." },
+                      second = { "steady", "15550004444", "Open 9-18." };
+    size_t len;
+    char *body = h_read_data("cloud/cloud-text.json", &len), path[600], resp[512];
+
+    (void)state;
+    assert_non_null(body);
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Steady\",\"provider\":\"sim\",\"batch\":{\"window_ms\":150},"
+                         "\"faq\":[{\"q\":[\"when are you open\"],\"a\":\"Open 9-18.\"}]}"),
+                     201);
+    snprintf(path, sizeof(path), "%s/var/instances/broken.db", C->p.dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(create_cloud("Broken", "broken-secret", "token-1"), 201);
+    assert_true(h_log_contains(&C->p, "event=instance_store_failed instance=broken"));
+    assert_int_equal(h_post_signed(C->p.public_url, "broken", "broken-secret", body, len, resp,
+                                   sizeof(resp)),
+                     503);
+    /* a change of another instance: the simulator works with the new one */
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/steady",
+                         "{\"fallback_text\":\"Ask again later.\"}"),
+                     200);
+    assert_true(h_wait(in_state, &steady, 10000));
+    say("steady", "15550003333", "when are you open?");
+    assert_true(h_wait(has_reply, &first, 10000));
+
+    /* the master starts with it as it is */
+    assert_int_equal(h_stop(&C->p, SIGTERM), 0);
+    assert_int_equal(h_start(&C->p, extra), 0);
+    assert_true(h_wait(in_state, &steady, 10000));
+    say("steady", "15550004444", "when are you open?");
+    assert_true(h_wait(has_reply, &second, 10000));
+    assert_int_equal(h_post_signed(C->p.public_url, "broken", "broken-secret", body, len, resp,
+                                   sizeof(resp)),
+                     503);
+    assert_int_equal(h_db_count(&C->p, "steady", "inbox", NULL), 2);
+
+    assert_int_equal(rmdir(path), 0);
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/broken",
+                         "{\"access_token\":\"token-2\"}"),
+                     200);
+    assert_int_equal(h_post_signed(C->p.public_url, "broken", "broken-secret", body, len, resp,
+                                   sizeof(resp)),
+                     200);
+    assert_int_equal(h_db_count(&C->p, "broken", "inbox", NULL), 1);
+    free(body);
+}
+
+/* A value that looks sealed but does not open with this server's key is
+ * refused (400, nothing stored), not stored unusable; and a restart starts
+ * a bot that was never started (auto_start false). */
+static void test_refused_before_stored_and_restart_starts(void **state)
+{
+    struct state_want idle = { "idle", "stopped" }, up = { "idle", "running" };
+    char token[80];
+
+    (void)state;
+    snprintf(token, sizeof(token), "enc:v1:%s", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert_int_equal(create_cloud("Pasted", "pasted-secret", token), 400);
+    assert_non_null(strstr(C->resp, "access_token"));
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/pasted", NULL), 404);
+    assert_int_equal(create_cloud("Pasted", "pasted-secret", "plain-token"), 201);
+    assert_string_equal(answer_str("id", token, sizeof(token)), "pasted");
+
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Idle\",\"provider\":\"sim\",\"auto_start\":false}"),
+                     201);
+    assert_true(in_state(&idle));
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances/idle/restart", ""), 200);
+    assert_true(h_wait(in_state, &up, 10000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1059,6 +1155,8 @@ int main(void)
         cmocka_unit_test(test_stop_past_the_deadline_changes_nothing),
         cmocka_unit_test(test_audit_pruned),
         cmocka_unit_test(test_changes_survive_a_restart),
+        cmocka_unit_test(test_a_broken_store_keeps_the_others_up),
+        cmocka_unit_test(test_refused_before_stored_and_restart_starts),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
