@@ -257,6 +257,12 @@ int myna_llm_parse_response(const char *body, size_t len, struct myna_arena *a,
     myna_json_arena_begin(&js, a);
     root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     rc = root ? extract(root, a, text, prompt_tokens, completion_tokens, &local) : MYNA_EPARSE;
+    /* a NUL (raw or \u0000) cuts the text short without a trace in the
+     * tree: "Yes\u0000, but..." would read as "Yes"; bytes after the
+     * value are not read */
+    if (rc == MYNA_OK &&
+        myna_json_has_nul(body, end > body && end <= body + len ? (size_t)(end - body) : len))
+        rc = myna_err_set(&local, MYNA_EPARSE, "llm answer has a NUL character in a string");
     if (myna_json_arena_end(&js) || rc == MYNA_ENOMEM) {
         *text = NULL;
         *prompt_tokens = *completion_tokens = 0;

@@ -104,7 +104,7 @@ void myna_llm_stats(const struct myna_llm *llm, struct myna_llm_stats *out);
  * {"type":"text","text":...} parts joined; invalid UTF-8 is replaced by
  * U+FFFD. *prompt_tokens and *completion_tokens from usage (0 when absent).
  * Everything lives in a. MYNA_OK, MYNA_EPARSE (not JSON, no choices, content
- * null or missing; err names what), MYNA_ENOMEM (a is full). OUT params are
+ * null or missing, a NUL in a string; err names what), MYNA_ENOMEM (a is full). OUT params are
  * set (NULL, 0) on failure too. */
 int myna_llm_parse_response(const char *body, size_t len, struct myna_arena *a,
                             const char **text, int *prompt_tokens, int *completion_tokens,

@@ -1,8 +1,10 @@
-/* json.c - cJSON hooks that allocate from the current thread's arena. */
+/* json.c - cJSON hooks that allocate from the current thread's arena; the
+ * NUL check on a JSON text. */
 #include "core/json.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/banned.h"
 
@@ -51,4 +53,28 @@ int myna_json_arena_end(struct myna_json_section *s)
     json_arena = s->prev;
     json_failed = s->prev_failed;
     return failed;
+}
+
+int myna_json_has_nul(const char *text, size_t n)
+{
+    int in_string = 0;
+
+    if (text == NULL)
+        return 0;
+    /* strings are told apart as cJSON does: a '"' opens one outside a
+     * string and closes it inside, where a backslash makes the next byte
+     * literal */
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] == '\0')
+            return 1;
+        if (text[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && text[i] == '\\' && i + 1 < n) {
+            i++;
+            if (text[i] == '\0' ||
+                (text[i] == 'u' && n - i > 4 && memcmp(text + i + 1, "0000", 4) == 0))
+                return 1;
+        }
+    }
+    return 0;
 }

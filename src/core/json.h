@@ -1,4 +1,5 @@
-/* json.h - cJSON allocations from an arena.
+/* json.h - cJSON allocations from an arena, and the one check on a JSON
+ * text that cJSON cannot make itself.
  *
  * cJSON mallocs every node and string and frees them one by one; on the
  * webhook path that was a fifth of the loop's time. While a thread has an
@@ -12,6 +13,8 @@
 #ifndef MYNA_CORE_JSON_H
 #define MYNA_CORE_JSON_H
 
+#include <stddef.h>
+
 #include "core/arena.h"
 
 struct myna_json_section {
@@ -24,5 +27,13 @@ void myna_json_arena_begin(struct myna_json_section *s, struct myna_arena *a);
 /* Returns 1 if an allocation in the section failed (the arena was full or
  * out of memory), so that a NULL from cJSON can be told from bad input. */
 int myna_json_arena_end(struct myna_json_section *s);
+
+/* 1 if cJSON would read a string of the n bytes at text as shorter than it
+ * is: a NUL byte anywhere, or a \u0000 escape inside a string. cJSON keeps
+ * no string lengths, so such a valuestring ends at the NUL ("a\u0000b" reads
+ * as "a") and nothing in the tree tells. Else 0 (also for NULL). Exact for
+ * any text cJSON parses; on other text it may say 1 where no string would
+ * have been cut. */
+int myna_json_has_nul(const char *text, size_t n);
 
 #endif

@@ -516,7 +516,15 @@ void myna_graph_classify(long http_status, int transport_failed, const char *bod
     if ((e = get_obj(root, "error")) != NULL) {
         classify_error(http_status, e, out);
     } else if (http_status >= 200 && http_status <= 299) {
-        classify_success(root, out);
+        if (root != NULL && myna_json_has_nul(body, len)) {
+            /* a \u0000 cuts a string short just the same (a wamid
+             * "wamid.AB\u0000CD" would read as "wamid.AB") */
+            out->cls = MYNA_SEND_FAILED;
+            snprintf(out->error, sizeof(out->error),
+                     "HTTP 2xx with a NUL character (\\u0000) in a string");
+        } else {
+            classify_success(root, out);
+        }
     } else {
         out->cls = class_of_status(http_status);
         snprintf(out->error, sizeof(out->error), "HTTP %ld without a Graph API error%s",

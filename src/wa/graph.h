@@ -104,9 +104,10 @@ struct myna_send_result {
 
 /* Fills out from an HTTP answer. transport_failed != 0 means there was no
  * usable answer (body and http_status are then ignored for the class).
- * Success needs a 2xx status, no error object and a string messages[0].id
- * that fits wamid (or, for a read/typing body, "success":true: OK with an
- * empty wamid); any other 2xx is FAILED. A Graph error object with a code
+ * Success needs a 2xx status, no error object, no NUL in any string (raw
+ * or \u0000) and a string messages[0].id that fits wamid (or, for a
+ * read/typing body, "success":true: OK with an empty wamid); any other 2xx
+ * is FAILED. A Graph error object with a code
  * decides by that code alone, whatever the HTTP status (a code not listed
  * above is FAILED); without one, a 5xx or 429 is RETRY and the rest FAILED. body need not be NUL-terminated;
  * NULL with len 0 is an empty body. Never fails, never allocates for long

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/json.h"
 #include "core/util.h"
 #include "wa/instance.h"
 #include "core/banned.h"
@@ -248,6 +249,11 @@ int myna_sim_send_parse(const char *body, size_t len, struct myna_sim_send *out,
         cJSON_Delete(root);
         return myna_err_set(err, MYNA_EPARSE, "the body must be a JSON object");
     }
+    if (myna_json_has_nul(body, len)) {
+        /* cJSON would cut the string there: "a\u0000b" read as "a" */
+        cJSON_Delete(root);
+        return myna_err_set(err, MYNA_EINVAL, "strings must not contain a NUL character");
+    }
     cJSON_ArrayForEach(item, root) {
         static const char *const known[] = { "from", "name", "text", "button", "list", "context" };
         size_t k = 0;
@@ -447,6 +453,12 @@ int myna_sim_graph_parse(const char *body, size_t len, struct myna_sim_graph_req
     if ((root = cJSON_ParseWithLength(body, len)) == NULL || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return fail(100, msg, cap, code, "(#100) The parameter messaging_product is required.");
+    }
+    if (myna_json_has_nul(body, len)) {
+        /* cJSON would cut the string there: "a\u0000b" read as "a" */
+        cJSON_Delete(root);
+        return fail(100, msg, cap, code,
+                    "(#100) Invalid parameter: a string contains a NUL character");
     }
     if (!cJSON_IsString(get(root, "messaging_product")) ||
         strcmp(get_str(root, "messaging_product"), "whatsapp") != 0) {

@@ -963,6 +963,24 @@ static void test_parse_response(void **state)
                            &ct, &a, &err), MYNA_OK);
     assert_string_equal(text, "ok\xef\xbf\xbd");
 
+    /* a NUL, escaped or raw, would cut the text: a bad answer */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"Yes\\u0000, but no\"}}],"
+                           "\"usage\":{\"prompt_tokens\":5}}", &text, &pt, &ct, &a, &err),
+                     MYNA_EPARSE);
+    assert_null(text);
+    assert_int_equal(pt, 0);
+    assert_non_null(strstr(err.msg, "NUL"));
+    {
+        static const char raw[] = "{\"choices\":[{\"message\":{\"content\":\"Yes\0, but no\"}}]}";
+        assert_int_equal(myna_llm_parse_response(raw, sizeof(raw) - 1, &a, &text, &pt, &ct, &err),
+                         MYNA_EPARSE);
+        assert_null(text);
+    }
+    /* an escaped backslash before "u0000" is no NUL */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"C:\\\\u0000\"}}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "C:\\u0000");
+
     /* the failures: out params cleared, err says what */
     assert_int_equal(parse("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":null,"
                            "\"tool_calls\":[]},\"finish_reason\":\"tool_calls\"}]}",

@@ -833,6 +833,26 @@ static void test_classify_hostile(void **state)
         assert_sane(&r);
         assert_int_equal(r.cls, MYNA_SEND_FAILED);   /* the JSON ends at the NUL */
     }
+    {
+        /* \u0000 is valid JSON, but cuts the string just the same */
+        static const char esc[] = "{\"messaging_product\":\"whatsapp\","
+                                  "\"messages\":[{\"id\":\"wamid.AB\\u0000CD\"}]}";
+        static const char ok[] = "{\"success\":true,\"x\":\"\\u0000\"}";
+        static const char lit[] = "{\"messages\":[{\"id\":\"wamid.AB\\\\u0000CD\"}]}";
+        myna_graph_classify(200, 0, esc, sizeof(esc) - 1, &r);
+        assert_sane(&r);
+        assert_int_equal(r.cls, MYNA_SEND_FAILED);
+        assert_string_equal(r.wamid, "");
+        assert_non_null(strstr(r.error, "NUL"));
+        myna_graph_classify(200, 0, ok, sizeof(ok) - 1, &r);
+        assert_sane(&r);
+        assert_int_equal(r.cls, MYNA_SEND_FAILED);
+        /* an escaped backslash before "u0000" is no NUL */
+        myna_graph_classify(200, 0, lit, sizeof(lit) - 1, &r);
+        assert_sane(&r);
+        assert_int_equal(r.cls, MYNA_SEND_OK);
+        assert_string_equal(r.wamid, "wamid.AB\\u0000CD");
+    }
 }
 
 /* ---- backoff ------------------------------------------------------------------------ */

@@ -584,6 +584,13 @@ static void test_sim_send_bad_text(void **state)
     send_fails("{\"from\":\"1\",\"text\":\"\xed\xa0\x80\"}", MYNA_EINVAL, why);
     send_fails("{\"from\":\"1\",\"text\":\"\xd0\"}", MYNA_EINVAL, why);
     send_fails("{\"from\":\"1\",\"text\":\"\xff\"}", MYNA_EINVAL, why);
+    /* a NUL, escaped or raw, would cut the text ("a\u0000b" read as "a") */
+    send_fails("{\"from\":\"1\",\"text\":\"a\\u0000b\"}", MYNA_EINVAL, "NUL");
+    send_fails("{\"from\":\"1\",\"name\":\"x\\u0000y\",\"text\":\"a\"}", MYNA_EINVAL, "NUL");
+    {
+        static const char raw[] = "{\"from\":\"1\",\"text\":\"a\0b\"}";
+        send_fails_len(raw, sizeof(raw) - 1, MYNA_EINVAL, "NUL");
+    }
 }
 
 static void test_sim_send_bad_reply(void **state)
@@ -666,6 +673,18 @@ static void test_sim_graph_text(void **state)
                 "text['body']");
     graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"text\":{\"body\":\"\xfe\"}}", 100,
                 NULL);
+    /* a NUL, escaped or raw, would cut the text ("a\u0000b" read as "a") */
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"text\":{\"body\":\"a\\u0000b\"}}",
+                100, "NUL");
+    {
+        static const char raw[] =
+            "{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"text\":{\"body\":\"a\0b\"}}";
+        graph_fails_len(raw, sizeof(raw) - 1, 100, "NUL");
+    }
+    /* an escaped backslash before "u0000" is no NUL */
+    graph_ok("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"text\":{\"body\":\"a\\\\u0000b\"}}", &r);
+    assert_string_equal(r.text, "a\\u0000b");
+    myna_sim_graph_release(&r);
 }
 
 static void test_sim_graph_envelope(void **state)

@@ -1,0 +1,90 @@
+/* test_json.c - myna_json_has_nul: the strings cJSON would cut at a NUL
+ * (raw, or a \u0000 escape) are found, and nothing else is. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "core/json.h"
+#include "core/banned.h"
+
+#define HAS_NUL(lit) myna_json_has_nul((lit), sizeof(lit) - 1)
+
+static void test_json_has_nul_escaped(void **state)
+{
+    (void)state;
+    assert_int_equal(HAS_NUL("\"a\\u0000b\""), 1);
+    assert_int_equal(HAS_NUL("{\"id\":\"wamid.AB\\u0000CD\"}"), 1);
+    assert_int_equal(HAS_NUL("{\"k\\u0000ey\":1}"), 1);             /* in a key too */
+    assert_int_equal(HAS_NUL("[\"x\",\"\\\"\\u0000\"]"), 1);        /* after an escaped quote */
+    assert_int_equal(HAS_NUL("\"\\u0000\""), 1);
+    assert_int_equal(HAS_NUL("\"\\u0001\\u00000\""), 1);
+}
+
+static void test_json_has_nul_raw(void **state)
+{
+    (void)state;
+    assert_int_equal(HAS_NUL("\"a\0b\""), 1);
+    assert_int_equal(HAS_NUL("{\"a\":1}\0"), 1);
+    assert_int_equal(HAS_NUL("\"a\\\0\""), 1);                      /* escaped raw NUL */
+}
+
+static void test_json_has_nul_none(void **state)
+{
+    (void)state;
+    assert_int_equal(HAS_NUL(""), 0);
+    assert_int_equal(myna_json_has_nul(NULL, 0), 0);
+    assert_int_equal(HAS_NUL("{\"a\":\"b\",\"c\":[1,2,null]}"), 0);
+    assert_int_equal(HAS_NUL("\"\\\\u0000\""), 0);                  /* an escaped backslash */
+    assert_int_equal(HAS_NUL("\"\\\\\\\\u0000\""), 0);
+    assert_int_equal(HAS_NUL("\"\\u0001\\u1000\\u0100\\u0010\""), 0);
+    assert_int_equal(HAS_NUL("\"\\u000\""), 0);                     /* too short: not JSON */
+    assert_int_equal(HAS_NUL("\"\\u000"), 0);
+    assert_int_equal(HAS_NUL("\"\\"), 0);
+    assert_int_equal(HAS_NUL("\"\\U0000\""), 0);                    /* not an escape cJSON reads */
+    /* only the n bytes given are read */
+    assert_int_equal(myna_json_has_nul("\"a\\u0000\"", 3), 0);
+}
+
+/* What cJSON itself does with each text: the check says 1 exactly when a
+ * string of the tree is shorter than its source says. */
+static void test_json_has_nul_matches_cjson(void **state)
+{
+    static const struct {
+        const char *text;
+        size_t len;     /* bytes of text */
+        size_t decoded; /* bytes of the decoded string */
+    } cases[] = {
+        { "\"ab\"", 4, 2 },
+        { "\"a\\u0000b\"", 10, 3 },
+        { "\"a\\\\u0000b\"", 11, 8 },
+        { "\"a\0b\"", 5, 3 },
+        { "\"\\u00e9\\u0000\"", 14, 3 },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cJSON *v = cJSON_ParseWithLength(cases[i].text, cases[i].len);
+        int cut;
+        assert_true(cJSON_IsString(v));
+        cut = strlen(v->valuestring) != cases[i].decoded;
+        assert_int_equal(myna_json_has_nul(cases[i].text, cases[i].len), cut);
+        cJSON_Delete(v);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_has_nul_escaped),
+        cmocka_unit_test(test_json_has_nul_raw),
+        cmocka_unit_test(test_json_has_nul_none),
+        cmocka_unit_test(test_json_has_nul_matches_cjson),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
