@@ -406,6 +406,7 @@ static enum myna_send_class class_of_code(int code)
     switch (code) {
     case 130429: case 131000: case 131016: case 1: case 2: case 133004:
     case 131057: case 4: case 80007:
+    case 131048:  /* spam rate limit: "retry much later" (B5) */
         return MYNA_SEND_RETRY;
     case 131056:
         return MYNA_SEND_RETRY_PAIR;
@@ -419,11 +420,14 @@ static enum myna_send_class class_of_code(int code)
 }
 
 /* A status without a Graph error code: server trouble and throttling are
- * worth another try, anything else is not. */
-static enum myna_send_class class_of_status(long status)
+ * worth another try, anything else is not. A 502 or 504 comes from a proxy
+ * or gateway that may have passed the POST on before it gave up, so Meta
+ * may have taken the message, as after a timeout. */
+static void class_of_status(long status, struct myna_send_result *out)
 {
-    return (status >= 500 && status <= 599) || status == 429 ? MYNA_SEND_RETRY
-                                                               : MYNA_SEND_FAILED;
+    out->cls = (status >= 500 && status <= 599) || status == 429 ? MYNA_SEND_RETRY
+                                                                  : MYNA_SEND_FAILED;
+    out->maybe_sent = status == 502 || status == 504;
 }
 
 /* 1 if s fits cap with its NUL and has no control bytes or spaces. */
@@ -448,8 +452,10 @@ static void classify_error(long status, const cJSON *e, struct myna_send_result 
     if (get_code(e, &code) == 0) {
         out->error_code = code;
         out->cls = class_of_code(code);
+    } else if (status >= 200 && status <= 299) {
+        out->cls = MYNA_SEND_FAILED;
     } else {
-        out->cls = status >= 200 && status <= 299 ? MYNA_SEND_FAILED : class_of_status(status);
+        class_of_status(status, out);
     }
     if (msg != NULL && *msg != '\0') {
         text_copys(out->error, sizeof(out->error), msg);
@@ -526,7 +532,7 @@ void myna_graph_classify(long http_status, int transport_failed, const char *bod
             classify_success(root, out);
         }
     } else {
-        out->cls = class_of_status(http_status);
+        class_of_status(http_status, out);
         snprintf(out->error, sizeof(out->error), "HTTP %ld without a Graph API error%s",
                  http_status, root == NULL && len > 0 ? " (the body is not JSON)" : "");
     }

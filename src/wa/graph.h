@@ -78,7 +78,8 @@ char *myna_graph_read_body(const char *wamid, int typing, struct myna_err *err);
 enum myna_send_class {
     MYNA_SEND_OK,             /* accepted: wamid is set (B4) */
     MYNA_SEND_RETRY,          /* network, timeout, bare 5xx or 429, and codes 130429,
-                               * 131000, 131016, 1, 2, 133004, 131057, 4, 80007 */
+                               * 131000, 131016, 1, 2, 133004, 131057, 4, 80007,
+                               * 131048 */
     MYNA_SEND_RETRY_PAIR,     /* 131056: back off for this recipient only, 4^n s */
     MYNA_SEND_WINDOW_CLOSED,  /* 131047: only a template may go now */
     MYNA_SEND_AUTH,           /* 190, 0, 3, 10, 200-299: token or permissions */
@@ -91,8 +92,10 @@ struct myna_send_result {
     int error_code;            /* Graph error.code, -1 when the answer had none */
     int transport_failed;      /* no usable HTTP answer: connect, reset, timeout, oversized */
     int timed_out;             /* transport_failed because the timeout ran out */
-    int maybe_sent;            /* transport_failed after the request may have left:
-                                * Meta may have taken it (its status webhooks tell) */
+    int maybe_sent;            /* RETRY after the request may have reached Meta, which
+                                * may have taken it (its status webhooks tell):
+                                * transport_failed after it left, or a 502/504
+                                * without a Graph error code (a proxy's answer) */
     char error[256];           /* "message (details)" or why the answer was not
                                 * usable; printable UTF-8, cut at a character
                                 * boundary, "" on success; never the token */
@@ -109,7 +112,8 @@ struct myna_send_result {
  * read/typing body, "success":true: OK with an empty wamid); any other 2xx
  * is FAILED. A Graph error object with a code
  * decides by that code alone, whatever the HTTP status (a code not listed
- * above is FAILED); without one, a 5xx or 429 is RETRY and the rest FAILED. body need not be NUL-terminated;
+ * above is FAILED); without one, a 5xx or 429 is RETRY (a 502 or 504 with
+ * maybe_sent) and the rest FAILED. body need not be NUL-terminated;
  * NULL with len 0 is an empty body. Never fails, never allocates for long
  * (bodies over 256 KiB are not parsed). */
 void myna_graph_classify(long http_status, int transport_failed, const char *body, size_t len,
@@ -147,9 +151,9 @@ typedef void (*myna_graph_cb)(const struct myna_send_result *r, void *arg);
  *
  * A post leaves at most once (libcurl's own resend on a reused connection
  * that died is turned off: http_client.h send_once). A transport failure
- * (RETRY with transport_failed) after the request may have left
- * (maybe_sent) is an unknown outcome: Meta may have accepted the message,
- * and its status webhooks will tell. */
+ * (RETRY with transport_failed) after the request may have left, or a
+ * bare 502/504, (maybe_sent) is an unknown outcome: Meta may have accepted
+ * the message, and its status webhooks will tell. */
 int myna_graph_post(struct myna_graph *g, const char *json_body, long timeout_ms,
                     myna_graph_cb cb, void *arg, struct myna_err *err);
 

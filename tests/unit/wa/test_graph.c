@@ -172,7 +172,7 @@ static void assert_sane(const struct myna_send_result *r)
         assert_true(r->error[0] != '\0');
         assert_string_equal(r->wamid, "");
     }
-    if (r->transport_failed)
+    if (r->transport_failed || r->maybe_sent)
         assert_int_equal(r->cls, MYNA_SEND_RETRY);
     if (r->timed_out)
         assert_true(r->transport_failed);
@@ -607,6 +607,7 @@ static void test_classify_codes(void **state)
         { 130429, MYNA_SEND_RETRY }, { 131000, MYNA_SEND_RETRY }, { 131016, MYNA_SEND_RETRY },
         { 1, MYNA_SEND_RETRY },      { 2, MYNA_SEND_RETRY },      { 133004, MYNA_SEND_RETRY },
         { 131057, MYNA_SEND_RETRY }, { 4, MYNA_SEND_RETRY },      { 80007, MYNA_SEND_RETRY },
+        { 131048, MYNA_SEND_RETRY },   /* spam rate limit: "retry much later" */
         { 131056, MYNA_SEND_RETRY_PAIR },
         { 131047, MYNA_SEND_WINDOW_CLOSED },
         { 190, MYNA_SEND_AUTH },     { 0, MYNA_SEND_AUTH },       { 3, MYNA_SEND_AUTH },
@@ -614,7 +615,7 @@ static void test_classify_codes(void **state)
         { 299, MYNA_SEND_AUTH },
         { 199, MYNA_SEND_FAILED },   { 300, MYNA_SEND_FAILED },   { 100, MYNA_SEND_FAILED },
         { 131009, MYNA_SEND_FAILED }, { 131008, MYNA_SEND_FAILED }, { 131026, MYNA_SEND_FAILED },
-        { 131048, MYNA_SEND_FAILED }, { 131051, MYNA_SEND_FAILED }, { 133010, MYNA_SEND_FAILED },
+        { 131051, MYNA_SEND_FAILED }, { 133010, MYNA_SEND_FAILED },
         { 132001, MYNA_SEND_FAILED }, { 368, MYNA_SEND_FAILED },  { 5, MYNA_SEND_FAILED },
         { 2147483647, MYNA_SEND_FAILED },
     };
@@ -633,6 +634,9 @@ static void test_classify_codes(void **state)
         /* a 5xx with a Graph code is still decided by the code */
         classify(503, body, &r);
         assert_int_equal(r.cls, table[i].cls);
+        classify(502, body, &r);   /* Meta's own answer: it was not taken */
+        assert_int_equal(r.cls, table[i].cls);
+        assert_int_equal(r.maybe_sent, 0);
     }
     /* code quoted as a string */
     classify(400, "{\"error\":{\"code\":\"131056\",\"message\":\"m\"}}", &r);
@@ -650,6 +654,7 @@ static void test_classify_codes(void **state)
         assert_string_equal(r.error, "m");
         classify(502, body, &r);
         assert_int_equal(r.cls, MYNA_SEND_RETRY);
+        assert_int_equal(r.maybe_sent, 1);
         classify(200, body, &r);   /* an error object is never a success */
         assert_int_equal(r.cls, MYNA_SEND_FAILED);
     }
@@ -716,18 +721,31 @@ static void test_classify_no_graph_error(void **state)
     struct myna_send_result r;
 
     (void)state;
+    /* a gateway's 502/504 may come after it passed the POST on: Meta may
+     * have taken the message, as after a timeout */
     classify(502, html, &r);
     assert_int_equal(r.cls, MYNA_SEND_RETRY);
+    assert_int_equal(r.maybe_sent, 1);
+    assert_int_equal(r.transport_failed, 0);
     assert_int_equal(r.error_code, -1);
     assert_int_equal(r.http_status, 502);
     assert_string_equal(r.error, "HTTP 502 without a Graph API error (the body is not JSON)");
+    classify(504, "", &r);
+    assert_int_equal(r.cls, MYNA_SEND_RETRY);
+    assert_int_equal(r.maybe_sent, 1);
+    classify(504, "{\"message\":\"upstream timed out\"}", &r);
+    assert_int_equal(r.cls, MYNA_SEND_RETRY);
+    assert_int_equal(r.maybe_sent, 1);
     classify(500, "", &r);
     assert_int_equal(r.cls, MYNA_SEND_RETRY);
+    assert_int_equal(r.maybe_sent, 0);
     assert_string_equal(r.error, "HTTP 500 without a Graph API error");
     classify(503, "{\"error\":\"overloaded\"}", &r);    /* error of the wrong type */
     assert_int_equal(r.cls, MYNA_SEND_RETRY);
+    assert_int_equal(r.maybe_sent, 0);
     classify(429, "", &r);
     assert_int_equal(r.cls, MYNA_SEND_RETRY);
+    assert_int_equal(r.maybe_sent, 0);
     classify(404, html, &r);
     assert_int_equal(r.cls, MYNA_SEND_FAILED);
     classify(400, "{\"foo\":1}", &r);
