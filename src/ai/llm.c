@@ -207,10 +207,13 @@ static int extract(const cJSON *root, struct myna_arena *a, const char **text, i
         return myna_err_set(err, MYNA_EPARSE, "llm answer is not a JSON object");
     first = cJSON_IsArray(choices) ? cJSON_GetArrayItem(choices, 0) : NULL;
     if (!cJSON_IsObject(first)) {
+        /* some servers send their error (overloaded, ...) with a 200 */
         const cJSON *e = get(root, "error");
         const char *m = cJSON_IsString(e) ? e->valuestring : get_str(e, "message");
         if (m)
-            return myna_err_set(err, MYNA_EPARSE, "llm answer is an error: %.200s", m);
+            return myna_err_set(err, MYNA_EAGAIN, "llm answer is an error: %.200s", m);
+        if (cJSON_IsObject(e))
+            return myna_err_set(err, MYNA_EAGAIN, "llm answer is an error without a message");
         return myna_err_set(err, MYNA_EPARSE, "llm answer has no choices");
     }
     msg = get(first, "message");
@@ -549,6 +552,10 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
         rc = myna_llm_parse_response(resp->body, resp->body_len, &a, &text, &pt, &ct, &err);
         if (rc == MYNA_OK) {
             finish(call, MYNA_OK, VERDICT_ALIVE, text, pt, ct);
+        } else if (rc == MYNA_EAGAIN) {
+            /* an error instead of a completion: as the same error with a 5xx */
+            api_error(resp->body, resp->body_len, resp->status, call->error, sizeof(call->error));
+            retry_or_finish(call);
         } else {
             snprintf(call->error, sizeof(call->error), "%.255s", err.msg);
             finish(call, rc == MYNA_EPARSE ? MYNA_EPARSE : MYNA_EIO, VERDICT_FAULT, NULL, 0, 0);

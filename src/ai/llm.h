@@ -2,8 +2,9 @@
  * Ollama, OpenAI, Gemini's OpenAI endpoint), asynchronous on the loop.
  *
  * One turn = one myna_llm_chat: POST {url}/chat/completions with the messages,
- * retried with backoff on transport errors, timeouts, 408, 429 and 5xx, and
- * answered once through the callback. Waiting between attempts is an evtimer;
+ * retried with backoff on transport errors, timeouts, 408, 429 and 5xx (and
+ * a 200 whose body is an error object instead of a completion, as some
+ * servers send when overloaded), and answered once through the callback. Waiting between attempts is an evtimer;
  * nothing blocks. Owns copies of its configuration strings, the request body
  * of each turn and the parsed answer until the callback returns.
  *
@@ -52,7 +53,8 @@ struct myna_llm_msg {
 };
 
 struct myna_llm_result {
-    int rc;                   /* MYNA_OK, or MYNA_EIO (transport, HTTP error), MYNA_EAGAIN (the
+    int rc;                   /* MYNA_OK, or MYNA_EIO (transport, HTTP error or an error
+                                 object sent with a 200), MYNA_EAGAIN (the
                                  circuit opened while the turn waited to retry), MYNA_EPARSE
                                  (an answer without text) */
     const char *text;         /* the answer, valid UTF-8; borrowed during the callback; NULL
@@ -104,8 +106,10 @@ void myna_llm_stats(const struct myna_llm *llm, struct myna_llm_stats *out);
  * {"type":"text","text":...} parts joined; invalid UTF-8 is replaced by
  * U+FFFD. *prompt_tokens and *completion_tokens from usage (0 when absent).
  * Everything lives in a. MYNA_OK, MYNA_EPARSE (not JSON, no choices, content
- * null or missing, a NUL in a string; err names what), MYNA_ENOMEM (a is full). OUT params are
- * set (NULL, 0) on failure too. */
+ * null or missing, a NUL in a string; err names what), MYNA_EAGAIN (no
+ * choices but an "error": the server's error sent with a 2xx status, which
+ * the client retries as if it came with a 5xx), MYNA_ENOMEM (a is full).
+ * OUT params are set (NULL, 0) on failure too. */
 int myna_llm_parse_response(const char *body, size_t len, struct myna_arena *a,
                             const char **text, int *prompt_tokens, int *completion_tokens,
                             struct myna_err *err);

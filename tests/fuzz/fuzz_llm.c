@@ -35,6 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(err.code == 0);
         break;
     case MYNA_EPARSE:
+    case MYNA_EAGAIN:
     case MYNA_ENOMEM:
         CHECK(err.code == rc && err.msg[0] != '\0' && strlen(err.msg) < sizeof(err.msg));
         CHECK(text == NULL && pt == 0 && ct == 0);

@@ -672,6 +672,38 @@ static void test_unusable_answers(void **state)
     assert_stats(llm, 3, 3, 0);
 }
 
+/* Some OpenAI-compatible servers answer 200 with {"error":{...}} when
+ * overloaded: retried as the same error with a 5xx would be. */
+static void test_error_object_with_200_is_retried(void **state)
+{
+#define OVERLOADED "\"raw\":\"{\\\"error\\\":{\\\"message\\\":\\\"Server is overloaded, " \
+                   "try later\\\",\\\"type\\\":\\\"server_error\\\"}}\""
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm = make(f, &c);
+    struct turn t;
+
+    faults(f, "{" OVERLOADED "}");
+    chat(f, llm, &t, "busy?");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_int_equal(t.r.attempts, 2);
+    assert_string_equal(t.r.text, "ECHO: busy?");
+    assert_int_equal(n_requests(f, &fake), 2);
+    assert_stats(llm, 1, 0, 1);
+
+    /* every attempt so: the turn fails as after 5xx answers, with the message */
+    faults(f, "{" OVERLOADED ",\"count\":-1}");
+    chat(f, llm, &t, "still busy?");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 3);
+    assert_int_equal(t.r.last_status, 200);
+    assert_null(t.r.text);
+    assert_non_null(strstr(t.r.error, "llm answered HTTP 200: Server is overloaded, try later"));
+    assert_stats(llm, 2, 1, 3);
+#undef OVERLOADED
+}
+
 /* ---- circuit breaker ------------------------------------------------------------ */
 
 /* Tries a turn every 10 ms until the circuit lets one through. */
@@ -997,9 +1029,15 @@ static void test_parse_response(void **state)
                            &text, &pt, &ct, &a, &err), MYNA_EPARSE);
     assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":42}}]}", &text, &pt, &ct, &a,
                            &err), MYNA_EPARSE);
+    /* an error object instead of choices: the server's error, to try again */
     assert_int_equal(parse("{\"error\":{\"message\":\"model overloaded\"}}", &text, &pt, &ct, &a,
-                           &err), MYNA_EPARSE);
+                           &err), MYNA_EAGAIN);
+    assert_null(text);
     assert_non_null(strstr(err.msg, "model overloaded"));
+    assert_int_equal(parse("{\"error\":\"busy\"}", &text, &pt, &ct, &a, &err), MYNA_EAGAIN);
+    assert_int_equal(parse("{\"error\":{\"code\":503}}", &text, &pt, &ct, &a, &err),
+                     MYNA_EAGAIN);
+    assert_int_equal(parse("{\"error\":null}", &text, &pt, &ct, &a, &err), MYNA_EPARSE);
     assert_int_equal(parse("[1,2]", &text, &pt, &ct, &a, &err), MYNA_EPARSE);
     assert_int_equal(parse("{\"choices\":", &text, &pt, &ct, &a, &err), MYNA_EPARSE);
     assert_non_null(strstr(err.msg, "not JSON"));
@@ -1068,6 +1106,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_drop_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_attempts_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unusable_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_object_with_200_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_circuit_breaker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_circuit_opening_stops_waiting_retries, setup,
                                         teardown),
