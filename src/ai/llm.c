@@ -211,7 +211,8 @@ static int extract(const cJSON *root, struct myna_arena *a, const char **text, i
         const cJSON *e = get(root, "error");
         const char *m = cJSON_IsString(e) ? e->valuestring : get_str(e, "message");
         if (m)
-            return myna_err_set(err, MYNA_EAGAIN, "llm answer is an error: %.200s", m);
+            return myna_err_set(err, MYNA_EAGAIN, "llm answer is an error: %.*s",
+                                (int)myna_utf8_cut(m, 200), m);
         if (cJSON_IsObject(e))
             return myna_err_set(err, MYNA_EAGAIN, "llm answer is an error without a message");
         return myna_err_set(err, MYNA_EPARSE, "llm answer has no choices");
@@ -229,9 +230,10 @@ static int extract(const cJSON *root, struct myna_arena *a, const char **text, i
                                         "llm answer has no text part in choices[0].message.content");
     } else {
         finish = get_str(first, "finish_reason");
-        return myna_err_set(err, MYNA_EPARSE, "llm answer has %s choices[0].message.content%s%.40s%s",
+        return myna_err_set(err, MYNA_EPARSE, "llm answer has %s choices[0].message.content%s%.*s%s",
                             content == NULL ? "no" : cJSON_IsNull(content) ? "a null" : "a non-text",
-                            finish ? " (finish_reason '" : "", finish ? finish : "",
+                            finish ? " (finish_reason '" : "",
+                            finish ? (int)myna_utf8_cut(finish, 40) : 0, finish ? finish : "",
                             finish ? "')" : "");
     }
     if ((s = utf8_fix(a, s)) == NULL)
@@ -283,6 +285,20 @@ int myna_llm_parse_response(const char *body, size_t len, struct myna_arena *a,
     return MYNA_OK;
 }
 
+/* out = prefix (short, ASCII), then as much of s as fits in cap bytes, cut
+ * at a character boundary: a byte cut could end in half a character. */
+static void error_text(char *out, size_t cap, const char *prefix, const char *s)
+{
+    size_t n = strlen(prefix);
+
+    if (cap == 0)
+        return;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, prefix, n);
+    snprintf(out + n, cap - n, "%.*s", (int)myna_utf8_cut(s, cap - n - 1), s);
+}
+
 /* The error message of a failed answer: OpenAI, llama.cpp and Ollama send
  * {"error":{"message"}}, vLLM {"message"}, FastAPI {"detail"}, Gemini
  * [{"error":{"message"}}]; anything else is quoted, printable bytes only. */
@@ -305,7 +321,9 @@ static void api_error(const char *body, size_t len, long status, char *out, size
     else if ((m = get_str(e, "message")) == NULL && (m = get_str(root, "message")) == NULL)
         m = get_str(root, "detail");
     if (m && m[0]) {
-        snprintf(out, cap, "llm answered HTTP %ld: %s", status, m);
+        char head[48];
+        snprintf(head, sizeof(head), "llm answered HTTP %ld: ", status);
+        error_text(out, cap, head, m);
     } else {
         for (size_t i = 0; i < len && n < SHOWN_MAX; i++)
             shown[n++] = body[i] >= 0x20 && body[i] < 0x7f ? body[i] : ' ';
@@ -492,12 +510,12 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     if (llm->state != BREAKER_CLOSED && !call->probe) {
         /* other turns opened the circuit meanwhile: do not add to the load */
         snprintf(prev, sizeof(prev), "%s", call->error);
-        snprintf(call->error, sizeof(call->error), "circuit open, not retried: %.200s", prev);
+        error_text(call->error, sizeof(call->error), "circuit open, not retried: ", prev);
         finish(call, MYNA_EAGAIN, VERDICT_NEUTRAL, NULL, 0, 0);
         return;
     }
     if (start_attempt(call, &err) != MYNA_OK) {
-        snprintf(call->error, sizeof(call->error), "%.255s", err.msg);
+        error_text(call->error, sizeof(call->error), "", err.msg);
         finish(call, MYNA_EIO, VERDICT_NEUTRAL, NULL, 0, 0);
     }
 }
@@ -541,7 +559,7 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
             snprintf(call->error, sizeof(call->error), "llm request timed out after %d ms",
                      llm->timeout_ms);
         else
-            snprintf(call->error, sizeof(call->error), "llm request failed: %s", resp->error);
+            error_text(call->error, sizeof(call->error), "llm request failed: ", resp->error);
         if (resp->rc == MYNA_ETOOBIG)  /* the same answer again would not fit either */
             finish(call, MYNA_EIO, VERDICT_FAULT, NULL, 0, 0);
         else
@@ -557,7 +575,7 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
             api_error(resp->body, resp->body_len, resp->status, call->error, sizeof(call->error));
             retry_or_finish(call);
         } else {
-            snprintf(call->error, sizeof(call->error), "%.255s", err.msg);
+            error_text(call->error, sizeof(call->error), "", err.msg);
             finish(call, rc == MYNA_EPARSE ? MYNA_EPARSE : MYNA_EIO, VERDICT_FAULT, NULL, 0, 0);
         }
         myna_arena_free(&a);
@@ -609,7 +627,8 @@ struct myna_llm *myna_llm_new(struct event_base *base, struct myna_http_client *
         ulen--;
     if ((strncasecmp(conf->url, "http://", 7) != 0 && strncasecmp(conf->url, "https://", 8) != 0) ||
         ulen > URL_MAX || strcspn(conf->url, " \t\r\n") != strlen(conf->url)) {
-        myna_err_set(err, MYNA_EINVAL, "llm url '%.200s' is not an http(s) URL", conf->url);
+        myna_err_set(err, MYNA_EINVAL, "llm url '%.*s' is not an http(s) URL",
+                     (int)myna_utf8_cut(conf->url, 200), conf->url);
         return NULL;
     }
     if (conf->api_key && strcspn(conf->api_key, "\r\n") != strlen(conf->api_key)) {

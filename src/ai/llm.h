@@ -64,7 +64,7 @@ struct myna_llm_result {
     int64_t latency_ms;       /* from myna_llm_chat to the callback */
     long last_status;         /* HTTP status of the last attempt, 0 without an answer */
     char error[256];          /* what failed ("" on success): the API's error message for an
-                                 HTTP error */
+                                 HTTP error; cut at a character boundary */
 };
 
 typedef void (*myna_llm_cb)(const struct myna_llm_result *r, void *arg);

@@ -161,6 +161,24 @@ size_t myna_utf8_prefix(const void *buf, size_t n)
     return n;
 }
 
+size_t myna_utf8_cut(const char *s, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    /* a character that starts before max ends at most 3 bytes past it */
+    size_t len = strnlen(s, max < SIZE_MAX - 4 ? max + 4 : SIZE_MAX), i = 0, k;
+
+    if (len <= max)
+        return len;
+    while (i < max) {
+        if ((k = myna_utf8_seq(p + i, len - i)) == 0)
+            k = 1;
+        if (k > max - i)
+            break;
+        i += k;
+    }
+    return i;
+}
+
 /* Code points of s, or (size_t)-1 when s is not valid UTF-8. */
 size_t myna_utf8_count(const char *s)
 {

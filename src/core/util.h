@@ -36,6 +36,11 @@ size_t myna_utf8_seq(const unsigned char *s, size_t n);
 size_t myna_utf8_prefix(const void *s, size_t n);
 /* Code points of s, or (size_t)-1 when s is not valid UTF-8. */
 size_t myna_utf8_count(const char *s);
+/* Bytes of s to keep to cut it to at most max bytes without splitting a
+ * character: strlen(s) when that fits, else the end of the last whole
+ * character within max (a byte that starts no valid sequence counts as a
+ * character of its own). For "%.*s" and copies of bounded size. */
+size_t myna_utf8_cut(const char *s, size_t max);
 
 /* The value of one hex digit (either case), or -1. */
 int myna_hex_value(int c);

@@ -330,6 +330,8 @@ static void on_turn(const struct myna_llm_result *r, void *arg)
     struct turn *t = arg;
 
     t->calls++;
+    /* error texts are cut at a character boundary: always valid UTF-8 */
+    assert_int_equal(myna_utf8_prefix(r->error, strlen(r->error)), strlen(r->error));
     t->r = *r;
     t->text[0] = '\0';
     if (r->text)
@@ -525,6 +527,29 @@ static void test_400_is_not_retried(void **state)
     assert_int_equal(t.r.attempts, 1);
     assert_int_equal(t.r.last_status, 404);
     assert_non_null(strstr(t.r.error, "The model `gpt-5` does not exist."));
+}
+
+/* Long error messages are cut to fit result.error, never inside a
+ * character (on_turn checks every error text). */
+static void test_long_errors_cut_at_characters(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm = make(f, &c);
+    struct turn t;
+    char json[1024], euros[301];
+
+    for (int i = 0; i < 100; i++)
+        memcpy(euros + 3 * i, "\xe2\x82\xac", 3);   /* U+20AC, 3 bytes */
+    euros[300] = '\0';
+    /* "llm answered HTTP 400: " is 23 bytes: 232 left, not a multiple of 3 */
+    snprintf(json, sizeof(json), "{\"status\":400,\"message\":\"%s\"}", euros);
+    faults(f, json);
+    chat(f, llm, &t, "x");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(strlen(t.r.error), 23 + 77 * 3);
+    assert_int_equal(strncmp(t.r.error, "llm answered HTTP 400: \xe2\x82\xac", 26), 0);
 }
 
 static void test_timeout_per_attempt(void **state)
@@ -1035,6 +1060,18 @@ static void test_parse_response(void **state)
     assert_null(text);
     assert_non_null(strstr(err.msg, "model overloaded"));
     assert_int_equal(parse("{\"error\":\"busy\"}", &text, &pt, &ct, &a, &err), MYNA_EAGAIN);
+    /* a long message is cut at a character boundary: 66 of these 100
+     * three-byte characters fit the 200 bytes shown */
+    {
+        char body[512];
+        size_t o = (size_t)snprintf(body, sizeof(body), "{\"error\":{\"message\":\"");
+        for (int i = 0; i < 100; i++, o += 3)
+            memcpy(body + o, "\xe2\x82\xac", 3);
+        snprintf(body + o, sizeof(body) - o, "\"}}");
+        assert_int_equal(parse(body, &text, &pt, &ct, &a, &err), MYNA_EAGAIN);
+        assert_int_equal(strlen(err.msg), strlen("llm answer is an error: ") + 66 * 3);
+        assert_int_equal(myna_utf8_prefix(err.msg, strlen(err.msg)), strlen(err.msg));
+    }
     assert_int_equal(parse("{\"error\":{\"code\":503}}", &text, &pt, &ct, &a, &err),
                      MYNA_EAGAIN);
     assert_int_equal(parse("{\"error\":null}", &text, &pt, &ct, &a, &err), MYNA_EPARSE);
@@ -1102,6 +1139,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retries_500_twice_then_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_then_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_400_is_not_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_errors_cut_at_characters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_per_attempt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_drop_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_attempts_fail, setup, teardown),

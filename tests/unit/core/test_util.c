@@ -346,6 +346,27 @@ static void test_util_utf8_prefix(void **state)
     }
 }
 
+static void test_util_utf8_cut(void **state)
+{
+    static const char mixed[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z";  /* a é € 😀 z */
+    static const size_t want[] = { 0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10, 11, 11, 11 };
+
+    (void)state;
+    for (size_t max = 0; max < sizeof(want) / sizeof(want[0]); max++)
+        assert_int_equal(myna_utf8_cut(mixed, max), want[max]);
+    assert_int_equal(myna_utf8_cut("", 0), 0);
+    assert_int_equal(myna_utf8_cut("", 5), 0);
+    assert_int_equal(myna_utf8_cut("abc", 3), 3);
+    assert_int_equal(myna_utf8_cut("abc", (size_t)-1), 3);
+    /* bytes that start no sequence count one each; a truncated sequence at
+     * the end of the string is such bytes, not a character to keep out */
+    assert_int_equal(myna_utf8_cut("a\xff\x80" "b", 3), 3);
+    assert_int_equal(myna_utf8_cut("ab\xe2\x82", 3), 3);
+    assert_int_equal(myna_utf8_cut("ab\xe2\x82\xac", 3), 2);
+    assert_int_equal(myna_utf8_cut("ab\xe2\x82\xac", 4), 2);
+    assert_int_equal(myna_utf8_cut("ab\xe2\x82\xac", 5), 5);
+}
+
 static void test_util_mono_non_decreasing(void **state)
 {
     int64_t prev_us = myna_mono_us(), prev_ms = myna_mono_ms();
@@ -410,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_util_split_hostport_bad),
         cmocka_unit_test(test_util_split_hostport_host_cap),
         cmocka_unit_test(test_util_utf8_prefix),
+        cmocka_unit_test(test_util_utf8_cut),
         cmocka_unit_test(test_util_mono_non_decreasing),
         cmocka_unit_test(test_util_mono_advances),
         cmocka_unit_test(test_util_wall_ms_is_epoch),
