@@ -270,8 +270,16 @@ static int busy_wait_1ms(void *arg, int count)
     return 1;
 }
 
+/* sqlite3_rollback_hook: see myna_walbuf_discard. */
+static void rolled_back(void *db)
+{
+    myna_walbuf_discard(db);
+}
+
 /* Under synchronous=FULL each commit's log goes out in one write (see
- * walbuf.h); under NORMAL with SQLite's own VFS. */
+ * walbuf.h); under NORMAL with SQLite's own VFS. The rollback hook covers
+ * every rollback on the connection: ours, SQLite's own after an error, and
+ * those of the bot store, which shares it (bot_sqlite.c). */
 static int open_db(struct sqlite_store *s, enum myna_store_sync sync, struct myna_err *err)
 {
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -280,8 +288,10 @@ static int open_db(struct sqlite_store *s, enum myna_store_sync sync, struct myn
 
     rc = sqlite3_open_v2(s->path, &s->db, flags,
                          sync == MYNA_SYNC_FULL ? myna_walbuf_vfs() : NULL);
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
+        sqlite3_rollback_hook(s->db, rolled_back, s->db);
         return MYNA_OK;
+    }
     if (s->db == NULL)
         return open_fail(s, MYNA_ENOMEM, sqlite3_errstr(rc), err);
     /* "unable to open database file" alone does not say that the directory

@@ -223,6 +223,16 @@ const char *myna_walbuf_vfs(void)
     return wb_name;
 }
 
+void myna_walbuf_discard(sqlite3 *db)
+{
+    sqlite3_file *file = NULL;
+
+    /* JOURNAL_POINTER hands out the log's file without calling it */
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &file) == SQLITE_OK &&
+        file != NULL && file->pMethods == &wb_methods)
+        ((struct wb_file *)file)->len = 0;
+}
+
 void myna_walbuf_counts(struct myna_walbuf_counts *out)
 {
     out->gathered = atomic_load_explicit(&n_gathered, memory_order_relaxed);

@@ -8,9 +8,13 @@
  * "myna-walbuf" is the default VFS with one change: for a WAL file, a run
  * of writes to consecutive offsets stays in memory and reaches the file as
  * one write before any other call on that file (xSync, xRead, xTruncate,
- * xFileSize, xFileControl, xClose) or when the run would pass 127 KiB.
- * Every other file (the database, its shared memory) is the default VFS's
- * own, untouched.
+ * xFileSize, xFileControl, xLock, xUnlock, xClose) or when the run would
+ * pass 127 KiB. Every other file (the database, its shared memory) is the
+ * default VFS's own, untouched.
+ *
+ * The one exception is a rollback, which must drop the run unwritten (see
+ * myna_walbuf_discard): every connection on this VFS calls that from its
+ * rollback hook.
  *
  * Only for connections with PRAGMA synchronous=FULL. There, each commit
  * syncs the log before SQLite publishes the new frames in the WAL index,
@@ -24,9 +28,25 @@
 
 #include <stdint.h>
 
+struct sqlite3;
+
 /* The VFS name for sqlite3_open_v2, registered on first use; NULL if it
  * cannot be (then open with the default VFS). Thread-safe. */
 const char *myna_walbuf_vfs(void);
+
+/* Drops the run of db's main log without writing it, when that log is a
+ * "myna-walbuf" file; otherwise does nothing. Call it from the connection's
+ * rollback hook (sqlite3_rollback_hook), which SQLite calls after every
+ * rollback of a transaction: an explicit ROLLBACK, or its own after an
+ * error.
+ *
+ * Why: a transaction that outgrows the page cache writes frames to the log
+ * before its commit, and a rollback does no I/O on the log, so those frames
+ * can still be in the run once the write lock is gone. Another connection
+ * may then commit at the same offsets, and the next call on the file would
+ * write the dead frames over that commit. Nothing committed is lost: under
+ * synchronous=FULL a commit's xSync has written its frames already. */
+void myna_walbuf_discard(struct sqlite3 *db);
 
 /* Process-wide counts since start: xWrite calls taken into a run, and
  * writes that reached the default VFS. For tests and benchmarks. */

@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "store/store.h"
+#include "store/walbuf.h"
 #include "core/banned.h"
 
 #define SCHEMA_NOW "7"  /* PRAGMA user_version of a current store */
@@ -694,6 +695,57 @@ static void test_rollback_keeps_nothing(void **state)
     myna_store_free(st);
 }
 
+/* A transaction bigger than the page cache reaches the log before its
+ * commit; rolled back, none of it may be written once another handle has
+ * committed at the same place in the log (synchronous=FULL buffers the
+ * log's writes: walbuf.h). The log starts empty, so that the rollback
+ * reads nothing from it, and b's one commit is smaller than a's spill, so
+ * that it lands where a's frames went. */
+static void test_rolled_back_spill_never_written(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_store *a = open_store(f->path, MYNA_SYNC_FULL), *b;
+    sqlite3 *db = myna_store__sqlite_db(a);
+    struct myna_walbuf_counts c0, c1;
+    char raw[1600];
+    struct myna_inbound m;
+    struct sample x;
+
+    sample_init(&x, "first", 0);
+    assert_int_equal(put_one(a, &x.m), MYNA_STORE_NEW);  /* marks the file open */
+    assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA cache_size=5",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    myna_walbuf_counts(&c0);
+    assert_int_equal(myna_store_begin(a, &err), MYNA_OK);
+    for (int i = 0; i < 40; i++) {
+        sample_init(&x, "spill", i);
+        m = x.m;
+        snprintf(raw, sizeof(raw), "{\"id\":\"%s\",\"pad\":\"%01400d\"}", x.wamid, i);
+        m.raw = raw;
+        m.raw_len = strlen(raw);
+        assert_int_equal(myna_store_put_inbound(a, &m, 1, &err), MYNA_STORE_NEW);
+    }
+    myna_store_rollback(a);
+    myna_walbuf_counts(&c1);
+    assert_true(c1.gathered - c0.gathered > c1.written - c0.written);  /* frames in the run */
+
+    b = open_store(f->path, MYNA_SYNC_FULL);
+    assert_int_equal(myna_store_begin(b, &err), MYNA_OK);
+    for (int i = 0; i < 10; i++) {
+        sample_init(&x, "kept", i);
+        assert_int_equal(myna_store_put_inbound(b, &x.m, 1, &err), MYNA_STORE_NEW);
+    }
+    assert_int_equal(myna_store_commit(b, &err), MYNA_OK);
+    myna_store_free(b);
+    assert_counts(a, 11, 0);  /* a read through a calls its log file */
+    assert_sql(f->path, "SELECT count(*) FROM inbox", "11");
+    assert_sql(f->path, "PRAGMA integrity_check", "ok");
+    myna_store_free(a);
+    assert_sql(f->path, "SELECT count(*) FROM inbox", "11");
+    assert_sql(f->path, "PRAGMA integrity_check", "ok");
+}
+
 static void test_commit_failure_keeps_nothing(void **state)
 {
     struct fix *f = *state;
@@ -1340,6 +1392,7 @@ int main(void)
         T(test_dedupe_inside_transaction),
         T(test_status_dedupe),
         T(test_rollback_keeps_nothing),
+        T(test_rolled_back_spill_never_written),
         T(test_commit_failure_keeps_nothing),
         T(test_fault_loop_all_or_nothing),
         T(test_misuse_is_einval),

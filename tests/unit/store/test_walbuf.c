@@ -52,6 +52,11 @@ static void exec_ok(sqlite3 *db, const char *sql)
         fail_msg("%s: %s", sql, msg ? msg : sqlite3_errstr(rc));
 }
 
+static void rolled_back(void *db)
+{
+    myna_walbuf_discard(db);
+}
+
 /* A connection through the VFS under test, as the store opens one. */
 static sqlite3 *open_walbuf(void)
 {
@@ -61,6 +66,7 @@ static sqlite3 *open_walbuf(void)
     assert_non_null(vfs);
     assert_int_equal(sqlite3_open_v2(g_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs),
                      SQLITE_OK);
+    sqlite3_rollback_hook(db, rolled_back, db);
     exec_ok(db, "PRAGMA journal_mode=WAL");
     exec_ok(db, "PRAGMA synchronous=FULL");
     exec_ok(db, "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, body TEXT NOT NULL)");
@@ -75,28 +81,38 @@ static sqlite3 *open_plain(void)
     return db;
 }
 
-/* n rows of ROW_BYTES in one transaction; SQLite's result of COMMIT. */
-static int insert_rows(sqlite3 *db, int n)
+/* BEGIN, then n rows of ROW_BYTES; SQLite's result of the last insert
+ * (SQLITE_DONE when all went in). The transaction stays open. */
+static int insert_uncommitted(sqlite3 *db, int n)
 {
     sqlite3_stmt *st = NULL;
     char body[ROW_BYTES + 1];
-    int rc;
+    int rc = SQLITE_DONE;
 
     exec_ok(db, "BEGIN");
     assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO t(body) VALUES(?)", -1, &st, NULL),
                      SQLITE_OK);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; rc == SQLITE_DONE && i < n; i++) {
         for (size_t k = 0; k < ROW_BYTES; k++)
             body[k] = (char)('a' + (i * 7 + (int)k) % 26);  /* no page compresses to another */
         body[ROW_BYTES] = '\0';
         sqlite3_bind_text(st, 1, body, ROW_BYTES, SQLITE_STATIC);
-        if ((rc = sqlite3_step(st)) != SQLITE_DONE) {
-            sqlite3_finalize(st);
-            return rc;
-        }
+        rc = sqlite3_step(st);
         sqlite3_reset(st);
     }
     sqlite3_finalize(st);
+    return rc;
+}
+
+/* n rows of ROW_BYTES in one transaction; SQLite's result of COMMIT. */
+static int insert_rows(sqlite3 *db, int n)
+{
+    int rc = insert_uncommitted(db, n);
+
+    if (rc != SQLITE_DONE) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
     rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -192,6 +208,52 @@ static void test_run_past_buffer_arrives_whole(void **state)
     sqlite3_close(db);
 }
 
+static void assert_sound(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+    sqlite3_finalize(st);
+}
+
+/* A transaction that outgrows the page cache sends frames to the log before
+ * its commit (SQLite spills), and a rollback does no I/O on the log. Once
+ * the write lock is gone another connection may commit at the same offsets
+ * (b's commit is smaller than a's spill): the rolled-back frames must never
+ * be written over it. */
+static void test_rolled_back_spill_never_written(void **state)
+{
+    sqlite3 *a = open_walbuf(), *b, *r;
+    struct myna_walbuf_counts c0, c1;
+
+    (void)state;
+    exec_ok(a, "PRAGMA wal_checkpoint(TRUNCATE)");
+    exec_ok(a, "PRAGMA cache_size=5");
+    myna_walbuf_counts(&c0);
+    assert_int_equal(insert_uncommitted(a, 40), SQLITE_DONE);
+    exec_ok(a, "ROLLBACK");
+    myna_walbuf_counts(&c1);
+    assert_true(c1.gathered - c0.gathered > c1.written - c0.written);  /* frames in the run */
+
+    b = open_plain();
+    myna_walbuf_discard(b);  /* not a walbuf connection: nothing happens */
+    assert_int_equal(insert_rows(b, 10), SQLITE_OK);
+    sqlite3_close(b);
+    assert_int_equal(count_rows(a), 10);  /* a read through a: its log file is called */
+
+    r = open_plain();
+    assert_int_equal(count_rows(r), 10);
+    assert_sound(r);
+    sqlite3_close(r);
+    sqlite3_close(a);
+    r = open_plain();  /* the last close checkpointed: the database file itself */
+    assert_int_equal(count_rows(r), 10);
+    assert_sound(r);
+    sqlite3_close(r);
+}
+
 /* In a child: the file size limit makes the flush of a big commit's run
  * fail (EFBIG). COMMIT must report it. */
 static void commit_past_size_limit(void)
@@ -235,6 +297,7 @@ int main(void)
         T(test_sound_after_reopen),
         T(test_run_past_buffer_arrives_whole),
         T(test_failed_flush_fails_commit),
+        T(test_rolled_back_spill_never_written),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
