@@ -132,12 +132,12 @@ enum {
 
 enum stmt_id {
     STMT_BEGIN, STMT_COMMIT, STMT_ROLLBACK, STMT_PUT_INBOUND, STMT_PUT_STATUS,
-    STMT_INBOX_READ, STMT_INBOX_FIND, STMT_STATUS_READ, STMT_COUNT,
+    STMT_INBOX_READ, STMT_INBOX_FIND, STMT_STATUS_READ, STMT_COUNT, STMT_TOP,
     STMT__COUNT
 };
 
 /* The last parameter of each put is the row's seq: NULL (SQLite takes the
- * highest + 1) except for a row that must jump (mark_writer). */
+ * highest + 1) except for a row that must jump (mark_writer, jump_seq). */
 #define INBOUND_SEQ_PARAM 19
 #define STATUS_SEQ_PARAM 10
 
@@ -168,6 +168,8 @@ static const char *const stmt_sql[STMT__COUNT] = {
     [STMT_STATUS_READ] =
         "SELECT " STATUS_COLS " FROM statuses WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     [STMT_COUNT] = "SELECT (SELECT count(*) FROM inbox), (SELECT count(*) FROM statuses)",
+    /* column TBL_* is that table's highest seq */
+    [STMT_TOP] = "SELECT (SELECT max(seq) FROM inbox), (SELECT max(seq) FROM statuses)",
 };
 
 struct sqlite_store {
@@ -182,9 +184,9 @@ struct sqlite_store {
     enum myna_store_sync sync;
     int writer;              /* this handle marked the file open (mark_writer) */
     int unnumbered;          /* opts.unnumbered: never mark */
-    /* Per table (TBL_*): 0, or the seq that the next new row takes; jumped
-     * is set when a row of the open transaction took it. */
-    int64_t jump_to[2];
+    /* Per table (TBL_*): jump is set while the next new row must jump
+     * (mark_writer); jumped when a row of the open transaction did. */
+    int jump[2];
     int jumped[2];
 };
 
@@ -514,13 +516,13 @@ static void txn_rollback(struct sqlite_store *s)
  * So the first write of a handle marks the file open, in a commit that is
  * flushed to disk even under NORMAL; a clean close unmarks it. A writer that
  * finds the mark set cannot know what was lost after it: the first new row
- * of each table then takes SEQ_JUMP past the highest number stored. A log
- * that survives keeps a prefix of its commits, so any lost record came
- * after the mark. Only the first write of a handle pays the extra flush. */
+ * of each table then takes SEQ_JUMP past the highest number stored when
+ * that row is written (jump_seq). A log that survives keeps a prefix of its
+ * commits, so any lost record came after the mark. Only the first write of
+ * a handle pays the extra flush. */
 static int mark_writer(struct sqlite_store *s, struct myna_err *err)
 {
     sqlite3_stmt *stmt = NULL;
-    int64_t top[2] = { 0, 0 };
     int rc, was_open = 0;
 
     rc = s->sync == MYNA_SYNC_NORMAL
@@ -528,14 +530,10 @@ static int mark_writer(struct sqlite_store *s, struct myna_err *err)
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(s->db,
-                                "SELECT (SELECT open FROM writer WHERE id = 1),"
-                                " (SELECT max(seq) FROM inbox), (SELECT max(seq) FROM statuses)",
-                                -1, &stmt, NULL);
+        rc = sqlite3_prepare_v2(s->db, "SELECT (SELECT open FROM writer WHERE id = 1)", -1,
+                                &stmt, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         was_open = sqlite3_column_int(stmt, 0) != 0;
-        top[TBL_INBOX] = sqlite3_column_int64(stmt, 1);
-        top[TBL_STATUSES] = sqlite3_column_int64(stmt, 2);
         rc = SQLITE_OK;
     }
     sqlite3_finalize(stmt);
@@ -555,9 +553,7 @@ static int mark_writer(struct sqlite_store *s, struct myna_err *err)
     if (rc != SQLITE_OK)
         return rc_code(rc);
     s->writer = 1;
-    for (int t = TBL_INBOX; t <= TBL_STATUSES; t++)
-        if (was_open && top[t] >= 0 && top[t] <= INT64_MAX - SEQ_JUMP)
-            s->jump_to[t] = top[t] + SEQ_JUMP;
+    s->jump[TBL_INBOX] = s->jump[TBL_STATUSES] = was_open;
     return MYNA_OK;
 }
 
@@ -618,7 +614,7 @@ static int sqlite_commit(struct myna_store *st, struct myna_err *err)
     s->in_txn = 0;
     for (int t = TBL_INBOX; t <= TBL_STATUSES; t++)
         if (s->jumped[t])
-            s->jump_to[t] = s->jumped[t] = 0;
+            s->jump[t] = s->jumped[t] = 0;
     return MYNA_OK;
 }
 
@@ -741,16 +737,40 @@ static int put_check(struct sqlite_store *s, const char *what, const char *wamid
                         what, wamid, s->path, why);
 }
 
+/* The seq of a row of table tbl that must jump: SEQ_JUMP past the highest
+ * stored, read in the transaction that writes the row. A number taken when
+ * the mark was read would be the same for every handle that read it then,
+ * and the second handle's row would meet the first's. *seq is 0 when the
+ * jump would overflow: the row then takes the next number. */
+static int jump_seq(struct sqlite_store *s, int tbl, int64_t *seq)
+{
+    sqlite3_stmt *stmt = s->stmt[STMT_TOP];
+    int rc = sqlite3_step(stmt);
+    int64_t top;
+
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(stmt);
+        return rc;
+    }
+    top = sqlite3_column_int64(stmt, tbl);  /* 0 for an empty table */
+    sqlite3_reset(stmt);
+    *seq = top >= 0 && top <= INT64_MAX - SEQ_JUMP ? top + SEQ_JUMP : 0;
+    return SQLITE_OK;
+}
+
 /* Steps a bound insert into table tbl: MYNA_STORE_NEW, MYNA_STORE_DUP (the
  * unique index already holds the key, committed or earlier in this
  * transaction), or < 0. Binds the seq parameter when the table must jump. */
 static int put_run(struct sqlite_store *s, sqlite3_stmt *stmt, int rc, int tbl, int seq_param,
                    const char *what, const char *wamid, struct myna_err *err)
 {
-    int changed, jump = s->jump_to[tbl] != 0 && !s->jumped[tbl];
+    int changed, jump = s->jump[tbl] && !s->jumped[tbl];
+    int64_t seq = 0;
 
     if (rc == SQLITE_OK && jump)
-        rc = sqlite3_bind_int64(stmt, seq_param, s->jump_to[tbl]);
+        rc = jump_seq(s, tbl, &seq);
+    if (rc == SQLITE_OK && seq != 0)
+        rc = sqlite3_bind_int64(stmt, seq_param, seq);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE) {

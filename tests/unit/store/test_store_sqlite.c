@@ -1276,6 +1276,48 @@ static void test_unclean_stop_jumps_numbers(void **state)
     assert_sql(f->path, "SELECT open FROM writer", "0");
 }
 
+/* After an unclean stop, two handles that both marked the file before
+ * either wrote: each one's first new row jumps past what is stored when it
+ * is written, so the second never takes the first one's number, and a
+ * failed try does not doom the next. */
+static void test_two_handles_jump_apart(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_store *h1, *h2;
+    struct sample a, b, c;
+    int64_t seq_a;
+
+    crash_after_writing(f->path, MYNA_SYNC_FULL, "crash", 2, 0);
+    h1 = open_store(f->path, MYNA_SYNC_FULL);
+    h2 = open_store(f->path, MYNA_SYNC_FULL);
+    sample_init(&a, "h1", 1);
+    sample_init(&b, "h2", 1);
+    sample_init(&c, "h2", 2);
+    assert_int_equal(myna_store_begin(h1, &err), MYNA_OK);  /* marks */
+    myna_store_rollback(h1);
+    assert_int_equal(myna_store_begin(h2, &err), MYNA_OK);  /* marks */
+    myna_store_rollback(h2);
+
+    assert_int_equal(put_one(h1, &a.m), MYNA_STORE_NEW);
+    seq_a = seq_of(h1, a.wamid);
+    assert_true(seq_a >= 2 + SEQ_JUMP);
+    for (int attempt = 0; attempt < 2; attempt++) {  /* the second: a retry */
+        assert_int_equal(myna_store_begin(h2, &err), MYNA_OK);
+        assert_int_equal(myna_store_put_inbound(h2, &b.m, 1, &err), MYNA_STORE_NEW);
+        if (attempt == 0)
+            myna_store_rollback(h2);
+        else
+            assert_int_equal(myna_store_commit(h2, &err), MYNA_OK);
+    }
+    assert_true(seq_of(h2, b.wamid) > seq_a);
+    assert_int_equal(put_one(h2, &c.m), MYNA_STORE_NEW);
+    assert_int_equal(seq_of(h2, c.wamid), seq_of(h2, b.wamid) + 1);  /* the jump is spent */
+    assert_counts(h1, 5, 0);
+    myna_store_free(h1);
+    myna_store_free(h2);
+}
+
 /* A power loss under synchronous=NORMAL: the mark reached the disk, the
  * records after it did not. Simulated by putting back the files as they
  * were after the first commit. A number a reader may have seen (up to 3)
@@ -1404,6 +1446,7 @@ int main(void)
         T(test_fork_concurrent_writers),
         T(test_clean_close_keeps_numbers),
         T(test_unclean_stop_jumps_numbers),
+        T(test_two_handles_jump_apart),
         T(test_lost_tail_never_reuses_numbers),
         T(test_mark_is_flushed_under_normal),
         T(test_unnumbered_store_marks_nothing),
