@@ -6,9 +6,11 @@
  * never span lines: an LLM's reply keeps emphasis within a line, and a
  * stray marker then damages one line, not the rest of the message.
  *
- * Every search for a closing marker remembers its answer (struct memo), so
- * a line full of unmatched openers costs linear time, not quadratic: a 1 MiB
- * line of "**" is hostile input, not a reason to spin the loop. */
+ * Every search for a closing marker remembers its answer (struct memo), and
+ * every link destination is parsed once for the ']' it follows (struct
+ * dest), so a line full of unmatched openers costs linear time, not
+ * quadratic: a 1 MiB line of "**", or of "[" before one "](" that never
+ * closes, is hostile input, not a reason to spin the loop. */
 #include "wa/format.h"
 
 #include <stdint.h>
@@ -43,6 +45,12 @@ struct conv {
  * later search from q >= from whose answer is still ahead reuses it. */
 struct memo {
     size_t from, at;
+};
+
+/* The destination parsed from `at` (NONE: none yet): its ')' at paren
+ * (NONE: not a destination) and its url [u, ue). */
+struct dest {
+    size_t at, paren, u, ue;
 };
 
 static void put(struct conv *c, const void *p, size_t n)
@@ -165,6 +173,7 @@ struct inline_ctx {
     int depth;
     int heading;                 /* inside a heading, which is bold already */
     struct memo memo[D_COUNT];
+    struct dest dest;
 };
 
 static const struct {
@@ -256,8 +265,8 @@ static size_t try_emphasis(struct inline_ctx *x, enum delim d, size_t i)
 /* The "(url "title")" part of a link, from just after its '(' at p: sets
  * [*u, *ue) to the url and returns the position of the closing ')', or NONE.
  * As in CommonMark the url has no spaces and its parentheses nest
- * (Wikipedia URLs); it also stops at brackets, which keeps the scans of
- * "[a](" repeated from overlapping, so a hostile line stays linear. */
+ * (Wikipedia URLs); it also stops at brackets, which keeps the scans after
+ * different ']' from overlapping ("[a](" repeated). */
 static size_t parse_destination(const struct inline_ctx *x, size_t p, size_t *u, size_t *ue)
 {
     const char *s = x->c->s;
@@ -295,6 +304,24 @@ static size_t parse_destination(const struct inline_ctx *x, size_t p, size_t *u,
     return j < x->b && s[j] == ')' ? j : NONE;
 }
 
+/* parse_destination(p), remembered: every '[' before one ']' asks for the
+ * destination at the same p, and "[" * n + "](" + m bytes that never close
+ * would otherwise cost n * m. The ']' found for a later '[' is never an
+ * earlier one, so p never goes back and one remembered answer suffices. */
+static size_t find_destination(struct inline_ctx *x, size_t p, size_t *u, size_t *ue)
+{
+    struct dest *d = &x->dest;
+
+    if (d->at != p) {
+        d->at = p;
+        d->u = d->ue = p;
+        d->paren = parse_destination(x, p, &d->u, &d->ue);
+    }
+    *u = d->u;
+    *ue = d->ue;
+    return d->paren;
+}
+
 /* a[0..an) and b[0..bn) name the same address: equal once a scheme and a
  * trailing slash are dropped ([example.com](https://example.com/)). */
 static void strip_url(const char **p, size_t *n)
@@ -330,7 +357,7 @@ static size_t try_link(struct inline_ctx *x, size_t i)
     size_t close, paren, u, ue, t = i + 1;
 
     if ((close = find_closer(x, D_BRACKET, t)) == NONE || close + 1 >= x->b ||
-        s[close + 1] != '(' || (paren = parse_destination(x, close + 2, &u, &ue)) == NONE)
+        s[close + 1] != '(' || (paren = find_destination(x, close + 2, &u, &ue)) == NONE)
         return NONE;
     if (ue == u) {
         convert_inline(x->c, t, close, x->depth + 1, x->heading);
@@ -381,6 +408,7 @@ static void convert_inline(struct conv *c, size_t a, size_t b, int depth, int he
     x.heading = heading;
     for (k = 0; k < D_COUNT; k++)
         x.memo[k].from = NONE;
+    x.dest.at = NONE;
 
     while (i < b) {
         unsigned char ch = (unsigned char)s[i];

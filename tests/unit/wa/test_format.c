@@ -281,6 +281,12 @@ static void test_links(void **state)
     check_md("see <https://x.io/a> now", "see https://x.io/a now");
     check_md("a <b> c", "a <b> c");
     check_md("[a](u1) and [b](u2)", "a (u1) and b (u2)");
+    /* openers before one ']' share its destination, parsed once */
+    check_md("[[a](u)", "[a (u)");
+    check_md("[[[x](https://x.io)", "[[x (https://x.io)");
+    check_md("[x](u \"t) [y](v)", "[x](u \"t) y (v)");
+    check_md("[a](<u [b](<v>)", "[a](<u b (v)");
+    check_md("[a](u) [[b](v", "a (u) [[b](v");
 }
 
 static void test_images(void **state)
@@ -289,6 +295,8 @@ static void test_images(void **state)
     check_md("![Схема проезда](https://x.io/map.png)", "Схема проезда (https://x.io/map.png)");
     check_md("![](https://x.io/p.png)", "https://x.io/p.png");
     check_md("Wow! ![cat](c.png)!", "Wow! cat (c.png)!");
+    check_md("![a](u ![b](v)", "![a](u b (v)");
+    check_md("![[a](u)", "[a (u)");
 }
 
 /* ---- lists and quotes --------------------------------------------------- */
@@ -507,6 +515,45 @@ static void test_hostile_lines_are_fast(void **state)
         free(line);
     }
     /* generous for ASan on a slow machine; quadratic would be hours */
+    assert_true((double)(clock() - t0) / CLOCKS_PER_SEC < 30.0);
+}
+
+/* Many '[' before one "](" whose destination never closes: every '[' finds
+ * that same ']', and parsing its destination again for each of them took
+ * minutes for a 1 MiB line ("[" * n + "](" + m bytes cost n * m). */
+static void test_hostile_links_are_fast(void **state)
+{
+    static const struct {
+        const char *opener, *mid;
+        char fill;
+    } shapes[] = {
+        { "[", "](", 'x' },      /* a url that never ends */
+        { "![", "](", 'x' },     /* images try each '[' twice */
+        { "[a", "](", 'x' },
+        { "[", "](<", 'x' },     /* <url> without its '>' */
+        { "[", "](x \"", 'y' }, /* a title without its closing quote */
+    };
+    size_t k, len = MYNA_WA_MARKDOWN_MAX_BYTES;
+    clock_t t0 = clock();
+
+    (void)state;
+    for (k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
+        size_t ol = strlen(shapes[k].opener), ml = strlen(shapes[k].mid);
+        size_t n = len / 2 / ol, at = n * ol;
+        char *line = repeat(shapes[k].opener, n), *out, *big;
+
+        big = realloc(line, len + 1);
+        assert_non_null(big);
+        memcpy(big + at, shapes[k].mid, ml);
+        memset(big + at + ml, shapes[k].fill, len - at - ml);
+        big[len] = '\0';
+        out = convert_n(big, len);
+        assert_int_equal(strlen(out), len);   /* no link: the line as it is */
+        assert_memory_equal(out, big, len);
+        free(out);
+        free(big);
+    }
+    /* generous for ASan on a slow machine; quadratic is many minutes */
     assert_true((double)(clock() - t0) / CLOCKS_PER_SEC < 30.0);
 }
 
@@ -824,6 +871,7 @@ int main(void)
         cmocka_unit_test(test_nul_bytes_dropped),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_hostile_lines_are_fast),
+        cmocka_unit_test(test_hostile_links_are_fast),
         cmocka_unit_test(test_llm_reply),
         cmocka_unit_test(test_split_fits_in_one),
         cmocka_unit_test(test_split_empty),
