@@ -357,27 +357,49 @@ static int interactive(const cJSON *in, struct myna_sim_graph_req *r, int *code,
         return fail(131009, msg, cap, code, "interactive.body.text must be 1 to 1024 characters");
     if (itype && strcmp(itype, "button") == 0) {
         const cJSON *bs = get(action, "buttons");
+        const char *ids[3], *titles[3];
         cJSON *arr;
         if (!cJSON_IsArray(bs) || (n = cJSON_GetArraySize(bs)) < 1 || n > 3)
             return fail(131009, msg, cap, code, "action.buttons must have 1 to 3 buttons");
-        x = cJSON_CreateObject();
-        arr = cJSON_AddArrayToObject(x, "buttons");
+        n = 0;
         cJSON_ArrayForEach(it, bs) {
             const cJSON *reply = get(it, "reply");
-            const char *id = get_str(reply, "id"), *title = get_str(reply, "title");
-            cJSON *b;
-            if (!text_ok(id, 1, 256) || !text_ok(title, 1, 20)) {
-                cJSON_Delete(x);
+            const char *btype = get_str(it, "type");
+            if (btype == NULL || strcmp(btype, "reply") != 0)
+                return fail(100, msg, cap, code,
+                            "(#100) Param interactive['action']['buttons'][%d]['type'] must be "
+                            "one of {REPLY}.",
+                            n);
+            ids[n] = get_str(reply, "id");
+            titles[n] = get_str(reply, "title");
+            if (!text_ok(ids[n], 1, 256) || !text_ok(titles[n], 1, 20))
                 return fail(131009, msg, cap, code,
                             "a button needs reply.id (1-256) and reply.title (1-20 characters)");
+            for (int j = 0; j < n; j++) {
+                if (strcmp(titles[j], titles[n]) == 0)
+                    return fail(131009, msg, cap, code,
+                                "(#131009) Parameter value is not valid: button titles must be "
+                                "unique (button %d repeats button %d)",
+                                n + 1, j + 1);
+                if (strcmp(ids[j], ids[n]) == 0)
+                    return fail(131009, msg, cap, code,
+                                "(#131009) Parameter value is not valid: button ids must be "
+                                "unique (button %d repeats button %d)",
+                                n + 1, j + 1);
             }
+            n++;
+        }
+        x = cJSON_CreateObject();
+        arr = cJSON_AddArrayToObject(x, "buttons");
+        for (int i = 0; i < n; i++) {
+            cJSON *b;
             if (arr == NULL || (b = cJSON_CreateObject()) == NULL ||
-                !cJSON_AddItemToArray(arr, b) || !cJSON_AddStringToObject(b, "id", id) ||
-                !cJSON_AddStringToObject(b, "title", title))
+                !cJSON_AddItemToArray(arr, b) || !cJSON_AddStringToObject(b, "id", ids[i]) ||
+                !cJSON_AddStringToObject(b, "title", titles[i]))
                 break;
         }
     } else if (itype && strcmp(itype, "list") == 0) {
-        const char *button = get_str(action, "button");
+        const char *button = get_str(action, "button"), *row_ids[10];
         const cJSON *secs = get(action, "sections");
         if (!text_ok(button, 1, 20))
             return fail(131009, msg, cap, code, "action.button must be 1 to 20 characters");
@@ -387,6 +409,14 @@ static int interactive(const cJSON *in, struct myna_sim_graph_req *r, int *code,
             const cJSON *rows = get(it, "rows"), *row;
             if (!cJSON_IsArray(rows))
                 return fail(131009, msg, cap, code, "a section needs rows");
+            if (get(it, "title") == NULL && cJSON_GetArraySize(secs) > 1)
+                return fail(131009, msg, cap, code,
+                            "(#131009) Parameter value is not valid: a list with more than one "
+                            "section needs a title on each section");
+            if (get(it, "title") != NULL && !text_ok(get_str(it, "title"), 1, 24))
+                return fail(131009, msg, cap, code,
+                            "(#131009) Parameter value is not valid: a section title must be 1 "
+                            "to 24 characters");
             cJSON_ArrayForEach(row, rows) {
                 const char *d = get_str(row, "description");
                 if (!text_ok(get_str(row, "id"), 1, 200) || !text_ok(get_str(row, "title"), 1, 24) ||
@@ -394,11 +424,20 @@ static int interactive(const cJSON *in, struct myna_sim_graph_req *r, int *code,
                     return fail(131009, msg, cap, code,
                                 "a row needs id (1-200), title (1-24) and at most 72 "
                                 "characters of description");
+                if (n < 10)
+                    row_ids[n] = get_str(row, "id");
                 n++;
             }
         }
         if (n < 1 || n > 10)
             return fail(131009, msg, cap, code, "a list has 1 to 10 rows in all");
+        for (int i = 1; i < n; i++)
+            for (int j = 0; j < i; j++)
+                if (strcmp(row_ids[i], row_ids[j]) == 0)
+                    return fail(131009, msg, cap, code,
+                                "(#131009) Parameter value is not valid: row ids must be unique "
+                                "across all sections (row %d repeats row %d)",
+                                i + 1, j + 1);
         x = cJSON_CreateObject();
         if (x) {
             cJSON *l = cJSON_AddObjectToObject(x, "list");

@@ -224,8 +224,10 @@ static char *graph_text(const char *text)
     return print_take(o);
 }
 
-/* An interactive button message with n buttons; title of button i. */
-static char *graph_buttons(int n, const char *title)
+/* An interactive button message with n buttons: ids[i], titles[i] and
+ * types[i] (NULL: no "type"). */
+static char *graph_buttons_v(int n, const char *const *ids, const char *const *titles,
+                             const char *const *types)
 {
     cJSON *o = cJSON_CreateObject(), *ia, *body, *action, *arr;
 
@@ -242,15 +244,32 @@ static char *graph_buttons(int n, const char *title)
     arr = cJSON_AddArrayToObject(action, "buttons");
     for (int i = 0; i < n; i++) {
         cJSON *b = cJSON_CreateObject(), *reply;
-        char id[32];
-        snprintf(id, sizeof(id), "b%d", i);
-        cJSON_AddStringToObject(b, "type", "reply");
+        if (types[i])
+            cJSON_AddStringToObject(b, "type", types[i]);
         reply = cJSON_AddObjectToObject(b, "reply");
-        cJSON_AddStringToObject(reply, "id", id);
-        cJSON_AddStringToObject(reply, "title", title);
+        cJSON_AddStringToObject(reply, "id", ids[i]);
+        cJSON_AddStringToObject(reply, "title", titles[i]);
         cJSON_AddItemToArray(arr, b);
     }
     return print_take(o);
+}
+
+/* n reply buttons with ids b0, b1...: the first titled title, the others
+ * "Other 1", "Other 2"... (titles must differ). */
+static char *graph_buttons(int n, const char *title)
+{
+    const char *ids[8], *titles[8], *types[8];
+    char idv[8][16], tv[8][24];
+
+    assert_true(n >= 0 && n <= 8);
+    for (int i = 0; i < n; i++) {
+        snprintf(idv[i], sizeof(idv[i]), "b%d", i);
+        snprintf(tv[i], sizeof(tv[i]), "Other %d", i);
+        ids[i] = idv[i];
+        titles[i] = i == 0 ? title : tv[i];
+        types[i] = "reply";
+    }
+    return graph_buttons_v(n, ids, titles, types);
 }
 
 /* An interactive list with sections of rows[i] rows each; desc on every row
@@ -723,7 +742,7 @@ static void test_sim_graph_buttons(void **state)
 {
     struct myna_sim_graph_req r;
     cJSON *x, *arr;
-    char *body;
+    char *body, last[8];
 
     (void)state;
     for (int n = 1; n <= 3; n++) {
@@ -736,7 +755,9 @@ static void test_sim_graph_buttons(void **state)
         assert_true(cJSON_IsArray(arr));
         assert_int_equal(cJSON_GetArraySize(arr), n);
         assert_string_equal(jstr(cJSON_GetArrayItem(arr, 0), "id"), "b0");
-        assert_string_equal(jstr(cJSON_GetArrayItem(arr, n - 1), "title"), "Yes");
+        assert_string_equal(jstr(cJSON_GetArrayItem(arr, 0), "title"), "Yes");
+        snprintf(last, sizeof(last), "b%d", n - 1);
+        assert_string_equal(jstr(cJSON_GetArrayItem(arr, n - 1), "id"), last);
         assert_int_equal(cJSON_GetArraySize(x), 1);  /* nothing else */
         cJSON_Delete(x);
         myna_sim_graph_release(&r);
@@ -770,6 +791,124 @@ static void test_sim_graph_buttons(void **state)
                 100, "interactive.type");
     graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"interactive\"}", 131009,
                 NULL);
+}
+
+/* Two buttons with the same title, or the same id, are refused as Meta does
+ * (131009), whichever buttons they are; the same text as one button's id
+ * and another's title is fine. */
+static void test_sim_graph_buttons_unique(void **state)
+{
+    static const char *const reply3[] = { "reply", "reply", "reply" };
+    static const char *const ids[] = { "yes", "no", "later" };
+    static const char *const t_dup01[] = { "Yes", "Yes", "Later" };
+    static const char *const t_dup02[] = { "Yes", "No", "Yes" };
+    static const char *const t_ok[] = { "Yes", "No", "Later" };
+    static const char *const i_dup12[] = { "yes", "no", "no" };
+    static const char *const t_cross[] = { "no", "yes", "Later" };
+    struct myna_sim_graph_req r;
+    char *body;
+
+    (void)state;
+    body = graph_buttons_v(3, ids, t_dup01, reply3);
+    graph_fails(body, 131009, "(#131009) Parameter value is not valid: button titles must be unique");
+    free(body);
+    body = graph_buttons_v(3, ids, t_dup02, reply3);
+    graph_fails(body, 131009, "button 3 repeats button 1");
+    free(body);
+    body = graph_buttons_v(2, ids, t_dup01, reply3);
+    graph_fails(body, 131009, "button titles must be unique");
+    free(body);
+    body = graph_buttons_v(3, i_dup12, t_ok, reply3);
+    graph_fails(body, 131009, "(#131009) Parameter value is not valid: button ids must be unique");
+    free(body);
+    body = graph_buttons_v(3, ids, t_cross, reply3);
+    graph_ok(body, &r);
+    myna_sim_graph_release(&r);
+    free(body);
+}
+
+/* Every button is {"type":"reply","reply":{...}}: a missing or other type
+ * is Meta's 100 naming the button. */
+static void test_sim_graph_button_type(void **state)
+{
+    static const char *const ids[] = { "yes", "no" };
+    static const char *const titles[] = { "Yes", "No" };
+    static const char *const no_type[] = { "reply", NULL };
+    static const char *const url[] = { "url", "reply" };
+    static const char *const upper[] = { "reply", "REPLY" };
+    char *body;
+
+    (void)state;
+    body = graph_buttons_v(2, ids, titles, no_type);
+    graph_fails(body, 100, "(#100) Param interactive['action']['buttons'][1]['type'] must be one of");
+    free(body);
+    body = graph_buttons_v(2, ids, titles, url);
+    graph_fails(body, 100, "['buttons'][0]['type']");
+    free(body);
+    body = graph_buttons_v(2, ids, titles, upper);
+    graph_fails(body, 100, "['buttons'][1]['type']");
+    free(body);
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"interactive\","
+                "\"interactive\":{\"type\":\"button\",\"body\":{\"text\":\"x\"},\"action\":{"
+                "\"buttons\":[{\"type\":7,\"reply\":{\"id\":\"a\",\"title\":\"b\"}}]}}}",
+                100, "['buttons'][0]['type']");
+}
+
+#define LIST_HEAD                                                                              \
+    "{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"interactive\",\"interactive\":{" \
+    "\"type\":\"list\",\"body\":{\"text\":\"x\"},\"action\":{\"button\":\"b\",\"sections\":"
+#define LIST_TAIL "}}}"
+
+/* Row ids are unique across all rows of all sections (Meta: 131009). */
+static void test_sim_graph_list_row_ids_unique(void **state)
+{
+    struct myna_sim_graph_req r;
+
+    (void)state;
+    graph_fails(LIST_HEAD "[{\"rows\":[{\"id\":\"a\",\"title\":\"A\"},{\"id\":\"a\","
+                          "\"title\":\"B\"}]}]" LIST_TAIL,
+                131009, "(#131009) Parameter value is not valid: row ids must be unique");
+    graph_fails(LIST_HEAD "[{\"title\":\"S1\",\"rows\":[{\"id\":\"a\",\"title\":\"A\"},"
+                          "{\"id\":\"b\",\"title\":\"B\"}]},{\"title\":\"S2\",\"rows\":["
+                          "{\"id\":\"c\",\"title\":\"C\"},{\"id\":\"b\",\"title\":\"D\"}]}]" LIST_TAIL,
+                131009, "row 4 repeats row 2");
+    /* the same title on two rows, or a row id equal to another's title, is fine */
+    graph_ok(LIST_HEAD "[{\"title\":\"S1\",\"rows\":[{\"id\":\"a\",\"title\":\"Same\"}]},"
+                       "{\"title\":\"S2\",\"rows\":[{\"id\":\"Same\",\"title\":\"Same\"}]}]" LIST_TAIL,
+             &r);
+    myna_sim_graph_release(&r);
+}
+
+/* With more than one section each needs a title of 1 to 24 characters; a
+ * single section may go without one. */
+static void test_sim_graph_list_section_titles(void **state)
+{
+    struct myna_sim_graph_req r;
+
+    (void)state;
+    graph_ok(LIST_HEAD "[{\"rows\":[{\"id\":\"a\",\"title\":\"A\"}]}]" LIST_TAIL, &r);
+    myna_sim_graph_release(&r);
+    graph_fails(LIST_HEAD "[{\"title\":\"S1\",\"rows\":[{\"id\":\"a\",\"title\":\"A\"}]},"
+                          "{\"rows\":[{\"id\":\"b\",\"title\":\"B\"}]}]" LIST_TAIL,
+                131009, "(#131009) Parameter value is not valid: a list with more than one section");
+    graph_fails(LIST_HEAD "[{\"rows\":[{\"id\":\"a\",\"title\":\"A\"}]},"
+                          "{\"rows\":[{\"id\":\"b\",\"title\":\"B\"}]}]" LIST_TAIL,
+                131009, "needs a title on each section");
+    /* 24 characters pass (Cyrillic too), 25 do not, nor an empty or non-string one */
+    graph_ok(LIST_HEAD "[{\"title\":\"" CYR CYR CYR CYR CYR CYR CYR CYR CYR CYR CYR CYR CYR CYR
+                       CYR CYR CYR CYR CYR CYR CYR CYR CYR CYR "\",\"rows\":[{\"id\":\"a\","
+                       "\"title\":\"A\"}]},{\"title\":\"S2\",\"rows\":[{\"id\":\"b\",\"title\":"
+                       "\"B\"}]}]" LIST_TAIL,
+             &r);
+    myna_sim_graph_release(&r);
+    graph_fails(LIST_HEAD "[{\"title\":\"abcdefghijklmnopqrstuvwxy\",\"rows\":[{\"id\":\"a\","
+                          "\"title\":\"A\"}]}]" LIST_TAIL,
+                131009, "a section title must be 1 to 24 characters");
+    graph_fails(LIST_HEAD "[{\"title\":\"S1\",\"rows\":[{\"id\":\"a\",\"title\":\"A\"}]},"
+                          "{\"title\":\"\",\"rows\":[{\"id\":\"b\",\"title\":\"B\"}]}]" LIST_TAIL,
+                131009, "a section title must be 1 to 24 characters");
+    graph_fails(LIST_HEAD "[{\"title\":5,\"rows\":[{\"id\":\"a\",\"title\":\"A\"}]}]" LIST_TAIL,
+                131009, "a section title must be 1 to 24 characters");
 }
 
 static void test_sim_graph_list(void **state)
@@ -1943,6 +2082,10 @@ int main(void)
         T(test_sim_graph_text),
         T(test_sim_graph_envelope),
         T(test_sim_graph_buttons),
+        T(test_sim_graph_buttons_unique),
+        T(test_sim_graph_button_type),
+        T(test_sim_graph_list_row_ids_unique),
+        T(test_sim_graph_list_section_titles),
         T(test_sim_graph_list),
         T(test_sim_graph_read),
         T(test_sim_graph_media),
