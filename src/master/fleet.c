@@ -261,6 +261,25 @@ static struct live *take(struct myna_fleet *f, const char *id)
     return l;
 }
 
+/* l left the list: freed by the next publish that succeeds (the simulator
+ * borrows the instances it was last given). */
+static void retire(struct myna_fleet *f, struct live *l)
+{
+    if (l) {
+        l->retired_next = f->retired;
+        f->retired = l;
+    }
+}
+
+static void free_retired(struct myna_fleet *f)
+{
+    while (f->retired) {
+        struct live *l = f->retired;
+        f->retired = l->retired_next;
+        live_free(l);
+    }
+}
+
 /* The enabled instances to the ingress and the simulator. */
 static int publish(struct myna_fleet *f, struct myna_err *err)
 {
@@ -277,22 +296,9 @@ static int publish(struct myna_fleet *f, struct myna_err *err)
     if (rc == MYNA_OK && f->sim)
         rc = myna_simulator_set_instances(f->sim, v, n, err);
     free(v);
-    while (rc == MYNA_OK && f->retired) {  /* nothing points into them any more */
-        struct live *l = f->retired;
-        f->retired = l->retired_next;
-        live_free(l);
-    }
+    if (rc == MYNA_OK)
+        free_retired(f);  /* nothing points into them any more */
     return rc;
-}
-
-/* l left the list: freed by the next publish that succeeds (the simulator
- * borrows the instances it was last given). */
-static void retire(struct myna_fleet *f, struct live *l)
-{
-    if (l) {
-        l->retired_next = f->retired;
-        f->retired = l;
-    }
 }
 
 /* ---- audit ------------------------------------------------------------------------- */
@@ -344,11 +350,7 @@ void myna_fleet_free(struct myna_fleet *f)
     for (size_t i = 0; i < f->n; i++)
         live_free(f->v[i]);
     free(f->v);
-    while (f->retired) {
-        struct live *l = f->retired;
-        f->retired = l->retired_next;
-        live_free(l);
-    }
+    free_retired(f);
     free(f);
 }
 
