@@ -350,8 +350,8 @@ void myna_conf_release(struct myna_conf *conf)
     memset(conf, 0, sizeof(*conf));
 }
 
-static void value_text(const struct myna_conf *conf, const struct myna_opt *o, char *buf,
-                       size_t cap)
+void myna_conf_value_text(const struct myna_conf *conf, const struct myna_opt *o, char *buf,
+                          size_t cap)
 {
     const char *base = (const char *)conf;
     int64_t v;
@@ -381,7 +381,7 @@ void myna_conf_dump(const struct myna_conf *conf, FILE *out)
     for (const struct myna_opt *o = myna_opts; o->name; o++) {
         if (strcmp(o->name, "config") == 0)
             continue;
-        value_text(conf, o, v, sizeof(v));
+        myna_conf_value_text(conf, o, v, sizeof(v));
         /* strings quoted, so that spaces and quotes at either end survive */
         if (myna_opt_is_text(o))
             fprintf(out, "%s = \"%s\"\n", o->name, v);

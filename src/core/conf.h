@@ -88,6 +88,9 @@ int myna_conf_set(struct myna_conf *conf, const char *name, const char *value,
 /* Frees the strings; the conf is zeroed. */
 void myna_conf_release(struct myna_conf *conf);
 
+/* o's value in conf as text, as a flag or the config file takes it. */
+void myna_conf_value_text(const struct myna_conf *conf, const struct myna_opt *o, char *buf,
+                          size_t cap);
 /* The effective values as a config file (--dump-config). */
 void myna_conf_dump(const struct myna_conf *conf, FILE *out);
 /* The options with flags, env names, defaults and help (--help). */

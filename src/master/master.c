@@ -52,8 +52,9 @@ struct master {
     struct myna_supervisor *sup;   /* NULL with bots = 0 */
     struct myna_alerts *alerts;    /* the supervisor's alerts: logged, POSTed to alert_webhook */
     struct myna_simulator *sim;
-    char **bot_argv;               /* the master's arguments + --admin <bound address> */
-    char admin_bound[128];
+    char **bot_argv;               /* the bots' settings as flags (bot_flags) */
+    int bot_argc;
+    int bot_log_level;             /* the index of --log-level in bot_argv */
     struct myna_control *control;  /* var/control.db */
     struct myna_secret_box *box;   /* var/secret.key */
     struct myna_fleet *fleet;      /* the live instances */
@@ -546,6 +547,72 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
         event_base_loopexit(m->base, NULL);
 }
 
+static const struct myna_opt *opt_named(const char *name)
+{
+    const struct myna_opt *o = myna_opts;
+
+    while (o->name && strcmp(o->name, name) != 0)
+        o++;
+    return o;
+}
+
+/* "--name=value" for option o (value, else conf's), malloc'd; NULL when
+ * out of memory. */
+static char *option_flag(const struct myna_opt *o, const struct myna_conf *conf,
+                         const char *value)
+{
+    char v[4200], *flag;
+    size_t n;
+
+    if (value == NULL) {
+        myna_conf_value_text(conf, o, v, sizeof(v));
+        value = v;
+    }
+    n = strlen(o->name) + strlen(value) + 4;
+    if ((flag = malloc(n)) == NULL)
+        return NULL;
+    snprintf(flag, n, "--%s=%s", o->name, value);
+    for (char *c = flag + 2; *c != '='; c++)
+        if (*c == '_')
+            *c = '-';
+    return flag;
+}
+
+/* The bots get the master's settings as flags, not its arguments: a config
+ * file edited while the master runs must not reach a bot that restarts (a
+ * typo in it would stop that bot for good, a new data directory would split
+ * it from the master); changes wait for the master's restart, as the docs
+ * say ("--config=" reads no file; the environment is the master's, already
+ * checked, and flags win over it). The admin address is the one bound (a
+ * port 0 resolved): sim instances send their replies there. alert_webhook
+ * stays out: only the master posts alerts, and a command line can be read
+ * by any local user. */
+static int bot_flags(struct master *m, const struct myna_conf *conf, const char *admin)
+{
+    size_t n = 0;
+
+    for (const struct myna_opt *o = myna_opts; o->name; o++)
+        n++;
+    if ((m->bot_argv = calloc(n + 1, sizeof(char *))) == NULL)
+        return -1;
+    for (const struct myna_opt *o = myna_opts; o->name; o++) {
+        const char *value = NULL;
+        char *flag;
+        if (strcmp(o->name, "alert_webhook") == 0)
+            continue;
+        if (strcmp(o->name, "config") == 0)
+            value = "";
+        else if (strcmp(o->name, "admin") == 0)
+            value = admin;
+        else if (strcmp(o->name, "log_level") == 0)
+            m->bot_log_level = m->bot_argc;
+        if ((flag = option_flag(o, conf, value)) == NULL)
+            return -1;
+        m->bot_argv[m->bot_argc++] = flag;
+    }
+    return 0;
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     struct master *m = arg;
@@ -565,6 +632,13 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         return;
     }
     myna_log_set_level((int)fresh.log_level);
+    if (m->bot_argv) {  /* the bots started from now on log at it too */
+        char *flag = option_flag(opt_named("log_level"), &fresh, NULL);
+        if (flag) {
+            free(m->bot_argv[m->bot_log_level]);
+            m->bot_argv[m->bot_log_level] = flag;
+        }
+    }
     MYNA_LOG(MYNA_INFO, "reloaded", "log_level=%s", myna_log_level_name((int)fresh.log_level));
     myna_conf_release(&fresh);
 }
@@ -592,6 +666,8 @@ static void master_release(struct master *m)
     myna_supervisor_free(m->sup);
     myna_alerts_free(m->alerts);
     myna_simulator_free(m->sim);
+    for (int i = 0; i < m->bot_argc; i++)
+        free(m->bot_argv[i]);
     free(m->bot_argv);
     myna_admin_free(m->admin);
     myna_fleet_free(m->fleet);
@@ -716,18 +792,12 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     }
     if (conf->bots) {
         struct myna_supervisor_timing t;
-        /* the bots learn where the admin listener really is (it may have
-         * been given as port 0): sim instances send their replies there */
-        if ((m.bot_argv = calloc((size_t)args->argc + 3, sizeof(char *))) == NULL) {
+        if (bot_flags(&m, conf, adm) != 0) {
             rc = myna_err_set(err, MYNA_ENOMEM, "out of memory");
             goto out;
         }
-        memcpy(m.bot_argv, args->argv, (size_t)args->argc * sizeof(char *));
-        snprintf(m.admin_bound, sizeof(m.admin_bound), "%s", adm);
-        m.bot_argv[args->argc] = (char *)"--admin";
-        m.bot_argv[args->argc + 1] = m.admin_bound;
         if ((m.alerts = myna_alerts_new(m.base, conf->alert_webhook, err)) == NULL ||
-            (m.sup = myna_supervisor_new(m.base, conf->data_dir, args->argc + 2, m.bot_argv,
+            (m.sup = myna_supervisor_new(m.base, conf->data_dir, m.bot_argc, m.bot_argv,
                                          err)) == NULL) {
             rc = err->code;
             goto out;

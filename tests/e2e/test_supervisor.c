@@ -495,12 +495,108 @@ static void test_stop_answers_the_scrape_under_way(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* 1 if the running bot of id has arg among its arguments. */
+static int bot_has_arg(const struct myna_proc *p, const char *id, const char *arg)
+{
+    char path[400], args[8192];
+    FILE *fp;
+    size_t n;
+    int found = 0;
+
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", bot_pid(p, id));
+    if ((fp = fopen(path, "r")) == NULL)
+        return 0;
+    n = fread(args, 1, sizeof(args) - 1, fp);
+    fclose(fp);
+    args[n] = '\0';
+    for (size_t i = 0; i < n; i += strlen(args + i) + 1)  /* NUL-separated */
+        found |= strcmp(args + i, arg) == 0;
+    return found;
+}
+
+/* Writes text as dir/myna.conf; 0 or -1. */
+static int write_conf(const struct myna_proc *p, const char *text)
+{
+    char path[400];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/myna.conf", p->dir);
+    if ((fp = fopen(path, "w")) == NULL)
+        return -1;
+    fputs(text, fp);
+    return fclose(fp) == 0 ? 0 : -1;
+}
+
+/* A master started with a config file. */
+static int setup_config(void **state)
+{
+    struct myna_proc *p = calloc(1, sizeof(*p));
+    char path[400];
+    const char *extra[] = { "--bots", "1", "--config", path, NULL };
+
+    *state = p;
+    if (p == NULL || h_setup(p, both) != 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/myna.conf", p->dir);
+    return write_conf(p, "log_level = info\nbot_store_sync = full\n") == 0 &&
+                   h_start(p, extra) == 0
+               ? 0
+               : -1;
+}
+
+/* A bot that restarts takes the master's settings, not the config file as
+ * it is now: an edit (here a typo, and a data directory elsewhere) waits
+ * for the master's restart and cannot stop the bot. SIGHUP's new log level
+ * reaches the bots started after it. */
+static void test_bot_takes_the_masters_settings(void **state)
+{
+    struct myna_proc *p = *state;
+    struct want w = { p, "alpha", NULL, 0, 0 };
+    char ready[96];
+
+    wait_up(p, "alpha");
+    assert_true(bot_has_arg(p, "alpha", "--bot-store-sync=full"));  /* from the file */
+    assert_true(bot_has_arg(p, "alpha", "--config="));
+    assert_int_equal(write_conf(p, "log_levle = debug\ndata = /nonexistent/elsewhere\n"
+                                   "bot_store_sync = normal\n"),
+                     0);
+    w.not_pid = bot_pid(p, "alpha");
+    assert_int_equal(kill((pid_t)w.not_pid, SIGKILL), 0);
+    assert_true(h_wait(new_bot, &w, 5000));
+    w.text = ready;
+    snprintf(ready, sizeof(ready), "pid=%ld event=bot_ready instance=alpha", bot_pid(p, "alpha"));
+    assert_true(h_wait(in_bot_log, &w, 5000));
+    assert_false(h_log_contains(p, "event=bot_config_error"));
+    assert_true(bot_has_arg(p, "alpha", "--bot-store-sync=full"));
+    post_text(p, "100200300", "wamid.sup-conf-1", "when are you open");
+    w.text = "event=turn_answered instance=alpha";
+    assert_true(h_wait(in_bot_log, &w, 15000));
+
+    /* a reload that fails keeps everything; one that works gives the next
+     * bots its log level */
+    assert_int_equal(kill(p->pid, SIGHUP), 0);
+    w.text = "event=reload_failed";
+    assert_true(h_wait(in_log, &w, 5000));
+    assert_int_equal(write_conf(p, "log_level = debug\n"), 0);
+    assert_int_equal(kill(p->pid, SIGHUP), 0);
+    w.text = "event=reloaded log_level=debug";
+    assert_true(h_wait(in_log, &w, 5000));
+    w.not_pid = bot_pid(p, "beta");
+    w.id = "beta";
+    assert_int_equal(kill((pid_t)w.not_pid, SIGKILL), 0);
+    assert_true(h_wait(new_bot, &w, 5000));
+    assert_true(bot_has_arg(p, "beta", "--log-level=debug"));
+    assert_true(bot_has_arg(p, "beta", "--bot-store-sync=full"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_each_bot_logs_to_its_own_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_bot_is_back_within_2s, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_error_is_a_crash_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bot_takes_the_masters_settings, setup_config,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_memory_limit_restarts_gracefully, setup_memory,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_frozen_bot_is_killed_and_restarted, setup_heartbeat,
