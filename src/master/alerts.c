@@ -15,8 +15,6 @@
 #include "net/http_client.h"
 #include "core/banned.h"
 
-#define RESPONSE_MAX 4096    /* the receiver's answer is not read, only its status */
-
 struct delivery {
     struct delivery *prev, *next;
     struct myna_alerts *a;
@@ -93,7 +91,7 @@ static void attempt(struct delivery *d)
     req.body = d->body;
     req.body_len = d->len;
     req.timeout_ms = a->timeout_ms;
-    req.max_response = RESPONSE_MAX;
+    req.discard_body = 1;  /* the receiver's status decides; what it says is not read */
     d->attempts++;
     if (myna_http_request(a->http, &req, on_answer, d, &err) == MYNA_OK)
         return;

@@ -32,6 +32,7 @@ struct http_call {
     size_t body_len, body_off; /* send_once: its length and what curl has read */
     struct myna_buf resp;
     int too_big;
+    int discard;               /* req->discard_body */
     int64_t started_us;
     myna_http_cb cb;
     void *arg;
@@ -131,6 +132,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
     struct http_call *call = arg;
     size_t n = size * nmemb;
 
+    if (call->discard)
+        return n;
     if (myna_buf_append(&call->resp, ptr, n) != MYNA_OK) {
         call->too_big = 1;
         return 0;  /* makes curl stop with CURLE_WRITE_ERROR */
@@ -260,6 +263,7 @@ int myna_http_request(struct myna_http_client *c, const struct myna_http_req *re
     call->c = c;
     call->cb = cb;
     call->arg = arg;
+    call->discard = req->discard_body;
     call->resp = (struct myna_buf)MYNA_BUF_INIT(max);
     call->easy = curl_easy_init();
     if (call->easy == NULL)

@@ -5,7 +5,7 @@
  * so the caller's strings may go once myna_http_request returns. The callback
  * runs on the loop exactly once per accepted request, with the status and
  * body (borrowed for the duration of the callback), or with rc < 0 for a
- * transport failure (connect, DNS, timeout, body over max_response). If
+ * transport failure (connect, DNS, timeout, a kept body over max_response). If
  * myna_http_request returns an error, the callback never runs.
  * myna_http_client_free cancels what is in flight WITHOUT calling callbacks;
  * it must not be called from inside a callback. */
@@ -28,6 +28,9 @@ struct myna_http_req {
     size_t body_len;
     long timeout_ms;             /* whole request; 0 = 30 s */
     size_t max_response;         /* bytes of body kept; more = MYNA_ETOOBIG; 0 = 1 MiB */
+    int discard_body;            /* only the status matters: the answer's body is read to
+                                  * its end (within timeout_ms) and dropped, whatever its
+                                  * size; resp->body is "", max_response does not apply */
     int send_once;               /* the body leaves at most once: libcurl resends a request
                                   * whose REUSED connection died before any byte of the
                                   * answer; with this set that is a failure instead */

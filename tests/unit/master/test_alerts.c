@@ -33,6 +33,7 @@ struct fx {
     struct evhttp *http;
     char url[128];
     int statuses[8];           /* answers for the first requests; then 204 */
+    size_t reply_len;          /* bytes of body in every answer; 0 = none */
     int n_seen;
     char *bodies[MAX_SEEN];
     char content_type[MAX_SEEN][64];
@@ -56,6 +57,19 @@ static void on_request(struct evhttp_request *req, void *arg)
         f->n_seen++;
     }
     status = i < 8 && f->statuses[i] ? f->statuses[i] : 204;
+    if (f->reply_len) {
+        struct evbuffer *out = evbuffer_new();
+        char *body = malloc(f->reply_len);
+
+        assert_non_null(out);
+        assert_non_null(body);
+        memset(body, 'x', f->reply_len);
+        evbuffer_add(out, body, f->reply_len);
+        free(body);
+        evhttp_send_reply(req, status, status < 300 ? "OK" : "Nope", out);
+        evbuffer_free(out);
+        return;
+    }
     evhttp_send_reply(req, status, status < 300 ? "OK" : "Nope", NULL);
 }
 
@@ -196,6 +210,32 @@ static void test_delivered_once_on_2xx(void **state)
     assert_false(log_has(f, "/hooks/myna"));
 }
 
+static void test_long_answer_body_still_delivers(void **state)
+{
+    struct fx *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+
+    /* a receiver that says more than a status: its body does not matter */
+    for (int i = 0; i < 8; i++)
+        f->statuses[i] = 200;
+    f->reply_len = 5000;
+    assert_non_null(f->a = myna_alerts_new(f->base, f->url, &err));
+    myna_alerts_set_timing(f->a, 50, 2000);
+    myna_alerts_raise(f->a, "acme", "crash_loop", "5 crashes");
+    run_until(f, seen_n, 1, 5000);
+    run_until(f, settled, 1, 5000);
+    assert_int_equal(myna_alerts_pending(f->a), 0);
+    {   /* and no retry follows */
+        struct timeval wait = { 0, 400 * 1000 };
+        event_base_loopexit(f->base, &wait);
+        event_base_dispatch(f->base);
+    }
+    assert_int_equal(f->n_seen, 1);
+    assert_true(log_has(f, "event=alert_delivered instance=acme kind=crash_loop status=200 "
+                           "attempt=1"));
+    assert_false(log_has(f, "event=alert_webhook_failed"));
+}
+
 static void test_failures_are_retried_with_backoff(void **state)
 {
     struct fx *f = *state;
@@ -304,6 +344,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_body_is_the_documented_json),
         T(test_delivered_once_on_2xx),
+        T(test_long_answer_body_still_delivers),
         T(test_failures_are_retried_with_backoff),
         T(test_given_up_after_three_attempts),
         T(test_no_receiver_is_a_transport_failure),

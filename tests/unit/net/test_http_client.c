@@ -1,0 +1,171 @@
+/* test_http_client.c - net/http_client.h against an evhttp server on the
+ * same loop: an answer's body kept up to max_response, or dropped when only
+ * the status matters. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/util.h"
+#include "net/http_client.h"
+
+struct fx {
+    struct event_base *base;
+    struct evhttp *http;
+    struct myna_http_client *c;
+    char url[64];
+    size_t reply_len;          /* bytes of body in every answer */
+    int n_seen;
+    int done;                  /* callbacks run */
+    int rc;
+    long status;
+    size_t body_len;
+    char body_head[8];         /* the body's first bytes */
+};
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct fx *f = arg;
+    struct evbuffer *out = evbuffer_new();
+    char *body = malloc(f->reply_len + 1);
+
+    assert_non_null(out);
+    assert_non_null(body);
+    memset(body, 'x', f->reply_len);
+    evbuffer_add(out, body, f->reply_len);
+    free(body);
+    f->n_seen++;
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
+static void on_answer(const struct myna_http_resp *resp, void *arg)
+{
+    struct fx *f = arg;
+
+    f->done++;
+    f->rc = resp->rc;
+    f->status = resp->status;
+    f->body_len = resp->body_len;
+    snprintf(f->body_head, sizeof(f->body_head), "%s", resp->body);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct evhttp_bound_socket *sock;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof(sa);
+
+    if (f == NULL || (f->base = event_base_new()) == NULL ||
+        (f->http = evhttp_new(f->base)) == NULL ||
+        (sock = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0)) == NULL ||
+        getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&sa, &sl) != 0 ||
+        (f->c = myna_http_client_new(f->base, NULL)) == NULL)
+        return -1;
+    evhttp_set_gencb(f->http, on_request, f);
+    snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%u/hook", ntohs(sa.sin_port));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    myna_http_client_free(f->c);
+    evhttp_free(f->http);
+    event_base_free(f->base);
+    free(f);
+    return 0;
+}
+
+static void run_until_done(struct fx *f, int timeout_ms)
+{
+    int64_t until = myna_mono_ms() + timeout_ms;
+    struct timeval tick = { 0, 10000 };
+
+    while (!f->done) {
+        if (myna_mono_ms() > until)
+            fail_msg("timed out: %d request(s) seen", f->n_seen);
+        event_base_loopexit(f->base, &tick);
+        event_base_dispatch(f->base);
+    }
+}
+
+static void post(struct fx *f, size_t max_response, int discard_body)
+{
+    struct myna_http_req req = { .method = "POST", .url = f->url, .body = "{}", .body_len = 2,
+                                 .timeout_ms = 5000, .max_response = max_response,
+                                 .discard_body = discard_body };
+    struct myna_err err = MYNA_ERR_INIT;
+
+    assert_int_equal(myna_http_request(f->c, &req, on_answer, f, &err), MYNA_OK);
+    run_until_done(f, 5000);
+    assert_int_equal(f->done, 1);
+    assert_int_equal(f->n_seen, 1);
+    assert_int_equal(myna_http_inflight(f->c), 0);
+}
+
+static void test_body_within_max_is_kept(void **state)
+{
+    struct fx *f = *state;
+
+    f->reply_len = 5000;
+    post(f, 5000, 0);
+    assert_int_equal(f->rc, MYNA_OK);
+    assert_int_equal(f->status, 200);
+    assert_int_equal(f->body_len, 5000);
+    assert_string_equal(f->body_head, "xxxxxxx");
+}
+
+static void test_body_over_max_is_too_big(void **state)
+{
+    struct fx *f = *state;
+
+    f->reply_len = 5000;
+    post(f, 4096, 0);
+    assert_int_equal(f->rc, MYNA_ETOOBIG);
+    assert_int_equal(f->status, 0);
+}
+
+static void test_discarded_body_keeps_the_status(void **state)
+{
+    struct fx *f = *state;
+
+    f->reply_len = 5000;
+    post(f, 16, 1);  /* max_response does not apply to a body not kept */
+    assert_int_equal(f->rc, MYNA_OK);
+    assert_int_equal(f->status, 200);
+    assert_int_equal(f->body_len, 0);
+    assert_string_equal(f->body_head, "");
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_body_within_max_is_kept),
+        T(test_body_over_max_is_too_big),
+        T(test_discarded_body_keeps_the_status),
+    };
+    int rc;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
