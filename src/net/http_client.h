@@ -8,7 +8,9 @@
  * transport failure (connect, DNS, timeout, a kept body over max_response). If
  * myna_http_request returns an error, the callback never runs.
  * myna_http_client_free cancels what is in flight WITHOUT calling callbacks;
- * it must not be called from inside a callback. */
+ * it must not be called from inside a callback. Neither a timeout nor a
+ * cancel waits for a name lookup under way: libcurl's resolver thread is
+ * left to finish it alone (seconds with nameservers that do not answer). */
 #ifndef MYNA_NET_HTTP_CLIENT_H
 #define MYNA_NET_HTTP_CLIENT_H
 

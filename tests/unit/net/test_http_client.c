@@ -1,6 +1,8 @@
 /* test_http_client.c - net/http_client.h against an evhttp server on the
  * same loop: an answer's body kept up to max_response, or dropped when only
- * the status matters. */
+ * the status matters; and a name lookup that takes seconds (the
+ * libmyna_slow_dns.so shim, preloaded by ctest: tests/fakes/slow_dns.c)
+ * never holds up the loop, whether the request times out or is cancelled. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -21,6 +24,8 @@
 #include "core/util.h"
 #include "net/http_client.h"
 
+#define SLOW_HOST "slow-dns.myna.test"  /* tests/fakes/slow_dns.c: 3 s, then no answer */
+
 struct fx {
     struct event_base *base;
     struct evhttp *http;
@@ -29,7 +34,8 @@ struct fx {
     size_t reply_len;          /* bytes of body in every answer */
     int n_seen;
     int done;                  /* callbacks run */
-    int rc;
+    int rc, timed_out;
+    int64_t elapsed_us;
     long status;
     size_t body_len;
     char body_head[8];         /* the body's first bytes */
@@ -57,6 +63,8 @@ static void on_answer(const struct myna_http_resp *resp, void *arg)
 
     f->done++;
     f->rc = resp->rc;
+    f->timed_out = resp->timed_out;
+    f->elapsed_us = resp->elapsed_us;
     f->status = resp->status;
     f->body_len = resp->body_len;
     snprintf(f->body_head, sizeof(f->body_head), "%s", resp->body);
@@ -153,6 +161,84 @@ static void test_discarded_body_keeps_the_status(void **state)
     assert_string_equal(f->body_head, "");
 }
 
+/* The largest wait between the ticks of a 10 ms timer: how long the loop
+ * was held up. */
+struct ticker {
+    struct event *ev;
+    int64_t last_us, max_gap_us;
+};
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct ticker *t = arg;
+    int64_t now = myna_mono_us();
+
+    (void)fd;
+    (void)what;
+    if (now - t->last_us > t->max_gap_us)
+        t->max_gap_us = now - t->last_us;
+    t->last_us = now;
+}
+
+static void ticker_start(struct fx *f, struct ticker *t)
+{
+    struct timeval every = { 0, 10 * 1000 };
+
+    if (dlsym(RTLD_DEFAULT, "myna_slow_dns_ms") == NULL)
+        fail_msg("libmyna_slow_dns.so is not preloaded: run this test through ctest, or with "
+                 "LD_PRELOAD=build/tests/libmyna_slow_dns.so "
+                 "ASAN_OPTIONS=verify_asan_link_order=0");
+    assert_non_null(t->ev = event_new(f->base, -1, EV_PERSIST, on_tick, t));
+    assert_int_equal(event_add(t->ev, &every), 0);
+    t->last_us = myna_mono_us();
+    t->max_gap_us = 0;
+}
+
+static void test_slow_name_lookup_times_out_without_stalling(void **state)
+{
+    struct fx *f = *state;
+    struct myna_http_req req = { .method = "GET", .url = "http://" SLOW_HOST "/",
+                                 .timeout_ms = 200 };
+    struct ticker t;
+
+    ticker_start(f, &t);
+    assert_int_equal(myna_http_request(f->c, &req, on_answer, f, NULL), MYNA_OK);
+    run_until_done(f, 10000);
+    on_tick(-1, 0, &t);  /* the wait since the last tick counts too */
+    event_free(t.ev);
+    assert_int_equal(f->done, 1);
+    assert_true(f->rc < 0);
+    assert_true(f->timed_out);
+    assert_int_equal(myna_http_inflight(f->c), 0);
+    if (t.max_gap_us >= 500 * 1000 || f->elapsed_us >= 1000 * 1000)
+        fail_msg("the loop stood still for %lld ms; the request took %lld ms",
+                 (long long)(t.max_gap_us / 1000), (long long)(f->elapsed_us / 1000));
+}
+
+static void test_free_during_slow_name_lookup_does_not_wait(void **state)
+{
+    struct fx *f = *state;
+    struct myna_http_req req = { .method = "GET", .url = "http://" SLOW_HOST "/",
+                                 .timeout_ms = 10000 };
+    struct ticker t;
+    struct timeval a_while = { 0, 100 * 1000 };
+    int64_t t0;
+
+    ticker_start(f, &t);
+    assert_int_equal(myna_http_request(f->c, &req, on_answer, f, NULL), MYNA_OK);
+    event_base_loopexit(f->base, &a_while);
+    event_base_dispatch(f->base);  /* the lookup is under way */
+    event_free(t.ev);
+    assert_int_equal(f->done, 0);
+    t0 = myna_mono_us();
+    myna_http_client_free(f->c);  /* cancelled: no callback */
+    f->c = NULL;
+    if (myna_mono_us() - t0 >= 500 * 1000)
+        fail_msg("freeing the client took %lld ms", (long long)((myna_mono_us() - t0) / 1000));
+    assert_int_equal(f->done, 0);
+    assert_true(t.max_gap_us < 500 * 1000);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -161,6 +247,8 @@ int main(void)
         T(test_body_within_max_is_kept),
         T(test_body_over_max_is_too_big),
         T(test_discarded_body_keeps_the_status),
+        T(test_slow_name_lookup_times_out_without_stalling),
+        T(test_free_during_slow_name_lookup_does_not_wait),
     };
     int rc;
 
