@@ -94,11 +94,14 @@ int myna_conf_set(struct myna_conf *conf, const char *name, const char *value,
                                 origin, name, value);
         /* fall through */
     case MYNA_OPT_URL:
+        /* a URL may carry a secret (alert_webhook's token) and this message
+         * is printed and logged (a reload): it never quotes the value */
         if (o->type == MYNA_OPT_URL && value[0] && strncmp(value, "http://", 7) != 0 &&
             strncmp(value, "https://", 8) != 0)
             return myna_err_set(err, MYNA_ECONFIG,
-                                "%s: option '%s': '%s' is not an http:// or https:// URL",
-                                origin, name, value);
+                                "%s: option '%s': the value is not an http:// or https:// URL "
+                                "(not shown: it may hold a secret)",
+                                origin, name);
         /* fall through */
     case MYNA_OPT_STR: {
         char **slot = (char **)(base + o->off);

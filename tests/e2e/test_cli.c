@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,49 @@ static void test_flag_beats_file(void **state)
     h_cleanup(&p);
 }
 
+struct log_want {
+    const struct myna_proc *p;
+    const char *text;
+};
+
+static int in_log(void *arg)
+{
+    const struct log_want *w = arg;
+
+    return h_log_contains(w->p, w->text);
+}
+
+/* A bad alert_webhook is named, never shown (its URL may hold a secret):
+ * neither at start on stderr nor in the log line of a failed reload. */
+static void test_bad_webhook_url_is_never_shown(void **state)
+{
+    struct myna_proc p;
+    char conf[400];
+    const char *check[] = { "serve", "--config", conf, "--check-config", NULL };
+    const char *extra[] = { "--config", conf, NULL };
+    struct log_want w = { &p, "event=reload_failed" };
+
+    (void)state;
+    assert_int_equal(h_setup(&p, NULL), 0);
+    write_text(p.dir, "myna.conf", "alert_webhook = hooks.example.com/h?key=Tok3nS3cret\n", conf,
+               sizeof(conf));
+    assert_int_equal(h_run(check, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "myna.conf':1: option 'alert_webhook'"));
+    assert_non_null(strstr(out, "not an http:// or https:// URL"));
+    assert_null(strstr(out, "Tok3nS3cret"));
+
+    write_text(p.dir, "myna.conf", "log_level = info\n", conf, sizeof(conf));
+    assert_int_equal(h_start(&p, extra), 0);
+    write_text(p.dir, "myna.conf", "alert_webhook = hooks.example.com/h?key=Tok3nS3cret\n", conf,
+               sizeof(conf));
+    assert_int_equal(kill(p.pid, SIGHUP), 0);
+    assert_true(h_wait(in_log, &w, 5000));
+    assert_true(h_log_contains(&p, "option 'alert_webhook'"));
+    assert_false(h_log_contains(&p, "Tok3nS3cret"));
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
 static void test_port_in_use_fails_cleanly(void **state)
 {
     struct myna_proc a, b;
@@ -161,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_bad_instances_file_names_the_field),
         cmocka_unit_test(test_flag_beats_file),
         cmocka_unit_test(test_port_in_use_fails_cleanly),
+        cmocka_unit_test(test_bad_webhook_url_is_never_shown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

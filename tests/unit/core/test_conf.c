@@ -773,16 +773,45 @@ static void test_conf_addr_validation(void **state)
     myna_conf_release(&c);
 }
 
-static void test_conf_url_validation(void **state)
+/* A URL may carry a secret (a hook's token): a bad one is named by its
+ * option and what is wrong with it, never quoted, wherever it was set. */
+static void url_fails_unquoted(const char *value)
 {
     struct myna_conf c;
     struct myna_err err = MYNA_ERR_INIT;
 
-    (void)state;
-    set_fails("alert_webhook", "hooks.example.com/myna", "'hooks.example.com/myna' is not an "
-              "http:// or https:// URL", NULL);
-    set_fails("alert_webhook", "ftp://example.com/", "is not an http:// or https:// URL", NULL);
-    set_fails("alert_webhook", "HTTP//x", "'HTTP//x'", NULL);
+    set_fails("alert_webhook", value, "is not an http:// or https:// URL", NULL);
+    load_ok(&c, NULL, no_env);
+    assert_int_equal(myna_conf_set(&c, "alert_webhook", value, "here", &err), MYNA_ECONFIG);
+    if (strstr(err.msg, value) != NULL)
+        fail_msg("the message quotes the URL: %s", err.msg);
+    myna_conf_release(&c);
+}
+
+static void test_conf_url_validation(void **state)
+{
+    struct fix *f = *state;
+    struct myna_conf c;
+    struct myna_err err = MYNA_ERR_INIT;
+    const char *const file_args[] = { "--config", f->path, NULL };
+    const char *const flag_args[] = { "--alert-webhook=hooks.example.com/flag-tok3n", NULL };
+    const char *const env[] = { "MYNA_ALERT_WEBHOOK=hooks.example.com/env-tok3n", NULL };
+
+    url_fails_unquoted("hooks.example.com/myna?token=s3cret");
+    url_fails_unquoted("ftp://example.com/");
+    url_fails_unquoted("HTTP//x");
+    put(f, "alert_webhook = hooks.example.com/file-tok3n\n");
+    load_fails(file_args, no_env, MYNA_ECONFIG, ":1: option 'alert_webhook'", "not an http://");
+    assert_int_equal(load(&c, file_args, no_env, &err), MYNA_ECONFIG);
+    assert_null(strstr(err.msg, "tok3n"));
+    load_fails(NULL, env, MYNA_ECONFIG, "environment MYNA_ALERT_WEBHOOK: option 'alert_webhook'",
+               "not an http://");
+    assert_int_equal(load(&c, NULL, env, &err), MYNA_ECONFIG);
+    assert_null(strstr(err.msg, "tok3n"));
+    load_fails(flag_args, no_env, MYNA_ECONFIG, "flag --alert-webhook: option 'alert_webhook'",
+               "not an http://");
+    assert_int_equal(load(&c, flag_args, no_env, &err), MYNA_ECONFIG);
+    assert_null(strstr(err.msg, "tok3n"));
     load_ok(&c, NULL, no_env);
     assert_string_equal(c.alert_webhook, "");  /* default: alerts are logged only */
     assert_int_equal(myna_conf_set(&c, "alert_webhook", "https://hooks.example.com/a?b=1", "x",
