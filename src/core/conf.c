@@ -3,8 +3,11 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/util.h"
@@ -204,28 +207,54 @@ int myna_conf_parse_text(struct myna_conf *conf, const char *text, size_t len,
     return rc;
 }
 
+/* Reads the config file at path into b. Like the key file (secret.c), it is
+ * opened with O_NONBLOCK: a FIFO in its place (or a shell's /dev/fd/N) would
+ * otherwise wait for a writer, at start or on the master's loop at a
+ * SIGHUP; anything but a regular file is refused instead. O_NONBLOCK does
+ * not change reads from a regular file. */
 static int read_file(const char *path, struct myna_buf *b, struct myna_err *err)
 {
     char chunk[8192];
-    size_t n;
-    FILE *f = fopen(path, "rb");
+    struct stat st;
+    ssize_t n;
+    int fd, e, rc = MYNA_OK;
 
-    if (f == NULL)
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        e = errno;
         return myna_err_set(err, MYNA_EIO, "cannot read config file '%s': %s", path,
-                            strerror(errno));
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (myna_buf_append(b, chunk, n) != MYNA_OK) {
-            fclose(f);
-            return myna_err_set(err, MYNA_ECONFIG, "config file '%s': larger than %zu bytes",
-                                path, b->max);
+                            strerror(e));
+    }
+    if (fstat(fd, &st) != 0) {
+        e = errno;
+        close(fd);
+        return myna_err_set(err, MYNA_EIO, "cannot read config file '%s': %s", path,
+                            strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return myna_err_set(err, MYNA_ECONFIG, "config file '%s' is not a regular file", path);
+    }
+    for (;;) {
+        n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            e = errno;
+            rc = myna_err_set(err, MYNA_EIO, "cannot read config file '%s': %s", path,
+                              strerror(e));
+            break;
+        }
+        if (n == 0)
+            break;
+        if (myna_buf_append(b, chunk, (size_t)n) != MYNA_OK) {
+            rc = myna_err_set(err, MYNA_ECONFIG, "config file '%s': larger than %zu bytes", path,
+                              b->max);
+            break;
         }
     }
-    if (ferror(f)) {
-        fclose(f);
-        return myna_err_set(err, MYNA_EIO, "cannot read config file '%s'", path);
-    }
-    fclose(f);
-    return MYNA_OK;
+    close(fd);
+    return rc;
 }
 
 static const char *env_get(char **envp, const char *name)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -447,6 +448,63 @@ static void test_conf_missing_file(void **state)
     snprintf(path, sizeof(path), "%s/nope.conf", f->dir);
     snprintf(want, sizeof(want), "cannot read config file '%s': %s", path, strerror(ENOENT));
     load_fails(args, no_env, MYNA_EIO, want, NULL);
+}
+
+/* Loads --config path in a child that alarm() stops after 5 s; the code
+ * and message come back through a pipe. 0, or -1 if the load hung. */
+static int load_in_child(const char *path, int *code, char *msg, size_t cap)
+{
+    const char *const args[] = { "--config", path, NULL };
+    int fds[2], status;
+    ssize_t n;
+    pid_t pid;
+
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct myna_conf c;
+        struct myna_err err = MYNA_ERR_INIT;
+        int rc;
+        close(fds[0]);
+        alarm(5);
+        rc = load(&c, args, no_env, &err);
+        if (rc == MYNA_OK)
+            myna_conf_release(&c);
+        if (write(fds[1], &rc, sizeof(rc)) != (ssize_t)sizeof(rc) ||
+            write(fds[1], err.msg, strlen(err.msg) + 1) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    n = read(fds[0], code, sizeof(*code));
+    msg[0] = '\0';
+    if (n == (ssize_t)sizeof(*code) && (n = read(fds[0], msg, cap - 1)) >= 0)
+        msg[n] = '\0';
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* A FIFO (or /dev/fd/N of a shell's <(...)) in the file's place fails at
+ * once instead of waiting for a writer; so does a directory. */
+static void test_conf_file_not_regular(void **state)
+{
+    struct fix *f = *state;
+    char fifo[200], want[300], msg[512];
+    const char *const args[] = { "--config", f->dir, NULL };
+    int code = 0;
+
+    snprintf(fifo, sizeof(fifo), "%s/fifo.conf", f->dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    if (load_in_child(fifo, &code, msg, sizeof(msg)) != 0)
+        fail_msg("loading a FIFO as the config file hung");
+    assert_true(code == MYNA_ECONFIG || code == MYNA_EIO);
+    snprintf(want, sizeof(want), "config file '%s' is not a regular file", fifo);
+    assert_contains(msg, want);
+    snprintf(want, sizeof(want), "config file '%s' is not a regular file", f->dir);
+    load_fails(args, no_env, MYNA_ECONFIG, want, NULL);
 }
 
 static void test_conf_file_error_stops_later_lines(void **state)
@@ -1108,6 +1166,7 @@ int main(void)
         T(test_conf_file_empty_ok),
         T(test_conf_file_too_large),
         T(test_conf_missing_file),
+        T(test_conf_file_not_regular),
         T(test_conf_file_error_stops_later_lines),
         T(test_conf_env_overrides_file),
         T(test_conf_bot_limits_from_env),
