@@ -49,6 +49,38 @@ static void usage(FILE *out)
             "  help      print this text\n");
 }
 
+/* argv with each "--flag=value" split into the two words "--flag" "value",
+ * so that the commands below, which read "--flag value", take both forms as
+ * serve does. NULL-terminated, *n words; one block (the words of argv it
+ * splits are copied into it): free() it. NULL when out of memory. */
+static char **split_flags(int argc, char **argv, int *n)
+{
+    size_t bytes = 0;
+    char **v, *p;
+
+    for (int i = 0; i < argc; i++)
+        bytes += strlen(argv[i]) + 1;
+    if ((v = malloc((2 * (size_t)argc + 1) * sizeof(char *) + bytes)) == NULL)
+        return NULL;
+    p = (char *)(v + 2 * (size_t)argc + 1);
+    *n = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *eq = strncmp(argv[i], "--", 2) == 0 ? strchr(argv[i], '=') : NULL;
+        size_t len = strlen(argv[i]) + 1;
+        if (eq == NULL) {
+            v[(*n)++] = argv[i];
+            continue;
+        }
+        memcpy(p, argv[i], len);
+        p[eq - argv[i]] = '\0';
+        v[(*n)++] = p;
+        v[(*n)++] = p + (eq - argv[i]) + 1;
+        p += len;
+    }
+    v[*n] = NULL;
+    return v;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct myna_master_args args = { argc, argv, environ, serve_passthrough };
@@ -343,6 +375,9 @@ static int cmd_chat(int argc, char **argv)
                  myna_parse_i64(argv[i + 1], 0, 3600000, &v) == 0) {
             o.linger_ms = (int)v;
             i++;
+        } else if (strncmp(argv[i], "--", 2) == 0 && i + 1 < argc) {
+            rest[n++] = argv[i];  /* a serve option: its value is not the instance */
+            rest[n++] = argv[++i];
         } else if (o.instance == NULL && argv[i][0] != '-')
             o.instance = argv[i];
         else
@@ -450,14 +485,26 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc - 2, argv + 2);
-    if (strcmp(argv[1], "bot") == 0)
-        return cmd_bot(argc - 2, argv + 2);
-    if (strcmp(argv[1], "outbox") == 0)
-        return cmd_outbox(argc - 2, argv + 2);
-    if (strcmp(argv[1], "chat") == 0)
-        return cmd_chat(argc - 2, argv + 2);
-    if (strcmp(argv[1], "instance") == 0 || strcmp(argv[1], "token") == 0)
-        return cmd_manage(argv[1][0] == 'i', argc - 2, argv + 2);
+    if (strcmp(argv[1], "bot") == 0 || strcmp(argv[1], "outbox") == 0 ||
+        strcmp(argv[1], "chat") == 0 || strcmp(argv[1], "instance") == 0 ||
+        strcmp(argv[1], "token") == 0) {
+        int n, rc;
+        char **v = split_flags(argc - 2, argv + 2, &n);
+        if (v == NULL) {
+            fprintf(stderr, "myna: out of memory\n");
+            return 1;
+        }
+        if (strcmp(argv[1], "bot") == 0)
+            rc = cmd_bot(n, v);
+        else if (strcmp(argv[1], "outbox") == 0)
+            rc = cmd_outbox(n, v);
+        else if (strcmp(argv[1], "chat") == 0)
+            rc = cmd_chat(n, v);
+        else
+            rc = cmd_manage(argv[1][0] == 'i', n, v);
+        free(v);
+        return rc;
+    }
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("myna %s allocator=%s\n", MYNA_VERSION, allocator());
         return 0;

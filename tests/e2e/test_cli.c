@@ -176,6 +176,83 @@ static void test_bad_webhook_url_is_never_shown(void **state)
     h_cleanup(&p);
 }
 
+#define ADMIN_TOKEN "myna_AdminTokenForTheEndToEndTestsOnly0123456789"
+
+static const char *const sim_instances =
+    "[{\"id\":\"shop\",\"name\":\"Shop\",\"provider\":\"sim\","
+    "\"fallback_text\":\"Sorry.\"}]";
+
+/* A master (no bots) whose admin token is ADMIN_TOKEN, with the sim
+ * instance shop; admin gets its ADDR:PORT. */
+static void start_admin(struct myna_proc *p, char *admin, size_t cap)
+{
+    assert_int_equal(h_setup(p, sim_instances), 0);
+    setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);
+    assert_int_equal(h_start(p, NULL), 0);
+    unsetenv("MYNA_ADMIN_TOKEN");
+    snprintf(admin, cap, "%s", p->admin_url + strlen("http://"));
+}
+
+/* The commands that talk to a server take --flag=value wherever they take
+ * --flag value, as serve does, before or after their own words. */
+static void test_flag_equals_value_everywhere(void **state)
+{
+    struct myna_proc p;
+    char admin[128], admin_eq[160], data_eq[320], url[300], resp[8192];
+    const char *token_eq = "--token=" ADMIN_TOKEN;
+    const char *list_eq[] = { "instance", admin_eq, "list", token_eq, NULL };
+    const char *list_sp[] = { "instance", "--admin", admin, "list", "--token", ADMIN_TOKEN, NULL };
+    const char *show_eq[] = { "instance", "show", "shop", token_eq, admin_eq, NULL };
+    const char *mk_eq[] = { "token", admin_eq, "create", "--role=guest", "--name=ci-eq", token_eq,
+                            NULL };
+    const char *chat_eq[] = { "chat", admin_eq, "shop", "--from=15550007777", "--name=Ann",
+                              "--linger=0", NULL };
+    const char *chat_sp[] = { "chat", "--admin", admin, "shop", "--from", "15550008888",
+                              "--linger", "0", NULL };
+    const char *outbox_eq[] = { "outbox", "failed", "--instance=shop", data_eq, NULL };
+
+    (void)state;
+    start_admin(&p, admin, sizeof(admin));
+    snprintf(admin_eq, sizeof(admin_eq), "--admin=%s", admin);
+    snprintf(data_eq, sizeof(data_eq), "--data=%s/var", p.dir);
+
+    assert_int_equal(h_run(list_eq, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "shop"));
+    assert_int_equal(h_run(list_sp, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "shop"));
+    assert_int_equal(h_run(show_eq, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "\"provider\":\t\"sim\""));
+    assert_int_equal(h_run(mk_eq, out, sizeof(out)), 0);
+    assert_int_equal(strncmp(out, "myna_", 5), 0);
+    {  /* a guest's: it reads, it cannot create */
+        char auth[120];
+        const char *h[] = { auth, NULL };
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %.48s", out);
+        snprintf(url, sizeof(url), "%s/admin/whatsapp/instances", p.admin_url);
+        assert_int_equal(h_http("GET", url, NULL, 0, h, resp, sizeof(resp)), 200);
+        assert_int_equal(h_http("POST", url, "{}", 2, h, resp, sizeof(resp)), 403);
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", ADMIN_TOKEN);
+        snprintf(url, sizeof(url), "%s/admin/tokens", p.admin_url);
+        assert_int_equal(h_http("GET", url, NULL, 0, h, resp, sizeof(resp)), 200);
+        assert_non_null(strstr(resp, "\"ci-eq\""));
+    }
+
+    assert_int_equal(h_run_input(chat_eq, "hi there\n", out, sizeof(out)), 0);
+    snprintf(url, sizeof(url), "%s/sim/shop/events?contact=15550007777", p.admin_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, resp, sizeof(resp)), 200);
+    assert_non_null(strstr(resp, "hi there"));
+    assert_int_equal(h_run_input(chat_sp, "hello\n", out, sizeof(out)), 0);
+    snprintf(url, sizeof(url), "%s/sim/shop/events?contact=15550008888", p.admin_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, resp, sizeof(resp)), 200);
+    assert_non_null(strstr(resp, "hello"));
+
+    /* read as --instance shop --data DIR: no bot ran, so no store yet */
+    assert_int_equal(h_run(outbox_eq, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "no store for instance 'shop'"));
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
 static void test_port_in_use_fails_cleanly(void **state)
 {
     struct myna_proc a, b;
@@ -206,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_flag_beats_file),
         cmocka_unit_test(test_port_in_use_fails_cleanly),
         cmocka_unit_test(test_bad_webhook_url_is_never_shown),
+        cmocka_unit_test(test_flag_equals_value_everywhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
