@@ -17,7 +17,8 @@
 #define QUIET_MS 1500          /* after the input ended: replies came, then this much quiet */
 #define SEEN_MAX 512           /* the bot's messages already printed */
 #define OPTIONS_MAX 10
-#define LINE_MAX_BYTES 16384
+#define LINE_MAX_BYTES 16384  /* a line of this much or more (without its newline) is dropped */
+#define READ_CHUNK 4096
 
 struct option_item {
     char kind;                 /* 'b' button, 'l' list row */
@@ -196,18 +197,39 @@ static int send_line(struct chat *c, const char *line)
     return rc;
 }
 
-/* Appends what input there is to acc; -1 at the end of input. */
-static int read_input(int fd, struct myna_buf *acc)
+/* Appends what input there is to acc, which holds whole lines, then the
+ * start of the next. A line of LINE_MAX_BYTES or more is dropped whole, with
+ * a word on err, and the lines after it are kept: *dropping says that the
+ * end of a dropped line has not come yet. -1 at the end of input. */
+static int read_input(int fd, struct myna_buf *acc, int *dropping, FILE *err)
 {
-    char chunk[4096];
+    char chunk[READ_CHUNK];
     ssize_t n = read(fd, chunk, sizeof(chunk));
+    const char *p = chunk, *end;
 
     if (n < 0)
         return errno == EINTR || errno == EAGAIN ? 0 : -1;
     if (n == 0)
         return -1;
-    if (myna_buf_append(acc, chunk, (size_t)n) != 0)
-        myna_buf_reset(acc);  /* an endless line is dropped */
+    for (end = chunk + n; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t k = nl ? (size_t)(nl + 1 - p) : (size_t)(end - p);
+        const char *last = acc->len ? memrchr(acc->data, '\n', acc->len) : NULL;
+        size_t start = last ? (size_t)(last + 1 - acc->data) : 0; /* of the line being read */
+
+        if (!*dropping && (acc->len - start + k - (nl != NULL) >= LINE_MAX_BYTES ||
+                           myna_buf_append(acc, p, k) != 0)) {
+            acc->len = start;  /* what came of it before goes too */
+            if (acc->data)
+                acc->data[start] = '\0';
+            *dropping = 1;
+            fprintf(err, "myna chat: a line of %d KiB or more was dropped, not sent\n",
+                    LINE_MAX_BYTES / 1024);
+        }
+        if (nl)
+            *dropping = 0;
+        p += k;
+    }
     return 0;
 }
 
@@ -231,10 +253,11 @@ static int next_line(struct myna_buf *acc, char *line, size_t cap)
 int myna_chat_run(const struct myna_chat_opts *o, FILE *in, FILE *out, FILE *err)
 {
     struct chat c;
-    struct myna_buf acc = MYNA_BUF_INIT(LINE_MAX_BYTES);
+    /* a line being read and what one read() may add after it */
+    struct myna_buf acc = MYNA_BUF_INIT(LINE_MAX_BYTES + READ_CHUNK);
     char path[160], line[LINE_MAX_BYTES];
     int64_t eof_ms = 0, sent_ms = 0;
-    int rc = 0, fd = fileno(in);
+    int rc = 0, fd = fileno(in), dropping = 0;
     long st;
 
     memset(&c, 0, sizeof(c));
@@ -262,7 +285,7 @@ int myna_chat_run(const struct myna_chat_opts *o, FILE *in, FILE *out, FILE *err
         struct pollfd p = { fd, POLLIN, 0 };
         int64_t now;
         if (!eof_ms && poll(&p, 1, POLL_MS) > 0) {
-            if (read_input(fd, &acc) < 0) {
+            if (read_input(fd, &acc, &dropping, err) < 0) {
                 eof_ms = myna_mono_ms();
                 if (acc.len > 0)  /* a last line without its newline */
                     myna_buf_append(&acc, "\n", 1);

@@ -224,6 +224,51 @@ static void test_terminal_chat(void **state)
     assert_non_null(strstr(out, "no sim instance"));
 }
 
+/* A line longer than `myna chat` reads (16 KiB) is dropped whole, with a
+ * word on stderr; the lines after it are sent. Two lengths, since a piece
+ * of a line leaking out is only seen here when it is short enough for the
+ * simulator (4096 characters). */
+static void test_terminal_chat_drops_overlong_lines(void **state)
+{
+    struct ctx *c = *state;
+    char out[16384], admin[64];
+    const char *args[] = { "chat", "shop", "--admin", admin, "--from", "15550005555",
+                           "--linger", "15000", NULL };
+    size_t n = 0;
+    char *input = malloc(30001 + 20001 + 7);
+    cJSON *r;
+    const cJSON *e;
+    int in = 0;
+    char other[80] = "";
+
+    assert_non_null(input);
+    memset(input, 'x', 30000);
+    n = 30000;
+    input[n++] = '\n';
+    memset(input + n, 'y', 20000);
+    n += 20000;
+    input[n++] = '\n';
+    memcpy(input + n, "hello\n", 7);  /* with its NUL */
+    snprintf(admin, sizeof(admin), "%s", c->p.admin_url + strlen("http://"));
+    assert_int_equal(h_run_input(args, input, out, sizeof(out)), 0);
+    free(input);
+    assert_non_null(r = events(c, "15550005555"));
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "events")) {
+        const char *text = cJSON_GetObjectItem(e, "text")->valuestring;
+        if (strcmp(cJSON_GetObjectItem(e, "dir")->valuestring, "in") != 0)
+            continue;
+        in++;
+        if (strcmp(text, "hello") != 0 && other[0] == '\0')
+            snprintf(other, sizeof(other), "'%.40s' (%zu characters)", text, strlen(text));
+    }
+    cJSON_Delete(r);
+    if (other[0])
+        fail_msg("sent: %s", other);
+    assert_int_equal(in, 1);
+    assert_non_null(strstr(out, "bot: Sorry, I do not know."));
+    assert_non_null(strstr(out, "a line of 16 KiB or more was dropped"));
+}
+
 /* Every endpoint refuses bad input with a clear 4xx and goes on working. */
 static void test_bad_input(void **state)
 {
@@ -266,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_question_answered_with_ticks),
         cmocka_unit_test(test_buttons_round_trip),
         cmocka_unit_test(test_terminal_chat),
+        cmocka_unit_test(test_terminal_chat_drops_overlong_lines),
         cmocka_unit_test(test_bad_input),
     };
 
