@@ -2,6 +2,7 @@
 #include "cli/manage.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,24 +17,33 @@
 /* What the API adds to an instance's config that an instances file has not. */
 static const char *const live_fields[] = { "owner", "state", "pid", "restarts", "version", NULL };
 
+/* The whole of path ("-": stdin), NUL-terminated; NULL, said once on err
+ * with the reason, when it cannot be read. */
 static char *read_all(const char *path, FILE *err)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     struct myna_buf b = MYNA_BUF_INIT(FILE_MAX);
     char chunk[8192], *out;
     size_t n;
-    int ok = 1;
+    int ok = 1, e = 0;
 
     if (f == NULL) {
-        fprintf(err, "myna: cannot read '%s'\n", path);
+        e = errno;
+        fprintf(err, "myna: cannot read '%s': %s\n", path, strerror(e));
         return NULL;
     }
+    errno = 0;
     while (ok && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
         ok = myna_buf_append(&b, chunk, n) == 0;
+    if (ok && ferror(f))  /* e.g. a directory: fopen takes it, reading fails */
+        e = errno ? errno : EIO;
     if (f != stdin)
         fclose(f);
-    if (!ok) {
-        fprintf(err, "myna: '%s' is larger than 16 MiB\n", path);
+    if (!ok || e) {
+        if (e)
+            fprintf(err, "myna: cannot read '%s': %s\n", path, strerror(e));
+        else
+            fprintf(err, "myna: '%s' is larger than 16 MiB\n", path);
         myna_buf_release(&b);
         return NULL;
     }
@@ -149,10 +159,13 @@ static int export(struct myna_api *a, int argc, char **argv, FILE *out, FILE *er
 static int import(struct myna_api *a, const char *path, FILE *out, FILE *err)
 {
     char *text = read_all(path, err);
-    cJSON *root = text ? cJSON_Parse(text) : NULL, *it;
+    cJSON *root, *it;
     const cJSON *list;
     int rc = 0, oom;
 
+    if (text == NULL)
+        return 1;
+    root = cJSON_Parse(text);
     free(text);
     /* named LLM providers are sent as their settings, as `serve --instances` stores them */
     list = myna_instances_inline_providers(root, &oom);

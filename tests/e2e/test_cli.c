@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +254,41 @@ static void test_flag_equals_value_everywhere(void **state)
     h_cleanup(&p);
 }
 
+/* `instance create|import FILE` that cannot read FILE says so once, with
+ * the reason, and exits 1 without calling the server: against a live one
+ * (an empty body would have been refused with 400) and against an address
+ * where nothing listens (a call would have failed to connect). */
+static void test_unreadable_file_is_named_before_any_call(void **state)
+{
+    struct myna_proc p;
+    char live[128], dead[64], missing[320], want[512];
+    const char *verbs[] = { "create", "import" };
+    const char *token_eq = "--token=" ADMIN_TOKEN;
+
+    (void)state;
+    start_admin(&p, live, sizeof(live));
+    snprintf(dead, sizeof(dead), "127.0.0.1:%d", h_free_port());
+    snprintf(missing, sizeof(missing), "%s/missing.json", p.dir);
+    for (int v = 0; v < 2; v++) {
+        for (int a = 0; a < 2; a++) {
+            const char *admin = a ? dead : live;
+            const char *dir_args[] = { "instance", verbs[v], p.dir, "--admin", admin, token_eq,
+                                       NULL };
+            const char *missing_args[] = { "instance", verbs[v], missing, "--admin", admin,
+                                           token_eq, NULL };
+            assert_int_equal(h_run(dir_args, out, sizeof(out)), 1);
+            snprintf(want, sizeof(want), "myna: cannot read '%s': %s\n", p.dir, strerror(EISDIR));
+            assert_string_equal(out, want);
+            assert_int_equal(h_run(missing_args, out, sizeof(out)), 1);
+            snprintf(want, sizeof(want), "myna: cannot read '%s': %s\n", missing,
+                     strerror(ENOENT));
+            assert_string_equal(out, want);
+        }
+    }
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
 static void test_port_in_use_fails_cleanly(void **state)
 {
     struct myna_proc a, b;
@@ -284,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_port_in_use_fails_cleanly),
         cmocka_unit_test(test_bad_webhook_url_is_never_shown),
         cmocka_unit_test(test_flag_equals_value_everywhere),
+        cmocka_unit_test(test_unreadable_file_is_named_before_any_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
