@@ -1,11 +1,15 @@
 /* buf.c - bounded growable byte buffer. */
 #include "core/buf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/banned.h"
@@ -103,4 +107,29 @@ char *myna_buf_detach(struct myna_buf *b, size_t *len)
     b->data = NULL;
     b->len = b->cap = 0;
     return p;
+}
+
+int myna_buf_read_file(struct myna_buf *b, const char *path, struct myna_err *err)
+{
+    char chunk[8192];
+    struct stat st;
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), rc = MYNA_OK;
+
+    if (fd < 0)
+        return myna_err_set(err, MYNA_EIO, "cannot read: %s", strerror(errno));
+    if (fstat(fd, &st) != 0)
+        rc = myna_err_set(err, MYNA_EIO, "cannot read: %s", strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = myna_err_set(err, MYNA_ECONFIG, "not a regular file");
+    while (rc == MYNA_OK && (n = read(fd, chunk, sizeof(chunk))) != 0) {
+        if (n < 0 && errno != EINTR)
+            rc = myna_err_set(err, MYNA_EIO, "cannot read: %s", strerror(errno));
+        else if (n > 0 && (rc = myna_buf_append(b, chunk, (size_t)n)) == MYNA_ETOOBIG)
+            myna_err_set(err, rc, "larger than %zu bytes", b->max);
+        else if (rc == MYNA_ENOMEM)
+            myna_err_set(err, rc, "out of memory");
+    }
+    close(fd);
+    return rc;
 }

@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+struct myna_err;
+
 struct myna_buf {
     char *data;
     size_t len, cap, max;
@@ -24,5 +26,11 @@ void myna_buf_reset(struct myna_buf *b);
 void myna_buf_release(struct myna_buf *b);
 /* Hands the bytes to the caller (NULL when empty); buffer back to INIT. */
 char *myna_buf_detach(struct myna_buf *b, size_t *len);
+/* Appends the regular file at path. Anything else is refused at once (a
+ * FIFO would block the caller until a writer came, a directory reads as
+ * nothing). MYNA_EIO "cannot read: <reason>", MYNA_ECONFIG "not a regular
+ * file", MYNA_ETOOBIG "larger than <max> bytes", MYNA_ENOMEM; the messages
+ * do not name the file: callers prefix them. */
+int myna_buf_read_file(struct myna_buf *b, const char *path, struct myna_err *err);
 
 #endif

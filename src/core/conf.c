@@ -3,11 +3,8 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/util.h"
@@ -214,46 +211,16 @@ int myna_conf_parse_text(struct myna_conf *conf, const char *text, size_t len,
  * not change reads from a regular file. */
 static int read_file(const char *path, struct myna_buf *b, struct myna_err *err)
 {
-    char chunk[8192];
-    struct stat st;
-    ssize_t n;
-    int fd, e, rc = MYNA_OK;
+    int rc = myna_buf_read_file(b, path, err);
 
-    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        e = errno;
-        return myna_err_set(err, MYNA_EIO, "cannot read config file '%s': %s", path,
-                            strerror(e));
+    if (rc == MYNA_OK)
+        return rc;
+    if (rc == MYNA_ETOOBIG)
+        rc = MYNA_ECONFIG;  /* a bad setting, not a bad request */
+    if (err) {
+        err->code = rc;
+        myna_err_prefix(err, "config file '%s'", path);
     }
-    if (fstat(fd, &st) != 0) {
-        e = errno;
-        close(fd);
-        return myna_err_set(err, MYNA_EIO, "cannot read config file '%s': %s", path,
-                            strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return myna_err_set(err, MYNA_ECONFIG, "config file '%s' is not a regular file", path);
-    }
-    for (;;) {
-        n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            e = errno;
-            rc = myna_err_set(err, MYNA_EIO, "cannot read config file '%s': %s", path,
-                              strerror(e));
-            break;
-        }
-        if (n == 0)
-            break;
-        if (myna_buf_append(b, chunk, (size_t)n) != MYNA_OK) {
-            rc = myna_err_set(err, MYNA_ECONFIG, "config file '%s': larger than %zu bytes", path,
-                              b->max);
-            break;
-        }
-    }
-    close(fd);
     return rc;
 }
 

@@ -718,22 +718,10 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
 static int read_checked(const char *path, struct myna_buf *b, struct myna_instance_set *set,
                         struct myna_err *err)
 {
-    char chunk[8192];
-    size_t n;
-    int rc = MYNA_OK;
-    FILE *f = fopen(path, "rb");
+    int rc = myna_buf_read_file(b, path, err);
 
     set->v = NULL;
     set->n = 0;
-    if (f == NULL)
-        return myna_err_set(err, MYNA_EIO, "cannot read: %s", strerror(errno));
-    while (rc == MYNA_OK && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        if (myna_buf_append(b, chunk, n) != MYNA_OK)
-            rc = myna_err_set(err, MYNA_ETOOBIG, "larger than %d bytes",
-                              MYNA_INSTANCES_FILE_MAX);
-    if (rc == MYNA_OK && ferror(f))
-        rc = myna_err_set(err, MYNA_EIO, "read error");
-    fclose(f);
     return rc == MYNA_OK ? myna_instances_parse(b->data ? b->data : "", b->len, set, err) : rc;
 }
 

@@ -446,7 +446,7 @@ static void test_conf_missing_file(void **state)
     const char *const args[] = { "--config", path, NULL };
 
     snprintf(path, sizeof(path), "%s/nope.conf", f->dir);
-    snprintf(want, sizeof(want), "cannot read config file '%s': %s", path, strerror(ENOENT));
+    snprintf(want, sizeof(want), "config file '%s': cannot read: %s", path, strerror(ENOENT));
     load_fails(args, no_env, MYNA_EIO, want, NULL);
 }
 
@@ -501,9 +501,9 @@ static void test_conf_file_not_regular(void **state)
     if (load_in_child(fifo, &code, msg, sizeof(msg)) != 0)
         fail_msg("loading a FIFO as the config file hung");
     assert_true(code == MYNA_ECONFIG || code == MYNA_EIO);
-    snprintf(want, sizeof(want), "config file '%s' is not a regular file", fifo);
+    snprintf(want, sizeof(want), "config file '%s': not a regular file", fifo);
     assert_contains(msg, want);
-    snprintf(want, sizeof(want), "config file '%s' is not a regular file", f->dir);
+    snprintf(want, sizeof(want), "config file '%s': not a regular file", f->dir);
     load_fails(args, no_env, MYNA_ECONFIG, want, NULL);
 }
 

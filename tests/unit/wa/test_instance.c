@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -680,6 +681,36 @@ static void test_instance_load_missing_file(void **state)
     assert_contains(err.msg, strerror(ENOENT));
 }
 
+/* A FIFO in the file's place fails at once instead of waiting for a writer
+ * (in a child, so that a wait fails the test instead of hanging it); so
+ * does a directory. */
+static void test_instance_load_not_regular(void **state)
+{
+    struct fix *f = *state;
+    struct myna_instance_set set;
+    struct myna_err err = MYNA_ERR_INIT;
+    char fifo[200];
+    int status;
+    pid_t pid;
+
+    snprintf(fifo, sizeof(fifo), "%s/fifo.json", f->dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(5);
+        _exit(myna_instances_load(fifo, &set, &err) == MYNA_ECONFIG &&
+                      strstr(err.msg, "not a regular file") != NULL
+                  ? 0
+                  : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(myna_instances_load(f->dir, &set, &err), MYNA_ECONFIG);
+    assert_empty_set(&set);
+    assert_contains(err.msg, "not a regular file");
+}
+
 static void test_instance_load_too_large(void **state)
 {
     struct fix *f = *state;
@@ -958,6 +989,7 @@ int main(void)
         T(test_instance_name_and_secrets),
         T(test_instance_field_too_long),
         T(test_instance_duplicate_id),
+        T(test_instance_load_not_regular),
         T(test_instance_duplicate_phone_number_id),
         T(test_instance_first_bad_one_named),
         T(test_instance_not_an_array),
