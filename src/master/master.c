@@ -456,6 +456,7 @@ static struct evhttp *listener(struct master *m, const char *addr, void (*cb)(st
      * 413 before they are read, the ingress counts them when it can */
     evhttp_set_max_body_size(http, (ev_ssize_t)m->conf->max_body_bytes);
     evhttp_set_max_headers_size(http, HEADERS_MAX);
+    myna_http_bound_input(http, (size_t)m->conf->max_body_bytes + HEADERS_MAX);
     evhttp_set_timeout(http, (int)m->conf->http_timeout_s);
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                          EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |

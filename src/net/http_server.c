@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,22 @@ void myna_http_conns_free(struct myna_http_conns *cs)
             conn_free(cs->slots[i]);
     free(cs->slots);
     free(cs);
+}
+
+/* ---- bounded input ---- */
+
+static struct bufferevent *bounded_bev(struct event_base *base, void *arg)
+{
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+
+    if (bev)  /* NULL: evhttp makes its own, unbounded, as before */
+        bufferevent_setwatermark(bev, EV_READ, 0, (size_t)(uintptr_t)arg);
+    return bev;
+}
+
+void myna_http_bound_input(struct evhttp *http, size_t max)
+{
+    evhttp_set_bevcb(http, bounded_bev, (void *)(uintptr_t)max);
 }
 
 /* ---- accept errors ---- */

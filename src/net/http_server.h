@@ -33,6 +33,15 @@
  *   without a new request it steps aside until the next request, so the
  *   loop never spins on a socket nobody reads.
  *
+ * myna_http_bound_input: libevent 2.1 bounds the request line, the headers
+ * and the body, but not a chunked body's chunk-size line: a client that
+ * sends "Transfer-Encoding: chunked" and then digits without a line end is
+ * read for ever, into memory, and every read scans all it holds again for
+ * the end of the line. A read high-watermark on each connection's
+ * bufferevent stops reading past max bytes not yet parsed: a body chunk of
+ * up to the body limit still fits, and such a client then holds at most
+ * max bytes (until it closes) instead of everything it sends.
+ *
  * myna_accept_guard: when accept fails for want of file descriptors
  * (EMFILE, ENFILE) or memory, libevent's listener stays on and tries again
  * on the next turn, so the loop spins at full CPU and starves the open
@@ -50,6 +59,7 @@
 
 struct event_base;
 struct evbuffer;
+struct evhttp;
 struct evhttp_bound_socket;
 struct evhttp_request;
 struct myna_accept_guard;
@@ -71,6 +81,10 @@ void myna_http_conns_free(struct myna_http_conns *cs);
 void myna_http_conns_request(struct myna_http_conns *cs, struct evhttp_request *req);
 /* The slots of its table (for tests: it follows the open connections). */
 size_t myna_http_conns_capacity(const struct myna_http_conns *cs);
+
+/* Connections of http read at most max bytes ahead of evhttp's parser
+ * (see above): give the body limit plus room for the chunk lines. */
+void myna_http_bound_input(struct evhttp *http, size_t max);
 
 /* Guards sock's listener; name ("public", "admin") is for the log. NULL
  * when out of memory. */
