@@ -284,16 +284,6 @@ static void on_committed(struct myna_commit_job *job, void *arg)
         pending_free(p);
         return;
     }
-    m->ignored_changes += p->n_ignored;
-    m->invalid_items += p->n_invalid;
-    m->unrouted_records += (uint64_t)p->n_unrouted;
-    m->account_errors += p->n_errors;
-    if (p->n_invalid)
-        MYNA_LOG(MYNA_WARN, "webhook_items_skipped", "instance=%s invalid=%zu", p->in->id,
-                 p->n_invalid);
-    if (p->n_errors)  /* no message to store: the log and the metric are all there is */
-        MYNA_LOG(MYNA_WARN, "webhook_errors", "instance=%s errors=%zu code=%d", p->in->id,
-                 p->n_errors, p->error_code);
     switch (p->job.rc) {
     case MYNA_OK:
         break;
@@ -316,6 +306,17 @@ static void on_committed(struct myna_commit_job *job, void *arg)
         pending_free(p);
         return;
     }
+    /* counted once the body is taken: Meta sends a refused one again */
+    m->ignored_changes += p->n_ignored;
+    m->invalid_items += p->n_invalid;
+    m->unrouted_records += (uint64_t)p->n_unrouted;
+    m->account_errors += p->n_errors;
+    if (p->n_invalid)
+        MYNA_LOG(MYNA_WARN, "webhook_items_skipped", "instance=%s invalid=%zu", p->in->id,
+                 p->n_invalid);
+    if (p->n_errors)  /* no message to store: the log and the metric are all there is */
+        MYNA_LOG(MYNA_WARN, "webhook_errors", "instance=%s errors=%zu code=%d", p->in->id,
+                 p->n_errors, p->error_code);
     for (size_t k = 0; k < p->job.n_parts; k++) {
         const struct myna_commit_part *pt = &p->job.parts[k];
         size_t fresh = 0;

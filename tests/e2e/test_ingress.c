@@ -641,6 +641,71 @@ static void test_one_connection_many_ways(void **state)
 
 static int healthy(void *arg);
 
+/* branch's store cannot be opened (its file is a directory). */
+static int setup_broken_branch(void **state)
+{
+    struct myna_proc *p = calloc(1, sizeof(*p));
+    char path[400];
+
+    *state = p;
+    if (p == NULL || h_setup(p, instances_json) != 0)
+        return -1;
+    snprintf(path, sizeof(path), "%s/var", p->dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/var/instances", p->dir);
+    mkdir(path, 0700);
+    snprintf(path, sizeof(path), "%s/var/instances/branch.db", p->dir);
+    return mkdir(path, 0700) == 0 && h_start(p, NULL) == 0 ? 0 : -1;
+}
+
+static int teardown_broken_branch(void **state)
+{
+    struct myna_proc *p = *state;
+
+    if (p) {
+        if (p->pid > 0)
+            assert_int_equal(h_stop(p, SIGTERM), 0);
+        h_cleanup(p);
+        free(p);
+    }
+    return 0;
+}
+
+/* An instance whose store cannot be opened: the master starts, its own
+ * webhooks are answered 503 and a sibling's body with a record for it 500
+ * (nothing is taken, so the body's other counts wait for Meta's retry);
+ * the others are served. */
+static void test_broken_store_refuses_only_its_records(void **state)
+{
+    struct myna_proc *p = *state;
+    char body[2048];
+    int n = text_payload(body, sizeof(body), BRANCH_PHONE_ID, "wamid.BROKEN1", "hi");
+
+    assert_true(h_log_contains(p, "event=instance_store_failed instance=branch"));
+    assert_int_equal(h_post_signed(p->public_url, "branch", SECRET, body, (size_t)n, NULL, 0), 503);
+    /* through barber's URL, with an account error beside it */
+    n = snprintf(body, sizeof(body),
+                 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":["
+                 "{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+                 "\"display_phone_number\":\"1\",\"phone_number_id\":\"%s\"},"
+                 "\"messages\":[{\"from\":\"79161234567\",\"id\":\"wamid.BROKEN2\","
+                 "\"timestamp\":\"1773478800\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]},"
+                 "\"field\":\"messages\"},"
+                 "{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+                 "\"display_phone_number\":\"1\",\"phone_number_id\":\"%s\"},"
+                 "\"errors\":[{\"code\":131000,\"title\":\"Something went wrong\"}]},"
+                 "\"field\":\"messages\"}]}]}",
+                 BRANCH_PHONE_ID, PHONE_ID);
+    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, body, (size_t)n, NULL, 0), 500);
+    assert_true(h_metric(p, "myna_webhooks_rejected_total{reason=\"store_failed\"}") == 2);
+    assert_true(h_metric(p, "myna_webhook_errors_total") == 0);
+    assert_false(h_log_contains(p, "event=webhook_errors"));
+    n = text_payload(body, sizeof(body), PHONE_ID, "wamid.BROKEN3", "hi");
+    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, body, (size_t)n, NULL, 0), 200);
+    assert_int_equal(stored(p, "wamid.BROKEN3"), 1);
+}
+
+
 /* Resident memory of pid in KiB. */
 static long rss_kib(pid_t pid)
 {
@@ -886,6 +951,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_connection_many_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_connection_does_not_spin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broken_store_refuses_only_its_records,
+                                        setup_broken_branch, teardown_broken_branch),
         cmocka_unit_test(test_raises_soft_nofile),
         cmocka_unit_test(test_out_of_descriptors),
     };
