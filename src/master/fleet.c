@@ -280,19 +280,26 @@ static void free_retired(struct myna_fleet *f)
     }
 }
 
-/* The enabled instances to the ingress and the simulator. */
+/* Every instance to the ingress (it refuses records for a disabled one's
+ * number), the enabled ones to the simulator. */
 static int publish(struct myna_fleet *f, struct myna_err *err)
 {
     const struct myna_instance **v = calloc(f->n ? f->n : 1, sizeof(*v));
-    size_t n = 0;
+    size_t n = 0, all;
     int rc;
 
     if (v == NULL)
         return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    /* the enabled ones first: they are v[0..n), and the ingress routes a
+     * number owned twice to the enabled owner */
     for (size_t i = 0; i < f->n; i++)
         if (f->v[i]->inst.enabled)
             v[n++] = &f->v[i]->inst;
-    rc = myna_ingress_set_instances(f->ingress, v, n, err);
+    all = n;
+    for (size_t i = 0; i < f->n; i++)
+        if (!f->v[i]->inst.enabled)
+            v[all++] = &f->v[i]->inst;
+    rc = myna_ingress_set_instances(f->ingress, v, all, err);
     if (rc == MYNA_OK && f->sim)
         rc = myna_simulator_set_instances(f->sim, v, n, err);
     free(v);

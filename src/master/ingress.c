@@ -31,11 +31,14 @@ struct shared_store {
     struct myna_store *st;
 };
 
+/* A disabled instance is not served: it is known only so that a record for
+ * its number is refused (it has no store, key or token). */
 struct ingress_instance {
     char *id, *phone_number_id, *verify_token;
-    struct shared_store *store;  /* NULL: it could not be opened (503 until it can) */
+    struct shared_store *store;  /* NULL: disabled, or not opened (503 until it is) */
     struct myna_hmac_key *key;
     size_t app;            /* index of the first instance with the same app secret */
+    int enabled;
 };
 
 /* The instances as the ingress sees them: immutable once built. A request
@@ -196,7 +199,8 @@ static void handle_verify(struct myna_ingress *ing, struct evhttp_request *req,
 /* ---- POST: events --------------------------------------------------------- */
 
 /* The instance whose store keeps records for phone_number_id: the owner of
- * that number among the instances of the same Meta app, else the URL's. */
+ * that number among the instances of the same Meta app (if it is disabled,
+ * build_parts refuses the body), else the URL's. */
 static struct ingress_instance *route(const struct table *t, struct ingress_instance *url,
                                       const char *phone_number_id, int *unrouted)
 {
@@ -211,10 +215,11 @@ static struct ingress_instance *route(const struct table *t, struct ingress_inst
     return url;
 }
 
-/* Splits the batch into one part per destination store, in the arena. */
+/* Splits the batch into one part per destination store, in the arena.
+ * MYNA_ENOTFOUND: a record is for a disabled instance. */
 static int build_parts(const struct table *t, struct ingress_instance *url,
                        const struct myna_cloud_batch *b, struct myna_arena *a,
-                       struct myna_commit_job *job, int *unrouted)
+                       struct myna_commit_job *job, int *unrouted, struct myna_err *err)
 {
     size_t n_rec = b->n_msgs + b->n_statuses;
     struct ingress_instance **dest = myna_arena_alloc(a, (n_rec ? n_rec : 1) * sizeof(*dest));
@@ -228,8 +233,16 @@ static int build_parts(const struct table *t, struct ingress_instance *url,
     for (size_t i = 0; i < b->n_statuses; i++)
         dest[b->n_msgs + i] = route(t, url, b->statuses[i].phone_number_id, unrouted);
     for (size_t i = 0; i < n_rec; i++)
-        if (dest[i]->store == NULL)  /* routed to an instance whose store is down */
-            return MYNA_EIO;
+        if (dest[i]->store == NULL) {
+            /* its own URL gets 404: Meta keeps the body and retries until
+             * the instance is enabled again */
+            if (!dest[i]->enabled)
+                return myna_err_set(err, MYNA_ENOTFOUND,
+                                    "a record is for instance '%s', which is disabled; "
+                                    "retry later",
+                                    dest[i]->id);
+            return MYNA_EIO;  /* routed to an instance whose store is down */
+        }
 
     /* Almost every body goes to one store: then the part points into the
      * batch's arrays directly. Otherwise records are copied per store. */
@@ -300,6 +313,11 @@ static void on_committed(struct myna_commit_job *job, void *arg)
                p->err.msg);
         pending_free(p);
         return;
+    case MYNA_ENOTFOUND:
+        reject(ing, p->req, MYNA_REJ_INSTANCE_DISABLED, 404, "Not Found", p->in->id,
+               p->err.msg);
+        pending_free(p);
+        return;
     default:
         reject(ing, p->req, MYNA_REJ_STORE_FAILED, 500, "Internal Server Error",
                p->in->id, "records could not be stored; retry later");
@@ -354,7 +372,7 @@ static int prepare(struct myna_commit_job *job, void *arg)
     p->n_invalid = batch.n_invalid;
     p->n_errors = batch.n_errors;
     p->error_code = batch.error_code;
-    return build_parts(p->table, p->in, &batch, &p->arena, &p->job, &p->n_unrouted);
+    return build_parts(p->table, p->in, &batch, &p->arena, &p->job, &p->n_unrouted, &p->err);
 }
 
 static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
@@ -425,6 +443,8 @@ void myna_ingress_handle(struct myna_ingress *ing, struct evhttp_request *req, c
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     struct ingress_instance *in = myna_is_slug(id) ? find_instance(ing->table, id) : NULL;
 
+    if (in && !in->enabled)
+        in = NULL;  /* not served */
     if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST");
         reject(ing, req, MYNA_REJ_BAD_METHOD, 405, "Method Not Allowed", in ? id : NULL,
@@ -523,12 +543,21 @@ int myna_ingress_set_instances(struct myna_ingress *ing, const struct myna_insta
     for (size_t i = 0; i < n; i++) {
         struct ingress_instance *in = &t->inst[i];
         t->n = i + 1;  /* what table_unref frees on failure */
+        in->enabled = v[i]->enabled;
+        in->app = i;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(v[j]->app_secret, v[i]->app_secret) == 0) {
+                in->app = t->inst[j].app;
+                break;
+            }
         if ((in->id = strdup(v[i]->id)) == NULL ||
             (in->phone_number_id = strdup(v[i]->phone_number_id)) == NULL ||
-            (in->verify_token = strdup(v[i]->verify_token)) == NULL) {
+            (in->enabled && (in->verify_token = strdup(v[i]->verify_token)) == NULL)) {
             myna_err_set(err, MYNA_ENOMEM, "out of memory");
             goto fail;
         }
+        if (!in->enabled)
+            continue;
         if ((in->key = myna_hmac_key_new(v[i]->app_secret, strlen(v[i]->app_secret), err)) ==
             NULL)
             goto fail;
@@ -542,12 +571,6 @@ int myna_ingress_set_instances(struct myna_ingress *ing, const struct myna_insta
             err->code = MYNA_OK;
             err->msg[0] = '\0';
         }
-        in->app = i;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(v[j]->app_secret, v[i]->app_secret) == 0) {
-                in->app = t->inst[j].app;
-                break;
-            }
     }
     table_unref(ing->table);  /* requests in flight keep theirs */
     ing->table = t;

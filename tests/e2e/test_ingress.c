@@ -706,6 +706,76 @@ static void test_broken_store_refuses_only_its_records(void **state)
 }
 
 
+#define ADMIN_TOKEN "myna_IngressTestsAdminToken0123456789abcdefABCDE"
+
+/* branch is disabled (it stays in barber's app). */
+static int setup_disabled_branch(void **state)
+{
+    static char json[4096];
+    const char *at = strstr(instances_json, "\"verify_token\":\"vt-branch\"");
+    int head = (int)(at - instances_json);
+
+    snprintf(json, sizeof(json), "%.*s\"enabled\":false,%s", head, instances_json, at);
+    setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);  /* to enable it again */
+    *state = h_launch(json, NULL);
+    unsetenv("MYNA_ADMIN_TOKEN");
+    return *state != NULL ? 0 : -1;
+}
+
+/* A disabled instance's records are refused through a sibling's URL as at
+ * its own (404, nothing stored: Meta keeps the body and retries), and the
+ * retry is taken once it is enabled again. */
+static void test_disabled_sibling_refuses_its_records(void **state)
+{
+    struct myna_proc *p = *state;
+    char body[2048], resp[512], url[300];
+    const char *h[] = { "Content-Type: application/json",
+                        "Authorization: Bearer " ADMIN_TOKEN, NULL };
+    const char *on = "{\"enabled\":true}";
+    int n = text_payload(body, sizeof(body), BRANCH_PHONE_ID, "wamid.OFF1", "hi");
+
+    assert_int_equal(h_post_signed(p->public_url, "branch", SECRET, body, (size_t)n, NULL, 0), 404);
+    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, body, (size_t)n, resp,
+                                   sizeof(resp)), 404);
+    assert_non_null(strstr(resp, "instance 'branch', which is disabled"));
+    assert_true(h_db_count(p, "barber", "inbox", NULL) < 1);
+    assert_true(h_db_count(p, "branch", "inbox", NULL) < 1);
+    /* beside a record of barber's: the whole body is refused */
+    n = snprintf(body, sizeof(body),
+                 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":["
+                 "{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+                 "\"display_phone_number\":\"1\",\"phone_number_id\":\"%s\"},"
+                 "\"messages\":[{\"from\":\"79161234567\",\"id\":\"wamid.OFF2\","
+                 "\"timestamp\":\"1773478800\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]},"
+                 "\"field\":\"messages\"},"
+                 "{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
+                 "\"display_phone_number\":\"1\",\"phone_number_id\":\"%s\"},"
+                 "\"messages\":[{\"from\":\"79161234567\",\"id\":\"wamid.OFF3\","
+                 "\"timestamp\":\"1773478800\",\"type\":\"text\",\"text\":{\"body\":\"y\"}}]},"
+                 "\"field\":\"messages\"}]}]}",
+                 PHONE_ID, BRANCH_PHONE_ID);
+    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, body, (size_t)n, NULL, 0), 404);
+    assert_true(h_db_count(p, "barber", "inbox", NULL) < 1);
+    assert_true(h_metric(p, "myna_webhooks_rejected_total{reason=\"instance_disabled\"}") == 2);
+    assert_true(h_metric(p, "myna_webhooks_rejected_total{reason=\"unknown_instance\"}") == 1);
+    assert_true(h_metric(p, "myna_webhook_unrouted_records_total") == 0);
+    /* barber's own records are served */
+    {
+        char own[2048];
+        int k = text_payload(own, sizeof(own), PHONE_ID, "wamid.OFF4", "hi");
+        assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, own, (size_t)k, NULL, 0),
+                         200);
+        assert_int_equal(stored(p, "wamid.OFF4"), 1);
+    }
+    /* enabled again: Meta's retry is taken, each record by its owner */
+    snprintf(url, sizeof(url), "%s/admin/whatsapp/instances/branch", p->admin_url);
+    assert_int_equal(h_http("PUT", url, on, strlen(on), h, NULL, 0), 200);
+    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, body, (size_t)n, NULL, 0), 200);
+    assert_int_equal(stored(p, "wamid.OFF2"), 1);
+    assert_int_equal(h_db_count(p, "branch", "inbox", "wamid='wamid.OFF3'"), 1);
+    assert_int_equal(h_db_count(p, "barber", "inbox", "wamid='wamid.OFF3'"), 0);
+}
+
 /* Resident memory of pid in KiB. */
 static long rss_kib(pid_t pid)
 {
@@ -953,6 +1023,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chunked_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_store_refuses_only_its_records,
                                         setup_broken_branch, teardown_broken_branch),
+        cmocka_unit_test_setup_teardown(test_disabled_sibling_refuses_its_records,
+                                        setup_disabled_branch, teardown),
         cmocka_unit_test(test_raises_soft_nofile),
         cmocka_unit_test(test_out_of_descriptors),
     };
