@@ -346,15 +346,23 @@ static int page_of(struct call *c, size_t def, size_t *limit, size_t *offset)
     return 0;
 }
 
+/* 1 when the request does not ask for secrets or its caller may see them,
+ * else 0 after answering 403. Checked before anything changes, so that a
+ * refused request changes nothing. */
+static int secrets_allowed(struct call *c)
+{
+    return !wants_secrets(c) || allowed(c, MYNA_ROLE_ADMIN);
+}
+
+/* The instance; with ?secrets=1 and code 200 its secrets too (the caller
+ * checked secrets_allowed first). */
 static void show_instance(struct call *c, const char *id, int code)
 {
     enum myna_secrets_view view = c->user.role == MYNA_ROLE_GUEST ? MYNA_SECRETS_HIDDEN
                                                                   : MYNA_SECRETS_MASKED;
     cJSON *o;
 
-    if (code == 200 && wants_secrets(c)) {
-        if (!allowed(c, MYNA_ROLE_ADMIN))
-            return;
+    if (code == 200 && wants_secrets(c) && c->user.role == MYNA_ROLE_ADMIN) {
         view = MYNA_SECRETS_SHOWN;
         audit(c, "instance.export_secrets", id);
     }
@@ -749,9 +757,9 @@ static void instances(struct call *c, const char *rest)
         return;
     }
     if (*sub == '\0') {
-        if (cmd == EVHTTP_REQ_GET)
+        if (cmd == EVHTTP_REQ_GET && secrets_allowed(c))
             show_instance(c, id, 200);
-        else if (cmd == EVHTTP_REQ_PUT && allowed(c, MYNA_ROLE_USER))
+        else if (cmd == EVHTTP_REQ_PUT && allowed(c, MYNA_ROLE_USER) && secrets_allowed(c))
             update_instance(c, id);
         else if (cmd == EVHTTP_REQ_DELETE && allowed(c, MYNA_ROLE_USER)) {
             if ((rc = myna_fleet_delete(c->a->fleet, &c->actor, id, &err)) != MYNA_OK) {
@@ -761,14 +769,14 @@ static void instances(struct call *c, const char *rest)
                 cJSON_AddStringToObject(o, "deleted", id);
                 send_json(c->req, 200, o);
             }
-        } else if (cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_DELETE)
+        } else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_DELETE)
             send_error(c->req, 405, "use GET, PUT or DELETE");
         return;
     }
     if (strcmp(sub, "start") == 0 || strcmp(sub, "stop") == 0 || strcmp(sub, "restart") == 0) {
         if (cmd != EVHTTP_REQ_POST) {
             send_error(c->req, 405, "use POST");
-        } else if (allowed(c, MYNA_ROLE_USER)) {
+        } else if (allowed(c, MYNA_ROLE_USER) && secrets_allowed(c)) {
             if ((rc = myna_fleet_action(c->a->fleet, &c->actor, id, sub, &err)) != MYNA_OK)
                 send_failure(c->req, rc, &err);
             else

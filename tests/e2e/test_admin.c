@@ -96,18 +96,59 @@ static int teardown(void **state)
     return 0;
 }
 
+/* A number field of the last answer (a JSON object), or -1. */
+static double answer_num(const char *key)
+{
+    cJSON *o = cJSON_Parse(C->resp);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+
+    cJSON_Delete(o);
+    return d;
+}
+
+/* 1 if the newest 1000 rows of p's audit log hold one of action on target
+ * whose detail (as JSON text) contains detail (NULL: any, "": none). */
+static int audit_has(const struct myna_proc *p, const char *action, const char *target,
+                     const char *detail)
+{
+    cJSON *arr, *row;
+    int found = 0;
+
+    if (api_at(p, ADMIN_TOKEN, "GET", "/admin/audit?limit=1000", NULL) != 200)
+        return 0;
+    arr = cJSON_Parse(C->resp);
+    cJSON_ArrayForEach(row, arr) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(row, "action"),
+                    *t = cJSON_GetObjectItemCaseSensitive(row, "target"),
+                    *d = cJSON_GetObjectItemCaseSensitive(row, "detail");
+        char *text = d ? cJSON_PrintUnformatted(d) : NULL;
+        if (cJSON_IsString(a) && strcmp(a->valuestring, action) == 0 && cJSON_IsString(t) &&
+            strcmp(t->valuestring, target) == 0 &&
+            (detail == NULL || (*detail == '\0' ? d == NULL : text && strstr(text, detail))))
+            found = 1;
+        free(text);
+    }
+    cJSON_Delete(arr);
+    return found;
+}
+
 struct state_want {
     const char *id, *state;
 };
 
-static int in_state(void *arg)
+static int in_state_of(const struct myna_proc *p, const struct state_want *w)
 {
-    struct state_want *w = arg;
     char path[200], st[32];
 
     snprintf(path, sizeof(path), "/admin/whatsapp/instances/%s/status", w->id);
-    return api(ADMIN_TOKEN, "GET", path, NULL) == 200 &&
+    return api_at(p, ADMIN_TOKEN, "GET", path, NULL) == 200 &&
            strcmp(answer_str("state", st, sizeof(st)), w->state) == 0;
+}
+
+static int in_state(void *arg)
+{
+    return in_state_of(&C->p, arg);
 }
 
 static int both_sent(void *arg)
@@ -399,6 +440,56 @@ static long login(const char *name, const char *password)
 
     snprintf(body, sizeof(body), "{\"name\":\"%s\",\"password\":\"%s\"}", name, password);
     return api(NULL, "POST", "/admin/login", body);
+}
+
+/* ?secrets=1 is an admin's export: a user's change or action that asks
+ * for it is refused before anything changes. */
+static void test_secrets_refused_before_any_change(void **state)
+{
+    struct state_want up = { "hal-shop", "running" };
+    const char *asks[][3] = {
+        { "PUT", "/admin/whatsapp/instances/hal-shop?secrets=1", "{\"name\":\"Z\"}" },
+        { "POST", "/admin/whatsapp/instances/hal-shop/stop?secrets=1", "" },
+        { "POST", "/admin/whatsapp/instances/hal-shop/restart?secrets=1", "" },
+        { "POST", "/admin/whatsapp/instances/hal-shop/start?secrets=1", "" },
+    };
+    char hal[80];
+    double pid;
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/users",
+                         "{\"name\":\"hal\",\"role\":\"user\"}"),
+                     201);
+    answer_str("token", hal, sizeof(hal));
+    assert_int_equal(api(hal, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Hal Shop\",\"provider\":\"sim\",\"auto_start\":true}"),
+                     201);
+    assert_true(h_wait(in_state, &up, 10000));
+    pid = answer_num("pid");
+    assert_true(pid > 0);
+    for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++) {
+        assert_int_equal(api(hal, asks[i][0], asks[i][1], asks[i][2]), 403);
+        assert_null(strstr(C->resp, "\"id\""));
+    }
+    /* nothing changed: the name, auto_start, the running bot, the audit log */
+    assert_int_equal(api(hal, "GET", "/admin/whatsapp/instances/hal-shop", NULL), 200);
+    assert_non_null(strstr(C->resp, "\"name\":\"Hal Shop\""));
+    assert_non_null(strstr(C->resp, "\"auto_start\":true"));
+    assert_true(in_state(&up));
+    assert_true(answer_num("pid") == pid);
+    assert_true(answer_num("restarts") == 0);
+    assert_false(audit_has(&C->p, "instance.update", "hal-shop", NULL));
+    assert_false(audit_has(&C->p, "instance.stop", "hal-shop", NULL));
+    assert_false(audit_has(&C->p, "instance.restart", "hal-shop", NULL));
+    assert_false(audit_has(&C->p, "instance.start", "hal-shop", NULL));
+
+    /* an admin's change with the export is made, and both are audited */
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/hal-shop?secrets=1",
+                         "{\"name\":\"Hal's Shop\"}"),
+                     200);
+    assert_non_null(strstr(C->resp, "\"name\":\"Hal's Shop\""));
+    assert_true(audit_has(&C->p, "instance.update", "hal-shop", NULL));
+    assert_true(audit_has(&C->p, "instance.export_secrets", "hal-shop", NULL));
 }
 
 /* PUT /admin/users/{name}: a user changes its own password, an admin also
@@ -1142,6 +1233,7 @@ int main(void)
         cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_role_matrix),
+        cmocka_unit_test(test_secrets_refused_before_any_change),
         cmocka_unit_test(test_user_update),
         cmocka_unit_test(test_login_token_expires),
         cmocka_unit_test(test_token_revoke),
