@@ -244,17 +244,17 @@ static int visible(struct call *c, const char *id)
     return 1;
 }
 
-static void audit(struct call *c, const char *action, const char *target)
+/* The audit row of c's request (detail: JSON or NULL). It goes in the
+ * transaction of the change it records, so that a change is never made
+ * without its row; what changes nothing (secrets shown) writes its row
+ * alone, before answering, and answers nothing it could not record. */
+static int audit(struct call *c, const char *action, const char *target, const char *detail,
+                 struct myna_err *err)
 {
     struct myna_control_audit a = { 0, myna_wall_ms(), c->user.id, c->user.name, (char *)action,
-                                    (char *)target, NULL, c->from };
-    struct myna_err err = MYNA_ERR_INIT;
+                                    (char *)target, (char *)detail, c->from };
 
-    if (myna_control_audit_add(c->a->control, &a, NULL, &err) != MYNA_OK) {
-        char q[600];
-        MYNA_LOG(MYNA_ERROR, "audit_failed", "action=%s err=%s", action,
-                 myna_log_q(q, sizeof(q), err.msg));
-    }
+    return myna_control_audit_add(c->a->control, &a, NULL, err);
 }
 
 /* ---- instances ----------------------------------------------------------------------- */
@@ -354,17 +354,32 @@ static int secrets_allowed(struct call *c)
     return !wants_secrets(c) || allowed(c, MYNA_ROLE_ADMIN);
 }
 
+/* ?secrets=1 on a change (an admin's): the export's audit row goes in the
+ * change's transaction, so that neither is done without the other. */
+static void export_with_change(struct call *c)
+{
+    if (wants_secrets(c) && c->user.role == MYNA_ROLE_ADMIN)
+        c->actor.audit_also = "instance.export_secrets";
+}
+
 /* The instance; with ?secrets=1 and code 200 its secrets too (the caller
- * checked secrets_allowed first). */
+ * checked secrets_allowed first), once their export is in the audit log:
+ * with the change (export_with_change), else now. */
 static void show_instance(struct call *c, const char *id, int code)
 {
     enum myna_secrets_view view = c->user.role == MYNA_ROLE_GUEST ? MYNA_SECRETS_HIDDEN
                                                                   : MYNA_SECRETS_MASKED;
+    struct myna_err err = MYNA_ERR_INIT;
     cJSON *o;
+    int rc;
 
     if (code == 200 && wants_secrets(c) && c->user.role == MYNA_ROLE_ADMIN) {
+        if (c->actor.audit_also == NULL &&
+            (rc = audit(c, "instance.export_secrets", id, NULL, &err)) != MYNA_OK) {
+            send_failure(c->req, rc, &err);
+            return;
+        }
         view = MYNA_SECRETS_SHOWN;
-        audit(c, "instance.export_secrets", id);
     }
     o = myna_fleet_config_json(c->a->fleet, id, view);
 
@@ -615,10 +630,42 @@ static char *prefs_body(struct call *c)
     return out;
 }
 
+/* A change of a bot's store st with its audit row, which is in the control
+ * store: the control store's transaction is begun first and holds the row,
+ * then st's. */
+static int audited_begin(struct call *c, struct myna_store *st, const char *action,
+                         const char *id, struct myna_err *err)
+{
+    int rc;
+
+    if ((rc = myna_control_begin(c->a->control, err)) != MYNA_OK)
+        return rc;
+    if ((rc = audit(c, action, id, NULL, err)) == MYNA_OK &&
+        (rc = myna_store_begin(st, err)) == MYNA_OK)
+        return MYNA_OK;
+    myna_control_rollback(c->a->control);
+    return rc;
+}
+
+/* Ends what audited_begin began: with rc MYNA_OK commits the audit row,
+ * then the change (a change is never kept without its row; should st's
+ * commit fail after it, the row stays for a change not made, and the
+ * answer is 500), else rolls both back. rc, or the commit's failure. */
+static int audited_end(struct call *c, struct myna_store *st, int rc, struct myna_err *err)
+{
+    if (rc == MYNA_OK && (rc = myna_control_commit(c->a->control, err)) == MYNA_OK)
+        return myna_store_commit(st, err);
+    myna_control_rollback(c->a->control);
+    myna_store_rollback(st);
+    return rc;
+}
+
 /* An operator's message: into the outbox and the history in one
- * transaction; the bot sends it (its sender looks every second). */
+ * transaction, with its audit row; the bot sends it (its sender looks every
+ * second). */
 static int operator_message(struct call *c, struct myna_bot_store *bs, struct myna_store *st,
-                            const char *contact, int64_t *out_id, struct myna_err *err)
+                            const char *id, const char *contact, int64_t *out_id,
+                            struct myna_err *err)
 {
     cJSON *body = json_body(c->req), *content;
     const cJSON *text;
@@ -643,15 +690,12 @@ static int operator_message(struct call *c, struct myna_bot_store *bs, struct my
         cJSON_Delete(body);
         return myna_err_set(err, MYNA_ENOMEM, "out of memory");
     }
-    if ((rc = myna_store_begin(st, err)) == MYNA_OK) {
+    if ((rc = audited_begin(c, st, "contact.message", id, err)) == MYNA_OK) {
         int64_t now = myna_wall_ms();
         rc = myna_bot_outbox_add(bs, contact, 0, json, now, out_id, err);
         if (rc == MYNA_OK)
             rc = myna_bot_history_add(bs, contact, "operator", text->valuestring, now, err);
-        if (rc == MYNA_OK)
-            rc = myna_store_commit(st, err);
-        else
-            myna_store_rollback(st);
+        rc = audited_end(c, st, rc, err);
     }
     free(json);
     cJSON_Delete(body);
@@ -684,11 +728,10 @@ static void contact(struct call *c, const char *id, const char *rest)
     }
     if (slash && cmd == EVHTTP_REQ_POST) {
         int64_t out_id = 0;
-        rc = operator_message(c, bs, st, wa, &out_id, &err);
+        rc = operator_message(c, bs, st, id, wa, &out_id, &err);
         if (rc == MYNA_OK) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "queued", (double)out_id);
-            audit(c, "contact.message", id);
             if (c->a->sup)
                 myna_supervisor_ring(c->a->sup, id);
             send_json(c->req, 202, o);
@@ -696,10 +739,11 @@ static void contact(struct call *c, const char *id, const char *rest)
     } else if (!slash && cmd == EVHTTP_REQ_PUT) {
         char *prefs = prefs_body(c);
         if (prefs) {
-            rc = myna_bot_profile_set_prefs(bs, wa, prefs, myna_wall_ms(), &err);
+            if ((rc = audited_begin(c, st, "contact.preferences", id, &err)) == MYNA_OK) {
+                rc = myna_bot_profile_set_prefs(bs, wa, prefs, myna_wall_ms(), &err);
+                rc = audited_end(c, st, rc, &err);
+            }
             free(prefs);
-            if (rc == MYNA_OK)
-                audit(c, "contact.preferences", id);
         } else {
             rc = 1;  /* answered */
         }
@@ -759,8 +803,10 @@ static void instances(struct call *c, const char *rest)
     if (*sub == '\0') {
         if (cmd == EVHTTP_REQ_GET && secrets_allowed(c))
             show_instance(c, id, 200);
-        else if (cmd == EVHTTP_REQ_PUT && allowed(c, MYNA_ROLE_USER) && secrets_allowed(c))
+        else if (cmd == EVHTTP_REQ_PUT && allowed(c, MYNA_ROLE_USER) && secrets_allowed(c)) {
+            export_with_change(c);
             update_instance(c, id);
+        }
         else if (cmd == EVHTTP_REQ_DELETE && allowed(c, MYNA_ROLE_USER)) {
             if ((rc = myna_fleet_delete(c->a->fleet, &c->actor, id, &err)) != MYNA_OK) {
                 send_failure(c->req, rc, &err);
@@ -777,6 +823,7 @@ static void instances(struct call *c, const char *rest)
         if (cmd != EVHTTP_REQ_POST) {
             send_error(c->req, 405, "use POST");
         } else if (allowed(c, MYNA_ROLE_USER) && secrets_allowed(c)) {
+            export_with_change(c);
             if ((rc = myna_fleet_action(c->a->fleet, &c->actor, id, sub, &err)) != MYNA_OK)
                 send_failure(c->req, rc, &err);
             else
@@ -996,6 +1043,8 @@ static void user_update_finish(struct pw_job *j)
         if (rc == MYNA_OK && dis)
             rc = myna_control_user_set_disabled(c->a->control, u.id, cJSON_IsTrue(dis), &err);
         if (rc == MYNA_OK)
+            rc = audit(c, "user.update", u.name, NULL, &err);
+        if (rc == MYNA_OK)
             rc = myna_control_commit(c->a->control, &err);
         else
             myna_control_rollback(c->a->control);
@@ -1004,12 +1053,10 @@ static void user_update_finish(struct pw_job *j)
         myna_control_user_release(&u);
         rc = myna_control_user_get_by_name(c->a->control, j->target, &u, &err);
     }
-    if (rc != MYNA_OK) {
+    if (rc != MYNA_OK)
         send_failure(c->req, rc, &err);
-    } else {
-        audit(c, "user.update", j->target);
+    else
         send_json(c->req, 200, user_json(&u));
-    }
     myna_control_user_release(&u);
 }
 
@@ -1070,6 +1117,8 @@ static void user_create_finish(struct pw_job *j)
         if (rc == MYNA_OK)
             rc = add_token(c, id, "created with the user", 0, o, &err);
         if (rc == MYNA_OK)
+            rc = audit(c, "user.create", j->target, NULL, &err);
+        if (rc == MYNA_OK)
             rc = myna_control_commit(c->a->control, &err);
         else
             myna_control_rollback(c->a->control);
@@ -1082,7 +1131,6 @@ static void user_create_finish(struct pw_job *j)
     cJSON_AddNumberToObject(o, "id", (double)id);
     cJSON_AddStringToObject(o, "name", j->target);
     cJSON_AddStringToObject(o, "role", myna_role_name(r));
-    audit(c, "user.create", j->target);
     send_json(c->req, 201, o);
 }
 
@@ -1227,6 +1275,8 @@ static void tokens(struct call *c, const char *rest)
             if (rc == MYNA_OK)
                 rc = add_token(c, uid, name ? name->valuestring : "", 0, o, &err);
             if (rc == MYNA_OK)
+                rc = audit(c, "token.create", NULL, NULL, &err);
+            if (rc == MYNA_OK)
                 rc = myna_control_commit(c->a->control, &err);
             else
                 myna_control_rollback(c->a->control);
@@ -1239,23 +1289,32 @@ static void tokens(struct call *c, const char *rest)
             return;
         }
         cJSON_AddNumberToObject(o, "user_id", (double)uid);
-        audit(c, "token.create", NULL);
         send_json(c->req, 201, o);
     } else if (*rest != '\0' && cmd == EVHTTP_REQ_DELETE) {
         /* an admin revokes any token, the others only their own */
         int64_t id, owner = c->user.role == MYNA_ROLE_ADMIN ? 0 : c->user.id;
+        char target[24];
         if (myna_parse_i64(rest, 1, INT64_MAX, &id) != 0) {
             send_error(c->req, 404, "no such token");
             return;
         }
-        if ((rc = myna_control_token_revoke(c->a->control, id, owner, &err)) != MYNA_OK) {
+        snprintf(target, sizeof(target), "%lld", (long long)id);  /* not the path's spelling */
+        if ((rc = myna_control_begin(c->a->control, &err)) == MYNA_OK) {
+            rc = myna_control_token_revoke(c->a->control, id, owner, &err);
+            if (rc == MYNA_OK)
+                rc = audit(c, "token.revoke", target, NULL, &err);
+            if (rc == MYNA_OK)
+                rc = myna_control_commit(c->a->control, &err);
+            else
+                myna_control_rollback(c->a->control);
+        }
+        if (rc != MYNA_OK) {
             if (rc == MYNA_ENOTFOUND)
                 send_error(c->req, 404, "no such token");
             else
                 send_failure(c->req, rc, &err);
             return;
         }
-        audit(c, "token.revoke", rest);
         {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "revoked", (double)id);
@@ -1355,8 +1414,9 @@ static void login_failed(struct myna_admin *a, const char *from, int64_t now)
     a->all_n++;
 }
 
-/* A new token for the caller that stops working after the login TTL. The
- * tokens that ended go at the same time, so that logins do not pile up. */
+/* A new token for the caller that stops working after the login TTL, with
+ * the login's audit row. The tokens that ended go at the same time, so that
+ * logins do not pile up. */
 static int login_token(struct call *c, cJSON *o, struct myna_err *err)
 {
     int64_t now = myna_wall_ms();
@@ -1367,6 +1427,8 @@ static int login_token(struct call *c, cJSON *o, struct myna_err *err)
     rc = myna_control_token_prune(c->a->control, now, NULL, err);
     if (rc == MYNA_OK)
         rc = add_token(c, c->user.id, "login", now + c->a->login_ttl_ms, o, err);
+    if (rc == MYNA_OK)
+        rc = audit(c, "user.login", c->user.name, NULL, err);
     if (rc == MYNA_OK)
         rc = myna_control_commit(c->a->control, err);
     else
@@ -1413,7 +1475,6 @@ static void login_finish(struct pw_job *j)
         return;
     }
     cJSON_AddItemToObject(o, "user", user_json(&u));
-    audit(c, "user.login", u.name);
     send_json(c->req, 200, o);
 }
 

@@ -310,14 +310,22 @@ static int publish(struct myna_fleet *f, struct myna_err *err)
 
 /* ---- audit ------------------------------------------------------------------------- */
 
+/* The change's audit row, and who->audit_also's after it; inside the
+ * change's transaction. */
 static int audit(struct myna_fleet *f, const struct myna_actor *who, const char *action,
                  const char *target, const char *detail, struct myna_err *err)
 {
     struct myna_control_audit a = { 0, myna_wall_ms(), who->user_id, (char *)who->name,
                                     (char *)action, (char *)target, (char *)detail,
                                     (char *)who->from_addr };
+    int rc = myna_control_audit_add(f->control, &a, NULL, err);
 
-    return myna_control_audit_add(f->control, &a, NULL, err);
+    if (rc == MYNA_OK && who->audit_also != NULL) {
+        a.action = (char *)who->audit_also;
+        a.detail = NULL;
+        rc = myna_control_audit_add(f->control, &a, NULL, err);
+    }
+    return rc;
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------- */
@@ -904,7 +912,7 @@ cJSON *myna_fleet_config_json(struct myna_fleet *f, const char *id,
 int myna_fleet_import(struct myna_fleet *f, const char *path, int64_t owner_id,
                       struct myna_err *err)
 {
-    struct myna_actor system = { owner_id, "import", 2, NULL };
+    struct myna_actor system = { owner_id, "import", 2, NULL, NULL };
     cJSON *root, *list, *item;
     int rc = MYNA_OK;
 

@@ -31,6 +31,11 @@ struct myna_actor {
     const char *name;
     int role;              /* enum myna_role (core/auth.h) */
     const char *from_addr; /* may be NULL */
+    /* NULL, or the action of a second audit row on the same instance,
+     * written in the transaction of the change (after the change's own
+     * row): what the answer to the change does too, such as showing its
+     * secrets ("instance.export_secrets"). */
+    const char *audit_also;
 };
 
 /* All borrowed, must outlive the fleet; sup may be NULL (--bots 0).

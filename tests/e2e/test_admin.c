@@ -596,6 +596,17 @@ static void test_token_revoke(void **state)
     assert_int_equal(api(ADMIN_TOKEN, "DELETE", "/admin/tokens/999999", NULL), 404);
     assert_int_equal(api(ADMIN_TOKEN, "DELETE", "/admin/tokens/x1", NULL), 404);
     assert_int_equal(api(fay, "GET", "/admin/users", NULL), 200);
+
+    /* an id with leading zeros is that id: its revocation is audited
+     * under the id itself */
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/tokens", "{\"name\":\"spare\"}"), 201);
+    snprintf(id, sizeof(id), "%.0f", answer_num("token_id"));
+    {
+        char zeros[400];
+        snprintf(zeros, sizeof(zeros), "/admin/tokens/%0300d%s", 0, id);
+        assert_int_equal(api(ADMIN_TOKEN, "DELETE", zeros, NULL), 200);
+    }
+    assert_true(audit_has(&C->p, "token.revoke", id, NULL));
 }
 
 /* A login's token ends after login_token_ttl_s (2 s on a master of its
@@ -1109,6 +1120,128 @@ static void test_audit_pruned(void **state)
     h_release(p);
 }
 
+/* in_state on a master of its own. */
+struct state_at {
+    const struct myna_proc *p;
+    struct state_want w;
+};
+
+static int in_state_at(void *arg)
+{
+    struct state_at *s = arg;
+
+    return in_state_of(s->p, &s->w);
+}
+
+/* The size of the array p answers to GET path (-1: not an array). */
+static int count_at(const struct myna_proc *p, const char *path)
+{
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", path, NULL), 200);
+    return answer_len();
+}
+
+/* A change whose audit row cannot be written is not made (500), and
+ * secrets whose export cannot be audited are not shown. The control store
+ * here refuses every audit row but instance.update's and instance.start's. */
+static void test_no_change_without_its_audit_row(void **state)
+{
+    const char *bots[] = { "--bots", "1", NULL };
+    struct state_at up = { NULL, { "aud", "running" } }, idle = { NULL, { "vault", "stopped" } };
+    const char *contact = "/admin/whatsapp/instances/aud/contacts/15550007777";
+    char ann[80], ann_token_id[32], path[200];
+    int n_users, n_tokens;
+    struct myna_proc *p;
+
+    (void)state;
+    p = launch(bots);
+    up.p = idle.p = p;
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/users",
+                            "{\"name\":\"ann\",\"password\":\"ann-secret-1\"}"),
+                     201);
+    answer_str("token", ann, sizeof(ann));
+    snprintf(ann_token_id, sizeof(ann_token_id), "%.0f", answer_num("token_id"));
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                            "{\"name\":\"Aud\",\"provider\":\"sim\"}"),
+                     201);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                            "{\"name\":\"Vault\",\"provider\":\"cloud\",\"phone_number_id\":\"1\","
+                            "\"access_token\":\"EAAGvaultsecret\",\"app_secret\":\"s\","
+                            "\"verify_token\":\"v\",\"auto_start\":false}"),
+                     201);
+    assert_true(h_wait(in_state_at, &up, 10000));  /* the bot made its store */
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "PUT", contact,
+                            "{\"preferences\":{\"tone\":\"brief\"}}"),
+                     200);
+    snprintf(path, sizeof(path), "%s/messages", contact);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", path, "{\"text\":\"first words\"}"), 202);
+    assert_true(audit_has(p, "contact.preferences", "aud", NULL));
+    assert_true(audit_has(p, "contact.message", "aud", NULL));
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    assert_int_equal(control_exec(p, "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit"
+                                     " WHEN NEW.action NOT IN ('instance.update', 'instance.start')"
+                                     " BEGIN SELECT RAISE(ABORT, 'audit refused'); END"),
+                     0);
+    assert_int_equal(h_start(p, bots), 0);
+    assert_true(h_wait(in_state_at, &up, 10000));
+    n_users = count_at(p, "/admin/users");
+    n_tokens = count_at(p, "/admin/tokens");
+
+    /* users and tokens */
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/users", "{\"name\":\"zed\"}"), 500);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "PUT", "/admin/users/ann", "{\"disabled\":true}"),
+                     500);
+    assert_int_equal(api_at(p, ann, "GET", "/admin/users", NULL), 200);  /* still enabled */
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/tokens", "{\"name\":\"more\"}"), 500);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/tokens", "{\"role\":\"guest\"}"), 500);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/tokens", "{\"user\":\"ann\"}"), 500);
+    snprintf(path, sizeof(path), "/admin/tokens/%s", ann_token_id);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "DELETE", path, NULL), 500);
+    assert_int_equal(api_at(p, ann, "GET", "/admin/users", NULL), 200);  /* not revoked */
+    assert_int_equal(api_at(p, NULL, "POST", "/admin/login",
+                            "{\"name\":\"ann\",\"password\":\"ann-secret-1\"}"),
+                     500);
+    assert_null(strstr(C->resp, "myna_"));
+    assert_int_equal(count_at(p, "/admin/users"), n_users);
+    assert_int_equal(count_at(p, "/admin/tokens"), n_tokens);
+
+    /* a contact's preferences and an operator's message */
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "PUT", contact, "{\"preferences\":{\"lang\":\"fr\"}}"),
+                     500);
+    snprintf(path, sizeof(path), "%s/messages", contact);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", path, "{\"text\":\"hello there\"}"), 500);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", contact, NULL), 200);
+    assert_non_null(strstr(C->resp, "\"tone\":\"brief\""));
+    assert_null(strstr(C->resp, "lang"));
+    assert_non_null(strstr(C->resp, "first words"));
+    assert_null(strstr(C->resp, "hello there"));
+    assert_int_equal(h_db_count(p, "aud", "outbox", NULL), 1);
+
+    /* secrets: not shown, and no change that would show them is made */
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/vault?secrets=1",
+                            NULL),
+                     500);
+    assert_null(strstr(C->resp, "EAAGvaultsecret"));
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/vault?secrets=1",
+                            "{\"name\":\"Vault 2\"}"),
+                     500);
+    assert_null(strstr(C->resp, "EAAGvaultsecret"));
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST",
+                            "/admin/whatsapp/instances/vault/start?secrets=1", ""),
+                     500);
+    assert_null(strstr(C->resp, "EAAGvaultsecret"));
+    assert_true(in_state_at(&idle));
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/vault", NULL), 200);
+    assert_non_null(strstr(C->resp, "\"name\":\"Vault\""));
+    assert_non_null(strstr(C->resp, "\"auto_start\":false"));
+    /* the same change without the export is made */
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/vault",
+                            "{\"name\":\"Vault 2\"}"),
+                     200);
+    assert_non_null(strstr(C->resp, "\"name\":\"Vault 2\""));
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    h_release(p);
+}
+
 /* What the API changed is what the next start of the master does: a
  * stopped instance stays stopped, a created one is back. */
 static void test_changes_survive_a_restart(void **state)
@@ -1246,6 +1379,7 @@ int main(void)
         cmocka_unit_test(test_permission_checked_after_the_wait),
         cmocka_unit_test(test_stop_past_the_deadline_changes_nothing),
         cmocka_unit_test(test_audit_pruned),
+        cmocka_unit_test(test_no_change_without_its_audit_row),
         cmocka_unit_test(test_changes_survive_a_restart),
         cmocka_unit_test(test_a_broken_store_keeps_the_others_up),
         cmocka_unit_test(test_refused_before_stored_and_restart_starts),
