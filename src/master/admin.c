@@ -257,6 +257,19 @@ static int audit(struct call *c, const char *action, const char *target, const c
     return myna_control_audit_add(c->a->control, &a, NULL, err);
 }
 
+/* audit() with detail as JSON; detail (deleted) NULL: out of memory. */
+static int audit_json(struct call *c, const char *action, const char *target,
+                      cJSON *detail, struct myna_err *err)
+{
+    char *text = detail ? cJSON_PrintUnformatted(detail) : NULL;
+    int rc = text ? audit(c, action, target, text, err)
+                  : myna_err_set(err, MYNA_ENOMEM, "out of memory");
+
+    free(text);
+    cJSON_Delete(detail);
+    return rc;
+}
+
 /* ---- instances ----------------------------------------------------------------------- */
 
 /* "needs_attention": the names of the reasons that are on ([] if none). */
@@ -980,20 +993,19 @@ static cJSON *user_json(const struct myna_control_user *u)
 }
 
 /* A new token for user_id, answered once in o["token"]; expires_ms (wall
- * clock) ends it, 0 never. */
+ * clock) ends it, 0 never. *id (OUT) is its id. */
 static int add_token(struct call *c, int64_t user_id, const char *name, int64_t expires_ms,
-                     cJSON *o, struct myna_err *err)
+                     cJSON *o, int64_t *id, struct myna_err *err)
 {
     char token[64], hash[65];
-    int64_t id = 0;
     int rc;
 
     if ((rc = myna_token_new(token, hash, err)) != MYNA_OK ||
         (rc = myna_control_token_add(c->a->control, user_id, hash, name, myna_wall_ms(),
-                                     expires_ms, &id, err)) != MYNA_OK)
+                                     expires_ms, id, err)) != MYNA_OK)
         return rc;
     cJSON_AddStringToObject(o, "token", token);
-    cJSON_AddNumberToObject(o, "token_id", (double)id);
+    cJSON_AddNumberToObject(o, "token_id", (double)*id);
     if (expires_ms != 0)
         cJSON_AddNumberToObject(o, "expires_ms", (double)expires_ms);
     memset(token, 0, sizeof(token));
@@ -1015,6 +1027,51 @@ static int keeps_an_admin(struct call *c, const struct myna_control_user *u, int
     return n > 1 ? MYNA_OK
                  : myna_err_set(err, MYNA_ECONFLICT, "'%s' is the last admin: make another "
                                 "admin first", u->name);
+}
+
+/* user.update's detail: the fields given, with their new values (role
+ * NULL: not given); for the password only whether it was changed or
+ * removed. NULL: out of memory. */
+static cJSON *update_detail(const char *role, const cJSON *pw, const cJSON *dis)
+{
+    cJSON *d = cJSON_CreateObject();
+
+    if (d && ((role && !cJSON_AddStringToObject(d, "role", role)) ||
+              (dis && !cJSON_AddBoolToObject(d, "disabled", cJSON_IsTrue(dis))) ||
+              (pw && !cJSON_AddStringToObject(d, "password",
+                                              cJSON_IsNull(pw) ? "removed" : "changed")))) {
+        cJSON_Delete(d);
+        d = NULL;
+    }
+    return d;
+}
+
+/* user.create's detail: the role, and the id of the token made with the
+ * user (0: none, it has a row of its own). NULL: out of memory. */
+static cJSON *user_create_detail(enum myna_role r, int64_t token_id)
+{
+    cJSON *d = cJSON_CreateObject();
+
+    if (d && (!cJSON_AddStringToObject(d, "role", myna_role_name(r)) ||
+              (token_id && !cJSON_AddNumberToObject(d, "token_id", (double)token_id)))) {
+        cJSON_Delete(d);
+        d = NULL;
+    }
+    return d;
+}
+
+/* token.create's detail (its target is the owner's name). NULL: out of
+ * memory. */
+static cJSON *token_create_detail(int64_t token_id, const char *name)
+{
+    cJSON *d = cJSON_CreateObject();
+
+    if (d && (!cJSON_AddNumberToObject(d, "token_id", (double)token_id) ||
+              !cJSON_AddStringToObject(d, "name", name))) {
+        cJSON_Delete(d);
+        d = NULL;
+    }
+    return d;
 }
 
 /* PUT /admin/users/{name}, after the new password (if any) is hashed. */
@@ -1043,7 +1100,8 @@ static void user_update_finish(struct pw_job *j)
         if (rc == MYNA_OK && dis)
             rc = myna_control_user_set_disabled(c->a->control, u.id, cJSON_IsTrue(dis), &err);
         if (rc == MYNA_OK)
-            rc = audit(c, "user.update", u.name, NULL, &err);
+            rc = audit_json(c, "user.update", u.name,
+                            update_detail(role ? myna_role_name(r) : NULL, pw, dis), &err);
         if (rc == MYNA_OK)
             rc = myna_control_commit(c->a->control, &err);
         else
@@ -1104,7 +1162,7 @@ static void user_create_finish(struct pw_job *j)
     struct myna_err err = MYNA_ERR_INIT;
     const cJSON *role = cJSON_GetObjectItemCaseSensitive(j->body, "role");
     enum myna_role r = MYNA_ROLE_USER;
-    int64_t id = 0;
+    int64_t id = 0, token_id = 0;
     cJSON *o;
     int rc;
 
@@ -1115,9 +1173,9 @@ static void user_create_finish(struct pw_job *j)
         rc = myna_control_user_add(c->a->control, j->target, (int)r, j->hash, myna_wall_ms(), &id,
                                    &err);
         if (rc == MYNA_OK)
-            rc = add_token(c, id, "created with the user", 0, o, &err);
+            rc = add_token(c, id, "created with the user", 0, o, &token_id, &err);
         if (rc == MYNA_OK)
-            rc = audit(c, "user.create", j->target, NULL, &err);
+            rc = audit_json(c, "user.create", j->target, user_create_detail(r, token_id), &err);
         if (rc == MYNA_OK)
             rc = myna_control_commit(c->a->control, &err);
         else
@@ -1241,7 +1299,9 @@ static void tokens(struct call *c, const char *rest)
         const cJSON *name, *user, *role;
         struct myna_control_user u = { 0 };
         enum myna_role r;
-        int64_t uid = c->user.id, new_id = 0;
+        int64_t uid = c->user.id, new_id = 0, token_id = 0;
+        char uname[MYNA_CONTROL_NAME_MAX + 1];
+        const char *owner = c->user.name, *tname;
         if (body == NULL)
             return;
         name = cJSON_GetObjectItemCaseSensitive(body, "name");
@@ -1258,24 +1318,30 @@ static void tokens(struct call *c, const char *rest)
             cJSON_Delete(body);
             return;
         }
+        tname = name ? name->valuestring : "";
         o = cJSON_CreateObject();
         if ((rc = myna_control_begin(c->a->control, &err)) == MYNA_OK) {
             if (user && (rc = myna_control_user_get_by_name(c->a->control, user->valuestring, &u,
-                                                            &err)) == MYNA_OK)
+                                                            &err)) == MYNA_OK) {
                 uid = u.id;
+                owner = u.name;
+            }
             if (role && rc == MYNA_OK) {
-                char uname[MYNA_CONTROL_NAME_MAX + 1];
                 snprintf(uname, sizeof(uname), "%s-%lld", myna_role_name(r),
                          (long long)(myna_wall_ms() % 100000000));
                 rc = myna_control_user_add(c->a->control, uname, (int)r, NULL, myna_wall_ms(),
                                            &new_id, &err);
                 uid = new_id;
+                owner = uname;
                 cJSON_AddStringToObject(o, "user", uname);
+                if (rc == MYNA_OK)
+                    rc = audit_json(c, "user.create", uname, user_create_detail(r, 0), &err);
             }
             if (rc == MYNA_OK)
-                rc = add_token(c, uid, name ? name->valuestring : "", 0, o, &err);
+                rc = add_token(c, uid, tname, 0, o, &token_id, &err);
             if (rc == MYNA_OK)
-                rc = audit(c, "token.create", NULL, NULL, &err);
+                rc = audit_json(c, "token.create", owner, token_create_detail(token_id, tname),
+                                &err);
             if (rc == MYNA_OK)
                 rc = myna_control_commit(c->a->control, &err);
             else
@@ -1419,14 +1485,14 @@ static void login_failed(struct myna_admin *a, const char *from, int64_t now)
  * logins do not pile up. */
 static int login_token(struct call *c, cJSON *o, struct myna_err *err)
 {
-    int64_t now = myna_wall_ms();
+    int64_t now = myna_wall_ms(), token_id = 0;
     int rc;
 
     if ((rc = myna_control_begin(c->a->control, err)) != MYNA_OK)
         return rc;
     rc = myna_control_token_prune(c->a->control, now, NULL, err);
     if (rc == MYNA_OK)
-        rc = add_token(c, c->user.id, "login", now + c->a->login_ttl_ms, o, err);
+        rc = add_token(c, c->user.id, "login", now + c->a->login_ttl_ms, o, &token_id, err);
     if (rc == MYNA_OK)
         rc = audit(c, "user.login", c->user.name, NULL, err);
     if (rc == MYNA_OK)

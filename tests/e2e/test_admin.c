@@ -609,6 +609,52 @@ static void test_token_revoke(void **state)
     assert_true(audit_has(&C->p, "token.revoke", id, NULL));
 }
 
+/* The audit log says whose token was made and which user a token made
+ * with a role created, and what a user's change changed (never the
+ * password). */
+static void test_token_and_user_audit_detail(void **state)
+{
+    char uname[80], want[160];
+    double tid;
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/tokens",
+                         "{\"role\":\"guest\",\"name\":\"grafana\"}"),
+                     201);
+    answer_str("user", uname, sizeof(uname));
+    tid = answer_num("token_id");
+    assert_int_equal(strncmp(uname, "guest-", 6), 0);
+    assert_true(audit_has(&C->p, "user.create", uname, "\"role\":\"guest\""));
+    snprintf(want, sizeof(want), "{\"token_id\":%.0f,\"name\":\"grafana\"}", tid);
+    assert_true(audit_has(&C->p, "token.create", uname, want));
+
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/users", "{\"name\":\"ike\"}"), 201);
+    snprintf(want, sizeof(want), "{\"role\":\"user\",\"token_id\":%.0f}",
+             answer_num("token_id"));
+    assert_true(audit_has(&C->p, "user.create", "ike", want));
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/tokens",
+                         "{\"user\":\"ike\",\"name\":\"deploy\"}"),
+                     201);
+    snprintf(want, sizeof(want), "{\"token_id\":%.0f,\"name\":\"deploy\"}",
+             answer_num("token_id"));
+    assert_true(audit_has(&C->p, "token.create", "ike", want));
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/tokens", "{\"name\":\"mine\"}"), 201);
+    snprintf(want, sizeof(want), "{\"token_id\":%.0f,\"name\":\"mine\"}",
+             answer_num("token_id"));
+    assert_true(audit_has(&C->p, "token.create", "admin", want));
+
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/users/ike",
+                         "{\"role\":\"guest\",\"disabled\":true}"),
+                     200);
+    assert_true(audit_has(&C->p, "user.update", "ike", "{\"role\":\"guest\",\"disabled\":true}"));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/users/ike", "{\"password\":\"ike-secret-1\"}"),
+                     200);
+    assert_true(audit_has(&C->p, "user.update", "ike", "{\"password\":\"changed\"}"));
+    assert_null(strstr(C->resp, "ike-secret"));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/users/ike", "{\"password\":null}"), 200);
+    assert_true(audit_has(&C->p, "user.update", "ike", "{\"password\":\"removed\"}"));
+}
+
 /* A login's token ends after login_token_ttl_s (2 s on a master of its
  * own here); a token made with POST /admin/tokens does not. */
 static void test_login_token_expires(void **state)
@@ -1370,6 +1416,7 @@ int main(void)
         cmocka_unit_test(test_user_update),
         cmocka_unit_test(test_login_token_expires),
         cmocka_unit_test(test_token_revoke),
+        cmocka_unit_test(test_token_and_user_audit_detail),
         cmocka_unit_test(test_paging),
         cmocka_unit_test(test_secrets_sealed_at_rest),
         cmocka_unit_test(test_cli),
