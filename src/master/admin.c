@@ -733,8 +733,10 @@ static void contact(struct call *c, const char *id, const char *rest)
     }
     memcpy(wa, rest, n);
     wa[n] = '\0';
-    if (cmd != EVHTTP_REQ_GET && !allowed(c, MYNA_ROLE_USER))
+    if (c->user.role < MYNA_ROLE_USER) {  /* customers' data: not for monitoring tokens */
+        send_error(c->req, 403, "a guest may not see customers' profiles or conversations");
         return;
+    }
     if ((bs = bot_store(c, id, &st)) == NULL) {
         send_error(c->req, 503, "the instance's bot has no store yet: start it once");
         return;

@@ -374,7 +374,7 @@ static void test_role_matrix(void **state)
             assert_int_equal(api(no, paths[i][0], paths[i][1], NULL), 401);
         }
     }
-    /* the guest reads everything, changes nothing, sees no secrets */
+    /* the guest reads the instances, changes nothing, sees no secrets */
     assert_int_equal(api(gina, "GET", "/admin/whatsapp/instances", NULL), 200);
     assert_non_null(strstr(C->resp, "alice-shop"));
     assert_non_null(strstr(C->resp, "bob-shop"));
@@ -382,6 +382,10 @@ static void test_role_matrix(void **state)
     assert_null(strstr(C->resp, "access_token"));
     assert_null(strstr(C->resp, "app_secret"));
     assert_int_equal(api(gina, "GET", "/admin/whatsapp/instances/alice-shop/status", NULL), 200);
+    /* but not the customers: their profiles and conversations */
+    assert_int_equal(api(gina, "GET", "/admin/whatsapp/instances/alice-shop/contacts/15550001111",
+                         NULL),
+                     403);
     assert_int_equal(api(gina, "POST", "/admin/whatsapp/instances", "{\"name\":\"G\",\"provider\":\"sim\"}"),
                      403);
     assert_int_equal(api(gina, "PUT", "/admin/whatsapp/instances/alice-shop", "{\"name\":\"G\"}"), 403);
