@@ -49,7 +49,7 @@ static struct myna_proc *launch(const char *const *extra)
 static long api_at(const struct myna_proc *p, const char *token, const char *method,
                    const char *path, const char *body)
 {
-    char url[512], auth[200];
+    char url[sizeof(p->admin_url) + 512], auth[200];
     const char *h[] = { "Content-Type: application/json", auth, NULL };
 
     snprintf(url, sizeof(url), "%s%s", p->admin_url, path);
