@@ -32,7 +32,7 @@
 #define FAQ_THRESHOLD 0.35
 #define WA_TEXT_MAX 4096
 #define SEND_TIMEOUT_MS 20000
-#define AUTH_RETRY_MS 60000
+#define AUTH_RETRY_MS 60000  /* a refused token or a locked account: try again after */
 #define SEND_BATCH 64         /* due records read per sender pass */
 /* Turns with the brain at once. The rest wait in the store (durable) and
  * start as answers come back: a backlog (a burst, a restart, the model
@@ -103,7 +103,8 @@ struct bot {
     int lock_fd;             /* the instance's bot lock, held for life */
     /* attention states for the supervisor (tell_attention): -1 not known */
     int token_refused;       /* the provider's last word on the token: 1 refused, 0 took it */
-    int told_token, told_circuit;  /* what the supervisor was told last */
+    int account_locked;      /* its last word on the account: 1 locked, 0 took a send */
+    int told_token, told_locked, told_circuit;  /* what the supervisor was told last */
 };
 
 /* ---- lanes --------------------------------------------------------------- */
@@ -866,10 +867,11 @@ static int tell(const struct bot *b, const char *reason, int on)
 }
 
 /* Tells the supervisor what changed since it was last told: the token
- * refused or taken, the LLM's circuit open or closed. What a full pipe kept
- * back goes at the next call (every heartbeat). The supervisor forgets the
- * circuit when a process ends but keeps the token, so a new process tells
- * the first verdict on the token it gets, whichever it is. */
+ * refused or taken, the account locked or not, the LLM's circuit open or
+ * closed. What a full pipe kept back goes at the next call (every
+ * heartbeat). The supervisor forgets the circuit when a process ends but
+ * keeps the token and the lock, so a new process tells the first verdict on
+ * each it gets, whichever it is. */
 static void tell_attention(struct bot *b)
 {
     int circuit = b->llm && myna_llm_circuit_open(b->llm);
@@ -879,6 +881,9 @@ static void tell_attention(struct bot *b)
     if (b->token_refused >= 0 && b->token_refused != b->told_token &&
         tell(b, "invalid_token", b->token_refused) == 0)
         b->told_token = b->token_refused;
+    if (b->account_locked >= 0 && b->account_locked != b->told_locked &&
+        tell(b, "account_locked", b->account_locked) == 0)
+        b->told_locked = b->account_locked;
     if (circuit != b->told_circuit && tell(b, "llm_circuit_open", circuit) == 0)
         b->told_circuit = circuit;
 }
@@ -1136,10 +1141,12 @@ static void on_sent(const struct myna_send_result *res, void *arg)
     char q[300];
 
     s->lane->sending = 0;
-    if (res->cls == MYNA_SEND_OK || res->cls == MYNA_SEND_AUTH) {
+    if (res->cls == MYNA_SEND_OK || res->cls == MYNA_SEND_AUTH)
         b->token_refused = res->cls == MYNA_SEND_AUTH;
+    if (res->cls == MYNA_SEND_OK || res->cls == MYNA_SEND_LOCKED)
+        b->account_locked = res->cls == MYNA_SEND_LOCKED;
+    if (res->cls == MYNA_SEND_OK || res->cls == MYNA_SEND_AUTH || res->cls == MYNA_SEND_LOCKED)
         tell_attention(b);
-    }
     switch (res->cls) {
     case MYNA_SEND_OK:
         if (!unsure) {
@@ -1171,13 +1178,16 @@ static void on_sent(const struct myna_send_result *res, void *arg)
                  res->error_code, res->http_status, r->attempts, unsure, wait);
         break;
     case MYNA_SEND_AUTH:
-        /* the token is wrong or expired: nothing can be sent until it is
-         * replaced, so keep the record and try again later */
+    case MYNA_SEND_LOCKED:
+        /* the token is wrong or expired, or Meta locked the account: nothing
+         * can be sent until a person fixes it, so keep the record and try
+         * again later */
         r->state = MYNA_OUTBOX_PENDING;
         r->next_ms = myna_wall_ms() + AUTH_RETRY_MS;
         set_error(r, res);
-        MYNA_LOG(MYNA_ERROR, "needs_attention", "instance=%s reason=invalid_token code=%d",
-                 b->in->id, res->error_code);
+        MYNA_LOG(MYNA_ERROR, "needs_attention", "instance=%s reason=%s code=%d", b->in->id,
+                 res->cls == MYNA_SEND_AUTH ? "invalid_token" : "account_locked",
+                 res->error_code);
         break;
     case MYNA_SEND_WINDOW_CLOSED:
     case MYNA_SEND_FAILED:
@@ -1753,6 +1763,7 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
     b.in = inst;
     b.opts = opts;
     b.token_refused = b.told_token = -1;
+    b.account_locked = b.told_locked = -1;
     b.lock_fd = take_instance_lock(conf->data_dir, inst->id, err);
     if (b.lock_fd < 0)
         return err->code;

@@ -16,8 +16,9 @@
  * loop). On the same pipe it tells of what only an operator can fix, one
  * line per change (master/supervisor.h has the protocol): the provider
  * refusing the access token (on at a send refused for it, off at a send
- * taken) and the LLM's circuit breaker open (on when it opens, off when a
- * probe closes it). */
+ * taken), the WhatsApp account locked (on at a send refused for it, off at a
+ * send taken) and the LLM's circuit breaker open (on when it opens, off when
+ * a probe closes it). */
 #ifndef MYNA_BOT_BOT_H
 #define MYNA_BOT_BOT_H
 

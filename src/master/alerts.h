@@ -1,7 +1,8 @@
 /* alerts.h - the master's alerts: what only an operator can fix (a bot in a
- * crash loop, an access token the provider refuses, an LLM whose circuit
- * breaker opened; master/supervisor.h tells when). Each is logged
- * (event=alert) and, when alert_webhook is set, POSTed there as JSON:
+ * crash loop, an access token the provider refuses, an account the provider
+ * locked, an LLM whose circuit breaker opened; master/supervisor.h tells
+ * when). Each is logged (event=alert) and, when alert_webhook is set, POSTed
+ * there as JSON:
  *
  *   {"instance":"acme","kind":"invalid_token","detail":"...",
  *    "ts":"2026-11-22T03:10:04.120Z"}

@@ -29,7 +29,8 @@
 #define TABLE_MIN 64
 #define BEAT_LINE_MAX 64     /* longer lines on the heartbeat pipe are ignored */
 /* the reasons a bot may report; crash_loop is the supervisor's own */
-#define ATTN_FROM_BOT (MYNA_ATTN_INVALID_TOKEN | MYNA_ATTN_LLM_CIRCUIT_OPEN)
+#define ATTN_FROM_BOT \
+    (MYNA_ATTN_INVALID_TOKEN | MYNA_ATTN_LLM_CIRCUIT_OPEN | MYNA_ATTN_ACCOUNT_LOCKED)
 
 enum bot_state { ST_STOPPED, ST_STARTING, ST_RUNNING, ST_STOPPING, ST_WAITING, ST_CRASH_LOOP };
 
@@ -41,7 +42,8 @@ static const char *const state_names[] = { "stopped", "starting", "running",
 /* by bit number of enum myna_attention */
 static const char *const attention_names[MYNA_ATTN_COUNT] = { "invalid_token",
                                                               "llm_circuit_open",
-                                                              "crash_loop" };
+                                                              "crash_loop",
+                                                              "account_locked" };
 
 /* Alert details of the reasons a bot reports, by bit number. */
 static const char *const attention_details[MYNA_ATTN_COUNT] = {
@@ -49,6 +51,8 @@ static const char *const attention_details[MYNA_ATTN_COUNT] = {
     "the LLM failed again and again and its circuit breaker opened: customers get the "
     "fallback text",
     NULL,
+    "the provider locked the WhatsApp account (a policy violation): resolve it with Meta; "
+    "replies wait in the outbox",
 };
 
 /* The heartbeat pipe's current line, between reads. */
@@ -1045,11 +1049,12 @@ static void forgive(struct bot *b)
 }
 
 /* ... and, when a new process is to come (or none), what the old one
- * reported: a new token comes with a restart, and a token still refused is
- * reported again by the next process. */
+ * reported: a new token comes with a restart, and a token still refused or
+ * an account still locked is reported again by the next process. */
 static void forgive_attention(struct bot *b)
 {
     set_attention(b, MYNA_ATTN_INVALID_TOKEN, 0, "operator");
+    set_attention(b, MYNA_ATTN_ACCOUNT_LOCKED, 0, "operator");
 }
 
 int myna_supervisor_start(struct myna_supervisor *s, const char *id)

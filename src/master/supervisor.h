@@ -38,18 +38,22 @@
  * operator can fix with one line, written in one write (shorter than
  * PIPE_BUF, so never torn or mixed with a heartbeat):
  *     attention <reason> on|off\n
- * reason: invalid_token (the provider refused the access token) or
- * llm_circuit_open (the LLM failed until its circuit breaker opened).
+ * reason: invalid_token (the provider refused the access token),
+ * account_locked (the provider locked the account for a policy violation:
+ * Graph error 131031 or 368) or llm_circuit_open (the LLM failed until its
+ * circuit breaker opened).
  * Anything else (unknown reasons, other words, lines over 64 bytes) is
  * ignored. A reason that turns on is logged (event=bot_needs_attention) and
  * alerted once (kind = the reason); off is logged (event=bot_attention_cleared).
  * When the process ends, llm_circuit_open is cleared (the breaker lived in
- * that process; the next one starts closed). invalid_token is kept across
- * crashes and restarts of the supervisor's own (the token has not changed):
- * the next process says off at its first good send, or on again, which is
- * not alerted twice. An operator's start, restart or stop clears it, as for
- * a crash loop (a new token comes with a restart): a bot whose token is
- * still refused says so again at its next send, and is alerted again.
+ * that process; the next one starts closed). invalid_token and
+ * account_locked are kept across crashes and restarts of the supervisor's
+ * own (the token and the account have not changed): the next process says
+ * off at its first good send, or on again, which is not alerted twice. An
+ * operator's start, restart or stop clears them, as for a crash loop (a new
+ * token comes with a restart): a bot whose token is still refused, or whose
+ * account is still locked, says so again at its next send, and is alerted
+ * again.
  *
  * Runs on the master's loop and handles SIGCHLD there (it reaps only its
  * own children). Callbacks (done, alert) run on the loop; they may call the
@@ -147,11 +151,12 @@ enum myna_attention {
     MYNA_ATTN_INVALID_TOKEN = 1u << 0,     /* the bot says so (heartbeat pipe) */
     MYNA_ATTN_LLM_CIRCUIT_OPEN = 1u << 1,  /* the bot says so (heartbeat pipe) */
     MYNA_ATTN_CRASH_LOOP = 1u << 2,        /* myna_bot_status.crash_loop */
+    MYNA_ATTN_ACCOUNT_LOCKED = 1u << 3,    /* the bot says so (heartbeat pipe) */
 };
-#define MYNA_ATTN_COUNT 3
+#define MYNA_ATTN_COUNT 4
 
 /* The name of bit i (0 <= i < MYNA_ATTN_COUNT): "invalid_token",
- * "llm_circuit_open", "crash_loop"; NULL past the end. */
+ * "llm_circuit_open", "crash_loop", "account_locked"; NULL past the end. */
 const char *myna_attention_name(int i);
 
 /* MYNA_ENOTFOUND if id is unknown. */
@@ -167,8 +172,8 @@ void myna_supervisor_foreach(const struct myna_supervisor *s,
                              void *arg);
 /* fn(id, kind, detail, arg) when a bot enters a crash loop (kind
  * "crash_loop") or one of its attention reasons turns on (kind
- * "invalid_token", "llm_circuit_open"); detail is a short text for a
- * person. */
+ * "invalid_token", "llm_circuit_open", "account_locked"); detail is a
+ * short text for a person. */
 void myna_supervisor_set_alert(struct myna_supervisor *s,
                                void (*fn)(const char *id, const char *kind, const char *detail,
                                           void *arg),

@@ -1,6 +1,7 @@
 /* test_alerts.c - alerts end to end, with the real binary: an access token
- * the Graph API refuses (error 190), an LLM that fails until its circuit
- * opens, and a bot in a crash loop are each logged (event=alert), shown in
+ * the Graph API refuses (error 190), an account it says is locked (error
+ * 131031), an LLM that fails until its circuit opens, and a bot in a crash
+ * loop are each logged (event=alert), shown in
  * the instance's status ("needs_attention", "crash_loop") and on /metrics,
  * and POSTed as JSON to alert_webhook, which is a small HTTP receiver in
  * this test (a thread on a loopback socket that keeps every body). */
@@ -385,6 +386,51 @@ static void test_invalid_token_is_shown_alerted_and_cleared(void **state)
     pthread_mutex_unlock(&f->rv.mu);
 }
 
+/* The reply waits out the lock in the outbox, tried again a minute later. */
+static void test_account_locked_is_shown_alerted_and_cleared(void **state)
+{
+    struct fx *f = *state;
+    struct want on = { f, "tok", "account_locked,", 0 };
+    struct want off = { f, "tok", "", 0 };
+    struct want got = { f, "tok", "account_locked", 0 };
+    struct want cleared = { f, "tok", "event=bot_attention_cleared instance=tok "
+                                      "reason=account_locked by=bot", 0 };
+
+    wait_up(f, "tok");
+    /* Meta says the account is locked when the reply goes */
+    fault(&f->graph, "{\"code\":131031,\"http\":403,\"count\":1}");
+    post_text(f, "tok", TOK_PNID, "15551230003", "wamid.lock-tok-1", "when are you open");
+    if (!h_wait(attention_is, &on, 15000)) {
+        attention_of(f, "tok", f->resp, 200);
+        fail_msg("needs_attention of tok is [%s]", f->resp);
+    }
+    assert_true(h_log_contains(&f->p, "event=needs_attention instance=tok reason=account_locked "
+                                      "code=131031"));
+    assert_true(h_log_contains(&f->p, "event=bot_needs_attention instance=tok "
+                                      "reason=account_locked"));
+    assert_true(h_log_contains(&f->p, "event=alert instance=tok kind=account_locked detail="));
+    assert_true(h_wait(alert_received, &got, 10000));
+    assert_true(h_metric(&f->p, "myna_bot_needs_attention{instance=\"tok\",reason=\"account_locked\"}") == 1);
+    assert_true(h_metric(&f->p, "myna_bot_needs_attention{instance=\"tok\",reason=\"invalid_token\"}") == 0);
+    assert_true(h_metric(&f->p, "myna_bot_needs_attention{instance=\"brain\",reason=\"account_locked\"}") == 0);
+    assert_int_equal(api(f, "GET", "/admin/whatsapp/instances"), 200);
+    assert_non_null(strstr(f->resp, "\"needs_attention\":[\"account_locked\"]"));
+    /* the reply is kept for later, not a dead letter */
+    assert_int_equal(h_db_count(&f->p, "tok", "outbox", "state = 0 AND error_code = 131031"), 1);
+    assert_int_equal(h_db_count(&f->p, "tok", "outbox", "state = 3"), 0);
+    /* Meta takes sends again (the fault is used up): at its retry the reply
+     * goes, which clears the attention without another alert */
+    assert_true(h_wait(attention_is, &off, 75000));
+    assert_true(h_wait(in_log, &cleared, 5000));
+    assert_int_equal(h_db_count(&f->p, "tok", "outbox", "state = 2"), 1);
+    assert_int_equal(h_db_count(&f->p, "tok", "outbox", "state <> 2"), 0);
+    assert_true(h_metric(&f->p, "myna_bot_needs_attention{instance=\"tok\",reason=\"account_locked\"}") == 0);
+    assert_int_equal(alerts_received(f, "tok", "account_locked"), 1);
+    pthread_mutex_lock(&f->rv.mu);
+    assert_int_equal(f->rv.n, 1);  /* nothing else alerted */
+    pthread_mutex_unlock(&f->rv.mu);
+}
+
 static void test_llm_circuit_open_is_shown_and_alerted(void **state)
 {
     struct fx *f = *state;
@@ -486,6 +532,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_invalid_token_is_shown_alerted_and_cleared),
+        T(test_account_locked_is_shown_alerted_and_cleared),
         T(test_llm_circuit_open_is_shown_and_alerted),
         T(test_crash_loop_is_shown_and_alerted),
         cmocka_unit_test(test_bad_webhook_url_is_a_config_error),

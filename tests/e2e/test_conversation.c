@@ -538,6 +538,24 @@ static void test_invalid_token_needs_attention(void **state)
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 0 AND error_code = 190"), 1);
 }
 
+static int locked_needs_attention(void *arg)
+{
+    return h_log_contains(arg, "event=needs_attention instance=conv reason=account_locked "
+                               "code=368");
+}
+
+static void test_account_locked_needs_attention(void **state)
+{
+    struct fx *f = *state;
+
+    fault(&f->graph, "{\"code\":368,\"http\":403,\"count\":1}");
+    post_text(f, "79161234567", "wamid.lock-1", "алло");
+    assert_true(h_wait(locked_needs_attention, &f->p, 15000));
+    /* kept for later, not a dead letter */
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 0 AND error_code = 368"), 1);
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 3"), 0);
+}
+
 static void test_kill9_of_the_master_answers_each_once(void **state)
 {
     struct fx *f = *state;
@@ -778,6 +796,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lost_answer_is_not_sent_twice, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_window_closed_is_a_dead_letter, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_token_needs_attention, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_account_locked_needs_attention, setup_llm, teardown),
     };
     int rc;
 

@@ -74,6 +74,8 @@ static void check_result(const struct myna_send_result *r, long status, int tran
     if (r->cls == MYNA_SEND_AUTH)
         CHECK(r->error_code == 190 || r->error_code == 0 || r->error_code == 3 ||
               r->error_code == 10 || (r->error_code >= 200 && r->error_code <= 299));
+    if (r->cls == MYNA_SEND_LOCKED)
+        CHECK(r->error_code == 131031 || r->error_code == 368);
 }
 
 /* The input as a message text: EINVAL, or a body that carries it exactly. */

@@ -4,8 +4,8 @@
  * real processes on short clocks. The supervisor execs /proc/self/exe,
  * which is this program: run as `<self> bot --instance ID ...` it is a fake
  * bot whose behaviour comes from its id's prefix (ok-, crash-, conf-, mute-,
- * stubborn-, attn-). It reports on its standard output and error, which the
- * supervisor points at logs/<id>.log. */
+ * stubborn-, attn-, lock-). It reports on its standard output and error,
+ * which the supervisor points at logs/<id>.log. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,7 +31,7 @@ static void fake_on_term(int sig)
 static int fake_bot(int argc, char **argv)
 {
     const char *id = "?";
-    int bell = -1, hb = -1, beats = 1, fds_ok = 1, attn;
+    int bell = -1, hb = -1, beats = 1, fds_ok = 1, attn, locked;
     struct sigaction sa;
 
     for (int i = 2; i + 1 < argc; i++) {
@@ -55,6 +55,7 @@ static int fake_bot(int argc, char **argv)
         return 2;
     beats = strncmp(id, "mute-", 5) != 0;
     attn = strncmp(id, "attn-", 5) == 0;
+    locked = strncmp(id, "lock-", 5) == 0;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = strncmp(id, "stubborn-", 9) == 0 ? SIG_IGN : fake_on_term;
     sigaction(SIGTERM, &sa, NULL);
@@ -68,6 +69,10 @@ static int fake_bot(int argc, char **argv)
             ssize_t w = write(hb, lines[i], strlen(lines[i]));
             (void)w;
         }
+    }
+    if (locked) {  /* the provider locked the account */
+        ssize_t w = write(hb, "attention account_locked on\n", 28);
+        (void)w;
     }
     while (!fake_term) {
         struct pollfd p = { bell, POLLIN, 0 };
@@ -86,6 +91,10 @@ static int fake_bot(int argc, char **argv)
             }
             if (r > 0 && attn) {  /* a ring: the token works again */
                 ssize_t w = write(hb, "attention invalid_token off\n", 28);
+                (void)w;
+            }
+            if (r > 0 && locked) {  /* a ring: the account is unlocked */
+                ssize_t w = write(hb, "attention account_locked off\n", 29);
                 (void)w;
             }
         }
@@ -447,6 +456,9 @@ static void test_attention_lines_are_parsed(void **state)
     feed_s(&l, "ff\n\nattention llm_circuit_open on\nattention invalid_token off\n", &w);
     assert_string_equal(w.text, "invalid_token=on;llm_circuit_open=off;llm_circuit_open=on;"
                                 "invalid_token=off;");
+    feed_s(&l, "attention account_locked on\nattention account_locked off\n", &w);
+    assert_string_equal(w.text, "invalid_token=on;llm_circuit_open=off;llm_circuit_open=on;"
+                                "invalid_token=off;account_locked=on;account_locked=off;");
     assert_int_equal(l.len, 0);
 }
 
@@ -885,15 +897,64 @@ static void test_attention_reported_kept_cleared_and_alerted(void **state)
                                         "reason=invalid_token by=operator"));
 }
 
+/* A locked account is kept, cleared and alerted as a refused token is. */
+static void test_account_locked_reported_kept_cleared_and_alerted(void **state)
+{
+    struct fx *f = *state;
+    struct want_attention w = { "lock-a", MYNA_ATTN_ACCOUNT_LOCKED, 1 };
+    struct want_restarts r = { "lock-a", 1 };
+    long pid;
+
+    start_running(f, "lock-a", 0);
+    if (!run_until(f, has_attention, &w, 5000))
+        fail_msg("attention %u, alerts %d", st_of(f, "lock-a").attention, f->alerts);
+    assert_string_equal(f->alert_kinds, "account_locked,");
+    assert_string_equal(f->alert_id, "lock-a");
+    assert_non_null(strstr(f->alert_detail, "locked the WhatsApp account"));
+    assert_true(file_has(f->master_log,
+                         "event=bot_needs_attention instance=lock-a reason=account_locked"));
+    /* a crash: the account stays locked, and the new process saying so
+     * again is not news */
+    pid = st_of(f, "lock-a").pid;
+    kill((pid_t)pid, SIGKILL);
+    assert_true(run_until(f, restarted, &r, 5000));
+    assert_true(run_until(f, has_attention, &w, 5000));
+    run_for(f, 200);
+    assert_int_equal(f->alerts, 1);
+    assert_false(file_has(f->master_log, "reason=account_locked by="));
+    /* the bot says a send went through */
+    myna_supervisor_ring(f->s, "lock-a");
+    w.bits = 0;
+    assert_true(run_until(f, has_attention, &w, 3000));
+    assert_true(file_has(f->master_log, "event=bot_attention_cleared instance=lock-a "
+                                        "reason=account_locked by=bot"));
+    /* an operator's restart: the new bot reports it anew, and it is alerted */
+    w.bits = MYNA_ATTN_ACCOUNT_LOCKED;
+    w.alerts = 2;
+    r.n = 2;
+    assert_int_equal(myna_supervisor_restart(f->s, "lock-a"), MYNA_OK);
+    assert_true(run_until(f, restarted, &r, 5000));
+    assert_true(run_until(f, has_attention, &w, 5000));
+    assert_string_equal(f->alert_kinds, "account_locked,account_locked,");
+    /* an operator's stop forgets it */
+    assert_int_equal(myna_supervisor_stop(f->s, "lock-a", on_done, f), MYNA_OK);
+    assert_true(run_until(f, some_done, NULL, 3000));
+    assert_int_equal(st_of(f, "lock-a").attention, 0);
+    assert_true(file_has(f->master_log, "event=bot_attention_cleared instance=lock-a "
+                                        "reason=account_locked by=operator"));
+}
+
 static void test_attention_names(void **state)
 {
     (void)state;
     assert_string_equal(myna_attention_name(0), "invalid_token");
     assert_string_equal(myna_attention_name(1), "llm_circuit_open");
     assert_string_equal(myna_attention_name(2), "crash_loop");
+    assert_string_equal(myna_attention_name(3), "account_locked");
     assert_null(myna_attention_name(MYNA_ATTN_COUNT));
     assert_null(myna_attention_name(-1));
     assert_int_equal(1u << 2, MYNA_ATTN_CRASH_LOOP);
+    assert_int_equal(1u << 3, MYNA_ATTN_ACCOUNT_LOCKED);
 }
 
 static void test_remove_stops_then_forgets(void **state)
@@ -1050,6 +1111,7 @@ int main(int argc, char **argv)
         T(test_stop_escalates_to_sigkill),
         T(test_restart_is_counted_not_a_crash),
         T(test_attention_reported_kept_cleared_and_alerted),
+        T(test_account_locked_reported_kept_cleared_and_alerted),
         T(test_remove_stops_then_forgets),
         T(test_starts_are_paced_by_batches),
         T(test_stop_all_waits_for_every_bot),

@@ -613,10 +613,12 @@ static void test_classify_codes(void **state)
         { 190, MYNA_SEND_AUTH },     { 0, MYNA_SEND_AUTH },       { 3, MYNA_SEND_AUTH },
         { 10, MYNA_SEND_AUTH },      { 200, MYNA_SEND_AUTH },     { 250, MYNA_SEND_AUTH },
         { 299, MYNA_SEND_AUTH },
+        { 131031, MYNA_SEND_LOCKED }, { 368, MYNA_SEND_LOCKED },  /* "alert a human" */
         { 199, MYNA_SEND_FAILED },   { 300, MYNA_SEND_FAILED },   { 100, MYNA_SEND_FAILED },
         { 131009, MYNA_SEND_FAILED }, { 131008, MYNA_SEND_FAILED }, { 131026, MYNA_SEND_FAILED },
         { 131051, MYNA_SEND_FAILED }, { 133010, MYNA_SEND_FAILED },
-        { 132001, MYNA_SEND_FAILED }, { 368, MYNA_SEND_FAILED },  { 5, MYNA_SEND_FAILED },
+        { 132001, MYNA_SEND_FAILED }, { 131030, MYNA_SEND_FAILED }, { 367, MYNA_SEND_FAILED },
+        { 369, MYNA_SEND_FAILED },   { 131032, MYNA_SEND_FAILED }, { 5, MYNA_SEND_FAILED },
         { 2147483647, MYNA_SEND_FAILED },
     };
     char body[256];
@@ -913,6 +915,7 @@ static void test_backoff(void **state)
     assert_int_equal(myna_graph_backoff_ms(MYNA_SEND_OK, 0, 0), -1);
     assert_int_equal(myna_graph_backoff_ms(MYNA_SEND_WINDOW_CLOSED, 0, 0), -1);
     assert_int_equal(myna_graph_backoff_ms(MYNA_SEND_AUTH, 3, 0), -1);
+    assert_int_equal(myna_graph_backoff_ms(MYNA_SEND_LOCKED, 0, 0), -1);
     assert_int_equal(myna_graph_backoff_ms(MYNA_SEND_FAILED, 1, 0), -1);
 }
 
@@ -1461,7 +1464,8 @@ static void test_client_faults(void **state)
         { "{\"code\":131000,\"http\":500}", MYNA_SEND_RETRY, 131000, 500, "Something went wrong" },
         { "{\"code\":133004,\"http\":503}", MYNA_SEND_RETRY, 133004, 503, "temporarily" },
         { "{\"code\":4,\"http\":400}", MYNA_SEND_RETRY, 4, 400, "(#4)" },
-        { "{\"code\":368,\"http\":403}", MYNA_SEND_FAILED, 368, 403, "(#368)" },
+        { "{\"code\":368,\"http\":403}", MYNA_SEND_LOCKED, 368, 403, "(#368)" },
+        { "{\"code\":131031,\"http\":400}", MYNA_SEND_LOCKED, 131031, 400, "(#131031)" },
         { "{\"http\":500}", MYNA_SEND_RETRY, -1, 500, "HTTP 500 without a Graph API error" },
         { "{\"http\":503}", MYNA_SEND_RETRY, -1, 503, "not JSON" },
         { "{\"http\":404}", MYNA_SEND_FAILED, -1, 404, "HTTP 404" },
