@@ -289,6 +289,14 @@ void h_release(struct myna_proc *p)
     free(p);
 }
 
+int h_stop_release(struct myna_proc *p)
+{
+    int rc = p != NULL && p->pid > 0 ? h_stop(p, SIGTERM) : 0;
+
+    h_release(p);
+    return rc == 0 ? 0 : -1;
+}
+
 int h_run(const char *const *args, char *out, size_t cap)
 {
     return h_exec(MYNA_BIN, args, NULL, out, cap);

@@ -29,6 +29,9 @@ int h_start(struct myna_proc *p, const char *const *extra);
  * cmocka setups and teardowns. */
 struct myna_proc *h_launch(const char *instances_json, const char *const *extra);
 void h_release(struct myna_proc *p);
+/* Stops p with SIGTERM if it runs, then h_release: 0 when it exited 0 (or
+ * did not run), else -1. NULL ok. */
+int h_stop_release(struct myna_proc *p);
 /* A fake service (tests/fakes): started with args, its log in dir/name.log,
  * url = http://127.0.0.1:PORT from its event=ready line. */
 struct h_fake {

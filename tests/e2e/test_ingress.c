@@ -53,6 +53,13 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The master must stop cleanly (exit 0) too. */
+static int teardown_stop(void **state)
+{
+    assert_int_equal(h_stop_release(*state), 0);
+    return 0;
+}
+
 /* A one-message text webhook with its own wamid. */
 static int text_payload(char *buf, size_t cap, const char *phone_id, const char *wamid,
                         const char *body)
@@ -658,19 +665,6 @@ static int setup_broken_branch(void **state)
     return mkdir(path, 0700) == 0 && h_start(p, NULL) == 0 ? 0 : -1;
 }
 
-static int teardown_broken_branch(void **state)
-{
-    struct myna_proc *p = *state;
-
-    if (p) {
-        if (p->pid > 0)
-            assert_int_equal(h_stop(p, SIGTERM), 0);
-        h_cleanup(p);
-        free(p);
-    }
-    return 0;
-}
-
 /* An instance whose store cannot be opened: the master starts, its own
  * webhooks are answered 503 and a sibling's body with a record for it 500
  * (nothing is taken, so the body's other counts wait for Meta's retry);
@@ -1022,7 +1016,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_waiting_connection_does_not_spin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_store_refuses_only_its_records,
-                                        setup_broken_branch, teardown_broken_branch),
+                                        setup_broken_branch, teardown_stop),
         cmocka_unit_test_setup_teardown(test_disabled_sibling_refuses_its_records,
                                         setup_disabled_branch, teardown),
         cmocka_unit_test(test_raises_soft_nofile),

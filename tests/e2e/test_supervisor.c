@@ -85,14 +85,7 @@ static int setup_heartbeat(void **state)
 
 static int teardown(void **state)
 {
-    struct myna_proc *p = *state;
-
-    if (p) {
-        if (p->pid > 0)
-            assert_int_equal(h_stop(p, SIGTERM), 0);
-        h_cleanup(p);
-        free(p);
-    }
+    assert_int_equal(h_stop_release(*state), 0);
     return 0;
 }
 
