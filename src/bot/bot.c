@@ -32,7 +32,6 @@
 #define FAQ_THRESHOLD 0.35
 #define WA_TEXT_MAX 4096
 #define SEND_TIMEOUT_MS 20000
-#define AUTH_RETRY_MS 60000  /* a refused token or a locked account: try again after */
 #define SEND_BATCH 64         /* due records read per sender pass */
 /* Turns with the brain at once. The rest wait in the store (durable) and
  * start as answers come back: a backlog (a burst, a restart, the model
@@ -105,6 +104,10 @@ struct bot {
     int token_refused;       /* the provider's last word on the token: 1 refused, 0 took it */
     int account_locked;      /* its last word on the account: 1 locked, 0 took a send */
     int told_token, told_locked, told_circuit;  /* what the supervisor was told last */
+    /* held (see held()): nothing is sent before hold_until_ms; then one
+     * send, the probe, goes alone until its answer */
+    int64_t hold_until_ms;
+    int probing;             /* the probe is in flight */
 };
 
 /* ---- lanes --------------------------------------------------------------- */
@@ -913,6 +916,14 @@ static void on_llm(const struct myna_llm_result *r, void *arg)
     }
 }
 
+/* Meta's last word on a send was a refused token or a locked account:
+ * whatever else goes would be refused too ("stop sending", the reference
+ * says of a lock), so the sender holds and marking read waits. */
+static int held(const struct bot *b)
+{
+    return b->token_refused == 1 || b->account_locked == 1;
+}
+
 static void on_read_sent(const struct myna_send_result *r, void *arg)
 {
     struct bot *b = arg;
@@ -927,7 +938,7 @@ static void mark_read(struct bot *b, const char *wamid, int typing)
 {
     char *body;
 
-    if (wamid == NULL || b->graph == NULL || b->n_reads >= MAX_READS_IN_FLIGHT)
+    if (wamid == NULL || b->graph == NULL || b->n_reads >= MAX_READS_IN_FLIGHT || held(b))
         return;
     if ((body = myna_graph_read_body(wamid, typing, NULL)) != NULL &&
         myna_graph_post(b->graph, body, SEND_TIMEOUT_MS, on_read_sent, b, NULL) == MYNA_OK)
@@ -1085,10 +1096,19 @@ struct sending {
     struct sending *result_next;    /* b->results, or a sender pass's picks */
     char *body;                     /* the request, until it is posted */
     int flush_rc;
+    int probe;                      /* b->probing is this send, until its answer */
 };
+
+static void probe_done(struct sending *s)
+{
+    if (s->probe)
+        s->b->probing = 0;
+    s->probe = 0;
+}
 
 static void sending_free(struct sending *s)
 {
+    probe_done(s);
     if (s->prev)
         s->prev->next = s->next;
     else if (s->b->sends == s)
@@ -1141,6 +1161,7 @@ static void on_sent(const struct myna_send_result *res, void *arg)
     char q[300];
 
     s->lane->sending = 0;
+    probe_done(s);
     if (res->cls == MYNA_SEND_OK || res->cls == MYNA_SEND_AUTH)
         b->token_refused = res->cls == MYNA_SEND_AUTH;
     if (res->cls == MYNA_SEND_OK || res->cls == MYNA_SEND_LOCKED)
@@ -1180,10 +1201,11 @@ static void on_sent(const struct myna_send_result *res, void *arg)
     case MYNA_SEND_AUTH:
     case MYNA_SEND_LOCKED:
         /* the token is wrong or expired, or Meta locked the account: nothing
-         * can be sent until a person fixes it, so keep the record and try
-         * again later */
+         * can be sent until a person fixes it, so keep the record and hold
+         * every send for a while (the sender, held()) */
+        b->hold_until_ms = myna_wall_ms() + b->opts->hold_ms;
         r->state = MYNA_OUTBOX_PENDING;
-        r->next_ms = myna_wall_ms() + AUTH_RETRY_MS;
+        r->next_ms = b->hold_until_ms;
         set_error(r, res);
         MYNA_LOG(MYNA_ERROR, "needs_attention", "instance=%s reason=%s code=%d", b->in->id,
                  res->cls == MYNA_SEND_AUTH ? "invalid_token" : "account_locked",
@@ -1251,7 +1273,8 @@ struct pass {
  * them SENDING: the oldest open record of each contact with nothing in
  * flight, not before its next_ms, within the pacing. The store picks the
  * due records, so the cost does not grow with the backlog. They are posted
- * only after the commit. */
+ * only after the commit. While held, nothing goes before hold_until_ms,
+ * then one send alone (the probe): the rest follow once Meta takes one. */
 static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
 {
     struct myna_outbox_rec *v = NULL;
@@ -1261,6 +1284,10 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
     int rc;
 
     p->next_send_us = b->next_send_us;
+    if (held(b) && (b->probing || now < b->hold_until_ms)) {
+        p->wake = b->probing ? 0 : b->hold_until_ms;  /* the probe's answer kicks the sender */
+        return MYNA_OK;
+    }
     if (b->next_send_us > now_us) {  /* pacing: nothing may go before then, no need to look */
         p->wake = ms_up(b->next_send_us);
         return MYNA_OK;
@@ -1306,6 +1333,10 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
         if ((rc = myna_bot_outbox_update(b->bs, &s->rec, now, err)) != MYNA_OK)
             break;
         b->next_send_us = myna_pace_next_us(b->next_send_us, now_us, gap_us);
+        if (held(b)) {
+            s->probe = b->probing = 1;
+            break;
+        }
     }
     if (n == SEND_BATCH && (wake == 0 || wake > now + ms_up(gap_us)))
         wake = now + ms_up(gap_us);  /* more may be due than one batch holds */

@@ -67,6 +67,11 @@ const struct myna_opt myna_opts[] = {
     { .name = "send_reconcile_ms", .env = "MYNA_SEND_RECONCILE_MS", .type = MYNA_OPT_INT,
       .def = "60000", .min = 100, .max = 86400000, .metavar = "MS", .off = OFF(send_reconcile_ms),
       .help = "A send cut short (a crash, or no answer after the request left) waits this long for Meta's status before it is resent." },
+    { .name = "send_hold_ms", .env = "MYNA_SEND_HOLD_MS", .type = MYNA_OPT_INT,
+      .def = "60000", .min = 100, .max = 86400000, .metavar = "MS", .off = OFF(send_hold_ms),
+      .help = "After Meta refuses the access token or says the account is locked, an instance "
+              "sends nothing for this long; then one reply is tried, and the rest go only once "
+              "one is taken." },
     { .name = "bot_max_memory_mb", .env = "MYNA_BOT_MAX_MEMORY_MB", .type = MYNA_OPT_INT,
       .def = "500", .min = 1, .max = 1048576, .metavar = "MB", .off = OFF(bot_max_memory_mb),
       .help = "A bot whose resident memory passes this is restarted gracefully (checked "

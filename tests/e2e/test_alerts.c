@@ -168,7 +168,8 @@ static int setup(void **state)
     const char *graph_args[] = { "--listen", "127.0.0.1:0", "--token", "tok-alerts", NULL };
     const char *llm_args[] = { "--listen", "127.0.0.1:0", NULL };
     char hook[128], json[4096], path[400];
-    const char *extra[] = { "--bots", "1", "--alert-webhook", hook, NULL };
+    const char *extra[] = { "--bots", "1", "--alert-webhook", hook, "--send-hold-ms", "2000",
+                            NULL };
     FILE *fp;
     int rc;
 
@@ -375,7 +376,7 @@ static void test_invalid_token_is_shown_alerted_and_cleared(void **state)
     /* the list shows it too */
     assert_int_equal(api(f, "GET", "/admin/whatsapp/instances"), 200);
     assert_non_null(strstr(f->resp, "\"needs_attention\":[\"invalid_token\"]"));
-    /* the token is taken again (another customer's reply goes): cleared, not alerted */
+    /* after the hold, the token is taken again (the replies go): cleared, not alerted */
     post_text(f, "tok", TOK_PNID, "15551230002", "wamid.alert-tok-2", "when are you open");
     assert_true(h_wait(attention_is, &off, 15000));
     assert_true(h_wait(in_log, &cleared, 5000));
@@ -386,7 +387,8 @@ static void test_invalid_token_is_shown_alerted_and_cleared(void **state)
     pthread_mutex_unlock(&f->rv.mu);
 }
 
-/* The reply waits out the lock in the outbox, tried again a minute later. */
+/* The reply waits out the lock in the outbox, tried again when the hold
+ * (--send-hold-ms) is over. */
 static void test_account_locked_is_shown_alerted_and_cleared(void **state)
 {
     struct fx *f = *state;
@@ -420,7 +422,7 @@ static void test_account_locked_is_shown_alerted_and_cleared(void **state)
     assert_int_equal(h_db_count(&f->p, "tok", "outbox", "state = 3"), 0);
     /* Meta takes sends again (the fault is used up): at its retry the reply
      * goes, which clears the attention without another alert */
-    assert_true(h_wait(attention_is, &off, 75000));
+    assert_true(h_wait(attention_is, &off, 15000));
     assert_true(h_wait(in_log, &cleared, 5000));
     assert_int_equal(h_db_count(&f->p, "tok", "outbox", "state = 2"), 1);
     assert_int_equal(h_db_count(&f->p, "tok", "outbox", "state <> 2"), 0);

@@ -21,6 +21,7 @@
 #define SECRET "conv-app-secret-0123456789"
 #define PHONE_ID "481516234200915"
 #define WINDOW_MS 400
+#define HOLD_MS "2500"  /* --send-hold-ms */
 
 struct fx {
     struct myna_proc p;
@@ -41,7 +42,7 @@ static int fx_start(struct fx *f, const char *extra_fields, int with_llm)
     const char *quiet_args[] = { "--listen", "127.0.0.1:0", "--token", "tok-conv", NULL };
     const char *llm_args[] = { "--listen", "127.0.0.1:0", NULL };
     const char *extra[] = { "--public", addr, "--bots", "1", "--send-reconcile-ms", "1500",
-                            "--send-unconfirmed-ms", "1000", NULL };
+                            "--send-unconfirmed-ms", "1000", "--send-hold-ms", HOLD_MS, NULL };
 
     memset(f, 0, sizeof(*f));
     if (port <= 0 || h_setup(&f->p, NULL) != 0)
@@ -544,6 +545,12 @@ static int locked_needs_attention(void *arg)
                                "code=368");
 }
 
+static int locked_needs_attention_131031(void *arg)
+{
+    return h_log_contains(arg, "event=needs_attention instance=conv reason=account_locked "
+                               "code=131031");
+}
+
 static void test_account_locked_needs_attention(void **state)
 {
     struct fx *f = *state;
@@ -554,6 +561,65 @@ static void test_account_locked_needs_attention(void **state)
     /* kept for later, not a dead letter */
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 0 AND error_code = 368"), 1);
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 3"), 0);
+}
+
+static int outbox_has(void *arg, const char *where, long n)
+{
+    return h_db_count(arg, "conv", "outbox", where) == n;
+}
+
+static int three_replies_queued(void *arg)
+{
+    return outbox_has(arg, "1", 3);
+}
+
+static int probe_refused(void *arg)
+{
+    return outbox_has(arg, "contact = '79160000001' AND attempts = 2 AND state = 0", 1);
+}
+
+static int reads_seen(struct fx *f)
+{
+    cJSON *all = fake_get(&f->graph, "/_fake/reads");
+    int n = cJSON_GetArraySize(all);
+
+    cJSON_Delete(all);
+    return n;
+}
+
+/* Meta's "stop sending" of a lock: after the first refusal the instance
+ * sends nothing (no other customer's reply, no mark-read) until the hold
+ * ends; then one reply is tried alone, and the rest follow only once Meta
+ * takes one. */
+static void test_locked_account_holds_every_send(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+    struct timespec settle = { 0, 300000000 };
+
+    fault(&f->graph, "{\"code\":131031,\"http\":403,\"count\":1000}");
+    post_text(f, "79160000001", "wamid.hold-1", "первый");
+    assert_true(h_wait(locked_needs_attention_131031, &f->p, 15000));
+    post_text(f, "79160000002", "wamid.hold-2", "второй");
+    post_text(f, "79160000003", "wamid.hold-3", "третий");
+    assert_true(h_wait(three_replies_queued, &f->p, 15000));
+    nanosleep(&settle, NULL);  /* they are held, not tried */
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 0 AND state = 0"), 2);
+    /* the probe, once the hold is over: the first reply alone, refused again */
+    assert_true(h_wait(probe_refused, &f->p, 15000));
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 0 AND state = 0"), 2);
+    assert_int_equal(reads_seen(f), 1);  /* the first turn's, before the lock was known */
+    /* the lock is lifted: the next probe goes, and then the rest */
+    {
+        char url[256];
+        snprintf(url, sizeof(url), "%s/_fake/reset", f->graph.url);
+        assert_int_equal(h_http("POST", url, "", 0, NULL, NULL, 0), 200);
+    }
+    wait_sent(f, 3);
+    assert_int_equal(sent_texts(f, sent, 8), 3);
+    assert_string_equal(sent[0], "ECHO: первый");
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 1"), 2);
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 3"), 1);
 }
 
 static void test_kill9_of_the_master_answers_each_once(void **state)
@@ -797,6 +863,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_window_closed_is_a_dead_letter, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_token_needs_attention, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_account_locked_needs_attention, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_locked_account_holds_every_send, setup_llm,
+                                        teardown),
     };
     int rc;
 
