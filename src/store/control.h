@@ -196,9 +196,13 @@ void myna_control_instance_release(struct myna_control_instance *inst);
 /* Appends a (its id is ignored); *id (NULL ok) is the new row's. */
 int myna_control_audit_add(struct myna_control *c, const struct myna_control_audit *a,
                            int64_t *id, struct myna_err *err);
-/* Newest first (by id: rows with the same ts_ms keep their order). */
-int myna_control_audit_list(struct myna_control *c, size_t limit, size_t offset,
-                            struct myna_control_audit **v, size_t *n, struct myna_err *err);
+/* Newest first (by id: rows with the same ts_ms keep their order), from
+ * the newest row whose id is below before_id (0: from the newest of all).
+ * Paging by before_id, the last id of the previous page, neither repeats
+ * nor skips rows when new ones are added meanwhile; an offset would. */
+int myna_control_audit_list(struct myna_control *c, int64_t before_id, size_t limit,
+                            size_t offset, struct myna_control_audit **v, size_t *n,
+                            struct myna_err *err);
 void myna_control_audit_release(struct myna_control_audit *a);
 /* Removes the rows older than before_ms among the limit oldest (by id), so
  * that one call stays short however large the log: call again while *n

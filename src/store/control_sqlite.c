@@ -130,7 +130,8 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_INST_COUNT] = "SELECT count(*) FROM instances WHERE (?1 = 0 OR owner_id = ?1)",
     [Q_AUDIT_ADD] = "INSERT INTO audit(ts_ms, user_id, user_name, action, target, detail,"
                     " from_addr) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [Q_AUDIT_LIST] = "SELECT " AUDIT_COLS " FROM audit ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+    [Q_AUDIT_LIST] = "SELECT " AUDIT_COLS " FROM audit WHERE id < ?3 ORDER BY id DESC "
+                     "LIMIT ?1 OFFSET ?2",
     [Q_AUDIT_PRUNE] = "DELETE FROM audit WHERE id IN (SELECT id FROM audit ORDER BY id LIMIT ?2)"
                       " AND ts_ms < ?1",
 };
@@ -1269,8 +1270,9 @@ int myna_control_audit_add(struct myna_control *c, const struct myna_control_aud
     return MYNA_OK;
 }
 
-int myna_control_audit_list(struct myna_control *c, size_t limit, size_t offset,
-                            struct myna_control_audit **v, size_t *n, struct myna_err *err)
+int myna_control_audit_list(struct myna_control *c, int64_t before_id, size_t limit,
+                            size_t offset, struct myna_control_audit **v, size_t *n,
+                            struct myna_err *err)
 {
     sqlite3_stmt *s = c->q[Q_AUDIT_LIST];
     int rc;
@@ -1281,6 +1283,7 @@ int myna_control_audit_list(struct myna_control *c, size_t limit, size_t offset,
         return rc;
     sqlite3_bind_int64(s, 1, (sqlite3_int64)limit);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)offset);
+    sqlite3_bind_int64(s, 3, before_id > 0 ? before_id : INT64_MAX);
     return collect(c, s, sizeof(**v), audit_fill, audit_release_v, (void **)v, n, "audit rows",
                    err);
 }

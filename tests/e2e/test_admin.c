@@ -107,6 +107,17 @@ static double answer_num(const char *key)
     return d;
 }
 
+/* The "id" of the first object of the array answered last, or -1. */
+static double first_id(void)
+{
+    cJSON *arr = cJSON_Parse(C->resp);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(arr, 0), "id");
+    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+
+    cJSON_Delete(arr);
+    return d;
+}
+
 /* 1 if the newest 1000 rows of p's audit log hold one of action on target
  * whose detail (as JSON text) contains detail (NULL: any, "": none). */
 static int audit_has(const struct myna_proc *p, const char *action, const char *target,
@@ -295,6 +306,23 @@ static void test_lifecycle(void **state)
     assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/audit", NULL), 200);
     assert_non_null(strstr(C->resp, "instance.delete"));
     assert_non_null(strstr(C->resp, "instance.create"));
+    {   /* the next page starts below the last id seen */
+        char path[96];
+        double newest, next;
+        assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/audit?limit=1", NULL), 200);
+        assert_non_null(strstr(C->resp, "instance.delete"));
+        newest = first_id();
+        snprintf(path, sizeof(path), "/admin/audit?limit=1&before=%.0f", newest);
+        assert_int_equal(api(ADMIN_TOKEN, "GET", path, NULL), 200);
+        next = first_id();
+        assert_true(next > 0 && next < newest);
+        assert_null(strstr(C->resp, "instance.delete"));
+        assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/audit?before=1", NULL), 200);
+        assert_string_equal(C->resp, "[]");
+        assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/audit?before=0", NULL), 400);
+        assert_non_null(strstr(C->resp, "'before' an id from 1"));
+        assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/audit?before=x", NULL), 400);
+    }
 }
 
 static void test_bad_input(void **state)

@@ -206,7 +206,7 @@ static size_t audit_count(struct myna_control *c)
     struct myna_control_audit *v;
     size_t n;
 
-    assert_int_equal(myna_control_audit_list(c, MYNA_CONTROL_LIST_MAX, 0, &v, &n, NULL),
+    assert_int_equal(myna_control_audit_list(c, 0, MYNA_CONTROL_LIST_MAX, 0, &v, &n, NULL),
                      MYNA_OK);
     for (size_t i = 0; i < n; i++)
         myna_control_audit_release(&v[i]);
@@ -1139,7 +1139,7 @@ static void test_audit_order_fields_paging(void **state)
     }
     assert_int_equal(err.code, 0);
 
-    assert_int_equal(myna_control_audit_list(f->c, 3, 0, &v, &n, &err), MYNA_OK);
+    assert_int_equal(myna_control_audit_list(f->c, 0, 3, 0, &v, &n, &err), MYNA_OK);
     assert_int_equal(n, 3);
     assert_string_equal(v[0].action, "step.9");  /* newest first */
     assert_string_equal(v[1].action, "step.8");
@@ -1149,7 +1149,7 @@ static void test_audit_order_fields_paging(void **state)
         myna_control_audit_release(&v[i]);
     free(v);
 
-    assert_int_equal(myna_control_audit_list(f->c, 5, 10, &v, &n, &err), MYNA_OK);
+    assert_int_equal(myna_control_audit_list(f->c, 0, 5, 10, &v, &n, &err), MYNA_OK);
     assert_int_equal(n, 2);
     assert_int_equal(v[0].id, id2);
     assert_int_equal(v[0].user_id, 0);
@@ -1169,10 +1169,38 @@ static void test_audit_order_fields_paging(void **state)
         myna_control_audit_release(&v[i]);
     myna_control_audit_release(NULL);
     free(v);
-    assert_int_equal(myna_control_audit_list(f->c, 5, 12, &v, &n, &err), MYNA_OK);
+    assert_int_equal(myna_control_audit_list(f->c, 0, 5, 12, &v, &n, &err), MYNA_OK);
     assert_int_equal(n, 0);
     free(v);
-    assert_int_equal(myna_control_audit_list(f->c, 0, 0, &v, &n, &err), MYNA_EINVAL);
+
+    /* paging by id: a row added between two pages neither repeats nor
+     * hides one (an offset of 3 would show step.7 again) */
+    {
+        int64_t last;
+        assert_int_equal(myna_control_audit_list(f->c, 0, 3, 0, &v, &n, &err), MYNA_OK);
+        assert_int_equal(n, 3);
+        last = v[2].id;
+        for (size_t i = 0; i < n; i++)
+            myna_control_audit_release(&v[i]);
+        free(v);
+        audit(f->c, 3000, "step.new", "x");
+        assert_int_equal(myna_control_audit_list(f->c, last, 3, 0, &v, &n, &err), MYNA_OK);
+        assert_int_equal(n, 3);
+        assert_string_equal(v[0].action, "step.6");
+        assert_string_equal(v[2].action, "step.4");
+        for (size_t i = 0; i < n; i++)
+            myna_control_audit_release(&v[i]);
+        free(v);
+        assert_int_equal(myna_control_audit_list(f->c, id2, 5, 0, &v, &n, &err), MYNA_OK);
+        assert_int_equal(n, 1);  /* the oldest alone */
+        assert_int_equal(v[0].id, id1);
+        myna_control_audit_release(&v[0]);
+        free(v);
+        assert_int_equal(myna_control_audit_list(f->c, id1, 5, 0, &v, &n, &err), MYNA_OK);
+        assert_int_equal(n, 0);
+        free(v);
+    }
+    assert_int_equal(myna_control_audit_list(f->c, 0, 0, 0, &v, &n, &err), MYNA_EINVAL);
     assert_err(&err, MYNA_EINVAL, "cannot list audit rows");
 }
 
@@ -1201,7 +1229,7 @@ static void test_audit_prune(void **state)
     /* the oldest ten now hold the new row: only the old ones among them go */
     assert_int_equal(myna_control_audit_prune(f->c, 5000, 10, &n, NULL), MYNA_OK);
     assert_int_equal(n, 6);
-    assert_int_equal(myna_control_audit_list(f->c, 10, 0, &v, &k, &err), MYNA_OK);
+    assert_int_equal(myna_control_audit_list(f->c, 0, 10, 0, &v, &k, &err), MYNA_OK);
     assert_int_equal(k, 1);
     assert_string_equal(v[0].action, "new");
     myna_control_audit_release(&v[0]);
@@ -1319,7 +1347,7 @@ static void test_schema_when_a_user_goes(void **state)
     assert_int_equal(myna_control_instance_get(f->c, "kept", &in, NULL), MYNA_OK);
     assert_int_equal(in.owner_id, 0);
     myna_control_instance_release(&in);
-    assert_int_equal(myna_control_audit_list(f->c, 10, 0, &v, &n, NULL), MYNA_OK);
+    assert_int_equal(myna_control_audit_list(f->c, 0, 10, 0, &v, &n, NULL), MYNA_OK);
     assert_int_equal(n, 1);
     assert_string_equal(v[0].user_name, "leaver");
     assert_int_equal(v[0].user_id, uid);
@@ -1373,7 +1401,7 @@ static void test_sql_looking_strings_verbatim(void **state)
         assert_string_equal(u.password_hash, evil3);
         myna_control_user_release(&u);
     }
-    assert_int_equal(myna_control_audit_list(f->c, 10, 0, &av, &n, &err), MYNA_OK);
+    assert_int_equal(myna_control_audit_list(f->c, 0, 10, 0, &av, &n, &err), MYNA_OK);
     assert_int_equal(n, 1);
     assert_string_equal(av[0].user_name, evil1);
     assert_string_equal(av[0].action, action);
@@ -1587,7 +1615,7 @@ static void test_persistence_across_reopen(void **state)
     assert_int_equal(in.auto_start, 1);
     assert_int_equal(in.updated_ms, 30);
     myna_control_instance_release(&in);
-    assert_int_equal(myna_control_audit_list(c, 10, 0, &av, &n, NULL), MYNA_OK);
+    assert_int_equal(myna_control_audit_list(c, 0, 10, 0, &av, &n, NULL), MYNA_OK);
     assert_int_equal(n, 1);
     assert_string_equal(av[0].action, "instance.update");
     myna_control_audit_release(&av[0]);
