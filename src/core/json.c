@@ -3,6 +3,7 @@
 #include "core/json.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,17 @@ int myna_json_arena_end(struct myna_json_section *s)
     return failed;
 }
 
+/* The four bytes after a \u decode to code point 0: "0000", or any byte
+ * that is not a hex digit, which cJSON (1.7.15) reads as a 0 for the whole
+ * escape instead of refusing it ("\uzzzz" is a NUL to it). */
+static int u_escape_is_nul(const char *hex)
+{
+    for (int k = 0; k < 4; k++)
+        if (!isxdigit((unsigned char)hex[k]))
+            return 1;
+    return memcmp(hex, "0000", 4) == 0;
+}
+
 int myna_json_has_nul(const char *text, size_t n)
 {
     int in_string = 0;
@@ -71,8 +83,7 @@ int myna_json_has_nul(const char *text, size_t n)
             in_string = !in_string;
         } else if (in_string && text[i] == '\\' && i + 1 < n) {
             i++;
-            if (text[i] == '\0' ||
-                (text[i] == 'u' && n - i > 4 && memcmp(text + i + 1, "0000", 4) == 0))
+            if (text[i] == '\0' || (text[i] == 'u' && n - i > 4 && u_escape_is_nul(text + i + 1)))
                 return 1;
         }
     }

@@ -29,7 +29,9 @@ void myna_json_arena_begin(struct myna_json_section *s, struct myna_arena *a);
 int myna_json_arena_end(struct myna_json_section *s);
 
 /* 1 if cJSON would read a string of the n bytes at text as shorter than it
- * is: a NUL byte anywhere, or a \u0000 escape inside a string. cJSON keeps
+ * is: a NUL byte anywhere, or a \u escape inside a string that cJSON
+ * decodes as 0 (\u0000, or one with a byte that is not a hex digit, which
+ * cJSON 1.7.15 takes for a 0 instead of refusing it). cJSON keeps
  * no string lengths, so such a valuestring ends at the NUL ("a\u0000b" reads
  * as "a") and nothing in the tree tells. Else 0 (also for NULL). Exact for
  * any text cJSON parses; on other text it may say 1 where no string would

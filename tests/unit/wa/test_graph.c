@@ -864,6 +864,14 @@ static void test_classify_hostile(void **state)
         assert_int_equal(r.cls, MYNA_SEND_FAILED);
         assert_string_equal(r.wamid, "");
         assert_non_null(strstr(r.error, "NUL"));
+        {   /* cJSON reads a \u with a byte that is not hex as a NUL too */
+            static const char bad[] = "{\"messaging_product\":\"whatsapp\","
+                                      "\"messages\":[{\"id\":\"wamid.AB\\u-123CD\"}]}";
+            myna_graph_classify(200, 0, bad, sizeof(bad) - 1, &r);
+            assert_sane(&r);
+            assert_int_equal(r.cls, MYNA_SEND_FAILED);
+            assert_string_equal(r.wamid, "");
+        }
         myna_graph_classify(200, 0, ok, sizeof(ok) - 1, &r);
         assert_sane(&r);
         assert_int_equal(r.cls, MYNA_SEND_FAILED);
