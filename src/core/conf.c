@@ -234,27 +234,35 @@ static const char *env_get(char **envp, const char *name)
     return NULL;
 }
 
-/* Finds --config in argv (it decides which file is read first); the last
- * one wins, as for every other flag. */
-static const char *flag_config(int argc, char **argv)
-{
-    const char *path = NULL;
-
-    for (int i = 0; i < argc; i++) {
-        if (strncmp(argv[i], "--config=", 9) == 0)
-            path = argv[i] + 9;
-        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-            path = argv[++i];
-    }
-    return path;
-}
-
 static int passthrough_index(const char *const *passthrough, const char *arg)
 {
     for (int i = 0; passthrough && passthrough[i]; i++)
         if (strcmp(passthrough[i], arg) == 0)
             return i;
     return -1;
+}
+
+/* Finds --config in argv (it decides which file is read first); the last
+ * one wins, as for every other flag. argv is walked as load_flags walks it,
+ * so the value of another flag ("--data --config=x") is never taken for
+ * --config. */
+static const char *flag_config(int argc, char **argv, const char *const *passthrough)
+{
+    const char *path = NULL;
+
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (passthrough_index(passthrough, arg) >= 0 || strncmp(arg, "--", 2) != 0)
+            continue;
+        if (strncmp(arg, "--config=", 9) == 0) {
+            path = arg + 9;
+        } else if (strchr(arg, '=') == NULL && i + 1 < argc) {
+            if (strcmp(arg, "--config") == 0)
+                path = argv[i + 1];
+            i++;  /* the flag's value */
+        }
+    }
+    return path;
 }
 
 static int load_flags(struct myna_conf *conf, int argc, char **argv,
@@ -307,7 +315,7 @@ int myna_conf_load(struct myna_conf *conf, int argc, char **argv, char **envp,
     for (const struct myna_opt *o = myna_opts; o->name; o++)
         if ((rc = myna_conf_set(conf, o->name, o->def, "default", err)) != MYNA_OK)
             goto fail;
-    path = flag_config(argc, argv);
+    path = flag_config(argc, argv, passthrough);
     if (path == NULL)
         path = env_get(envp, "MYNA_CONFIG");
     if (path != NULL && path[0] != '\0') {

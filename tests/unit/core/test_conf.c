@@ -283,6 +283,32 @@ static void test_conf_unrelated_env_ignored(void **state)
 
 /* ---- the file ---- */
 
+/* A flag's value that looks like --config=FILE is that flag's value: the
+ * file is not read. */
+static void test_conf_config_only_as_a_flag(void **state)
+{
+    struct fix *f = *state;
+    struct myna_conf c;
+    char arg[200];
+    const char *const args[] = { "--data", arg, NULL };
+    const char *const last[] = { "--log-file", "--config", "--config", arg, NULL };
+
+    put(f, "log_level = debug\n");
+    snprintf(arg, sizeof(arg), "--config=%s", f->path);
+    load_ok(&c, args, NULL);
+    assert_string_equal(c.data_dir, arg);
+    assert_int_equal(c.log_level, 2); /* info */
+    assert_string_equal(c.config, "");
+    myna_conf_release(&c);
+    /* "--config" as the value of --log-file, then a real --config */
+    snprintf(arg, sizeof(arg), "%s", f->path);
+    load_ok(&c, last, NULL);
+    assert_string_equal(c.log_file, "--config");
+    assert_string_equal(c.config, f->path);
+    assert_int_equal(c.log_level, 3); /* debug */
+    myna_conf_release(&c);
+}
+
 static void test_conf_file_parsing(void **state)
 {
     struct fix *f = *state;
@@ -1155,6 +1181,7 @@ int main(void)
         T(test_conf_defaults),
         T(test_conf_null_envp_and_argv),
         T(test_conf_unrelated_env_ignored),
+        T(test_conf_config_only_as_a_flag),
         T(test_conf_file_parsing),
         T(test_conf_file_quotes),
         T(test_conf_file_later_line_wins),
