@@ -17,7 +17,7 @@
 #include "core/err.h"
 #include "core/banned.h"
 
-int myna_log_level_cur = MYNA_INFO;
+_Atomic int myna_log_level_cur = MYNA_INFO;
 
 static char log_proc[32] = "myna";
 static char log_path[4096];
@@ -130,9 +130,9 @@ int myna_log_open_rotating(const char *path, size_t max_bytes, int keep)
         return fd;
     if (log_fd > STDERR_FILENO)
         close(log_fd);
+    log_fd = STDERR_FILENO;  /* also if the dup2 below fails: never a closed fd */
     if ((rc = log_onto_stdio(fd)) != 0)
         return rc;
-    log_fd = STDERR_FILENO;
     snprintf(log_path, sizeof(log_path), "%s", path);
     rot_max = max_bytes;
     rot_keep = keep;

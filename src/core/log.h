@@ -14,7 +14,9 @@
 
 enum myna_log_level { MYNA_ERROR = 0, MYNA_WARN = 1, MYNA_INFO = 2, MYNA_DEBUG = 3 };
 
-extern int myna_log_level_cur;
+/* Atomic: a SIGHUP sets it on the loop thread while other threads (the
+ * ingress writer) log. */
+extern _Atomic int myna_log_level_cur;
 
 #define MYNA_LOG(level, event, ...)                          \
     do {                                                     \
