@@ -44,6 +44,8 @@ struct keyed {
 struct contact_index {
     struct keyed *by_wa_id, *by_user_id;
     size_t n_wa_id, n_user_id;
+    size_t n_contacts;     /* objects in contacts[] */
+    const cJSON *only;     /* the first of them */
 };
 
 /* ---- typed accessors: NULL whenever the JSON type is not the expected one */
@@ -299,23 +301,36 @@ static void index_value_contacts(struct cloud_parse *p, const cJSON *value,
 {
     const cJSON *contacts = get_arr(value, "contacts");
 
+    ci->n_contacts = arr_len(contacts);
+    ci->only = cJSON_IsObject(cJSON_GetArrayItem(contacts, 0)) ? cJSON_GetArrayItem(contacts, 0)
+                                                               : NULL;
     ci->by_wa_id = index_contacts(p, contacts, "wa_id", &ci->n_wa_id);
     ci->by_user_id = index_contacts(p, contacts, "user_id", &ci->n_user_id);
 }
 
-/* Phone number first (A4); without one (2026 usernames, A9) the business-
- * scoped user id is the only key left. contact is "" when the number is
- * withheld, so that it is never NULL. */
+/* The sender's contact: by phone number first (A4), wa_id == from, also
+ * with a '+' before from; then by the business-scoped user id (2026
+ * usernames, A9). Meta warns that from and wa_id "may not always match"
+ * (numbers it rewrites, Brazil, Mexico): a from that matches no contact
+ * in a value that lists one contact only is that contact's. The key is the contact's wa_id when there is one
+ * (the form to send to), else from; "" when the number is withheld, so
+ * that it is never NULL. */
 static void read_sender(struct cloud_parse *p, const struct contact_index *ci,
                         const cJSON *m, struct myna_inbound *in)
 {
     const char *from = nonempty(get_str(m, "from"));
     const char *from_uid = nonempty(get_str(m, "from_user_id"));
     const cJSON *c = lookup(ci->by_wa_id, ci->n_wa_id, from);
+    const char *wa_id;
 
+    if (c == NULL && from != NULL && from[0] == '+')
+        c = lookup(ci->by_wa_id, ci->n_wa_id, from + 1);
     if (c == NULL)
         c = lookup(ci->by_user_id, ci->n_user_id, from_uid);
-    in->contact = from != NULL ? copy(p, from) : "";
+    if (c == NULL && from != NULL && ci->n_contacts == 1)
+        c = ci->only;
+    wa_id = nonempty(get_str(c, "wa_id"));
+    in->contact = wa_id != NULL ? copy(p, wa_id) : from != NULL ? copy(p, from) : "";
     in->contact_user_id = copy(p, from_uid != NULL ? from_uid : get_str(c, "user_id"));
     in->profile_name = copy_str(p, get_obj(c, "profile"), "name");
 }
@@ -616,9 +631,10 @@ static void fill_change(struct cloud_parse *p, const cJSON *change)
 {
     const cJSON *value = get_obj(change, "value");
     const cJSON *msgs, *stats, *it;
-    struct contact_index ci = { NULL, NULL, 0, 0 };
+    struct contact_index ci;
     const char *pnid;
 
+    memset(&ci, 0, sizeof(ci));
     if (!is_messages_change(change) || p->rc != MYNA_OK)
         return;
     /* one copy shared by every record of this value */

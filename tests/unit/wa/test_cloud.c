@@ -1021,6 +1021,32 @@ static void test_contacts_matched_not_by_index(void **state)
     parsed_release(&p);
 }
 
+/* Meta warns that from and wa_id "may not always match": a '+' before
+ * from still finds its contact, and a value with one contact gives it to
+ * a from that matches none; the key is then the wa_id, the form to send
+ * to. With two contacts and no match, nothing is guessed. */
+static void test_from_not_wa_id(void **state)
+{
+    struct parsed p;
+    static const struct want_msg w[3] = {
+        { .pnid = PNID, .wamid = "wamid.extra.from.1", .contact = "16505551234",
+          .profile_name = "Sam", .ts = 1773482000, .type = MYNA_MSG_TEXT,
+          .text = "with a plus" },
+        { .pnid = PNID, .wamid = "wamid.extra.from.2", .contact = "79160000000",
+          .ts = 1773482001, .type = MYNA_MSG_TEXT, .text = "two contacts, neither" },
+        { .pnid = PNID, .wamid = "wamid.extra.from.3", .contact = "551187654321",
+          .profile_name = "Ana", .ts = 1773482002, .type = MYNA_MSG_TEXT,
+          .text = "rewritten number" },
+    };
+
+    (void)state;
+    parse_file(&p, "cloud/extra/from-not-wa-id.json");
+    expect_counts(&p, 3, 0, 0, 0, 0);
+    for (int i = 0; i < 3; i++)
+        expect_msg(&p.b.msgs[i], &w[i]);
+    parsed_release(&p);
+}
+
 static void test_numbers_as_strings(void **state)
 {
     struct parsed p;
@@ -1577,6 +1603,7 @@ int main(void)
         cmocka_unit_test(test_unknown_and_missing_type),
         cmocka_unit_test(test_missing_from_uses_bsuid),
         cmocka_unit_test(test_contacts_matched_not_by_index),
+        cmocka_unit_test(test_from_not_wa_id),
         cmocka_unit_test(test_numbers_as_strings),
         cmocka_unit_test(test_strings_as_numbers),
         cmocka_unit_test(test_wrong_types_everywhere),
