@@ -67,25 +67,44 @@ static int u_escape_is_nul(const char *hex)
     return memcmp(hex, "0000", 4) == 0;
 }
 
-int myna_json_has_nul(const char *text, size_t n)
+/* Walks text[0..n) as cJSON tells strings apart: a '"' opens one outside
+ * a string and closes it inside, where a backslash makes the next byte
+ * literal. Without mend it stops at the first NUL byte or \u escape that
+ * cJSON decodes as 0 and returns 1. With mend (text itself) it writes
+ * "FFFD" over each \u0000 escape, counts them, and passes the rest over:
+ * a malformed escape is left as it is (it may hold a quote or a backslash,
+ * and writing over one would move where a string ends). */
+static size_t scan_nul(const char *text, size_t n, char *mend)
 {
     int in_string = 0;
+    size_t found = 0;
 
-    if (text == NULL)
-        return 0;
-    /* strings are told apart as cJSON does: a '"' opens one outside a
-     * string and closes it inside, where a backslash makes the next byte
-     * literal */
     for (size_t i = 0; i < n; i++) {
-        if (text[i] == '\0')
-            return 1;
-        if (text[i] == '"') {
+        if (text[i] == '\0') {
+            if (mend == NULL)
+                return 1;
+        } else if (text[i] == '"') {
             in_string = !in_string;
         } else if (in_string && text[i] == '\\' && i + 1 < n) {
             i++;
-            if (text[i] == '\0' || (text[i] == 'u' && n - i > 4 && u_escape_is_nul(text + i + 1)))
+            if (mend == NULL &&
+                (text[i] == '\0' || (text[i] == 'u' && n - i > 4 && u_escape_is_nul(text + i + 1))))
                 return 1;
+            if (mend != NULL && text[i] == 'u' && n - i > 4 && memcmp(text + i + 1, "0000", 4) == 0) {
+                memcpy(mend + i + 1, "FFFD", 4);
+                found++;
+            }
         }
     }
-    return 0;
+    return found;
+}
+
+int myna_json_has_nul(const char *text, size_t n)
+{
+    return text != NULL && scan_nul(text, n, NULL) != 0;
+}
+
+size_t myna_json_mend_nul(char *text, size_t n)
+{
+    return text != NULL ? scan_nul(text, n, text) : 0;
 }

@@ -38,4 +38,11 @@ int myna_json_arena_end(struct myna_json_section *s);
  * have been cut. */
 int myna_json_has_nul(const char *text, size_t n);
 
+/* Rewrites, in place, each \u0000 escape in a string of text[0..n) into
+ * \uFFFD, the replacement character: the same six bytes, so nothing
+ * moves, and cJSON then cuts no string there. Malformed \u escapes and NUL
+ * bytes, which no valid JSON holds, are left as they are (check with
+ * myna_json_has_nul). Returns how many escapes it rewrote; 0 for NULL. */
+size_t myna_json_mend_nul(char *text, size_t n);
+
 #endif

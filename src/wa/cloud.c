@@ -668,10 +668,10 @@ static void walk(struct cloud_parse *p, const cJSON *entries,
  * surrogates, nothing past U+10FFFF). cJSON passes raw bytes through;
  * checking here keeps record.h's promise that every string is UTF-8
  * (cJSON's own \u decoding already yields valid UTF-8). */
-static int parse_json(const char *body, size_t len, cJSON **root /* OUT */,
-                      struct myna_err *err)
+static int parse_json(struct cloud_parse *p, const char *body, size_t len,
+                      cJSON **root /* OUT */, struct myna_err *err)
 {
-    const char *end = NULL;
+    const char *end = NULL, *nul;
     size_t off;
 
     *root = NULL;
@@ -681,6 +681,21 @@ static int parse_json(const char *body, size_t len, cJSON **root /* OUT */,
     if (off < len)
         return myna_err_set(err, MYNA_EPARSE,
                             "webhook body is not valid UTF-8 at byte %zu", off);
+    /* no JSON text holds a NUL byte; cJSON would end a string there */
+    if ((nul = memchr(body, '\0', len)) != NULL)
+        return myna_err_set(err, MYNA_EPARSE, "webhook body holds a NUL byte at byte %zu",
+                            (size_t)(nul - body));
+    /* \u0000 is valid JSON, but cJSON would end the string there: a wamid
+     * "wamid.A\u0000B" would read as "wamid.A", one with the next such
+     * message's. A copy with \uFFFD in its place cuts nothing. */
+    if (memmem(body, len, "u0000", 5) != NULL) {
+        char *copy = myna_arena_alloc(p->a, len);
+        if (copy == NULL)
+            return myna_err_set(err, MYNA_ENOMEM, "out of memory copying the webhook body");
+        memcpy(copy, body, len);
+        myna_json_mend_nul(copy, len);
+        body = copy;
+    }
     /* require_null_terminated would read body[len]: check the tail here */
     *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (*root == NULL)
@@ -775,7 +790,7 @@ int myna_cloud_parse(const char *body, size_t len, struct myna_arena *a,
     p.a = a;
     /* the tree and the printed raw objects live in the caller's arena */
     myna_json_arena_begin(&js, a);
-    rc = parse_json(body, len, &root, err);
+    rc = parse_json(&p, body, len, &root, err);
     if (rc == MYNA_OK)
         rc = check_envelope(root, &entries, err);
     if (rc == MYNA_OK)

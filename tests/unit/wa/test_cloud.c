@@ -1195,6 +1195,28 @@ static void test_not_json(void **state)
     expect_fail_str("   ", MYNA_EPARSE, "not valid JSON");
 }
 
+/* Two wamids that differ only after a \u0000 stay two messages; a NUL
+ * byte, which no JSON text holds, is refused. */
+static void test_nul_cuts_nothing(void **state)
+{
+    static const char two[] =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":"
+        "\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"" PNID "\"},\"messages\":["
+        "{\"from\":\"79161234567\",\"id\":\"wamid.A\\u0000B\",\"type\":\"text\"},"
+        "{\"from\":\"79161234567\",\"id\":\"wamid.A\\u0000C\",\"type\":\"text\"}]}}]}]}";
+    static const char raw_nul[] =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"a\0b\"}]}";
+    struct parsed p;
+
+    (void)state;
+    parse_str(&p, two);
+    expect_counts(&p, 2, 0, 0, 0, 0);
+    assert_string_equal(p.b.msgs[0].wamid, "wamid.A\xef\xbf\xbd" "B");
+    assert_string_equal(p.b.msgs[1].wamid, "wamid.A\xef\xbf\xbd" "C");
+    parsed_release(&p);
+    expect_fail(raw_nul, sizeof(raw_nul) - 1, MYNA_EPARSE, "NUL byte at byte 55");
+}
+
 static void test_trailing_bytes(void **state)
 {
     static const char ok[] = "{\"object\":\"whatsapp_business_account\",\"entry\":[]} \r\n\t";
@@ -1211,7 +1233,7 @@ static void test_trailing_bytes(void **state)
                     "bytes after the JSON value");
     expect_fail_str("{\"object\":\"whatsapp_business_account\",\"entry\":[]}{}", MYNA_EPARSE,
                     "bytes after the JSON value");
-    expect_fail(nul, sizeof(nul) - 1, MYNA_EPARSE, "bytes after the JSON value at byte 49");
+    expect_fail(nul, sizeof(nul) - 1, MYNA_EPARSE, "NUL byte at byte 49");
 }
 
 static void test_invalid_utf8(void **state)
@@ -1364,11 +1386,14 @@ static void test_small_shapes(void **state)
     expect_counts(&p, 1, 0, 0, 0, 0);
     assert_string_equal(p.b.msgs[0].wamid, "first");
     parsed_release(&p);
-    /* \u0000 ends the C string early instead of smuggling bytes past it */
-    parse_one_msg(&p, "\"id\":\"wamid.a\\u0000b\",\"type\":\"text\",\"text\":{\"body\":\"x\\u0000y\"}");
+    /* \u0000 would end the C string early: it reads as U+FFFD instead, and
+     * nothing is cut (an escaped backslash before u0000 is no escape) */
+    parse_one_msg(&p, "\"id\":\"wamid.a\\u0000b\",\"type\":\"text\","
+                      "\"text\":{\"body\":\"x\\u0000y \\\\u0000\"}");
     expect_counts(&p, 1, 0, 0, 0, 0);
-    assert_string_equal(p.b.msgs[0].wamid, "wamid.a");
-    assert_string_equal(p.b.msgs[0].text, "x");
+    assert_string_equal(p.b.msgs[0].wamid, "wamid.a\xef\xbf\xbd" "b");
+    assert_string_equal(p.b.msgs[0].text, "x\xef\xbf\xbdy \\u0000");
+    assert_non_null(strstr(p.b.msgs[0].raw, "x\xef\xbf\xbdy"));
     parsed_release(&p);
     /* "messages": null is absent, not invalid */
     parse_str(&p, "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{"
@@ -1604,6 +1629,7 @@ int main(void)
         cmocka_unit_test(test_missing_from_uses_bsuid),
         cmocka_unit_test(test_contacts_matched_not_by_index),
         cmocka_unit_test(test_from_not_wa_id),
+        cmocka_unit_test(test_nul_cuts_nothing),
         cmocka_unit_test(test_numbers_as_strings),
         cmocka_unit_test(test_strings_as_numbers),
         cmocka_unit_test(test_wrong_types_everywhere),
