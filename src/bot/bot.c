@@ -433,6 +433,16 @@ static int consume(struct bot *b, const struct myna_inbox_row *row, int *timer,
     *timer = 0;
     if (m->contact == NULL || m->contact[0] == '\0' || gate_refuses(b->in, m->contact))
         return MYNA_OK;  /* stored by the ingress, never answered */
+    if (m->phone_number_id != NULL && m->phone_number_id[0] != '\0' &&
+        strcmp(m->phone_number_id, b->in->phone_number_id) != 0) {
+        /* written to another number of the same Meta app, one no instance
+         * owns (the ingress kept it here): an answer would come from ours */
+        char q[64];
+        MYNA_LOG(MYNA_INFO, "not_answered", "instance=%s seq=%" PRId64 " reason=other_number"
+                 " phone_number_id=%s", b->in->id, row->seq,
+                 myna_log_q(q, sizeof(q), m->phone_number_id));
+        return MYNA_OK;
+    }
     switch (m->type) {
     case MYNA_MSG_REACTION:
     case MYNA_MSG_SYSTEM:

@@ -622,6 +622,34 @@ static void test_locked_account_holds_every_send(void **state)
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 3"), 1);
 }
 
+/* A message to another number of the same Meta app, one no instance owns,
+ * is kept by the instance of the URL, but never answered from its number. */
+static void test_other_number_is_kept_not_answered(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+    struct timespec settle = { 0, (WINDOW_MS * 3) * 1000000L };
+    int n = snprintf(body_buf, sizeof(body_buf),
+                     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\","
+                     "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":"
+                     "{\"display_phone_number\":\"79990003344\",\"phone_number_id\":\"999000111222333\"},"
+                     "\"contacts\":[{\"profile\":{\"name\":\"Ann\"},\"wa_id\":\"79160000009\"}],"
+                     "\"messages\":[{\"from\":\"79160000009\",\"id\":\"wamid.other-1\","
+                     "\"timestamp\":\"%ld\",\"type\":\"text\",\"text\":{\"body\":\"hello\"}}]},"
+                     "\"field\":\"messages\"}]}]}",
+                     (long)time(NULL));
+
+    assert_int_equal(h_post_signed(f->p.public_url, "conv", SECRET, body_buf, (size_t)n, NULL, 0),
+                     200);
+    post_text(f, "79161234567", "wamid.own-1", "и мне");
+    wait_sent(f, 1);
+    nanosleep(&settle, NULL);
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "ECHO: и мне");
+    assert_int_equal(h_db_count(&f->p, "conv", "inbox", "wamid = 'wamid.other-1'"), 1);
+    assert_true(h_bot_log_contains(&f->p, "conv", "reason=other_number"));
+}
+
 static void test_kill9_of_the_master_answers_each_once(void **state)
 {
     struct fx *f = *state;
@@ -864,6 +892,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_token_needs_attention, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_account_locked_needs_attention, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_locked_account_holds_every_send, setup_llm,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_other_number_is_kept_not_answered, setup_llm,
                                         teardown),
     };
     int rc;
