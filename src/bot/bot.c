@@ -33,6 +33,8 @@
 #define WA_TEXT_MAX 4096
 #define SEND_TIMEOUT_MS 20000
 #define SEND_BATCH 64         /* due records read per sender pass */
+#define ANSWER_RETRY_FIRST_MS 200
+#define ANSWER_RETRY_MAX_MS 10000
 /* Turns with the brain at once. The rest wait in the store (durable) and
  * start as answers come back: a backlog (a burst, a restart, the model
  * down) costs neither memory nor requests queued in curl, whose pending
@@ -85,6 +87,11 @@ struct bot {
     struct event *flush_ev;
     struct lane *due_lanes;       /* batch timers that fired */
     struct answering *done;       /* answers to commit */
+    /* answers whose commit failed, committed again by retry_timer after
+     * retry_ms (doubling from ANSWER_RETRY_FIRST_MS; 0 after a commit) */
+    struct answering *retrying;
+    struct event *retry_timer;
+    int retry_ms;
     struct sending *results;      /* send answers to record */
     /* the inbox and statuses cursors as committed: this bot is their only
      * writer (one bot per instance), so each is read from the store once */
@@ -359,6 +366,8 @@ static int add_fragment(struct bot *b, const struct myna_inbox_row *row, const c
         fresh = (struct myna_batch){ contact, t, 1, row->seq, row->seq, row->received_ms, name,
                                      wamid };
         rc = myna_bot_batch_put(b->bs, &fresh, err);
+        if (rc == MYNA_OK && fresh.n >= b->in->batch_max && !is_stale)  /* batch.max 1 */
+            rc = flush_batch(b, row->m.contact, err);
         myna_batch_release(&fresh);
         return rc;
     }
@@ -802,8 +811,7 @@ static int commit_answer(struct bot *b, struct answering *a, struct myna_err *er
     return rc;
 }
 
-/* After the flush: the lane is free again (a failed commit leaves the turn
- * pending: it is answered again). */
+/* After the flush committed it: the lane is free again. */
 static void answer_flushed(struct answering *a)
 {
     struct bot *b = a->b;
@@ -813,6 +821,41 @@ static void answer_flushed(struct answering *a)
                  a->n_ids, a->n_bodies);
     a->lane->busy = 0;
     answering_free(a);
+}
+
+/* A finished answer whose commit failed (the store locked or full) is
+ * committed again later as it is, its lane busy meanwhile. Answering its
+ * turn again would call the model again at once, over and over while the
+ * store fails, and the same words each time would trip the loop guard. */
+static void answer_retry(struct bot *b, struct answering *a)
+{
+    struct timeval tv;
+
+    b->retry_ms = b->retry_ms == 0 ? ANSWER_RETRY_FIRST_MS
+                  : b->retry_ms >= ANSWER_RETRY_MAX_MS / 2 ? ANSWER_RETRY_MAX_MS
+                                                           : b->retry_ms * 2;
+    a->done_next = b->retrying;
+    b->retrying = a;
+    if (!evtimer_pending(b->retry_timer, NULL)) {
+        tv.tv_sec = b->retry_ms / 1000;
+        tv.tv_usec = (suseconds_t)(b->retry_ms % 1000) * 1000;
+        evtimer_add(b->retry_timer, &tv);
+    }
+}
+
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct bot *b = arg;
+
+    (void)fd;
+    (void)what;
+    while (b->retrying) {
+        struct answering *a = b->retrying;
+        b->retrying = a->done_next;
+        a->done_next = b->done;
+        b->done = a;
+    }
+    queue_flush(b);
 }
 
 /* Prepares the reply and queues it for the flush, which commits history,
@@ -836,6 +879,17 @@ static void finish_reply(struct answering *a, const char *reply, int from_llm)
         rc = err.code ? err.code : myna_err_set(&err, MYNA_ENOMEM, "out of memory");
     else if (a->wa)
         rc = myna_wa_split(a->wa, WA_TEXT_MAX, &parts, &n_parts, &err);
+    if (rc == MYNA_OK && from_llm && n_parts == 0) {
+        /* the model said nothing that shows ("---", blank lines): the
+         * customer gets the fallback, and the call counts as failed */
+        MYNA_LOG(MYNA_WARN, "llm_failed", "instance=%s reason=blank_answer", b->in->id);
+        free(a->wa);
+        a->wa = NULL;
+        a->llm_ok = 0;
+        a->ai = 0;
+        finish_reply(a, b->in->fallback_text, 0);
+        return;
+    }
     if (rc == MYNA_OK && n_parts && (a->bodies = calloc(n_parts, sizeof(*a->bodies))) == NULL)
         rc = myna_err_set(&err, MYNA_ENOMEM, "out of memory");
     for (size_t i = 0; rc == MYNA_OK && i < n_parts; i++) {
@@ -1530,6 +1584,11 @@ static void flush(struct bot *b, int send)
     while (f.answers) {
         struct answering *a = f.answers;
         f.answers = a->done_next;
+        if (a->flush_rc != MYNA_OK) {
+            answer_retry(b, a);
+            continue;
+        }
+        b->retry_ms = 0;
         answer_flushed(a);
         kick = 1;
     }
@@ -1733,7 +1792,7 @@ static int setup_brain(struct bot *b, struct myna_err *err)
 static void bot_release(struct bot *b)
 {
     struct event *evs[] = { b->doorbell, b->poll, b->sig_term, b->sig_int, b->send_timer,
-                            b->turn_kick, b->flush_ev, b->heartbeat };
+                            b->retry_timer, b->turn_kick, b->flush_ev, b->heartbeat };
 
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (evs[i])
@@ -1830,6 +1889,7 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
     }
     b.poll = event_new(b.base, -1, EV_PERSIST, on_poll, &b);
     b.send_timer = evtimer_new(b.base, on_send_timer, &b);
+    b.retry_timer = evtimer_new(b.base, on_retry_timer, &b);
     b.turn_kick = event_new(b.base, -1, 0, on_turn_kick, &b);
     b.flush_ev = event_new(b.base, -1, 0, on_flush, &b);
     b.sig_term = evsignal_new(b.base, SIGTERM, on_stop, &b);
@@ -1851,7 +1911,7 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
     }
     if (opts->heartbeat_fd >= 0)
         b.heartbeat = event_new(b.base, -1, EV_PERSIST, on_heartbeat, &b);
-    if (!b.poll || !b.send_timer || !b.turn_kick || !b.flush_ev || !b.sig_term || !b.sig_int ||
+    if (!b.poll || !b.send_timer || !b.retry_timer || !b.turn_kick || !b.flush_ev || !b.sig_term || !b.sig_int ||
         (opts->doorbell_fd >= 0 && !b.doorbell) || event_add(b.poll, &poll) != 0 ||
         event_add(b.sig_term, NULL) != 0 || event_add(b.sig_int, NULL) != 0 ||
         (b.doorbell && event_add(b.doorbell, NULL) != 0) ||

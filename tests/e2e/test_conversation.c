@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ struct fx {
 
 static char body_buf[1 << 20];
 static int silent_graph;  /* the next fx_start: a Graph API that sends no statuses */
+static int batch_max = 10;  /* the next fx_start's batch.max */
 
 static int fx_start(struct fx *f, const char *extra_fields, int with_llm)
 {
@@ -57,8 +59,8 @@ static int fx_start(struct fx *f, const char *extra_fields, int with_llm)
              "[{\"id\":\"conv\",\"name\":\"Conversation\",\"provider\":\"cloud\","
              "\"phone_number_id\":\"" PHONE_ID "\",\"access_token\":\"tok-conv\","
              "\"app_secret\":\"" SECRET "\",\"verify_token\":\"v\",\"graph_url\":\"%s/v25.0\","
-             "\"batch\":{\"window_ms\":%d,\"max\":10}%s%s%s%s}]",
-             f->graph.url, WINDOW_MS, with_llm ? ",\"llm\":{\"url\":\"" : "",
+             "\"batch\":{\"window_ms\":%d,\"max\":%d}%s%s%s%s}]",
+             f->graph.url, WINDOW_MS, batch_max, with_llm ? ",\"llm\":{\"url\":\"" : "",
              with_llm ? f->llm.url : "", with_llm ? "/v1\",\"model\":\"fake-model\"}" : "",
              extra_fields ? extra_fields : "");
     {
@@ -121,6 +123,18 @@ static int setup_silent(void **state)
     silent_graph = 1;
     rc = f && fx_start(f, NULL, 1) == 0 ? 0 : -1;
     silent_graph = 0;
+    return rc;
+}
+
+static int setup_batch1(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    int rc;
+
+    *state = f;
+    batch_max = 1;
+    rc = f && fx_start(f, NULL, 1) == 0 ? 0 : -1;
+    batch_max = 10;
     return rc;
 }
 
@@ -437,6 +451,40 @@ static void test_model_down_gives_fallback(void **state)
     assert_true(h_metric(&f->p, "myna_llm_requests_total{instance=\"conv\",result=\"ok\"}") == 0);
 }
 
+/* A model answer with nothing that shows once formatted ("---", blank
+ * lines) is a failed call: the customer gets the fallback. */
+static void test_blank_answer_gives_fallback(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+
+    fault(&f->llm, "{\"reply\":\"---\\n\\n   \"}");
+    post_text(f, "79161234567", "wamid.blank-1", "Есть кто?");
+    wait_sent(f, 1);
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "Sorry, I cannot answer right now. We will get back to you soon.");
+    assert_true(h_bot_log_contains(&f->p, "conv", "reason=blank_answer"));
+    assert_true(h_metric(&f->p, "myna_llm_requests_total{instance=\"conv\",result=\"failed\"}") == 1);
+    assert_int_equal(h_db_count(&f->p, "conv", "turns", "state = 1 AND ai = 0"), 1);
+}
+
+/* batch.max 1: every text is a turn of its own, the first one too. */
+static void test_batch_max_one(void **state)
+{
+    struct fx *f = *state;
+    char llm[8][512];
+    struct timespec gap = { 0, 100000000 }, settle = { 0, (WINDOW_MS * 3) * 1000000L };
+
+    post_text(f, "79161234567", "wamid.max1-1", "первое");
+    nanosleep(&gap, NULL);
+    post_text(f, "79161234567", "wamid.max1-2", "второе");
+    wait_sent(f, 2);
+    nanosleep(&settle, NULL);
+    assert_int_equal(llm_user_texts(f, llm, 8), 2);
+    assert_string_equal(llm[0], "первое");
+    assert_string_equal(llm[1], "второе");
+}
+
 static void test_throughput_errors_are_retried_in_order(void **state)
 {
     struct fx *f = *state;
@@ -648,6 +696,51 @@ static void test_other_number_is_kept_not_answered(void **state)
     assert_string_equal(sent[0], "ECHO: и мне");
     assert_int_equal(h_db_count(&f->p, "conv", "inbox", "wamid = 'wamid.other-1'"), 1);
     assert_true(h_bot_log_contains(&f->p, "conv", "reason=other_number"));
+}
+
+static int llm_asked(void *arg)
+{
+    struct fx *f = arg;
+    cJSON *all = fake_get(&f->llm, "/_fake/requests");
+    int n = cJSON_GetArraySize(all);
+
+    cJSON_Delete(all);
+    return n >= 1;
+}
+
+static int commit_failed(void *arg)
+{
+    return h_bot_log_contains(arg, "conv", "event=turn_commit_failed");
+}
+
+/* The bot store is locked while the model answers (another writer, longer
+ * than the busy timeout, twice): the answer is committed once the lock
+ * goes, as it was; the model is not asked again, and the loop guard does
+ * not take the retries for a repeated text. */
+static void test_failed_commit_keeps_the_answer(void **state)
+{
+    struct fx *f = *state;
+    char path[400], sent[8][512], llm[8][512];
+    struct timespec settle = { 1, 0 };
+    sqlite3 *db = NULL;
+
+    fault(&f->llm, "{\"delay_ms\":1500}");
+    post_text(f, "79160000042", "wamid.lock-commit-1", "запишите меня");
+    assert_true(h_wait(llm_asked, f, 15000));
+    snprintf(path, sizeof(path), "%s/var/instances/conv.bot.db", f->p.dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    /* held until the answer's own transaction gave up too (5 s each) */
+    assert_true(h_wait(commit_failed, &f->p, 40000));
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    wait_sent(f, 1);
+    nanosleep(&settle, NULL);
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "ECHO: запишите меня");
+    assert_int_equal(llm_user_texts(f, llm, 8), 1);
+    assert_false(h_bot_log_contains(&f->p, "conv", "event=loop_guard"));
+    assert_int_equal(h_db_count(&f->p, "conv", "turns", "state = 1 AND ai = 1"), 1);
 }
 
 static void test_kill9_of_the_master_answers_each_once(void **state)
@@ -886,6 +979,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit_notice_then_silence, setup_rate, teardown),
         cmocka_unit_test_setup_teardown(test_loop_guard_silences_an_auto_responder, setup_loop, teardown),
         cmocka_unit_test_setup_teardown(test_model_down_gives_fallback, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_blank_answer_gives_fallback, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_max_one, setup_batch1, teardown),
         cmocka_unit_test_setup_teardown(test_throughput_errors_are_retried_in_order, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_lost_answer_is_not_sent_twice, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_window_closed_is_a_dead_letter, setup_llm, teardown),
@@ -895,6 +990,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_other_number_is_kept_not_answered, setup_llm,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_failed_commit_keeps_the_answer, setup_llm, teardown),
     };
     int rc;
 
