@@ -455,6 +455,26 @@ struct hist_row {
     int64_t ts_ms;
 };
 
+#define HIST_TAIL_MIN 64  /* bytes: less of a message is not worth giving */
+
+/* "..." and the end of text[0..len) in at most cap bytes, cut at a
+ * character boundary; NULL when out of memory. */
+static char *tail_of(const char *text, size_t len, size_t cap)
+{
+    static const char dots[] = "\xe2\x80\xa6";  /* U+2026 */
+    size_t from = len - (cap - (sizeof(dots) - 1));
+    char *out;
+
+    while (from < len && ((unsigned char)text[from] & 0xC0) == 0x80)
+        from++;  /* not inside a character */
+    if ((out = malloc(sizeof(dots) - 1 + len - from + 1)) == NULL)
+        return NULL;
+    memcpy(out, dots, sizeof(dots) - 1);
+    memcpy(out + sizeof(dots) - 1, text + from, len - from);
+    out[sizeof(dots) - 1 + len - from] = '\0';
+    return out;
+}
+
 int myna_bot_history_recent(struct myna_bot_store *bs, const char *contact, size_t budget,
                             int64_t since_ms,
                             void (*cb)(const char *role, const char *text, int64_t ts_ms,
@@ -473,13 +493,26 @@ int myna_bot_history_recent(struct myna_bot_store *bs, const char *contact, size
     /* newest first until the budget is spent, then handed out oldest first */
     while (n < 200 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         size_t len = (size_t)sqlite3_column_bytes(s, 1);
-        if (used + len > budget)
-            break;
-        used += len;
+        char *text;
+        if (used + len <= budget) {
+            text = col_dup(s, 1);
+            used += len;
+        } else {
+            /* the first that does not fit gives its end (where a long
+             * answer asks its question), if a useful piece of it fits */
+            text = budget - used >= HIST_TAIL_MIN
+                       ? tail_of((const char *)sqlite3_column_text(s, 1), len, budget - used)
+                       : NULL;
+            if (text == NULL)
+                break;
+            used = budget;
+        }
         rows[n].role = col_dup(s, 0);
-        rows[n].text = col_dup(s, 1);
+        rows[n].text = text;
         rows[n].ts_ms = sqlite3_column_int64(s, 2);
         n++;
+        if (used == budget)
+            break;
     }
     sqlite3_reset(s);
     for (size_t i = n; i-- > 0;) {

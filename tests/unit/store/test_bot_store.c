@@ -200,6 +200,23 @@ static void test_history_budget_and_age(void **state)
     memset(&s, 0, sizeof(s));
     assert_int_equal(myna_bot_history_recent(f->bs, "c", 10, 0, on_hist, &s, NULL), MYNA_OK);
     assert_string_equal(s.text, "assistant:hi there|");  /* the budget keeps the newest */
+    {   /* a long answer: its end, cut at a character, "..." before it */
+        char longer[301], want[200];
+        for (int i = 0; i < 150; i++)
+            memcpy(longer + 2 * i, "\xd1\x8f", 2);  /* U+044F, two bytes */
+        longer[300] = '\0';
+        assert_int_equal(myna_bot_history_add(f->bs, "c", "assistant", longer, 1003, NULL),
+                         MYNA_OK);
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(myna_bot_history_recent(f->bs, "c", 100, 0, on_hist, &s, NULL),
+                         MYNA_OK);
+        snprintf(want, sizeof(want), "assistant:\xe2\x80\xa6%s|", longer + 300 - 96);
+        assert_string_equal(s.text, want);  /* 3 + 96 bytes: 48 whole characters */
+        memset(&s, 0, sizeof(s));
+        assert_int_equal(myna_bot_history_recent(f->bs, "c", 63, 0, on_hist, &s, NULL),
+                         MYNA_OK);
+        assert_int_equal(s.n, 0);  /* under 64 bytes: no piece at all */
+    }
 }
 
 static void test_outbox_and_statuses(void **state)
