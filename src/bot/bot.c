@@ -1443,8 +1443,15 @@ static void pass_post(struct bot *b, struct pass *p)
             s->next->prev = s;
         b->sends = s;
         if (myna_graph_post(b->graph, s->body, SEND_TIMEOUT_MS, on_sent, s, &err) != MYNA_OK) {
-            sending_free(s);
-            p->wake = myna_wall_ms() + 1000;
+            /* nothing left: pending again in a second, as if never tried
+             * (left as it was marked, it would wait out reconcile_ms) */
+            probe_done(s);
+            s->rec.state = MYNA_OUTBOX_PENDING;
+            s->rec.attempts--;
+            s->rec.next_ms = myna_wall_ms() + 1000;
+            s->result_next = b->results;
+            b->results = s;
+            queue_flush(b);
         } else {
             s->lane->sending = 1;
             free(s->body);
