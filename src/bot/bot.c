@@ -47,7 +47,11 @@
 #define MAX_READS_IN_FLIGHT 64
 #define STOP_DRAIN_MS 3000    /* at stop, how long sends in flight may take to answer */
 
-/* One per contact seen since start: its batch timer and what is in flight. */
+/* One per contact seen lately: its batch timer and what is in flight.
+ * An idle lane is freed after LANE_IDLE_MS (lanes_sweep), so that memory
+ * follows the contacts of the last minutes, not all there ever were. */
+#define LANE_IDLE_MS (10 * 60 * 1000)
+#define LANE_SWEEP_MS 60000
 struct lane {
     struct lane *next;       /* hash chain */
     struct bot *bot;
@@ -65,6 +69,7 @@ struct lane {
     int64_t cooldown_until_ms;
     uint64_t last_text_hash;
     int repeats;
+    int64_t used_ms;         /* wall clock of its last lane_get */
 };
 
 struct bot {
@@ -98,6 +103,7 @@ struct bot {
     int64_t cursor_seq[2];
     int cursor_known[2];
     struct lane *lanes[LANE_BUCKETS];
+    int64_t swept_ms;             /* the last lanes_sweep */
     int64_t next_send_us;    /* pacing: the next slot (pace.h) */
     int64_t send_at_ms;      /* when send_timer is set to run */
     struct answering *answering;  /* in flight, freed at exit if still there */
@@ -136,8 +142,10 @@ static struct lane *lane_get(struct bot *b, const char *contact)
     struct lane *l;
 
     for (l = b->lanes[h]; l; l = l->next)
-        if (strcmp(l->contact, contact) == 0)
+        if (strcmp(l->contact, contact) == 0) {
+            l->used_ms = myna_wall_ms();
             return l;
+        }
     if ((l = calloc(1, sizeof(*l))) == NULL || (l->contact = strdup(contact)) == NULL ||
         (l->batch_timer = evtimer_new(b->base, on_batch_timer, l)) == NULL) {
         if (l)
@@ -146,9 +154,18 @@ static struct lane *lane_get(struct bot *b, const char *contact)
         return NULL;
     }
     l->bot = b;
+    l->used_ms = myna_wall_ms();
     l->next = b->lanes[h];
     b->lanes[h] = l;
     return l;
+}
+
+static void lane_free(struct lane *l)
+{
+    free(l->reply_ms);
+    event_free(l->batch_timer);
+    free(l->contact);
+    free(l);
 }
 
 static void lanes_free(struct bot *b)
@@ -157,12 +174,38 @@ static void lanes_free(struct bot *b)
         struct lane *l = b->lanes[i], *next;
         for (; l; l = next) {
             next = l->next;
-            free(l->reply_ms);
-            event_free(l->batch_timer);
-            free(l->contact);
-            free(l);
+            lane_free(l);
         }
     }
+}
+
+/* Frees the lanes unused for LANE_IDLE_MS (so no reply within the loop
+ * guard's minute either) with nothing going on: no answer, send, batch
+ * timer or loop-guard cooldown. What they forget (the last text's hash) is
+ * what a restart forgets. At most once a LANE_SWEEP_MS. */
+static void lanes_sweep(struct bot *b, int64_t now)
+{
+    size_t freed = 0;
+
+    if (now - b->swept_ms < LANE_SWEEP_MS)
+        return;
+    b->swept_ms = now;
+    for (int i = 0; i < LANE_BUCKETS; i++) {
+        struct lane **p = &b->lanes[i];
+        while (*p) {
+            struct lane *l = *p;
+            if (now - l->used_ms < LANE_IDLE_MS || l->busy || l->sending || l->due_queued ||
+                evtimer_pending(l->batch_timer, NULL) || l->cooldown_until_ms > now) {
+                p = &l->next;
+                continue;
+            }
+            *p = l->next;
+            lane_free(l);
+            freed++;
+        }
+    }
+    if (freed)
+        MYNA_LOG(MYNA_DEBUG, "lanes_swept", "instance=%s freed=%zu", b->in->id, freed);
 }
 
 static void log_store_error(struct bot *b, const char *event, const struct myna_err *err)
@@ -1731,6 +1774,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     drain(b);
     flag_unconfirmed(b);
     kick_sender(b);  /* an operator's message may have been added from outside */
+    lanes_sweep(b, myna_wall_ms());
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)
