@@ -1962,7 +1962,8 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
     }
     if (opts->heartbeat_fd >= 0)
         b.heartbeat = event_new(b.base, -1, EV_PERSIST, on_heartbeat, &b);
-    if (!b.poll || !b.send_timer || !b.retry_timer || !b.turn_kick || !b.flush_ev || !b.sig_term || !b.sig_int ||
+    if (!b.poll || !b.send_timer || !b.retry_timer || !b.turn_kick || !b.flush_ev ||
+        !b.sig_term || !b.sig_int ||
         (opts->doorbell_fd >= 0 && !b.doorbell) || event_add(b.poll, &poll) != 0 ||
         event_add(b.sig_term, NULL) != 0 || event_add(b.sig_int, NULL) != 0 ||
         (b.doorbell && event_add(b.doorbell, NULL) != 0) ||
