@@ -15,7 +15,8 @@
 #define FILE_MAX (16 << 20)
 
 /* What the API adds to an instance's config that an instances file has not. */
-static const char *const live_fields[] = { "owner", "state", "pid", "restarts", "version", NULL };
+static const char *const live_fields[] = { "owner",   "state",           "pid", "restarts",
+                                           "version", "needs_attention", NULL };
 
 /* The whole of path ("-": stdin), NUL-terminated; NULL, said once on err
  * with the reason, when it cannot be read. */

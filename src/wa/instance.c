@@ -129,6 +129,16 @@ static int all_digits(const char *s)
     return 1;
 }
 
+/* A secret as the admin API shows it ("••••" and its last 4 characters; see
+ * myna_secret_mask): an export without secrets, imported or used as an
+ * instances file, would otherwise store the mask as the secret. */
+#define MASKED_WHY "is a masked value as the admin API shows it, not the secret " \
+                   "(export with --with-secrets, or write the secret)"
+static int is_masked(const char *v)
+{
+    return strncmp(v, "\xe2\x80\xa2\xe2\x80\xa2", 6) == 0;
+}
+
 /* Returns NULL when the value is fine, else what is wrong with it. */
 static const char *check_value(const struct field *f, const char *v)
 {
@@ -152,7 +162,9 @@ static const char *check_value(const struct field *f, const char *v)
             return NULL;
         return all_digits(v) && n <= 32 ? NULL : "must be the digits of Meta's id";
     case F_SECRET:
-        return n > 0 ? NULL : "a non-empty string is required";
+        if (n == 0)
+            return "a non-empty string is required";
+        return is_masked(v) ? MASKED_WHY : NULL;
     case F_URL:
         if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0)
             return "must start with https:// or http://";
@@ -277,6 +289,9 @@ static int parse_llm(const cJSON *v, struct myna_llm_settings *l, const char *wh
         (rc = get_str(v, "url", 2048, "", &l->url, who, "llm", err)) != MYNA_OK ||
         (rc = get_str(v, "model", 256, "", &l->model, who, "llm", err)) != MYNA_OK ||
         (rc = get_str(v, "api_key", 4096, "", &l->api_key, who, "llm", err)) != MYNA_OK ||
+        (is_masked(l->api_key) &&
+         (rc = myna_err_set(err, MYNA_ECONFIG, "%s: field 'llm.api_key': " MASKED_WHY, who)) !=
+             MYNA_OK) ||
         (rc = get_str(v, "system_prompt", 32768, "", &l->system_prompt, who, "llm", err)) !=
             MYNA_OK ||
         (rc = get_num(v, "temperature", 0, 2, 0.7, &l->temperature, who, "llm", err)) != MYNA_OK ||

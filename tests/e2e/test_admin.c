@@ -829,6 +829,24 @@ static void test_secrets_sealed_at_rest(void **state)
     assert_null(strstr(C->resp, "sk-llmsecretkey"));
 }
 
+/* A secret as the API shows it, masked, is not taken for the secret: an
+ * export without secrets cannot make an instance whose webhooks all fail. */
+static void test_masked_secret_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"id\":\"masked\",\"name\":\"M\",\"provider\":\"cloud\","
+                         "\"phone_number_id\":\"4815162342\",\"access_token\":\"EAAGreal\","
+                         "\"app_secret\":\"\u2022\u2022\u2022\u20220f1e\",\"verify_token\":\"v\","
+                         "\"llm\":{\"url\":\"http://127.0.0.1:9/v1\",\"model\":\"m\","
+                         "\"api_key\":\"\u2022\u2022\u2022\u2022-key\"}}"),
+                     400);
+    assert_non_null(strstr(C->resp, "\"field\":\"app_secret\""));
+    assert_non_null(strstr(C->resp, "\"field\":\"llm.api_key\""));
+    assert_non_null(strstr(C->resp, "masked value"));
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/masked", NULL), 404);
+}
+
 static void test_cli(void **state)
 {
     char admin[80], out[65536], token[80];
@@ -854,6 +872,14 @@ static void test_cli(void **state)
     assert_int_equal(h_run(export, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "\"id\":"));
     assert_null(strstr(out, "\"state\""));
+    assert_null(strstr(out, "\"needs_attention\""));
+    /* and it imports back as it is (the masked secrets keep theirs) */
+    snprintf(file, sizeof(file), "%s/export.json", C->p.dir);
+    assert_non_null(f = fopen(file, "w"));
+    fputs(out, f);
+    fclose(f);
+    assert_int_equal(h_run(import, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "updated support-bot-2"));
     assert_int_equal(h_run(denied, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "401"));
 
@@ -1451,6 +1477,7 @@ int main(void)
         cmocka_unit_test(test_token_and_user_audit_detail),
         cmocka_unit_test(test_paging),
         cmocka_unit_test(test_secrets_sealed_at_rest),
+        cmocka_unit_test(test_masked_secret_refused),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_delete_while_busy),
         cmocka_unit_test(test_login_limited),
