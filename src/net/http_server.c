@@ -225,12 +225,29 @@ void myna_http_conns_free(struct myna_http_conns *cs)
 
 /* ---- bounded input ---- */
 
+/* Input that reached the watermark is a connection evhttp cannot parse
+ * on: reading stops there, and with it libevent's read timeout, so it
+ * would wait for its client for ever. It fails as a read timeout would:
+ * evhttp then closes it (deferred, not inside the read that filled it). */
+static void on_input(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct bufferevent *bev = arg;
+    size_t high = 0;
+
+    if (info->n_added > 0 && bufferevent_getwatermark(bev, EV_READ, NULL, &high) == 0 &&
+        high > 0 && evbuffer_get_length(in) >= high)
+        bufferevent_trigger_event(bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT,
+                                  BEV_TRIG_DEFER_CALLBACKS);
+}
+
 static struct bufferevent *bounded_bev(struct event_base *base, void *arg)
 {
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 
-    if (bev)  /* NULL: evhttp makes its own, unbounded, as before */
+    if (bev) {  /* NULL: evhttp makes its own, unbounded, as before */
         bufferevent_setwatermark(bev, EV_READ, 0, (size_t)(uintptr_t)arg);
+        evbuffer_add_cb(bufferevent_get_input(bev), on_input, bev);
+    }
     return bev;
 }
 

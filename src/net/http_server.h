@@ -39,8 +39,10 @@
  * read for ever, into memory, and every read scans all it holds again for
  * the end of the line. A read high-watermark on each connection's
  * bufferevent stops reading past max bytes not yet parsed: a body chunk of
- * up to the body limit still fits, and such a client then holds at most
- * max bytes (until it closes) instead of everything it sends.
+ * up to the body limit still fits, and such a client holds at most max
+ * bytes instead of everything it sends. A connection whose input reaches
+ * max is failed as by a read timeout, and evhttp closes it: with reading
+ * stopped, libevent's read timeout would never fire.
  *
  * myna_accept_guard: when accept fails for want of file descriptors
  * (EMFILE, ENFILE) or memory, libevent's listener stays on and tries again

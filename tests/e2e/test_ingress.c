@@ -859,6 +859,12 @@ static void test_chunked_bodies(void **state)
     if (grown > 12 * 1024)
         fail_msg("the master grew by %ld KiB reading one unended chunk line", grown);
     assert_true(healthy(p));
+    {   /* and the master closed that connection: it holds nothing for it */
+        struct pollfd pfd = { fd, POLLIN, 0 };
+        char c;
+        assert_int_equal(poll(&pfd, 1, 3000), 1);
+        assert_true(recv(fd, &c, 1, MSG_DONTWAIT) <= 0);
+    }
     close(fd);
 }
 
