@@ -190,6 +190,11 @@ static int send_line(struct chat *c, const char *line)
         return -1;
     snprintf(path, sizeof(path), "/sim/%s/send", c->o->instance);
     if ((st = request(c, path, body)) != 200) {
+        cJSON *answer = st > 0 ? cJSON_Parse(c->api.resp.data) : NULL;
+        const char *id = get_str(answer, "id");
+        if (id)
+            seen(c, id);  /* its failed event, polled later, is this same failure */
+        cJSON_Delete(answer);
         print_failure(c, "send", st);
         rc = st < 0 ? -1 : 0;  /* a refused message is shown, the chat goes on */
     }

@@ -83,11 +83,15 @@ static void reply_json(struct evhttp_request *req, int code, const char *json)
 }
 
 /* {"error":"msg"} (msg is ours, or text checked to be UTF-8 by a parser) */
-static void reply_error(struct evhttp_request *req, int code, const char *msg)
+/* {"error": msg} and, with id (ours: no escaping needed), "id": the
+ * message's wamid, so that a client can match it with its log event. */
+static void reply_error_id(struct evhttp_request *req, int code, const char *msg, const char *id)
 {
     struct myna_buf b = MYNA_BUF_INIT(4096);
 
-    myna_buf_appends(&b, "{\"error\":\"");
+    if (id != NULL)
+        myna_buf_printf(&b, "{\"id\":\"%s\",", id);
+    myna_buf_appends(&b, id != NULL ? "\"error\":\"" : "{\"error\":\"");
     for (const char *p = msg; *p; p++) {
         if (*p == '"' || *p == '\\')
             myna_buf_printf(&b, "\\%c", *p);
@@ -99,6 +103,11 @@ static void reply_error(struct evhttp_request *req, int code, const char *msg)
     myna_buf_appends(&b, "\"}");
     reply_json(req, code, b.data ? b.data : "{}");
     myna_buf_release(&b);
+}
+
+static void reply_error(struct evhttp_request *req, int code, const char *msg)
+{
+    reply_error_id(req, code, msg, NULL);
 }
 
 static void reply_graph_error(struct evhttp_request *req, int http, int code, const char *type,
@@ -229,7 +238,7 @@ static void answer_send(struct post *p, int ok, const char *why)
                  e ? e->seq : 0);
         reply_json(p->req, 200, json);
     } else {
-        reply_error(p->req, 502, why);
+        reply_error_id(p->req, 502, why, p->wamid);
     }
 }
 
@@ -528,7 +537,12 @@ void myna_simulator_handle(struct myna_simulator *s, struct evhttp_request *req,
         handle_index(s, req);
         return;
     }
-    if (strncmp(path, "/sim/graph/", 11) == 0) {
+    /* the fake Graph API's paths have a version and a number id; an
+     * instance may be called "graph" too, and keeps its own three */
+    if (strncmp(path, "/sim/graph/", 11) == 0 &&
+        !(find(s, "graph", 5) != NULL &&
+          (strcmp(path + 11, "send") == 0 || strcmp(path + 11, "events") == 0 ||
+           strcmp(path + 11, "info") == 0))) {
         handle_graph(s, req, path + 11);
         return;
     }

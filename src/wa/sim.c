@@ -838,45 +838,69 @@ static int put_str(struct myna_buf *b, const char *s)
     return rc;
 }
 
+/* One event as JSON, after a comma unless first. */
+static int render_event(const struct myna_sim_event *e, int first, struct myna_buf *out)
+{
+    int rc = myna_buf_printf(out, "%s{\"seq\":%" PRIu64 ",\"dir\":\"%s\",\"id\":",
+                             first ? "" : ",", e->seq, e->out ? "out" : "in");
+
+    if (rc == MYNA_OK)
+        rc = put_str(out, e->id);
+    if (rc == MYNA_OK)
+        rc = myna_buf_printf(out, ",\"contact\":\"%s\",\"ts\":%" PRId64 ",\"type\":", e->contact,
+                             e->ts);
+    if (rc == MYNA_OK)
+        rc = put_str(out, e->type);
+    if (rc == MYNA_OK)
+        rc = myna_buf_appends(out, ",\"text\":");
+    if (rc == MYNA_OK)
+        rc = put_str(out, e->text);
+    if (rc == MYNA_OK && e->extra)
+        rc = myna_buf_printf(out, ",%s", e->extra);
+    if (rc == MYNA_OK)
+        rc = myna_buf_printf(out, ",\"status\":\"%s\"", status_name(e->status));
+    if (rc == MYNA_OK && e->error) {
+        rc = myna_buf_appends(out, ",\"error\":");
+        if (rc == MYNA_OK)
+            rc = put_str(out, e->error);
+    }
+    return rc == MYNA_OK ? myna_buf_appends(out, "}") : rc;
+}
+
+/* Room kept at the end of out for what follows the events. */
+#define RENDER_TAIL 128
+
 int myna_sim_log_render(const struct myna_sim_log *l, const char *contact, uint64_t after,
                         int64_t now_ms, struct myna_buf *out)
 {
-    int typing = 0, rc, first = 1;
+    int typing = 0, rc, first = 1, more = 0;
+    uint64_t seq = l->seq;
 
     for (size_t i = 0; *contact && i < TYPING_SLOTS; i++)
         if (strcmp(l->typing[i].contact, contact) == 0 && l->typing[i].until_ms > now_ms)
             typing = 1;
-    rc = myna_buf_printf(out, "{\"seq\":%" PRIu64 ",\"typing\":%s,\"events\":[", l->seq,
-                         typing ? "true" : "false");
+    rc = myna_buf_appends(out, "{\"events\":[");
     for (size_t i = 0; rc == MYNA_OK && i < l->n; i++) {
         const struct myna_sim_event *e = at(l, i);
+        size_t mark = out->len;
         if (e->seq <= after || (*contact && strcmp(e->contact, contact) != 0))
             continue;
-        rc = myna_buf_printf(out, "%s{\"seq\":%" PRIu64 ",\"dir\":\"%s\",\"id\":", first ? "" : ",",
-                             e->seq, e->out ? "out" : "in");
-        first = 0;
-        if (rc == MYNA_OK)
-            rc = put_str(out, e->id);
-        if (rc == MYNA_OK)
-            rc = myna_buf_printf(out, ",\"contact\":\"%s\",\"ts\":%" PRId64 ",\"type\":", e->contact,
-                                 e->ts);
-        if (rc == MYNA_OK)
-            rc = put_str(out, e->type);
-        if (rc == MYNA_OK)
-            rc = myna_buf_appends(out, ",\"text\":");
-        if (rc == MYNA_OK)
-            rc = put_str(out, e->text);
-        if (rc == MYNA_OK && e->extra)
-            rc = myna_buf_printf(out, ",%s", e->extra);
-        if (rc == MYNA_OK)
-            rc = myna_buf_printf(out, ",\"status\":\"%s\"", status_name(e->status));
-        if (rc == MYNA_OK && e->error) {
-            rc = myna_buf_appends(out, ",\"error\":");
-            if (rc == MYNA_OK)
-                rc = put_str(out, e->error);
+        rc = render_event(e, first, out);
+        if ((rc == MYNA_OK && out->len + RENDER_TAIL > out->max) || rc == MYNA_ETOOBIG) {
+            /* full: this page ends before it, and "seq" says where to go on */
+            out->len = mark;
+            out->data[mark] = '\0';
+            more = 1;
+            rc = first ? MYNA_ETOOBIG : MYNA_OK;  /* not even one event fits */
+            break;
         }
-        if (rc == MYNA_OK)
-            rc = myna_buf_appends(out, "}");
+        seq = e->seq;
+        first = 0;
     }
-    return rc == MYNA_OK ? myna_buf_appends(out, "]}") : rc;
+    if (!more)
+        seq = l->seq;
+    return rc == MYNA_OK ? myna_buf_printf(out, "],\"seq\":%" PRIu64 ",\"typing\":%s%s}", seq,
+                                           typing ? "true" : "false",
+                                           more ? ",\"more\":true" : "")
+                         : rc;
 }

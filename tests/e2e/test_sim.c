@@ -305,6 +305,52 @@ static void test_bad_input(void **state)
     assert_int_equal(sim_post(c, "shop/send", "{\"from\":\"15550004444\",\"text\":\"hi\"}"), 200);
 }
 
+/* A sim instance called "graph" (its three paths are not the fake Graph
+ * API's), and a message the ingress refuses (a body over max_body_bytes):
+ * the 502 names the message's id, and its log event is that one message. */
+static int setup_graph(void **state)
+{
+    struct ctx *c = calloc(1, sizeof(*c));
+    const char *extra[] = { "--bots", "1", "--max-body-bytes", "1024", NULL };
+
+    *state = c;
+    return c && h_setup(&c->p, "[{\"id\":\"graph\",\"name\":\"G\",\"provider\":\"sim\"}]") == 0 &&
+                   h_start(&c->p, extra) == 0
+               ? 0
+               : -1;
+}
+
+static void test_instance_named_graph_and_refused_send(void **state)
+{
+    struct ctx *c = *state;
+    char url[256], body[1400], id[128];
+    cJSON *r, *e;
+    int n = 0;
+
+    snprintf(url, sizeof(url), "%s/sim/graph/info", c->p.admin_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, c->resp, sizeof(c->resp)), 200);
+    assert_non_null(strstr(c->resp, "phone_number_id"));
+    assert_int_equal(sim_post(c, "graph/send", "{\"from\":\"15550009999\",\"text\":\"hi\"}"), 200);
+    snprintf(body, sizeof(body), "{\"from\":\"15550009999\",\"text\":\"%0700d\"}", 7);
+    assert_int_equal(sim_post(c, "graph/send", body), 502);
+    assert_non_null(r = cJSON_Parse(c->resp));
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(r, "id")));
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(r, "error")));
+    snprintf(id, sizeof(id), "%s", cJSON_GetObjectItem(r, "id")->valuestring);
+    cJSON_Delete(r);
+    snprintf(url, sizeof(url), "%s/sim/graph/events?contact=15550009999&after=0", c->p.admin_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, c->resp, sizeof(c->resp)), 200);
+    assert_non_null(r = cJSON_Parse(c->resp));
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "events")) {
+        if (strcmp(cJSON_GetObjectItem(e, "id")->valuestring, id) == 0) {
+            n++;
+            assert_string_equal(cJSON_GetObjectItem(e, "status")->valuestring, "failed");
+        }
+    }
+    cJSON_Delete(r);
+    assert_int_equal(n, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +360,10 @@ int main(void)
         cmocka_unit_test(test_terminal_chat_drops_overlong_lines),
         cmocka_unit_test(test_bad_input),
     };
+    const struct CMUnitTest graph[] = {
+        cmocka_unit_test(test_instance_named_graph_and_refused_send),
+    };
+    int rc = cmocka_run_group_tests(tests, setup, teardown);
 
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return rc | cmocka_run_group_tests_name("sim_graph", graph, setup_graph, teardown);
 }

@@ -205,9 +205,20 @@ async function main() {
   await accepted(page, 'Yes');
   say('ok: the "Yes" button was clicked and its reply sent');
 
+  // 4. a name of 63 letters and an emoji: cut at 64 whole characters, the send still goes
+  await page.locator('#me').click();
+  await page.locator('#f-name').fill('a'.repeat(63) + '\u{1F600}');
+  await page.locator('#idform').evaluate((f) => f.requestSubmit());
+  const stored = await page.evaluate(() => localStorage.getItem('myna.sim.name'));
+  if (stored !== 'a'.repeat(63) + '\u{1F600}') await fail('the name was kept as ' + JSON.stringify(stored));
+  await box.fill('named');
+  await box.press('Enter');
+  await accepted(page, 'named');
+  say('ok: a name ending in an emoji at the limit is kept whole and sent');
+
   if (process.env.MYNA_UI_SCREENSHOT) await page.screenshot({ path: process.env.MYNA_UI_SCREENSHOT });
 
-  // 4. SIGTERM: a clean exit, and nothing from the sanitizers in the log
+  // 5. SIGTERM: a clean exit, and nothing from the sanitizers in the log
   await ctx.close();
   ctx = null;
   done = true;

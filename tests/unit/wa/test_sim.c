@@ -1392,6 +1392,50 @@ static uint64_t top_seq(const cJSON *j)
     return (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "seq"));
 }
 
+/* More events than a reply may hold come in pages: "more", and "seq" the
+ * last one given, so that after=seq goes on where the page ended. */
+static void test_sim_log_render_pages(void **state)
+{
+    struct myna_sim_log *l = myna_sim_log_new();
+    struct myna_buf b = MYNA_BUF_INIT(4096);
+    char text[1001], id[32];
+    cJSON *j;
+    uint64_t seq;
+    int total = 0, pages = 0;
+
+    (void)state;
+    memset(text, 'x', 1000);
+    text[1000] = '\0';
+    for (int i = 0; i < 10; i++) {
+        snprintf(id, sizeof(id), "wamid.P%d", i);
+        add(l, 0, id, ALEX, text, MYNA_SIM_DELIVERED);
+    }
+    for (seq = 0;; pages++) {
+        b.len = 0;
+        assert_int_equal(myna_sim_log_render(l, ALEX, seq, 0, &b), MYNA_OK);
+        assert_non_null(j = cJSON_ParseWithLength(b.data, b.len));
+        total += cJSON_GetArraySize(events(j));
+        assert_true(top_seq(j) > seq);
+        seq = top_seq(j);
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "more"))) {
+            cJSON_Delete(j);
+            break;
+        }
+        assert_true(cJSON_GetArraySize(events(j)) >= 1);
+        cJSON_Delete(j);
+    }
+    assert_int_equal(total, 10);
+    assert_true(pages >= 2);
+    /* one event larger than the whole reply: refused, not cut */
+    myna_buf_release(&b);
+    {
+        struct myna_buf tiny = MYNA_BUF_INIT(512);
+        assert_int_equal(myna_sim_log_render(l, ALEX, 0, 0, &tiny), MYNA_ETOOBIG);
+        myna_buf_release(&tiny);
+    }
+    myna_sim_log_free(l);
+}
+
 static void test_sim_log_add_find(void **state)
 {
     struct myna_sim_log *l = myna_sim_log_new();
@@ -2097,6 +2141,7 @@ int main(void)
         T(test_sim_webhook_status),
         T(test_sim_wamid),
         T(test_sim_log_add_find),
+        T(test_sim_log_render_pages),
         T(test_sim_log_set_forward_only),
         T(test_sim_log_read_upto),
         T(test_sim_log_seen),
