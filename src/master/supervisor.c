@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -636,9 +637,15 @@ static void exec_bot(const char *exe, char **argv, int bell_r, int beat_w, int l
     if (l >= 0 && (dup2(l, STDOUT_FILENO) < 0 || dup2(l, STDERR_FILENO) < 0))
         _exit(127);
     close_range(6, ~0u, 0);  /* anything not close-on-exec (older kernels: CLOEXEC does it) */
+    /* The master's handlers (libevent's: they write to the master's signal
+     * socket, which this child shares until exec) go first: a SIGTERM for
+     * the bot, held since before the fork, must stop the bot, not the
+     * master. SIGPIPE, which the master ignores, is for the bot to decide. */
     memset(&dfl, 0, sizeof(dfl));
     dfl.sa_handler = SIG_DFL;
-    sigaction(SIGPIPE, &dfl, NULL);  /* the master ignores it; the bot decides */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     execv(exe, argv);
@@ -710,6 +717,7 @@ static int bot_spawn(struct bot *b)
     int bell[2] = { -1, -1 }, beat[2] = { -1, -1 }, log_fd = -1, cfg_fd = -1, n = 0;
     char **argv = calloc((size_t)s->argc + 16, sizeof(char *));
     pid_t pid = -1;
+    sigset_t all, old_mask;
 
     if (argv == NULL || pipe2(bell, O_CLOEXEC) != 0 || pipe2(beat, O_CLOEXEC) != 0) {
         MYNA_LOG_ERRNO(MYNA_ERROR, "bot_start_failed", argv ? errno : ENOMEM, "instance=%s", b->id);
@@ -741,9 +749,14 @@ static int bot_spawn(struct bot *b)
     for (int i = 0; i < s->argc; i++)
         argv[n++] = s->argv[i];
     argv[n] = NULL;
+    /* every signal held across the fork: the child takes them only once it
+     * has dropped the master's handlers (exec_bot) */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old_mask);
     pid = fork();
     if (pid == 0)
         exec_bot(s->exe, argv, bell[0], beat[1], log_fd, cfg_fd);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (pid < 0)
         MYNA_LOG_ERRNO(MYNA_ERROR, "bot_start_failed", errno, "instance=%s", b->id);
     if (log_fd >= 0)

@@ -560,6 +560,50 @@ static void test_add_validates_and_unknown_ids_fail(void **state)
     assert_int_equal(f->done_calls, 1);
 }
 
+static int has_pid(struct fx *f, const void *id)
+{
+    return st_of(f, id).pid > 0;
+}
+
+static void on_master_term(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (*(int *)arg)++;
+}
+
+/* A bot stopped the moment it was forked, before its exec: the SIGTERM is
+ * the bot's. The child had the master's handler (libevent's, writing to the
+ * master's signal socket) until exec, so the master took it for its own
+ * stop, and the bot had to be killed. */
+static void test_stop_right_after_fork_is_the_bots(void **state)
+{
+    struct fx *f = *state;
+    int master_terms = 0, killed = 0;
+    struct event *sig = evsignal_new(f->base, SIGTERM, on_master_term, &master_terms);
+
+    assert_non_null(sig);
+    assert_int_equal(event_add(sig, NULL), 0);
+    for (int i = 0; i < 20; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "ok-fork%d", i);
+        assert_int_equal(myna_supervisor_add(f->s, id, 0), MYNA_OK);
+        assert_int_equal(myna_supervisor_start(f->s, id), MYNA_OK);
+        assert_true(run_until(f, has_pid, id, 5000));
+        assert_int_equal(myna_supervisor_stop(f->s, id, NULL, NULL), MYNA_OK);
+        assert_true(run_until(f, is_stopped, id, 10000));
+        killed += st_of(f, id).last_signal == SIGKILL;
+    }
+    {   /* a signal the master got would be on its socket by now */
+        int64_t until = myna_mono_ms() + 200;
+        while (myna_mono_ms() < until)
+            event_base_loop(f->base, EVLOOP_ONCE);
+    }
+    event_free(sig);
+    assert_int_equal(master_terms, 0);
+    assert_int_equal(killed, 0);
+}
+
 static void test_start_log_file_fds_ring_and_stop(void **state)
 {
     struct fx *f = *state;
@@ -1101,6 +1145,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_attention_names),
         T(test_add_validates_and_unknown_ids_fail),
         T(test_start_log_file_fds_ring_and_stop),
+        T(test_stop_right_after_fork_is_the_bots),
         T(test_kill9_is_restarted_after_backoff),
         T(test_crash_loop_is_alerted_once_and_retried),
         T(test_exit_2_is_not_restarted),
