@@ -513,12 +513,15 @@ static int commit(struct myna_fleet *f, const struct myna_actor *who, const char
     retire(f, old);
     rc = publish(f, err);
     if (f->sup) {
+        /* also for a bot between processes (waiting out a backoff): the
+         * supervisor starts it again on its own, with the limit it has */
+        if (old)
+            myna_supervisor_set_memory_limit(f->sup, id, memory_mb(f, l));
         if (!l->inst.enabled)
             myna_supervisor_stop(f->sup, id, NULL, NULL);
-        else if (old && bot_running(f, id)) {
-            myna_supervisor_set_memory_limit(f->sup, id, memory_mb(f, l));
+        else if (old && bot_running(f, id))
             myna_supervisor_restart(f->sup, id);  /* it reads the new config */
-        } else if (l->inst.auto_start)
+        else if (l->inst.auto_start)
             bot_start(f, l);
     }
     return rc;
@@ -574,6 +577,28 @@ static int unique_id(struct myna_fleet *f, const char *name, char *id, size_t ca
     return MYNA_EEXISTS;
 }
 
+static void trash_files(struct myna_fleet *f, const char *id);
+
+/* Stores of an id that no instance has: a delete cut short (its files move
+ * to the trash only once its bot stopped, and a crash of the master in
+ * between left them). A new instance of that id must not open the deleted
+ * one's inbox, history and outbox: they go to the trash first. */
+static void trash_leftovers(struct myna_fleet *f, const char *id)
+{
+    char path[4400];
+    struct stat st;
+    int found = 0;
+
+    snprintf(path, sizeof(path), "%s/instances/%s.db", f->data_dir, id);
+    found |= stat(path, &st) == 0;
+    snprintf(path, sizeof(path), "%s/instances/%s.bot.db", f->data_dir, id);
+    found |= stat(path, &st) == 0;
+    if (!found)
+        return;
+    MYNA_LOG(MYNA_WARN, "instance_leftovers_trashed", "instance=%s dir=trash", id);
+    trash_files(f, id);
+}
+
 int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const char *body,
                       size_t len, char *id, size_t cap, struct myna_field_error *errs,
                       size_t max_errs, size_t *n_errs, struct myna_err *err)
@@ -619,8 +644,10 @@ int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const 
         return myna_err_set(err, MYNA_EEXISTS, "no free id for that name");
     }
     rc = validate(obj, errs, max_errs, n_errs, err);
-    if (rc == MYNA_OK)
+    if (rc == MYNA_OK) {
+        trash_leftovers(f, id);
         rc = commit(f, who, id, obj, 1, who->user_id, "instance.create", 1, err);
+    }
     cJSON_Delete(obj);
     return rc;
 }

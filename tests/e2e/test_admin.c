@@ -829,6 +829,40 @@ static void test_secrets_sealed_at_rest(void **state)
     assert_null(strstr(C->resp, "sk-llmsecretkey"));
 }
 
+/* Stores left by a delete cut short (the master died before the bot
+ * stopped and the files moved) go to the trash when a new instance takes
+ * the id: it does not open the deleted one's data. */
+static void test_leftover_files_are_trashed_at_create(void **state)
+{
+    char path[400], trash[400];
+    FILE *fp;
+    DIR *d;
+    struct dirent *e;
+    int found = 0;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/var/instances/ghost.db", C->p.dir);
+    assert_non_null(fp = fopen(path, "w"));
+    fputs("the deleted instance's data", fp);
+    fclose(fp);
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"id\":\"ghost\",\"name\":\"Ghost\",\"provider\":\"sim\","
+                         "\"auto_start\":false}"),
+                     201);
+    snprintf(trash, sizeof(trash), "%s/var/trash", C->p.dir);
+    assert_non_null(d = opendir(trash));
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "ghost-", 6) == 0) {
+            char moved[700];
+            snprintf(moved, sizeof(moved), "%s/%s/ghost.db", trash, e->d_name);
+            found = access(moved, F_OK) == 0;
+        }
+    closedir(d);
+    assert_true(found);
+    assert_int_equal(h_db_count(&C->p, "ghost", "inbox", NULL), 0);  /* a store of its own */
+    assert_true(h_log_contains(&C->p, "event=instance_leftovers_trashed instance=ghost"));
+}
+
 /* A secret as the API shows it, masked, is not taken for the secret: an
  * export without secrets cannot make an instance whose webhooks all fail. */
 static void test_masked_secret_refused(void **state)
@@ -1403,9 +1437,14 @@ static void test_a_broken_store_keeps_the_others_up(void **state)
                          "{\"name\":\"Steady\",\"provider\":\"sim\",\"batch\":{\"window_ms\":150},"
                          "\"faq\":[{\"q\":[\"when are you open\"],\"a\":\"Open 9-18.\"}]}"),
                      201);
-    snprintf(path, sizeof(path), "%s/var/instances/broken.db", C->p.dir);
-    assert_int_equal(mkdir(path, 0700), 0);
     assert_int_equal(create_cloud("Broken", "broken-secret", "token-1"), 201);
+    /* its store file becomes a directory while the master is down (a
+     * create would trash such a leftover) */
+    assert_int_equal(h_stop(&C->p, SIGTERM), 0);
+    snprintf(path, sizeof(path), "%s/var/instances/broken.db", C->p.dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_int_equal(h_start(&C->p, extra), 0);
     assert_true(h_log_contains(&C->p, "event=instance_store_failed instance=broken"));
     assert_int_equal(h_post_signed(C->p.public_url, "broken", "broken-secret", body, len, resp,
                                    sizeof(resp)),
@@ -1478,6 +1517,7 @@ int main(void)
         cmocka_unit_test(test_paging),
         cmocka_unit_test(test_secrets_sealed_at_rest),
         cmocka_unit_test(test_masked_secret_refused),
+        cmocka_unit_test(test_leftover_files_are_trashed_at_create),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_delete_while_busy),
         cmocka_unit_test(test_login_limited),
