@@ -34,7 +34,7 @@ struct myna_bot_opts {
     int stale_after_s;     /* messages older than this on arrival are not each answered; 3600 */
     int reconcile_ms;      /* wait for a status before resending an uncertain send; 60000 */
     int unconfirmed_ms;    /* flag accepted sends with no status after this; 600000 */
-    int hold_ms;           /* no send for this long after a refused token or a locked account; 60000 */
+    int hold_ms;           /* no send this long after a refused token or locked account; 60000 */
     int heartbeat_fd;      /* write end of the supervisor's heartbeat pipe, or -1 */
 };
 

@@ -90,7 +90,8 @@ static size_t scan_nul(const char *text, size_t n, char *mend)
             if (mend == NULL &&
                 (text[i] == '\0' || (text[i] == 'u' && n - i > 4 && u_escape_is_nul(text + i + 1))))
                 return 1;
-            if (mend != NULL && text[i] == 'u' && n - i > 4 && memcmp(text + i + 1, "0000", 4) == 0) {
+            if (mend != NULL && text[i] == 'u' && n - i > 4 &&
+                memcmp(text + i + 1, "0000", 4) == 0) {
                 memcpy(mend + i + 1, "FFFD", 4);
                 found++;
             }

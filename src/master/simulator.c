@@ -82,9 +82,9 @@ static void reply_json(struct evhttp_request *req, int code, const char *json)
     reply(req, code, "application/json", json, strlen(json));
 }
 
-/* {"error":"msg"} (msg is ours, or text checked to be UTF-8 by a parser) */
-/* {"error": msg} and, with id (ours: no escaping needed), "id": the
- * message's wamid, so that a client can match it with its log event. */
+/* {"error":"msg"} (msg is ours, or text checked to be UTF-8 by a parser)
+ * and, with id (ours: no escaping needed), "id": the message's wamid, so
+ * that a client can match it with its log event. */
 static void reply_error_id(struct evhttp_request *req, int code, const char *msg, const char *id)
 {
     struct myna_buf b = MYNA_BUF_INIT(4096);

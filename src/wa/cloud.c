@@ -312,9 +312,9 @@ static void index_value_contacts(struct cloud_parse *p, const cJSON *value,
  * with a '+' before from; then by the business-scoped user id (2026
  * usernames, A9). Meta warns that from and wa_id "may not always match"
  * (numbers it rewrites, Brazil, Mexico): a from that matches no contact
- * in a value that lists one contact only is that contact's. The key is the contact's wa_id when there is one
- * (the form to send to), else from; "" when the number is withheld, so
- * that it is never NULL. */
+ * in a value that lists one contact only is that contact's. The key is
+ * the contact's wa_id when there is one (the form to send to), else from;
+ * "" when the number is withheld, so that it is never NULL. */
 static void read_sender(struct cloud_parse *p, const struct contact_index *ci,
                         const cJSON *m, struct myna_inbound *in)
 {
