@@ -541,6 +541,11 @@ int myna_secret_is_sealed(const char *s)
 #define MASK_DOT "\xe2\x80\xa2"   /* U+2022 BULLET */
 #define MASK_SHOWN 4
 
+int myna_secret_is_masked(const char *s)
+{
+    return s != NULL && strncmp(s, MASK_DOT MASK_DOT, 6) == 0;
+}
+
 const char *myna_secret_mask(const char *s, char *out, size_t cap)
 {
     const unsigned char *p = (const unsigned char *)s;

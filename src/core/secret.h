@@ -74,6 +74,10 @@ int myna_secret_is_sealed(const char *s);
  * Returns out. */
 const char *myna_secret_mask(const char *s, char *out, size_t cap);
 
+/* 1 when s starts as myna_secret_mask's output does (two of its dots): a
+ * value the API showed, not a secret; NULL gives 0. */
+int myna_secret_is_masked(const char *s);
+
 /* Overwrites the string with zeros, then frees it; NULL ok. */
 void myna_secret_wipe_free(char *s);
 

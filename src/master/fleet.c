@@ -655,7 +655,7 @@ int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const 
 /* A value the API showed masked ("••••abcd") means "unchanged". */
 static int is_masked(const cJSON *v)
 {
-    return cJSON_IsString(v) && strncmp(v->valuestring, "\xe2\x80\xa2\xe2\x80\xa2", 6) == 0;
+    return cJSON_IsString(v) && myna_secret_is_masked(v->valuestring);
 }
 
 int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const char *id,

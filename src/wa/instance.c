@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/secret.h"
 #include "core/util.h"
 #include "core/banned.h"
 
@@ -37,13 +38,6 @@ static const struct field fields[] = {
 };
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
 
-static void wipe_free(char *s)
-{
-    if (s)
-        memset(s, 0, strlen(s));  /* secrets do not outlive their use */
-    free(s);
-}
-
 static void strv_free(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -55,7 +49,7 @@ static void llm_release(struct myna_llm_settings *l)
 {
     free(l->url);
     free(l->model);
-    wipe_free(l->api_key);
+    myna_secret_wipe_free(l->api_key);
     free(l->system_prompt);
     memset(l, 0, sizeof(*l));
 }
@@ -65,7 +59,7 @@ static void instance_release(struct myna_instance *in)
     for (size_t i = 0; i < N_FIELDS; i++) {
         char **slot = (char **)((char *)in + fields[i].off);
         if (fields[i].kind == F_SECRET)
-            wipe_free(*slot);
+            myna_secret_wipe_free(*slot);
         else
             free(*slot);
         *slot = NULL;
@@ -134,10 +128,6 @@ static int all_digits(const char *s)
  * instances file, would otherwise store the mask as the secret. */
 #define MASKED_WHY "is a masked value as the admin API shows it, not the secret " \
                    "(export with --with-secrets, or write the secret)"
-static int is_masked(const char *v)
-{
-    return strncmp(v, "\xe2\x80\xa2\xe2\x80\xa2", 6) == 0;
-}
 
 /* Returns NULL when the value is fine, else what is wrong with it. */
 static const char *check_value(const struct field *f, const char *v)
@@ -164,7 +154,7 @@ static const char *check_value(const struct field *f, const char *v)
     case F_SECRET:
         if (n == 0)
             return "a non-empty string is required";
-        return is_masked(v) ? MASKED_WHY : NULL;
+        return myna_secret_is_masked(v) ? MASKED_WHY : NULL;
     case F_URL:
         if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0)
             return "must start with https:// or http://";
@@ -289,7 +279,7 @@ static int parse_llm(const cJSON *v, struct myna_llm_settings *l, const char *wh
         (rc = get_str(v, "url", 2048, "", &l->url, who, "llm", err)) != MYNA_OK ||
         (rc = get_str(v, "model", 256, "", &l->model, who, "llm", err)) != MYNA_OK ||
         (rc = get_str(v, "api_key", 4096, "", &l->api_key, who, "llm", err)) != MYNA_OK ||
-        (is_masked(l->api_key) &&
+        (myna_secret_is_masked(l->api_key) &&
          (rc = myna_err_set(err, MYNA_ECONFIG, "%s: field 'llm.api_key': " MASKED_WHY, who)) !=
              MYNA_OK) ||
         (rc = get_str(v, "system_prompt", 32768, "", &l->system_prompt, who, "llm", err)) !=
