@@ -769,6 +769,13 @@ static void test_secret_mask_small_cap(void **state)
     out[0] = 'x';
     myna_secret_mask("abcdefgh", out, 0);   /* nothing written */
     assert_int_equal(out[0], 'x');
+    /* what the mask gives is known for one, a secret is not */
+    assert_true(myna_secret_is_masked(mask("EAAGverysecret", out, 64)));
+    assert_true(myna_secret_is_masked(mask("ab", out, 64)));
+    assert_false(myna_secret_is_masked("EAAGverysecret"));
+    assert_false(myna_secret_is_masked("\xe2\x80\xa2x"));  /* one dot */
+    assert_false(myna_secret_is_masked(""));
+    assert_false(myna_secret_is_masked(NULL));
 }
 
 /* ---- base64url ---- */
