@@ -874,7 +874,7 @@ int myna_sim_log_render(const struct myna_sim_log *l, const char *contact, uint6
                         int64_t now_ms, struct myna_buf *out)
 {
     int typing = 0, rc, first = 1, more = 0;
-    uint64_t seq = l->seq;
+    uint64_t last = 0;  /* the seq of the last event given */
 
     for (size_t i = 0; *contact && i < TYPING_SLOTS; i++)
         if (strcmp(l->typing[i].contact, contact) == 0 && l->typing[i].until_ms > now_ms)
@@ -894,12 +894,11 @@ int myna_sim_log_render(const struct myna_sim_log *l, const char *contact, uint6
             rc = first ? MYNA_ETOOBIG : MYNA_OK;  /* not even one event fits */
             break;
         }
-        seq = e->seq;
+        last = e->seq;
         first = 0;
     }
-    if (!more)
-        seq = l->seq;
-    return rc == MYNA_OK ? myna_buf_printf(out, "],\"seq\":%" PRIu64 ",\"typing\":%s%s}", seq,
+    return rc == MYNA_OK ? myna_buf_printf(out, "],\"seq\":%" PRIu64 ",\"typing\":%s%s}",
+                                           more ? last : l->seq,
                                            typing ? "true" : "false",
                                            more ? ",\"more\":true" : "")
                          : rc;

@@ -75,65 +75,61 @@ static int fx_start(struct fx *f, const char *extra_fields, int with_llm)
     return h_start(&f->p, extra);
 }
 
-static int setup_llm(void **state)
+/* A fixture started with the instance's extra fields (and an LLM). */
+static int fx_setup(void **state, const char *fields, int with_llm)
 {
     struct fx *f = calloc(1, sizeof(*f));
 
     *state = f;
-    return f && fx_start(f, ",\"access\":{\"blocked\":[\"79037654321\"]}", 1) == 0 ? 0 : -1;
+    return f && fx_start(f, fields, with_llm) == 0 ? 0 : -1;
+}
+
+static int setup_llm(void **state)
+{
+    return fx_setup(state, ",\"access\":{\"blocked\":[\"79037654321\"]}", 1);
 }
 
 static int setup_faq(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-
-    *state = f;
-    return f && fx_start(f,
-                         ",\"faq\":[{\"q\":[\"Сколько стоит стрижка?\",\"цена стрижки\"],"
-                         "\"a\":\"Мужская стрижка стоит 1500 ₽.\"},"
-                         "{\"q\":[\"Где вы находитесь?\",\"адрес\"],\"a\":\"Тверская, 1.\"}],"
-                         "\"fallback_text\":\"Администратор скоро ответит.\"",
-                         0) == 0 ? 0 : -1;
+    return fx_setup(state,
+                    ",\"faq\":[{\"q\":[\"Сколько стоит стрижка?\",\"цена стрижки\"],"
+                    "\"a\":\"Мужская стрижка стоит 1500 ₽.\"},"
+                    "{\"q\":[\"Где вы находитесь?\",\"адрес\"],\"a\":\"Тверская, 1.\"}],"
+                    "\"fallback_text\":\"Администратор скоро ответит.\"",
+                    0);
 }
 
 static int setup_rate(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-
-    *state = f;
-    return f && fx_start(f, ",\"rate_limit\":{\"count\":2,\"hours\":1,\"notice\":\"Лимит вопросов исчерпан\"}",
-                         1) == 0 ? 0 : -1;
+    return fx_setup(state,
+                    ",\"rate_limit\":{\"count\":2,\"hours\":1,\"notice\":\"Лимит вопросов исчерпан\"}",
+                    1);
 }
 
 static int setup_loop(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
-
-    *state = f;
-    return f && fx_start(f, ",\"loop_guard\":{\"repeat_limit\":3,\"replies_per_minute\":3,"
-                            "\"cooldown_s\":600}", 1) == 0 ? 0 : -1;
+    return fx_setup(state,
+                    ",\"loop_guard\":{\"repeat_limit\":3,\"replies_per_minute\":3,"
+                    "\"cooldown_s\":600}",
+                    1);
 }
 
 static int setup_silent(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
     int rc;
 
-    *state = f;
     silent_graph = 1;
-    rc = f && fx_start(f, NULL, 1) == 0 ? 0 : -1;
+    rc = fx_setup(state, NULL, 1);
     silent_graph = 0;
     return rc;
 }
 
 static int setup_batch1(void **state)
 {
-    struct fx *f = calloc(1, sizeof(*f));
     int rc;
 
-    *state = f;
     batch_max = 1;
-    rc = f && fx_start(f, NULL, 1) == 0 ? 0 : -1;
+    rc = fx_setup(state, NULL, 1);
     batch_max = 10;
     return rc;
 }

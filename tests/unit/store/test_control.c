@@ -1105,6 +1105,13 @@ static void test_config_1mb_roundtrip(void **state)
 
 /* ---- audit ---- */
 
+static void audits_free(struct myna_control_audit *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        myna_control_audit_release(&v[i]);
+    free(v);
+}
+
 static void test_audit_order_fields_paging(void **state)
 {
     struct fix *f = *state;
@@ -1145,9 +1152,7 @@ static void test_audit_order_fields_paging(void **state)
     assert_string_equal(v[1].action, "step.8");
     assert_string_equal(v[2].action, "step.7");
     assert_int_equal(v[0].ts_ms, 2009);
-    for (size_t i = 0; i < n; i++)
-        myna_control_audit_release(&v[i]);
-    free(v);
+    audits_free(v, n);
 
     assert_int_equal(myna_control_audit_list(f->c, 0, 5, 10, &v, &n, &err), MYNA_OK);
     assert_int_equal(n, 2);
@@ -1165,10 +1170,8 @@ static void test_audit_order_fields_paging(void **state)
     assert_string_equal(v[1].target, "acme");
     assert_string_equal(v[1].detail, "{\"enabled\":true}");
     assert_string_equal(v[1].from_addr, "203.0.113.7");
-    for (size_t i = 0; i < n; i++)
-        myna_control_audit_release(&v[i]);
+    audits_free(v, n);
     myna_control_audit_release(NULL);
-    free(v);
     assert_int_equal(myna_control_audit_list(f->c, 0, 5, 12, &v, &n, &err), MYNA_OK);
     assert_int_equal(n, 0);
     free(v);
@@ -1180,22 +1183,17 @@ static void test_audit_order_fields_paging(void **state)
         assert_int_equal(myna_control_audit_list(f->c, 0, 3, 0, &v, &n, &err), MYNA_OK);
         assert_int_equal(n, 3);
         last = v[2].id;
-        for (size_t i = 0; i < n; i++)
-            myna_control_audit_release(&v[i]);
-        free(v);
+        audits_free(v, n);
         audit(f->c, 3000, "step.new", "x");
         assert_int_equal(myna_control_audit_list(f->c, last, 3, 0, &v, &n, &err), MYNA_OK);
         assert_int_equal(n, 3);
         assert_string_equal(v[0].action, "step.6");
         assert_string_equal(v[2].action, "step.4");
-        for (size_t i = 0; i < n; i++)
-            myna_control_audit_release(&v[i]);
-        free(v);
+        audits_free(v, n);
         assert_int_equal(myna_control_audit_list(f->c, id2, 5, 0, &v, &n, &err), MYNA_OK);
         assert_int_equal(n, 1);  /* the oldest alone */
         assert_int_equal(v[0].id, id1);
-        myna_control_audit_release(&v[0]);
-        free(v);
+        audits_free(v, n);
         assert_int_equal(myna_control_audit_list(f->c, id1, 5, 0, &v, &n, &err), MYNA_OK);
         assert_int_equal(n, 0);
         free(v);
