@@ -277,7 +277,8 @@ static int cmd_bot(int argc, char **argv)
     }
     myna_instances_release(&instances);
     myna_conf_release(&conf);
-    return rc == MYNA_OK ? 0 : 1;
+    /* a value its clients refuse: restarting cannot help (supervisor.h) */
+    return rc == MYNA_OK ? 0 : rc == MYNA_ECONFIG ? 2 : 1;
 }
 
 /* `myna outbox failed|replay --instance ID [--id N | --all] [serve options]`:

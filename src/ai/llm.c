@@ -627,12 +627,12 @@ struct myna_llm *myna_llm_new(struct event_base *base, struct myna_http_client *
         ulen--;
     if ((strncasecmp(conf->url, "http://", 7) != 0 && strncasecmp(conf->url, "https://", 8) != 0) ||
         ulen > URL_MAX || strcspn(conf->url, " \t\r\n") != strlen(conf->url)) {
-        myna_err_set(err, MYNA_EINVAL, "llm url '%.*s' is not an http(s) URL",
+        myna_err_set(err, MYNA_ECONFIG, "llm url '%.*s' is not an http(s) URL",
                      (int)myna_utf8_cut(conf->url, 200), conf->url);
         return NULL;
     }
     if (conf->api_key && strcspn(conf->api_key, "\r\n") != strlen(conf->api_key)) {
-        myna_err_set(err, MYNA_EINVAL, "llm api_key contains a line break");
+        myna_err_set(err, MYNA_ECONFIG, "llm api_key contains a line break");
         return NULL;
     }
     if ((llm = calloc(1, sizeof(*llm))) == NULL)

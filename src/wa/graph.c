@@ -606,13 +606,13 @@ static int check_url(const char *url, struct myna_err *err)
     size_t n;
 
     if (url == NULL || (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0))
-        return myna_err_set(err, MYNA_EINVAL, "graph_url must start with https:// or http://");
+        return myna_err_set(err, MYNA_ECONFIG, "graph_url must start with https:// or http://");
     n = strlen(url);
     if (url[n - 1] == '/')
-        return myna_err_set(err, MYNA_EINVAL, "graph_url must not end with '/'");
+        return myna_err_set(err, MYNA_ECONFIG, "graph_url must not end with '/'");
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
-            return myna_err_set(err, MYNA_EINVAL,
+            return myna_err_set(err, MYNA_ECONFIG,
                                 "graph_url has a space or a non-ASCII byte at %zu", i);
     return MYNA_OK;
 }
@@ -634,7 +634,7 @@ struct myna_graph *myna_graph_new(struct myna_http_client *http, const char *gra
         if (phone_number_id[n] < '0' || phone_number_id[n] > '9')
             break;
     if (phone_number_id == NULL || n == 0 || phone_number_id[n] != '\0' || n > PNID_MAX) {
-        myna_err_set(err, MYNA_EINVAL, "phone_number_id must be 1 to %d digits", PNID_MAX);
+        myna_err_set(err, MYNA_ECONFIG, "phone_number_id must be 1 to %d digits", PNID_MAX);
         return NULL;
     }
     /* the token goes into a header: no line breaks, no spaces; and its value
@@ -643,7 +643,7 @@ struct myna_graph *myna_graph_new(struct myna_http_client *http, const char *gra
         if ((unsigned char)access_token[n] <= 0x20 || (unsigned char)access_token[n] >= 0x7f)
             break;
     if (access_token == NULL || n == 0 || access_token[n] != '\0' || n > TOKEN_MAX) {
-        myna_err_set(err, MYNA_EINVAL,
+        myna_err_set(err, MYNA_ECONFIG,
                      "access_token must be 1 to %d printable ASCII characters without spaces",
                      TOKEN_MAX);
         return NULL;

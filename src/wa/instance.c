@@ -15,7 +15,7 @@
 
 #define FIELD_MAX 4096
 
-enum field_kind { F_SLUG, F_TEXT, F_PROVIDER, F_DIGITS, F_SECRET, F_URL };
+enum field_kind { F_SLUG, F_TEXT, F_PROVIDER, F_DIGITS, F_SECRET, F_TOKEN, F_URL };
 
 struct field {
     const char *name;
@@ -31,7 +31,7 @@ static const struct field fields[] = {
     { "provider", F_PROVIDER, 1, OFF(provider) },
     { "phone_number_id", F_DIGITS, 1, OFF(phone_number_id) },
     { "waba_id", F_DIGITS, 0, OFF(waba_id) },
-    { "access_token", F_SECRET, 1, OFF(access_token) },
+    { "access_token", F_TOKEN, 1, OFF(access_token) },
     { "app_secret", F_SECRET, 1, OFF(app_secret) },
     { "verify_token", F_SECRET, 1, OFF(verify_token) },
     { "graph_url", F_URL, 0, OFF(graph_url) },
@@ -58,7 +58,7 @@ static void instance_release(struct myna_instance *in)
 {
     for (size_t i = 0; i < N_FIELDS; i++) {
         char **slot = (char **)((char *)in + fields[i].off);
-        if (fields[i].kind == F_SECRET)
+        if (fields[i].kind == F_SECRET || fields[i].kind == F_TOKEN)
             myna_secret_wipe_free(*slot);
         else
             free(*slot);
@@ -129,6 +129,31 @@ static int all_digits(const char *s)
 #define MASKED_WHY "is a masked value as the admin API shows it, not the secret " \
                    "(export with --with-secrets, or write the secret)"
 
+/* Whether s has a byte outside printable ASCII, or a space when spaces
+ * count: what a header or a URL cannot carry as it is. */
+static int has_unsendable(const char *s, int space_too)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c >= 0x7f || (space_too && c == ' '))
+            return 1;
+    }
+    return 0;
+}
+
+/* Why url cannot be a base URL to call, or NULL; a '/' at its end is
+ * refused unless slash_ok. */
+static const char *url_problem(const char *url, int slash_ok)
+{
+    size_t n = strlen(url);
+
+    if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
+        return "must start with https:// or http://";
+    if (has_unsendable(url, 1))
+        return "has a space, a line break or a non-ASCII byte (write it percent-encoded)";
+    return url[n - 1] == '/' && !slash_ok ? "must not end with '/'" : NULL;
+}
+
 /* Returns NULL when the value is fine, else what is wrong with it. */
 static const char *check_value(const struct field *f, const char *v)
 {
@@ -152,13 +177,17 @@ static const char *check_value(const struct field *f, const char *v)
             return NULL;
         return all_digits(v) && n <= 32 ? NULL : "must be the digits of Meta's id";
     case F_SECRET:
+    case F_TOKEN:
         if (n == 0)
             return "a non-empty string is required";
-        return myna_secret_is_masked(v) ? MASKED_WHY : NULL;
+        if (myna_secret_is_masked(v))
+            return MASKED_WHY;
+        /* it goes into a header of every send */
+        return f->kind == F_TOKEN && has_unsendable(v, 1)
+                   ? "has a space, a line break or a non-ASCII character (pasted with one?)"
+                   : NULL;
     case F_URL:
-        if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0)
-            return "must start with https:// or http://";
-        return v[n - 1] == '/' ? "must not end with '/'" : NULL;
+        return url_problem(v, 0);
     }
     return NULL;
 }
@@ -272,6 +301,7 @@ static int parse_llm(const cJSON *v, struct myna_llm_settings *l, const char *wh
 {
     static const char *const keys[] = { "url", "model", "api_key", "system_prompt", "temperature",
                                         "max_tokens", "top_p", "timeout_ms", NULL };
+    const char *why;
     double num = 0;
     int rc;
 
@@ -293,9 +323,12 @@ static int parse_llm(const cJSON *v, struct myna_llm_settings *l, const char *wh
     if ((rc = get_num(v, "timeout_ms", 100, 600000, 30000, &num, who, "llm", err)) != MYNA_OK)
         return rc;
     l->timeout_ms = (int)num;
-    if (strncmp(l->url, "http://", 7) != 0 && strncmp(l->url, "https://", 8) != 0)
+    if ((why = url_problem(l->url, 1)) != NULL)
+        return myna_err_set(err, MYNA_ECONFIG, "%s: field 'llm.url': %s", who, why);
+    if (has_unsendable(l->api_key, 0))  /* it goes into a header of every call */
         return myna_err_set(err, MYNA_ECONFIG,
-                            "%s: field 'llm.url': must start with https:// or http://", who);
+                            "%s: field 'llm.api_key': has a line break or a non-ASCII character "
+                            "(pasted with one?)", who);
     if (l->model[0] == '\0')
         return myna_err_set(err, MYNA_ECONFIG, "%s: field 'llm.model': missing", who);
     l->enabled = 1;

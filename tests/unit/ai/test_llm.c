@@ -1107,14 +1107,14 @@ static void test_bad_arguments(void **state)
     myna_llm_free(NULL);
     c.url = "ftp://example.com/v1";
     assert_null(myna_llm_new(f->base, f->http, &c, &err));
-    assert_int_equal(err.code, MYNA_EINVAL);
+    assert_int_equal(err.code, MYNA_ECONFIG);  /* a bot exits 2 for it: not restarted */
     c.url = NULL;
     assert_null(myna_llm_new(f->base, f->http, &c, &err));
     c = conf_for(&fake, url, sizeof(url));
     c.api_key = "sk-abc\r\nX-Evil: 1";
     err = (struct myna_err)MYNA_ERR_INIT;
     assert_null(myna_llm_new(f->base, f->http, &c, &err));
-    assert_int_equal(err.code, MYNA_EINVAL);
+    assert_int_equal(err.code, MYNA_ECONFIG);
     assert_null(strstr(err.msg, "sk-abc"));
 
     c = conf_for(&fake, url, sizeof(url));

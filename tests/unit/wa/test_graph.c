@@ -1683,6 +1683,7 @@ static void test_client_bad_arguments(void **state)
     assert_null(myna_graph_new(NULL, E.graph_url, PNID, TOKEN, &err));
     assert_null(myna_graph_new(E.http, "ftp://x", PNID, TOKEN, &err));
     assert_non_null(strstr(err.msg, "graph_url must start with"));
+    assert_int_equal(err.code, MYNA_ECONFIG);  /* a bot exits 2 for it: not restarted */
     assert_null(myna_graph_new(E.http, "https://graph.facebook.com/v25.0/", PNID, TOKEN, &err));
     assert_non_null(strstr(err.msg, "must not end with '/'"));
     assert_null(myna_graph_new(E.http, "https://graph.facebook.com/v25 .0", PNID, TOKEN, &err));
@@ -1692,6 +1693,7 @@ static void test_client_bad_arguments(void **state)
     assert_null(myna_graph_new(E.http, E.graph_url, PNID, "", &err));
     assert_null(myna_graph_new(E.http, E.graph_url, PNID, "EAAG secret\r\nX: y", &err));
     assert_non_null(strstr(err.msg, "access_token"));
+    assert_int_equal(err.code, MYNA_ECONFIG);
     assert_null(strstr(err.msg, "secret"));   /* never the token's value */
     assert_null(myna_graph_new(E.http, E.graph_url, PNID, NULL, &err));
 }

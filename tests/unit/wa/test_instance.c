@@ -465,6 +465,10 @@ static void test_instance_graph_url(void **state)
     field_fails("graph_url", "HTTPS://graph.facebook.com", "must start with");
     field_fails("graph_url", "https://graph.facebook.com/v25.0/", "must not end with '/'");
     field_fails("graph_url", "https://", "must not end with '/'");
+    /* what the sender refuses: the bot would only exit */
+    field_fails("graph_url", "https://graph.facebook.com/v25.0 ", "has a space");
+    field_fails("graph_url", "https://graph.facebook.com/v25.0\n", "has a space, a line break");
+    field_fails("graph_url", "https://gráph.facebook.com", "has a space, a line break or a non-ASCII");
     field_ok("graph_url", "https://graph.facebook.com/v25.0");
     field_ok("graph_url", "http://127.0.0.1:9000");
 }
@@ -481,6 +485,14 @@ static void test_instance_name_and_secrets(void **state)
     name[200] = '\0';
     field_ok("name", name);
     field_fails("access_token", "", "a non-empty string is required");
+    /* it goes into a header: pasted with a space or a line break, every send would fail */
+    field_fails("access_token", "EAAGabc ", "has a space, a line break or a non-ASCII character");
+    field_fails("access_token", "EAAGabc\n", "has a space, a line break");
+    field_fails("access_token", "EAAG abc", "has a space");
+    field_fails("access_token", "EAAGабв", "has a space, a line break or a non-ASCII");
+    field_ok("access_token", "EAAGm0PX4ZCpsBA-_.~+/=");
+    field_ok("app_secret", "any bytes: ключ with spaces");  /* only a key for the HMAC */
+    field_ok("verify_token", "any text at all");
     field_fails("app_secret", "", "a non-empty string is required");
     field_fails("verify_token", "", "a non-empty string is required");
 }

@@ -198,6 +198,12 @@ static void test_bad_fields_are_named(void **state)
 {
     (void)state;
     expect_error("[{" BASE ",\"llm\":{\"url\":\"http://x\"}}]", "field 'llm.model': missing");
+    /* what the model client refuses: the bot would only exit */
+    expect_error("[{" BASE ",\"llm\":{\"url\":\"http://x/v1 \",\"model\":\"m\"}}]",
+                 "field 'llm.url': has a space");
+    expect_error("[{" BASE ",\"llm\":{\"url\":\"http://x/v1\",\"model\":\"m\","
+                 "\"api_key\":\"sk-abc\\n\"}}]",
+                 "field 'llm.api_key': has a line break");
     expect_error("[{" BASE ",\"llm\":{\"url\":\"http://x\",\"model\":\"m\",\"temperature\":5}}]",
                  "field 'llm.temperature': must be a number from 0 to 2");
     expect_error("[{" BASE ",\"llm\":{\"url\":\"http://x\",\"model\":\"m\",\"modle\":1}}]",
