@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,4 +109,91 @@ int myna_json_has_nul(const char *text, size_t n)
 size_t myna_json_mend_nul(char *text, size_t n)
 {
     return text != NULL ? scan_nul(text, n, text) : 0;
+}
+
+/* ---- repeated keys ---- */
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The key of obj that appears twice, or NULL; *oom on a failed allocation.
+ * A few keys are compared pairwise; more are sorted first, so that an
+ * object of many keys costs k log k, not k squared. */
+static const char *repeated_in(const cJSON *obj, int *oom)
+{
+    const cJSON *a, *b;
+    const char **names, *found = NULL;
+    size_t k = 0, i;
+
+    for (a = obj->child; a; a = a->next)
+        k++;
+    if (k <= 16) {
+        for (a = obj->child; a; a = a->next)
+            for (b = a->next; b; b = b->next)
+                if (strcmp(a->string, b->string) == 0)
+                    return a->string;
+        return NULL;
+    }
+    if ((names = malloc(k * sizeof(*names))) == NULL) {
+        *oom = 1;
+        return NULL;
+    }
+    for (a = obj->child, i = 0; a; a = a->next)
+        names[i++] = a->string;
+    qsort(names, k, sizeof(*names), cmp_names);
+    for (i = 1; i < k && found == NULL; i++)
+        if (strcmp(names[i - 1], names[i]) == 0)
+            found = names[i];
+    free(names);
+    return found;
+}
+
+/* Appends ".name" (or "name" at the start) or "[i]" to path[0..len); the
+ * new length, cut to fit. */
+static size_t path_add(char *path, size_t cap, size_t len, const char *name, size_t i)
+{
+    int n = name ? snprintf(path + len, cap - len, "%s%.64s", len ? "." : "", name)
+                 : snprintf(path + len, cap - len, "[%zu]", i);
+
+    if (n < 0)
+        return len;
+    return len + (size_t)n < cap ? len + (size_t)n : cap - 1;
+}
+
+static int find_repeated(const cJSON *v, char *path, size_t cap, size_t len)
+{
+    const cJSON *c;
+    const char *dup;
+    size_t i = 0;
+    int oom = 0, rc;
+
+    if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
+        return 0;
+    if (cJSON_IsObject(v) && (dup = repeated_in(v, &oom)) != NULL) {
+        path_add(path, cap, len, dup, 0);
+        return 1;
+    }
+    if (oom)
+        return -1;
+    for (c = v->child; c; c = c->next, i++) {
+        size_t sub = path_add(path, cap, len, cJSON_IsObject(v) ? c->string : NULL, i);
+        if ((rc = find_repeated(c, path, cap, sub)) != 0)
+            return rc;
+        path[len] = '\0';
+    }
+    return 0;
+}
+
+int myna_json_repeated_key(const cJSON *v, char *path, size_t cap)
+{
+    char none[1];
+
+    if (path == NULL || cap == 0) {
+        path = none;
+        cap = sizeof(none);
+    }
+    path[0] = '\0';
+    return v ? find_repeated(v, path, cap, 0) : 0;
 }

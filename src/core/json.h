@@ -1,5 +1,5 @@
-/* json.h - cJSON allocations from an arena, and the one check on a JSON
- * text that cJSON cannot make itself.
+/* json.h - cJSON allocations from an arena, and the checks on a JSON text
+ * or tree that cJSON cannot make itself.
  *
  * cJSON mallocs every node and string and frees them one by one; on the
  * webhook path that was a fifth of the loop's time. While a thread has an
@@ -44,5 +44,15 @@ int myna_json_has_nul(const char *text, size_t n);
  * bytes, which no valid JSON holds, are left as they are (check with
  * myna_json_has_nul). Returns how many escapes it rewrote; 0 for NULL. */
 size_t myna_json_mend_nul(char *text, size_t n);
+
+struct cJSON;
+
+/* Whether some object anywhere in v holds a key twice. cJSON keeps both
+ * and every lookup finds the first, so a check, a mask or a seal of one
+ * name misses the other ({"api_key":"a","api_key":"b"}). Returns 1 with
+ * the repeated key's path in path ("llm.api_key", "faq[2].q"; cut to
+ * fit), 0 when every key is unique (path ""), -1 out of memory. Takes
+ * O(k log k) for an object of k keys. */
+int myna_json_repeated_key(const struct cJSON *v, char *path, size_t cap);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/json.h"
 #include "core/secret.h"
 #include "core/util.h"
 #include "core/banned.h"
@@ -593,7 +594,7 @@ static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
                      const struct providers *prov, struct collect *c, struct myna_err *err)
 {
     const cJSON *id = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, "id") : NULL;
-    char who[128];
+    char who[128], dup[160];
     const cJSON *item, *prov_v;
     int sim;
 
@@ -603,18 +604,22 @@ static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
         snprintf(who, sizeof(who), "instance %zu", idx + 1);
     if (!cJSON_IsObject(obj))
         return myna_err_set(err, MYNA_ECONFIG, "%s: must be a JSON object", who);
+    /* cJSON keeps both of a repeated key and reads the first: a second
+     * llm.api_key would skip the seal and the mask. Refuse, at any depth. */
+    switch (myna_json_repeated_key(obj, dup, sizeof(dup))) {
+    case 1:
+        if (SECTION_FAILED(myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': appears twice", who,
+                                        dup)))
+            return err->code;
+        break;
+    case -1:
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    }
     cJSON_ArrayForEach(item, obj) {
-        const cJSON *other;
-        int rc = MYNA_OK;
-        if (!known_field(item->string))
-            rc = myna_err_set(err, MYNA_ECONFIG, "%s: unknown field '%.64s'", who, item->string);
-        /* cJSON keeps both of a repeated key and reads the first: refuse */
-        for (other = item->next; rc == MYNA_OK && other; other = other->next)
-            if (strcmp(other->string, item->string) == 0)
-                rc = myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': appears twice", who,
-                                  item->string);
-        if (SECTION_FAILED(rc))
-            return rc;
+        if (!known_field(item->string) &&
+            SECTION_FAILED(myna_err_set(err, MYNA_ECONFIG, "%s: unknown field '%.64s'", who,
+                                        item->string)))
+            return err->code;
     }
     /* the simulator needs no credentials: myna_sim_prepare derives them */
     prov_v = cJSON_GetObjectItemCaseSensitive(obj, "provider");
@@ -688,6 +693,7 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
     const cJSON *item, *list;
     const char *end = NULL;
     struct providers prov = { NULL };
+    char dup[160];
     size_t n, i = 0;
     int rc = MYNA_OK;
 
@@ -714,6 +720,11 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
                 cJSON_Delete(root);
                 return MYNA_ECONFIG;
             }
+        }
+        if ((rc = myna_json_repeated_key(root, dup, sizeof(dup))) != 0) {
+            cJSON_Delete(root);
+            return rc < 0 ? myna_err_set(err, MYNA_ENOMEM, "out of memory")
+                          : myna_err_set(err, MYNA_ECONFIG, "field '%s': appears twice", dup);
         }
         prov.obj = cJSON_GetObjectItemCaseSensitive(root, "llm_providers");
         list = cJSON_GetObjectItemCaseSensitive(root, "instances");

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -109,6 +111,73 @@ static void test_json_mend_nul(void **state)
     assert_int_equal(myna_json_mend_nul(NULL, 5), 0);
 }
 
+/* The path of the repeated key in text, or "" (and the result in *rc). */
+static int repeated(const char *text, char *path, size_t cap)
+{
+    cJSON *v = cJSON_Parse(text);
+    int rc;
+
+    assert_non_null(v);
+    rc = myna_json_repeated_key(v, path, cap);
+    cJSON_Delete(v);
+    return rc;
+}
+
+static void test_json_repeated_key_found(void **state)
+{
+    char path[64];
+
+    (void)state;
+    assert_int_equal(repeated("{\"a\":1,\"a\":2}", path, sizeof(path)), 1);
+    assert_string_equal(path, "a");
+    /* nested: the one a seal or a mask of "llm.api_key" would miss */
+    assert_int_equal(repeated("{\"id\":\"x\",\"llm\":{\"url\":\"u\",\"api_key\":\"k1\","
+                              "\"api_key\":\"k2\"}}", path, sizeof(path)), 1);
+    assert_string_equal(path, "llm.api_key");
+    assert_int_equal(repeated("{\"faq\":[{\"q\":1},{\"q\":1,\"a\":2},{\"q\":1,\"q\":2}]}", path,
+                              sizeof(path)), 1);
+    assert_string_equal(path, "faq[2].q");
+    assert_int_equal(repeated("[[{\"k\":{\"z\":0,\"z\":1}}]]", path, sizeof(path)), 1);
+    assert_string_equal(path, "[0][0].k.z");
+    /* the path is cut to fit, never overrun */
+    assert_int_equal(repeated("{\"aaaaaaaaaaaaaaaa\":{\"b\":1,\"b\":2}}", path, 8), 1);
+    assert_string_equal(path, "aaaaaaa");
+    assert_int_equal(repeated("{\"a\":{\"b\":1,\"b\":2}}", NULL, 0), 1);
+}
+
+static void test_json_repeated_key_none(void **state)
+{
+    char path[64] = "junk";
+
+    (void)state;
+    assert_int_equal(repeated("{\"a\":1,\"A\":2,\"b\":{\"a\":1},\"c\":[{\"a\":1},{\"a\":2}]}",
+                              path, sizeof(path)), 0);
+    assert_string_equal(path, "");  /* and the path was put back at each level */
+    assert_int_equal(repeated("[1,\"x\",null,[]]", path, sizeof(path)), 0);
+    assert_int_equal(repeated("\"text\"", path, sizeof(path)), 0);
+    assert_int_equal(myna_json_repeated_key(NULL, path, sizeof(path)), 0);
+}
+
+/* Past the pairwise compare: an object of many keys is sorted. */
+static void test_json_repeated_key_many(void **state)
+{
+    enum { K = 20000 };
+    cJSON *o = cJSON_CreateObject();
+    char name[32], path[64];
+
+    (void)state;
+    assert_non_null(o);
+    for (int i = 0; i < K; i++) {
+        snprintf(name, sizeof(name), "k%d", i);
+        assert_non_null(cJSON_AddNumberToObject(o, name, i));
+    }
+    assert_int_equal(myna_json_repeated_key(o, path, sizeof(path)), 0);
+    assert_non_null(cJSON_AddNumberToObject(o, "k12345", 0));  /* the last one repeats */
+    assert_int_equal(myna_json_repeated_key(o, path, sizeof(path)), 1);
+    assert_string_equal(path, "k12345");
+    cJSON_Delete(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -117,6 +186,9 @@ int main(void)
         cmocka_unit_test(test_json_has_nul_none),
         cmocka_unit_test(test_json_has_nul_matches_cjson),
         cmocka_unit_test(test_json_mend_nul),
+        cmocka_unit_test(test_json_repeated_key_found),
+        cmocka_unit_test(test_json_repeated_key_none),
+        cmocka_unit_test(test_json_repeated_key_many),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -198,6 +198,15 @@ static void test_bad_fields_are_named(void **state)
 {
     (void)state;
     expect_error("[{" BASE ",\"llm\":{\"url\":\"http://x\"}}]", "field 'llm.model': missing");
+    /* a second api_key would skip the seal and the mask */
+    expect_error("[{" BASE ",\"llm\":{\"url\":\"http://x/v1\",\"model\":\"m\","
+                 "\"api_key\":\"sk-one\",\"api_key\":\"sk-two\"}}]",
+                 "field 'llm.api_key': appears twice");
+    expect_error("{\"llm_providers\":{\"p\":{\"url\":\"http://x\",\"model\":\"m\","
+                 "\"api_key\":\"a\",\"api_key\":\"b\"}},\"instances\":[{" BASE ",\"llm\":\"p\"}]}",
+                 "field 'llm_providers.p.api_key': appears twice");
+    expect_error("[{" BASE ",\"faq\":[{\"q\":\"a\",\"a\":\"b\",\"a\":\"c\"}]}]",
+                 "field 'faq[0].a': appears twice");
     /* what the model client refuses: the bot would only exit */
     expect_error("[{" BASE ",\"llm\":{\"url\":\"http://x/v1 \",\"model\":\"m\"}}]",
                  "field 'llm.url': has a space");
