@@ -33,6 +33,13 @@
 #define WA_TEXT_MAX 4096
 #define SEND_TIMEOUT_MS 20000
 #define SEND_BATCH 64         /* due records read per sender pass */
+/* A reply Meta keeps refusing with an error worth another try (or takes
+ * and then reports failed with one) is given up after this many sends,
+ * about half an hour with the backoff (graph.h): a lasting error would
+ * otherwise hold every later reply to the contact, which go in order. */
+#define SEND_TRIES_MAX 15
+/* 131048 (spam rate limit): Meta says to retry much later (B5) */
+#define SPAM_PAUSE_MS 60000
 #define ANSWER_RETRY_FIRST_MS 200
 #define ANSWER_RETRY_MAX_MS 10000
 /* Turns with the brain at once. The rest wait in the store (durable) and
@@ -121,6 +128,10 @@ struct bot {
      * send, the probe, goes alone until its answer */
     int64_t hold_until_ms;
     int probing;             /* the probe is in flight */
+    /* a limit of the whole number (myna_graph_limits_number): nothing is
+     * sent before pause_until_ms; each such limit in a row waits longer */
+    int64_t pause_until_ms;
+    int limits_in_row;
 };
 
 /* ---- lanes --------------------------------------------------------------- */
@@ -227,6 +238,7 @@ static void kick_turns(struct bot *b)
 }
 
 static void arm_sender(struct bot *b, int64_t at_ms);
+static void pause_sends(struct bot *b, int code);
 
 static void kick_sender(struct bot *b)
 {
@@ -522,32 +534,61 @@ static int consume(struct bot *b, const struct myna_inbox_row *row, int *timer,
 
 /* ---- statuses -------------------------------------------------------------- */
 
-/* The outbox id we put in biz_opaque_callback_data, or 0. */
-static int64_t opaque_outbox_id(const char *raw)
+/* The outbox id we put in biz_opaque_callback_data ("outbox:ID:CREATED",
+ * see request_body; "outbox:ID" from before the created time was added),
+ * or 0; *created is -1 without one. */
+static int64_t opaque_outbox_id(const char *raw, int64_t *created)
 {
     cJSON *root = raw ? cJSON_Parse(raw) : NULL;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "biz_opaque_callback_data");
     int64_t id = 0;
+    char num[24];
+    const char *colon;
 
-    if (cJSON_IsString(v) && strncmp(v->valuestring, "outbox:", 7) == 0 &&
-        myna_parse_i64(v->valuestring + 7, 1, INT64_MAX, &id) != 0)
-        id = 0;
+    *created = -1;
+    if (cJSON_IsString(v) && strncmp(v->valuestring, "outbox:", 7) == 0) {
+        colon = strchr(v->valuestring + 7, ':');
+        snprintf(num, sizeof(num), "%.*s",
+                 (int)(colon ? colon - (v->valuestring + 7) : 23), v->valuestring + 7);
+        if (myna_parse_i64(num, 1, INT64_MAX, &id) != 0 ||
+            (colon && myna_parse_i64(colon + 1, 0, INT64_MAX, created) != 0))
+            id = 0;
+    }
     cJSON_Delete(root);
     return id;
+}
+
+/* Whether a status of a wamid we do not know is for record r, sent with
+ * the callback data of its id: r was sent and its answer never came or
+ * was unsure (a crash, a cut connection), the status names r's contact,
+ * and r was created when the data says. A store made anew numbers its
+ * records from 1 again, and Meta's statuses of the old one's sends still
+ * come for days: those must not mark a reply sent that never was. */
+static int status_is_for(const struct myna_outbox_rec *r, const struct myna_status_row *row,
+                         int64_t created)
+{
+    const char *to = row->s.recipient;
+
+    return r->wamid == NULL && r->attempts > 0 &&
+           (r->state == MYNA_OUTBOX_SENDING ||
+            (r->state == MYNA_OUTBOX_PENDING &&
+             (r->status == NULL || strcmp(r->status, "failed") != 0))) &&
+           (to == NULL || *to == '\0' || strcmp(to, r->contact) == 0) &&
+           (created < 0 || created == r->created_ms);
 }
 
 /* A status for a send whose answer we never saw (crash): adopt its wamid. */
 static int reconcile(struct bot *b, const struct myna_status_row *row, struct myna_err *err)
 {
     struct myna_outbox_rec r;
-    int64_t id = opaque_outbox_id(row->s.raw);
+    int64_t created, id = opaque_outbox_id(row->s.raw, &created);
     int rc;
 
     if (id == 0)
         return MYNA_OK;
     if ((rc = myna_bot_outbox_get(b->bs, id, &r, err)) != MYNA_OK)  /* a store error: retried */
         return rc == MYNA_ENOTFOUND ? MYNA_OK : rc;
-    if (r.wamid == NULL) {
+    if (status_is_for(&r, row, created)) {
         r.wamid = strdup(row->s.wamid);
         r.state = MYNA_OUTBOX_SENT;
         MYNA_LOG(MYNA_INFO, "send_reconciled", "instance=%s outbox=%" PRId64, b->in->id, id);
@@ -560,6 +601,51 @@ static int reconcile(struct bot *b, const struct myna_status_row *row, struct my
     }
     myna_outbox_rec_release(&r);
     return rc;
+}
+
+/* A failed status with an error worth another try (Meta took the message,
+ * then could not deliver it: 131000, 131016, 130429 ... come either way,
+ * B4): the record goes back to pending with the backoff a refused send
+ * gets, until SEND_TRIES_MAX. 1 when it did, 0 when the status is final
+ * (then recorded as usual), or a store error. */
+static int retry_failed(struct bot *b, const struct myna_status_row *row, struct myna_err *err)
+{
+    enum myna_send_class cls = myna_graph_code_class(row->s.error_code);
+    struct myna_outbox_rec r;
+    struct myna_send_result res;
+    int rc;
+
+    if (row->s.status != MYNA_STATUS_FAILED ||
+        (cls != MYNA_SEND_RETRY && cls != MYNA_SEND_RETRY_PAIR))
+        return 0;
+    if ((rc = myna_bot_outbox_by_wamid(b->bs, row->s.wamid, &r, err)) != MYNA_OK)
+        return rc == MYNA_ENOTFOUND ? 0 : rc;
+    if (r.state != MYNA_OUTBOX_SENT || r.attempts >= SEND_TRIES_MAX) {
+        myna_outbox_rec_release(&r);
+        return 0;
+    }
+    free(r.wamid);
+    free(r.status);
+    free(r.error);
+    r.wamid = NULL;             /* the next send gets an id of its own */
+    r.status = strdup("failed");  /* and no status of this one adopts it (status_is_for) */
+    r.error = strdup(row->s.error_title ? row->s.error_title : "failed status");
+    r.error_code = row->s.error_code;
+    r.state = MYNA_OUTBOX_PENDING;
+    r.next_ms = myna_wall_ms() +
+                myna_graph_backoff_ms(cls, r.attempts - 1, (unsigned)random());
+    memset(&res, 0, sizeof(res));
+    res.error_code = row->s.error_code;
+    if (myna_graph_limits_number(&res))
+        pause_sends(b, row->s.error_code);
+    MYNA_LOG(MYNA_WARN, "send_retry", "instance=%s outbox=%" PRId64 " code=%d status=failed"
+             " attempt=%d", b->in->id, r.id, r.error_code, r.attempts);
+    rc = r.status && r.error ? myna_bot_outbox_update(b->bs, &r, myna_wall_ms(), err)
+                             : myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    myna_outbox_rec_release(&r);
+    if (rc == MYNA_OK)
+        kick_sender(b);
+    return rc == MYNA_OK ? 1 : rc;
 }
 
 enum { CURSOR_INBOX, CURSOR_STATUSES };
@@ -591,6 +677,10 @@ static int drain_statuses(struct bot *b, int *more, struct myna_err *err)
         return rc;
     if ((rc = myna_store_begin(b->st, err)) == MYNA_OK) {
         for (size_t i = 0; rc == MYNA_OK && i < n; i++) {
+            if ((rc = retry_failed(b, &rows[i], err)) != 0) {
+                rc = rc > 0 ? MYNA_OK : rc;
+                continue;
+            }
             rc = myna_bot_outbox_status(b->bs, rows[i].s.wamid, rows[i].s.status,
                                         rows[i].s.error_code, rows[i].s.error_title,
                                         myna_wall_ms(), err);
@@ -1253,6 +1343,38 @@ static int record_result(struct bot *b, struct sending *s, struct myna_err *err)
     return adopted ? MYNA_OK : myna_bot_outbox_update(b->bs, &s->rec, myna_wall_ms(), err);
 }
 
+/* Meta refused r (or took it and reported it failed) SEND_TRIES_MAX times
+ * with an error worth another try: a dead letter (`myna outbox replay`). */
+static void give_up(struct bot *b, struct myna_outbox_rec *r, int code, const char *why)
+{
+    char text[320], q[400];
+
+    snprintf(text, sizeof(text), "gave up after %d sends: %s", r->attempts, why ? why : "");
+    r->state = MYNA_OUTBOX_FAILED;
+    r->error_code = code;
+    free(r->error);
+    r->error = strdup(text);
+    MYNA_LOG(MYNA_WARN, "send_failed", "instance=%s outbox=%" PRId64 " code=%d err=%s",
+             b->in->id, r->id, code, myna_log_q(q, sizeof(q), text));
+}
+
+/* A limit of the whole number (myna_graph_limits_number): every send waits,
+ * longer for each such limit in a row, so that a backlog does not run into
+ * it again reply by reply. */
+static void pause_sends(struct bot *b, int code)
+{
+    int64_t wait = myna_graph_backoff_ms(MYNA_SEND_RETRY, b->limits_in_row++, (unsigned)random());
+    int64_t until;
+
+    if (code == 131048 && wait < SPAM_PAUSE_MS)
+        wait = SPAM_PAUSE_MS;
+    until = myna_wall_ms() + wait;
+    if (until > b->pause_until_ms)
+        b->pause_until_ms = until;
+    MYNA_LOG(MYNA_WARN, "send_paused", "instance=%s code=%d pause_ms=%" PRId64, b->in->id, code,
+             wait);
+}
+
 /* The send's answer is recorded by the flush; the send stays in b->sends
  * (a stop waits for it) until then. */
 static void on_sent(const struct myna_send_result *res, void *arg)
@@ -1269,6 +1391,8 @@ static void on_sent(const struct myna_send_result *res, void *arg)
 
     s->lane->sending = 0;
     probe_done(s);
+    if (res->cls == MYNA_SEND_OK)
+        b->limits_in_row = 0;
     if (res->cls == MYNA_SEND_OK || res->cls == MYNA_SEND_AUTH)
         b->token_refused = res->cls == MYNA_SEND_AUTH;
     if (res->cls == MYNA_SEND_OK || res->cls == MYNA_SEND_LOCKED)
@@ -1294,10 +1418,15 @@ static void on_sent(const struct myna_send_result *res, void *arg)
              * it sent again */
             wait = b->opts->reconcile_ms;
             r->state = MYNA_OUTBOX_SENDING;
+        } else if (r->attempts >= SEND_TRIES_MAX) {
+            give_up(b, r, res->error_code, res->error);
+            break;
         } else {
             /* attempts counts this send: Meta's schedule starts at n = 0 */
             wait = myna_graph_backoff_ms(res->cls, r->attempts - 1, (unsigned)random());
             r->state = MYNA_OUTBOX_PENDING;
+            if (myna_graph_limits_number(res))
+                pause_sends(b, res->error_code);
         }
         r->next_ms = myna_wall_ms() + wait;
         set_error(r, res);
@@ -1336,9 +1465,9 @@ static char *request_body(const struct myna_outbox_rec *r, struct myna_err *err)
 {
     cJSON *content = cJSON_Parse(r->body);
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(content, "text");
-    char opaque[40], *body = NULL;
+    char opaque[48], *body = NULL;
 
-    snprintf(opaque, sizeof(opaque), "outbox:%" PRId64, r->id);
+    snprintf(opaque, sizeof(opaque), "outbox:%" PRId64 ":%" PRId64, r->id, r->created_ms);
     if (cJSON_IsString(text))
         body = myna_graph_text_body(r->contact, text->valuestring, NULL, opaque, err);
     else
@@ -1397,6 +1526,10 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
     }
     if (b->next_send_us > now_us) {  /* pacing: nothing may go before then, no need to look */
         p->wake = ms_up(b->next_send_us);
+        return MYNA_OK;
+    }
+    if (now < b->pause_until_ms) {  /* a limit of the whole number */
+        p->wake = b->pause_until_ms;
         return MYNA_OK;
     }
     if ((rc = myna_bot_outbox_due(b->bs, now, SEND_BATCH, &v, &n, &wake, err)) != MYNA_OK)

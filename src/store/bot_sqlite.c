@@ -723,6 +723,17 @@ int myna_bot_outbox_get(struct myna_bot_store *bs, int64_t id, struct myna_outbo
     return get_one(bs, s, r, err);
 }
 
+int myna_bot_outbox_by_wamid(struct myna_bot_store *bs, const char *wamid,
+                             struct myna_outbox_rec *r, struct myna_err *err)
+{
+    sqlite3_stmt *s = q(bs, Q_OUT_BY_WAMID, err);
+
+    if (s == NULL)
+        return MYNA_ESTORE;
+    bind_text(s, 1, wamid);
+    return get_one(bs, s, r, err);
+}
+
 static int status_rank(const char *name)
 {
     static const char *const order[] = { "sent", "delivered", "read", "played" };

@@ -152,6 +152,9 @@ int myna_bot_outbox_status(struct myna_bot_store *bs, const char *wamid,
                            int64_t now_ms, struct myna_err *err);
 int myna_bot_outbox_get(struct myna_bot_store *bs, int64_t id, struct myna_outbox_rec *r,
                         struct myna_err *err);
+/* The record Meta knows as wamid; MYNA_ENOTFOUND when none is. */
+int myna_bot_outbox_by_wamid(struct myna_bot_store *bs, const char *wamid,
+                             struct myna_outbox_rec *r, struct myna_err *err);
 /* Marks records accepted by Meta but without any status since before_ms as
  * 'unconfirmed' (once); up to max of their ids go to ids[], *n of them. */
 int myna_bot_outbox_flag_unconfirmed(struct myna_bot_store *bs, int64_t before_ms,

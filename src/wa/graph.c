@@ -421,6 +421,23 @@ static enum myna_send_class class_of_code(int code)
     }
 }
 
+enum myna_send_class myna_graph_code_class(int code)
+{
+    return class_of_code(code);
+}
+
+int myna_graph_limits_number(const struct myna_send_result *res)
+{
+    switch (res->error_code) {
+    case 130429: case 131048: case 4: case 80007: case 131057:
+        return 1;
+    case -1:
+        return res->http_status == 429;
+    default:
+        return 0;
+    }
+}
+
 /* A status without a Graph error code: server trouble and throttling are
  * worth another try, anything else is not. A 502 or 504 comes from a proxy
  * or gateway that may have passed the POST on before it gave up, so Meta
@@ -492,7 +509,11 @@ static void classify_success(const cJSON *root, struct myna_send_result *out)
         out->cls = MYNA_SEND_OK;
         return;
     }
-    out->cls = MYNA_SEND_FAILED;
+    /* a 2xx is Meta's "accepted" (B4) unless it says otherwise: whatever
+     * garbled the id (a proxy, a cut body), the message may be on its way,
+     * and its status webhook tells */
+    out->cls = MYNA_SEND_OK;
+    out->maybe_sent = 1;
     snprintf(out->error, sizeof(out->error), "%s",
              wamid == NULL ? "HTTP 2xx without messages[0].id"
                            : "HTTP 2xx with an unusable messages[0].id (empty, too long or "
@@ -527,7 +548,8 @@ void myna_graph_classify(long http_status, int transport_failed, const char *bod
         if (root != NULL && myna_json_has_nul(body, len)) {
             /* a \u0000 cuts a string short just the same (a wamid
              * "wamid.AB\u0000CD" would read as "wamid.AB") */
-            out->cls = MYNA_SEND_FAILED;
+            out->cls = MYNA_SEND_OK;
+            out->maybe_sent = 1;
             snprintf(out->error, sizeof(out->error),
                      "HTTP 2xx with a NUL character (\\u0000) in a string");
         } else {

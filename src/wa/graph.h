@@ -94,10 +94,11 @@ struct myna_send_result {
     int error_code;            /* Graph error.code, -1 when the answer had none */
     int transport_failed;      /* no usable HTTP answer: connect, reset, timeout, oversized */
     int timed_out;             /* transport_failed because the timeout ran out */
-    int maybe_sent;            /* RETRY after the request may have reached Meta, which
-                                * may have taken it (its status webhooks tell):
+    int maybe_sent;            /* the request may have reached Meta, which may have
+                                * taken it (its status webhooks tell): RETRY after
                                 * transport_failed after it left, or a 502/504
-                                * without a Graph error code (a proxy's answer) */
+                                * without a Graph error code (a proxy's answer);
+                                * OK with a 2xx whose message id is unusable */
     char error[256];           /* "message (details)" or why the answer was not
                                 * usable; printable UTF-8, cut at a character
                                 * boundary, "" on success; never the token */
@@ -112,7 +113,8 @@ struct myna_send_result {
  * Success needs a 2xx status, no error object, no NUL in any string (raw
  * or \u0000) and a string messages[0].id that fits wamid (or, for a
  * read/typing body, "success":true: OK with an empty wamid); any other 2xx
- * is FAILED. A Graph error object with a code
+ * without an error object is OK with an empty wamid and maybe_sent (Meta
+ * may have taken it; error says what was wrong with the answer). A Graph error object with a code
  * decides by that code alone, whatever the HTTP status (a code not listed
  * above is FAILED); without one, a 5xx or 429 is RETRY (a 502 or 504 with
  * maybe_sent) and the rest FAILED. body need not be NUL-terminated;
@@ -129,6 +131,16 @@ void myna_graph_classify(long http_status, int transport_failed, const char *bod
  *   RETRY_PAIR: 4^attempt s (1, 4, 16, 64, 256 s), capped at 10 min, no
  *               jitter (Meta's schedule for this recipient). */
 int myna_graph_backoff_ms(enum myna_send_class cls, int attempt, unsigned rnd);
+
+/* The class of a Graph error code alone (as a failed status webhook
+ * carries one: B4, the same codes as a refused send). */
+enum myna_send_class myna_graph_code_class(int code);
+
+/* 1 when res is a limit of the whole number, app or account rather than
+ * of one message (130429 throughput, 131048 spam rate limit, 4 and 80007
+ * call limits, 131057 maintenance, a bare 429): every send should pause,
+ * not only this one (B5). */
+int myna_graph_limits_number(const struct myna_send_result *res);
 
 /* ---- the client ------------------------------------------------------------ */
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -527,6 +528,114 @@ static void test_lost_answer_is_not_sent_twice(void **state)
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 1"), 1);
 }
 
+static int resent_after_failed(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox", "state = 2 AND attempts = 2") == 1;
+}
+
+/* Meta takes the reply, then reports it failed with an error worth another
+ * try (131000, B4): it is sent again, not left as a dead letter. */
+static void test_failed_status_worth_retrying_is_sent_again(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+
+    fault(&f->graph, "{\"status_fail\":131000}");
+    post_text(f, "79161234567", "wamid.sf-1", "ещё раз");
+    wait_sent(f, 2);
+    assert_true(h_wait(resent_after_failed, &f->p, 10000));
+    assert_int_equal(sent_texts(f, sent, 8), 2);
+    assert_string_equal(sent[0], "ECHO: ещё раз");
+    assert_string_equal(sent[1], "ECHO: ещё раз");
+    assert_true(h_log_contains(&f->p, "status=failed"));
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 3"), 0);
+}
+
+/* A status webhook of a message the bot does not know, naming outbox:1. */
+static void post_foreign_status(struct fx *f, const char *wamid, const char *to,
+                                const char *opaque)
+{
+    int n = snprintf(body_buf, sizeof(body_buf),
+                     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\","
+                     "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":"
+                     "{\"display_phone_number\":\"79990001122\",\"phone_number_id\":\"" PHONE_ID "\"},"
+                     "\"statuses\":[{\"id\":\"%s\",\"status\":\"delivered\",\"timestamp\":\"%ld\","
+                     "\"recipient_id\":\"%s\",\"biz_opaque_callback_data\":\"%s\"}]},"
+                     "\"field\":\"messages\"}]}]}",
+                     wamid, (long)time(NULL), to, opaque);
+
+    assert_int_equal(h_post_signed(f->p.public_url, "conv", SECRET, body_buf, (size_t)n, NULL, 0),
+                     200);
+}
+
+static int held_after_190(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox", "id = 1 AND state = 0 AND error_code = 190") == 1;
+}
+
+/* Statuses of sends the bot never made name outbox:1 too: those of this
+ * number's other app, or of the instance's store before it was made anew
+ * (its ids start at 1 again; Meta's statuses come for days). One for
+ * another recipient, one created at another time: neither may mark the
+ * held reply sent, which then goes once the hold is over. */
+static void test_status_of_another_send_is_not_adopted(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+
+    fault(&f->graph, "{\"code\":190,\"http\":401,\"count\":1}");
+    post_text(f, "79161234567", "wamid.fs-1", "алло");
+    assert_true(h_wait(held_after_190, &f->p, 15000));
+    post_foreign_status(f, "wamid.OTHER1", "79035550000", "outbox:1");
+    post_foreign_status(f, "wamid.OTHER2", "79161234567", "outbox:1:12345");
+    wait_sent(f, 1);
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "ECHO: алло");
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "wamid LIKE 'wamid.OTHER%'"), 0);
+}
+
+static int paused(void *arg)
+{
+    return h_log_contains(arg, "event=send_paused");
+}
+
+/* 130429 is the number's throughput limit (B5): after one refusal every
+ * reply waits (1 s, +-20 %), not only the refused one. The second
+ * customer writes once the first one's reply was refused; the window
+ * (400 ms) would let theirs go well within the pause. */
+static void test_number_limit_pauses_every_send(void **state)
+{
+    struct fx *f = *state;
+    cJSON *all, *m;
+    long long t0, at_b = 0;
+    struct timeval tv;
+
+    fault(&f->graph, "{\"code\":130429,\"http\":400,\"count\":1}");
+    post_text(f, "79160000011", "wamid.lim-1", "один");
+    assert_true(h_wait(paused, &f->p, 10000));
+    post_text(f, "79160000012", "wamid.lim-2", "два");
+    gettimeofday(&tv, NULL);
+    t0 = (long long)tv.tv_sec * 1000000 + tv.tv_usec;
+    wait_sent(f, 2);
+    all = fake_get(&f->graph, "/_fake/messages");
+    cJSON_ArrayForEach(m, all) {
+        const cJSON *body = cJSON_GetObjectItemCaseSensitive(m, "body");
+        const cJSON *to = cJSON_GetObjectItemCaseSensitive(body, "to");
+        const cJSON *at = cJSON_GetObjectItemCaseSensitive(m, "received_us");
+        if (cJSON_IsString(to) && strcmp(to->valuestring, "+79160000012") == 0 &&
+            cJSON_IsNumber(at))
+            at_b = (long long)at->valuedouble;
+    }
+    if (at_b == 0) {
+        char *t = cJSON_PrintUnformatted(all);
+        fail_msg("no reply to the second customer: %.600s", t ? t : "?");
+    }
+    cJSON_Delete(all);
+    if (at_b - t0 < (WINDOW_MS + 250) * 1000LL)
+        fail_msg("the second reply went %lld ms after its message, within the pause",
+                 (at_b - t0) / 1000);
+}
+
 static int has_dead_letter(void *arg)
 {
     return h_db_count(arg, "conv", "outbox", "state = 3 AND error_code = 131047") == 1;
@@ -979,6 +1088,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_max_one, setup_batch1, teardown),
         cmocka_unit_test_setup_teardown(test_throughput_errors_are_retried_in_order, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_lost_answer_is_not_sent_twice, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_status_worth_retrying_is_sent_again, setup_llm,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_status_of_another_send_is_not_adopted, setup_llm,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_number_limit_pauses_every_send, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_window_closed_is_a_dead_letter, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_token_needs_attention, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_account_locked_needs_attention, setup_llm, teardown),
@@ -992,6 +1106,8 @@ int main(void)
 
     setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);  /* the contacts API in one case */
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (getenv("MYNA_TEST_FILTER"))  /* one case: MYNA_TEST_FILTER=test_name (globs) */
+        cmocka_set_test_filter(getenv("MYNA_TEST_FILTER"));
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
     return rc;

@@ -164,7 +164,7 @@ static void assert_sane(const struct myna_send_result *r)
     assert_non_null(memchr(r->wa_id, '\0', sizeof(r->wa_id)));
     assert_true(clean_utf8(r->error));
     assert_true(clean_utf8(r->fbtrace_id));
-    if (r->cls == MYNA_SEND_OK) {
+    if (r->cls == MYNA_SEND_OK && !r->maybe_sent) {
         assert_string_equal(r->error, "");
         assert_int_equal(r->error_code, -1);
         assert_int_equal(r->transport_failed, 0);
@@ -172,8 +172,10 @@ static void assert_sane(const struct myna_send_result *r)
         assert_true(r->error[0] != '\0');
         assert_string_equal(r->wamid, "");
     }
-    if (r->transport_failed || r->maybe_sent)
+    if (r->transport_failed)
         assert_int_equal(r->cls, MYNA_SEND_RETRY);
+    if (r->maybe_sent)  /* unsure: left to its status webhook */
+        assert_true(r->cls == MYNA_SEND_RETRY || r->cls == MYNA_SEND_OK);
     if (r->timed_out)
         assert_true(r->transport_failed);
 }
@@ -680,7 +682,8 @@ static void test_classify_success_shapes(void **state)
     assert_int_equal(r.cls, MYNA_SEND_OK);
     assert_string_equal(r.wamid, "");
 
-    /* a 2xx without a usable messages[0].id is FAILED, never OK */
+    /* a 2xx without a usable messages[0].id is unsure, never a failure:
+     * Meta may have taken the message (B4), and its status webhook tells */
     const char *bad[] = { "", "{}", "[]", "null", "{\"messages\":[]}", "{\"messages\":{}}",
                           "{\"messages\":{\"id\":\"wamid.X\"}}", "{\"messages\":[{}]}",
                           "{\"messages\":[{\"id\":\"\"}]}", "{\"messages\":[{\"id\":5}]}",
@@ -691,7 +694,9 @@ static void test_classify_success_shapes(void **state)
                           "{\"messages\":[{\"id\":\"", "<html>OK</html>", "\xff\xfe\x00" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         classify(200, bad[i], &r);
-        assert_int_equal(r.cls, MYNA_SEND_FAILED);
+        assert_int_equal(r.cls, MYNA_SEND_OK);
+        assert_int_equal(r.maybe_sent, 1);
+        assert_string_equal(r.wamid, "");
         assert_int_equal(r.error_code, -1);
         assert_non_null(strstr(r.error, "messages[0].id"));
     }
@@ -705,7 +710,8 @@ static void test_classify_success_shapes(void **state)
     w = rep("w", 192);
     snprintf(body, sizeof(body), "{\"messages\":[{\"id\":\"%s\"}]}", w);
     classify(200, body, &r);
-    assert_int_equal(r.cls, MYNA_SEND_FAILED);
+    assert_int_equal(r.maybe_sent, 1);
+    assert_string_equal(r.wamid, "");
     free(w);
     /* an over-long wa_id is dropped, not cut */
     w = rep("7", 64);
@@ -851,7 +857,7 @@ static void test_classify_hostile(void **state)
         static const char nul[] = "{\"messages\":[{\"id\":\"wa\0mid\"}]}";
         myna_graph_classify(200, 0, nul, sizeof(nul) - 1, &r);
         assert_sane(&r);
-        assert_int_equal(r.cls, MYNA_SEND_FAILED);   /* the JSON ends at the NUL */
+        assert_int_equal(r.maybe_sent, 1);   /* the JSON ends at the NUL: no id */
     }
     {
         /* \u0000 is valid JSON, but cuts the string just the same */
@@ -861,7 +867,7 @@ static void test_classify_hostile(void **state)
         static const char lit[] = "{\"messages\":[{\"id\":\"wamid.AB\\\\u0000CD\"}]}";
         myna_graph_classify(200, 0, esc, sizeof(esc) - 1, &r);
         assert_sane(&r);
-        assert_int_equal(r.cls, MYNA_SEND_FAILED);
+        assert_int_equal(r.maybe_sent, 1);
         assert_string_equal(r.wamid, "");
         assert_non_null(strstr(r.error, "NUL"));
         {   /* cJSON reads a \u with a byte that is not hex as a NUL too */
@@ -869,18 +875,48 @@ static void test_classify_hostile(void **state)
                                       "\"messages\":[{\"id\":\"wamid.AB\\u-123CD\"}]}";
             myna_graph_classify(200, 0, bad, sizeof(bad) - 1, &r);
             assert_sane(&r);
-            assert_int_equal(r.cls, MYNA_SEND_FAILED);
+            assert_int_equal(r.maybe_sent, 1);
             assert_string_equal(r.wamid, "");
         }
         myna_graph_classify(200, 0, ok, sizeof(ok) - 1, &r);
         assert_sane(&r);
-        assert_int_equal(r.cls, MYNA_SEND_FAILED);
+        assert_int_equal(r.maybe_sent, 1);
         /* an escaped backslash before "u0000" is no NUL */
         myna_graph_classify(200, 0, lit, sizeof(lit) - 1, &r);
         assert_sane(&r);
         assert_int_equal(r.cls, MYNA_SEND_OK);
         assert_string_equal(r.wamid, "wamid.AB\\u0000CD");
     }
+}
+
+/* What a failed status's code means, and which limits hold every send. */
+static void test_code_class_and_number_limits(void **state)
+{
+    struct myna_send_result r;
+
+    (void)state;
+    assert_int_equal(myna_graph_code_class(131000), MYNA_SEND_RETRY);
+    assert_int_equal(myna_graph_code_class(130429), MYNA_SEND_RETRY);
+    assert_int_equal(myna_graph_code_class(131056), MYNA_SEND_RETRY_PAIR);
+    assert_int_equal(myna_graph_code_class(131047), MYNA_SEND_WINDOW_CLOSED);
+    assert_int_equal(myna_graph_code_class(131026), MYNA_SEND_FAILED);
+    assert_int_equal(myna_graph_code_class(190), MYNA_SEND_AUTH);
+    const int number[] = { 130429, 131048, 4, 80007, 131057 };
+    for (size_t i = 0; i < sizeof(number) / sizeof(number[0]); i++) {
+        char body[128];
+        snprintf(body, sizeof(body), "{\"error\":{\"code\":%d,\"message\":\"m\"}}", number[i]);
+        classify(400, body, &r);
+        assert_int_equal(r.cls, MYNA_SEND_RETRY);
+        assert_int_equal(myna_graph_limits_number(&r), 1);
+    }
+    classify(500, "{\"error\":{\"code\":131000,\"message\":\"m\"}}", &r);
+    assert_int_equal(myna_graph_limits_number(&r), 0);   /* one message's trouble */
+    classify(400, "{\"error\":{\"code\":131056,\"message\":\"m\"}}", &r);
+    assert_int_equal(myna_graph_limits_number(&r), 0);   /* one recipient's */
+    classify(429, "busy", &r);
+    assert_int_equal(myna_graph_limits_number(&r), 1);
+    classify(503, "busy", &r);
+    assert_int_equal(myna_graph_limits_number(&r), 0);
 }
 
 /* ---- backoff ------------------------------------------------------------------------ */
@@ -1716,6 +1752,7 @@ int main(void)
         cmocka_unit_test(test_classify_success_shapes),
         cmocka_unit_test(test_classify_no_graph_error),
         cmocka_unit_test(test_classify_hostile),
+        cmocka_unit_test(test_code_class_and_number_limits),
         cmocka_unit_test(test_backoff),
     };
     const struct CMUnitTest client[] = {
