@@ -77,12 +77,20 @@ static int fx_start(struct fx *f, const char *extra_fields, int with_llm)
 }
 
 /* A fixture started with the instance's extra fields (and an LLM). */
+static int bot_ready(void *arg)
+{
+    return h_log_contains(arg, "event=bot_ready");
+}
+
+/* The bot is up before a case posts: a message that waits in the inbox
+ * for a slow start is answered together with the next one, which some
+ * cases must tell apart (batch.max 1). */
 static int fx_setup(void **state, const char *fields, int with_llm)
 {
     struct fx *f = calloc(1, sizeof(*f));
 
     *state = f;
-    return f && fx_start(f, fields, with_llm) == 0 ? 0 : -1;
+    return f && fx_start(f, fields, with_llm) == 0 && h_wait(bot_ready, &f->p, 15000) ? 0 : -1;
 }
 
 static int setup_llm(void **state)
