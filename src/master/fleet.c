@@ -704,8 +704,10 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
                     cJSON_AddItemToObject(item, "api_key", keep);
             }
         }
+        /* case-sensitive, as the replace: "NAME" is a field of its own, which
+         * validate() refuses */
         if ((copy = cJSON_Duplicate(item, 1)) == NULL ||
-            (cJSON_HasObjectItem(cur, item->string)
+            (cJSON_GetObjectItemCaseSensitive(cur, item->string) != NULL
                  ? !cJSON_ReplaceItemInObjectCaseSensitive(cur, item->string, copy)
                  : !cJSON_AddItemToObject(cur, item->string, copy))) {
             cJSON_Delete(copy);

@@ -355,6 +355,23 @@ static void test_bad_input(void **state)
     assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances", NULL), 200);
 }
 
+/* A PUT's fields are checked as a create's: a name in another case is a
+ * field of its own, refused as unknown (not a server error). */
+static void test_update_fields_checked(void **state)
+{
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Patchy\",\"provider\":\"sim\",\"auto_start\":false}"),
+                     201);
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/patchy",
+                         "{\"NAME\":\"x\"}"),
+                     400);
+    assert_non_null(strstr(C->resp, "{\"field\":\"NAME\",\"error\":\"unknown field\"}"));
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/patchy", NULL), 200);
+    assert_non_null(strstr(C->resp, "\"name\":\"Patchy\""));
+    assert_false(h_log_contains(&C->p, "out of memory"));
+}
+
 /* Each role against each endpoint, another user's instance included. */
 static void test_role_matrix(void **state)
 {
@@ -1508,6 +1525,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_update_fields_checked),
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_secrets_refused_before_any_change),
         cmocka_unit_test(test_user_update),
