@@ -652,6 +652,61 @@ int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const 
     return rc;
 }
 
+/* The top-level fields of an instance object, as wa/instance.c parses
+ * them. */
+static const char *const instance_fields[] = {
+    "id", "name", "provider", "phone_number_id", "waba_id", "access_token", "app_secret",
+    "verify_token", "graph_url", "llm", "batch", "access", "rate_limit", "faq",
+    "fallback_text", "pacing", "loop_guard", "enabled", "auto_start", "max_memory_mb", NULL,
+};
+#define N_INSTANCE_FIELDS (sizeof(instance_fields) / sizeof(instance_fields[0]) - 1)
+
+static int instance_field_index(const char *name)
+{
+    for (size_t i = 0; i < N_INSTANCE_FIELDS; i++)
+        if (strcmp(name, instance_fields[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* A patch's fields, checked before it is merged: each one a field of an
+ * instance, given once. Merging looks each field up in the stored object,
+ * so a body of many unknown fields would cost time quadratic in its size
+ * on the loop; checked first, what is merged is at most one of each field.
+ * The scan is linear and stops at max errors. MYNA_OK, or MYNA_ECONFIG with
+ * errs[0..*n). */
+static int check_patch_fields(const cJSON *patch, struct myna_field_error *errs, size_t max,
+                              size_t *n, struct myna_err *err)
+{
+    unsigned char seen[N_INSTANCE_FIELDS] = { 0 };
+    const cJSON *item;
+    int bad = 0;
+
+    cJSON_ArrayForEach(item, patch) {
+        int i = instance_field_index(item->string);
+        const char *why = i < 0 ? "unknown field" : "appears twice";
+        if (i >= 0 && seen[i] == 0) {
+            seen[i] = 1;
+            continue;
+        }
+        if (i >= 0 && seen[i] == 2)
+            continue;  /* reported at its first repeat */
+        if (i >= 0)
+            seen[i] = 2;
+        if (!bad)
+            myna_err_set(err, MYNA_ECONFIG, "field '%.*s': %s",
+                         (int)myna_utf8_cut(item->string, 64), item->string, why);
+        bad = 1;
+        if (*n >= max)
+            break;
+        snprintf(errs[*n].field, sizeof(errs[*n].field), "%.*s",
+                 (int)myna_utf8_cut(item->string, 64), item->string);
+        snprintf(errs[*n].error, sizeof(errs[*n].error), "%s", why);
+        (*n)++;
+    }
+    return bad ? MYNA_ECONFIG : MYNA_OK;
+}
+
 /* A value the API showed masked ("••••abcd") means "unchanged". */
 static int is_masked(const cJSON *v)
 {
@@ -672,6 +727,10 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
     if (!cJSON_IsObject(patch = cJSON_ParseWithLength(body, len))) {
         cJSON_Delete(patch);
         return myna_err_set(err, MYNA_EPARSE, "the body must be a JSON object");
+    }
+    if (check_patch_fields(patch, errs, max_errs, n_errs, err) != MYNA_OK) {
+        cJSON_Delete(patch);
+        return err->code;
     }
     if ((cur = opened(f, l, err)) == NULL) {
         cJSON_Delete(patch);
@@ -704,8 +763,8 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
                     cJSON_AddItemToObject(item, "api_key", keep);
             }
         }
-        /* case-sensitive, as the replace: "NAME" is a field of its own, which
-         * validate() refuses */
+        /* case-sensitive, as the replace: "NAME" is not "name" (and, not a
+         * field, was refused before the merge) */
         if ((copy = cJSON_Duplicate(item, 1)) == NULL ||
             (cJSON_GetObjectItemCaseSensitive(cur, item->string) != NULL
                  ? !cJSON_ReplaceItemInObjectCaseSensitive(cur, item->string, copy)

@@ -356,9 +356,15 @@ static void test_bad_input(void **state)
 }
 
 /* A PUT's fields are checked as a create's: a name in another case is a
- * field of its own, refused as unknown (not a server error). */
+ * field of its own, refused as unknown (not a server error); a field given
+ * twice is refused; and a body of many unknown fields is refused before it
+ * is merged, at once (merged, it held the loop for seconds). */
 static void test_update_fields_checked(void **state)
 {
+    static char many[1 << 20];
+    size_t len = 0;
+    int64_t t0, ms;
+
     (void)state;
     assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
                          "{\"name\":\"Patchy\",\"provider\":\"sim\",\"auto_start\":false}"),
@@ -370,6 +376,24 @@ static void test_update_fields_checked(void **state)
     assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/patchy", NULL), 200);
     assert_non_null(strstr(C->resp, "\"name\":\"Patchy\""));
     assert_false(h_log_contains(&C->p, "out of memory"));
+
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/patchy",
+                         "{\"name\":\"A\",\"fallback_text\":\"f\",\"name\":\"B\"}"),
+                     400);
+    assert_non_null(strstr(C->resp, "{\"field\":\"name\",\"error\":\"appears twice\"}"));
+
+    many[len++] = '{';
+    for (int i = 0; i < 80000; i++)
+        len += (size_t)snprintf(many + len, sizeof(many) - len, "%s\"k%d\":1", i ? "," : "", i);
+    many[len++] = '}';
+    assert_true(len < sizeof(many) - 1);
+    t0 = myna_mono_ms();
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/patchy", many), 400);
+    ms = myna_mono_ms() - t0;
+    assert_non_null(strstr(C->resp, "{\"field\":\"k0\",\"error\":\"unknown field\"}"));
+    assert_true(ms < 3000);
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/patchy", NULL), 200);
+    assert_non_null(strstr(C->resp, "\"name\":\"Patchy\""));
 }
 
 /* Each role against each endpoint, another user's instance included. */
