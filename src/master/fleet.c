@@ -868,6 +868,7 @@ int myna_fleet_action(struct myna_fleet *f, const struct myna_actor *who, const 
     struct live *l = find(f, id);
     char audit_action[40], *config = NULL;
     int rc, auto_start;
+    int64_t version = 0;
 
     if (l == NULL)
         return myna_err_set(err, MYNA_ENOTFOUND, "no instance '%s'", id);
@@ -894,7 +895,7 @@ int myna_fleet_action(struct myna_fleet *f, const struct myna_actor *who, const 
     if ((rc = myna_control_begin(f->control, err)) == MYNA_OK) {
         rc = auto_start < 0 ? MYNA_OK
                             : myna_control_instance_update(f->control, id, config, -1, auto_start,
-                                                           -1, myna_wall_ms(), &l->version, err);
+                                                           -1, myna_wall_ms(), &version, err);
         if (rc == MYNA_OK)
             rc = audit(f, who, audit_action, id, NULL, err);
         if (rc == MYNA_OK)
@@ -906,10 +907,11 @@ int myna_fleet_action(struct myna_fleet *f, const struct myna_actor *who, const 
         free(config);
         return rc;
     }
-    if (auto_start >= 0) {
+    if (auto_start >= 0) {  /* committed: now the live instance says what is stored */
         free(l->config);
         l->config = config;
         l->inst.auto_start = auto_start;
+        l->version = version;
     }
     if (auto_start == 1)
         bot_start(f, l);

@@ -1329,6 +1329,7 @@ static void test_no_change_without_its_audit_row(void **state)
     const char *contact = "/admin/whatsapp/instances/aud/contacts/15550007777";
     char ann[80], ann_token_id[32], path[200];
     int n_users, n_tokens;
+    double version;
     struct myna_proc *p;
 
     (void)state;
@@ -1395,6 +1396,10 @@ static void test_no_change_without_its_audit_row(void **state)
     assert_null(strstr(C->resp, "hello there"));
     assert_int_equal(h_db_count(p, "aud", "outbox", NULL), 1);
 
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/vault", NULL), 200);
+    version = answer_num("version");
+    assert_true(version >= 1);
+
     /* secrets: not shown, and no change that would show them is made */
     assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/vault?secrets=1",
                             NULL),
@@ -1412,11 +1417,18 @@ static void test_no_change_without_its_audit_row(void **state)
     assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/vault", NULL), 200);
     assert_non_null(strstr(C->resp, "\"name\":\"Vault\""));
     assert_non_null(strstr(C->resp, "\"auto_start\":false"));
+    /* a start or stop that is not made leaves the version as it is stored */
+    assert_true(answer_num("version") == version);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/whatsapp/instances/vault/stop", ""),
+                     500);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/vault", NULL), 200);
+    assert_true(answer_num("version") == version);
     /* the same change without the export is made */
     assert_int_equal(api_at(p, ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/vault",
                             "{\"name\":\"Vault 2\"}"),
                      200);
     assert_non_null(strstr(C->resp, "\"name\":\"Vault 2\""));
+    assert_true(answer_num("version") == version + 1);
     assert_int_equal(h_stop(p, SIGTERM), 0);
     h_release(p);
 }
