@@ -396,6 +396,46 @@ static void test_update_fields_checked(void **state)
     assert_non_null(strstr(C->resp, "\"name\":\"Patchy\""));
 }
 
+/* 1 if p's data dir holds instances/<file>. */
+static int instance_file_exists(const struct myna_proc *p, const char *file)
+{
+    char path[600];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/var/instances/%s", p->dir, file);
+    return stat(path, &st) == 0;
+}
+
+/* Reads of an instance whose bot never ran make no store for it: its
+ * status and stats have no counts, its contacts answer 503 until its bot
+ * made its store, and so does a change to one, before its body is read. */
+static void test_reads_make_no_bot_store(void **state)
+{
+    const char *contact = "/admin/whatsapp/instances/unborn/contacts/15550008888";
+    char guest[80], path[200];
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Unborn\",\"provider\":\"sim\",\"auto_start\":false}"),
+                     201);
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/tokens",
+                         "{\"name\":\"watch\",\"role\":\"guest\"}"),
+                     201);
+    answer_str("token", guest, sizeof(guest));
+    assert_int_equal(api(guest, "GET", "/admin/whatsapp/instances/unborn/status", NULL), 200);
+    assert_null(strstr(C->resp, "outbox_open"));
+    assert_int_equal(api(guest, "GET", "/admin/whatsapp/instances/unborn/stats", NULL), 200);
+    assert_null(strstr(C->resp, "outbox_open"));
+    assert_false(instance_file_exists(&C->p, "unborn.bot.db"));
+
+    assert_int_equal(api(ADMIN_TOKEN, "GET", contact, NULL), 503);
+    assert_non_null(strstr(C->resp, "the instance's bot has no store yet: start it once"));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", contact, "{\"nope\":1}"), 503);
+    snprintf(path, sizeof(path), "%s/messages", contact);
+    assert_int_equal(api(ADMIN_TOKEN, "POST", path, "{\"text\":\"hi\"}"), 503);
+    assert_false(instance_file_exists(&C->p, "unborn.bot.db"));
+}
+
 /* Each role against each endpoint, another user's instance included. */
 static void test_role_matrix(void **state)
 {
@@ -1562,6 +1602,7 @@ int main(void)
         cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_update_fields_checked),
+        cmocka_unit_test(test_reads_make_no_bot_store),
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_secrets_refused_before_any_change),
         cmocka_unit_test(test_user_update),
