@@ -1254,7 +1254,9 @@ static void users(struct call *c, const char *rest)
         name = cJSON_GetObjectItemCaseSensitive(body, "name");
         role = cJSON_GetObjectItemCaseSensitive(body, "role");
         pw = cJSON_GetObjectItemCaseSensitive(body, "password");
-        if (!cJSON_IsString(name) ||
+        /* a name not in UTF-8 would come back in the store's refusal,
+         * which is JSON */
+        if (!cJSON_IsString(name) || myna_utf8_count(name->valuestring) == (size_t)-1 ||
             (role && (!cJSON_IsString(role) || myna_role_parse(role->valuestring, &r) != 0)) ||
             (pw && !cJSON_IsString(pw))) {
             cJSON_Delete(body);
@@ -1322,11 +1324,16 @@ static void tokens(struct call *c, const char *rest)
         name = cJSON_GetObjectItemCaseSensitive(body, "name");
         user = cJSON_GetObjectItemCaseSensitive(body, "user");
         role = cJSON_GetObjectItemCaseSensitive(body, "role");
-        if ((name && !cJSON_IsString(name)) || (user && !cJSON_IsString(user)) ||
+        /* the name is stored and shown again (tokens, audit log) as JSON */
+        if ((name && (!cJSON_IsString(name) ||
+                      myna_utf8_count(name->valuestring) == (size_t)-1)) ||
+            (user && (!cJSON_IsString(user) ||
+                      myna_utf8_count(user->valuestring) == (size_t)-1)) ||
             (role && (!cJSON_IsString(role) || myna_role_parse(role->valuestring, &r) != 0)) ||
             (user && role)) {
             cJSON_Delete(body);
-            send_error(c->req, 400, "expected {\"name\"} and at most one of \"user\" or \"role\"");
+            send_error(c->req, 400, "expected {\"name\"} (UTF-8) and at most one of \"user\" "
+                                    "or \"role\"");
             return;
         }
         if ((user || role) && !allowed(c, MYNA_ROLE_ADMIN)) {

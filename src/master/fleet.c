@@ -599,6 +599,44 @@ static void trash_leftovers(struct myna_fleet *f, const char *id)
     trash_files(f, id);
 }
 
+/* 1 if v's name, its text and all below it are valid UTF-8. */
+static int all_utf8(const cJSON *v)
+{
+    if ((v->string && myna_utf8_count(v->string) == (size_t)-1) ||
+        (cJSON_IsString(v) && myna_utf8_count(v->valuestring) == (size_t)-1))
+        return 0;
+    for (const cJSON *c = v->child; c; c = c->next)
+        if (!all_utf8(c))
+            return 0;
+    return 1;
+}
+
+/* An instance's body is stored as it is and shown again as JSON, which
+ * must be UTF-8: a body with any other text is refused, naming the
+ * top-level field that holds it ("" when it is that field's own name).
+ * MYNA_OK, or MYNA_ECONFIG with errs[0..*n). */
+static int check_utf8(const cJSON *obj, struct myna_field_error *errs, size_t max, size_t *n,
+                      struct myna_err *err)
+{
+    const cJSON *item;
+
+    cJSON_ArrayForEach(item, obj) {
+        int name_ok = myna_utf8_count(item->string) != (size_t)-1;
+        if (name_ok && all_utf8(item))
+            continue;
+        if (*n < max) {
+            snprintf(errs[*n].field, sizeof(errs[*n].field), "%.*s",
+                     name_ok ? (int)myna_utf8_cut(item->string, 64) : 0, item->string);
+            snprintf(errs[*n].error, sizeof(errs[*n].error), "%s",
+                     name_ok ? "must be valid UTF-8" : "a field name that is not valid UTF-8");
+            (*n)++;
+        }
+        return myna_err_set(err, MYNA_ECONFIG, "field '%.*s': not valid UTF-8",
+                            name_ok ? (int)myna_utf8_cut(item->string, 64) : 0, item->string);
+    }
+    return MYNA_OK;
+}
+
 int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const char *body,
                       size_t len, char *id, size_t cap, struct myna_field_error *errs,
                       size_t max_errs, size_t *n_errs, struct myna_err *err)
@@ -611,6 +649,10 @@ int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const 
     if (!cJSON_IsObject(obj)) {
         cJSON_Delete(obj);
         return myna_err_set(err, MYNA_EPARSE, "the body must be a JSON object");
+    }
+    if (check_utf8(obj, errs, max_errs, n_errs, err) != MYNA_OK) {
+        cJSON_Delete(obj);
+        return err->code;
     }
     name = cJSON_GetObjectItemCaseSensitive(obj, "name");
     given = cJSON_GetObjectItemCaseSensitive(obj, "id");
@@ -728,7 +770,8 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
         cJSON_Delete(patch);
         return myna_err_set(err, MYNA_EPARSE, "the body must be a JSON object");
     }
-    if (check_patch_fields(patch, errs, max_errs, n_errs, err) != MYNA_OK) {
+    if (check_utf8(patch, errs, max_errs, n_errs, err) != MYNA_OK ||
+        check_patch_fields(patch, errs, max_errs, n_errs, err) != MYNA_OK) {
         cJSON_Delete(patch);
         return err->code;
     }

@@ -436,6 +436,63 @@ static void test_reads_make_no_bot_store(void **state)
     assert_false(instance_file_exists(&C->p, "unborn.bot.db"));
 }
 
+/* 1 if the last answer is valid UTF-8 and JSON. */
+static int answer_is_json(void)
+{
+    cJSON *o;
+
+    if (myna_utf8_count(C->resp) == (size_t)-1 || (o = cJSON_Parse(C->resp)) == NULL)
+        return 0;
+    cJSON_Delete(o);
+    return 1;
+}
+
+/* What the API stores from a body is shown again as JSON: text that is not
+ * UTF-8 is refused (400), and the answers and the audit log stay UTF-8. */
+static void test_stored_text_is_utf8(void **state)
+{
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/tokens", "{\"name\":\"x\xff\"}"), 400);
+    assert_true(answer_is_json());
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/tokens", "{\"name\":\"x\",\"user\":\"b\xff\"}"),
+                     400);
+    assert_true(answer_is_json());
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/users", "{\"name\":\"bo\xff" "b\"}"), 400);
+    assert_true(answer_is_json());
+
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Bad\xff\",\"provider\":\"sim\",\"auto_start\":false}"),
+                     400);
+    assert_true(answer_is_json());
+    assert_non_null(strstr(C->resp, "{\"field\":\"name\",\"error\":\"must be valid UTF-8\"}"));
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Utf\",\"provider\":\"sim\",\"auto_start\":false}"),
+                     201);
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/utf",
+                         "{\"name\":\"Utf \xc3\"}"),
+                     400);
+    assert_non_null(strstr(C->resp, "{\"field\":\"name\",\"error\":\"must be valid UTF-8\"}"));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/utf",
+                         "{\"faq\":[{\"q\":[\"x\"],\"a\":\"\xed\xa0\x80\"}]}"),
+                     400);
+    assert_non_null(strstr(C->resp, "{\"field\":\"faq\",\"error\":\"must be valid UTF-8\"}"));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/utf", "{\"\xfe\":1}"), 400);
+    assert_true(answer_is_json());
+    /* UTF-8 beyond ASCII is welcome */
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/utf",
+                         "{\"name\":\"Caf\xc3\xa9\"}"),
+                     200);
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/tokens", "{\"name\":\"caf\xc3\xa9\"}"),
+                     201);
+
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/audit?limit=1000", NULL), 200);
+    assert_true(answer_is_json());
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/tokens", NULL), 200);
+    assert_true(answer_is_json());
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances", NULL), 200);
+    assert_true(answer_is_json());
+}
+
 /* Each role against each endpoint, another user's instance included. */
 static void test_role_matrix(void **state)
 {
@@ -1603,6 +1660,7 @@ int main(void)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_update_fields_checked),
         cmocka_unit_test(test_reads_make_no_bot_store),
+        cmocka_unit_test(test_stored_text_is_utf8),
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_secrets_refused_before_any_change),
         cmocka_unit_test(test_user_update),
