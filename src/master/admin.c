@@ -1207,16 +1207,55 @@ static void user_create_finish(struct pw_job *j)
     send_json(c->req, 201, o);
 }
 
+/* The path segment s percent-decoded into out (cap bytes): 0; -1 when an
+ * escape is not two hex digits or is %00 (a name ends at a NUL); -2 when
+ * it does not fit. */
+static int path_decode(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    for (; *s; s++) {
+        int ch = (unsigned char)*s;
+        if (ch == '%') {
+            int hi = myna_hex_value(s[1]), lo = hi < 0 ? -1 : myna_hex_value(s[2]);
+            if (lo < 0 || hi * 16 + lo == 0)
+                return -1;
+            ch = hi * 16 + lo;
+            s += 2;
+        }
+        if (n + 1 >= cap)
+            return -2;
+        out[n++] = (char)ch;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* /admin/users/{name}: clients percent-encode the '@' of an e-mail-like
+ * name (bob%40example.com), so the name is decoded before it is looked up
+ * and compared with the caller's. */
+static void user_path(struct call *c, const char *rest)
+{
+    char name[MYNA_CONTROL_NAME_MAX + 2];  /* one more: a longer name is no user */
+    int rc = path_decode(rest, name, sizeof(name));
+
+    if (evhttp_request_get_command(c->req) != EVHTTP_REQ_PUT)
+        send_error(c->req, 405, "use PUT /admin/users/{name}");
+    else if (rc == -1 || (rc == 0 && myna_utf8_count(name) == (size_t)-1))
+        send_error(c->req, 400, "the user name in the path is not valid percent-encoded UTF-8");
+    else if (rc == -2 || strlen(name) > MYNA_CONTROL_NAME_MAX)
+        send_error(c->req, 404, "no such user");
+    else
+        user_update(c, name);
+}
+
 static void users(struct call *c, const char *rest)
 {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(c->req);
     struct myna_err err = MYNA_ERR_INIT;
 
     if (*rest != '\0') {
-        if (cmd == EVHTTP_REQ_PUT)
-            user_update(c, rest);
-        else
-            send_error(c->req, 405, "use PUT /admin/users/{name}");
+        user_path(c, rest);
         return;
     }
     if (cmd == EVHTTP_REQ_GET) {

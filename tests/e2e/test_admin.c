@@ -493,6 +493,44 @@ static void test_stored_text_is_utf8(void **state)
     assert_true(answer_is_json());
 }
 
+/* A user's name in a path is percent-decoded, as clients encode its '@':
+ * the admin and the user itself reach bob@example.com as
+ * bob%40example.com; a bad escape or %00 is refused. */
+static void test_user_name_in_path_decoded(void **state)
+{
+    char bob[80];
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/users",
+                         "{\"name\":\"bob@example.com\",\"role\":\"user\"}"),
+                     201);
+    answer_str("token", bob, sizeof(bob));
+    assert_int_equal(api(bob, "PUT", "/admin/users/bob%40example.com",
+                         "{\"password\":\"bob-secret-9\"}"),
+                     200);
+    assert_non_null(strstr(C->resp, "\"name\":\"bob@example.com\""));
+    assert_non_null(strstr(C->resp, "\"password\":true"));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/users/bob%40example%2ecom",
+                         "{\"disabled\":true}"),
+                     200);
+    assert_non_null(strstr(C->resp, "\"disabled\":true"));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/users/bob@example.com",
+                         "{\"disabled\":false}"),
+                     200);
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/users/bob%4", "{\"disabled\":true}"), 400);
+    assert_non_null(strstr(C->resp, "not valid percent-encoded UTF-8"));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/users/bob%zz", "{\"disabled\":true}"), 400);
+    assert_non_null(strstr(C->resp, "not valid percent-encoded UTF-8"));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/users/bob%00x", "{\"disabled\":true}"), 400);
+    assert_non_null(strstr(C->resp, "not valid percent-encoded UTF-8"));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/users/bob%ff", "{\"disabled\":true}"), 400);
+    assert_non_null(strstr(C->resp, "not valid percent-encoded UTF-8"));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/users/nobody%40example.com",
+                         "{\"disabled\":true}"),
+                     404);
+    assert_true(audit_has(&C->p, "user.update", "bob@example.com", "\"disabled\":true"));
+}
+
 /* Each role against each endpoint, another user's instance included. */
 static void test_role_matrix(void **state)
 {
@@ -1661,6 +1699,7 @@ int main(void)
         cmocka_unit_test(test_update_fields_checked),
         cmocka_unit_test(test_reads_make_no_bot_store),
         cmocka_unit_test(test_stored_text_is_utf8),
+        cmocka_unit_test(test_user_name_in_path_decoded),
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_secrets_refused_before_any_change),
         cmocka_unit_test(test_user_update),
