@@ -755,6 +755,23 @@ static int is_masked(const cJSON *v)
     return cJSON_IsString(v) && myna_secret_is_masked(v->valuestring);
 }
 
+#define MOVED_KEY_WHY "must be given again (or \"\") when llm.url changes"
+
+/* A stored llm.api_key was given for the stored llm.url: kept (left out
+ * or sent masked) by a patch that changes the url, the bot would send it
+ * to a host its owner never chose. 1 if patch_llm does that. */
+static int moves_kept_key(const cJSON *patch_llm, const cJSON *cur_llm)
+{
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(patch_llm, "api_key"),
+                *old = cJSON_GetObjectItemCaseSensitive(cur_llm, "api_key"),
+                *url = cJSON_GetObjectItemCaseSensitive(patch_llm, "url"),
+                *old_url = cJSON_GetObjectItemCaseSensitive(cur_llm, "url");
+
+    return (key == NULL || is_masked(key)) && cJSON_IsString(old) && *old->valuestring &&
+           cJSON_IsString(url) &&
+           !(cJSON_IsString(old_url) && strcmp(url->valuestring, old_url->valuestring) == 0);
+}
+
 int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const char *id,
                       const char *body, size_t len, struct myna_field_error *errs,
                       size_t max_errs, size_t *n_errs, struct myna_err *err)
@@ -798,6 +815,14 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
             cJSON *key = cJSON_GetObjectItemCaseSensitive(item, "api_key");
             cJSON *old = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cur, "llm"),
                                                           "api_key");
+            if (moves_kept_key(item, cJSON_GetObjectItemCaseSensitive(cur, "llm"))) {
+                snprintf(errs[0].field, sizeof(errs[0].field), "llm.api_key");
+                snprintf(errs[0].error, sizeof(errs[0].error), "%s", MOVED_KEY_WHY);
+                *n_errs = max_errs > 0;
+                cJSON_Delete(patch);
+                cJSON_Delete(cur);
+                return myna_err_set(err, MYNA_ECONFIG, "field 'llm.api_key': %s", MOVED_KEY_WHY);
+            }
             if ((key == NULL || is_masked(key)) && cJSON_IsString(old)) {
                 cJSON *keep = cJSON_CreateString(old->valuestring);
                 if (key)

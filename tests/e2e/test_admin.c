@@ -531,6 +531,48 @@ static void test_user_name_in_path_decoded(void **state)
     assert_true(audit_has(&C->p, "user.update", "bob@example.com", "\"disabled\":true"));
 }
 
+/* A PUT that points llm.url elsewhere must give llm.api_key again: a kept
+ * key would go to the new host. The same url keeps it. */
+static void test_new_llm_url_needs_the_key_again(void **state)
+{
+    const char *path = "/admin/whatsapp/instances/keyed";
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Keyed\",\"provider\":\"sim\",\"auto_start\":false,"
+                         "\"llm\":{\"url\":\"https://llm.example/v1\",\"model\":\"m\","
+                         "\"api_key\":\"sk-first-1234\"}}"),
+                     201);
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", path,
+                         "{\"llm\":{\"url\":\"https://elsewhere.example/v1\",\"model\":\"m\"}}"),
+                     400);
+    assert_non_null(strstr(C->resp, "\"field\":\"llm.api_key\""));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", path,
+                         "{\"llm\":{\"url\":\"https://elsewhere.example/v1\",\"model\":\"m\","
+                         "\"api_key\":\"\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2\xe2\x80\xa2" "1234\"}}"),
+                     400);
+    assert_non_null(strstr(C->resp, "\"field\":\"llm.api_key\""));
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/keyed?secrets=1", NULL),
+                     200);
+    assert_non_null(strstr(C->resp, "https://llm.example/v1"));
+    assert_non_null(strstr(C->resp, "sk-first-1234"));
+
+    /* the same url keeps the key; a new url with its key is taken */
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", path,
+                         "{\"llm\":{\"url\":\"https://llm.example/v1\",\"model\":\"m2\"}}"),
+                     200);
+    assert_non_null(strstr(C->resp, "1234\""));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", path,
+                         "{\"llm\":{\"url\":\"https://elsewhere.example/v1\",\"model\":\"m\","
+                         "\"api_key\":\"sk-second-5678\"}}"),
+                     200);
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/keyed?secrets=1", NULL),
+                     200);
+    assert_non_null(strstr(C->resp, "https://elsewhere.example/v1"));
+    assert_non_null(strstr(C->resp, "sk-second-5678"));
+    assert_null(strstr(C->resp, "sk-first-1234"));
+}
+
 /* Each role against each endpoint, another user's instance included. */
 static void test_role_matrix(void **state)
 {
@@ -1700,6 +1742,7 @@ int main(void)
         cmocka_unit_test(test_reads_make_no_bot_store),
         cmocka_unit_test(test_stored_text_is_utf8),
         cmocka_unit_test(test_user_name_in_path_decoded),
+        cmocka_unit_test(test_new_llm_url_needs_the_key_again),
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_secrets_refused_before_any_change),
         cmocka_unit_test(test_user_update),
