@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "core/banned.h"
 
 static _Thread_local struct myna_arena *json_arena;
@@ -154,12 +155,19 @@ static const char *repeated_in(const cJSON *obj, int *oom)
  * new length, cut to fit. */
 static size_t path_add(char *path, size_t cap, size_t len, const char *name, size_t i)
 {
-    int n = name ? snprintf(path + len, cap - len, "%s%.64s", len ? "." : "", name)
+    int n = name ? snprintf(path + len, cap - len, "%s%.*s", len ? "." : "",
+                            (int)myna_utf8_cut(name, 64), name)
                  : snprintf(path + len, cap - len, "[%zu]", i);
 
-    if (n < 0)
+    if (n < 0) {
+        path[len] = '\0';
         return len;
-    return len + (size_t)n < cap ? len + (size_t)n : cap - 1;
+    }
+    if (len + (size_t)n < cap)
+        return len + (size_t)n;
+    len = myna_utf8_cut(path, cap - 1);  /* cut to fit, between characters */
+    path[len] = '\0';
+    return len;
 }
 
 static int find_repeated(const cJSON *v, char *path, size_t cap, size_t len)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/secret.h"
 #include "core/util.h"
@@ -18,6 +19,7 @@
 #include "master/simulator.h"
 #include "master/supervisor.h"
 #include "store/control.h"
+#include "wa/instance.h"
 #include "wa/sim.h"
 #include "core/banned.h"
 
@@ -694,59 +696,42 @@ int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const 
     return rc;
 }
 
-/* The top-level fields of an instance object, as wa/instance.c parses
- * them. */
-static const char *const instance_fields[] = {
-    "id", "name", "provider", "phone_number_id", "waba_id", "access_token", "app_secret",
-    "verify_token", "graph_url", "llm", "batch", "access", "rate_limit", "faq",
-    "fallback_text", "pacing", "loop_guard", "enabled", "auto_start", "max_memory_mb", NULL,
-};
-#define N_INSTANCE_FIELDS (sizeof(instance_fields) / sizeof(instance_fields[0]) - 1)
-
-static int instance_field_index(const char *name)
-{
-    for (size_t i = 0; i < N_INSTANCE_FIELDS; i++)
-        if (strcmp(name, instance_fields[i]) == 0)
-            return (int)i;
-    return -1;
-}
-
 /* A patch's fields, checked before it is merged: each one a field of an
  * instance, given once. Merging looks each field up in the stored object,
  * so a body of many unknown fields would cost time quadratic in its size
  * on the loop; checked first, what is merged is at most one of each field.
- * The scan is linear and stops at max errors. MYNA_OK, or MYNA_ECONFIG with
- * errs[0..*n). */
+ * MYNA_OK, or MYNA_ECONFIG with the first bad field in errs[0]. */
 static int check_patch_fields(const cJSON *patch, struct myna_field_error *errs, size_t max,
                               size_t *n, struct myna_err *err)
 {
-    unsigned char seen[N_INSTANCE_FIELDS] = { 0 };
     const cJSON *item;
-    int bad = 0;
+    const char *why = NULL;
+    char name[160];
 
     cJSON_ArrayForEach(item, patch) {
-        int i = instance_field_index(item->string);
-        const char *why = i < 0 ? "unknown field" : "appears twice";
-        if (i >= 0 && seen[i] == 0) {
-            seen[i] = 1;
-            continue;
-        }
-        if (i >= 0 && seen[i] == 2)
-            continue;  /* reported at its first repeat */
-        if (i >= 0)
-            seen[i] = 2;
-        if (!bad)
-            myna_err_set(err, MYNA_ECONFIG, "field '%.*s': %s",
-                         (int)myna_utf8_cut(item->string, 64), item->string, why);
-        bad = 1;
-        if (*n >= max)
+        if (!myna_instance_field_known(item->string)) {
+            snprintf(name, sizeof(name), "%.*s", (int)myna_utf8_cut(item->string, 64),
+                     item->string);
+            why = "unknown field";
             break;
+        }
+    }
+    if (why == NULL) {  /* k log k: a body of many repeats stays cheap too */
+        switch (myna_json_repeated_key(patch, name, sizeof(name))) {
+        case 0:
+            return MYNA_OK;
+        case -1:
+            return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        }
+        why = "appears twice";
+    }
+    if (*n < max) {
         snprintf(errs[*n].field, sizeof(errs[*n].field), "%.*s",
-                 (int)myna_utf8_cut(item->string, 64), item->string);
+                 (int)myna_utf8_cut(name, sizeof(errs[*n].field) - 1), name);
         snprintf(errs[*n].error, sizeof(errs[*n].error), "%s", why);
         (*n)++;
     }
-    return bad ? MYNA_ECONFIG : MYNA_OK;
+    return myna_err_set(err, MYNA_ECONFIG, "field '%s': %s", name, why);
 }
 
 /* A value the API showed masked ("••••abcd") means "unchanged". */
@@ -755,21 +740,36 @@ static int is_masked(const cJSON *v)
     return cJSON_IsString(v) && myna_secret_is_masked(v->valuestring);
 }
 
-#define MOVED_KEY_WHY "must be given again (or \"\") when llm.url changes"
-
-/* A stored llm.api_key was given for the stored llm.url: kept (left out
- * or sent masked) by a patch that changes the url, the bot would send it
- * to a host its owner never chose. 1 if patch_llm does that. */
-static int moves_kept_key(const cJSON *patch_llm, const cJSON *cur_llm)
+/* A stored secret was given for the host its object names (llm.api_key
+ * for llm.url, access_token for graph_url): kept (left out or sent
+ * masked) by a patch that names another host, the bot would send it to a
+ * host its owner never chose. 1 if patch does that to cur; old_default is
+ * the host when cur names none. */
+static int moves_kept_secret(const cJSON *patch, const cJSON *cur, const char *url_name,
+                             const char *key_name, const char *old_default)
 {
-    const cJSON *key = cJSON_GetObjectItemCaseSensitive(patch_llm, "api_key"),
-                *old = cJSON_GetObjectItemCaseSensitive(cur_llm, "api_key"),
-                *url = cJSON_GetObjectItemCaseSensitive(patch_llm, "url"),
-                *old_url = cJSON_GetObjectItemCaseSensitive(cur_llm, "url");
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(patch, key_name),
+                *old = cJSON_GetObjectItemCaseSensitive(cur, key_name),
+                *url = cJSON_GetObjectItemCaseSensitive(patch, url_name),
+                *old_url = cJSON_GetObjectItemCaseSensitive(cur, url_name);
+    const char *was = cJSON_IsString(old_url) ? old_url->valuestring : old_default;
 
     return (key == NULL || is_masked(key)) && cJSON_IsString(old) && *old->valuestring &&
-           cJSON_IsString(url) &&
-           !(cJSON_IsString(old_url) && strcmp(url->valuestring, old_url->valuestring) == 0);
+           cJSON_IsString(url) && (was == NULL || strcmp(url->valuestring, was) != 0);
+}
+
+/* The 400 for a secret that must be given again with its new host. */
+static int moved_secret(const char *field, const char *host, struct myna_field_error *errs,
+                        size_t max, size_t *n, struct myna_err *err)
+{
+    if (max > 0) {
+        snprintf(errs[0].field, sizeof(errs[0].field), "%s", field);
+        snprintf(errs[0].error, sizeof(errs[0].error),
+                 "must be given again (or \"\") when %s changes", host);
+    }
+    *n = max > 0;
+    return myna_err_set(err, MYNA_ECONFIG, "field '%s': must be given again (or \"\") when %s "
+                        "changes", field, host);
 }
 
 int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const char *id,
@@ -796,6 +796,19 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
         cJSON_Delete(patch);
         return err->code;
     }
+    rc = moves_kept_secret(patch, cur, "graph_url", "access_token", MYNA_GRAPH_URL_DEFAULT)
+             ? moved_secret("access_token", "graph_url", errs, max_errs, n_errs, err)
+         : cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(patch, "llm")) &&
+                 moves_kept_secret(cJSON_GetObjectItemCaseSensitive(patch, "llm"),
+                                   cJSON_GetObjectItemCaseSensitive(cur, "llm"), "url", "api_key",
+                                   NULL)
+             ? moved_secret("llm.api_key", "llm.url", errs, max_errs, n_errs, err)
+             : MYNA_OK;
+    if (rc != MYNA_OK) {
+        cJSON_Delete(patch);
+        cJSON_Delete(cur);
+        return rc;
+    }
     cJSON_ArrayForEach(item, patch) {
         cJSON *copy;
         if (strcmp(item->string, "id") == 0) {
@@ -815,14 +828,6 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
             cJSON *key = cJSON_GetObjectItemCaseSensitive(item, "api_key");
             cJSON *old = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cur, "llm"),
                                                           "api_key");
-            if (moves_kept_key(item, cJSON_GetObjectItemCaseSensitive(cur, "llm"))) {
-                snprintf(errs[0].field, sizeof(errs[0].field), "llm.api_key");
-                snprintf(errs[0].error, sizeof(errs[0].error), "%s", MOVED_KEY_WHY);
-                *n_errs = max_errs > 0;
-                cJSON_Delete(patch);
-                cJSON_Delete(cur);
-                return myna_err_set(err, MYNA_ECONFIG, "field 'llm.api_key': %s", MOVED_KEY_WHY);
-            }
             if ((key == NULL || is_masked(key)) && cJSON_IsString(old)) {
                 cJSON *keep = cJSON_CreateString(old->valuestring);
                 if (key)

@@ -214,7 +214,7 @@ static const char *const conv_fields[] = {
     "enabled", "auto_start", "max_memory_mb", NULL,
 };
 
-static int known_field(const char *name)
+int myna_instance_field_known(const char *name)
 {
     for (size_t i = 0; i < N_FIELDS; i++)
         if (strcmp(name, fields[i].name) == 0)
@@ -616,7 +616,7 @@ static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
         return myna_err_set(err, MYNA_ENOMEM, "out of memory");
     }
     cJSON_ArrayForEach(item, obj) {
-        if (!known_field(item->string) &&
+        if (!myna_instance_field_known(item->string) &&
             SECTION_FAILED(myna_err_set(err, MYNA_ECONFIG, "%s: unknown field '%.64s'", who,
                                         item->string)))
             return err->code;

@@ -118,6 +118,8 @@ int myna_instance_parse_one(const char *json, size_t len, struct myna_instance *
                             struct myna_field_error *errs, size_t max, size_t *n_errs,
                             struct myna_err *err);
 void myna_instance_release(struct myna_instance *in);
+/* 1 if name is a top-level field of an instance object, else 0. */
+int myna_instance_field_known(const char *name);
 /* Borrowed pointer or NULL. */
 const struct myna_instance *myna_instances_find(const struct myna_instance_set *set,
                                                 const char *id);

@@ -571,6 +571,25 @@ static void test_new_llm_url_needs_the_key_again(void **state)
     assert_non_null(strstr(C->resp, "https://elsewhere.example/v1"));
     assert_non_null(strstr(C->resp, "sk-second-5678"));
     assert_null(strstr(C->resp, "sk-first-1234"));
+
+    /* the Meta token and graph_url the same way */
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Tok\",\"id\":\"tok\",\"provider\":\"cloud\","
+                         "\"auto_start\":false,\"phone_number_id\":\"5550001\","
+                         "\"access_token\":\"EAAG-first-4321\",\"app_secret\":\"s\","
+                         "\"verify_token\":\"v\"}"),
+                     201);
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/tok",
+                         "{\"graph_url\":\"https://graph.elsewhere.example/v25.0\"}"),
+                     400);
+    assert_non_null(strstr(C->resp, "\"field\":\"access_token\""));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/tok",
+                         "{\"name\":\"Tok 2\"}"),
+                     200);   /* the token stays where it was given */
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/tok",
+                         "{\"graph_url\":\"https://graph.elsewhere.example/v25.0\","
+                         "\"access_token\":\"EAAG-second-8765\"}"),
+                     200);
 }
 
 /* Each role against each endpoint, another user's instance included. */
