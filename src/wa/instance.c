@@ -168,7 +168,9 @@ static const char *check_value(const struct field *f, const char *v)
                                : "must be 1-64 characters of a-z, 0-9 and '-', "
                                  "starting and ending with a letter or digit";
     case F_TEXT:
-        return n > 0 && n <= 200 ? NULL : "must be a non-empty string of at most 200 bytes";
+        if (n == 0 || n > 200)
+            return "must be a non-empty string of at most 200 bytes";
+        return myna_utf8_count(v) == (size_t)-1 ? "must be valid UTF-8" : NULL;
     case F_PROVIDER:
         return strcmp(v, "cloud") == 0 || strcmp(v, "sim") == 0
                    ? NULL
@@ -711,7 +713,7 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
         return myna_err_set(err, MYNA_EPARSE, "not valid JSON: content after the array");
     }
     list = root;
-    if (cJSON_IsObject(root) && cJSON_HasObjectItem(root, "instances")) {
+    if (cJSON_IsObject(root) && cJSON_GetObjectItemCaseSensitive(root, "instances") != NULL) {
         cJSON_ArrayForEach(item, root) {
             if (strcmp(item->string, "instances") != 0 && strcmp(item->string, "llm_providers") != 0) {
                 myna_err_set(err, MYNA_ECONFIG,

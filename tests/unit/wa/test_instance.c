@@ -484,6 +484,8 @@ static void test_instance_name_and_secrets(void **state)
     field_fails("name", name, "must be a non-empty string of at most 200 bytes");
     name[200] = '\0';
     field_ok("name", name);
+    field_fails("name", "Bad\xff\xfeName", "must be valid UTF-8");  /* shown again as JSON */
+    field_ok("name", "Барбершоп «Усы»");
     field_fails("access_token", "", "a non-empty string is required");
     /* it goes into a header: pasted with a space or a line break, every send would fail */
     field_fails("access_token", "EAAGabc ", "has a space, a line break or a non-ASCII character");
