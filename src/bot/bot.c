@@ -1011,7 +1011,7 @@ static void finish_reply(struct answering *a, const char *reply, int from_llm)
     if (reply && a->wa == NULL)
         rc = err.code ? err.code : myna_err_set(&err, MYNA_ENOMEM, "out of memory");
     else if (a->wa)
-        rc = myna_wa_split(a->wa, WA_TEXT_MAX, &parts, &n_parts, &err);
+        rc = myna_wa_split(a->wa, WA_TEXT_MAX, MYNA_WA_REPLY_MAX_PARTS, &parts, &n_parts, &err);
     if (rc == MYNA_OK && from_llm && n_parts == 0) {
         /* the model said nothing that shows ("---", blank lines): the
          * customer gets the fallback, and the call counts as failed */

@@ -22,6 +22,9 @@
 #include "core/banned.h"
 
 #define NONE SIZE_MAX
+#define ELLIPSIS "\xE2\x80\xA6"
+/* The longest marks a part may get: " …" after a part cut short. */
+#define MARKS_MAX_CHARS 2
 
 /* Emphasis nested deeper than this is copied as it is (recursion bound). */
 #define INLINE_DEPTH_MAX 8
@@ -823,6 +826,13 @@ static int is_blank_line_after(const char *s, size_t j, size_t len)
     return k < len && s[k] == '\n';
 }
 
+/* Whether s[pos..j) ends with a sentence mark: . ! ? or an ellipsis. */
+static int ends_sentence(const char *s, size_t pos, size_t j)
+{
+    return j > pos && (strchr(".!?", s[j - 1]) != NULL ||
+                       (j - pos >= 3 && memcmp(s + j - 3, ELLIPSIS, 3) == 0));
+}
+
 /* Where to cut the text at pos when only s[pos..end) fits: the last cut of
  * the best kind. A separator may sit at end itself, since it is trimmed. */
 static size_t choose_cut(const char *s, size_t pos, size_t end, size_t len)
@@ -835,17 +845,95 @@ static size_t choose_cut(const char *s, size_t pos, size_t end, size_t len)
     for (j = end; j > pos; j--)   /* a line break */
         if (s[j] == '\n')
             return j;
-    for (j = end; j > pos; j--) { /* a sentence end: the mark stays, the space goes */
-        if (s[j] != ' ' && s[j] != '\t')
-            continue;
-        if (strchr(".!?", s[j - 1]) != NULL ||
-            (j - pos >= 3 && memcmp(s + j - 3, "\xE2\x80\xA6", 3) == 0))
+    for (j = end; j > pos; j--)   /* a sentence end: the mark stays, the space goes */
+        if ((s[j] == ' ' || s[j] == '\t') && ends_sentence(s, pos, j))
             return j;
-    }
     for (j = end; j > pos; j--)   /* a space */
         if (s[j] == ' ' || s[j] == '\t')
             return j;
     return end;   /* between two characters */
+}
+
+/* The cut of a last part that cannot hold the rest: nothing follows it, so
+ * keeping more text beats a tidier cut further back, and any line break or
+ * sentence end will do. */
+static size_t choose_last_cut(const char *s, size_t pos, size_t end)
+{
+    size_t j;
+
+    for (j = end; j > pos; j--)
+        if (s[j] == '\n' || ((s[j] == ' ' || s[j] == '\t') && ends_sentence(s, pos, j)))
+            return j;
+    for (j = end; j > pos; j--)
+        if (s[j] == ' ' || s[j] == '\t')
+            return j;
+    return end;
+}
+
+/* The end of n characters from pos (or len). */
+static size_t skip_chars(const char *s, size_t pos, size_t len, size_t n)
+{
+    while (pos < len && n-- > 0)
+        pos += utf8_char_len((const unsigned char *)s + pos, len - pos);
+    return pos;
+}
+
+static size_t count_chars(const char *s, size_t pos, size_t end)
+{
+    size_t n = 0;
+
+    while (pos < end) {
+        pos += utf8_char_len((const unsigned char *)s + pos, end - pos);
+        n++;
+    }
+    return n;
+}
+
+/* One part as planned: the text [pos, e), the marks added to it, and where
+ * the next part starts. */
+struct part {
+    size_t pos, e, next;
+    int cut_short;             /* the last part allowed: the rest is dropped */
+    const char *suffix;        /* "" or the mark that says so */
+};
+
+/* The mark after a part cut short, and its length in characters. */
+static const char *short_mark(const char *s, const struct part *p)
+{
+    return ends_sentence(s, p->pos, p->e) ? " " ELLIPSIS : ELLIPSIS;
+}
+
+static size_t mark_chars(const char *m)
+{
+    return count_chars(m, 0, strlen(m));
+}
+
+/* Plans the part at pos. First the most text that fits; when the marks it
+ * needs do not fit beside it, again with room kept for them, and at last
+ * for the longest marks, which always fit. */
+static void plan_part(const char *s, size_t len, size_t max_chars, int last, struct part *p)
+{
+    int decor = max_chars >= MYNA_WA_SPLIT_DECOR_MIN;
+    size_t reserve = 0, end, cut, marks;
+
+    for (;;) {
+        end = skip_chars(s, p->pos, len, max_chars - reserve);
+        p->cut_short = last && end < len;
+        if (end >= len)
+            cut = len;
+        else if (p->cut_short && decor)
+            cut = choose_last_cut(s, p->pos, end);
+        else
+            cut = choose_cut(s, p->pos, end, len);
+        for (p->e = cut; p->e > p->pos && is_ws((unsigned char)s[p->e - 1]); p->e--) {
+        }
+        p->suffix = decor && p->cut_short ? short_mark(s, p) : "";
+        marks = mark_chars(p->suffix);
+        if (reserve >= MARKS_MAX_CHARS || count_chars(s, p->pos, p->e) + marks <= max_chars)
+            break;
+        reserve = marks > reserve ? marks : MARKS_MAX_CHARS;
+    }
+    p->next = cut;
 }
 
 void myna_wa_split_free(char **parts, size_t n)
@@ -859,8 +947,21 @@ void myna_wa_split_free(char **parts, size_t n)
     free(parts);
 }
 
-int myna_wa_split(const char *text, size_t max_chars, char ***parts, size_t *n,
-                  struct myna_err *err)
+/* The part's text and marks as one string; NULL when out of memory. */
+static char *part_text(const char *s, const struct part *p)
+{
+    size_t n = p->e - p->pos, m = strlen(p->suffix);
+    char *out = malloc(n + m + 1);
+
+    if (out == NULL)
+        return NULL;
+    memcpy(out, s + p->pos, n);
+    memcpy(out + n, p->suffix, m + 1);
+    return out;
+}
+
+int myna_wa_split(const char *text, size_t max_chars, size_t max_parts, char ***parts,
+                  size_t *n, struct myna_err *err)
 {
     char **v = NULL;
     size_t nv = 0, cap = 0, len, pos = 0;
@@ -877,16 +978,10 @@ int myna_wa_split(const char *text, size_t max_chars, char ***parts, size_t *n,
     while (pos < len && is_ws((unsigned char)text[pos]))
         pos++;
     while (pos < len) {
-        size_t end = pos, chars = 0, cut, e;
+        struct part p = { .pos = pos };
         char *part;
 
-        while (end < len && chars < max_chars) {
-            end += utf8_char_len((const unsigned char *)text + end, len - end);
-            chars++;
-        }
-        cut = end >= len ? len : choose_cut(text, pos, end, len);
-        for (e = cut; e > pos && is_ws((unsigned char)text[e - 1]); e--) {
-        }
+        plan_part(text, len, max_chars, max_parts > 0 && nv + 1 == max_parts, &p);
         if (nv == cap) {
             size_t ncap = cap ? cap * 2 : 4;
             char **nvp = realloc(v, ncap * sizeof(*v));
@@ -895,12 +990,12 @@ int myna_wa_split(const char *text, size_t max_chars, char ***parts, size_t *n,
             v = nvp;
             cap = ncap;
         }
-        if ((part = malloc(e - pos + 1)) == NULL)
+        if ((part = part_text(text, &p)) == NULL)
             goto nomem;
-        memcpy(part, text + pos, e - pos);
-        part[e - pos] = '\0';
         v[nv++] = part;
-        for (pos = cut; pos < len && is_ws((unsigned char)text[pos]); pos++) {
+        if (p.cut_short)
+            break;
+        for (pos = p.next; pos < len && is_ws((unsigned char)text[pos]); pos++) {
         }
     }
     *parts = v;

@@ -16,6 +16,10 @@
 
 #define MYNA_WA_TEXT_MAX_CHARS 4096          /* text message body, B2 */
 #define MYNA_WA_MARKDOWN_MAX_BYTES (1u << 20) /* longer input: MYNA_ETOOBIG */
+/* Messages one reply may become: a runaway answer must not flood a chat. */
+#define MYNA_WA_REPLY_MAX_PARTS 4
+/* Parts shorter than this get no marks added by myna_wa_split. */
+#define MYNA_WA_SPLIT_DECOR_MIN 16
 
 /* Converts md[0..len) (need not be NUL-terminated) to WhatsApp text:
  *   **b** __b__ -> *b*   *i* -> _i_   ***bi*** -> *_bi_*   ~~s~~ -> ~s~
@@ -44,10 +48,15 @@ char *myna_wa_from_markdown(const char *md, size_t len, struct myna_err *err);
  * ASCII whitespace and empty ones dropped, so text that fits gives exactly
  * one part and blank text gives none (*parts NULL, *n 0). The parts are, in
  * order, the text with only whitespace removed at the cuts.
+ * With max_parts > 0 there are at most max_parts parts: when the text does
+ * not fit them, the last one ends at the last line break, sentence end or
+ * space in reach, followed by "…" (" …" after a sentence end), and the rest
+ * of the text is dropped. Parts under MYNA_WA_SPLIT_DECOR_MIN characters
+ * have no room for that: the rest is dropped without a mark.
  * MYNA_OK; MYNA_EINVAL (NULL argument, max_chars 0); MYNA_ENOMEM. On failure
  * *parts is NULL and *n 0. Free the parts with myna_wa_split_free. */
-int myna_wa_split(const char *text, size_t max_chars, char ***parts, size_t *n,
-                  struct myna_err *err);
+int myna_wa_split(const char *text, size_t max_chars, size_t max_parts, char ***parts,
+                  size_t *n, struct myna_err *err);
 
 /* Frees what myna_wa_split returned; NULL is ok. */
 void myna_wa_split_free(char **parts, size_t n);

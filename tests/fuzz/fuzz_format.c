@@ -84,7 +84,7 @@ static void check_split(const char *text, size_t max)
     char **parts = NULL;
     size_t n = 0, i;
 
-    CHECK(myna_wa_split(text, max, &parts, &n, &err) == MYNA_OK);
+    CHECK(myna_wa_split(text, max, 0, &parts, &n, &err) == MYNA_OK);
     CHECK((n == 0) == (parts == NULL));
     for (i = 0; i < n; i++) {
         size_t len = strlen(parts[i]);

@@ -90,15 +90,27 @@ static int utf8_ok(const char *s)
     return 1;
 }
 
+/* Whether only whitespace is left in s. */
+static int only_ws(const char *s)
+{
+    while (*s != '\0' && is_ws((unsigned char)*s))
+        s++;
+    return *s == '\0';
+}
+
 /* Every invariant of a split: parts non-empty, trimmed, at most max code
  * points, in order the text itself with only whitespace left out between,
- * and for valid UTF-8 starting and ending on character boundaries. */
-static void check_split_parts(const char *text, size_t max, char **parts, size_t n)
+ * and for valid UTF-8 starting and ending on character boundaries. With
+ * max_parts, a last part that leaves text out ends with its mark. */
+static void check_split_parts(const char *text, size_t max, size_t max_parts, char **parts,
+                              size_t n)
 {
     const char *p = text;
-    int valid = utf8_ok(text);
+    int valid = utf8_ok(text), cut_short = 0;
     size_t i;
 
+    if (max_parts > 0)
+        assert_true(n <= max_parts);
     for (i = 0; i < n; i++) {
         size_t len = strlen(parts[i]);
 
@@ -109,6 +121,15 @@ static void check_split_parts(const char *text, size_t max, char **parts, size_t
             fail_msg("part %zu has %zu code points, max %zu", i, code_points(parts[i]), max);
         while (*p != '\0' && is_ws((unsigned char)*p))
             p++;
+        if (i + 1 == max_parts && max >= MYNA_WA_SPLIT_DECOR_MIN &&
+            !(strncmp(p, parts[i], len) == 0 && only_ws(p + len))) {
+            /* cut short: the text, then " …" or "…" */
+            assert_true(len > 3 && strcmp(parts[i] + len - 3, "\xe2\x80\xa6") == 0);
+            len -= 3;
+            if (parts[i][len - 1] == ' ')
+                len--;
+            cut_short = 1;
+        }
         if (strncmp(p, parts[i], len) != 0)
             fail_msg("part %zu '%s' is not the text at '%.40s'", i, parts[i], p);
         if (valid)
@@ -117,27 +138,34 @@ static void check_split_parts(const char *text, size_t max, char **parts, size_t
         if (valid)
             assert_true(((unsigned char)p[0] & 0xC0) != 0x80);
     }
-    while (*p != '\0' && is_ws((unsigned char)*p))
-        p++;
-    assert_int_equal(*p, '\0');
+    if (cut_short || (max_parts > 0 && n == max_parts && max < MYNA_WA_SPLIT_DECOR_MIN))
+        return;
+    assert_true(only_ws(p));
 }
 
-static char **split_ok(const char *text, size_t max, size_t *n)
+static char **split_max(const char *text, size_t max, size_t max_parts, size_t *n)
 {
     struct myna_err err = MYNA_ERR_INIT;
     char **parts = NULL;
 
-    if (myna_wa_split(text, max, &parts, n, &err) != MYNA_OK)
+    if (myna_wa_split(text, max, max_parts, &parts, n, &err) != MYNA_OK)
         fail_msg("split: %s", err.msg);
-    check_split_parts(text, max, parts, *n);
+    check_split_parts(text, max, max_parts, parts, *n);
     return parts;
 }
 
-/* Splits and compares with the want[] parts (NULL-terminated). */
-static void check_split(const char *text, size_t max, const char *const *want)
+static char **split_ok(const char *text, size_t max, size_t *n)
+{
+    return split_max(text, max, 0, n);
+}
+
+/* Splits into at most max_parts and compares with the want[] parts
+ * (NULL-terminated). */
+static void check_split_max(const char *text, size_t max, size_t max_parts,
+                            const char *const *want)
 {
     size_t n, i, nwant = 0;
-    char **parts = split_ok(text, max, &n);
+    char **parts = split_max(text, max, max_parts, &n);
 
     while (want[nwant] != NULL)
         nwant++;
@@ -146,6 +174,11 @@ static void check_split(const char *text, size_t max, const char *const *want)
             fail_msg("part %zu: got '%s', want '%s'", i, parts[i], want[i]);
     assert_int_equal(n, nwant);
     myna_wa_split_free(parts, n);
+}
+
+static void check_split(const char *text, size_t max, const char *const *want)
+{
+    check_split_max(text, max, 0, want);
 }
 
 /* A string of count copies of unit. */
@@ -620,10 +653,10 @@ static void test_split_empty(void **state)
     size_t n = 99;
 
     (void)state;
-    assert_int_equal(myna_wa_split("", 10, &parts, &n, &err), MYNA_OK);
+    assert_int_equal(myna_wa_split("", 10, 0, &parts, &n, &err), MYNA_OK);
     assert_null(parts);
     assert_int_equal(n, 0);
-    assert_int_equal(myna_wa_split(" \n\t\r\n ", 10, &parts, &n, &err), MYNA_OK);
+    assert_int_equal(myna_wa_split(" \n\t\r\n ", 10, 0, &parts, &n, &err), MYNA_OK);
     assert_int_equal(n, 0);
     myna_wa_split_free(parts, n);
     myna_wa_split_free(NULL, 0);
@@ -636,13 +669,13 @@ static void test_split_errors(void **state)
     size_t n;
 
     (void)state;
-    assert_int_equal(myna_wa_split("text", 0, &parts, &n, &err), MYNA_EINVAL);
+    assert_int_equal(myna_wa_split("text", 0, 0, &parts, &n, &err), MYNA_EINVAL);
     assert_int_equal(err.code, MYNA_EINVAL);
     assert_null(parts);
     assert_int_equal(n, 0);
-    assert_int_equal(myna_wa_split(NULL, 10, &parts, &n, &err), MYNA_EINVAL);
-    assert_int_equal(myna_wa_split("text", 10, NULL, &n, &err), MYNA_EINVAL);
-    assert_int_equal(myna_wa_split("text", 10, &parts, NULL, &err), MYNA_EINVAL);
+    assert_int_equal(myna_wa_split(NULL, 10, 0, &parts, &n, &err), MYNA_EINVAL);
+    assert_int_equal(myna_wa_split("text", 10, 0, NULL, &n, &err), MYNA_EINVAL);
+    assert_int_equal(myna_wa_split("text", 10, 0, &parts, NULL, &err), MYNA_EINVAL);
 }
 
 static void test_split_prefers_paragraphs(void **state)
@@ -795,6 +828,53 @@ static void test_split_4096_multibyte_hard_cut(void **state)
     free(text);
 }
 
+/* A runaway answer becomes at most max_parts messages: the last one ends at
+ * a line break, a sentence end or a space, with a mark that says more was
+ * cut, and the rest is dropped. */
+static void test_split_max_parts(void **state)
+{
+    char *big = repeat("Мы работаем каждый день с 10 до 21 часа, ждём вас! ", 20000);
+    char *words = repeat("слово ", 5000);
+    size_t n, i;
+    char **parts;
+
+    (void)state;
+    check_split_max("One two three four five six", 16, 1,
+                    (const char *const[]){ "One two three…", NULL });
+    /* a sentence end beats a later space */
+    check_split_max("Hi there. More words here", 16, 1,
+                    (const char *const[]){ "Hi there. …", NULL });
+    check_split_max("Line one\nline two goes on", 16, 1,
+                    (const char *const[]){ "Line one…", NULL });
+    check_split_max("Привет! Как дела? Всё хорошо, спасибо", 20, 2,
+                    (const char *const[]){ "Привет! Как дела?", "Всё хорошо, спасибо", NULL });
+    check_split_max("Привет! Как дела? Всё хорошо, спасибо, а у вас?", 20, 2,
+                    (const char *const[]){ "Привет! Как дела?", "Всё хорошо,…", NULL });
+    /* what fits is not marked */
+    check_split_max("First part here. Second one.", 16, 2,
+                    (const char *const[]){ "First part here.", "Second one.", NULL });
+    /* no room for a mark in tiny parts */
+    check_split_max("aaaa bbbb cccc", 9, 1, (const char *const[]){ "aaaa bbbb", NULL });
+    /* a long unbroken word: a hard cut, then the mark */
+    check_split_max("abcdefghijklmnopqrstuvwxyz", 16, 1,
+                    (const char *const[]){ "abcdefghijklmno…", NULL });
+
+    /* a 2 MB answer: 4 full messages, not 250 */
+    parts = split_max(big, MYNA_WA_TEXT_MAX_CHARS, MYNA_WA_REPLY_MAX_PARTS, &n);
+    assert_int_equal(n, MYNA_WA_REPLY_MAX_PARTS);
+    for (i = 0; i < n; i++)
+        assert_true(code_points(parts[i]) > 4000);
+    assert_non_null(strstr(parts[3], "ждём вас! …"));
+    assert_string_equal(parts[3] + strlen(parts[3]) - strlen("вас! …"), "вас! …");
+    myna_wa_split_free(parts, n);
+    parts = split_max(words, MYNA_WA_TEXT_MAX_CHARS, MYNA_WA_REPLY_MAX_PARTS, &n);
+    assert_int_equal(n, MYNA_WA_REPLY_MAX_PARTS);
+    assert_string_equal(parts[3] + strlen(parts[3]) - strlen("слово слово…"), "слово слово…");
+    myna_wa_split_free(parts, n);
+    free(big);
+    free(words);
+}
+
 /* Pseudo-random texts from words of every width, spaces, line breaks and
  * sentence ends, split at many sizes: the invariants hold every time. */
 static void test_split_invariants_random(void **state)
@@ -823,6 +903,8 @@ static void test_split_invariants_random(void **state)
         text[len] = '\0';
         for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
             char **parts = split_ok(text, sizes[k], &n);
+            myna_wa_split_free(parts, n);
+            parts = split_max(text, sizes[k], 1 + (size_t)round % 4, &n);
             myna_wa_split_free(parts, n);
         }
     }
@@ -885,6 +967,7 @@ int main(void)
         cmocka_unit_test(test_split_4096_boundary),
         cmocka_unit_test(test_split_long_russian_reply),
         cmocka_unit_test(test_split_4096_multibyte_hard_cut),
+        cmocka_unit_test(test_split_max_parts),
         cmocka_unit_test(test_split_invariants_random),
         cmocka_unit_test(test_convert_then_split),
     };
