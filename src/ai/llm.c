@@ -196,6 +196,74 @@ static const char *join_parts(const cJSON *content, struct myna_arena *a, int *n
     return out;
 }
 
+static int is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+/* A reasoning model served without a reasoning parser writes its thoughts
+ * into the content first: they are not for the customer. The answer after
+ * a leading <think>...</think>; "" when the block never ends (the model
+ * thought until max_tokens and never answered). */
+static const char *strip_think(const char *s)
+{
+    const char *p = s, *end;
+
+    while (is_blank(*p))
+        p++;
+    if (strncmp(p, "<think>", 7) != 0)
+        return s;
+    if ((end = strstr(p + 7, "</think>")) == NULL)
+        return "";
+    for (p = end + 8; is_blank(*p); p++) {
+    }
+    return p;
+}
+
+/* The end of the last sentence in s[0..n): after . ! ? or an ellipsis
+ * followed by a blank or the end, or before a line break; 0 for none. */
+static size_t last_sentence_end(const char *s, size_t n)
+{
+    for (size_t k = n; k > 0; k--) {
+        if (k < n && s[k] == '\n')
+            return k;
+        if ((k == n || is_blank(s[k])) &&
+            (strchr(".!?", s[k - 1]) != NULL ||
+             (k >= 3 && memcmp(s + k - 3, "\xE2\x80\xA6", 3) == 0)))
+            return k;
+    }
+    return 0;
+}
+
+/* An answer stopped by max_tokens ends mid-sentence: back to its last
+ * sentence end if that keeps at least half of it, else to its last word
+ * end in the second half, marked with an ellipsis. NULL when a is full. */
+static const char *cut_at_sentence(struct myna_arena *a, const char *s)
+{
+    size_t n = strlen(s), k, j;
+    int mark = 0;
+    char *out;
+
+    while (n > 0 && is_blank(s[n - 1]))
+        n--;
+    if (n == 0)
+        return s;
+    k = last_sentence_end(s, n);
+    if (k < n - n / 2) {
+        for (j = n; j > n / 2 && !is_blank(s[j - 1]); j--) {
+        }
+        k = j > n / 2 ? j : n;
+        mark = 1;
+    }
+    while (k > 0 && is_blank(s[k - 1]))
+        k--;
+    if ((out = myna_arena_alloc(a, k + 4)) == NULL)
+        return NULL;
+    memcpy(out, s, k);
+    memcpy(out + k, mark ? "\xE2\x80\xA6" : "", mark ? 4 : 1);
+    return out;
+}
+
 static int extract(const cJSON *root, struct myna_arena *a, const char **text, int *prompt_tokens,
                    int *completion_tokens, struct myna_err *err)
 {
@@ -237,6 +305,10 @@ static int extract(const cJSON *root, struct myna_arena *a, const char **text, i
                             finish ? "')" : "");
     }
     if ((s = utf8_fix(a, s)) == NULL)
+        return myna_err_set(err, MYNA_ENOMEM, "llm answer too large to parse");
+    s = strip_think(s);
+    finish = get_str(first, "finish_reason");
+    if (finish && strcmp(finish, "length") == 0 && (s = cut_at_sentence(a, s)) == NULL)
         return myna_err_set(err, MYNA_ENOMEM, "llm answer too large to parse");
     usage = get(root, "usage");
     *text = s;

@@ -104,7 +104,13 @@ void myna_llm_stats(const struct myna_llm *llm, struct myna_llm_stats *out);
 /* Parses a chat-completions response body (pure: no I/O, fuzzed).
  * *text = choices[0].message.content, a string or an array of
  * {"type":"text","text":...} parts joined; invalid UTF-8 is replaced by
- * U+FFFD. *prompt_tokens and *completion_tokens from usage (0 when absent).
+ * U+FFFD. A leading <think>...</think> block (a reasoning model served
+ * without a reasoning parser) is dropped, and one that never ends leaves ""
+ * (the model never answered: a blank answer). With finish_reason "length"
+ * the text was stopped mid-sentence by max_tokens: it is cut back to its last
+ * sentence end (. ! ? … or a line break) if that keeps at least half of it,
+ * else to its last word end, followed by "…". *prompt_tokens and
+ * *completion_tokens from usage (0 when absent).
  * Everything lives in a. MYNA_OK, MYNA_EPARSE (not JSON, no choices, content
  * null or missing, a NUL in a string; err names what), MYNA_EAGAIN (no
  * choices but an "error": the server's error sent with a 2xx status, which

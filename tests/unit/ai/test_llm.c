@@ -1038,6 +1038,51 @@ static void test_parse_response(void **state)
                            &text, &pt, &ct, &a, &err), MYNA_OK);
     assert_string_equal(text, "C:\\u0000");
 
+    /* a reasoning model's thoughts in the content are not the answer */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"<think>\\nThe user wants "
+                           "a haircut.\\n</think>\\n\\nHello!\"}}]}", &text, &pt, &ct, &a, &err),
+                     MYNA_OK);
+    assert_string_equal(text, "Hello!");
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\" \\n<think>x</think>Hi\"}}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "Hi");
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"Say <think>x</think> y\"}}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "Say <think>x</think> y");
+    /* thinking until max_tokens: no answer at all, as a blank one */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"<think>\\nThe client "
+                           "asks about prices, I should\"},\"finish_reason\":\"length\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "");
+
+    /* stopped by max_tokens: back to the last sentence end when that keeps
+     * half of the text, else to a word end with an ellipsis */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"One. Two three four "
+                           "five. Six seven\"},\"finish_reason\":\"length\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "One. Two three four five.");
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"Готово! Стрижка "
+                           "стоит 500\\nЗапишитесь на\"},\"finish_reason\":\"length\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "Готово! Стрижка стоит 500");
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"Ok. The price of a "
+                           "haircut is 50\"},\"finish_reason\":\"length\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "Ok. The price of a haircut is\xe2\x80\xa6");
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"Wait\xe2\x80\xa6 "
+                           "ok!\"},\"finish_reason\":\"length\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "Wait\xe2\x80\xa6 ok!");
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"<think>a</think>"
+                           "Supercalifragilistic\"},\"finish_reason\":\"length\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "Supercalifragilistic\xe2\x80\xa6");
+    /* a finished answer is left alone */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"Ok. The price is "
+                           "50\"},\"finish_reason\":\"stop\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "Ok. The price is 50");
+
     /* the failures: out params cleared, err says what */
     assert_int_equal(parse("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":null,"
                            "\"tool_calls\":[]},\"finish_reason\":\"tool_calls\"}]}",
