@@ -23,8 +23,12 @@
 
 #define NONE SIZE_MAX
 #define ELLIPSIS "\xE2\x80\xA6"
-/* The longest marks a part may get: " …" after a part cut short. */
-#define MARKS_MAX_CHARS 2
+/* A part cut inside a code fence closes it, and the next one reopens it:
+ * WhatsApp would show a lone ``` as text. */
+#define FENCE_OPEN "```\n"
+#define FENCE_CLOSE "\n```"
+/* The longest marks after a part: FENCE_CLOSE, "\n" and an ellipsis. */
+#define MARKS_MAX_CHARS 6
 
 /* Emphasis nested deeper than this is copied as it is (recursion bound). */
 #define INLINE_DEPTH_MAX 8
@@ -652,12 +656,31 @@ static int has_pipe(const char *s, size_t a, size_t b)
     return memchr(s + a, '|', b - a) != NULL;
 }
 
+/* A fence the input never closed (an answer cut short, a model that forgot)
+ * would show its ``` as text: it is closed. The fence's output began at
+ * start and its content at body; blank lines at its end go, and a fence
+ * with nothing in it goes whole. */
+static void close_fence(struct conv *c, size_t start, size_t body)
+{
+    if (c->rc != MYNA_OK)
+        return;
+    while (c->out.len > body && (c->out.data[c->out.len - 1] == '\n' ||
+                                 is_space((unsigned char)c->out.data[c->out.len - 1])))
+        c->out.len--;
+    if (c->out.len == body)
+        c->out.len = start;
+    if (c->out.data != NULL)
+        c->out.data[c->out.len] = '\0';
+    if (c->out.len > start)
+        put_str(c, "\n```");
+}
+
 static void convert_lines(struct conv *c)
 {
     const char *s = c->s;
     size_t a = 0, next;
     char fence_ch = 0;
-    size_t fence_n = 0;
+    size_t fence_n = 0, fence_start = 0, fence_body = 0;
     int in_table = 0;
 
     while (a < c->len && c->rc == MYNA_OK) {
@@ -683,10 +706,12 @@ static void convert_lines(struct conv *c)
             continue;
         }
         if (is_fence_open(s, a, b, &fence_ch, &fence_n, &fp)) {
+            fence_start = c->out.len;
             line_begin(c);
             c->pending_blank = 0;
             put(c, s + a, fp - a);
             put_str(c, "```");   /* the language tag would show as text */
+            fence_body = c->out.len;
             a = next;
             continue;
         }
@@ -709,6 +734,8 @@ static void convert_lines(struct conv *c)
         }
         a = next;
     }
+    if (fence_ch != 0)
+        close_fence(c, fence_start, fence_body);
 }
 
 /* NUL bytes would cut the C string short; they carry no text. */
@@ -889,23 +916,108 @@ static size_t count_chars(const char *s, size_t pos, size_t end)
     return n;
 }
 
+/* Whether the line at j is a code fence as the converter writes it: "```"
+ * alone, maybe indented. */
+static int is_fence_line(const char *s, size_t j, size_t len)
+{
+    size_t i = j;
+
+    while (i < len && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    if (len - i < 3 || memcmp(s + i, "```", 3) != 0)
+        return 0;
+    for (i += 3; i < len && s[i] != '\n'; i++)
+        if (!is_space((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+/* Whether a fence is open at e, given whether one was open at pos: every
+ * fence line that starts in [pos, e) opens or closes one. */
+static int fence_open_at(const char *s, size_t pos, size_t e, size_t len, int open)
+{
+    size_t j = pos;
+
+    while (j < e) {
+        const char *nl;
+        if ((j == 0 || s[j - 1] == '\n') && is_fence_line(s, j, len))
+            open = !open;
+        if ((nl = memchr(s + j, '\n', e - j)) == NULL)
+            break;
+        j = (size_t)(nl - s) + 1;
+    }
+    return open;
+}
+
+/* The start of the last line of [pos, e) when it is a fence line, else
+ * NONE. Called with a fence open at e, it finds a part that would end with
+ * the line opening a fence, nothing in it yet. */
+static size_t fence_line_at_end(const char *s, size_t pos, size_t e, size_t len)
+{
+    size_t j = e;
+
+    while (j > pos && s[j - 1] != '\n')
+        j--;
+    return (j == 0 || s[j - 1] == '\n') && is_fence_line(s, j, len) ? j : NONE;
+}
+
 /* One part as planned: the text [pos, e), the marks added to it, and where
  * the next part starts. */
 struct part {
     size_t pos, e, next;
+    int reopen;                /* the previous part was cut inside a fence */
+    int close;                 /* this one is: it closes the fence */
     int cut_short;             /* the last part allowed: the rest is dropped */
-    const char *suffix;        /* "" or the mark that says so */
+    const char *suffix;        /* "" or the marks that say so */
 };
 
-/* The mark after a part cut short, and its length in characters. */
-static const char *short_mark(const char *s, const struct part *p)
+/* The marks after a part: a fence closed, then the mark of a part cut
+ * short. */
+static const char *suffix_of(const char *s, const struct part *p)
 {
-    return ends_sentence(s, p->pos, p->e) ? " " ELLIPSIS : ELLIPSIS;
+    if (p->close)
+        return p->cut_short ? FENCE_CLOSE "\n" ELLIPSIS : FENCE_CLOSE;
+    if (p->cut_short)
+        return ends_sentence(s, p->pos, p->e) ? " " ELLIPSIS : ELLIPSIS;
+    return "";
 }
 
 static size_t mark_chars(const char *m)
 {
     return count_chars(m, 0, strlen(m));
+}
+
+/* Where the next part starts after a cut: past the whitespace, past the
+ * line that closes the fence the part closed (*open: it did; cleared
+ * then), and nowhere (len) before a fence that opens with nothing after it
+ * (an empty code block would show as text). */
+static size_t next_start(const char *s, size_t pos, size_t len, int fences, int *open)
+{
+    const char *nl;
+    size_t k;
+
+    while (pos < len && is_ws((unsigned char)s[pos]))
+        pos++;
+    for (k = pos; k > 0 && (s[k - 1] == ' ' || s[k - 1] == '\t'); k--) {
+    }
+    if (!fences || pos >= len || (k > 0 && s[k - 1] != '\n') || !is_fence_line(s, pos, len))
+        return pos;
+    nl = memchr(s + pos, '\n', len - pos);
+    for (k = nl != NULL ? (size_t)(nl - s) : len; k < len && is_ws((unsigned char)s[k]); k++) {
+    }
+    if (*open) {
+        *open = 0;
+        return k;
+    }
+    return k >= len ? len : pos;
+}
+
+/* The end of a part cut at cut: its whitespace goes. */
+static size_t trim_cut(const char *s, size_t pos, size_t cut)
+{
+    while (cut > pos && is_ws((unsigned char)s[cut - 1]))
+        cut--;
+    return cut;
 }
 
 /* Plans the part at pos. First the most text that fits; when the marks it
@@ -914,20 +1026,33 @@ static size_t mark_chars(const char *m)
 static void plan_part(const char *s, size_t len, size_t max_chars, int last, struct part *p)
 {
     int decor = max_chars >= MYNA_WA_SPLIT_DECOR_MIN;
-    size_t reserve = 0, end, cut, marks;
+    size_t reserve = 0, end, cut, marks, j;
 
+    if (p->reopen)
+        max_chars -= strlen(FENCE_OPEN);
     for (;;) {
+        int open;
         end = skip_chars(s, p->pos, len, max_chars - reserve);
-        p->cut_short = last && end < len;
-        if (end >= len)
-            cut = len;
-        else if (p->cut_short && decor)
+        for (cut = end; cut < len && is_ws((unsigned char)s[cut]); cut++) {
+        }
+        if (cut >= len)
+            cut = len;   /* the rest fits */
+        else if (last && decor)
             cut = choose_last_cut(s, p->pos, end);
         else
             cut = choose_cut(s, p->pos, end, len);
-        for (p->e = cut; p->e > p->pos && is_ws((unsigned char)s[p->e - 1]); p->e--) {
+        p->e = trim_cut(s, p->pos, cut);
+        p->close = decor && fence_open_at(s, p->pos, p->e, len, p->reopen);
+        if (p->close && (j = fence_line_at_end(s, p->pos, p->e, len)) != NONE) {
+            /* an empty code block would show as text: the cut goes before
+             * the fence, or into its code when the part starts with it */
+            cut = j > p->pos ? j : choose_cut(s, j + strcspn(s + j, "\n"), end, len);
+            p->e = trim_cut(s, p->pos, cut);
+            p->close = fence_open_at(s, p->pos, p->e, len, p->reopen);
         }
-        p->suffix = decor && p->cut_short ? short_mark(s, p) : "";
+        open = p->close;
+        p->cut_short = last && next_start(s, cut, len, decor, &open) < len;
+        p->suffix = decor ? suffix_of(s, p) : "";
         marks = mark_chars(p->suffix);
         if (reserve >= MARKS_MAX_CHARS || count_chars(s, p->pos, p->e) + marks <= max_chars)
             break;
@@ -950,13 +1075,14 @@ void myna_wa_split_free(char **parts, size_t n)
 /* The part's text and marks as one string; NULL when out of memory. */
 static char *part_text(const char *s, const struct part *p)
 {
-    size_t n = p->e - p->pos, m = strlen(p->suffix);
-    char *out = malloc(n + m + 1);
+    size_t o = p->reopen ? strlen(FENCE_OPEN) : 0, n = p->e - p->pos, m = strlen(p->suffix);
+    char *out = malloc(o + n + m + 1);
 
     if (out == NULL)
         return NULL;
-    memcpy(out, s + p->pos, n);
-    memcpy(out + n, p->suffix, m + 1);
+    memcpy(out, FENCE_OPEN, o);
+    memcpy(out + o, s + p->pos, n);
+    memcpy(out + o + n, p->suffix, m + 1);
     return out;
 }
 
@@ -965,6 +1091,7 @@ int myna_wa_split(const char *text, size_t max_chars, size_t max_parts, char ***
 {
     char **v = NULL;
     size_t nv = 0, cap = 0, len, pos = 0;
+    int open = 0;   /* a fence is open where the next part starts */
 
     if (parts == NULL || n == NULL)
         return myna_err_set(err, MYNA_EINVAL, "cannot split text: no output");
@@ -975,10 +1102,9 @@ int myna_wa_split(const char *text, size_t max_chars, size_t max_parts, char ***
     if (max_chars == 0)
         return myna_err_set(err, MYNA_EINVAL, "cannot split text into parts of 0 characters");
     len = strlen(text);
-    while (pos < len && is_ws((unsigned char)text[pos]))
-        pos++;
-    while (pos < len) {
-        struct part p = { .pos = pos };
+    while ((pos = next_start(text, pos, len, max_chars >= MYNA_WA_SPLIT_DECOR_MIN, &open)) <
+           len) {
+        struct part p = { .pos = pos, .reopen = open };
         char *part;
 
         plan_part(text, len, max_chars, max_parts > 0 && nv + 1 == max_parts, &p);
@@ -995,8 +1121,8 @@ int myna_wa_split(const char *text, size_t max_chars, size_t max_parts, char ***
         v[nv++] = part;
         if (p.cut_short)
             break;
-        for (pos = p.next; pos < len && is_ws((unsigned char)text[pos]); pos++) {
-        }
+        open = p.close;
+        pos = p.next;
     }
     *parts = v;
     *n = nv;

@@ -28,7 +28,8 @@
  *   <https://x> -> "https://x"; \* and other Markdown escapes -> the character
  *   "* x", "+ x", "- x" -> "- x" keeping the indentation; "1. x" and "> x" kept
  *   ```lang fences (and ~~~) -> ``` fences; inside fences and `code` nothing
- *   is converted
+ *   is converted; a fence still open at the end is closed (one with nothing
+ *   in it dropped)
  *   table rows -> cells joined by " - " (empty cells and |---| rows dropped)
  *   ---, ***, ___ rules -> an empty line
  * Runs of blank lines become one blank line, trailing spaces and leading and
@@ -47,12 +48,18 @@ char *myna_wa_from_markdown(const char *md, size_t len, struct myna_err *err);
  * that is not valid UTF-8 counts as one character). Parts are trimmed of
  * ASCII whitespace and empty ones dropped, so text that fits gives exactly
  * one part and blank text gives none (*parts NULL, *n 0). The parts are, in
- * order, the text with only whitespace removed at the cuts.
+ * order, the text with only whitespace removed at the cuts, and these
+ * marks: a part cut inside a code fence (a "```" line, as the converter
+ * writes them) ends with "\n```" closing it and the next begins with
+ * "```\n" reopening it (or, when the fence closes right at the cut, skips
+ * that closing line); no part ends with a fence that opens, and one that
+ * opens at the very end of the text is dropped.
  * With max_parts > 0 there are at most max_parts parts: when the text does
  * not fit them, the last one ends at the last line break, sentence end or
- * space in reach, followed by "…" (" …" after a sentence end), and the rest
- * of the text is dropped. Parts under MYNA_WA_SPLIT_DECOR_MIN characters
- * have no room for that: the rest is dropped without a mark.
+ * space in reach, followed by "…" (" …" after a sentence end, "\n…" after
+ * a fence it closes), and the rest of the text is dropped. Parts under
+ * MYNA_WA_SPLIT_DECOR_MIN characters have no room for marks: they are the
+ * text alone, and with max_parts the rest is dropped without a mark.
  * MYNA_OK; MYNA_EINVAL (NULL argument, max_chars 0); MYNA_ENOMEM. On failure
  * *parts is NULL and *n 0. Free the parts with myna_wa_split_free. */
 int myna_wa_split(const char *text, size_t max_chars, size_t max_parts, char ***parts,

@@ -98,49 +98,128 @@ static int only_ws(const char *s)
     return *s == '\0';
 }
 
+/* Whether the line at s is a code fence as the converter writes it (s at
+ * its start or in its indentation). */
+static int fence_line(const char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (strncmp(s, "```", 3) != 0)
+        return 0;
+    for (s += 3; *s != '\0' && *s != '\n'; s++)
+        if (!is_ws((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
+/* fence_line at p in text, where p must start its line: a "```" within a
+ * line of text is no fence. */
+static int fence_line_at(const char *text, const char *p)
+{
+    const char *k = p;
+
+    while (k > text && (k[-1] == ' ' || k[-1] == '\t'))
+        k--;
+    return (k == text || k[-1] == '\n') && fence_line(p);
+}
+
+/* How much of the text at p part q[0..len) is: all of it, or all but the
+ * "\n```" closing a fence it was cut in (*closed); 0 when neither. */
+static size_t part_matches(const char *p, const char *q, size_t len, int *closed)
+{
+    int close = len > 4 && memcmp(q + len - 4, "\n```", 4) == 0;
+
+    *closed = 0;
+    /* a "```" that starts a line of code is not the fence's own close */
+    if (strncmp(p, q, len) == 0 && !(close && !fence_line(p + len - 3)))
+        return len;
+    if (close && strncmp(p, q, len - 4) == 0) {
+        *closed = 1;
+        return len - 4;
+    }
+    return 0;
+}
+
+/* Past the whitespace, and the line closing a fence a part closed. */
+static const char *after_part(const char *text, const char *p, int closed, int *reopen)
+{
+    *reopen = closed;
+    while (*p != '\0' && is_ws((unsigned char)*p))
+        p++;
+    if (closed && fence_line_at(text, p)) {   /* the fence closed right there */
+        p += strcspn(p, "\n");
+        *reopen = 0;
+    }
+    return p;
+}
+
+/* Whether nothing is left to show at p: whitespace, or a fence opened at
+ * the very end (an empty code block, dropped). */
+static int nothing_left(const char *text, const char *p, size_t max)
+{
+    while (*p != '\0' && is_ws((unsigned char)*p))
+        p++;
+    if (max >= MYNA_WA_SPLIT_DECOR_MIN && fence_line_at(text, p))
+        p += strcspn(p, "\n");
+    return only_ws(p);
+}
+
 /* Every invariant of a split: parts non-empty, trimmed, at most max code
  * points, in order the text itself with only whitespace left out between,
- * and for valid UTF-8 starting and ending on character boundaries. With
- * max_parts, a last part that leaves text out ends with its mark. */
+ * and for valid UTF-8 starting and ending on character boundaries. The
+ * marks are the exceptions: a fence closed at the end of a part and
+ * reopened at the start of the next, and with max_parts the mark of a last
+ * part that leaves text out. */
 static void check_split_parts(const char *text, size_t max, size_t max_parts, char **parts,
                               size_t n)
 {
     const char *p = text;
-    int valid = utf8_ok(text), cut_short = 0;
+    int valid = utf8_ok(text), cut_short = 0, reopen = 0, closed;
     size_t i;
 
     if (max_parts > 0)
         assert_true(n <= max_parts);
     for (i = 0; i < n; i++) {
-        size_t len = strlen(parts[i]);
+        const char *q = parts[i];
+        size_t len = strlen(q), m;
 
         assert_true(len > 0);
-        assert_false(is_ws((unsigned char)parts[i][0]));
-        assert_false(is_ws((unsigned char)parts[i][len - 1]));
-        if (code_points(parts[i]) > max)
-            fail_msg("part %zu has %zu code points, max %zu", i, code_points(parts[i]), max);
+        assert_false(is_ws((unsigned char)q[0]));
+        assert_false(is_ws((unsigned char)q[len - 1]));
+        if (code_points(q) > max)
+            fail_msg("part %zu has %zu code points, max %zu", i, code_points(q), max);
         while (*p != '\0' && is_ws((unsigned char)*p))
             p++;
+        if (reopen) {
+            assert_memory_equal(q, "```\n", 4);
+            q += 4;
+            len -= 4;
+        }
+        m = part_matches(p, q, len, &closed);
         if (i + 1 == max_parts && max >= MYNA_WA_SPLIT_DECOR_MIN &&
-            !(strncmp(p, parts[i], len) == 0 && only_ws(p + len))) {
-            /* cut short: the text, then " …" or "…" */
-            assert_true(len > 3 && strcmp(parts[i] + len - 3, "\xe2\x80\xa6") == 0);
+            !(m > 0 && nothing_left(text, after_part(text, p + m, closed, &reopen), max))) {
+            /* cut short: the text, then "…", " …" or "\n…" */
+            if (!(len > 3 && strcmp(q + len - 3, "\xe2\x80\xa6") == 0))
+                fail_msg("part %zu '%s' leaves text out without a mark", i, parts[i]);
             len -= 3;
-            if (parts[i][len - 1] == ' ')
+            if (q[len - 1] == ' ' || q[len - 1] == '\n')
                 len--;
             cut_short = 1;
+            m = part_matches(p, q, len, &closed);
         }
-        if (strncmp(p, parts[i], len) != 0)
+        if (m == 0)
             fail_msg("part %zu '%s' is not the text at '%.40s'", i, parts[i], p);
         if (valid)
             assert_true(((unsigned char)p[0] & 0xC0) != 0x80);
-        p += len;
+        p += m;
         if (valid)
             assert_true(((unsigned char)p[0] & 0xC0) != 0x80);
+        p = after_part(text, p, closed, &reopen);
     }
     if (cut_short || (max_parts > 0 && n == max_parts && max < MYNA_WA_SPLIT_DECOR_MIN))
         return;
-    assert_true(only_ws(p));
+    if (!nothing_left(text, p, max))
+        fail_msg("text left out after %zu parts: '%.40s'", n, p);
 }
 
 static char **split_max(const char *text, size_t max, size_t max_parts, size_t *n)
@@ -370,8 +449,12 @@ static void test_fences(void **state)
     check_md("```\na  \n\n\n\nb\n```\nafter", "```\na  \n\n\n\nb\n```\nafter");
     check_md("text\n```sh\n# not a heading\n| not | table |\n- not - bullet\n```",
              "text\n```\n# not a heading\n| not | table |\n- not - bullet\n```");
-    /* unclosed: the rest is code */
-    check_md("```c\nint **p;\n* x", "```\nint **p;\n* x");
+    /* unclosed: the rest is code, and the fence is closed */
+    check_md("```c\nint **p;\n* x", "```\nint **p;\n* x\n```");
+    check_md("Run:\n\n```sh\nls\n\n\n", "Run:\n\n```\nls\n```");
+    check_md("  ```\n  indented", "  ```\n  indented\n```");
+    check_md("Steps:\n\n```\n\n", "Steps:");
+    check_md("```python", "");
     check_md("- step:\n  ```bash\n  ls *.c\n  ```", "- step:\n  ```\n  ls *.c\n  ```");
 }
 
@@ -472,7 +555,7 @@ static void test_never_reads_past_len(void **state)
     assert_string_equal(out, "[t](u");
     free(out);
     out = convert_n("```c\nx", 3);
-    assert_string_equal(out, "```");
+    assert_string_equal(out, "");   /* a fence with nothing in it */
     free(out);
 }
 
@@ -828,6 +911,56 @@ static void test_split_4096_multibyte_hard_cut(void **state)
     free(text);
 }
 
+/* A part cut inside a code block closes it and the next reopens it, so
+ * that no part shows a lone ``` as text; an opening fence never ends a
+ * part. */
+static void test_split_code_fences(void **state)
+{
+    char *md = repeat("    x = compute(x) + 1\n", 400), *code, *out;
+    size_t n, i, k;
+    char **parts;
+
+    (void)state;
+    check_split("Code:\n```\nline one\nline two\nline three\n```\nAfter.", 24,
+                (const char *const[]){ "Code:\n```\nline one\n```", "```\nline two\n```",
+                                       "```\nline three\n```", "After.", NULL });
+    /* the fence closes right at the cut: its own line closes it */
+    check_split("Code:\n```\nline one\nline two\n```\nAfter the code.", 24,
+                (const char *const[]){ "Code:\n```\nline one\n```", "```\nline two\n```",
+                                       "After the code.", NULL });
+    check_split("```\naaaa bbbb cccc dddd eeee\n```", 20,
+                (const char *const[]){ "```\naaaa bbbb\n```", "```\ncccc dddd\n```",
+                                       "```\neeee\n```", NULL });
+    check_split("Intro text.\n```\nx = 1\n```", 16,
+                (const char *const[]){ "Intro text.", "```\nx = 1\n```", NULL });
+    check_split_max("Intro.\n```\nx = 1\ny = 2\nz = 3\n```", 16, 1,
+                    (const char *const[]){ "Intro. …", NULL });
+    check_split_max("```\nx = 1\ny = 2\nz = 3\n```", 16, 1,
+                    (const char *const[]){ "```\nx = 1\n```\n…", NULL });
+
+    /* a long code block from the model, converted then split */
+    code = malloc(strlen(md) + 32);
+    assert_non_null(code);
+    snprintf(code, strlen(md) + 32, "Run this:\n\n```python\n%s```\nDone.", md);
+    out = convert_n(code, strlen(code));
+    parts = split_ok(out, MYNA_WA_TEXT_MAX_CHARS, &n);
+    assert_true(n >= 3);
+    for (i = 0; i < n; i++) {
+        const char *q = parts[i];
+        size_t fences = 0;
+        for (k = 0; q[k] != '\0'; k++)
+            if ((k == 0 || q[k - 1] == '\n') && fence_line(q + k))
+                fences++;
+        if (fences % 2 != 0)
+            fail_msg("part %zu has %zu fence lines", i, fences);
+    }
+    assert_string_equal(parts[n - 1] + strlen(parts[n - 1]) - 9, "```\nDone.");
+    myna_wa_split_free(parts, n);
+    free(out);
+    free(code);
+    free(md);
+}
+
 /* A runaway answer becomes at most max_parts messages: the last one ends at
  * a line break, a sentence end or a space, with a mark that says more was
  * cut, and the rest is dropped. */
@@ -881,7 +1014,8 @@ static void test_split_invariants_random(void **state)
 {
     static const char *const pieces[] = { "word", "слово", "😀", "€", "x", " ", " ", "  ",
                                           "\n", "\n\n", ". ", "! ", "? ", "… ", "\t",
-                                          "длинноесловобезпробелов", "👨‍👩‍👧" };
+                                          "длинноесловобезпробелов", "👨‍👩‍👧", "\n```\n",
+                                          "\n  ```\n" };
     static const size_t sizes[] = { 1, 2, 3, 5, 8, 13, 50, 200, 4096 };
     uint32_t seed = 12345;
     int round;
@@ -967,6 +1101,7 @@ int main(void)
         cmocka_unit_test(test_split_4096_boundary),
         cmocka_unit_test(test_split_long_russian_reply),
         cmocka_unit_test(test_split_4096_multibyte_hard_cut),
+        cmocka_unit_test(test_split_code_fences),
         cmocka_unit_test(test_split_max_parts),
         cmocka_unit_test(test_split_invariants_random),
         cmocka_unit_test(test_convert_then_split),
