@@ -3,9 +3,9 @@
  * waited for on an evtimer, and the circuit breaker.
  *
  * A turn (struct llm_call) lives on the client's list from myna_llm_chat to
- * its callback. myna_llm_free cannot take a request back from the HTTP
- * client, so a turn whose HTTP request is in flight is detached instead
- * (call->llm = NULL) and freed, unanswered, when the HTTP callback comes. */
+ * its callback. myna_llm_free cancels a turn's HTTP request in flight: the
+ * HTTP client may be freed right after, and it frees its requests without
+ * calling back, so a turn left waiting for that answer would leak. */
 #include "ai/llm.h"
 
 #include <cjson/cJSON.h>
@@ -55,7 +55,7 @@ enum verdict {
 
 struct llm_call {
     struct llm_call *next, *prev;
-    struct myna_llm *llm;      /* NULL once detached by myna_llm_free */
+    struct myna_llm *llm;
     char *body;                /* the request, sent again on each attempt */
     size_t body_len;
     struct event *retry;       /* backoff timer */
@@ -620,10 +620,6 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
     const char *text;
     int pt, ct, rc;
 
-    if (llm == NULL) {  /* detached by myna_llm_free: nobody waits */
-        call_free(call);
-        return;
-    }
     call->in_http = 0;
     call->last_status = resp->status;
     if (resp->rc != MYNA_OK) {
@@ -755,15 +751,9 @@ void myna_llm_free(struct myna_llm *llm)
     while (llm->calls) {
         struct llm_call *call = llm->calls;
         call_unlink(call);
-        if (call->in_http) {  /* the HTTP client still holds it: detach */
-            event_free(call->retry);
-            call->retry = NULL;
-            free(call->body);
-            call->body = NULL;
-            call->llm = NULL;
-        } else {
-            call_free(call);
-        }
+        if (call->in_http)
+            myna_http_cancel(llm->http, on_http, call);
+        call_free(call);
     }
     if (llm->in_cb > 0) {
         llm->closing = 1;  /* finish() frees it when the callback returns */

@@ -85,8 +85,9 @@ struct myna_llm *myna_llm_new(struct event_base *base, struct myna_http_client *
 
 /* Cancels waiting retries and in-flight requests WITHOUT callbacks. NULL ok.
  * May be called from inside a callback of this client (the free then happens
- * when the callback returns). Free it before its HTTP client: an HTTP request
- * in flight is detached, its answer discarded when it arrives. */
+ * when the callback returns). Free it before its HTTP client: its HTTP
+ * requests in flight are cancelled there, and the HTTP client may go right
+ * after. */
 void myna_llm_free(struct myna_llm *llm);
 
 /* Starts a turn with the n messages (copied: the caller's may go on return).

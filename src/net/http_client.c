@@ -244,6 +244,23 @@ void myna_http_client_free(struct myna_http_client *c)
     free(c);
 }
 
+size_t myna_http_cancel(struct myna_http_client *c, myna_http_cb cb, void *arg)
+{
+    struct http_call *call = c->calls, *next;
+    size_t n = 0;
+
+    for (; call != NULL; call = next) {
+        next = call->next;
+        if (call->cb == cb && call->arg == arg) {
+            /* removing the easy handle also drops its pending "done"
+             * message, so check_done never sees the freed call */
+            call_free(call);
+            n++;
+        }
+    }
+    return n;
+}
+
 size_t myna_http_inflight(const struct myna_http_client *c)
 {
     return c->inflight;

@@ -8,7 +8,8 @@
  * transport failure (connect, DNS, timeout, a kept body over max_response). If
  * myna_http_request returns an error, the callback never runs.
  * myna_http_client_free cancels what is in flight WITHOUT calling callbacks;
- * it must not be called from inside a callback. Neither a timeout nor a
+ * it must not be called from inside a callback. myna_http_cancel does the
+ * same for the requests of one owner, so that the owner can go first. Neither a timeout nor a
  * cancel waits for a name lookup under way: libcurl's resolver thread is
  * left to finish it alone (seconds with nameservers that do not answer). */
 #ifndef MYNA_NET_HTTP_CLIENT_H
@@ -57,6 +58,11 @@ void myna_http_client_free(struct myna_http_client *c);  /* NULL ok */
 /* Starts a request. MYNA_OK (cb will run), or MYNA_EINVAL / MYNA_ENOMEM. */
 int myna_http_request(struct myna_http_client *c, const struct myna_http_req *req,
                       myna_http_cb cb, void *arg, struct myna_err *err);
+
+/* Cancels the requests in flight that were started with cb and arg,
+ * WITHOUT calling cb; returns how many. May be called from inside a
+ * callback, but not for the request whose callback is running. */
+size_t myna_http_cancel(struct myna_http_client *c, myna_http_cb cb, void *arg);
 
 /* Requests in flight. */
 size_t myna_http_inflight(const struct myna_http_client *c);
