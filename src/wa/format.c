@@ -853,6 +853,75 @@ static int is_blank_line_after(const char *s, size_t j, size_t len)
     return k < len && s[k] == '\n';
 }
 
+/* The code point at s[i..len), UINT32_MAX for a byte that starts none. */
+static uint32_t code_point_at(const char *s, size_t i, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s + i;
+
+    switch (utf8_char_len(p, len - i)) {
+    case 2:
+        return (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
+    case 3:
+        return (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+    case 4:
+        return (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 |
+               (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
+    default:
+        return p[0] < 0x80 ? p[0] : UINT32_MAX;
+    }
+}
+
+/* Where the character before j starts (a byte that starts none is one). */
+static size_t char_before(const char *s, size_t j)
+{
+    size_t k = j - 1;
+
+    while (k > 0 && j - k < 4 && ((unsigned char)s[k] & 0xC0) == 0x80)
+        k--;
+    return utf8_char_len((const unsigned char *)s + k, j - k) == j - k ? k : j - 1;
+}
+
+static int is_regional_indicator(uint32_t cp)
+{
+    return cp >= 0x1F1E6 && cp <= 0x1F1FF;
+}
+
+/* Whether a cut at j would split what shows as one character: before a
+ * joiner (U+200D), an emoji presentation selector (U+FE0F), a skin tone
+ * (U+1F3FB-1F3FF) or a combining accent (U+0300-036F), after a joiner, or
+ * between the two regional indicators of a flag (pairs count from the start
+ * of their run, so an odd count before j means j is inside one). */
+static int splits_cluster(const char *s, size_t j, size_t len)
+{
+    uint32_t next, prev;
+    size_t k, n = 0;
+
+    if (j == 0 || j >= len)
+        return 0;
+    next = code_point_at(s, j, len);
+    prev = code_point_at(s, char_before(s, j), len);
+    if (next == 0x200D || next == 0xFE0F || (next >= 0x1F3FB && next <= 0x1F3FF) ||
+        (next >= 0x300 && next <= 0x36F) || prev == 0x200D)
+        return 1;
+    if (!is_regional_indicator(next))
+        return 0;
+    for (k = j; k > 0 && is_regional_indicator(code_point_at(s, char_before(s, k), len));
+         k = char_before(s, k))
+        n++;
+    return n % 2 == 1;
+}
+
+/* A cut between two characters at end, moved back until it splits no
+ * character as shown; end itself when no such cut is left in the part. */
+static size_t hard_cut(const char *s, size_t pos, size_t end, size_t len)
+{
+    size_t j = end;
+
+    while (j > pos && splits_cluster(s, j, len))
+        j = char_before(s, j);
+    return j > pos ? j : end;
+}
+
 /* Whether s[pos..j) ends with a sentence mark: . ! ? or an ellipsis. */
 static int ends_sentence(const char *s, size_t pos, size_t j)
 {
@@ -878,13 +947,13 @@ static size_t choose_cut(const char *s, size_t pos, size_t end, size_t len)
     for (j = end; j > pos; j--)   /* a space */
         if (s[j] == ' ' || s[j] == '\t')
             return j;
-    return end;   /* between two characters */
+    return hard_cut(s, pos, end, len);   /* between two characters */
 }
 
 /* The cut of a last part that cannot hold the rest: nothing follows it, so
  * keeping more text beats a tidier cut further back, and any line break or
  * sentence end will do. */
-static size_t choose_last_cut(const char *s, size_t pos, size_t end)
+static size_t choose_last_cut(const char *s, size_t pos, size_t end, size_t len)
 {
     size_t j;
 
@@ -894,7 +963,7 @@ static size_t choose_last_cut(const char *s, size_t pos, size_t end)
     for (j = end; j > pos; j--)
         if (s[j] == ' ' || s[j] == '\t')
             return j;
-    return end;
+    return hard_cut(s, pos, end, len);
 }
 
 /* The end of n characters from pos (or len). */
@@ -1038,7 +1107,7 @@ static void plan_part(const char *s, size_t len, size_t max_chars, int last, str
         if (cut >= len)
             cut = len;   /* the rest fits */
         else if (last && decor)
-            cut = choose_last_cut(s, p->pos, end);
+            cut = choose_last_cut(s, p->pos, end, len);
         else
             cut = choose_cut(s, p->pos, end, len);
         p->e = trim_cut(s, p->pos, cut);

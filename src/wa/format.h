@@ -45,7 +45,10 @@ char *myna_wa_from_markdown(const char *md, size_t len, struct myna_err *err);
  * last one in reach of the first kind found, in this order: a blank line, a
  * line break, a sentence end (". ", "! ", "? ", "… "), a space, and else a
  * hard cut between two code points (never inside a UTF-8 sequence; a byte
- * that is not valid UTF-8 counts as one character). Parts are trimmed of
+ * that is not valid UTF-8 counts as one character), moved back so as not
+ * to split what shows as one character: a flag, an emoji with a skin tone,
+ * a selector or a joiner, a letter with a combining accent (unless the
+ * whole part is one such sequence). Parts are trimmed of
  * ASCII whitespace and empty ones dropped, so text that fits gives exactly
  * one part and blank text gives none (*parts NULL, *n 0). The parts are, in
  * order, the text with only whitespace removed at the cuts, and these

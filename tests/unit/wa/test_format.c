@@ -1008,6 +1008,51 @@ static void test_split_max_parts(void **state)
     free(words);
 }
 
+/* What shows as one character is never cut by a hard cut: not a flag (two
+ * regional indicators), not before a skin tone, an emoji selector or a
+ * combining accent, not on either side of a joiner. */
+static void test_split_hard_cut_keeps_clusters(void **state)
+{
+    static const char *const tails[] = {
+        "\xf0\x9f\x87\xb7\xf0\x9f\x87\xba",           /* flag RU */
+        "\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd",           /* thumbs up, skin tone */
+        "\xe2\x9d\xa4\xef\xb8\x8f",                   /* heart, VS16 */
+        "e\xcc\x81",                                  /* e, combining acute */
+        "\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9", /* man ZWJ woman */
+    };
+    char *xs = repeat("x", 4095), *text;
+    size_t k, n;
+    char **parts;
+
+    (void)state;
+    text = malloc(4095 + 32);
+    assert_non_null(text);
+    for (k = 0; k < sizeof(tails) / sizeof(tails[0]); k++) {
+        snprintf(text, 4095 + 32, "%s%s", xs, tails[k]);
+        parts = split_ok(text, MYNA_WA_TEXT_MAX_CHARS, &n);
+        assert_int_equal(n, 2);
+        assert_string_equal(parts[0], xs);
+        assert_string_equal(parts[1], tails[k]);
+        myna_wa_split_free(parts, n);
+    }
+    /* after a joiner: the cut goes before the whole sequence */
+    snprintf(text, 4095 + 32, "%s%s", xs + 1, tails[4]);
+    parts = split_ok(text, MYNA_WA_TEXT_MAX_CHARS, &n);
+    assert_int_equal(n, 2);
+    assert_string_equal(parts[0], xs + 1);
+    assert_string_equal(parts[1], tails[4]);
+    myna_wa_split_free(parts, n);
+    /* flags pair from the start of their run: RU RU, then the cut */
+    check_split("\xf0\x9f\x87\xb7\xf0\x9f\x87\xba\xf0\x9f\x87\xb7\xf0\x9f\x87\xba", 3,
+                (const char *const[]){ "\xf0\x9f\x87\xb7\xf0\x9f\x87\xba",
+                                       "\xf0\x9f\x87\xb7\xf0\x9f\x87\xba", NULL });
+    /* nowhere to step back to: a hard cut all the same */
+    check_split("\xf0\x9f\x87\xb7\xf0\x9f\x87\xba", 1,
+                (const char *const[]){ "\xf0\x9f\x87\xb7", "\xf0\x9f\x87\xba", NULL });
+    free(text);
+    free(xs);
+}
+
 /* Pseudo-random texts from words of every width, spaces, line breaks and
  * sentence ends, split at many sizes: the invariants hold every time. */
 static void test_split_invariants_random(void **state)
@@ -1101,6 +1146,7 @@ int main(void)
         cmocka_unit_test(test_split_4096_boundary),
         cmocka_unit_test(test_split_long_russian_reply),
         cmocka_unit_test(test_split_4096_multibyte_hard_cut),
+        cmocka_unit_test(test_split_hard_cut_keeps_clusters),
         cmocka_unit_test(test_split_code_fences),
         cmocka_unit_test(test_split_max_parts),
         cmocka_unit_test(test_split_invariants_random),
