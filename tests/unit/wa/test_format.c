@@ -3,8 +3,9 @@
  * of long texts (cut preferences, 4096-character boundaries with multi-byte
  * characters, and the invariants: no part over max_chars code points, no
  * cut inside a UTF-8 sequence, the parts give the text back up to the
- * whitespace at the cuts). Inputs are exact-size copies without a NUL, so
- * ASan sees any read past len. */
+ * whitespace at the cuts; tests/common/split_check.h, shared with the fuzz
+ * harness). Inputs are exact-size copies without a NUL, so ASan sees any
+ * read past len. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 
 #include "core/err.h"
 #include "wa/format.h"
+#include "../../common/split_check.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -57,179 +59,18 @@ static void check_plain(const char *text)
     free(twice);
 }
 
-static int is_ws(unsigned char ch)
-{
-    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f';
-}
-
-/* Code points of valid UTF-8: bytes that are not continuation bytes. */
-static size_t code_points(const char *s)
-{
-    size_t n = 0;
-
-    for (; *s != '\0'; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80)
-            n++;
-    return n;
-}
-
-/* Whether s is valid UTF-8 (lead bytes and continuation counts only). */
-static int utf8_ok(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-
-    while (*p != '\0') {
-        size_t need = *p < 0x80 ? 0 : *p >= 0xC2 && *p <= 0xDF ? 1 : *p >= 0xE0 && *p <= 0xEF ? 2
-                    : *p >= 0xF0 && *p <= 0xF4 ? 3 : 4;
-        if (need == 4)
-            return 0;
-        for (p++; need > 0; need--, p++)
-            if ((*p & 0xC0) != 0x80)
-                return 0;
-    }
-    return 1;
-}
-
-/* Whether only whitespace is left in s. */
-static int only_ws(const char *s)
-{
-    while (*s != '\0' && is_ws((unsigned char)*s))
-        s++;
-    return *s == '\0';
-}
-
-/* Whether the line at s is a code fence as the converter writes it (s at
- * its start or in its indentation). */
-static int fence_line(const char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    if (strncmp(s, "```", 3) != 0)
-        return 0;
-    for (s += 3; *s != '\0' && *s != '\n'; s++)
-        if (!is_ws((unsigned char)*s))
-            return 0;
-    return 1;
-}
-
-/* fence_line at p in text, where p must start its line: a "```" within a
- * line of text is no fence. */
-static int fence_line_at(const char *text, const char *p)
-{
-    const char *k = p;
-
-    while (k > text && (k[-1] == ' ' || k[-1] == '\t'))
-        k--;
-    return (k == text || k[-1] == '\n') && fence_line(p);
-}
-
-/* How much of the text at p part q[0..len) is: all of it, or all but the
- * "\n```" closing a fence it was cut in (*closed); 0 when neither. */
-static size_t part_matches(const char *p, const char *q, size_t len, int *closed)
-{
-    int close = len > 4 && memcmp(q + len - 4, "\n```", 4) == 0;
-
-    *closed = 0;
-    /* a "```" that starts a line of code is not the fence's own close */
-    if (strncmp(p, q, len) == 0 && !(close && !fence_line(p + len - 3)))
-        return len;
-    if (close && strncmp(p, q, len - 4) == 0) {
-        *closed = 1;
-        return len - 4;
-    }
-    return 0;
-}
-
-/* Past the whitespace, and the line closing a fence a part closed. */
-static const char *after_part(const char *text, const char *p, int closed, int *reopen)
-{
-    *reopen = closed;
-    while (*p != '\0' && is_ws((unsigned char)*p))
-        p++;
-    if (closed && fence_line_at(text, p)) {   /* the fence closed right there */
-        p += strcspn(p, "\n");
-        *reopen = 0;
-    }
-    return p;
-}
-
-/* Whether nothing is left to show at p: whitespace, or a fence opened at
- * the very end (an empty code block, dropped). */
-static int nothing_left(const char *text, const char *p, size_t max)
-{
-    while (*p != '\0' && is_ws((unsigned char)*p))
-        p++;
-    if (max >= MYNA_WA_SPLIT_DECOR_MIN && fence_line_at(text, p))
-        p += strcspn(p, "\n");
-    return only_ws(p);
-}
-
-/* Every invariant of a split: parts non-empty, trimmed, at most max code
- * points, in order the text itself with only whitespace left out between,
- * and for valid UTF-8 starting and ending on character boundaries. The
- * marks are the exceptions: a fence closed at the end of a part and
- * reopened at the start of the next, and with max_parts the mark of a last
- * part that leaves text out. */
-static void check_split_parts(const char *text, size_t max, size_t max_parts, char **parts,
-                              size_t n)
-{
-    const char *p = text;
-    int valid = utf8_ok(text), cut_short = 0, reopen = 0, closed;
-    size_t i;
-
-    if (max_parts > 0)
-        assert_true(n <= max_parts);
-    for (i = 0; i < n; i++) {
-        const char *q = parts[i];
-        size_t len = strlen(q), m;
-
-        assert_true(len > 0);
-        assert_false(is_ws((unsigned char)q[0]));
-        assert_false(is_ws((unsigned char)q[len - 1]));
-        if (code_points(q) > max)
-            fail_msg("part %zu has %zu code points, max %zu", i, code_points(q), max);
-        while (*p != '\0' && is_ws((unsigned char)*p))
-            p++;
-        if (reopen) {
-            assert_memory_equal(q, "```\n", 4);
-            q += 4;
-            len -= 4;
-        }
-        m = part_matches(p, q, len, &closed);
-        if (i + 1 == max_parts && max >= MYNA_WA_SPLIT_DECOR_MIN &&
-            !(m > 0 && nothing_left(text, after_part(text, p + m, closed, &reopen), max))) {
-            /* cut short: the text, then "…", " …" or "\n…" */
-            if (!(len > 3 && strcmp(q + len - 3, "\xe2\x80\xa6") == 0))
-                fail_msg("part %zu '%s' leaves text out without a mark", i, parts[i]);
-            len -= 3;
-            if (q[len - 1] == ' ' || q[len - 1] == '\n')
-                len--;
-            cut_short = 1;
-            m = part_matches(p, q, len, &closed);
-        }
-        if (m == 0)
-            fail_msg("part %zu '%s' is not the text at '%.40s'", i, parts[i], p);
-        if (valid)
-            assert_true(((unsigned char)p[0] & 0xC0) != 0x80);
-        p += m;
-        if (valid)
-            assert_true(((unsigned char)p[0] & 0xC0) != 0x80);
-        p = after_part(text, p, closed, &reopen);
-    }
-    if (cut_short || (max_parts > 0 && n == max_parts && max < MYNA_WA_SPLIT_DECOR_MIN))
-        return;
-    if (!nothing_left(text, p, max))
-        fail_msg("text left out after %zu parts: '%.40s'", n, p);
-}
-
+/* Splits text; fails on the first invariant the parts break. */
 static char **split_max(const char *text, size_t max, size_t max_parts, size_t *n)
 {
     struct myna_err err = MYNA_ERR_INIT;
     char **parts = NULL;
+    const char *why;
 
     if (myna_wa_split(text, max, max_parts, &parts, n, &err) != MYNA_OK)
         fail_msg("split: %s", err.msg);
-    check_split_parts(text, max, max_parts, parts, *n);
+    why = split_check_parts(text, max, max_parts, parts, *n);
+    if (why != NULL)
+        fail_msg("split of '%.60s' at max %zu, max_parts %zu: %s", text, max, max_parts, why);
     return parts;
 }
 
@@ -851,7 +692,7 @@ static void test_split_4096_boundary(void **state)
         myna_wa_split_free(parts, n);
         parts = split_ok(t, MYNA_WA_TEXT_MAX_CHARS, &n);
         assert_int_equal(n, 2);
-        assert_int_equal(code_points(parts[0]), 4096);
+        assert_int_equal(split_check_chars(parts[0]), 4096);
         assert_string_equal(parts[1], units[k]);
         myna_wa_split_free(parts, n);
         free(s);
@@ -881,7 +722,7 @@ static void test_split_long_russian_reply(void **state)
     /* two paragraphs fit (3061 chars), three do not */
     assert_int_equal(n, 3);
     for (i = 0; i + 1 < n; i++)
-        assert_true(code_points(parts[i]) > 3000);
+        assert_true(split_check_chars(parts[i]) > 3000);
     myna_wa_split_free(parts, n);
     free(para);
     free(text);
@@ -902,9 +743,9 @@ static void test_split_4096_multibyte_hard_cut(void **state)
     memcpy(text + la, b, lb + 1);
     parts = split_ok(text, MYNA_WA_TEXT_MAX_CHARS, &n);
     assert_int_equal(n, 2);
-    assert_int_equal(code_points(parts[0]), 4096);
+    assert_int_equal(split_check_chars(parts[0]), 4096);
     assert_int_equal(strlen(parts[0]), la + 4);
-    assert_int_equal(code_points(parts[1]), 9);
+    assert_int_equal(split_check_chars(parts[1]), 9);
     myna_wa_split_free(parts, n);
     free(a);
     free(b);
@@ -949,7 +790,7 @@ static void test_split_code_fences(void **state)
         const char *q = parts[i];
         size_t fences = 0;
         for (k = 0; q[k] != '\0'; k++)
-            if ((k == 0 || q[k - 1] == '\n') && fence_line(q + k))
+            if ((k == 0 || q[k - 1] == '\n') && split_check_fence_line(q + k))
                 fences++;
         if (fences % 2 != 0)
             fail_msg("part %zu has %zu fence lines", i, fences);
@@ -996,7 +837,7 @@ static void test_split_max_parts(void **state)
     parts = split_max(big, MYNA_WA_TEXT_MAX_CHARS, MYNA_WA_REPLY_MAX_PARTS, &n);
     assert_int_equal(n, MYNA_WA_REPLY_MAX_PARTS);
     for (i = 0; i < n; i++)
-        assert_true(code_points(parts[i]) > 4000);
+        assert_true(split_check_chars(parts[i]) > 4000);
     assert_non_null(strstr(parts[3], "ждём вас! …"));
     assert_string_equal(parts[3] + strlen(parts[3]) - strlen("вас! …"), "вас! …");
     myna_wa_split_free(parts, n);
