@@ -534,38 +534,51 @@ static int consume(struct bot *b, const struct myna_inbox_row *row, int *timer,
 
 /* ---- statuses -------------------------------------------------------------- */
 
-/* The outbox id we put in biz_opaque_callback_data ("outbox:ID:CREATED",
- * see request_body; "outbox:ID" from before the created time was added),
- * or 0; *created is -1 without one. */
-static int64_t opaque_outbox_id(const char *raw, int64_t *created)
+/* What request_body puts in biz_opaque_callback_data, which Meta echoes in
+ * each status: "outbox:ID:CREATED:ATTEMPT" ("outbox:ID" from before the
+ * other two were added). */
+struct opaque {
+    int64_t id;                /* 0: not ours */
+    int64_t created_ms;        /* -1 when not given */
+    int64_t attempt;           /* -1 when not given */
+};
+
+static struct opaque opaque_of(const char *raw)
 {
     cJSON *root = raw ? cJSON_Parse(raw) : NULL;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "biz_opaque_callback_data");
-    int64_t id = 0;
+    struct opaque o = { 0, -1, -1 };
+    int64_t *slot[3] = { &o.id, &o.created_ms, &o.attempt };
+    const char *p;
     char num[24];
-    const char *colon;
 
-    *created = -1;
     if (cJSON_IsString(v) && strncmp(v->valuestring, "outbox:", 7) == 0) {
-        colon = strchr(v->valuestring + 7, ':');
-        snprintf(num, sizeof(num), "%.*s",
-                 (int)(colon ? colon - (v->valuestring + 7) : 23), v->valuestring + 7);
-        if (myna_parse_i64(num, 1, INT64_MAX, &id) != 0 ||
-            (colon && myna_parse_i64(colon + 1, 0, INT64_MAX, created) != 0))
-            id = 0;
+        p = v->valuestring + 7;
+        for (size_t i = 0; i < 3 && p != NULL; i++) {
+            const char *colon = strchr(p, ':');
+            snprintf(num, sizeof(num), "%.*s", (int)(colon ? colon - p : 23), p);
+            if (myna_parse_i64(num, i == 0 ? 1 : 0, INT64_MAX, slot[i]) != 0) {
+                o.id = 0;
+                break;
+            }
+            p = colon ? colon + 1 : NULL;
+        }
+        if (p != NULL)  /* more than three numbers: not ours */
+            o.id = 0;
     }
     cJSON_Delete(root);
-    return id;
+    return o;
 }
 
-/* Whether a status of a wamid we do not know is for record r, sent with
- * the callback data of its id: r was sent and its answer never came or
- * was unsure (a crash, a cut connection), the status names r's contact,
- * and r was created when the data says. A store made anew numbers its
+/* Whether a status of a wamid we do not know is for record r's send now
+ * under way: r was sent and its answer never came or was unsure (a crash,
+ * a cut connection), the status names r's contact, r was created when the
+ * data says, and this send is r's latest. A store made anew numbers its
  * records from 1 again, and Meta's statuses of the old one's sends still
- * come for days: those must not mark a reply sent that never was. */
+ * come for days; an earlier send of r may have failed (and r was queued
+ * again): none of those may mark r sent. */
 static int status_is_for(const struct myna_outbox_rec *r, const struct myna_status_row *row,
-                         int64_t created)
+                         const struct opaque *o)
 {
     const char *to = row->s.recipient;
 
@@ -574,40 +587,15 @@ static int status_is_for(const struct myna_outbox_rec *r, const struct myna_stat
             (r->state == MYNA_OUTBOX_PENDING &&
              (r->status == NULL || strcmp(r->status, "failed") != 0))) &&
            (to == NULL || *to == '\0' || strcmp(to, r->contact) == 0) &&
-           (created < 0 || created == r->created_ms);
-}
-
-/* A status for a send whose answer we never saw (crash): adopt its wamid. */
-static int reconcile(struct bot *b, const struct myna_status_row *row, struct myna_err *err)
-{
-    struct myna_outbox_rec r;
-    int64_t created, id = opaque_outbox_id(row->s.raw, &created);
-    int rc;
-
-    if (id == 0)
-        return MYNA_OK;
-    if ((rc = myna_bot_outbox_get(b->bs, id, &r, err)) != MYNA_OK)  /* a store error: retried */
-        return rc == MYNA_ENOTFOUND ? MYNA_OK : rc;
-    if (status_is_for(&r, row, created)) {
-        r.wamid = strdup(row->s.wamid);
-        r.state = MYNA_OUTBOX_SENT;
-        MYNA_LOG(MYNA_INFO, "send_reconciled", "instance=%s outbox=%" PRId64, b->in->id, id);
-        rc = r.wamid ? myna_bot_outbox_update(b->bs, &r, myna_wall_ms(), err) : MYNA_ENOMEM;
-        if (rc == MYNA_OK)
-            rc = myna_bot_outbox_status(b->bs, row->s.wamid, row->s.status, row->s.error_code,
-                                        row->s.error_title, myna_wall_ms(), err);
-    } else {
-        rc = MYNA_OK;
-    }
-    myna_outbox_rec_release(&r);
-    return rc;
+           (o->created_ms < 0 || o->created_ms == r->created_ms) &&
+           (o->attempt < 0 || o->attempt == r->attempts);
 }
 
 /* A failed status with an error worth another try (Meta took the message,
  * then could not deliver it: 131000, 131016, 130429 ... come either way,
  * B4): the record goes back to pending with the backoff a refused send
- * gets, until SEND_TRIES_MAX. 1 when it did, 0 when the status is final
- * (then recorded as usual), or a store error. */
+ * gets; the sender gives it up after SEND_TRIES_MAX sends. 1 when it did,
+ * 0 when the status is final (then recorded as usual), or a store error. */
 static int retry_failed(struct bot *b, const struct myna_status_row *row, struct myna_err *err)
 {
     enum myna_send_class cls = myna_graph_code_class(row->s.error_code);
@@ -620,7 +608,7 @@ static int retry_failed(struct bot *b, const struct myna_status_row *row, struct
         return 0;
     if ((rc = myna_bot_outbox_by_wamid(b->bs, row->s.wamid, &r, err)) != MYNA_OK)
         return rc == MYNA_ENOTFOUND ? 0 : rc;
-    if (r.state != MYNA_OUTBOX_SENT || r.attempts >= SEND_TRIES_MAX) {
+    if (r.state != MYNA_OUTBOX_SENT) {
         myna_outbox_rec_release(&r);
         return 0;
     }
@@ -646,6 +634,36 @@ static int retry_failed(struct bot *b, const struct myna_status_row *row, struct
     if (rc == MYNA_OK)
         kick_sender(b);
     return rc == MYNA_OK ? 1 : rc;
+}
+
+/* A status for a send whose answer we never saw (crash): adopt its wamid,
+ * then take the status as for any known send. */
+static int reconcile(struct bot *b, const struct myna_status_row *row, struct myna_err *err)
+{
+    struct myna_outbox_rec r;
+    struct opaque o = opaque_of(row->s.raw);
+    int rc;
+
+    if (o.id == 0)
+        return MYNA_OK;
+    if ((rc = myna_bot_outbox_get(b->bs, o.id, &r, err)) != MYNA_OK)  /* a store error: retried */
+        return rc == MYNA_ENOTFOUND ? MYNA_OK : rc;
+    if (status_is_for(&r, row, &o)) {
+        r.wamid = strdup(row->s.wamid);
+        r.state = MYNA_OUTBOX_SENT;
+        free(r.status);
+        r.status = NULL;  /* an earlier send's "failed" must not outrank this one's statuses */
+        MYNA_LOG(MYNA_INFO, "send_reconciled", "instance=%s outbox=%" PRId64, b->in->id, o.id);
+        rc = r.wamid ? myna_bot_outbox_update(b->bs, &r, myna_wall_ms(), err) : MYNA_ENOMEM;
+        if (rc == MYNA_OK && (rc = retry_failed(b, row, err)) == 0)
+            rc = myna_bot_outbox_status(b->bs, row->s.wamid, row->s.status, row->s.error_code,
+                                        row->s.error_title, myna_wall_ms(), err);
+        rc = rc > 0 ? MYNA_OK : rc;
+    } else {
+        rc = MYNA_OK;
+    }
+    myna_outbox_rec_release(&r);
+    return rc;
 }
 
 enum { CURSOR_INBOX, CURSOR_STATUSES };
@@ -1338,7 +1356,10 @@ static int record_result(struct bot *b, struct sending *s, struct myna_err *err)
     rc = myna_bot_outbox_get(b->bs, s->rec.id, &now, err);
     if (rc != MYNA_OK && rc != MYNA_ENOTFOUND)
         return rc;  /* the record stays 'sending': reconciled as after a crash */
-    adopted = rc == MYNA_OK && now.wamid != NULL;
+    /* adopted by a status, or queued again by a failed one (retry_failed) */
+    adopted = rc == MYNA_OK && (now.wamid != NULL || (now.state == MYNA_OUTBOX_PENDING &&
+                                                      now.status != NULL &&
+                                                      strcmp(now.status, "failed") == 0));
     myna_outbox_rec_release(&now);
     return adopted ? MYNA_OK : myna_bot_outbox_update(b->bs, &s->rec, myna_wall_ms(), err);
 }
@@ -1418,9 +1439,6 @@ static void on_sent(const struct myna_send_result *res, void *arg)
              * it sent again */
             wait = b->opts->reconcile_ms;
             r->state = MYNA_OUTBOX_SENDING;
-        } else if (r->attempts >= SEND_TRIES_MAX) {
-            give_up(b, r, res->error_code, res->error);
-            break;
         } else {
             /* attempts counts this send: Meta's schedule starts at n = 0 */
             wait = myna_graph_backoff_ms(res->cls, r->attempts - 1, (unsigned)random());
@@ -1465,9 +1483,10 @@ static char *request_body(const struct myna_outbox_rec *r, struct myna_err *err)
 {
     cJSON *content = cJSON_Parse(r->body);
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(content, "text");
-    char opaque[48], *body = NULL;
+    char opaque[64], *body = NULL;
 
-    snprintf(opaque, sizeof(opaque), "outbox:%" PRId64 ":%" PRId64, r->id, r->created_ms);
+    snprintf(opaque, sizeof(opaque), "outbox:%" PRId64 ":%" PRId64 ":%d", r->id, r->created_ms,
+             r->attempts);
     if (cJSON_IsString(text))
         body = myna_graph_text_body(r->contact, text->valuestring, NULL, opaque, err);
     else
@@ -1547,6 +1566,12 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
             wake = wake == 0 || at < wake ? at : wake;
             break;  /* pacing: the rest waits for the next slot */
         }
+        if (r->attempts >= SEND_TRIES_MAX) {  /* every class of retry ends here */
+            give_up(b, r, r->error_code, r->error);
+            rc = myna_bot_outbox_update(b->bs, r, now, err);
+            continue;
+        }
+        r->attempts++;  /* this send: request_body names it in the callback data */
         if ((body = request_body(r, err)) == NULL) {
             r->state = MYNA_OUTBOX_FAILED;
             free(r->error);
@@ -1560,7 +1585,6 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
             continue;
         }
         r->state = MYNA_OUTBOX_SENDING;
-        r->attempts++;
         /* if we crash before the answer, wait this long for Meta's status */
         r->next_ms = now + b->opts->reconcile_ms;
         s->b = b;

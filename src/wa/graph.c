@@ -509,11 +509,7 @@ static void classify_success(const cJSON *root, struct myna_send_result *out)
         out->cls = MYNA_SEND_OK;
         return;
     }
-    /* a 2xx is Meta's "accepted" (B4) unless it says otherwise: whatever
-     * garbled the id (a proxy, a cut body), the message may be on its way,
-     * and its status webhook tells */
-    out->cls = MYNA_SEND_OK;
-    out->maybe_sent = 1;
+    out->cls = MYNA_SEND_FAILED;
     snprintf(out->error, sizeof(out->error), "%s",
              wamid == NULL ? "HTTP 2xx without messages[0].id"
                            : "HTTP 2xx with an unusable messages[0].id (empty, too long or "
@@ -548,8 +544,7 @@ void myna_graph_classify(long http_status, int transport_failed, const char *bod
         if (root != NULL && myna_json_has_nul(body, len)) {
             /* a \u0000 cuts a string short just the same (a wamid
              * "wamid.AB\u0000CD" would read as "wamid.AB") */
-            out->cls = MYNA_SEND_OK;
-            out->maybe_sent = 1;
+            out->cls = MYNA_SEND_FAILED;
             snprintf(out->error, sizeof(out->error),
                      "HTTP 2xx with a NUL character (\\u0000) in a string");
         } else {

@@ -94,11 +94,10 @@ struct myna_send_result {
     int error_code;            /* Graph error.code, -1 when the answer had none */
     int transport_failed;      /* no usable HTTP answer: connect, reset, timeout, oversized */
     int timed_out;             /* transport_failed because the timeout ran out */
-    int maybe_sent;            /* the request may have reached Meta, which may have
-                                * taken it (its status webhooks tell): RETRY after
+    int maybe_sent;            /* RETRY after the request may have reached Meta, which
+                                * may have taken it (its status webhooks tell):
                                 * transport_failed after it left, or a 502/504
-                                * without a Graph error code (a proxy's answer);
-                                * OK with a 2xx whose message id is unusable */
+                                * without a Graph error code (a proxy's answer) */
     char error[256];           /* "message (details)" or why the answer was not
                                 * usable; printable UTF-8, cut at a character
                                 * boundary, "" on success; never the token */
@@ -113,8 +112,8 @@ struct myna_send_result {
  * Success needs a 2xx status, no error object, no NUL in any string (raw
  * or \u0000) and a string messages[0].id that fits wamid (or, for a
  * read/typing body, "success":true: OK with an empty wamid); any other 2xx
- * without an error object is OK with an empty wamid and maybe_sent (Meta
- * may have taken it; error says what was wrong with the answer). A Graph error object with a code
+ * is FAILED (not Meta's answer: Meta's 200 always names the message). A
+ * Graph error object with a code
  * decides by that code alone, whatever the HTTP status (a code not listed
  * above is FAILED); without one, a 5xx or 429 is RETRY (a 502 or 504 with
  * maybe_sent) and the rest FAILED. body need not be NUL-terminated;

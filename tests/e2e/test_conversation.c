@@ -559,6 +559,27 @@ static void test_failed_status_worth_retrying_is_sent_again(void **state)
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 3"), 0);
 }
 
+static int failed_131047(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox", "state = 3 AND error_code = 131047") == 1;
+}
+
+/* The first send fails after Meta took it (131000: sent again); the second
+ * one's answer is lost, and its status says it failed for good (131047).
+ * The status of the second send is adopted, and the "failed" of the first
+ * must not outrank it: the reply is a dead letter, not "sent". */
+static void test_second_send_failing_is_a_dead_letter(void **state)
+{
+    struct fx *f = *state;
+
+    fault(&f->graph, "[{\"status_fail\":131000},{\"lost\":1,\"status_fail\":131047}]");
+    post_text(f, "79161234567", "wamid.sf2-1", "дважды");
+    assert_true(h_wait(failed_131047, &f->p, 15000));
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 2"), 1);
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 2"), 0);
+    assert_true(h_log_contains(&f->p, "event=send_reconciled"));
+}
+
 /* A status webhook of a message the bot does not know, naming outbox:1. */
 static void post_foreign_status(struct fx *f, const char *wamid, const char *to,
                                 const char *opaque)
@@ -1099,6 +1120,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_status_worth_retrying_is_sent_again, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_status_of_another_send_is_not_adopted, setup_llm,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_second_send_failing_is_a_dead_letter, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_number_limit_pauses_every_send, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_window_closed_is_a_dead_letter, setup_llm, teardown),

@@ -51,10 +51,7 @@ static void check_result(const struct myna_send_result *r, long status, int tran
         CHECK(r->cls == MYNA_SEND_RETRY && r->error_code == -1 && r->error[0] != '\0');
         return;
     }
-    if (r->cls == MYNA_SEND_OK && r->maybe_sent) {  /* a 2xx without a usable id */
-        CHECK(status >= 200 && status <= 299);
-        CHECK(r->error[0] != '\0' && r->error_code == -1 && r->wamid[0] == '\0');
-    } else if (r->cls == MYNA_SEND_OK) {
+    if (r->cls == MYNA_SEND_OK) {
         CHECK(status >= 200 && status <= 299);
         CHECK(r->error[0] == '\0' && r->error_code == -1 && r->fbtrace_id[0] == '\0');
         for (const char *p = r->wamid; *p; p++)

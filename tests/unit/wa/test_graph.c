@@ -164,7 +164,7 @@ static void assert_sane(const struct myna_send_result *r)
     assert_non_null(memchr(r->wa_id, '\0', sizeof(r->wa_id)));
     assert_true(clean_utf8(r->error));
     assert_true(clean_utf8(r->fbtrace_id));
-    if (r->cls == MYNA_SEND_OK && !r->maybe_sent) {
+    if (r->cls == MYNA_SEND_OK) {
         assert_string_equal(r->error, "");
         assert_int_equal(r->error_code, -1);
         assert_int_equal(r->transport_failed, 0);
@@ -172,10 +172,8 @@ static void assert_sane(const struct myna_send_result *r)
         assert_true(r->error[0] != '\0');
         assert_string_equal(r->wamid, "");
     }
-    if (r->transport_failed)
+    if (r->transport_failed || r->maybe_sent)
         assert_int_equal(r->cls, MYNA_SEND_RETRY);
-    if (r->maybe_sent)  /* unsure: left to its status webhook */
-        assert_true(r->cls == MYNA_SEND_RETRY || r->cls == MYNA_SEND_OK);
     if (r->timed_out)
         assert_true(r->transport_failed);
 }
@@ -682,8 +680,7 @@ static void test_classify_success_shapes(void **state)
     assert_int_equal(r.cls, MYNA_SEND_OK);
     assert_string_equal(r.wamid, "");
 
-    /* a 2xx without a usable messages[0].id is unsure, never a failure:
-     * Meta may have taken the message (B4), and its status webhook tells */
+    /* a 2xx without a usable messages[0].id is FAILED, never OK */
     const char *bad[] = { "", "{}", "[]", "null", "{\"messages\":[]}", "{\"messages\":{}}",
                           "{\"messages\":{\"id\":\"wamid.X\"}}", "{\"messages\":[{}]}",
                           "{\"messages\":[{\"id\":\"\"}]}", "{\"messages\":[{\"id\":5}]}",
@@ -694,9 +691,7 @@ static void test_classify_success_shapes(void **state)
                           "{\"messages\":[{\"id\":\"", "<html>OK</html>", "\xff\xfe\x00" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         classify(200, bad[i], &r);
-        assert_int_equal(r.cls, MYNA_SEND_OK);
-        assert_int_equal(r.maybe_sent, 1);
-        assert_string_equal(r.wamid, "");
+        assert_int_equal(r.cls, MYNA_SEND_FAILED);
         assert_int_equal(r.error_code, -1);
         assert_non_null(strstr(r.error, "messages[0].id"));
     }
@@ -710,8 +705,7 @@ static void test_classify_success_shapes(void **state)
     w = rep("w", 192);
     snprintf(body, sizeof(body), "{\"messages\":[{\"id\":\"%s\"}]}", w);
     classify(200, body, &r);
-    assert_int_equal(r.maybe_sent, 1);
-    assert_string_equal(r.wamid, "");
+    assert_int_equal(r.cls, MYNA_SEND_FAILED);
     free(w);
     /* an over-long wa_id is dropped, not cut */
     w = rep("7", 64);
@@ -857,7 +851,7 @@ static void test_classify_hostile(void **state)
         static const char nul[] = "{\"messages\":[{\"id\":\"wa\0mid\"}]}";
         myna_graph_classify(200, 0, nul, sizeof(nul) - 1, &r);
         assert_sane(&r);
-        assert_int_equal(r.maybe_sent, 1);   /* the JSON ends at the NUL: no id */
+        assert_int_equal(r.cls, MYNA_SEND_FAILED);   /* the JSON ends at the NUL */
     }
     {
         /* \u0000 is valid JSON, but cuts the string just the same */
@@ -867,7 +861,7 @@ static void test_classify_hostile(void **state)
         static const char lit[] = "{\"messages\":[{\"id\":\"wamid.AB\\\\u0000CD\"}]}";
         myna_graph_classify(200, 0, esc, sizeof(esc) - 1, &r);
         assert_sane(&r);
-        assert_int_equal(r.maybe_sent, 1);
+        assert_int_equal(r.cls, MYNA_SEND_FAILED);
         assert_string_equal(r.wamid, "");
         assert_non_null(strstr(r.error, "NUL"));
         {   /* cJSON reads a \u with a byte that is not hex as a NUL too */
@@ -875,12 +869,12 @@ static void test_classify_hostile(void **state)
                                       "\"messages\":[{\"id\":\"wamid.AB\\u-123CD\"}]}";
             myna_graph_classify(200, 0, bad, sizeof(bad) - 1, &r);
             assert_sane(&r);
-            assert_int_equal(r.maybe_sent, 1);
+            assert_int_equal(r.cls, MYNA_SEND_FAILED);
             assert_string_equal(r.wamid, "");
         }
         myna_graph_classify(200, 0, ok, sizeof(ok) - 1, &r);
         assert_sane(&r);
-        assert_int_equal(r.maybe_sent, 1);
+        assert_int_equal(r.cls, MYNA_SEND_FAILED);
         /* an escaped backslash before "u0000" is no NUL */
         myna_graph_classify(200, 0, lit, sizeof(lit) - 1, &r);
         assert_sane(&r);
