@@ -193,7 +193,7 @@ static int cmd_bot(int argc, char **argv)
     struct myna_bot_opts opts = { .doorbell_fd = -1, .poll_ms = 1000, .history_budget = 6000,
                                   .history_idle_s = 86400, .stale_after_s = 3600,
                                   .reconcile_ms = 60000, .unconfirmed_ms = 600000,
-                                  .hold_ms = 60000, .heartbeat_fd = -1 };
+                                  .hold_ms = 60000, .tries_max = 15, .heartbeat_fd = -1 };
     const char *rotate = NULL;
     int config_fd = -1;
     struct myna_conf conf;
@@ -267,6 +267,7 @@ static int cmd_bot(int argc, char **argv)
     opts.reconcile_ms = (int)conf.send_reconcile_ms;
     opts.unconfirmed_ms = (int)conf.send_unconfirmed_ms;
     opts.hold_ms = (int)conf.send_hold_ms;
+    opts.tries_max = (int)conf.send_tries;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = myna_bot_run(&conf, inst, &opts, &err);
     curl_global_cleanup();

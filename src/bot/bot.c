@@ -33,11 +33,6 @@
 #define WA_TEXT_MAX 4096
 #define SEND_TIMEOUT_MS 20000
 #define SEND_BATCH 64         /* due records read per sender pass */
-/* A reply Meta keeps refusing with an error worth another try (or takes
- * and then reports failed with one) is given up after this many sends,
- * about half an hour with the backoff (graph.h): a lasting error would
- * otherwise hold every later reply to the contact, which go in order. */
-#define SEND_TRIES_MAX 15
 /* 131048 (spam rate limit): Meta says to retry much later (B5) */
 #define SPAM_PAUSE_MS 60000
 #define ANSWER_RETRY_FIRST_MS 200
@@ -594,7 +589,7 @@ static int status_is_for(const struct myna_outbox_rec *r, const struct myna_stat
 /* A failed status with an error worth another try (Meta took the message,
  * then could not deliver it: 131000, 131016, 130429 ... come either way,
  * B4): the record goes back to pending with the backoff a refused send
- * gets; the sender gives it up after SEND_TRIES_MAX sends. 1 when it did,
+ * gets; the sender gives it up after opts->tries_max sends. 1 when it did,
  * 0 when the status is final (then recorded as usual), or a store error. */
 static int retry_failed(struct bot *b, const struct myna_status_row *row, struct myna_err *err)
 {
@@ -1364,8 +1359,8 @@ static int record_result(struct bot *b, struct sending *s, struct myna_err *err)
     return adopted ? MYNA_OK : myna_bot_outbox_update(b->bs, &s->rec, myna_wall_ms(), err);
 }
 
-/* Meta refused r (or took it and reported it failed) SEND_TRIES_MAX times
- * with an error worth another try: a dead letter (`myna outbox replay`). */
+/* r was sent opts->tries_max times, and none went through: a dead letter
+ * (`myna outbox replay`). */
 static void give_up(struct bot *b, struct myna_outbox_rec *r, int code, const char *why)
 {
     char text[320], q[400];
@@ -1566,9 +1561,13 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
             wake = wake == 0 || at < wake ? at : wake;
             break;  /* pacing: the rest waits for the next slot */
         }
-        if (r->attempts >= SEND_TRIES_MAX) {  /* every class of retry ends here */
+        /* every class of retry ends here: a reply Meta keeps refusing, or
+         * whose sends keep being cut short, would otherwise hold every later
+         * reply to the contact (they go in order) */
+        if (b->opts->tries_max > 0 && r->attempts >= b->opts->tries_max) {
             give_up(b, r, r->error_code, r->error);
             rc = myna_bot_outbox_update(b->bs, r, now, err);
+            wake = now;  /* the contact's next reply may be due: the next pass sees it */
             continue;
         }
         r->attempts++;  /* this send: request_body names it in the callback data */
@@ -1577,6 +1576,7 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
             free(r->error);
             r->error = strdup(err->msg);
             rc = myna_bot_outbox_update(b->bs, r, now, err);
+            wake = now;
             continue;
         }
         if ((s = calloc(1, sizeof(*s))) == NULL) {

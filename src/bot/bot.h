@@ -35,6 +35,7 @@ struct myna_bot_opts {
     int reconcile_ms;      /* wait for a status before resending an uncertain send; 60000 */
     int unconfirmed_ms;    /* flag accepted sends with no status after this; 600000 */
     int hold_ms;           /* no send this long after a refused token or locked account; 60000 */
+    int tries_max;         /* a reply is sent at most this many times; 15 */
     int heartbeat_fd;      /* write end of the supervisor's heartbeat pipe, or -1 */
 };
 

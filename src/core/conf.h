@@ -40,6 +40,7 @@ struct myna_conf {
     int64_t bots;          /* 1: a bot process per instance; 0: ingress only */
     int64_t send_reconcile_ms;
     int64_t send_hold_ms;
+    int64_t send_tries;    /* a reply is sent at most this many times */
     int64_t bot_store_sync;  /* enum myna_store_sync of the bots' connections */
     int64_t send_unconfirmed_ms;
     int64_t bot_max_memory_mb;       /* a bot past this resident memory is restarted */

@@ -72,6 +72,11 @@ const struct myna_opt myna_opts[] = {
       .help = "After Meta refuses the access token or says the account is locked, an instance "
               "sends nothing for this long; then one reply is tried, and the rest go only once "
               "one is taken." },
+    { .name = "send_tries", .env = "MYNA_SEND_TRIES", .type = MYNA_OPT_INT,
+      .def = "15", .min = 1, .max = 1000, .metavar = "N", .off = OFF(send_tries),
+      .help = "A reply is sent at most this many times (errors worth another try, sends cut "
+              "short); then it is a dead letter, since the contact's later replies wait "
+              "behind it." },
     { .name = "bot_max_memory_mb", .env = "MYNA_BOT_MAX_MEMORY_MB", .type = MYNA_OPT_INT,
       .def = "500", .min = 1, .max = 1048576, .metavar = "MB", .off = OFF(bot_max_memory_mb),
       .help = "A bot whose resident memory passes this is restarted gracefully (checked "

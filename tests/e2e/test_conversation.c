@@ -34,6 +34,7 @@ struct fx {
 static char body_buf[1 << 20];
 static int silent_graph;  /* the next fx_start: a Graph API that sends no statuses */
 static int batch_max = 10;  /* the next fx_start's batch.max */
+static const char *send_tries = "15";  /* the next fx_start's --send-tries */
 
 static int fx_start(struct fx *f, const char *extra_fields, int with_llm)
 {
@@ -45,7 +46,8 @@ static int fx_start(struct fx *f, const char *extra_fields, int with_llm)
     const char *quiet_args[] = { "--listen", "127.0.0.1:0", "--token", "tok-conv", NULL };
     const char *llm_args[] = { "--listen", "127.0.0.1:0", NULL };
     const char *extra[] = { "--public", addr, "--bots", "1", "--send-reconcile-ms", "1500",
-                            "--send-unconfirmed-ms", "1000", "--send-hold-ms", HOLD_MS, NULL };
+                            "--send-unconfirmed-ms", "1000", "--send-hold-ms", HOLD_MS,
+                            "--send-tries", send_tries, NULL };
 
     memset(f, 0, sizeof(*f));
     if (port <= 0 || h_setup(&f->p, NULL) != 0)
@@ -130,6 +132,16 @@ static int setup_silent(void **state)
     silent_graph = 1;
     rc = fx_setup(state, NULL, 1);
     silent_graph = 0;
+    return rc;
+}
+
+static int setup_tries3(void **state)
+{
+    int rc;
+
+    send_tries = "3";
+    rc = fx_setup(state, NULL, 1);
+    send_tries = "15";
     return rc;
 }
 
@@ -557,6 +569,30 @@ static void test_failed_status_worth_retrying_is_sent_again(void **state)
     assert_string_equal(sent[1], "ECHO: ещё раз");
     assert_true(h_log_contains(&f->p, "status=failed"));
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 3"), 0);
+}
+
+static int gave_up(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox",
+                      "id = 1 AND state = 3 AND attempts = 3 AND error LIKE 'gave up after 3 sends%'") == 1;
+}
+
+/* Meta refuses the first reply again and again (131000, worth another
+ * try): after --send-tries 3 it is a dead letter, and the contact's next
+ * reply, which waited behind it, goes. */
+static void test_retries_end_at_send_tries(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+
+    fault(&f->graph, "{\"code\":131000,\"http\":500,\"count\":3}");
+    post_text(f, "79161234567", "wamid.tries-1", "первый");
+    next_turn();
+    post_text(f, "79161234567", "wamid.tries-2", "второй");
+    assert_true(h_wait(gave_up, &f->p, 20000));
+    wait_sent(f, 1);
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "ECHO: второй");
 }
 
 static int failed_131047(void *arg)
@@ -1123,6 +1159,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_second_send_failing_is_a_dead_letter, setup_llm,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_retries_end_at_send_tries, setup_tries3, teardown),
         cmocka_unit_test_setup_teardown(test_number_limit_pauses_every_send, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_window_closed_is_a_dead_letter, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_token_needs_attention, setup_llm, teardown),

@@ -224,7 +224,7 @@ static void test_conf_table_is_sane(void **state)
         for (const struct myna_opt *p = myna_opts; p < o; p++)
             assert_string_not_equal(p->name, o->name);
     }
-    assert_int_equal(n, 23);
+    assert_int_equal(n, 24);
 }
 
 /* ---- defaults ---- */
@@ -1143,7 +1143,7 @@ static void test_conf_markdown_mentions_every_option(void **state)
         assert_contains(md, cell);
         rows++;
     }
-    assert_int_equal(rows, 23);
+    assert_int_equal(rows, 24);
     /* one table row per option plus header and rule */
     {
         int lines = 0;
