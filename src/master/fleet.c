@@ -601,6 +601,20 @@ static void trash_leftovers(struct myna_fleet *f, const char *id)
     trash_files(f, id);
 }
 
+/* One bad field as the API reports it: errs[0] when there is room, and
+ * err. Returns MYNA_ECONFIG. */
+static int field_error(const char *field, const char *why, struct myna_field_error *errs,
+                       size_t max, size_t *n, struct myna_err *err)
+{
+    if (max > 0) {
+        snprintf(errs[0].field, sizeof(errs[0].field), "%.*s",
+                 (int)myna_utf8_cut(field, sizeof(errs[0].field) - 1), field);
+        snprintf(errs[0].error, sizeof(errs[0].error), "%s", why);
+    }
+    *n = max > 0;
+    return myna_err_set(err, MYNA_ECONFIG, "field '%s': %s", field, why);
+}
+
 /* 1 if v's name, its text and all below it are valid UTF-8. */
 static int all_utf8(const cJSON *v)
 {
@@ -623,18 +637,10 @@ static int check_utf8(const cJSON *obj, struct myna_field_error *errs, size_t ma
     const cJSON *item;
 
     cJSON_ArrayForEach(item, obj) {
-        int name_ok = myna_utf8_count(item->string) != (size_t)-1;
-        if (name_ok && all_utf8(item))
-            continue;
-        if (*n < max) {
-            snprintf(errs[*n].field, sizeof(errs[*n].field), "%.*s",
-                     name_ok ? (int)myna_utf8_cut(item->string, 64) : 0, item->string);
-            snprintf(errs[*n].error, sizeof(errs[*n].error), "%s",
-                     name_ok ? "must be valid UTF-8" : "a field name that is not valid UTF-8");
-            (*n)++;
-        }
-        return myna_err_set(err, MYNA_ECONFIG, "field '%.*s': not valid UTF-8",
-                            name_ok ? (int)myna_utf8_cut(item->string, 64) : 0, item->string);
+        if (myna_utf8_count(item->string) == (size_t)-1)
+            return field_error("", "a field name that is not valid UTF-8", errs, max, n, err);
+        if (!all_utf8(item))
+            return field_error(item->string, "must be valid UTF-8", errs, max, n, err);
     }
     return MYNA_OK;
 }
@@ -662,12 +668,9 @@ int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const 
         struct myna_control_instance row;
         struct myna_err e = MYNA_ERR_INIT;
         if (!cJSON_IsString(given) || !myna_is_slug(given->valuestring)) {
-            snprintf(errs[0].field, sizeof(errs[0].field), "id");
-            snprintf(errs[0].error, sizeof(errs[0].error),
-                     "must be 1-64 characters of a-z, 0-9 and '-' (or left out)");
-            *n_errs = max_errs > 0;
             cJSON_Delete(obj);
-            return myna_err_set(err, MYNA_ECONFIG, "field 'id' is not a valid id");
+            return field_error("id", "must be 1-64 characters of a-z, 0-9 and '-' (or left out)",
+                               errs, max_errs, n_errs, err);
         }
         int taken = find(f, given->valuestring) != NULL || being_deleted(f, given->valuestring);
         if (!taken && myna_control_instance_get(f->control, given->valuestring, &row, &e) ==
@@ -705,33 +708,23 @@ static int check_patch_fields(const cJSON *patch, struct myna_field_error *errs,
                               size_t *n, struct myna_err *err)
 {
     const cJSON *item;
-    const char *why = NULL;
     char name[160];
 
     cJSON_ArrayForEach(item, patch) {
         if (!myna_instance_field_known(item->string)) {
             snprintf(name, sizeof(name), "%.*s", (int)myna_utf8_cut(item->string, 64),
                      item->string);
-            why = "unknown field";
-            break;
+            return field_error(name, "unknown field", errs, max, n, err);
         }
     }
-    if (why == NULL) {  /* k log k: a body of many repeats stays cheap too */
-        switch (myna_json_repeated_key(patch, name, sizeof(name))) {
-        case 0:
-            return MYNA_OK;
-        case -1:
-            return myna_err_set(err, MYNA_ENOMEM, "out of memory");
-        }
-        why = "appears twice";
+    switch (myna_json_repeated_key(patch, name, sizeof(name))) {  /* k log k */
+    case 0:
+        return MYNA_OK;
+    case -1:
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    default:
+        return field_error(name, "appears twice", errs, max, n, err);
     }
-    if (*n < max) {
-        snprintf(errs[*n].field, sizeof(errs[*n].field), "%.*s",
-                 (int)myna_utf8_cut(name, sizeof(errs[*n].field) - 1), name);
-        snprintf(errs[*n].error, sizeof(errs[*n].error), "%s", why);
-        (*n)++;
-    }
-    return myna_err_set(err, MYNA_ECONFIG, "field '%s': %s", name, why);
 }
 
 /* A value the API showed masked ("••••abcd") means "unchanged". */
@@ -758,26 +751,13 @@ static int moves_kept_secret(const cJSON *patch, const cJSON *cur, const char *u
            cJSON_IsString(url) && (was == NULL || strcmp(url->valuestring, was) != 0);
 }
 
-/* The 400 for a secret that must be given again with its new host. */
-static int moved_secret(const char *field, const char *host, struct myna_field_error *errs,
-                        size_t max, size_t *n, struct myna_err *err)
-{
-    if (max > 0) {
-        snprintf(errs[0].field, sizeof(errs[0].field), "%s", field);
-        snprintf(errs[0].error, sizeof(errs[0].error),
-                 "must be given again (or \"\") when %s changes", host);
-    }
-    *n = max > 0;
-    return myna_err_set(err, MYNA_ECONFIG, "field '%s': must be given again (or \"\") when %s "
-                        "changes", field, host);
-}
-
 int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const char *id,
                       const char *body, size_t len, struct myna_field_error *errs,
                       size_t max_errs, size_t *n_errs, struct myna_err *err)
 {
     struct live *l = find(f, id);
     cJSON *patch, *cur, *item;
+    const cJSON *llm;
     int rc;
 
     *n_errs = 0;
@@ -796,14 +776,17 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
         cJSON_Delete(patch);
         return err->code;
     }
-    rc = moves_kept_secret(patch, cur, "graph_url", "access_token", MYNA_GRAPH_URL_DEFAULT)
-             ? moved_secret("access_token", "graph_url", errs, max_errs, n_errs, err)
-         : cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(patch, "llm")) &&
-                 moves_kept_secret(cJSON_GetObjectItemCaseSensitive(patch, "llm"),
-                                   cJSON_GetObjectItemCaseSensitive(cur, "llm"), "url", "api_key",
-                                   NULL)
-             ? moved_secret("llm.api_key", "llm.url", errs, max_errs, n_errs, err)
-             : MYNA_OK;
+    llm = cJSON_GetObjectItemCaseSensitive(patch, "llm");
+    if (moves_kept_secret(patch, cur, "graph_url", "access_token", MYNA_GRAPH_URL_DEFAULT))
+        rc = field_error("access_token", "must be given again (or \"\") when graph_url changes",
+                         errs, max_errs, n_errs, err);
+    else if (cJSON_IsObject(llm) &&
+             moves_kept_secret(llm, cJSON_GetObjectItemCaseSensitive(cur, "llm"), "url",
+                               "api_key", NULL))
+        rc = field_error("llm.api_key", "must be given again (or \"\") when llm.url changes",
+                         errs, max_errs, n_errs, err);
+    else
+        rc = MYNA_OK;
     if (rc != MYNA_OK) {
         cJSON_Delete(patch);
         cJSON_Delete(cur);
@@ -813,12 +796,9 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
         cJSON *copy;
         if (strcmp(item->string, "id") == 0) {
             if (!cJSON_IsString(item) || strcmp(item->valuestring, id) != 0) {
-                snprintf(errs[0].field, sizeof(errs[0].field), "id");
-                snprintf(errs[0].error, sizeof(errs[0].error), "cannot be changed");
-                *n_errs = max_errs > 0;
                 cJSON_Delete(patch);
                 cJSON_Delete(cur);
-                return myna_err_set(err, MYNA_ECONFIG, "field 'id' cannot be changed");
+                return field_error("id", "cannot be changed", errs, max_errs, n_errs, err);
             }
             continue;
         }
