@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
-#include <unistd.h>
 
 #include "core/auth.h"
 #include "core/buf.h"
@@ -458,20 +457,18 @@ static void update_instance(struct call *c, const char *id)
     answer_write(c, rc, &err, errs, n, id, 200);
 }
 
-/* The bot's store of id, opened for this request (NULL if it has none yet).
- * Only a store that exists is opened: opening creates a missing one, and a
- * read (or a refused change) must not make a store its bot never made. */
+/* The bot's store of id, opened for this request (NULL if it has none yet:
+ * a read, or a refused change, must not make one its bot never made). */
 static struct myna_bot_store *bot_store(struct call *c, const char *id, struct myna_store **st)
 {
     struct myna_store_opts so = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 200,
-                                  .unnumbered = 1 };
+                                  .unnumbered = 1, .existing = 1 };
     struct myna_err err = MYNA_ERR_INIT;
     struct myna_bot_store *bs = NULL;
     char path[4300];
 
-    *st = NULL;
     snprintf(path, sizeof(path), "%s/instances/%s.bot.db", c->a->data_dir, id);
-    if (access(path, F_OK) == 0 && (*st = myna_store_open_sqlite(path, &so, &err)) != NULL &&
+    if ((*st = myna_store_open_sqlite(path, &so, &err)) != NULL &&
         (bs = myna_bot_store_new(*st, &err)) == NULL) {
         myna_store_free(*st);
         *st = NULL;
@@ -483,14 +480,15 @@ static struct myna_bot_store *bot_store(struct call *c, const char *id, struct m
  * or -1. */
 static int64_t inbox_count(struct call *c, const char *id)
 {
-    struct myna_store_opts so = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 200 };
+    struct myna_store_opts so = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 200,
+                                  .existing = 1 };
     struct myna_err err = MYNA_ERR_INIT;
     struct myna_store *st;
     int64_t n_inbox = -1, n_status = 0;
     char path[4300];
 
     snprintf(path, sizeof(path), "%s/instances/%s.db", c->a->data_dir, id);
-    if (access(path, F_OK) != 0 || (st = myna_store_open_sqlite(path, &so, &err)) == NULL)
+    if ((st = myna_store_open_sqlite(path, &so, &err)) == NULL)
         return -1;  /* none yet: the ingress makes it */
     if (myna_store_count(st, &n_inbox, &n_status, &err) != MYNA_OK)
         n_inbox = -1;

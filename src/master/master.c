@@ -256,17 +256,17 @@ static void scrape_free(struct scrape *sc)
 static void scrape_store(struct scrape *sc, size_t i)
 {
     struct myna_store_opts so = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 100,
-                                  .unnumbered = 1 };
+                                  .unnumbered = 1, .existing = 1 };
     struct myna_err err = MYNA_ERR_INIT;
     struct myna_store *st;
     struct myna_bot_store *bs = NULL;
     char path[4200];
 
     snprintf(path, sizeof(path), "%s/instances/%s.bot.db", sc->m->conf->data_dir, sc->ids[i]);
-    if (access(path, F_OK) != 0)
-        return;  /* its bot has not run yet */
     if ((st = myna_store_open_sqlite(path, &so, &err)) != NULL)
         bs = myna_bot_store_new(st, &err);
+    else if (err.code == MYNA_ENOTFOUND)
+        return;  /* its bot has not run yet */
     sc->ok[i] = bs && myna_bot_counts(bs, &sc->c[i], &err) == MYNA_OK &&
                 myna_bot_counters(bs, on_counter, &sc->lc[i], &err) == MYNA_OK;
     if (!sc->ok[i]) {

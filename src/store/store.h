@@ -36,6 +36,10 @@ struct myna_store_opts {
      * has no message numbers to keep: skip the mark of store_sqlite.c's
      * mark_writer, and the flushed commit it costs each handle. */
     int unnumbered;
+    /* 1: open only a file that exists, MYNA_ENOTFOUND otherwise: a reader
+     * (the admin API, a metrics scrape) must not create a store its owner
+     * never made. */
+    int existing;
 };
 
 /* put_* results (>= 0), or a negative MYNA_E* code. */

@@ -15,6 +15,7 @@
 #include "store/store.h"
 #include "store/walbuf.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -282,9 +283,11 @@ static void rolled_back(void *db)
  * walbuf.h); under NORMAL with SQLite's own VFS. The rollback hook covers
  * every rollback on the connection: ours, SQLite's own after an error, and
  * those of the bot store, which shares it (bot_sqlite.c). */
-static int open_db(struct sqlite_store *s, enum myna_store_sync sync, struct myna_err *err)
+static int open_db(struct sqlite_store *s, enum myna_store_sync sync, int existing,
+                   struct myna_err *err)
 {
-    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    const int flags = SQLITE_OPEN_READWRITE | (existing ? 0 : SQLITE_OPEN_CREATE) |
+                      SQLITE_OPEN_NOMUTEX;
     char why[MYNA_ERR_MSG_MAX];
     int rc, sys;
 
@@ -299,6 +302,8 @@ static int open_db(struct sqlite_store *s, enum myna_store_sync sync, struct myn
     /* "unable to open database file" alone does not say that the directory
      * is missing or not writable; errno does. */
     sys = sqlite3_system_errno(s->db);
+    if (existing && sys == ENOENT)
+        return open_fail(s, MYNA_ENOTFOUND, "no such store", err);
     if (sys != 0)
         snprintf(why, sizeof(why), "%s (%s)", reason(s->db, rc), strerror(sys));
     else
@@ -480,7 +485,7 @@ struct myna_store *myna_store_open_sqlite(const char *path,
     s->fail_after = -1;
     s->sync = o->sync;
     s->unnumbered = o->unnumbered != 0;
-    if (open_db(s, o->sync, err) != MYNA_OK || configure(s, o, err) != MYNA_OK ||
+    if (open_db(s, o->sync, o->existing, err) != MYNA_OK || configure(s, o, err) != MYNA_OK ||
         migrate(s, err) != MYNA_OK || prepare_all(s, err) != MYNA_OK) {
         sqlite_free(&s->base);
         return NULL;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -334,6 +335,26 @@ static void test_open_missing_dir(void **state)
     snprintf(want, sizeof(want), "cannot open store '%s': ", path);
     assert_memory_equal(err.msg, want, strlen(want));
     assert_non_null(strstr(err.msg, "No such file or directory"));
+}
+
+/* .existing: a reader opens a store that is there, and never makes one. */
+static void test_open_existing_only(void **state)
+{
+    struct fix *f = *state;
+    struct myna_store_opts o = { .sync = MYNA_SYNC_NORMAL, .existing = 1 };
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_store *st;
+    struct stat sb;
+
+    assert_null(myna_store_open_sqlite(f->path, &o, &err));
+    assert_int_equal(err.code, MYNA_ENOTFOUND);
+    assert_int_not_equal(stat(f->path, &sb), 0);   /* nothing was made */
+    st = myna_store_open_sqlite(f->path, NULL, &err);  /* its owner makes it */
+    assert_non_null(st);
+    myna_store_free(st);
+    st = myna_store_open_sqlite(f->path, &o, &err);
+    assert_non_null(st);
+    myna_store_free(st);
 }
 
 static void test_open_bad_options(void **state)
@@ -1422,6 +1443,7 @@ int main(void)
         T(test_open_refuses_newer_schema),
         T(test_open_upgrades_schema_1),
         T(test_open_missing_dir),
+        T(test_open_existing_only),
         T(test_open_bad_options),
         T(test_checkpoint_pages),
         T(test_roundtrip_every_field),
