@@ -228,8 +228,7 @@ static size_t last_sentence_end(const char *s, size_t n)
         if (k < n && s[k] == '\n')
             return k;
         if ((k == n || is_blank(s[k])) &&
-            (strchr(".!?", s[k - 1]) != NULL ||
-             (k >= 3 && memcmp(s + k - 3, "\xE2\x80\xA6", 3) == 0)))
+            myna_ends_sentence(s, k))
             return k;
     }
     return 0;
@@ -260,7 +259,7 @@ static const char *cut_at_sentence(struct myna_arena *a, const char *s)
     if ((out = myna_arena_alloc(a, k + 4)) == NULL)
         return NULL;
     memcpy(out, s, k);
-    memcpy(out + k, mark ? "\xE2\x80\xA6" : "", mark ? 4 : 1);
+    memcpy(out + k, mark ? MYNA_ELLIPSIS : "", mark ? sizeof(MYNA_ELLIPSIS) : 1);
     return out;
 }
 

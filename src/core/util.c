@@ -161,6 +161,12 @@ size_t myna_utf8_prefix(const void *buf, size_t n)
     return n;
 }
 
+int myna_ends_sentence(const char *s, size_t n)
+{
+    return n > 0 && ((s[n - 1] != '\0' && strchr(".!?", s[n - 1]) != NULL) ||
+                     (n >= 3 && memcmp(s + n - 3, MYNA_ELLIPSIS, 3) == 0));
+}
+
 size_t myna_utf8_cut(const char *s, size_t max)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -42,6 +42,12 @@ size_t myna_utf8_count(const char *s);
  * character of its own). For "%.*s" and copies of bounded size. */
 size_t myna_utf8_cut(const char *s, size_t max);
 
+/* The ellipsis, U+2026, in UTF-8: the mark of a text cut short. */
+#define MYNA_ELLIPSIS "\xE2\x80\xA6"
+
+/* 1 if the n bytes at s end a sentence: with . ! ? or an ellipsis. */
+int myna_ends_sentence(const char *s, size_t n);
+
 /* The value of one hex digit (either case), or -1. */
 int myna_hex_value(int c);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "core/banned.h"
 
 enum {
@@ -461,7 +462,7 @@ struct hist_row {
  * character boundary; NULL when out of memory. */
 static char *tail_of(const char *text, size_t len, size_t cap)
 {
-    static const char dots[] = "\xe2\x80\xa6";  /* U+2026 */
+    static const char dots[] = MYNA_ELLIPSIS;
     size_t from = len - (cap - (sizeof(dots) - 1));
     char *out;
 

@@ -19,10 +19,10 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/util.h"
 #include "core/banned.h"
 
 #define NONE SIZE_MAX
-#define ELLIPSIS "\xE2\x80\xA6"
 /* A part cut inside a code fence closes it, and the next one reopens it:
  * WhatsApp would show a lone ``` as text. */
 #define FENCE_OPEN "```\n"
@@ -925,8 +925,7 @@ static size_t hard_cut(const char *s, size_t pos, size_t end, size_t len)
 /* Whether s[pos..j) ends with a sentence mark: . ! ? or an ellipsis. */
 static int ends_sentence(const char *s, size_t pos, size_t j)
 {
-    return j > pos && (strchr(".!?", s[j - 1]) != NULL ||
-                       (j - pos >= 3 && memcmp(s + j - 3, ELLIPSIS, 3) == 0));
+    return j > pos && myna_ends_sentence(s + pos, j - pos);
 }
 
 /* Where to cut the text at pos when only s[pos..end) fits: the last cut of
@@ -1045,9 +1044,9 @@ struct part {
 static const char *suffix_of(const char *s, const struct part *p)
 {
     if (p->close)
-        return p->cut_short ? FENCE_CLOSE "\n" ELLIPSIS : FENCE_CLOSE;
+        return p->cut_short ? FENCE_CLOSE "\n" MYNA_ELLIPSIS : FENCE_CLOSE;
     if (p->cut_short)
-        return ends_sentence(s, p->pos, p->e) ? " " ELLIPSIS : ELLIPSIS;
+        return ends_sentence(s, p->pos, p->e) ? " " MYNA_ELLIPSIS : MYNA_ELLIPSIS;
     return "";
 }
 
