@@ -595,7 +595,6 @@ static int retry_failed(struct bot *b, const struct myna_status_row *row, struct
 {
     enum myna_send_class cls = myna_graph_code_class(row->s.error_code);
     struct myna_outbox_rec r;
-    struct myna_send_result res;
     int rc;
 
     if (row->s.status != MYNA_STATUS_FAILED ||
@@ -617,9 +616,7 @@ static int retry_failed(struct bot *b, const struct myna_status_row *row, struct
     r.state = MYNA_OUTBOX_PENDING;
     r.next_ms = myna_wall_ms() +
                 myna_graph_backoff_ms(cls, r.attempts - 1, (unsigned)random());
-    memset(&res, 0, sizeof(res));
-    res.error_code = row->s.error_code;
-    if (myna_graph_limits_number(&res))
+    if (myna_graph_limits_number(row->s.error_code, 0))
         pause_sends(b, row->s.error_code);
     MYNA_LOG(MYNA_WARN, "send_retry", "instance=%s outbox=%" PRId64 " code=%d status=failed"
              " attempt=%d", b->in->id, r.id, r.error_code, r.attempts);
@@ -1438,7 +1435,7 @@ static void on_sent(const struct myna_send_result *res, void *arg)
             /* attempts counts this send: Meta's schedule starts at n = 0 */
             wait = myna_graph_backoff_ms(res->cls, r->attempts - 1, (unsigned)random());
             r->state = MYNA_OUTBOX_PENDING;
-            if (myna_graph_limits_number(res))
+            if (myna_graph_limits_number(res->error_code, res->http_status))
                 pause_sends(b, res->error_code);
         }
         r->next_ms = myna_wall_ms() + wait;

@@ -426,13 +426,13 @@ enum myna_send_class myna_graph_code_class(int code)
     return class_of_code(code);
 }
 
-int myna_graph_limits_number(const struct myna_send_result *res)
+int myna_graph_limits_number(int error_code, long http_status)
 {
-    switch (res->error_code) {
+    switch (error_code) {
     case 130429: case 131048: case 4: case 80007: case 131057:
         return 1;
     case -1:
-        return res->http_status == 429;
+        return http_status == 429;
     default:
         return 0;
     }

@@ -135,11 +135,12 @@ int myna_graph_backoff_ms(enum myna_send_class cls, int attempt, unsigned rnd);
  * carries one: B4, the same codes as a refused send). */
 enum myna_send_class myna_graph_code_class(int code);
 
-/* 1 when res is a limit of the whole number, app or account rather than
- * of one message (130429 throughput, 131048 spam rate limit, 4 and 80007
- * call limits, 131057 maintenance, a bare 429): every send should pause,
- * not only this one (B5). */
-int myna_graph_limits_number(const struct myna_send_result *res);
+/* 1 when an answer (a Graph error code, -1 for none, and the HTTP status;
+ * or a failed status's code, with status 0) is a limit of the whole
+ * number, app or account rather than of one message (130429 throughput,
+ * 131048 spam rate limit, 4 and 80007 call limits, 131057 maintenance, a
+ * bare 429): every send should pause, not only this one (B5). */
+int myna_graph_limits_number(int error_code, long http_status);
 
 /* ---- the client ------------------------------------------------------------ */
 

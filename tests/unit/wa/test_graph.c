@@ -901,16 +901,16 @@ static void test_code_class_and_number_limits(void **state)
         snprintf(body, sizeof(body), "{\"error\":{\"code\":%d,\"message\":\"m\"}}", number[i]);
         classify(400, body, &r);
         assert_int_equal(r.cls, MYNA_SEND_RETRY);
-        assert_int_equal(myna_graph_limits_number(&r), 1);
+        assert_int_equal(myna_graph_limits_number(r.error_code, r.http_status), 1);
     }
     classify(500, "{\"error\":{\"code\":131000,\"message\":\"m\"}}", &r);
-    assert_int_equal(myna_graph_limits_number(&r), 0);   /* one message's trouble */
+    assert_int_equal(myna_graph_limits_number(r.error_code, r.http_status), 0);   /* one message's trouble */
     classify(400, "{\"error\":{\"code\":131056,\"message\":\"m\"}}", &r);
-    assert_int_equal(myna_graph_limits_number(&r), 0);   /* one recipient's */
+    assert_int_equal(myna_graph_limits_number(r.error_code, r.http_status), 0);   /* one recipient's */
     classify(429, "busy", &r);
-    assert_int_equal(myna_graph_limits_number(&r), 1);
+    assert_int_equal(myna_graph_limits_number(r.error_code, r.http_status), 1);
     classify(503, "busy", &r);
-    assert_int_equal(myna_graph_limits_number(&r), 0);
+    assert_int_equal(myna_graph_limits_number(r.error_code, r.http_status), 0);
 }
 
 /* ---- backoff ------------------------------------------------------------------------ */
