@@ -565,6 +565,14 @@ static struct opaque opaque_of(const char *raw)
     return o;
 }
 
+/* Whether r went back to pending after a failed status (retry_failed):
+ * nothing of the failed send may adopt it or overwrite it. */
+static int queued_after_failure(const struct myna_outbox_rec *r)
+{
+    return r->state == MYNA_OUTBOX_PENDING && r->status != NULL &&
+           strcmp(r->status, "failed") == 0;
+}
+
 /* Whether a status of a wamid we do not know is for record r's send now
  * under way: r was sent and its answer never came or was unsure (a crash,
  * a cut connection), the status names r's contact, r was created when the
@@ -579,8 +587,7 @@ static int status_is_for(const struct myna_outbox_rec *r, const struct myna_stat
 
     return r->wamid == NULL && r->attempts > 0 &&
            (r->state == MYNA_OUTBOX_SENDING ||
-            (r->state == MYNA_OUTBOX_PENDING &&
-             (r->status == NULL || strcmp(r->status, "failed") != 0))) &&
+            (r->state == MYNA_OUTBOX_PENDING && !queued_after_failure(r))) &&
            (to == NULL || *to == '\0' || strcmp(to, r->contact) == 0) &&
            (o->created_ms < 0 || o->created_ms == r->created_ms) &&
            (o->attempt < 0 || o->attempt == r->attempts);
@@ -1349,9 +1356,7 @@ static int record_result(struct bot *b, struct sending *s, struct myna_err *err)
     if (rc != MYNA_OK && rc != MYNA_ENOTFOUND)
         return rc;  /* the record stays 'sending': reconciled as after a crash */
     /* adopted by a status, or queued again by a failed one (retry_failed) */
-    adopted = rc == MYNA_OK && (now.wamid != NULL || (now.state == MYNA_OUTBOX_PENDING &&
-                                                      now.status != NULL &&
-                                                      strcmp(now.status, "failed") == 0));
+    adopted = rc == MYNA_OK && (now.wamid != NULL || queued_after_failure(&now));
     myna_outbox_rec_release(&now);
     return adopted ? MYNA_OK : myna_bot_outbox_update(b->bs, &s->rec, myna_wall_ms(), err);
 }
