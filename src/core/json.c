@@ -120,23 +120,18 @@ static int cmp_names(const void *a, const void *b)
 }
 
 /* The key of obj that appears twice, or NULL; *oom on a failed allocation.
- * A few keys are compared pairwise; more are sorted first, so that an
- * object of many keys costs k log k, not k squared. */
+ * The names are sorted, so that an object of many keys costs k log k, not
+ * k squared. */
 static const char *repeated_in(const cJSON *obj, int *oom)
 {
-    const cJSON *a, *b;
+    const cJSON *a;
     const char **names, *found = NULL;
     size_t k = 0, i;
 
     for (a = obj->child; a; a = a->next)
         k++;
-    if (k <= 16) {
-        for (a = obj->child; a; a = a->next)
-            for (b = a->next; b; b = b->next)
-                if (strcmp(a->string, b->string) == 0)
-                    return a->string;
+    if (k < 2)
         return NULL;
-    }
     if ((names = malloc(k * sizeof(*names))) == NULL) {
         *oom = 1;
         return NULL;

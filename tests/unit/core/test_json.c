@@ -158,7 +158,7 @@ static void test_json_repeated_key_none(void **state)
     assert_int_equal(myna_json_repeated_key(NULL, path, sizeof(path)), 0);
 }
 
-/* Past the pairwise compare: an object of many keys is sorted. */
+/* An object of many keys, the repeat found among them once sorted. */
 static void test_json_repeated_key_many(void **state)
 {
     enum { K = 20000 };
