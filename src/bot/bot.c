@@ -74,6 +74,14 @@ struct lane {
     int64_t used_ms;         /* wall clock of its last lane_get */
 };
 
+/* What stops every send until a person fixes it, as Meta's refusals tell
+ * it; each is an attention reason of the supervisor (master/supervisor.h). */
+enum block { BLOCK_TOKEN, BLOCK_LOCKED, BLOCK_UNREGISTERED, BLOCK_PAYMENT, BLOCK_COUNT };
+
+static const char *const block_names[BLOCK_COUNT] = { "invalid_token", "account_locked",
+                                                      "number_unregistered",
+                                                      "payment_failed" };
+
 struct bot {
     struct event_base *base;
     const struct myna_instance *in;
@@ -115,10 +123,11 @@ struct bot {
     int stopping;
     int exit_rc;
     int lock_fd;             /* the instance's bot lock, held for life */
-    /* attention states for the supervisor (tell_attention): -1 not known */
-    int token_refused;       /* the provider's last word on the token: 1 refused, 0 took it */
-    int account_locked;      /* its last word on the account: 1 locked, 0 took a send */
-    int told_token, told_locked, told_circuit;  /* what the supervisor was told last */
+    /* attention states for the supervisor (tell_attention), by enum block:
+     * the provider's last word, 1 it refused a send for it, 0 it took one;
+     * -1 not known */
+    int blocked[BLOCK_COUNT];
+    int told[BLOCK_COUNT], told_circuit;  /* what the supervisor was told last */
     /* held (see held()): nothing is sent before hold_until_ms; then one
      * send, the probe, goes alone until its answer */
     int64_t hold_until_ms;
@@ -234,6 +243,8 @@ static void kick_turns(struct bot *b)
 
 static void arm_sender(struct bot *b, int64_t at_ms);
 static void pause_sends(struct bot *b, int code);
+static int block_of(enum myna_send_class cls, int code);
+static void hold_sends(struct bot *b, int k, int code);
 
 static void kick_sender(struct bot *b)
 {
@@ -595,17 +606,19 @@ static int status_is_for(const struct myna_outbox_rec *r, const struct myna_stat
 
 /* A failed status with an error worth another try (Meta took the message,
  * then could not deliver it: 131000, 131016, 130429 ... come either way,
- * B4): the record goes back to pending with the backoff a refused send
- * gets; the sender gives it up after opts->tries_max sends. 1 when it did,
- * 0 when the status is final (then recorded as usual), or a store error. */
+ * B4), or with a block (a payment problem, a lock): the record goes back
+ * to pending with the backoff or the hold a refused send gets; the sender
+ * gives it up after opts->tries_max sends. 1 when it did, 0 when the
+ * status is final (then recorded as usual), or a store error. */
 static int retry_failed(struct bot *b, const struct myna_status_row *row, struct myna_err *err)
 {
     enum myna_send_class cls = myna_graph_code_class(row->s.error_code);
+    int block = block_of(cls, row->s.error_code);
     struct myna_outbox_rec r;
     int rc;
 
     if (row->s.status != MYNA_STATUS_FAILED ||
-        (cls != MYNA_SEND_RETRY && cls != MYNA_SEND_RETRY_PAIR))
+        (cls != MYNA_SEND_RETRY && cls != MYNA_SEND_RETRY_PAIR && block < 0))
         return 0;
     if ((rc = myna_bot_outbox_by_wamid(b->bs, row->s.wamid, &r, err)) != MYNA_OK)
         return rc == MYNA_ENOTFOUND ? 0 : rc;
@@ -621,10 +634,15 @@ static int retry_failed(struct bot *b, const struct myna_status_row *row, struct
     r.error = strdup(row->s.error_title ? row->s.error_title : "failed status");
     r.error_code = row->s.error_code;
     r.state = MYNA_OUTBOX_PENDING;
-    r.next_ms = myna_wall_ms() +
-                myna_graph_backoff_ms(cls, r.attempts - 1, (unsigned)random());
-    if (myna_graph_limits_number(row->s.error_code, 0))
-        pause_sends(b, row->s.error_code);
+    if (block >= 0) {
+        hold_sends(b, block, row->s.error_code);
+        r.next_ms = b->hold_until_ms;
+    } else {
+        r.next_ms = myna_wall_ms() +
+                    myna_graph_backoff_ms(cls, r.attempts - 1, (unsigned)random());
+        if (myna_graph_limits_number(row->s.error_code, 0))
+            pause_sends(b, row->s.error_code);
+    }
     MYNA_LOG(MYNA_WARN, "send_retry", "instance=%s outbox=%" PRId64 " code=%d status=failed"
              " attempt=%d", b->in->id, r.id, r.error_code, r.attempts);
     rc = r.status && r.error ? myna_bot_outbox_update(b->bs, &r, myna_wall_ms(), err)
@@ -1083,24 +1101,21 @@ static int tell(const struct bot *b, const char *reason, int on)
     return write(b->opts->heartbeat_fd, line, (size_t)n) == n ? 0 : -1;
 }
 
-/* Tells the supervisor what changed since it was last told: the token
- * refused or taken, the account locked or not, the LLM's circuit open or
- * closed. What a full pipe kept back goes at the next call (every
- * heartbeat). The supervisor forgets the circuit when a process ends but
- * keeps the token and the lock, so a new process tells the first verdict on
- * each it gets, whichever it is. */
+/* Tells the supervisor what changed since it was last told: each block
+ * on or off, the LLM's circuit open or closed. What a full pipe kept back
+ * goes at the next call (every heartbeat). The supervisor forgets the
+ * circuit when a process ends but keeps the blocks, so a new process tells
+ * the first verdict on each it gets, whichever it is. */
 static void tell_attention(struct bot *b)
 {
     int circuit = b->llm && myna_llm_circuit_open(b->llm);
 
     if (b->opts->heartbeat_fd < 0)
         return;
-    if (b->token_refused >= 0 && b->token_refused != b->told_token &&
-        tell(b, "invalid_token", b->token_refused) == 0)
-        b->told_token = b->token_refused;
-    if (b->account_locked >= 0 && b->account_locked != b->told_locked &&
-        tell(b, "account_locked", b->account_locked) == 0)
-        b->told_locked = b->account_locked;
+    for (int k = 0; k < BLOCK_COUNT; k++)
+        if (b->blocked[k] >= 0 && b->blocked[k] != b->told[k] &&
+            tell(b, block_names[k], b->blocked[k]) == 0)
+            b->told[k] = b->blocked[k];
     if (circuit != b->told_circuit && tell(b, "llm_circuit_open", circuit) == 0)
         b->told_circuit = circuit;
 }
@@ -1130,12 +1145,37 @@ static void on_llm(const struct myna_llm_result *r, void *arg)
     }
 }
 
-/* Meta's last word on a send was a refused token or a locked account:
- * whatever else goes would be refused too ("stop sending", the reference
- * says of a lock), so the sender holds and marking read waits. */
+/* Meta's last word on a send was a block (a refused token, a locked
+ * account ...): whatever else goes would be refused too ("stop sending",
+ * the reference says of a lock), so the sender holds and marking read
+ * waits. */
 static int held(const struct bot *b)
 {
-    return b->token_refused == 1 || b->account_locked == 1;
+    for (int k = 0; k < BLOCK_COUNT; k++)
+        if (b->blocked[k] == 1)
+            return 1;
+    return 0;
+}
+
+/* The block a refusal means (a send's answer or a failed status), or -1. */
+static int block_of(enum myna_send_class cls, int code)
+{
+    if (cls == MYNA_SEND_AUTH)
+        return BLOCK_TOKEN;
+    if (cls != MYNA_SEND_LOCKED)
+        return -1;
+    return code == 133010 ? BLOCK_UNREGISTERED : code == 131042 ? BLOCK_PAYMENT : BLOCK_LOCKED;
+}
+
+/* Block k is on (Meta refused a send with code for it): nothing is sent
+ * for opts->hold_ms, then a probe (the sender, held()). */
+static void hold_sends(struct bot *b, int k, int code)
+{
+    b->blocked[k] = 1;
+    b->hold_until_ms = myna_wall_ms() + b->opts->hold_ms;
+    MYNA_LOG(MYNA_ERROR, "needs_attention", "instance=%s reason=%s code=%d", b->in->id,
+             block_names[k], code);
+    tell_attention(b);
 }
 
 static void on_read_sent(const struct myna_send_result *r, void *arg)
@@ -1409,14 +1449,12 @@ static void on_sent(const struct myna_send_result *res, void *arg)
 
     s->lane->sending = 0;
     probe_done(s);
-    if (res->cls == MYNA_SEND_OK)
+    if (res->cls == MYNA_SEND_OK) {  /* Meta took a send: nothing blocks them */
         b->limits_in_row = 0;
-    if (res->cls == MYNA_SEND_OK || res->cls == MYNA_SEND_AUTH)
-        b->token_refused = res->cls == MYNA_SEND_AUTH;
-    if (res->cls == MYNA_SEND_OK || res->cls == MYNA_SEND_LOCKED)
-        b->account_locked = res->cls == MYNA_SEND_LOCKED;
-    if (res->cls == MYNA_SEND_OK || res->cls == MYNA_SEND_AUTH || res->cls == MYNA_SEND_LOCKED)
+        for (int k = 0; k < BLOCK_COUNT; k++)
+            b->blocked[k] = 0;
         tell_attention(b);
+    }
     switch (res->cls) {
     case MYNA_SEND_OK:
         if (!unsure) {
@@ -1451,16 +1489,12 @@ static void on_sent(const struct myna_send_result *res, void *arg)
         break;
     case MYNA_SEND_AUTH:
     case MYNA_SEND_LOCKED:
-        /* the token is wrong or expired, or Meta locked the account: nothing
-         * can be sent until a person fixes it, so keep the record and hold
-         * every send for a while (the sender, held()) */
-        b->hold_until_ms = myna_wall_ms() + b->opts->hold_ms;
+        /* nothing can be sent until a person fixes it (the token, the
+         * account): keep the record and hold every send */
+        hold_sends(b, block_of(res->cls, res->error_code), res->error_code);
         r->state = MYNA_OUTBOX_PENDING;
         r->next_ms = b->hold_until_ms;
         set_error(r, res);
-        MYNA_LOG(MYNA_ERROR, "needs_attention", "instance=%s reason=%s code=%d", b->in->id,
-                 res->cls == MYNA_SEND_AUTH ? "invalid_token" : "account_locked",
-                 res->error_code);
         break;
     case MYNA_SEND_WINDOW_CLOSED:
     case MYNA_SEND_FAILED:
@@ -2072,8 +2106,8 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
     memset(&b, 0, sizeof(b));
     b.in = inst;
     b.opts = opts;
-    b.token_refused = b.told_token = -1;
-    b.account_locked = b.told_locked = -1;
+    for (int k = 0; k < BLOCK_COUNT; k++)
+        b.blocked[k] = b.told[k] = -1;
     b.lock_fd = take_instance_lock(conf->data_dir, inst->id, err);
     if (b.lock_fd < 0)
         return err->code;

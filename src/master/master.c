@@ -188,7 +188,7 @@ static const char *const procs[][3] = {
       "Resident memory of the bot process at the last check (every 2 s)." },
     { "myna_bot_needs_attention", "gauge",
       "1 while the instance needs an operator, by reason (invalid_token, llm_circuit_open, "
-      "crash_loop, account_locked)." },
+      "crash_loop, account_locked, number_unregistered, payment_failed)." },
 };
 #define PROC_ATTENTION 4  /* index in procs: one line per reason */
 

@@ -30,8 +30,12 @@
 #define TABLE_MIN 64
 #define BEAT_LINE_MAX 64     /* longer lines on the heartbeat pipe are ignored */
 /* the reasons a bot may report; crash_loop is the supervisor's own */
-#define ATTN_FROM_BOT \
-    (MYNA_ATTN_INVALID_TOKEN | MYNA_ATTN_LLM_CIRCUIT_OPEN | MYNA_ATTN_ACCOUNT_LOCKED)
+#define ATTN_FROM_BOT (ATTN_BLOCKS | MYNA_ATTN_LLM_CIRCUIT_OPEN)
+/* ... of which those that stop every send: kept until the bot or an
+ * operator clears them */
+#define ATTN_BLOCKS \
+    (MYNA_ATTN_INVALID_TOKEN | MYNA_ATTN_ACCOUNT_LOCKED | MYNA_ATTN_NUMBER_UNREGISTERED | \
+     MYNA_ATTN_PAYMENT_FAILED)
 
 enum bot_state { ST_STOPPED, ST_STARTING, ST_RUNNING, ST_STOPPING, ST_WAITING, ST_CRASH_LOOP };
 
@@ -44,7 +48,9 @@ static const char *const state_names[] = { "stopped", "starting", "running",
 static const char *const attention_names[MYNA_ATTN_COUNT] = { "invalid_token",
                                                               "llm_circuit_open",
                                                               "crash_loop",
-                                                              "account_locked" };
+                                                              "account_locked",
+                                                              "number_unregistered",
+                                                              "payment_failed" };
 
 /* Alert details of the reasons a bot reports, by bit number. */
 static const char *const attention_details[MYNA_ATTN_COUNT] = {
@@ -54,6 +60,10 @@ static const char *const attention_details[MYNA_ATTN_COUNT] = {
     NULL,
     "the provider locked the WhatsApp account (a policy violation): resolve it with Meta; "
     "replies wait in the outbox",
+    "the phone number is not registered with the WhatsApp Cloud API: register it; replies "
+    "wait in the outbox",
+    "the provider refused a send for the account's payment method: fix billing in Meta's "
+    "Business Manager; replies wait in the outbox",
 };
 
 /* The heartbeat pipe's current line, between reads. */
@@ -1063,11 +1073,12 @@ static void forgive(struct bot *b)
 
 /* ... and, when a new process is to come (or none), what the old one
  * reported: a new token comes with a restart, and a token still refused or
- * an account still locked is reported again by the next process. */
+ * an account still blocked is reported again by the next process. */
 static void forgive_attention(struct bot *b)
 {
-    set_attention(b, MYNA_ATTN_INVALID_TOKEN, 0, "operator");
-    set_attention(b, MYNA_ATTN_ACCOUNT_LOCKED, 0, "operator");
+    for (int i = 0; i < MYNA_ATTN_COUNT; i++)
+        if (ATTN_BLOCKS & (1u << i))
+            set_attention(b, 1u << i, 0, "operator");
 }
 
 int myna_supervisor_start(struct myna_supervisor *s, const char *id)

@@ -40,19 +40,21 @@
  *     attention <reason> on|off\n
  * reason: invalid_token (the provider refused the access token),
  * account_locked (the provider locked the account for a policy violation:
- * Graph error 131031 or 368) or llm_circuit_open (the LLM failed until its
- * circuit breaker opened).
+ * Graph error 131031 or 368), number_unregistered (the phone number is not
+ * registered: 133010), payment_failed (the account's payment method:
+ * 131042) or llm_circuit_open (the LLM failed until its circuit breaker
+ * opened).
  * Anything else (unknown reasons, other words, lines over 64 bytes) is
  * ignored. A reason that turns on is logged (event=bot_needs_attention) and
  * alerted once (kind = the reason); off is logged (event=bot_attention_cleared).
  * When the process ends, llm_circuit_open is cleared (the breaker lived in
- * that process; the next one starts closed). invalid_token and
- * account_locked are kept across crashes and restarts of the supervisor's
- * own (the token and the account have not changed): the next process says
- * off at its first good send, or on again, which is not alerted twice. An
+ * that process; the next one starts closed). The others (the blocks of
+ * sending) are kept across crashes and restarts of the supervisor's own
+ * (the token and the account have not changed): the next process says off
+ * at its first good send, or on again, which is not alerted twice. An
  * operator's start, restart or stop clears them, as for a crash loop (a new
  * token comes with a restart): a bot whose token is still refused, or whose
- * account is still locked, says so again at its next send, and is alerted
+ * account is still blocked, says so again at its next send, and is alerted
  * again.
  *
  * Runs on the master's loop and handles SIGCHLD there (it reaps only its
@@ -152,11 +154,14 @@ enum myna_attention {
     MYNA_ATTN_LLM_CIRCUIT_OPEN = 1u << 1,  /* the bot says so (heartbeat pipe) */
     MYNA_ATTN_CRASH_LOOP = 1u << 2,        /* myna_bot_status.crash_loop */
     MYNA_ATTN_ACCOUNT_LOCKED = 1u << 3,    /* the bot says so (heartbeat pipe) */
+    MYNA_ATTN_NUMBER_UNREGISTERED = 1u << 4,  /* the bot says so (heartbeat pipe) */
+    MYNA_ATTN_PAYMENT_FAILED = 1u << 5,    /* the bot says so (heartbeat pipe) */
 };
-#define MYNA_ATTN_COUNT 4
+#define MYNA_ATTN_COUNT 6
 
 /* The name of bit i (0 <= i < MYNA_ATTN_COUNT): "invalid_token",
- * "llm_circuit_open", "crash_loop", "account_locked"; NULL past the end. */
+ * "llm_circuit_open", "crash_loop", "account_locked", "number_unregistered",
+ * "payment_failed"; NULL past the end. */
 const char *myna_attention_name(int i);
 
 /* MYNA_ENOTFOUND if id is unknown. */
@@ -171,9 +176,8 @@ void myna_supervisor_foreach(const struct myna_supervisor *s,
                                         void *arg),
                              void *arg);
 /* fn(id, kind, detail, arg) when a bot enters a crash loop (kind
- * "crash_loop") or one of its attention reasons turns on (kind
- * "invalid_token", "llm_circuit_open", "account_locked"); detail is a
- * short text for a person. */
+ * "crash_loop") or one of its attention reasons turns on (kind = the
+ * reason's name); detail is a short text for a person. */
 void myna_supervisor_set_alert(struct myna_supervisor *s,
                                void (*fn)(const char *id, const char *kind, const char *detail,
                                           void *arg),

@@ -415,6 +415,8 @@ static enum myna_send_class class_of_code(int code)
     case 190: case 0: case 3: case 10:
         return MYNA_SEND_AUTH;
     case 131031: case 368:  /* account locked: "stop sending; alert a human" (B5) */
+    case 133010:            /* the number is not registered */
+    case 131042:            /* the account's payment method */
         return MYNA_SEND_LOCKED;
     default:
         return code >= 200 && code <= 299 ? MYNA_SEND_AUTH : MYNA_SEND_FAILED;

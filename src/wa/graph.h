@@ -83,8 +83,11 @@ enum myna_send_class {
     MYNA_SEND_RETRY_PAIR,     /* 131056: back off for this recipient only, 4^n s */
     MYNA_SEND_WINDOW_CLOSED,  /* 131047: only a template may go now */
     MYNA_SEND_AUTH,           /* 190, 0, 3, 10, 200-299: token or permissions */
-    MYNA_SEND_LOCKED,         /* 131031, 368: the account is locked or blocked for a
-                               * policy violation; only a person can lift it */
+    MYNA_SEND_LOCKED,         /* the number or the account cannot send at all, and
+                               * only a person can fix it: 131031, 368 (locked or
+                               * blocked for a policy violation), 133010 (the
+                               * number is not registered), 131042 (a problem
+                               * with the payment method) */
     MYNA_SEND_FAILED          /* any other error: keep the error, do not retry */
 };
 

@@ -781,6 +781,60 @@ static void test_account_locked_needs_attention(void **state)
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 3"), 0);
 }
 
+static int unregistered_needs_attention(void *arg)
+{
+    return h_log_contains(arg, "event=needs_attention instance=conv reason=number_unregistered "
+                               "code=133010");
+}
+
+/* The number is not registered (133010): no send can go until a person
+ * registers it, so the reply is kept, not a dead letter. */
+static void test_unregistered_number_needs_attention(void **state)
+{
+    struct fx *f = *state;
+
+    fault(&f->graph, "{\"code\":133010,\"http\":400,\"count\":1}");
+    post_text(f, "79161234567", "wamid.unreg-1", "алло");
+    assert_true(h_wait(unregistered_needs_attention, &f->p, 15000));
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 0 AND error_code = 133010"), 1);
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 3"), 0);
+}
+
+static int payment_needs_attention(void *arg)
+{
+    return h_log_contains(arg, "event=bot_needs_attention instance=conv reason=payment_failed");
+}
+
+static int payment_cleared(void *arg)
+{
+    return h_log_contains(arg, "event=bot_attention_cleared instance=conv "
+                               "reason=payment_failed by=bot");
+}
+
+/* Meta takes the reply, then its status says it failed for the account's
+ * payment method (131042, B4/B5): the reply goes back to the outbox, every
+ * send holds and the operator is told; once the hold is over the reply
+ * goes again, which clears it. */
+static void test_failed_payment_status_holds_and_resends(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+
+    fault(&f->graph, "{\"status_fail\":131042}");
+    post_text(f, "79161234567", "wamid.pay-1", "оплата");
+    assert_true(h_wait(payment_needs_attention, &f->p, 15000));
+    assert_true(h_log_contains(&f->p, "event=needs_attention instance=conv "
+                                      "reason=payment_failed code=131042"));
+    /* back in the outbox, waiting out the hold, not a dead letter */
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 0 AND error_code = 131042"), 1);
+    assert_true(h_wait(resent_after_failed, &f->p, 15000));
+    assert_true(h_wait(payment_cleared, &f->p, 5000));
+    wait_sent(f, 2);
+    assert_int_equal(sent_texts(f, sent, 8), 2);
+    assert_string_equal(sent[1], "ECHO: оплата");
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state <> 2"), 0);
+}
+
 static int outbox_has(void *arg, const char *where, long n)
 {
     return h_db_count(arg, "conv", "outbox", where) == n;
@@ -1164,6 +1218,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_window_closed_is_a_dead_letter, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_token_needs_attention, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_account_locked_needs_attention, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_unregistered_number_needs_attention, setup_llm,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_failed_payment_status_holds_and_resends, setup_llm,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_locked_account_holds_every_send, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_other_number_is_kept_not_answered, setup_llm,

@@ -31,7 +31,7 @@ static void fake_on_term(int sig)
 static int fake_bot(int argc, char **argv)
 {
     const char *id = "?";
-    int bell = -1, hb = -1, beats = 1, fds_ok = 1, attn, locked;
+    int bell = -1, hb = -1, beats = 1, fds_ok = 1, attn, locked, billing;
     struct sigaction sa;
 
     for (int i = 2; i + 1 < argc; i++) {
@@ -56,6 +56,7 @@ static int fake_bot(int argc, char **argv)
     beats = strncmp(id, "mute-", 5) != 0;
     attn = strncmp(id, "attn-", 5) == 0;
     locked = strncmp(id, "lock-", 5) == 0;
+    billing = strncmp(id, "bill-", 5) == 0;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = strncmp(id, "stubborn-", 9) == 0 ? SIG_IGN : fake_on_term;
     sigaction(SIGTERM, &sa, NULL);
@@ -72,6 +73,11 @@ static int fake_bot(int argc, char **argv)
     }
     if (locked) {  /* the provider locked the account */
         ssize_t w = write(hb, "attention account_locked on\n", 28);
+        (void)w;
+    }
+    if (billing) {  /* the number is not registered, and the payment failed */
+        ssize_t w = write(hb, "attention number_unregistered on\n", 33);
+        w = write(hb, "attention payment_failed on\n", 28);
         (void)w;
     }
     while (!fake_term) {
@@ -459,6 +465,10 @@ static void test_attention_lines_are_parsed(void **state)
     feed_s(&l, "attention account_locked on\nattention account_locked off\n", &w);
     assert_string_equal(w.text, "invalid_token=on;llm_circuit_open=off;llm_circuit_open=on;"
                                 "invalid_token=off;account_locked=on;account_locked=off;");
+    memset(&w, 0, sizeof(w));
+    feed_s(&l, "attention number_unregistered on\nattention payment_failed on\n"
+               "attention payment_failed off\n", &w);
+    assert_string_equal(w.text, "number_unregistered=on;payment_failed=on;payment_failed=off;");
     assert_int_equal(l.len, 0);
 }
 
@@ -988,6 +998,34 @@ static void test_account_locked_reported_kept_cleared_and_alerted(void **state)
                                         "reason=account_locked by=operator"));
 }
 
+/* An unregistered number and a failed payment are alerted each with its
+ * own words, kept across a crash, and forgotten by an operator's stop. */
+static void test_number_and_payment_blocks_reported(void **state)
+{
+    struct fx *f = *state;
+    struct want_attention w = { "bill-a",
+                                MYNA_ATTN_NUMBER_UNREGISTERED | MYNA_ATTN_PAYMENT_FAILED, 2 };
+    struct want_restarts r = { "bill-a", 1 };
+
+    start_running(f, "bill-a", 0);
+    if (!run_until(f, has_attention, &w, 5000))
+        fail_msg("attention %u, alerts %d", st_of(f, "bill-a").attention, f->alerts);
+    assert_string_equal(f->alert_kinds, "number_unregistered,payment_failed,");
+    assert_non_null(strstr(f->alert_detail, "payment method"));
+    kill((pid_t)st_of(f, "bill-a").pid, SIGKILL);
+    assert_true(run_until(f, restarted, &r, 5000));
+    assert_true(run_until(f, has_attention, &w, 5000));
+    run_for(f, 200);
+    assert_int_equal(f->alerts, 2);  /* the same news again is not alerted */
+    assert_int_equal(myna_supervisor_stop(f->s, "bill-a", on_done, f), MYNA_OK);
+    assert_true(run_until(f, some_done, NULL, 3000));
+    assert_int_equal(st_of(f, "bill-a").attention, 0);
+    assert_true(file_has(f->master_log, "event=bot_attention_cleared instance=bill-a "
+                                        "reason=payment_failed by=operator"));
+    assert_true(file_has(f->master_log, "event=bot_attention_cleared instance=bill-a "
+                                        "reason=number_unregistered by=operator"));
+}
+
 static void test_attention_names(void **state)
 {
     (void)state;
@@ -995,6 +1033,10 @@ static void test_attention_names(void **state)
     assert_string_equal(myna_attention_name(1), "llm_circuit_open");
     assert_string_equal(myna_attention_name(2), "crash_loop");
     assert_string_equal(myna_attention_name(3), "account_locked");
+    assert_string_equal(myna_attention_name(4), "number_unregistered");
+    assert_string_equal(myna_attention_name(5), "payment_failed");
+    assert_int_equal(1u << 4, MYNA_ATTN_NUMBER_UNREGISTERED);
+    assert_int_equal(1u << 5, MYNA_ATTN_PAYMENT_FAILED);
     assert_null(myna_attention_name(MYNA_ATTN_COUNT));
     assert_null(myna_attention_name(-1));
     assert_int_equal(1u << 2, MYNA_ATTN_CRASH_LOOP);
@@ -1157,6 +1199,7 @@ int main(int argc, char **argv)
         T(test_restart_is_counted_not_a_crash),
         T(test_attention_reported_kept_cleared_and_alerted),
         T(test_account_locked_reported_kept_cleared_and_alerted),
+        T(test_number_and_payment_blocks_reported),
         T(test_remove_stops_then_forgets),
         T(test_starts_are_paced_by_batches),
         T(test_stop_all_waits_for_every_bot),

@@ -614,9 +614,10 @@ static void test_classify_codes(void **state)
         { 10, MYNA_SEND_AUTH },      { 200, MYNA_SEND_AUTH },     { 250, MYNA_SEND_AUTH },
         { 299, MYNA_SEND_AUTH },
         { 131031, MYNA_SEND_LOCKED }, { 368, MYNA_SEND_LOCKED },  /* "alert a human" */
+        { 133010, MYNA_SEND_LOCKED }, { 131042, MYNA_SEND_LOCKED },  /* register, billing */
         { 199, MYNA_SEND_FAILED },   { 300, MYNA_SEND_FAILED },   { 100, MYNA_SEND_FAILED },
         { 131009, MYNA_SEND_FAILED }, { 131008, MYNA_SEND_FAILED }, { 131026, MYNA_SEND_FAILED },
-        { 131051, MYNA_SEND_FAILED }, { 133010, MYNA_SEND_FAILED },
+        { 131051, MYNA_SEND_FAILED }, { 131041, MYNA_SEND_FAILED },
         { 132001, MYNA_SEND_FAILED }, { 131030, MYNA_SEND_FAILED }, { 367, MYNA_SEND_FAILED },
         { 369, MYNA_SEND_FAILED },   { 131032, MYNA_SEND_FAILED }, { 5, MYNA_SEND_FAILED },
         { 2147483647, MYNA_SEND_FAILED },
