@@ -1026,6 +1026,31 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
     queue_flush(b);
 }
 
+/* The parts of a reply as one text, a blank line between two: what the
+ * customer got, for the history (a reply cut at MYNA_WA_REPLY_MAX_PARTS
+ * lost its end). NULL when out of memory. */
+static char *parts_joined(char *const *parts, size_t n)
+{
+    size_t len = 0, at = 0;
+    char *s;
+
+    for (size_t i = 0; i < n; i++)
+        len += strlen(parts[i]) + 2;
+    if ((s = malloc(len + 1)) == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = strlen(parts[i]);
+        if (i > 0) {
+            memcpy(s + at, "\n\n", 2);
+            at += 2;
+        }
+        memcpy(s + at, parts[i], k);
+        at += k;
+    }
+    s[at] = '\0';
+    return s;
+}
+
 /* Prepares the reply and queues it for the flush, which commits history,
  * outbox records and the turns done together. reply is the model's
  * Markdown (converted to WhatsApp formatting) when from_llm, else text the
@@ -1057,6 +1082,11 @@ static void finish_reply(struct answering *a, const char *reply, int from_llm)
         a->ai = 0;
         finish_reply(a, b->in->fallback_text, 0);
         return;
+    }
+    if (rc == MYNA_OK && n_parts > 1) {  /* the history keeps what went */
+        free(a->wa);
+        if ((a->wa = parts_joined(parts, n_parts)) == NULL)
+            rc = myna_err_set(&err, MYNA_ENOMEM, "out of memory");
     }
     if (rc == MYNA_OK && n_parts && (a->bodies = calloc(n_parts, sizeof(*a->bodies))) == NULL)
         rc = myna_err_set(&err, MYNA_ENOMEM, "out of memory");

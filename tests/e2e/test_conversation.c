@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "wa/format.h"
 
 #define SECRET "conv-app-secret-0123456789"
 #define PHONE_ID "481516234200915"
@@ -483,6 +484,83 @@ static void test_blank_answer_gives_fallback(void **state)
     assert_true(h_bot_log_contains(&f->p, "conv", "reason=blank_answer"));
     assert_true(h_metric(&f->p, "myna_llm_requests_total{instance=\"conv\",result=\"failed\"}") == 1);
     assert_int_equal(h_db_count(&f->p, "conv", "turns", "state = 1 AND ai = 0"), 1);
+}
+
+/* The whole bodies of the texts sent, a blank line between two. */
+static char *sent_joined(struct fx *f)
+{
+    cJSON *all = fake_get(&f->graph, "/_fake/messages"), *m;
+    size_t cap = 1 << 16, len = 0;
+    char *s = calloc(1, cap);
+
+    cJSON_ArrayForEach(m, all) {
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(m, "body"), "text");
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(text, "body");
+        if (s && cJSON_IsString(b))
+            len += (size_t)snprintf(s + len, cap - len, "%s%s", len ? "\n\n" : "",
+                                    b->valuestring);
+    }
+    cJSON_Delete(all);
+    return s;
+}
+
+/* The first reply the history of the bot's store holds. */
+static char *history_reply(struct fx *f)
+{
+    char path[400], *reply = NULL;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+
+    snprintf(path, sizeof(path), "%s/var/instances/conv.bot.db", f->p.dir);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT text FROM history WHERE role = 'assistant' ORDER BY rowid",
+                           -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        reply = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return reply;
+}
+
+/* A runaway answer (six paragraphs of 3,000 characters) goes as four
+ * messages, the last cut with "…"; the history, which the model is given
+ * at the next turns, holds what the customer got, not the dropped end. */
+static void test_long_answer_history_holds_what_went(void **state)
+{
+    struct fx *f = *state;
+    cJSON *fx = cJSON_CreateObject();
+    char para[3100], sent[8][512], *json, *went, *seen;
+    char *reply = calloc(1, 6 * sizeof(para));
+    size_t at = 0;
+
+    assert_non_null(reply);
+    for (int p = 1; p <= 6; p++) {
+        int n = snprintf(para, sizeof(para), "P%d", p);
+        while (n < 3000)
+            n += snprintf(para + n, sizeof(para) - (size_t)n, " word%d", p);
+        at += (size_t)snprintf(reply + at, 6 * sizeof(para) - at, "%s%s.", at ? "\n\n" : "",
+                               para);
+    }
+    cJSON_AddStringToObject(fx, "reply", reply);
+    json = cJSON_PrintUnformatted(fx);
+    fault(&f->llm, json);
+    post_text(f, "79161234567", "wamid.long-1", "расскажи всё");
+    wait_sent(f, MYNA_WA_REPLY_MAX_PARTS);  /* committed with the history */
+    went = sent_joined(f);
+    seen = history_reply(f);
+    assert_int_equal(sent_texts(f, sent, 8), MYNA_WA_REPLY_MAX_PARTS);
+    assert_non_null(went);
+    assert_non_null(seen);
+    assert_non_null(strstr(seen, "P4"));
+    assert_null(strstr(seen, "P6"));
+    assert_true(strlen(seen) > 4 && strcmp(seen + strlen(seen) - strlen("…"), "…") == 0);
+    assert_string_equal(seen, went);  /* exactly the four messages */
+    free(went);
+    free(seen);
+    free(json);
+    free(reply);
+    cJSON_Delete(fx);
 }
 
 /* batch.max 1: every text is a turn of its own, the first one too. */
@@ -1219,6 +1297,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_token_needs_attention, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_account_locked_needs_attention, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_unregistered_number_needs_attention, setup_llm,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_long_answer_history_holds_what_went, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_failed_payment_status_holds_and_resends, setup_llm,
                                         teardown),
