@@ -591,15 +591,27 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* After a failed attempt that may succeed if repeated. */
-static void retry_or_finish(struct llm_call *call)
+/* After a failed attempt that may succeed if repeated. retry_after_s is
+ * the endpoint's Retry-After (0: none): the next attempt waits at least
+ * that long, and when it is longer than any backoff (BACKOFF_CAP_MS) the
+ * call ends now: the customer is not kept waiting for it, and the
+ * endpoint is not asked early. */
+static void retry_or_finish(struct llm_call *call, int64_t retry_after_s)
 {
     struct myna_llm *llm = call->llm;
     char q[300];
 
-    if (call->attempts < llm->max_attempts) {
+    if (retry_after_s > BACKOFF_CAP_MS / 1000) {
+        size_t n = strlen(call->error);
+        snprintf(call->error + n, sizeof(call->error) - n, " (retry after %" PRId64 " s)",
+                 retry_after_s);
+    } else if (call->attempts < llm->max_attempts) {
         int delay = backoff_delay(llm, call->attempts);
-        struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
+        struct timeval tv;
+        if (delay < retry_after_s * 1000)
+            delay = (int)retry_after_s * 1000;
+        tv.tv_sec = delay / 1000;
+        tv.tv_usec = (delay % 1000) * 1000;
         if (evtimer_add(call->retry, &tv) == 0) {
             MYNA_LOG(MYNA_WARN, "llm_retry", "attempt=%d status=%ld retry_in_ms=%d err=%s",
                      call->attempts, call->last_status, delay,
@@ -630,7 +642,7 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
         if (resp->rc == MYNA_ETOOBIG)  /* the same answer again would not fit either */
             finish(call, MYNA_EIO, VERDICT_FAULT, NULL, 0, 0);
         else
-            retry_or_finish(call);
+            retry_or_finish(call, 0);
         return;
     }
     if (resp->status >= 200 && resp->status < 300) {
@@ -640,7 +652,7 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
         } else if (rc == MYNA_EAGAIN) {
             /* an error instead of a completion: as the same error with a 5xx */
             api_error(resp->body, resp->body_len, resp->status, call->error, sizeof(call->error));
-            retry_or_finish(call);
+            retry_or_finish(call, resp->retry_after_s);
         } else {
             error_text(call->error, sizeof(call->error), "", err.msg);
             finish(call, rc == MYNA_EPARSE ? MYNA_EPARSE : MYNA_EIO, VERDICT_FAULT, NULL, 0, 0);
@@ -650,7 +662,7 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
     }
     api_error(resp->body, resp->body_len, resp->status, call->error, sizeof(call->error));
     if (resp->status == 408 || resp->status == 429 || resp->status >= 500)
-        retry_or_finish(call);
+        retry_or_finish(call, resp->retry_after_s);
     else  /* the endpoint refused this request: repeating it would not help */
         finish(call, MYNA_EIO, VERDICT_ALIVE, NULL, 0, 0);
 }

@@ -179,8 +179,11 @@ static void finish(struct http_call *call, CURLcode code)
                      code == CURLE_COULDNT_CONNECT || code == CURLE_SSL_CONNECT_ERROR;
         r.error = call->errbuf[0] ? call->errbuf : curl_easy_strerror(code);
     } else {
+        curl_off_t after = 0;
         r.rc = MYNA_OK;
         curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &r.status);
+        if (curl_easy_getinfo(call->easy, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
+            r.retry_after_s = (int64_t)after;
     }
     /* the callback may start new requests; this call is freed after it returns,
      * so the callback must not free the client (the header says so) */

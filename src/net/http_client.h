@@ -47,6 +47,8 @@ struct myna_http_resp {
     const char *error;    /* transport error text when rc < 0, else "" */
     int timed_out;        /* rc < 0 because of timeout_ms */
     int not_sent;         /* rc < 0 before any connection: nothing reached the server */
+    int64_t retry_after_s;  /* the answer's Retry-After in seconds (a date made
+                             * relative), 0 without one or when it is past */
     int64_t elapsed_us;
 };
 

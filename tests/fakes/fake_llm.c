@@ -27,6 +27,8 @@
  *                        {"reply":"text"} answer this instead of the echo
  *                        {"parts":1}      content as [{"type":"text","text"}]
  *                        {"raw":"..."}    this body verbatim (with "status")
+ *                        {"retry_after":"7"} a Retry-After header (seconds or
+ *                                         an HTTP date) on the answer
  *   GET  /_fake/requests JSON array of every chat request body received
  *   POST /_fake/reset    forgets requests and faults */
 #include <arpa/inet.h>
@@ -60,6 +62,7 @@ struct fault {
     char *reply;         /* instead of the echo */
     char *message, *type;
     char *raw;           /* body verbatim */
+    char *retry_after;   /* Retry-After header value */
     long count;          /* answers left, -1 = until reset */
 };
 
@@ -90,6 +93,7 @@ static void fault_free(struct fault *ft)
     free(ft->message);
     free(ft->type);
     free(ft->raw);
+    free(ft->retry_after);
     free(ft);
 }
 
@@ -361,6 +365,9 @@ static void respond(struct fake *f, struct evhttp_request *req, const struct fau
     char *s = NULL;
     struct timeval tv;
 
+    if (ft && ft->retry_after)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
+                          ft->retry_after);
     if (ft && ft->delay_ms > 0 && (p = calloc(1, sizeof(*p))) != NULL) {
         p->f = f;
         p->req = req;
@@ -465,6 +472,7 @@ static struct fault *take_fault(struct fake *f)
     copy->message = ft->message ? strdup(ft->message) : NULL;
     copy->type = ft->type ? strdup(ft->type) : NULL;
     copy->raw = ft->raw ? strdup(ft->raw) : NULL;
+    copy->retry_after = ft->retry_after ? strdup(ft->retry_after) : NULL;
     if (ft->count > 0 && --ft->count == 0) {
         f->faults = ft->next;
         fault_free(ft);
@@ -555,7 +563,8 @@ static struct fault *fault_parse(const cJSON *o)
         int_field(o, "count", -1, 1000000, 1, &count) != 0 || count == 0 ||
         (status != 0 && status < 100) ||
         str_field(o, "reply", &ft->reply) != 0 || str_field(o, "message", &ft->message) != 0 ||
-        str_field(o, "type", &ft->type) != 0 || str_field(o, "raw", &ft->raw) != 0) {
+        str_field(o, "type", &ft->type) != 0 || str_field(o, "raw", &ft->raw) != 0 ||
+        str_field(o, "retry_after", &ft->retry_after) != 0) {
         if (ft)
             fault_free(ft);
         return NULL;

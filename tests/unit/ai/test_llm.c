@@ -489,6 +489,30 @@ static void test_429_then_success(void **state)
     assert_stats(llm, 1, 0, 1);
 }
 
+/* A 429 with Retry-After: 1 is tried again no sooner than a second later
+ * (the backoff here is 10 ms); one that asks for more than any backoff
+ * (60 s) ends the call at once, with the wait named. */
+static void test_429_retry_after(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm = make(f, &c);
+    struct turn t;
+
+    faults(f, "{\"status\":429,\"retry_after\":\"1\"}");
+    chat(f, llm, &t, "slow down");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_int_equal(t.r.attempts, 2);
+    assert_true(t.r.latency_ms >= 1000);
+    faults(f, "{\"status\":503,\"retry_after\":\"60\"}");
+    chat(f, llm, &t, "later");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 1);
+    assert_non_null(strstr(t.r.error, "(retry after 60 s)"));
+    assert_int_equal(n_requests(f, &fake), 3);
+}
+
 static void test_400_is_not_retried(void **state)
 {
     struct fx *f = *state;
@@ -1218,6 +1242,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries_500_twice_then_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_then_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_429_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_400_is_not_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_errors_cut_at_characters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_per_attempt, setup, teardown),
