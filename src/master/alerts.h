@@ -1,7 +1,7 @@
 /* alerts.h - the master's alerts: what only an operator can fix (a bot in a
  * crash loop, an access token the provider refuses, an account the provider
- * locked, an LLM whose circuit breaker opened; master/supervisor.h tells
- * when). Each is logged (event=alert) and, when alert_webhook is set, POSTed
+ * locked, a number not registered, a payment method refused, an LLM whose
+ * circuit breaker opened; master/supervisor.h tells when). Each is logged (event=alert) and, when alert_webhook is set, POSTed
  * there as JSON:
  *
  *   {"instance":"acme","kind":"invalid_token","detail":"...",
