@@ -77,6 +77,9 @@ struct lane {
 /* What stops every send until a person fixes it, as Meta's refusals tell
  * it; each is an attention reason of the supervisor (master/supervisor.h). */
 enum block { BLOCK_TOKEN, BLOCK_LOCKED, BLOCK_UNREGISTERED, BLOCK_PAYMENT, BLOCK_COUNT };
+/* How Meta said it: refusing a send, or taking it and then sending a
+ * failed status (the same codes come either way, B4) */
+enum { BLOCK_BY_ANSWER = 1, BLOCK_BY_STATUS = 2 };
 
 static const char *const block_names[BLOCK_COUNT] = { "invalid_token", "account_locked",
                                                       "number_unregistered",
@@ -124,10 +127,13 @@ struct bot {
     int exit_rc;
     int lock_fd;             /* the instance's bot lock, held for life */
     /* attention states for the supervisor (tell_attention), by enum block:
-     * the provider's last word, 1 it refused a send for it, 0 it took one;
-     * -1 not known */
+     * the provider's last word, BLOCK_BY_ANSWER or BLOCK_BY_STATUS it
+     * refused a send for it, 0 it took one; -1 not known */
     int blocked[BLOCK_COUNT];
     int told[BLOCK_COUNT], told_circuit;  /* what the supervisor was told last */
+    /* the probe's wamid while a block is on BY_STATUS: its status tells
+     * (a taken send proves nothing then), or NULL */
+    char *probe_wamid;
     /* held (see held()): nothing is sent before hold_until_ms; then one
      * send, the probe, goes alone until its answer */
     int64_t hold_until_ms;
@@ -244,7 +250,9 @@ static void kick_turns(struct bot *b)
 static void arm_sender(struct bot *b, int64_t at_ms);
 static void pause_sends(struct bot *b, int code);
 static int block_of(enum myna_send_class cls, int code);
-static void hold_sends(struct bot *b, int k, int code);
+static void hold_sends(struct bot *b, int k, int how, int code, int64_t outbox_id);
+static int unblock(struct bot *b, int how);
+static void tell_attention(struct bot *b);
 
 static void kick_sender(struct bot *b)
 {
@@ -635,7 +643,7 @@ static int retry_failed(struct bot *b, const struct myna_status_row *row, struct
     r.error_code = row->s.error_code;
     r.state = MYNA_OUTBOX_PENDING;
     if (block >= 0) {
-        hold_sends(b, block, row->s.error_code);
+        hold_sends(b, block, BLOCK_BY_STATUS, row->s.error_code, r.id);
         r.next_ms = b->hold_until_ms;
     } else {
         r.next_ms = myna_wall_ms() +
@@ -698,6 +706,26 @@ static int cursor_get(struct bot *b, int which, int64_t *seq, struct myna_err *e
     return rc;
 }
 
+/* A status of the probe sent while a block its status told was on: the
+ * probe delivered (or read) lifts the block; "sent" does not, since a
+ * failure may still follow it. */
+static void probe_status(struct bot *b, const struct myna_status_row *row)
+{
+    enum myna_status_kind k = row->s.status;
+
+    if (b->probe_wamid == NULL ||
+        (k != MYNA_STATUS_DELIVERED && k != MYNA_STATUS_READ && k != MYNA_STATUS_PLAYED) ||
+        strcmp(row->s.wamid, b->probe_wamid) != 0)
+        return;
+    free(b->probe_wamid);
+    b->probe_wamid = NULL;
+    if (unblock(b, BLOCK_BY_STATUS)) {
+        tell_attention(b);
+        b->hold_until_ms = 0;
+        kick_sender(b);
+    }
+}
+
 static int drain_statuses(struct bot *b, int *more, struct myna_err *err)
 {
     struct myna_status_row rows[INBOX_CHUNK];
@@ -712,6 +740,7 @@ static int drain_statuses(struct bot *b, int *more, struct myna_err *err)
         return rc;
     if ((rc = myna_store_begin(b->st, err)) == MYNA_OK) {
         for (size_t i = 0; rc == MYNA_OK && i < n; i++) {
+            probe_status(b, &rows[i]);
             if ((rc = retry_failed(b, &rows[i], err)) != 0) {
                 rc = rc > 0 ? MYNA_OK : rc;
                 continue;
@@ -1142,10 +1171,11 @@ static void tell_attention(struct bot *b)
 
     if (b->opts->heartbeat_fd < 0)
         return;
-    for (int k = 0; k < BLOCK_COUNT; k++)
-        if (b->blocked[k] >= 0 && b->blocked[k] != b->told[k] &&
-            tell(b, block_names[k], b->blocked[k]) == 0)
-            b->told[k] = b->blocked[k];
+    for (int k = 0; k < BLOCK_COUNT; k++) {
+        int on = b->blocked[k] > 0;
+        if (b->blocked[k] >= 0 && on != b->told[k] && tell(b, block_names[k], on) == 0)
+            b->told[k] = on;
+    }
     if (circuit != b->told_circuit && tell(b, "llm_circuit_open", circuit) == 0)
         b->told_circuit = circuit;
 }
@@ -1182,9 +1212,22 @@ static void on_llm(const struct myna_llm_result *r, void *arg)
 static int held(const struct bot *b)
 {
     for (int k = 0; k < BLOCK_COUNT; k++)
-        if (b->blocked[k] == 1)
+        if (b->blocked[k] > 0)
             return 1;
     return 0;
+}
+
+/* Clears the blocks Meta said `how`; 1 if one was on. */
+static int unblock(struct bot *b, int how)
+{
+    int was = 0;
+
+    for (int k = 0; k < BLOCK_COUNT; k++)
+        if (b->blocked[k] == how || b->blocked[k] < 0) {
+            was |= b->blocked[k] == how;
+            b->blocked[k] = 0;
+        }
+    return was;
 }
 
 /* The block a refusal means (a send's answer or a failed status), or -1. */
@@ -1197,14 +1240,15 @@ static int block_of(enum myna_send_class cls, int code)
     return code == 133010 ? BLOCK_UNREGISTERED : code == 131042 ? BLOCK_PAYMENT : BLOCK_LOCKED;
 }
 
-/* Block k is on (Meta refused a send with code for it): nothing is sent
- * for opts->hold_ms, then a probe (the sender, held()). */
-static void hold_sends(struct bot *b, int k, int code)
+/* Block k is on (Meta refused the send of record outbox_id with code for
+ * it, as `how` says): nothing is sent for opts->hold_ms, then a probe (the
+ * sender, held()). */
+static void hold_sends(struct bot *b, int k, int how, int code, int64_t outbox_id)
 {
-    b->blocked[k] = 1;
+    b->blocked[k] = how;
     b->hold_until_ms = myna_wall_ms() + b->opts->hold_ms;
-    MYNA_LOG(MYNA_ERROR, "needs_attention", "instance=%s reason=%s code=%d", b->in->id,
-             block_names[k], code);
+    MYNA_LOG(MYNA_ERROR, "needs_attention", "instance=%s reason=%s code=%d outbox=%" PRId64,
+             b->in->id, block_names[k], code, outbox_id);
     tell_attention(b);
 }
 
@@ -1479,11 +1523,17 @@ static void on_sent(const struct myna_send_result *res, void *arg)
 
     s->lane->sending = 0;
     probe_done(s);
-    if (res->cls == MYNA_SEND_OK) {  /* Meta took a send: nothing blocks them */
+    if (res->cls == MYNA_SEND_OK) {  /* Meta took a send: no refusal blocks them */
         b->limits_in_row = 0;
-        for (int k = 0; k < BLOCK_COUNT; k++)
-            b->blocked[k] = 0;
+        unblock(b, BLOCK_BY_ANSWER);
         tell_attention(b);
+        if (held(b) && !unsure) {
+            /* a block its status told: this probe's status tells again,
+             * and until then, or for a hold, nothing else goes */
+            free(b->probe_wamid);
+            b->probe_wamid = strdup(res->wamid);
+            b->hold_until_ms = myna_wall_ms() + b->opts->hold_ms;
+        }
     }
     switch (res->cls) {
     case MYNA_SEND_OK:
@@ -1521,9 +1571,13 @@ static void on_sent(const struct myna_send_result *res, void *arg)
     case MYNA_SEND_LOCKED:
         /* nothing can be sent until a person fixes it (the token, the
          * account): keep the record and hold every send */
-        hold_sends(b, block_of(res->cls, res->error_code), res->error_code);
+        hold_sends(b, block_of(res->cls, res->error_code), BLOCK_BY_ANSWER, res->error_code,
+                   r->id);
         r->state = MYNA_OUTBOX_PENDING;
         r->next_ms = b->hold_until_ms;
+        /* not this message's fault, and Meta did not take it: the probes
+         * of a block that lasts a day must not use up its send_tries */
+        r->attempts--;
         set_error(r, res);
         break;
     case MYNA_SEND_WINDOW_CLOSED:
@@ -2080,6 +2134,7 @@ static void bot_release(struct bot *b)
     while (b->sends)
         sending_free(b->sends);
     myna_answerer_free(b->faq);
+    free(b->probe_wamid);
     lanes_free(b);
     myna_bot_store_free(b->bs);
     myna_store_free(b->st);

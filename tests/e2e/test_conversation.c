@@ -878,6 +878,29 @@ static void test_unregistered_number_needs_attention(void **state)
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 3"), 0);
 }
 
+/* How many lines of the file at path hold needle. */
+static int log_count(const char *path, const char *needle)
+{
+    char line[4096];
+    FILE *fp = fopen(path, "r");
+    int n = 0;
+
+    while (fp && fgets(line, sizeof(line), fp))
+        n += strstr(line, needle) != NULL;
+    if (fp)
+        fclose(fp);
+    return n;
+}
+
+/* ... of the bot's log. */
+static int bot_log_count(const struct fx *f, const char *needle)
+{
+    char path[400];
+
+    snprintf(path, sizeof(path), "%s/var/logs/conv.log", f->p.dir);
+    return log_count(path, needle);
+}
+
 static int payment_needs_attention(void *arg)
 {
     return h_log_contains(arg, "event=bot_needs_attention instance=conv reason=payment_failed");
@@ -889,28 +912,42 @@ static int payment_cleared(void *arg)
                                "reason=payment_failed by=bot");
 }
 
+static int sent_three_times(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox", "state = 2 AND attempts = 3") == 1;
+}
+
 /* Meta takes the reply, then its status says it failed for the account's
- * payment method (131042, B4/B5): the reply goes back to the outbox, every
- * send holds and the operator is told; once the hold is over the reply
- * goes again, which clears it. */
-static void test_failed_payment_status_holds_and_resends(void **state)
+ * payment method (131042, B4/B5), twice: the reply goes back to the outbox
+ * and the operator is told, once. Meta taking the next try proves nothing
+ * (the failure comes later): only its status does, so until then every
+ * other reply still waits. The third try is delivered, which lifts it. */
+static void test_failed_payment_status_holds_until_a_delivery(void **state)
 {
     struct fx *f = *state;
     char sent[8][512];
 
-    fault(&f->graph, "{\"status_fail\":131042}");
+    fault(&f->graph, "{\"status_fail\":131042,\"count\":2}");
     post_text(f, "79161234567", "wamid.pay-1", "оплата");
     assert_true(h_wait(payment_needs_attention, &f->p, 15000));
     assert_true(h_log_contains(&f->p, "event=needs_attention instance=conv "
-                                      "reason=payment_failed code=131042"));
+                                      "reason=payment_failed code=131042 outbox=1"));
     /* back in the outbox, waiting out the hold, not a dead letter */
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 0 AND error_code = 131042"), 1);
-    assert_true(h_wait(resent_after_failed, &f->p, 15000));
+    post_text(f, "79160000002", "wamid.pay-2", "другой");
+    assert_true(h_wait(sent_three_times, &f->p, 20000));
     assert_true(h_wait(payment_cleared, &f->p, 5000));
-    wait_sent(f, 2);
-    assert_int_equal(sent_texts(f, sent, 8), 2);
+    wait_sent(f, 4);
+    assert_int_equal(sent_texts(f, sent, 8), 4);
+    assert_string_equal(sent[0], "ECHO: оплата");
     assert_string_equal(sent[1], "ECHO: оплата");
+    assert_string_equal(sent[2], "ECHO: оплата");
+    assert_string_equal(sent[3], "ECHO: другой");  /* held until the delivery */
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state <> 2"), 0);
+    assert_int_equal(bot_log_count(f, "reason=payment_failed code=131042 outbox=1"), 2);
+    /* told once, cleared once: no alert at each try */
+    assert_int_equal(log_count(f->p.log_path, "event=bot_needs_attention instance=conv"), 1);
+    assert_int_equal(log_count(f->p.log_path, "event=bot_attention_cleared instance=conv"), 1);
 }
 
 static int outbox_has(void *arg, const char *where, long n)
@@ -925,7 +962,7 @@ static int three_replies_queued(void *arg)
 
 static int probe_refused(void *arg)
 {
-    return outbox_has(arg, "contact = '79160000001' AND attempts = 2 AND state = 0", 1);
+    return bot_log_count(arg, "reason=account_locked code=131031") >= 2;
 }
 
 static int reads_seen(struct fx *f)
@@ -954,10 +991,12 @@ static void test_locked_account_holds_every_send(void **state)
     post_text(f, "79160000003", "wamid.hold-3", "третий");
     assert_true(h_wait(three_replies_queued, &f->p, 15000));
     nanosleep(&settle, NULL);  /* they are held, not tried */
-    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 0 AND state = 0"), 2);
+    assert_int_equal(bot_log_count(f, "code=131031 outbox=1"), 1);
+    assert_int_equal(bot_log_count(f, "code=131031"), 1);
     /* the probe, once the hold is over: the first reply alone, refused again */
-    assert_true(h_wait(probe_refused, &f->p, 15000));
-    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 0 AND state = 0"), 2);
+    assert_true(h_wait(probe_refused, f, 15000));
+    assert_int_equal(bot_log_count(f, "code=131031 outbox=1"), 2);
+    assert_int_equal(bot_log_count(f, "code=131031"), 2);
     assert_int_equal(reads_seen(f), 1);  /* the first turn's, before the lock was known */
     /* the lock is lifted: the next probe goes, and then the rest */
     {
@@ -968,8 +1007,27 @@ static void test_locked_account_holds_every_send(void **state)
     wait_sent(f, 3);
     assert_int_equal(sent_texts(f, sent, 8), 3);
     assert_string_equal(sent[0], "ECHO: первый");
-    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 1"), 2);
-    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 3"), 1);
+    /* the refusals were not the messages' fault: none counts as a send */
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 1"), 3);
+}
+
+static int sent_after_lock(void *arg)
+{
+    return outbox_has(arg, "state = 2 AND attempts = 1", 1);
+}
+
+/* A lock outlasts --send-tries 3: the reply is refused three times, yet
+ * it is not given up (the refusals say nothing of the message) and goes
+ * once Meta takes sends again. */
+static void test_lock_does_not_use_up_send_tries(void **state)
+{
+    struct fx *f = *state;
+
+    fault(&f->graph, "{\"code\":131031,\"http\":403,\"count\":3}");
+    post_text(f, "79160000001", "wamid.tries-lock-1", "долгая блокировка");
+    assert_true(h_wait(sent_after_lock, &f->p, 30000));
+    assert_int_equal(bot_log_count(f, "reason=account_locked code=131031"), 3);
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 3"), 0);
 }
 
 /* A message to another number of the same Meta app, one no instance owns,
@@ -1292,6 +1350,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_second_send_failing_is_a_dead_letter, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_retries_end_at_send_tries, setup_tries3, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_does_not_use_up_send_tries, setup_tries3,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_number_limit_pauses_every_send, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_window_closed_is_a_dead_letter, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_token_needs_attention, setup_llm, teardown),
@@ -1300,8 +1360,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_long_answer_history_holds_what_went, setup_llm,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_failed_payment_status_holds_and_resends, setup_llm,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_failed_payment_status_holds_until_a_delivery,
+                                        setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_locked_account_holds_every_send, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_other_number_is_kept_not_answered, setup_llm,
