@@ -161,7 +161,7 @@ static uint32_t to_lower(uint32_t c)
 static double word_factor(const char *stem)
 {
     static const char *const weak[] = {
-        "где", "куда", "когд", "сколь", "сто", "хоч", "нужн", "над",
+        "где", "куд", "когд", "сколь", "сто", "хоч", "нужн", "над",
         "wher", "when", "much", "many", "cost", "want", "need", "like",
     };
     size_t k;

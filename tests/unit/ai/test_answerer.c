@@ -387,6 +387,28 @@ static void test_ties_go_to_earlier_entry(void **state)
     myna_answerer_free(a);
 }
 
+/* Every question word weighs half, whatever its stem: "куда" (-> куд) as
+ * much as "где", so "where to eat" does not reach the address on its
+ * question word alone. */
+static void test_question_words_weigh_half(void **state)
+{
+    const struct myna_faq_entry faq[] = {
+        { QS("Где вы находитесь?", "Куда приезжать?"), "address" },
+        { QS("Сколько стоит стрижка?"), "prices" },
+    };
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_answerer *a = myna_answerer_new(faq, 2, MYNA_ANSWERER_THRESHOLD, &err);
+    double where, whither;
+
+    (void)state;
+    assert_non_null(a);
+    assert_null(myna_answerer_answer(a, "где поесть", &where));
+    if (myna_answerer_answer(a, "куда поесть", &whither) != NULL || fabs(whither - where) > 1e-9)
+        fail_msg("'куда поесть' scores %.3f, 'где поесть' %.3f", whither, where);
+    assert_string_equal(myna_answerer_answer(a, "куда приезжать", NULL), "address");
+    myna_answerer_free(a);
+}
+
 /* The score comes back whether or not the entry answers. */
 static void test_score_set_below_threshold(void **state)
 {
@@ -528,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_empty_faq),
         cmocka_unit_test(test_entries_without_words),
         cmocka_unit_test(test_ties_go_to_earlier_entry),
+        cmocka_unit_test(test_question_words_weigh_half),
         cmocka_unit_test(test_score_set_below_threshold),
         cmocka_unit_test(test_invalid_faq),
         cmocka_unit_test(test_copies_everything),
