@@ -232,8 +232,9 @@ static int is_consonant(char c)
     return strchr("aeiouy", c) == NULL;
 }
 
-/* English (ASCII): plurals from 4 letters, -ing, -ed and a final -e from 5,
- * so that book/books/booking, trim/trimming, price/prices/priced meet. */
+/* English (ASCII): plurals from 4 letters, -ing and -ed from 5, and a final
+ * -e of a stem of 5, so that book/books/booking, trim/trimming,
+ * price/prices/priced and time/times/timing meet. */
 static size_t stem_en(char *w, size_t n)
 {
     size_t orig = n;
@@ -258,8 +259,12 @@ static size_t stem_en(char *w, size_t n)
         n -= w[n - 1] == 'g' ? 3 : 2;
         if (w[n - 1] == w[n - 2] && is_consonant(w[n - 1]) && strchr("lsz", w[n - 1]) == NULL)
             n--;   /* trimming -> trimm -> trim */
+        else if (n == 3 && is_consonant(w[0]) && !is_consonant(w[1]) && is_consonant(w[2]) &&
+                 strchr("wx", w[2]) == NULL)
+            w[n++] = 'e';   /* timing -> tim -> time: the e a short word lost */
     }
-    if (n > 3 && w[n - 1] == 'e')
+    /* from 5 letters left: time and times keep their e, care is no car */
+    if (n > 4 && w[n - 1] == 'e')
         n--;
     return n;
 }

@@ -58,9 +58,10 @@ void myna_answerer_free(struct myna_answerer *a);   /* NULL ok */
  *            (цена/цены/цену -> цен), the word is cut to 5 letters
  *            (записаться/запись -> запис), and a final ш becomes с, ж and ч
  *            become г (запишите -> запис; стрижка/стричь/стригу -> стриг);
- *   English: plural -s/-es/-ies (from 4 letters), and from 5 letters -ing
- *            and -ed (undoubling: trimming -> trim) and a final -e
- *            (price/prices/priced -> pric).
+ *   English: plural -s/-es/-ies (from 4 letters), from 5 letters -ing and
+ *            -ed (undoubling: trimming -> trim; a 3-letter stem gets its e
+ *            back: timing -> time), and a final -e when 4 letters stay
+ *            (price/prices/priced -> pric; time/times/timed -> time).
  * Question words (где, сколько, стоит, where, when, much...) are kept but
  * weigh half in the similarity.
  * *tokens is one malloc'd block holding the pointers and the strings:

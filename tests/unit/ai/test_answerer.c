@@ -186,6 +186,12 @@ static void test_tokens_english_stems(void **state)
     check_tokens("hours hour open opens opening", "hour hour open open open");
     check_tokens("cities kids boxes glasses", "city kid box glass");
     check_tokens("located location where", "locat location wher");
+    /* a word of 4 letters with a final e meets its other forms */
+    check_tokens("time times timed timing", "time time time time");
+    check_tokens("rate rates rated", "rate rate rate");
+    check_tokens("like likes liked liking", "like like like like");
+    check_tokens("care cares cared car cars", "care care care car car");
+    check_tokens("fixed sewing", "fix sew");
 }
 
 static void test_tokens_odd_bytes(void **state)
