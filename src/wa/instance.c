@@ -401,6 +401,10 @@ static int parse_faq(const cJSON *v, struct myna_instance *in, const char *who,
         if ((rc = only_keys(item, keys, who, path, err)) != MYNA_OK)
             return rc;
         if (cJSON_IsString(qs)) {
+            if (qs->valuestring[0] == '\0' || strlen(qs->valuestring) > 1000)
+                return myna_err_set(err, MYNA_ECONFIG,
+                                    "%s: field '%s.q': questions must be non-empty strings", who,
+                                    path);
             if ((f->questions = calloc(1, sizeof(char *))) == NULL ||
                 (f->questions[0] = strdup(qs->valuestring)) == NULL)
                 return myna_err_set(err, MYNA_ENOMEM, "out of memory");

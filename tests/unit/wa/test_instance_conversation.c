@@ -227,6 +227,19 @@ static void test_bad_fields_are_named(void **state)
     expect_error("[{" BASE ",\"rate_limit\":{\"hours\":0}}]", "field 'rate_limit.hours'");
     expect_error("[{" BASE ",\"faq\":[{\"q\":[],\"a\":\"x\"}]}]", "field 'faq[0].q'");
     expect_error("[{" BASE ",\"faq\":[{\"q\":\"x\"}]}]", "field 'faq[0].a': missing");
+    /* one question as a plain string is checked as one in an array */
+    expect_error("[{" BASE ",\"faq\":[{\"q\":[\"\"],\"a\":\"x\"}]}]",
+                 "field 'faq[0].q': questions must be non-empty strings");
+    expect_error("[{" BASE ",\"faq\":[{\"q\":\"\",\"a\":\"x\"}]}]",
+                 "field 'faq[0].q': questions must be non-empty strings");
+    {
+        char json[1400];
+        int len = snprintf(json, sizeof(json),
+                           "[{" BASE ",\"faq\":[{\"q\":\"%01001d\",\"a\":\"x\"}]}]", 0);
+
+        assert_true(len > 0 && (size_t)len < sizeof(json));
+        expect_error(json, "field 'faq[0].q': questions must be non-empty strings");
+    }
     expect_error("[{" BASE ",\"faq\":[{\"q\":\"x\",\"a\":\"y\",\"z\":1}]}]",
                  "unknown field 'faq[0].z'");
     expect_error("[{" BASE ",\"faq\":{}}]", "field 'faq': must be an array");
