@@ -870,32 +870,79 @@ static int render_event(const struct myna_sim_event *e, int first, struct myna_b
 /* Room kept at the end of out for what follows the events. */
 #define RENDER_TAIL 128
 
-int myna_sim_log_render(const struct myna_sim_log *l, const char *contact, uint64_t after,
-                        int64_t now_ms, struct myna_buf *out)
+/* The events of v[0..n) whose seq is at most upto, in that order, while
+ * they fit; *more when one did not (MYNA_ETOOBIG if it was the first),
+ * *last the seq of the last one given. */
+static int render_upto(const struct myna_sim_event *const *v, size_t n, uint64_t upto,
+                       struct myna_buf *out, uint64_t *last, int *more)
 {
-    int typing = 0, rc, first = 1, more = 0;
-    uint64_t last = 0;  /* the seq of the last event given */
+    int rc = MYNA_OK, first = 1;
 
-    for (size_t i = 0; *contact && i < TYPING_SLOTS; i++)
-        if (strcmp(l->typing[i].contact, contact) == 0 && l->typing[i].until_ms > now_ms)
-            typing = 1;
-    rc = myna_buf_appends(out, "{\"events\":[");
-    for (size_t i = 0; rc == MYNA_OK && i < l->n; i++) {
-        const struct myna_sim_event *e = at(l, i);
+    *last = 0;
+    *more = 0;
+    for (size_t i = 0; rc == MYNA_OK && i < n; i++) {
         size_t mark = out->len;
-        if (e->seq <= after || (*contact && strcmp(e->contact, contact) != 0))
+        if (v[i]->seq > upto)
             continue;
-        rc = render_event(e, first, out);
+        rc = render_event(v[i], first, out);
         if ((rc == MYNA_OK && out->len + RENDER_TAIL > out->max) || rc == MYNA_ETOOBIG) {
             /* full: this page ends before it, and "seq" says where to go on */
             out->len = mark;
             out->data[mark] = '\0';
-            more = 1;
-            rc = first ? MYNA_ETOOBIG : MYNA_OK;  /* not even one event fits */
-            break;
+            *more = 1;
+            return first ? MYNA_ETOOBIG : MYNA_OK;  /* not even one event fits */
         }
-        last = e->seq;
+        *last = v[i]->seq;
         first = 0;
+    }
+    return rc;
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    uint64_t x = (*(const struct myna_sim_event *const *)a)->seq,
+             y = (*(const struct myna_sim_event *const *)b)->seq;
+
+    return x < y ? -1 : x > y;
+}
+
+int myna_sim_log_render(const struct myna_sim_log *l, const char *contact, uint64_t after,
+                        int64_t now_ms, struct myna_buf *out)
+{
+    const struct myna_sim_event *v[MYNA_SIM_EVENTS_MAX];
+    int typing = 0, rc, more = 0;
+    uint64_t last = 0;  /* the seq of the last event given */
+    size_t n = 0, start;
+
+    for (size_t i = 0; *contact && i < TYPING_SLOTS; i++)
+        if (strcmp(l->typing[i].contact, contact) == 0 && l->typing[i].until_ms > now_ms)
+            typing = 1;
+    for (size_t i = 0; i < l->n; i++) {
+        const struct myna_sim_event *e = at(l, i);
+        if (e->seq > after && (!*contact || strcmp(e->contact, contact) == 0))
+            v[n++] = e;
+    }
+    rc = myna_buf_appends(out, "{\"events\":[");
+    start = out->len;
+    if (rc == MYNA_OK)
+        rc = render_upto(v, n, UINT64_MAX, out, &last, &more);
+    if (more) {
+        /* a status update gives an old event a new seq: the ring's order is
+         * not the seq order, and after=N must miss nothing, so a page is
+         * the events of the lowest seqs that fit, shown in the ring's order */
+        const struct myna_sim_event *by[MYNA_SIM_EVENTS_MAX];
+        uint64_t upto, ring_last;
+        int more_too;
+        memcpy(by, v, n * sizeof(*v));
+        qsort(by, n, sizeof(*by), by_seq);
+        out->len = start;
+        out->data[start] = '\0';
+        rc = render_upto(by, n, UINT64_MAX, out, &upto, &more_too);
+        out->len = start;
+        out->data[start] = '\0';
+        if (rc == MYNA_OK)  /* the same events: they fit again */
+            rc = render_upto(v, n, upto, out, &ring_last, &more_too);
+        last = upto;
     }
     return rc == MYNA_OK ? myna_buf_printf(out, "],\"seq\":%" PRIu64 ",\"typing\":%s%s}",
                                            more ? last : l->seq,

@@ -144,9 +144,10 @@ void myna_sim_log_seen(struct myna_sim_log *l, const char *contact,
 void myna_sim_log_typing(struct myna_sim_log *l, const char *contact, int on, int64_t now_ms);
 /* {"events":[...],"seq":N,"typing":bool} with the events of contact (all
  * when contact is "") whose seq > after, as many as out's max allows: when
- * some are left out, "more":true, and N is the seq of the last one given
- * (ask again with after=N); else N is the log's newest seq. MYNA_ETOOBIG
- * only when not even one event fits. */
+ * some are left out, "more":true, the page holds those of the lowest seqs
+ * (in the log's order) and N is the highest of them (ask again with
+ * after=N); else N is the log's newest seq. MYNA_ETOOBIG only when not even
+ * one event fits. */
 int myna_sim_log_render(const struct myna_sim_log *l, const char *contact, uint64_t after,
                         int64_t now_ms, struct myna_buf *out);
 

@@ -1436,6 +1436,50 @@ static void test_sim_log_render_pages(void **state)
     myna_sim_log_free(l);
 }
 
+/* A status update gives an older event a newer seq, so the ring's order is
+ * not the seq order: a page still ends at a seq below which everything was
+ * given, and after=seq misses none of the events that did not fit. */
+static void test_sim_log_render_pages_by_seq(void **state)
+{
+    struct myna_sim_log *l = myna_sim_log_new();
+    struct myna_buf b = MYNA_BUF_INIT(1800);
+    char text[1001];
+    const cJSON *e;
+    cJSON *j;
+    uint64_t seq = 0;
+    int seen_a = 0, seen_b = 0, pages = 0;
+
+    (void)state;
+    memset(text, 'x', 1000);
+    text[1000] = '\0';
+    add(l, 0, "wamid.A", ALEX, text, MYNA_SIM_SENT);
+    add(l, 0, "wamid.B", ALEX, text, MYNA_SIM_SENT);
+    /* A is read: now A has seq 3 and B seq 2, A still first in the ring */
+    assert_int_equal(myna_sim_log_set(l, myna_sim_log_find(l, "wamid.A"), MYNA_SIM_READ, NULL), 1);
+    for (;; pages++) {
+        assert_true(pages < 5);
+        b.len = 0;
+        assert_int_equal(myna_sim_log_render(l, ALEX, seq, 0, &b), MYNA_OK);
+        assert_non_null(j = cJSON_ParseWithLength(b.data, b.len));
+        cJSON_ArrayForEach(e, events(j)) {
+            const char *id = cJSON_GetObjectItemCaseSensitive(e, "id")->valuestring;
+            seen_a += strcmp(id, "wamid.A") == 0;
+            seen_b += strcmp(id, "wamid.B") == 0;
+        }
+        seq = top_seq(j);
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "more"))) {
+            cJSON_Delete(j);
+            break;
+        }
+        cJSON_Delete(j);
+    }
+    assert_int_equal(seen_a, 1);
+    assert_int_equal(seen_b, 1);
+    assert_int_equal(seq, 3);
+    myna_buf_release(&b);
+    myna_sim_log_free(l);
+}
+
 static void test_sim_log_add_find(void **state)
 {
     struct myna_sim_log *l = myna_sim_log_new();
@@ -2142,6 +2186,7 @@ int main(void)
         T(test_sim_wamid),
         T(test_sim_log_add_find),
         T(test_sim_log_render_pages),
+        T(test_sim_log_render_pages_by_seq),
         T(test_sim_log_set_forward_only),
         T(test_sim_log_read_upto),
         T(test_sim_log_seen),
