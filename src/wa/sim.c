@@ -260,7 +260,12 @@ int myna_sim_send_parse(const char *body, size_t len, struct myna_sim_send *out,
         while (k < sizeof(known) / sizeof(known[0]) && strcmp(known[k], item->string) != 0)
             k++;
         if (k == sizeof(known) / sizeof(known[0])) {
-            rc = myna_err_set(err, MYNA_EINVAL, "unknown field '%.64s'", item->string);
+            /* the message goes back as JSON: whole characters of UTF-8 only */
+            size_t kn = myna_utf8_cut(item->string, 64);
+            if (myna_utf8_prefix(item->string, kn) != kn)
+                rc = myna_err_set(err, MYNA_EINVAL, "unknown field (its name is not UTF-8)");
+            else
+                rc = myna_err_set(err, MYNA_EINVAL, "unknown field '%.*s'", (int)kn, item->string);
             goto out;
         }
     }

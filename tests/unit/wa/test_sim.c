@@ -30,6 +30,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/util.h"
 #include "store/record.h"
 #include "wa/cloud.h"
 #include "wa/instance.h"
@@ -540,6 +541,27 @@ static void test_sim_send_unknown_field(void **state)
     send_fails("{\"from\":\"1\",\"text\":\"a\",\"txt\":\"b\"}", MYNA_EINVAL, "unknown field 'txt'");
     send_fails("{\"From\":\"1\",\"text\":\"a\"}", MYNA_EINVAL, "unknown field 'From'");
     send_fails("{\"from\":\"1\",\"text\":\"a\",\"\":1}", MYNA_EINVAL, "unknown field ''");
+}
+
+/* The message names the field, and goes back to the page as JSON: it is
+ * UTF-8 whatever the key is, and a long key is cut between characters. */
+static void test_sim_send_unknown_field_utf8(void **state)
+{
+    struct myna_sim_send s;
+    struct myna_err err = MYNA_ERR_INIT;
+    char *key = rep(CYR, 40), body[256];
+
+    (void)state;
+    snprintf(body, sizeof(body), "{\"from\":\"1\",\"text\":\"a\",\"a%s\":1}", key);
+    assert_int_equal(send_parse(body, strlen(body), &s, &err), MYNA_EINVAL);
+    assert_contains(err.msg, "unknown field 'a" CYR);
+    assert_true(myna_utf8_count(err.msg) != (size_t)-1);
+    snprintf(body, sizeof(body), "{\"from\":\"1\",\"text\":\"a\",\"x\xff\xfe\":1}");
+    err = (struct myna_err)MYNA_ERR_INIT;
+    assert_int_equal(send_parse(body, strlen(body), &s, &err), MYNA_EINVAL);
+    assert_contains(err.msg, "unknown field");
+    assert_true(myna_utf8_count(err.msg) != (size_t)-1);
+    free(key);
 }
 
 static void test_sim_send_bad_from(void **state)
@@ -2161,6 +2183,7 @@ int main(void)
         T(test_sim_send_body_max),
         T(test_sim_send_not_an_object),
         T(test_sim_send_unknown_field),
+        T(test_sim_send_unknown_field_utf8),
         T(test_sim_send_bad_from),
         T(test_sim_send_bad_name),
         T(test_sim_send_one_of),
