@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 #include "core/log.h"
@@ -131,6 +132,18 @@ static char *request_body(struct evhttp_request *req, size_t max, size_t *len)
     evbuffer_copyout(in, b, *len);
     b[*len] = '\0';
     return b;
+}
+
+/* Any web site's page may make the browser POST text/plain or a form to a
+ * loopback listener without asking (a CORS "simple" request); a JSON
+ * Content-Type needs a preflight, which nothing here grants. */
+static int json_content(struct evhttp_request *req)
+{
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    size_t n = strlen("application/json");
+
+    return ct && strncasecmp(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
 static struct sim_inst *find(struct myna_simulator *s, const char *id, size_t idlen)
@@ -314,6 +327,11 @@ static void handle_send(struct myna_simulator *s, struct sim_inst *si, struct ev
     char *body = request_body(req, MYNA_SIM_BODY_MAX, &len);
     int64_t now = myna_wall_ms() / 1000;
 
+    if (!json_content(req)) {
+        free(body);
+        reply_error(req, 415, "the body must be sent as Content-Type: application/json");
+        return;
+    }
     if (body == NULL) {
         reply_error(req, 413, "the body is too large");
         return;

@@ -5,7 +5,9 @@
  *   GET  /sim/<id>                 the chat page
  *   POST /sim/<id>/send            a customer message: becomes a signed Cloud
  *                                  API webhook posted to the public listener;
- *                                  200 {"id","seq"} once the ingress took it
+ *                                  200 {"id","seq"} once the ingress took it;
+ *                                  only as application/json (415), which
+ *                                  another site's page cannot send unasked
  *   GET  /sim/<id>/events?contact=&after=   what the page shows (and the
  *                                  customer has now seen the bot's messages:
  *                                  they become read)

@@ -54,8 +54,7 @@ static long api_at(const struct myna_proc *p, const char *token, const char *met
 
     snprintf(url, sizeof(url), "%s%s", p->admin_url, path);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
-    return h_http(method, url, body, body ? strlen(body) : 0, token ? h : h + 1, C->resp,
-                  sizeof(C->resp));
+    return h_http(method, url, body, body ? strlen(body) : 0, h, C->resp, sizeof(C->resp));
 }
 
 static long api(const char *token, const char *method, const char *path, const char *body)

@@ -286,6 +286,15 @@ static void test_bad_input(void **state)
     assert_int_equal(h_http("GET", url, NULL, 0, NULL, c->resp, sizeof(c->resp)), 400);
     snprintf(url, sizeof(url), "%s/sim/shop/send", c->p.admin_url);
     assert_int_equal(h_http("GET", url, NULL, 0, NULL, c->resp, sizeof(c->resp)), 405);
+    {   /* what another site's page may post without asking (no CORS preflight) */
+        const char *plain[] = { "Content-Type: text/plain", NULL };
+        const char *ok = "{\"from\":\"15550005555\",\"text\":\"hi\"}";
+        assert_int_equal(h_http("POST", url, ok, strlen(ok), plain, c->resp, sizeof(c->resp)),
+                         415);
+        assert_int_equal(h_http("POST", url, ok, strlen(ok), NULL, c->resp, sizeof(c->resp)),
+                         415);
+        assert_non_null(strstr(c->resp, "application/json"));
+    }
     snprintf(url, sizeof(url), "%s/sim/shop", c->p.admin_url);
     assert_int_equal(h_http("GET", url, NULL, 0, NULL, c->resp, sizeof(c->resp)), 200);
     assert_true(strstr(c->resp, "<html") != NULL || strstr(c->resp, "<!doctype") != NULL);
