@@ -474,6 +474,24 @@ static int interactive(const cJSON *in, struct myna_sim_graph_req *r, int *code,
     return 0;
 }
 
+/* The types of message Meta sends (B2); any other is refused, even when
+ * the body has an object of that name ("context" is one). */
+#define META_TYPES \
+    "audio, contacts, document, image, interactive, location, reaction, sticker, template, " \
+    "text, video"
+
+static int meta_type(const char *type)
+{
+    static const char *const types[] = { "audio", "contacts", "document", "image",
+                                         "interactive", "location", "reaction", "sticker",
+                                         "template", "text", "video" };
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(type, types[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* cJSON copies string bytes as they come; what is accepted here ends up in
  * the page's JSON (sections are passed on whole), so the body must be UTF-8
  * as Meta requires. */
@@ -528,6 +546,9 @@ int myna_sim_graph_parse(const char *body, size_t len, struct myna_sim_graph_req
         if (*type == '\0' || strlen(type) >= sizeof(r->type)) {
             /* no type of Meta's is this long; a cut one could split a character */
             st = fail(100, msg, cap, code, "(#100) Invalid parameter: type");
+        } else if (!meta_type(type)) {
+            st = fail(100, msg, cap, code,
+                      "(#100) Param type must be one of {" META_TYPES "}, not '%s'", r->type);
         } else if (get(root, "biz_opaque_callback_data") && !text_ok(opaque, 1, 512)) {
             st = fail(100, msg, cap, code, "(#100) biz_opaque_callback_data is at most 512 characters");
         } else if (strcmp(type, "text") == 0) {

@@ -1098,11 +1098,21 @@ static void test_sim_graph_media(void **state)
                 100, "type");
     graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"\",\"\":{}}", 100,
                 "type");
-    graph_ok("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"abcdefghijklmno\","
-             "\"abcdefghijklmno\":{}}",
+    /* a type Meta does not have is refused, even with its object: "context"
+     * and "typing_indicator" are objects of a send too */
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"abcdefghijklmno\","
+                "\"abcdefghijklmno\":{}}",
+                100, "type");
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"context\","
+                "\"context\":{\"message_id\":\"wamid.X\"}}",
+                100, "type");
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"Image\","
+                "\"Image\":{\"id\":\"1\"}}",
+                100, "type");
+    graph_ok("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"reaction\","
+             "\"reaction\":{\"message_id\":\"wamid.X\",\"emoji\":\"" EMOJI "\"}}",
              &r);
-    assert_string_equal(r.type, "abcdefghijklmno");
-    assert_string_equal(r.text, "[abcdefghijklmno]");
+    assert_string_equal(r.text, "[reaction]");
     myna_sim_graph_release(&r);
 }
 
