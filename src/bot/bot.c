@@ -29,7 +29,6 @@
 
 #define INBOX_CHUNK 256
 #define LANE_BUCKETS 4096
-#define FAQ_THRESHOLD 0.35
 #define WA_TEXT_MAX 4096
 #define SEND_TIMEOUT_MS 20000
 #define SEND_BATCH 64         /* due records read per sender pass */
@@ -2109,7 +2108,7 @@ static int setup_brain(struct bot *b, struct myna_err *err)
             e[i].n_questions = in->faq[i].n_questions;
             e[i].answer = in->faq[i].answer;
         }
-        b->faq = myna_answerer_new(e, in->n_faq, FAQ_THRESHOLD, err);
+        b->faq = myna_answerer_new(e, in->n_faq, MYNA_ANSWERER_THRESHOLD, err);
         free(e);
         if (b->faq == NULL)
             return err->code;

@@ -395,36 +395,28 @@ static int parse_faq(const cJSON *v, struct myna_instance *in, const char *who,
         struct myna_faq_item *f = &in->faq[in->n_faq];
         const cJSON *qs = cJSON_GetObjectItemCaseSensitive(item, "q"), *q;
         char path[32];
+        int nq;
 
         snprintf(path, sizeof(path), "faq[%zu]", in->n_faq);
         in->n_faq++;
         if ((rc = only_keys(item, keys, who, path, err)) != MYNA_OK)
             return rc;
-        if (cJSON_IsString(qs)) {
-            if (qs->valuestring[0] == '\0' || strlen(qs->valuestring) > 1000)
-                return myna_err_set(err, MYNA_ECONFIG,
-                                    "%s: field '%s.q': questions must be non-empty strings", who,
-                                    path);
-            if ((f->questions = calloc(1, sizeof(char *))) == NULL ||
-                (f->questions[0] = strdup(qs->valuestring)) == NULL)
-                return myna_err_set(err, MYNA_ENOMEM, "out of memory");
-            f->n_questions = 1;
-        } else if (cJSON_IsArray(qs) && cJSON_GetArraySize(qs) > 0 &&
-                   cJSON_GetArraySize(qs) <= 100) {
-            if ((f->questions = calloc((size_t)cJSON_GetArraySize(qs), sizeof(char *))) == NULL)
-                return myna_err_set(err, MYNA_ENOMEM, "out of memory");
-            cJSON_ArrayForEach(q, qs) {
-                if (!cJSON_IsString(q) || q->valuestring[0] == '\0' || strlen(q->valuestring) > 1000)
-                    return myna_err_set(err, MYNA_ECONFIG,
-                                        "%s: field '%s.q': questions must be non-empty strings", who,
-                                        path);
-                if ((f->questions[f->n_questions++] = strdup(q->valuestring)) == NULL)
-                    return myna_err_set(err, MYNA_ENOMEM, "out of memory");
-            }
-        } else {
+        /* one question, or an array of 1-100 variants */
+        nq = cJSON_IsString(qs) ? 1 : cJSON_IsArray(qs) ? cJSON_GetArraySize(qs) : 0;
+        if (nq < 1 || nq > 100)
             return myna_err_set(err, MYNA_ECONFIG,
                                 "%s: field '%s.q': must be a question or an array of 1-100 variants",
                                 who, path);
+        if ((f->questions = calloc((size_t)nq, sizeof(char *))) == NULL)
+            return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        q = cJSON_IsString(qs) ? qs : qs->child;
+        for (int i = 0; i < nq; i++, q = q->next) {
+            if (!cJSON_IsString(q) || q->valuestring[0] == '\0' || strlen(q->valuestring) > 1000)
+                return myna_err_set(err, MYNA_ECONFIG,
+                                    "%s: field '%s.q': questions must be non-empty strings of at "
+                                    "most 1000 bytes", who, path);
+            if ((f->questions[f->n_questions++] = strdup(q->valuestring)) == NULL)
+                return myna_err_set(err, MYNA_ENOMEM, "out of memory");
         }
         if ((rc = get_str(item, "a", 4096, "", &f->answer, who, path, err)) != MYNA_OK)
             return rc;
