@@ -112,6 +112,32 @@ size_t myna_json_mend_nul(char *text, size_t n)
     return text != NULL ? scan_nul(text, n, text) : 0;
 }
 
+/* ---- whole texts ---- */
+
+cJSON *myna_json_parse_whole(const char *text, size_t n, const char **why)
+{
+    const char *end = NULL, *r = NULL;
+    cJSON *v = text ? cJSON_ParseWithLengthOpts(text, n, &end, 0) : NULL;
+
+    if (v == NULL) {
+        r = "not valid JSON";
+    } else {
+        while (end < text + n && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+            end++;
+        if (end != text + n)
+            r = "bytes after the JSON value";
+        else if (myna_json_has_nul(text, n))
+            r = "a string holds a NUL character";
+    }
+    if (r != NULL) {
+        cJSON_Delete(v);
+        v = NULL;
+        if (why)
+            *why = r;
+    }
+    return v;
+}
+
 /* ---- repeated keys ---- */
 
 static int cmp_names(const void *a, const void *b)

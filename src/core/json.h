@@ -47,6 +47,14 @@ size_t myna_json_mend_nul(char *text, size_t n);
 
 struct cJSON;
 
+/* The JSON value of all n bytes at text (cJSON_Delete it), or NULL with
+ * *why (when why is not NULL) a short reason for a person: not valid
+ * JSON, bytes other than whitespace after the value ({"a":1}{"a":2}: a
+ * proxy that checked one value and Myna, which would keep the other, must
+ * not disagree), or a string cJSON would cut at a NUL (myna_json_has_nul:
+ * "tok\u0000en" would be kept as "tok"). For the bodies of requests. */
+struct cJSON *myna_json_parse_whole(const char *text, size_t n, const char **why);
+
 /* Whether some object anywhere in v holds a key twice. cJSON keeps both
  * and every lookup finds the first, so a check, a mask or a seal of one
  * name misses the other ({"api_key":"a","api_key":"b"}). Returns 1 with

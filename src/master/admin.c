@@ -14,6 +14,7 @@
 #include "core/auth.h"
 #include "core/buf.h"
 #include "core/conf.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "core/worker.h"
@@ -175,15 +176,18 @@ static cJSON *json_body(struct evhttp_request *req)
 {
     size_t len;
     char *b = body_of(req, &len);
+    const char *why = "another value";
+    char msg[96];
     cJSON *o;
 
     if (b == NULL)
         return NULL;
-    o = cJSON_ParseWithLength(b, len);
+    o = myna_json_parse_whole(b, len, &why);
     free(b);
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
-        send_error(req, 400, "the body must be a JSON object");
+        snprintf(msg, sizeof(msg), "the body must be a JSON object (%s)", why);
+        send_error(req, 400, msg);
         return NULL;
     }
     return o;

@@ -649,14 +649,15 @@ int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const 
                       size_t len, char *id, size_t cap, struct myna_field_error *errs,
                       size_t max_errs, size_t *n_errs, struct myna_err *err)
 {
-    cJSON *obj = cJSON_ParseWithLength(body, len);
+    const char *why = "another value";
+    cJSON *obj = myna_json_parse_whole(body, len, &why);
     const cJSON *name, *given;
     int rc;
 
     *n_errs = 0;
     if (!cJSON_IsObject(obj)) {
         cJSON_Delete(obj);
-        return myna_err_set(err, MYNA_EPARSE, "the body must be a JSON object");
+        return myna_err_set(err, MYNA_EPARSE, "the body must be a JSON object (%s)", why);
     }
     if (check_utf8(obj, errs, max_errs, n_errs, err) != MYNA_OK) {
         cJSON_Delete(obj);
@@ -758,14 +759,15 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
     struct live *l = find(f, id);
     cJSON *patch, *cur, *item;
     const cJSON *llm;
+    const char *why = "another value";
     int rc;
 
     *n_errs = 0;
     if (l == NULL)
         return myna_err_set(err, MYNA_ENOTFOUND, "no instance '%s'", id);
-    if (!cJSON_IsObject(patch = cJSON_ParseWithLength(body, len))) {
+    if (!cJSON_IsObject(patch = myna_json_parse_whole(body, len, &why))) {
         cJSON_Delete(patch);
-        return myna_err_set(err, MYNA_EPARSE, "the body must be a JSON object");
+        return myna_err_set(err, MYNA_EPARSE, "the body must be a JSON object (%s)", why);
     }
     if (check_utf8(patch, errs, max_errs, n_errs, err) != MYNA_OK ||
         check_patch_fields(patch, errs, max_errs, n_errs, err) != MYNA_OK) {

@@ -829,6 +829,7 @@ int myna_instance_parse_one(const char *json, size_t len, struct myna_instance *
 {
     struct providers prov = { NULL };
     struct collect c = { errs, max, 0 };
+    const char *why = "not valid JSON";
     cJSON *root;
     int rc;
 
@@ -836,8 +837,8 @@ int myna_instance_parse_one(const char *json, size_t len, struct myna_instance *
     *n_errs = 0;
     if (len > MYNA_INSTANCES_FILE_MAX)
         return myna_err_set(err, MYNA_ETOOBIG, "larger than %d bytes", MYNA_INSTANCES_FILE_MAX);
-    if ((root = cJSON_ParseWithLength(json, len)) == NULL)
-        return myna_err_set(err, MYNA_EPARSE, "not valid JSON");
+    if ((root = myna_json_parse_whole(json, len, &why)) == NULL)
+        return myna_err_set(err, MYNA_EPARSE, "%s", why);
     rc = parse_one(root, 0, in, &prov, &c, err);
     cJSON_Delete(root);
     *n_errs = c.n;

@@ -239,20 +239,15 @@ int myna_sim_send_parse(const char *body, size_t len, struct myna_sim_send *out,
 {
     cJSON *root;
     const cJSON *item, *text, *button, *list;
-    const char *name, *ctx;
+    const char *name, *ctx, *why = "another value";
     int rc = MYNA_OK;
 
     memset(out, 0, sizeof(*out));
     if (len > MYNA_SIM_BODY_MAX)
         return myna_err_set(err, MYNA_ETOOBIG, "body over %d bytes", MYNA_SIM_BODY_MAX);
-    if ((root = cJSON_ParseWithLength(body, len)) == NULL || !cJSON_IsObject(root)) {
+    if (!cJSON_IsObject(root = myna_json_parse_whole(body, len, &why))) {
         cJSON_Delete(root);
-        return myna_err_set(err, MYNA_EPARSE, "the body must be a JSON object");
-    }
-    if (myna_json_has_nul(body, len)) {
-        /* cJSON would cut the string there: "a\u0000b" read as "a" */
-        cJSON_Delete(root);
-        return myna_err_set(err, MYNA_EINVAL, "strings must not contain a NUL character");
+        return myna_err_set(err, MYNA_EPARSE, "the body must be a JSON object (%s)", why);
     }
     cJSON_ArrayForEach(item, root) {
         static const char *const known[] = { "from", "name", "text", "button", "list", "context" };

@@ -380,6 +380,20 @@ static void test_update_fields_checked(void **state)
                          "{\"name\":\"A\",\"fallback_text\":\"f\",\"name\":\"B\"}"),
                      400);
     assert_non_null(strstr(C->resp, "{\"field\":\"name\",\"error\":\"appears twice\"}"));
+    /* a second value after the first, or a NUL that would cut a string
+     * short ("x\u0000y" kept as "x"), is not taken */
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/patchy",
+                         "{\"fallback_text\":\"f\"}{\"name\":\"B\"}"),
+                     400);
+    assert_non_null(strstr(C->resp, "bytes after the JSON value"));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/patchy",
+                         "{\"name\":\"x\\u0000y\"}"),
+                     400);
+    assert_non_null(strstr(C->resp, "NUL character"));
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Other\",\"provider\":\"sim\"} x"),
+                     400);
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/other", NULL), 404);
 
     many[len++] = '{';
     for (int i = 0; i < 80000; i++)

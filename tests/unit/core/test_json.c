@@ -178,6 +178,47 @@ static void test_json_repeated_key_many(void **state)
     cJSON_Delete(o);
 }
 
+/* A body is one JSON value and nothing but whitespace after it, with no
+ * string a NUL would cut. */
+static void test_json_parse_whole(void **state)
+{
+    static const struct {
+        const char *text, *why;  /* why NULL: taken */
+    } cases[] = {
+        { "{\"a\":1}", NULL },
+        { " [1,2] \r\n\t", NULL },
+        { "{\"a\":\"\\\\u0000\"}", NULL },  /* an escaped backslash, then u0000 */
+        { "", "not valid JSON" },
+        { "{\"a\":", "not valid JSON" },
+        { "{\"a\":1}{\"a\":2}", "bytes after the JSON value" },
+        { "{\"a\":1} x", "bytes after the JSON value" },
+        { "1 2", "bytes after the JSON value" },
+        { "{\"a\":\"x\\u0000y\"}", "a string holds a NUL character" },
+    };
+    const char *why;
+    cJSON *v;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        why = NULL;
+        v = myna_json_parse_whole(cases[i].text, strlen(cases[i].text), &why);
+        if (cases[i].why == NULL) {
+            assert_non_null(v);
+            assert_null(why);
+        } else {
+            assert_null(v);
+            assert_string_equal(why, cases[i].why);
+        }
+        cJSON_Delete(v);
+    }
+    /* a raw NUL inside the given length, and none past it */
+    assert_null(myna_json_parse_whole("{\"a\":\"x\0y\"}", 11, &why));
+    v = myna_json_parse_whole("[1]\0junk", 3, NULL);
+    assert_non_null(v);
+    cJSON_Delete(v);
+    assert_null(myna_json_parse_whole(NULL, 0, NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +227,7 @@ int main(void)
         cmocka_unit_test(test_json_has_nul_none),
         cmocka_unit_test(test_json_has_nul_matches_cjson),
         cmocka_unit_test(test_json_mend_nul),
+        cmocka_unit_test(test_json_parse_whole),
         cmocka_unit_test(test_json_repeated_key_found),
         cmocka_unit_test(test_json_repeated_key_none),
         cmocka_unit_test(test_json_repeated_key_many),

@@ -626,11 +626,11 @@ static void test_sim_send_bad_text(void **state)
     send_fails("{\"from\":\"1\",\"text\":\"\xd0\"}", MYNA_EINVAL, why);
     send_fails("{\"from\":\"1\",\"text\":\"\xff\"}", MYNA_EINVAL, why);
     /* a NUL, escaped or raw, would cut the text ("a\u0000b" read as "a") */
-    send_fails("{\"from\":\"1\",\"text\":\"a\\u0000b\"}", MYNA_EINVAL, "NUL");
-    send_fails("{\"from\":\"1\",\"name\":\"x\\u0000y\",\"text\":\"a\"}", MYNA_EINVAL, "NUL");
+    send_fails("{\"from\":\"1\",\"text\":\"a\\u0000b\"}", MYNA_EPARSE, "NUL");
+    send_fails("{\"from\":\"1\",\"name\":\"x\\u0000y\",\"text\":\"a\"}", MYNA_EPARSE, "NUL");
     {
         static const char raw[] = "{\"from\":\"1\",\"text\":\"a\0b\"}";
-        send_fails_len(raw, sizeof(raw) - 1, MYNA_EINVAL, "NUL");
+        send_fails_len(raw, sizeof(raw) - 1, MYNA_EPARSE, "NUL");
     }
 }
 
