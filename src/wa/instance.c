@@ -689,7 +689,7 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
 {
     cJSON *root;
     const cJSON *item, *list;
-    const char *end = NULL;
+    const char *why = "";
     struct providers prov = { NULL };
     char dup[160];
     size_t n, i = 0;
@@ -699,15 +699,8 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
     set->n = 0;
     if (len > MYNA_INSTANCES_FILE_MAX)
         return myna_err_set(err, MYNA_ETOOBIG, "larger than %d bytes", MYNA_INSTANCES_FILE_MAX);
-    root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-    if (root == NULL)
-        return myna_err_set(err, MYNA_EPARSE, "not valid JSON");
-    while (end < json + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
-        end++;
-    if (end != json + len) {
-        cJSON_Delete(root);
-        return myna_err_set(err, MYNA_EPARSE, "not valid JSON: content after the array");
-    }
+    if ((root = myna_json_parse_whole(json, len, &why)) == NULL)
+        return myna_err_set(err, MYNA_EPARSE, "%s", why);
     list = root;
     if (cJSON_IsObject(root) && cJSON_GetObjectItemCaseSensitive(root, "instances") != NULL) {
         cJSON_ArrayForEach(item, root) {
@@ -829,7 +822,7 @@ int myna_instance_parse_one(const char *json, size_t len, struct myna_instance *
 {
     struct providers prov = { NULL };
     struct collect c = { errs, max, 0 };
-    const char *why = "not valid JSON";
+    const char *why = "";
     cJSON *root;
     int rc;
 

@@ -565,11 +565,13 @@ static void test_instance_not_json(void **state)
     text_fails("nope", MYNA_EPARSE, "not valid JSON");
     text_fails("[{\"id\":\"acme\",}]", MYNA_EPARSE, "not valid JSON");
     text_fails("   ", MYNA_EPARSE, "not valid JSON");
+    /* a token cut at a NUL ("tok\u0000en" kept as "tok") */
+    text_fails("[{\"id\":\"acme\",\"access_token\":\"tok\\u0000en\"}]", MYNA_EPARSE,
+               "a string holds a NUL character");
 }
 
 /* The file must be one JSON array and nothing else: a second array pasted
- * after the first must not be dropped in silence. Known to fail:
- * cJSON_ParseWithLength stops after the first value (see the report). */
+ * after the first must not be dropped in silence. */
 static void test_instance_trailing_garbage_refused(void **state)
 {
     struct myna_instance_set set;
