@@ -203,7 +203,7 @@ static int is_blank(char ch)
 
 /* A reasoning model served without a reasoning parser writes its thoughts
  * into the content first: they are not for the customer. The answer after
- * a leading <think>...</think>; "" when the block never ends (the model
+ * a leading <think>...</think>; NULL when the block never ends (the model
  * thought until max_tokens and never answered). */
 static const char *strip_think(const char *s)
 {
@@ -214,7 +214,7 @@ static const char *strip_think(const char *s)
     if (strncmp(p, "<think>", 7) != 0)
         return s;
     if ((end = strstr(p + 7, "</think>")) == NULL)
-        return "";
+        return NULL;
     for (p = end + 8; is_blank(*p); p++) {
     }
     return p;
@@ -305,8 +305,11 @@ static int extract(const cJSON *root, struct myna_arena *a, const char **text, i
     }
     if ((s = utf8_fix(a, s)) == NULL)
         return myna_err_set(err, MYNA_ENOMEM, "llm answer too large to parse");
-    s = strip_think(s);
     finish = get_str(first, "finish_reason");
+    if ((s = strip_think(s)) == NULL)  /* the operator's to fix: tell how */
+        return myna_err_set(err, MYNA_EPARSE, "llm answer is all thinking: its <think> never "
+                            "ended%s", finish && strcmp(finish, "length") == 0
+                                           ? " before max_tokens (raise llm.max_tokens)" : "");
     if (finish && strcmp(finish, "length") == 0 && (s = cut_at_sentence(a, s)) == NULL)
         return myna_err_set(err, MYNA_ENOMEM, "llm answer too large to parse");
     usage = get(root, "usage");

@@ -1108,11 +1108,17 @@ static void test_parse_response(void **state)
     assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"Say <think>x</think> y\"}}]}",
                            &text, &pt, &ct, &a, &err), MYNA_OK);
     assert_string_equal(text, "Say <think>x</think> y");
-    /* thinking until max_tokens: no answer at all, as a blank one */
+    /* thinking until max_tokens: no answer at all, and the error says
+     * what to change */
     assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"<think>\\nThe client "
                            "asks about prices, I should\"},\"finish_reason\":\"length\"}]}",
-                           &text, &pt, &ct, &a, &err), MYNA_OK);
-    assert_string_equal(text, "");
+                           &text, &pt, &ct, &a, &err), MYNA_EPARSE);
+    assert_null(text);
+    assert_non_null(strstr(err.msg, "raise llm.max_tokens"));
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"<think>x\"}}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_EPARSE);
+    assert_non_null(strstr(err.msg, "its <think> never ended"));
+    assert_null(strstr(err.msg, "max_tokens"));
 
     /* stopped by max_tokens: back to the last sentence end when that keeps
      * half of the text, else to a word end with an ellipsis */
