@@ -417,6 +417,20 @@ void myna_conf_help(FILE *out)
     }
 }
 
+/* s in a Markdown table cell: '|' ends a cell even inside a code span, and
+ * outside one "<instance>" is an HTML tag that the page would not show. */
+static void md_cell(FILE *out, const char *s, int code)
+{
+    for (; *s; s++) {
+        if (*s == '|')
+            fputs("\\|", out);
+        else if (*s == '<' && !code)
+            fputs("&lt;", out);
+        else
+            fputc(*s, out);
+    }
+}
+
 void myna_conf_markdown(FILE *out)
 {
     char flag[80];
@@ -431,8 +445,12 @@ void myna_conf_markdown(FILE *out)
                  "|---|---|---|---|---|\n");
     for (const struct myna_opt *o = myna_opts; o->name; o++) {
         flag_name(o, flag, sizeof(flag));
-        fprintf(out, "| `%s` | `%s %s` | `%s` | `%s` | %s%s |\n", o->name, flag, o->metavar,
-                o->env, o->def, o->help,
-                o->reload == MYNA_RELOAD_SIGHUP ? " Reloaded on SIGHUP." : "");
+        fprintf(out, "| `%s` | `%s ", o->name, flag);
+        md_cell(out, o->metavar, 1);
+        fprintf(out, "` | `%s` | `", o->env);
+        md_cell(out, o->def, 1);
+        fputs("` | ", out);
+        md_cell(out, o->help, 0);
+        fprintf(out, "%s |\n", o->reload == MYNA_RELOAD_SIGHUP ? " Reloaded on SIGHUP." : "");
     }
 }

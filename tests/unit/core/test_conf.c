@@ -1128,6 +1128,23 @@ static void flag_of(const struct myna_opt *o, char *buf, size_t cap)
             *c = '-';
 }
 
+/* s as a Markdown table cell holds it: '|' escaped, '<' as &lt; outside code */
+static const char *md_escaped(const char *s, int code, char *buf, size_t cap)
+{
+    size_t o = 0;
+
+    for (; *s && o + 5 < cap; s++) {
+        if (*s == '|')
+            o += (size_t)snprintf(buf + o, cap - o, "\\|");
+        else if (*s == '<' && !code)
+            o += (size_t)snprintf(buf + o, cap - o, "&lt;");
+        else
+            buf[o++] = *s;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 static void test_conf_markdown_mentions_every_option(void **state)
 {
     char *md = capture(myna_conf_markdown);
@@ -1136,10 +1153,11 @@ static void test_conf_markdown_mentions_every_option(void **state)
     (void)state;
     assert_contains(md, "| option | flag | environment | default | what it does |");
     for (const struct myna_opt *o = myna_opts; o->name; o++) {
-        char cell[200], flag[80];
+        char cell[600], flag[80], metavar[80], help[400];
         flag_of(o, flag, sizeof(flag));
         snprintf(cell, sizeof(cell), "| `%s` | `%s %s` | `%s` | `%s` | %s", o->name, flag,
-                 o->metavar, o->env, o->def, o->help);
+                 md_escaped(o->metavar, 1, metavar, sizeof(metavar)), o->env, o->def,
+                 md_escaped(o->help, 0, help, sizeof(help)));
         assert_contains(md, cell);
         rows++;
     }
@@ -1152,6 +1170,35 @@ static void test_conf_markdown_mentions_every_option(void **state)
         assert_int_equal(lines, rows + 1);
     }
     assert_contains(md, "Reloaded on SIGHUP.");
+    free(md);
+}
+
+/* Every row has the header's five cells: a '|' in a metavar ("0|1") made a
+ * sixth, even inside its code span, which shifted the default out of its
+ * column and dropped the help; "<instance>" in a help was taken for HTML. */
+static void test_conf_markdown_rows_keep_their_cells(void **state)
+{
+    char *md = capture(myna_conf_markdown);
+    int rows = 0;
+
+    (void)state;
+    for (const char *line = md, *next; *line; line = next) {
+        size_t len = strcspn(line, "\n");
+        int bars = 0;
+        next = line[len] ? line + len + 1 : line + len;
+        if (strncmp(line, "| `", 3) != 0)
+            continue;
+        for (size_t i = 0; i < len; i++) {
+            if (line[i] == '|' && (i == 0 || line[i - 1] != '\\'))
+                bars++;
+            assert_true(line[i] != '<');
+        }
+        assert_int_equal(bars, 6);
+        rows++;
+    }
+    assert_int_equal(rows, 24);
+    assert_contains(md, "| `bots` | `--bots 0\\|1` | `MYNA_BOTS` | `1` |");
+    assert_contains(md, "webhooks (/webhook/&lt;instance>)");
     free(md);
 }
 
@@ -1221,6 +1268,7 @@ int main(void)
         T(test_conf_dump_shape),
         T(test_conf_dump_round_trip_edge_values),
         T(test_conf_markdown_mentions_every_option),
+        T(test_conf_markdown_rows_keep_their_cells),
         T(test_conf_help_mentions_every_option),
     };
 
