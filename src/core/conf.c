@@ -105,7 +105,12 @@ int myna_conf_set(struct myna_conf *conf, const char *name, const char *value,
         /* fall through */
     case MYNA_OPT_STR: {
         char **slot = (char **)(base + o->off);
-        char *copy = strdup(value);
+        char *copy;
+        /* an empty data directory would put the stores and the key at "/" */
+        if (o->type == MYNA_OPT_STR && o->min > 0 && value[0] == '\0')
+            return myna_err_set(err, MYNA_ECONFIG, "%s: option '%s' cannot be empty", origin,
+                                name);
+        copy = strdup(value);
         if (copy == NULL)
             return myna_err_set(err, MYNA_ENOMEM, "out of memory");
         free(*slot);

@@ -55,7 +55,7 @@ struct myna_opt {
     const char *env;
     enum myna_opt_type type;
     const char *def;       /* default, as text (parsed like any other value) */
-    int64_t min, max;      /* INT and SIZE bounds */
+    int64_t min, max;      /* INT and SIZE bounds; a STR with min 1 cannot be empty */
     const char *const *choices; /* ENUM, NULL-terminated */
     const char *metavar;   /* shown in --help, e.g. ADDR:PORT */
     enum myna_reload reload;

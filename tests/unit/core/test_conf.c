@@ -349,15 +349,15 @@ static void test_conf_file_quotes(void **state)
 {
     struct myna_conf c;
     struct myna_err err = MYNA_ERR_INIT;
-    const char *text = "data = \"\"\n"           /* empty */
-                       "log_file = \"\n"          /* a lone quote stays */
+    const char *text = "log_file = \"\"\n"       /* empty */
+                       "data = \"\n"              /* a lone quote stays */
                        "instances = \"a\"b\"\n";  /* outer quotes only */
 
     (void)state;
     load_ok(&c, NULL, no_env);
     assert_int_equal(myna_conf_parse_text(&c, text, strlen(text), "t", &err), MYNA_OK);
-    assert_string_equal(c.data_dir, "");
-    assert_string_equal(c.log_file, "\"");
+    assert_string_equal(c.log_file, "");
+    assert_string_equal(c.data_dir, "\"");
     assert_string_equal(c.instances, "a\"b");
     myna_conf_release(&c);
 }
@@ -590,7 +590,7 @@ static void test_conf_flag_forms(void **state)
     struct myna_conf c;
     const char *const args[] = { "--max-body-bytes", "2m",        "--log-level=debug",
                                  "--public",         "[::1]:0",   "--drain-timeout-ms=0",
-                                 "--data=",          "--log-file", "a=b.log",
+                                 "--instances=",     "--log-file", "a=b.log",
                                  NULL };
 
     (void)state;
@@ -599,7 +599,7 @@ static void test_conf_flag_forms(void **state)
     assert_int_equal(c.log_level, 3);
     assert_string_equal(c.public_addr, "[::1]:0");
     assert_int_equal(c.drain_timeout_ms, 0);
-    assert_string_equal(c.data_dir, "");
+    assert_string_equal(c.instances, "");
     assert_string_equal(c.log_file, "a=b.log"); /* '=' in a separate value is data */
     myna_conf_release(&c);
 }
@@ -1000,6 +1000,32 @@ static void test_conf_str_and_unknown(void **state)
     free(val);
 }
 
+/* "" for data made every path "/control.db", "/secret.key", "/instances/..":
+ * refused from each source, while the other strings may be empty */
+static void test_conf_data_cannot_be_empty(void **state)
+{
+    struct fix *f = *state;
+    char cfg[200];
+    const char *const flag[] = { "--data=", NULL };
+    const char *const env_empty[] = { "MYNA_DATA=", NULL };
+    const char *const env_file[] = { cfg, NULL };
+    const char *const others[] = { "--instances=", "--log-file", "", "--config=", NULL };
+    struct myna_conf c;
+
+    (void)state;
+    load_fails(flag, no_env, MYNA_ECONFIG, "flag --data: option 'data' cannot be empty", NULL);
+    load_fails(NULL, env_empty, MYNA_ECONFIG,
+               "environment MYNA_DATA: option 'data' cannot be empty", NULL);
+    snprintf(cfg, sizeof(cfg), "MYNA_CONFIG=%s", f->path);
+    put(f, "data = \"\"\n");
+    load_fails(NULL, env_file, MYNA_ECONFIG, ":1: option 'data' cannot be empty", NULL);
+    load_ok(&c, others, no_env);
+    assert_string_equal(c.data_dir, "./var");
+    assert_string_equal(c.instances, "");
+    assert_string_equal(c.log_file, "");
+    myna_conf_release(&c);
+}
+
 static void test_conf_set_null_err(void **state)
 {
     struct myna_conf c;
@@ -1262,6 +1288,7 @@ int main(void)
         T(test_conf_size_validation),
         T(test_conf_enum_validation),
         T(test_conf_str_and_unknown),
+        T(test_conf_data_cannot_be_empty),
         T(test_conf_set_null_err),
         T(test_conf_release_twice),
         T(test_conf_dump_round_trip),
