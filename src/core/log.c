@@ -96,8 +96,11 @@ int myna_log_reopen(void)
     if ((fd = log_open_fd(log_path)) < 0)
         return fd;
     /* dup2 swaps the file under the same descriptor: a thread writing at this
-     * moment writes to the old or the new file, never to a closed fd */
-    if (dup2(fd, log_fd) < 0 || (rot_max && dup2(fd, STDOUT_FILENO) < 0)) {
+     * moment writes to the old or the new file, never to a closed fd. dup2
+     * clears close-on-exec: dup3 keeps it on a private descriptor, which the
+     * bots must not inherit (fds 1 and 2 of a rotating log are theirs) */
+    if ((rot_max ? dup2(fd, log_fd) : dup3(fd, log_fd, O_CLOEXEC)) < 0 ||
+        (rot_max && dup2(fd, STDOUT_FILENO) < 0)) {
         int e = errno;
         close(fd);
         return -e;

@@ -461,6 +461,31 @@ static void test_log_reopen_after_rename(void **state)
     free(s);
 }
 
+/* The log's descriptor stays close-on-exec after a reopen: dup2 cleared it,
+ * so every process the master started after a SIGHUP inherited its log file
+ * (and kept a rotated one on disk) where close_range is missing. */
+static void test_log_reopen_keeps_cloexec(void **state)
+{
+    struct fix *f = *state;
+    struct stat want, got;
+    int fd = dup(STDIN_FILENO);  /* the lowest free descriptor: the log's next */
+
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(myna_log_open(f->path), 0);
+    assert_int_equal(stat(f->path, &want), 0);
+    assert_int_equal(fstat(fd, &got), 0);
+    assert_true(got.st_ino == want.st_ino);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    assert_int_equal(unlink(f->path), 0);
+    assert_int_equal(myna_log_reopen(), 0);
+    assert_int_equal(stat(f->path, &want), 0);
+    assert_int_equal(fstat(fd, &got), 0);
+    assert_true(got.st_ino == want.st_ino);  /* the same number, the new file */
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    assert_int_equal(myna_log_open(NULL), 0);
+}
+
 static void test_log_reopen_without_file(void **state)
 {
     (void)state;
@@ -901,6 +926,7 @@ int main(void)
         T(test_log_long_line_stays_one_line),
         T(test_log_appends_to_existing),
         T(test_log_reopen_after_rename),
+        T(test_log_reopen_keeps_cloexec),
         T(test_log_reopen_without_file),
         T(test_log_open_failure_keeps_target),
         T(test_log_open_too_long_path),
