@@ -614,6 +614,22 @@ static int bot_flags(struct master *m, const struct myna_conf *conf, const char 
     return 0;
 }
 
+/* Logs each option whose new value waits for a restart (the value is not
+ * logged: it may hold a secret). */
+static void warn_restart_only(const struct myna_conf *cur, const struct myna_conf *fresh)
+{
+    char a[4200], b[4200];
+
+    for (const struct myna_opt *o = myna_opts; o->name; o++) {
+        if (o->reload != MYNA_RELOAD_RESTART)
+            continue;
+        myna_conf_value_text(cur, o, a, sizeof(a));
+        myna_conf_value_text(fresh, o, b, sizeof(b));
+        if (strcmp(a, b) != 0)
+            MYNA_LOG(MYNA_WARN, "reload_needs_restart", "option=%s", o->name);
+    }
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     struct master *m = arg;
@@ -632,6 +648,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
                  myna_log_q(q, sizeof(q), err.msg));
         return;
     }
+    warn_restart_only(m->conf, &fresh);
     myna_log_set_level((int)fresh.log_level);
     if (m->bot_argv) {  /* the bots started from now on log at it too */
         char *flag = option_flag(opt_named("log_level"), &fresh, NULL);

@@ -540,7 +540,8 @@ static int setup_config(void **state)
 /* A bot that restarts takes the master's settings, not the config file as
  * it is now: an edit (here a typo, and a data directory elsewhere) waits
  * for the master's restart and cannot stop the bot. SIGHUP's new log level
- * reaches the bots started after it. */
+ * reaches the bots started after it; another option it changed is logged
+ * as waiting for a restart. */
 static void test_bot_takes_the_masters_settings(void **state)
 {
     struct myna_proc *p = *state;
@@ -574,6 +575,11 @@ static void test_bot_takes_the_masters_settings(void **state)
     assert_int_equal(kill(p->pid, SIGHUP), 0);
     w.text = "event=reloaded log_level=debug";
     assert_true(h_wait(in_log, &w, 5000));
+    /* bot_store_sync left the file: back to its default, which waits for
+     * a restart, and says so; log_level does not */
+    assert_true(h_log_contains(p, "event=reload_needs_restart option=bot_store_sync"));
+    assert_false(h_log_contains(p, "event=reload_needs_restart option=log_level"));
+    assert_false(h_log_contains(p, "event=reload_needs_restart option=data"));
     w.not_pid = bot_pid(p, "beta");
     w.id = "beta";
     assert_int_equal(kill((pid_t)w.not_pid, SIGKILL), 0);
