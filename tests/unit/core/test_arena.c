@@ -396,8 +396,8 @@ static void child_huge_unlimited(void)
 }
 
 /* An unlimited arena (max 0, as ingress.c uses) asked for nearly SIZE_MAX
- * bytes must return NULL. Known to fail: sizeof(block) + size wraps, malloc
- * gets 16 bytes and the block header is written past them (see the report). */
+ * bytes must return NULL: sizeof(block) + size must not wrap, which would
+ * give malloc 16 bytes and write the block header past them. */
 static void test_arena_huge_unlimited_is_null(void **state)
 {
     (void)state;

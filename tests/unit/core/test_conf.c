@@ -1098,10 +1098,9 @@ static void test_conf_dump_shape(void **state)
 }
 
 /* Values a flag or the environment can hold must survive --dump-config and
- * a re-read. Known to fail: dump writes values unquoted, so leading and
- * trailing spaces, and outer quotes that are part of the value, are lost,
- * and a newline (accepted from a flag or MYNA_*) makes the dump unparsable
- * (see the report). */
+ * a re-read: written unquoted, leading and trailing spaces and outer quotes
+ * that are part of the value would be lost, and a newline (from a flag or
+ * MYNA_*) would make the dump unparsable. */
 static void test_conf_dump_round_trip_edge_values(void **state)
 {
     static const char *const values[] = { "  /srv/lead and trail  ", "\"quoted\"",

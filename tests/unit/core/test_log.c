@@ -258,9 +258,9 @@ static void test_log_q_tiny_cap(void **state)
     }
 }
 
-/* A value whose quoted form fits in cap is written whole. Known to fail: the
- * loop keeps room for '...' even for the last byte, so "abc" in 8 bytes comes
- * out as "ab..." - cut, and longer than the whole value (see the report). */
+/* A value whose quoted form fits in cap is written whole: keeping room for
+ * '...' even for the last byte would give "ab..." for "abc" in 8 bytes,
+ * cut and longer than the whole value. */
 static void test_log_q_fits_not_truncated(void **state)
 {
     char buf[16];
