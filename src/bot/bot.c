@@ -1683,7 +1683,10 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
         /* every class of retry ends here: a reply Meta keeps refusing, or
          * whose sends keep being cut short, would otherwise hold every later
          * reply to the contact (they go in order) */
-        if (b->opts->tries_max > 0 && r->attempts >= b->opts->tries_max) {
+        /* while a block is on, the probe is not the message's fault: it
+         * goes however often it went (a block its status told lets Meta
+         * take each send first, so each counted) */
+        if (b->opts->tries_max > 0 && r->attempts >= b->opts->tries_max && !held(b)) {
             give_up(b, r, r->error_code, r->error);
             rc = myna_bot_outbox_update(b->bs, r, now, err);
             wake = now;  /* the contact's next reply may be due: the next pass sees it */

@@ -950,6 +950,26 @@ static void test_failed_payment_status_holds_until_a_delivery(void **state)
     assert_int_equal(log_count(f->p.log_path, "event=bot_attention_cleared instance=conv"), 1);
 }
 
+static int delivered_at_fourth(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox", "state = 2 AND attempts = 4") == 1;
+}
+
+/* With --send-tries 3, a payment problem told by three failed statuses
+ * (Meta took each send first, so each counts) does not make the reply a
+ * dead letter: the fourth try goes while the block is on, and is
+ * delivered. */
+static void test_status_block_does_not_end_the_tries(void **state)
+{
+    struct fx *f = *state;
+
+    fault(&f->graph, "{\"status_fail\":131042,\"count\":3}");
+    post_text(f, "79161234567", "wamid.pay-tries-1", "оплата");
+    assert_true(h_wait(delivered_at_fourth, &f->p, 30000));
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 3"), 0);
+    assert_true(h_wait(payment_cleared, &f->p, 5000));
+}
+
 static int outbox_has(void *arg, const char *where, long n)
 {
     return h_db_count(arg, "conv", "outbox", where) == n;
@@ -1351,6 +1371,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_retries_end_at_send_tries, setup_tries3, teardown),
         cmocka_unit_test_setup_teardown(test_lock_does_not_use_up_send_tries, setup_tries3,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_status_block_does_not_end_the_tries, setup_tries3,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_number_limit_pauses_every_send, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_window_closed_is_a_dead_letter, setup_llm, teardown),
