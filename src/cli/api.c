@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "core/banned.h"
 
 static size_t on_data(char *p, size_t size, size_t n, void *arg)
@@ -70,16 +71,45 @@ void myna_api_print_error(const struct myna_api *a, const char *what, long statu
     cJSON *r = cJSON_Parse(a->resp.data ? a->resp.data : "");
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error"), *f;
 
-    if (status < 0)
-        fprintf(err, "myna: %s: cannot reach %s (is `myna serve` running?)\n", what, a->base);
-    else
-        fprintf(err, "myna: %s: HTTP %ld%s%s\n", what, status, cJSON_IsString(e) ? ": " : "",
-                cJSON_IsString(e) ? e->valuestring : "");
+    fputs("myna: ", err);
+    myna_api_put_text(err, what, 0);
+    if (status < 0) {
+        fprintf(err, ": cannot reach %s (is `myna serve` running?)\n", a->base);
+    } else {
+        fprintf(err, ": HTTP %ld%s", status, cJSON_IsString(e) ? ": " : "");
+        myna_api_put_text(err, cJSON_IsString(e) ? e->valuestring : "", 0);
+        fputc('\n', err);
+    }
     cJSON_ArrayForEach(f, cJSON_GetObjectItemCaseSensitive(r, "fields")) {
         const cJSON *n = cJSON_GetObjectItemCaseSensitive(f, "field"),
                     *m = cJSON_GetObjectItemCaseSensitive(f, "error");
-        if (cJSON_IsString(n) && cJSON_IsString(m))
-            fprintf(err, "  %s: %s\n", n->valuestring, m->valuestring);
+        if (cJSON_IsString(n) && cJSON_IsString(m)) {
+            fputs("  ", err);
+            myna_api_put_text(err, n->valuestring, 0);
+            fputs(": ", err);
+            myna_api_put_text(err, m->valuestring, 0);
+            fputc('\n', err);
+        }
     }
     cJSON_Delete(r);
+}
+
+size_t myna_api_put_text(FILE *f, const char *s, int lines)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), k, put = 0;
+
+    for (; n > 0; p += k, n -= k) {
+        k = myna_utf8_seq(p, n);
+        if (k == 0 || (k == 1 && (*p < 0x20 || *p == 0x7f) &&
+                       !(lines && (*p == '\n' || *p == '\t'))) ||
+            (k == 2 && p[0] == 0xc2 && p[1] < 0xa0)) {  /* U+0080-U+009F: C1 */
+            fputc('?', f);
+            put++;
+            k = k ? k : 1;
+        } else {
+            put += fwrite(p, 1, k, f);
+        }
+    }
+    return put;
 }

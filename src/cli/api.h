@@ -3,6 +3,8 @@
 #ifndef MYNA_CLI_API_H
 #define MYNA_CLI_API_H
 
+#include <stdio.h>
+
 #include "core/buf.h"
 
 struct myna_api {
@@ -19,5 +21,10 @@ void myna_api_release(struct myna_api *a);
 long myna_api_call(struct myna_api *a, const char *method, const char *path, const char *body);
 /* The answer's {"error"} (and its "fields"), or a generic line, on err. */
 void myna_api_print_error(const struct myna_api *a, const char *what, long status, void *err_file);
+/* Writes s, a text from the server, for a terminal: a control character
+ * (C0, DEL, C1; with lines, '\n' and '\t' stay) or a byte of no valid UTF-8
+ * sequence becomes '?', so a name or a reply cannot drive the terminal.
+ * The bytes written. */
+size_t myna_api_put_text(FILE *f, const char *s, int lines);
 
 #endif

@@ -82,8 +82,13 @@ static void option_add(struct chat *c, char kind, const cJSON *o)
     it->description = d && *d ? strdup(d) : NULL;
     if (it->id && it->title)
         c->n_opts++;
-    fprintf(c->out, "     [/%zu] %s%s%s\n", c->n_opts, title, d && *d ? " - " : "",
-            d && *d ? d : "");
+    fprintf(c->out, "     [/%zu] ", c->n_opts);
+    myna_api_put_text(c->out, title, 0);
+    if (d && *d) {
+        fputs(" - ", c->out);
+        myna_api_put_text(c->out, d, 0);
+    }
+    fputc('\n', c->out);
 }
 
 static int seen(struct chat *c, const char *id)
@@ -105,13 +110,18 @@ static void show(struct chat *c, const cJSON *ev)
     if (dir == NULL || id == NULL)
         return;
     if (strcmp(dir, "in") == 0) {  /* our own: only a failure is news */
-        if (status && strcmp(status, "failed") == 0 && !seen(c, id))
-            fprintf(c->out, "  ! not delivered: %s\n", error ? error : "failed");
+        if (status && strcmp(status, "failed") == 0 && !seen(c, id)) {
+            fputs("  ! not delivered: ", c->out);
+            myna_api_put_text(c->out, error ? error : "failed", 0);
+            fputc('\n', c->out);
+        }
         return;
     }
     if (seen(c, id))
         return;
-    fprintf(c->out, "bot: %s\n", text ? text : "");
+    fputs("bot: ", c->out);
+    myna_api_put_text(c->out, text ? text : "", 1);
+    fputc('\n', c->out);
     c->last_reply_ms = myna_mono_ms();
     if (cJSON_IsArray(buttons) || cJSON_IsObject(list)) {
         options_clear(c);
@@ -121,8 +131,11 @@ static void show(struct chat *c, const cJSON *ev)
         option_add(c, 'b', it);
     if (cJSON_IsObject(list)) {
         const char *label = get_str(list, "button");
-        if (label)
-            fprintf(c->out, "     (%s)\n", label);
+        if (label) {
+            fputs("     (", c->out);
+            myna_api_put_text(c->out, label, 0);
+            fputs(")\n", c->out);
+        }
         cJSON_ArrayForEach(sec, cJSON_GetObjectItemCaseSensitive(list, "sections"))
             cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(sec, "rows"))
                 option_add(c, 'l', it);

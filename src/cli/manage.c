@@ -57,9 +57,21 @@ static void print_json(FILE *out, const char *text)
     cJSON *o = cJSON_Parse(text);
     char *pretty = o ? cJSON_Print(o) : NULL;
 
-    fprintf(out, "%s\n", pretty ? pretty : text);
+    myna_api_put_text(out, pretty ? pretty : text, 1);
+    fputc('\n', out);
     free(pretty);
     cJSON_Delete(o);
+}
+
+/* s, cleaned for the terminal, as printf's "%-<width>s " (width 0: "%s"). */
+static void cell(FILE *out, const char *s, int width)
+{
+    size_t n = myna_api_put_text(out, s, 0);
+
+    for (; width > 0 && n < (size_t)width; n++)
+        fputc(' ', out);
+    if (width > 0)
+        fputc(' ', out);
 }
 
 static int list(struct myna_api *a, FILE *out, FILE *err)
@@ -79,10 +91,12 @@ static int list(struct myna_api *a, FILE *out, FILE *err)
                     *prov = cJSON_GetObjectItemCaseSensitive(it, "provider"),
                     *state = cJSON_GetObjectItemCaseSensitive(it, "state"),
                     *en = cJSON_GetObjectItemCaseSensitive(it, "enabled");
-        fprintf(out, "%-24s %-8s %-11s %-7s %s\n", cJSON_IsString(id) ? id->valuestring : "?",
-                cJSON_IsString(prov) ? prov->valuestring : "?",
-                cJSON_IsString(state) ? state->valuestring : "?", cJSON_IsTrue(en) ? "yes" : "no",
-                cJSON_IsString(name) ? name->valuestring : "");
+        cell(out, cJSON_IsString(id) ? id->valuestring : "?", 24);
+        cell(out, cJSON_IsString(prov) ? prov->valuestring : "?", 8);
+        cell(out, cJSON_IsString(state) ? state->valuestring : "?", 11);
+        fprintf(out, "%-7s ", cJSON_IsTrue(en) ? "yes" : "no");
+        cell(out, cJSON_IsString(name) ? name->valuestring : "", 0);
+        fputc('\n', out);
     }
     cJSON_Delete(arr);
     return 0;
@@ -97,7 +111,9 @@ static cJSON *fetch(struct myna_api *a, const char *id, int reveal, FILE *err)
     cJSON *o;
 
     if (!myna_is_slug(id)) {
-        fprintf(err, "myna: '%s' is not an instance id\n", id);
+        fputs("myna: '", err);  /* id may come from the server's list */
+        myna_api_put_text(err, id, 0);
+        fputs("' is not an instance id\n", err);
         return NULL;
     }
     snprintf(path, sizeof(path), "/admin/whatsapp/instances/%s%s", id, reveal ? "?secrets=1" : "");

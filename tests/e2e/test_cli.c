@@ -12,6 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "harness.h"
 
 static char out[65536];
@@ -289,6 +296,125 @@ static void test_unreadable_file_is_named_before_any_call(void **state)
     h_cleanup(&p);
 }
 
+/* A canned HTTP server, for answers a real myna never gives: a child
+ * process that answers each request whose "METHOD /path" starts with a
+ * route's prefix with that route's status and body (404 without one), one
+ * request per connection. addr gets its 127.0.0.1:PORT. */
+struct canned_route {
+    const char *prefix;
+    int status;
+    const char *body;
+};
+
+static pid_t canned_start(const struct canned_route *routes, char *addr, size_t cap)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    pid_t pid;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    snprintf(addr, cap, "127.0.0.1:%d", ntohs(sa.sin_port));
+    if ((pid = fork()) != 0) {
+        assert_true(pid > 0);
+        close(fd);
+        return pid;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  /* a failed assert skips canned_stop */
+    alarm(120);
+    for (;;) {
+        const struct canned_route *rt = routes;
+        char req[65536], head[256];
+        const char *end, *cl, *body;
+        size_t n = 0;
+        ssize_t r;
+        int c = accept(fd, NULL, NULL);
+
+        if (c < 0)
+            continue;
+        req[0] = '\0';
+        while (n < sizeof(req) - 1 && (r = read(c, req + n, sizeof(req) - 1 - n)) > 0) {
+            req[n += (size_t)r] = '\0';
+            if ((end = strstr(req, "\r\n\r\n")) != NULL) {  /* the body read too */
+                cl = strcasestr(req, "\r\ncontent-length:");
+                if (n >= (size_t)(end + 4 - req) +
+                             (cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0))
+                    break;
+            }
+        }
+        while (rt->prefix && strncmp(req, rt->prefix, strlen(rt->prefix)) != 0)
+            rt++;
+        body = rt->prefix ? rt->body : "{\"error\":\"not found\"}";
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                 "Connection: close\r\n\r\n",
+                 rt->prefix ? rt->status : 404, strlen(body));
+        if (write(c, head, strlen(head)) < 0 || write(c, body, strlen(body)) < 0)
+            (void)0;  /* the client went away: its test says so */
+        close(c);
+    }
+}
+
+static void canned_stop(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* Names and texts from the server reach the terminal without their control
+ * characters (an escape sequence would drive the operator's terminal):
+ * each, and each byte of no valid UTF-8 sequence, is shown as '?'. */
+static void test_server_text_cannot_drive_the_terminal(void **state)
+{
+    static const struct canned_route routes[] = {
+        { "GET /admin/whatsapp/instances ", 200,
+          "[{\"id\":\"a\\u001b[2J\",\"provider\":\"sim\",\"state\":\"running\","
+          "\"enabled\":true,\"name\":\"Evil\\u001b]0;owned\\u0007 \\u009b31m\\r\\nname\xff\"}]" },
+        { "POST /admin/whatsapp/instances ", 201, "not json \x1b[2J\x9b" },
+        { "POST /admin/tokens ", 400,
+          "{\"error\":\"no \\u001b[5m\",\"fields\":[{\"field\":\"na\\u001bme\","
+          "\"error\":\"b\\u001b[0mad\"}]}" },
+        { "GET /sim/shop/info ", 200, "{}" },
+        { "GET /sim/shop/events", 200,
+          "{\"seq\":3,\"events\":[{\"dir\":\"out\",\"id\":\"w1\",\"text\":\"hi\\u001b[31m\\n"
+          "there\\tnow\",\"buttons\":[{\"id\":\"b1\",\"title\":\"\\u001b[8mYes\"}]},"
+          "{\"dir\":\"out\",\"id\":\"w2\",\"text\":\"l\",\"list\":{\"button\":\"M\\u001b[1menu\","
+          "\"sections\":[{\"rows\":[{\"id\":\"r\",\"title\":\"t\",\"description\":"
+          "\"d\\u001b[1m\"}]}]}},{\"dir\":\"in\",\"id\":\"w3\",\"status\":\"failed\","
+          "\"error\":\"e\\u001b[1m\"}]}" },
+        { NULL, 0, NULL },
+    };
+    char admin[64];
+    const char *list[] = { "instance", "list", "--admin", admin, NULL };
+    const char *create[] = { "instance", "create", "-", "--admin", admin, NULL };
+    const char *token[] = { "token", "create", "--admin", admin, NULL };
+    const char *chat[] = { "chat", "shop", "--admin", admin, "--linger", "0", NULL };
+    pid_t pid = canned_start(routes, admin, sizeof(admin));
+
+    (void)state;
+    assert_int_equal(h_run(list, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "\na?[2J                    sim      running     yes     "
+                                "Evil?]0;owned? ?31m??name?\n"));
+    assert_null(strpbrk(out, "\x1b\x07\r\x9b\xff"));
+
+    assert_int_equal(h_run_input(create, "{}", out, sizeof(out)), 0);
+    assert_string_equal(out, "not json ?[2J?\n");
+
+    assert_int_equal(h_run(token, out, sizeof(out)), 1);
+    assert_string_equal(out, "myna: token create: HTTP 400: no ?[5m\n  na?me: b?[0mad\n");
+
+    assert_int_equal(h_run_input(chat, "", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "bot: hi?[31m\nthere\tnow\n     [/1] ?[8mYes\n"));
+    assert_non_null(strstr(out, "     (M?[1menu)\n     [/1] t - d?[1m\n"));
+    assert_non_null(strstr(out, "  ! not delivered: e?[1m\n"));
+    assert_null(strchr(out, '\x1b'));
+    canned_stop(pid);
+}
+
 static void test_port_in_use_fails_cleanly(void **state)
 {
     struct myna_proc a, b;
@@ -321,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_bad_webhook_url_is_never_shown),
         cmocka_unit_test(test_flag_equals_value_everywhere),
         cmocka_unit_test(test_unreadable_file_is_named_before_any_call),
+        cmocka_unit_test(test_server_text_cannot_drive_the_terminal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
