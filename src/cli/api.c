@@ -94,6 +94,14 @@ void myna_api_print_error(const struct myna_api *a, const char *what, long statu
     cJSON_Delete(r);
 }
 
+void myna_api_print_bad_answer(const struct myna_api *a, const char *what, FILE *err)
+{
+    fputs("myna: ", err);
+    myna_api_put_text(err, what, 0);
+    fprintf(err, ": the answer of %s is not what myna answers (is it the admin listener?)\n",
+            a->base);
+}
+
 size_t myna_api_put_text(FILE *f, const char *s, int lines)
 {
     const unsigned char *p = (const unsigned char *)s;

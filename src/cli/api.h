@@ -21,6 +21,8 @@ void myna_api_release(struct myna_api *a);
 long myna_api_call(struct myna_api *a, const char *method, const char *path, const char *body);
 /* The answer's {"error"} (and its "fields"), or a generic line, on err. */
 void myna_api_print_error(const struct myna_api *a, const char *what, long status, void *err_file);
+/* Says on err that the answer to what was not the JSON myna answers. */
+void myna_api_print_bad_answer(const struct myna_api *a, const char *what, FILE *err);
 /* Writes s, a text from the server, for a terminal: a control character
  * (C0, DEL, C1; with lines, '\n' and '\t' stay) or a byte of no valid UTF-8
  * sequence becomes '?', so a name or a reply cannot drive the terminal.

@@ -155,8 +155,11 @@ static int poll_events(struct chat *c)
         print_failure(c, "events", st);
         return -1;
     }
-    if ((r = cJSON_Parse(c->api.resp.data)) == NULL)
+    if (!cJSON_IsObject(r = cJSON_Parse(c->api.resp.data))) {
+        myna_api_print_bad_answer(&c->api, "events", c->err);
+        cJSON_Delete(r);
         return -1;
+    }
     seq = cJSON_GetObjectItemCaseSensitive(r, "seq");
     typing = cJSON_GetObjectItemCaseSensitive(r, "typing");
     cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(r, "events"))

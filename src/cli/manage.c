@@ -83,7 +83,11 @@ static int list(struct myna_api *a, FILE *out, FILE *err)
         myna_api_print_error(a, "instance list", st, err);
         return 1;
     }
-    arr = cJSON_Parse(a->resp.data);
+    if (!cJSON_IsArray(arr = cJSON_Parse(a->resp.data))) {
+        myna_api_print_bad_answer(a, "instance list", err);
+        cJSON_Delete(arr);
+        return 1;
+    }
     fprintf(out, "%-24s %-8s %-11s %-7s %s\n", "ID", "PROVIDER", "STATE", "ENABLED", "NAME");
     cJSON_ArrayForEach(it, arr) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id"),
@@ -121,9 +125,13 @@ static cJSON *fetch(struct myna_api *a, const char *id, int reveal, FILE *err)
         myna_api_print_error(a, id, st, err);
         return NULL;
     }
-    if ((o = cJSON_Parse(a->resp.data)) != NULL)
-        for (size_t i = 0; live_fields[i]; i++)
-            cJSON_DeleteItemFromObjectCaseSensitive(o, live_fields[i]);
+    if (!cJSON_IsObject(o = cJSON_Parse(a->resp.data))) {
+        myna_api_print_bad_answer(a, id, err);
+        cJSON_Delete(o);
+        return NULL;
+    }
+    for (size_t i = 0; live_fields[i]; i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(o, live_fields[i]);
     return o;
 }
 
@@ -151,13 +159,18 @@ static int export(struct myna_api *a, int argc, char **argv, FILE *out, FILE *er
         if (st != 200) {
             myna_api_print_error(a, "instance export", st, err);
             rc = 1;
-        } else {
-            all = cJSON_Parse(a->resp.data);
+        } else if (!cJSON_IsArray(all = cJSON_Parse(a->resp.data))) {
+            myna_api_print_bad_answer(a, "instance export", err);
+            cJSON_Delete(all);
+            all = NULL;
+            rc = 1;
         }
         cJSON_ArrayForEach(it, all) {
             const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
             cJSON *o = cJSON_IsString(id) ? fetch(a, id->valuestring, reveal, err) : NULL;
             if (o == NULL) {
+                if (!cJSON_IsString(id))
+                    myna_api_print_bad_answer(a, "instance export", err);
                 rc = 1;
                 break;
             }
@@ -319,6 +332,8 @@ int myna_cli_token(int argc, char **argv, const char *admin_url, const char *tok
         if (cJSON_IsString(t)) {
             fprintf(out, "%s\n", t->valuestring);  /* shown once: the server keeps a hash */
             rc = 0;
+        } else {
+            myna_api_print_bad_answer(&a, "token create", err);
         }
         cJSON_Delete(r);
     } else if (text) {

@@ -10,7 +10,8 @@
  *   token create [--role guest|user|admin] [--name NAME]
  *
  * argv starts after "instance" / "token". Exit codes: 0 done, 1 the server
- * refused or is unreachable (its message printed) or FILE cannot be read
+ * refused, is unreachable or answered what myna does not (its message
+ * printed, or that) or FILE cannot be read
  * (said with the reason, before any call), 2 bad usage. */
 #ifndef MYNA_CLI_MANAGE_H
 #define MYNA_CLI_MANAGE_H

@@ -415,6 +415,56 @@ static void test_server_text_cannot_drive_the_terminal(void **state)
     canned_stop(pid);
 }
 
+/* An answer that is not the JSON myna gives (another server on the admin
+ * address, a proxy's page) fails the command with exit code 1 and says so. */
+static void test_answer_not_json_fails_and_says_so(void **state)
+{
+    static const struct canned_route routes[] = {
+        { "GET /admin/whatsapp/instances/a ", 200, "<html>proxy</html>" },
+        { "GET /admin/whatsapp/instances ", 200, "<html>proxy</html>" },
+        { "POST /admin/tokens ", 201, "{\"token\":5}" },
+        { "GET /sim/shop/info ", 200, "{}" },
+        { "GET /sim/shop/events", 200, "<html>proxy</html>" },
+        { NULL, 0, NULL },
+    };
+    static const struct canned_route no_id[] = {
+        { "GET /admin/whatsapp/instances ", 200, "[{\"name\":\"A\"}]" },
+        { NULL, 0, NULL },
+    };
+    char admin[64], want[256];
+    const char *list[] = { "instance", "list", "--admin", admin, NULL };
+    const char *export[] = { "instance", "export", "--admin", admin, NULL };
+    const char *show[] = { "instance", "show", "a", "--admin", admin, NULL };
+    const char *token[] = { "token", "create", "--admin", admin, NULL };
+    const char *chat[] = { "chat", "shop", "--admin", admin, "--linger", "0", NULL };
+    const struct {
+        const char *const *args;
+        const char *what;
+    } runs[] = { { list, "instance list" }, { export, "instance export" }, { show, "a" },
+                 { token, "token create" }, { chat, "events" } };
+    pid_t pid = canned_start(routes, admin, sizeof(admin));
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        snprintf(want, sizeof(want),
+                 "myna: %s: the answer of http://%s is not what myna answers (is it the admin "
+                 "listener?)\n",
+                 runs[i].what, admin);
+        assert_int_equal(h_run_input(runs[i].args, "", out, sizeof(out)), 1);
+        assert_string_equal(out, want);
+    }
+    canned_stop(pid);
+
+    pid = canned_start(no_id, admin, sizeof(admin));
+    snprintf(want, sizeof(want),
+             "myna: instance export: the answer of http://%s is not what myna answers (is it "
+             "the admin listener?)\n",
+             admin);
+    assert_int_equal(h_run(export, out, sizeof(out)), 1);
+    assert_string_equal(out, want);
+    canned_stop(pid);
+}
+
 static void test_port_in_use_fails_cleanly(void **state)
 {
     struct myna_proc a, b;
@@ -448,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_flag_equals_value_everywhere),
         cmocka_unit_test(test_unreadable_file_is_named_before_any_call),
         cmocka_unit_test(test_server_text_cannot_drive_the_terminal),
+        cmocka_unit_test(test_answer_not_json_fails_and_says_so),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
