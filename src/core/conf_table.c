@@ -23,7 +23,8 @@ const struct myna_opt myna_opts[] = {
       .help = "Admin listener: the admin API (/admin/), the simulator (/sim), /metrics and /healthz. Keep it private. Port 0 picks a free port." },
     { .name = "data", .env = "MYNA_DATA", .type = MYNA_OPT_STR, .def = "./var", .min = 1,
       .metavar = "DIR", .off = OFF(data_dir),
-      .help = "Data directory (not empty); each instance's store is DIR/instances/<id>.db." },
+      .help = "Data directory (not empty); each instance's stores are DIR/instances/<id>.db "
+              "and <id>.bot.db." },
     { .name = "instances", .env = "MYNA_INSTANCES", .type = MYNA_OPT_STR, .def = "",
       .metavar = "FILE", .off = OFF(instances),
       .help = "JSON file of instances imported into the control store at every start (see docs/instances.md)." },

@@ -51,4 +51,10 @@ int myna_ends_sentence(const char *s, size_t n);
 /* The value of one hex digit (either case), or -1. */
 int myna_hex_value(int c);
 
+/* Creates the file at path with mode 0600 if it is not there (a store of
+ * customer messages or secrets, before SQLite opens it: its -wal and -shm
+ * files copy the mode); a file that is there keeps the mode its owner gave
+ * it. 0, or the errno of the failure. */
+int myna_file_create_private(const char *path);
+
 #endif

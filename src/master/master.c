@@ -181,7 +181,8 @@ static int render_llm(const char *const *ids, size_t n, const struct llm_counts 
 /* The bots' processes, from the supervisor: one metric of procs[] at a time. */
 static const char *const procs[][3] = {
     { "myna_bot_up", "gauge", "1 while the instance's bot process runs." },
-    { "myna_bot_restarts_total", "counter", "Restarts after a bot exited." },
+    { "myna_bot_restarts_total", "counter",
+      "Restarts after a bot exited, and those an operator or an update asked for." },
     { "myna_bot_crash_loop", "gauge",
       "1 while the bot is in a crash loop (the log says event=bot_crash_loop)." },
     { "myna_bot_resident_memory_bytes", "gauge",

@@ -12,7 +12,6 @@
 #include "store/control.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -333,18 +332,13 @@ static int busy_wait_1ms(void *arg, int count)
 static int create_private(struct myna_control *c, struct myna_err *err)
 {
     char why[MYNA_ERR_MSG_MAX];
-    int fd;
+    int e;
 
     if (strcmp(c->path, ":memory:") == 0)
         return MYNA_OK;  /* refused below: no WAL in memory */
-    fd = open(c->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-        close(fd);
+    if ((e = myna_file_create_private(c->path)) == 0)
         return MYNA_OK;
-    }
-    if (errno == EEXIST)
-        return MYNA_OK;
-    snprintf(why, sizeof(why), "unable to create the file (%s)", strerror(errno));
+    snprintf(why, sizeof(why), "unable to create the file (%s)", strerror(e));
     return open_fail(c, MYNA_ESTORE, why, err);
 }
 

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "core/util.h"
 #include "core/banned.h"
 
 #define DEFAULT_BUSY_TIMEOUT_MS 2000
@@ -291,6 +292,10 @@ static int open_db(struct sqlite_store *s, enum myna_store_sync sync, int existi
     char why[MYNA_ERR_MSG_MAX];
     int rc, sys;
 
+    /* customer messages: not for other local users (0600, as control.db);
+     * a failure here shows in SQLite's own below */
+    if (!existing && strcmp(s->path, ":memory:") != 0)
+        (void)myna_file_create_private(s->path);
     rc = sqlite3_open_v2(s->path, &s->db, flags,
                          sync == MYNA_SYNC_FULL ? myna_walbuf_vfs() : NULL);
     if (rc == SQLITE_OK) {

@@ -248,6 +248,30 @@ static void test_open_creates_schema_and_wal(void **state)
     myna_store_free(st);
 }
 
+/* Customer messages: a new store and its log are the owner's alone,
+ * whatever the umask; one that is there keeps the mode its owner gave. */
+static void test_open_creates_private_files(void **state)
+{
+    struct fix *f = *state;
+    char wal[sizeof(f->path) + 8];
+    mode_t old = umask(022);
+    struct myna_store *st = open_store(f->path, MYNA_SYNC_FULL);
+    struct stat sb;
+
+    umask(old);
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    assert_int_equal(stat(wal, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    myna_store_free(st);
+    assert_int_equal(chmod(f->path, 0640), 0);
+    st = open_store(f->path, MYNA_SYNC_FULL);
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0640);
+    myna_store_free(st);
+}
+
 /* A file made by the first release (schema 1) is upgraded in place at open,
  * its messages kept, and the bot's tables added. */
 static void test_open_upgrades_schema_1(void **state)
@@ -1439,6 +1463,7 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_open_creates_schema_and_wal),
+        T(test_open_creates_private_files),
         T(test_reopen_keeps_data_without_migrating),
         T(test_open_refuses_newer_schema),
         T(test_open_upgrades_schema_1),
