@@ -72,6 +72,8 @@ static char **split_flags(int argc, char **argv, int *n)
             continue;
         }
         memcpy(p, argv[i], len);
+        if (eq - argv[i] == 7 && strncmp(argv[i], "--token", 7) == 0)
+            memset(argv[i] + 8, 0, len - 9);  /* copied: not left for ps (cmd_manage) */
         p[eq - argv[i]] = '\0';
         v[(*n)++] = p;
         v[(*n)++] = p + (eq - argv[i]) + 1;
@@ -428,7 +430,7 @@ static int cmd_manage(int is_instance, int argc, char **argv)
     char **rest = calloc((size_t)argc + 1, sizeof(char *)), **args = calloc((size_t)argc + 1,
                                                                            sizeof(char *));
     const char *token = getenv("MYNA_TOKEN");
-    char url[300];
+    char url[300], *given = NULL;
     int n = 0, k = 0, rc;
 
     if (rest == NULL || args == NULL) {
@@ -438,8 +440,13 @@ static int cmd_manage(int is_instance, int argc, char **argv)
     }
     /* the command's own words stay; --token and the serve options go */
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--token") == 0 && i + 1 < argc)
-            token = argv[++i];
+        if (strcmp(argv[i], "--token") == 0 && i + 1 < argc) {
+            /* kept, and wiped from the command line, which any local user
+             * can read (ps) while the command waits for the server */
+            free(given);
+            token = given = strdup(argv[++i]);
+            memset(argv[i], 0, strlen(argv[i]));
+        }
         else if (strncmp(argv[i], "--", 2) == 0 && strcmp(argv[i], "--with-secrets") != 0 &&
                  strcmp(argv[i], "--role") != 0 && strcmp(argv[i], "--name") != 0 && i + 1 < argc) {
             rest[n++] = argv[i];
@@ -455,6 +462,7 @@ static int cmd_manage(int is_instance, int argc, char **argv)
     if (rc != MYNA_OK || myna_sim_local_url(conf.admin_addr, "", url, sizeof(url)) != 0) {
         fprintf(stderr, "myna: %s\n", rc != MYNA_OK ? err.msg : "the admin address has no port");
         free(args);
+        free(given);
         if (rc == MYNA_OK)
             myna_conf_release(&conf);
         return 2;
@@ -464,6 +472,7 @@ static int cmd_manage(int is_instance, int argc, char **argv)
                      : myna_cli_token(k, args, url, token, stdout, stderr);
     curl_global_cleanup();
     free(args);
+    free(given);
     myna_conf_release(&conf);
     return rc;
 }

@@ -7,10 +7,12 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -296,6 +298,65 @@ static void test_unreadable_file_is_named_before_any_call(void **state)
     h_cleanup(&p);
 }
 
+/* --token's value is not left on the command line, which any local user
+ * can read (ps, /proc/PID/cmdline) while the command waits: here for an
+ * admin listener that takes the connection and never answers. Both forms,
+ * "--token T" and "--token=T". */
+static void test_token_is_wiped_from_the_command_line(void **state)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    char admin[64], path[64], cmdline[4096];
+
+    (void)state;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    snprintf(admin, sizeof(admin), "127.0.0.1:%d", ntohs(sa.sin_port));
+    for (int form = 0; form < 2; form++) {
+        int gone = 0;
+        pid_t pid = fork();
+        if (pid == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 1);
+            dup2(null, 2);
+            if (form == 0)
+                execl(MYNA_BIN, MYNA_BIN, "instance", "list", "--token", "myna_secret_0123456789",
+                      "--admin", admin, (char *)NULL);
+            else
+                execl(MYNA_BIN, MYNA_BIN, "instance", "list", "--token=myna_secret_0123456789",
+                      "--admin", admin, (char *)NULL);
+            _exit(127);
+        }
+        assert_true(pid > 0);
+        snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+        for (int i = 0; i < 500 && !gone; i++) {  /* 5 s */
+            struct timespec ms10 = { 0, 10000000 };
+            FILE *fp = fopen(path, "r");
+            size_t n = fp ? fread(cmdline, 1, sizeof(cmdline) - 1, fp) : 0;
+            if (fp)
+                fclose(fp);
+            for (size_t k = 0; k < n; k++)
+                if (cmdline[k] == '\0')
+                    cmdline[k] = ' ';
+            cmdline[n] = '\0';
+            /* myna's own command line (not the test's, before exec), without the token */
+            gone = strstr(cmdline, "instance list --token") != NULL &&
+                   strstr(cmdline, "myna_secret_0123456789") == NULL;
+            if (!gone)
+                nanosleep(&ms10, NULL);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        if (!gone)
+            fail_msg("form %d: the token is still on the command line: %s", form, cmdline);
+    }
+    close(fd);
+}
+
 /* A canned HTTP server, for answers a real myna never gives: a child
  * process that answers each request whose "METHOD /path" starts with a
  * route's prefix with that route's status and body (404 without one), one
@@ -499,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_unreadable_file_is_named_before_any_call),
         cmocka_unit_test(test_server_text_cannot_drive_the_terminal),
         cmocka_unit_test(test_answer_not_json_fails_and_says_so),
+        cmocka_unit_test(test_token_is_wiped_from_the_command_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
