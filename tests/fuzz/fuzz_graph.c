@@ -75,7 +75,8 @@ static void check_result(const struct myna_send_result *r, long status, int tran
         CHECK(r->error_code == 190 || r->error_code == 0 || r->error_code == 3 ||
               r->error_code == 10 || (r->error_code >= 200 && r->error_code <= 299));
     if (r->cls == MYNA_SEND_LOCKED)
-        CHECK(r->error_code == 131031 || r->error_code == 368);
+        CHECK(r->error_code == 131031 || r->error_code == 368 || r->error_code == 133010 ||
+              r->error_code == 131042);
 }
 
 /* The input as a message text: EINVAL, or a body that carries it exactly. */
