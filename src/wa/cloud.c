@@ -709,6 +709,14 @@ static int parse_json(struct cloud_parse *p, const char *body, size_t len,
         return myna_err_set(err, MYNA_EPARSE,
                             "webhook body has bytes after the JSON value at byte %zu", off);
     }
+    /* cJSON takes a \u escape that is not four hex digits for a NUL and
+     * ends the string there (json.h); the \u0000s are mended above, so
+     * what is left is not JSON */
+    if (myna_json_has_nul(body, len)) {
+        *root = NULL;
+        return myna_err_set(err, MYNA_EPARSE,
+                            "webhook body has a \\u escape that is not four hex digits");
+    }
     return MYNA_OK;
 }
 

@@ -1217,6 +1217,24 @@ static void test_nul_cuts_nothing(void **state)
     expect_fail(raw_nul, sizeof(raw_nul) - 1, MYNA_EPARSE, "NUL byte at byte 55");
 }
 
+/* A \u escape that is not four hex digits is not JSON; cJSON 1.7.15 reads
+ * it as a NUL and ends the string there, so "wamid.A\uzzzzB" and
+ * "wamid.A\uzzzzC" would both read as "wamid.A": the second taken for a
+ * duplicate of the first, answered 200 and never stored. */
+static void test_malformed_u_escape(void **state)
+{
+    static const char two[] =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":"
+        "\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"" PNID "\"},\"messages\":["
+        "{\"from\":\"79161234567\",\"id\":\"wamid.A\\uzzzzB\",\"type\":\"text\"},"
+        "{\"from\":\"79161234567\",\"id\":\"wamid.A\\uzzzzC\",\"type\":\"text\"}]}}]}]}";
+
+    (void)state;
+    expect_fail_str(two, MYNA_EPARSE, "\\u escape");
+    expect_fail_str("{\"object\":\"whatsapp_business_account\",\"entry\":[],"
+                    "\"x\":\"a\\u00g1b\"}", MYNA_EPARSE, "\\u escape");
+}
+
 static void test_trailing_bytes(void **state)
 {
     static const char ok[] = "{\"object\":\"whatsapp_business_account\",\"entry\":[]} \r\n\t";
@@ -1636,6 +1654,7 @@ int main(void)
         cmocka_unit_test(test_empty_and_invalid_items),
         cmocka_unit_test(test_wrong_envelope),
         cmocka_unit_test(test_not_json),
+        cmocka_unit_test(test_malformed_u_escape),
         cmocka_unit_test(test_trailing_bytes),
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_every_truncation),
