@@ -405,6 +405,11 @@ static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
         return;
     }
     bytes = (const char *)evbuffer_pullup(body, -1);
+    if (bytes == NULL && len > 0) {  /* out of memory: "" would be read for len bytes */
+        reject(ing, req, MYNA_REJ_OVERLOADED, 503, "Service Unavailable", in->id,
+               "out of memory; retry later");
+        return;
+    }
     if (bytes == NULL)
         bytes = "";
     if (myna_signature_verify(in->key, sig, bytes, len, &err) != MYNA_OK) {
