@@ -262,6 +262,13 @@ static int load_key(int fd, const char *path, unsigned char key[KEY_LEN], struct
                             "key file '%s' has mode %04o: group and others must have no access "
                             "(chmod 600 it)",
                             path, (unsigned)(st.st_mode & 07777));
+    /* its owner can always read it (and chmod it open): a key owned by
+     * another user, e.g. planted in a directory others may write, is that
+     * user's key too. Root's own is fine: root could read ours anyway. */
+    if (st.st_uid != geteuid() && st.st_uid != 0)
+        return myna_err_set(err, MYNA_ECONFIG,
+                            "key file '%s' is owned by uid %u, not by this user (uid %u) or root",
+                            path, (unsigned)st.st_uid, (unsigned)geteuid());
     n = read_all(fd, hex, sizeof(hex));
     if (n < 0) {
         e = errno;

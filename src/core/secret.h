@@ -3,10 +3,11 @@
  * they are used.
  *
  * A box holds one 256-bit key read from a key file (64 hex digits, mode
- * 0600, never group/other accessible). Sealing is AES-256-GCM with a fresh
- * random 12-byte nonce per value; the aad names the value's place
- * ("instance:shop:access_token"), so a sealed value copied into another
- * field or row does not open there. Sealed form:
+ * 0600, never group/other accessible, owned by the process's user or
+ * root). Sealing is AES-256-GCM with a fresh random 12-byte nonce per
+ * value; the aad names the value's place ("instance:shop:access_token"),
+ * so a sealed value copied into another field or row does not open there.
+ * Sealed form:
  *
  *     "enc:v1:" base64url-no-padding(nonce[12] | ciphertext | tag[16])
  *
@@ -36,8 +37,9 @@ struct myna_secret_box;
  * replaces an existing file, so when two processes race, both end up with
  * the winner's key. Errors name the file: MYNA_ENOTFOUND (missing and
  * create == 0), MYNA_ECONFIG (not a regular file, mode open to group or
- * others, wrong size, not hex), MYNA_EIO (cannot read or write it, no
- * randomness), MYNA_EINVAL (NULL or overlong path), MYNA_ENOMEM.
+ * others, owned by a user other than this process's or root, wrong size,
+ * not hex), MYNA_EIO (cannot read or write it, no randomness), MYNA_EINVAL
+ * (NULL or overlong path), MYNA_ENOMEM.
  * Returns an owned box or NULL with err set. */
 struct myna_secret_box *myna_secret_box_open(const char *path, int create, struct myna_err *err);
 

@@ -1,9 +1,9 @@
 /* test_secret.c - secrets at rest of secret.h: the key file (created 0600
  * with 64 hex digits, reopened to the same key, refused when missing,
- * malformed or open to group/others, one key when processes race to make
- * it), sealing round trips (empty, UTF-8, 4 KB, the size limit), binding to
- * the aad and the key, and unseal on hostile input: every byte changed,
- * every truncation, garbage. Then masking and the base64url helpers. Each
+ * malformed, open to group/others or owned by another user, one key when
+ * processes race to make it), sealing round trips (empty, UTF-8, 4 KB, the
+ * size limit), binding to the aad and the key, and unseal on hostile input:
+ * every byte changed, every truncation, garbage. Then masking and the base64url helpers. Each
  * test gets a fresh mkdtemp directory. */
 #include <dirent.h>
 #include <errno.h>
@@ -309,6 +309,27 @@ static void test_secret_key_open_mode_refused(void **state)
     assert_int_equal(chmod(f->key, 0400), 0);   /* read-only for the owner is fine */
     myna_secret_box_free(open_ok(f->key, 0));
     assert_int_equal(chmod(f->key, 0600), 0);
+    myna_secret_box_free(open_ok(f->key, 0));
+}
+
+/* A key its owner could read or rewrite at will: only this user's or
+ * root's is taken. Changing a file's owner needs root, so only root runs
+ * it. */
+static void test_secret_key_other_owner_refused(void **state)
+{
+    struct fix *f = *state;
+    static const char hex[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    struct myna_err err = MYNA_ERR_INIT;
+
+    if (geteuid() != 0)
+        skip();
+    write_file(f->key, hex, 64, 0600);
+    assert_int_equal(chown(f->key, 65534, 65534), 0);
+    assert_null(myna_secret_box_open(f->key, 1, &err));
+    assert_int_equal(err.code, MYNA_ECONFIG);
+    assert_non_null(strstr(err.msg, f->key));
+    assert_non_null(strstr(err.msg, "65534"));
+    assert_int_equal(chown(f->key, 0, 0), 0);
     myna_secret_box_free(open_ok(f->key, 0));
 }
 
@@ -850,6 +871,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_secret_key_trailing_newline_ok, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_not_hex, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_open_mode_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_key_other_owner_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_not_a_regular_file, setup, teardown),
         cmocka_unit_test(test_secret_key_bad_path),
         cmocka_unit_test_setup_teardown(test_secret_key_concurrent_create, setup, teardown),
