@@ -630,8 +630,8 @@ static void bot_exited(struct bot *b, int status)
 
 /* The child: pipes onto fds 3 and 4, the log onto 1 and 2, nothing else
  * open, then exec. Only async-signal-safe calls (the master has threads). */
-static void exec_bot(const char *exe, char **argv, int bell_r, int beat_w, int log_fd,
-                     int config_fd)
+static void exec_bot(const char *exe, char **argv, char **envp, int bell_r, int beat_w,
+                     int log_fd, int config_fd)
 {
     struct sigaction dfl;
     sigset_t none;
@@ -658,8 +658,34 @@ static void exec_bot(const char *exe, char **argv, int bell_r, int beat_w, int l
             sigaction(sig, &dfl, NULL);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    execv(exe, argv);
+    execve(exe, argv, envp);
     _exit(127);
+}
+
+/* The master's environment without what only the master may know: the
+ * first admin token and the alert webhook (a bot gets its settings as
+ * flags; /proc/PID/environ of a bot is one more place to read them). A
+ * new array of the same strings (free the array only); NULL when out of
+ * memory. */
+static char **bot_environ(void)
+{
+    static const char *const kept_out[] = { "MYNA_ADMIN_TOKEN=", "MYNA_ALERT_WEBHOOK=" };
+    size_t n = 0, k = 0;
+    char **env;
+
+    while (environ[n])
+        n++;
+    if ((env = calloc(n + 1, sizeof(char *))) == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < sizeof(kept_out) / sizeof(kept_out[0]) &&
+               strncmp(environ[i], kept_out[j], strlen(kept_out[j])) != 0)
+            j++;
+        if (j == sizeof(kept_out) / sizeof(kept_out[0]))
+            env[k++] = environ[i];
+    }
+    return env;
 }
 
 static void on_beat(evutil_socket_t fd, short what, void *arg)
@@ -725,12 +751,14 @@ static int bot_spawn(struct bot *b)
 {
     struct myna_supervisor *s = b->s;
     int bell[2] = { -1, -1 }, beat[2] = { -1, -1 }, log_fd = -1, cfg_fd = -1, n = 0;
-    char **argv = calloc((size_t)s->argc + 16, sizeof(char *));
+    char **argv = calloc((size_t)s->argc + 16, sizeof(char *)), **envp = bot_environ();
     pid_t pid = -1;
     sigset_t all, old_mask;
 
-    if (argv == NULL || pipe2(bell, O_CLOEXEC) != 0 || pipe2(beat, O_CLOEXEC) != 0) {
-        MYNA_LOG_ERRNO(MYNA_ERROR, "bot_start_failed", argv ? errno : ENOMEM, "instance=%s", b->id);
+    if (argv == NULL || envp == NULL || pipe2(bell, O_CLOEXEC) != 0 ||
+        pipe2(beat, O_CLOEXEC) != 0) {
+        MYNA_LOG_ERRNO(MYNA_ERROR, "bot_start_failed", argv && envp ? errno : ENOMEM,
+                       "instance=%s", b->id);
         goto fail;
     }
     /* a missing log file is no reason to leave customers unanswered: the
@@ -765,7 +793,7 @@ static int bot_spawn(struct bot *b)
     pthread_sigmask(SIG_SETMASK, &all, &old_mask);
     pid = fork();
     if (pid == 0)
-        exec_bot(s->exe, argv, bell[0], beat[1], log_fd, cfg_fd);
+        exec_bot(s->exe, argv, envp, bell[0], beat[1], log_fd, cfg_fd);
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (pid < 0)
         MYNA_LOG_ERRNO(MYNA_ERROR, "bot_start_failed", errno, "instance=%s", b->id);
@@ -777,6 +805,7 @@ static int bot_spawn(struct bot *b)
     if (pid < 0)
         goto fail;
     free(argv);
+    free(envp);
     close(bell[0]);
     close(beat[1]);
     fcntl(bell[1], F_SETFL, O_NONBLOCK);  /* a full pipe already rings */
@@ -797,6 +826,7 @@ static int bot_spawn(struct bot *b)
     return 0;
 fail:
     free(argv);
+    free(envp);
     if (log_fd >= 0)
         close(log_fd);
     if (cfg_fd >= 0)

@@ -191,8 +191,10 @@ static int setup(void **state)
     fputs(json, fp);
     fclose(fp);
     setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);
+    setenv("MYNA_ALERT_WEBHOOK", hook, 1);  /* as well as the flag, which wins */
     rc = h_start(&f->p, extra);
     unsetenv("MYNA_ADMIN_TOKEN");
+    unsetenv("MYNA_ALERT_WEBHOOK");
     return rc;
 }
 
@@ -433,6 +435,51 @@ static void test_account_locked_is_shown_alerted_and_cleared(void **state)
     pthread_mutex_unlock(&f->rv.mu);
 }
 
+/* How many of the NUL-separated strings of /proc/<pid>/environ start
+ * with prefix. */
+static int environ_has(long pid, const char *prefix)
+{
+    static char buf[1 << 16];
+    char path[64];
+    size_t n, at = 0;
+    int found = 0;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "/proc/%ld/environ", pid);
+    if ((fp = fopen(path, "r")) == NULL)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    while (at < n) {
+        found += strncmp(buf + at, prefix, strlen(prefix)) == 0;
+        at += strlen(buf + at) + 1;
+    }
+    return found;
+}
+
+/* What only the master may know does not reach a bot's environment: the
+ * first admin token and the alert webhook (a bot gets its settings as
+ * flags). */
+static void test_bots_do_not_get_the_masters_secrets(void **state)
+{
+    struct fx *f = *state;
+    cJSON *st;
+    long pid;
+
+    wait_up(f, "tok");
+    st = status_of(f, "tok");
+    assert_non_null(st);
+    pid = (long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(st, "pid"));
+    cJSON_Delete(st);
+    assert_true(pid > 0);
+    assert_int_equal(environ_has((long)f->p.pid, "MYNA_ADMIN_TOKEN="), 1);
+    assert_int_equal(environ_has((long)f->p.pid, "MYNA_ALERT_WEBHOOK="), 1);
+    assert_int_equal(environ_has(pid, "MYNA_ADMIN_TOKEN="), 0);
+    assert_int_equal(environ_has(pid, "MYNA_ALERT_WEBHOOK="), 0);
+    assert_true(environ_has(pid, "PATH=") >= 0);
+}
+
 static void test_llm_circuit_open_is_shown_and_alerted(void **state)
 {
     struct fx *f = *state;
@@ -535,6 +582,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_invalid_token_is_shown_alerted_and_cleared),
         T(test_account_locked_is_shown_alerted_and_cleared),
+        T(test_bots_do_not_get_the_masters_secrets),
         T(test_llm_circuit_open_is_shown_and_alerted),
         T(test_crash_loop_is_shown_and_alerted),
         cmocka_unit_test(test_bad_webhook_url_is_a_config_error),
