@@ -167,7 +167,9 @@ static int poll_events(struct chat *c)
     if (cJSON_IsTrue(typing) && !c->typing && isatty(fileno(c->out)))
         fprintf(c->out, "     (typing...)\n");
     c->typing = cJSON_IsTrue(typing);
-    if (cJSON_IsNumber(seq) && seq->valuedouble > (double)c->seq)
+    /* below 2^53: a double holds it exactly, and the cast is defined */
+    if (cJSON_IsNumber(seq) && seq->valuedouble > (double)c->seq &&
+        seq->valuedouble < 9007199254740992.0)
         c->seq = (long long)seq->valuedouble;
     cJSON_Delete(r);
     fflush(c->out);
