@@ -379,10 +379,14 @@ static int cmd_chat(int argc, char **argv)
             o.from = argv[++i];
         else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
             o.name = argv[++i];
-        else if (strcmp(argv[i], "--linger") == 0 && i + 1 < argc &&
-                 myna_parse_i64(argv[i + 1], 0, 3600000, &v) == 0) {
+        else if (strcmp(argv[i], "--linger") == 0 && i + 1 < argc) {
+            if (myna_parse_i64(argv[++i], 0, 3600000, &v) != 0) {
+                fprintf(stderr, "myna: --linger: '%s' is not a number of ms from 0 to 3600000\n",
+                        argv[i]);
+                free(rest);
+                return 2;
+            }
             o.linger_ms = (int)v;
-            i++;
         } else if (strncmp(argv[i], "--", 2) == 0 && i + 1 < argc) {
             rest[n++] = argv[i];  /* a serve option: its value is not the instance */
             rest[n++] = argv[++i];

@@ -267,6 +267,16 @@ static void test_flag_equals_value_everywhere(void **state)
  * the reason, and exits 1 without calling the server: against a live one
  * (an empty body would have been refused with 400) and against an address
  * where nothing listens (a call would have failed to connect). */
+/* A bad --linger is named as such, not taken for an unknown flag. */
+static void test_chat_bad_linger_is_named(void **state)
+{
+    const char *args[] = { "chat", "shop", "--admin", "127.0.0.1:1", "--linger", "abc", NULL };
+
+    (void)state;
+    assert_int_equal(h_run(args, out, sizeof(out)), 2);
+    assert_string_equal(out, "myna: --linger: 'abc' is not a number of ms from 0 to 3600000\n");
+}
+
 static void test_unreadable_file_is_named_before_any_call(void **state)
 {
     struct myna_proc p;
@@ -558,6 +568,7 @@ int main(void)
         cmocka_unit_test(test_bad_webhook_url_is_never_shown),
         cmocka_unit_test(test_flag_equals_value_everywhere),
         cmocka_unit_test(test_unreadable_file_is_named_before_any_call),
+        cmocka_unit_test(test_chat_bad_linger_is_named),
         cmocka_unit_test(test_server_text_cannot_drive_the_terminal),
         cmocka_unit_test(test_answer_not_json_fails_and_says_so),
         cmocka_unit_test(test_token_is_wiped_from_the_command_line),
