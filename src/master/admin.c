@@ -582,6 +582,7 @@ static void instance_logs(struct call *c, const char *id)
     struct evkeyvalq q;
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(c->req)), *lines_s;
     int64_t lines = 100;
+    int rc;
     struct myna_buf b = MYNA_BUF_INIT(16 << 20);
     struct evbuffer *out;
     char path[4300];
@@ -599,9 +600,13 @@ static void instance_logs(struct call *c, const char *id)
     }
     evhttp_clear_headers(&q);
     snprintf(path, sizeof(path), "%s/logs/%s.log", c->a->data_dir, id);
-    if (myna_log_tail(path, (size_t)lines, &b) != MYNA_OK) {
+    if ((rc = myna_log_tail(path, (size_t)lines, &b)) != MYNA_OK) {
         myna_buf_release(&b);
-        send_error(c->req, 404, "no log for this instance yet");
+        if (rc == MYNA_ENOTFOUND)
+            send_error(c->req, 404, "no log for this instance yet");
+        else  /* a line over 16 MiB, a read error, no memory: the log is there */
+            send_error(c->req, 500, rc == MYNA_ETOOBIG ? "the newest log line is too long"
+                                                       : "the log cannot be read");
         return;
     }
     evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",

@@ -277,6 +277,20 @@ static void test_lifecycle(void **state)
                          "{\"name\":\"Support Bot\",\"provider\":\"sim\",\"auto_start\":false}"),
                      201);
     assert_string_equal(answer_str("id", id, sizeof(id)), "support-bot-2");
+    /* never started: no log yet (404); a log that cannot be read is no
+     * missing log (500) */
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/support-bot-2/logs", NULL),
+                     404);
+    {
+        char dir[400];
+        snprintf(dir, sizeof(dir), "%s/var/logs/support-bot-2.log", C->p.dir);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/support-bot-2/logs",
+                             NULL),
+                         500);
+        assert_non_null(strstr(C->resp, "the log cannot be read"));
+        assert_int_equal(rmdir(dir), 0);
+    }
 
     assert_int_equal(api(ADMIN_TOKEN, "DELETE", "/admin/whatsapp/instances/support-bot", NULL),
                      200);
