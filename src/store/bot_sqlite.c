@@ -641,13 +641,23 @@ int myna_bot_outbox_due(struct myna_bot_store *bs, int64_t now_ms, size_t max,
     if (rc != MYNA_OK)
         return rc;
     *wake_ms = 0;
-    if ((s = q(bs, Q_OUT_WAKE, err)) == NULL)
-        return MYNA_ESTORE;
-    sqlite3_bind_int64(s, 1, now_ms);
-    if ((rc = sqlite3_step(s)) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
-        *wake_ms = sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MYNA_OK : fail(bs, "read outbox wake", err);
+    if ((s = q(bs, Q_OUT_WAKE, err)) == NULL) {
+        rc = MYNA_ESTORE;
+    } else {
+        sqlite3_bind_int64(s, 1, now_ms);
+        if ((rc = sqlite3_step(s)) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+            *wake_ms = sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? MYNA_OK : fail(bs, "read outbox wake", err);
+    }
+    if (rc != MYNA_OK) {  /* on an error the caller has no records to release */
+        for (size_t i = 0; i < *n; i++)
+            myna_outbox_rec_release(&(*v)[i]);
+        free(*v);
+        *v = NULL;
+        *n = 0;
+    }
+    return rc;
 }
 
 int myna_bot_outbox_flag_unconfirmed(struct myna_bot_store *bs, int64_t before_ms,

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "store/bot_store.h"
 
 struct fx {
@@ -272,6 +274,37 @@ static void test_outbox_and_statuses(void **state)
     assert_int_equal(n, 0);
 }
 
+/* refuses min(), which only the outbox's wake query calls */
+static int deny_min(void *arg, int action, const char *a1, const char *a2, const char *db,
+                    const char *trigger)
+{
+    (void)arg;
+    (void)a1;
+    (void)db;
+    (void)trigger;
+    return action == SQLITE_FUNCTION && a2 && strcmp(a2, "min") == 0 ? SQLITE_DENY : SQLITE_OK;
+}
+
+static void test_outbox_due_fails_whole(void **state)
+{
+    struct fx *f = *state;
+    struct myna_outbox_rec *v = NULL;
+    int64_t wake = -1;
+    size_t n = 99;
+
+    assert_int_equal(myna_bot_outbox_add(f->bs, "7916", 1, "{}", 10, NULL, NULL), MYNA_OK);
+    sqlite3_set_authorizer(myna_store__sqlite_db(f->st), deny_min, NULL);
+    assert_int_equal(myna_bot_outbox_due(f->bs, 100, 10, &v, &n, &wake, NULL), MYNA_ESTORE);
+    assert_null(v);  /* the due records are not left to a caller that sees only the error */
+    assert_int_equal(n, 0);
+    sqlite3_set_authorizer(myna_store__sqlite_db(f->st), NULL, NULL);
+    assert_int_equal(myna_bot_outbox_due(f->bs, 100, 10, &v, &n, &wake, NULL), MYNA_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(wake, 0);
+    myna_outbox_rec_release(&v[0]);
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +313,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_turns_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_budget_and_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_and_statuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_due_fails_whole, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
