@@ -493,8 +493,13 @@ int myna_bot_history_recent(struct myna_bot_store *bs, const char *contact, size
     sqlite3_bind_int64(s, 2, since_ms);
     /* newest first until the budget is spent, then handed out oldest first */
     while (n < 200 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        /* the text, then its length (SQLite's safe order); NULL only when
+         * out of memory: the history given so far is what the model gets */
+        const char *t = (const char *)sqlite3_column_text(s, 1);
         size_t len = (size_t)sqlite3_column_bytes(s, 1);
         char *text;
+        if (t == NULL)
+            break;
         if (used + len <= budget) {
             text = col_dup(s, 1);
             used += len;
@@ -502,7 +507,7 @@ int myna_bot_history_recent(struct myna_bot_store *bs, const char *contact, size
             /* the first that does not fit gives its end (where a long
              * answer asks its question), if a useful piece of it fits */
             text = budget - used >= HIST_TAIL_MIN
-                       ? tail_of((const char *)sqlite3_column_text(s, 1), len, budget - used)
+                       ? tail_of(t, len, budget - used)
                        : NULL;
             if (text == NULL)
                 break;
