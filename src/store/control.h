@@ -98,7 +98,9 @@ void myna_control_free(struct myna_control *c);
 /* BEGIN IMMEDIATE: the write lock is taken now. One transaction at a time
  * (MYNA_EINVAL for a second begin). Commit keeps everything or, failing,
  * nothing (the transaction is rolled back). Rollback without a transaction
- * does nothing. */
+ * does nothing. When SQLite rolls a transaction back on its own after an
+ * error, every write fails (MYNA_ESTORE) until commit or rollback ends it,
+ * so that none commits alone. */
 int myna_control_begin(struct myna_control *c, struct myna_err *err);
 int myna_control_commit(struct myna_control *c, struct myna_err *err);
 void myna_control_rollback(struct myna_control *c);

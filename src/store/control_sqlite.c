@@ -145,6 +145,9 @@ struct myna_control {
 
 /* step_write's answer for a fault injected by a test. */
 #define FAULT (-1)
+/* step_write's answer inside a transaction that SQLite rolled back after
+ * an error: the write would commit alone, outside it. */
+#define TXN_LOST (-2)
 
 static int code_of(int rc)
 {
@@ -156,6 +159,8 @@ static const char *reason(sqlite3 *db, int rc)
 {
     if (rc == FAULT)
         return "injected fault";
+    if (rc == TXN_LOST)
+        return "the transaction was rolled back after an error";
     return sqlite3_extended_errcode(db) == rc ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
 }
 
@@ -165,7 +170,7 @@ static int fail(struct myna_control *c, int rc, struct myna_err *err, const char
 {
     char what[MYNA_ERR_MSG_MAX];
     va_list ap;
-    int code = rc == FAULT ? MYNA_ESTORE : code_of(rc);
+    int code = rc == FAULT || rc == TXN_LOST ? MYNA_ESTORE : code_of(rc);
 
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
@@ -200,11 +205,18 @@ sqlite3 *myna_control__sqlite_db(struct myna_control *c)
     return c != NULL ? c->db : NULL;
 }
 
-/* Runs a statement that returns no rows: SQLITE_DONE, FAULT or the error.
- * The error stays readable through reason() after the reset. */
+/* True when begin succeeded but SQLite has since rolled the transaction
+ * back on its own (disk full, I/O, out of memory). */
+static int txn_lost(struct myna_control *c)
+{
+    return c->in_txn && sqlite3_get_autocommit(c->db);
+}
+
+/* Runs a statement that returns no rows: SQLITE_DONE, FAULT, TXN_LOST or
+ * the error. The error stays readable through reason() after the reset. */
 static int step_write(struct myna_control *c, sqlite3_stmt *s)
 {
-    int rc = fault_fires(c) ? FAULT : sqlite3_step(s);
+    int rc = txn_lost(c) ? TXN_LOST : fault_fires(c) ? FAULT : sqlite3_step(s);
 
     done(s);
     return rc;
@@ -1149,9 +1161,9 @@ int myna_control_instance_update(struct myna_control *c, const char *id, const c
     sqlite3_bind_int(s, 4, auto_start < 0 ? -1 : auto_start != 0);
     sqlite3_bind_int64(s, 5, now_ms);
     sqlite3_bind_int64(s, 6, expect_version < 0 ? -1 : expect_version);
-    if (fault_fires(c)) {
+    if (txn_lost(c) || fault_fires(c)) {
         done(s);
-        return fail(c, FAULT, err, "cannot update instance '%s'", id);
+        return fail(c, txn_lost(c) ? TXN_LOST : FAULT, err, "cannot update instance '%s'", id);
     }
     /* RETURNING: the change is made by the first step; the second ends it */
     if ((rc = sqlite3_step(s)) == SQLITE_ROW) {

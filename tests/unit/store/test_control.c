@@ -1513,6 +1513,37 @@ static void test_transaction_faults(void **state)
     }
 }
 
+/* SQLite itself may roll the whole transaction back after an error (disk
+ * full, I/O, out of memory). The writes that follow must not commit alone:
+ * an audit row for a change that was undone, or half of a change. */
+static void test_transaction_lost_refuses_writes(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_control_audit a = { 0 };
+    char action[] = "instance.update";
+
+    create_inst(f->c, "acme", 0, "{}");
+    assert_int_equal(myna_control_begin(f->c, &err), MYNA_OK);
+    assert_int_equal(myna_control_instance_update(f->c, "acme", "{\"x\":1}", -1, -1, -1, 5, NULL,
+                                                  &err), MYNA_OK);
+    /* what SQLite does on its own after such an error */
+    assert_int_equal(sqlite3_exec(myna_control__sqlite_db(f->c), "ROLLBACK", NULL, NULL, NULL),
+                     SQLITE_OK);
+    a.action = action;
+    assert_int_equal(myna_control_audit_add(f->c, &a, NULL, &err), MYNA_ESTORE);
+    assert_err(&err, MYNA_ESTORE, "cannot add audit row 'instance.update': the transaction "
+               "was rolled back");
+    assert_int_equal(myna_control_instance_update(f->c, "acme", NULL, 0, -1, -1, 6, NULL, &err),
+                     MYNA_ESTORE);
+    assert_err(&err, MYNA_ESTORE, "cannot update instance 'acme': the transaction was rolled");
+    assert_int_equal(myna_control_commit(f->c, &err), MYNA_ESTORE);
+    assert_sql(f->path, "SELECT count(*) FROM audit", "0");
+    assert_sql(f->path, "SELECT version || ':' || enabled FROM instances", "1:1");
+    assert_int_equal(myna_control_begin(f->c, &err), MYNA_OK);  /* usable again */
+    myna_control_rollback(f->c);
+}
+
 /* The admin API's pattern (change + audit in one transaction) with the
  * n-th write failing, n = 1, 2, ... until it succeeds: every failed try
  * leaves nothing behind, and every call fails cleanly. */
@@ -1794,6 +1825,7 @@ int main(void)
         O(test_sql_looking_strings_verbatim),
         O(test_transaction_commit_and_rollback),
         O(test_transaction_faults),
+        O(test_transaction_lost_refuses_writes),
         O(test_fault_loop_all_or_nothing),
         T(test_persistence_across_reopen),
         T(test_two_handles),
