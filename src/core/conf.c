@@ -170,6 +170,10 @@ int myna_conf_parse_text(struct myna_conf *conf, const char *text, size_t len,
         return myna_err_set(err, MYNA_ECONFIG, "%s: larger than %d bytes", origin, CONF_FILE_MAX);
     if (memchr(text, '\0', len) != NULL)
         return myna_err_set(err, MYNA_ECONFIG, "%s: contains a NUL byte", origin);
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {  /* a UTF-8 byte order mark */
+        text += 3;
+        len -= 3;
+    }
     copy = malloc(len + 1);
     if (copy == NULL)
         return myna_err_set(err, MYNA_ENOMEM, "out of memory");

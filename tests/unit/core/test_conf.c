@@ -376,6 +376,25 @@ static void test_conf_file_later_line_wins(void **state)
     myna_conf_release(&c);
 }
 
+/* A file saved by an editor that writes a UTF-8 byte order mark: the mark
+ * is not part of the first name; only at the very start is it skipped. */
+static void test_conf_file_bom_skipped(void **state)
+{
+    struct myna_conf c;
+    struct myna_err err = MYNA_ERR_INIT;
+    const char *text = "\xEF\xBB\xBF" "data = /bom\r\nmax_pending = 7\r\n";
+    const char *late = "data = /x\n\xEF\xBB\xBF" "max_pending = 8\n";
+
+    (void)state;
+    load_ok(&c, NULL, no_env);
+    assert_int_equal(myna_conf_parse_text(&c, text, strlen(text), "t", &err), MYNA_OK);
+    assert_string_equal(c.data_dir, "/bom");
+    assert_int_equal(c.max_pending, 7);
+    assert_int_equal(myna_conf_parse_text(&c, late, strlen(late), "t", &err), MYNA_ECONFIG);
+    assert_non_null(strstr(err.msg, "t:2: unknown option"));
+    myna_conf_release(&c);
+}
+
 static void test_conf_file_unknown_key(void **state)
 {
     struct fix *f = *state;
@@ -1257,6 +1276,7 @@ int main(void)
         T(test_conf_file_parsing),
         T(test_conf_file_quotes),
         T(test_conf_file_later_line_wins),
+        T(test_conf_file_bom_skipped),
         T(test_conf_file_unknown_key),
         T(test_conf_file_missing_equals),
         T(test_conf_file_empty_key),
