@@ -554,6 +554,19 @@ static void bot_free(struct bot *b)
     free(b);
 }
 
+/* b's process ran for healthy_ms (ran_ms): its past crashes, its backoff
+ * and its crash loop are over, whether it still runs or just exited (the
+ * monitor may not have seen it at healthy_ms). */
+static void healthy_again(struct bot *b, int64_t ran_ms)
+{
+    if (b->crash_loop)
+        MYNA_LOG(MYNA_INFO, "bot_recovered", "instance=%s uptime_ms=%lld", b->id,
+                 (long long)ran_ms);
+    b->crash_loop = 0;
+    b->backoff_ms = b->s->t.backoff_min_ms;
+    crash_forget(&b->crashes);
+}
+
 static void bot_exited(struct bot *b, int status)
 {
     struct myna_supervisor *s = b->s;
@@ -577,6 +590,8 @@ static void bot_exited(struct bot *b, int status)
         check_all_done(s);
         return;
     }
+    if (ran_ms >= s->t.healthy_ms)  /* it was well for a while: a fresh start */
+        healthy_again(b, ran_ms);
     if (b->state == ST_STOPPING || s->stopping_all) {
         fire_waiters(b);
         if (b->then_start && !s->stopping_all && b->then_reason == MEMORY_LIMIT &&
@@ -620,10 +635,6 @@ static void bot_exited(struct bot *b, int status)
             alert(b, "crash_loop", "exited with code 2 (configuration error); not restarted");
         }
         return;
-    }
-    if (ran_ms >= s->t.healthy_ms) {  /* it was well for a while: a fresh start */
-        b->backoff_ms = s->t.backoff_min_ms;
-        crash_forget(&b->crashes);
     }
     bot_crashed(b, why, code, sig);
 }
@@ -955,15 +966,8 @@ static void on_monitor(evutil_socket_t fd, short what, void *arg)
             bot_term(b);
             continue;
         }
-        if (b->state == ST_RUNNING && now - b->started_mono_ms >= s->t.healthy_ms &&
-            (b->crash_loop || b->crashes.n > 0 || b->backoff_ms != s->t.backoff_min_ms)) {
-            if (b->crash_loop)
-                MYNA_LOG(MYNA_INFO, "bot_recovered", "instance=%s uptime_ms=%lld", b->id,
-                         (long long)(now - b->started_mono_ms));
-            b->crash_loop = 0;
-            b->backoff_ms = s->t.backoff_min_ms;
-            crash_forget(&b->crashes);
-        }
+        if (b->state == ST_RUNNING && now - b->started_mono_ms >= s->t.healthy_ms)
+            healthy_again(b, now - b->started_mono_ms);
     }
     fire_pending(s);
 }

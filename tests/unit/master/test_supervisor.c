@@ -716,6 +716,46 @@ static void test_crash_loop_is_alerted_once_and_retried(void **state)
     assert_int_equal(st_of(f, "crash-x").crash_loop, 0);
 }
 
+/* A healthy run ends a crash loop even when the bot exits before the
+ * monitor saw it healthy: its next crash is a first one, and a new crash
+ * loop is alerted again. */
+static void test_healthy_run_that_ends_ends_the_crash_loop(void **state)
+{
+    struct fx *f = *state;
+    struct myna_supervisor_timing t;
+    struct want_restarts w = { "ok-h", 0 };
+    struct myna_bot_status st;
+
+    myna_supervisor_get_timing(f->s, &t);
+    t.backoff_min_ms = 50;
+    t.backoff_max_ms = 100;  /* the second crash in a row waits at the cap: a crash loop */
+    t.healthy_ms = 400;
+    t.monitor_ms = 600000;   /* the monitor never sees it healthy */
+    assert_int_equal(myna_supervisor_set_timing(f->s, &t), MYNA_OK);
+    start_running(f, "ok-h", 0);
+    for (int i = 0; i < 2; i++) {
+        kill((pid_t)st_of(f, "ok-h").pid, SIGKILL);
+        w.n++;
+        assert_true(run_until(f, restarted, &w, 5000));
+    }
+    assert_int_equal(st_of(f, "ok-h").crash_loop, 1);
+    assert_int_equal(f->alerts, 1);
+    run_for(f, 500);  /* healthy */
+    kill((pid_t)st_of(f, "ok-h").pid, SIGKILL);
+    w.n++;
+    assert_true(run_until(f, restarted, &w, 5000));
+    st = st_of(f, "ok-h");
+    assert_int_equal(st.crash_loop, 0);
+    assert_int_equal(st.attention, 0);
+    assert_true(file_has(f->master_log, "event=bot_recovered instance=ok-h"));
+    /* crashing again and again: a new crash loop, alerted */
+    kill((pid_t)st_of(f, "ok-h").pid, SIGKILL);
+    w.n++;
+    assert_true(run_until(f, restarted, &w, 5000));
+    assert_int_equal(st_of(f, "ok-h").crash_loop, 1);
+    assert_int_equal(f->alerts, 2);
+}
+
 static void test_exit_2_is_not_restarted(void **state)
 {
     struct fx *f = *state;
@@ -1190,6 +1230,7 @@ int main(int argc, char **argv)
         T(test_stop_right_after_fork_is_the_bots),
         T(test_kill9_is_restarted_after_backoff),
         T(test_crash_loop_is_alerted_once_and_retried),
+        T(test_healthy_run_that_ends_ends_the_crash_loop),
         T(test_exit_2_is_not_restarted),
         T(test_silent_bot_is_killed_and_restarted),
         T(test_bot_that_never_beats_is_killed),
