@@ -1652,6 +1652,7 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
     int64_t now_us = now * 1000, gap_us = myna_pace_gap_us(b->in->pacing_mps);
     int rc;
 
+    b->next_send_us = myna_pace_slot_us(b->next_send_us, now_us, gap_us);
     p->next_send_us = b->next_send_us;
     if (held(b) && (b->probing || now < b->hold_until_ms)) {
         p->wake = b->probing ? 0 : b->hold_until_ms;  /* the probe's answer kicks the sender */
@@ -1852,6 +1853,9 @@ static void flush(struct bot *b, int send)
     b->due_lanes = NULL;
     b->done = NULL;
     b->results = NULL;
+    if (send)
+        b->next_send_us = myna_pace_slot_us(b->next_send_us, myna_wall_ms() * 1000,
+                                            myna_pace_gap_us(b->in->pacing_mps));
     if (f.lanes == NULL && f.answers == NULL && f.results == NULL &&
         (!send || b->next_send_us > myna_wall_ms() * 1000)) {
         if (send)  /* pacing: nothing may go yet, no transaction needed */

@@ -18,3 +18,8 @@ int64_t myna_pace_next_us(int64_t next_us, int64_t now_us, int64_t gap_us)
      * older than the credit */
     return (next_us > now_us - credit ? next_us : now_us - credit) + gap_us;
 }
+
+int64_t myna_pace_slot_us(int64_t next_us, int64_t now_us, int64_t gap_us)
+{
+    return next_us - now_us > gap_us ? now_us : next_us;
+}

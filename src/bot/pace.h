@@ -18,5 +18,9 @@
 int64_t myna_pace_gap_us(double mps);
 /* The slot after one send made at now_us (>= next_us, the slot it took). */
 int64_t myna_pace_next_us(int64_t next_us, int64_t now_us, int64_t gap_us);
+/* The slot to wait for at now_us: next_us, or now_us when next_us is more
+ * than a gap ahead, which no send leaves: the wall clock was set back, and
+ * nothing would go until it caught up again. */
+int64_t myna_pace_slot_us(int64_t next_us, int64_t now_us, int64_t gap_us);
 
 #endif

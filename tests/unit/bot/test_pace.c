@@ -34,6 +34,7 @@ static int64_t simulate(double mps, int seconds, int64_t max_late_us, int64_t *p
 
     assert_non_null(at);
     while (now < (int64_t)seconds * 1000000) {
+        next = myna_pace_slot_us(next, now, gap);  /* as the sender does first */
         while (next <= now && sent < cap) {
             at[sent++] = now;
             next = myna_pace_next_us(next, now, gap);
@@ -75,11 +76,48 @@ static void test_never_faster_than_set(void **state)
     }
 }
 
+/* Sends made in [from_us, from_us + 1 s) by a sender with a backlog that
+ * runs whenever a slot is due, starting with the slot next. */
+static int64_t one_second(int64_t gap, int64_t next, int64_t from_us)
+{
+    int64_t now = from_us, sent = 0;
+
+    while (now < from_us + 1000000) {
+        next = myna_pace_slot_us(next, now, gap);
+        while (next <= now) {
+            sent++;
+            next = myna_pace_next_us(next, now, gap);
+        }
+        now = next;
+    }
+    return sent;
+}
+
+/* The wall clock set back (an hour, a second) does not hold the sends
+ * until it is where it was; they go on at the rate set. */
+static void test_clock_set_back_keeps_sending(void **state)
+{
+    static const int64_t back_us[] = { 3600000000LL, 1000000, 60000 };
+    int64_t gap = myna_pace_gap_us(20), t = 7200000000LL;
+    int64_t next = myna_pace_next_us(t, t, gap);  /* a send just made at t */
+
+    (void)state;
+    assert_int_equal(myna_pace_slot_us(next, t, gap), next);
+    assert_int_equal(myna_pace_slot_us(next, t + 1, gap), next);
+    for (size_t i = 0; i < sizeof(back_us) / sizeof(back_us[0]); i++) {
+        int64_t sent = one_second(gap, next, t - back_us[i]);
+        if (sent < 20 || sent > 21)
+            fail_msg("clock set back %lld us: %lld sends in the next second",
+                     (long long)back_us[i], (long long)sent);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gap_rounds_up),
         cmocka_unit_test(test_never_faster_than_set),
+        cmocka_unit_test(test_clock_set_back_keeps_sending),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
