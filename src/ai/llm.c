@@ -220,15 +220,33 @@ static const char *strip_think(const char *s)
     return p;
 }
 
+/* Whether s[0..k) ends with the number of an ordered list item ("12."
+ * alone at the start of a line, maybe indented): its dot ends no
+ * sentence, and a cut there would leave the number without its item. */
+static int ends_list_number(const char *s, size_t k)
+{
+    size_t j = k - 1, digits = 0;
+
+    if (s[j] != '.')
+        return 0;
+    while (j > 0 && s[j - 1] >= '0' && s[j - 1] <= '9') {
+        j--;
+        digits++;
+    }
+    while (j > 0 && (s[j - 1] == ' ' || s[j - 1] == '\t'))
+        j--;
+    return digits > 0 && (j == 0 || s[j - 1] == '\n');
+}
+
 /* The end of the last sentence in s[0..n): after . ! ? or an ellipsis
- * followed by a blank or the end, or before a line break; 0 for none. */
+ * followed by a blank or the end (not a list item's number), or before a
+ * line break; 0 for none. */
 static size_t last_sentence_end(const char *s, size_t n)
 {
     for (size_t k = n; k > 0; k--) {
         if (k < n && s[k] == '\n')
             return k;
-        if ((k == n || is_blank(s[k])) &&
-            myna_ends_sentence(s, k))
+        if ((k == n || is_blank(s[k])) && myna_ends_sentence(s, k) && !ends_list_number(s, k))
             return k;
     }
     return 0;

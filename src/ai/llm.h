@@ -109,7 +109,8 @@ void myna_llm_stats(const struct myna_llm *llm, struct myna_llm_stats *out);
  * without a reasoning parser) is dropped, and one that never ends leaves ""
  * (the model never answered: a blank answer). With finish_reason "length"
  * the text was stopped mid-sentence by max_tokens: it is cut back to its last
- * sentence end (. ! ? … or a line break) if that keeps at least half of it,
+ * sentence end (. ! ? … or a line break; not the dot after a list item's
+ * number, "3." at the start of a line) if that keeps at least half of it,
  * else to its last word end, followed by "…". *prompt_tokens and
  * *completion_tokens from usage (0 when absent).
  * Everything lives in a. MYNA_OK, MYNA_EPARSE (not JSON, no choices, content

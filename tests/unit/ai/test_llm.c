@@ -1203,6 +1203,33 @@ static void test_parse_response(void **state)
     myna_arena_free(&a);
 }
 
+/* An answer stopped by max_tokens inside a numbered list: the number of
+ * the item it was writing ends no sentence, so the cut goes before that
+ * line instead of leaving a bare "3." */
+static void test_parse_length_cut_in_a_list(void **state)
+{
+    struct myna_arena a = MYNA_ARENA_INIT(1u << 20);
+    struct myna_err err = MYNA_ERR_INIT;
+    const char *text;
+    int pt, ct;
+
+    (void)state;
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"Our services:\\n1. "
+                           "Haircut - 500\\n2. Coloring - 1500\\n3. Styl\"},\"finish_reason\":"
+                           "\"length\"}]}", &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "Our services:\n1. Haircut - 500\n2. Coloring - 1500");
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"Prices:\\n\\n  10. "
+                           "Haircut costs 500 rubles.\\n  11. Coloring costs\"},"
+                           "\"finish_reason\":\"length\"}]}", &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "Prices:\n\n  10. Haircut costs 500 rubles.");
+    /* a number that ends a sentence inside a line still does */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"We open at 9. Then "
+                           "the mas\"},\"finish_reason\":\"length\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "We open at 9.");
+    myna_arena_free(&a);
+}
+
 /* ---- arguments -------------------------------------------------------------------- */
 
 static void test_bad_arguments(void **state)
@@ -1269,6 +1296,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bearer_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_content_as_parts_over_http, setup, teardown),
         cmocka_unit_test(test_parse_response),
+        cmocka_unit_test(test_parse_length_cut_in_a_list),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
     };
 
