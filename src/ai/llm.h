@@ -77,8 +77,9 @@ struct myna_llm_stats {
     int circuit_open;
 };
 
-/* Copies conf's strings. NULL and err filled (MYNA_EINVAL for a url that is
- * not http(s), MYNA_ENOMEM) on failure. base and http are borrowed and must
+/* Copies conf's strings. NULL and err filled on failure: MYNA_EINVAL (no
+ * base, http or url), MYNA_ECONFIG (a url that is not http(s), an api_key
+ * with a line break), MYNA_ENOMEM. base and http are borrowed and must
  * outlive the client. */
 struct myna_llm *myna_llm_new(struct event_base *base, struct myna_http_client *http,
                               const struct myna_llm_conf *conf, struct myna_err *err);
@@ -106,15 +107,15 @@ void myna_llm_stats(const struct myna_llm *llm, struct myna_llm_stats *out);
  * *text = choices[0].message.content, a string or an array of
  * {"type":"text","text":...} parts joined; invalid UTF-8 is replaced by
  * U+FFFD. A leading <think>...</think> block (a reasoning model served
- * without a reasoning parser) is dropped, and one that never ends leaves ""
- * (the model never answered: a blank answer). With finish_reason "length"
+ * without a reasoning parser) is dropped, and one that never ends fails
+ * with MYNA_EPARSE (the model never answered). With finish_reason "length"
  * the text was stopped mid-sentence by max_tokens: it is cut back to its last
  * sentence end (. ! ? … or a line break; not the dot after a list item's
  * number, "3." at the start of a line) if that keeps at least half of it,
  * else to its last word end, followed by "…". *prompt_tokens and
  * *completion_tokens from usage (0 when absent).
  * Everything lives in a. MYNA_OK, MYNA_EPARSE (not JSON, no choices, content
- * null or missing, a NUL in a string; err names what), MYNA_EAGAIN (no
+ * null or missing, a NUL in a string, all thinking; err names what), MYNA_EAGAIN (no
  * choices but an "error": the server's error sent with a 2xx status, which
  * the client retries as if it came with a 5xx), MYNA_ENOMEM (a is full).
  * OUT params are set (NULL, 0) on failure too. */
