@@ -1100,10 +1100,19 @@ static void finish_reply(struct answering *a, const char *reply, int from_llm)
         rc = err.code ? err.code : myna_err_set(&err, MYNA_ENOMEM, "out of memory");
     else if (a->wa)
         rc = myna_wa_split(a->wa, WA_TEXT_MAX, MYNA_WA_REPLY_MAX_PARTS, &parts, &n_parts, &err);
-    if (rc == MYNA_OK && from_llm && n_parts == 0) {
-        /* the model said nothing that shows ("---", blank lines): the
-         * customer gets the fallback, and the call counts as failed */
-        MYNA_LOG(MYNA_WARN, "llm_failed", "instance=%s reason=blank_answer", b->in->id);
+    if (from_llm && (rc == MYNA_OK ? n_parts == 0 : rc != MYNA_ENOMEM)) {
+        /* the model said nothing that shows ("---", blank lines), or what
+         * cannot be sent (past the converter's limit): the customer gets
+         * the fallback, and the call counts as failed. Asking again would
+         * only get the same answer. */
+        char q[300];
+        if (rc == MYNA_OK)
+            MYNA_LOG(MYNA_WARN, "llm_failed", "instance=%s reason=blank_answer", b->in->id);
+        else
+            MYNA_LOG(MYNA_WARN, "llm_failed", "instance=%s reason=unusable_answer err=%s",
+                     b->in->id, myna_log_q(q, sizeof(q), err.msg));
+        if (parts)
+            myna_wa_split_free(parts, n_parts);
         free(a->wa);
         a->wa = NULL;
         a->llm_ok = 0;

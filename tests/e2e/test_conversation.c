@@ -486,6 +486,37 @@ static void test_blank_answer_gives_fallback(void **state)
     assert_int_equal(h_db_count(&f->p, "conv", "turns", "state = 1 AND ai = 0"), 1);
 }
 
+/* A model answer that cannot be made into WhatsApp text (here 400,000
+ * bytes that are not UTF-8: each becomes U+FFFD, three bytes, past the
+ * converter's 1 MiB) is a failed call too: the customer gets the fallback
+ * at once, instead of the turn staying pending and the model being asked
+ * again until the loop guard gave up on the contact. */
+static void test_unusable_answer_gives_fallback(void **state)
+{
+    struct fx *f = *state;
+    const char *head = "{\"raw\":\"{\\\"choices\\\":[{\\\"message\\\":{\\\"role\\\":"
+                       "\\\"assistant\\\",\\\"content\\\":\\\"";
+    const char *tail = "\\\"},\\\"finish_reason\\\":\\\"stop\\\"}]}\"}";
+    size_t n_bad = 400000, hl = strlen(head), tl = strlen(tail);
+    char *json = malloc(hl + n_bad + tl + 1);
+    char sent[8][512];
+
+    assert_non_null(json);
+    memcpy(json, head, hl);
+    memset(json + hl, 0xFF, n_bad);
+    memcpy(json + hl + n_bad, tail, tl + 1);
+    fault(&f->llm, json);
+    free(json);
+    post_text(f, "79161234567", "wamid.unusable-1", "Есть кто?");
+    wait_sent(f, 1);
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "Sorry, I cannot answer right now. We will get back to you soon.");
+    assert_true(h_bot_log_contains(&f->p, "conv", "reason=unusable_answer"));
+    assert_true(h_metric(&f->p, "myna_llm_requests_total{instance=\"conv\",result=\"failed\"}") == 1);
+    assert_int_equal(h_db_count(&f->p, "conv", "turns", "state = 1 AND ai = 0"), 1);
+    assert_false(h_bot_log_contains(&f->p, "conv", "event=turn_commit_failed"));
+}
+
 /* The whole bodies of the texts sent, a blank line between two. */
 static char *sent_joined(struct fx *f)
 {
@@ -1360,6 +1391,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loop_guard_silences_an_auto_responder, setup_loop, teardown),
         cmocka_unit_test_setup_teardown(test_model_down_gives_fallback, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_blank_answer_gives_fallback, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_unusable_answer_gives_fallback, setup_llm,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_batch_max_one, setup_batch1, teardown),
         cmocka_unit_test_setup_teardown(test_throughput_errors_are_retried_in_order, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_lost_answer_is_not_sent_twice, setup_llm, teardown),
