@@ -173,10 +173,15 @@ static void finish(struct http_call *call, CURLcode code)
         r.rc = MYNA_ETOOBIG;
         r.error = "response larger than the limit";
     } else if (code != CURLE_OK) {
+        long sent = -1;
         r.rc = MYNA_EIO;
         r.timed_out = code == CURLE_OPERATION_TIMEDOUT;
+        /* a timeout (or any failure) while the name was looked up or the
+         * connection made has written no byte of the request either */
         r.not_sent = code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_RESOLVE_PROXY ||
-                     code == CURLE_COULDNT_CONNECT || code == CURLE_SSL_CONNECT_ERROR;
+                     code == CURLE_COULDNT_CONNECT || code == CURLE_SSL_CONNECT_ERROR ||
+                     (curl_easy_getinfo(call->easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK &&
+                      sent == 0);
         r.error = call->errbuf[0] ? call->errbuf : curl_easy_strerror(code);
     } else {
         curl_off_t after = 0;

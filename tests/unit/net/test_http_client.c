@@ -2,7 +2,8 @@
  * same loop: an answer's body kept up to max_response, or dropped when only
  * the status matters; and a name lookup that takes seconds (the
  * libmyna_slow_dns.so shim, preloaded by ctest: tests/fakes/slow_dns.c)
- * never holds up the loop, whether the request times out or is cancelled. */
+ * never holds up the loop, whether the request times out or is cancelled;
+ * a timeout says whether the request had left (not_sent). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/util.h"
 #include "net/http_client.h"
@@ -34,7 +36,7 @@ struct fx {
     size_t reply_len;          /* bytes of body in every answer */
     int n_seen;
     int done;                  /* callbacks run */
-    int rc, timed_out;
+    int rc, timed_out, not_sent;
     int64_t elapsed_us;
     long status;
     size_t body_len;
@@ -64,6 +66,7 @@ static void on_answer(const struct myna_http_resp *resp, void *arg)
     f->done++;
     f->rc = resp->rc;
     f->timed_out = resp->timed_out;
+    f->not_sent = resp->not_sent;
     f->elapsed_us = resp->elapsed_us;
     f->status = resp->status;
     f->body_len = resp->body_len;
@@ -209,6 +212,7 @@ static void test_slow_name_lookup_times_out_without_stalling(void **state)
     assert_int_equal(f->done, 1);
     assert_true(f->rc < 0);
     assert_true(f->timed_out);
+    assert_true(f->not_sent);  /* no connection was made: nothing reached a server */
     assert_int_equal(myna_http_inflight(f->c), 0);
     if (t.max_gap_us >= 500 * 1000 || f->elapsed_us >= 1000 * 1000)
         fail_msg("the loop stood still for %lld ms; the request took %lld ms",
@@ -239,6 +243,34 @@ static void test_free_during_slow_name_lookup_does_not_wait(void **state)
     assert_true(t.max_gap_us < 500 * 1000);
 }
 
+/* A server that takes the connection (the kernel's backlog does) and never
+ * answers: the request left, so its timeout is not "not sent". */
+static void test_timeout_after_the_request_left_may_have_been_sent(void **state)
+{
+    struct fx *f = *state;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    char url[64];
+    struct myna_http_req req = { .method = "POST", .url = url, .body = "{}", .body_len = 2,
+                                 .timeout_ms = 300, .send_once = 1 };
+
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/hook", ntohs(sa.sin_port));
+    assert_int_equal(myna_http_request(f->c, &req, on_answer, f, NULL), MYNA_OK);
+    run_until_done(f, 5000);
+    close(fd);
+    assert_true(f->rc < 0);
+    assert_true(f->timed_out);
+    assert_false(f->not_sent);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -249,6 +281,7 @@ int main(void)
         T(test_discarded_body_keeps_the_status),
         T(test_slow_name_lookup_times_out_without_stalling),
         T(test_free_during_slow_name_lookup_does_not_wait),
+        T(test_timeout_after_the_request_left_may_have_been_sent),
     };
     int rc;
 
