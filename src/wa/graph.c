@@ -708,10 +708,11 @@ void myna_graph_free(struct myna_graph *g)
     free(g);
 }
 
-/* Replaces every copy of the token in s (cap bytes) with "[token]". */
+/* Replaces every copy of the token in s (cap bytes) with "[token]", and the
+ * start of one that the bound cut off at the end of a full s. */
 static void scrub_token(char *s, size_t cap, const char *token)
 {
-    size_t tl = strlen(token);
+    size_t tl = strlen(token), len, k;
     char *p;
 
     if (tl < 4)
@@ -721,6 +722,19 @@ static void scrub_token(char *s, size_t cap, const char *token)
         snprintf(rest, sizeof(rest), "%s", p + tl);
         snprintf(p, cap - (size_t)(p - s), "[token]%s", rest);
     }
+    /* Meta echoes a malformed token in its message ("Malformed access
+     * token EAA..."): one longer than the room left was cut by the copy,
+     * and its start is no whole copy for the search above */
+    if ((len = strlen(s)) + 1 < cap || cap <= sizeof("[token]"))
+        return;
+    for (k = tl - 1 < len ? tl - 1 : len; k >= 4; k--)
+        if (memcmp(s + len - k, token, k) == 0) {
+            len -= k;
+            if (len + sizeof("[token]") > cap)
+                len = myna_utf8_cut(s, cap - sizeof("[token]"));
+            memcpy(s + len, "[token]", sizeof("[token]"));
+            return;
+        }
 }
 
 static void on_http(const struct myna_http_resp *resp, void *arg)

@@ -979,6 +979,7 @@ static struct env {
     char graph_url[96];
     struct got_status st[MAX_STATUSES];
     int n_st, bad_sig, non_ascii;
+    char receiver_url[64];     /* this test's evhttp: http://127.0.0.1:port */
     long n_posts, n_callbacks;
 } E;
 
@@ -1037,6 +1038,27 @@ static void on_receiver(struct evhttp_request *req, void *arg)
     }
     cJSON_Delete(root);
     evhttp_send_reply(req, 200, "OK", NULL);
+}
+
+/* A Graph API that refuses the token and repeats it, as Meta does for a
+ * malformed one: "Malformed access token EAA...". */
+static void on_echo_token(struct evhttp_request *req, void *arg)
+{
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                          "Authorization");
+    struct evbuffer *out = evbuffer_new();
+
+    (void)arg;
+    assert_non_null(auth);
+    assert_non_null(out);
+    assert_int_equal(strncmp(auth, "Bearer ", 7), 0);
+    evbuffer_add_printf(out, "{\"error\":{\"message\":\"Malformed access token %s\","
+                             "\"type\":\"OAuthException\",\"code\":190,"
+                             "\"fbtrace_id\":\"%s\"}}", auth + 7, auth + 7);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/json");
+    evhttp_send_reply(req, 400, "Bad Request", out);
+    evbuffer_free(out);
 }
 
 static void on_fake_stderr(evutil_socket_t fd, short what, void *arg)
@@ -1293,6 +1315,8 @@ static int fake_setup(void **state)
     assert_int_equal(getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&sin, &sl),
                      0);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/webhook/acme", ntohs(sin.sin_port));
+    snprintf(E.receiver_url, sizeof(E.receiver_url), "http://127.0.0.1:%d", ntohs(sin.sin_port));
+    evhttp_set_cb(E.receiver, "/echo/" PNID "/messages", on_echo_token, NULL);
     if (spawn_fake(url) != 0) {
         fprintf(stderr, "test_graph: cannot start %s\n", "myna_fake_graph");
         return -1;
@@ -1657,6 +1681,41 @@ static void test_client_connection_refused(void **state)
     myna_graph_free(g);
 }
 
+/* A token the answer repeats is never in the result, not even the start
+ * of one too long for the error text. */
+static void test_client_token_echoed(void **state)
+{
+    static const size_t lens[] = { 40, 200, 226, 229, 232, 233, 240, 300, 1000 };
+    struct myna_err err = MYNA_ERR_INIT;
+    char url[96];
+
+    (void)state;
+    snprintf(url, sizeof(url), "%s/echo", E.receiver_url);
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        char *token = malloc(lens[i] + 1), head[9];
+        struct myna_graph *g;
+        struct send_call s;
+
+        assert_non_null(token);
+        for (size_t j = 0; j < lens[i]; j++)
+            token[j] = "EAAGbcdefghijkmnopqrstuvwxyz0123456789ZXCV"[(j * 5 + i) % 42];
+        token[lens[i]] = '\0';
+        memcpy(head, token, 8);
+        head[8] = '\0';
+        g = myna_graph_new(E.http, url, PNID, token, &err);
+        assert_non_null(g);
+        send_on(g, myna_graph_text_body(ALEX, "hi", NULL, NULL, NULL), 5000, &s);
+        assert_int_equal(s.r.cls, MYNA_SEND_AUTH);
+        assert_int_equal(s.r.error_code, 190);
+        if (strstr(s.r.error, head) != NULL || strstr(s.r.fbtrace_id, head) != NULL)
+            fail_msg("a %zu-byte token shows in error '%s' or trace '%s'", lens[i], s.r.error,
+                     s.r.fbtrace_id);
+        assert_int_equal(strncmp(s.r.error, "Malformed access token [token]", 30), 0);
+        myna_graph_free(g);
+        free(token);
+    }
+}
+
 static int http_idle(void *arg)
 {
     (void)arg;
@@ -1760,6 +1819,7 @@ int main(void)
         FAKE_TEST(test_client_timeout),
         FAKE_TEST(test_client_status_fail),
         FAKE_TEST(test_client_connection_refused),
+        FAKE_TEST(test_client_token_echoed),
         FAKE_TEST(test_client_free_in_flight),
         FAKE_TEST(test_client_bad_arguments),
     };
