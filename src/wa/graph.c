@@ -713,14 +713,20 @@ void myna_graph_free(struct myna_graph *g)
 static void scrub_token(char *s, size_t cap, const char *token)
 {
     size_t tl = strlen(token), len, k;
-    char *p;
+    char *p, *from = s;
 
     if (tl < 4)
         return;  /* too short to tell from ordinary text; never the case for Meta tokens */
-    while ((p = strstr(s, token)) != NULL) {
+    /* the search goes on after each "[token]": a token such as "token"
+     * would be found again inside it */
+    while ((p = strstr(from, token)) != NULL) {
         char rest[256];
         snprintf(rest, sizeof(rest), "%s", p + tl);
         snprintf(p, cap - (size_t)(p - s), "[token]%s", rest);
+        /* a token shorter than "[token]" lengthens s: cut whole characters */
+        s[myna_utf8_prefix(s, strlen(s))] = '\0';
+        k = strlen(p);
+        from = p + (k < sizeof("[token]") - 1 ? k : sizeof("[token]") - 1);
     }
     /* Meta echoes a malformed token in its message ("Malformed access
      * token EAA..."): one longer than the room left was cut by the copy,

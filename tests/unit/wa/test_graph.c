@@ -1714,6 +1714,17 @@ static void test_client_token_echoed(void **state)
         myna_graph_free(g);
         free(token);
     }
+    {   /* a token shorter than its mark, found again inside "[token]" */
+        struct myna_graph *g = myna_graph_new(E.http, url, PNID, "token", &err);
+        struct send_call s;
+
+        assert_non_null(g);
+        send_on(g, myna_graph_text_body(ALEX, "hi", NULL, NULL, NULL), 5000, &s);
+        assert_int_equal(s.r.error_code, 190);
+        assert_string_equal(s.r.error, "Malformed access [token] [token]");
+        assert_string_equal(s.r.fbtrace_id, "[token]");
+        myna_graph_free(g);
+    }
 }
 
 static int http_idle(void *arg)
