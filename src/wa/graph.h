@@ -101,7 +101,7 @@ struct myna_send_result {
                                 * may have taken it (its status webhooks tell):
                                 * transport_failed after it left, or a 502/504
                                 * without a Graph error code (a proxy's answer) */
-    char error[256];           /* "message (details)" or why the answer was not
+    char error[256];           /* "message: details" or why the answer was not
                                 * usable; printable UTF-8, cut at a character
                                 * boundary, "" on success; never the token */
     char fbtrace_id[64];       /* Meta's trace id for support tickets, or "" */
