@@ -140,7 +140,7 @@ static void table_unref(struct table *t)
         free(in->id);
         free(in->phone_number_id);
         if (in->verify_token)
-            memset(in->verify_token, 0, strlen(in->verify_token));
+            OPENSSL_cleanse(in->verify_token, strlen(in->verify_token));
         free(in->verify_token);
         myna_hmac_key_free(in->key);
         store_unref(in->store);

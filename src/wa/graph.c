@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
+#include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -702,7 +703,7 @@ void myna_graph_free(struct myna_graph *g)
     }
     free(g->url);
     if (g->auth != NULL) {
-        memset(g->auth, 0, strlen(g->auth));
+        OPENSSL_cleanse(g->auth, strlen(g->auth));  /* a memset before free may be dropped */
         free(g->auth);
     }
     free(g);
