@@ -2,9 +2,11 @@
 #include "master/master.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
@@ -433,7 +435,27 @@ static void on_admin(struct evhttp_request *req, void *arg)
 
 /* ---- listeners --------------------------------------------------------- */
 
-static struct evhttp *listener(struct master *m, const char *addr, void (*cb)(struct evhttp_request *, void *),
+/* Why host could not be bound: a name that does not resolve, else the
+ * errno the bind or listen left (e). */
+static const char *listen_problem(const char *host, int e)
+{
+    struct addrinfo hints, *ai = NULL;
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    if ((rc = getaddrinfo(host, NULL, &hints, &ai)) != 0)
+        return rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc);
+    freeaddrinfo(ai);
+    return e ? strerror(e) : "unknown error";
+}
+
+/* The listener of option name ("public", "admin") on addr; the address
+ * bound goes to bound. NULL with err saying which and why. */
+static struct evhttp *listener(struct master *m, const char *name, const char *addr,
+                               void (*cb)(struct evhttp_request *, void *),
                                struct evhttp_bound_socket **sock, char *bound, size_t cap,
                                struct myna_err *err)
 {
@@ -447,9 +469,16 @@ static struct evhttp *listener(struct master *m, const char *addr, void (*cb)(st
         myna_err_set(err, MYNA_ENOMEM, "out of memory");
         return NULL;
     }
-    if (myna_split_hostport(addr, host, sizeof(host), &port) != 0 ||
-        (*sock = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port)) == NULL) {
-        myna_err_set(err, MYNA_EIO, "cannot listen on '%s'", addr);
+    if (myna_split_hostport(addr, host, sizeof(host), &port) != 0) {
+        myna_err_set(err, MYNA_EIO, "cannot listen on '%s' (%s): not HOST:PORT", addr, name);
+        evhttp_free(http);
+        return NULL;
+    }
+    errno = 0;
+    if ((*sock = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port)) == NULL) {
+        int e = errno;
+        myna_err_set(err, MYNA_EIO, "cannot listen on '%s' (%s): %s", addr, name,
+                     listen_problem(host, e));
         evhttp_free(http);
         return NULL;
     }
@@ -787,10 +816,10 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     }
     if ((rc = open_control(&m, &admin_id, err)) != MYNA_OK)
         goto out;
-    if ((m.pub = listener(&m, conf->public_addr, on_public, &m.pub_sock, pub, sizeof(pub),
-                          err)) == NULL ||
-        (m.adm = listener(&m, conf->admin_addr, on_admin, &m.adm_sock, adm, sizeof(adm),
-                          err)) == NULL) {
+    if ((m.pub = listener(&m, "public", conf->public_addr, on_public, &m.pub_sock, pub,
+                          sizeof(pub), err)) == NULL ||
+        (m.adm = listener(&m, "admin", conf->admin_addr, on_admin, &m.adm_sock, adm,
+                          sizeof(adm), err)) == NULL) {
         rc = err->code;
         goto out;
     }
