@@ -139,7 +139,6 @@ static void test_rejections(void **state)
     char url[300], body[2048], sig[72], hdr[128];
     const char *headers[2] = { hdr, NULL };
     int n = text_payload(body, sizeof(body), PHONE_ID, "wamid.reject-1", "hi");
-    char *big;
 
     snprintf(url, sizeof(url), "%s/webhook/barber", p->public_url);
     /* no signature, wrong signature, signature by another app, bad forms */
@@ -184,12 +183,7 @@ static void test_rejections(void **state)
                                    "{\"object\":\"page\",\"entry\":[]}", 28, NULL, 0), 400);
     assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, "\xff\xfe\x00\x01", 4, NULL, 0), 400);
 
-    /* over 3 MiB: 413 without reading it */
-    big = malloc(3 * 1024 * 1024 + 10);
-    assert_non_null(big);
-    memset(big, ' ', 3 * 1024 * 1024 + 10);
-    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, big, 3 * 1024 * 1024 + 10, NULL, 0), 413);
-    free(big);
+    /* over 3 MiB: test_too_large_answered_before_its_body */
 
     /* methods and other paths */
     assert_int_equal(h_http("PUT", url, body, (size_t)n, NULL, NULL, 0), 405);
@@ -809,6 +803,39 @@ static void send_chunked(int fd, const char *body, size_t len, size_t chunk)
     send_all(fd, "0\r\n\r\n", 5);
 }
 
+/* A body declared over 3 MiB is answered 413 from its headers, before a
+ * byte of it is read, and the connection closed. (Sent whole, the answer
+ * would race the client's writes: a close with the body unread resets the
+ * connection, and the reset may discard the 413 before the client reads it.) */
+static void test_too_large_answered_before_its_body(void **state)
+{
+    struct myna_proc *p = *state;
+    char head[512], buf[1024];
+    size_t len = 0;
+    int fd = raw_connect(p), n;
+
+    n = snprintf(head, sizeof(head),
+                 "POST /webhook/barber HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 "Content-Type: application/json\r\nX-Hub-Signature-256: sha256=%064d\r\n"
+                 "Content-Length: %d\r\n\r\n", 0, 3 * 1024 * 1024 + 10);
+    send_all(fd, head, (size_t)n);
+    for (int waited = 0; waited < 5000 && len < sizeof(buf) - 1;) {
+        struct pollfd pfd = { fd, POLLIN, 0 };
+        ssize_t k;
+        if (poll(&pfd, 1, 100) == 0) {
+            waited += 100;
+            continue;
+        }
+        if ((k = recv(fd, buf + len, sizeof(buf) - 1 - len, 0)) <= 0)
+            break;  /* closed by the server: the whole answer is in */
+        len += (size_t)k;
+    }
+    buf[len] = '\0';
+    close(fd);
+    assert_true(strncmp(buf, "HTTP/1.1 413 ", 13) == 0);
+    assert_int_equal(h_db_count(p, "barber", "inbox", NULL), 0);
+}
+
 /* Chunked bodies are read as any other, up to a chunk of nearly the whole
  * body limit; a chunk-size line that never ends is not: the master stops
  * reading it (http_server.h) instead of holding all it is sent. */
@@ -1020,6 +1047,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_logs_hide_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_connection_many_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_connection_does_not_spin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_large_answered_before_its_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_store_refuses_only_its_records,
                                         setup_broken_branch, teardown_stop),
