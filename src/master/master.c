@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -13,8 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/arena.h"
 #include "core/buf.h"
@@ -69,6 +72,7 @@ struct master {
     const struct myna_conf *conf;
     const struct myna_master_args *args;
     int exit_rc;
+    int lock_fd;                   /* var/myna.lock, held while running; -1: none */
 };
 
 /* ---- routes ----------------------------------------------------------- */
@@ -732,6 +736,8 @@ static void master_release(struct master *m)
     if (m->base)
         event_base_free(m->base);
     myna_arena_cache_release();
+    if (m->lock_fd >= 0)
+        close(m->lock_fd);  /* last: everything of this master is closed */
 }
 
 /* The supervisor's alerts (a crash loop, a bot's attention reason). */
@@ -770,6 +776,36 @@ static long raise_nofile(void)
     return rl.rlim_cur == RLIM_INFINITY ? -1 : (long)rl.rlim_cur;
 }
 
+/* One master per data directory: a second one (another terminal, a
+ * service and a manual start) would supervise a second set of bots on the
+ * same stores. The kernel drops the lock when its holder dies, and the
+ * bots do not inherit it (close-on-exec), so a master killed with -9 never
+ * leaves it behind. The file holds the holder's pid, for the message. */
+static int lock_data(struct master *m, struct myna_err *err)
+{
+    char path[4200], pid[32] = "";
+    ssize_t n;
+    int len;
+
+    snprintf(path, sizeof(path), "%s/myna.lock", m->conf->data_dir);
+    if ((m->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return myna_err_set(err, MYNA_EIO, "cannot open '%s': %s", path, strerror(errno));
+    if (flock(m->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e != EWOULDBLOCK)
+            return myna_err_set(err, MYNA_EIO, "cannot lock '%s': %s", path, strerror(e));
+        n = pread(m->lock_fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? strspn(pid, "0123456789") : 0] = '\0';
+        return myna_err_set(err, MYNA_EIO, "data directory '%s' is in use by another myna serve"
+                            "%s%s%s; each one needs a data directory of its own",
+                            m->conf->data_dir, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+    }
+    len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(m->lock_fd, 0) != 0 || pwrite(m->lock_fd, pid, (size_t)len, 0) != len)
+        MYNA_LOG_ERRNO(MYNA_WARN, "lock_file_write_failed", errno, "file=%s", path);
+    return MYNA_OK;
+}
+
 /* The control store, the secrets' key, the first admin. */
 static int open_control(struct master *m, int64_t *admin_id, struct myna_err *err)
 {
@@ -800,6 +836,7 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     int rc = MYNA_OK;
 
     memset(&m, 0, sizeof(m));
+    m.lock_fd = -1;
     m.conf = conf;
     m.args = args;
     m.state = MASTER_STARTING;
@@ -814,7 +851,7 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
         rc = err->code ? err->code : MYNA_EIO;
         goto out;
     }
-    if ((rc = open_control(&m, &admin_id, err)) != MYNA_OK)
+    if ((rc = lock_data(&m, err)) != MYNA_OK || (rc = open_control(&m, &admin_id, err)) != MYNA_OK)
         goto out;
     if ((m.pub = listener(&m, "public", conf->public_addr, on_public, &m.pub_sock, pub,
                           sizeof(pub), err)) == NULL ||

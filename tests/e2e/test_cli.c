@@ -559,6 +559,33 @@ static void test_port_in_use_fails_cleanly(void **state)
     h_cleanup(&a);
 }
 
+/* One master per data directory: a second one is refused at start and
+ * names the holder; a master killed with -9 leaves no lock behind. */
+static void test_second_master_on_one_data_dir(void **state)
+{
+    struct myna_proc a, b;
+    char data[320], want[512];
+    const char *extra[] = { "--data", data, NULL };
+
+    (void)state;
+    assert_int_equal(h_setup(&a, NULL), 0);
+    assert_int_equal(h_start(&a, NULL), 0);
+    snprintf(data, sizeof(data), "%s/var", a.dir);
+    assert_int_equal(h_setup(&b, NULL), 0);
+    assert_int_equal(h_start(&b, extra), -1);
+    snprintf(want, sizeof(want), "data directory '%s' is in use by another myna serve (pid %ld)",
+             data, (long)a.pid);
+    assert_true(h_log_contains(&b, want));
+    /* the first one goes on serving */
+    snprintf(want, sizeof(want), "%s/healthz", a.public_url);
+    assert_int_equal(h_http("GET", want, NULL, 0, NULL, NULL, 0), 200);
+    assert_int_equal(h_stop(&a, 9), 128 + 9);
+    assert_int_equal(h_start(&b, extra), 0);
+    assert_int_equal(h_stop(&b, 15), 0);
+    h_cleanup(&b);
+    h_cleanup(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -567,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_bad_instances_file_names_the_field),
         cmocka_unit_test(test_flag_beats_file),
         cmocka_unit_test(test_port_in_use_fails_cleanly),
+        cmocka_unit_test(test_second_master_on_one_data_dir),
         cmocka_unit_test(test_bad_webhook_url_is_never_shown),
         cmocka_unit_test(test_flag_equals_value_everywhere),
         cmocka_unit_test(test_unreadable_file_is_named_before_any_call),
