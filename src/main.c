@@ -117,6 +117,7 @@ static int cmd_serve(int argc, char **argv)
         return 0;
     }
     myna_log_set_proc("master");
+    myna_log_route_libevent();
     myna_log_set_level((int)conf.log_level);
     if ((rc = myna_log_open(conf.log_file)) != 0) {
         fprintf(stderr, "myna: cannot open log file '%s': %s\n", conf.log_file, strerror(-rc));
@@ -251,6 +252,7 @@ static int cmd_bot(int argc, char **argv)
         return 2;
     }
     myna_log_set_proc("bot");
+    myna_log_route_libevent();
     myna_log_set_level((int)conf.log_level);
     /* the configuration: from the master (fd), or from the instances file */
     if ((rotate ? myna_log_open_rotating(rotate, MYNA_BOT_LOG_MAX_BYTES, MYNA_BOT_LOG_KEEP)

@@ -3,6 +3,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -55,6 +56,24 @@ const char *myna_log_level_name(int level)
     if (level < MYNA_ERROR || level > MYNA_DEBUG)
         return "info";
     return level_names[level];
+}
+
+/* libevent's own messages ("getaddrinfo: ...", a failed fcntl) as lines
+ * of ours, instead of "[warn] ..." on standard error, past log_file. */
+static void on_libevent_log(int severity, const char *msg)
+{
+    char q[600];
+    int level = severity >= EVENT_LOG_ERR    ? MYNA_ERROR
+                : severity == EVENT_LOG_WARN ? MYNA_WARN
+                : severity == EVENT_LOG_MSG  ? MYNA_INFO
+                                             : MYNA_DEBUG;
+
+    MYNA_LOG(level, "libevent", "msg=%s", myna_log_q(q, sizeof(q), msg));
+}
+
+void myna_log_route_libevent(void)
+{
+    event_set_log_callback(on_libevent_log);
 }
 
 static int log_open_fd(const char *path)

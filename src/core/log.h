@@ -37,6 +37,8 @@ void myna_log_write(int level, const char *event, int errnum, const char *fmt, .
 /* Names this process in every line (proc=NAME). */
 void myna_log_set_proc(const char *proc);
 void myna_log_set_level(int level);
+/* libevent's own log lines go through MYNA_LOG (event=libevent msg=...). */
+void myna_log_route_libevent(void);
 /* "error", "warn", "info", "debug" -> level, or -1. */
 int myna_log_level_from_name(const char *name);
 const char *myna_log_level_name(int level);

@@ -8,6 +8,8 @@
  * lines within the buffer's max). Each test gets a fresh mkdtemp directory;
  * teardown sends the log back to stderr and puts back fds 1 and 2. */
 #include <errno.h>
+#include <event2/event.h>
+#include <event2/util.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <regex.h>
@@ -302,6 +304,24 @@ static void test_log_line_format(void **state)
     snprintf(pat, sizeof(pat), TS_RE "level=error proc=tlog pid=%ld event=boom$",
              (long)getpid());
     assert_matches(line, pat);
+    free(s);
+}
+
+/* libevent's warnings become lines of ours: a failed fcntl on fd -1 is one
+ * libevent always reports. */
+static void test_log_routes_libevent(void **state)
+{
+    struct fix *f = *state;
+    char *s;
+
+    assert_int_equal(myna_log_open(f->path), 0);
+    myna_log_route_libevent();
+    assert_int_equal(evutil_make_socket_nonblocking(-1), -1);
+    event_set_log_callback(NULL);
+    s = slurp(f->path);
+    assert_non_null(strstr(s, "level=warn proc=tlog"));
+    assert_non_null(strstr(s, " event=libevent msg=\"fcntl(-1, F_GETFL)"));
+    assert_int_equal(count_lines(s), 1);
     free(s);
 }
 
@@ -920,6 +940,7 @@ int main(void)
         T(test_log_q_tiny_cap),
         T(test_log_q_fits_not_truncated),
         T(test_log_line_format),
+        T(test_log_routes_libevent),
         T(test_log_quoted_field),
         T(test_log_level_filtering),
         T(test_log_errno_fields),
