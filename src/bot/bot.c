@@ -60,7 +60,6 @@ struct lane {
     struct event *batch_timer;
     struct lane *due_next;   /* b->due_lanes: its batch timer fired */
     int due_queued;          /* in that list */
-    int64_t rearm_ms;        /* flush: the batch got a fragment since, wait on from this */
     int flush_rc;            /* flush: how its part of the transaction went */
     int busy;                /* a turn is being answered */
     int sending;             /* an outbox send is in flight */
@@ -333,6 +332,8 @@ static void arm_batch(struct bot *b, const char *contact, int64_t last_ms)
         return;
     if (wait < 0)
         wait = 0;  /* a deadline already past (restart, downtime) flushes at once */
+    if (wait > b->in->batch_window_ms)
+        wait = b->in->batch_window_ms;  /* a fragment ahead of the clock: it was set back */
     tv.tv_sec = (time_t)(wait / 1000);
     tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
     evtimer_add(l->batch_timer, &tv);
@@ -376,22 +377,20 @@ static int flush_batch(struct bot *b, const char *contact, struct myna_err *err)
 }
 
 /* The flush's part for a lane whose batch timer fired (in its transaction):
- * the batch becomes a turn, unless a fragment came since (l->rearm_ms). */
+ * the batch becomes a turn, unless a fragment came since, which set the
+ * timer again (drain_inbox). The timer tells, not the wall clock: one set
+ * back would keep the batch open until it caught up. */
 static int flush_due_batch(struct bot *b, struct lane *l, struct myna_err *err)
 {
     struct myna_batch batch;
-    int rc = myna_bot_batch_get(b->bs, l->contact, &batch, err);
+    int rc;
 
-    l->rearm_ms = 0;
-    if (rc == MYNA_ENOTFOUND)
+    if (evtimer_pending(l->batch_timer, NULL))
+        return MYNA_OK;
+    if ((rc = myna_bot_batch_get(b->bs, l->contact, &batch, err)) == MYNA_ENOTFOUND)
         return MYNA_OK;
     if (rc != MYNA_OK)
         return rc;
-    if (batch.last_ms + b->in->batch_window_ms > myna_wall_ms()) {
-        l->rearm_ms = batch.last_ms;
-        myna_batch_release(&batch);
-        return MYNA_OK;
-    }
     return batch_to_turn(b, &batch, err);
 }
 
@@ -1915,13 +1914,10 @@ static void flush(struct bot *b, int send)
         f.lanes = l->due_next;
         l->due_next = NULL;
         l->due_queued = 0;
-        if (l->flush_rc != MYNA_OK) {
+        if (l->flush_rc != MYNA_OK)
             arm_batch(b, l->contact, myna_wall_ms());  /* try again */
-        } else if (l->rearm_ms) {  /* a fragment came since the timer was set */
-            arm_batch(b, l->contact, l->rearm_ms);
-        } else {
+        else
             kick = 1;
-        }
     }
     while (f.answers) {
         struct answering *a = f.answers;

@@ -1308,6 +1308,37 @@ static void test_kill9_of_the_bot_answers_each_once(void **state)
     assert_true(h_metric(&f->p, "myna_bot_outbox_open{instance=\"conv\"}") == 0);
 }
 
+/* The wall clock was set back an hour after a text came (NTP fixing a clock
+ * that ran ahead): its open batch is cut window_ms later as always, not
+ * when the clock catches up with the time the text was stamped with. */
+static void test_batch_ahead_of_the_clock_is_cut_in_time(void **state)
+{
+    struct fx *f = *state;
+    char path[400], sql[512], sent[8][512];
+    struct timeval tv;
+    sqlite3 *db = NULL;
+    pid_t pid = bot_pid(f);
+
+    assert_true(pid > 0);
+    gettimeofday(&tv, NULL);
+    snprintf(path, sizeof(path), "%s/var/instances/conv.bot.db", f->p.dir);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO batches(contact, text, n, first_seq, last_seq, last_ms, profile_name,"
+             " last_wamid) VALUES('79160000077', 'часы ушли назад', 1, 1, 1, %lld, NULL,"
+             " 'wamid.clock-1')",
+             (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000 + 3600 * 1000);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    /* the batch is the store's: the next bot sets its timer */
+    kill(pid, SIGKILL);
+    wait_sent(f, 1);
+    assert_true(h_bot_log_contains(&f->p, "conv", "event=batches_restored instance=conv open=1"));
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "ECHO: часы ушли назад");
+    assert_int_equal(h_db_count(&f->p, "conv", "batches", NULL), 0);
+}
+
 #define ADMIN_TOKEN "myna_ConversationTestsAdminToken0123456789abcdef"
 
 static long admin(struct fx *f, const char *method, const char *path, const char *body,
@@ -1394,6 +1425,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unusable_answer_gives_fallback, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_max_one, setup_batch1, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_ahead_of_the_clock_is_cut_in_time, setup_llm,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_throughput_errors_are_retried_in_order, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_lost_answer_is_not_sent_twice, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_failed_status_worth_retrying_is_sent_again, setup_llm,
