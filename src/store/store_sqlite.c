@@ -568,10 +568,13 @@ static int mark_writer(struct sqlite_store *s, struct myna_err *err)
 }
 
 /* The other half of mark_writer, on close. If it fails the mark stays, and
- * the next writer jumps for nothing: harmless. */
+ * the next writer jumps for nothing: harmless. A table whose jump is still
+ * to come (the handle wrote no new row to it) keeps the mark too: the
+ * numbers lost before this handle are still unknown, so the next writer
+ * must jump in its place. */
 static void unmark_writer(struct sqlite_store *s)
 {
-    if (s->writer)
+    if (s->writer && !s->jump[TBL_INBOX] && !s->jump[TBL_STATUSES])
         sqlite3_exec(s->db, "UPDATE writer SET open = 0 WHERE id = 1", NULL, NULL, NULL);
 }
 

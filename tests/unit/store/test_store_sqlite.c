@@ -1363,6 +1363,21 @@ static void test_two_handles_jump_apart(void **state)
     myna_store_free(h2);
 }
 
+/* Puts the files back as they were after the first commit of
+ * crash_after_writing(..., snapshot 1): a power loss under NORMAL. */
+static void lose_tail(const struct fix *f)
+{
+    char from[160], to[160];
+
+    snprintf(from, sizeof(from), "%s.snap", f->path);
+    assert_int_equal(rename(from, f->path), 0);
+    snprintf(from, sizeof(from), "%s-wal.snap", f->path);
+    snprintf(to, sizeof(to), "%s-wal", f->path);
+    assert_int_equal(rename(from, to), 0);
+    snprintf(to, sizeof(to), "%s-shm", f->path);
+    assert_int_equal(unlink(to), 0);  /* rebuilt from the log at open */
+}
+
 /* A power loss under synchronous=NORMAL: the mark reached the disk, the
  * records after it did not. Simulated by putting back the files as they
  * were after the first commit. A number a reader may have seen (up to 3)
@@ -1372,16 +1387,9 @@ static void test_lost_tail_never_reuses_numbers(void **state)
     struct fix *f = *state;
     struct myna_store *st;
     struct sample x;
-    char from[160], to[160];
 
     crash_after_writing(f->path, MYNA_SYNC_NORMAL, "lost", 3, 1);
-    snprintf(from, sizeof(from), "%s.snap", f->path);
-    assert_int_equal(rename(from, f->path), 0);
-    snprintf(from, sizeof(from), "%s-wal.snap", f->path);
-    snprintf(to, sizeof(to), "%s-wal", f->path);
-    assert_int_equal(rename(from, to), 0);
-    snprintf(to, sizeof(to), "%s-shm", f->path);
-    assert_int_equal(unlink(to), 0);  /* rebuilt from the log at open */
+    lose_tail(f);
 
     st = open_store(f->path, MYNA_SYNC_NORMAL);
     assert_counts(st, 1, 0);  /* lost-1 and lost-2 are gone */
@@ -1390,6 +1398,57 @@ static void test_lost_tail_never_reuses_numbers(void **state)
     assert_true(seq_of(st, x.wamid) > 3);
     assert_int_equal(seq_of(st, x.wamid), 1 + SEQ_JUMP);
     myna_store_free(st);
+}
+
+/* After the lost tail, a writer that stores only a status (its messages'
+ * jump still to come) and then closes cleanly: the next writer must still
+ * jump the messages past every number a reader may have seen (up to 3). */
+static void test_clean_close_before_jump_keeps_mark(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_store *st;
+    struct status_sample s;
+    struct sample x;
+
+    crash_after_writing(f->path, MYNA_SYNC_NORMAL, "lost", 3, 1);
+    lose_tail(f);
+
+    st = open_store(f->path, MYNA_SYNC_NORMAL);
+    status_init(&s, "wamid.out-1", MYNA_STATUS_SENT);
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_status(st, &s.s, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_commit(st, &err), MYNA_OK);
+    assert_int_equal(status_seq_top(st), SEQ_JUMP);
+    myna_store_free(st);
+
+    st = open_store(f->path, MYNA_SYNC_NORMAL);
+    sample_init(&x, "next", 0);
+    assert_int_equal(put_one(st, &x.m), MYNA_STORE_NEW);
+    assert_true(seq_of(st, x.wamid) > 3);
+    assert_int_equal(seq_of(st, x.wamid), 1 + SEQ_JUMP);
+    myna_store_free(st);
+    assert_sql(f->path, "SELECT open FROM writer", "1");  /* its statuses did not jump */
+
+    st = open_store(f->path, MYNA_SYNC_NORMAL);
+    status_init(&s, "wamid.out-2", MYNA_STATUS_SENT);
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_status(st, &s.s, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_put_inbound(st, &x.m, 1, &err), MYNA_STORE_DUP);
+    assert_int_equal(myna_store_commit(st, &err), MYNA_OK);
+    assert_int_equal(status_seq_top(st), 2 * SEQ_JUMP);
+    myna_store_free(st);
+    assert_sql(f->path, "SELECT open FROM writer", "1");  /* a duplicate is no jump */
+
+    st = open_store(f->path, MYNA_SYNC_NORMAL);
+    sample_init(&x, "next", 1);
+    status_init(&s, "wamid.out-3", MYNA_STATUS_SENT);
+    assert_int_equal(myna_store_begin(st, &err), MYNA_OK);
+    assert_int_equal(myna_store_put_inbound(st, &x.m, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_put_status(st, &s.s, 1, &err), MYNA_STORE_NEW);
+    assert_int_equal(myna_store_commit(st, &err), MYNA_OK);
+    myna_store_free(st);
+    assert_sql(f->path, "SELECT open FROM writer", "0");  /* both jumped: a clean close */
 }
 
 #define FORK_TXNS 40
@@ -1495,6 +1554,7 @@ int main(void)
         T(test_unclean_stop_jumps_numbers),
         T(test_two_handles_jump_apart),
         T(test_lost_tail_never_reuses_numbers),
+        T(test_clean_close_before_jump_keeps_mark),
         T(test_mark_is_flushed_under_normal),
         T(test_unnumbered_store_marks_nothing),
     };
