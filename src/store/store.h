@@ -38,7 +38,8 @@ struct myna_store_opts {
     int unnumbered;
     /* 1: open only a file that exists, MYNA_ENOTFOUND otherwise: a reader
      * (the admin API, a metrics scrape) must not create a store its owner
-     * never made. */
+     * never made. Such a reader may open a file it cannot write; without
+     * it, that file is refused (MYNA_ESTORE). */
     int existing;
 };
 

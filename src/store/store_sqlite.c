@@ -300,6 +300,12 @@ static int open_db(struct sqlite_store *s, enum myna_store_sync sync, int existi
                          sync == MYNA_SYNC_FULL ? myna_walbuf_vfs() : NULL);
     if (rc == SQLITE_OK) {
         sqlite3_rollback_hook(s->db, rolled_back, s->db);
+        /* SQLite opens a file it may not write for reading only, without
+         * a word; every commit would then fail, and the handle would stay
+         * read-only after the file is mended. A reader may go on. */
+        if (!existing && sqlite3_db_readonly(s->db, "main") == 1)
+            return open_fail(s, MYNA_ESTORE, "the file cannot be written "
+                             "(read-only file, or its owner is another user)", err);
         return MYNA_OK;
     }
     if (s->db == NULL)

@@ -381,6 +381,60 @@ static void test_open_existing_only(void **state)
     myna_store_free(st);
 }
 
+/* A default VFS that opens every main database for reading only, as
+ * SQLite's own does when the file may not be written (EACCES, EROFS): it
+ * falls back to O_RDONLY and says so only through the open's out flags. */
+static sqlite3_vfs *ro_real, ro_vfs;
+
+static int ro_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
+                   int *out_flags)
+{
+    (void)vfs;
+    if (flags & SQLITE_OPEN_MAIN_DB)
+        flags = (flags & ~(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_READONLY;
+    return ro_real->xOpen(ro_real, name, f, flags, out_flags);
+}
+
+/* A store file this process may not write is refused at open, as the
+ * ingress needs to know then (instance_store_failed, 503, reopened when
+ * the instance is saved); a reader (.existing) still opens it and reads. */
+static void test_open_refuses_read_only_file(void **state)
+{
+    struct fix *f = *state;
+    struct myna_store_opts o = { .sync = MYNA_SYNC_NORMAL };
+    struct myna_store_opts reader = { .sync = MYNA_SYNC_NORMAL, .existing = 1 };
+    struct myna_err err = MYNA_ERR_INIT, rd_err = MYNA_ERR_INIT;
+    struct myna_store *wr, *rd;
+    struct sample a;
+    char want[300];
+    int wr_opened;
+
+    wr = open_store(f->path, MYNA_SYNC_NORMAL);
+    sample_init(&a, "ro", 1);
+    assert_int_equal(put_one(wr, &a.m), MYNA_STORE_NEW);
+    myna_store_free(wr);
+
+    ro_real = sqlite3_vfs_find(NULL);
+    assert_non_null(ro_real);
+    ro_vfs = *ro_real;
+    ro_vfs.zName = "test-read-only";
+    ro_vfs.xOpen = ro_open;
+    assert_int_equal(sqlite3_vfs_register(&ro_vfs, 1), SQLITE_OK);
+    wr = myna_store_open_sqlite(f->path, &o, &err);
+    rd = myna_store_open_sqlite(f->path, &reader, &rd_err);
+    wr_opened = wr != NULL;
+    myna_store_free(wr);
+    assert_int_equal(sqlite3_vfs_unregister(&ro_vfs), SQLITE_OK);  /* before any failure */
+
+    assert_false(wr_opened);
+    assert_int_equal(err.code, MYNA_ESTORE);
+    snprintf(want, sizeof(want), "cannot open store '%s': the file cannot be written", f->path);
+    assert_memory_equal(err.msg, want, strlen(want));
+    assert_non_null(rd);
+    assert_counts(rd, 1, 0);
+    myna_store_free(rd);
+}
+
 static void test_open_bad_options(void **state)
 {
     struct fix *f = *state;
@@ -1529,6 +1583,7 @@ int main(void)
         T(test_open_missing_dir),
         T(test_open_existing_only),
         T(test_open_bad_options),
+        T(test_open_refuses_read_only_file),
         T(test_checkpoint_pages),
         T(test_roundtrip_every_field),
         T(test_unknown_type_reads_as_unsupported),
