@@ -936,7 +936,8 @@ static int profile_prompt(struct answering *a)
         p = cJSON_Parse(prefs);
     who = a->profile_name && a->profile_name[0] ? a->profile_name : name;
     if (who && *who)
-        myna_buf_printf(&b, "The customer's WhatsApp name is %.200s.", who);
+        myna_buf_printf(&b, "The customer's WhatsApp name is %.*s.",
+                        (int)myna_utf8_cut(who, 200), who);  /* whole characters: valid UTF-8 */
     if (!cJSON_IsObject(p)) {
         cJSON_Delete(p);
         p = NULL;

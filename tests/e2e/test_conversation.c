@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "core/util.h"
 #include "wa/format.h"
 
 #define SECRET "conv-app-secret-0123456789"
@@ -172,6 +173,9 @@ static int teardown(void **state)
 
 /* ---- what the customer sends ------------------------------------------- */
 
+/* The WhatsApp name the customer's webhooks carry. */
+static const char *profile_name = "Алексей";
+
 static void post_at(struct fx *f, const char *from, const char *wamid, const char *message_json,
                     long ts)
 {
@@ -179,10 +183,10 @@ static void post_at(struct fx *f, const char *from, const char *wamid, const cha
                      "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\","
                      "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":"
                      "{\"display_phone_number\":\"79990001122\",\"phone_number_id\":\"" PHONE_ID "\"},"
-                     "\"contacts\":[{\"profile\":{\"name\":\"Алексей\"},\"wa_id\":\"%s\"}],"
+                     "\"contacts\":[{\"profile\":{\"name\":\"%s\"},\"wa_id\":\"%s\"}],"
                      "\"messages\":[{\"from\":\"%s\",\"id\":\"%s\",\"timestamp\":\"%ld\",%s}]},"
                      "\"field\":\"messages\"}]}]}",
-                     from, from, wamid, ts, message_json);
+                     profile_name, from, from, wamid, ts, message_json);
     assert_int_equal(h_post_signed(f->p.public_url, "conv", SECRET, body_buf, (size_t)n, NULL, 0),
                      200);
 }
@@ -515,6 +519,37 @@ static void test_unusable_answer_gives_fallback(void **state)
     assert_true(h_metric(&f->p, "myna_llm_requests_total{instance=\"conv\",result=\"failed\"}") == 1);
     assert_int_equal(h_db_count(&f->p, "conv", "turns", "state = 1 AND ai = 0"), 1);
     assert_false(h_bot_log_contains(&f->p, "conv", "event=turn_commit_failed"));
+}
+
+/* A long WhatsApp name is cut for the model's prompt at a whole
+ * character: cut at a byte, a name of 199 ASCII letters and an "é" left a
+ * lone lead byte, and a model server that reads the request as strict
+ * UTF-8 refuses it, so every turn of that customer failed. */
+static void test_long_name_cut_at_a_character(void **state)
+{
+    struct fx *f = *state;
+    char name[256];
+    cJSON *all;
+    const char *sys = NULL;
+    const cJSON *r, *m;
+
+    memset(name, 'a', 199);
+    snprintf(name + 199, sizeof(name) - 199, "%s", "é and more");
+    profile_name = name;
+    post_text(f, "79161234567", "wamid.longname-1", "Привет");
+    profile_name = "Алексей";
+    wait_sent(f, 1);
+    all = fake_get(&f->llm, "/_fake/requests");
+    cJSON_ArrayForEach(r, all)
+        cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(r, "messages")) {
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+            if (cJSON_IsString(c) && strstr(c->valuestring, "WhatsApp name is "))
+                sys = c->valuestring;
+        }
+    assert_non_null(sys);
+    assert_true(myna_utf8_count(sys) != (size_t)-1);
+    assert_non_null(strstr(sys, "aaaa."));  /* the 199 letters, then the sentence's end */
+    cJSON_Delete(all);
 }
 
 /* The whole bodies of the texts sent, a blank line between two. */
@@ -1422,6 +1457,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loop_guard_silences_an_auto_responder, setup_loop, teardown),
         cmocka_unit_test_setup_teardown(test_model_down_gives_fallback, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_blank_answer_gives_fallback, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_long_name_cut_at_a_character, setup_llm,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_unusable_answer_gives_fallback, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_max_one, setup_batch1, teardown),
