@@ -926,7 +926,9 @@ static void on_history(const char *role, const char *text, int64_t ts_ms, void *
 static int profile_prompt(struct answering *a)
 {
     struct myna_err err = MYNA_ERR_INIT;
-    struct myna_buf b = MYNA_BUF_INIT(8192);
+    /* the name (200 bytes) and as many preferences as the admin API takes
+     * (50 of "; " key (64) ": " value (200)): 13.6 KB */
+    struct myna_buf b = MYNA_BUF_INIT(16384);
     char *name = NULL, *prefs = NULL;
     const char *who;
     cJSON *p = NULL, *it;

@@ -1439,10 +1439,48 @@ static void test_profile_and_operator_message(void **state)
                      404);
 }
 
+/* As many preferences as the API takes (50, values of 200 bytes) all reach
+ * the model; the prompt's buffer held 8 KiB and left the last ones out
+ * without a word. */
+static void test_every_preference_reaches_the_model(void **state)
+{
+    struct fx *f = *state;
+    static char body[16384], resp[65536];
+    char value[201];
+    size_t n = 0;
+    cJSON *all;
+    char *text;
+
+    memset(value, 'v', 200);
+    value[200] = '\0';
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "{\"preferences\":{");
+    for (int i = 0; i < 50; i++)
+        n += (size_t)snprintf(body + n, sizeof(body) - n, "%s\"key%02d\":\"%s\"", i ? "," : "",
+                              i, value);
+    snprintf(body + n, sizeof(body) - n, "}}");
+    post_text(f, "79161234567", "wamid.prefs-1", "Привет");
+    wait_sent(f, 1);
+    assert_int_equal(admin(f, "PUT", "/admin/whatsapp/instances/conv/contacts/79161234567", body,
+                           resp, sizeof(resp)),
+                     200);
+    next_turn();
+    post_text(f, "79161234567", "wamid.prefs-2", "Ещё вопрос");
+    wait_sent(f, 2);
+    all = fake_get(&f->llm, "/_fake/requests");
+    text = all ? cJSON_PrintUnformatted(all) : NULL;
+    assert_non_null(text);
+    assert_non_null(strstr(text, "key00: vvvv"));
+    assert_non_null(strstr(text, "key49: vvvv"));
+    cJSON_free(text);
+    cJSON_Delete(all);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_profile_and_operator_message, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_every_preference_reaches_the_model, setup_llm,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_three_fragments_one_turn, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_button_cuts_the_batch, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_old_messages_get_one_reply, setup_llm, teardown),
