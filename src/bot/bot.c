@@ -1041,18 +1041,24 @@ static void answer_retry(struct bot *b, struct answering *a)
     }
 }
 
-static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+/* The answers waiting to be committed again join the next flush. */
+static void retry_now(struct bot *b)
 {
-    struct bot *b = arg;
-
-    (void)fd;
-    (void)what;
     while (b->retrying) {
         struct answering *a = b->retrying;
         b->retrying = a->done_next;
         a->done_next = b->done;
         b->done = a;
     }
+}
+
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct bot *b = arg;
+
+    (void)fd;
+    (void)what;
+    retry_now(b);
     queue_flush(b);
 }
 
@@ -2278,7 +2284,11 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
         beat(&b);
     drain(&b);
     event_base_dispatch(b.base);
-    flush(&b, 0);  /* what the last turn of the loop decided */
+    /* what the last turn of the loop decided, and the answers whose commit
+     * failed: one more try, rather than asking the model again at the
+     * next start */
+    retry_now(&b);
+    flush(&b, 0);
     rc = b.exit_rc;
 out:
     bot_release(&b);
