@@ -173,22 +173,27 @@ static const char *repeated_in(const cJSON *obj, int *oom)
 }
 
 /* Appends ".name" (or "name" at the start) or "[i]" to path[0..len); the
- * new length, cut to fit. */
+ * new length, cut to fit. A name is cut between characters, and before it
+ * is written: once snprintf has cut it, its end is all there is to see. */
 static size_t path_add(char *path, size_t cap, size_t len, const char *name, size_t i)
 {
-    int n = name ? snprintf(path + len, cap - len, "%s%.*s", len ? "." : "",
-                            (int)myna_utf8_cut(name, 64), name)
-                 : snprintf(path + len, cap - len, "[%zu]", i);
+    size_t room = cap - 1 - len, dot = len ? 1 : 0, keep = 0;
+    int n;
 
+    if (name != NULL) {
+        keep = myna_utf8_cut(name, 64);
+        if (dot + keep > room) {
+            keep = room > dot ? myna_utf8_cut(name, room - dot) : 0;
+            dot = keep ? dot : 0;  /* no '.' before nothing */
+        }
+    }
+    n = name ? snprintf(path + len, cap - len, "%s%.*s", dot ? "." : "", (int)keep, name)
+             : snprintf(path + len, cap - len, "[%zu]", i);
     if (n < 0) {
         path[len] = '\0';
         return len;
     }
-    if (len + (size_t)n < cap)
-        return len + (size_t)n;
-    len = myna_utf8_cut(path, cap - 1);  /* cut to fit, between characters */
-    path[len] = '\0';
-    return len;
+    return len + (size_t)n < cap ? len + (size_t)n : cap - 1;
 }
 
 static int find_repeated(const cJSON *v, char *path, size_t cap, size_t len)

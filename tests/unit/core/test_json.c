@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/json.h"
+#include "core/util.h"
 #include "core/banned.h"
 
 #define HAS_NUL(lit) myna_json_has_nul((lit), sizeof(lit) - 1)
@@ -145,6 +146,28 @@ static void test_json_repeated_key_found(void **state)
     assert_int_equal(repeated("{\"a\":{\"b\":1,\"b\":2}}", NULL, 0), 1);
 }
 
+/* A path cut to fit ends between characters: it goes into error messages
+ * that are sent as JSON, where half a character is not valid UTF-8. */
+static void test_json_repeated_key_cut_between_characters(void **state)
+{
+    static const char four_e[] = "{\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\":{\"b\":1,\"b\":2}}";
+    char path[64];
+
+    (void)state;
+    /* "\xc3\xa9" is one character (e with an acute accent), two bytes */
+    for (size_t cap = 1; cap <= 24; cap++) {
+        assert_int_equal(repeated("{\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\":{\"\xc3\xa9\xc3\xa9\":"
+                                  "{\"b\":1,\"b\":2}}}", path, cap), 1);
+        assert_true(strlen(path) < cap);
+        assert_int_equal(myna_utf8_prefix(path, strlen(path)), strlen(path));
+        assert_true(strlen(path) == 0 || path[strlen(path) - 1] != '.');
+    }
+    assert_int_equal(repeated(four_e, path, 8), 1);
+    assert_string_equal(path, "\xc3\xa9\xc3\xa9\xc3\xa9");
+    assert_int_equal(repeated(four_e, path, 11), 1);
+    assert_string_equal(path, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9.b");
+}
+
 static void test_json_repeated_key_none(void **state)
 {
     char path[64] = "junk";
@@ -229,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_json_mend_nul),
         cmocka_unit_test(test_json_parse_whole),
         cmocka_unit_test(test_json_repeated_key_found),
+        cmocka_unit_test(test_json_repeated_key_cut_between_characters),
         cmocka_unit_test(test_json_repeated_key_none),
         cmocka_unit_test(test_json_repeated_key_many),
     };
