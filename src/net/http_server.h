@@ -67,7 +67,9 @@ struct evhttp_request;
 struct myna_accept_guard;
 struct myna_http_conns;
 
-/* evhttp_send_reply(req, code, reason, body), then the first write now. */
+/* evhttp_send_reply(req, code, reason, body), then the first write now.
+ * The write is a plain writev: the process must ignore SIGPIPE (the master
+ * does), or a client gone before its answer would end it. */
 void myna_http_reply_now(struct evhttp_request *req, int code, const char *reason,
                          struct evbuffer *body);
 
