@@ -313,24 +313,28 @@ static void index_value_contacts(struct cloud_parse *p, const cJSON *value,
  * usernames, A9). Meta warns that from and wa_id "may not always match"
  * (numbers it rewrites, Brazil, Mexico): a from that matches no contact
  * in a value that lists one contact only is that contact's. The key is
- * the contact's wa_id when there is one (the form to send to), else from;
- * "" when the number is withheld, so that it is never NULL. */
+ * the contact's wa_id when there is one (the form to send to), else from
+ * without a leading '+' (the same digits as the wa_id of the sender's
+ * other messages); "" when the number is withheld, so that it is never
+ * NULL. */
 static void read_sender(struct cloud_parse *p, const struct contact_index *ci,
                         const cJSON *m, struct myna_inbound *in)
 {
     const char *from = nonempty(get_str(m, "from"));
     const char *from_uid = nonempty(get_str(m, "from_user_id"));
     const cJSON *c = lookup(ci->by_wa_id, ci->n_wa_id, from);
-    const char *wa_id;
+    const char *wa_id, *digits = from;
 
-    if (c == NULL && from != NULL && from[0] == '+')
-        c = lookup(ci->by_wa_id, ci->n_wa_id, from + 1);
+    if (from != NULL && from[0] == '+')
+        digits = nonempty(from + 1);
+    if (c == NULL && digits != from)
+        c = lookup(ci->by_wa_id, ci->n_wa_id, digits);
     if (c == NULL)
         c = lookup(ci->by_user_id, ci->n_user_id, from_uid);
     if (c == NULL && from != NULL && ci->n_contacts == 1)
         c = ci->only;
     wa_id = nonempty(get_str(c, "wa_id"));
-    in->contact = wa_id != NULL ? copy(p, wa_id) : from != NULL ? copy(p, from) : "";
+    in->contact = wa_id != NULL ? copy(p, wa_id) : digits != NULL ? copy(p, digits) : "";
     in->contact_user_id = copy(p, from_uid != NULL ? from_uid : get_str(c, "user_id"));
     in->profile_name = copy_str(p, get_obj(c, "profile"), "name");
 }

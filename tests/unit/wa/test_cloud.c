@@ -1047,6 +1047,36 @@ static void test_from_not_wa_id(void **state)
     parsed_release(&p);
 }
 
+/* A from with a '+' that finds no contact (a system message has none) is
+ * keyed by its digits, as the sender's other messages are by their wa_id:
+ * "+79161234567" was a second conversation with the same customer. */
+static void test_from_plus_without_contact(void **state)
+{
+    struct parsed p;
+    static const struct want_msg sys = {
+        .pnid = PNID, .wamid = "wamid.plus.1", .contact = ALEX, .ts = 1773480000,
+        .type = MYNA_MSG_SYSTEM, .text = "changed", .reply_id = "79169876543",
+    };
+    static const struct want_msg bare = {
+        .pnid = PNID, .wamid = "wamid.plus.2", .contact = "", .type = MYNA_MSG_TEXT,
+        .text = "a",
+    };
+
+    (void)state;
+    parse_one_msg(&p, "\"from\":\"+" ALEX "\",\"id\":\"wamid.plus.1\",\"timestamp\":\"1773480000\","
+                      "\"type\":\"system\",\"system\":{\"body\":\"changed\","
+                      "\"wa_id\":\"79169876543\",\"type\":\"user_changed_number\"}");
+    expect_counts(&p, 1, 0, 0, 0, 0);
+    expect_msg(&p.b.msgs[0], &sys);
+    parsed_release(&p);
+    /* a lone '+' holds no number: withheld */
+    parse_one_msg(&p, "\"from\":\"+\",\"id\":\"wamid.plus.2\",\"type\":\"text\","
+                      "\"text\":{\"body\":\"a\"}");
+    expect_counts(&p, 1, 0, 0, 0, 0);
+    expect_msg(&p.b.msgs[0], &bare);
+    parsed_release(&p);
+}
+
 static void test_numbers_as_strings(void **state)
 {
     struct parsed p;
@@ -1647,6 +1677,7 @@ int main(void)
         cmocka_unit_test(test_missing_from_uses_bsuid),
         cmocka_unit_test(test_contacts_matched_not_by_index),
         cmocka_unit_test(test_from_not_wa_id),
+        cmocka_unit_test(test_from_plus_without_contact),
         cmocka_unit_test(test_nul_cuts_nothing),
         cmocka_unit_test(test_numbers_as_strings),
         cmocka_unit_test(test_strings_as_numbers),
