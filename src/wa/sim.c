@@ -499,7 +499,7 @@ int myna_sim_graph_parse(const char *body, size_t len, struct myna_sim_graph_req
                          char *msg, size_t cap)
 {
     cJSON *root;
-    const char *type, *opaque;
+    const char *type, *opaque, *end = NULL;
     int st = 0;
 
     memset(r, 0, sizeof(*r));
@@ -507,9 +507,18 @@ int myna_sim_graph_parse(const char *body, size_t len, struct myna_sim_graph_req
         return fail(100, msg, cap, code, "request body too large");
     if (!utf8_body(body, len))
         return fail(100, msg, cap, code, "(#100) Invalid parameter: the body is not valid UTF-8");
-    if ((root = cJSON_ParseWithLength(body, len)) == NULL || !cJSON_IsObject(root)) {
+    if ((root = cJSON_ParseWithLengthOpts(body, len, &end, 0)) == NULL || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return fail(100, msg, cap, code, "(#100) The parameter messaging_product is required.");
+    }
+    /* Meta refuses a body that goes on after its JSON value; taking the
+     * first value alone would send what the request did not say */
+    while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+        end++;
+    if (end != body + len) {
+        cJSON_Delete(root);
+        return fail(100, msg, cap, code,
+                    "(#100) Invalid parameter: the body has bytes after its JSON value");
     }
     if (myna_json_has_nul(body, len)) {
         /* cJSON would cut the string there: "a\u0000b" read as "a" */

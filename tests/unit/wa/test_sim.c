@@ -760,6 +760,27 @@ static void test_sim_graph_envelope(void **state)
     free(body);
 }
 
+/* Meta refuses a body that goes on after its JSON value: a second object
+ * (or any byte but blanks) must not leave the first one sent alone. */
+static void test_sim_graph_trailing_bytes(void **state)
+{
+    struct myna_sim_graph_req r;
+
+    (void)state;
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"text\":{\"body\":\"a\"}}"
+                "{\"to\":\"2\"}",
+                100, "after its JSON value");
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"text\":{\"body\":\"a\"}}x", 100,
+                "after its JSON value");
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"status\":\"read\",\"message_id\":\"w\"}]",
+                100, "after its JSON value");
+    /* blanks after the value are no bytes of another */
+    graph_ok("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"text\":{\"body\":\"a\"}} \r\n\t",
+             &r);
+    assert_string_equal(r.text, "a");
+    myna_sim_graph_release(&r);
+}
+
 static void test_sim_graph_buttons(void **state)
 {
     struct myna_sim_graph_req r;
@@ -2202,6 +2223,7 @@ int main(void)
         T(test_sim_send_bad_context),
         T(test_sim_graph_text),
         T(test_sim_graph_envelope),
+        T(test_sim_graph_trailing_bytes),
         T(test_sim_graph_buttons),
         T(test_sim_graph_buttons_unique),
         T(test_sim_graph_button_type),
