@@ -60,7 +60,7 @@ struct myna_sim_send {
 /* Parses {"from","name","text"} | {"from","name","button":{"id","title"},
  * "context"} | {"from","name","list":{"id","title","description"},
  * "context"}. MYNA_EPARSE / MYNA_EINVAL with a message for the page (a
- * NUL in any string, raw or \u0000, is EINVAL). */
+ * NUL in any string, raw or \u0000, is EPARSE). */
 int myna_sim_send_parse(const char *body, size_t len, struct myna_sim_send *out,
                         struct myna_err *err);
 void myna_sim_send_release(struct myna_sim_send *s);
