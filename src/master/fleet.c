@@ -737,19 +737,22 @@ static int is_masked(const cJSON *v)
 /* A stored secret was given for the host its object names (llm.api_key
  * for llm.url, access_token for graph_url): kept (left out or sent
  * masked) by a patch that names another host, the bot would send it to a
- * host its owner never chose. 1 if patch does that to cur; old_default is
- * the host when cur names none. */
+ * host its owner never chose. 1 if patch does that to cur; def is the
+ * host when the url is absent or null (a patch's null names it too). */
 static int moves_kept_secret(const cJSON *patch, const cJSON *cur, const char *url_name,
-                             const char *key_name, const char *old_default)
+                             const char *key_name, const char *def)
 {
     const cJSON *key = cJSON_GetObjectItemCaseSensitive(patch, key_name),
                 *old = cJSON_GetObjectItemCaseSensitive(cur, key_name),
                 *url = cJSON_GetObjectItemCaseSensitive(patch, url_name),
                 *old_url = cJSON_GetObjectItemCaseSensitive(cur, url_name);
-    const char *was = cJSON_IsString(old_url) ? old_url->valuestring : old_default;
+    const char *was = cJSON_IsString(old_url) ? old_url->valuestring : def,
+               *now = cJSON_IsString(url) ? url->valuestring : def;
 
+    if (url == NULL || now == NULL || !(cJSON_IsString(url) || cJSON_IsNull(url)))
+        return 0;  /* the host stays, or the patch names none and is refused for it */
     return (key == NULL || is_masked(key)) && cJSON_IsString(old) && *old->valuestring &&
-           cJSON_IsString(url) && (was == NULL || strcmp(url->valuestring, was) != 0);
+           (was == NULL || strcmp(now, was) != 0);
 }
 
 int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const char *id,

@@ -617,6 +617,17 @@ static void test_new_llm_url_needs_the_key_again(void **state)
                          "{\"graph_url\":\"https://graph.elsewhere.example/v25.0\","
                          "\"access_token\":\"EAAG-second-8765\"}"),
                      200);
+    /* null is Meta's own host: another host for the token too */
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/tok",
+                         "{\"graph_url\":null}"),
+                     400);
+    assert_non_null(strstr(C->resp, "\"field\":\"access_token\""));
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/tok", NULL), 200);
+    assert_non_null(strstr(C->resp, "https://graph.elsewhere.example/v25.0"));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/tok",
+                         "{\"graph_url\":null,\"access_token\":\"EAAG-third-5432\"}"),
+                     200);
+    assert_null(strstr(C->resp, "graph.elsewhere.example"));
 }
 
 /* Each role against each endpoint, another user's instance included. */
