@@ -734,6 +734,16 @@ static int is_masked(const cJSON *v)
     return cJSON_IsString(v) && myna_secret_is_masked(v->valuestring);
 }
 
+/* 1 if name is one of the top-level secrets: only they are shown masked,
+ * so only for them does a masked value mean "unchanged". */
+static int is_secret_field(const char *name)
+{
+    for (size_t i = 0; secret_fields[i]; i++)
+        if (strcmp(name, secret_fields[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* A stored secret was given for the host its object names (llm.api_key
  * for llm.url, access_token for graph_url): kept (left out or sent
  * masked) by a patch that names another host, the bot would send it to a
@@ -807,7 +817,7 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
             }
             continue;
         }
-        if (is_masked(item))
+        if (is_masked(item) && is_secret_field(item->string))
             continue;
         if (strcmp(item->string, "llm") == 0 && cJSON_IsObject(item)) {
             cJSON *key = cJSON_GetObjectItemCaseSensitive(item, "api_key");

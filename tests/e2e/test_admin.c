@@ -628,6 +628,13 @@ static void test_new_llm_url_needs_the_key_again(void **state)
                          "{\"graph_url\":null,\"access_token\":\"EAAG-third-5432\"}"),
                      200);
     assert_null(strstr(C->resp, "graph.elsewhere.example"));
+    /* a text that only looks masked is a text like any other */
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/tok",
+                         "{\"name\":\"\xe2\x80\xa2\xe2\x80\xa2 Tok 3\"}"),
+                     200);
+    assert_non_null(strstr(C->resp, "\"name\":\"\xe2\x80\xa2\xe2\x80\xa2 Tok 3\""));
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/tok", NULL), 200);
+    assert_non_null(strstr(C->resp, "\"name\":\"\xe2\x80\xa2\xe2\x80\xa2 Tok 3\""));
 }
 
 /* Each role against each endpoint, another user's instance included. */
