@@ -618,7 +618,12 @@ static int status_is_for(const struct myna_outbox_rec *r, const struct myna_stat
  * status is final (then recorded as usual), or a store error. */
 static int retry_failed(struct bot *b, const struct myna_status_row *row, struct myna_err *err)
 {
-    enum myna_send_class cls = myna_graph_code_class(row->s.error_code);
+    /* a status that names no error is stored with code 0, which as a code
+     * would be Meta's AuthException: it tells of no block and of nothing
+     * worth another try (and a status comes of a send Meta took, token and
+     * all) */
+    enum myna_send_class cls = row->s.error_code == 0 ? MYNA_SEND_FAILED
+                                                      : myna_graph_code_class(row->s.error_code);
     int block = block_of(cls, row->s.error_code);
     struct myna_outbox_rec r;
     int rc;

@@ -803,6 +803,58 @@ static void test_status_of_another_send_is_not_adopted(void **state)
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "wamid LIKE 'wamid.OTHER%'"), 0);
 }
 
+/* A 'failed' status webhook with no error in it, for wamid. */
+static void post_failed_without_error(struct fx *f, const char *wamid, const char *to)
+{
+    int n = snprintf(body_buf, sizeof(body_buf),
+                     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\","
+                     "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":"
+                     "{\"display_phone_number\":\"79990001122\",\"phone_number_id\":\"" PHONE_ID "\"},"
+                     "\"statuses\":[{\"id\":\"%s\",\"status\":\"failed\",\"timestamp\":\"%ld\","
+                     "\"recipient_id\":\"%s\"}]},\"field\":\"messages\"}]}]}",
+                     wamid, (long)time(NULL), to);
+
+    assert_int_equal(h_post_signed(f->p.public_url, "conv", SECRET, body_buf, (size_t)n, NULL, 0),
+                     200);
+}
+
+static int read_once(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox", "status = 'read'") == 1;
+}
+
+static int failed_without_code(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox", "id = 1 AND state = 3 AND status = 'failed'") == 1;
+}
+
+/* A failed status that names no error (the ingress keeps its code as 0)
+ * says nothing of the token: the reply is a dead letter, and no block
+ * holds the other customers' replies. */
+static void test_failed_status_without_a_code_is_final(void **state)
+{
+    struct fx *f = *state;
+    char wamid[128] = "";
+    cJSON *all, *m;
+    struct timespec settle = { 0, 500000000 };
+
+    post_text(f, "79161234567", "wamid.nocode-1", "без кода");
+    wait_sent(f, 1);
+    assert_true(h_wait(read_once, &f->p, 10000));
+    all = fake_get(&f->graph, "/_fake/messages");
+    m = cJSON_GetArrayItem(all, 0);
+    assert_true(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "wamid")));
+    snprintf(wamid, sizeof(wamid), "%s", cJSON_GetObjectItemCaseSensitive(m, "wamid")->valuestring);
+    cJSON_Delete(all);
+    post_failed_without_error(f, wamid, "79161234567");
+    assert_true(h_wait(failed_without_code, &f->p, 10000));
+    nanosleep(&settle, NULL);  /* and it is not sent again */
+    assert_false(h_log_contains(&f->p, "event=needs_attention"));
+    post_text(f, "79160000002", "wamid.nocode-2", "другой");
+    wait_sent(f, 2);
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 1"), 2);
+}
+
 static int paused(void *arg)
 {
     return h_log_contains(arg, "event=send_paused");
@@ -1516,6 +1568,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_block_does_not_end_the_tries, setup_tries3,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_number_limit_pauses_every_send, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_status_without_a_code_is_final, setup_llm,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_window_closed_is_a_dead_letter, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_token_needs_attention, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_account_locked_needs_attention, setup_llm, teardown),
