@@ -1556,6 +1556,10 @@ static void on_sent(const struct myna_send_result *res, void *arg)
             b->hold_until_ms = myna_wall_ms() + b->opts->hold_ms;
         }
     }
+    if (unsure && held(b))
+        /* a probe whose answer never came: Meta may have taken it, so the
+         * next one waits out a hold too, as after a probe it took */
+        b->hold_until_ms = myna_wall_ms() + b->opts->hold_ms;
     switch (res->cls) {
     case MYNA_SEND_OK:
         if (!unsure) {

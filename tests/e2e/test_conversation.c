@@ -1068,6 +1068,48 @@ static void test_failed_payment_status_holds_until_a_delivery(void **state)
     assert_int_equal(log_count(f->p.log_path, "event=bot_attention_cleared instance=conv"), 1);
 }
 
+/* received_us of the n-th send the fake Graph API took (from 0), or 0. */
+static long long sent_at_us(struct fx *f, int n)
+{
+    cJSON *all = fake_get(&f->graph, "/_fake/messages");
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(all, n), "received_us");
+    long long us = cJSON_IsNumber(at) ? (long long)at->valuedouble : 0;
+
+    cJSON_Delete(all);
+    return us;
+}
+
+/* A payment problem told by a failed status holds every send; the probe
+ * after the hold is taken, but its answer is lost (the connection broke).
+ * Meta may have taken it, so the next reply waits out a hold as after a
+ * probe Meta took: one more each send_hold_ms, not at once. */
+static int two_replies_queued(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox", "1") == 2;
+}
+
+static void test_probe_without_answer_starts_the_next_hold(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+    long long probe_us, next_us;
+
+    fault(&f->graph, "[{\"status_fail\":131042},{\"lost\":1}]");
+    post_text(f, "79161234567", "wamid.plost-1", "оплата");
+    assert_true(h_wait(payment_needs_attention, &f->p, 15000));
+    post_text(f, "79160000002", "wamid.plost-2", "другой");
+    assert_true(h_wait(two_replies_queued, &f->p, 15000));
+    wait_sent(f, 3);
+    assert_int_equal(sent_texts(f, sent, 8), 3);
+    assert_string_equal(sent[1], "ECHO: оплата");  /* the probe, its answer lost */
+    assert_string_equal(sent[2], "ECHO: другой");
+    probe_us = sent_at_us(f, 1);
+    next_us = sent_at_us(f, 2);
+    if (next_us - probe_us < (strtol(HOLD_MS, NULL, 10) - 300) * 1000LL)
+        fail_msg("the next reply went %lld ms after the probe, within the hold",
+                 (next_us - probe_us) / 1000);
+}
+
 static int delivered_at_fourth(void *arg)
 {
     return h_db_count(arg, "conv", "outbox", "state = 2 AND attempts = 4") == 1;
@@ -1580,6 +1622,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_payment_status_holds_until_a_delivery,
                                         setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_locked_account_holds_every_send, setup_llm,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_probe_without_answer_starts_the_next_hold, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_other_number_is_kept_not_answered, setup_llm,
                                         teardown),
