@@ -24,6 +24,7 @@
 #include "core/banned.h"
 
 #define TRASH_KEEP_S (7 * 86400)
+#define TRASH_TRIES 100  /* folders of one id tried, a second apart in their names */
 
 /* The secret fields of an instance object; "llm.api_key" is inside "llm". */
 static const char *const secret_fields[] = { "access_token", "app_secret", "verify_token", NULL };
@@ -861,10 +862,17 @@ static void trash_files(struct myna_fleet *f, const char *id)
 
     snprintf(dir, sizeof(dir), "%s/trash", f->data_dir);
     mkdir(dir, 0750);
-    snprintf(dir, sizeof(dir), "%s/trash/%s-%lld", f->data_dir, id, (long long)(myna_wall_ms() / 1000));
-    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-        MYNA_LOG_ERRNO(MYNA_ERROR, "trash_failed", errno, "instance=%s", id);
-        return;
+    /* a folder of its own: another delete of the id in the same second
+     * (or a clock set back) must not overwrite the files kept there; a
+     * later second in the name only delays the purge by as much */
+    for (int64_t k = 0, now = myna_wall_ms() / 1000;; k++) {
+        snprintf(dir, sizeof(dir), "%s/trash/%s-%lld", f->data_dir, id, (long long)(now + k));
+        if (mkdir(dir, 0750) == 0)
+            break;
+        if (errno != EEXIST || k == TRASH_TRIES) {
+            MYNA_LOG_ERRNO(MYNA_ERROR, "trash_failed", errno, "instance=%s", id);
+            return;
+        }
     }
     for (size_t i = 0; suffixes[i]; i++) {
         snprintf(from, sizeof(from), "%s/instances/%s%s", f->data_dir, id, suffixes[i]);

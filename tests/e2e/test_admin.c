@@ -1145,6 +1145,53 @@ static void test_leftover_files_are_trashed_at_create(void **state)
     assert_true(h_log_contains(&C->p, "event=instance_leftovers_trashed instance=ghost"));
 }
 
+/* The trash keeps every deleted copy of an id: a folder named for this
+ * second that exists already (another delete of the id in it) is not
+ * written into; the files it holds stay as they were. */
+static void test_trash_never_overwrites(void **state)
+{
+    char path[1200], trash[400], sub[500], text[64];
+    long now = (long)time(NULL);
+    FILE *fp;
+    DIR *d;
+    struct dirent *e;
+    int newer = 0, older = 0;
+
+    (void)state;
+    snprintf(trash, sizeof(trash), "%s/var/trash", C->p.dir);
+    mkdir(trash, 0750);
+    for (long t = now - 1; t <= now + 5; t++) {
+        snprintf(sub, sizeof(sub), "%s/twice-%ld", trash, t);
+        assert_int_equal(mkdir(sub, 0750), 0);
+        snprintf(path, sizeof(path), "%s/twice.db", sub);
+        assert_non_null(fp = fopen(path, "w"));
+        fputs("older", fp);
+        fclose(fp);
+    }
+    snprintf(path, sizeof(path), "%s/var/instances/twice.db", C->p.dir);
+    assert_non_null(fp = fopen(path, "w"));
+    fputs("newer", fp);
+    fclose(fp);
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"id\":\"twice\",\"name\":\"Twice\",\"provider\":\"sim\","
+                         "\"auto_start\":false}"),
+                     201);
+    assert_non_null(d = opendir(trash));
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "twice-", 6) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s/twice.db", trash, e->d_name);
+        assert_non_null(fp = fopen(path, "r"));
+        assert_non_null(fgets(text, sizeof(text), fp));
+        fclose(fp);
+        newer += strcmp(text, "newer") == 0;
+        older += strcmp(text, "older") == 0;
+    }
+    closedir(d);
+    assert_int_equal(older, 7);  /* every copy there was before */
+    assert_int_equal(newer, 1);
+}
+
 /* A secret as the API shows it, masked, is not taken for the secret: an
  * export without secrets cannot make an instance whose webhooks all fail. */
 static void test_masked_secret_refused(void **state)
@@ -1817,6 +1864,7 @@ int main(void)
         cmocka_unit_test(test_secrets_sealed_at_rest),
         cmocka_unit_test(test_masked_secret_refused),
         cmocka_unit_test(test_leftover_files_are_trashed_at_create),
+        cmocka_unit_test(test_trash_never_overwrites),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_delete_while_busy),
         cmocka_unit_test(test_login_limited),
