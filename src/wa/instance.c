@@ -245,6 +245,28 @@ static int get_num(const cJSON *obj, const char *key, double min, double max, do
     return MYNA_OK;
 }
 
+/* Reads obj.key as a whole number within [min, max] into *out (def when
+ * absent): a count, a time or a size cut to an int would be another value
+ * than the one written (a rate_limit.count of 0.5 would be 0, no limit). */
+static int get_int(const cJSON *obj, const char *key, int min, int max, int def, int *out,
+                   const char *who, const char *path, struct myna_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+    if (v == NULL || cJSON_IsNull(v)) {
+        *out = def;
+        return MYNA_OK;
+    }
+    /* in bounds first: only then does the cast below have a value to give */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= min && v->valuedouble <= max) ||
+        (double)(int)v->valuedouble != v->valuedouble)
+        return myna_err_set(err, MYNA_ECONFIG,
+                            "%s: field '%s%s%s': must be a whole number from %d to %d", who,
+                            path, *path ? "." : "", key, min, max);
+    *out = (int)v->valuedouble;
+    return MYNA_OK;
+}
+
 /* Reads obj.key as true/false into *out (def when absent). */
 static int get_bool(const cJSON *obj, const char *key, int def, int *out, const char *who,
                     struct myna_err *err)
@@ -305,7 +327,6 @@ static int parse_llm(const cJSON *v, struct myna_llm_settings *l, const char *wh
     static const char *const keys[] = { "url", "model", "api_key", "system_prompt", "temperature",
                                         "max_tokens", "top_p", "timeout_ms", NULL };
     const char *why;
-    double num = 0;
     int rc;
 
     if ((rc = only_keys(v, keys, who, "llm", err)) != MYNA_OK ||
@@ -320,12 +341,11 @@ static int parse_llm(const cJSON *v, struct myna_llm_settings *l, const char *wh
         (rc = get_num(v, "temperature", 0, 2, 0.7, &l->temperature, who, "llm", err)) != MYNA_OK ||
         (rc = get_num(v, "top_p", 0, 1, 1, &l->top_p, who, "llm", err)) != MYNA_OK)
         return rc;
-    if ((rc = get_num(v, "max_tokens", 1, 100000, 512, &num, who, "llm", err)) != MYNA_OK)
+    if ((rc = get_int(v, "max_tokens", 1, 100000, 512, &l->max_tokens, who, "llm", err)) !=
+            MYNA_OK ||
+        (rc = get_int(v, "timeout_ms", 100, 600000, 30000, &l->timeout_ms, who, "llm", err)) !=
+            MYNA_OK)
         return rc;
-    l->max_tokens = (int)num;
-    if ((rc = get_num(v, "timeout_ms", 100, 600000, 30000, &num, who, "llm", err)) != MYNA_OK)
-        return rc;
-    l->timeout_ms = (int)num;
     if ((why = url_problem(l->url, 1)) != NULL)
         return myna_err_set(err, MYNA_ECONFIG, "%s: field 'llm.url': %s", who, why);
     if (has_unsendable(l->api_key, 0))  /* it goes into a header of every call */
@@ -478,7 +498,6 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
     static const char *const loop_keys[] = { "replies_per_minute", "cooldown_s", "repeat_limit",
                                              NULL };
     const cJSON *v, *a;
-    double num = 0;
     int rc = MYNA_OK;
 
     v = cJSON_GetObjectItemCaseSensitive(obj, "llm");
@@ -501,11 +520,9 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
 
     v = cJSON_GetObjectItemCaseSensitive(obj, "batch");
     if ((v == NULL || (rc = only_keys(v, batch_keys, who, "batch", err)) == MYNA_OK) &&
-        (rc = get_num(v, "window_ms", 0, 600000, 9000, &num, who, "batch", err)) == MYNA_OK) {
-        in->batch_window_ms = (int)num;
-        if ((rc = get_num(v, "max", 1, 1000, 10, &num, who, "batch", err)) == MYNA_OK)
-            in->batch_max = (int)num;
-    }
+        (rc = get_int(v, "window_ms", 0, 600000, 9000, &in->batch_window_ms, who, "batch",
+                      err)) == MYNA_OK)
+        rc = get_int(v, "max", 1, 1000, 10, &in->batch_max, who, "batch", err);
     if (SECTION_FAILED(rc))
         return rc;
 
@@ -520,15 +537,13 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
 
     v = cJSON_GetObjectItemCaseSensitive(obj, "rate_limit");
     if ((v == NULL || (rc = only_keys(v, rate_keys, who, "rate_limit", err)) == MYNA_OK) &&
-        (rc = get_num(v, "count", 0, 100000, 5, &num, who, "rate_limit", err)) == MYNA_OK) {
-        in->rate_count = (int)num;
-        if ((rc = get_num(v, "hours", 1, 24 * 365, 5, &num, who, "rate_limit", err)) == MYNA_OK) {
-            in->rate_hours = (int)num;
-            rc = get_str(v, "notice", 4096,
-                         "You have reached the limit of questions for now. Please write again later.",
-                         &in->rate_notice, who, "rate_limit", err);
-        }
-    }
+        (rc = get_int(v, "count", 0, 100000, 5, &in->rate_count, who, "rate_limit", err)) ==
+            MYNA_OK &&
+        (rc = get_int(v, "hours", 1, 24 * 365, 5, &in->rate_hours, who, "rate_limit", err)) ==
+            MYNA_OK)
+        rc = get_str(v, "notice", 4096,
+                     "You have reached the limit of questions for now. Please write again later.",
+                     &in->rate_notice, who, "rate_limit", err);
     if (SECTION_FAILED(rc))
         return rc;
 
@@ -544,17 +559,12 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
 
     v = cJSON_GetObjectItemCaseSensitive(obj, "loop_guard");
     if ((v == NULL || (rc = only_keys(v, loop_keys, who, "loop_guard", err)) == MYNA_OK) &&
-        (rc = get_num(v, "replies_per_minute", 1, 1000, 10, &num, who, "loop_guard", err)) ==
-            MYNA_OK) {
-        in->loop_replies_per_minute = (int)num;
-        if ((rc = get_num(v, "cooldown_s", 0, 86400, 600, &num, who, "loop_guard", err)) ==
-            MYNA_OK) {
-            in->loop_cooldown_s = (int)num;
-            if ((rc = get_num(v, "repeat_limit", 2, 1000, 3, &num, who, "loop_guard", err)) ==
-                MYNA_OK)
-                in->loop_repeat_limit = (int)num;
-        }
-    }
+        (rc = get_int(v, "replies_per_minute", 1, 1000, 10, &in->loop_replies_per_minute, who,
+                      "loop_guard", err)) == MYNA_OK &&
+        (rc = get_int(v, "cooldown_s", 0, 86400, 600, &in->loop_cooldown_s, who, "loop_guard",
+                      err)) == MYNA_OK)
+        rc = get_int(v, "repeat_limit", 2, 1000, 3, &in->loop_repeat_limit, who, "loop_guard",
+                     err);
     if (SECTION_FAILED(rc))
         return rc;
 
@@ -569,8 +579,8 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
         rc = get_bool(obj, "auto_start", 1, &in->auto_start, who, err);
     if (SECTION_FAILED(rc))
         return rc;
-    if ((rc = get_num(obj, "max_memory_mb", 16, 65536, 0, &num, who, "", err)) == MYNA_OK)
-        in->max_memory_mb = (int)num;  /* 0: the server's bot_max_memory_mb */
+    /* absent: 0, the server's bot_max_memory_mb */
+    rc = get_int(obj, "max_memory_mb", 16, 65536, 0, &in->max_memory_mb, who, "", err);
     if (SECTION_FAILED(rc))
         return rc;
     return MYNA_OK;

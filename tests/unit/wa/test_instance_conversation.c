@@ -248,6 +248,37 @@ static void test_bad_fields_are_named(void **state)
                  "field 'pacing.messages_per_second'");
 }
 
+/* A count, a time or a size is a whole number: cut to an int, a
+ * rate_limit.count of 0.5 was 0, no limit at all. */
+static void test_whole_numbers(void **state)
+{
+    static const char *const bad[][2] = {
+        { "\"rate_limit\":{\"count\":0.5}", "field 'rate_limit.count': must be a whole number" },
+        { "\"rate_limit\":{\"hours\":1.5}", "field 'rate_limit.hours': must be a whole number" },
+        { "\"batch\":{\"window_ms\":0.9}", "field 'batch.window_ms': must be a whole number" },
+        { "\"batch\":{\"max\":2.5}", "field 'batch.max': must be a whole number" },
+        { "\"loop_guard\":{\"cooldown_s\":0.5}", "field 'loop_guard.cooldown_s'" },
+        { "\"max_memory_mb\":16.5", "field 'max_memory_mb': must be a whole number from 16" },
+        { "\"llm\":{\"url\":\"http://x\",\"model\":\"m\",\"max_tokens\":1.5}",
+          "field 'llm.max_tokens': must be a whole number" },
+    };
+    struct myna_instance_set set;
+    char json[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(json, sizeof(json), "[{" BASE ",%s}]", bad[i][0]);
+        expect_error(json, bad[i][1]);
+    }
+    /* 2.0 and 2e3 are whole */
+    assert_int_equal(parse("[{" BASE ",\"rate_limit\":{\"count\":2.0},"
+                           "\"batch\":{\"window_ms\":2e3}}]", &set, NULL),
+                     MYNA_OK);
+    assert_int_equal(set.v[0].rate_count, 2);
+    assert_int_equal(set.v[0].batch_window_ms, 2000);
+    myna_instances_release(&set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_providers_inlined),
         cmocka_unit_test(test_load_json),
         cmocka_unit_test(test_bad_fields_are_named),
+        cmocka_unit_test(test_whole_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
