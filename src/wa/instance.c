@@ -315,8 +315,8 @@ static int only_keys(const cJSON *obj, const char *const *allowed, const char *w
         for (i = 0; allowed[i] && strcmp(allowed[i], item->string) != 0; i++)
             ;
         if (allowed[i] == NULL)
-            return myna_err_set(err, MYNA_ECONFIG, "%s: unknown field '%s.%.64s'", who, path,
-                                item->string);
+            return myna_err_set(err, MYNA_ECONFIG, "%s: unknown field '%s.%.*s'", who, path,
+                                (int)myna_utf8_cut(item->string, 64), item->string);
     }
     return MYNA_OK;
 }
@@ -471,12 +471,19 @@ static int keep_going(struct collect *c, int rc, struct myna_err *err)
         f = strstr(err->msg, "field '");
         end = f ? strchr(f + 7, '\'') : NULL;
         if (f && end) {
-            snprintf(e->field, sizeof(e->field), "%.*s", (int)(end - f - 7), f + 7);
-            snprintf(e->error, sizeof(e->error), "%.255s",
-                     strncmp(end, "': ", 3) == 0 ? end + 3 : "unknown field");
+            const char *why = strncmp(end, "': ", 3) == 0 ? end + 3 : "unknown field";
+            size_t n = (size_t)(end - f - 7);
+
+            /* cut between characters: the admin API sends these as JSON */
+            if (n > sizeof(e->field) - 1)
+                n = myna_utf8_cut(f + 7, sizeof(e->field) - 1);
+            snprintf(e->field, sizeof(e->field), "%.*s", (int)n, f + 7);
+            snprintf(e->error, sizeof(e->error), "%.*s",
+                     (int)myna_utf8_cut(why, sizeof(e->error) - 1), why);
         } else {
             e->field[0] = '\0';
-            snprintf(e->error, sizeof(e->error), "%.255s", err->msg);
+            snprintf(e->error, sizeof(e->error), "%.*s",
+                     (int)myna_utf8_cut(err->msg, sizeof(e->error) - 1), err->msg);
         }
     }
     return 1;
@@ -505,13 +512,13 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
         const cJSON *named = prov->obj ? cJSON_GetObjectItemCaseSensitive(prov->obj, v->valuestring)
                                        : NULL;
         char pwho[256];  /* "llm provider" + 64 + who (at most 128) */
-        if (snprintf(pwho, sizeof(pwho), "llm provider \"%.64s\" (used by %.128s)", v->valuestring,
-                     who) < 0)
+        if (snprintf(pwho, sizeof(pwho), "llm provider \"%.*s\" (used by %.128s)",
+                     (int)myna_utf8_cut(v->valuestring, 64), v->valuestring, who) < 0)
             pwho[0] = '\0';
         rc = named ? parse_llm(named, &in->llm, pwho, err)
                    : myna_err_set(err, MYNA_ECONFIG,
-                                  "%s: field 'llm': no provider named \"%.64s\" in \"llm_providers\"",
-                                  who, v->valuestring);
+                                  "%s: field 'llm': no provider named \"%.*s\" in \"llm_providers\"",
+                                  who, (int)myna_utf8_cut(v->valuestring, 64), v->valuestring);
     } else if (v != NULL && !cJSON_IsNull(v)) {
         rc = parse_llm(v, &in->llm, who, err);
     }
@@ -625,8 +632,8 @@ static int parse_one(const cJSON *obj, size_t idx, struct myna_instance *in,
     }
     cJSON_ArrayForEach(item, obj) {
         if (!myna_instance_field_known(item->string) &&
-            SECTION_FAILED(myna_err_set(err, MYNA_ECONFIG, "%s: unknown field '%.64s'", who,
-                                        item->string)))
+            SECTION_FAILED(myna_err_set(err, MYNA_ECONFIG, "%s: unknown field '%.*s'", who,
+                                        (int)myna_utf8_cut(item->string, 64), item->string)))
             return err->code;
     }
     /* the simulator needs no credentials: myna_sim_prepare derives them */
@@ -716,8 +723,9 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
         cJSON_ArrayForEach(item, root) {
             if (strcmp(item->string, "instances") != 0 && strcmp(item->string, "llm_providers") != 0) {
                 myna_err_set(err, MYNA_ECONFIG,
-                             "unknown top-level field '%.64s' (expected \"instances\" and "
-                             "\"llm_providers\")", item->string);
+                             "unknown top-level field '%.*s' (expected \"instances\" and "
+                             "\"llm_providers\")", (int)myna_utf8_cut(item->string, 64),
+                             item->string);
                 cJSON_Delete(root);
                 return MYNA_ECONFIG;
             }

@@ -6,8 +6,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "wa/instance.h"
 
 static int check(const char *json, struct myna_field_error *errs, size_t max, size_t *n)
@@ -105,6 +107,43 @@ static void test_bounded_and_hostile(void **state)
     assert_string_equal(e[0].field, "llm");
 }
 
+/* A name cut to fit a message ends between characters: the admin API
+ * sends field and error as JSON, which cannot hold half a character. */
+static void test_cut_between_characters(void **state)
+{
+#define SIM "{\"id\":\"x\",\"name\":\"n\",\"provider\":\"sim\","
+#define ZH16 "\\u0436\\u0436\\u0436\\u0436\\u0436\\u0436\\u0436\\u0436" \
+             "\\u0436\\u0436\\u0436\\u0436\\u0436\\u0436\\u0436\\u0436"
+    /* the key goes between the two halves */
+    static const char *const around[][2] = {
+        { SIM "\"", "\":1}" },
+        { SIM "\"llm\":{\"url\":\"http://h\",\"model\":\"m\",\"", "\":1}}" },
+        { SIM "\"llm\":\"", "\"}" },
+        /* a repeated key deep enough that its path is cut to fit e.field */
+        { SIM "\"llm\":{\"", "\":{\"a" ZH16 "\":1,\"a" ZH16 "\":2}}}" },
+    };
+    char key[80], json[512];
+    struct myna_field_error e[4];
+    size_t n = 0;
+
+    (void)state;
+    /* 63 ASCII bytes and a 2-byte character: byte 64 is its first half */
+    memset(key, 'a', 63);
+    memcpy(key + 63, "\xc3\xa9", 3);
+    for (size_t i = 0; i < sizeof(around) / sizeof(around[0]); i++) {
+        snprintf(json, sizeof(json), "%s%s%s", around[i][0], i == 3 ? key + 3 : key,
+                 around[i][1]);
+        assert_int_equal(check(json, e, 4, &n), MYNA_ECONFIG);
+        assert_true(n >= 1);
+        for (size_t k = 0; k < n; k++) {
+            if (myna_utf8_count(e[k].field) == (size_t)-1 ||
+                myna_utf8_count(e[k].error) == (size_t)-1)
+                fail_msg("case %zu: '%s': '%s' holds half a character", i, e[k].field,
+                         e[k].error);
+        }
+    }
+}
+
 static void test_how_it_runs(void **state)
 {
     struct myna_field_error e[8];
@@ -139,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_every_bad_field_is_named),
         cmocka_unit_test(test_bounded_and_hostile),
         cmocka_unit_test(test_how_it_runs),
+        cmocka_unit_test(test_cut_between_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
