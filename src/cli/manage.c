@@ -99,6 +99,8 @@ static int list(struct myna_api *a, FILE *out, FILE *err)
         cell(out, cJSON_IsString(prov) ? prov->valuestring : "?", 8);
         cell(out, cJSON_IsString(state) ? state->valuestring : "?", 11);
         fprintf(out, "%-7s ", cJSON_IsTrue(en) ? "yes" : "no");
+        if (!cJSON_IsString(name))  /* not loaded at start: why instead */
+            name = cJSON_GetObjectItemCaseSensitive(it, "error");
         cell(out, cJSON_IsString(name) ? name->valuestring : "", 0);
         fputc('\n', out);
     }
@@ -166,8 +168,18 @@ static int export(struct myna_api *a, int argc, char **argv, FILE *out, FILE *er
             rc = 1;
         }
         cJSON_ArrayForEach(it, all) {
-            const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-            cJSON *o = cJSON_IsString(id) ? fetch(a, id->valuestring, reveal, err) : NULL;
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id"),
+                        *why = cJSON_GetObjectItemCaseSensitive(it, "error");
+            cJSON *o;
+            if (cJSON_IsString(id) && cJSON_IsString(why)) {  /* did not load: nothing to export */
+                fputs("myna: instance '", err);
+                myna_api_put_text(err, id->valuestring, 0);
+                fputs("' left out, it did not load at start: ", err);
+                myna_api_put_text(err, why->valuestring, 0);
+                fputc('\n', err);
+                continue;
+            }
+            o = cJSON_IsString(id) ? fetch(a, id->valuestring, reveal, err) : NULL;
             if (o == NULL) {
                 if (!cJSON_IsString(id))
                     myna_api_print_bad_answer(a, "instance export", err);

@@ -322,7 +322,37 @@ static void list_instances(struct call *c)
         add_state(c, o, id);
         cJSON_AddItemToArray(arr, o);
     }
+    for (size_t i = 0; arr && i < myna_fleet_unloaded_count(c->a->fleet); i++) {
+        const char *id = myna_fleet_unloaded_id(c->a->fleet, i);
+        int64_t owner = myna_fleet_owner(c->a->fleet, id);
+        cJSON *o;
+        if (c->user.role == MYNA_ROLE_USER && owner != c->user.id)
+            continue;
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", id);
+        cJSON_AddNumberToObject(o, "owner", (double)owner);
+        cJSON_AddStringToObject(o, "state", "not_loaded");
+        cJSON_AddStringToObject(o, "error", myna_fleet_unloaded(c->a->fleet, id));
+        cJSON_AddItemToArray(arr, o);
+    }
     send_json(c->req, 200, arr);
+}
+
+/* An instance that did not load at start can only be replaced (a PUT of
+ * the whole instance) or deleted: 409 with why to anything else. Returns 1
+ * when it answered. */
+static int refuse_unloaded(struct call *c, const char *id, int replacing_or_deleting)
+{
+    const char *why = myna_fleet_unloaded(c->a->fleet, id);
+    char msg[600];
+
+    if (why == NULL || replacing_or_deleting)
+        return 0;
+    snprintf(msg, sizeof(msg),
+             "instance '%s' did not load at start (%s): PUT the whole instance again, or "
+             "delete it", id, why);
+    send_error(c->req, 409, msg);
+    return 1;
 }
 
 /* ?secrets=1: an admin's export, with the secrets (audited). */
@@ -835,6 +865,9 @@ static void instances(struct call *c, const char *rest)
             send_error(c->req, 404, "no such instance");
         return;
     }
+    if (refuse_unloaded(c, id,
+                        *sub == '\0' && (cmd == EVHTTP_REQ_PUT || cmd == EVHTTP_REQ_DELETE)))
+        return;
     if (*sub == '\0') {
         if (cmd == EVHTTP_REQ_GET && secrets_allowed(c))
             show_instance(c, id, 200);

@@ -51,6 +51,18 @@ struct myna_fleet {
     struct live **v;             /* sorted by id */
     size_t n, cap;
     struct live *retired;        /* replaced or deleted, freed at the next publish */
+    struct unloaded *unloaded;   /* in the order the store lists them */
+    size_t n_unloaded;
+};
+
+/* A stored instance whose settings did not load at start (its sealed
+ * secrets do not open with this key, a value a later check refuses): not
+ * live, so no webhook or bot reaches it, but the API lists it with why and
+ * can delete it, so that its id is not taken for good. */
+struct unloaded {
+    int64_t owner_id;
+    char id[80];
+    char why[400];
 };
 
 struct pending_delete {
@@ -368,6 +380,7 @@ void myna_fleet_free(struct myna_fleet *f)
     for (size_t i = 0; i < f->n; i++)
         live_free(f->v[i]);
     free(f->v);
+    free(f->unloaded);
     free_retired(f);
     free(f);
 }
@@ -393,12 +406,39 @@ static void bot_start(struct myna_fleet *f, const struct live *l)
     myna_supervisor_start(f->sup, l->id);
 }
 
+/* Keeps row, whose settings did not load (why in err), on the unloaded
+ * list: one bad instance must not keep the others down. */
+static int note_unloaded(struct myna_fleet *f, const struct myna_control_instance *row,
+                         struct myna_err *err)
+{
+    struct unloaded *nv = realloc(f->unloaded, (f->n_unloaded + 1) * sizeof(*nv)), *u;
+
+    if (nv == NULL)
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    f->unloaded = nv;
+    u = &nv[f->n_unloaded++];
+    u->owner_id = row->owner_id;
+    snprintf(u->id, sizeof(u->id), "%s", row->id);
+    snprintf(u->why, sizeof(u->why), "%.*s", (int)myna_utf8_cut(err->msg, sizeof(u->why) - 1),
+             err->msg);
+    return MYNA_OK;
+}
+
+static struct unloaded *find_unloaded(const struct myna_fleet *f, const char *id)
+{
+    for (size_t i = 0; i < f->n_unloaded; i++)
+        if (strcmp(f->unloaded[i].id, id) == 0)
+            return &f->unloaded[i];
+    return NULL;
+}
+
 int myna_fleet_load(struct myna_fleet *f, struct myna_err *err)
 {
     struct myna_control_instance *rows = NULL;
     size_t n = 0, offset = 0;
     int rc = MYNA_OK;
 
+    f->n_unloaded = 0;
     do {
         rc = myna_control_instance_list(f->control, 0, MYNA_CONTROL_LIST_MAX, offset, &rows, &n,
                                         err);
@@ -411,9 +451,9 @@ int myna_fleet_load(struct myna_fleet *f, struct myna_err *err)
                 char q[600];
                 if (err->code == MYNA_ENOMEM)
                     rc = err->code;
-                else  /* one bad instance must not keep the others down */
+                else if ((rc = note_unloaded(f, &rows[i], err)) == MYNA_OK)
                     MYNA_LOG(MYNA_ERROR, "instance_not_loaded", "instance=%s err=%s", rows[i].id,
-                             myna_log_q(q, sizeof(q), err->msg));
+                             myna_log_q(q, sizeof(q), f->unloaded[f->n_unloaded - 1].why));
             }
             if (l && ((old = put(f, l, &oom)) != NULL || oom)) {
                 live_free(old);
@@ -766,18 +806,47 @@ static int moves_kept_secret(const cJSON *patch, const cJSON *cur, const char *u
            (was == NULL || strcmp(now, was) != 0);
 }
 
+/* obj, a whole instance, in place of u's stored settings, which did not
+ * load: nothing of them is kept, so a masked secret cannot stand for one. */
+static int replace_unloaded(struct myna_fleet *f, const struct myna_actor *who,
+                            struct unloaded *u, cJSON *obj, struct myna_field_error *errs,
+                            size_t max_errs, size_t *n_errs, struct myna_err *err)
+{
+    const cJSON *given = cJSON_GetObjectItemCaseSensitive(obj, "id"),
+                *llm = cJSON_GetObjectItemCaseSensitive(obj, "llm");
+    int rc;
+
+    if (given && (!cJSON_IsString(given) || strcmp(given->valuestring, u->id) != 0))
+        return field_error("id", "cannot be changed", errs, max_errs, n_errs, err);
+    for (size_t i = 0; secret_fields[i]; i++)
+        if (is_masked(cJSON_GetObjectItemCaseSensitive(obj, secret_fields[i])))
+            return field_error(secret_fields[i],
+                               "must be given itself: the stored settings did not load", errs,
+                               max_errs, n_errs, err);
+    if (cJSON_IsObject(llm) && is_masked(cJSON_GetObjectItemCaseSensitive(llm, "api_key")))
+        return field_error("llm.api_key", "must be given itself: the stored settings did not load",
+                           errs, max_errs, n_errs, err);
+    if (given == NULL && cJSON_AddStringToObject(obj, "id", u->id) == NULL)
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    if ((rc = validate(obj, errs, max_errs, n_errs, err)) == MYNA_OK &&
+        (rc = commit(f, who, u->id, obj, 0, u->owner_id, "instance.update", 1, err)) == MYNA_OK)
+        *u = f->unloaded[--f->n_unloaded];  /* live now */
+    return rc;
+}
+
 int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const char *id,
                       const char *body, size_t len, struct myna_field_error *errs,
                       size_t max_errs, size_t *n_errs, struct myna_err *err)
 {
     struct live *l = find(f, id);
+    struct unloaded *u = l ? NULL : find_unloaded(f, id);
     cJSON *patch, *cur, *item;
     const cJSON *llm;
     const char *why = "another value";
     int rc;
 
     *n_errs = 0;
-    if (l == NULL)
+    if (l == NULL && u == NULL)
         return myna_err_set(err, MYNA_ENOTFOUND, "no instance '%s'", id);
     if (!cJSON_IsObject(patch = myna_json_parse_whole(body, len, &why))) {
         cJSON_Delete(patch);
@@ -787,6 +856,11 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
         check_patch_fields(patch, errs, max_errs, n_errs, err) != MYNA_OK) {
         cJSON_Delete(patch);
         return err->code;
+    }
+    if (u) {
+        rc = replace_unloaded(f, who, u, patch, errs, max_errs, n_errs, err);
+        cJSON_Delete(patch);
+        return rc;
     }
     if ((cur = opened(f, l, err)) == NULL) {
         cJSON_Delete(patch);
@@ -906,11 +980,11 @@ static void on_bot_removed(void *arg)
 int myna_fleet_delete(struct myna_fleet *f, const struct myna_actor *who, const char *id,
                       struct myna_err *err)
 {
-    struct live *l = find(f, id);
+    struct unloaded *u = find_unloaded(f, id);
     struct pending_delete *d;
     int rc;
 
-    if (l == NULL)
+    if (find(f, id) == NULL && u == NULL)
         return myna_err_set(err, MYNA_ENOTFOUND, "no instance '%s'", id);
     if ((d = calloc(1, sizeof(*d))) == NULL)
         return myna_err_set(err, MYNA_ENOMEM, "out of memory");
@@ -931,6 +1005,8 @@ int myna_fleet_delete(struct myna_fleet *f, const struct myna_actor *who, const 
     }
     d->next = f->deleting;  /* its id stays taken until its files are moved */
     f->deleting = d;
+    if (u)
+        *u = f->unloaded[--f->n_unloaded];
     retire(f, take(f, id));
     rc = publish(f, err);  /* webhooks for it are 404 from here */
     if (f->sup == NULL || myna_supervisor_remove(f->sup, id, on_bot_removed, d) != MYNA_OK)
@@ -1014,8 +1090,26 @@ const struct myna_instance *myna_fleet_find(const struct myna_fleet *f, const ch
 int64_t myna_fleet_owner(const struct myna_fleet *f, const char *id)
 {
     const struct live *l = find(f, id);
+    const struct unloaded *u = l ? NULL : find_unloaded(f, id);
 
-    return l ? l->owner_id : -1;
+    return l ? l->owner_id : u ? u->owner_id : -1;
+}
+
+const char *myna_fleet_unloaded(const struct myna_fleet *f, const char *id)
+{
+    const struct unloaded *u = find_unloaded(f, id);
+
+    return u ? u->why : NULL;
+}
+
+size_t myna_fleet_unloaded_count(const struct myna_fleet *f)
+{
+    return f->n_unloaded;
+}
+
+const char *myna_fleet_unloaded_id(const struct myna_fleet *f, size_t i)
+{
+    return i < f->n_unloaded ? f->unloaded[i].id : NULL;
 }
 
 size_t myna_fleet_count(const struct myna_fleet *f)

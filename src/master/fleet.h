@@ -60,8 +60,16 @@ int myna_fleet_load(struct myna_fleet *f, struct myna_err *err);
 
 /* The live instance of id (borrowed until the next change), or NULL. */
 const struct myna_instance *myna_fleet_find(const struct myna_fleet *f, const char *id);
-/* The owner of id, or -1 when unknown. */
+/* The owner of id, live or unloaded, or -1 when unknown. */
 int64_t myna_fleet_owner(const struct myna_fleet *f, const char *id);
+/* Stored instances that did not load at start (their sealed secrets do not
+ * open, a value a later check refuses): not live, only listed, replaced
+ * whole or deleted.
+ * Why id did not load (borrowed), or NULL when it is live or unknown. */
+const char *myna_fleet_unloaded(const struct myna_fleet *f, const char *id);
+size_t myna_fleet_unloaded_count(const struct myna_fleet *f);
+/* The i-th unloaded id (0 <= i < count). */
+const char *myna_fleet_unloaded_id(const struct myna_fleet *f, size_t i);
 size_t myna_fleet_count(const struct myna_fleet *f);
 /* The i-th live instance's id (0 <= i < count), in id order. */
 const char *myna_fleet_id(const struct myna_fleet *f, size_t i);
@@ -89,7 +97,8 @@ int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const 
                       size_t max_errs, size_t *n_errs, struct myna_err *err);
 /* Changes the fields body names (a JSON object; "id" may only repeat the
  * id; a secret left out or sent back masked keeps its value). A running bot
- * is restarted with the new config. */
+ * is restarted with the new config. For an instance that did not load,
+ * body is the whole instance, in place of the stored one. */
 int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const char *id,
                       const char *body, size_t len, struct myna_field_error *errs,
                       size_t max_errs, size_t *n_errs, struct myna_err *err);
