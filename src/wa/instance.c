@@ -195,8 +195,8 @@ static const char *check_value(const struct field *f, const char *v)
     return NULL;
 }
 
-/* An id shown in a message as it is: short, no control bytes or quotes
- * (UTF-8 is fine: an operator may have typed "acmé"). */
+/* An id shown in a message as it is: short, no control bytes or quotes,
+ * valid UTF-8 (an operator may have typed "acmé"). */
 static int printable(const char *s)
 {
     size_t n = 0;
@@ -206,7 +206,7 @@ static int printable(const char *s)
         if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
             return 0;
     }
-    return n <= 64;
+    return n <= 64 && myna_utf8_count(s) != (size_t)-1;
 }
 
 /* ---- the conversation fields ---------------------------------------- */
@@ -283,7 +283,8 @@ static int get_bool(const cJSON *obj, const char *key, int def, int *out, const 
     return MYNA_OK;
 }
 
-/* Reads obj.key as a string of at most max bytes (def when absent). */
+/* Reads obj.key as a string of at most max bytes of UTF-8 (def when
+ * absent): each goes to Meta, to a model or into JSON, which want UTF-8. */
 static int get_str(const cJSON *obj, const char *key, size_t max, const char *def, char **out,
                    const char *who, const char *path, struct myna_err *err)
 {
@@ -295,6 +296,9 @@ static int get_str(const cJSON *obj, const char *key, size_t max, const char *de
             return myna_err_set(err, MYNA_ECONFIG,
                                 "%s: field '%s%s%s': must be a string of at most %zu bytes", who,
                                 path, *path ? "." : "", key, max);
+        if (myna_utf8_count(v->valuestring) == (size_t)-1)
+            return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s%s%s': must be valid UTF-8",
+                                who, path, *path ? "." : "", key);
         text = v->valuestring;
     }
     if ((*out = strdup(text)) == NULL)
@@ -431,10 +435,11 @@ static int parse_faq(const cJSON *v, struct myna_instance *in, const char *who,
             return myna_err_set(err, MYNA_ENOMEM, "out of memory");
         q = cJSON_IsString(qs) ? qs : qs->child;
         for (int i = 0; i < nq; i++, q = q->next) {
-            if (!cJSON_IsString(q) || q->valuestring[0] == '\0' || strlen(q->valuestring) > 1000)
+            if (!cJSON_IsString(q) || q->valuestring[0] == '\0' || strlen(q->valuestring) > 1000 ||
+                myna_utf8_count(q->valuestring) == (size_t)-1)
                 return myna_err_set(err, MYNA_ECONFIG,
                                     "%s: field '%s.q': questions must be non-empty strings of at "
-                                    "most 1000 bytes", who, path);
+                                    "most 1000 bytes of UTF-8", who, path);
             if ((f->questions[f->n_questions++] = strdup(q->valuestring)) == NULL)
                 return myna_err_set(err, MYNA_ENOMEM, "out of memory");
         }

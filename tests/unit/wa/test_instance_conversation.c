@@ -248,6 +248,41 @@ static void test_bad_fields_are_named(void **state)
                  "field 'pacing.messages_per_second'");
 }
 
+/* A text that is not UTF-8 goes nowhere: Meta, a model and the admin
+ * API's JSON want UTF-8; the API refused it, an instances file did not. */
+static void test_texts_are_utf8(void **state)
+{
+    static const char *const bad[][2] = {
+        { "\"fallback_text\":\"Sorry \xC3\"", "field 'fallback_text': must be valid UTF-8" },
+        { "\"rate_limit\":{\"notice\":\"\xFF\"}",
+          "field 'rate_limit.notice': must be valid UTF-8" },
+        { "\"faq\":[{\"q\":\"hours\",\"a\":\"9-18 \xE2\x80\"}]",
+          "field 'faq[0].a': must be valid UTF-8" },
+        { "\"faq\":[{\"q\":[\"ok\",\"\xC0\xAF\"],\"a\":\"x\"}]",
+          "field 'faq[0].q': questions must be non-empty strings of at most 1000 bytes of UTF-8" },
+        { "\"llm\":{\"url\":\"http://x\",\"model\":\"m\xED\xA0\x80\"}",
+          "field 'llm.model': must be valid UTF-8" },
+        { "\"llm\":{\"url\":\"http://x\",\"model\":\"m\",\"system_prompt\":\"\x80\"}",
+          "field 'llm.system_prompt': must be valid UTF-8" },
+    };
+    char json[600];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(json, sizeof(json), "[{" BASE ",%s}]", bad[i][0]);
+        expect_error(json, bad[i][1]);
+    }
+    /* an id that is not UTF-8 is not shown in the message of its instance */
+    expect_error("[{\"id\":\"a\xFF\",\"name\":\"B\"}]", "instance 1:");
+    snprintf(json, sizeof(json), "[{" BASE ",\"fallback_text\":\"Извините, ошибка\"}]");
+    {
+        struct myna_instance_set set;
+        struct myna_err err = MYNA_ERR_INIT;
+        assert_int_equal(parse(json, &set, &err), MYNA_OK);
+        myna_instances_release(&set);
+    }
+}
+
 /* A count, a time or a size is a whole number: cut to an int, a
  * rate_limit.count of 0.5 was 0, no limit at all. */
 static void test_whole_numbers(void **state)
@@ -289,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_load_json),
         cmocka_unit_test(test_bad_fields_are_named),
         cmocka_unit_test(test_whole_numbers),
+        cmocka_unit_test(test_texts_are_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
