@@ -24,6 +24,10 @@
 #include "core/util.h"
 #include "core/banned.h"
 
+/* A name or an id from outside, for "'%.*s'" in a message: at most 64
+ * bytes, cut between characters (a message may go out as JSON). */
+#define SHOWN(s) (int)myna_utf8_cut((s) ? (s) : "(null)", 64), ((s) ? (s) : "(null)")
+
 #define BUSY_TIMEOUT_MS 2000
 
 /* Step i brings the schema from version i to i + 1. Append only. */
@@ -709,8 +713,8 @@ int myna_control_user_add(struct myna_control *c, const char *name, int role,
     int rc;
 
     if (!valid_user_name(name))
-        return myna_err_set(err, MYNA_EINVAL, "cannot add user '%.64s': a name is 1 to %d of "
-                            "a-z 0-9 . _ - @", name ? name : "(null)", MYNA_CONTROL_NAME_MAX);
+        return myna_err_set(err, MYNA_EINVAL, "cannot add user '%.*s': a name is 1 to %d of "
+                            "a-z 0-9 . _ - @", SHOWN(name), MYNA_CONTROL_NAME_MAX);
     if (!valid_role(role))
         return myna_err_set(err, MYNA_EINVAL, "cannot add user '%s': unknown role %d", name,
                             role);
@@ -752,8 +756,8 @@ int myna_control_user_get_by_name(struct myna_control *c, const char *name,
     /* no user can have a name outside the rules: say not found, not invalid,
      * so that a login with a strange name reads like any unknown name */
     if (!valid_user_name(name))
-        return myna_err_set(err, MYNA_ENOTFOUND, "cannot get user '%.64s': not found",
-                            name ? name : "(null)");
+        return myna_err_set(err, MYNA_ENOTFOUND, "cannot get user '%.*s': not found",
+                            SHOWN(name));
     bind_text(s, 1, name);
     rc = fetch_one(c, s, user_fill, user_release_v, u, "user", err);
     if (rc == MYNA_ENOTFOUND)
@@ -1048,9 +1052,8 @@ static int check_config(const char *config, const char *op, const char *id,
 static int check_slug(const char *id, const char *op, struct myna_err *err)
 {
     if (!myna_is_slug(id))
-        return myna_err_set(err, MYNA_EINVAL, "cannot %s instance '%.64s': an id is 1 to 64 "
-                            "of a-z 0-9 -, not starting or ending with -", op,
-                            id ? id : "(null)");
+        return myna_err_set(err, MYNA_EINVAL, "cannot %s instance '%.*s': an id is 1 to 64 "
+                            "of a-z 0-9 -, not starting or ending with -", op, SHOWN(id));
     return MYNA_OK;
 }
 
@@ -1092,8 +1095,8 @@ int myna_control_instance_get(struct myna_control *c, const char *id,
     int rc;
 
     if (!myna_is_slug(id))
-        return myna_err_set(err, MYNA_ENOTFOUND, "cannot get instance '%.64s': not found",
-                            id ? id : "(null)");
+        return myna_err_set(err, MYNA_ENOTFOUND, "cannot get instance '%.*s': not found",
+                            SHOWN(id));
     bind_text(s, 1, id);
     rc = fetch_one(c, s, inst_fill, inst_release_v, inst, "instance", err);
     if (rc == MYNA_ENOTFOUND)
@@ -1151,8 +1154,8 @@ int myna_control_instance_update(struct myna_control *c, const char *id, const c
     int rc;
 
     if (!myna_is_slug(id))
-        return myna_err_set(err, MYNA_ENOTFOUND, "cannot update instance '%.64s': not found",
-                            id ? id : "(null)");
+        return myna_err_set(err, MYNA_ENOTFOUND, "cannot update instance '%.*s': not found",
+                            SHOWN(id));
     if ((rc = check_config(config, "update", id, err)) != MYNA_OK)
         return rc;
     bind_text(s, 1, id);
@@ -1189,8 +1192,8 @@ int myna_control_instance_delete(struct myna_control *c, const char *id, struct 
     int rc;
 
     if (!myna_is_slug(id))
-        return myna_err_set(err, MYNA_ENOTFOUND, "cannot delete instance '%.64s': not found",
-                            id ? id : "(null)");
+        return myna_err_set(err, MYNA_ENOTFOUND, "cannot delete instance '%.*s': not found",
+                            SHOWN(id));
     bind_text(s, 1, id);
     rc = step_write(c, s);
     if (rc != SQLITE_DONE)

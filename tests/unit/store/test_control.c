@@ -426,6 +426,23 @@ static void test_user_name_rules(void **state)
     assert_int_equal(myna_control_user_add(f->c, NULL, ROLE_USER, NULL, 1, NULL, &err),
                      MYNA_EINVAL);
     assert_err(&err, MYNA_EINVAL, "cannot add user '(null)'");
+    /* a long name in a message is cut between characters: a message may go
+     * out as JSON (here byte 64 falls inside the 32nd "é") */
+    {
+        char accents[1 + 40 * 2 + 1] = "a";
+        struct myna_control_user u;
+        for (int i = 0; i < 40; i++)
+            memcpy(accents + 1 + 2 * i, "\xC3\xA9", 3);
+        assert_int_equal(myna_control_user_add(f->c, accents, ROLE_USER, NULL, 1, NULL, &err),
+                         MYNA_EINVAL);
+        assert_true(myna_utf8_count(err.msg) != (size_t)-1);
+        assert_int_equal(strncmp(err.msg + strlen("cannot add user 'a"), accents + 1, 62), 0);
+        assert_int_equal(myna_control_user_get_by_name(f->c, accents, &u, &err),
+                         MYNA_ENOTFOUND);
+        assert_true(myna_utf8_count(err.msg) != (size_t)-1);
+        assert_int_equal(myna_control_instance_delete(f->c, accents, &err), MYNA_ENOTFOUND);
+        assert_true(myna_utf8_count(err.msg) != (size_t)-1);
+    }
     assert_int_equal(user_count(f->c), 4);
 }
 
