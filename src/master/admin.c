@@ -1390,7 +1390,8 @@ static void tokens(struct call *c, const char *rest)
         send_json(c->req, 200, arr);
     } else if (*rest == '\0' && cmd == EVHTTP_REQ_POST) {
         /* {"name"} a token for oneself; an admin may add {"user": "bob"}, or
-         * {"role": R} for a new user of that role named after the token */
+         * {"role": R} for a new user of that role, named <role>-<time>
+         * (-2, -3 ... after it when that name is taken) */
         cJSON *body = json_body(c->req), *o;
         const cJSON *name, *user, *role;
         struct myna_control_user u = { 0 };
@@ -1428,10 +1429,17 @@ static void tokens(struct call *c, const char *rest)
                 owner = u.name;
             }
             if (role && rc == MYNA_OK) {
-                snprintf(uname, sizeof(uname), "%s-%lld", myna_role_name(r),
-                         (long long)(myna_wall_ms() % 100000000));
-                rc = myna_control_user_add(c->a->control, uname, (int)r, NULL, myna_wall_ms(),
-                                           &new_id, &err);
+                long long t = (long long)(myna_wall_ms() % 100000000);
+                for (int k = 1; k <= 100; k++) {
+                    if (k == 1)
+                        snprintf(uname, sizeof(uname), "%s-%lld", myna_role_name(r), t);
+                    else
+                        snprintf(uname, sizeof(uname), "%s-%lld-%d", myna_role_name(r), t, k);
+                    rc = myna_control_user_add(c->a->control, uname, (int)r, NULL,
+                                               myna_wall_ms(), &new_id, &err);
+                    if (rc != MYNA_EEXISTS)
+                        break;
+                }
                 uid = new_id;
                 owner = uname;
                 cJSON_AddStringToObject(o, "user", uname);

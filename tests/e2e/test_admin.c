@@ -1951,6 +1951,33 @@ static void test_an_unloaded_instance_is_replaced_or_deleted(void **state)
     free(hook);
 }
 
+/* A token made with {"role": R} names its new user <role>-<time>; a name
+ * already taken (a user named so by hand, or two tokens in one
+ * millisecond) gets -2 after it, not 409. */
+static void test_token_for_a_role_finds_a_free_name(void **state)
+{
+    const char *extra[] = { "--bots", "1", NULL };
+    char sql[600], user[80];
+    long long now = (long long)(myna_wall_ms() % 100000000);
+
+    (void)state;
+    assert_int_equal(h_stop(&C->p, SIGTERM), 0);
+    /* every name the next two minutes would give is taken */
+    snprintf(sql, sizeof(sql),
+             "WITH RECURSIVE t(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM t WHERE k < 120000) "
+             "INSERT INTO users(name, role, created_ms) "
+             "SELECT 'guest-' || ((%lld + k) %% 100000000), 0, 1 FROM t",
+             now);
+    assert_true(control_exec(&C->p, sql) > 120000);
+    assert_int_equal(h_start(&C->p, extra), 0);
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/tokens", "{\"name\":\"ci\",\"role\":\"guest\"}"),
+                     201);
+    answer_str("user", user, sizeof(user));
+    assert_int_equal(strncmp(user, "guest-", 6), 0);
+    assert_int_equal(strcmp(user + strlen(user) - 2, "-2"), 0);
+    assert_true(audit_has(&C->p, "user.create", user, NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1984,6 +2011,7 @@ int main(void)
         cmocka_unit_test(test_a_broken_store_keeps_the_others_up),
         cmocka_unit_test(test_refused_before_stored_and_restart_starts),
         cmocka_unit_test(test_an_unloaded_instance_is_replaced_or_deleted),
+        cmocka_unit_test(test_token_for_a_role_finds_a_free_name),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
