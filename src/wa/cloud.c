@@ -137,14 +137,21 @@ static int64_t parse_digits(const char *s, int64_t max)
     return n;
 }
 
-/* A JSON number or a string of digits, in [0, max]; -1 otherwise. The range
- * check comes first because casting an out-of-range double is undefined. */
+/* A JSON number or a string of digits, in [0, max]; -1 otherwise. A
+ * number is cut to its integer part. Casting a double that int64_t cannot
+ * hold is undefined, so the cast waits for d < 2^63 (exact in a double);
+ * max itself is compared as an integer: (double)max may round past it, and
+ * d < (double)max refused max. */
 static int64_t read_uint(const cJSON *v, int64_t max)
 {
     if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
+        int64_t n;
 
-        return d >= 0 && d < (double)max ? (int64_t)d : -1;
+        if (!(d >= 0 && d < 9223372036854775808.0))
+            return -1;
+        n = (int64_t)d;
+        return n <= max ? n : -1;
     }
     return parse_digits(cJSON_GetStringValue(v), max);
 }

@@ -1348,6 +1348,7 @@ static void test_timestamps(void **state)
         { "\" 17\"", 0 },                 { "\"17 \"", 0 },
         { "\"\"", 0 },                    { "\"0x10\"", 0 },
         { "1e300", 0 },                   { "9.3e18", 0 },
+        { "9223372036854775807", 0 },     { "9223372036854774784", 9223372036854774784 },
         { "true", 0 },                    { "null", 0 },
         { "[1773478800]", 0 },            { "{\"s\":1}", 0 },
     };
@@ -1376,6 +1377,11 @@ static void test_error_codes_and_coordinates(void **state)
         int code, has_location;
     } cases[] = {
         { "\"type\":\"unknown\",\"errors\":[{\"code\":2147483646}]", 2147483646, 0 },
+        /* INT32_MAX itself is a code, as a number and as a string */
+        { "\"type\":\"unknown\",\"errors\":[{\"code\":2147483647}]", 2147483647, 0 },
+        { "\"type\":\"unknown\",\"errors\":[{\"code\":\"2147483647\"}]", 2147483647, 0 },
+        { "\"type\":\"unknown\",\"errors\":[{\"code\":2147483647.5}]", 2147483647, 0 },
+        { "\"type\":\"unknown\",\"errors\":[{\"code\":\"2147483648\"}]", 0, 0 },
         { "\"type\":\"unknown\",\"errors\":[{\"code\":2147483648}]", 0, 0 },
         { "\"type\":\"unknown\",\"errors\":[{\"code\":-1}]", 0, 0 },
         { "\"type\":\"unknown\",\"errors\":[{\"code\":\"131051x\"}]", 0, 0 },
