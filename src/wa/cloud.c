@@ -373,26 +373,35 @@ static void read_media(struct cloud_parse *p, const cJSON *m, const char *type,
     in->mime_type = copy_str(p, media, "mime_type");
 }
 
-/* "name, address" with whichever parts are present. */
-static const char *place_text(struct cloud_parse *p, const char *name, const char *addr)
+/* The parts that are present joined by sep (each part NULL or non-empty);
+ * NULL when none is. */
+static const char *join(struct cloud_parse *p, const char *const *parts, size_t n,
+                        const char *sep)
 {
-    size_t nl, al;
-    char *s;
+    size_t len = 0, seplen = strlen(sep), i;
+    char *s, *at;
 
-    if (name == NULL || addr == NULL)
-        return copy(p, name != NULL ? name : addr);
-    if (p->rc != MYNA_OK)
+    for (i = 0; i < n; i++)
+        if (parts[i] != NULL)
+            len += seplen + strlen(parts[i]);
+    if (len == 0 || p->rc != MYNA_OK)
         return NULL;
-    nl = strlen(name);
-    al = strlen(addr);
-    s = myna_arena_alloc(p->a, nl + al + 3);
+    s = myna_arena_alloc(p->a, len + 1);  /* one sep to spare */
     if (s == NULL) {
         p->rc = MYNA_ENOMEM;
         return NULL;
     }
-    memcpy(s, name, nl);
-    memcpy(s + nl, ", ", 2);
-    memcpy(s + nl + 2, addr, al + 1);
+    for (i = 0, at = s; i < n; i++) {
+        if (parts[i] == NULL)
+            continue;
+        if (at != s) {
+            memcpy(at, sep, seplen);
+            at += seplen;
+        }
+        memcpy(at, parts[i], strlen(parts[i]));
+        at += strlen(parts[i]);
+    }
+    *at = '\0';
     return s;
 }
 
@@ -400,6 +409,8 @@ static void read_location(struct cloud_parse *p, const cJSON *m, const char *typ
                           struct myna_inbound *in)
 {
     const cJSON *loc = get_obj(m, type);
+    /* "name, address" with whichever parts are present */
+    const char *place[] = { nonempty(get_str(loc, "name")), nonempty(get_str(loc, "address")) };
     double lat, lon;
 
     in->type = MYNA_MSG_LOCATION;
@@ -410,24 +421,32 @@ static void read_location(struct cloud_parse *p, const cJSON *m, const char *typ
         in->latitude = lat;
         in->longitude = lon;
     }
-    in->text = place_text(p, nonempty(get_str(loc, "name")), nonempty(get_str(loc, "address")));
+    in->text = join(p, place, 2, ", ");
 }
 
-/* messages[].contacts are shared cards, not value.contacts (the sender). */
+/* messages[].contacts are shared cards, not value.contacts (the sender).
+ * The text names the first card: its formatted_name; without one, its
+ * first, middle and last names (what formatted_name is made of); without
+ * those, its first phone number. A later card never stands in for it:
+ * "[contacts] B" for a share of an unnamed card and B would say that B
+ * alone was shared. */
 static void read_cards(struct cloud_parse *p, const cJSON *m, const char *type,
                        struct myna_inbound *in)
 {
-    const cJSON *card;
+    const cJSON *card = first_obj(get_arr(m, type));
+    const cJSON *name = get_obj(card, "name");
+    const char *parts[] = { nonempty(get_str(name, "first_name")),
+                            nonempty(get_str(name, "middle_name")),
+                            nonempty(get_str(name, "last_name")) };
+    const char *text = nonempty(get_str(name, "formatted_name"));
 
     in->type = MYNA_MSG_CONTACTS;
-    cJSON_ArrayForEach(card, get_arr(m, type)) {
-        const char *name = nonempty(get_str(get_obj(card, "name"), "formatted_name"));
-
-        if (name != NULL) {
-            in->text = copy(p, name);
-            return;
-        }
-    }
+    if (text != NULL)
+        in->text = copy(p, text);
+    else if (parts[0] != NULL || parts[1] != NULL || parts[2] != NULL)
+        in->text = join(p, parts, 3, " ");
+    else
+        in->text = copy(p, nonempty(get_str(first_obj(get_arr(card, "phones")), "phone")));
 }
 
 static void read_interactive(struct cloud_parse *p, const cJSON *m, const char *type,

@@ -536,6 +536,54 @@ static void test_contacts_card(void **state)
     parsed_release(&p);
 }
 
+/* The text names the first card, never a later one: without a
+ * formatted_name, its first, middle and last names, else its first phone;
+ * a first card with nothing of these gives no text. */
+static void test_contacts_first_card(void **state)
+{
+    static const struct {
+        const char *cards, *text;
+    } cases[] = {
+        { "[{\"name\":{\"formatted_name\":\"A\"}},{\"name\":{\"formatted_name\":\"B\"}}]",
+          "A" },
+        { "[{\"phones\":[{\"phone\":\"+7 926 555-01-23\"}]},"
+          "{\"name\":{\"formatted_name\":\"B\"}}]",
+          "+7 926 555-01-23" },
+        { "[{\"name\":{\"formatted_name\":\"\",\"first_name\":\"Игорь\","
+          "\"last_name\":\"Петров\"}},{\"name\":{\"formatted_name\":\"B\"}}]",
+          "Игорь Петров" },
+        { "[{\"name\":{\"first_name\":\"Anna\",\"middle_name\":\"Maria\","
+          "\"last_name\":\"Lee\",\"prefix\":\"Dr\"}}]",
+          "Anna Maria Lee" },
+        { "[{\"name\":{\"last_name\":\"Lee\"}}]", "Lee" },
+        { "[{\"name\":{\"middle_name\":\"Maria\"},\"phones\":[{\"phone\":\"1\"}]}]",
+          "Maria" },
+        { "[{\"name\":{\"formatted_name\":5},\"phones\":[{\"wa_id\":\"1\"},"
+          "{\"phone\":\"2\"}]},{\"name\":{\"formatted_name\":\"B\"}}]",
+          NULL },
+        { "[{},{\"name\":{\"formatted_name\":\"B\"}}]", NULL },
+        /* what is not an object is no card */
+        { "[7,{\"name\":{\"formatted_name\":\"B\"}}]", "B" },
+        { "[]", NULL },
+    };
+    char members[512];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct parsed p;
+
+        snprintf(members, sizeof(members),
+                 "\"id\":\"wamid.card\",\"from\":\"1\",\"type\":\"contacts\",\"contacts\":%s",
+                 cases[i].cards);
+        parse_one_msg(&p, members);
+        expect_counts(&p, 1, 0, 0, 0, 0);
+        assert_int_equal(p.b.msgs[0].type, MYNA_MSG_CONTACTS);
+        assert_str_or_null(p.b.msgs[0].text, cases[i].text, cases[i].cards);
+        parsed_release(&p);
+    }
+}
+
 static void test_reaction(void **state)
 {
     struct parsed p;
@@ -1660,6 +1708,7 @@ int main(void)
         cmocka_unit_test(test_voice),
         cmocka_unit_test(test_location),
         cmocka_unit_test(test_contacts_card),
+        cmocka_unit_test(test_contacts_first_card),
         cmocka_unit_test(test_reaction),
         cmocka_unit_test(test_sticker),
         cmocka_unit_test(test_unsupported),
