@@ -1070,9 +1070,9 @@ static void test_contacts_matched_not_by_index(void **state)
 }
 
 /* Meta warns that from and wa_id "may not always match": a '+' before
- * from still finds its contact, and a value with one contact gives it to
- * a from that matches none; the key is then the wa_id, the form to send
- * to. With two contacts and no match, nothing is guessed. */
+ * from still finds its contact, and so does a Brazilian number that Meta
+ * gives the ninth digit the wa_id lacks; the key is then the wa_id, the
+ * form to send to. With no contact of from's number, nothing is guessed. */
 static void test_from_not_wa_id(void **state)
 {
     struct parsed p;
@@ -1093,6 +1093,87 @@ static void test_from_not_wa_id(void **state)
     for (int i = 0; i < 3; i++)
         expect_msg(&p.b.msgs[i], &w[i]);
     parsed_release(&p);
+}
+
+/* A from matches a contact by its number only, in either form Meta
+ * rewrites Brazilian (ninth digit) and Mexican (1 after 52) mobiles to. A
+ * value's only contact is not every sender's: the stranger beside Sam in
+ * one value, and a lone one, kept the contact's name and were keyed by
+ * Sam's wa_id, a reply to Sam. */
+static void test_from_rewritten(void **state)
+{
+    struct parsed p;
+    static const struct want_msg w[8] = {
+        { .pnid = PNID, .wamid = "wamid.extra.rw.1", .contact = "16505551234",
+          .profile_name = "Sam", .ts = 1773483000, .type = MYNA_MSG_TEXT, .text = "Sam" },
+        { .pnid = PNID, .wamid = "wamid.extra.rw.2", .contact = "79160000000",
+          .ts = 1773483001, .type = MYNA_MSG_TEXT, .text = "not Sam" },
+        { .pnid = PNID, .wamid = "wamid.extra.rw.3", .contact = "16505550000",
+          .ts = 1773483002, .type = MYNA_MSG_TEXT, .text = "one contact, not mine" },
+        { .pnid = PNID, .wamid = "wamid.extra.rw.4", .contact = "551187654321",
+          .profile_name = "Ana", .ts = 1773483003, .type = MYNA_MSG_TEXT,
+          .text = "Brazil, ninth digit added" },
+        { .pnid = PNID, .wamid = "wamid.extra.rw.5", .contact = "5521998765432",
+          .profile_name = "Bia", .ts = 1773483004, .type = MYNA_MSG_TEXT,
+          .text = "Brazil, ninth digit dropped" },
+        { .pnid = PNID, .wamid = "wamid.extra.rw.6", .contact = "5215512345678",
+          .profile_name = "Luis", .ts = 1773483005, .type = MYNA_MSG_TEXT,
+          .text = "Mexico, 1 dropped" },
+        { .pnid = PNID, .wamid = "wamid.extra.rw.7", .contact = "523312345678",
+          .profile_name = "Eva", .ts = 1773483006, .type = MYNA_MSG_TEXT,
+          .text = "Mexico, 1 added" },
+        { .pnid = PNID, .wamid = "wamid.extra.rw.8", .contact = "5511887654321",
+          .ts = 1773483007, .type = MYNA_MSG_TEXT, .text = "Brazil, another digit" },
+    };
+
+    (void)state;
+    parse_file(&p, "cloud/extra/from-rewritten.json");
+    expect_counts(&p, 8, 0, 0, 0, 0);
+    for (int i = 0; i < 8; i++)
+        expect_msg(&p.b.msgs[i], &w[i]);
+    parsed_release(&p);
+}
+
+/* The rewrite rules themselves: only those two countries, those lengths,
+ * a real area code, and digits. */
+static void test_rewritten_forms(void **state)
+{
+    static const struct {
+        const char *from, *wa_id;
+        int match;
+    } cases[] = {
+        { "5511987654321", "551187654321", 1 },  { "551187654321", "5511987654321", 1 },
+        { "5215512345678", "525512345678", 1 },  { "525512345678", "5215512345678", 1 },
+        { "+5511987654321", "551187654321", 1 }, { "5511887654321", "551187654321", 0 },
+        { "5501987654321", "550187654321", 0 },  { "550187654321", "5501987654321", 0 },
+        { "5510987654321", "551087654321", 0 },  { "5211512345678", "521512345678", 0 },
+        { "521512345678", "5211512345678", 0 },  { "5201512345678", "52201512345678", 0 },
+        { "55119876543210", "5511876543210", 0 }, { "5511a87654321", "5511a7654321", 0 },
+        { "791612345678", "7916912345678", 0 },
+    };
+    char body[1024];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct parsed p;
+        const char *want = cases[i].match ? cases[i].wa_id
+                                          : cases[i].from + (cases[i].from[0] == '+');
+
+        snprintf(body, sizeof(body),
+                 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{"
+                 "\"field\":\"messages\",\"value\":{\"contacts\":[{\"profile\":{\"name\":"
+                 "\"N\"},\"wa_id\":\"%s\"}],\"messages\":[{\"id\":\"w\",\"from\":\"%s\","
+                 "\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}",
+                 cases[i].wa_id, cases[i].from);
+        parse_mem(&p, body, strlen(body));
+        expect_counts(&p, 1, 0, 0, 0, 0);
+        if (strcmp(p.b.msgs[0].contact, want) != 0
+            || (p.b.msgs[0].profile_name != NULL) != cases[i].match)
+            fail_msg("from '%s', wa_id '%s': contact '%s', profile %s", cases[i].from,
+                     cases[i].wa_id, p.b.msgs[0].contact,
+                     p.b.msgs[0].profile_name ? p.b.msgs[0].profile_name : "(none)");
+        parsed_release(&p);
+    }
 }
 
 /* A from with a '+' that finds no contact (a system message has none) is
@@ -1732,6 +1813,8 @@ int main(void)
         cmocka_unit_test(test_missing_from_uses_bsuid),
         cmocka_unit_test(test_contacts_matched_not_by_index),
         cmocka_unit_test(test_from_not_wa_id),
+        cmocka_unit_test(test_from_rewritten),
+        cmocka_unit_test(test_rewritten_forms),
         cmocka_unit_test(test_from_plus_without_contact),
         cmocka_unit_test(test_nul_cuts_nothing),
         cmocka_unit_test(test_numbers_as_strings),
