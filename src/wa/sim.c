@@ -182,6 +182,33 @@ static int phone_digits(const char *s, char out[16])
     return 0;
 }
 
+/* Meta's recipient (B1): digits after an optional leading '+', with
+ * spaces, hyphens and parentheses among them, which Meta accepts and
+ * drops: "+7 916 123-45-67" is 79161234567. Into out[16]; -1 unless that
+ * leaves 1..15 digits. */
+static int recipient_digits(const char *s, char out[16])
+{
+    size_t n = 0;
+
+    if (s == NULL)
+        return -1;
+    if (*s == '+')
+        s++;
+    for (; *s; s++) {
+        if (*s >= '0' && *s <= '9') {
+            if (n >= 15)
+                return -1;
+            out[n++] = *s;
+        } else if (*s != ' ' && *s != '-' && *s != '(' && *s != ')') {
+            return -1;
+        }
+    }
+    if (n == 0)
+        return -1;
+    out[n] = '\0';
+    return 0;
+}
+
 /* A string of 1..max code points of valid UTF-8 (min 0 allows ""). */
 static int text_ok(const char *s, size_t min, size_t max)
 {
@@ -540,7 +567,7 @@ int myna_sim_graph_parse(const char *body, size_t len, struct myna_sim_graph_req
             r->typing = ti && cJSON_IsString(get(ti, "type")) &&
                         strcmp(get_str(ti, "type"), "text") == 0;
         }
-    } else if (phone_digits(get_str(root, "to"), r->to) != 0) {
+    } else if (recipient_digits(get_str(root, "to"), r->to) != 0) {
         st = fail(100, msg, cap, code, "(#100) Invalid parameter: to must be a phone number");
     }
     if (st == 0 && r->kind == MYNA_SIM_GRAPH_MESSAGE) {

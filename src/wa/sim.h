@@ -71,7 +71,7 @@ enum myna_sim_graph_kind { MYNA_SIM_GRAPH_MESSAGE, MYNA_SIM_GRAPH_READ };
 
 struct myna_sim_graph_req {
     enum myna_sim_graph_kind kind;
-    char to[16];          /* MESSAGE: recipient digits */
+    char to[16];          /* MESSAGE: recipient digits (spaces, hyphens, parentheses dropped) */
     char type[16];        /* MESSAGE: text, interactive, image, ... */
     char *text;           /* MESSAGE: what the customer sees (malloc) */
     char *extra;          /* MESSAGE: "buttons":[..] or "list":{..} for the page, or NULL */

@@ -752,6 +752,33 @@ static void test_sim_graph_envelope(void **state)
                 100, "to must be a phone number");
     graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"\",\"text\":{\"body\":\"x\"}}", 100,
                 "to must be a phone number");
+    /* Meta takes spaces, hyphens and parentheses in "to" and drops them;
+     * nothing else, and a '+' only first */
+    {
+        static const char *const good[] = { "+7 916 123-45-67", "7 (916) 123 45 67",
+                                            "+1 (650) 555-1234", "+79161234567 ",
+                                            "+ 7-916-1234567" };
+        static const char *const want[] = { ALEX, ALEX, "16505551234", ALEX, ALEX };
+        static const char *const bad[] = { "7+916", "+", " ( ) - ", "++7", "7.916", "7_916",
+                                           " +7916", "1234 5678 9012 3456", "7916/1234567" };
+        struct myna_sim_graph_req r;
+        char b[256];
+
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+            snprintf(b, sizeof(b),
+                     "{\"messaging_product\":\"whatsapp\",\"to\":\"%s\",\"text\":{\"body\":\"x\"}}",
+                     good[i]);
+            graph_ok(b, &r);
+            assert_string_equal(r.to, want[i]);
+            myna_sim_graph_release(&r);
+        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            snprintf(b, sizeof(b),
+                     "{\"messaging_product\":\"whatsapp\",\"to\":\"%s\",\"text\":{\"body\":\"x\"}}",
+                     bad[i]);
+            graph_fails(b, 100, "(#100) Invalid parameter: to must be a phone number");
+        }
+    }
     /* past the body limit */
     body = malloc(MYNA_SIM_BODY_MAX + 1);
     assert_non_null(body);
