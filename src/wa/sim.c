@@ -370,6 +370,73 @@ static int fail(int code, char *msg, size_t cap, int *codep, const char *fmt, ..
     return 400;
 }
 
+/* Meta's limits on the texts of an interactive message (B2), in
+ * characters: the body of reply buttons 1024, of a list 4096; a header's
+ * text and the footer 60. */
+#define BUTTON_BODY_MAX 1024
+#define LIST_BODY_MAX 4096
+#define HEADER_TEXT_MAX 60
+#define FOOTER_TEXT_MAX 60
+
+/* A text parameter (name in Meta's notation) with Meta's codes (B5):
+ * missing 131008, empty 131009, not a string or over max characters 100.
+ * 0 when it is 1..max characters. */
+static int text_param(const cJSON *v, const char *name, size_t max, int *code, char *msg,
+                      size_t cap)
+{
+    size_t n;
+
+    if (v == NULL)
+        return fail(131008, msg, cap, code, "(#131008) Required parameter is missing: %s", name);
+    if (!cJSON_IsString(v) || (n = myna_utf8_count(v->valuestring)) == (size_t)-1)
+        return fail(100, msg, cap, code, "(#100) Param %s must be a string", name);
+    if (n == 0)
+        return fail(131009, msg, cap, code, "(#131009) Parameter value is not valid: %s is empty",
+                    name);
+    if (n > max)
+        return fail(100, msg, cap, code, "(#100) Param %s must be at most %zu characters", name,
+                    max);
+    return 0;
+}
+
+/* The optional header and footer: a list's header is text only; a reply
+ * buttons' header is text or the media object its type names. */
+static int header_footer(const cJSON *in, int list, int *code, char *msg, size_t cap)
+{
+    const cJSON *h = get(in, "header"), *f = get(in, "footer");
+    const char *htype = get_str(h, "type");
+    int st;
+
+    if (h != NULL && !cJSON_IsObject(h))
+        return fail(100, msg, cap, code, "(#100) Param interactive['header'] must be an object");
+    if (h != NULL && get(h, "type") == NULL)
+        return fail(131008, msg, cap, code,
+                    "(#131008) Required parameter is missing: interactive['header']['type']");
+    if (h != NULL && htype != NULL && strcmp(htype, "text") == 0) {
+        if ((st = text_param(get(h, "text"), "interactive['header']['text']", HEADER_TEXT_MAX,
+                             code, msg, cap)) != 0)
+            return st;
+    } else if (h != NULL && !list && htype != NULL &&
+               (strcmp(htype, "image") == 0 || strcmp(htype, "video") == 0 ||
+                strcmp(htype, "document") == 0)) {
+        if (!cJSON_IsObject(get(h, htype)))
+            return fail(131008, msg, cap, code,
+                        "(#131008) Required parameter is missing: interactive['header']['%s']",
+                        htype);
+    } else if (h != NULL) {
+        return fail(100, msg, cap, code, list
+                    ? "(#100) Param interactive['header']['type'] must be text for a list"
+                    : "(#100) Param interactive['header']['type'] must be one of {text, image, "
+                      "video, document}");
+    }
+    if (f != NULL && !cJSON_IsObject(f))
+        return fail(100, msg, cap, code, "(#100) Param interactive['footer'] must be an object");
+    if (f != NULL)
+        return text_param(get(f, "text"), "interactive['footer']['text']", FOOTER_TEXT_MAX, code,
+                          msg, cap);
+    return 0;
+}
+
 /* What the page shows for an interactive message: the body as text, and
  * "buttons":[{"id","title"}] or "list":{"button","sections"} as extra. */
 static int interactive(const cJSON *in, struct myna_sim_graph_req *r, int *code, char *msg,
@@ -378,11 +445,19 @@ static int interactive(const cJSON *in, struct myna_sim_graph_req *r, int *code,
     const char *itype = get_str(in, "type"), *body = get_str(get(in, "body"), "text");
     const cJSON *action = get(in, "action"), *it;
     cJSON *x = NULL;
-    int n = 0;
+    int n = 0, list = itype != NULL && strcmp(itype, "list") == 0, st;
 
-    if (!text_ok(body, 1, 1024))
-        return fail(131009, msg, cap, code, "interactive.body.text must be 1 to 1024 characters");
-    if (itype && strcmp(itype, "button") == 0) {
+    if (!cJSON_IsObject(in))
+        return fail(131008, msg, cap, code, "(#131008) Required parameter is missing: interactive");
+    if (itype == NULL || (!list && strcmp(itype, "button") != 0))
+        return fail(100, msg, cap, code, "interactive.type must be button or list (here)");
+    if (get(in, "body") != NULL && !cJSON_IsObject(get(in, "body")))
+        return fail(100, msg, cap, code, "(#100) Param interactive['body'] must be an object");
+    if ((st = text_param(get(get(in, "body"), "text"), "interactive['body']['text']",
+                         list ? LIST_BODY_MAX : BUTTON_BODY_MAX, code, msg, cap)) != 0 ||
+        (st = header_footer(in, list, code, msg, cap)) != 0)
+        return st;
+    if (!list) {
         const cJSON *bs = get(action, "buttons");
         const char *ids[3], *titles[3];
         cJSON *arr;
@@ -425,7 +500,7 @@ static int interactive(const cJSON *in, struct myna_sim_graph_req *r, int *code,
                 !cJSON_AddStringToObject(b, "title", titles[i]))
                 break;
         }
-    } else if (itype && strcmp(itype, "list") == 0) {
+    } else {
         const char *button = get_str(action, "button"), *row_ids[10];
         const cJSON *secs = get(action, "sections");
         if (!text_ok(button, 1, 20))
@@ -473,8 +548,6 @@ static int interactive(const cJSON *in, struct myna_sim_graph_req *r, int *code,
                 cJSON_AddItemToObject(l, "sections", cJSON_Duplicate(secs, 1));
             }
         }
-    } else {
-        return fail(100, msg, cap, code, "interactive.type must be button or list (here)");
     }
     if (x == NULL || (r->text = strdup(body)) == NULL) {
         cJSON_Delete(x);

@@ -82,8 +82,8 @@ struct myna_sim_graph_req {
 
 /* Validates a POST .../messages body as Meta does (the limits of the
  * reference). On failure returns the HTTP status (400) and puts Meta's
- * error code (100, 131009) and a message in code/msg (a NUL in any
- * string, raw or \u0000, is 100). 0 on success. */
+ * error code (100, 131008, 131009; 1 out of memory) and a message in
+ * code/msg (a NUL in any string, raw or \u0000, is 100). 0 on success. */
 int myna_sim_graph_parse(const char *body, size_t len, struct myna_sim_graph_req *out,
                          int *code, char *msg, size_t cap);
 void myna_sim_graph_release(struct myna_sim_graph_req *r);

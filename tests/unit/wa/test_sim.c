@@ -855,12 +855,149 @@ static void test_sim_graph_buttons(void **state)
     graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"interactive\","
                 "\"interactive\":{\"type\":\"button\",\"action\":{\"buttons\":[{\"type\":\"reply\","
                 "\"reply\":{\"id\":\"a\",\"title\":\"b\"}}]}}}",
-                131009, "interactive.body.text");
+                131008, "(#131008) Required parameter is missing: interactive['body']['text']");
     graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"interactive\","
                 "\"interactive\":{\"type\":\"product\",\"body\":{\"text\":\"x\"}}}",
                 100, "interactive.type");
-    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"interactive\"}", 131009,
-                NULL);
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"interactive\"}", 131008,
+                "(#131008) Required parameter is missing: interactive");
+}
+
+/* body (a JSON request, taken) with interactive[key] set to item (taken;
+ * NULL removes it); the new body (caller frees). */
+static char *with_interactive(char *body, const char *key, cJSON *item)
+{
+    cJSON *o = cJSON_Parse(body), *ia;
+
+    free(body);
+    assert_non_null(o);
+    ia = cJSON_GetObjectItemCaseSensitive(o, "interactive");
+    assert_non_null(ia);
+    cJSON_DeleteItemFromObjectCaseSensitive(ia, key);
+    if (item != NULL)
+        cJSON_AddItemToObject(ia, key, item);
+    return print_take(o);
+}
+
+/* {"text": text}, with "type": type first when type is given; NULL text
+ * leaves it out. */
+static cJSON *text_obj(const char *type, const char *text)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    assert_non_null(o);
+    if (type != NULL)
+        cJSON_AddStringToObject(o, "type", type);
+    if (text != NULL)
+        cJSON_AddStringToObject(o, "text", text);
+    return o;
+}
+
+static char *one_button(void)
+{
+    return graph_buttons(1, "Yes");
+}
+
+static char *one_list(void)
+{
+    static const int rows[] = { 1 };
+
+    return graph_list(rows, 1, NULL);
+}
+
+/* Meta's limits on the texts of an interactive message (B2), with its
+ * codes (B5): a missing text is 131008, an empty one 131009, one too long
+ * 100. The body is 1024 characters for buttons, 4096 for a list; a
+ * header's text and the footer 60, for both. */
+static void test_sim_graph_interactive_texts(void **state)
+{
+    static const char body_p[] = "interactive['body']['text']";
+    static const char header_p[] = "interactive['header']['text']";
+    static const char footer_p[] = "interactive['footer']['text']";
+    char *(*const kinds[2])(void) = { one_button, one_list };
+    const size_t body_max[2] = { 1024, 4096 };
+    struct myna_sim_graph_req r;
+    char *body, *t;
+
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        /* the body: up to its type's limit */
+        t = rep(CYR, body_max[k]);
+        body = with_interactive(kinds[k](), "body", text_obj(NULL, t));
+        graph_ok(body, &r);
+        assert_string_equal(r.text, t);
+        myna_sim_graph_release(&r);
+        free(body);
+        free(t);
+        t = rep(CYR, body_max[k] + 1);
+        body = with_interactive(kinds[k](), "body", text_obj(NULL, t));
+        graph_fails(body, 100, "(#100) Param interactive['body']['text'] must be at most");
+        free(body);
+        free(t);
+        body = with_interactive(kinds[k](), "body", text_obj(NULL, ""));
+        graph_fails(body, 131009, body_p);
+        free(body);
+        body = with_interactive(kinds[k](), "body", text_obj(NULL, NULL));
+        graph_fails(body, 131008, body_p);
+        free(body);
+        body = with_interactive(kinds[k](), "body", cJSON_CreateString("x"));
+        graph_fails(body, 100, "interactive['body']");
+        free(body);
+
+        /* a text header and the footer: 60 characters */
+        t = rep(CYR, 60);
+        body = with_interactive(with_interactive(kinds[k](), "header", text_obj("text", t)),
+                                "footer", text_obj(NULL, t));
+        graph_ok(body, &r);
+        myna_sim_graph_release(&r);
+        free(body);
+        free(t);
+        t = rep("h", 61);
+        body = with_interactive(kinds[k](), "header", text_obj("text", t));
+        graph_fails(body, 100, "(#100) Param interactive['header']['text'] must be at most 60");
+        free(body);
+        body = with_interactive(kinds[k](), "footer", text_obj(NULL, t));
+        graph_fails(body, 100, "(#100) Param interactive['footer']['text'] must be at most 60");
+        free(body);
+        free(t);
+        body = with_interactive(kinds[k](), "header", text_obj("text", ""));
+        graph_fails(body, 131009, header_p);
+        free(body);
+        body = with_interactive(kinds[k](), "header", text_obj("text", NULL));
+        graph_fails(body, 131008, header_p);
+        free(body);
+        body = with_interactive(kinds[k](), "header", text_obj(NULL, "Menu"));
+        graph_fails(body, 131008, "interactive['header']['type']");
+        free(body);
+        body = with_interactive(kinds[k](), "header", text_obj("audio", "Menu"));
+        graph_fails(body, 100, "interactive['header']['type']");
+        free(body);
+        body = with_interactive(kinds[k](), "header", cJSON_CreateString("Menu"));
+        graph_fails(body, 100, "interactive['header']");
+        free(body);
+        body = with_interactive(kinds[k](), "footer", text_obj(NULL, ""));
+        graph_fails(body, 131009, footer_p);
+        free(body);
+        body = with_interactive(kinds[k](), "footer", text_obj(NULL, NULL));
+        graph_fails(body, 131008, footer_p);
+        free(body);
+        body = with_interactive(kinds[k](), "footer", cJSON_CreateString("Bye"));
+        graph_fails(body, 100, "interactive['footer']");
+        free(body);
+    }
+    /* a media header: reply buttons only, with the object its type names */
+    body = with_interactive(one_button(), "header",
+                            cJSON_Parse("{\"type\":\"image\",\"image\":{\"id\":\"1\"}}"));
+    graph_ok(body, &r);
+    myna_sim_graph_release(&r);
+    free(body);
+    body = with_interactive(one_button(), "header", cJSON_Parse("{\"type\":\"image\"}"));
+    graph_fails(body, 131008, "interactive['header']['image']");
+    free(body);
+    body = with_interactive(one_list(), "header",
+                            cJSON_Parse("{\"type\":\"image\",\"image\":{\"id\":\"1\"}}"));
+    graph_fails(body, 100, "must be text for a list");
+    free(body);
 }
 
 /* Two buttons with the same title, or the same id, are refused as Meta does
@@ -2252,6 +2389,7 @@ int main(void)
         T(test_sim_graph_envelope),
         T(test_sim_graph_trailing_bytes),
         T(test_sim_graph_buttons),
+        T(test_sim_graph_interactive_texts),
         T(test_sim_graph_buttons_unique),
         T(test_sim_graph_button_type),
         T(test_sim_graph_list_row_ids_unique),
