@@ -590,13 +590,25 @@ static int queued_after_failure(const struct myna_outbox_rec *r)
            strcmp(r->status, "failed") == 0;
 }
 
+/* Whether r is a dead letter whose last send may have reached Meta: given
+ * up with no message id, and not after a failed status (give_up clears
+ * one of an earlier send when the last send was cut short). */
+static int dead_unsure(const struct myna_outbox_rec *r)
+{
+    return r->state == MYNA_OUTBOX_FAILED && r->wamid == NULL &&
+           (r->status == NULL || strcmp(r->status, "failed") != 0);
+}
+
 /* Whether a status of a wamid we do not know is for record r's send now
  * under way: r was sent and its answer never came or was unsure (a crash,
  * a cut connection), the status names r's contact, r was created when the
  * data says, and this send is r's latest. A store made anew numbers its
  * records from 1 again, and Meta's statuses of the old one's sends still
  * come for days; an earlier send of r may have failed (and r was queued
- * again): none of those may mark r sent. */
+ * again): none of those may mark r sent. A dead letter given up while its
+ * last send waited for its status is adopted too, by a status that is not
+ * 'failed' and names that send in full (Meta took it: the customer has the
+ * reply, and a replay would send it twice). */
 static int status_is_for(const struct myna_outbox_rec *r, const struct myna_status_row *row,
                          const struct opaque *o)
 {
@@ -604,7 +616,9 @@ static int status_is_for(const struct myna_outbox_rec *r, const struct myna_stat
 
     return r->wamid == NULL && r->attempts > 0 &&
            (r->state == MYNA_OUTBOX_SENDING ||
-            (r->state == MYNA_OUTBOX_PENDING && !queued_after_failure(r))) &&
+            (r->state == MYNA_OUTBOX_PENDING && !queued_after_failure(r)) ||
+            (dead_unsure(r) && row->s.status != MYNA_STATUS_FAILED && o->created_ms >= 0 &&
+             o->attempt >= 0)) &&
            (to == NULL || *to == '\0' || strcmp(to, r->contact) == 0) &&
            (o->created_ms < 0 || o->created_ms == r->created_ms) &&
            (o->attempt < 0 || o->attempt == r->attempts);
@@ -677,11 +691,13 @@ static int reconcile(struct bot *b, const struct myna_status_row *row, struct my
     if ((rc = myna_bot_outbox_get(b->bs, o.id, &r, err)) != MYNA_OK)  /* a store error: retried */
         return rc == MYNA_ENOTFOUND ? MYNA_OK : rc;
     if (status_is_for(&r, row, &o)) {
+        int dead = r.state == MYNA_OUTBOX_FAILED;
         r.wamid = strdup(row->s.wamid);
         r.state = MYNA_OUTBOX_SENT;
         free(r.status);
         r.status = NULL;  /* an earlier send's "failed" must not outrank this one's statuses */
-        MYNA_LOG(MYNA_INFO, "send_reconciled", "instance=%s outbox=%" PRId64, b->in->id, o.id);
+        MYNA_LOG(MYNA_INFO, "send_reconciled", "instance=%s outbox=%" PRId64 " dead_letter=%d",
+                 b->in->id, o.id, dead);
         rc = r.wamid ? myna_bot_outbox_update(b->bs, &r, myna_wall_ms(), err) : MYNA_ENOMEM;
         if (rc == MYNA_OK && (rc = retry_failed(b, row, err)) == 0)
             rc = myna_bot_outbox_status(b->bs, row->s.wamid, row->s.status, row->s.error_code,
@@ -1503,6 +1519,13 @@ static void give_up(struct bot *b, struct myna_outbox_rec *r, int code, const ch
     char text[320], q[400];
 
     snprintf(text, sizeof(text), "gave up after %d sends: %s", r->attempts, why ? why : "");
+    if (r->state == MYNA_OUTBOX_SENDING) {
+        /* its last send waited for a status that never came: an earlier
+         * send's "failed" is not its, and a status of it, if it comes late,
+         * still adopts the record (status_is_for) */
+        free(r->status);
+        r->status = NULL;
+    }
     r->state = MYNA_OUTBOX_FAILED;
     r->error_code = code;
     free(r->error);

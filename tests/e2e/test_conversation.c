@@ -147,6 +147,16 @@ static int setup_tries3(void **state)
     return rc;
 }
 
+static int setup_tries1(void **state)
+{
+    int rc;
+
+    send_tries = "1";
+    rc = fx_setup(state, NULL, 1);
+    send_tries = "15";
+    return rc;
+}
+
 static int setup_batch1(void **state)
 {
     int rc;
@@ -737,6 +747,45 @@ static void test_retries_end_at_send_tries(void **state)
     wait_sent(f, 1);
     assert_int_equal(sent_texts(f, sent, 8), 1);
     assert_string_equal(sent[0], "ECHO: второй");
+}
+
+static int gave_up_unsure(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox",
+                      "id = 1 AND state = 3 AND wamid IS NULL AND "
+                      "error LIKE 'gave up after 1 sends%'") == 1;
+}
+
+static int adopted_read(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox",
+                      "id = 1 AND state = 2 AND status = 'read' AND wamid IS NOT NULL") == 1;
+}
+
+/* With --send-tries 1, the one send's answer is lost and its status comes
+ * only after send_reconcile_ms (1.5 s): the reply is given up. Meta did
+ * take it, and its status, naming that send, takes it out of the dead
+ * letters: it shows as read, and a replay has nothing to send again. */
+static void test_late_status_takes_back_a_dead_letter(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+    static char out[4096];
+    char data[400];
+    const char *replay[] = { "outbox", "replay", "--instance", "conv", "--all", "--data", data,
+                             NULL };
+
+    fault(&f->graph, "{\"lost\":1,\"status_delay_ms\":3000}");
+    post_text(f, "79161234567", "wamid.late-1", "поздний статус");
+    assert_true(h_wait(gave_up_unsure, &f->p, 10000));
+    assert_true(h_wait(adopted_read, &f->p, 10000));
+    assert_true(h_log_contains(&f->p, "dead_letter=1"));
+    assert_true(h_metric(&f->p, "myna_bot_dead_letters{instance=\"conv\"}") == 0);
+    snprintf(data, sizeof(data), "%s/var", f->p.dir);
+    assert_int_equal(h_run(replay, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "0 dead letter(s) queued again"));
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "ECHO: поздний статус");
 }
 
 static int failed_131047(void *arg)
@@ -1605,6 +1654,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_second_send_failing_is_a_dead_letter, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_retries_end_at_send_tries, setup_tries3, teardown),
+        cmocka_unit_test_setup_teardown(test_late_status_takes_back_a_dead_letter, setup_tries1,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_lock_does_not_use_up_send_tries, setup_tries3,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_status_block_does_not_end_the_tries, setup_tries3,
