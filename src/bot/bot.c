@@ -582,6 +582,14 @@ static struct opaque opaque_of(const char *raw)
     return o;
 }
 
+/* r's sends since it was last replayed: what send_tries and the backoff
+ * count (attempts goes on across a replay, so each send's callback data
+ * has a number of its own). */
+static int tries_used(const struct myna_outbox_rec *r)
+{
+    return r->attempts - r->tries_from;
+}
+
 /* Whether r went back to pending after a failed status (retry_failed):
  * nothing of the failed send may adopt it or overwrite it. */
 static int queued_after_failure(const struct myna_outbox_rec *r)
@@ -605,10 +613,11 @@ static int dead_unsure(const struct myna_outbox_rec *r)
  * data says, and this send is r's latest. A store made anew numbers its
  * records from 1 again, and Meta's statuses of the old one's sends still
  * come for days; an earlier send of r may have failed (and r was queued
- * again): none of those may mark r sent. A dead letter given up while its
- * last send waited for its status is adopted too, by a status that is not
- * 'failed' and names that send in full (Meta took it: the customer has the
- * reply, and a replay would send it twice). */
+ * again), or r was replayed since that send: none of those may mark r
+ * sent. A dead letter given up while its last send waited for its status
+ * is adopted too, by a status that is not 'failed' and names that send in
+ * full (Meta took it: the customer has the reply, and a replay would send
+ * it twice). */
 static int status_is_for(const struct myna_outbox_rec *r, const struct myna_status_row *row,
                          const struct opaque *o)
 {
@@ -621,7 +630,8 @@ static int status_is_for(const struct myna_outbox_rec *r, const struct myna_stat
              o->attempt >= 0)) &&
            (to == NULL || *to == '\0' || strcmp(to, r->contact) == 0) &&
            (o->created_ms < 0 || o->created_ms == r->created_ms) &&
-           (o->attempt < 0 || o->attempt == r->attempts);
+           (o->attempt < 0 ? r->tries_from == 0
+                           : o->attempt == r->attempts && o->attempt > r->tries_from);
 }
 
 /* A failed status with an error worth another try (Meta took the message,
@@ -664,7 +674,7 @@ static int retry_failed(struct bot *b, const struct myna_status_row *row, struct
         r.next_ms = b->hold_until_ms;
     } else {
         r.next_ms = myna_wall_ms() +
-                    myna_graph_backoff_ms(cls, r.attempts - 1, (unsigned)random());
+                    myna_graph_backoff_ms(cls, tries_used(&r) - 1, (unsigned)random());
         if (myna_graph_limits_number(row->s.error_code, 0))
             pause_sends(b, row->s.error_code);
     }
@@ -1512,13 +1522,13 @@ static int record_result(struct bot *b, struct sending *s, struct myna_err *err)
     return adopted ? MYNA_OK : myna_bot_outbox_update(b->bs, &s->rec, myna_wall_ms(), err);
 }
 
-/* r was sent opts->tries_max times, and none went through: a dead letter
- * (`myna outbox replay`). */
+/* r was sent opts->tries_max times (since it was last replayed), and none
+ * went through: a dead letter (`myna outbox replay`). */
 static void give_up(struct bot *b, struct myna_outbox_rec *r, int code, const char *why)
 {
     char text[320], q[400];
 
-    snprintf(text, sizeof(text), "gave up after %d sends: %s", r->attempts, why ? why : "");
+    snprintf(text, sizeof(text), "gave up after %d sends: %s", tries_used(r), why ? why : "");
     if (r->state == MYNA_OUTBOX_SENDING) {
         /* its last send waited for a status that never came: an earlier
          * send's "failed" is not its, and a status of it, if it comes late,
@@ -1604,7 +1614,7 @@ static void on_sent(const struct myna_send_result *res, void *arg)
             r->state = MYNA_OUTBOX_SENDING;
         } else {
             /* attempts counts this send: Meta's schedule starts at n = 0 */
-            wait = myna_graph_backoff_ms(res->cls, r->attempts - 1, (unsigned)random());
+            wait = myna_graph_backoff_ms(res->cls, tries_used(r) - 1, (unsigned)random());
             r->state = MYNA_OUTBOX_PENDING;
             if (myna_graph_limits_number(res->error_code, res->http_status))
                 pause_sends(b, res->error_code);
@@ -1736,7 +1746,7 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
         /* while a block is on, the probe is not the message's fault: it
          * goes however often it went (a block its status told lets Meta
          * take each send first, so each counted) */
-        if (b->opts->tries_max > 0 && r->attempts >= b->opts->tries_max && !held(b)) {
+        if (b->opts->tries_max > 0 && tries_used(r) >= b->opts->tries_max && !held(b)) {
             give_up(b, r, r->error_code, r->error);
             rc = myna_bot_outbox_update(b->bs, r, now, err);
             wake = now;  /* the contact's next reply may be due: the next pass sees it */

@@ -23,7 +23,7 @@ enum {
 #define BATCH_COLS "contact, text, n, first_seq, last_seq, last_ms, profile_name, last_wamid"
 #define TURN_COLS "id, contact, kind, text, reply_id, last_wamid, profile_name, created_ms"
 #define OUT_COLS "id, contact, turn_id, body, state, attempts, next_ms, wamid, status, " \
-                 "error_code, error, created_ms, updated_ms"
+                 "error_code, error, created_ms, updated_ms, tries_from"
 /* no earlier open record of the same contact */
 #define OUT_FIRST_OPEN "NOT EXISTS (SELECT 1 FROM outbox p WHERE p.contact = o.contact " \
                        "AND p.id < o.id AND p.state IN (0, 1))"
@@ -86,9 +86,11 @@ static const char *const q_sql[Q__COUNT] = {
     /* deferred: a read transaction, never waits for a writer (WAL) */
     [Q_READ_BEGIN] = "BEGIN",
     [Q_READ_END] = "COMMIT",
-    /* a replayed record keeps its last error until the next attempt */
-    [Q_OUT_REPLAY] = "UPDATE outbox SET state = 0, attempts = 0, next_ms = 0, wamid = NULL, "
-                     "status = NULL, updated_ms = ?2 WHERE state = 3 AND (?1 = 0 OR id = ?1)",
+    /* a replayed record keeps its last error until the next attempt, and
+     * its attempts: the next send has a number of its own */
+    [Q_OUT_REPLAY] = "UPDATE outbox SET state = 0, tries_from = attempts, next_ms = 0, "
+                     "wamid = NULL, status = NULL, updated_ms = ?2 "
+                     "WHERE state = 3 AND (?1 = 0 OR id = ?1)",
     [Q_OUT_STATUS] = "UPDATE outbox SET status=?2, state=?3, error_code=?4, error=?5, "
                      "updated_ms=?6 WHERE id = ?1",
 };
@@ -550,6 +552,7 @@ static int out_fill(sqlite3_stmt *s, void *p)
     r->error = col_dup(s, 10);
     r->created_ms = sqlite3_column_int64(s, 11);
     r->updated_ms = sqlite3_column_int64(s, 12);
+    r->tries_from = sqlite3_column_int(s, 13);
     return r->contact && r->body ? MYNA_OK : MYNA_ENOMEM;
 }
 

@@ -53,7 +53,9 @@ struct myna_outbox_rec {
     int64_t turn_id;
     char *body;           /* the Graph API request body */
     int state;            /* enum myna_outbox_state */
-    int attempts;
+    int attempts;         /* sends made, replays or not: each send's number */
+    int tries_from;       /* attempts when last replayed (0: never): send_tries
+                           * counts the sends after it; written by replay only */
     int64_t next_ms;      /* not before: retry backoff; for SENDING, when to stop
                            * waiting for the status of a send cut short */
     char *wamid;          /* Meta's id once accepted */
@@ -141,7 +143,8 @@ int myna_bot_outbox_open(struct myna_bot_store *bs, struct myna_outbox_rec **v, 
 int myna_bot_outbox_due(struct myna_bot_store *bs, int64_t now_ms, size_t max,
                         struct myna_outbox_rec **v, size_t *n, int64_t *wake_ms,
                         struct myna_err *err);
-/* Writes state, attempts, next_ms, wamid, status, error_code, error. */
+/* Writes state, attempts, next_ms, wamid, status, error_code, error (not
+ * tries_from). */
 int myna_bot_outbox_update(struct myna_bot_store *bs, const struct myna_outbox_rec *r,
                            int64_t now_ms, struct myna_err *err);
 /* Applies a status of Meta to the record with that wamid, never going
@@ -192,7 +195,8 @@ int myna_bot_counters(struct myna_bot_store *bs, void (*fn)(const char *name, in
 int myna_bot_outbox_failed(struct myna_bot_store *bs, struct myna_outbox_rec **v, size_t *n,
                            struct myna_err *err);
 /* Puts dead letter id (0: every one) back to PENDING for a fresh try; *n is
- * how many. The bot sends them on its next poll. */
+ * how many. attempts goes on counting (the next send is attempts + 1) and
+ * tries_from becomes attempts. The bot sends them on its next poll. */
 int myna_bot_outbox_replay(struct myna_bot_store *bs, int64_t id, int64_t now_ms, size_t *n,
                            struct myna_err *err);
 void myna_outbox_rec_release(struct myna_outbox_rec *r);

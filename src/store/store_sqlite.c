@@ -108,6 +108,11 @@ static const char *const migrations[] = {
     /* 7: open = 1 while a writer has the file (mark_writer); a row left at
      * 1 tells the next writer that the last one did not close it. */
     "CREATE TABLE writer(id INTEGER PRIMARY KEY CHECK (id = 1), open INTEGER NOT NULL);",
+    /* 8: outbox.tries_from = attempts when the record was last replayed: a
+     * replay keeps counting attempts (each send's callback data names its
+     * number, so a late status of a send before the replay is told apart),
+     * and send_tries counts the sends after it. */
+    "ALTER TABLE outbox ADD COLUMN tries_from INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

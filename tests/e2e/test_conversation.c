@@ -826,6 +826,61 @@ static void post_foreign_status(struct fx *f, const char *wamid, const char *to,
                      200);
 }
 
+/* The callback data and wamid of the n-th send the fake Graph API took. */
+static void sent_opaque(struct fx *f, int n, char *opaque, size_t ocap, char *wamid, size_t wcap)
+{
+    cJSON *all = fake_get(&f->graph, "/_fake/messages");
+    const cJSON *m = cJSON_GetArrayItem(all, n);
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(m, "body"), "biz_opaque_callback_data");
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(m, "wamid");
+
+    assert_true(cJSON_IsString(o) && cJSON_IsString(w));
+    snprintf(opaque, ocap, "%s", o->valuestring);
+    snprintf(wamid, wcap, "%s", w->valuestring);
+    cJSON_Delete(all);
+}
+
+static char where_buf[256];
+
+static int where_holds(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox", where_buf) == 1;
+}
+
+/* With --send-tries 1: the reply's one send fails for good (131047, by its
+ * status) and is replayed; the replay's send is cut short, its status late.
+ * Meanwhile a status of the first send comes once more, naming its
+ * callback data: the replay's send has a number of its own (2, and a fresh
+ * try despite send_tries 1), so that status is not taken for it, and the
+ * record gets the replay's message id. */
+static void test_replay_is_not_taken_for_its_earlier_send(void **state)
+{
+    struct fx *f = *state;
+    static char out[4096];
+    char data[400], opaque1[128], wamid1[128], opaque2[128], wamid2[128];
+    const char *replay[] = { "outbox", "replay", "--instance", "conv", "--id", "1", "--data",
+                             data, NULL };
+
+    fault(&f->graph, "[{\"status_fail\":131047},{\"lost\":1,\"status_delay_ms\":1200}]");
+    post_text(f, "79161234567", "wamid.rp-1", "ещё раз, но позже");
+    assert_true(h_wait(failed_131047, &f->p, 15000));
+    sent_opaque(f, 0, opaque1, sizeof(opaque1), wamid1, sizeof(wamid1));
+    snprintf(data, sizeof(data), "%s/var", f->p.dir);
+    assert_int_equal(h_run(replay, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "1 dead letter(s) queued again"));
+    wait_sent(f, 2);
+    post_foreign_status(f, "wamid.OLD-LIFE", "79161234567", opaque1);
+    sent_opaque(f, 1, opaque2, sizeof(opaque2), wamid2, sizeof(wamid2));
+    assert_string_not_equal(opaque1, opaque2);
+    assert_true(strlen(opaque2) > 2 && strcmp(opaque2 + strlen(opaque2) - 2, ":2") == 0);
+    snprintf(where_buf, sizeof(where_buf), "id = 1 AND state = 2 AND status = 'read' AND wamid = '%s'",
+             wamid2);
+    assert_true(h_wait(where_holds, &f->p, 10000));
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "wamid = 'wamid.OLD-LIFE'"), 0);
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 2 AND tries_from = 1"), 1);
+}
+
 static int held_after_190(void *arg)
 {
     return h_db_count(arg, "conv", "outbox", "id = 1 AND state = 0 AND error_code = 190") == 1;
@@ -1656,6 +1711,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retries_end_at_send_tries, setup_tries3, teardown),
         cmocka_unit_test_setup_teardown(test_late_status_takes_back_a_dead_letter, setup_tries1,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_replay_is_not_taken_for_its_earlier_send,
+                                        setup_tries1, teardown),
         cmocka_unit_test_setup_teardown(test_lock_does_not_use_up_send_tries, setup_tries3,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_status_block_does_not_end_the_tries, setup_tries3,

@@ -266,11 +266,29 @@ static void test_outbox_and_statuses(void **state)
     assert_int_equal(myna_bot_outbox_open(f->bs, &v, &n, NULL), MYNA_OK);
     assert_int_equal(n, 1);
     assert_int_equal(v[0].state, MYNA_OUTBOX_PENDING);
-    assert_int_equal(v[0].attempts, 0);
+    /* attempts goes on (the next send is number 2: a late status of send 1
+     * is not its), and send_tries counts from here */
+    assert_int_equal(v[0].attempts, 1);
+    assert_int_equal(v[0].tries_from, 1);
     assert_null(v[0].wamid);
+    /* two more sends, refused: the record dies again, and a second replay
+     * counts from 3 */
+    v[0].attempts = 3;
+    v[0].state = MYNA_OUTBOX_FAILED;
+    assert_int_equal(myna_bot_outbox_update(f->bs, &v[0], 41, NULL), MYNA_OK);
     myna_outbox_rec_release(&v[0]);
     free(v);
-    assert_int_equal(myna_bot_outbox_replay(f->bs, 0, 41, &n, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_outbox_get(f->bs, id, &r, NULL), MYNA_OK);
+    assert_int_equal(r.tries_from, 1);  /* update leaves it */
+    myna_outbox_rec_release(&r);
+    assert_int_equal(myna_bot_outbox_replay(f->bs, id, 42, &n, NULL), MYNA_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(myna_bot_outbox_get(f->bs, id, &r, NULL), MYNA_OK);
+    assert_int_equal(r.state, MYNA_OUTBOX_PENDING);
+    assert_int_equal(r.attempts, 3);
+    assert_int_equal(r.tries_from, 3);
+    myna_outbox_rec_release(&r);
+    assert_int_equal(myna_bot_outbox_replay(f->bs, 0, 43, &n, NULL), MYNA_OK);
     assert_int_equal(n, 0);
 }
 

@@ -26,7 +26,7 @@
 #include "store/walbuf.h"
 #include "core/banned.h"
 
-#define SCHEMA_NOW "7"  /* PRAGMA user_version of a current store */
+#define SCHEMA_NOW "8"  /* PRAGMA user_version of a current store */
 #define SEQ_JUMP ((int64_t)1 << 32)  /* store_sqlite.c: after an unclean stop */
 
 struct fix {
