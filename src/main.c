@@ -340,9 +340,10 @@ static int cmd_outbox(int argc, char **argv)
         rc = myna_bot_outbox_failed(bs, &v, &k, &err) == MYNA_OK ? 0 : 1;
         for (size_t i = 0; rc == 0 && i < k; i++) {
             char masked[32];
-            printf("%" PRId64 "\t%s\tattempts=%d\tcode=%d\t%s\n", v[i].id,
-                   myna_phone_mask(v[i].contact, masked, sizeof(masked)), v[i].attempts,
-                   v[i].error_code, v[i].error ? v[i].error : "");
+            /* the sends since the last replay, as the error counts them */
+            printf("%" PRId64 "\t%s\tsends=%d\tcode=%d\t%s\n", v[i].id,
+                   myna_phone_mask(v[i].contact, masked, sizeof(masked)),
+                   v[i].attempts - v[i].tries_from, v[i].error_code, v[i].error ? v[i].error : "");
             myna_outbox_rec_release(&v[i]);
         }
         if (rc == 0) {

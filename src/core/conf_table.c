@@ -77,7 +77,7 @@ const struct myna_opt myna_opts[] = {
       .def = "15", .min = 1, .max = 1000, .metavar = "N", .off = OFF(send_tries),
       .help = "A reply is sent at most this many times (errors worth another try, sends cut "
               "short); then it is a dead letter, since the contact's later replies wait "
-              "behind it." },
+              "behind it. A replay (myna outbox replay) gives it as many again." },
     { .name = "bot_max_memory_mb", .env = "MYNA_BOT_MAX_MEMORY_MB", .type = MYNA_OPT_INT,
       .def = "500", .min = 1, .max = 1048576, .metavar = "MB", .off = OFF(bot_max_memory_mb),
       .help = "A bot whose resident memory passes this is restarted gracefully (checked "

@@ -1031,7 +1031,7 @@ static void test_window_closed_is_a_dead_letter(void **state)
                                  NULL };
         snprintf(data, sizeof(data), "%s/var", f->p.dir);
         assert_int_equal(h_run(list, out, sizeof(out)), 0);
-        assert_non_null(strstr(out, "code=131047"));
+        assert_non_null(strstr(out, "\tsends=1\tcode=131047"));
         assert_non_null(strstr(out, "1 dead letter(s)"));
         assert_null(strstr(out, "79161234567"));  /* masked */
         assert_int_equal(h_run(replay, out, sizeof(out)), 0);
