@@ -399,6 +399,16 @@ static int text_param(const cJSON *v, const char *name, size_t max, int *code, c
     return 0;
 }
 
+/* text_param of row[key], named <row>['key']. */
+static int row_param(const cJSON *row, const char *key, const char *row_name, size_t max,
+                     int *code, char *msg, size_t cap)
+{
+    char name[120];
+
+    snprintf(name, sizeof(name), "%s['%s']", row_name, key);
+    return text_param(get(row, key), name, max, code, msg, cap);
+}
+
 /* The optional header and footer: a list's header is text only; a reply
  * buttons' header is text or the media object its type names. */
 static int header_footer(const cJSON *in, int list, int *code, char *msg, size_t cap)
@@ -462,21 +472,27 @@ static int interactive(const cJSON *in, struct myna_sim_graph_req *r, int *code,
         const char *ids[3], *titles[3];
         cJSON *arr;
         if (!cJSON_IsArray(bs) || (n = cJSON_GetArraySize(bs)) < 1 || n > 3)
-            return fail(131009, msg, cap, code, "action.buttons must have 1 to 3 buttons");
+            return fail(131009, msg, cap, code,
+                        "(#131009) Parameter value is not valid: action.buttons must have 1 to 3 "
+                        "buttons");
         n = 0;
         cJSON_ArrayForEach(it, bs) {
             const cJSON *reply = get(it, "reply");
             const char *btype = get_str(it, "type");
+            char id_p[64], title_p[64];
             if (btype == NULL || strcmp(btype, "reply") != 0)
                 return fail(100, msg, cap, code,
                             "(#100) Param interactive['action']['buttons'][%d]['type'] must be "
                             "one of {REPLY}.",
                             n);
+            snprintf(id_p, sizeof(id_p), "interactive['action']['buttons'][%d]['reply']['id']", n);
+            snprintf(title_p, sizeof(title_p),
+                     "interactive['action']['buttons'][%d]['reply']['title']", n);
+            if ((st = text_param(get(reply, "id"), id_p, 256, code, msg, cap)) != 0 ||
+                (st = text_param(get(reply, "title"), title_p, 20, code, msg, cap)) != 0)
+                return st;
             ids[n] = get_str(reply, "id");
             titles[n] = get_str(reply, "title");
-            if (!text_ok(ids[n], 1, 256) || !text_ok(titles[n], 1, 20))
-                return fail(131009, msg, cap, code,
-                            "a button needs reply.id (1-256) and reply.title (1-20 characters)");
             for (int j = 0; j < n; j++) {
                 if (strcmp(titles[j], titles[n]) == 0)
                     return fail(131009, msg, cap, code,
@@ -503,36 +519,54 @@ static int interactive(const cJSON *in, struct myna_sim_graph_req *r, int *code,
     } else {
         const char *button = get_str(action, "button"), *row_ids[10];
         const cJSON *secs = get(action, "sections");
-        if (!text_ok(button, 1, 20))
-            return fail(131009, msg, cap, code, "action.button must be 1 to 20 characters");
+        int k = 0;
+        if ((st = text_param(get(action, "button"), "interactive['action']['button']", 20, code,
+                             msg, cap)) != 0)
+            return st;
         if (!cJSON_IsArray(secs) || cJSON_GetArraySize(secs) < 1 || cJSON_GetArraySize(secs) > 10)
-            return fail(131009, msg, cap, code, "action.sections must have 1 to 10 sections");
+            return fail(131009, msg, cap, code,
+                        "(#131009) Parameter value is not valid: action.sections must have 1 to "
+                        "10 sections");
         cJSON_ArrayForEach(it, secs) {
             const cJSON *rows = get(it, "rows"), *row;
+            char p[80];
+            int j = 0;
+            if (rows == NULL)
+                return fail(131008, msg, cap, code,
+                            "(#131008) Required parameter is missing: "
+                            "interactive['action']['sections'][%d]['rows']", k);
             if (!cJSON_IsArray(rows))
-                return fail(131009, msg, cap, code, "a section needs rows");
+                return fail(100, msg, cap, code,
+                            "(#100) Param interactive['action']['sections'][%d]['rows'] must be "
+                            "an array", k);
             if (get(it, "title") == NULL && cJSON_GetArraySize(secs) > 1)
                 return fail(131009, msg, cap, code,
                             "(#131009) Parameter value is not valid: a list with more than one "
                             "section needs a title on each section");
-            if (get(it, "title") != NULL && !text_ok(get_str(it, "title"), 1, 24))
-                return fail(131009, msg, cap, code,
-                            "(#131009) Parameter value is not valid: a section title must be 1 "
-                            "to 24 characters");
+            snprintf(p, sizeof(p), "interactive['action']['sections'][%d]['title']", k);
+            if (get(it, "title") != NULL && (st = text_param(get(it, "title"), p, 24, code, msg,
+                                                             cap)) != 0)
+                return st;
             cJSON_ArrayForEach(row, rows) {
-                const char *d = get_str(row, "description");
-                if (!text_ok(get_str(row, "id"), 1, 200) || !text_ok(get_str(row, "title"), 1, 24) ||
-                    (get(row, "description") && !text_ok(d, 0, 72)))
-                    return fail(131009, msg, cap, code,
-                                "a row needs id (1-200), title (1-24) and at most 72 "
-                                "characters of description");
+                const cJSON *d = get(row, "description");
+                snprintf(p, sizeof(p), "interactive['action']['sections'][%d]['rows'][%d]", k,
+                         j++);
+                if ((st = row_param(row, "id", p, 200, code, msg, cap)) != 0 ||
+                    (st = row_param(row, "title", p, 24, code, msg, cap)) != 0)
+                    return st;
+                if (d != NULL && !text_ok(get_str(row, "description"), 0, 72))
+                    return fail(100, msg, cap, code,
+                                "(#100) Param %s['description'] must be a string of at most 72 "
+                                "characters", p);
                 if (n < 10)
                     row_ids[n] = get_str(row, "id");
                 n++;
             }
+            k++;
         }
         if (n < 1 || n > 10)
-            return fail(131009, msg, cap, code, "a list has 1 to 10 rows in all");
+            return fail(131009, msg, cap, code,
+                        "(#131009) Parameter value is not valid: a list has 1 to 10 rows in all");
         for (int i = 1; i < n; i++)
             for (int j = 0; j < i; j++)
                 if (strcmp(row_ids[i], row_ids[j]) == 0)

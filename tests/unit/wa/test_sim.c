@@ -845,11 +845,12 @@ static void test_sim_graph_buttons(void **state)
     graph_ok(body, &r);
     myna_sim_graph_release(&r);
     free(body);
-    body = graph_buttons(2, "abcdefghijklmnopqrstu");
-    graph_fails(body, 131009, "reply.title");
+    body = graph_buttons(2, "abcdefghijklmnopqrstu");  /* too long: 100, as Meta */
+    graph_fails(body, 100, "(#100) Param interactive['action']['buttons'][0]['reply']['title'] "
+                           "must be at most 20 characters");
     free(body);
     body = graph_buttons(2, "");
-    graph_fails(body, 131009, "reply.title");
+    graph_fails(body, 131009, "['buttons'][0]['reply']['title'] is empty");
     free(body);
     /* no body text, or an unknown interactive type */
     graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"interactive\","
@@ -1110,12 +1111,12 @@ static void test_sim_graph_list_section_titles(void **state)
     myna_sim_graph_release(&r);
     graph_fails(LIST_HEAD "[{\"title\":\"abcdefghijklmnopqrstuvwxy\",\"rows\":[{\"id\":\"a\","
                           "\"title\":\"A\"}]}]" LIST_TAIL,
-                131009, "a section title must be 1 to 24 characters");
+                100, "Param interactive['action']['sections'][0]['title'] must be at most 24");
     graph_fails(LIST_HEAD "[{\"title\":\"S1\",\"rows\":[{\"id\":\"a\",\"title\":\"A\"}]},"
                           "{\"title\":\"\",\"rows\":[{\"id\":\"b\",\"title\":\"B\"}]}]" LIST_TAIL,
-                131009, "a section title must be 1 to 24 characters");
+                131009, "interactive['action']['sections'][1]['title'] is empty");
     graph_fails(LIST_HEAD "[{\"title\":5,\"rows\":[{\"id\":\"a\",\"title\":\"A\"}]}]" LIST_TAIL,
-                131009, "a section title must be 1 to 24 characters");
+                100, "interactive['action']['sections'][0]['title'] must be a string");
 }
 
 static void test_sim_graph_list(void **state)
@@ -1178,7 +1179,7 @@ static void test_sim_graph_list(void **state)
     free(d);
     d = rep("d", 73);
     body = graph_list(one, 1, d);
-    graph_fails(body, 131009, "72 characters of description");
+    graph_fails(body, 100, "['rows'][0]['description'] must be a string of at most 72 characters");
     free(body);
     free(d);
     /* bytes that are not UTF-8 anywhere in the body, even where nothing is
@@ -1195,7 +1196,22 @@ static void test_sim_graph_list(void **state)
     graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"interactive\","
                 "\"interactive\":{\"type\":\"list\",\"body\":{\"text\":\"x\"},\"action\":{"
                 "\"sections\":[{\"rows\":[{\"id\":\"a\",\"title\":\"b\"}]}]}}}",
-                131009, "action.button");
+                131008, "(#131008) Required parameter is missing: interactive['action']['button']");
+    /* a row's id and title: missing 131008, too long 100; a section's rows */
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"interactive\","
+                "\"interactive\":{\"type\":\"list\",\"body\":{\"text\":\"x\"},\"action\":{"
+                "\"button\":\"b\",\"sections\":[{\"rows\":[{\"id\":\"a\",\"title\":\"b\"},"
+                "{\"id\":\"c\"}]}]}}}",
+                131008, "interactive['action']['sections'][0]['rows'][1]['title']");
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"interactive\","
+                "\"interactive\":{\"type\":\"list\",\"body\":{\"text\":\"x\"},\"action\":{"
+                "\"button\":\"b\",\"sections\":[{\"rows\":[{\"id\":\"a\","
+                "\"title\":\"abcdefghijklmnopqrstuvwxy\"}]}]}}}",
+                100, "['rows'][0]['title'] must be at most 24 characters");
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"interactive\","
+                "\"interactive\":{\"type\":\"list\",\"body\":{\"text\":\"x\"},\"action\":{"
+                "\"button\":\"b\",\"sections\":[{\"title\":\"s\"}]}}}",
+                131008, "interactive['action']['sections'][0]['rows']");
 }
 
 static void test_sim_graph_read(void **state)
