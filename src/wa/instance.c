@@ -148,8 +148,12 @@ static const char *url_problem(const char *url, int slash_ok)
 {
     size_t n = strlen(url);
 
+    const char *host = url + (strncmp(url, "https://", 8) == 0 ? 8 : 7);
+
     if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
         return "must start with https:// or http://";
+    if (*host == '\0' || strchr("/:?#@", *host) != NULL)
+        return "has no host after the scheme";
     if (has_unsendable(url, 1))
         return "has a space, a line break or a non-ASCII byte (write it percent-encoded)";
     return url[n - 1] == '/' && !slash_ok ? "must not end with '/'" : NULL;
@@ -388,8 +392,9 @@ static int parse_phones(const cJSON *v, char ***out, size_t *n, const char *who,
                 digits[d++] = *c;
             else if (!strchr("+ ()-.", *c))
                 d = sizeof(digits);
-        if (d < 5 || d >= sizeof(digits) - 1)
-            return myna_err_set(err, MYNA_ECONFIG, "%s: field '%s': entry %zu is not a phone number",
+        if (d < 5 || d > 15)  /* E.164: at most 15 digits */
+            return myna_err_set(err, MYNA_ECONFIG,
+                                "%s: field '%s': entry %zu is not a phone number (5 to 15 digits)",
                                 who, path, *n + 1);
         digits[d] = '\0';
         if (((*out)[(*n)++] = strdup(digits)) == NULL)
@@ -540,9 +545,12 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
 
     v = cJSON_GetObjectItemCaseSensitive(obj, "access");
     rc = v ? only_keys(v, access_keys, who, "access", err) : MYNA_OK;
-    if (rc == MYNA_OK && v && (a = cJSON_GetObjectItemCaseSensitive(v, "allowed")) != NULL)
+    /* null is absent, as for every other field */
+    if (rc == MYNA_OK && v && (a = cJSON_GetObjectItemCaseSensitive(v, "allowed")) != NULL &&
+        !cJSON_IsNull(a))
         rc = parse_phones(a, &in->allowed, &in->n_allowed, who, "access.allowed", err);
-    if (rc == MYNA_OK && v && (a = cJSON_GetObjectItemCaseSensitive(v, "blocked")) != NULL)
+    if (rc == MYNA_OK && v && (a = cJSON_GetObjectItemCaseSensitive(v, "blocked")) != NULL &&
+        !cJSON_IsNull(a))
         rc = parse_phones(a, &in->blocked, &in->n_blocked, who, "access.blocked", err);
     if (SECTION_FAILED(rc))
         return rc;
@@ -745,6 +753,20 @@ int myna_instances_parse(const char *json, size_t len, struct myna_instance_set 
         if (prov.obj && !cJSON_IsObject(prov.obj)) {
             cJSON_Delete(root);
             return myna_err_set(err, MYNA_ECONFIG, "\"llm_providers\" must be an object of named llm settings");
+        }
+        /* each one, used or not: a typo in one no instance names yet
+         * would only show when one does */
+        cJSON_ArrayForEach(item, prov.obj) {
+            struct myna_llm_settings l = { 0 };
+            char pwho[96];
+            snprintf(pwho, sizeof(pwho), "llm provider \"%.*s\"",
+                     (int)myna_utf8_cut(item->string, 64), item->string);
+            rc = parse_llm(item, &l, pwho, err);
+            llm_release(&l);
+            if (rc != MYNA_OK) {
+                cJSON_Delete(root);
+                return rc;
+            }
         }
     }
     if (!cJSON_IsArray(list)) {

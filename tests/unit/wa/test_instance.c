@@ -464,7 +464,8 @@ static void test_instance_graph_url(void **state)
     field_fails("graph_url", "", "must start with https:// or http://");
     field_fails("graph_url", "HTTPS://graph.facebook.com", "must start with");
     field_fails("graph_url", "https://graph.facebook.com/v25.0/", "must not end with '/'");
-    field_fails("graph_url", "https://", "must not end with '/'");
+    field_fails("graph_url", "https://", "has no host after the scheme");
+    field_fails("graph_url", "http://:8080/v1", "has no host after the scheme");
     /* what the sender refuses: the bot would only exit */
     field_fails("graph_url", "https://graph.facebook.com/v25.0 ", "has a space");
     field_fails("graph_url", "https://graph.facebook.com/v25.0\n", "has a space, a line break");

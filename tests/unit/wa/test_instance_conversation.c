@@ -190,7 +190,15 @@ static void test_named_provider(void **state)
                  "field 'llm': no provider named \"cloud:nope\"");
     expect_error("{\"llm_providers\":{\"x\":{\"url\":\"ftp://x\",\"model\":\"m\"}},"
                  "\"instances\":[{" BASE ",\"llm\":\"x\"}]}",
-                 "llm provider \"x\" (used by instance 1 (\"barber\")): field 'llm.url'");
+                 "llm provider \"x\": field 'llm.url'");
+    /* every provider is checked, used or not: its typo shows now, not when
+     * an instance first names it */
+    expect_error("{\"llm_providers\":{\"spare\":{\"url\":\"http://x\",\"modle\":\"m\"}},"
+                 "\"instances\":[{" BASE "}]}",
+                 "llm provider \"spare\": unknown field 'llm.modle'");
+    expect_error("{\"llm_providers\":{\"bare\":{\"url\":\"https://\",\"model\":\"m\"}},"
+                 "\"instances\":[]}",
+                 "llm provider \"bare\": field 'llm.url': has no host after the scheme");
     expect_error("{\"instances\":[], \"extra\":1}", "unknown top-level field 'extra'");
 }
 
@@ -224,6 +232,23 @@ static void test_bad_fields_are_named(void **state)
                  "field 'access.blocked': entry 1 is not a phone number");
     expect_error("[{" BASE ",\"access\":{\"allowed\":\"79161234567\"}}]",
                  "field 'access.allowed': must be an array");
+    /* E.164 numbers have at most 15 digits: more is a typo that never matches */
+    expect_error("[{" BASE ",\"access\":{\"blocked\":[\"7916123456789012\"]}}]",
+                 "field 'access.blocked': entry 1 is not a phone number (5 to 15 digits)");
+    expect_error("[{" BASE ",\"llm\":{\"url\":\"https://\",\"model\":\"m\"}}]",
+                 "field 'llm.url': has no host after the scheme");
+    {   /* null is absent, as for every other field */
+        struct myna_instance_set set;
+        struct myna_err err = MYNA_ERR_INIT;
+        const char *json = "[{" BASE ",\"access\":{\"allowed\":null,"
+                           "\"blocked\":[\"+7 916 123-45-67\", \"791612345678901\"]}}]";
+        if (parse(json, &set, &err) != MYNA_OK)
+            fail_msg("%s", err.msg);
+        assert_int_equal(set.v[0].n_allowed, 0);
+        assert_int_equal(set.v[0].n_blocked, 2);
+        assert_string_equal(set.v[0].blocked[0], "79161234567");
+        myna_instances_release(&set);
+    }
     expect_error("[{" BASE ",\"rate_limit\":{\"hours\":0}}]", "field 'rate_limit.hours'");
     expect_error("[{" BASE ",\"faq\":[{\"q\":[],\"a\":\"x\"}]}]", "field 'faq[0].q'");
     expect_error("[{" BASE ",\"faq\":[{\"q\":\"x\"}]}]", "field 'faq[0].a': missing");
