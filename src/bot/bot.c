@@ -136,6 +136,10 @@ struct bot {
      * send, the probe, goes alone until its answer */
     int64_t hold_until_ms;
     int probing;             /* the probe is in flight */
+    /* the last probe's record and send (as its callback data names them):
+     * a status that reconciles that send (probe_reconciled) is the probe's */
+    int64_t probe_id;
+    int probe_attempt;
     /* a limit of the whole number (myna_graph_limits_number): nothing is
      * sent before pause_until_ms; each such limit in a row waits longer */
     int64_t pause_until_ms;
@@ -251,6 +255,8 @@ static int block_of(enum myna_send_class cls, int code);
 static void hold_sends(struct bot *b, int k, int how, int code, int64_t outbox_id);
 static int unblock(struct bot *b, int how);
 static void tell_attention(struct bot *b);
+static int held(const struct bot *b);
+static void probe_status(struct bot *b, const struct myna_status_row *row);
 
 static void kick_sender(struct bot *b)
 {
@@ -688,6 +694,27 @@ static int retry_failed(struct bot *b, const struct myna_status_row *row, struct
     return rc == MYNA_OK ? 1 : rc;
 }
 
+/* A status adopted record r for the send its callback data names, one
+ * whose answer was lost or unsure: if that send was the probe, Meta took
+ * it, as an answer with a wamid would have said. That lifts a block a
+ * refusal told (as in on_sent); for one a failed status told, the probe's
+ * statuses tell, this one or a later one (probe_status). */
+static void probe_reconciled(struct bot *b, const struct myna_outbox_rec *r,
+                             const struct myna_status_row *row)
+{
+    if (!held(b) || r->id != b->probe_id || r->attempts != b->probe_attempt)
+        return;
+    unblock(b, BLOCK_BY_ANSWER);
+    tell_attention(b);
+    if (!held(b)) {
+        kick_sender(b);
+        return;
+    }
+    free(b->probe_wamid);
+    b->probe_wamid = strdup(r->wamid);
+    probe_status(b, row);
+}
+
 /* A status for a send whose answer we never saw (crash): adopt its wamid,
  * then take the status as for any known send. */
 static int reconcile(struct bot *b, const struct myna_status_row *row, struct myna_err *err)
@@ -709,6 +736,8 @@ static int reconcile(struct bot *b, const struct myna_status_row *row, struct my
         MYNA_LOG(MYNA_INFO, "send_reconciled", "instance=%s outbox=%" PRId64 " dead_letter=%d",
                  b->in->id, o.id, dead);
         rc = r.wamid ? myna_bot_outbox_update(b->bs, &r, myna_wall_ms(), err) : MYNA_ENOMEM;
+        if (rc == MYNA_OK)
+            probe_reconciled(b, &r, row);
         if (rc == MYNA_OK && (rc = retry_failed(b, row, err)) == 0)
             rc = myna_bot_outbox_status(b->bs, row->s.wamid, row->s.status, row->s.error_code,
                                         row->s.error_title, myna_wall_ms(), err);
@@ -1781,6 +1810,8 @@ static int sender_pick(struct bot *b, struct pass *p, struct myna_err *err)
         b->next_send_us = myna_pace_next_us(b->next_send_us, now_us, gap_us);
         if (held(b)) {
             s->probe = b->probing = 1;
+            b->probe_id = s->rec.id;
+            b->probe_attempt = s->rec.attempts;
             break;
         }
     }

@@ -1184,9 +1184,10 @@ static long long sent_at_us(struct fx *f, int n)
 }
 
 /* A payment problem told by a failed status holds every send; the probe
- * after the hold is taken, but its answer is lost (the connection broke).
- * Meta may have taken it, so the next reply waits out a hold as after a
- * probe Meta took: one more each send_hold_ms, not at once. */
+ * after the hold is taken, but its answer is lost (the connection broke),
+ * and its status (adopted by the callback data) says only that Meta took
+ * it, not that it was delivered. So the next reply waits out a hold as
+ * after a probe Meta took: one more each send_hold_ms, not at once. */
 static int two_replies_queued(void *arg)
 {
     return h_db_count(arg, "conv", "outbox", "1") == 2;
@@ -1198,7 +1199,7 @@ static void test_probe_without_answer_starts_the_next_hold(void **state)
     char sent[8][512];
     long long probe_us, next_us;
 
-    fault(&f->graph, "[{\"status_fail\":131042},{\"lost\":1}]");
+    fault(&f->graph, "[{\"status_fail\":131042},{\"lost\":1,\"undelivered\":1}]");
     post_text(f, "79161234567", "wamid.plost-1", "оплата");
     assert_true(h_wait(payment_needs_attention, &f->p, 15000));
     post_text(f, "79160000002", "wamid.plost-2", "другой");
@@ -1211,6 +1212,65 @@ static void test_probe_without_answer_starts_the_next_hold(void **state)
     next_us = sent_at_us(f, 2);
     if (next_us - probe_us < (strtol(HOLD_MS, NULL, 10) - 300) * 1000LL)
         fail_msg("the next reply went %lld ms after the probe, within the hold",
+                 (next_us - probe_us) / 1000);
+}
+
+/* The same, but the probe whose answer was lost is delivered: its
+ * statuses, adopted by the callback data, are the probe's, so its delivery
+ * lifts the block, and the next reply goes at once, not a hold later. */
+static void test_reconciled_probe_delivered_lifts_the_block(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+    long long probe_us, next_us;
+
+    fault(&f->graph, "[{\"status_fail\":131042},{\"lost\":1}]");
+    post_text(f, "79161234567", "wamid.prec-1", "оплата");
+    assert_true(h_wait(payment_needs_attention, &f->p, 15000));
+    post_text(f, "79160000002", "wamid.prec-2", "другой");
+    assert_true(h_wait(two_replies_queued, &f->p, 15000));
+    wait_sent(f, 3);
+    assert_int_equal(sent_texts(f, sent, 8), 3);
+    assert_string_equal(sent[1], "ECHO: оплата");  /* the probe, its answer lost */
+    assert_string_equal(sent[2], "ECHO: другой");
+    assert_true(h_log_contains(&f->p, "event=send_reconciled"));
+    assert_true(h_wait(payment_cleared, &f->p, 5000));
+    probe_us = sent_at_us(f, 1);
+    next_us = sent_at_us(f, 2);
+    if (next_us - probe_us > strtol(HOLD_MS, NULL, 10) / 2 * 1000LL)
+        fail_msg("the next reply went %lld ms after the delivered probe, not at once",
+                 (next_us - probe_us) / 1000);
+}
+
+static int token_needs_attention(void *arg)
+{
+    return h_log_contains(arg, "event=bot_needs_attention instance=conv reason=invalid_token");
+}
+
+/* A refused token (190) holds every send; the probe after the hold is
+ * taken, but its answer is lost. Its status (adopted by the callback data;
+ * only "sent", never delivered) says Meta took it, which lifts a block a
+ * refusal told, as an answer would have: the next reply goes at once. */
+static void test_reconciled_probe_lifts_a_refusals_block(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+    long long probe_us, next_us;
+
+    fault(&f->graph, "[{\"code\":190,\"http\":401},{\"lost\":1,\"undelivered\":1}]");
+    post_text(f, "79161234567", "wamid.ptok-1", "токен");
+    assert_true(h_wait(token_needs_attention, &f->p, 15000));
+    post_text(f, "79160000002", "wamid.ptok-2", "другой");
+    assert_true(h_wait(two_replies_queued, &f->p, 15000));
+    wait_sent(f, 2);
+    assert_int_equal(sent_texts(f, sent, 8), 2);
+    assert_string_equal(sent[0], "ECHO: токен");  /* the probe, its answer lost */
+    assert_string_equal(sent[1], "ECHO: другой");
+    assert_true(h_log_contains(&f->p, "event=send_reconciled"));
+    probe_us = sent_at_us(f, 0);
+    next_us = sent_at_us(f, 1);
+    if (next_us - probe_us > strtol(HOLD_MS, NULL, 10) / 2 * 1000LL)
+        fail_msg("the next reply went %lld ms after the reconciled probe, not at once",
                  (next_us - probe_us) / 1000);
 }
 
@@ -1732,6 +1792,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_locked_account_holds_every_send, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_probe_without_answer_starts_the_next_hold, setup_llm,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reconciled_probe_delivered_lifts_the_block,
+                                        setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_reconciled_probe_lifts_a_refusals_block, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_other_number_is_kept_not_answered, setup_llm,
                                         teardown),

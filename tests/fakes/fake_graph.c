@@ -33,9 +33,11 @@
  *       send and then close the connection without an answer (the client
  *       cannot tell: a connection that broke after Meta took the message),
  *       {"status_fail":131047} accept, then a 'failed' status webhook
- *       instead of delivered/read, {"status_delay_ms":N} the first status
- *       webhook of an accepted send only N ms after it (a slow webhook
- *       queue at Meta). delay_ms combines with the others.
+ *       instead of delivered/read, {"undelivered":1} accept, then only a
+ *       'sent' status webhook (the customer's phone never gets it),
+ *       {"status_delay_ms":N} the first status webhook of an accepted send
+ *       only N ms after it (a slow webhook queue at Meta). delay_ms
+ *       combines with the others.
  *   GET  /_fake/messages  [{"wamid":"wamid.FAKE1","received_us":T,"body":{...}},
  *       ...] every accepted send, in order; received_us is when its request
  *       had arrived (CLOCK_REALTIME, microseconds). ?from=N leaves out the
@@ -83,6 +85,7 @@ struct fault {
     int drop;
     int lost;        /* accepted, then the connection closed without an answer */
     int status_fail; /* error code of the 'failed' status webhook, 0 = none */
+    int undelivered; /* only a 'sent' status webhook */
     int status_delay_ms;
 };
 
@@ -576,7 +579,8 @@ static void on_chain_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 static void start_chain(struct fake *f, const char *wamid, const char *recipient,
-                        const char *pnid, const char *opaque, int fail_code, int first_ms)
+                        const char *pnid, const char *opaque, int fail_code, int undelivered,
+                        int first_ms)
 {
     struct chain *c;
 
@@ -594,6 +598,8 @@ static void start_chain(struct fake *f, const char *wamid, const char *recipient
         c->stages[1] = "failed";
         c->n_stages = 2;
         c->fail_code = fail_code;
+    } else if (undelivered) {
+        c->n_stages = 1;
     } else {
         c->stages[1] = "delivered";
         c->stages[2] = "read";
@@ -909,7 +915,8 @@ static void answer_send(struct fake *f, struct evhttp_request *req, cJSON *body,
     cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "messages"), msg);
     cJSON_AddStringToObject(msg, "id", wamid);
     start_chain(f, wamid, digits, pnid, cJSON_IsString(opaque) ? opaque->valuestring : NULL,
-                fault != NULL ? fault->status_fail : 0, fault != NULL ? fault->status_delay_ms : 0);
+                fault != NULL ? fault->status_fail : 0, fault != NULL ? fault->undelivered : 0,
+                fault != NULL ? fault->status_delay_ms : 0);
     rec = cJSON_CreateObject();
     cJSON_AddStringToObject(rec, "wamid", wamid);
     cJSON_AddNumberToObject(rec, "received_us", (double)received_us);  /* exact below 2^53 */
@@ -1093,7 +1100,8 @@ static int fault_int(const cJSON *o, const char *k, int min, int max, int def, i
 static int add_fault(struct fake *f, const cJSON *o, char *why, size_t cap)
 {
     static const char *const keys[] = { "code", "http", "count", "delay_ms", "drop", "lost",
-                                        "status_fail", "status_delay_ms", NULL };
+                                        "status_fail", "undelivered", "status_delay_ms",
+                                        NULL };
     struct fault fl, *n, **tail;
     const cJSON *it;
     int queued = 0;
@@ -1117,6 +1125,7 @@ static int add_fault(struct fake *f, const cJSON *o, char *why, size_t cap)
         fault_int(o, "delay_ms", 0, 600000, 0, &fl.delay_ms) ||
         fault_int(o, "drop", 0, 1, 0, &fl.drop) || fault_int(o, "lost", 0, 1, 0, &fl.lost) ||
         fault_int(o, "status_fail", 0, 9999999, 0, &fl.status_fail) ||
+        fault_int(o, "undelivered", 0, 1, 0, &fl.undelivered) ||
         fault_int(o, "status_delay_ms", 0, 600000, 0, &fl.status_delay_ms)) {
         snprintf(why, cap, "a fault field is out of range or not an integer");
         return -1;
@@ -1126,9 +1135,9 @@ static int add_fault(struct fake *f, const cJSON *o, char *why, size_t cap)
         return -1;
     }
     if (!fl.code && !fl.http && !fl.delay_ms && !fl.drop && !fl.lost && !fl.status_fail &&
-        !fl.status_delay_ms) {
-        snprintf(why, cap, "a fault needs code, http, delay_ms, drop, lost, status_fail or "
-                           "status_delay_ms");
+        !fl.undelivered && !fl.status_delay_ms) {
+        snprintf(why, cap, "a fault needs code, http, delay_ms, drop, lost, status_fail, "
+                           "undelivered or status_delay_ms");
         return -1;
     }
     for (n = f->faults; n; n = n->next)
