@@ -779,7 +779,9 @@ static void probe_status(struct bot *b, const struct myna_status_row *row)
     b->probe_wamid = NULL;
     if (unblock(b, BLOCK_BY_STATUS)) {
         tell_attention(b);
-        b->hold_until_ms = 0;
+        /* a block a refusal told since may still be on: its hold stays */
+        if (!held(b))
+            b->hold_until_ms = 0;
         kick_sender(b);
     }
 }

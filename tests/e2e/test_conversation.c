@@ -1274,6 +1274,39 @@ static void test_reconciled_probe_lifts_a_refusals_block(void **state)
                  (next_us - probe_us) / 1000);
 }
 
+static int three_queued(void *arg)
+{
+    return h_db_count(arg, "conv", "outbox", "1") == 3;
+}
+
+/* A payment problem told by a failed status holds every send; the probe
+ * after the hold is taken, and its statuses come late (3 s). The next
+ * probe, a hold later, is refused for the token (190): a block of its own,
+ * with a hold of its own. The first probe's delivery lifts the payment
+ * block within that hold, but not the token's: the next reply still waits
+ * the token's hold out, a hold after the refusal. */
+static void test_lifted_block_keeps_the_hold_of_another(void **state)
+{
+    struct fx *f = *state;
+    long long probe_us, next_us;
+
+    fault(&f->graph, "[{\"status_fail\":131042},{\"status_delay_ms\":3000},"
+                     "{\"code\":190,\"http\":401}]");
+    post_text(f, "79161234567", "wamid.two-1", "оплата");
+    assert_true(h_wait(payment_needs_attention, &f->p, 15000));
+    post_text(f, "79160000002", "wamid.two-2", "другой");
+    post_text(f, "79160000003", "wamid.two-3", "третий");
+    assert_true(h_wait(three_queued, &f->p, 15000));
+    wait_sent(f, 3);  /* the first, the late-delivered probe, the probe after the token's hold */
+    assert_true(h_log_contains(&f->p, "reason=invalid_token code=190"));
+    assert_true(h_wait(payment_cleared, &f->p, 5000));
+    probe_us = sent_at_us(f, 1);
+    next_us = sent_at_us(f, 2);
+    if (next_us - probe_us < (2 * strtol(HOLD_MS, NULL, 10) - 300) * 1000LL)
+        fail_msg("the next reply went %lld ms after the late-delivered probe, within the "
+                 "token's hold", (next_us - probe_us) / 1000);
+}
+
 static int delivered_at_fourth(void *arg)
 {
     return h_db_count(arg, "conv", "outbox", "state = 2 AND attempts = 4") == 1;
@@ -1796,6 +1829,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reconciled_probe_delivered_lifts_the_block,
                                         setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_reconciled_probe_lifts_a_refusals_block, setup_llm,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lifted_block_keeps_the_hold_of_another, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_other_number_is_kept_not_answered, setup_llm,
                                         teardown),
