@@ -1603,6 +1603,10 @@ static void on_sent(const struct myna_send_result *res, void *arg)
      * answer after the request left, or a "success" without a message id
      * (a proxy, not Meta) */
     int unsure = res->maybe_sent || (res->cls == MYNA_SEND_OK && res->wamid[0] == '\0');
+    /* server trouble (a 5xx, 131000, a throughput code): not the block's
+     * end, and maybe its doing */
+    int trouble = !unsure && (res->cls == MYNA_SEND_RETRY || res->cls == MYNA_SEND_RETRY_PAIR);
+    int probe = s->probe;
     int64_t wait;
     char q[300];
 
@@ -1620,9 +1624,10 @@ static void on_sent(const struct myna_send_result *res, void *arg)
             b->hold_until_ms = myna_wall_ms() + b->opts->hold_ms;
         }
     }
-    if (unsure && held(b))
-        /* a probe whose answer never came: Meta may have taken it, so the
-         * next one waits out a hold too, as after a probe it took */
+    if (held(b) && (unsure || (probe && trouble)))
+        /* a probe whose answer never came (Meta may have taken it), or
+         * that Meta's trouble refused: the next one waits out a hold too,
+         * as after a probe it took or one a block refused */
         b->hold_until_ms = myna_wall_ms() + b->opts->hold_ms;
     switch (res->cls) {
     case MYNA_SEND_OK:

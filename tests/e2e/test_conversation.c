@@ -1307,6 +1307,30 @@ static void test_lifted_block_keeps_the_hold_of_another(void **state)
                  "token's hold", (next_us - probe_us) / 1000);
 }
 
+/* A payment problem told by a failed status holds every send; the probe
+ * after the hold is refused for trouble at Meta (a bare 500), and so is
+ * the next one (131000). Each starts the next hold: the third probe, which
+ * Meta takes, goes three holds after the first send, not at once. */
+static void test_probe_refused_for_server_trouble_starts_the_next_hold(void **state)
+{
+    struct fx *f = *state;
+    long long first_us, next_us;
+
+    fault(&f->graph, "[{\"status_fail\":131042},{\"http\":500},"
+                     "{\"code\":131000,\"http\":500}]");
+    post_text(f, "79161234567", "wamid.p5xx-1", "оплата");
+    assert_true(h_wait(payment_needs_attention, &f->p, 15000));
+    post_text(f, "79160000002", "wamid.p5xx-2", "другой");
+    assert_true(h_wait(two_replies_queued, &f->p, 15000));
+    wait_sent(f, 2);
+    assert_int_equal(bot_log_count(f, "event=send_retry"), 3);  /* the failed status, 500, 131000 */
+    first_us = sent_at_us(f, 0);
+    next_us = sent_at_us(f, 1);
+    if (next_us - first_us < (3 * strtol(HOLD_MS, NULL, 10) - 300) * 1000LL)
+        fail_msg("the probe Meta took went %lld ms after the first send, within three holds",
+                 (next_us - first_us) / 1000);
+}
+
 static int delivered_at_fourth(void *arg)
 {
     return h_db_count(arg, "conv", "outbox", "state = 2 AND attempts = 4") == 1;
@@ -1832,6 +1856,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lifted_block_keeps_the_hold_of_another, setup_llm,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_probe_refused_for_server_trouble_starts_the_next_hold,
+                                        setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_other_number_is_kept_not_answered, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_failed_commit_keeps_the_answer, setup_llm, teardown),
