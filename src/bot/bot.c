@@ -733,6 +733,11 @@ static int reconcile(struct bot *b, const struct myna_status_row *row, struct my
         r.state = MYNA_OUTBOX_SENT;
         free(r.status);
         r.status = NULL;  /* an earlier send's "failed" must not outrank this one's statuses */
+        if (dead) {  /* "gave up after N sends" is no longer true */
+            free(r.error);
+            r.error = NULL;
+            r.error_code = 0;
+        }
         MYNA_LOG(MYNA_INFO, "send_reconciled", "instance=%s outbox=%" PRId64 " dead_letter=%d",
                  b->in->id, o.id, dead);
         rc = r.wamid ? myna_bot_outbox_update(b->bs, &r, myna_wall_ms(), err) : MYNA_ENOMEM;

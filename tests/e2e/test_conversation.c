@@ -781,6 +781,8 @@ static void test_late_status_takes_back_a_dead_letter(void **state)
     assert_true(h_wait(adopted_read, &f->p, 10000));
     assert_true(h_log_contains(&f->p, "dead_letter=1"));
     assert_true(h_metric(&f->p, "myna_bot_dead_letters{instance=\"conv\"}") == 0);
+    /* and it no longer says it was given up */
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "error IS NULL AND error_code = 0"), 1);
     snprintf(data, sizeof(data), "%s/var", f->p.dir);
     assert_int_equal(h_run(replay, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "0 dead letter(s) queued again"));
