@@ -51,7 +51,7 @@ struct myna_fleet {
     struct live **v;             /* sorted by id */
     size_t n, cap;
     struct live *retired;        /* replaced or deleted, freed at the next publish */
-    struct unloaded *unloaded;   /* in the order the store lists them */
+    struct unloaded *unloaded;   /* in no order */
     size_t n_unloaded;
 };
 
