@@ -16,6 +16,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/util.h"
 #include "core/banned.h"
 
 _Atomic int myna_log_level_cur = MYNA_INFO;
@@ -246,12 +247,24 @@ const char *myna_log_q(char *buf, size_t cap, const char *s)
      * the '..."' that marks the cut */
     limit = full + 1 <= cap ? cap - 2 : cap - 5;
     buf[o++] = '"';
-    for (; *s; s++) {
-        size_t n = log_escape((unsigned char)*s, esc);
-        if (o + n > limit)
+    while (*s) {
+        /* a character of several bytes goes whole or not at all: a cut
+         * inside it would leave the line with a broken character */
+        size_t k = myna_utf8_seq((const unsigned char *)s, strnlen(s, 4));
+        if (k > 1) {
+            if (o + k > limit)
+                break;
+            memcpy(buf + o, s, k);
+            o += k;
+            s += k;
+            continue;
+        }
+        k = log_escape((unsigned char)*s, esc);
+        if (o + k > limit)
             break;
-        memcpy(buf + o, esc, n);
-        o += n;
+        memcpy(buf + o, esc, k);
+        o += k;
+        s++;
     }
     if (*s) {
         memcpy(buf + o, "...", 3);

@@ -31,6 +31,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "core/banned.h"
 
 struct fix {
@@ -242,6 +243,30 @@ static void test_log_q_truncation_never_splits_escapes(void **state)
     for (size_t cap = 8; cap <= sizeof(buf); cap++) {
         q(buf, cap, nasty);
         assert_well_quoted(buf);
+    }
+}
+
+/* A value cut short ends on a whole character: the cut never falls inside
+ * a character of several bytes, whatever the cap (2, 3 and 4 bytes). */
+static void test_log_q_truncation_never_splits_characters(void **state)
+{
+    const char *text = "ab\xd0\xbf\xd1\x80\xe2\x82\xac\xe2\x82\xac\xf0\x9f\x98\x80\xf0\x9f\x98\x80"
+                       "\xd0\xb8\xd0\xb8 tail";
+    char buf[64];
+
+    (void)state;
+    for (size_t cap = 8; cap <= sizeof(buf); cap++) {
+        size_t n;
+        q(buf, cap, text);
+        assert_well_quoted(buf);
+        n = strlen(buf);
+        if (n >= 5 && strcmp(buf + n - 4, "...\"") == 0)
+            n -= 4;
+        else
+            n -= 1;
+        /* what is between the opening quote and the mark is whole UTF-8 */
+        if (myna_utf8_prefix(buf + 1, n - 1) != n - 1)
+            fail_msg("cap %zu: a character is cut in %s", cap, buf);
     }
 }
 
@@ -937,6 +962,7 @@ int main(void)
         T(test_log_q_null),
         T(test_log_q_truncates_within_cap),
         T(test_log_q_truncation_never_splits_escapes),
+        T(test_log_q_truncation_never_splits_characters),
         T(test_log_q_tiny_cap),
         T(test_log_q_fits_not_truncated),
         T(test_log_line_format),
