@@ -295,8 +295,10 @@ void myna_log_write(int level, const char *event, int errnum, const char *fmt, .
     va_start(ap, fmt);
     n = vsnprintf(line + o, sizeof(line) - o, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        o += (size_t)n < sizeof(line) - o ? (size_t)n : sizeof(line) - o - 1;
+    if (n > 0 && (size_t)n < sizeof(line) - o)
+        o += (size_t)n;
+    else if (n > 0)  /* cut to fit: never inside a character */
+        o = myna_utf8_uncut(line, sizeof(line) - 2);
     while (o > 0 && line[o - 1] == ' ')
         o--;
     if (errnum != 0 && o < sizeof(line)) {
@@ -306,8 +308,8 @@ void myna_log_write(int level, const char *event, int errnum, const char *fmt, .
         if (n > 0)
             o += (size_t)n < sizeof(line) - o ? (size_t)n : sizeof(line) - o - 1;
     }
-    if (o >= sizeof(line) - 1)
-        o = sizeof(line) - 2;
+    if (o >= sizeof(line) - 1)  /* room for the newline, never inside a character */
+        o = myna_utf8_uncut(line, sizeof(line) - 2);
     line[o++] = '\n';
     /* a short write to a log is not worth failing for; EINTR is retried */
     while (write(log_fd, line, o) < 0 && errno == EINTR)

@@ -163,6 +163,19 @@ size_t myna_utf8_prefix(const void *buf, size_t n)
     return n;
 }
 
+size_t myna_utf8_uncut(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t j = n, need;
+
+    while (j > 0 && n - j < 3 && (p[j - 1] & 0xc0) == 0x80)
+        j--;
+    if (j == 0 || p[j - 1] < 0xc2 || p[j - 1] > 0xf4)
+        return n;
+    need = p[j - 1] < 0xe0 ? 2 : p[j - 1] < 0xf0 ? 3 : 4;
+    return n - (j - 1) < need ? j - 1 : n;
+}
+
 int myna_ends_sentence(const char *s, size_t n)
 {
     return n > 0 && ((s[n - 1] != '\0' && strchr(".!?", s[n - 1]) != NULL) ||

@@ -42,6 +42,11 @@ size_t myna_utf8_count(const char *s);
  * character of its own). For "%.*s" and copies of bounded size. */
 size_t myna_utf8_cut(const char *s, size_t max);
 
+/* n, or less when the n bytes at s end inside a character of several
+ * bytes (a lead byte without all the bytes it announces, as a cut to fit
+ * leaves it): the length without that part. For text cut by snprintf. */
+size_t myna_utf8_uncut(const char *s, size_t n);
+
 /* The ellipsis, U+2026, in UTF-8: the mark of a text cut short. */
 #define MYNA_ELLIPSIS "\xE2\x80\xA6"
 

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "core/err.h"
+#include "core/util.h"
 #include "core/banned.h"
 
 struct code_text {
@@ -131,6 +132,38 @@ static void test_err_set_long_message_truncated(void **state)
     assert_int_equal(err.code, MYNA_EPARSE);
 }
 
+/* A message cut to fit ends on a whole character: a value of 2-, 3- or
+ * 4-byte characters quoted in it is never left with half of one. */
+static void test_err_cut_never_splits_characters(void **state)
+{
+    static const char *const chars[] = { "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80" };
+    struct myna_err err = MYNA_ERR_INIT;
+    char big[1200];
+
+    (void)state;
+    for (size_t c = 0; c < 3; c++) {
+        size_t k = strlen(chars[c]);
+        for (size_t shift = 0; shift < k; shift++) {
+            size_t o = shift, n;
+            memset(big, 'a', shift);
+            while (o + k < sizeof(big)) {
+                memcpy(big + o, chars[c], k);
+                o += k;
+            }
+            big[o] = '\0';
+            myna_err_set(&err, MYNA_ECONFIG, "option 'x': '%s' is bad", big);
+            n = strlen(err.msg);
+            assert_true(n >= MYNA_ERR_MSG_MAX - 4);
+            assert_int_equal(myna_utf8_prefix(err.msg, n), n);
+            myna_err_set(&err, MYNA_ECONFIG, "%s", big + shift);
+            myna_err_prefix(&err, "file '%.*s'", (int)shift, "bbb");
+            n = strlen(err.msg);
+            assert_true(n >= MYNA_ERR_MSG_MAX - 4);
+            assert_int_equal(myna_utf8_prefix(err.msg, n), n);
+        }
+    }
+}
+
 static void test_err_prefix(void **state)
 {
     struct myna_err err = MYNA_ERR_INIT;
@@ -192,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_err_set_fills_and_returns_code),
         cmocka_unit_test(test_err_set_null_err),
         cmocka_unit_test(test_err_set_long_message_truncated),
+        cmocka_unit_test(test_err_cut_never_splits_characters),
         cmocka_unit_test(test_err_prefix),
         cmocka_unit_test(test_err_prefix_null_err),
         cmocka_unit_test(test_err_prefix_of_unset_err),

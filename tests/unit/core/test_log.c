@@ -453,6 +453,36 @@ static void test_log_long_line_stays_one_line(void **state)
     free(big);
 }
 
+/* A line cut to its 4 KiB ends on a whole character, at every offset of
+ * the cut within a character of 2, 3 or 4 bytes. */
+static void test_log_long_line_never_splits_characters(void **state)
+{
+    static const char *const chars[] = { "\xd0\xbf", "\xe2\x82\xac", "\xf0\x9f\x98\x80" };
+    struct fix *f = *state;
+    char big[6000], *s;
+
+    assert_int_equal(myna_log_open(f->path), 0);
+    for (size_t c = 0; c < 3; c++) {
+        size_t k = strlen(chars[c]);
+        for (size_t shift = 0; shift < k; shift++) {
+            size_t o = shift;
+            memset(big, 'a', shift);
+            while (o + k < sizeof(big)) {
+                memcpy(big + o, chars[c], k);
+                o += k;
+            }
+            big[o] = '\0';
+            MYNA_LOG(MYNA_INFO, "big", "body=%s", big);
+        }
+    }
+    s = slurp(f->path);
+    assert_int_equal(count_lines(s), 9);
+    for (char *p = s, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+        if (myna_utf8_prefix(p, (size_t)(nl - p)) != (size_t)(nl - p))
+            fail_msg("a line ends inside a character: ...%.12s", nl - 12);
+    free(s);
+}
+
 static void test_log_appends_to_existing(void **state)
 {
     struct fix *f = *state;
@@ -971,6 +1001,7 @@ int main(void)
         T(test_log_level_filtering),
         T(test_log_errno_fields),
         T(test_log_long_line_stays_one_line),
+        T(test_log_long_line_never_splits_characters),
         T(test_log_appends_to_existing),
         T(test_log_reopen_after_rename),
         T(test_log_reopen_keeps_cloexec),
