@@ -327,7 +327,24 @@ struct tail_file {
     off_t size;
     off_t start;     /* where the lines taken begin */
     size_t found;    /* how many lines start there */
+    dev_t dev;
+    ino_t ino;
 };
+
+/* Reads len bytes at pos of f. A short read is a file cut shorter since
+ * it was opened (truncated by hand, or by a logrotate with copytruncate):
+ * MYNA_EAGAIN, and the tail starts again. */
+static int tail_read(const struct tail_file *f, char *block, size_t len, off_t pos)
+{
+    struct stat st;
+    ssize_t n = pread(f->fd, block, len, pos);
+
+    if (n == (ssize_t)len)
+        return MYNA_OK;
+    if (n >= 0 && fstat(f->fd, &st) == 0 && st.st_size < f->size)
+        return MYNA_EAGAIN;
+    return MYNA_EIO;
+}
 
 /* Finds where the last `want` lines of f begin, reading backwards. A
  * newline ends a line; the file's last newline starts none. */
@@ -343,8 +360,9 @@ static int tail_scan(struct tail_file *f, size_t want, char *block)
     while (pos > 0) {
         size_t len = pos > TAIL_BLOCK ? TAIL_BLOCK : (size_t)pos;
         off_t base = pos - (off_t)len;
-        if (pread(f->fd, block, len, base) != (ssize_t)len)
-            return MYNA_EIO;
+        int rc = tail_read(f, block, len, base);
+        if (rc != MYNA_OK)
+            return rc;
         for (size_t i = len; i-- > 0;) {
             if (block[i] != '\n' || base + (off_t)i == f->size - 1)
                 continue;
@@ -375,8 +393,9 @@ static int tail_next_line(const struct tail_file *f, off_t at, char *block, off_
         off_t left = f->size - pos;
         size_t len = left > TAIL_BLOCK ? TAIL_BLOCK : (size_t)left;
         const char *nl;
-        if (pread(f->fd, block, len, pos) != (ssize_t)len)
-            return MYNA_EIO;
+        int rc = tail_read(f, block, len, pos);
+        if (rc != MYNA_OK)
+            return rc;
         if ((nl = memchr(block, '\n', len)) != NULL) {
             *out = pos + (nl - block) + 1;
             return MYNA_OK;
@@ -393,9 +412,8 @@ static int tail_copy(const struct tail_file *f, char *block, struct myna_buf *ou
         off_t left = f->size - pos;
         size_t len = left > TAIL_BLOCK ? TAIL_BLOCK : (size_t)left;
         int rc;
-        if (pread(f->fd, block, len, pos) != (ssize_t)len)
-            return MYNA_EIO;
-        if ((rc = myna_buf_append(out, block, len)) != MYNA_OK)
+        if ((rc = tail_read(f, block, len, pos)) != MYNA_OK ||
+            (rc = myna_buf_append(out, block, len)) != MYNA_OK)
             return rc;
         pos += (off_t)len;
     }
@@ -407,34 +425,42 @@ static void tail_open(struct tail_file *f, const char *path)
     struct stat st;
 
     memset(f, 0, sizeof(*f));
-    if ((f->fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0 && fstat(f->fd, &st) == 0)
+    if ((f->fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0 && fstat(f->fd, &st) == 0) {
         f->size = st.st_size;
+        f->dev = st.st_dev;
+        f->ino = st.st_ino;
+    }
 }
 
-int myna_log_tail(const char *path, size_t lines, struct myna_buf *out)
+/* One try of myna_log_tail; MYNA_EAGAIN when the files changed under it
+ * (out unchanged then). */
+static int tail_once(const char *path, size_t lines, struct myna_buf *out, char *block)
 {
-    struct tail_file cur, old = { -1, 0, 0, 0 };
-    char old_path[4096 + 16], block[TAIL_BLOCK];
+    struct tail_file cur, old = { -1, 0, 0, 0, 0, 0 };
+    char old_path[4096 + 16];
     size_t len0 = out->len, room = out->max > out->len ? out->max - out->len : 0;
     off_t total, from_old, skip;
     int rc, glue = 0;  /* glue: the old file's last line lacks its newline */
 
-    if (lines > MYNA_LOG_TAIL_MAX || strlen(path) >= 4096)
-        return MYNA_EINVAL;
     tail_open(&cur, path);
     if ((rc = tail_scan(&cur, lines, block)) != MYNA_OK)
         goto out;
     if (cur.found < lines) {
         snprintf(old_path, sizeof(old_path), "%s.1", path);
         tail_open(&old, old_path);
+        /* the bot rotated its log after path was opened: path.1 is the
+         * file read as path (its lines would come twice), and the one
+         * before it is path.2 now */
+        if (cur.fd >= 0 && old.fd >= 0 && old.dev == cur.dev && old.ino == cur.ino) {
+            rc = MYNA_EAGAIN;
+            goto out;
+        }
         if ((rc = tail_scan(&old, lines - cur.found, block)) != MYNA_OK)
             goto out;
         if (old.found > 0 && cur.start < cur.size) {
             char last;
-            if (pread(old.fd, &last, 1, old.size - 1) != 1) {
-                rc = MYNA_EIO;
+            if ((rc = tail_read(&old, &last, 1, old.size - 1)) != MYNA_OK)
                 goto out;
-            }
             glue = last != '\n';
         }
     }
@@ -479,5 +505,19 @@ out:
         close(cur.fd);
     if (old.fd >= 0)
         close(old.fd);
+    return rc;
+}
+
+int myna_log_tail(const char *path, size_t lines, struct myna_buf *out)
+{
+    char block[TAIL_BLOCK];
+    int rc;
+
+    if (lines > MYNA_LOG_TAIL_MAX || strlen(path) >= 4096)
+        return MYNA_EINVAL;
+    /* a rotation every 10 MB: a second try finds the files still */
+    for (int tries = 0; (rc = tail_once(path, lines, out, block)) == MYNA_EAGAIN; tries++)
+        if (tries == 4)
+            return MYNA_EIO;
     return rc;
 }

@@ -66,7 +66,9 @@ int myna_log_open_rotating(const char *path, size_t max_bytes, int keep);
  * end of path.1. Reads backwards from the end in small blocks: memory is out
  * and a fixed block, whatever the size of the files. When the lines do not
  * all fit in out's max, the oldest are dropped (whole lines). A last line
- * without its newline counts as a line. MYNA_OK; MYNA_EINVAL for too many
+ * without its newline counts as a line. A rotation between the opens of
+ * path and path.1, or a file cut shorter while it is read, makes it start
+ * again (MYNA_EIO after 5 tries). MYNA_OK; MYNA_EINVAL for too many
  * lines; MYNA_ENOTFOUND when neither file exists; MYNA_ETOOBIG when not even
  * the newest line fits (out unchanged); MYNA_EIO on a read error; MYNA_ENOMEM. */
 #define MYNA_LOG_TAIL_MAX 10000
