@@ -198,7 +198,9 @@ static int send_line(struct chat *c, const char *line)
         if (c->opts[k - 1].description)
             cJSON_AddStringToObject(r, "description", c->opts[k - 1].description);
         cJSON_AddStringToObject(o, "context", c->opts_of);
-        fprintf(c->out, "you: %s\n", c->opts[k - 1].title);
+        fputs("you: ", c->out);  /* the title came from the server */
+        myna_api_put_text(c->out, c->opts[k - 1].title, 0);
+        fputc('\n', c->out);
     } else {
         cJSON_AddStringToObject(o, "text", line);
     }

@@ -454,9 +454,10 @@ static void test_server_text_cannot_drive_the_terminal(void **state)
           "{\"seq\":3,\"events\":[{\"dir\":\"out\",\"id\":\"w1\",\"text\":\"hi\\u001b[31m\\n"
           "there\\tnow\",\"buttons\":[{\"id\":\"b1\",\"title\":\"\\u001b[8mYes\"}]},"
           "{\"dir\":\"out\",\"id\":\"w2\",\"text\":\"l\",\"list\":{\"button\":\"M\\u001b[1menu\","
-          "\"sections\":[{\"rows\":[{\"id\":\"r\",\"title\":\"t\",\"description\":"
+          "\"sections\":[{\"rows\":[{\"id\":\"r\",\"title\":\"t\\u001b[7m\",\"description\":"
           "\"d\\u001b[1m\"}]}]}},{\"dir\":\"in\",\"id\":\"w3\",\"status\":\"failed\","
           "\"error\":\"e\\u001b[1m\"}]}" },
+        { "POST /sim/shop/send ", 200, "{}" },
         { NULL, 0, NULL },
     };
     char admin[64];
@@ -480,8 +481,12 @@ static void test_server_text_cannot_drive_the_terminal(void **state)
 
     assert_int_equal(h_run_input(chat, "", out, sizeof(out)), 0);
     assert_non_null(strstr(out, "bot: hi?[31m\nthere\tnow\n     [/1] ?[8mYes\n"));
-    assert_non_null(strstr(out, "     (M?[1menu)\n     [/1] t - d?[1m\n"));
+    assert_non_null(strstr(out, "     (M?[1menu)\n     [/1] t?[7m - d?[1m\n"));
     assert_non_null(strstr(out, "  ! not delivered: e?[1m\n"));
+    assert_null(strchr(out, '\x1b'));
+    /* the option picked is echoed with its title, cleaned too */
+    assert_int_equal(h_run_input(chat, "/1\n", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "you: t?[7m\n"));
     assert_null(strchr(out, '\x1b'));
     canned_stop(pid);
 }
