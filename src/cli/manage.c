@@ -342,7 +342,10 @@ int myna_cli_token(int argc, char **argv, const char *admin_url, const char *tok
         r = cJSON_Parse(a.resp.data);
         t = cJSON_GetObjectItemCaseSensitive(r, "token");
         if (cJSON_IsString(t)) {
-            fprintf(out, "%s\n", t->valuestring);  /* shown once: the server keeps a hash */
+            /* shown once: the server keeps a hash. A real token has no
+             * control character: one is the server's, not to be obeyed */
+            myna_api_put_text(out, t->valuestring, 0);
+            fputc('\n', out);
             rc = 0;
         } else {
             myna_api_print_bad_answer(&a, "token create", err);

@@ -491,6 +491,23 @@ static void test_server_text_cannot_drive_the_terminal(void **state)
     canned_stop(pid);
 }
 
+/* A new token from the server is printed cleaned for the terminal too. */
+static void test_token_printed_terminal_safe(void **state)
+{
+    static const struct canned_route routes[] = {
+        { "POST /admin/tokens ", 201, "{\"token\":\"myna_\\u001b]0;x\\u0007ab\"}" },
+        { NULL, 0, NULL },
+    };
+    char admin[64];
+    const char *token[] = { "token", "create", "--admin", admin, NULL };
+    pid_t pid = canned_start(routes, admin, sizeof(admin));
+
+    (void)state;
+    assert_int_equal(h_run(token, out, sizeof(out)), 0);
+    assert_string_equal(out, "myna_?]0;x?ab\n");
+    canned_stop(pid);
+}
+
 /* An answer that is not the JSON myna gives (another server on the admin
  * address, a proxy's page) fails the command with exit code 1 and says so. */
 static void test_answer_not_json_fails_and_says_so(void **state)
@@ -605,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_unreadable_file_is_named_before_any_call),
         cmocka_unit_test(test_chat_bad_linger_is_named),
         cmocka_unit_test(test_server_text_cannot_drive_the_terminal),
+        cmocka_unit_test(test_token_printed_terminal_safe),
         cmocka_unit_test(test_answer_not_json_fails_and_says_so),
         cmocka_unit_test(test_token_is_wiped_from_the_command_line),
     };
