@@ -8,6 +8,7 @@
 
 #include "cli/api.h"
 #include "core/buf.h"
+#include "core/json.h"
 #include "core/util.h"
 #include "wa/instance.h"
 #include "core/banned.h"
@@ -18,9 +19,9 @@
 static const char *const live_fields[] = { "owner",   "state",           "pid", "restarts",
                                            "version", "needs_attention", NULL };
 
-/* The whole of path ("-": stdin), NUL-terminated; NULL, said once on err
- * with the reason, when it cannot be read. */
-static char *read_all(const char *path, FILE *err)
+/* The whole of path ("-": stdin), NUL-terminated, its length in *len;
+ * NULL, said once on err with the reason, when it cannot be read. */
+static char *read_all(const char *path, size_t *len, FILE *err)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     struct myna_buf b = MYNA_BUF_INIT(FILE_MAX);
@@ -48,7 +49,9 @@ static char *read_all(const char *path, FILE *err)
         myna_buf_release(&b);
         return NULL;
     }
-    out = myna_buf_detach(&b, &n);
+    out = myna_buf_detach(&b, len);
+    if (out == NULL)
+        *len = 0;
     return out ? out : strdup("");
 }
 
@@ -200,15 +203,24 @@ static int export(struct myna_api *a, int argc, char **argv, FILE *out, FILE *er
 
 static int import(struct myna_api *a, const char *path, FILE *out, FILE *err)
 {
-    char *text = read_all(path, err);
+    size_t len;
+    char *text = read_all(path, &len, err);
+    const char *why = NULL;
     cJSON *root, *it;
     const cJSON *list;
     int rc = 0, oom;
 
     if (text == NULL)
         return 1;
-    root = cJSON_Parse(text);
+    /* the whole file, as `serve --instances` reads it: a cJSON_Parse would
+     * take the first of two arrays, or a token cut at a \u0000, and say
+     * nothing */
+    root = myna_json_parse_whole(text, len, &why);
     free(text);
+    if (root == NULL) {
+        fprintf(err, "myna: '%s' is not an instances file: %s\n", path, why);
+        return 1;
+    }
     /* named LLM providers are sent as their settings, as `serve --instances` stores them */
     list = myna_instances_inline_providers(root, &oom);
     if (oom) {
@@ -278,7 +290,8 @@ int myna_cli_instance(int argc, char **argv, const char *admin_url, const char *
             print_json(out, a.resp.data);
         cJSON_Delete(o);
     } else if (strcmp(verb, "create") == 0 && argc == 2) {
-        char *body = read_all(argv[1], err);
+        size_t len;
+        char *body = read_all(argv[1], &len, err);
         if (body && (st = myna_api_call(&a, "POST", "/admin/whatsapp/instances", body)) == 201) {
             print_json(out, a.resp.data);
             rc = 0;

@@ -508,6 +508,43 @@ static void test_token_printed_terminal_safe(void **state)
     canned_stop(pid);
 }
 
+/* myna instance import reads the whole file, as serve --instances does: a
+ * second value after the array, or a secret cut at a \u0000, fails the
+ * command before any request instead of importing a part of it. */
+static void test_import_takes_the_whole_file_or_nothing(void **state)
+{
+    static const struct canned_route routes[] = {
+        { "PUT /admin/whatsapp/instances/", 200, "{}" },
+        { "POST /admin/whatsapp/instances ", 201, "{}" },
+        { NULL, 0, NULL },
+    };
+    static const struct {
+        const char *text, *why;
+    } files[] = {
+        { "[{\"id\":\"a\",\"provider\":\"sim\"}], {\"id\":\"b\",\"provider\":\"sim\"}]",
+          "bytes after the JSON value" },
+        { "[{\"id\":\"a\",\"provider\":\"sim\",\"access_token\":\"tok\\u0000en\"}]",
+          "a string holds a NUL character" },
+        { "[{\"id\":\"a\"", "not valid JSON" },
+    };
+    char admin[64], dir[] = "/tmp/myna-import-XXXXXX", path[128], want[256];
+    const char *import[] = { "instance", "import", path, "--admin", admin, NULL };
+    pid_t pid = canned_start(routes, admin, sizeof(admin));
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        write_text(dir, "instances.json", files[i].text, path, sizeof(path));
+        assert_int_equal(h_run(import, out, sizeof(out)), 1);
+        snprintf(want, sizeof(want), "myna: '%s' is not an instances file: %s\n", path,
+                 files[i].why);
+        assert_string_equal(out, want);
+    }
+    unlink(path);
+    rmdir(dir);
+    canned_stop(pid);
+}
+
 /* An answer that is not the JSON myna gives (another server on the admin
  * address, a proxy's page) fails the command with exit code 1 and says so. */
 static void test_answer_not_json_fails_and_says_so(void **state)
@@ -623,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_chat_bad_linger_is_named),
         cmocka_unit_test(test_server_text_cannot_drive_the_terminal),
         cmocka_unit_test(test_token_printed_terminal_safe),
+        cmocka_unit_test(test_import_takes_the_whole_file_or_nothing),
         cmocka_unit_test(test_answer_not_json_fails_and_says_so),
         cmocka_unit_test(test_token_is_wiped_from_the_command_line),
     };
