@@ -9,9 +9,16 @@
 #include "core/util.h"
 #include "core/banned.h"
 
+#define RESP_MAX (64 << 20)
+
 static size_t on_data(char *p, size_t size, size_t n, void *arg)
 {
-    return myna_buf_append(arg, p, size * n) == 0 ? size * n : 0;
+    struct myna_api *a = arg;
+
+    if (myna_buf_append(&a->resp, p, size * n) == 0)
+        return size * n;
+    a->too_big = 1;  /* the transfer ends here: no status, and why */
+    return 0;
 }
 
 int myna_api_init(struct myna_api *a, const char *base, const char *token)
@@ -19,7 +26,7 @@ int myna_api_init(struct myna_api *a, const char *base, const char *token)
     memset(a, 0, sizeof(*a));
     a->base = base;
     a->token = token;
-    a->resp.max = 64 << 20;
+    a->resp.max = RESP_MAX;
     return (a->curl = curl_easy_init()) != NULL ? 0 : -1;
 }
 
@@ -40,11 +47,12 @@ long myna_api_call(struct myna_api *a, const char *method, const char *path, con
 
     snprintf(url, sizeof(url), "%s%s", a->base, path);
     myna_buf_reset(&a->resp);
+    a->too_big = 0;
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &a->resp);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (a->token && *a->token) {
@@ -59,8 +67,8 @@ long myna_api_call(struct myna_api *a, const char *method, const char *path, con
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(h);
-    myna_buf_append(&a->resp, "", 1);  /* terminated even when empty */
-    a->resp.len--;
+    if (myna_buf_append(&a->resp, "", 1) == 0)  /* terminated even when empty */
+        a->resp.len--;
     memset(auth, 0, sizeof(auth));
     return status;
 }
@@ -73,7 +81,9 @@ void myna_api_print_error(const struct myna_api *a, const char *what, long statu
 
     fputs("myna: ", err);
     myna_api_put_text(err, what, 0);
-    if (status < 0) {
+    if (status < 0 && a->too_big) {
+        fprintf(err, ": the answer of %s is larger than %d MiB\n", a->base, RESP_MAX >> 20);
+    } else if (status < 0) {
         fprintf(err, ": cannot reach %s (is `myna serve` running?)\n", a->base);
     } else {
         fprintf(err, ": HTTP %ld%s", status, cJSON_IsString(e) ? ": " : "");

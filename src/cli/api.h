@@ -12,6 +12,7 @@ struct myna_api {
     const char *base;      /* http://host:port of the admin listener */
     const char *token;     /* Bearer token, or NULL */
     struct myna_buf resp;  /* the last answer's body, NUL-terminated */
+    int too_big;           /* the last answer passed resp's max (status -1) */
 };
 
 /* 0, or -1 when libcurl cannot start. */

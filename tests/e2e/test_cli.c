@@ -545,6 +545,34 @@ static void test_import_takes_the_whole_file_or_nothing(void **state)
     canned_stop(pid);
 }
 
+/* An answer larger than the 64 MiB a command reads is named as such, not
+ * taken for a server that cannot be reached. */
+static void test_huge_answer_is_named(void **state)
+{
+    size_t n = (64u << 20) + 4096;
+    char *body = malloc(n + 1), admin[64], want[256];
+    struct canned_route routes[] = {
+        { "GET /admin/whatsapp/instances ", 200, body },
+        { NULL, 0, NULL },
+    };
+    const char *list[] = { "instance", "list", "--admin", admin, NULL };
+    pid_t pid;
+
+    (void)state;
+    assert_non_null(body);
+    memset(body, ' ', n);
+    body[0] = '[';
+    body[n - 1] = ']';
+    body[n] = '\0';
+    pid = canned_start(routes, admin, sizeof(admin));
+    assert_int_equal(h_run(list, out, sizeof(out)), 1);
+    snprintf(want, sizeof(want), "myna: instance list: the answer of http://%s is larger than "
+             "64 MiB\n", admin);
+    assert_string_equal(out, want);
+    canned_stop(pid);
+    free(body);
+}
+
 /* An answer that is not the JSON myna gives (another server on the admin
  * address, a proxy's page) fails the command with exit code 1 and says so. */
 static void test_answer_not_json_fails_and_says_so(void **state)
@@ -661,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_server_text_cannot_drive_the_terminal),
         cmocka_unit_test(test_token_printed_terminal_safe),
         cmocka_unit_test(test_import_takes_the_whole_file_or_nothing),
+        cmocka_unit_test(test_huge_answer_is_named),
         cmocka_unit_test(test_answer_not_json_fails_and_says_so),
         cmocka_unit_test(test_token_is_wiped_from_the_command_line),
     };
