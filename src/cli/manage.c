@@ -292,6 +292,13 @@ int myna_cli_instance(int argc, char **argv, const char *admin_url, const char *
     } else if (strcmp(verb, "create") == 0 && argc == 2) {
         size_t len;
         char *body = read_all(argv[1], &len, err);
+        if (body && memchr(body, '\0', len) != NULL) {  /* the request would end at it */
+            fputs("myna: '", err);
+            myna_api_put_text(err, argv[1], 0);
+            fputs("' holds a NUL byte: it is not a JSON instance\n", err);
+            free(body);
+            body = NULL;
+        }
         if (body && (st = myna_api_call(&a, "POST", "/admin/whatsapp/instances", body)) == 201) {
             print_json(out, a.resp.data);
             rc = 0;

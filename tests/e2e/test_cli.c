@@ -304,6 +304,19 @@ static void test_unreadable_file_is_named_before_any_call(void **state)
             assert_string_equal(out, want);
         }
     }
+    {   /* a NUL byte would end the request there: refused before any call */
+        char nul[320];
+        const char *nul_args[] = { "instance", "create", nul, "--admin", dead, token_eq, NULL };
+        FILE *f;
+        snprintf(nul, sizeof(nul), "%s/nul.json", p.dir);
+        assert_non_null(f = fopen(nul, "wb"));
+        fwrite("{\"name\":\"Nul\",\"provider\":\"sim\"}\0{}", 1, 34, f);
+        fclose(f);
+        assert_int_equal(h_run(nul_args, out, sizeof(out)), 1);
+        snprintf(want, sizeof(want), "myna: '%s' holds a NUL byte: it is not a JSON instance\n",
+                 nul);
+        assert_string_equal(out, want);
+    }
     assert_int_equal(h_stop(&p, SIGTERM), 0);
     h_cleanup(&p);
 }
