@@ -301,39 +301,43 @@ static void add_state(struct call *c, cJSON *o, const char *id)
     }
 }
 
+/* A new item of the list for instance id, with its id and owner, in arr;
+ * NULL when the caller may not see it (or out of memory). */
+static cJSON *list_item(struct call *c, cJSON *arr, const char *id)
+{
+    int64_t owner = myna_fleet_owner(c->a->fleet, id);
+    cJSON *o;
+
+    if ((c->user.role == MYNA_ROLE_USER && owner != c->user.id) ||
+        (o = cJSON_CreateObject()) == NULL)
+        return NULL;
+    cJSON_AddItemToArray(arr, o);
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddNumberToObject(o, "owner", (double)owner);
+    return o;
+}
+
 static void list_instances(struct call *c)
 {
-    cJSON *arr = cJSON_CreateArray();
+    cJSON *arr = cJSON_CreateArray(), *o;
 
     for (size_t i = 0; arr && i < myna_fleet_count(c->a->fleet); i++) {
         const char *id = myna_fleet_id(c->a->fleet, i);
         const struct myna_instance *in = myna_fleet_find(c->a->fleet, id);
-        int64_t owner = myna_fleet_owner(c->a->fleet, id);
-        cJSON *o;
-        if (c->user.role == MYNA_ROLE_USER && owner != c->user.id)
+        if ((o = list_item(c, arr, id)) == NULL)
             continue;
-        o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "id", id);
         cJSON_AddStringToObject(o, "name", in->name);
         cJSON_AddStringToObject(o, "provider", in->provider);
         cJSON_AddBoolToObject(o, "enabled", in->enabled);
         cJSON_AddBoolToObject(o, "auto_start", in->auto_start);
-        cJSON_AddNumberToObject(o, "owner", (double)owner);
         add_state(c, o, id);
-        cJSON_AddItemToArray(arr, o);
     }
     for (size_t i = 0; arr && i < myna_fleet_unloaded_count(c->a->fleet); i++) {
         const char *id = myna_fleet_unloaded_id(c->a->fleet, i);
-        int64_t owner = myna_fleet_owner(c->a->fleet, id);
-        cJSON *o;
-        if (c->user.role == MYNA_ROLE_USER && owner != c->user.id)
+        if ((o = list_item(c, arr, id)) == NULL)
             continue;
-        o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "id", id);
-        cJSON_AddNumberToObject(o, "owner", (double)owner);
         cJSON_AddStringToObject(o, "state", "not_loaded");
         cJSON_AddStringToObject(o, "error", myna_fleet_unloaded(c->a->fleet, id));
-        cJSON_AddItemToArray(arr, o);
     }
     send_json(c->req, 200, arr);
 }

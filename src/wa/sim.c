@@ -164,29 +164,11 @@ static const char *get_str(const cJSON *o, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* digits of "+digits"/"digits" into out[16]; -1 if not 1..15 digits. */
-static int phone_digits(const char *s, char out[16])
-{
-    size_t n = 0;
-
-    if (s == NULL)
-        return -1;
-    if (*s == '+')
-        s++;
-    for (; s[n]; n++)
-        if (s[n] < '0' || s[n] > '9' || n >= 15)
-            return -1;
-    if (n == 0)
-        return -1;
-    memcpy(out, s, n + 1);
-    return 0;
-}
-
-/* Meta's recipient (B1): digits after an optional leading '+', with
- * spaces, hyphens and parentheses among them, which Meta accepts and
- * drops: "+7 916 123-45-67" is 79161234567. Into out[16]; -1 unless that
- * leaves 1..15 digits. */
-static int recipient_digits(const char *s, char out[16])
+/* The digits of a phone number, after an optional leading '+', into
+ * out[16]; the bytes of skip may stand among them and are dropped (Meta
+ * takes "+7 916 123-45-67" as a recipient, B1). -1 unless that leaves
+ * 1..15 digits and nothing else. */
+static int phone_digits(const char *s, const char *skip, char out[16])
 {
     size_t n = 0;
 
@@ -199,7 +181,7 @@ static int recipient_digits(const char *s, char out[16])
             if (n >= 15)
                 return -1;
             out[n++] = *s;
-        } else if (*s != ' ' && *s != '-' && *s != '(' && *s != ')') {
+        } else if (strchr(skip, *s) == NULL) {
             return -1;
         }
     }
@@ -296,7 +278,7 @@ int myna_sim_send_parse(const char *body, size_t len, struct myna_sim_send *out,
     text = get(root, "text");
     button = get(root, "button");
     list = get(root, "list");
-    if (phone_digits(get_str(root, "from"), out->from) != 0) {
+    if (phone_digits(get_str(root, "from"), "", out->from) != 0) {
         rc = myna_err_set(err, MYNA_EINVAL, "'from' must be a phone number of 1 to 15 digits");
     } else if (get(root, "name") && (name == NULL || !text_ok(name, 0, MYNA_SIM_NAME_MAX))) {
         rc = myna_err_set(err, MYNA_EINVAL, "'name' must be a string of at most %d characters",
@@ -674,7 +656,7 @@ int myna_sim_graph_parse(const char *body, size_t len, struct myna_sim_graph_req
             r->typing = ti && cJSON_IsString(get(ti, "type")) &&
                         strcmp(get_str(ti, "type"), "text") == 0;
         }
-    } else if (recipient_digits(get_str(root, "to"), r->to) != 0) {
+    } else if (phone_digits(get_str(root, "to"), " -()", r->to) != 0) {
         st = fail(100, msg, cap, code, "(#100) Invalid parameter: to must be a phone number");
     }
     if (st == 0 && r->kind == MYNA_SIM_GRAPH_MESSAGE) {
