@@ -216,7 +216,8 @@ static struct ingress_instance *route(const struct table *t, struct ingress_inst
 }
 
 /* Splits the batch into one part per destination store, in the arena.
- * MYNA_ENOTFOUND: a record is for a disabled instance. */
+ * MYNA_ENOTFOUND: a record is for a disabled instance; MYNA_EAGAIN: for an
+ * instance whose store cannot be opened. */
 static int build_parts(const struct table *t, struct ingress_instance *url,
                        const struct myna_cloud_batch *b, struct myna_arena *a,
                        struct myna_commit_job *job, int *unrouted, struct myna_err *err)
@@ -241,7 +242,11 @@ static int build_parts(const struct table *t, struct ingress_instance *url,
                                     "a record is for instance '%s', which is disabled; "
                                     "retry later",
                                     dest[i]->id);
-            return MYNA_EIO;  /* routed to an instance whose store is down */
+            /* as at its own URL: 503, Meta keeps the body and retries */
+            return myna_err_set(err, MYNA_EAGAIN,
+                                "a record is for instance '%s', whose store cannot be "
+                                "opened; retry later",
+                                dest[i]->id);
         }
 
     /* Almost every body goes to one store: then the part points into the
@@ -315,6 +320,11 @@ static void on_committed(struct myna_commit_job *job, void *arg)
         return;
     case MYNA_ENOTFOUND:
         reject(ing, p->req, MYNA_REJ_INSTANCE_DISABLED, 404, "Not Found", p->in->id,
+               p->err.msg);
+        pending_free(p);
+        return;
+    case MYNA_EAGAIN:
+        reject(ing, p->req, MYNA_REJ_STORE_FAILED, 503, "Service Unavailable", p->in->id,
                p->err.msg);
         pending_free(p);
         return;

@@ -4,7 +4,8 @@
  *   POST /webhook/<id>  signed events: 401 bad or missing signature, 404
  *                       unknown or disabled instance, or a record for a
  *                       disabled one, 413 too large, 400 not a webhook,
- *                       503 overloaded or draining, 500 store failure,
+ *                       503 overloaded, draining, or a store (the URL's
+ *                       or a record's instance's) not open, 500 store failure,
  *                       200 only after every record is committed
  *
  * Owns one store per enabled instance (data/instances/<id>.db), their HMAC

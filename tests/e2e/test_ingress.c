@@ -660,13 +660,13 @@ static int setup_broken_branch(void **state)
 }
 
 /* An instance whose store cannot be opened: the master starts, its own
- * webhooks are answered 503 and a sibling's body with a record for it 500
- * (nothing is taken, so the body's other counts wait for Meta's retry);
- * the others are served. */
+ * webhooks and a sibling's body with a record for it are answered 503,
+ * both counted as store_failed (nothing is taken, so the body's other
+ * counts wait for Meta's retry); the others are served. */
 static void test_broken_store_refuses_only_its_records(void **state)
 {
     struct myna_proc *p = *state;
-    char body[2048];
+    char body[2048], resp[512];
     int n = text_payload(body, sizeof(body), BRANCH_PHONE_ID, "wamid.BROKEN1", "hi");
 
     assert_true(h_log_contains(p, "event=instance_store_failed instance=branch"));
@@ -684,8 +684,11 @@ static void test_broken_store_refuses_only_its_records(void **state)
                  "\"errors\":[{\"code\":131000,\"title\":\"Something went wrong\"}]},"
                  "\"field\":\"messages\"}]}]}",
                  BRANCH_PHONE_ID, PHONE_ID);
-    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, body, (size_t)n, NULL, 0), 500);
+    assert_int_equal(h_post_signed(p->public_url, "barber", SECRET, body, (size_t)n, resp,
+                                   sizeof(resp)), 503);
+    assert_non_null(strstr(resp, "instance 'branch', whose store cannot be opened"));
     assert_true(h_metric(p, "myna_webhooks_rejected_total{reason=\"store_failed\"}") == 2);
+    assert_true(h_metric(p, "myna_commit_failures_total") == 0);
     assert_true(h_metric(p, "myna_webhook_errors_total") == 0);
     assert_false(h_log_contains(p, "event=webhook_errors"));
     n = text_payload(body, sizeof(body), PHONE_ID, "wamid.BROKEN3", "hi");
