@@ -82,6 +82,16 @@ static int commit_store(struct myna_store *store, struct myna_commit_job *group,
     return rc;
 }
 
+/* After store's commit: its parts of the jobs it wrote are kept, whatever
+ * becomes of their jobs' other parts. */
+static void mark_committed(struct myna_commit_job *group, struct myna_store *store)
+{
+    for (struct myna_commit_job *j = group; j; j = j->next)
+        for (size_t i = 0; j->rc == MYNA_OK && i < j->n_parts; i++)
+            if (j->parts[i].store == store)
+                j->parts[i].committed = 1;
+}
+
 static void mark_failed(struct myna_commit_job *group, struct myna_store *store, int rc)
 {
     for (struct myna_commit_job *j = group; j; j = j->next)
@@ -140,7 +150,9 @@ static void commit_group(struct myna_committer *c, struct myna_commit_job *group
         struct myna_err err = MYNA_ERR_INIT;
         int rc = commit_store(stores[i], group, &err);
 
-        if (rc != MYNA_OK) {
+        if (rc == MYNA_OK) {
+            mark_committed(group, stores[i]);
+        } else {
             char q[600];
             failed = 1;
             mark_failed(group, stores[i], rc);
@@ -199,6 +211,8 @@ static struct myna_commit_job *take_group(struct myna_committer *c,
         *todo = j->next;
         j->next = NULL;
         j->rc = j->prepare ? j->prepare(j, j->arg) : MYNA_OK;
+        for (size_t i = 0; j->rc == MYNA_OK && i < j->n_parts; i++)
+            j->parts[i].committed = 0;
         if (j->rc == MYNA_OK)
             *n_records += job_records(j);
         *tail = j;

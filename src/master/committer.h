@@ -33,6 +33,8 @@ struct myna_commit_part {
     const struct myna_status_rec *sts;
     size_t n_sts;
     uint8_t *st_new;                  /* OUT */
+    int committed;                    /* OUT: 1 once its store's commit holds it, even
+                                       * when another part of the job failed */
 };
 
 struct myna_commit_job {
@@ -40,7 +42,9 @@ struct myna_commit_job {
     struct myna_commit_part *parts;   /* set by the submitter or by prepare */
     size_t n_parts;
     int64_t received_ms;              /* stored with each record */
-    int rc;                           /* OUT: MYNA_OK, prepare's error, or the store's */
+    int rc;                           /* OUT: MYNA_OK, prepare's error, or the store's
+                                       * (a job split over stores may fail with some
+                                       * parts committed: see committed) */
     /* May be NULL. Runs on the writer thread before the job is written; it
      * may fill parts. A non-OK return becomes rc and nothing is written. It
      * must not touch the loop's objects. */

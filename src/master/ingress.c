@@ -290,6 +290,35 @@ static void pending_free(struct pending *p)
     myna_arena_free(&a);
 }
 
+/* Counts the records of the parts whose store committed them and rings
+ * the doorbell of each instance that got new ones: all the parts of a job
+ * that succeeded; of one that failed in another store, what was kept all
+ * the same (its bot must not wait for its next poll to see it). */
+static void committed(struct myna_ingress *ing, const struct pending *p)
+{
+    struct myna_metrics *m = ing->metrics;
+
+    for (size_t k = 0; k < p->job.n_parts; k++) {
+        const struct myna_commit_part *pt = &p->job.parts[k];
+        size_t fresh = 0;
+        if (!pt->committed)
+            continue;
+        for (size_t i = 0; i < pt->n_msgs; i++) {
+            m->stored_messages += pt->msg_new[i];
+            m->duplicate_messages += !pt->msg_new[i];
+            fresh += pt->msg_new[i];
+        }
+        for (size_t i = 0; i < pt->n_sts; i++) {
+            m->stored_statuses += pt->st_new[i];
+            m->duplicate_statuses += !pt->st_new[i];
+            fresh += pt->st_new[i];
+        }
+        for (size_t i = 0; fresh && ing->notify && i < p->table->n; i++)
+            if (p->table->inst[i].store && p->table->inst[i].store->st == pt->store)
+                ing->notify(p->table->inst[i].id, ing->notify_arg);
+    }
+}
+
 static void on_committed(struct myna_commit_job *job, void *arg)
 {
     struct pending *p = arg;
@@ -329,6 +358,7 @@ static void on_committed(struct myna_commit_job *job, void *arg)
         pending_free(p);
         return;
     default:
+        committed(ing, p);  /* the other store's part of a split body, if any */
         reject(ing, p->req, MYNA_REJ_STORE_FAILED, 500, "Internal Server Error",
                p->in->id, "records could not be stored; retry later");
         pending_free(p);
@@ -345,23 +375,7 @@ static void on_committed(struct myna_commit_job *job, void *arg)
     if (p->n_errors)  /* no message to store: the log and the metric are all there is */
         MYNA_LOG(MYNA_WARN, "webhook_errors", "instance=%s errors=%zu code=%d", p->in->id,
                  p->n_errors, p->error_code);
-    for (size_t k = 0; k < p->job.n_parts; k++) {
-        const struct myna_commit_part *pt = &p->job.parts[k];
-        size_t fresh = 0;
-        for (size_t i = 0; i < pt->n_msgs; i++) {
-            m->stored_messages += pt->msg_new[i];
-            m->duplicate_messages += !pt->msg_new[i];
-            fresh += pt->msg_new[i];
-        }
-        for (size_t i = 0; i < pt->n_sts; i++) {
-            m->stored_statuses += pt->st_new[i];
-            m->duplicate_statuses += !pt->st_new[i];
-            fresh += pt->st_new[i];
-        }
-        for (size_t i = 0; fresh && ing->notify && i < p->table->n; i++)
-            if (p->table->inst[i].store && p->table->inst[i].store->st == pt->store)
-                ing->notify(p->table->inst[i].id, ing->notify_arg);
-    }
+    committed(ing, p);
     reply(p->req, 200, "OK", "ok", 1);
     pending_free(p);
 }

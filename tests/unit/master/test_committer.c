@@ -87,7 +87,7 @@ static void box_init(struct job_box *b, struct event_base *base, int *remaining,
     b->msg.text = "hello";
     b->msg.raw = "{}";
     b->msg.raw_len = 2;
-    b->parts[0] = (struct myna_commit_part){ s1, &b->msg, 1, b->msg_new, NULL, 0, b->st_new };
+    b->parts[0] = (struct myna_commit_part){ s1, &b->msg, 1, b->msg_new, NULL, 0, b->st_new, 0 };
     b->job.parts = b->parts;
     b->job.n_parts = 1;
     if (s2) {
@@ -215,6 +215,12 @@ static void test_store_failure_fails_only_its_jobs(void **state)
     assert_int_not_equal(jb.job.rc, MYNA_OK);
     assert_int_not_equal(jab.job.rc, MYNA_OK);  /* part of it could not be kept */
     assert_int_equal(count(f->b), 0);           /* nothing of b's transaction */
+    /* what a's commit kept is told, also of the job that failed in b */
+    assert_int_equal(ja.parts[0].committed, 1);
+    assert_int_equal(jb.parts[0].committed, 0);
+    assert_int_equal(jab.parts[0].committed, 1);
+    assert_int_equal(jab.parts[1].committed, 0);
+    assert_int_equal(count(f->a), 2);
     /* a retry of the failed jobs succeeds and does not duplicate a's part */
     myna_store_sqlite_fail_after(f->b, -1);
     remaining = 2;
