@@ -71,7 +71,6 @@ struct master {
     int64_t drain_deadline_ms;
     const struct myna_conf *conf;
     const struct myna_master_args *args;
-    int exit_rc;
     int lock_fd;                   /* var/myna.lock, held while running; -1: none */
 };
 
@@ -543,10 +542,10 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     if ((pending > 0 || m->scrape != NULL || myna_admin_pending(m->admin) > 0) &&
         myna_mono_ms() < m->drain_deadline_ms)
         return;
-    if (pending > 0) {
+    /* the exit code waits for the end: a commit that lands while the bots
+     * stop is answered, and then nothing is left unfinished */
+    if (pending > 0)
         MYNA_LOG(MYNA_ERROR, "drain_timeout", "pending=%zu", pending);
-        m->exit_rc = MYNA_EAGAIN;
-    }
     m->state = MASTER_STOPPED;
     event_del(m->drain_timer);
     if (m->sup) {  /* bots next; the loop ends when the last one is gone */
@@ -832,6 +831,7 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     struct myna_instance_set none = { NULL, 0 };
     char pub[128], adm[128];
     int64_t admin_id = 0;
+    size_t pending;
     long nofile;
     int rc = MYNA_OK;
 
@@ -910,13 +910,13 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     MYNA_LOG(MYNA_INFO, "ready", "public=%s admin=%s instances=%zu data=%s nofile=%ld version=%s",
              pub, adm, myna_fleet_count(m.fleet), conf->data_dir, nofile, MYNA_VERSION);
     event_base_dispatch(m.base);
-    MYNA_LOG(MYNA_INFO, "stopped", "pending=%zu", myna_ingress_pending(m.ing));
-    rc = m.exit_rc;
-    if (rc != MYNA_OK) {
+    pending = myna_ingress_pending(m.ing);
+    MYNA_LOG(MYNA_INFO, "stopped", "pending=%zu", pending);
+    if (pending > 0) {
         /* the writer is stuck on the store: joining it could hang forever.
          * Unanswered requests were never acknowledged, so Meta retries them. */
-        myna_err_set(err, rc, "drain timed out with commits in flight");
-        return rc;
+        return myna_err_set(err, MYNA_EAGAIN, "drain timed out with %zu commit%s in flight",
+                            pending, pending == 1 ? "" : "s");
     }
 out:
     master_release(&m);

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -485,6 +486,152 @@ static void test_sigterm_drains_and_exits_0(void **state)
     load_free(&ld);
     rc = h_start(p, NULL);  /* the teardown expects a running server */
     assert_int_equal(rc, 0);
+}
+
+/* The commit held up past the drain's deadline: acme's store is locked by
+ * another connection (the master's write waits up to its busy timeout),
+ * and the bot of side is frozen, so that stopping the bots lasts until the
+ * test lets it go. Nothing else answers for acme: it has no bot. */
+static const char *const drain_json =
+    "[{\"id\":\"acme\",\"name\":\"Acme\",\"provider\":\"cloud\","
+    "\"phone_number_id\":\"" PHONE_ID "\",\"access_token\":\"tok-1\","
+    "\"app_secret\":\"" SECRET "\",\"verify_token\":\"vt-acme\","
+    "\"graph_url\":\"http://127.0.0.1:9\",\"auto_start\":false},"
+    "{\"id\":\"side\",\"name\":\"Side\",\"provider\":\"cloud\","
+    "\"phone_number_id\":\"" BRANCH_PHONE_ID "\",\"access_token\":\"tok-2\","
+    "\"app_secret\":\"" OTHER_SECRET "\",\"verify_token\":\"vt-side\","
+    "\"graph_url\":\"http://127.0.0.1:9\"}]";
+
+struct late_post {
+    struct myna_proc *p;
+    long code;
+};
+
+static void *late_post_main(void *arg)
+{
+    struct late_post *lp = arg;
+    char body[2048];
+    int n = text_payload(body, sizeof(body), PHONE_ID, "wamid.LATE1", "late");
+
+    lp->code = h_post_signed(lp->p->public_url, "acme", SECRET, body, (size_t)n, NULL, 0);
+    return NULL;
+}
+
+static int late_pending(void *arg)
+{
+    return h_metric(arg, "myna_pending_requests") == 1;
+}
+
+static int drain_timed_out(void *arg)
+{
+    return h_log_contains(arg, "event=drain_timeout");
+}
+
+static long bot_pid(const struct myna_proc *p, const char *id)
+{
+    char needle[64];
+    long pid = 0;
+    FILE *f = fopen(p->log_path, "r");
+    char line[1024];
+
+    snprintf(needle, sizeof(needle), "event=bot_started instance=%s pid=", id);
+    while (f && fgets(line, sizeof(line), f)) {
+        const char *at = strstr(line, needle);
+        if (at)
+            pid = strtol(at + strlen(needle), NULL, 10);
+    }
+    if (f)
+        fclose(f);
+    return pid;
+}
+
+static int side_started(void *arg)
+{
+    return bot_pid(arg, "side") > 0;
+}
+
+static pid_t frozen_bot;  /* killed by the teardown if the test left it frozen */
+
+static int setup_drain(void **state)
+{
+    const char *extra[] = { "--bots", "1", "--drain-timeout-ms", "100", NULL };
+
+    frozen_bot = 0;
+    return (*state = h_launch(drain_json, extra)) != NULL ? 0 : -1;
+}
+
+static int teardown_drain(void **state)
+{
+    if (frozen_bot > 0)
+        kill(frozen_bot, SIGKILL);
+    h_release(*state);
+    return 0;
+}
+
+/* SIGTERM: the drain's deadline passes with a commit in flight, which then
+ * lands while the bots are being stopped. Its request is answered 200 and
+ * nothing is left unfinished, so the master exits 0, not 1. */
+static void test_commit_done_while_bots_stop_exits_0(void **state)
+{
+    struct myna_proc *p = *state;
+    struct late_post lp = { p, 0 };
+    char path[400];
+    sqlite3 *db = NULL;
+    pthread_t th;
+    int status;
+
+    assert_true(h_wait(side_started, p, 10000));
+    frozen_bot = (pid_t)bot_pid(p, "side");
+    assert_int_equal(kill(frozen_bot, SIGSTOP), 0);
+    snprintf(path, sizeof(path), "%s/var/instances/acme.db", p->dir);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(pthread_create(&th, NULL, late_post_main, &lp), 0);
+    assert_true(h_wait(late_pending, p, 1000));
+    kill(p->pid, SIGTERM);
+    assert_true(h_wait(drain_timed_out, p, 1000));
+    /* the store is free again within the master's busy timeout (2 s) */
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    pthread_join(th, NULL);
+    assert_int_equal(lp.code, 200);
+    assert_int_equal(kill(frozen_bot, SIGCONT), 0);  /* it takes its SIGTERM now */
+    frozen_bot = 0;
+    assert_int_equal(waitpid(p->pid, &status, 0), p->pid);
+    p->pid = 0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(h_log_contains(p, "event=stopped pending=0"));
+    assert_int_equal(h_db_count(p, "acme", "inbox", "wamid='wamid.LATE1'"), 1);
+}
+
+/* The same without bots, the store locked till after the end: the commit
+ * is still in flight when the master stops, its request unanswered, and
+ * the exit is 1. */
+static void test_commit_stuck_past_the_drain_exits_1(void **state)
+{
+    const char *extra[] = { "--drain-timeout-ms", "100", NULL };
+    struct myna_proc *p = h_launch(drain_json, extra);
+    struct late_post lp = { p, 0 };
+    char path[400];
+    sqlite3 *db = NULL;
+    pthread_t th;
+
+    (void)state;
+    assert_non_null(p);
+    snprintf(path, sizeof(path), "%s/var/instances/acme.db", p->dir);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(pthread_create(&th, NULL, late_post_main, &lp), 0);
+    assert_true(h_wait(late_pending, p, 1000));
+    assert_int_equal(h_stop(p, SIGTERM), 1);
+    pthread_join(th, NULL);
+    assert_true(lp.code <= 0);  /* no answer: Meta sends it again */
+    assert_true(h_log_contains(p, "event=drain_timeout pending=1"));
+    assert_true(h_log_contains(p, "event=stopped pending=1"));
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    h_release(p);
 }
 
 /* ---- logs -------------------------------------------------------------- */
@@ -1047,6 +1194,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_keeps_every_acknowledged_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_drains_and_exits_0, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_done_while_bots_stop_exits_0, setup_drain,
+                                        teardown_drain),
+        cmocka_unit_test(test_commit_stuck_past_the_drain_exits_1),
         cmocka_unit_test_setup_teardown(test_logs_hide_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_connection_many_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_connection_does_not_spin, setup, teardown),
