@@ -131,13 +131,21 @@ static void on_answer(const struct myna_http_resp *resp, void *arg)
         return;
     }
     wait_ms = d->attempts == 1 ? a->backoff_ms : 4 * a->backoff_ms;
+    {
+        struct timeval tv = { wait_ms / 1000, (wait_ms % 1000) * 1000 };
+        if (evtimer_add(d->timer, &tv) != 0) {
+            /* out of memory: no retry can come, so it is not under way */
+            MYNA_LOG(MYNA_ERROR, "alert_webhook_failed",
+                     "instance=%s kind=%s status=%ld err=%s attempt=%d retry=no "
+                     "retry_err=\"cannot arm the retry timer\"",
+                     d->instance, d->kind, resp->status, q, d->attempts);
+            delivery_free(d);
+            return;
+        }
+    }
     MYNA_LOG(MYNA_WARN, "alert_webhook_failed",
              "instance=%s kind=%s status=%ld err=%s attempt=%d retry_in_ms=%d", d->instance,
              d->kind, resp->status, q, d->attempts, wait_ms);
-    {
-        struct timeval tv = { wait_ms / 1000, (wait_ms % 1000) * 1000 };
-        evtimer_add(d->timer, &tv);
-    }
 }
 
 struct myna_alerts *myna_alerts_new(struct event_base *base, const char *url,

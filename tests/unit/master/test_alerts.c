@@ -1,6 +1,7 @@
-/* test_alerts.c - master/alerts.c: the JSON body, a delivery, retries with
- * backoff, giving up, alerts with no webhook, the bound on deliveries under
- * way. The receiver is an evhttp server on the same loop, answering with the
+/* test_alerts.c - master/alerts.c (included, so that its retry timer can
+ * be made to fail): the JSON body, a delivery, retries with backoff, giving
+ * up, alerts with no webhook, the bound on deliveries under way. The
+ * receiver is an evhttp server on the same loop, answering with the
  * statuses the test queues. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,7 +24,19 @@
 #include "../tmpdir.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "master/alerts.h"
+
+/* alerts.c's evtimer_add, which a test makes fail as libevent does when it
+ * is out of memory */
+static int fail_timer_adds;
+
+static int test_evtimer_add(struct event *ev, const struct timeval *tv)
+{
+    return fail_timer_adds ? -1 : event_add(ev, tv);
+}
+#undef evtimer_add
+#define evtimer_add(ev, tv) test_evtimer_add((ev), (tv))
+
+#include "master/alerts.c"
 
 #define MAX_SEEN 128
 
@@ -80,6 +93,7 @@ static int setup(void **state)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
 
+    fail_timer_adds = 0;
     if (f == NULL || test_tmpdir(f->dir, sizeof(f->dir), "test-alerts") != 0)
         return -1;
     snprintf(f->log, sizeof(f->log), "%s/master.log", f->dir);
@@ -337,6 +351,27 @@ static void test_free_drops_what_is_under_way(void **state)
     assert_true(log_has(f, "event=alerts_unsent n=1"));
 }
 
+/* A retry whose timer cannot be armed (libevent out of memory) gives the
+ * delivery up: it is no longer counted as under way, where it would have
+ * stayed for good, one of the MYNA_ALERTS_MAX places taken. */
+static void test_retry_without_timer_is_given_up(void **state)
+{
+    struct fx *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+
+    f->statuses[0] = 500;
+    assert_non_null(f->a = myna_alerts_new(f->base, f->url, &err));
+    myna_alerts_set_timing(f->a, 50, 2000);
+    fail_timer_adds = 1;
+    myna_alerts_raise(f->a, "acme", "crash_loop", "x");
+    run_until(f, settled, 1, 3000);
+    assert_int_equal(myna_alerts_pending(f->a), 0);
+    assert_int_equal(f->n_seen, 1);
+    assert_true(log_has(f, "event=alert_webhook_failed instance=acme kind=crash_loop "
+                           "status=500 err=- attempt=1 retry=no"));
+    assert_false(log_has(f, "retry_in_ms="));
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -351,6 +386,7 @@ int main(void)
         T(test_without_webhook_alerts_are_logged_only),
         T(test_deliveries_under_way_are_bounded),
         T(test_free_drops_what_is_under_way),
+        T(test_retry_without_timer_is_given_up),
     };
     int rc;
 
