@@ -23,6 +23,7 @@
 #include "core/banned.h"
 
 #define CHALLENGE_MAX 1024
+#define VERIFY_LOG_MS 1000  /* at most one webhook_verify_refused line this often */
 
 /* An instance's store, shared by the tables that name the instance (so an
  * update keeps its connection) and closed with the last of them. */
@@ -60,6 +61,8 @@ struct myna_ingress {
     size_t max_pending;
     int draining;
     int closing;   /* being freed: requests may be gone, answer nothing */
+    int64_t verify_logged_ms;       /* the last webhook_verify_refused line */
+    unsigned long verify_unlogged;  /* refusals since, not logged */
     void (*notify)(const char *id, void *arg);
     void *notify_arg;
 };
@@ -187,11 +190,21 @@ static void handle_verify(struct myna_ingress *ing, struct evhttp_request *req,
         ing->metrics->verifications++;
         MYNA_LOG(MYNA_INFO, "webhook_verified", "instance=%s", in->id);
     } else {
+        int64_t now = myna_mono_ms();
         reject(ing, req, MYNA_REJ_VERIFY_FAILED, 403, "Forbidden", in->id,
                "verification refused");
-        MYNA_LOG(MYNA_WARN, "webhook_verify_refused", "instance=%s mode_ok=%d token_ok=%d",
-                 in->id, mode && strcmp(mode, "subscribe") == 0,
-                 token && token_equal(token, in->verify_token));
+        /* the operator's clue to a wrong verify token, but anyone can send
+         * these GETs: not more than a line a second */
+        if (ing->verify_logged_ms == 0 || now - ing->verify_logged_ms >= VERIFY_LOG_MS) {
+            MYNA_LOG(MYNA_WARN, "webhook_verify_refused",
+                     "instance=%s mode_ok=%d token_ok=%d unlogged=%lu", in->id,
+                     mode && strcmp(mode, "subscribe") == 0,
+                     token && token_equal(token, in->verify_token), ing->verify_unlogged);
+            ing->verify_logged_ms = now;
+            ing->verify_unlogged = 0;
+        } else {
+            ing->verify_unlogged++;
+        }
     }
     evhttp_clear_headers(&q);
 }

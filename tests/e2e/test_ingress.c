@@ -132,6 +132,48 @@ static void test_handshake(void **state)
     assert_true(h_metric(p, "myna_webhooks_rejected_total{reason=\"verify_failed\"}") == 4);
 }
 
+/* Lines of the master's log that contain needle. */
+static int log_lines(const struct myna_proc *p, const char *needle)
+{
+    FILE *f = fopen(p->log_path, "r");
+    char line[2048];
+    int n = 0;
+
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* Anyone may send refused handshakes: each is answered 403 and counted,
+ * but the warning an operator looks for is logged at most once a second,
+ * saying how many went unlogged. */
+static void test_refused_handshakes_do_not_flood_the_log(void **state)
+{
+    struct myna_proc *p = *state;
+    char url[400];
+    int64_t t0 = myna_mono_ms(), secs;
+    int lines;
+
+    snprintf(url, sizeof(url),
+             "%s/webhook/barber?hub.mode=subscribe&hub.challenge=1&hub.verify_token=guess",
+             p->public_url);
+    for (int i = 0; i < 60; i++)
+        assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 403);
+    secs = (myna_mono_ms() - t0) / 1000;
+    assert_true(h_metric(p, "myna_webhooks_rejected_total{reason=\"verify_failed\"}") == 60);
+    lines = log_lines(p, "event=webhook_verify_refused");
+    assert_true(lines >= 1);
+    assert_true(lines <= secs + 2);
+    assert_true(h_log_contains(p, "event=webhook_verify_refused instance=barber mode_ok=1 "
+                                  "token_ok=0 unlogged=0"));
+    usleep(1100 * 1000);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 403);
+    assert_int_equal(log_lines(p, "event=webhook_verify_refused"), lines + 1);
+    assert_false(h_log_contains(p, "guess"));
+}
+
 /* ---- status codes for bad requests ---------------------------------------- */
 
 static void test_rejections(void **state)
@@ -1189,6 +1231,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_handshake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_handshakes_do_not_flood_the_log, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_fixture, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
