@@ -462,7 +462,8 @@ static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
     if ((p = myna_arena_zalloc(&arena, sizeof(*p))) == NULL ||
         (p->body = myna_arena_strndup(&arena, bytes, len)) == NULL) {
         myna_arena_free(&arena);
-        reply(req, 500, "Internal Server Error", "out of memory", 0);
+        reject(ing, req, MYNA_REJ_OVERLOADED, 503, "Service Unavailable", in->id,
+               "out of memory; retry later");  /* as when the body cannot be pulled up */
         return;
     }
     p->len = len;
