@@ -23,8 +23,9 @@ struct myna_master_args {
 /* Runs until SIGTERM/SIGINT. Returns 0 on a clean stop, MYNA_E* on a start
  * failure (err filled), MYNA_EAGAIN when requests were still waiting for
  * their commit at the end (the drain timed out and they did not land while
- * the bots stopped either): then the writer is left as it is, not joined. conf is borrowed. The instances are those of the
- * control store (data_dir/control.db), after importing conf->instances. */
+ * the bots stopped either): then the writer is left as it is, not joined.
+ * conf is borrowed. The instances are those of the control store
+ * (data_dir/control.db), after importing conf->instances. */
 int myna_master_run(const struct myna_conf *conf, const struct myna_master_args *args,
                     struct myna_err *err);
 
