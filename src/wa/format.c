@@ -1000,6 +1000,16 @@ static int is_fence_line(const char *s, size_t j, size_t len)
     return 1;
 }
 
+/* Whether only spaces and tabs stand between the start of its line and j:
+ * a part begins after the whitespace at its cut, so an indented fence line
+ * (a code block in a list item) begins a part at its "```". */
+static int starts_line(const char *s, size_t j)
+{
+    while (j > 0 && (s[j - 1] == ' ' || s[j - 1] == '\t'))
+        j--;
+    return j == 0 || s[j - 1] == '\n';
+}
+
 /* Whether a fence is open at e, given whether one was open at pos: every
  * fence line that starts in [pos, e) opens or closes one. */
 static int fence_open_at(const char *s, size_t pos, size_t e, size_t len, int open)
@@ -1008,7 +1018,7 @@ static int fence_open_at(const char *s, size_t pos, size_t e, size_t len, int op
 
     while (j < e) {
         const char *nl;
-        if ((j == 0 || s[j - 1] == '\n') && is_fence_line(s, j, len))
+        if (starts_line(s, j) && is_fence_line(s, j, len))
             open = !open;
         if ((nl = memchr(s + j, '\n', e - j)) == NULL)
             break;
@@ -1026,7 +1036,7 @@ static size_t fence_line_at_end(const char *s, size_t pos, size_t e, size_t len)
 
     while (j > pos && s[j - 1] != '\n')
         j--;
-    return (j == 0 || s[j - 1] == '\n') && is_fence_line(s, j, len) ? j : NONE;
+    return starts_line(s, j) && is_fence_line(s, j, len) ? j : NONE;
 }
 
 /* One part as planned: the text [pos, e), the marks added to it, and where

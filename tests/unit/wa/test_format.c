@@ -772,6 +772,16 @@ static void test_split_code_fences(void **state)
     check_split("```\naaaa bbbb cccc dddd eeee\n```", 20,
                 (const char *const[]){ "```\naaaa bbbb\n```", "```\ncccc dddd\n```",
                                        "```\neeee\n```", NULL });
+    /* a part that begins at an indented fence (a code block in a list
+     * item) opens it: cut inside, it closes it, and the next one reopens */
+    check_split("Intro line here.\n\n   ```\nline one of code\nline two of code\nline three\n"
+                "   ```\nAfter.", 40,
+                (const char *const[]){ "Intro line here.", "```\nline one of code\n```",
+                                       "```\nline two of code\nline three\n   ```",
+                                       "After.", NULL });
+    check_split("1. Install:\n\n   ```\n   pip install myna-client\n   ```", 40,
+                (const char *const[]){ "1. Install:", "```\n   pip install myna-client\n   ```",
+                                       NULL });
     check_split("Intro text.\n```\nx = 1\n```", 16,
                 (const char *const[]){ "Intro text.", "```\nx = 1\n```", NULL });
     check_split_max("Intro.\n```\nx = 1\ny = 2\nz = 3\n```", 16, 1,
