@@ -92,26 +92,33 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
     (void)easy;
     if (what == CURL_POLL_REMOVE) {
         if (hs) {
-            event_free(hs->ev);
+            if (hs->ev)
+                event_free(hs->ev);
             free(hs);
             curl_multi_assign(c->multi, s, NULL);
         }
         return 0;
     }
+    /* Out of memory, the socket goes unwatched until curl asks again: its
+     * transfer goes on at curl's timers and at worst ends by its own
+     * timeout. Returning -1 would make curl give up every transfer of the
+     * client, and this one never called back. */
     kind = (short)(EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
                    ((what & CURL_POLL_OUT) ? EV_WRITE : 0));
     if (hs == NULL) {
         if ((hs = calloc(1, sizeof(*hs))) == NULL)
-            return -1;
+            return 0;
         hs->c = c;
         curl_multi_assign(c->multi, s, hs);
-    } else {
+    } else if (hs->ev) {
         event_free(hs->ev);
     }
     hs->ev = event_new(c->base, s, kind, on_socket_event, c);
-    if (hs->ev == NULL)
-        return -1;
-    return event_add(hs->ev, NULL);
+    if (hs->ev != NULL && event_add(hs->ev, NULL) != 0) {
+        event_free(hs->ev);
+        hs->ev = NULL;
+    }
+    return 0;
 }
 
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)

@@ -3,7 +3,8 @@
  * the status matters; and a name lookup that takes seconds (the
  * libmyna_slow_dns.so shim, preloaded by ctest: tests/fakes/slow_dns.c)
  * never holds up the loop, whether the request times out or is cancelled;
- * a timeout says whether the request had left (not_sent). */
+ * a timeout says whether the request had left (not_sent); a socket that
+ * cannot be watched for want of memory costs no more than its request. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -271,6 +272,43 @@ static void test_timeout_after_the_request_left_may_have_been_sent(void **state)
     assert_false(f->not_sent);
 }
 
+/* libevent's allocations of an event's size to fail (event_new), for the
+ * out-of-memory tests: main routes libevent's allocator here. */
+static int fail_event_allocs;
+
+static void *event_alloc(size_t n)
+{
+    if (fail_event_allocs > 0 && n == event_get_struct_event_size()) {
+        fail_event_allocs--;
+        return NULL;
+    }
+    return malloc(n);
+}
+
+/* The socket of a request cannot be watched (out of memory): that request
+ * ends by its own timeout at worst, the client is left whole, and the next
+ * request goes through. */
+static void test_socket_watch_out_of_memory_spares_the_client(void **state)
+{
+    struct fx *f = *state;
+    struct myna_http_req req = { .method = "POST", .url = f->url, .body = "{}", .body_len = 2,
+                                 .timeout_ms = 1000 };
+
+    fail_event_allocs = 1;
+    assert_int_equal(myna_http_request(f->c, &req, on_answer, f, NULL), MYNA_OK);
+    run_until_done(f, 5000);
+    assert_int_equal(fail_event_allocs, 0);
+    assert_int_equal(f->done, 1);
+    assert_true(f->rc == MYNA_OK || f->timed_out);
+    assert_int_equal(myna_http_inflight(f->c), 0);
+    f->done = 0;
+    f->n_seen = 0;
+    f->reply_len = 10;
+    post(f, 0, 0);
+    assert_int_equal(f->rc, MYNA_OK);
+    assert_int_equal(f->status, 200);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -282,9 +320,11 @@ int main(void)
         T(test_slow_name_lookup_times_out_without_stalling),
         T(test_free_during_slow_name_lookup_does_not_wait),
         T(test_timeout_after_the_request_left_may_have_been_sent),
+        T(test_socket_watch_out_of_memory_spares_the_client),
     };
     int rc;
 
+    event_set_mem_functions(event_alloc, realloc, free);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
