@@ -204,17 +204,23 @@ static int is_blank(char ch)
 /* A reasoning model served without a reasoning parser writes its thoughts
  * into the content first: they are not for the customer. The answer after
  * a leading <think>...</think>; NULL when the block never ends (the model
- * thought until max_tokens and never answered). */
+ * thought until max_tokens and never answered). A chat template that ends
+ * the prompt with "<think>" (DeepSeek-R1, QwQ) leaves the content without
+ * the opening tag: a "</think>" with no "<think>" before it ends thoughts
+ * all the same. */
 static const char *strip_think(const char *s)
 {
     const char *p = s, *end;
 
     while (is_blank(*p))
         p++;
-    if (strncmp(p, "<think>", 7) != 0)
+    if (strncmp(p, "<think>", 7) == 0) {
+        if ((end = strstr(p + 7, "</think>")) == NULL)
+            return NULL;
+    } else if ((end = strstr(p, "</think>")) == NULL ||
+               memmem(p, (size_t)(end - p), "<think>", 7) != NULL) {
         return s;
-    if ((end = strstr(p + 7, "</think>")) == NULL)
-        return NULL;
+    }
     for (p = end + 8; is_blank(*p); p++) {
     }
     return p;

@@ -108,7 +108,9 @@ void myna_llm_stats(const struct myna_llm *llm, struct myna_llm_stats *out);
  * {"type":"text","text":...} parts joined; invalid UTF-8 is replaced by
  * U+FFFD. A leading <think>...</think> block (a reasoning model served
  * without a reasoning parser) is dropped, and one that never ends fails
- * with MYNA_EPARSE (the model never answered). With finish_reason "length"
+ * with MYNA_EPARSE (the model never answered); so is the text up to a
+ * "</think>" with no "<think>" before it (a chat template that opened the
+ * block in the prompt). With finish_reason "length"
  * the text was stopped mid-sentence by max_tokens: it is cut back to its last
  * sentence end (. ! ? … or a line break; not the dot after a list item's
  * number, "3." at the start of a line) if that keeps at least half of it,

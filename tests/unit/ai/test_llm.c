@@ -1110,6 +1110,12 @@ static void test_parse_response(void **state)
     assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"Say <think>x</think> y\"}}]}",
                            &text, &pt, &ct, &a, &err), MYNA_OK);
     assert_string_equal(text, "Say <think>x</think> y");
+    /* the template opened the block in the prompt: only its end is in
+     * the content */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"Okay, the user "
+                           "wants a haircut.\\n</think>\\n\\nHello!\"}}]}", &text, &pt, &ct,
+                           &a, &err), MYNA_OK);
+    assert_string_equal(text, "Hello!");
     /* thinking until max_tokens: no answer at all, and the error says
      * what to change */
     assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"<think>\\nThe client "
