@@ -1372,12 +1372,50 @@ static int rate_limited(struct bot *b, const struct answering *a)
     return noticed ? 2 : 1;
 }
 
+/* The model's prompt: the system prompt, the customer's profile, the
+ * recent history and the turn's text. MYNA_ESTORE when the history could
+ * not be read (err says why), another code when out of memory. */
+static int build_prompt(struct answering *a, struct myna_err *err)
+{
+    struct bot *b = a->b;
+    const struct myna_instance *in = b->in;
+    int rc;
+
+    if (in->llm.system_prompt[0] && prompt_add(a, "system", in->llm.system_prompt) != MYNA_OK)
+        return MYNA_ENOMEM;
+    if (profile_prompt(a) != MYNA_OK)
+        return MYNA_ENOMEM;
+    if ((rc = myna_bot_history_recent(b->bs, a->lane->contact, (size_t)b->opts->history_budget,
+                                      myna_wall_ms() - (int64_t)b->opts->history_idle_s * 1000,
+                                      on_history, a, err)) != MYNA_OK)
+        return MYNA_ESTORE;
+    return prompt_add(a, "user", a->text);
+}
+
+/* The turn is not answered now: it stays pending, its lane free, and the
+ * next kick (the poll's, within a second) starts it again. */
+static void answer_later(struct answering *a)
+{
+    a->flush_rc = MYNA_EAGAIN;
+    answer_flushed(a);
+}
+
 static void answer(struct answering *a)
 {
     struct bot *b = a->b;
     const struct myna_instance *in = b->in;
     struct myna_err err = MYNA_ERR_INIT;
+    /* first: a store that fails the history read (locked, busy, out of
+     * disk for its temp files) leaves the turn to a later kick, before the
+     * loop guard takes the retry for a repeated text; the fallback would
+     * answer, for good, a question the model could still answer */
+    int prompt_rc = in->llm.enabled ? build_prompt(a, &err) : MYNA_OK;
 
+    if (prompt_rc == MYNA_ESTORE) {
+        log_store_error(b, "history_read_failed", &err);
+        answer_later(a);
+        return;
+    }
     if (loop_guard(b, a->lane, a->text)) {
         finish_turn(a, NULL);  /* stored and done, not answered */
         return;
@@ -1400,14 +1438,7 @@ static void answer(struct answering *a)
     default:
         break;
     }
-    if (in->llm.system_prompt[0] && prompt_add(a, "system", in->llm.system_prompt) != MYNA_OK)
-        goto fallback;
-    if (profile_prompt(a) != MYNA_OK)
-        goto fallback;
-    if (myna_bot_history_recent(b->bs, a->lane->contact, (size_t)b->opts->history_budget,
-                                myna_wall_ms() - (int64_t)b->opts->history_idle_s * 1000,
-                                on_history, a, &err) != MYNA_OK ||
-        prompt_add(a, "user", a->text) != MYNA_OK)
+    if (prompt_rc != MYNA_OK)  /* out of memory */
         goto fallback;
     mark_read(b, a->last_wamid, 1);
     if (myna_llm_chat(b->llm, a->msgs, a->n_msgs, on_llm, a, &err) == MYNA_OK)

@@ -1506,6 +1506,42 @@ static void test_failed_commit_keeps_the_answer(void **state)
     assert_int_equal(h_db_count(&f->p, "conv", "turns", "state = 1 AND ai = 1"), 1);
 }
 
+/* Runs sql on the bot's store from outside, as another process would. */
+static void bot_db_exec(struct fx *f, const char *sql)
+{
+    char path[400];
+    sqlite3 *db = NULL;
+
+    snprintf(path, sizeof(path), "%s/var/instances/conv.bot.db", f->p.dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* The history cannot be read for a while (the store fails the read): the
+ * turn waits and is answered by the model once it can be, not with the
+ * fallback, which would close it for good. */
+static void test_history_read_error_retries_the_turn(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512], llm[8][512];
+    struct timespec settle = { 2, 0 };
+
+    bot_db_exec(f, "ALTER TABLE history RENAME TO history_away");
+    post_text(f, "79160000043", "wamid.hist-err-1", "есть окно завтра?");
+    nanosleep(&settle, NULL);  /* the batch is cut, the turn tried and failed */
+    assert_int_equal(sent_texts(f, sent, 8), 0);
+    bot_db_exec(f, "ALTER TABLE history_away RENAME TO history");
+    wait_sent(f, 1);
+    nanosleep(&settle, NULL);
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "ECHO: есть окно завтра?");
+    assert_int_equal(llm_user_texts(f, llm, 8), 1);
+    assert_int_equal(h_db_count(&f->p, "conv", "turns", "state = 1 AND ai = 1"), 1);
+    assert_true(h_bot_log_contains(&f->p, "conv", "event=history_read_failed"));
+}
+
 static void test_kill9_of_the_master_answers_each_once(void **state)
 {
     struct fx *f = *state;
@@ -1861,6 +1897,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_probe_refused_for_server_trouble_starts_the_next_hold,
                                         setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_other_number_is_kept_not_answered, setup_llm,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_history_read_error_retries_the_turn, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_failed_commit_keeps_the_answer, setup_llm, teardown),
     };
