@@ -47,6 +47,11 @@
  * memory each until their turn on a connection). */
 #define MAX_READS_IN_FLIGHT 64
 #define STOP_DRAIN_MS 3000    /* at stop, how long sends in flight may take to answer */
+/* How long a write to the bot's store waits for another process's write
+ * lock (an operator's sqlite3 shell, `myna outbox replay`, the admin API):
+ * the wait blocks the loop (sends, timers, the heartbeat), so it is short,
+ * and what did not get the lock is tried again on a later turn of the loop. */
+#define STORE_BUSY_MS 200
 
 /* One per contact seen lately: its batch timer and what is in flight.
  * An idle lane is freed after LANE_IDLE_MS (lanes_sweep), so that memory
@@ -1970,12 +1975,15 @@ static int txn_end(struct bot *b, int rc, struct myna_err *err)
 /* Commits what this turn of the loop decided (batches due, answers, send
  * answers) and, with send, a sender pass, in one transaction; then posts
  * the sends it marked. If that transaction fails, each part is tried in a
- * transaction of its own, so that one bad part costs only itself. */
+ * transaction of its own, so that one bad part costs only itself; if it
+ * could not even begin (another process holds the write lock), no part
+ * could, and each waits for a later flush as it is: batches and answers as
+ * after their own failure, send answers in b->results. */
 static void flush(struct bot *b, int send)
 {
     struct myna_err err = MYNA_ERR_INIT;
     struct flush f;
-    int rc, kick = 0;
+    int rc, kick = 0, began;
 
     memset(&f, 0, sizeof(f));
     f.lanes = b->due_lanes;
@@ -1998,13 +2006,34 @@ static void flush(struct bot *b, int send)
     REVERSE(struct lane, f.lanes, due_next);
     REVERSE(struct answering, f.answers, done_next);
     REVERSE(struct sending, f.results, result_next);
-    if ((rc = myna_store_begin(b->st, &err)) == MYNA_OK) {
+    if ((began = (rc = myna_store_begin(b->st, &err)) == MYNA_OK)) {
         if ((rc = flush_apply(b, &f, &err)) == MYNA_OK)
             rc = myna_store_commit(b->st, &err);
         else
             myna_store_rollback(b->st);
     }
-    if (rc != MYNA_OK) {
+    if (!began) {
+        log_store_error(b, "flush_failed", &err);
+        pass_undo(b, &f.pass);
+        for (struct lane *l = f.lanes; l; l = l->due_next)
+            l->flush_rc = rc;
+        for (struct answering *a = f.answers; a; a = a->done_next) {
+            a->flush_rc = rc;
+            log_store_error(b, "turn_commit_failed", &err);  /* the turn stays pending */
+        }
+        /* recorded by a later flush (the sender's next pass), newest first
+         * again as b->results keeps them */
+        REVERSE(struct sending, f.results, result_next);
+        {
+            struct sending **tail = &b->results;
+            while (*tail)
+                tail = &(*tail)->result_next;
+            *tail = f.results;
+            f.results = NULL;
+        }
+        if (send)
+            f.pass.wake = myna_wall_ms() + 1000;
+    } else if (rc != MYNA_OK) {
         char q[600];
         MYNA_LOG(MYNA_WARN, "flush_split", "instance=%s err=%s", b->in->id,
                  myna_log_q(q, sizeof(q), err.msg));
@@ -2316,7 +2345,8 @@ int myna_bot_run(const struct myna_conf *conf, const struct myna_instance *inst,
     struct myna_store_opts so = { .sync = (enum myna_store_sync)conf->bot_store_sync,
                                   .busy_timeout_ms = 5000 };
     /* its own store holds no messages: no numbers to keep (store.h) */
-    struct myna_store_opts bso = { .sync = so.sync, .busy_timeout_ms = 5000, .unnumbered = 1 };
+    struct myna_store_opts bso = { .sync = so.sync, .busy_timeout_ms = STORE_BUSY_MS,
+                                   .unnumbered = 1 };
     struct timeval poll = { opts->poll_ms / 1000, (opts->poll_ms % 1000) * 1000 };
     struct timeval beat_tv = { MYNA_BOT_HEARTBEAT_MS / 1000,
                                (MYNA_BOT_HEARTBEAT_MS % 1000) * 1000 };

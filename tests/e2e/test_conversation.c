@@ -37,6 +37,7 @@ static char body_buf[1 << 20];
 static int silent_graph;  /* the next fx_start: a Graph API that sends no statuses */
 static int batch_max = 10;  /* the next fx_start's batch.max */
 static const char *send_tries = "15";  /* the next fx_start's --send-tries */
+static const char *heartbeat_timeout = "30000";  /* the next fx_start's heartbeat timeout */
 
 static int fx_start(struct fx *f, const char *extra_fields, int with_llm)
 {
@@ -49,7 +50,8 @@ static int fx_start(struct fx *f, const char *extra_fields, int with_llm)
     const char *llm_args[] = { "--listen", "127.0.0.1:0", NULL };
     const char *extra[] = { "--public", addr, "--bots", "1", "--send-reconcile-ms", "1500",
                             "--send-unconfirmed-ms", "1000", "--send-hold-ms", HOLD_MS,
-                            "--send-tries", send_tries, NULL };
+                            "--send-tries", send_tries, "--bot-heartbeat-timeout-ms",
+                            heartbeat_timeout, NULL };
 
     memset(f, 0, sizeof(*f));
     if (port <= 0 || h_setup(&f->p, NULL) != 0)
@@ -154,6 +156,16 @@ static int setup_tries1(void **state)
     send_tries = "1";
     rc = fx_setup(state, NULL, 1);
     send_tries = "15";
+    return rc;
+}
+
+static int setup_heartbeat3s(void **state)
+{
+    int rc;
+
+    heartbeat_timeout = "3000";
+    rc = fx_setup(state, NULL, 1);
+    heartbeat_timeout = "30000";
     return rc;
 }
 
@@ -1477,7 +1489,7 @@ static int commit_failed(void *arg)
 }
 
 /* The bot store is locked while the model answers (another writer, longer
- * than the busy timeout, twice): the answer is committed once the lock
+ * than the bot's busy wait): the answer is committed once the lock
  * goes, as it was; the model is not asked again, and the loop guard does
  * not take the retries for a repeated text. */
 static void test_failed_commit_keeps_the_answer(void **state)
@@ -1493,7 +1505,7 @@ static void test_failed_commit_keeps_the_answer(void **state)
     snprintf(path, sizeof(path), "%s/var/instances/conv.bot.db", f->p.dir);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    /* held until the answer's own transaction gave up too (5 s each) */
+    /* held until the answer's commit gave up */
     assert_true(h_wait(commit_failed, &f->p, 40000));
     assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
@@ -1540,6 +1552,33 @@ static void test_history_read_error_retries_the_turn(void **state)
     assert_int_equal(llm_user_texts(f, llm, 8), 1);
     assert_int_equal(h_db_count(&f->p, "conv", "turns", "state = 1 AND ai = 1"), 1);
     assert_true(h_bot_log_contains(&f->p, "conv", "event=history_read_failed"));
+}
+
+/* Another process holds the bot store's write lock for 8 s (an operator's
+ * sqlite3 shell, a replay): the bot's loop goes on turning (its heartbeat
+ * keeps coming, so the master does not take it for hung and kill it), and
+ * what waited for the lock goes once it is free. */
+static void test_locked_store_does_not_stall_the_loop(void **state)
+{
+    struct fx *f = *state;
+    char path[400], sent[8][512];
+    struct timespec lock_for = { 8, 0 };
+    sqlite3 *db = NULL;
+
+    post_text(f, "79160000044", "wamid.stall-1", "первый");
+    wait_sent(f, 1);
+    snprintf(path, sizeof(path), "%s/var/instances/conv.bot.db", f->p.dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    post_text(f, "79160000045", "wamid.stall-2", "второй");
+    nanosleep(&lock_for, NULL);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    wait_sent(f, 2);
+    assert_int_equal(sent_texts(f, sent, 8), 2);
+    assert_string_equal(sent[1], "ECHO: второй");
+    assert_false(h_log_contains(&f->p, "event=bot_unresponsive"));
+    assert_int_equal(bot_log_count(f, "event=bot_ready"), 1);
 }
 
 static void test_kill9_of_the_master_answers_each_once(void **state)
@@ -1900,6 +1939,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_history_read_error_retries_the_turn, setup_llm,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_locked_store_does_not_stall_the_loop,
+                                        setup_heartbeat3s, teardown),
         cmocka_unit_test_setup_teardown(test_failed_commit_keeps_the_answer, setup_llm, teardown),
     };
     int rc;
