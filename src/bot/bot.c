@@ -1096,21 +1096,26 @@ static void answer_flushed(struct answering *a)
 /* A finished answer whose commit failed (the store locked or full) is
  * committed again later as it is, its lane busy meanwhile. Answering its
  * turn again would call the model again at once, over and over while the
- * store fails, and the same words each time would trip the loop guard. */
+ * store fails, and the same words each time would trip the loop guard.
+ * All that wait go again together, after retry_ms: the wait doubles once
+ * per try that failed, not once per answer in it (several answers failing
+ * together would make it 10 s at the second try). */
 static void answer_retry(struct bot *b, struct answering *a)
 {
     struct timeval tv;
 
+    a->done_next = b->retrying;
+    b->retrying = a;
+    if (evtimer_pending(b->retry_timer, NULL))
+        return;  /* it goes with the next try, already set */
     b->retry_ms = b->retry_ms == 0 ? ANSWER_RETRY_FIRST_MS
                   : b->retry_ms >= ANSWER_RETRY_MAX_MS / 2 ? ANSWER_RETRY_MAX_MS
                                                            : b->retry_ms * 2;
-    a->done_next = b->retrying;
-    b->retrying = a;
-    if (!evtimer_pending(b->retry_timer, NULL)) {
-        tv.tv_sec = b->retry_ms / 1000;
-        tv.tv_usec = (suseconds_t)(b->retry_ms % 1000) * 1000;
-        evtimer_add(b->retry_timer, &tv);
-    }
+    MYNA_LOG(MYNA_WARN, "turn_commit_retry", "instance=%s retry_in_ms=%d", b->in->id,
+             b->retry_ms);
+    tv.tv_sec = b->retry_ms / 1000;
+    tv.tv_usec = (suseconds_t)(b->retry_ms % 1000) * 1000;
+    evtimer_add(b->retry_timer, &tv);
 }
 
 /* The answers waiting to be committed again join the next flush. */

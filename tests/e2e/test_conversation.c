@@ -1531,6 +1531,49 @@ static void bot_db_exec(struct fx *f, const char *sql)
     sqlite3_close(db);
 }
 
+static int llm_asked_twice(void *arg)
+{
+    struct fx *f = arg;
+    cJSON *all = fake_get(&f->llm, "/_fake/requests");
+    int n = cJSON_GetArraySize(all);
+
+    cJSON_Delete(all);
+    return n >= 2;
+}
+
+static int third_commit_retry(void *arg)
+{
+    return h_bot_log_contains(arg, "conv", "event=turn_commit_retry instance=conv "
+                                           "retry_in_ms=800");
+}
+
+/* Two answers cannot be committed (the store is locked): they are tried
+ * again together, 0.2 s later, then 0.4 s, 0.8 s: the wait doubles once
+ * per try, not once per answer that failed. */
+static void test_commit_retry_doubles_per_try(void **state)
+{
+    struct fx *f = *state;
+    char path[400], sent[8][512];
+    sqlite3 *db = NULL;
+
+    fault(&f->llm, "{\"delay_ms\":1500,\"count\":2}");
+    post_text(f, "79160000046", "wamid.retry-1", "первый");
+    post_text(f, "79160000047", "wamid.retry-2", "второй");
+    assert_true(h_wait(llm_asked_twice, f, 15000));
+    snprintf(path, sizeof(path), "%s/var/instances/conv.bot.db", f->p.dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_true(h_wait(third_commit_retry, &f->p, 15000));
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    wait_sent(f, 2);
+    assert_int_equal(sent_texts(f, sent, 8), 2);
+    assert_int_equal(bot_log_count(f, "event=turn_commit_retry instance=conv retry_in_ms=200"),
+                     1);
+    assert_int_equal(bot_log_count(f, "event=turn_commit_retry instance=conv retry_in_ms=400"),
+                     1);
+}
+
 /* The history cannot be read for a while (the store fails the read): the
  * turn waits and is answered by the model once it can be, not with the
  * fallback, which would close it for good. */
@@ -1941,6 +1984,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_locked_store_does_not_stall_the_loop,
                                         setup_heartbeat3s, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_retry_doubles_per_try, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_failed_commit_keeps_the_answer, setup_llm, teardown),
     };
     int rc;
