@@ -1459,6 +1459,30 @@ fallback:
     finish_turn(a, in->fallback_text);
 }
 
+/* Whether turns wait, unanswered: while a block holds every send (a
+ * refused token, a locked account), an answer would wait in the outbox,
+ * maybe for days, and go out stale once the block lifts; the model would
+ * be asked for nothing. The turns stay pending (a contact's texts fold
+ * into one answer) and are answered once Meta takes a send again. Only
+ * while a reply is left to try the block with: without one, the next
+ * answer is that reply. A store error: they wait (the next kick, within a
+ * second, looks again). */
+static int turns_held(struct bot *b)
+{
+    struct myna_outbox_rec *v = NULL;
+    size_t n = 0;
+    int64_t wake = 0;
+
+    if (!held(b))
+        return 0;
+    if (myna_bot_outbox_due(b->bs, INT64_MAX, 1, &v, &n, &wake, NULL) != MYNA_OK)
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        myna_outbox_rec_release(&v[i]);
+    free(v);
+    return n > 0;
+}
+
 /* Starts a turn on every idle lane that has pending turns. */
 static void on_turn_kick(evutil_socket_t fd, short what, void *arg)
 {
@@ -1477,6 +1501,11 @@ static void on_turn_kick(evutil_socket_t fd, short what, void *arg)
      * by the flush, later): one read transaction for all of their reads
      * (pending turns, rate limits, histories), not one each */
     reading = myna_bot_read_begin(b->bs, NULL) == MYNA_OK;
+    if (turns_held(b)) {  /* the poll kicks again, and sees the block lifted */
+        if (reading)
+            myna_bot_read_end(b->bs);
+        return;
+    }
     /* the oldest pending turns only: the ones being answered are among
      * them (still pending), so a backlog costs each kick a bounded read */
     if (myna_bot_turn_pending(b->bs, PENDING_READ, &v, &n, &err) != MYNA_OK) {

@@ -1370,9 +1370,11 @@ static int outbox_has(void *arg, const char *where, long n)
     return h_db_count(arg, "conv", "outbox", where) == n;
 }
 
-static int three_replies_queued(void *arg)
+static int three_turns_cut(void *arg)
 {
-    return outbox_has(arg, "1", 3);
+    struct fx *f = arg;
+
+    return h_db_count(&f->p, "conv", "turns", "1") == 3;
 }
 
 static int probe_refused(void *arg)
@@ -1390,9 +1392,9 @@ static int reads_seen(struct fx *f)
 }
 
 /* Meta's "stop sending" of a lock: after the first refusal the instance
- * sends nothing (no other customer's reply, no mark-read) until the hold
- * ends; then one reply is tried alone, and the rest follow only once Meta
- * takes one. */
+ * sends nothing (no mark-read, and other customers' turns wait unanswered)
+ * until the hold ends; then one reply is tried alone, and the rest are
+ * answered and follow only once Meta takes one. */
 static void test_locked_account_holds_every_send(void **state)
 {
     struct fx *f = *state;
@@ -1404,8 +1406,9 @@ static void test_locked_account_holds_every_send(void **state)
     assert_true(h_wait(locked_needs_attention_131031, &f->p, 15000));
     post_text(f, "79160000002", "wamid.hold-2", "второй");
     post_text(f, "79160000003", "wamid.hold-3", "третий");
-    assert_true(h_wait(three_replies_queued, &f->p, 15000));
-    nanosleep(&settle, NULL);  /* they are held, not tried */
+    assert_true(h_wait(three_turns_cut, f, 15000));
+    nanosleep(&settle, NULL);  /* they are held, not answered nor tried */
+    assert_int_equal(h_db_count(&f->p, "conv", "turns", "state = 0"), 2);
     assert_int_equal(bot_log_count(f, "code=131031 outbox=1"), 1);
     assert_int_equal(bot_log_count(f, "code=131031"), 1);
     /* the probe, once the hold is over: the first reply alone, refused again */
@@ -1424,6 +1427,42 @@ static void test_locked_account_holds_every_send(void **state)
     assert_string_equal(sent[0], "ECHO: первый");
     /* the refusals were not the messages' fault: none counts as a send */
     assert_int_equal(h_db_count(&f->p, "conv", "outbox", "attempts = 1"), 3);
+}
+
+static int second_turn_cut(void *arg)
+{
+    struct fx *f = arg;
+
+    return h_db_count(&f->p, "conv", "turns", "1") == 2;
+}
+
+/* While the lock holds every send, a new customer's turn waits: the model
+ * is not asked for an answer that could only wait in the outbox and go out
+ * stale. Once Meta takes a send again, it is answered. */
+static void test_held_sends_leave_turns_to_the_lift(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512], llm[8][512];
+    struct timespec settle = { 0, (WINDOW_MS * 4) * 1000000L };
+
+    fault(&f->graph, "{\"code\":131031,\"http\":403,\"count\":1000}");
+    post_text(f, "79160000001", "wamid.wait-1", "первый");
+    assert_true(h_wait(locked_needs_attention_131031, &f->p, 15000));
+    post_text(f, "79160000002", "wamid.wait-2", "второй");
+    assert_true(h_wait(second_turn_cut, f, 15000));
+    nanosleep(&settle, NULL);  /* kicked, and left pending */
+    assert_int_equal(llm_user_texts(f, llm, 8), 1);
+    assert_int_equal(h_db_count(&f->p, "conv", "turns", "state = 0"), 1);
+    {   /* the lock is lifted: the probe goes, and then the waiting turn */
+        char url[256];
+        snprintf(url, sizeof(url), "%s/_fake/reset", f->graph.url);
+        assert_int_equal(h_http("POST", url, "", 0, NULL, NULL, 0), 200);
+    }
+    wait_sent(f, 2);
+    assert_int_equal(sent_texts(f, sent, 8), 2);
+    assert_string_equal(sent[0], "ECHO: первый");
+    assert_string_equal(sent[1], "ECHO: второй");
+    assert_int_equal(llm_user_texts(f, llm, 8), 2);
 }
 
 static int sent_after_lock(void *arg)
@@ -1966,6 +2005,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_failed_payment_status_holds_until_a_delivery,
                                         setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_held_sends_leave_turns_to_the_lift, setup_llm,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_locked_account_holds_every_send, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_probe_without_answer_starts_the_next_hold, setup_llm,
