@@ -1756,8 +1756,8 @@ static void prune_audit(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    /* on while a step removes anything: a row whose clock ran ahead may sit
-     * among the oldest, and must not hold back the old ones behind it */
+    /* on while a step removes anything: each removes at most
+     * AUDIT_PRUNE_STEP rows, the oldest by time */
     while (n > 0 && steps++ < AUDIT_PRUNE_STEPS) {
         if (myna_control_audit_prune(a->control, before, AUDIT_PRUNE_STEP, &n, &err) != MYNA_OK) {
             char q[600];

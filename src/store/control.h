@@ -206,9 +206,9 @@ int myna_control_audit_list(struct myna_control *c, int64_t before_id, size_t li
                             size_t offset, struct myna_control_audit **v, size_t *n,
                             struct myna_err *err);
 void myna_control_audit_release(struct myna_control_audit *a);
-/* Removes the rows older than before_ms among the limit oldest (by id), so
- * that one call stays short however large the log: call again while *n
- * (NULL ok) comes back above 0. */
+/* Removes the rows older than before_ms, at most limit of them, the oldest
+ * by time first, so that one call stays short however large the log: call
+ * again while *n (NULL ok) comes back above 0. */
 int myna_control_audit_prune(struct myna_control *c, int64_t before_ms, size_t limit, int64_t *n,
                              struct myna_err *err);
 

@@ -67,6 +67,9 @@ static const char *const migrations[] = {
     " FROM audit;"
     "DROP TABLE audit;"
     "ALTER TABLE audit_v3 RENAME TO audit;",
+    /* 4: retention finds the old rows by time, not among the oldest ids: a
+     * row written while the clock ran ahead is no longer the first of them. */
+    "CREATE INDEX audit_ts ON audit(ts_ms);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -135,8 +138,10 @@ static const char *const q_sql[Q__COUNT] = {
                     " from_addr) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [Q_AUDIT_LIST] = "SELECT " AUDIT_COLS " FROM audit WHERE id < ?3 ORDER BY id DESC "
                      "LIMIT ?1 OFFSET ?2",
-    [Q_AUDIT_PRUNE] = "DELETE FROM audit WHERE id IN (SELECT id FROM audit ORDER BY id LIMIT ?2)"
-                      " AND ts_ms < ?1",
+    /* the oldest by time through audit_ts: a step reads about limit rows,
+     * however many newer rows (a clock that ran ahead) have lower ids */
+    [Q_AUDIT_PRUNE] = "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE ts_ms < ?1"
+                      " ORDER BY ts_ms LIMIT ?2)",
 };
 
 struct myna_control {

@@ -249,12 +249,12 @@ static void test_open_creates_schema_wal_private(void **state)
     struct stat st;
 
     assert_sql(f->path, "PRAGMA journal_mode", "wal");
-    assert_sql(f->path, "PRAGMA user_version", "3");
+    assert_sql(f->path, "PRAGMA user_version", "4");
     assert_sql(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                " WHERE type = 'table' ORDER BY name)", "audit,instances,sqlite_sequence,tokens,users");
     assert_sql(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                " WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
-               "instances_owner,tokens_user");
+               "audit_ts,instances_owner,tokens_user");
     /* per connection: synced commits and enforced foreign keys */
     assert_int_equal(conn_pragma(c, "PRAGMA synchronous"), 2);  /* FULL */
     assert_int_equal(conn_pragma(c, "PRAGMA foreign_keys"), 1);
@@ -280,7 +280,7 @@ static void test_open_migrates_empty_file(void **state)
     assert_int_equal(user_count(c), 0);
     assert_int_equal(inst_count(c, 0), 0);
     myna_control_free(c);
-    assert_sql(f->path, "PRAGMA user_version", "3");
+    assert_sql(f->path, "PRAGMA user_version", "4");
     assert_int_equal(stat(f->path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0640);
 }
@@ -299,7 +299,7 @@ static void test_reopen_does_not_migrate(void **state)
     assert_int_equal(user_count(c), 1);
     myna_control_free(c);
     assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'marker'", "1");
-    assert_sql(f->path, "PRAGMA user_version", "3");
+    assert_sql(f->path, "PRAGMA user_version", "4");
 }
 
 static void test_open_refuses_newer_schema(void **state)
@@ -309,13 +309,13 @@ static void test_open_refuses_newer_schema(void **state)
     char want[256];
 
     myna_control_free(open_ok(f->path));
-    sql_exec(f->path, "PRAGMA user_version=4");
+    sql_exec(f->path, "PRAGMA user_version=5");
     assert_null(myna_control_open(f->path, &err));
-    snprintf(want, sizeof(want), "cannot open control store '%s': its schema version 4 is "
-             "newer than this myna's 3", f->path);
+    snprintf(want, sizeof(want), "cannot open control store '%s': its schema version 5 is "
+             "newer than this myna's 4", f->path);
     assert_err(&err, MYNA_ESTORE, want);
     /* nothing was touched: a newer myna can still use it */
-    assert_sql(f->path, "PRAGMA user_version", "4");
+    assert_sql(f->path, "PRAGMA user_version", "5");
     assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "5");
 
     sql_exec(f->path, "PRAGMA user_version=-5");
@@ -748,7 +748,7 @@ static void test_schema_1_tokens_never_end(void **state)
     sql_exec(f->path, "PRAGMA user_version=1");
 
     c = open_ok(f->path);
-    assert_sql(f->path, "PRAGMA user_version", "3");
+    assert_sql(f->path, "PRAGMA user_version", "4");
     assert_sql(f->path, "SELECT expires_ms FROM tokens", "0");
     assert_int_equal(myna_control_token_find(c, h, INT64_MAX / 2, &u, NULL, &err), MYNA_OK);
     assert_string_equal(u.name, "old");
@@ -1219,8 +1219,8 @@ static void test_audit_order_fields_paging(void **state)
     assert_err(&err, MYNA_EINVAL, "cannot list audit rows");
 }
 
-/* Old rows go in bounded steps, oldest first; newer rows and rows among
- * the oldest that are not old enough stay. */
+/* Old rows go in bounded steps, oldest first; newer rows stay, wherever
+ * their ids are. */
 static void test_audit_prune(void **state)
 {
     struct fix *f = *state;
@@ -1241,7 +1241,7 @@ static void test_audit_prune(void **state)
     assert_int_equal(audit_count(f->c), 17);
     assert_int_equal(myna_control_audit_prune(f->c, 5000, 10, &n, &err), MYNA_OK);
     assert_int_equal(n, 10);
-    /* the oldest ten now hold the new row: only the old ones among them go */
+    /* the old row that came after the new one goes too */
     assert_int_equal(myna_control_audit_prune(f->c, 5000, 10, &n, NULL), MYNA_OK);
     assert_int_equal(n, 6);
     assert_int_equal(myna_control_audit_list(f->c, 0, 10, 0, &v, &k, &err), MYNA_OK);
@@ -1254,6 +1254,21 @@ static void test_audit_prune(void **state)
     assert_int_equal(myna_control_audit_prune(f->c, 9001, 10, &n, &err), MYNA_OK);
     assert_int_equal(n, 1);
     assert_int_equal(audit_count(f->c), 0);
+
+    /* rows written while the clock ran ahead, more than a step of them, are
+     * the oldest by id: the old rows after them still go */
+    for (int i = 0; i < 12; i++)
+        audit(f->c, 90000, "ahead", "x");
+    for (int i = 0; i < 5; i++)
+        audit(f->c, 1000 + i, "old", "x");
+    assert_int_equal(myna_control_audit_prune(f->c, 5000, 10, &n, &err), MYNA_OK);
+    assert_int_equal(n, 5);
+    assert_int_equal(audit_count(f->c), 12);
+    assert_int_equal(myna_control_audit_prune(f->c, 5000, 10, &n, &err), MYNA_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(myna_control_audit_prune(f->c, 90001, 10, &n, &err), MYNA_OK);
+    assert_int_equal(n, 10);
+    assert_int_equal(audit_count(f->c), 2);
 
     assert_int_equal(myna_control_audit_prune(f->c, 9001, 0, &n, &err), MYNA_EINVAL);
     assert_err(&err, MYNA_EINVAL, "cannot remove old audit rows: limit 0");
@@ -1291,7 +1306,7 @@ static void test_audit_ids_never_reused(void **state)
              "INSERT INTO audit(id, ts_ms, action, from_addr) VALUES (5, 1000, 'a', '192.0.2.1'),"
              " (9, 2000, 'b', NULL); PRAGMA user_version=2");
     c = open_ok(f->path);
-    assert_sql(f->path, "PRAGMA user_version", "3");
+    assert_sql(f->path, "PRAGMA user_version", "4");
     assert_sql(f->path, "SELECT group_concat(id || ':' || action || ':' || ifnull(from_addr, '-'))"
                " FROM audit", "5:a:192.0.2.1,9:b:-");
     assert_int_equal(myna_control_audit_prune(c, 5000, 10, &n, NULL), MYNA_OK);
@@ -1805,7 +1820,7 @@ static void test_fork_open_together(void **state)
     c = open_ok(f->path);
     assert_int_equal(user_count(c), 2 * FORK_USERS);
     myna_control_free(c);
-    assert_sql(f->path, "PRAGMA user_version", "3");
+    assert_sql(f->path, "PRAGMA user_version", "4");
 }
 
 int main(void)
