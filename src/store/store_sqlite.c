@@ -445,6 +445,12 @@ static int migrate(struct sqlite_store *s, struct myna_err *err)
                             "cannot open store '%s': its schema version %d is newer "
                             "than this myna's %d", s->path, version, SCHEMA_VERSION);
     }
+    if (rc == SQLITE_OK && version < 0) {  /* not a file of ours: no step comes before 0 */
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return myna_err_set(err, MYNA_ESTORE,
+                            "cannot open store '%s': its schema version %d is not one of "
+                            "myna's", s->path, version);
+    }
     if (rc == SQLITE_OK)
         rc = apply_migrations(s->db, version);
     if (rc == SQLITE_OK)

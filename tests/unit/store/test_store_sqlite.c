@@ -345,6 +345,14 @@ static void test_open_refuses_newer_schema(void **state)
     assert_int_equal(err.code, MYNA_ESTORE);
     assert_non_null(strstr(err.msg, f->path));
     assert_non_null(strstr(err.msg, "99"));
+
+    /* no myna wrote a negative version: refused, never a step before the first */
+    sql_exec(f->path, "PRAGMA user_version=-3");
+    assert_null(myna_store_open_sqlite(f->path, NULL, &err));
+    assert_int_equal(err.code, MYNA_ESTORE);
+    assert_non_null(strstr(err.msg, f->path));
+    assert_non_null(strstr(err.msg, "-3"));
+    assert_sql(f->path, "PRAGMA user_version", "-3");
 }
 
 static void test_open_missing_dir(void **state)
