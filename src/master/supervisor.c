@@ -29,6 +29,7 @@
 #define ID_MAX 64            /* instance ids are slugs (core/util.h) */
 #define TABLE_MIN 64
 #define BEAT_LINE_MAX 64     /* longer lines on the heartbeat pipe are ignored */
+#define BEAT_READS_MAX 16    /* reads of a heartbeat pipe per turn of the loop */
 /* the reasons a bot may report; crash_loop is the supervisor's own */
 #define ATTN_FROM_BOT (ATTN_BLOCKS | MYNA_ATTN_LLM_CIRCUIT_OPEN)
 /* ... of which those that stop every send: kept until the bot or an
@@ -703,11 +704,14 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 {
     struct bot *b = arg;
     char buf[256];
-    ssize_t r;
+    ssize_t r = -1;
     int got = 0;
 
     (void)what;
-    while ((r = read(fd, buf, sizeof(buf))) > 0) {
+    /* A few reads, not until the pipe is empty: a bot that writes without
+     * pause would hold the loop for as long as it goes on. What is left
+     * wakes the next turn (the event is level-triggered). */
+    for (int i = 0; i < BEAT_READS_MAX && (r = read(fd, buf, sizeof(buf))) > 0; i++) {
         got = 1;
         beat_feed(&b->line, buf, (size_t)r, on_attention_line, b);
     }

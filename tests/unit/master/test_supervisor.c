@@ -80,6 +80,15 @@ static int fake_bot(int argc, char **argv)
         w = write(hb, "attention payment_failed on\n", 28);
         (void)w;
     }
+    if (strncmp(id, "flood-", 6) == 0) {  /* a bot gone wrong: the pipe never empties */
+        static char nl[65536];
+        int64_t until = myna_mono_ms() + 1500;
+        memset(nl, '\n', sizeof(nl));
+        while (myna_mono_ms() < until) {
+            ssize_t w = write(hb, nl, sizeof(nl));
+            (void)w;
+        }
+    }
     while (!fake_term) {
         struct pollfd p = { bell, POLLIN, 0 };
         char buf[64];
@@ -991,6 +1000,43 @@ static void test_attention_reported_kept_cleared_and_alerted(void **state)
                                         "reason=invalid_token by=operator"));
 }
 
+struct gaps {
+    int64_t last_ms, max_ms;
+};
+
+static void on_gap_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct gaps *g = arg;
+    int64_t now = myna_mono_ms();
+
+    (void)fd;
+    (void)what;
+    if (g->last_ms > 0 && now - g->last_ms > g->max_ms)
+        g->max_ms = now - g->last_ms;
+    g->last_ms = now;
+}
+
+/* A bot that writes to its heartbeat pipe without pause does not hold the
+ * master's loop: the other events (every other bot, every webhook) still
+ * get their turns. */
+static void test_flooding_bot_does_not_hold_the_loop(void **state)
+{
+    struct fx *f = *state;
+    struct timeval ten = { 0, 10000 };
+    struct gaps g = { 0, 0 };
+    struct event *ev = event_new(f->base, -1, EV_PERSIST, on_gap_tick, &g);
+
+    assert_non_null(ev);
+    assert_int_equal(event_add(ev, &ten), 0);
+    assert_int_equal(myna_supervisor_add(f->s, "flood-a", 0), MYNA_OK);
+    assert_int_equal(myna_supervisor_start(f->s, "flood-a"), MYNA_OK);
+    run_for(f, 2000);
+    event_free(ev);
+    assert_true(is_running(f, "flood-a"));
+    if (g.max_ms > 200)
+        fail_msg("the loop stood still for %lld ms", (long long)g.max_ms);
+}
+
 /* A locked account is kept, cleared and alerted as a refused token is. */
 static void test_account_locked_reported_kept_cleared_and_alerted(void **state)
 {
@@ -1241,6 +1287,7 @@ int main(int argc, char **argv)
         T(test_attention_reported_kept_cleared_and_alerted),
         T(test_account_locked_reported_kept_cleared_and_alerted),
         T(test_number_and_payment_blocks_reported),
+        T(test_flooding_bot_does_not_hold_the_loop),
         T(test_remove_stops_then_forgets),
         T(test_starts_are_paced_by_batches),
         T(test_stop_all_waits_for_every_bot),
