@@ -568,6 +568,19 @@ static void healthy_again(struct bot *b, int64_t ran_ms)
     crash_forget(&b->crashes);
 }
 
+/* Reads what b's exited process left in its heartbeat pipe: the exit may
+ * be seen before the pipe is read, and its last attention lines count. A
+ * line the exit cut short stays unread (the next process starts afresh).
+ * Bounded: the pipe holds what its capacity let the process write. */
+static void beat_drain(struct bot *b)
+{
+    char buf[256];
+    ssize_t r;
+
+    for (int i = 0; i < 1024 && (r = read(b->beat, buf, sizeof(buf))) > 0; i++)
+        beat_feed(&b->line, buf, (size_t)r, on_attention_line, b);
+}
+
 static void bot_exited(struct bot *b, int status)
 {
     struct myna_supervisor *s = b->s;
@@ -577,6 +590,8 @@ static void bot_exited(struct bot *b, int status)
     const char *why = b->kill_reason ? b->kill_reason : "crashed";
     char q[160];
 
+    if (b->beat >= 0)
+        beat_drain(b);
     bot_detach(b);
     /* the breaker died with the process; the next one starts closed */
     set_attention(b, MYNA_ATTN_LLM_CIRCUIT_OPEN, 0, "exit");

@@ -51,6 +51,11 @@ static int fake_bot(int argc, char **argv)
             bell, hb);
     if (strncmp(id, "crash-", 6) == 0)
         return 1;
+    if (strncmp(id, "last-", 5) == 0) {  /* its last word, then gone */
+        ssize_t w = write(hb, "attention account_locked on\nattention invalid_tok", 49);
+        (void)w;
+        return 1;
+    }
     if (strncmp(id, "conf-", 5) == 0)
         return 2;
     beats = strncmp(id, "mute-", 5) != 0;
@@ -1000,6 +1005,26 @@ static void test_attention_reported_kept_cleared_and_alerted(void **state)
                                         "reason=invalid_token by=operator"));
 }
 
+/* The lines a bot wrote just before it exited count, though its exit is
+ * seen before its pipe is read; a line cut short by the exit does not. */
+static void test_last_lines_before_an_exit_count(void **state)
+{
+    struct fx *f = *state;
+    siginfo_t si;
+    long pid;
+
+    assert_int_equal(myna_supervisor_add(f->s, "last-a", 0), MYNA_OK);
+    assert_int_equal(myna_supervisor_start(f->s, "last-a"), MYNA_OK);
+    assert_true(run_until(f, has_pid, "last-a", 5000));
+    pid = st_of(f, "last-a").pid;
+    /* exited, not reaped: the SIGCHLD comes first */
+    assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+    on_sigchld(SIGCHLD, 0, f->s);
+    assert_int_equal(st_of(f, "last-a").pid, 0);
+    assert_int_equal(st_of(f, "last-a").attention, MYNA_ATTN_ACCOUNT_LOCKED);
+    assert_string_equal(f->alert_kinds, "account_locked,");
+}
+
 struct gaps {
     int64_t last_ms, max_ms;
 };
@@ -1288,6 +1313,7 @@ int main(int argc, char **argv)
         T(test_account_locked_reported_kept_cleared_and_alerted),
         T(test_number_and_payment_blocks_reported),
         T(test_flooding_bot_does_not_hold_the_loop),
+        T(test_last_lines_before_an_exit_count),
         T(test_remove_stops_then_forgets),
         T(test_starts_are_paced_by_batches),
         T(test_stop_all_waits_for_every_bot),
