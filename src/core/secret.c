@@ -4,10 +4,15 @@
  * directory and link()ing it to its name: link fails with EEXIST instead of
  * replacing, so the key appears complete or not at all, and a process that
  * loses a creation race reads the winner's key instead of a half-written
- * file. Everything decoded from a sealed string is bounded before any
+ * file. Every open fsyncs the key's directory before the key is handed
+ * out, so a name whose sync failed at creation (or a winner's not yet
+ * synced) is made durable before anything is sealed with it; an open that
+ * may create also removes temporary files a crash left (older than
+ * STALE_TMP_S). Everything decoded from a sealed string is bounded before any
  * allocation, and the GCM tag is checked before a plaintext is returned. */
 #include "core/secret.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -22,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -33,6 +39,7 @@
 #define TAG_LEN 16
 #define PREFIX_LEN (sizeof(MYNA_SECRET_PREFIX) - 1)
 #define AAD_MAX 1024
+#define STALE_TMP_S 60   /* a creation takes milliseconds: older temporaries are a crash's */
 
 struct myna_secret_box {
     unsigned char key[KEY_LEN];
@@ -164,22 +171,33 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* The directory holding path into dir (cap bytes); -1 when too long. */
+static int parent_dir(const char *path, char *dir, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n;
+
+    if (slash == NULL) {
+        snprintf(dir, cap, ".");
+        return 0;
+    }
+    n = slash == path ? 1 : (size_t)(slash - path);
+    if (n >= cap)
+        return -1;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return 0;
+}
+
 /* fsync of the directory holding path, so that a new name survives a crash. */
 static int sync_parent_dir(const char *path)
 {
     char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    size_t n;
     int fd, rc;
 
-    if (slash == NULL) {
-        snprintf(dir, sizeof(dir), ".");
-    } else {
-        n = slash == path ? 1 : (size_t)(slash - path);
-        if (n >= sizeof(dir))
-            return -1;
-        memcpy(dir, path, n);
-        dir[n] = '\0';
+    if (parent_dir(path, dir, sizeof(dir)) != 0) {
+        errno = ENAMETOOLONG;
+        return -1;
     }
     fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -187,6 +205,39 @@ static int sync_parent_dir(const char *path)
     rc = fsync(fd);
     close(fd);
     return rc;
+}
+
+/* Removes path's temporary files ("<name>.tmp-<pid>-<random>", create_key)
+ * that are older than STALE_TMP_S: a crash between their creation and
+ * their unlink left them. Each is a key never handed out (its link failed
+ * or never happened) or a second name of the key itself: unlinking that
+ * name leaves the key's own. Younger ones may be another process's
+ * creation in progress. Best effort: what cannot be removed stays. */
+static void remove_stale_tmps(const char *path)
+{
+    char dir[PATH_MAX], prefix[NAME_MAX + 8];
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    struct dirent *de;
+    struct stat st;
+    size_t plen;
+    time_t now = time(NULL);
+    DIR *d;
+
+    if (parent_dir(path, dir, sizeof(dir)) != 0 ||
+        (size_t)snprintf(prefix, sizeof(prefix), "%s.tmp-", base) >= sizeof(prefix))
+        return;
+    plen = strlen(prefix);
+    if ((d = opendir(dir)) == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, prefix, plen) != 0 || de->d_name[plen] == '\0')
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(st.st_mode) || now - st.st_mtime < STALE_TMP_S)
+            continue;
+        unlinkat(dirfd(d), de->d_name, 0);
+    }
+    closedir(d);
 }
 
 /* Writes a new key to path unless a file is there. MYNA_OK when ours was
@@ -227,17 +278,12 @@ static int create_key(const char *path, struct myna_err *err)
         unlink(tmp);
         return myna_err_set(err, MYNA_EIO, "cannot write key file '%s': %s", path, strerror(e));
     }
+    /* the new name is synced by myna_secret_box_open, as every key's is */
     if (link(tmp, path) != 0) {
         e = errno;
         rc = e == EEXIST ? MYNA_EEXISTS
                          : myna_err_set(err, MYNA_EIO, "cannot create key file '%s': %s", path,
                                         strerror(e));
-    } else if (sync_parent_dir(path) != 0) {
-        /* the key may be lost in a crash while values sealed with it are
-         * not: refuse to hand it out */
-        e = errno;
-        rc = myna_err_set(err, MYNA_EIO, "cannot sync the directory of key file '%s': %s", path,
-                          strerror(e));
     }
     unlink(tmp);
     return rc;
@@ -308,6 +354,8 @@ struct myna_secret_box *myna_secret_box_open(const char *path, int create, struc
     }
     /* O_NONBLOCK: a FIFO in the key's place must not hang us; it is then
      * refused as not a regular file */
+    if (create)
+        remove_stale_tmps(path);
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0 && errno == ENOENT && create) {
         rc = create_key(path, err);
@@ -331,6 +379,14 @@ struct myna_secret_box *myna_secret_box_open(const char *path, int create, struc
     }
     rc = load_key(fd, path, b->key, err);
     close(fd);
+    /* every time, not only at creation: a name whose sync failed then (or
+     * that a racing creator has not synced yet) could be lost in a crash
+     * while values sealed with its key are not. Once per start is cheap. */
+    if (rc == MYNA_OK && sync_parent_dir(path) != 0) {
+        e = errno;
+        rc = myna_err_set(err, MYNA_EIO, "cannot sync the directory of key file '%s': %s", path,
+                          strerror(e));
+    }
     if (rc != MYNA_OK) {
         myna_secret_box_free(b);
         return NULL;

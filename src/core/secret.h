@@ -35,10 +35,13 @@ struct myna_secret_box;
  * When the file is missing and create != 0, a new key is written to a
  * private temporary file, fsync'd and linked into place; link never
  * replaces an existing file, so when two processes race, both end up with
- * the winner's key. Errors name the file: MYNA_ENOTFOUND (missing and
+ * the winner's key. Every open fsyncs the file's directory, so the key's
+ * name is durable before anything is sealed with it; with create != 0,
+ * temporary files of creations that crashed (over a minute old) are
+ * removed first. Errors name the file: MYNA_ENOTFOUND (missing and
  * create == 0), MYNA_ECONFIG (not a regular file, mode open to group or
  * others, owned by a user other than this process's or root, wrong size,
- * not hex), MYNA_EIO (cannot read or write it, no randomness), MYNA_EINVAL
+ * not hex), MYNA_EIO (cannot read, write or sync it, no randomness), MYNA_EINVAL
  * (NULL or overlong path), MYNA_ENOMEM.
  * Returns an owned box or NULL with err set. */
 struct myna_secret_box *myna_secret_box_open(const char *path, int create, struct myna_err *err);

@@ -1,10 +1,12 @@
 /* test_secret.c - secrets at rest of secret.h: the key file (created 0600
  * with 64 hex digits, reopened to the same key, refused when missing,
  * malformed, open to group/others or owned by another user, one key when
- * processes race to make it), sealing round trips (empty, UTF-8, 4 KB, the
+ * processes race to make it, its directory synced on every open, stale
+ * temporary files of a crashed creation removed), sealing round trips (empty, UTF-8, 4 KB, the
  * size limit), binding to the aad and the key, and unseal on hostile input:
  * every byte changed, every truncation, garbage. Then masking and the base64url helpers. Each
- * test gets a fresh mkdtemp directory. */
+ * test gets a fresh mkdtemp directory. core/secret.c is included, its
+ * fsync counted (and failed on demand) on directories. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -24,7 +27,27 @@
 
 #include "../tmpdir.h"
 
-#include "core/secret.h"
+static int dir_syncs;          /* fsyncs of a directory that succeeded */
+static int dir_sync_failures;  /* the next ones to fail with EIO */
+
+static int test_fsync(int fd)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (dir_sync_failures > 0) {
+            dir_sync_failures--;
+            errno = EIO;
+            return -1;
+        }
+        dir_syncs++;
+    }
+    return fsync(fd);
+}
+
+#define fsync test_fsync
+#include "core/secret.c"
+#undef fsync
 #include "core/util.h"
 #include "core/banned.h"
 
@@ -220,6 +243,100 @@ static void test_secret_key_reopen_same_key(void **state)
 
     myna_secret_box_free(b2);
     myna_secret_box_free(b3);
+    free(s);
+}
+
+/* The directory sync after the link fails: the key is not handed out, and
+ * the next open, which finds the file, syncs the directory before handing
+ * it out (and refuses when that fails too). */
+static void test_secret_key_dir_synced_on_every_open(void **state)
+{
+    struct fix *f = *state;
+    struct myna_secret_box *b;
+    struct stat st;
+
+    dir_syncs = 0;
+    dir_sync_failures = 1;
+    open_fails(f->key, 1, MYNA_EIO);
+    assert_int_equal(dir_sync_failures, 0);
+    assert_int_equal(stat(f->key, &st), 0);   /* linked, its name maybe not durable */
+    assert_int_equal(count_entries(f->dir), 1);
+
+    b = open_ok(f->key, 1);
+    assert_int_equal(dir_syncs, 1);
+    myna_secret_box_free(b);
+    b = open_ok(f->key, 0);
+    assert_int_equal(dir_syncs, 2);
+    myna_secret_box_free(b);
+
+    dir_sync_failures = 1;
+    open_fails(f->key, 0, MYNA_EIO);
+    dir_sync_failures = 0;
+}
+
+static void make_old(const char *path)
+{
+    struct timespec ts[2] = { { time(NULL) - 120, 0 }, { time(NULL) - 120, 0 } };
+
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+/* A crash between a temporary key file's creation and its unlink leaves
+ * it: an open that may create removes those over a minute old (a second
+ * name of the key included, never the key's own), not younger ones (a
+ * creation in progress) nor other files. */
+static void test_secret_key_stale_tmps_removed(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_secret_box *b;
+    char old_tmp[200], young_tmp[200], second[200], other[200], subdir[200], before[128],
+        after[128], *s, *p;
+    const char hex[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    struct stat st;
+
+    b = open_ok(f->key, 1);
+    s = seal_ok(b, "kept", AAD);
+    myna_secret_box_free(b);
+    read_file(f->key, before, sizeof(before));
+
+    snprintf(old_tmp, sizeof(old_tmp), "%s.tmp-11-a1b2c3d4e5f6", f->key);
+    snprintf(young_tmp, sizeof(young_tmp), "%s.tmp-12-a1b2c3d4e5f6", f->key);
+    snprintf(second, sizeof(second), "%s.tmp-13-a1b2c3d4e5f6", f->key);
+    snprintf(other, sizeof(other), "%s/other.key.tmp-14-a1b2c3d4e5f6", f->dir);
+    snprintf(subdir, sizeof(subdir), "%s.tmp-15-a1b2c3d4e5f6", f->key);
+    write_file(old_tmp, hex, 64, 0600);
+    make_old(old_tmp);
+    write_file(young_tmp, hex, 64, 0600);
+    write_file(other, hex, 64, 0600);
+    make_old(other);
+    assert_int_equal(link(f->key, second), 0);
+    make_old(f->key);   /* and so its second name */
+    assert_int_equal(mkdir(subdir, 0700), 0);
+    make_old(subdir);
+    assert_int_equal(count_entries(f->dir), 6);
+
+    /* an open that cannot create leaves the directory alone */
+    b = open_ok(f->key, 0);
+    myna_secret_box_free(b);
+    assert_int_equal(count_entries(f->dir), 6);
+
+    b = open_ok(f->key, 1);
+    assert_int_equal(stat(old_tmp, &st), -1);
+    assert_int_equal(stat(second, &st), -1);
+    assert_int_equal(stat(young_tmp, &st), 0);
+    assert_int_equal(stat(other, &st), 0);
+    assert_int_equal(stat(subdir, &st), 0);
+    assert_int_equal(stat(f->key, &st), 0);
+    assert_int_equal(st.st_nlink, 1);
+    assert_int_equal(count_entries(f->dir), 4);
+    read_file(f->key, after, sizeof(after));
+    assert_string_equal(before, after);
+    p = myna_secret_unseal(b, s, AAD, &err);
+    assert_non_null(p);
+    assert_string_equal(p, "kept");
+    myna_secret_wipe_free(p);
+    myna_secret_box_free(b);
     free(s);
 }
 
@@ -866,6 +983,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_secret_key_created_private_hex, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_created_under_loose_umask, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_reopen_same_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_key_dir_synced_on_every_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_key_stale_tmps_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_missing_without_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_wrong_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_key_trailing_newline_ok, setup, teardown),
