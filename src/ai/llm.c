@@ -292,7 +292,7 @@ static int extract(const cJSON *root, struct myna_arena *a, const char **text, i
 {
     const cJSON *choices = get(root, "choices"), *first, *msg, *content, *usage;
     const char *s, *finish;
-    int nomem = 0;
+    int nomem = 0, length;
 
     if (!cJSON_IsObject(root))
         return myna_err_set(err, MYNA_EPARSE, "llm answer is not a JSON object");
@@ -321,20 +321,28 @@ static int extract(const cJSON *root, struct myna_arena *a, const char **text, i
                                         "llm answer has no text part in choices[0].message.content");
     } else {
         finish = get_str(first, "finish_reason");
-        return myna_err_set(err, MYNA_EPARSE, "llm answer has %s choices[0].message.content%s%.*s%s",
+        return myna_err_set(err, MYNA_EPARSE, "llm answer has %s choices[0].message.content%s%.*s%s%s",
                             content == NULL ? "no" : cJSON_IsNull(content) ? "a null" : "a non-text",
                             finish ? " (finish_reason '" : "",
                             finish ? (int)myna_utf8_cut(finish, 40) : 0, finish ? finish : "",
-                            finish ? "')" : "");
+                            finish ? "')" : "",
+                            finish && strcmp(finish, "length") == 0
+                                ? ": max_tokens ran out before the answer (raise llm.max_tokens)"
+                                : "");
     }
     if ((s = utf8_fix(a, s)) == NULL)
         return myna_err_set(err, MYNA_ENOMEM, "llm answer too large to parse");
     finish = get_str(first, "finish_reason");
+    length = finish && strcmp(finish, "length") == 0;
     if ((s = strip_think(s)) == NULL)  /* the operator's to fix: tell how */
         return myna_err_set(err, MYNA_EPARSE, "llm answer is all thinking: its <think> never "
-                            "ended%s", finish && strcmp(finish, "length") == 0
-                                           ? " before max_tokens (raise llm.max_tokens)" : "");
-    if (finish && strcmp(finish, "length") == 0 && (s = cut_at_sentence(a, s)) == NULL)
+                            "ended%s", length ? " before max_tokens (raise llm.max_tokens)" : "");
+    /* a reasoning parser moved the thoughts out of the content (vLLM's
+     * reasoning_content), and they used up every token: nothing is left */
+    if (length && s[strspn(s, " \t\r\n")] == '\0')
+        return myna_err_set(err, MYNA_EPARSE, "llm answer is empty (finish_reason 'length'): "
+                            "max_tokens ran out before the answer (raise llm.max_tokens)");
+    if (length && (s = cut_at_sentence(a, s)) == NULL)
         return myna_err_set(err, MYNA_ENOMEM, "llm answer too large to parse");
     usage = get(root, "usage");
     *text = s;

@@ -1127,6 +1127,30 @@ static void test_parse_response(void **state)
                            &text, &pt, &ct, &a, &err), MYNA_EPARSE);
     assert_non_null(strstr(err.msg, "its <think> never ended"));
     assert_null(strstr(err.msg, "max_tokens"));
+    /* a reasoning parser took the thoughts out of the content, and they
+     * used up max_tokens: a null or empty content says the same */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":null,"
+                           "\"reasoning_content\":\"The client asks\"},"
+                           "\"finish_reason\":\"length\"}]}", &text, &pt, &ct, &a, &err),
+                     MYNA_EPARSE);
+    assert_null(text);
+    assert_non_null(strstr(err.msg, "null"));
+    assert_non_null(strstr(err.msg, "raise llm.max_tokens"));
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"\","
+                           "\"reasoning_content\":\"The client asks\"},"
+                           "\"finish_reason\":\"length\"}]}", &text, &pt, &ct, &a, &err),
+                     MYNA_EPARSE);
+    assert_null(text);
+    assert_non_null(strstr(err.msg, "raise llm.max_tokens"));
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"<think>a</think>\\n \"},"
+                           "\"finish_reason\":\"length\"}]}", &text, &pt, &ct, &a, &err),
+                     MYNA_EPARSE);
+    assert_non_null(strstr(err.msg, "raise llm.max_tokens"));
+    /* an empty content that was not cut is not a max_tokens matter */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"\"},"
+                           "\"finish_reason\":\"stop\"}]}", &text, &pt, &ct, &a, &err),
+                     MYNA_OK);
+    assert_string_equal(text, "");
 
     /* stopped by max_tokens: back to the last sentence end when that keeps
      * half of the text, else to a word end with an ellipsis */
@@ -1163,6 +1187,7 @@ static void test_parse_response(void **state)
     assert_null(text);
     assert_non_null(strstr(err.msg, "null"));
     assert_non_null(strstr(err.msg, "tool_calls"));
+    assert_null(strstr(err.msg, "max_tokens"));
     assert_int_equal(parse("{\"choices\":[{\"message\":{\"role\":\"assistant\"}}],"
                            "\"usage\":{\"prompt_tokens\":5}}", &text, &pt, &ct, &a, &err),
                      MYNA_EPARSE);
