@@ -7,6 +7,7 @@
  * caused them (fire_pending), when every bot is in a consistent state. */
 #include "master/supervisor.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -655,6 +657,59 @@ static void bot_exited(struct bot *b, int status)
     bot_crashed(b, why, code, sig);
 }
 
+/* Closes every descriptor from first up listed in /proc/self/fd; -1 when
+ * /proc cannot be read (some may be closed by then). Only system calls:
+ * it runs in the forked child of a threaded master. */
+static int close_listed_from(int first)
+{
+    _Alignas(struct dirent64) char buf[2048];
+    int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ssize_t n, off;
+
+    if (dfd < 0)
+        return -1;
+    /* the listing goes by descriptor number: closing the ones already
+     * listed skips none of the rest */
+    while ((n = getdents64(dfd, buf, sizeof(buf))) > 0) {
+        for (off = 0; off < n; off += ((struct dirent64 *)(void *)(buf + off))->d_reclen) {
+            const char *name = ((struct dirent64 *)(void *)(buf + off))->d_name;
+            long fd = 0;
+            int i;
+            for (i = 0; name[i] >= '0' && name[i] <= '9' && fd <= INT_MAX / 10; i++)
+                fd = fd * 10 + (name[i] - '0');
+            if (i > 0 && name[i] == '\0' && fd >= first && fd <= INT_MAX && fd != dfd)
+                close((int)fd);
+        }
+    }
+    close(dfd);
+    return n < 0 ? -1 : 0;
+}
+
+/* Closes every descriptor from first up to the descriptor limit (at most
+ * 2^20 of them): the last resort, without /proc. */
+static void close_each_from(int first)
+{
+    struct rlimit rl;
+    long max = 1L << 20;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t)max)
+        max = (long)rl.rlim_cur;
+    for (long fd = first; fd < max; fd++)
+        close((int)fd);
+}
+
+/* Closes every descriptor from first up, in the forked child: close_range,
+ * or, where the kernel lacks it (ENOSYS, before 5.9) or a seccomp profile
+ * refuses it (EPERM, older container runtimes), each one open. */
+static void close_from(int first)
+{
+    if (close_range((unsigned)first, ~0u, 0) == 0)
+        return;
+    if (close_listed_from(first) != 0)
+        close_each_from(first);
+}
+
 /* The child: pipes onto fds 3 and 4, the log onto 1 and 2, nothing else
  * open, then exec. Only async-signal-safe calls (the master has threads). */
 static void exec_bot(const char *exe, char **argv, char **envp, int bell_r, int beat_w,
@@ -673,7 +728,7 @@ static void exec_bot(const char *exe, char **argv, char **envp, int bell_r, int 
         _exit(127);
     if (l >= 0 && (dup2(l, STDOUT_FILENO) < 0 || dup2(l, STDERR_FILENO) < 0))
         _exit(127);
-    close_range(6, ~0u, 0);  /* anything not close-on-exec (older kernels: CLOEXEC does it) */
+    close_from(c >= 0 ? 6 : 5);  /* anything not close-on-exec */
     /* The master's handlers (libevent's: they write to the master's signal
      * socket, which this child shares until exec) go first: a SIGTERM for
      * the bot, held since before the fork, must stop the bot, not the

@@ -5,7 +5,8 @@
  * which is this program: run as `<self> bot --instance ID ...` it is a fake
  * bot whose behaviour comes from its id's prefix (ok-, crash-, conf-, mute-,
  * stubborn-, attn-, lock-). It reports on its standard output and error,
- * which the supervisor points at logs/<id>.log. */
+ * which the supervisor points at logs/<id>.log. close_range fails on
+ * demand (close_range_errno), as on old kernels and seccomp profiles. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,9 +16,25 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 
+#include <errno.h>
+#include <unistd.h>
+
 #include "../tmpdir.h"
 
+static int close_range_errno;  /* nonzero: close_range fails with it */
+
+static int test_close_range(unsigned int first, unsigned int last, int flags)
+{
+    if (close_range_errno != 0) {
+        errno = close_range_errno;
+        return -1;
+    }
+    return close_range(first, last, flags);
+}
+
+#define close_range test_close_range
 #include "master/supervisor.c"
+#undef close_range
 
 /* ---- the fake bot ----------------------------------------------------------- */
 
@@ -544,6 +561,57 @@ static void test_attention_garbage_is_ignored(void **state)
         feed(&l, chunk, n, &w);
     }
     assert_int_equal(w.n, 1);  /* random bytes make no well-formed line */
+}
+
+/* ---- closing the master's descriptors in the child ----------------------------- */
+
+enum { CLOSE_FROM, CLOSE_LISTED, CLOSE_EACH };
+
+/* In a child: 3, 4 and 5 open, two descriptors above without
+ * close-on-exec; closes from first the way how says, then exits 0 when
+ * exactly the ones below first are left. */
+static void closes_from(int first, int how, int fail_errno)
+{
+    pid_t pid;
+    int status;
+
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR), ok = 1;
+        if (null < 0 || dup2(null, 3) != 3 || dup2(null, 4) != 4 || dup2(null, 5) != 5 ||
+            dup2(null, 40) != 40 || dup2(null, 300) != 300)
+            _exit(2);
+        close_range_errno = fail_errno;
+        if (how == CLOSE_FROM)
+            close_from(first);
+        else if (how == CLOSE_LISTED)
+            ok = close_listed_from(first) == 0;
+        else
+            close_each_from(first);
+        for (int fd = 0; fd < 3; fd++)  /* the test's own standard ones */
+            ok &= fcntl(fd, F_GETFD) != -1;
+        for (int fd = 3; fd < first; fd++)
+            ok &= fcntl(fd, F_GETFD) != -1;
+        for (int fd = first; fd < 1024; fd++)
+            ok &= fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+        _exit(ok ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_close_from_with_and_without_close_range(void **state)
+{
+    (void)state;
+    closes_from(6, CLOSE_FROM, 0);
+    closes_from(6, CLOSE_FROM, ENOSYS);   /* a kernel before 5.9 */
+    closes_from(6, CLOSE_FROM, EPERM);    /* an older container seccomp profile */
+    closes_from(5, CLOSE_FROM, ENOSYS);   /* no config memfd: 5 goes too */
+    closes_from(6, CLOSE_LISTED, 0);
+    closes_from(3, CLOSE_LISTED, 0);
+    closes_from(6, CLOSE_EACH, 0);        /* without /proc */
 }
 
 static void test_add_validates_and_unknown_ids_fail(void **state)
@@ -1275,6 +1343,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_attention_lines_are_parsed),
         cmocka_unit_test(test_attention_garbage_is_ignored),
         cmocka_unit_test(test_attention_names),
+        cmocka_unit_test(test_close_from_with_and_without_close_range),
         T(test_add_validates_and_unknown_ids_fail),
         T(test_start_log_file_fds_ring_and_stop),
         T(test_stop_right_after_fork_is_the_bots),
