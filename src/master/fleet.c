@@ -57,8 +57,9 @@ struct myna_fleet {
 
 /* A stored instance whose settings did not load at start (its sealed
  * secrets do not open with this key, a value a later check refuses): not
- * live, so no webhook or bot reaches it, but the API lists it with why and
- * can delete it, so that its id is not taken for good. */
+ * live, so no bot runs for it and its webhooks get 503 (publish), but the
+ * API lists it with why and can replace or delete it, so that its id is
+ * not taken for good. */
 struct unloaded {
     int64_t owner_id;
     char id[80];
@@ -296,15 +297,22 @@ static void free_retired(struct myna_fleet *f)
 }
 
 /* Every instance to the ingress (it refuses records for a disabled one's
- * number), the enabled ones to the simulator. */
+ * number), with the unloaded ids (it answers their webhooks 503, not 404);
+ * the enabled ones to the simulator. */
 static int publish(struct myna_fleet *f, struct myna_err *err)
 {
     const struct myna_instance **v = calloc(f->n ? f->n : 1, sizeof(*v));
+    const char **u = calloc(f->n_unloaded ? f->n_unloaded : 1, sizeof(*u));
     size_t n = 0, all;
     int rc;
 
-    if (v == NULL)
+    if (v == NULL || u == NULL) {
+        free(v);
+        free(u);
         return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < f->n_unloaded; i++)
+        u[i] = f->unloaded[i].id;
     /* the enabled ones first: they are v[0..n), and the ingress routes a
      * number owned twice to the enabled owner */
     for (size_t i = 0; i < f->n; i++)
@@ -314,10 +322,11 @@ static int publish(struct myna_fleet *f, struct myna_err *err)
     for (size_t i = 0; i < f->n; i++)
         if (!f->v[i]->inst.enabled)
             v[all++] = &f->v[i]->inst;
-    rc = myna_ingress_set_instances(f->ingress, v, all, err);
+    rc = myna_ingress_set_instances(f->ingress, v, all, u, f->n_unloaded, err);
     if (rc == MYNA_OK && f->sim)
         rc = myna_simulator_set_instances(f->sim, v, n, err);
     free(v);
+    free(u);
     if (rc == MYNA_OK)
         free_retired(f);  /* nothing points into them any more */
     return rc;

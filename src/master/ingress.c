@@ -50,6 +50,8 @@ struct table {
     int refs;
     size_t n;
     struct ingress_instance *inst;
+    char **unloaded;       /* ids stored but not loaded: 503 until replaced or deleted */
+    size_t n_unloaded;
 };
 
 struct myna_ingress {
@@ -63,6 +65,8 @@ struct myna_ingress {
     int closing;   /* being freed: requests may be gone, answer nothing */
     int64_t verify_logged_ms;       /* the last webhook_verify_refused line */
     unsigned long verify_unlogged;  /* refusals since, not logged */
+    int64_t unloaded_logged_ms;     /* the last webhook_instance_not_loaded line */
+    unsigned long unloaded_unlogged;
     void (*notify)(const char *id, void *arg);
     void *notify_arg;
 };
@@ -148,8 +152,19 @@ static void table_unref(struct table *t)
         myna_hmac_key_free(in->key);
         store_unref(in->store);
     }
+    for (size_t i = 0; i < t->n_unloaded; i++)
+        free(t->unloaded[i]);
+    free(t->unloaded);
     free(t->inst);
     free(t);
+}
+
+static int is_unloaded(const struct table *t, const char *id)
+{
+    for (size_t i = 0; i < t->n_unloaded; i++)
+        if (strcmp(t->unloaded[i], id) == 0)
+            return 1;
+    return 0;
 }
 
 /* ---- GET: verification handshake ---------------------------------------- */
@@ -481,10 +496,33 @@ static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
     myna_committer_submit(ing->committer, &p->job);
 }
 
+/* id is stored, but its settings did not load at start (fleet.h): it has
+ * no key to check a signature with nor a store to keep a body in, so 503,
+ * which Meta retries for 7 days, not 404 as if it did not exist. */
+static void refuse_unloaded(struct myna_ingress *ing, struct evhttp_request *req, const char *id,
+                            int get)
+{
+    int64_t now = myna_mono_ms();
+
+    reject(ing, req, MYNA_REJ_NOT_LOADED, 503, "Service Unavailable", id,
+           "the instance's settings did not load at start; retry later");
+    /* the operator's clue, but anyone can send these: not more than a
+     * line a second */
+    if (ing->unloaded_logged_ms == 0 || now - ing->unloaded_logged_ms >= VERIFY_LOG_MS) {
+        MYNA_LOG(MYNA_WARN, "webhook_instance_not_loaded", "instance=%s method=%s unlogged=%lu",
+                 id, get ? "GET" : "POST", ing->unloaded_unlogged);
+        ing->unloaded_logged_ms = now;
+        ing->unloaded_unlogged = 0;
+    } else {
+        ing->unloaded_unlogged++;
+    }
+}
+
 void myna_ingress_handle(struct myna_ingress *ing, struct evhttp_request *req, const char *id)
 {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     struct ingress_instance *in = myna_is_slug(id) ? find_instance(ing->table, id) : NULL;
+    int unloaded = in == NULL && myna_is_slug(id) && is_unloaded(ing->table, id);
 
     if (in && !in->enabled)
         in = NULL;  /* not served */
@@ -492,6 +530,10 @@ void myna_ingress_handle(struct myna_ingress *ing, struct evhttp_request *req, c
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST");
         reject(ing, req, MYNA_REJ_BAD_METHOD, 405, "Method Not Allowed", in ? id : NULL,
                "use GET (verification) or POST (events)");
+        return;
+    }
+    if (unloaded) {
+        refuse_unloaded(ing, req, id, cmd == EVHTTP_REQ_GET);
         return;
     }
     if (in == NULL) {
@@ -574,15 +616,24 @@ static struct shared_store *store_for(struct myna_ingress *ing, const char *id,
 }
 
 int myna_ingress_set_instances(struct myna_ingress *ing, const struct myna_instance *const *v,
-                               size_t n, struct myna_err *err)
+                               size_t n, const char *const *unloaded, size_t n_unloaded,
+                               struct myna_err *err)
 {
     struct table *t = calloc(1, sizeof(*t));
 
-    if (t == NULL || (t->inst = calloc(n ? n : 1, sizeof(*t->inst))) == NULL) {
+    if (t == NULL || (t->inst = calloc(n ? n : 1, sizeof(*t->inst))) == NULL ||
+        (t->unloaded = calloc(n_unloaded ? n_unloaded : 1, sizeof(*t->unloaded))) == NULL) {
+        if (t)
+            free(t->inst);
         free(t);
         return myna_err_set(err, MYNA_ENOMEM, "out of memory");
     }
     t->refs = 1;
+    for (size_t i = 0; i < n_unloaded; i++, t->n_unloaded++)
+        if ((t->unloaded[i] = strdup(unloaded[i])) == NULL) {
+            myna_err_set(err, MYNA_ENOMEM, "out of memory");
+            goto fail;
+        }
     for (size_t i = 0; i < n; i++) {
         struct ingress_instance *in = &t->inst[i];
         t->n = i + 1;  /* what table_unref frees on failure */
@@ -644,7 +695,7 @@ struct myna_ingress *myna_ingress_new(struct event_base *base, const struct myna
         v[i] = &instances->v[i];
     snprintf(dir, sizeof(dir), "%s/instances", conf->data_dir);
     if (make_dir(conf->data_dir, err) != MYNA_OK || make_dir(dir, err) != MYNA_OK ||
-        myna_ingress_set_instances(ing, v, instances->n, err) != MYNA_OK)
+        myna_ingress_set_instances(ing, v, instances->n, NULL, 0, err) != MYNA_OK)
         goto fail;
     free(v);
     v = NULL;

@@ -7,6 +7,9 @@
  *                       503 overloaded, draining, or a store (the URL's
  *                       or a record's instance's) not open, 500 store failure,
  *                       200 only after every record is committed
+ *   both                503 for an instance whose stored settings did not
+ *                       load (the fleet's unloaded ones), before anything
+ *                       else is checked
  *
  * Owns one store per enabled instance (data/instances/<id>.db), their HMAC
  * keys and the committer. Records are routed by metadata.phone_number_id to
@@ -42,9 +45,13 @@ void myna_ingress_handle(struct myna_ingress *ing, struct evhttp_request *req, c
  * owned by two instances of one app goes to the URL's if it is one of them,
  * else to the first in v. Requests in flight finish with the instances they
  * started with. A store stays open across an update of its enabled
- * instance. On failure nothing changes. */
+ * instance. unloaded[0..n_unloaded) (borrowed, NULL ok when 0): the ids of
+ * stored instances whose settings did not load; their webhooks get 503
+ * (counted as not_loaded) until an update leaves them out; an id also in
+ * v is served as v's. On failure nothing changes. */
 int myna_ingress_set_instances(struct myna_ingress *ing, const struct myna_instance *const *v,
-                               size_t n, struct myna_err *err);
+                               size_t n, const char *const *unloaded, size_t n_unloaded,
+                               struct myna_err *err);
 /* fn(id, arg) runs on the loop after a commit that stored new records for
  * instance id: the bot's doorbell. */
 void myna_ingress_set_notify(struct myna_ingress *ing, void (*fn)(const char *id, void *arg),

@@ -13,6 +13,7 @@
     X(BAD_SIGNATURE, "bad_signature")       /* 401: missing or wrong MAC */    \
     X(UNKNOWN_INSTANCE, "unknown_instance") /* 404: none or disabled */        \
     X(INSTANCE_DISABLED, "instance_disabled") /* 404: record for a disabled one */ \
+    X(NOT_LOADED, "not_loaded")             /* 503: settings did not load */   \
     X(TOO_LARGE, "too_large")               /* 413 */                          \
     X(BAD_JSON, "bad_json")                 /* 400: not JSON */                \
     X(BAD_SHAPE, "bad_shape")               /* 400: not a webhook */           \

@@ -1852,7 +1852,7 @@ static void test_an_unloaded_instance_is_replaced_or_deleted(void **state)
 {
     const char *extra[] = { "--bots", "1", NULL };
     struct state_want fine = { "fine", "running" };
-    char admin[80], out[65536], file[300], resp[512];
+    char admin[80], out[65536], file[300], resp[512], url[400];
     const char *list[] = { "instance", "list", "--admin", admin, "--token", ADMIN_TOKEN, NULL };
     const char *export[] = { "instance", "export", "--admin", admin, "--token", ADMIN_TOKEN, NULL };
     const char *import[] = { "instance", "import", file, "--admin", admin, "--token", ADMIN_TOKEN,
@@ -1903,9 +1903,20 @@ static void test_an_unloaded_instance_is_replaced_or_deleted(void **state)
     assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances/stale/start", ""), 409);
     assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/stale/status", NULL),
                      409);
+    /* its webhooks are 503 (Meta retries them), counted and logged as not
+     * loaded, not as an unknown instance */
     assert_int_equal(h_post_signed(C->p.public_url, "stale", "stale-secret", hook, len, resp,
                                    sizeof(resp)),
-                     404);
+                     503);
+    assert_non_null(strstr(resp, "did not load"));
+    snprintf(url, sizeof(url),
+             "%s/webhook/stale?hub.mode=subscribe&hub.challenge=1&hub.verify_token=v",
+             C->p.public_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 503);
+    assert_true(h_metric(&C->p, "myna_webhooks_rejected_total{reason=\"not_loaded\"}") == 2);
+    assert_true(h_metric(&C->p, "myna_webhooks_rejected_total{reason=\"unknown_instance\"}") ==
+                0);
+    assert_true(h_log_contains(&C->p, "event=webhook_instance_not_loaded instance=stale"));
     /* a PUT is the whole instance: nothing stored is kept */
     assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/stale",
                          "{\"access_token\":\"token-2\"}"),
@@ -1943,6 +1954,13 @@ static void test_an_unloaded_instance_is_replaced_or_deleted(void **state)
     assert_int_equal(api(ADMIN_TOKEN, "DELETE", "/admin/whatsapp/instances/stale", NULL), 200);
     assert_true(audit_has(&C->p, "instance.delete", "stale", NULL));
     assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/stale", NULL), 404);
+    assert_int_equal(h_post_signed(C->p.public_url, "stale", "stale-secret", hook, len, resp,
+                                   sizeof(resp)),
+                     404);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 404);
+    assert_true(h_metric(&C->p, "myna_webhooks_rejected_total{reason=\"not_loaded\"}") == 2);
+    assert_true(h_metric(&C->p, "myna_webhooks_rejected_total{reason=\"unknown_instance\"}") ==
+                2);
     assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances", NULL), 200);
     assert_null(strstr(C->resp, "not_loaded"));
     assert_int_equal(create_cloud("Stale", "stale-secret", "token-3"), 201);
