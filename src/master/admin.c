@@ -368,9 +368,11 @@ static int wants_secrets(struct call *c)
 }
 
 /* ?limit=N&offset=M of a list: limit 1..MYNA_CONTROL_LIST_MAX (def when
- * absent), offset from 0; with before (a list by id, newest first), also
- * ?before=ID, an id from 1 (0 when absent). 0, or -1 after answering 400. */
-static int page_of(struct call *c, size_t def, size_t *limit, size_t *offset, int64_t *before)
+ * absent), offset from 0; with key (a list by id: "before" newest first,
+ * "after" oldest first), also ?<key>=ID, an id from 1 (*id 0 when absent).
+ * 0, or -1 after answering 400. */
+static int page_of(struct call *c, size_t def, size_t *limit, size_t *offset, const char *key,
+                   int64_t *id)
 {
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(c->req)), *v;
     int64_t l = (int64_t)def, o = 0, b = 0;
@@ -388,21 +390,22 @@ static int page_of(struct call *c, size_t def, size_t *limit, size_t *offset, in
     if ((v = evhttp_find_header(&q, "offset")) != NULL &&
         myna_parse_i64(v, 0, INT32_MAX, &o) != 0)
         bad = 1;
-    if (before && (v = evhttp_find_header(&q, "before")) != NULL &&
+    if (key && (v = evhttp_find_header(&q, key)) != NULL &&
         myna_parse_i64(v, 1, INT64_MAX, &b) != 0)
         bad = 1;
     evhttp_clear_headers(&q);
     if (bad) {
-        send_error(c->req, 400, before ? "'limit' must be a number from 1 to 1000, 'offset' "
-                                         "from 0, 'before' an id from 1"
-                                       : "'limit' must be a number from 1 to 1000, 'offset' "
-                                         "from 0");
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "'limit' must be a number from 1 to 1000, 'offset' from 0%s%s%s",
+                 key ? ", '" : "", key ? key : "", key ? "' an id from 1" : "");
+        send_error(c->req, 400, msg);
         return -1;
     }
     *limit = (size_t)l;
     *offset = (size_t)o;
-    if (before)
-        *before = b;
+    if (key)
+        *id = b;
     return 0;
 }
 
@@ -1312,7 +1315,7 @@ static void users(struct call *c, const char *rest)
             send_json(c->req, 200, arr);
             return;
         }
-        if (page_of(c, MYNA_CONTROL_LIST_MAX, &limit, &offset, NULL) != 0) {
+        if (page_of(c, MYNA_CONTROL_LIST_MAX, &limit, &offset, NULL, NULL) != 0) {
             cJSON_Delete(arr);
             return;
         }
@@ -1367,13 +1370,14 @@ static void tokens(struct call *c, const char *rest)
         cJSON *arr = cJSON_CreateArray();
         struct myna_control_token *v = NULL;
         size_t n = 0, limit, offset;
-        if (page_of(c, MYNA_CONTROL_LIST_MAX, &limit, &offset, NULL) != 0) {
+        int64_t after;
+        if (page_of(c, MYNA_CONTROL_LIST_MAX, &limit, &offset, "after", &after) != 0) {
             cJSON_Delete(arr);
             return;
         }
         if ((rc = myna_control_token_list(c->a->control,
                                           c->user.role == MYNA_ROLE_ADMIN ? 0 : c->user.id,
-                                          limit, offset, &v, &n, &err)) != MYNA_OK) {
+                                          after, limit, offset, &v, &n, &err)) != MYNA_OK) {
             cJSON_Delete(arr);
             send_failure(c->req, rc, &err);
             return;
@@ -1513,7 +1517,7 @@ static void audit_list(struct call *c)
     int64_t before;
     int rc;
 
-    if (!allowed(c, MYNA_ROLE_ADMIN) || page_of(c, 200, &limit, &offset, &before) != 0)
+    if (!allowed(c, MYNA_ROLE_ADMIN) || page_of(c, 200, &limit, &offset, "before", &before) != 0)
         return;
     if ((rc = myna_control_audit_list(c->a->control, before, limit, offset, &v, &n, &err)) !=
         MYNA_OK) {

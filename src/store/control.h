@@ -154,10 +154,15 @@ int myna_control_token_prune(struct myna_control *c, int64_t now_ms, int64_t *n,
 int myna_control_token_find(struct myna_control *c, const char *hash, int64_t now_ms,
                             struct myna_control_user *u, int64_t *token_id,
                             struct myna_err *err);
-/* Tokens of user_id (0: of everyone), revoked ones included, in id order. */
-int myna_control_token_list(struct myna_control *c, int64_t user_id, size_t limit,
-                            size_t offset, struct myna_control_token **v, size_t *n,
-                            struct myna_err *err);
+/* Tokens of user_id (0: of everyone), revoked ones included, oldest first
+ * (in id order), from the first whose id is above after_id (0: from the
+ * first of all). Paging by after_id, the last id of the previous page,
+ * neither repeats nor skips a token when one is deleted meanwhile (a login
+ * prunes the ended ones); an offset would skip one for each deleted before
+ * it. */
+int myna_control_token_list(struct myna_control *c, int64_t user_id, int64_t after_id,
+                            size_t limit, size_t offset, struct myna_control_token **v,
+                            size_t *n, struct myna_err *err);
 /* Revokes token id if it belongs to user_id (0: to anyone). MYNA_ENOTFOUND
  * for an unknown id or another user's; revoking twice is fine. */
 int myna_control_token_revoke(struct myna_control *c, int64_t id, int64_t user_id,

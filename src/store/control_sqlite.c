@@ -118,7 +118,7 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_TOKEN_TOUCH] = "UPDATE tokens SET last_used_ms = ?2 WHERE id = ?1"
                       " AND (last_used_ms IS NULL OR last_used_ms <= ?2 - ?3)",
     [Q_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens WHERE (?1 = 0 OR user_id = ?1)"
-                     " ORDER BY id LIMIT ?2 OFFSET ?3",
+                     " AND id > ?4 ORDER BY id LIMIT ?2 OFFSET ?3",
     [Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1 AND (?2 = 0 OR user_id = ?2)",
     [Q_TOKEN_PRUNE] = "DELETE FROM tokens WHERE expires_ms != 0 AND expires_ms <= ?1",
     [Q_INST_CREATE] = "INSERT INTO instances(id, owner_id, config, enabled, auto_start,"
@@ -963,9 +963,9 @@ int myna_control_token_find(struct myna_control *c, const char *hash, int64_t no
     return MYNA_OK;
 }
 
-int myna_control_token_list(struct myna_control *c, int64_t user_id, size_t limit,
-                            size_t offset, struct myna_control_token **v, size_t *n,
-                            struct myna_err *err)
+int myna_control_token_list(struct myna_control *c, int64_t user_id, int64_t after_id,
+                            size_t limit, size_t offset, struct myna_control_token **v,
+                            size_t *n, struct myna_err *err)
 {
     sqlite3_stmt *s = c->q[Q_TOKEN_LIST];
     int rc;
@@ -977,6 +977,7 @@ int myna_control_token_list(struct myna_control *c, int64_t user_id, size_t limi
     sqlite3_bind_int64(s, 1, user_id);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)limit);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)offset);
+    sqlite3_bind_int64(s, 4, after_id > 0 ? after_id : 0);
     return collect(c, s, sizeof(**v), token_fill, token_release_v, (void **)v, n, "tokens", err);
 }
 

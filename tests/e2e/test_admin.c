@@ -1045,8 +1045,9 @@ static double answer_id(int i)
     return v;
 }
 
-/* Users, tokens and the audit log come in pages (?limit, ?offset); the
- * audit log says who did what from where. */
+/* Users, tokens and the audit log come in pages (?limit, ?offset; tokens
+ * also ?after, the audit log ?before); the audit log says who did what
+ * from where. */
 static void test_paging(void **state)
 {
     const char *lists[] = { "/admin/users", "/admin/tokens", "/admin/audit" };
@@ -1075,6 +1076,22 @@ static void test_paging(void **state)
             snprintf(path, sizeof(path), "%s?%s", lists[i], bad[j]);
             assert_int_equal(api(ADMIN_TOKEN, "GET", path, NULL), 400);
         }
+    }
+    {   /* tokens, oldest first, page on from the last id seen */
+        double first, second;
+        assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/tokens?limit=2", NULL), 200);
+        first = answer_id(0);
+        second = answer_id(1);
+        snprintf(path, sizeof(path), "/admin/tokens?limit=1&after=%.0f", first);
+        assert_int_equal(api(ADMIN_TOKEN, "GET", path, NULL), 200);
+        assert_int_equal(answer_len(), 1);
+        assert_true(answer_id(0) == second);
+        snprintf(path, sizeof(path), "/admin/tokens?after=%.0f", second);
+        assert_int_equal(api(ADMIN_TOKEN, "GET", path, NULL), 200);
+        assert_true(answer_id(0) > second);
+        assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/tokens?after=0", NULL), 400);
+        assert_non_null(strstr(C->resp, "'after' an id from 1"));
+        assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/tokens?after=x", NULL), 400);
     }
     assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/audit?limit=1", NULL), 200);
     assert_non_null(strstr(C->resp, "\"from\":\"127.0.0.1\""));

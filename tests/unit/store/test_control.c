@@ -193,7 +193,8 @@ static size_t token_count(struct myna_control *c, int64_t user_id)
     struct myna_control_token *v;
     size_t n;
 
-    assert_int_equal(myna_control_token_list(c, user_id, MYNA_CONTROL_LIST_MAX, 0, &v, &n, NULL),
+    assert_int_equal(
+        myna_control_token_list(c, user_id, 0, MYNA_CONTROL_LIST_MAX, 0, &v, &n, NULL),
                      MYNA_OK);
     for (size_t i = 0; i < n; i++)
         myna_control_token_release(&v[i]);
@@ -600,7 +601,7 @@ static void token_last_used(struct myna_control *c, int64_t tid, int64_t *last_u
     size_t n;
     int found = 0;
 
-    assert_int_equal(myna_control_token_list(c, 0, MYNA_CONTROL_LIST_MAX, 0, &v, &n, NULL),
+    assert_int_equal(myna_control_token_list(c, 0, 0, MYNA_CONTROL_LIST_MAX, 0, &v, &n, NULL),
                      MYNA_OK);
     for (size_t i = 0; i < n; i++) {
         if (v[i].id == tid) {
@@ -693,7 +694,7 @@ static void test_token_expiry(void **state)
     assert_int_equal(myna_control_token_find(f->c, h2, INT64_MAX / 2, &u, NULL, &err), MYNA_OK);
     myna_control_user_release(&u);
 
-    assert_int_equal(myna_control_token_list(f->c, uid, 10, 0, &v, &n, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_list(f->c, uid, 0, 10, 0, &v, &n, &err), MYNA_OK);
     assert_int_equal(n, 2);
     assert_int_equal(v[0].expires_ms, 50000);
     assert_int_equal(v[1].expires_ms, 0);
@@ -861,7 +862,7 @@ static void test_token_list_paging(void **state)
         assert_int_equal(myna_control_token_add(f->c, i % 2 ? b : a, h, name, 50 + i, 0, NULL,
                                                 &err), MYNA_OK);
     }
-    assert_int_equal(myna_control_token_list(f->c, 0, 100, 0, &v, &n, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_list(f->c, 0, 0, 100, 0, &v, &n, &err), MYNA_OK);
     assert_int_equal(n, 7);
     for (size_t i = 0; i < n; i++) {
         snprintf(name, sizeof(name), "t%zu", i);
@@ -871,23 +872,75 @@ static void test_token_list_paging(void **state)
         myna_control_token_release(&v[i]);
     }
     free(v);
-    assert_int_equal(myna_control_token_list(f->c, a, 100, 0, &v, &n, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_list(f->c, a, 0, 100, 0, &v, &n, &err), MYNA_OK);
     assert_int_equal(n, 4);  /* t0 t2 t4 t6 */
     for (size_t i = 0; i < n; i++)
         myna_control_token_release(&v[i]);
     free(v);
-    assert_int_equal(myna_control_token_list(f->c, b, 2, 1, &v, &n, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_list(f->c, b, 0, 2, 1, &v, &n, &err), MYNA_OK);
     assert_int_equal(n, 2);
     assert_string_equal(v[0].name, "t3");
     assert_string_equal(v[1].name, "t5");
     for (size_t i = 0; i < n; i++)
         myna_control_token_release(&v[i]);
     free(v);
-    assert_int_equal(myna_control_token_list(f->c, 999, 10, 0, &v, &n, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_list(f->c, 999, 0, 10, 0, &v, &n, &err), MYNA_OK);
     assert_int_equal(n, 0);
     free(v);
-    assert_int_equal(myna_control_token_list(f->c, 0, 0, 0, &v, &n, &err), MYNA_EINVAL);
+    assert_int_equal(myna_control_token_list(f->c, 0, 0, 0, 0, &v, &n, &err), MYNA_EINVAL);
     assert_err(&err, MYNA_EINVAL, "cannot list tokens");
+}
+
+static void tokens_free(struct myna_control_token *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        myna_control_token_release(&v[i]);
+    free(v);
+}
+
+/* A login prunes the tokens that ended: paging by the last id seen
+ * neither repeats nor skips a token when some of an earlier page are
+ * deleted between two pages; an offset skips one for each. */
+static void test_token_list_paging_across_a_prune(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_control_token *v;
+    char h[65], name[32];
+    int64_t a = add_user(f->c, "a", ROLE_USER), last, pruned = 0;
+    size_t n;
+
+    for (int i = 0; i < 6; i++) {  /* t0 and t1 end at 100, the others never */
+        hash_of((unsigned long long)i + 200, h);
+        snprintf(name, sizeof(name), "t%d", i);
+        assert_int_equal(myna_control_token_add(f->c, a, h, name, 50, i < 2 ? 100 : 0, NULL,
+                                                &err), MYNA_OK);
+    }
+    assert_int_equal(myna_control_token_list(f->c, 0, 0, 3, 0, &v, &n, &err), MYNA_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0].name, "t0");
+    assert_string_equal(v[2].name, "t2");
+    last = v[2].id;
+    tokens_free(v, n);
+    assert_int_equal(myna_control_token_prune(f->c, 200, &pruned, &err), MYNA_OK);
+    assert_int_equal(pruned, 2);
+
+    /* by offset: the rows moved up by two, so t3 and t4 are never seen */
+    assert_int_equal(myna_control_token_list(f->c, 0, 0, 3, 3, &v, &n, &err), MYNA_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].name, "t5");
+    tokens_free(v, n);
+    /* by id: the next page is the next three */
+    assert_int_equal(myna_control_token_list(f->c, 0, last, 3, 0, &v, &n, &err), MYNA_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0].name, "t3");
+    assert_string_equal(v[1].name, "t4");
+    assert_string_equal(v[2].name, "t5");
+    last = v[2].id;
+    tokens_free(v, n);
+    assert_int_equal(myna_control_token_list(f->c, a, last, 3, 0, &v, &n, &err), MYNA_OK);
+    assert_int_equal(n, 0);
+    free(v);
 }
 
 /* ---- instances ---- */
@@ -1417,7 +1470,7 @@ static void test_sql_looking_strings_verbatim(void **state)
     a.from_addr = evil3;
     assert_int_equal(myna_control_audit_add(f->c, &a, NULL, &err), MYNA_OK);
 
-    assert_int_equal(myna_control_token_list(f->c, uid, 10, 0, &tv, &n, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_list(f->c, uid, 0, 10, 0, &tv, &n, &err), MYNA_OK);
     assert_int_equal(n, 1);
     assert_string_equal(tv[0].name, evil1);
     myna_control_token_release(&tv[0]);
@@ -1660,7 +1713,7 @@ static void test_persistence_across_reopen(void **state)
     assert_int_equal(u.role, ROLE_ADMIN);
     assert_string_equal(u.password_hash, "$argon2id$kept");
     myna_control_user_release(&u);
-    assert_int_equal(myna_control_token_list(c, uid, 10, 0, &tv, &n, NULL), MYNA_OK);
+    assert_int_equal(myna_control_token_list(c, uid, 0, 10, 0, &tv, &n, NULL), MYNA_OK);
     assert_int_equal(n, 1);
     assert_int_equal(tv[0].id, tid);
     assert_int_equal(tv[0].last_used_ms, 20);
@@ -1845,6 +1898,7 @@ int main(void)
         O(test_token_prune),
         T(test_schema_1_tokens_never_end),
         O(test_token_list_paging),
+        O(test_token_list_paging_across_a_prune),
         O(test_instance_crud_and_versions),
         O(test_instance_create_errors),
         O(test_instance_list_owner_paging_count),
