@@ -42,10 +42,15 @@
  * queue is a list scanned on every removal. */
 #define MAX_ANSWERING 128
 #define PENDING_READ (2 * MAX_ANSWERING)  /* pending turns read per kick */
-/* Mark-read (and typing) requests in flight. They are best effort, so in a
- * burst the ones past this are skipped, not queued in curl (about 20 KB of
- * memory each until their turn on a connection). */
+/* Mark-read (and typing) requests in flight: past this, they wait in the
+ * queue, not in curl (about 20 KB of memory each until their turn on a
+ * connection). */
 #define MAX_READS_IN_FLIGHT 64
+/* Mark-read (and typing) requests waiting for a pace slot: Meta's
+ * throughput limit counts them with the replies (B3), so they take the
+ * slots the replies leave. Past this, the oldest is dropped: a later read
+ * marks the earlier messages read too. */
+#define READ_QUEUE 16
 #define STOP_DRAIN_MS 3000    /* at stop, how long sends in flight may take to answer */
 /* How long a write to the bot's store waits for another process's write
  * lock (an operator's sqlite3 shell, `myna outbox replay`, the admin API):
@@ -88,6 +93,13 @@ static const char *const block_names[BLOCK_COUNT] = { "invalid_token", "account_
                                                       "number_unregistered",
                                                       "payment_failed" };
 
+/* A mark-read waiting in b->reads. */
+struct read_req {
+    char *wamid;
+    char *contact;
+    int typing;              /* with the typing indicator */
+};
+
 struct bot {
     struct event_base *base;
     const struct myna_instance *in;
@@ -125,6 +137,8 @@ struct bot {
     struct answering *answering;  /* in flight, freed at exit if still there */
     size_t n_answering;           /* in that list, at most MAX_ANSWERING */
     int n_reads;                  /* mark-read requests in flight */
+    struct read_req reads[READ_QUEUE];  /* waiting for a slot, a ring */
+    size_t reads_head, n_queued_reads;
     struct sending *sends;
     int stopping;
     int exit_rc;
@@ -262,6 +276,7 @@ static int unblock(struct bot *b, int how);
 static void tell_attention(struct bot *b);
 static int held(const struct bot *b);
 static void probe_status(struct bot *b, const struct myna_status_row *row);
+static void reads_clear(struct bot *b);
 
 static void kick_sender(struct bot *b)
 {
@@ -1340,6 +1355,7 @@ static void hold_sends(struct bot *b, int k, int how, int code, int64_t outbox_i
 {
     b->blocked[k] = how;
     b->hold_until_ms = myna_wall_ms() + b->opts->hold_ms;
+    reads_clear(b);  /* no mark-read goes while the hold is on */
     MYNA_LOG(MYNA_ERROR, "needs_attention", "instance=%s reason=%s code=%d outbox=%" PRId64,
              b->in->id, block_names[k], code, outbox_id);
     tell_attention(b);
@@ -1350,21 +1366,64 @@ static void on_read_sent(const struct myna_send_result *r, void *arg)
     struct bot *b = arg;
 
     (void)r;  /* best effort: a missed typing indicator is not worth a retry */
-    b->n_reads--;
+    if (b->n_reads-- == MAX_READS_IN_FLIGHT && b->n_queued_reads > 0)
+        kick_sender(b);  /* the queue waited for this one */
+}
+
+/* Takes the oldest mark-read out of the queue; the caller frees its strings. */
+static struct read_req reads_pop(struct bot *b)
+{
+    struct read_req q = b->reads[b->reads_head];
+
+    memset(&b->reads[b->reads_head], 0, sizeof(q));
+    b->reads_head = (b->reads_head + 1) % READ_QUEUE;
+    b->n_queued_reads--;
+    return q;
+}
+
+/* Drops every queued mark-read (a hold: none goes while it is on). */
+static void reads_clear(struct bot *b)
+{
+    while (b->n_queued_reads > 0) {
+        struct read_req q = reads_pop(b);
+        free(q.wamid);
+        free(q.contact);
+    }
 }
 
 /* Marks the customer's message read and, with typing, shows the typing
- * indicator while the AI thinks. */
-static void mark_read(struct bot *b, const char *wamid, int typing)
+ * indicator while the AI thinks: queued for a pace slot (post_reads). */
+static void mark_read(struct bot *b, const char *contact, const char *wamid, int typing)
 {
-    char *body;
+    struct read_req *q;
 
-    if (wamid == NULL || b->graph == NULL || b->n_reads >= MAX_READS_IN_FLIGHT || held(b))
+    if (wamid == NULL || b->graph == NULL || held(b))
         return;
-    if ((body = myna_graph_read_body(wamid, typing, NULL)) != NULL &&
-        myna_graph_post(b->graph, body, SEND_TIMEOUT_MS, on_read_sent, b, NULL) == MYNA_OK)
-        b->n_reads++;
-    free(body);
+    if (b->n_queued_reads == READ_QUEUE) {  /* a burst: the oldest goes */
+        struct read_req old = reads_pop(b);
+        free(old.wamid);
+        free(old.contact);
+    }
+    q = &b->reads[(b->reads_head + b->n_queued_reads) % READ_QUEUE];
+    if ((q->wamid = strdup(wamid)) == NULL || (q->contact = strdup(contact)) == NULL) {
+        free(q->wamid);
+        memset(q, 0, sizeof(*q));
+        return;
+    }
+    q->typing = typing;
+    b->n_queued_reads++;
+    kick_sender(b);
+}
+
+/* A reply to contact went: its queued mark-reads show no typing any more
+ * (the indicator would stay up to 25 s after the answer). */
+static void reads_replied(struct bot *b, const char *contact)
+{
+    for (size_t i = 0; i < b->n_queued_reads; i++) {
+        struct read_req *q = &b->reads[(b->reads_head + i) % READ_QUEUE];
+        if (strcmp(q->contact, contact) == 0)
+            q->typing = 0;
+    }
 }
 
 /* 0 within the limit, 1 over it with no notice given yet in the window, 2
@@ -1433,7 +1492,7 @@ static void answer(struct answering *a)
     if (!in->llm.enabled) {
         double score = 0;
         const char *reply = b->faq ? myna_answerer_answer(b->faq, a->text, &score) : NULL;
-        mark_read(b, a->last_wamid, 0);
+        mark_read(b, a->lane->contact, a->last_wamid, 0);
         finish_turn(a, reply ? reply : in->fallback_text);
         return;
     }
@@ -1450,7 +1509,7 @@ static void answer(struct answering *a)
     }
     if (prompt_rc != MYNA_OK)  /* out of memory */
         goto fallback;
-    mark_read(b, a->last_wamid, 1);
+    mark_read(b, a->lane->contact, a->last_wamid, 1);
     if (myna_llm_chat(b->llm, a->msgs, a->n_msgs, on_llm, a, &err) == MYNA_OK)
         return;
     MYNA_LOG(MYNA_WARN, "llm_unavailable", "instance=%s circuit_open=%d", in->id,
@@ -1951,10 +2010,44 @@ static void pass_post(struct bot *b, struct pass *p)
             s->lane->sending = 1;
             free(s->body);
             s->body = NULL;
+            reads_replied(b, s->rec.contact);
         }
     }
     if (p->wake)
         arm_sender(b, p->wake);
+}
+
+/* Posts queued mark-reads in the pace slots a sender pass left free: the
+ * replies due took theirs first, so a reply waits behind at most one read.
+ * Not while a block holds every send or a limit of the number pauses them. */
+static void post_reads(struct bot *b)
+{
+    int64_t now = myna_wall_ms(), now_us = now * 1000;
+    int64_t gap_us = myna_pace_gap_us(b->in->pacing_mps);
+
+    while (b->n_queued_reads > 0 && !held(b) && b->n_reads < MAX_READS_IN_FLIGHT) {
+        struct read_req q;
+        char *body;
+
+        if (now < b->pause_until_ms) {
+            arm_sender(b, b->pause_until_ms);
+            return;
+        }
+        b->next_send_us = myna_pace_slot_us(b->next_send_us, now_us, gap_us);
+        if (b->next_send_us > now_us) {
+            arm_sender(b, ms_up(b->next_send_us));
+            return;
+        }
+        q = reads_pop(b);
+        if ((body = myna_graph_read_body(q.wamid, q.typing, NULL)) != NULL &&
+            myna_graph_post(b->graph, body, SEND_TIMEOUT_MS, on_read_sent, b, NULL) == MYNA_OK) {
+            b->n_reads++;
+            b->next_send_us = myna_pace_next_us(b->next_send_us, now_us, gap_us);
+        }
+        free(body);
+        free(q.wamid);
+        free(q.contact);
+    }
 }
 
 /* ---- the flush: one transaction per turn of the loop ----------------------- */
@@ -2129,9 +2222,10 @@ static void flush(struct bot *b, int send)
     }
     if (kick)
         kick_turns(b);
-    if (send)  /* the pass saw this flush's records already */
+    if (send) {  /* the pass saw this flush's records already */
         pass_post(b, &f.pass);
-    else if (kick || f.had_results)
+        post_reads(b);
+    } else if (kick || f.had_results)
         kick_sender(b);
 }
 
@@ -2334,6 +2428,7 @@ static void bot_release(struct bot *b)
         sending_free(b->sends);
     myna_answerer_free(b->faq);
     free(b->probe_wamid);
+    reads_clear(b);
     lanes_free(b);
     myna_bot_store_free(b->bs);
     myna_store_free(b->st);

@@ -1949,6 +1949,93 @@ static void test_every_preference_reaches_the_model(void **state)
     cJSON_Delete(all);
 }
 
+/* ---- pacing: replies and mark-reads share the slots ---------------------- */
+
+#define PACE_CONTACTS 12
+
+static int setup_pace5(void **state)
+{
+    return fx_setup(state, ",\"pacing\":{\"messages_per_second\":5}", 1);
+}
+
+static int pace_all_in(void *arg)
+{
+    struct fx *f = arg;
+    cJSON *msgs = fake_get(&f->graph, "/_fake/messages");
+    cJSON *reads = fake_get(&f->graph, "/_fake/read_times");
+    int done = cJSON_GetArraySize(msgs) >= PACE_CONTACTS &&
+               cJSON_GetArraySize(reads) >= PACE_CONTACTS;
+
+    cJSON_Delete(msgs);
+    cJSON_Delete(reads);
+    return done;
+}
+
+struct req_at {
+    long long us;
+    int is_read;
+};
+
+static int req_at_cmp(const void *x, const void *y)
+{
+    const struct req_at *a = x, *b = y;
+
+    return a->us < b->us ? -1 : a->us > b->us;
+}
+
+/* A burst of turns at 5 sends a second: the Graph API gets replies and
+ * mark-reads (Meta's throughput limit counts both) together no faster than
+ * that, and the replies go first, the reads in the slots they leave. */
+static void test_reads_share_the_pace_with_replies(void **state)
+{
+    struct fx *f = *state;
+    struct req_at v[4 * PACE_CONTACTS];
+    cJSON *msgs, *reads, *it;
+    int n = 0, most = 0, reads_before_last_reply = 0, last_reply = -1;
+
+    for (int i = 0; i < PACE_CONTACTS; i++) {
+        char from[32], wamid[32];
+        snprintf(from, sizeof(from), "791600001%02d", i);
+        snprintf(wamid, sizeof(wamid), "wamid.pace-%d", i);
+        post_text(f, from, wamid, "когда вы открыты?");
+    }
+    assert_true(h_wait(pace_all_in, f, 30000));
+    msgs = fake_get(&f->graph, "/_fake/messages");
+    reads = fake_get(&f->graph, "/_fake/read_times");
+    cJSON_ArrayForEach(it, msgs) {
+        const cJSON *at = cJSON_GetObjectItemCaseSensitive(it, "received_us");
+        if (cJSON_IsNumber(at) && n < 4 * PACE_CONTACTS)
+            v[n++] = (struct req_at){ (long long)at->valuedouble, 0 };
+    }
+    cJSON_ArrayForEach(it, reads) {
+        if (cJSON_IsNumber(it) && n < 4 * PACE_CONTACTS)
+            v[n++] = (struct req_at){ (long long)it->valuedouble, 1 };
+    }
+    cJSON_Delete(msgs);
+    cJSON_Delete(reads);
+    assert_int_equal(n, 2 * PACE_CONTACTS);
+    qsort(v, (size_t)n, sizeof(v[0]), req_at_cmp);
+    /* any second holds at most 5 slots, 6 with its ends, and one caught up:
+     * 7 (without the pacing of reads, the burst's 12 reads come at once) */
+    for (int i = 0; i < n; i++) {
+        int in_window = 0;
+        for (int j = i; j < n && v[j].us - v[i].us < 1000000; j++)
+            in_window++;
+        most = in_window > most ? in_window : most;
+    }
+    if (most > 7)
+        fail_msg("%d Graph requests within one second at 5 a second", most);
+    /* replies first: the reads wait for the slots the replies leave, so few
+     * go before the last reply (one when a slot comes before its reply) */
+    for (int i = 0; i < n; i++)
+        if (!v[i].is_read)
+            last_reply = i;
+    for (int i = 0; i < last_reply; i++)
+        reads_before_last_reply += v[i].is_read;
+    if (reads_before_last_reply > 4)
+        fail_msg("%d mark-reads went before the last reply", reads_before_last_reply);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2027,6 +2114,8 @@ int main(void)
                                         setup_heartbeat3s, teardown),
         cmocka_unit_test_setup_teardown(test_commit_retry_doubles_per_try, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_failed_commit_keeps_the_answer, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_share_the_pace_with_replies, setup_pace5,
+                                        teardown),
     };
     int rc;
 

@@ -43,6 +43,8 @@
  *       had arrived (CLOCK_REALTIME, microseconds). ?from=N leaves out the
  *       first N (a poller fetches only what is new)
  *   GET  /_fake/reads     every accepted mark-read/typing body, in order
+ *   GET  /_fake/read_times  when each of them had arrived, in the same order
+ *       ([T, ...], received_us as for messages)
  *   POST /_fake/reset     forgets sends, reads and faults, cancels pending
  *       webhooks and drops answers still delayed; wamids keep counting
  *
@@ -123,7 +125,7 @@ struct fake {
     struct myna_hmac_key *key;
     const char *token, *pnid, *display, *waba;
     char wh_host[256];
-    cJSON *messages, *reads;
+    cJSON *messages, *reads, *read_times;
     struct fault *faults;
     struct delayed *delayed;
     struct chain *chains;
@@ -1058,6 +1060,7 @@ static void handle_messages(struct fake *f, struct evhttp_request *req, const ch
             reply_100(f, req, "Param typing_indicator['type'] must be one of {TEXT}.");
         else {
             cJSON_AddItemToArray(f->reads, body);
+            cJSON_AddItemToArray(f->read_times, cJSON_CreateNumber((double)received_us));
             reply_text(req, 200, "{\"success\":true}");
             return;
         }
@@ -1167,8 +1170,10 @@ static void reset(struct fake *f)
     clear_faults(f);
     cJSON_Delete(f->messages);
     cJSON_Delete(f->reads);
+    cJSON_Delete(f->read_times);
     f->messages = cJSON_CreateArray();
     f->reads = cJSON_CreateArray();
+    f->read_times = cJSON_CreateArray();
     for (struct chain *c = f->chains, *next; c; c = next) {
         next = c->next;
         if (c->in_flight)
@@ -1297,6 +1302,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         reply_messages(f, req);
     } else if (strcmp(path, "/_fake/reads") == 0 && cmd == EVHTTP_REQ_GET) {
         reply_array(req, f->reads);
+    } else if (strcmp(path, "/_fake/read_times") == 0 && cmd == EVHTTP_REQ_GET) {
+        reply_array(req, f->read_times);
     } else if (strcmp(path, "/_fake/reset") == 0 && cmd == EVHTTP_REQ_POST) {
         reset(f);
         reply_text(req, 200, "{\"ok\":true}");
@@ -1417,7 +1424,8 @@ int main(int argc, char **argv)
     f.http = f.base ? evhttp_new(f.base) : NULL;
     f.messages = cJSON_CreateArray();
     f.reads = cJSON_CreateArray();
-    if (f.http == NULL || f.messages == NULL || f.reads == NULL)
+    f.read_times = cJSON_CreateArray();
+    if (f.http == NULL || f.messages == NULL || f.reads == NULL || f.read_times == NULL)
         goto out;
     evhttp_set_max_body_size(f.http, BODY_MAX);
     evhttp_set_max_headers_size(f.http, 64 * 1024);
@@ -1475,6 +1483,7 @@ out:
         event_base_free(f.base);
     cJSON_Delete(f.messages);
     cJSON_Delete(f.reads);
+    cJSON_Delete(f.read_times);
     myna_hmac_key_free(f.key);
     return rc;
 }
