@@ -47,9 +47,10 @@
  * connection). */
 #define MAX_READS_IN_FLIGHT 64
 /* Mark-read (and typing) requests waiting for a pace slot: Meta's
- * throughput limit counts them with the replies (B3), so they take the
- * slots the replies leave. Past this, the oldest is dropped: a later read
- * marks the earlier messages read too. */
+ * throughput limit (80 a second, inbound and outbound, all types) counts
+ * them with the replies, so they take the slots the replies leave. Past
+ * this, the oldest is dropped: a later read marks the earlier messages
+ * read too. */
 #define READ_QUEUE 16
 #define STOP_DRAIN_MS 3000    /* at stop, how long sends in flight may take to answer */
 /* How long a write to the bot's store waits for another process's write
