@@ -278,6 +278,7 @@ static void tell_attention(struct bot *b);
 static int held(const struct bot *b);
 static void probe_status(struct bot *b, const struct myna_status_row *row);
 static void reads_clear(struct bot *b);
+static void post_reads(struct bot *b);
 
 static void kick_sender(struct bot *b)
 {
@@ -1368,7 +1369,7 @@ static void on_read_sent(const struct myna_send_result *r, void *arg)
 
     (void)r;  /* best effort: a missed typing indicator is not worth a retry */
     if (b->n_reads-- == MAX_READS_IN_FLIGHT && b->n_queued_reads > 0)
-        kick_sender(b);  /* the queue waited for this one */
+        post_reads(b);  /* the queue waited for this one */
 }
 
 /* Takes the oldest mark-read out of the queue; the caller frees its strings. */
@@ -1413,7 +1414,7 @@ static void mark_read(struct bot *b, const char *contact, const char *wamid, int
     }
     q->typing = typing;
     b->n_queued_reads++;
-    kick_sender(b);
+    post_reads(b);  /* a free slot now, else the sender's next pass */
 }
 
 /* A reply to contact went: its queued mark-reads show no typing any more
@@ -2018,9 +2019,11 @@ static void pass_post(struct bot *b, struct pass *p)
         arm_sender(b, p->wake);
 }
 
-/* Posts queued mark-reads in the pace slots a sender pass left free: the
- * replies due took theirs first, so a reply waits behind at most one read.
- * Not while a block holds every send or a limit of the number pauses them. */
+/* Posts queued mark-reads in the pace slots a sender pass left free (the
+ * replies due took theirs first), or in one free now when a read is queued:
+ * a reply waits behind at most one read. No slot free: the sender's next
+ * pass, armed for it. Not while a block holds every send or a limit of the
+ * number pauses them. */
 static void post_reads(struct bot *b)
 {
     int64_t now = myna_wall_ms(), now_us = now * 1000;
