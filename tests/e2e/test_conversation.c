@@ -1543,6 +1543,7 @@ static void test_failed_commit_keeps_the_answer(void **state)
     assert_true(h_wait(llm_asked, f, 15000));
     snprintf(path, sizeof(path), "%s/var/instances/conv.bot.db", f->p.dir);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);  /* the bot may be writing right now */
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     /* held until the answer's commit gave up */
     assert_true(h_wait(commit_failed, &f->p, 40000));
@@ -1601,6 +1602,7 @@ static void test_commit_retry_doubles_per_try(void **state)
     assert_true(h_wait(llm_asked_twice, f, 15000));
     snprintf(path, sizeof(path), "%s/var/instances/conv.bot.db", f->p.dir);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);  /* the bot may be writing right now */
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     assert_true(h_wait(third_commit_retry, &f->p, 15000));
     assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
@@ -1651,6 +1653,7 @@ static void test_locked_store_does_not_stall_the_loop(void **state)
     wait_sent(f, 1);
     snprintf(path, sizeof(path), "%s/var/instances/conv.bot.db", f->p.dir);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);  /* the bot may be writing right now */
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     post_text(f, "79160000045", "wamid.stall-2", "второй");
     nanosleep(&lock_for, NULL);
