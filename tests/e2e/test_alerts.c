@@ -435,9 +435,9 @@ static void test_account_locked_is_shown_alerted_and_cleared(void **state)
     pthread_mutex_unlock(&f->rv.mu);
 }
 
-/* How many of the NUL-separated strings of /proc/<pid>/environ start
- * with prefix. */
-static int environ_has(long pid, const char *prefix)
+/* How many of the NUL-separated strings of /proc/<pid>/<file> (environ,
+ * cmdline) start with prefix; -1 if it cannot be read. */
+static int proc_has(long pid, const char *file, const char *prefix)
 {
     static char buf[1 << 16];
     char path[64];
@@ -445,7 +445,7 @@ static int environ_has(long pid, const char *prefix)
     int found = 0;
     FILE *fp;
 
-    snprintf(path, sizeof(path), "/proc/%ld/environ", pid);
+    snprintf(path, sizeof(path), "/proc/%ld/%s", pid, file);
     if ((fp = fopen(path, "r")) == NULL)
         return -1;
     n = fread(buf, 1, sizeof(buf) - 1, fp);
@@ -456,6 +456,18 @@ static int environ_has(long pid, const char *prefix)
         at += strlen(buf + at) + 1;
     }
     return found;
+}
+
+static int environ_has(long pid, const char *prefix)
+{
+    return proc_has(pid, "environ", prefix);
+}
+
+/* 1 once the forked child of pid runs the bot's program: until its execve it
+ * is a copy of the master, environment and all. */
+static int bot_execed(void *arg)
+{
+    return proc_has(*(long *)arg, "cmdline", "--heartbeat-fd") == 1;
 }
 
 /* What only the master may know does not reach a bot's environment: the
@@ -473,6 +485,7 @@ static void test_bots_do_not_get_the_masters_secrets(void **state)
     pid = (long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(st, "pid"));
     cJSON_Delete(st);
     assert_true(pid > 0);
+    assert_true(h_wait(bot_execed, &pid, 10000));
     assert_int_equal(environ_has((long)f->p.pid, "MYNA_ADMIN_TOKEN="), 1);
     assert_int_equal(environ_has((long)f->p.pid, "MYNA_ALERT_WEBHOOK="), 1);
     assert_int_equal(environ_has(pid, "MYNA_ADMIN_TOKEN="), 0);
