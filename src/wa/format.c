@@ -928,6 +928,78 @@ static int ends_sentence(const char *s, size_t pos, size_t j)
     return j > pos && myna_ends_sentence(s + pos, j - pos);
 }
 
+/* WhatsApp's marks inside a line: *bold*, _italic_, ~struck~ and `code`. A
+ * span opens at a mark at the start of the text, or after what is no letter
+ * or digit, with no space after it; it closes at the next like mark with
+ * something between, no space before it, and no letter or digit after it,
+ * on the same line. A cut inside a span leaves both halves showing the
+ * bare marks. */
+static const char inline_marks[4] = { '*', '_', '~', '`' };
+
+/* The mark closing the span s[i] opens, before stop; NONE: none. */
+static size_t span_close(const char *s, size_t i, size_t stop)
+{
+    for (size_t k = i + 2; k < stop && s[k] != '\n'; k++)
+        if (s[k] == s[i] && !is_space((unsigned char)s[k - 1]) &&
+            !is_word((unsigned char)s[k + 1]))
+            return k;
+    return NONE;
+}
+
+/* The last space at or before end, at a sentence end if one is in reach,
+ * that no span holds (a starts the line or a part; s[a..end] has no line
+ * break); NONE when there is none. The spans are paired from a on, as the
+ * part will show them, each kind of mark on its own. A span that would
+ * close further past end than end is from a counts as none: the search
+ * stays linear on one long line. */
+static size_t space_outside_spans(const char *s, size_t a, size_t end, size_t len)
+{
+    size_t from[4], to[4], sentence = NONE, space = NONE;
+    size_t stop = len - end > end - a + 1 ? end + (end - a) + 1 : len;
+
+    for (int t = 0; t < 4; t++)
+        from[t] = to[t] = NONE;   /* no span yet */
+    for (size_t j = a; j <= end; j++) {
+        const char *m = memchr(inline_marks, s[j], sizeof(inline_marks));
+        int inside = 0;
+
+        if (m != NULL) {
+            int t = (int)(m - inline_marks);
+            /* once a mark finds no closer, none after it will */
+            if ((to[t] == NONE ? from[t] == NONE : j > to[t]) &&
+                (j == a || !is_word((unsigned char)s[j - 1])) && !is_ws((unsigned char)s[j + 1])) {
+                from[t] = j;
+                to[t] = span_close(s, j, stop);
+            }
+        }
+        if (j == a || (s[j] != ' ' && s[j] != '\t'))
+            continue;
+        for (int t = 0; t < 4; t++)
+            inside |= to[t] != NONE && from[t] < j && j < to[t];
+        if (!inside) {
+            space = j;
+            if (ends_sentence(s, a, j))
+                sentence = j;
+        }
+    }
+    return sentence != NONE ? sentence : space;
+}
+
+/* The last sentence end in reach, else the last space, else a hard cut
+ * between two characters: a line's cut when no space is out of the spans. */
+static size_t cut_in_line(const char *s, size_t pos, size_t end, size_t len)
+{
+    size_t j;
+
+    for (j = end; j > pos; j--)   /* the mark stays, the space goes */
+        if ((s[j] == ' ' || s[j] == '\t') && ends_sentence(s, pos, j))
+            return j;
+    for (j = end; j > pos; j--)
+        if (s[j] == ' ' || s[j] == '\t')
+            return j;
+    return hard_cut(s, pos, end, len);
+}
+
 /* Where to cut the text at pos when only s[pos..end) fits: the last cut of
  * the best kind. A separator may sit at end itself, since it is trimmed. */
 static size_t choose_cut(const char *s, size_t pos, size_t end, size_t len)
@@ -940,13 +1012,9 @@ static size_t choose_cut(const char *s, size_t pos, size_t end, size_t len)
     for (j = end; j > pos; j--)   /* a line break */
         if (s[j] == '\n')
             return j;
-    for (j = end; j > pos; j--)   /* a sentence end: the mark stays, the space goes */
-        if ((s[j] == ' ' || s[j] == '\t') && ends_sentence(s, pos, j))
-            return j;
-    for (j = end; j > pos; j--)   /* a space */
-        if (s[j] == ' ' || s[j] == '\t')
-            return j;
-    return hard_cut(s, pos, end, len);   /* between two characters */
+    if ((j = space_outside_spans(s, pos, end, len)) != NONE)
+        return j;
+    return cut_in_line(s, pos, end, len);
 }
 
 /* The cut of a last part that cannot hold the rest: nothing follows it, so
@@ -954,15 +1022,15 @@ static size_t choose_cut(const char *s, size_t pos, size_t end, size_t len)
  * sentence end will do. */
 static size_t choose_last_cut(const char *s, size_t pos, size_t end, size_t len)
 {
-    size_t j;
+    size_t j, nl = pos, sp;
 
-    for (j = end; j > pos; j--)
-        if (s[j] == '\n' || ((s[j] == ' ' || s[j] == '\t') && ends_sentence(s, pos, j)))
-            return j;
-    for (j = end; j > pos; j--)
-        if (s[j] == ' ' || s[j] == '\t')
-            return j;
-    return hard_cut(s, pos, end, len);
+    for (j = end; j > pos && nl == pos; j--)
+        if (s[j] == '\n')
+            nl = j;
+    sp = space_outside_spans(s, nl == pos ? pos : nl + 1, end, len);
+    if (sp != NONE && (nl == pos || ends_sentence(s, pos, sp)))
+        return sp;
+    return nl != pos ? nl : cut_in_line(s, pos, end, len);
 }
 
 /* The end of n characters from pos (or len). */

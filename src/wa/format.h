@@ -48,9 +48,13 @@ char *myna_wa_from_markdown(const char *md, size_t len, struct myna_err *err);
  * that is not valid UTF-8 counts as one character), moved back so as not
  * to split what shows as one character: a flag, an emoji with a skin tone,
  * a selector or a joiner, a letter with a combining accent (unless the
- * whole part is one such sequence). Parts are trimmed of
- * ASCII whitespace and empty ones dropped, so text that fits gives exactly
- * one part and blank text gives none (*parts NULL, *n 0). The parts are, in
+ * whole part is one such sequence). A sentence end or space inside a
+ * span of WhatsApp's marks on its line (*bold*, _italic_, ~struck~,
+ * `code`, paired as the part will show them) is passed over while one
+ * outside every span is in reach: both halves would show bare marks.
+ * Parts are trimmed of ASCII whitespace and empty ones dropped, so text
+ * that fits gives exactly one part and blank text gives none (*parts NULL,
+ * *n 0). The parts are, in
  * order, the text with only whitespace removed at the cuts, and these
  * marks: a part cut inside a code fence (a "```" line, as the converter
  * writes them) ends with "\n```" closing it and the next begins with

@@ -650,6 +650,28 @@ static void test_split_prefers_spaces(void **state)
                 (const char *const[]){ "стрижка машинкой", "недорого", NULL });
 }
 
+/* A cut inside *bold* (or _, ~, `) would leave both halves showing bare
+ * marks: the space before the span wins while there is one. */
+static void test_split_keeps_out_of_marks(void **state)
+{
+    (void)state;
+    check_split("aa *bb cc* dd", 9, (const char *const[]){ "aa", "*bb cc*", "dd", NULL });
+    check_split("one _two three_ four", 14,
+                (const char *const[]){ "one", "_two three_", "four", NULL });
+    check_split("x ~a b~ `c d` e", 12, (const char *const[]){ "x ~a b~", "`c d` e", NULL });
+    /* a sentence end inside a span is no cut either */
+    check_split("Go. *Now. Then* x", 14, (const char *const[]){ "Go.", "*Now. Then* x", NULL });
+    /* marks that pair nothing are plain text: 2*3 and a * alone */
+    check_split("aa 2*3 bb * cc", 9, (const char *const[]){ "aa 2*3 bb", "* cc", NULL });
+    /* a span wider than a part: cut inside it as before */
+    check_split("*aaa bbb ccc*", 8, (const char *const[]){ "*aaa bbb", "ccc*", NULL });
+    /* the last part allowed ends before the span, then the ellipsis; after
+     * a line break, a sentence end out of the spans of its line */
+    check_split_max("aaaa *bb cc dd ee* ff gg", 16, 1, (const char *const[]){ "aaaa…", NULL });
+    check_split_max("aa\nb. *c. d. e* f g h", 16, 1,
+                    (const char *const[]){ "aa\nb. …", NULL });
+}
+
 static void test_split_hard_cuts(void **state)
 {
     (void)state;
@@ -992,6 +1014,7 @@ int main(void)
         cmocka_unit_test(test_split_prefers_lines),
         cmocka_unit_test(test_split_prefers_sentences),
         cmocka_unit_test(test_split_prefers_spaces),
+        cmocka_unit_test(test_split_keeps_out_of_marks),
         cmocka_unit_test(test_split_hard_cuts),
         cmocka_unit_test(test_split_invalid_utf8),
         cmocka_unit_test(test_split_4096_boundary),
