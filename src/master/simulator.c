@@ -111,6 +111,13 @@ static void reply_error(struct evhttp_request *req, int code, const char *msg)
     reply_error_id(req, code, msg, NULL);
 }
 
+/* 405 with the Allow header RFC 9110 asks for. */
+static void reply_405(struct evhttp_request *req, const char *allow)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    reply_error(req, 405, "method not allowed");
+}
+
 static void reply_graph_error(struct evhttp_request *req, int http, int code, const char *type,
                               const char *msg)
 {
@@ -552,7 +559,10 @@ void myna_simulator_handle(struct myna_simulator *s, struct evhttp_request *req,
     struct sim_inst *si;
 
     if (strcmp(path, "/sim") == 0 || strcmp(path, "/sim/") == 0) {
-        handle_index(s, req);
+        if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
+            handle_index(s, req);
+        else
+            reply_405(req, "GET, HEAD");
         return;
     }
     /* the fake Graph API's paths have a version and a number id; an
@@ -573,15 +583,18 @@ void myna_simulator_handle(struct myna_simulator *s, struct evhttp_request *req,
     if (slash == NULL && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD))
         reply(req, 200, "text/html; charset=utf-8", (const char *)myna_ui_sim_html,
               myna_ui_sim_html_len);
-    else if (slash && strcmp(slash, "/send") == 0 && cmd == EVHTTP_REQ_POST)
+    else if (slash == NULL)  /* the page is there: 405, not 404 */
+        reply_405(req, "GET, HEAD");
+    else if (strcmp(slash, "/send") == 0 && cmd == EVHTTP_REQ_POST)
         handle_send(s, si, req);
-    else if (slash && strcmp(slash, "/events") == 0 && cmd == EVHTTP_REQ_GET)
+    else if (strcmp(slash, "/events") == 0 && cmd == EVHTTP_REQ_GET)
         handle_events(s, si, req);
-    else if (slash && strcmp(slash, "/info") == 0 && cmd == EVHTTP_REQ_GET)
+    else if (strcmp(slash, "/info") == 0 && cmd == EVHTTP_REQ_GET)
         handle_info(s, si, req);
-    else if (slash && (strcmp(slash, "/send") == 0 || strcmp(slash, "/events") == 0 ||
-                       strcmp(slash, "/info") == 0))
-        reply_error(req, 405, "method not allowed");
+    else if (strcmp(slash, "/send") == 0)
+        reply_405(req, "POST");
+    else if (strcmp(slash, "/events") == 0 || strcmp(slash, "/info") == 0)
+        reply_405(req, "GET");
     else
         reply_error(req, 404, "not found");
 }

@@ -286,6 +286,13 @@ static void test_bad_input(void **state)
     assert_int_equal(h_http("GET", url, NULL, 0, NULL, c->resp, sizeof(c->resp)), 400);
     snprintf(url, sizeof(url), "%s/sim/shop/send", c->p.admin_url);
     assert_int_equal(h_http("GET", url, NULL, 0, NULL, c->resp, sizeof(c->resp)), 405);
+    /* the page and the list are there too, for GET only: 405, not 404 or 200 */
+    snprintf(url, sizeof(url), "%s/sim/shop", c->p.admin_url);
+    assert_int_equal(h_http("POST", url, "{}", 2, NULL, c->resp, sizeof(c->resp)), 405);
+    assert_non_null(strstr(c->resp, "method not allowed"));
+    snprintf(url, sizeof(url), "%s/sim", c->p.admin_url);
+    assert_int_equal(h_http("DELETE", url, NULL, 0, NULL, c->resp, sizeof(c->resp)), 405);
+    snprintf(url, sizeof(url), "%s/sim/shop/send", c->p.admin_url);
     {   /* what another site's page may post without asking (no CORS preflight) */
         const char *plain[] = { "Content-Type: text/plain", NULL };
         const char *ok = "{\"from\":\"15550005555\",\"text\":\"hi\"}";
