@@ -329,7 +329,7 @@ static void handle_send(struct myna_simulator *s, struct sim_inst *si, struct ev
     struct myna_err err = MYNA_ERR_INIT;
     struct myna_sim_log *l = log_of(si);
     struct post *p;
-    char wamid[128], *text;
+    char wamid[128], *text = NULL;
     size_t len;
     char *body = request_body(req, MYNA_SIM_BODY_MAX, &len);
     int64_t now = myna_wall_ms() / 1000;
@@ -350,15 +350,16 @@ static void handle_send(struct myna_simulator *s, struct sim_inst *si, struct ev
     }
     free(body);
     myna_sim_wamid(wamid, sizeof(wamid));
-    text = strdup(m.kind == MYNA_SIM_TEXT ? m.text : m.reply_title);
-    if (l == NULL || text == NULL ||
-        (p = post_new(s, si, myna_sim_message_webhook(si->in, &m, wamid, now))) == NULL ||
-        myna_sim_log_add(l, 0, wamid, m.from, m.kind == MYNA_SIM_TEXT ? "text" : "interactive",
-                         text, NULL, NULL, MYNA_SIM_PENDING, now) == NULL) {
+    /* the log takes text and cannot fail: what can fails first */
+    if (l == NULL || (text = strdup(m.kind == MYNA_SIM_TEXT ? m.text : m.reply_title)) == NULL ||
+        (p = post_new(s, si, myna_sim_message_webhook(si->in, &m, wamid, now))) == NULL) {
+        free(text);
         myna_sim_send_release(&m);
         reply_error(req, 500, "out of memory");
         return;
     }
+    myna_sim_log_add(l, 0, wamid, m.from, m.kind == MYNA_SIM_TEXT ? "text" : "interactive", text,
+                     NULL, NULL, MYNA_SIM_PENDING, now);
     myna_sim_send_release(&m);
     p->req = req;
     snprintf(p->wamid, sizeof(p->wamid), "%s", wamid);
