@@ -1169,7 +1169,10 @@ cJSON *myna_fleet_config_json(struct myna_fleet *f, const char *id,
             cJSON_DeleteItemFromObjectCaseSensitive(parent, name);
         } else {
             myna_secret_mask(v->valuestring, masked, sizeof(masked));
-            cJSON_SetValuestring(v, masked);
+            /* a mask longer than the secret is a new copy: without memory
+             * for it the secret would stay in the clear, so it goes */
+            if (cJSON_SetValuestring(v, masked) == NULL)
+                cJSON_DeleteItemFromObjectCaseSensitive(parent, name);
         }
     }
     cJSON_AddNumberToObject(obj, "version", (double)l->version);

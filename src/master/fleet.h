@@ -82,8 +82,9 @@ char *myna_fleet_bot_config(struct myna_fleet *f, const char *id);
 enum myna_secrets_view { MYNA_SECRETS_MASKED, MYNA_SECRETS_HIDDEN, MYNA_SECRETS_SHOWN };
 
 /* The stored config for the API (a new cJSON object, with "version"):
- * secrets masked to their last 4 characters, left out, or shown (an
- * export). NULL when id is unknown. */
+ * secrets masked to their last 4 characters (left out when there is no
+ * memory for the mask), left out, or shown (an export). NULL when id is
+ * unknown. */
 struct cJSON *myna_fleet_config_json(struct myna_fleet *f, const char *id,
                                      enum myna_secrets_view view);
 
