@@ -1,8 +1,8 @@
 /* signature.c - HMAC-SHA256 of webhook bodies with OpenSSL 3 EVP_MAC.
  *
- * The key is set once into an EVP_MAC_CTX; each MAC works on a duplicate of
- * it, so the secret is expanded once per instance, not once per request, and
- * the keyed context is never left half-used by a failed call. */
+ * The key is set once into an EVP_MAC_CTX; each MAC initialises it again
+ * without a key, which keeps the prepared key, so the secret is expanded once
+ * per instance, not once per request, and no MAC allocates. */
 #include "wa/signature.h"
 
 #include <openssl/crypto.h>

@@ -19,12 +19,14 @@ struct myna_hmac_key;
 struct myna_hmac_key *myna_hmac_key_new(const void *secret, size_t len, struct myna_err *err);
 void myna_hmac_key_free(struct myna_hmac_key *k);   /* NULL ok */
 
-/* out[32] = HMAC-SHA256(key, data). MYNA_OK or MYNA_ENOMEM. */
+/* out[32] = HMAC-SHA256(key, data). MYNA_OK, MYNA_EINVAL (k NULL, or data
+ * NULL with len > 0) or MYNA_ENOMEM. */
 int myna_hmac_sha256(struct myna_hmac_key *k, const void *data, size_t len, uint8_t out[32]);
 
 /* Checks header (may be NULL: missing) against body. MYNA_OK, or
  * MYNA_EBADSIG with err saying why: missing header, no "sha256=" prefix,
- * wrong length, not hex, or mismatch. */
+ * wrong length, not hex, or mismatch; MYNA_EINVAL or MYNA_ENOMEM when the
+ * HMAC cannot be computed (as myna_hmac_sha256). */
 int myna_signature_verify(struct myna_hmac_key *k, const char *header,
                           const void *body, size_t len, struct myna_err *err);
 
