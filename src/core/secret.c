@@ -33,7 +33,7 @@
 #include "core/util.h"
 #include "core/banned.h"
 
-#define KEY_LEN 32
+#define KEY_LEN MYNA_KEY_FILE_LEN
 #define KEY_HEX (2 * KEY_LEN)
 #define NONCE_LEN 12
 #define TAG_LEN 16
@@ -343,15 +343,13 @@ static int load_key(int fd, const char *path, unsigned char key[KEY_LEN], struct
     return rc;
 }
 
-struct myna_secret_box *myna_secret_box_open(const char *path, int create, struct myna_err *err)
+int myna_key_file_load(const char *path, int create, unsigned char key[MYNA_KEY_FILE_LEN],
+                       struct myna_err *err)
 {
-    struct myna_secret_box *b;
     int fd, rc, e;
 
-    if (path == NULL || path[0] == '\0') {
-        myna_err_set(err, MYNA_EINVAL, "no key file path given");
-        return NULL;
-    }
+    if (path == NULL || path[0] == '\0')
+        return myna_err_set(err, MYNA_EINVAL, "no key file path given");
     /* O_NONBLOCK: a FIFO in the key's place must not hang us; it is then
      * refused as not a regular file */
     if (create)
@@ -360,24 +358,16 @@ struct myna_secret_box *myna_secret_box_open(const char *path, int create, struc
     if (fd < 0 && errno == ENOENT && create) {
         rc = create_key(path, err);
         if (rc != MYNA_OK && rc != MYNA_EEXISTS)
-            return NULL;
+            return rc;
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     }
     if (fd < 0) {
         e = errno;
         if (e == ENOENT)
-            myna_err_set(err, MYNA_ENOTFOUND, "key file '%s' does not exist", path);
-        else
-            myna_err_set(err, MYNA_EIO, "cannot open key file '%s': %s", path, strerror(e));
-        return NULL;
+            return myna_err_set(err, MYNA_ENOTFOUND, "key file '%s' does not exist", path);
+        return myna_err_set(err, MYNA_EIO, "cannot open key file '%s': %s", path, strerror(e));
     }
-    b = calloc(1, sizeof(*b));
-    if (b == NULL) {
-        close(fd);
-        myna_err_set(err, MYNA_ENOMEM, "out of memory opening key file '%s'", path);
-        return NULL;
-    }
-    rc = load_key(fd, path, b->key, err);
+    rc = load_key(fd, path, key, err);
     close(fd);
     /* every time, not only at creation: a name whose sync failed then (or
      * that a racing creator has not synced yet) could be lost in a crash
@@ -387,7 +377,21 @@ struct myna_secret_box *myna_secret_box_open(const char *path, int create, struc
         rc = myna_err_set(err, MYNA_EIO, "cannot sync the directory of key file '%s': %s", path,
                           strerror(e));
     }
-    if (rc != MYNA_OK) {
+    if (rc != MYNA_OK)
+        OPENSSL_cleanse(key, MYNA_KEY_FILE_LEN);
+    return rc;
+}
+
+struct myna_secret_box *myna_secret_box_open(const char *path, int create, struct myna_err *err)
+{
+    struct myna_secret_box *b = calloc(1, sizeof(*b));
+
+    if (b == NULL) {
+        myna_err_set(err, MYNA_ENOMEM, "out of memory opening key file '%s'",
+                     path ? path : "");
+        return NULL;
+    }
+    if (myna_key_file_load(path, create, b->key, err) != MYNA_OK) {
         myna_secret_box_free(b);
         return NULL;
     }

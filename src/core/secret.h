@@ -30,7 +30,9 @@
 
 struct myna_secret_box;
 
-/* Opens the key file at path: 32 random bytes written as 64 hex digits (one
+#define MYNA_KEY_FILE_LEN 32
+
+/* Reads the key file at path: 32 random bytes written as 64 hex digits (one
  * trailing newline is tolerated, so `openssl rand -hex 32 > key` works).
  * When the file is missing and create != 0, a new key is written to a
  * private temporary file, fsync'd and linked into place; link never
@@ -42,8 +44,12 @@ struct myna_secret_box;
  * create == 0), MYNA_ECONFIG (not a regular file, mode open to group or
  * others, owned by a user other than this process's or root, wrong size,
  * not hex), MYNA_EIO (cannot read, write or sync it, no randomness), MYNA_EINVAL
- * (NULL or overlong path), MYNA_ENOMEM.
- * Returns an owned box or NULL with err set. */
+ * (NULL or overlong path), MYNA_ENOMEM; key is wiped on failure. */
+int myna_key_file_load(const char *path, int create, unsigned char key[MYNA_KEY_FILE_LEN],
+                       struct myna_err *err);
+
+/* A box sealing with the key of the key file at path, read (and created)
+ * as myna_key_file_load does. Returns an owned box or NULL with err set. */
 struct myna_secret_box *myna_secret_box_open(const char *path, int create, struct myna_err *err);
 
 /* Wipes the key and frees the box; NULL ok. */

@@ -3,8 +3,8 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -13,56 +13,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/json.h"
+#include "core/secret.h"
 #include "core/util.h"
 #include "wa/instance.h"
 #include "core/banned.h"
 
-#define KEY_HEX 64
+#define KEY_HEX (2 * MYNA_KEY_FILE_LEN)
 #define TEXT_MAX 4096
 #define TYPING_MS 25000
 #define TYPING_SLOTS 64
 
 /* ---- defaults ------------------------------------------------------------------ */
 
+/* The simulator's key as its 64 hex digits: a key file as secret.key is
+ * (created complete or not at all, private to this user). */
 static int read_key(const char *path, int create, char key[KEY_HEX + 1], struct myna_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n;
+    unsigned char raw[MYNA_KEY_FILE_LEN];
+    int rc = myna_key_file_load(path, create, raw, err);
 
-    if (fd < 0 && errno == ENOENT && create) {
-        unsigned char raw[KEY_HEX / 2];
-        if (RAND_bytes(raw, sizeof(raw)) != 1)
-            return myna_err_set(err, MYNA_EIO, "no randomness for the simulator key");
+    if (rc == MYNA_OK)
         for (size_t i = 0; i < sizeof(raw); i++)
             snprintf(key + 2 * i, 3, "%02x", raw[i]);
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            n = write(fd, key, KEY_HEX);
-            if (n != KEY_HEX || fsync(fd) != 0) {
-                close(fd);
-                unlink(path);
-                return myna_err_set(err, MYNA_EIO, "cannot write '%s'", path);
-            }
-            close(fd);
-            return MYNA_OK;
-        }
-        if (errno != EEXIST)
-            return myna_err_set(err, MYNA_EIO, "cannot create '%s': %s", path, strerror(errno));
-        fd = open(path, O_RDONLY | O_CLOEXEC);  /* another process made it first */
-    }
-    if (fd < 0)
-        return myna_err_set(err, MYNA_EIO, "cannot read '%s': %s", path, strerror(errno));
-    n = read(fd, key, KEY_HEX);
-    close(fd);
-    if (n == KEY_HEX)
-        key[KEY_HEX] = '\0';
-    if (n != KEY_HEX || strspn(key, "0123456789abcdefABCDEF") != KEY_HEX)
-        return myna_err_set(err, MYNA_EIO, "'%s' is not a simulator key (delete it to make a new one)",
-                            path);
-    return MYNA_OK;
+    OPENSSL_cleanse(raw, sizeof(raw));
+    return rc;
 }
 
 /* hex(HMAC-SHA256(key, what ":" id)) truncated to 40 digits. */

@@ -271,7 +271,7 @@ static void test_config_error_is_a_crash_loop(void **state)
     assert_int_equal(kill((pid_t)bot_pid(p, "beta"), SIGKILL), 0);
     assert_true(h_wait(in_log, &loop, 10000));
     assert_true(h_log_contains(p, "event=bot_config_error instance=beta state=crash_loop"));
-    assert_true(h_bot_log_contains(p, "beta", "is not a simulator key"));
+    assert_true(h_bot_log_contains(p, "beta", "must hold exactly 64 hex digits"));
     assert_true(h_wait(metric_is, &gauge, 5000));
     assert_true(h_metric(p, "myna_bot_up{instance=\"beta\"}") == 0);
     {   /* not restarted: code 2 means a configuration error */

@@ -2293,12 +2293,12 @@ static void test_sim_prepare_key_errors(void **state)
     struct myna_instance_set set;
     struct myna_err err = MYNA_ERR_INIT;
     struct stat st;
-    char *bad;
+    char *bad, *line, *token;
 
     /* a bot (create = 0) before the master made the key */
     sim_set(&set, sim_json);
-    assert_int_equal(myna_sim_prepare(&set, f->dir, NULL, 0, &err), MYNA_EIO);
-    assert_int_equal(err.code, MYNA_EIO);
+    assert_int_equal(myna_sim_prepare(&set, f->dir, NULL, 0, &err), MYNA_ENOTFOUND);
+    assert_int_equal(err.code, MYNA_ENOTFOUND);
     assert_contains(err.msg, f->key);
     assert_int_equal(stat(f->key, &st), -1);
     assert_string_equal(set.v[0].access_token, "");
@@ -2306,17 +2306,18 @@ static void test_sim_prepare_key_errors(void **state)
 
     /* a truncated key */
     write_file(f->key, "0123abcd");
+    assert_int_equal(chmod(f->key, 0600), 0);
     sim_set(&set, sim_json);
     memset(&err, 0, sizeof(err));
-    assert_int_equal(myna_sim_prepare(&set, f->dir, NULL, 1, &err), MYNA_EIO);
+    assert_int_equal(myna_sim_prepare(&set, f->dir, NULL, 1, &err), MYNA_ECONFIG);
     assert_contains(err.msg, f->key);
-    assert_contains(err.msg, "is not a simulator key");
+    assert_contains(err.msg, "must hold exactly 64 hex digits");
     myna_instances_release(&set);
 
     /* an empty one */
     write_file(f->key, "");
     sim_set(&set, sim_json);
-    assert_int_equal(myna_sim_prepare(&set, f->dir, NULL, 0, &err), MYNA_EIO);
+    assert_int_equal(myna_sim_prepare(&set, f->dir, NULL, 0, &err), MYNA_ECONFIG);
     assert_contains(err.msg, f->key);
     myna_instances_release(&set);
 
@@ -2325,14 +2326,45 @@ static void test_sim_prepare_key_errors(void **state)
     write_file(f->key, bad);
     free(bad);
     sim_set(&set, sim_json);
-    assert_int_equal(myna_sim_prepare(&set, f->dir, NULL, 1, &err), MYNA_EIO);
+    assert_int_equal(myna_sim_prepare(&set, f->dir, NULL, 1, &err), MYNA_ECONFIG);
     assert_contains(err.msg, f->key);
+    assert_string_equal(set.v[0].access_token, "");
+    myna_instances_release(&set);
+
+    /* a key others may read signs nothing: the sim instances' secrets
+     * would be theirs too */
+    bad = rep("ab", 32);
+    write_file(f->key, bad);
+    free(bad);
+    assert_int_equal(chmod(f->key, 0644), 0);
+    sim_set(&set, sim_json);
+    assert_int_equal(myna_sim_prepare(&set, f->dir, NULL, 1, &err), MYNA_ECONFIG);
+    assert_contains(err.msg, "chmod 600");
     assert_string_equal(set.v[0].access_token, "");
     myna_instances_release(&set);
 
     /* the key file left as found */
     assert_int_equal(stat(f->key, &st), 0);
     assert_int_equal(st.st_size, 64);
+
+    /* made private, it is the key, a line break after it or not */
+    assert_int_equal(chmod(f->key, 0600), 0);
+    sim_set(&set, sim_json);
+    assert_int_equal(myna_sim_prepare(&set, f->dir, NULL, 0, &err), MYNA_OK);
+    assert_non_null(token = strdup(set.v[0].access_token));
+    myna_instances_release(&set);
+    bad = rep("ab", 32);
+    line = malloc(strlen(bad) + 2);
+    assert_non_null(line);
+    snprintf(line, strlen(bad) + 2, "%s\n", bad);
+    write_file(f->key, line);
+    free(line);
+    free(bad);
+    sim_set(&set, sim_json);
+    assert_int_equal(myna_sim_prepare(&set, f->dir, NULL, 0, &err), MYNA_OK);
+    assert_string_equal(set.v[0].access_token, token);
+    free(token);
+    myna_instances_release(&set);
 }
 
 static void test_sim_prepare_ids_differ(void **state)
