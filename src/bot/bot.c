@@ -1299,7 +1299,9 @@ static void on_llm(const struct myna_llm_result *r, void *arg)
     a->completion_tokens = r->completion_tokens;
     a->llm_called = 1;
     a->llm_ms = r->latency_ms;
-    a->llm_ok = r->rc == MYNA_OK && r->text && r->text[0];
+    /* an empty text is an answer too: finish_reply finds nothing in it to
+     * show and says so (reason=blank_answer), as for "---" or blank lines */
+    a->llm_ok = r->rc == MYNA_OK && r->text != NULL;
     if (a->llm_ok) {
         a->ai = 1;
         MYNA_LOG(MYNA_INFO, "llm_answered", "instance=%s latency_ms=%" PRId64

@@ -512,6 +512,25 @@ static void test_blank_answer_gives_fallback(void **state)
     assert_int_equal(h_db_count(&f->p, "conv", "turns", "state = 1 AND ai = 0"), 1);
 }
 
+/* An empty content (a model that stopped at once, or one whose answer
+ * was only thoughts) is a blank answer as well: the log says so, instead
+ * of a failed call with no reason and an empty error. */
+static void test_empty_answer_is_a_blank_answer(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+
+    fault(&f->llm, "{\"reply\":\"\"}");
+    post_text(f, "79161234567", "wamid.empty-1", "Есть кто?");
+    wait_sent(f, 1);
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "Sorry, I cannot answer right now. We will get back to you soon.");
+    assert_true(h_bot_log_contains(&f->p, "conv", "reason=blank_answer"));
+    assert_false(h_bot_log_contains(&f->p, "conv", "err=\"\""));
+    assert_true(h_metric(&f->p, "myna_llm_requests_total{instance=\"conv\",result=\"failed\"}") == 1);
+    assert_int_equal(h_db_count(&f->p, "conv", "turns", "state = 1 AND ai = 0"), 1);
+}
+
 /* A model answer that cannot be made into WhatsApp text (here 400,000
  * bytes that are not UTF-8: each becomes U+FFFD, three bytes, past the
  * converter's 1 MiB) is a failed call too: the customer gets the fallback
@@ -2061,6 +2080,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blank_answer_gives_fallback, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_long_name_cut_at_a_character, setup_llm,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_empty_answer_is_a_blank_answer, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_unusable_answer_gives_fallback, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_max_one, setup_batch1, teardown),
