@@ -34,6 +34,35 @@ static const struct myna_opt *opt_find_flag(const char *flag, size_t len)
     return opt_find(name, len);
 }
 
+/* The length of the control character at s (C0, DEL, or C1 written in
+ * UTF-8, U+0080-U+009F: what a terminal obeys), or 0. */
+static size_t control_at(const unsigned char *s)
+{
+    if (*s < 0x20 || *s == 0x7f)
+        return 1;
+    return s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f ? 2 : 0;
+}
+
+/* The first n bytes of s (at most cap - 1 of them) in buf, each control
+ * character as '?': a name quoted in a message, which is printed, cannot
+ * drive the terminal. Returns buf. */
+static const char *shown(const char *s, size_t n, char *buf, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0, i = 0, k;
+
+    while (i < n && p[i] && o + 1 < cap) {
+        if ((k = control_at(p + i)) != 0) {
+            buf[o++] = '?';
+            i += k;
+        } else {
+            buf[o++] = (char)p[i++];
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 static int parse_size(const char *s, int64_t *out)
 {
     char *end;
@@ -77,12 +106,15 @@ int myna_conf_set(struct myna_conf *conf, const char *name, const char *value,
     int64_t v = 0;
     int port;
 
-    if (o == NULL)
-        return myna_err_set(err, MYNA_ECONFIG, "%s: unknown option '%s'", origin, name);
+    if (o == NULL) {
+        char what[256];
+        return myna_err_set(err, MYNA_ECONFIG, "%s: unknown option '%s'", origin,
+                            shown(name, strlen(name), what, sizeof(what)));
+    }
     if (strlen(value) > CONF_VALUE_MAX)
         return myna_err_set(err, MYNA_ECONFIG, "%s: option '%s': value too long", origin, name);
     for (const char *c = value; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+        if (control_at((const unsigned char *)c) != 0)
             return myna_err_set(err, MYNA_ECONFIG,
                                 "%s: option '%s': control characters are not allowed", origin,
                                 name);
@@ -280,7 +312,7 @@ static int load_flags(struct myna_conf *conf, int argc, char **argv,
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *eq, *value;
         const struct myna_opt *o;
-        char where[96];
+        char where[96], name[256];
         int pi = passthrough_index(passthrough, arg);
 
         if (pi >= 0) {
@@ -289,12 +321,14 @@ static int load_flags(struct myna_conf *conf, int argc, char **argv,
             continue;
         }
         if (strncmp(arg, "--", 2) != 0)
-            return myna_err_set(err, MYNA_ECONFIG, "unexpected argument '%s'", arg);
+            return myna_err_set(err, MYNA_ECONFIG, "unexpected argument '%s'",
+                                shown(arg, strlen(arg), name, sizeof(name)));
         eq = strchr(arg, '=');
         o = opt_find_flag(arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
         if (o == NULL)
-            return myna_err_set(err, MYNA_ECONFIG, "unknown flag '%.*s' (see --help)",
-                                eq ? (int)(eq - arg) : (int)strlen(arg), arg);
+            return myna_err_set(err, MYNA_ECONFIG, "unknown flag '%s' (see --help)",
+                                shown(arg, eq ? (size_t)(eq - arg) : strlen(arg), name,
+                                      sizeof(name)));
         if (eq) {
             value = eq + 1;
         } else if (i + 1 < argc) {
