@@ -185,8 +185,11 @@ static int send_line(struct chat *c, const char *line)
 
     cJSON_AddStringToObject(o, "from", c->o->from);
     cJSON_AddStringToObject(o, "name", c->o->name);
-    if (line[0] == '/' && line[1] >= '1' && line[1] <= '9') {
-        size_t k = (size_t)strtoul(line + 1, NULL, 10);
+    /* a pick is the whole line: "/2 people" is a message like any other */
+    if (line[0] == '/' && line[1] >= '1' && line[1] <= '9' &&
+        line[1 + strspn(line + 1, "0123456789")] == '\0') {
+        int64_t n;
+        size_t k = myna_parse_i64(line + 1, 1, OPTIONS_MAX, &n) == 0 ? (size_t)n : 0;
         if (k == 0 || k > c->n_opts) {
             fprintf(c->out, "  ! no option %s (the last message has %zu)\n", line, c->n_opts);
             cJSON_Delete(o);

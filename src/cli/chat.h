@@ -3,10 +3,10 @@
  * Each line typed is a customer message sent through the admin listener's
  * /sim/<id>/send (so it becomes a signed webhook, as in the chat page); the
  * bot's replies are printed as they come, with their buttons or list rows
- * numbered: typing /1, /2 ... picks one. A line of 16 KiB or more is
- * dropped whole (said on err). /quit or end of input stops; after
- * the end of piped input it waits for the replies to what was sent (at most
- * linger_ms). */
+ * numbered: typing /1, /2 ... (the whole line) picks one; "/2 people" is
+ * sent as text. A line of 16 KiB or more is dropped whole (said on err).
+ * /quit or end of input stops; after the end of piped input it waits for
+ * the replies to what was sent (at most linger_ms). */
 #ifndef MYNA_CLI_CHAT_H
 #define MYNA_CLI_CHAT_H
 

@@ -504,6 +504,39 @@ static void test_server_text_cannot_drive_the_terminal(void **state)
     canned_stop(pid);
 }
 
+/* In myna chat, /N picks the last message's option N only as a whole
+ * line: "/1 please" is a message (it was sent as a press of option 1), and
+ * a number past the options is refused, however long. */
+static void test_chat_pick_is_the_whole_line(void **state)
+{
+    static const struct canned_route routes[] = {
+        { "GET /sim/shop/info ", 200, "{}" },
+        { "GET /sim/shop/events", 200,
+          "{\"seq\":1,\"events\":[{\"dir\":\"out\",\"id\":\"w1\",\"text\":\"hi\","
+          "\"buttons\":[{\"id\":\"b1\",\"title\":\"Yes\"}]}]}" },
+        { "POST /sim/shop/send ", 400, "{\"error\":\"sent\"}" },
+        { NULL, 0, NULL },
+    };
+    char admin[64];
+    const char *chat[] = { "chat", "shop", "--admin", admin, "--linger", "0", NULL };
+    pid_t pid = canned_start(routes, admin, sizeof(admin));
+
+    (void)state;
+    assert_int_equal(h_run_input(chat, "/1\n", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "you: Yes\n"));
+    assert_non_null(strstr(out, "myna: send: HTTP 400: sent\n"));
+    assert_int_equal(h_run_input(chat, "/1 please\n", out, sizeof(out)), 0);
+    assert_null(strstr(out, "you: "));
+    assert_non_null(strstr(out, "myna: send: HTTP 400: sent\n"));
+    assert_int_equal(h_run_input(chat, "/2x\n", out, sizeof(out)), 0);
+    assert_null(strstr(out, "no option"));
+    assert_non_null(strstr(out, "myna: send: HTTP 400: sent\n"));
+    assert_int_equal(h_run_input(chat, "/18446744073709551617\n", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "  ! no option /18446744073709551617 (the last message has 1)\n"));
+    assert_null(strstr(out, "myna: send:"));
+    canned_stop(pid);
+}
+
 /* A new token from the server is printed cleaned for the terminal too. */
 static void test_token_printed_terminal_safe(void **state)
 {
@@ -701,6 +734,7 @@ int main(void)
         cmocka_unit_test(test_chat_bad_linger_is_named),
         cmocka_unit_test(test_server_text_cannot_drive_the_terminal),
         cmocka_unit_test(test_token_printed_terminal_safe),
+        cmocka_unit_test(test_chat_pick_is_the_whole_line),
         cmocka_unit_test(test_import_takes_the_whole_file_or_nothing),
         cmocka_unit_test(test_huge_answer_is_named),
         cmocka_unit_test(test_answer_not_json_fails_and_says_so),
