@@ -429,6 +429,21 @@ static int cmd_chat(int argc, char **argv)
     return rc;
 }
 
+/* Why token cannot go into the Authorization header as it is, or NULL: a
+ * line break (a token file saved with CRLF) or a space made the request
+ * one the server answers with a bare 400, or added a header line, and a
+ * long one was cut to fit. Whether it is a token is the server's to say. */
+static const char *token_problem(const char *token)
+{
+    if (strlen(token) > 256)
+        return "is longer than 256 bytes";
+    for (const char *c = token; *c; c++)
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
+            return "holds a space, a line break, a control character or a non-ASCII byte "
+                   "(pasted with one?)";
+    return NULL;
+}
+
 /* `myna instance|token ... [--token T] [--admin ADDR:PORT | serve options]`. */
 static int cmd_manage(int is_instance, int argc, char **argv)
 {
@@ -463,6 +478,14 @@ static int cmd_manage(int is_instance, int argc, char **argv)
             if ((strcmp(argv[i], "--role") == 0 || strcmp(argv[i], "--name") == 0) && i + 1 < argc)
                 args[k++] = argv[++i];
         }
+    }
+    if (token && token_problem(token)) {
+        fprintf(stderr, "myna: the token from %s %s\n", given ? "--token" : "MYNA_TOKEN",
+                token_problem(token));
+        free(rest);
+        free(args);
+        free(given);
+        return 2;
     }
     rc = myna_conf_load(&conf, n, rest, environ, NULL, NULL, &err);
     free(rest);

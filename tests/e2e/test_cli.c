@@ -537,6 +537,42 @@ static void test_chat_pick_is_the_whole_line(void **state)
     canned_stop(pid);
 }
 
+/* A token that cannot go into a header as it is (a CRLF token file, a
+ * space, a long paste) is refused before any call, naming where it came
+ * from: the server answered a bare 400, or took an extra header line. */
+static void test_token_unsendable_is_refused(void **state)
+{
+    static const struct canned_route routes[] = {
+        { "GET /admin/whatsapp/instances ", 200, "[]" },
+        { NULL, 0, NULL },
+    };
+    char admin[64], long_token[300];
+    const char *cr[] = { "instance", "list", "--admin", admin, "--token", "myna_abc\r", NULL };
+    const char *hdr[] = { "instance", "list", "--admin", admin, "--token=myna_abc\r\nX-A: b",
+                          NULL };
+    const char *lng[] = { "token", "create", "--admin", admin, "--token", long_token, NULL };
+    const char *env[] = { "instance", "list", "--admin", admin, NULL };
+    pid_t pid = canned_start(routes, admin, sizeof(admin));
+
+    (void)state;
+    memset(long_token, 'a', sizeof(long_token) - 1);
+    long_token[sizeof(long_token) - 1] = '\0';
+    assert_int_equal(h_run(cr, out, sizeof(out)), 2);
+    assert_string_equal(out, "myna: the token from --token holds a space, a line break, a "
+                             "control character or a non-ASCII byte (pasted with one?)\n");
+    assert_int_equal(h_run(hdr, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "myna: the token from --token holds a space"));
+    assert_int_equal(h_run(lng, out, sizeof(out)), 2);
+    assert_string_equal(out, "myna: the token from --token is longer than 256 bytes\n");
+    assert_int_equal(setenv("MYNA_TOKEN", "myna_abc ", 1), 0);
+    assert_int_equal(h_run(env, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "myna: the token from MYNA_TOKEN holds a space"));
+    assert_int_equal(setenv("MYNA_TOKEN", "myna_abc", 1), 0);
+    assert_int_equal(h_run(env, out, sizeof(out)), 0);  /* the server judges the rest */
+    assert_int_equal(unsetenv("MYNA_TOKEN"), 0);
+    canned_stop(pid);
+}
+
 /* A new token from the server is printed cleaned for the terminal too. */
 static void test_token_printed_terminal_safe(void **state)
 {
@@ -735,6 +771,7 @@ int main(void)
         cmocka_unit_test(test_server_text_cannot_drive_the_terminal),
         cmocka_unit_test(test_token_printed_terminal_safe),
         cmocka_unit_test(test_chat_pick_is_the_whole_line),
+        cmocka_unit_test(test_token_unsendable_is_refused),
         cmocka_unit_test(test_import_takes_the_whole_file_or_nothing),
         cmocka_unit_test(test_huge_answer_is_named),
         cmocka_unit_test(test_answer_not_json_fails_and_says_so),
