@@ -119,9 +119,7 @@ size_t myna_api_put_text(FILE *f, const char *s, int lines)
 
     for (; n > 0; p += k, n -= k) {
         k = myna_utf8_seq(p, n);
-        if (k == 0 || (k == 1 && (*p < 0x20 || *p == 0x7f) &&
-                       !(lines && (*p == '\n' || *p == '\t'))) ||
-            (k == 2 && p[0] == 0xc2 && p[1] < 0xa0)) {  /* U+0080-U+009F: C1 */
+        if (k == 0 || (myna_control_len(p, n) != 0 && !(lines && (*p == '\n' || *p == '\t')))) {
             fputc('?', f);
             put++;
             k = k ? k : 1;

@@ -34,15 +34,6 @@ static const struct myna_opt *opt_find_flag(const char *flag, size_t len)
     return opt_find(name, len);
 }
 
-/* The length of the control character at s (C0, DEL, or C1 written in
- * UTF-8, U+0080-U+009F: what a terminal obeys), or 0. */
-static size_t control_at(const unsigned char *s)
-{
-    if (*s < 0x20 || *s == 0x7f)
-        return 1;
-    return s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f ? 2 : 0;
-}
-
 /* The first n bytes of s (at most cap - 1 of them) in buf, each control
  * character as '?': a name quoted in a message, which is printed, cannot
  * drive the terminal. Returns buf. */
@@ -52,7 +43,7 @@ static const char *shown(const char *s, size_t n, char *buf, size_t cap)
     size_t o = 0, i = 0, k;
 
     while (i < n && p[i] && o + 1 < cap) {
-        if ((k = control_at(p + i)) != 0) {
+        if ((k = myna_control_len(p + i, n - i)) != 0) {
             buf[o++] = '?';
             i += k;
         } else {
@@ -113,8 +104,8 @@ int myna_conf_set(struct myna_conf *conf, const char *name, const char *value,
     }
     if (strlen(value) > CONF_VALUE_MAX)
         return myna_err_set(err, MYNA_ECONFIG, "%s: option '%s': value too long", origin, name);
-    for (const char *c = value; *c; c++)
-        if (control_at((const unsigned char *)c) != 0)
+    for (size_t i = 0, n = strlen(value); i < n; i++)
+        if (myna_control_len((const unsigned char *)value + i, n - i) != 0)
             return myna_err_set(err, MYNA_ECONFIG,
                                 "%s: option '%s': control characters are not allowed", origin,
                                 name);

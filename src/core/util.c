@@ -119,6 +119,13 @@ int myna_split_hostport(const char *s, char *host, size_t cap, int *port)
 
 /* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0:
  * no overlongs, no surrogates, nothing past U+10FFFF. */
+size_t myna_control_len(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x20 || s[0] == 0x7f)
+        return 1;
+    return n >= 2 && s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f ? 2 : 0;
+}
+
 size_t myna_utf8_seq(const unsigned char *s, size_t n)
 {
     unsigned c = s[0];

@@ -410,9 +410,26 @@ static void test_util_wall_ms_is_epoch(void **state)
     assert_true(w > INT64_C(1600000000000)); /* after 2020 */
 }
 
+/* What a terminal obeys: C0, DEL and C1 (U+0080-U+009F in UTF-8), and no
+ * more: U+00A0 and letters are shown. */
+static void test_util_control_len(void **state)
+{
+    (void)state;
+    assert_int_equal(myna_control_len((const unsigned char *)"\x1b[31m", 5), 1);
+    assert_int_equal(myna_control_len((const unsigned char *)"\n", 1), 1);
+    assert_int_equal(myna_control_len((const unsigned char *)"\x7f", 1), 1);
+    assert_int_equal(myna_control_len((const unsigned char *)"\xc2\x9b", 2), 2);
+    assert_int_equal(myna_control_len((const unsigned char *)"\xc2\x80", 2), 2);
+    assert_int_equal(myna_control_len((const unsigned char *)"\xc2\xa0", 2), 0);
+    assert_int_equal(myna_control_len((const unsigned char *)"\xc2\x9b", 1), 0);  /* cut */
+    assert_int_equal(myna_control_len((const unsigned char *)"a", 1), 0);
+    assert_int_equal(myna_control_len((const unsigned char *)"\xd0\x96", 2), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_util_control_len),
         cmocka_unit_test(test_util_phone_mask_plain),
         cmocka_unit_test(test_util_phone_mask_formatted),
         cmocka_unit_test(test_util_phone_mask_short),
