@@ -15,6 +15,7 @@
 #include "core/buf.h"
 #include "core/conf.h"
 #include "bot/bot.h"
+#include "cli/api.h"
 #include "cli/chat.h"
 #include "cli/manage.h"
 #include "core/log.h"
@@ -83,6 +84,21 @@ static char **split_flags(int argc, char **argv, int *n)
     return v;
 }
 
+/* "myna: [bot ID: ]msg" on standard error. An error can quote what came
+ * from a file or the command line (a field's name, a value): its control
+ * characters are written as '?', so it cannot drive the terminal. */
+static void say_error(const char *bot, const char *msg)
+{
+    fputs("myna: ", stderr);
+    if (bot != NULL) {
+        fputs("bot ", stderr);
+        myna_api_put_text(stderr, bot, 0);
+        fputs(": ", stderr);
+    }
+    myna_api_put_text(stderr, msg, 0);
+    fputc('\n', stderr);
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct myna_master_args args = { argc, argv, environ, serve_passthrough };
@@ -93,7 +109,7 @@ static int cmd_serve(int argc, char **argv)
     int rc;
 
     if (myna_conf_load(&conf, argc, argv, environ, serve_passthrough, &seen, &err) != MYNA_OK) {
-        fprintf(stderr, "myna: %s\n", err.msg);
+        say_error(NULL, err.msg);
         return 2;
     }
     if (seen & ((1u << PT_HELP) | (1u << PT_HELP_SHORT))) {
@@ -126,7 +142,7 @@ static int cmd_serve(int argc, char **argv)
     }
     if (conf.instances[0] != '\0' &&
         myna_instances_load(conf.instances, &instances, &err) != MYNA_OK) {
-        fprintf(stderr, "myna: %s\n", err.msg);
+        say_error(NULL, err.msg);
         myna_conf_release(&conf);
         return 2;
     }
@@ -248,7 +264,7 @@ static int cmd_bot(int argc, char **argv)
     rc = myna_conf_load(&conf, n, rest, environ, serve_passthrough, NULL, &err);
     free(rest);
     if (rc != MYNA_OK) {
-        fprintf(stderr, "myna: %s\n", err.msg);
+        say_error(NULL, err.msg);
         return 2;
     }
     myna_log_set_proc("bot");
@@ -263,7 +279,7 @@ static int cmd_bot(int argc, char **argv)
                               : myna_instances_load(conf.instances, &instances, &err)) != MYNA_OK ||
         myna_sim_prepare(&instances, conf.data_dir, conf.admin_addr, 0, &err) != MYNA_OK ||
         (inst = myna_instances_find(&instances, id)) == NULL) {
-        fprintf(stderr, "myna: bot %s: %s\n", id, err.msg[0] ? err.msg : "no such instance");
+        say_error(id, err.msg[0] ? err.msg : "no such instance");
         myna_instances_release(&instances);
         myna_conf_release(&conf);
         return 2;
@@ -322,7 +338,7 @@ static int cmd_outbox(int argc, char **argv)
         return 2;
     }
     if (myna_conf_load(&conf, n, rest, environ, NULL, NULL, &err) != MYNA_OK) {
-        fprintf(stderr, "myna: %s\n", err.msg);
+        say_error(NULL, err.msg);
         free(rest);
         return 2;
     }
@@ -332,7 +348,7 @@ static int cmd_outbox(int argc, char **argv)
         fprintf(stderr, "myna: no store for instance '%s' at '%s'\n", id, path);
     } else if ((st = myna_store_open_sqlite(path, &so, &err)) == NULL ||
                (bs = myna_bot_store_new(st, &err)) == NULL) {
-        fprintf(stderr, "myna: %s\n", err.msg);
+        say_error(NULL, err.msg);
         rc = 1;
     } else if (strcmp(verb, "failed") == 0) {
         struct myna_outbox_rec *v;
@@ -357,7 +373,7 @@ static int cmd_outbox(int argc, char **argv)
             printf("%zu dead letter(s) queued again\n", k);
     }
     if (rc == 1 && err.msg[0])
-        fprintf(stderr, "myna: %s\n", err.msg);
+        say_error(NULL, err.msg);
     myna_bot_store_free(bs);
     myna_store_free(st);
     myna_conf_release(&conf);
@@ -409,7 +425,7 @@ static int cmd_chat(int argc, char **argv)
     rc = myna_conf_load(&conf, n, rest, environ, NULL, NULL, &err);
     free(rest);
     if (rc != MYNA_OK) {
-        fprintf(stderr, "myna: %s\n", err.msg);
+        say_error(NULL, err.msg);
         return 2;
     }
     if (myna_sim_local_url(conf.admin_addr, "", url, sizeof(url)) != 0) {
@@ -490,7 +506,7 @@ static int cmd_manage(int is_instance, int argc, char **argv)
     rc = myna_conf_load(&conf, n, rest, environ, NULL, NULL, &err);
     free(rest);
     if (rc != MYNA_OK || myna_sim_local_url(conf.admin_addr, "", url, sizeof(url)) != 0) {
-        fprintf(stderr, "myna: %s\n", rc != MYNA_OK ? err.msg : "the admin address has no port");
+        say_error(NULL, rc != MYNA_OK ? err.msg : "the admin address has no port");
         free(args);
         free(given);
         if (rc == MYNA_OK)

@@ -98,6 +98,17 @@ static void test_bad_instances_file_names_the_field(void **state)
     assert_int_equal(h_run(args, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "unknown field 'verify_tokn'"));
 
+    /* a name that would drive the terminal is shown with '?' for its
+     * control characters */
+    write_text(p.dir, "esc.json",
+               "[{\"id\":\"a\",\"name\":\"A\",\"provider\":\"cloud\",\"phone_number_id\":\"1\","
+               "\"access_token\":\"t\",\"app_secret\":\"s\",\"verify_token\":\"v\","
+               "\"\\u001b]0;owned\\u0007x\":1}]",
+               path, sizeof(path));
+    assert_int_equal(h_run(args, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "unknown field '?]0;owned?x'"));
+    assert_null(strchr(out, '\x1b'));
+
     write_text(p.dir, "notjson.json", "[{", path, sizeof(path));
     assert_int_equal(h_run(args, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "not valid JSON"));
