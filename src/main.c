@@ -108,24 +108,27 @@ static int cmd_serve(int argc, char **argv)
     unsigned seen = 0;
     int rc;
 
+    /* help needs no settings: a broken config file or MYNA_* value, which
+     * is when help is wanted, must not hide it */
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], serve_passthrough[PT_HELP]) == 0 ||
+            strcmp(argv[i], serve_passthrough[PT_HELP_SHORT]) == 0) {
+            printf("usage: myna serve [options]\n\n"
+                   "Runs the master. Options come from the config file, then MYNA_* variables,\n"
+                   "then these flags (each later one wins):\n\n");
+            myna_conf_help(stdout);
+            printf("\n  --check-config   validate the settings and the instances file, then exit\n"
+                   "  --dump-config    print the effective settings as a config file, then exit\n");
+            return 0;
+        }
+        if (strcmp(argv[i], serve_passthrough[PT_MARKDOWN]) == 0) {
+            myna_conf_markdown(stdout);
+            return 0;
+        }
+    }
     if (myna_conf_load(&conf, argc, argv, environ, serve_passthrough, &seen, &err) != MYNA_OK) {
         say_error(NULL, err.msg);
         return 2;
-    }
-    if (seen & ((1u << PT_HELP) | (1u << PT_HELP_SHORT))) {
-        printf("usage: myna serve [options]\n\n"
-               "Runs the master. Options come from the config file, then MYNA_* variables,\n"
-               "then these flags (each later one wins):\n\n");
-        myna_conf_help(stdout);
-        printf("\n  --check-config   validate the settings and the instances file, then exit\n"
-               "  --dump-config    print the effective settings as a config file, then exit\n");
-        myna_conf_release(&conf);
-        return 0;
-    }
-    if (seen & (1u << PT_MARKDOWN)) {
-        myna_conf_markdown(stdout);
-        myna_conf_release(&conf);
-        return 0;
     }
     if (seen & (1u << PT_DUMP)) {
         myna_conf_dump(&conf, stdout);

@@ -39,7 +39,7 @@ static void write_text(const char *dir, const char *name, const char *text, char
 
 static void test_help_lists_every_option(void **state)
 {
-    const char *args[] = { "serve", "--help", NULL };
+    const char *args[] = { "serve", "--help", NULL, NULL };
 
     (void)state;
     assert_int_equal(h_run(args, out, sizeof(out)), 0);
@@ -50,6 +50,18 @@ static void test_help_lists_every_option(void **state)
     assert_non_null(strstr(out, "--instances FILE"));
     assert_non_null(strstr(out, "--config FILE"));
     assert_non_null(strstr(out, "--max-body-bytes"));
+
+    /* a broken setting, when help is wanted most, does not hide it */
+    assert_int_equal(setenv("MYNA_PUBLIC", "nonsense", 1), 0);
+    assert_int_equal(h_run(args, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "--public ADDR:PORT"));
+    args[1] = "--help-markdown";
+    assert_int_equal(h_run(args, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "MYNA_PUBLIC"));
+    args[1] = "--check-config";
+    assert_int_equal(h_run(args, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "nonsense"));
+    assert_int_equal(unsetenv("MYNA_PUBLIC"), 0);
 }
 
 static void test_unknown_command_and_flag(void **state)
