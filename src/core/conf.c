@@ -340,7 +340,7 @@ static int load_flags(struct myna_conf *conf, int argc, char **argv,
 int myna_conf_load(struct myna_conf *conf, int argc, char **argv, char **envp,
                    const char *const *passthrough, unsigned *seen, struct myna_err *err)
 {
-    const char *path;
+    const char *path, *path_origin;
     int rc;
 
     memset(conf, 0, sizeof(*conf));
@@ -350,11 +350,14 @@ int myna_conf_load(struct myna_conf *conf, int argc, char **argv, char **envp,
         if ((rc = myna_conf_set(conf, o->name, o->def, "default", err)) != MYNA_OK)
             goto fail;
     path = flag_config(argc, argv, passthrough);
-    if (path == NULL)
+    path_origin = "flag --config";
+    if (path == NULL) {
         path = env_get(envp, "MYNA_CONFIG");
+        path_origin = "environment MYNA_CONFIG";
+    }
     if (path != NULL && path[0] != '\0') {
         struct myna_buf b = MYNA_BUF_INIT(CONF_FILE_MAX);
-        if ((rc = myna_conf_set(conf, "config", path, "config", err)) == MYNA_OK &&
+        if ((rc = myna_conf_set(conf, "config", path, path_origin, err)) == MYNA_OK &&
             (rc = read_file(path, &b, err)) == MYNA_OK) {
             char origin[4200];
             snprintf(origin, sizeof(origin), "config file '%s'", path);

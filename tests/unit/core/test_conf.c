@@ -406,6 +406,17 @@ static void test_conf_file_unknown_key(void **state)
     load_fails(args, no_env, MYNA_ECONFIG, where, NULL);
 }
 
+/* A config path that is no path is said to come from where it came. */
+static void test_conf_config_path_origin(void **state)
+{
+    const char *const args[] = { "--config", "a\tb", NULL };
+    const char *const env[] = { "MYNA_CONFIG=c\x01d", NULL };
+
+    (void)state;
+    load_fails(args, no_env, MYNA_ECONFIG, "flag --config: option 'config'", NULL);
+    load_fails(NULL, env, MYNA_ECONFIG, "environment MYNA_CONFIG: option 'config'", NULL);
+}
+
 static void test_conf_file_missing_equals(void **state)
 {
     struct fix *f = *state;
@@ -1309,6 +1320,7 @@ int main(void)
         T(test_conf_file_later_line_wins),
         T(test_conf_file_bom_skipped),
         T(test_conf_file_unknown_key),
+        cmocka_unit_test(test_conf_config_path_origin),
         T(test_conf_file_missing_equals),
         T(test_conf_file_empty_key),
         T(test_conf_file_config_refused),
