@@ -99,6 +99,19 @@ static void say_error(const char *bot, const char *msg)
     fputc('\n', stderr);
 }
 
+/* The admin listener's URL for a command to call; -1 after saying why
+ * not: an address without a port, or port 0 (a server takes any free
+ * port then, which a client cannot know). */
+static int admin_url(const struct myna_conf *conf, char *url, size_t cap)
+{
+    if (myna_sim_local_url(conf->admin_addr, "", url, cap) == 0)
+        return 0;
+    fputs("myna: the admin address '", stderr);
+    myna_api_put_text(stderr, conf->admin_addr, 0);
+    fputs("' names no port to call (give the server's with --admin ADDR:PORT)\n", stderr);
+    return -1;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct myna_master_args args = { argc, argv, environ, serve_passthrough };
@@ -431,8 +444,7 @@ static int cmd_chat(int argc, char **argv)
         say_error(NULL, err.msg);
         return 2;
     }
-    if (myna_sim_local_url(conf.admin_addr, "", url, sizeof(url)) != 0) {
-        fprintf(stderr, "myna: the admin address '%s' has no port\n", conf.admin_addr);
+    if (admin_url(&conf, url, sizeof(url)) != 0) {
         myna_conf_release(&conf);
         return 2;
     }
@@ -508,8 +520,9 @@ static int cmd_manage(int is_instance, int argc, char **argv)
     }
     rc = myna_conf_load(&conf, n, rest, environ, NULL, NULL, &err);
     free(rest);
-    if (rc != MYNA_OK || myna_sim_local_url(conf.admin_addr, "", url, sizeof(url)) != 0) {
-        say_error(NULL, rc != MYNA_OK ? err.msg : "the admin address has no port");
+    if (rc != MYNA_OK)
+        say_error(NULL, err.msg);
+    if (rc != MYNA_OK || admin_url(&conf, url, sizeof(url)) != 0) {
         free(args);
         free(given);
         if (rc == MYNA_OK)

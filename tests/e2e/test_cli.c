@@ -71,6 +71,8 @@ static void test_unknown_command_and_flag(void **state)
     const char *a3[] = { "serve", "--public", "nonsense", NULL };
     const char *a4[] = { "serve", "--max-body-bytes", "100g", NULL };
     const char *a5[] = { "version", NULL };
+    const char *a6[] = { "instance", "list", "--admin", "127.0.0.1:0", NULL };
+    const char *a7[] = { "chat", "demo", "--admin", "127.0.0.1:0", NULL };
 
     (void)state;
     assert_int_equal(h_run(a1, out, sizeof(out)), 2);
@@ -83,6 +85,11 @@ static void test_unknown_command_and_flag(void **state)
     assert_non_null(strstr(out, "option 'max_body_bytes'"));
     assert_int_equal(h_run(a5, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "myna "));
+    /* port 0 is any free port to a server, none to call for a command */
+    assert_int_equal(h_run(a6, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "'127.0.0.1:0' names no port to call"));
+    assert_int_equal(h_run(a7, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "'127.0.0.1:0' names no port to call"));
 }
 
 static void test_bad_instances_file_names_the_field(void **state)
