@@ -441,14 +441,16 @@ int myna_graph_limits_number(int error_code, long http_status)
     }
 }
 
-/* A status without a Graph error code: server trouble and throttling are
- * worth another try, anything else is not. A 502 or 504 comes from a proxy
- * or gateway that may have passed the POST on before it gave up, so Meta
- * may have taken the message, as after a timeout. */
+/* A status without a Graph error code: server trouble, throttling and a
+ * request that timed out on its way in (a 408, from a proxy that never
+ * passed it on) are worth another try, anything else is not. A 502 or 504
+ * comes from a proxy or gateway that may have passed the POST on before it
+ * gave up, so Meta may have taken the message, as after a timeout. */
 static void class_of_status(long status, struct myna_send_result *out)
 {
-    out->cls = (status >= 500 && status <= 599) || status == 429 ? MYNA_SEND_RETRY
-                                                                  : MYNA_SEND_FAILED;
+    out->cls = (status >= 500 && status <= 599) || status == 429 || status == 408
+                   ? MYNA_SEND_RETRY
+                   : MYNA_SEND_FAILED;
     out->maybe_sent = status == 502 || status == 504;
 }
 

@@ -77,7 +77,7 @@ char *myna_graph_read_body(const char *wamid, int typing, struct myna_err *err);
 
 enum myna_send_class {
     MYNA_SEND_OK,             /* accepted: wamid is set (B4) */
-    MYNA_SEND_RETRY,          /* network, timeout, bare 5xx or 429, and codes 130429,
+    MYNA_SEND_RETRY,          /* network, timeout, bare 5xx, 429 or 408, and codes 130429,
                                * 131000, 131016, 1, 2, 133004, 131057, 4, 80007,
                                * 131048 */
     MYNA_SEND_RETRY_PAIR,     /* 131056: back off for this recipient only, 4^n s */
@@ -118,7 +118,7 @@ struct myna_send_result {
  * is FAILED (not Meta's answer: Meta's 200 always names the message). A
  * Graph error object with a code
  * decides by that code alone, whatever the HTTP status (a code not listed
- * above is FAILED); without one, a 5xx or 429 is RETRY (a 502 or 504 with
+ * above is FAILED); without one, a 5xx, 429 or 408 is RETRY (a 502 or 504 with
  * maybe_sent) and the rest FAILED. body need not be NUL-terminated;
  * NULL with len 0 is an empty body. Never fails, never allocates for long
  * (bodies over 256 KiB are not parsed). */

@@ -749,6 +749,9 @@ static void test_classify_no_graph_error(void **state)
     classify(429, "", &r);
     assert_int_equal(r.cls, MYNA_SEND_RETRY);
     assert_int_equal(r.maybe_sent, 0);
+    classify(408, html, &r);   /* a proxy's: the request never went on */
+    assert_int_equal(r.cls, MYNA_SEND_RETRY);
+    assert_int_equal(r.maybe_sent, 0);
     classify(404, html, &r);
     assert_int_equal(r.cls, MYNA_SEND_FAILED);
     classify(400, "{\"foo\":1}", &r);
