@@ -31,7 +31,7 @@ struct http_call {
     char *body;                /* our copy of the request body */
     size_t body_len, body_off; /* send_once: its length and what curl has read */
     struct myna_buf resp;
-    int too_big;
+    int body_rc;               /* MYNA_OK, or why the answer could not be kept */
     int discard;               /* req->discard_body */
     int64_t started_us;
     myna_http_cb cb;
@@ -141,10 +141,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 
     if (call->discard)
         return n;
-    if (myna_buf_append(&call->resp, ptr, n) != MYNA_OK) {
-        call->too_big = 1;
+    if ((call->body_rc = myna_buf_append(&call->resp, ptr, n)) != MYNA_OK)
         return 0;  /* makes curl stop with CURLE_WRITE_ERROR */
-    }
     return n;
 }
 
@@ -176,9 +174,10 @@ static void finish(struct http_call *call, CURLcode code)
     r.body = call->resp.data ? call->resp.data : "";
     r.body_len = call->resp.len;
     r.error = "";
-    if (call->too_big) {
-        r.rc = MYNA_ETOOBIG;
-        r.error = "response larger than the limit";
+    if (call->body_rc != MYNA_OK) {
+        r.rc = call->body_rc;
+        r.error = r.rc == MYNA_ETOOBIG ? "response larger than the limit"
+                                       : "out of memory for the response";
     } else if (code != CURLE_OK) {
         long sent = -1;
         r.rc = MYNA_EIO;

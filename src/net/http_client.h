@@ -40,7 +40,8 @@ struct myna_http_req {
 };
 
 struct myna_http_resp {
-    int rc;               /* MYNA_OK when an HTTP answer came, else MYNA_EIO / MYNA_ETOOBIG */
+    int rc;               /* MYNA_OK when an HTTP answer came, else MYNA_EIO, MYNA_ETOOBIG
+                           * or MYNA_ENOMEM (no memory to keep the answer) */
     long status;          /* HTTP status, 0 without an answer */
     const char *body;     /* NUL-terminated, "" when empty */
     size_t body_len;
