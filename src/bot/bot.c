@@ -2130,6 +2130,9 @@ static void flush(struct bot *b, int send)
     if (send)
         b->next_send_us = myna_pace_slot_us(b->next_send_us, myna_wall_ms() * 1000,
                                             myna_pace_gap_us(b->in->pacing_mps));
+    /* what pass_undo puts back when no pass ran: a flush that failed before
+     * its sender pass (or without one) leaves the pacing as it found it */
+    f.pass.next_send_us = b->next_send_us;
     if (f.lanes == NULL && f.answers == NULL && f.results == NULL &&
         (!send || b->next_send_us > myna_wall_ms() * 1000)) {
         if (send)  /* pacing: nothing may go yet, no transaction needed */

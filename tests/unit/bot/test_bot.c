@@ -1,0 +1,140 @@
+/* test_bot.c - the bot's flush (bot/bot.c, included for its statics) on a
+ * real store: a flush that fails leaves the sender's pacing as it found it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "../tmpdir.h"
+
+#include <sqlite3.h>
+
+#include "bot/bot.c"
+
+struct fx {
+    char dir[64];
+    char path[128];
+    char id[8];
+    struct myna_instance in;
+    struct myna_bot_opts opts;
+    struct bot b;
+    sqlite3 *other;          /* another process's connection to the bot's store */
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    /* a short wait for another's lock: the tests hold it */
+    struct myna_store_opts so = { .sync = MYNA_SYNC_NORMAL, .busy_timeout_ms = 50,
+                                  .unnumbered = 1 };
+    struct bot *b;
+
+    *state = f;
+    if (f == NULL || test_tmpdir(f->dir, sizeof(f->dir), "bot") != 0)
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/t.bot.db", f->dir);
+    snprintf(f->id, sizeof(f->id), "t");
+    f->in.id = f->id;
+    f->in.pacing_mps = 1;  /* a slot a second */
+    f->opts.doorbell_fd = f->opts.heartbeat_fd = -1;
+    f->opts.reconcile_ms = f->opts.hold_ms = 60000;
+    f->opts.unconfirmed_ms = 600000;
+    f->opts.tries_max = 15;
+    b = &f->b;
+    b->in = &f->in;
+    b->opts = &f->opts;
+    b->lock_fd = -1;
+    for (int k = 0; k < BLOCK_COUNT; k++)
+        b->blocked[k] = b->told[k] = -1;
+    if ((b->base = event_base_new()) == NULL ||
+        (b->st = myna_store_open_sqlite(f->path, &so, NULL)) == NULL ||
+        (b->bs = myna_bot_store_new(b->st, NULL)) == NULL ||
+        (b->send_timer = evtimer_new(b->base, on_send_timer, b)) == NULL ||
+        (b->retry_timer = evtimer_new(b->base, on_retry_timer, b)) == NULL ||
+        (b->turn_kick = event_new(b->base, -1, 0, on_turn_kick, b)) == NULL ||
+        (b->flush_ev = event_new(b->base, -1, 0, on_flush, b)) == NULL)
+        return -1;
+    if (sqlite3_open(f->path, &f->other) != SQLITE_OK)
+        return -1;
+    sqlite3_busy_timeout(f->other, 5000);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    int rc = 0;
+
+    if (f) {
+        sqlite3_close(f->other);
+        bot_release(&f->b);
+        rc = f->dir[0] ? test_rmtree(f->dir) : 0;
+        free(f);
+    }
+    return rc;
+}
+
+/* A batch timer of contact fired: the next flush has its part to commit. */
+static void batch_due(struct bot *b, const char *contact)
+{
+    struct lane *l = lane_get(b, contact);
+
+    assert_non_null(l);
+    l->due_queued = 1;
+    l->due_next = b->due_lanes;
+    b->due_lanes = l;
+}
+
+/* A send took the slot now: the next is half a second away (1 a second). */
+static int64_t slot_taken(struct bot *b)
+{
+    b->next_send_us = myna_wall_ms() * 1000 + 500000;
+    return b->next_send_us;
+}
+
+/* Another process holds the write lock: the flush cannot even begin, and
+ * its sender pass never runs. The slot stays where the last send left it;
+ * put back as 0, the next pass sent at once, and one more in the credit
+ * that a sender idle for long gets. */
+static void test_flush_that_cannot_begin_keeps_the_pace(void **state)
+{
+    struct fx *f = *state;
+    int64_t next;
+
+    assert_int_equal(sqlite3_exec(f->other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    batch_due(&f->b, "79160000001");
+    next = slot_taken(&f->b);
+    flush(&f->b, 1);
+    assert_int_equal(sqlite3_exec(f->other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(f->b.next_send_us, next);
+}
+
+/* The flush began, and a part of it failed before its sender pass (the
+ * batch cannot be read): each part is tried alone, and the pass that
+ * follows finds the slot where it was. */
+static void test_flush_split_before_its_pass_keeps_the_pace(void **state)
+{
+    struct fx *f = *state;
+    int64_t next;
+
+    assert_int_equal(sqlite3_exec(f->other, "ALTER TABLE batches RENAME TO batches_away", NULL,
+                                  NULL, NULL),
+                     SQLITE_OK);
+    batch_due(&f->b, "79160000002");
+    next = slot_taken(&f->b);
+    flush(&f->b, 1);
+    assert_int_equal(f->b.next_send_us, next);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_flush_that_cannot_begin_keeps_the_pace, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_flush_split_before_its_pass_keeps_the_pace, setup,
+                                        teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
