@@ -373,9 +373,12 @@ static int cmd_outbox(int argc, char **argv)
         for (size_t i = 0; rc == 0 && i < k; i++) {
             char masked[32];
             /* the sends since the last replay, as the error counts them */
-            printf("%" PRId64 "\t%s\tsends=%d\tcode=%d\t%s\n", v[i].id,
+            printf("%" PRId64 "\t%s\tsends=%d\tcode=%d\t", v[i].id,
                    myna_phone_mask(v[i].contact, masked, sizeof(masked)),
-                   v[i].attempts - v[i].tries_from, v[i].error_code, v[i].error ? v[i].error : "");
+                   v[i].attempts - v[i].tries_from, v[i].error_code);
+            /* Meta's words: a tab or line break would break the columns */
+            myna_api_put_text(stdout, v[i].error ? v[i].error : "", 0);
+            putchar('\n');
             myna_outbox_rec_release(&v[i]);
         }
         if (rc == 0) {

@@ -1044,6 +1044,8 @@ static int has_accepted(void *arg)
     return h_db_count(arg, "conv", "outbox", "state = 2") == 1;
 }
 
+static void bot_db_exec(struct fx *f, const char *sql);
+
 static void test_window_closed_is_a_dead_letter(void **state)
 {
     struct fx *f = *state;
@@ -1067,6 +1069,12 @@ static void test_window_closed_is_a_dead_letter(void **state)
         assert_non_null(strstr(out, "\tsends=1\tcode=131047"));
         assert_non_null(strstr(out, "1 dead letter(s)"));
         assert_null(strstr(out, "79161234567"));  /* masked */
+        /* Meta's words keep to their column: a tab or line break in them
+         * is shown as '?' */
+        bot_db_exec(f, "UPDATE outbox SET error = 'Re-engage' || char(9) || 'the' || char(10) || "
+                       "'customer' WHERE state = 3");
+        assert_int_equal(h_run(list, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "code=131047\tRe-engage?the?customer\n"));
         assert_int_equal(h_run(replay, out, sizeof(out)), 0);
         assert_non_null(strstr(out, "1 dead letter(s) queued again"));
         wait_sent(f, 1);  /* the fault was used up: this time it goes */
