@@ -1696,8 +1696,12 @@ static int record_result(struct bot *b, struct sending *s, struct myna_err *err)
 static void give_up(struct bot *b, struct myna_outbox_rec *r, int code, const char *why)
 {
     char text[320], q[400];
+    int n = snprintf(text, sizeof(text), "gave up after %d sends: ", tries_used(r));
 
-    snprintf(text, sizeof(text), "gave up after %d sends: %s", tries_used(r), why ? why : "");
+    /* the reason (a status's title has no bound) is cut at a whole character */
+    why = why ? why : "";
+    snprintf(text + n, sizeof(text) - (size_t)n, "%.*s",
+             (int)myna_utf8_cut(why, sizeof(text) - 1 - (size_t)n), why);
     if (r->state == MYNA_OUTBOX_SENDING) {
         /* its last send waited for a status that never came: an earlier
          * send's "failed" is not its, and a status of it, if it comes late,

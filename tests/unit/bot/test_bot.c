@@ -127,10 +127,34 @@ static void test_flush_split_before_its_pass_keeps_the_pace(void **state)
     assert_int_equal(f->b.next_send_us, next);
 }
 
+/* A dead letter's error holds its reason cut at a whole character: a
+ * failed status's title has no bound, and half a character is no text. */
+static void test_give_up_cuts_the_reason_at_a_character(void **state)
+{
+    struct fx *f = *state;
+    struct myna_outbox_rec r = { .state = MYNA_OUTBOX_PENDING, .attempts = 15 };
+    char why[801];
+    size_t n;
+
+    for (n = 0; n + 2 < sizeof(why); n += 2)
+        memcpy(why + n, "\xd0\xb6", 2);  /* U+0436 */
+    why[n] = '\0';
+    give_up(&f->b, &r, 131000, why);
+    assert_int_equal(r.state, MYNA_OUTBOX_FAILED);
+    assert_non_null(r.error);
+    assert_int_equal(strncmp(r.error, "gave up after 15 sends: \xd0\xb6", 26), 0);
+    n = strlen(r.error);
+    assert_true(n < 320);
+    assert_int_equal(myna_utf8_prefix(r.error, n), n);
+    myna_outbox_rec_release(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_flush_that_cannot_begin_keeps_the_pace, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_give_up_cuts_the_reason_at_a_character, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_flush_split_before_its_pass_keeps_the_pace, setup,
                                         teardown),
