@@ -555,6 +555,15 @@ static int consume(struct bot *b, const struct myna_inbox_row *row, int *timer,
     case MYNA_MSG_TEXT:
         *timer = 1;
         return add_fragment(b, row, m->text ? m->text : "", stale, err);
+    case MYNA_MSG_UNSUPPORTED:
+        /* a customer who deleted or edited a message said nothing new to
+         * answer: a reply would be about "[unsupported] revoke" */
+        if (m->text != NULL && (strcmp(m->text, "revoke") == 0 || strcmp(m->text, "edit") == 0)) {
+            MYNA_LOG(MYNA_INFO, "not_answered", "instance=%s seq=%" PRId64 " reason=%s",
+                     b->in->id, row->seq, m->text);
+            return MYNA_OK;
+        }
+        break;
     default:
         break;
     }

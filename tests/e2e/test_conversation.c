@@ -1539,6 +1539,30 @@ static void test_other_number_is_kept_not_answered(void **state)
     assert_true(h_bot_log_contains(&f->p, "conv", "reason=other_number"));
 }
 
+/* A message the customer deleted or edited (Meta's "revoke" and "edit",
+ * kept as unsupported) says nothing new: it is kept, not answered. */
+static void test_revoke_and_edit_are_kept_not_answered(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+    struct timespec settle = { 0, (WINDOW_MS * 3) * 1000000L };
+
+    post(f, "79160000010", "wamid.revoke-1", "\"type\":\"revoke\",\"revoke\":{}");
+    post(f, "79160000010", "wamid.edit-1", "\"type\":\"edit\",\"edit\":{}");
+    post(f, "79160000010", "wamid.poll-1", "\"type\":\"poll\",\"poll\":{}");
+    wait_sent(f, 1);  /* the poll, which the bot cannot read, is answered */
+    post_text(f, "79161234567", "wamid.after-revoke", "и мне");
+    wait_sent(f, 2);
+    nanosleep(&settle, NULL);
+    assert_int_equal(sent_texts(f, sent, 8), 2);
+    assert_string_equal(sent[0], "ECHO: [unsupported] poll");
+    assert_string_equal(sent[1], "ECHO: и мне");
+    assert_int_equal(h_db_count(&f->p, "conv", "inbox", "wamid IN ('wamid.revoke-1', "
+                                                        "'wamid.edit-1')"), 2);
+    assert_true(h_bot_log_contains(&f->p, "conv", "reason=revoke"));
+    assert_true(h_bot_log_contains(&f->p, "conv", "reason=edit"));
+}
+
 static int llm_asked(void *arg)
 {
     struct fx *f = arg;
@@ -2137,6 +2161,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_probe_refused_for_server_trouble_starts_the_next_hold,
                                         setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_and_edit_are_kept_not_answered, setup_llm,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_other_number_is_kept_not_answered, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_history_read_error_retries_the_turn, setup_llm,
