@@ -1210,22 +1210,26 @@ int myna_fleet_import(struct myna_fleet *f, const char *path, int64_t owner_id,
     return rc;
 }
 
-void myna_fleet_purge_trash(struct myna_fleet *f)
+int64_t myna_fleet_purge_trash(struct myna_fleet *f)
 {
     char dir[4200];
     DIR *d;
     struct dirent *e;
-    int64_t now = myna_wall_ms() / 1000;
+    int64_t now = myna_wall_ms() / 1000, next = 0;
 
     snprintf(dir, sizeof(dir), "%s/trash", f->data_dir);
     if ((d = opendir(dir)) == NULL)
-        return;
+        return 0;
     while ((e = readdir(d)) != NULL) {
         const char *dash = strrchr(e->d_name, '-');
         int64_t ts;
-        if (e->d_name[0] == '.' || dash == NULL || myna_parse_i64(dash + 1, 0, INT64_MAX, &ts) != 0 ||
-            now - ts < TRASH_KEEP_S)
+        if (e->d_name[0] == '.' || dash == NULL || myna_parse_i64(dash + 1, 0, INT64_MAX, &ts) != 0)
             continue;
+        if (now - ts < TRASH_KEEP_S) {  /* kept: when is it due? */
+            if (next == 0 || ts + TRASH_KEEP_S < next)
+                next = ts + TRASH_KEEP_S;
+            continue;
+        }
         {
             char sub[4500], file[4800];
             DIR *sd;
@@ -1244,4 +1248,5 @@ void myna_fleet_purge_trash(struct myna_fleet *f)
         }
     }
     closedir(d);
+    return next;
 }

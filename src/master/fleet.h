@@ -111,7 +111,8 @@ int myna_fleet_delete(struct myna_fleet *f, const struct myna_actor *who, const 
  * keeps it. */
 int myna_fleet_action(struct myna_fleet *f, const struct myna_actor *who, const char *id,
                       const char *action, struct myna_err *err);
-/* Removes trash older than 7 days. */
-void myna_fleet_purge_trash(struct myna_fleet *f);
+/* Removes trash older than 7 days. The wall-clock second (myna_wall_ms() /
+ * 1000) at which the oldest folder left is due, 0 when none is left. */
+int64_t myna_fleet_purge_trash(struct myna_fleet *f);
 
 #endif

@@ -68,6 +68,7 @@ struct master {
     struct myna_http_conns *conns; /* open HTTP connections (net/http_server.h) */
     struct scrape *scrape;         /* the /metrics scrape being read, or NULL */
     struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
+    struct event *purge_timer;     /* the trash's next purge */
     int64_t drain_deadline_ms;
     const struct myna_conf *conf;
     const struct myna_master_args *args;
@@ -694,6 +695,27 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     myna_conf_release(&fresh);
 }
 
+/* A deleted instance's files are kept 7 days: a master that runs for
+ * months must remove them too, not only at its start. The trash is read
+ * again when its oldest folder is due, and at least every hour, for the
+ * folders deletes made meanwhile. */
+#define PURGE_EVERY_S 3600
+
+static void purge_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+    int64_t due = myna_fleet_purge_trash(m->fleet), wait = PURGE_EVERY_S;
+    struct timeval tv = { 0, 0 };
+
+    (void)fd;
+    (void)what;
+    /* +1: a folder is due once the whole second it is due in is over */
+    if (due > 0 && due - myna_wall_ms() / 1000 + 1 < wait)
+        wait = due - myna_wall_ms() / 1000 + 1;
+    tv.tv_sec = (time_t)(wait < 1 ? 1 : wait);
+    evtimer_add(m->purge_timer, &tv);
+}
+
 static int add_signal(struct master *m, struct event **ev, int sig, event_callback_fn cb)
 {
     *ev = evsignal_new(m->base, sig, cb, m);
@@ -702,7 +724,8 @@ static int add_signal(struct master *m, struct event **ev, int sig, event_callba
 
 static void master_release(struct master *m)
 {
-    struct event **evs[] = { &m->sig_term, &m->sig_int, &m->sig_hup, &m->drain_timer };
+    struct event **evs[] = { &m->sig_term, &m->sig_int, &m->sig_hup, &m->drain_timer,
+                             &m->purge_timer };
 
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (*evs[i])
@@ -905,7 +928,11 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
                                                        err)) != MYNA_OK) ||
         (rc = myna_fleet_load(m.fleet, err)) != MYNA_OK)
         goto out;
-    myna_fleet_purge_trash(m.fleet);
+    if ((m.purge_timer = evtimer_new(m.base, purge_tick, &m)) == NULL) {
+        rc = myna_err_set(err, MYNA_ENOMEM, "out of memory");
+        goto out;
+    }
+    purge_tick(-1, 0, &m);
     m.state = MASTER_RUNNING;
     MYNA_LOG(MYNA_INFO, "ready", "public=%s admin=%s instances=%zu data=%s nofile=%ld version=%s",
              pub, adm, myna_fleet_count(m.fleet), conf->data_dir, nofile, MYNA_VERSION);

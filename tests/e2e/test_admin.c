@@ -1209,6 +1209,43 @@ static void test_trash_never_overwrites(void **state)
     assert_int_equal(newer, 1);
 }
 
+static int trash_gone(void *arg)
+{
+    return access(arg, F_OK) != 0;
+}
+
+/* The trash is purged while the master runs, not only at its start: a
+ * folder that becomes 7 days old later (here a few seconds after the
+ * start) goes then; a younger one stays. */
+static void test_trash_purged_while_running(void **state)
+{
+    const char *extra[] = { "--bots", "1", NULL };
+    char trash[400], due[500], young[500], file[600];
+    long now = (long)time(NULL);
+    int64_t t0;
+    FILE *fp;
+
+    (void)state;
+    assert_int_equal(h_stop(&C->p, SIGTERM), 0);
+    snprintf(trash, sizeof(trash), "%s/var/trash", C->p.dir);
+    mkdir(trash, 0750);
+    snprintf(due, sizeof(due), "%s/soon-%ld", trash, now - 7 * 86400 + 6);
+    snprintf(young, sizeof(young), "%s/young-%ld", trash, now - 86400);
+    assert_int_equal(mkdir(due, 0750), 0);
+    assert_int_equal(mkdir(young, 0750), 0);
+    snprintf(file, sizeof(file), "%s/soon.db", due);
+    assert_non_null(fp = fopen(file, "w"));
+    fputs("kept 7 days", fp);
+    fclose(fp);
+    t0 = myna_mono_ms();
+    assert_int_equal(h_start(&C->p, extra), 0);
+    if (myna_mono_ms() - t0 < 4000)  /* not due yet at the start: the start kept it */
+        assert_int_equal(access(due, F_OK), 0);
+    assert_true(h_wait(trash_gone, due, 30000));
+    assert_int_equal(access(young, F_OK), 0);
+    assert_true(h_log_contains(&C->p, "event=trash_purged dir=soon-"));
+}
+
 /* A secret as the API shows it, masked, is not taken for the secret: an
  * export without secrets cannot make an instance whose webhooks all fail. */
 static void test_masked_secret_refused(void **state)
@@ -2047,6 +2084,7 @@ int main(void)
         cmocka_unit_test(test_refused_before_stored_and_restart_starts),
         cmocka_unit_test(test_an_unloaded_instance_is_replaced_or_deleted),
         cmocka_unit_test(test_token_for_a_role_finds_a_free_name),
+        cmocka_unit_test(test_trash_purged_while_running),  /* restarts the master */
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
