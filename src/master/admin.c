@@ -1399,15 +1399,17 @@ static void tokens(struct call *c, const char *rest)
     } else if (*rest == '\0' && cmd == EVHTTP_REQ_POST) {
         /* {"name"} a token for oneself; an admin may add {"user": "bob"}, or
          * {"role": R} for a new user of that role, named <role>-<time>
-         * (-2, -3 ... after it when that name is taken) */
-        cJSON *body = json_body(c->req), *o;
+         * (-2, -3 ... after it when that name is taken). Not for a guest:
+         * it only reads, and a token it made could outlive the revocation
+         * of the one it was given. */
+        cJSON *body, *o;
         const cJSON *name, *user, *role;
         struct myna_control_user u = { 0 };
         enum myna_role r;
         int64_t uid = c->user.id, new_id = 0, token_id = 0;
         char uname[MYNA_CONTROL_NAME_MAX + 1];
         const char *owner = c->user.name, *tname;
-        if (body == NULL)
+        if (!allowed(c, MYNA_ROLE_USER) || (body = json_body(c->req)) == NULL)
             return;
         name = cJSON_GetObjectItemCaseSensitive(body, "name");
         user = cJSON_GetObjectItemCaseSensitive(body, "user");

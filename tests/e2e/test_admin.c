@@ -704,6 +704,16 @@ static void test_role_matrix(void **state)
     assert_int_equal(api(gina, "POST", "/admin/users", "{\"name\":\"x\"}"), 403);
     assert_int_equal(api(gina, "GET", "/admin/audit", NULL), 403);
     assert_int_equal(api(gina, "GET", "/admin/whatsapp/instances/alice-shop?secrets=1", NULL), 403);
+    /* nor makes itself tokens: one it made would outlive the revocation of
+     * the token it was given */
+    assert_int_equal(api(gina, "POST", "/admin/tokens", "{\"name\":\"spare\"}"), 403);
+    assert_int_equal(api(gina, "GET", "/admin/tokens", NULL), 200);
+    {
+        cJSON *arr = cJSON_Parse(C->resp);
+        assert_int_equal(cJSON_GetArraySize(arr), 1);
+        cJSON_Delete(arr);
+    }
+    assert_false(audit_has(&C->p, "token.create", "gina", NULL));
 
     /* a user sees and changes only its own */
     assert_int_equal(api(alice, "GET", "/admin/whatsapp/instances", NULL), 200);
