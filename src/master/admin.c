@@ -1426,6 +1426,13 @@ static void tokens(struct call *c, const char *rest)
                                     "or \"role\"");
             return;
         }
+        if (name && strlen(name->valuestring) > MYNA_CONTROL_TEXT_MAX) {
+            char msg[64];
+            snprintf(msg, sizeof(msg), "'name' is longer than %d bytes", MYNA_CONTROL_TEXT_MAX);
+            cJSON_Delete(body);
+            send_error(c->req, 400, msg);
+            return;
+        }
         if ((user || role) && !allowed(c, MYNA_ROLE_ADMIN)) {
             cJSON_Delete(body);
             return;

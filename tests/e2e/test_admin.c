@@ -484,6 +484,12 @@ static void test_stored_text_is_utf8(void **state)
     assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/tokens", "{\"name\":\"x\",\"user\":\"b\xff\"}"),
                      400);
     assert_true(answer_is_json());
+    {   /* a name too long to keep is a field's fault (400), not the body's (413) */
+        char body[400];
+        snprintf(body, sizeof(body), "{\"name\":\"%0257d\"}", 0);
+        assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/tokens", body), 400);
+        assert_non_null(strstr(C->resp, "'name' is longer than 256 bytes"));
+    }
     assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/users", "{\"name\":\"bo\xff" "b\"}"), 400);
     assert_true(answer_is_json());
 
