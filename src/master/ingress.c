@@ -620,7 +620,10 @@ int myna_ingress_set_instances(struct myna_ingress *ing, const struct myna_insta
                                struct myna_err *err)
 {
     struct table *t = calloc(1, sizeof(*t));
+    struct myna_err none = MYNA_ERR_INIT;
 
+    if (err == NULL)  /* a store that fails to open is read from it */
+        err = &none;
     if (t == NULL || (t->inst = calloc(n ? n : 1, sizeof(*t->inst))) == NULL ||
         (t->unloaded = calloc(n_unloaded ? n_unloaded : 1, sizeof(*t->unloaded))) == NULL) {
         if (t)

@@ -231,10 +231,33 @@ static void test_split_body_half_committed_rings_the_kept_half(void **state)
     assert_int_equal(f->metrics.duplicate_messages, 1);
 }
 
+/* A store that cannot open keeps only its instance down, whether or not
+ * the caller asked for the error: with none given, it was read from NULL. */
+static void test_store_that_cannot_open_without_err(void **state)
+{
+    struct fx *f = *state;
+    struct myna_instance one;
+    const struct myna_instance *v[1] = { &one };
+    char id[] = "broken", path[400];
+
+    memset(&one, 0, sizeof(one));
+    one.id = id;
+    one.phone_number_id = phones[0];
+    one.app_secret = secret;
+    one.verify_token = token;
+    one.enabled = 1;
+    snprintf(path, sizeof(path), "%s/instances/broken.db", f->data);
+    assert_int_equal(mkdir(path, 0700), 0);   /* a directory where the file goes */
+    assert_int_equal(myna_ingress_set_instances(f->ing, v, 1, NULL, 0, NULL), MYNA_OK);
+    assert_non_null(find_instance(f->ing->table, "broken"));
+    assert_null(find_instance(f->ing->table, "broken")->store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_split_body_rings_both, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_that_cannot_open_without_err, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_body_half_committed_rings_the_kept_half,
                                         setup, teardown),
     };
