@@ -50,6 +50,24 @@ static void usage(FILE *out)
             "  help      print this text\n");
 }
 
+static void bot_usage(FILE *out)
+{
+    fprintf(out, "usage: myna bot --instance ID [serve options]\n");
+}
+
+static void outbox_usage(FILE *out)
+{
+    fprintf(out, "usage: myna outbox failed --instance ID [--data DIR | --config FILE]\n"
+                 "       myna outbox replay --instance ID (--id N | --all) "
+                 "[--data DIR | --config FILE]\n");
+}
+
+static void chat_usage(FILE *out)
+{
+    fprintf(out, "usage: myna chat ID [--from DIGITS] [--name NAME] [--linger MS] "
+                 "[--admin ADDR:PORT | --config FILE]\n");
+}
+
 /* argv with each "--flag=value" split into the two words "--flag" "value",
  * so that the commands below, which read "--flag value", take both forms as
  * serve does. NULL-terminated, *n words; one block (the words of argv it
@@ -273,7 +291,7 @@ static int cmd_bot(int argc, char **argv)
         }
     }
     if (id == NULL) {
-        fprintf(stderr, "usage: myna bot --instance ID [serve options]\n");
+        bot_usage(stderr);
         free(rest);
         return 2;
     }
@@ -348,8 +366,7 @@ static int cmd_outbox(int argc, char **argv)
     }
     if (id == NULL || !myna_is_slug(id) ||
         (strcmp(verb, "failed") != 0 && (strcmp(verb, "replay") != 0 || which < 0))) {
-        fprintf(stderr, "usage: myna outbox failed --instance ID [--data DIR]\n"
-                        "       myna outbox replay --instance ID (--id N | --all) [--data DIR]\n");
+        outbox_usage(stderr);
         free(rest);
         return 2;
     }
@@ -436,8 +453,7 @@ static int cmd_chat(int argc, char **argv)
     if (o.instance == NULL || !myna_is_slug(o.instance) ||
         (o.from && (strspn(o.from, "0123456789") != strlen(o.from) || strlen(o.from) < 1 ||
                     strlen(o.from) > 15))) {
-        fprintf(stderr, "usage: myna chat ID [--from DIGITS] [--name NAME] [--linger MS] "
-                        "[--admin ADDR:PORT | --config FILE]\n");
+        chat_usage(stderr);
         free(rest);
         return 2;
     }
@@ -557,6 +573,30 @@ static const char *allocator(void)
     return "libc";
 }
 
+static int cmd_instance(int argc, char **argv)
+{
+    return cmd_manage(1, argc, argv);
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    return cmd_manage(0, argc, argv);
+}
+
+/* The commands that take "--flag=value" as "--flag value", and their usage
+ * (on standard output for `myna <command> --help`). */
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    void (*usage)(FILE *out);
+} commands[] = {
+    { "bot", cmd_bot, bot_usage },
+    { "outbox", cmd_outbox, outbox_usage },
+    { "chat", cmd_chat, chat_usage },
+    { "instance", cmd_instance, myna_cli_instance_usage },
+    { "token", cmd_token, myna_cli_token_usage },
+};
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -565,23 +605,23 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc - 2, argv + 2);
-    if (strcmp(argv[1], "bot") == 0 || strcmp(argv[1], "outbox") == 0 ||
-        strcmp(argv[1], "chat") == 0 || strcmp(argv[1], "instance") == 0 ||
-        strcmp(argv[1], "token") == 0) {
+    for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
         int n, rc;
-        char **v = split_flags(argc - 2, argv + 2, &n);
+        char **v;
+        if (strcmp(argv[1], commands[c].name) != 0)
+            continue;
+        /* asking for help is no usage error */
+        for (int i = 2; i < argc; i++)
+            if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+                commands[c].usage(stdout);
+                return 0;
+            }
+        v = split_flags(argc - 2, argv + 2, &n);
         if (v == NULL) {
             fprintf(stderr, "myna: out of memory\n");
             return 1;
         }
-        if (strcmp(argv[1], "bot") == 0)
-            rc = cmd_bot(n, v);
-        else if (strcmp(argv[1], "outbox") == 0)
-            rc = cmd_outbox(n, v);
-        else if (strcmp(argv[1], "chat") == 0)
-            rc = cmd_chat(n, v);
-        else
-            rc = cmd_manage(argv[1][0] == 'i', n, v);
+        rc = commands[c].run(n, v);
         free(v);
         return rc;
     }

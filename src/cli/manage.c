@@ -258,11 +258,23 @@ static int import(struct myna_api *a, const char *path, FILE *out, FILE *err)
     return rc;
 }
 
+/* How the commands find the admin API, in every usage text. */
+#define REACH "       (--admin ADDR:PORT, MYNA_ADMIN or --config FILE; --token TOKEN or MYNA_TOKEN)\n"
+
+void myna_cli_instance_usage(FILE *f)
+{
+    fprintf(f, "usage: myna instance list | show ID | create FILE | start|stop|restart ID |\n"
+               "                     export [--with-secrets] [ID...] | import FILE\n" REACH);
+}
+
+void myna_cli_token_usage(FILE *f)
+{
+    fprintf(f, "usage: myna token create [--role guest|user|admin] [--name NAME]\n" REACH);
+}
+
 static int usage(FILE *err)
 {
-    fprintf(err, "usage: myna instance list | show ID | create FILE | start|stop|restart ID |\n"
-                 "                     export [--with-secrets] [ID...] | import FILE\n"
-                 "       (--admin ADDR:PORT, --token TOKEN or MYNA_TOKEN)\n");
+    myna_cli_instance_usage(err);
     return 2;
 }
 
@@ -378,7 +390,6 @@ int myna_cli_token(int argc, char **argv, const char *admin_url, const char *tok
     myna_api_release(&a);
     return rc;
 bad:
-    fprintf(err, "usage: myna token create [--role guest|user|admin] [--name NAME]\n"
-                 "       (--admin ADDR:PORT, --token TOKEN or MYNA_TOKEN)\n");
+    myna_cli_token_usage(err);
     return 2;
 }

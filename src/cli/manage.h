@@ -20,6 +20,9 @@
 
 int myna_cli_instance(int argc, char **argv, const char *admin_url, const char *token, FILE *out,
                       FILE *err);
+/* The usage lines of `myna instance` and `myna token`, on f. */
+void myna_cli_instance_usage(FILE *f);
+void myna_cli_token_usage(FILE *f);
 int myna_cli_token(int argc, char **argv, const char *admin_url, const char *token, FILE *out,
                    FILE *err);
 

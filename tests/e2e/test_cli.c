@@ -85,6 +85,17 @@ static void test_unknown_command_and_flag(void **state)
     assert_non_null(strstr(out, "option 'max_body_bytes'"));
     assert_int_equal(h_run(a5, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "myna "));
+    /* each command's --help is its usage, and no usage error */
+    {
+        static const char *const cmds[] = { "bot", "outbox", "chat", "instance", "token" };
+        for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+            const char *h[] = { cmds[i], "--help", NULL };
+            char want[32];
+            assert_int_equal(h_run(h, out, sizeof(out)), 0);
+            snprintf(want, sizeof(want), "usage: myna %s", cmds[i]);
+            assert_non_null(strstr(out, want));
+        }
+    }
     /* port 0 is any free port to a server, none to call for a command */
     assert_int_equal(h_run(a6, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "'127.0.0.1:0' names no port to call"));
