@@ -58,6 +58,9 @@
  * the wait blocks the loop (sends, timers, the heartbeat), so it is short,
  * and what did not get the lock is tried again on a later turn of the loop. */
 #define STORE_BUSY_MS 200
+/* A batch cut that did not get the store (its lock, a failed write) is
+ * tried again after this (its window is over already). */
+#define BATCH_RETRY_MS 1000
 
 /* One per contact seen lately: its batch timer and what is in flight.
  * An idle lane is freed after LANE_IDLE_MS (lanes_sweep), so that memory
@@ -350,11 +353,19 @@ static int gate_refuses(const struct myna_instance *in, const char *contact)
 
 /* ---- batches ------------------------------------------------------------- */
 
+static void batch_timer_set(struct lane *l, int64_t wait_ms)
+{
+    struct timeval tv;
+
+    tv.tv_sec = (time_t)(wait_ms / 1000);
+    tv.tv_usec = (suseconds_t)(wait_ms % 1000) * 1000;
+    evtimer_add(l->batch_timer, &tv);
+}
+
 static void arm_batch(struct bot *b, const char *contact, int64_t last_ms)
 {
     struct lane *l = lane_get(b, contact);
     int64_t wait = last_ms + b->in->batch_window_ms - myna_wall_ms();
-    struct timeval tv;
 
     if (l == NULL)
         return;
@@ -362,9 +373,7 @@ static void arm_batch(struct bot *b, const char *contact, int64_t last_ms)
         wait = 0;  /* a deadline already past (restart, downtime) flushes at once */
     if (wait > b->in->batch_window_ms)
         wait = b->in->batch_window_ms;  /* a fragment ahead of the clock: it was set back */
-    tv.tv_sec = (time_t)(wait / 1000);
-    tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
-    evtimer_add(l->batch_timer, &tv);
+    batch_timer_set(l, wait);
 }
 
 /* Turns the batch read back into a pending turn and deletes it (inside a
@@ -2217,8 +2226,8 @@ static void flush(struct bot *b, int send)
         f.lanes = l->due_next;
         l->due_next = NULL;
         l->due_queued = 0;
-        if (l->flush_rc != MYNA_OK)
-            arm_batch(b, l->contact, myna_wall_ms());  /* try again */
+        if (l->flush_rc != MYNA_OK)  /* its window is over: not another one */
+            batch_timer_set(l, BATCH_RETRY_MS);
         else
             kick = 1;
     }

@@ -1,5 +1,6 @@
 /* test_bot.c - the bot's flush (bot/bot.c, included for its statics) on a
- * real store: a flush that fails leaves the sender's pacing as it found it. */
+ * real store: a flush that fails leaves the sender's pacing as it found it,
+ * and its batches to be cut again soon. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include "../tmpdir.h"
 
 #include <sqlite3.h>
+#include <sys/time.h>
 
 #include "bot/bot.c"
 
@@ -127,6 +129,52 @@ static void test_flush_split_before_its_pass_keeps_the_pace(void **state)
     assert_int_equal(f->b.next_send_us, next);
 }
 
+/* How many rows of the bot's store match, read from the other connection. */
+static int count_rows(struct fx *f, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+
+    if (sqlite3_prepare_v2(f->other, sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* A batch whose timer fired while another process held the write lock is
+ * cut within a second of that: its window is over. It waited a whole
+ * window_ms more (9 s by default, up to 10 minutes) before the next try. */
+static void test_batch_cut_that_cannot_begin_is_tried_within_a_second(void **state)
+{
+    struct fx *f = *state;
+    char contact[] = "79160000003", text[] = "Здравствуйте", wamid[] = "wamid.b1";
+    struct myna_batch batch = { contact, text, 1, 1, 1, 0, NULL, wamid };
+    struct timeval at, now;
+    struct lane *l;
+    int64_t wait_ms;
+
+    f->in.batch_window_ms = 60000;
+    batch.last_ms = myna_wall_ms() - 60000;
+    assert_int_equal(myna_bot_batch_put(f->b.bs, &batch, NULL), MYNA_OK);
+    assert_int_equal(sqlite3_exec(f->other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    batch_due(&f->b, contact);
+    flush(&f->b, 0);
+    assert_int_equal(sqlite3_exec(f->other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM turns"), 0);
+    l = lane_get(&f->b, contact);
+    assert_true(evtimer_pending(l->batch_timer, &at));
+    gettimeofday(&now, NULL);
+    wait_ms = ((int64_t)at.tv_sec - now.tv_sec) * 1000 + (at.tv_usec - now.tv_usec) / 1000;
+    assert_true(wait_ms <= 2000);  /* a window would be 60 s */
+    /* the timer fires: the batch becomes its turn */
+    evtimer_del(l->batch_timer);
+    batch_due(&f->b, contact);
+    flush(&f->b, 0);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM turns WHERE text = 'Здравствуйте'"), 1);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM batches"), 0);
+}
+
 /* A dead letter's error holds its reason cut at a whole character: a
  * failed status's title has no bound, and half a character is no text. */
 static void test_give_up_cuts_the_reason_at_a_character(void **state)
@@ -158,6 +206,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_flush_split_before_its_pass_keeps_the_pace, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_batch_cut_that_cannot_begin_is_tried_within_a_second,
+                                        setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
