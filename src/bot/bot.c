@@ -77,13 +77,16 @@ struct lane {
     int flush_rc;            /* flush: how its part of the transaction went */
     int busy;                /* a turn is being answered */
     int sending;             /* an outbox send is in flight */
-    /* loop guard (in memory: a restart forgives) */
+    /* loop guard (in memory: a restart forgives). Its times, and used_ms,
+     * are monotonic (myna_mono_ms): a wall clock set back would put the
+     * last replies ahead of it, all "within the minute", and keep the
+     * contact silenced until it caught up. */
     int64_t *reply_ms;       /* times of the last replies, a ring */
     size_t reply_next;
     int64_t cooldown_until_ms;
     uint64_t last_text_hash;
     int repeats;
-    int64_t used_ms;         /* wall clock of its last lane_get */
+    int64_t used_ms;         /* its last lane_get */
 };
 
 /* What stops every send until a person fixes it, as Meta's refusals tell
@@ -135,7 +138,7 @@ struct bot {
     int64_t cursor_seq[2];
     int cursor_known[2];
     struct lane *lanes[LANE_BUCKETS];
-    int64_t swept_ms;             /* the last lanes_sweep */
+    int64_t swept_ms;             /* the last lanes_sweep (monotonic) */
     int64_t next_send_us;    /* pacing: the next slot (pace.h) */
     int64_t send_at_ms;      /* when send_timer is set to run */
     struct answering *answering;  /* in flight, freed at exit if still there */
@@ -189,7 +192,7 @@ static struct lane *lane_get(struct bot *b, const char *contact)
 
     for (l = b->lanes[h]; l; l = l->next)
         if (strcmp(l->contact, contact) == 0) {
-            l->used_ms = myna_wall_ms();
+            l->used_ms = myna_mono_ms();
             return l;
         }
     if ((l = calloc(1, sizeof(*l))) == NULL || (l->contact = strdup(contact)) == NULL ||
@@ -200,7 +203,7 @@ static struct lane *lane_get(struct bot *b, const char *contact)
         return NULL;
     }
     l->bot = b;
-    l->used_ms = myna_wall_ms();
+    l->used_ms = myna_mono_ms();
     l->next = b->lanes[h];
     b->lanes[h] = l;
     return l;
@@ -313,7 +316,7 @@ static uint64_t text_hash(const char *s)
 static int loop_guard(struct bot *b, struct lane *l, const char *text)
 {
     const struct myna_instance *in = b->in;
-    int64_t now = myna_wall_ms();
+    int64_t now = myna_mono_ms();
     uint64_t h = text_hash(text);
     size_t cap = (size_t)in->loop_replies_per_minute;
     const char *why = NULL;
@@ -2375,7 +2378,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     drain(b);
     flag_unconfirmed(b);
     kick_sender(b);  /* an operator's message may have been added from outside */
-    lanes_sweep(b, myna_wall_ms());
+    lanes_sweep(b, myna_mono_ms());
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)

@@ -1,6 +1,7 @@
 /* test_bot.c - the bot's flush (bot/bot.c, included for its statics) on a
  * real store: a flush that fails leaves the sender's pacing as it found it,
- * and its batches to be cut again soon. */
+ * and its batches to be cut again soon; the loop guard keeps to the time
+ * that passes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +13,28 @@
 #include <sqlite3.h>
 #include <sys/time.h>
 
+/* The clocks bot.c reads, which a test moves: the time that passes and
+ * the wall clock, which may be set back. */
+static int64_t mono_offset_ms, wall_offset_ms;
+#define myna_mono_ms test_mono_ms
+#define myna_wall_ms test_wall_ms
+
 #include "bot/bot.c"
+
+#undef myna_mono_ms
+#undef myna_wall_ms
+int64_t myna_mono_ms(void);  /* the real ones (core/util.h, renamed above) */
+int64_t myna_wall_ms(void);
+
+int64_t test_mono_ms(void)
+{
+    return myna_mono_ms() + mono_offset_ms;
+}
+
+int64_t test_wall_ms(void)
+{
+    return myna_wall_ms() + wall_offset_ms;
+}
 
 struct fx {
     char dir[64];
@@ -33,6 +55,7 @@ static int setup(void **state)
     struct bot *b;
 
     *state = f;
+    mono_offset_ms = wall_offset_ms = 0;
     if (f == NULL || test_tmpdir(f->dir, sizeof(f->dir), "bot") != 0)
         return -1;
     snprintf(f->path, sizeof(f->path), "%s/t.bot.db", f->dir);
@@ -175,6 +198,42 @@ static void test_batch_cut_that_cannot_begin_is_tried_within_a_second(void **sta
     assert_int_equal(count_rows(f, "SELECT count(*) FROM batches"), 0);
 }
 
+/* Two minutes pass, and meanwhile the wall clock is set back an hour (an
+ * NTP step, a restored VM). */
+static void clock_set_back(void)
+{
+    mono_offset_ms += 120000;
+    wall_offset_ms += 120000 - 3600000;
+}
+
+/* The loop guard counts the time that passed, whatever the wall clock
+ * says: set back an hour, it made the replies of a contact's last minute
+ * an hour ahead, still "within the minute", and a cooldown an hour longer.
+ * A contact with its replies_per_minute replies in the ring got no reply
+ * at all until the clock caught up. */
+static void test_loop_guard_outlives_a_clock_set_back(void **state)
+{
+    struct fx *f = *state;
+    struct lane *l = lane_get(&f->b, "79160000004");
+    char text[32];
+
+    f->in.loop_replies_per_minute = 3;
+    f->in.loop_repeat_limit = 2;
+    f->in.loop_cooldown_s = 60;
+    for (int i = 0; i < 3; i++) {
+        snprintf(text, sizeof(text), "question %d", i);
+        assert_int_equal(loop_guard(&f->b, l, text), 0);
+    }
+    assert_int_equal(loop_guard(&f->b, l, "one more"), 1);  /* 4 in a minute */
+    clock_set_back();
+    assert_int_equal(loop_guard(&f->b, l, "two minutes later"), 0);
+    /* a cooldown lasts cooldown_s of time passing */
+    assert_int_equal(loop_guard(&f->b, l, "again"), 0);
+    assert_int_equal(loop_guard(&f->b, l, "again"), 1);  /* repeat_limit */
+    clock_set_back();
+    assert_int_equal(loop_guard(&f->b, l, "after the cooldown"), 0);
+}
+
 /* A dead letter's error holds its reason cut at a whole character: a
  * failed status's title has no bound, and half a character is no text. */
 static void test_give_up_cuts_the_reason_at_a_character(void **state)
@@ -208,6 +267,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_cut_that_cannot_begin_is_tried_within_a_second,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_guard_outlives_a_clock_set_back, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
