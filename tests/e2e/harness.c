@@ -240,12 +240,51 @@ void h_fake_stop(struct h_fake *f)
     }
 }
 
+/* 1 if port can be bound on loopback now. */
+static int port_free(int port)
+{
+    struct sockaddr_in sin;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons((uint16_t)port);
+    ok = fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* A port below the kernel's ephemeral range (ip_local_port_range): one
+ * that bind(port 0) and connect() never hand out, so that between this
+ * check and the bind of the server that is told it, no other process (the
+ * fakes, a test running beside this one, the source port of any client)
+ * can take it by chance. Drawn at random, so that tests beside each other
+ * do not pick the same. Falls back to a port the kernel picks. */
 int h_free_port(void)
 {
     struct sockaddr_in sin;
     socklen_t len = sizeof(sin);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    int fd, port = -1, lo = 0, hi = 0;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    unsigned seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
 
+    if (f != NULL) {
+        if (fscanf(f, "%d %d", &lo, &hi) != 2)
+            lo = 0;
+        fclose(f);
+    }
+    if (lo > 10000 + 1000) {  /* 10000 up to the range: clear of the usual services */
+        for (int i = 0; i < 200; i++) {
+            seed = seed * 1103515245u + 12345u;
+            port = 10000 + (int)((seed >> 8) % (unsigned)(lo - 10000));
+            if (port_free(port))
+                return port;
+        }
+    }
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    port = -1;
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -43,7 +43,8 @@ int h_fake_start(struct h_fake *f, const char *dir, const char *name, const char
                  const char *const *args);
 void h_fake_stop(struct h_fake *f);
 /* A loopback port that was free a moment ago (for a server whose address
- * another process must know before it starts). */
+ * another process must know before it starts), below the kernel's
+ * ephemeral ports: nothing that binds port 0 or connects takes it meanwhile. */
 int h_free_port(void);
 /* Waits up to timeout_ms for cond(arg) to hold, polling every 20 ms. 1/0. */
 int h_wait(int (*cond)(void *arg), void *arg, int timeout_ms);
