@@ -583,7 +583,13 @@ static void test_bot_takes_the_masters_settings(void **state)
     w.not_pid = bot_pid(p, "beta");
     w.id = "beta";
     assert_int_equal(kill((pid_t)w.not_pid, SIGKILL), 0);
-    assert_true(h_wait(new_bot, &w, 5000));
+    assert_true(h_wait(new_bot, &w, 10000));
+    /* its arguments are the bot's once it has exec'd: till then the child
+     * is a copy of the master, command line and all (myna_bot_up is 1 from
+     * the fork) */
+    w.text = ready;
+    snprintf(ready, sizeof(ready), "pid=%ld event=bot_ready instance=beta", bot_pid(p, "beta"));
+    assert_true(h_wait(in_bot_log, &w, 10000));
     assert_true(bot_has_arg(p, "beta", "--log-level=debug"));
     assert_true(bot_has_arg(p, "beta", "--bot-store-sync=full"));
 }
