@@ -629,9 +629,9 @@ static void test_commit_done_while_bots_stop_exits_0(void **state)
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(pthread_create(&th, NULL, late_post_main, &lp), 0);
-    assert_true(h_wait(late_pending, p, 1000));
+    assert_true(h_wait(late_pending, p, 10000));
     kill(p->pid, SIGTERM);
-    assert_true(h_wait(drain_timed_out, p, 1000));
+    assert_true(h_wait(drain_timed_out, p, 10000));
     /* the store is free again within the master's busy timeout (2 s) */
     assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
@@ -665,7 +665,7 @@ static void test_commit_stuck_past_the_drain_exits_1(void **state)
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(pthread_create(&th, NULL, late_post_main, &lp), 0);
-    assert_true(h_wait(late_pending, p, 1000));
+    assert_true(h_wait(late_pending, p, 10000));
     assert_int_equal(h_stop(p, SIGTERM), 1);
     pthread_join(th, NULL);
     assert_true(lp.code <= 0);  /* no answer: Meta sends it again */
@@ -724,14 +724,15 @@ static void send_all(int fd, const char *buf, size_t len)
 }
 
 /* Reads until want answers ("HTTP/1.x 200") have come and, if closed is
- * set, until the server closes; returns the answers counted. 5 s at most. */
+ * set, until the server closes; returns the answers counted. 15 s of
+ * silence at most. */
 static int read_answers(int fd, int want, int closed)
 {
     char buf[16384];
     size_t len = 0;
     int got = 0;
 
-    for (int waited = 0; waited < 5000;) {
+    for (int waited = 0; waited < 15000;) {
         struct pollfd pfd = { fd, POLLIN, 0 };
         ssize_t n;
 
@@ -759,6 +760,17 @@ static long stored(const struct myna_proc *p, const char *wamid)
 
     snprintf(where, sizeof(where), "wamid='%s'", wamid);
     return h_db_count(p, "barber", "inbox", where);
+}
+
+static int gone_stored(void *arg)
+{
+    return stored(arg, "wamid.RAWGONE") == 1;
+}
+
+/* Only the scrape's own connection is open. */
+static int raw_connections_closed(void *arg)
+{
+    return h_metric(arg, "myna_open_connections") == 1;
 }
 
 static void test_one_connection_many_ways(void **state)
@@ -815,13 +827,9 @@ static void test_one_connection_many_ways(void **state)
                      stored(p, "wamid.RAWPIPE2"), 3);
     assert_int_equal(stored(p, "wamid.RAWCLOSE"), 1);
     assert_int_equal(stored(p, "wamid.RAW10"), 1);
-    for (int i = 0; i < 50 && stored(p, "wamid.RAWGONE") == 0; i++)
-        usleep(20 * 1000);
-    assert_int_equal(stored(p, "wamid.RAWGONE"), 1);
+    assert_true(h_wait(gone_stored, p, 10000));
     /* every raw connection is gone from the gauge: only the scrape's is left */
-    for (int i = 0; i < 50 && h_metric(p, "myna_open_connections") > 1; i++)
-        usleep(20 * 1000);
-    assert_true(h_metric(p, "myna_open_connections") == 1);
+    assert_true(h_wait(raw_connections_closed, p, 10000));
     {
         char url[200];
         snprintf(url, sizeof(url), "%s/healthz", p->public_url);
@@ -1011,7 +1019,7 @@ static void test_too_large_answered_before_its_body(void **state)
                  "Content-Type: application/json\r\nX-Hub-Signature-256: sha256=%064d\r\n"
                  "Content-Length: %d\r\n\r\n", 0, 3 * 1024 * 1024 + 10);
     send_all(fd, head, (size_t)n);
-    for (int waited = 0; waited < 5000 && len < sizeof(buf) - 1;) {
+    for (int waited = 0; waited < 15000 && len < sizeof(buf) - 1;) {
         struct pollfd pfd = { fd, POLLIN, 0 };
         ssize_t k;
         if (poll(&pfd, 1, 100) == 0) {
@@ -1081,7 +1089,7 @@ static void test_chunked_bodies(void **state)
     {   /* and the master closed that connection: it holds nothing for it */
         struct pollfd pfd = { fd, POLLIN, 0 };
         char c;
-        assert_int_equal(poll(&pfd, 1, 3000), 1);
+        assert_int_equal(poll(&pfd, 1, 10000), 1);
         assert_true(recv(fd, &c, 1, MSG_DONTWAIT) <= 0);
     }
     close(fd);
@@ -1194,7 +1202,7 @@ static void test_out_of_descriptors(void **state)
     first = raw_connect(&p);
     for (int i = 0; i < 80; i++)
         fds[i] = raw_connect(&p);  /* the kernel's backlog takes what accept cannot */
-    assert_true(h_wait(accept_paused, &p, 5000));
+    assert_true(h_wait(accept_paused, &p, 10000));
     t0 = cpu_ticks(p.pid);
     usleep(600 * 1000);
     used = cpu_ticks(p.pid) - t0;
@@ -1209,7 +1217,7 @@ static void test_out_of_descriptors(void **state)
 
     for (int i = 0; i < 80; i++)
         close(fds[i]);
-    assert_true(h_wait(healthy, &p, 5000));
+    assert_true(h_wait(healthy, &p, 10000));
     close(first);
     assert_int_equal(h_stop(&p, SIGTERM), 0);
     h_cleanup(&p);
