@@ -268,8 +268,10 @@ int h_free_port(void)
     socklen_t len = sizeof(sin);
     int fd, port = -1, lo = 0, hi = 0;
     FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-    unsigned seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
+    static unsigned seed;  /* goes on from call to call: no port twice in a row */
 
+    if (seed == 0)
+        seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
     if (f != NULL) {
         if (fscanf(f, "%d %d", &lo, &hi) != 2)
             lo = 0;
