@@ -500,6 +500,15 @@ static int keep_going(struct collect *c, int rc, struct myna_err *err)
 }
 
 
+/* obj.key, or NULL when it is absent or null: a null section is the same
+ * as leaving it out (its defaults), as for every other field. */
+static const cJSON *section(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+    return cJSON_IsNull(v) ? NULL : v;
+}
+
 /* Each section of the conversation fields stops at its first error; with a
  * collector the next sections are still checked. */
 #define SECTION_FAILED(rc) ((rc) != MYNA_OK && !keep_going(c, (rc), err))
@@ -535,7 +544,7 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
     if (SECTION_FAILED(rc))
         return rc;
 
-    v = cJSON_GetObjectItemCaseSensitive(obj, "batch");
+    v = section(obj, "batch");
     if ((v == NULL || (rc = only_keys(v, batch_keys, who, "batch", err)) == MYNA_OK) &&
         (rc = get_int(v, "window_ms", 0, 600000, 9000, &in->batch_window_ms, who, "batch",
                       err)) == MYNA_OK)
@@ -543,7 +552,7 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
     if (SECTION_FAILED(rc))
         return rc;
 
-    v = cJSON_GetObjectItemCaseSensitive(obj, "access");
+    v = section(obj, "access");
     rc = v ? only_keys(v, access_keys, who, "access", err) : MYNA_OK;
     /* null is absent, as for every other field */
     if (rc == MYNA_OK && v && (a = cJSON_GetObjectItemCaseSensitive(v, "allowed")) != NULL &&
@@ -555,7 +564,7 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
     if (SECTION_FAILED(rc))
         return rc;
 
-    v = cJSON_GetObjectItemCaseSensitive(obj, "rate_limit");
+    v = section(obj, "rate_limit");
     if ((v == NULL || (rc = only_keys(v, rate_keys, who, "rate_limit", err)) == MYNA_OK) &&
         (rc = get_int(v, "count", 0, 100000, 5, &in->rate_count, who, "rate_limit", err)) ==
             MYNA_OK &&
@@ -577,7 +586,7 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
     if (SECTION_FAILED(rc))
         return rc;
 
-    v = cJSON_GetObjectItemCaseSensitive(obj, "loop_guard");
+    v = section(obj, "loop_guard");
     if ((v == NULL || (rc = only_keys(v, loop_keys, who, "loop_guard", err)) == MYNA_OK) &&
         (rc = get_int(v, "replies_per_minute", 1, 1000, 10, &in->loop_replies_per_minute, who,
                       "loop_guard", err)) == MYNA_OK &&
@@ -588,7 +597,7 @@ static int parse_conversation(const cJSON *obj, struct myna_instance *in, const 
     if (SECTION_FAILED(rc))
         return rc;
 
-    v = cJSON_GetObjectItemCaseSensitive(obj, "pacing");
+    v = section(obj, "pacing");
     if (v == NULL || (rc = only_keys(v, pacing_keys, who, "pacing", err)) == MYNA_OK)
         rc = get_num(v, "messages_per_second", 0.1, 1000, 20, &in->pacing_mps, who, "pacing", err);
     if (SECTION_FAILED(rc))

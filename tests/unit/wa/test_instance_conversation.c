@@ -128,6 +128,46 @@ static void test_defaults(void **state)
     expect_error("[{" BASE ",\"loop_guard\":{\"x\":1}}]", "unknown field 'loop_guard.x'");
 }
 
+/* null for a section is the same as leaving it out, as for every other
+ * field: its defaults (a PUT sends it to go back to them). Each was refused
+ * as "must be a JSON object". */
+static void test_null_sections_are_absent(void **state)
+{
+    static const char *const sections[] = { "batch", "access", "rate_limit", "loop_guard",
+                                            "pacing", "llm", "faq" };
+    struct myna_instance_set set;
+    struct myna_instance one;
+    struct myna_field_error errs[4];
+    struct myna_err err = MYNA_ERR_INIT;
+    size_t n_errs = 9;
+    char json[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+        snprintf(json, sizeof(json), "[{" BASE ",\"%s\":null}]", sections[i]);
+        if (parse(json, &set, &err) != MYNA_OK)
+            fail_msg("%s: null refused: %s", sections[i], err.msg);
+        assert_int_equal(set.v[0].batch_window_ms, 9000);
+        assert_int_equal(set.v[0].batch_max, 10);
+        assert_int_equal(set.v[0].n_allowed + set.v[0].n_blocked, 0);
+        assert_int_equal(set.v[0].rate_count, 5);
+        assert_int_equal(set.v[0].rate_hours, 5);
+        assert_true(strlen(set.v[0].rate_notice) > 0);
+        assert_int_equal(set.v[0].loop_replies_per_minute, 10);
+        assert_true(set.v[0].pacing_mps == 20);
+        myna_instances_release(&set);
+        /* the admin API's check, one instance */
+        snprintf(json, sizeof(json), "{" BASE ",\"%s\":null}", sections[i]);
+        assert_int_equal(myna_instance_parse_one(json, strlen(json), &one, errs, 4, &n_errs, &err),
+                         MYNA_OK);
+        assert_int_equal(n_errs, 0);
+        myna_instance_release(&one);
+    }
+    /* not an object and not null: still refused */
+    expect_error("[{" BASE ",\"batch\":[]}]", "field 'batch': must be a JSON object");
+    expect_error("[{" BASE ",\"pacing\":0}]", "field 'pacing': must be a JSON object");
+}
+
 static void test_everything_set(void **state)
 {
     struct myna_instance_set set;
@@ -343,6 +383,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_null_sections_are_absent),
         cmocka_unit_test(test_everything_set),
         cmocka_unit_test(test_named_provider),
         cmocka_unit_test(test_providers_inlined),
