@@ -209,6 +209,7 @@ static int import(struct myna_api *a, const char *path, FILE *out, FILE *err)
     cJSON *root, *it;
     const cJSON *list;
     int rc = 0, oom;
+    size_t n;
 
     if (text == NULL)
         return 1;
@@ -232,6 +233,21 @@ static int import(struct myna_api *a, const char *path, FILE *out, FILE *err)
         fprintf(err, "myna: '%s' is not an instances file (a JSON array of instances)\n", path);
         cJSON_Delete(root);
         return 1;
+    }
+    /* a number past the range of a double (1e999) would be sent as null,
+     * the field's default, where `serve --instances` refuses it: the
+     * whole file is refused before any call */
+    n = 0;
+    cJSON_ArrayForEach(it, list) {
+        char where[128];
+        n++;
+        if (myna_json_infinite(it, where, sizeof(where))) {
+            fprintf(err, "myna: '%s': instance %zu: field '", path, n);
+            myna_api_put_text(err, where, 0);
+            fputs("': a number too large\n", err);
+            cJSON_Delete(root);
+            return 1;
+        }
     }
     cJSON_ArrayForEach(it, list) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");

@@ -4,6 +4,7 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,4 +231,36 @@ int myna_json_repeated_key(const cJSON *v, char *path, size_t cap)
     }
     path[0] = '\0';
     return v ? find_repeated(v, path, cap, 0) : 0;
+}
+
+/* ---- numbers out of range ---- */
+
+static int find_infinite(const cJSON *v, char *path, size_t cap, size_t len)
+{
+    const cJSON *c;
+    size_t i = 0;
+
+    if (cJSON_IsNumber(v))
+        return !isfinite(v->valuedouble);
+    if (!cJSON_IsObject(v) && !cJSON_IsArray(v))
+        return 0;
+    for (c = v->child; c; c = c->next, i++) {
+        size_t sub = path_add(path, cap, len, cJSON_IsObject(v) ? c->string : NULL, i);
+        if (find_infinite(c, path, cap, sub))
+            return 1;
+        path[len] = '\0';
+    }
+    return 0;
+}
+
+int myna_json_infinite(const cJSON *v, char *path, size_t cap)
+{
+    char none[1];
+
+    if (path == NULL || cap == 0) {
+        path = none;
+        cap = sizeof(none);
+    }
+    path[0] = '\0';
+    return v ? find_infinite(v, path, cap, 0) : 0;
 }

@@ -63,4 +63,12 @@ struct cJSON *myna_json_parse_whole(const char *text, size_t n, const char **why
  * O(k log k) for an object of k keys. */
 int myna_json_repeated_key(const struct cJSON *v, char *path, size_t cap);
 
+/* Whether some number anywhere in v is not finite. JSON has no infinity,
+ * but cJSON reads a number past the range of a double (1e999) as one and
+ * prints it back as null: a tree checked as it was parsed and the text
+ * printed from it would disagree (a bound refused in one is a default in
+ * the other). Returns 1 with the number's path in path ("llm.temperature",
+ * "[2].batch.max"; cut to fit), else 0 (path ""). */
+int myna_json_infinite(const struct cJSON *v, char *path, size_t cap);
+
 #endif

@@ -695,6 +695,20 @@ static int check_utf8(const cJSON *obj, struct myna_field_error *errs, size_t ma
     return MYNA_OK;
 }
 
+/* A number past the range of a double (1e999) is read as infinity, which
+ * the check and the store see printed as null: the field's default, where
+ * the number itself is out of every bound. Refused, naming where it is.
+ * MYNA_OK, or MYNA_ECONFIG with errs[0..*n). */
+static int check_numbers(const cJSON *obj, struct myna_field_error *errs, size_t max, size_t *n,
+                         struct myna_err *err)
+{
+    char path[sizeof(errs->field)];
+
+    return myna_json_infinite(obj, path, sizeof(path))
+               ? field_error(path, "a number too large", errs, max, n, err)
+               : MYNA_OK;
+}
+
 int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const char *body,
                       size_t len, char *id, size_t cap, struct myna_field_error *errs,
                       size_t max_errs, size_t *n_errs, struct myna_err *err)
@@ -709,7 +723,8 @@ int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const 
         cJSON_Delete(obj);
         return myna_err_set(err, MYNA_EPARSE, "the body must be a JSON object (%s)", why);
     }
-    if (check_utf8(obj, errs, max_errs, n_errs, err) != MYNA_OK) {
+    if (check_utf8(obj, errs, max_errs, n_errs, err) != MYNA_OK ||
+        check_numbers(obj, errs, max_errs, n_errs, err) != MYNA_OK) {
         cJSON_Delete(obj);
         return err->code;
     }
@@ -862,7 +877,8 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
         return myna_err_set(err, MYNA_EPARSE, "the body must be a JSON object (%s)", why);
     }
     if (check_utf8(patch, errs, max_errs, n_errs, err) != MYNA_OK ||
-        check_patch_fields(patch, errs, max_errs, n_errs, err) != MYNA_OK) {
+        check_patch_fields(patch, errs, max_errs, n_errs, err) != MYNA_OK ||
+        check_numbers(patch, errs, max_errs, n_errs, err) != MYNA_OK) {
         cJSON_Delete(patch);
         return err->code;
     }

@@ -1283,6 +1283,39 @@ static void test_masked_secret_refused(void **state)
     assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/masked", NULL), 404);
 }
 
+/* A number past the range of a double (1e999) is refused, naming its
+ * field: read as infinity and checked as cJSON prints it (null), it was
+ * stored as null, the field's default (rate_limit.count 5), answered 201. */
+static void test_huge_number_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"id\":\"huge\",\"name\":\"Huge\",\"provider\":\"sim\","
+                         "\"auto_start\":false,\"rate_limit\":{\"count\":1e999}}"),
+                     400);
+    assert_non_null(
+        strstr(C->resp, "{\"field\":\"rate_limit.count\",\"error\":\"a number too large\"}"));
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/huge", NULL), 404);
+
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"id\":\"huge\",\"name\":\"Huge\",\"provider\":\"sim\","
+                         "\"auto_start\":false,\"batch\":{\"max\":7}}"),
+                     201);
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/huge",
+                         "{\"batch\":{\"max\":-1e999},\"name\":\"Changed\"}"),
+                     400);
+    assert_non_null(strstr(C->resp, "{\"field\":\"batch.max\",\"error\":\"a number too large\"}"));
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/huge", NULL), 200);
+    assert_non_null(strstr(C->resp, "\"batch\":{\"max\":7}"));
+    assert_non_null(strstr(C->resp, "\"name\":\"Huge\""));
+    /* a small one is a number as any other: out of its bounds */
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/huge",
+                         "{\"batch\":{\"max\":1e300}}"),
+                     400);
+    assert_non_null(strstr(C->resp, "\"field\":\"batch.max\",\"error\":\"must be a whole"));
+    assert_int_equal(api(ADMIN_TOKEN, "DELETE", "/admin/whatsapp/instances/huge", NULL), 200);
+}
+
 static void test_cli(void **state)
 {
     char admin[80], out[65536], token[80];
@@ -2074,6 +2107,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_huge_number_refused),
         cmocka_unit_test(test_update_fields_checked),
         cmocka_unit_test(test_reads_make_no_bot_store),
         cmocka_unit_test(test_stored_text_is_utf8),

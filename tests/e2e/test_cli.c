@@ -668,6 +668,38 @@ static void test_import_takes_the_whole_file_or_nothing(void **state)
     canned_stop(pid);
 }
 
+/* An import whose file holds a number past the range of a double (1e999)
+ * is refused whole, naming the instance and the field, before any call:
+ * printed again to be sent, the number went as null, the field's default,
+ * and the import said "updated". */
+static void test_import_huge_number_refused(void **state)
+{
+    struct myna_proc p;
+    char admin[128], path[300], url[300], resp[8192], want[400];
+    const char *import[] = { "instance", "import", path, "--admin", admin, "--token",
+                             ADMIN_TOKEN, NULL };
+    const char *h[] = { "Authorization: Bearer " ADMIN_TOKEN, NULL };
+
+    (void)state;
+    start_admin(&p, admin, sizeof(admin));
+    write_text(p.dir, "huge.json",
+               "[{\"id\":\"new\",\"name\":\"New\",\"provider\":\"sim\"},"
+               "{\"id\":\"shop\",\"name\":\"Shop\",\"provider\":\"sim\","
+               "\"rate_limit\":{\"count\":1e999}}]",
+               path, sizeof(path));
+    assert_int_equal(h_run(import, out, sizeof(out)), 1);
+    snprintf(want, sizeof(want),
+             "myna: '%s': instance 2: field 'rate_limit.count': a number too large\n", path);
+    assert_string_equal(out, want);
+    snprintf(url, sizeof(url), "%s/admin/whatsapp/instances/shop", p.admin_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, h, resp, sizeof(resp)), 200);
+    assert_null(strstr(resp, "rate_limit"));
+    snprintf(url, sizeof(url), "%s/admin/whatsapp/instances/new", p.admin_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, h, resp, sizeof(resp)), 404);
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
 /* An answer larger than the 64 MiB a command reads is named as such, not
  * taken for a server that cannot be reached. */
 static void test_huge_answer_is_named(void **state)
@@ -814,6 +846,7 @@ int main(void)
         cmocka_unit_test(test_chat_pick_is_the_whole_line),
         cmocka_unit_test(test_token_unsendable_is_refused),
         cmocka_unit_test(test_import_takes_the_whole_file_or_nothing),
+        cmocka_unit_test(test_import_huge_number_refused),
         cmocka_unit_test(test_huge_answer_is_named),
         cmocka_unit_test(test_answer_not_json_fails_and_says_so),
         cmocka_unit_test(test_token_is_wiped_from_the_command_line),

@@ -168,6 +168,43 @@ static void test_json_repeated_key_cut_between_characters(void **state)
     assert_string_equal(path, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9.b");
 }
 
+/* A number cJSON reads as infinity (past a double's range), found with
+ * its path; cJSON prints it back as null. */
+static void test_json_infinite(void **state)
+{
+    static const struct {
+        const char *text, *path;
+    } cases[] = {
+        { "{\"rate_limit\":{\"count\":1e999}}", "rate_limit.count" },
+        { "{\"a\":1,\"llm\":{\"temperature\":-1e400}}", "llm.temperature" },
+        { "[{\"q\":[1]},{\"q\":[2,1e999]}]", "[1].q[1]" },
+        { "1e999", "" },
+    };
+    char path[64];
+    cJSON *v;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_non_null(v = cJSON_Parse(cases[i].text));
+        assert_int_equal(myna_json_infinite(v, path, sizeof(path)), 1);
+        assert_string_equal(path, cases[i].path);
+        assert_int_equal(myna_json_infinite(v, NULL, 0), 1);
+        cJSON_Delete(v);
+    }
+    /* large, small and negative numbers that a double holds are numbers */
+    assert_non_null(
+        v = cJSON_Parse("{\"a\":1e308,\"b\":-1.7e308,\"c\":1e-999,\"d\":[0,\"1e999\"]}"));
+    assert_int_equal(myna_json_infinite(v, path, sizeof(path)), 0);
+    assert_string_equal(path, "");
+    cJSON_Delete(v);
+    assert_int_equal(myna_json_infinite(NULL, path, sizeof(path)), 0);
+    /* the path is cut to fit */
+    assert_non_null(v = cJSON_Parse("{\"aaaaaaaaaaaaaaaa\":{\"b\":1e999}}"));
+    assert_int_equal(myna_json_infinite(v, path, 8), 1);
+    assert_string_equal(path, "aaaaaaa");
+    cJSON_Delete(v);
+}
+
 static void test_json_repeated_key_none(void **state)
 {
     char path[64] = "junk";
@@ -255,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_json_repeated_key_cut_between_characters),
         cmocka_unit_test(test_json_repeated_key_none),
         cmocka_unit_test(test_json_repeated_key_many),
+        cmocka_unit_test(test_json_infinite),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
