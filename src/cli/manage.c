@@ -266,8 +266,15 @@ static int import(struct myna_api *a, const char *path, FILE *out, FILE *err)
             myna_api_print_error(a, cJSON_IsString(id) ? id->valuestring : "instance", st, err);
             rc = 1;
         } else {
-            fprintf(out, "%s %s\n", st == 201 ? "created" : "updated",
-                    cJSON_IsString(id) ? id->valuestring : "");
+            /* the server's id: one made from the name when the file gave none */
+            cJSON *ans = cJSON_Parse(a->resp.data);
+            const cJSON *made = cJSON_GetObjectItemCaseSensitive(ans, "id");
+            fprintf(out, "%s ", st == 201 ? "created" : "updated");
+            myna_api_put_text(out, cJSON_IsString(made) ? made->valuestring
+                                   : cJSON_IsString(id) ? id->valuestring
+                                                        : "", 0);
+            fputc('\n', out);
+            cJSON_Delete(ans);
         }
     }
     cJSON_Delete(root);

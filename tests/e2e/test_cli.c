@@ -700,6 +700,29 @@ static void test_import_huge_number_refused(void **state)
     h_cleanup(&p);
 }
 
+/* An import of instances the file gives no id says the ids the server
+ * made from their names: it said "created " and nothing more, so the new
+ * instances could only be found in the list. */
+static void test_import_names_the_ids_it_made(void **state)
+{
+    struct myna_proc p;
+    char admin[128], path[300];
+    const char *import[] = { "instance", "import", path, "--admin", admin, "--token",
+                             ADMIN_TOKEN, NULL };
+
+    (void)state;
+    start_admin(&p, admin, sizeof(admin));
+    write_text(p.dir, "noid.json",
+               "[{\"name\":\"Corner Shop\",\"provider\":\"sim\",\"auto_start\":false},"
+               "{\"name\":\"Corner Shop\",\"provider\":\"sim\",\"auto_start\":false},"
+               "{\"id\":\"shop\",\"name\":\"Shop\",\"provider\":\"sim\"}]",
+               path, sizeof(path));
+    assert_int_equal(h_run(import, out, sizeof(out)), 0);
+    assert_string_equal(out, "created corner-shop\ncreated corner-shop-2\nupdated shop\n");
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
 /* An answer larger than the 64 MiB a command reads is named as such, not
  * taken for a server that cannot be reached. */
 static void test_huge_answer_is_named(void **state)
@@ -847,6 +870,7 @@ int main(void)
         cmocka_unit_test(test_token_unsendable_is_refused),
         cmocka_unit_test(test_import_takes_the_whole_file_or_nothing),
         cmocka_unit_test(test_import_huge_number_refused),
+        cmocka_unit_test(test_import_names_the_ids_it_made),
         cmocka_unit_test(test_huge_answer_is_named),
         cmocka_unit_test(test_answer_not_json_fails_and_says_so),
         cmocka_unit_test(test_token_is_wiped_from_the_command_line),
