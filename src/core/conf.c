@@ -34,26 +34,6 @@ static const struct myna_opt *opt_find_flag(const char *flag, size_t len)
     return opt_find(name, len);
 }
 
-/* The first n bytes of s (at most cap - 1 of them) in buf, each control
- * character as '?': a name quoted in a message, which is printed, cannot
- * drive the terminal. Returns buf. */
-static const char *shown(const char *s, size_t n, char *buf, size_t cap)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t o = 0, i = 0, k;
-
-    while (i < n && p[i] && o + 1 < cap) {
-        if ((k = myna_control_len(p + i, n - i)) != 0) {
-            buf[o++] = '?';
-            i += k;
-        } else {
-            buf[o++] = (char)p[i++];
-        }
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
 static int parse_size(const char *s, int64_t *out)
 {
     char *end;
@@ -97,11 +77,8 @@ int myna_conf_set(struct myna_conf *conf, const char *name, const char *value,
     int64_t v = 0;
     int port;
 
-    if (o == NULL) {
-        char what[256];
-        return myna_err_set(err, MYNA_ECONFIG, "%s: unknown option '%s'", origin,
-                            shown(name, strlen(name), what, sizeof(what)));
-    }
+    if (o == NULL)  /* printed with its control characters as '?' (main.c) */
+        return myna_err_set(err, MYNA_ECONFIG, "%s: unknown option '%s'", origin, name);
     if (strlen(value) > CONF_VALUE_MAX)
         return myna_err_set(err, MYNA_ECONFIG, "%s: option '%s': value too long", origin, name);
     for (size_t i = 0, n = strlen(value); i < n; i++)
@@ -303,7 +280,7 @@ static int load_flags(struct myna_conf *conf, int argc, char **argv,
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *eq, *value;
         const struct myna_opt *o;
-        char where[96], name[256];
+        char where[96];
         int pi = passthrough_index(passthrough, arg);
 
         if (pi >= 0) {
@@ -312,14 +289,12 @@ static int load_flags(struct myna_conf *conf, int argc, char **argv,
             continue;
         }
         if (strncmp(arg, "--", 2) != 0)
-            return myna_err_set(err, MYNA_ECONFIG, "unexpected argument '%s'",
-                                shown(arg, strlen(arg), name, sizeof(name)));
+            return myna_err_set(err, MYNA_ECONFIG, "unexpected argument '%s'", arg);
         eq = strchr(arg, '=');
         o = opt_find_flag(arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
         if (o == NULL)
-            return myna_err_set(err, MYNA_ECONFIG, "unknown flag '%s' (see --help)",
-                                shown(arg, eq ? (size_t)(eq - arg) : strlen(arg), name,
-                                      sizeof(name)));
+            return myna_err_set(err, MYNA_ECONFIG, "unknown flag '%.*s' (see --help)",
+                                eq ? (int)(eq - arg) : (int)strlen(arg), arg);
         if (eq) {
             value = eq + 1;
         } else if (i + 1 < argc) {

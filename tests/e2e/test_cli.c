@@ -181,6 +181,26 @@ static void test_flag_beats_file(void **state)
     write_text(p.dir, "bad.conf", "log_level = loud\n", conf, sizeof(conf));
     assert_int_equal(h_run(a1, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "bad.conf':1: option 'log_level'"));
+
+    /* a key, flag or argument that would drive the terminal is shown with
+     * '?' for its control characters (C1 ones in UTF-8 too) */
+    write_text(p.dir, "esc.conf", "log_level = debug\n\x1b[2Jdata\x7f = /x\n", conf,
+               sizeof(conf));
+    assert_int_equal(h_run(a1, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, ":2: unknown option '?[2Jdata?'"));
+    assert_null(strpbrk(out, "\x1b\x7f"));
+    {
+        const char *flag[] = { "serve", "--\x1b]0;owned\x07=1", NULL };
+        const char *flag_c1[] = { "serve", "--no\xc2\x9b" "2J", "1", NULL };
+        const char *arg[] = { "serve", "\x1b[2J", NULL };
+        assert_int_equal(h_run(flag, out, sizeof(out)), 2);
+        assert_non_null(strstr(out, "unknown flag '--?]0;owned?'"));
+        assert_int_equal(h_run(flag_c1, out, sizeof(out)), 2);
+        assert_non_null(strstr(out, "unknown flag '--no?2J'"));
+        assert_int_equal(h_run(arg, out, sizeof(out)), 2);
+        assert_non_null(strstr(out, "unexpected argument '?[2J'"));
+        assert_null(strpbrk(out, "\x1b\x07\xc2"));
+    }
     h_cleanup(&p);
 }
 
