@@ -62,7 +62,8 @@ static const char *const q_sql[Q__COUNT] = {
                   "AND " OUT_FIRST_OPEN " ORDER BY id LIMIT ?2",
     [Q_OUT_WAKE] = "SELECT min(next_ms) FROM outbox WHERE state IN (0, 1) AND next_ms > ?1",
     /* accepted by Meta, no status since: flagged once (status 'unconfirmed';
-     * a real status later still moves it on) */
+     * a real status later still moves it on). Through outbox_accepted: only
+     * the sends still waiting for a status are read */
     [Q_OUT_UNCONFIRMED] = "UPDATE outbox SET status = 'unconfirmed', updated_ms = ?2 "
                           "WHERE state = 2 AND status = 'accepted' AND updated_ms < ?1 "
                           "RETURNING id",

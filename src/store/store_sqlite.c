@@ -113,6 +113,10 @@ static const char *const migrations[] = {
      * number, so a late status of a send before the replay is told apart),
      * and send_tries counts the sends after it. */
     "ALTER TABLE outbox ADD COLUMN tries_from INTEGER NOT NULL DEFAULT 0;",
+    /* 9: the bot's check for unconfirmed sends (every poll) reads the sends
+     * still waiting for their first status; through outbox_open it read
+     * every reply Meta ever took (state 2), and the outbox is kept. */
+    "CREATE INDEX outbox_accepted ON outbox(status, updated_ms) WHERE status = 'accepted';",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

@@ -51,6 +51,38 @@ static int teardown(void **state)
     return rc;
 }
 
+/* Counts the virtual machine's steps, in hundreds, from the store's own
+ * connection: a read that walks a whole table shows as thousands, one
+ * that an index takes to its rows as a few. Not a clock: the count is the
+ * same on a loaded machine. */
+static int count_steps(void *arg)
+{
+    ++*(int *)arg;
+    return 0;
+}
+
+static void steps_start(struct fx *f, int *n)
+{
+    *n = 0;
+    sqlite3_progress_handler(myna_store__sqlite_db(f->st), 100, count_steps, n);
+}
+
+static void steps_stop(struct fx *f)
+{
+    sqlite3_progress_handler(myna_store__sqlite_db(f->st), 0, NULL, NULL);
+}
+
+/* n rows of SQL straight into the store's file (a recursive CTE: k is 1..n). */
+static void fill_rows(struct fx *f, const char *insert_select, int n)
+{
+    char sql[1024];
+
+    snprintf(sql, sizeof(sql), "WITH RECURSIVE r(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM r"
+             " WHERE k < %d) %s", n, insert_select);
+    assert_int_equal(sqlite3_exec(myna_store__sqlite_db(f->st), sql, NULL, NULL, NULL),
+                     SQLITE_OK);
+}
+
 static void test_cursor_and_batches(void **state)
 {
     struct fx *f = *state;
@@ -323,6 +355,37 @@ static void test_outbox_due_fails_whole(void **state)
     free(v);
 }
 
+/* The bot looks for unconfirmed sends every second: the look goes to the
+ * sends still waiting for their first status, not through every reply
+ * Meta ever took (the outbox is kept for good). */
+static void test_unconfirmed_check_reads_only_waiting_sends(void **state)
+{
+    struct fx *f = *state;
+    int64_t ids[4];
+    size_t n = 9;
+    int steps;
+
+    fill_rows(f, "INSERT INTO outbox(contact, turn_id, body, state, attempts, wamid, status,"
+              " created_ms, updated_ms) SELECT '7916', k, '{}', 2, 1, 'wamid.' || k,"
+              " 'read', 10, 20 FROM r", 20000);
+    assert_int_equal(myna_bot_outbox_add(f->bs, "7916", 1, "{}", 30, NULL, NULL), MYNA_OK);
+    assert_int_equal(sqlite3_exec(myna_store__sqlite_db(f->st),
+                                  "UPDATE outbox SET state = 2, attempts = 1, wamid = 'wamid.w',"
+                                  " status = 'accepted' WHERE body = '{}' AND turn_id = 1"
+                                  " AND wamid IS NULL", NULL, NULL, NULL), SQLITE_OK);
+    steps_start(f, &steps);
+    assert_int_equal(myna_bot_outbox_flag_unconfirmed(f->bs, 1000, 1001, ids, 4, &n, NULL),
+                     MYNA_OK);
+    steps_stop(f);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], 20001);
+    assert_true(steps < 20);  /* not one per sent reply */
+    /* flagged once */
+    assert_int_equal(myna_bot_outbox_flag_unconfirmed(f->bs, 2000, 2001, ids, 4, &n, NULL),
+                     MYNA_OK);
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +395,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history_budget_and_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_and_statuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbox_due_fails_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unconfirmed_check_reads_only_waiting_sends, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
