@@ -67,6 +67,8 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_OUT_UNCONFIRMED] = "UPDATE outbox SET status = 'unconfirmed', updated_ms = ?2 "
                           "WHERE state = 2 AND status = 'accepted' AND updated_ms < ?1 "
                           "RETURNING id",
+    /* every count through an index (outbox_unconfirmed for the flagged
+     * sends): the master reads them for each scrape, on its loop */
     [Q_COUNTS] = "SELECT (SELECT count(*) FROM outbox WHERE state IN (0, 1)),"
                  " (SELECT count(*) FROM outbox WHERE state = 3),"
                  " (SELECT count(*) FROM outbox WHERE status = 'unconfirmed'),"

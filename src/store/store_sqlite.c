@@ -117,6 +117,10 @@ static const char *const migrations[] = {
      * still waiting for their first status; through outbox_open it read
      * every reply Meta ever took (state 2), and the outbox is kept. */
     "CREATE INDEX outbox_accepted ON outbox(status, updated_ms) WHERE status = 'accepted';",
+    /* 10: the gauge of unconfirmed sends, read for every scrape of /metrics
+     * on the master's loop, counts the flagged sends alone; it read the
+     * whole outbox. */
+    "CREATE INDEX outbox_unconfirmed ON outbox(status) WHERE status = 'unconfirmed';",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

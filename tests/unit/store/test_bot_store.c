@@ -386,6 +386,27 @@ static void test_unconfirmed_check_reads_only_waiting_sends(void **state)
     assert_int_equal(n, 0);
 }
 
+/* The master reads the unconfirmed gauge of every bot for each scrape of
+ * /metrics, on its loop: the count goes to the flagged sends alone. */
+static void test_counts_read_only_flagged_sends(void **state)
+{
+    struct fx *f = *state;
+    struct myna_bot_counts c;
+    int steps;
+
+    fill_rows(f, "INSERT INTO outbox(contact, turn_id, body, state, attempts, wamid, status,"
+              " created_ms, updated_ms) SELECT '7916', k, '{}', 2, 1, 'wamid.' || k,"
+              " CASE WHEN k % 1000 = 0 THEN 'unconfirmed' ELSE 'read' END, 10, 20 FROM r",
+              20000);
+    steps_start(f, &steps);
+    assert_int_equal(myna_bot_counts(f->bs, &c, NULL), MYNA_OK);
+    steps_stop(f);
+    assert_int_equal(c.unconfirmed, 20);
+    assert_int_equal(c.outbox_open, 0);
+    assert_int_equal(c.dead_letters, 0);
+    assert_true(steps < 20);  /* not one per sent reply */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +418,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outbox_due_fails_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unconfirmed_check_reads_only_waiting_sends, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_counts_read_only_flagged_sends, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,7 +26,7 @@
 #include "store/walbuf.h"
 #include "core/banned.h"
 
-#define SCHEMA_NOW "9"  /* PRAGMA user_version of a current store */
+#define SCHEMA_NOW "10"  /* PRAGMA user_version of a current store */
 #define SEQ_JUMP ((int64_t)1 << 32)  /* store_sqlite.c: after an unclean stop */
 
 struct fix {
@@ -240,7 +240,7 @@ static void test_open_creates_schema_and_wal(void **state)
     assert_sql(f->path, "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
                " WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name)",
                "history_contact,inbox_wamid,outbox_accepted,outbox_contact,outbox_open,"
-               "outbox_wamid,statuses_wamid_status,turns_ai,turns_pending");
+               "outbox_unconfirmed,outbox_wamid,statuses_wamid_status,turns_ai,turns_pending");
     assert_sql(f->path, "SELECT \"unique\" FROM pragma_index_list('inbox')"
                " WHERE name = 'inbox_wamid'", "1");
     assert_sql(f->path, "SELECT \"unique\" FROM pragma_index_list('statuses')"
