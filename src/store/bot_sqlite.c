@@ -43,7 +43,11 @@ static const char *const q_sql[Q__COUNT] = {
                     "completion_tokens = ?4 WHERE id = ?1",
     [Q_TURN_AI_COUNT] = "SELECT count(*) FROM turns WHERE contact = ?1 AND ai = ?2 AND created_ms > ?3",
     [Q_HIST_ADD] = "INSERT INTO history(contact, role, text, ts_ms) VALUES(?1,?2,?3,?4)",
-    [Q_HIST_RECENT] = "SELECT role, text, ts_ms FROM history WHERE contact = ?1 AND ts_ms > ?2 "
+    /* newest first through history_contact; history_recent stops at the
+     * first row not newer than its window (rows are added in time order).
+     * With ts_ms > since here, a window of fewer rows than the LIMIT read
+     * on through every older row of the contact, and history is kept */
+    [Q_HIST_RECENT] = "SELECT role, text, ts_ms FROM history WHERE contact = ?1 "
                       "ORDER BY id DESC LIMIT 200",
     [Q_OUT_ADD] = "INSERT INTO outbox(contact, turn_id, body, created_ms, updated_ms) "
                   "VALUES(?1,?2,?3,?4,?4)",
@@ -495,14 +499,18 @@ int myna_bot_history_recent(struct myna_bot_store *bs, const char *contact, size
     if (s == NULL)
         return MYNA_ESTORE;
     bind_text(s, 1, contact);
-    sqlite3_bind_int64(s, 2, since_ms);
-    /* newest first until the budget is spent, then handed out oldest first */
+    /* newest first until the window or the budget ends, then handed out
+     * oldest first */
     while (n < 200 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         /* the text, then its length (SQLite's safe order); NULL only when
          * out of memory: the history given so far is what the model gets */
-        const char *t = (const char *)sqlite3_column_text(s, 1);
-        size_t len = (size_t)sqlite3_column_bytes(s, 1);
+        const char *t;
+        size_t len;
         char *text;
+        if (sqlite3_column_int64(s, 2) <= since_ms)
+            break;  /* the window's start: the older rows are before it too */
+        t = (const char *)sqlite3_column_text(s, 1);
+        len = (size_t)sqlite3_column_bytes(s, 1);
         if (t == NULL)
             break;
         if (used + len <= budget) {

@@ -111,7 +111,8 @@ void myna_turn_release(struct myna_turn *t);
 int myna_bot_history_add(struct myna_bot_store *bs, const char *contact, const char *role,
                          const char *text, int64_t ts_ms, struct myna_err *err);
 /* The most recent turns of contact newer than since_ms whose texts fit in
- * budget bytes, oldest first: cb(role, text, ts_ms, arg) for each. The
+ * budget bytes, oldest first: cb(role, text, ts_ms, arg) for each. Turns
+ * are read newest first, up to the first one not newer than since_ms. The
  * newest one that does not fit whole gives its end ("\u2026" and its last
  * bytes, cut at a character) when at least 64 bytes of the budget are left,
  * so that one long answer does not leave the model with no history. */

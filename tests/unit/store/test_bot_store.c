@@ -407,6 +407,31 @@ static void test_counts_read_only_flagged_sends(void **state)
     assert_true(steps < 20);  /* not one per sent reply */
 }
 
+/* A turn's history is read back to the first turn older than the window
+ * (a day), not through everything the contact ever said. */
+static void test_history_read_stops_at_window(void **state)
+{
+    struct fx *f = *state;
+    struct seen s;
+    int steps;
+
+    fill_rows(f, "INSERT INTO history(contact, role, text, ts_ms) SELECT 'c', 'user',"
+              " 'old ' || k, k FROM r", 20000);
+    assert_int_equal(myna_bot_history_add(f->bs, "c", "user", "hello", 100000, NULL), MYNA_OK);
+    assert_int_equal(myna_bot_history_add(f->bs, "c", "assistant", "hi", 100001, NULL), MYNA_OK);
+    memset(&s, 0, sizeof(s));
+    steps_start(f, &steps);
+    assert_int_equal(myna_bot_history_recent(f->bs, "c", 6000, 50000, on_hist, &s, NULL),
+                     MYNA_OK);
+    steps_stop(f);
+    assert_string_equal(s.text, "user:hello|assistant:hi|");
+    assert_true(steps < 20);  /* not one per turn of the contact */
+    /* no window: the newest that fit, as ever */
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(myna_bot_history_recent(f->bs, "c", 20, 0, on_hist, &s, NULL), MYNA_OK);
+    assert_string_equal(s.text, "user:old 20000|user:hello|assistant:hi|");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +444,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unconfirmed_check_reads_only_waiting_sends, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_counts_read_only_flagged_sends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_read_stops_at_window, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
