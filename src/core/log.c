@@ -207,7 +207,11 @@ static void log_rotate_check(void)
     pthread_mutex_unlock(&rot_lock);
 }
 
-/* Escaped form of c into esc (at most 4 bytes); returns its length. */
+/* Escaped form of the byte c into esc (at most 4 bytes); returns its
+ * length. A byte from 0x80 up is one that is not part of a whole UTF-8
+ * character (log_unit passes those as they are): written raw, it would leave
+ * a broken character in the line, which a decoder may take together with
+ * the escape or quote after it. */
 static size_t log_escape(unsigned char c, char esc[5])
 {
     if (c == '"' || c == '\\') {
@@ -219,7 +223,7 @@ static size_t log_escape(unsigned char c, char esc[5])
         memcpy(esc, "\\n", 2);
         return 2;
     }
-    if (c < 0x20 || c == 0x7f) {
+    if (c < 0x20 || c >= 0x7f) {
         snprintf(esc, 5, "\\x%02x", c);
         return 4;
     }
@@ -227,10 +231,25 @@ static size_t log_escape(unsigned char c, char esc[5])
     return 1;
 }
 
+/* The next unit of s: a whole character of several bytes, as it is (its
+ * length in both), or one byte escaped into esc. *in: the bytes of s it
+ * takes. Returns the length it has in the value. */
+static size_t log_unit(const char *s, char esc[5], size_t *in)
+{
+    size_t k = myna_utf8_seq((const unsigned char *)s, strnlen(s, 4));
+
+    if (k > 1) {
+        *in = k;
+        return k;
+    }
+    *in = 1;
+    return log_escape((unsigned char)*s, esc);
+}
+
 const char *myna_log_q(char *buf, size_t cap, const char *s)
 {
     char esc[5];
-    size_t o = 0, full = 2, limit;
+    size_t o = 0, full = 2, limit, in;
 
     if (cap < 8) {
         if (cap)
@@ -241,8 +260,8 @@ const char *myna_log_q(char *buf, size_t cap, const char *s)
         snprintf(buf, cap, "-");
         return buf;
     }
-    for (const char *p = s; *p; p++)
-        full += log_escape((unsigned char)*p, esc);
+    for (const char *p = s; *p; p += in)
+        full += log_unit(p, esc, &in);
     /* everything fits with its quotes and NUL, or it is cut with room for
      * the '..."' that marks the cut */
     limit = full + 1 <= cap ? cap - 2 : cap - 5;
@@ -250,21 +269,12 @@ const char *myna_log_q(char *buf, size_t cap, const char *s)
     while (*s) {
         /* a character of several bytes goes whole or not at all: a cut
          * inside it would leave the line with a broken character */
-        size_t k = myna_utf8_seq((const unsigned char *)s, strnlen(s, 4));
-        if (k > 1) {
-            if (o + k > limit)
-                break;
-            memcpy(buf + o, s, k);
-            o += k;
-            s += k;
-            continue;
-        }
-        k = log_escape((unsigned char)*s, esc);
+        size_t k = log_unit(s, esc, &in);
         if (o + k > limit)
             break;
-        memcpy(buf + o, esc, k);
+        memcpy(buf + o, in > 1 ? s : esc, k);
         o += k;
-        s++;
+        s += in;
     }
     if (*s) {
         memcpy(buf + o, "...", 3);

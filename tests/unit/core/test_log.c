@@ -211,6 +211,37 @@ static void test_log_q_escapes(void **state)
     assert_well_quoted(q(buf, sizeof(buf), "\x01\"\\\n\x7f end"));
 }
 
+/* Bytes that are not part of a whole UTF-8 character (a broken or cut
+ * sequence, an overlong form, a surrogate, a stray continuation byte) come
+ * out as \xNN, so the value is valid UTF-8 whatever it was given: a raw one
+ * leaves a broken character in the line, and a decoder that takes a lead
+ * byte's continuation bytes blindly swallows the escape after it ("\xe2a\""
+ * would read as a character and a closing quote). */
+static void test_log_q_escapes_bytes_not_utf8(void **state)
+{
+    static const char *const bad[] = { "\xff", "\x80", "\xe2" "a\"", "\xc0\xaf",
+                                       "\xed\xa0\x80", "\xf0\x9f\x98", "ok\xd0" };
+    char buf[64];
+
+    (void)state;
+    assert_string_equal(q(buf, sizeof(buf), "\xff"), "\"\\xff\"");
+    assert_string_equal(q(buf, sizeof(buf), "\xe2" "a\" level=error"),
+                        "\"\\xe2a\\\" level=error\"");
+    assert_string_equal(q(buf, sizeof(buf), "\xf0\x9f\x98"), "\"\\xf0\\x9f\\x98\"");
+    /* a whole character next to a broken one stays as it is */
+    assert_string_equal(q(buf, sizeof(buf), "\xd0\xbf\xd0"), "\"\xd0\xbf\\xd0\"");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (size_t cap = 8; cap <= sizeof(buf); cap++) {
+            size_t n;
+            q(buf, cap, bad[i]);
+            assert_well_quoted(buf);
+            n = strlen(buf);
+            if (myna_utf8_prefix(buf, n) != n)
+                fail_msg("cap %zu: %s is not UTF-8", cap, buf);
+        }
+    }
+}
+
 static void test_log_q_null(void **state)
 {
     char buf[16];
@@ -989,6 +1020,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_log_q_plain),
         T(test_log_q_escapes),
+        T(test_log_q_escapes_bytes_not_utf8),
         T(test_log_q_null),
         T(test_log_q_truncates_within_cap),
         T(test_log_q_truncation_never_splits_escapes),
