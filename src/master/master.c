@@ -673,8 +673,11 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 
     (void)sig;
     (void)what;
-    if (rc != 0)
-        MYNA_LOG_ERRNO(MYNA_ERROR, "log_reopen_failed", -rc, "file=%s", m->conf->log_file);
+    if (rc != 0) {
+        char q[600];
+        MYNA_LOG_ERRNO(MYNA_ERROR, "log_reopen_failed", -rc, "file=%s",
+                       myna_log_q(q, sizeof(q), m->conf->log_file));
+    }
     if (myna_conf_load(&fresh, m->args->argc, m->args->argv, m->args->envp,
                        m->args->passthrough, NULL, &err) != MYNA_OK) {
         char q[600];
@@ -823,8 +826,11 @@ static int lock_data(struct master *m, struct myna_err *err)
                             m->conf->data_dir, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
     }
     len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (ftruncate(m->lock_fd, 0) != 0 || pwrite(m->lock_fd, pid, (size_t)len, 0) != len)
-        MYNA_LOG_ERRNO(MYNA_WARN, "lock_file_write_failed", errno, "file=%s", path);
+    if (ftruncate(m->lock_fd, 0) != 0 || pwrite(m->lock_fd, pid, (size_t)len, 0) != len) {
+        char q[600];
+        MYNA_LOG_ERRNO(MYNA_WARN, "lock_file_write_failed", errno, "file=%s",
+                       myna_log_q(q, sizeof(q), path));
+    }
     return MYNA_OK;
 }
 
@@ -934,8 +940,13 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     }
     purge_tick(-1, 0, &m);
     m.state = MASTER_RUNNING;
-    MYNA_LOG(MYNA_INFO, "ready", "public=%s admin=%s instances=%zu data=%s nofile=%ld version=%s",
-             pub, adm, myna_fleet_count(m.fleet), conf->data_dir, nofile, MYNA_VERSION);
+    {
+        char q[600];  /* a path may hold spaces: quoted, the fields after it stay fields */
+        MYNA_LOG(MYNA_INFO, "ready",
+                 "public=%s admin=%s instances=%zu data=%s nofile=%ld version=%s", pub, adm,
+                 myna_fleet_count(m.fleet), myna_log_q(q, sizeof(q), conf->data_dir), nofile,
+                 MYNA_VERSION);
+    }
     event_base_dispatch(m.base);
     pending = myna_ingress_pending(m.ing);
     MYNA_LOG(MYNA_INFO, "stopped", "pending=%zu", pending);

@@ -1183,6 +1183,25 @@ static void test_raises_soft_nofile(void **state)
     h_cleanup(&p);
 }
 
+/* The ready line quotes the data directory: with a space in its path, the
+ * fields after it were read as a bare key and fields of their own. */
+static void test_ready_line_quotes_the_data_dir(void **state)
+{
+    struct myna_proc p;
+    char data[400], want[480];
+    const char *extra[] = { "--data", data, NULL };
+
+    (void)state;
+    assert_int_equal(h_setup(&p, instances_json), 0);
+    snprintf(data, sizeof(data), "%s/my data", p.dir);
+    assert_int_equal(h_start(&p, extra), 0);
+    snprintf(want, sizeof(want), " data=\"%s\" nofile=", data);
+    if (!h_log_contains(&p, want))
+        fail_msg("no '%s' in the ready line", want);
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
 /* Out of file descriptors, accept fails: the listener pauses instead of
  * spinning (http_server.h), a connection already open is still served,
  * and once descriptors are free again new connections are too. */
@@ -1259,11 +1278,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disabled_sibling_refuses_its_records,
                                         setup_disabled_branch, teardown),
         cmocka_unit_test(test_raises_soft_nofile),
+        cmocka_unit_test(test_ready_line_quotes_the_data_dir),
         cmocka_unit_test(test_out_of_descriptors),
     };
     int rc;
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (getenv("MYNA_TEST_FILTER"))  /* one case: MYNA_TEST_FILTER=test_name (globs) */
+        cmocka_set_test_filter(getenv("MYNA_TEST_FILTER"));
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
     return rc;
