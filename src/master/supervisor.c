@@ -848,9 +848,12 @@ static int bot_spawn(struct bot *b)
     }
     /* a missing log file is no reason to leave customers unanswered: the
      * bot then writes to the master's standard error */
-    if ((log_fd = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0)
-        MYNA_LOG_ERRNO(MYNA_ERROR, "bot_log_failed", errno, "instance=%s file=%s", b->id,
-                       b->log_path);
+    if ((log_fd = open(b->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0) {
+        int e = errno;
+        char q[600];
+        MYNA_LOG_ERRNO(MYNA_ERROR, "bot_log_failed", e, "instance=%s file=%s", b->id,
+                       myna_log_q(q, sizeof(q), b->log_path));
+    }
     if ((cfg_fd = config_file(b)) == -2)
         goto fail;
     argv[n++] = (char *)"myna";

@@ -728,6 +728,25 @@ static void test_start_log_file_fds_ring_and_stop(void **state)
     assert_true(file_has(f->master_log, "event=bot_stopped instance=ok-a code=0 signal=0"));
 }
 
+/* A bot whose log file cannot be opened runs all the same (its output
+ * goes to the master's standard error), and the master says which file,
+ * quoted: a data directory may hold a space. */
+static void test_log_file_that_cannot_open_is_named_quoted(void **state)
+{
+    struct fx *f = *state;
+    char log[200], want[300];
+
+    snprintf(log, sizeof(log), "%s/logs", f->dir);
+    mkdir(log, 0750);
+    snprintf(log, sizeof(log), "%s/logs/ok-d.log", f->dir);
+    assert_int_equal(mkdir(log, 0700), 0);  /* a directory where the file goes */
+    start_running(f, "ok-d", 0);
+    snprintf(want, sizeof(want), "event=bot_log_failed instance=ok-d file=\"%s\"", log);
+    assert_true(file_has(f->master_log, want));
+    assert_int_equal(myna_supervisor_stop(f->s, "ok-d", on_done, f), MYNA_OK);
+    assert_true(run_until(f, some_done, NULL, 3000));
+}
+
 static void test_kill9_is_restarted_after_backoff(void **state)
 {
     struct fx *f = *state;
@@ -1346,6 +1365,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_close_from_with_and_without_close_range),
         T(test_add_validates_and_unknown_ids_fail),
         T(test_start_log_file_fds_ring_and_stop),
+        T(test_log_file_that_cannot_open_is_named_quoted),
         T(test_stop_right_after_fork_is_the_bots),
         T(test_kill9_is_restarted_after_backoff),
         T(test_crash_loop_is_alerted_once_and_retried),
