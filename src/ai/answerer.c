@@ -19,6 +19,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/util.h"
 #include "core/banned.h"
 
 /* Letters kept of one word: longer "words" are noise or attacks, and every
@@ -74,38 +75,10 @@ static const char *const stopwords[] = {
  * UTF-8 sequence is U+FFFD of length 1 (a separator). */
 static uint32_t utf8_decode(const unsigned char *s, size_t n, size_t *len)
 {
-    uint32_t cp, min;
-    size_t need, k;
+    size_t k = myna_utf8_seq(s, n);
 
-    *len = 1;
-    if (s[0] < 0x80)
-        return s[0];
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        need = 2;
-        cp = s[0] & 0x1F;
-        min = 0x80;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        need = 3;
-        cp = s[0] & 0x0F;
-        min = 0x800;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        need = 4;
-        cp = s[0] & 0x07;
-        min = 0x10000;
-    } else {
-        return 0xFFFD;
-    }
-    if (n < need)
-        return 0xFFFD;
-    for (k = 1; k < need; k++) {
-        if ((s[k] & 0xC0) != 0x80)
-            return 0xFFFD;
-        cp = (cp << 6) | (s[k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0xFFFD;
-    *len = need;
-    return cp;
+    *len = k ? k : 1;
+    return k ? myna_utf8_decode(s, k) : 0xFFFD;
 }
 
 /* Letters only reach here (below U+0530): one or two bytes. */

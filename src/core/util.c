@@ -148,6 +148,16 @@ size_t myna_utf8_seq(const unsigned char *s, size_t n)
     return 0;
 }
 
+uint32_t myna_utf8_decode(const unsigned char *s, size_t k)
+{
+    static const unsigned char lead_bits[5] = { 0, 0x7f, 0x1f, 0x0f, 0x07 };
+    uint32_t cp = s[0] & lead_bits[k < 5 ? k : 0];
+
+    for (size_t i = 1; i < k && i < 4; i++)
+        cp = cp << 6 | (s[i] & 0x3f);
+    return cp;
+}
+
 size_t myna_utf8_prefix(const void *buf, size_t n)
 {
     const unsigned char *s = buf;

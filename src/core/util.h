@@ -31,6 +31,9 @@ int myna_split_hostport(const char *s, char *host, size_t cap, int *port);
 /* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0:
  * no overlongs, no surrogates, nothing past U+10FFFF. */
 size_t myna_utf8_seq(const unsigned char *s, size_t n);
+/* The code point of the k-byte sequence at s, k as myna_utf8_seq gave it
+ * (1 to 4: a well-formed one). */
+uint32_t myna_utf8_decode(const unsigned char *s, size_t k);
 /* The bytes of the control character at s (n > 0 bytes there), one a
  * terminal obeys instead of showing: a C0 control or DEL (1), or a C1 one
  * in UTF-8, U+0080-U+009F (2); 0 for anything else. */

@@ -810,33 +810,9 @@ nomem:
  * surrogates or values past U+10FFFF), or 1 for a byte that starts none. */
 static size_t utf8_char_len(const unsigned char *s, size_t n)
 {
-    size_t need, k;
-    unsigned char lo = 0x80, hi = 0xBF;
+    size_t k = myna_utf8_seq(s, n);
 
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF)
-        need = 2;
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-        need = 3;
-    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-        need = 4;
-    else
-        return 1;
-    if (s[0] == 0xE0)
-        lo = 0xA0;
-    else if (s[0] == 0xED)
-        hi = 0x9F;
-    else if (s[0] == 0xF0)
-        lo = 0x90;
-    else if (s[0] == 0xF4)
-        hi = 0x8F;
-    if (n < need || s[1] < lo || s[1] > hi)
-        return 1;
-    for (k = 2; k < need; k++)
-        if (s[k] < 0x80 || s[k] > 0xBF)
-            return 1;
-    return need;
+    return k ? k : 1;
 }
 
 static int is_ws(unsigned char ch)
@@ -857,18 +833,9 @@ static int is_blank_line_after(const char *s, size_t j, size_t len)
 static uint32_t code_point_at(const char *s, size_t i, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s + i;
+    size_t k = myna_utf8_seq(p, len - i);
 
-    switch (utf8_char_len(p, len - i)) {
-    case 2:
-        return (uint32_t)(p[0] & 0x1F) << 6 | (p[1] & 0x3F);
-    case 3:
-        return (uint32_t)(p[0] & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
-    case 4:
-        return (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 |
-               (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
-    default:
-        return p[0] < 0x80 ? p[0] : UINT32_MAX;
-    }
+    return k ? myna_utf8_decode(p, k) : UINT32_MAX;
 }
 
 /* Where the character before j starts (a byte that starts none is one). */

@@ -426,10 +426,27 @@ static void test_util_control_len(void **state)
     assert_int_equal(myna_control_len((const unsigned char *)"\xd0\x96", 2), 0);
 }
 
+/* A well-formed sequence's code point, for every length. */
+static void test_util_utf8_decode(void **state)
+{
+    static const char *const seqs[] = { "A", "\xc3\xa9", "\xd0\x96", "\xe2\x80\xa6",
+                                        "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf" };
+    static const uint32_t cps[] = { 0x41, 0xe9, 0x416, 0x2026, 0x1f600, 0x10ffff };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cps) / sizeof(cps[0]); i++) {
+        const unsigned char *s = (const unsigned char *)seqs[i];
+        size_t k = myna_utf8_seq(s, strlen(seqs[i]));
+        assert_int_equal(k, strlen(seqs[i]));
+        assert_int_equal(myna_utf8_decode(s, k), cps[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_util_control_len),
+        cmocka_unit_test(test_util_utf8_decode),
         cmocka_unit_test(test_util_phone_mask_plain),
         cmocka_unit_test(test_util_phone_mask_formatted),
         cmocka_unit_test(test_util_phone_mask_short),
