@@ -581,22 +581,68 @@ static int commit(struct myna_fleet *f, const struct myna_actor *who, const char
 
 /* A slug from name: lower-case ASCII letters and digits, '-' between
  * words; "instance" when nothing is left. */
+/* The Latin letters a letter of name's other alphabets is written with in
+ * an id: Russian and Ukrainian Cyrillic (as on passports), and the
+ * accented letters of Latin-1; NULL for anything else. */
+static const char *latin_of(uint32_t cp)
+{
+    static const char *const cyrillic[32] = {  /* U+0410 to U+044F, lower case */
+        "a", "b", "v", "g", "d", "e", "zh", "z", "i", "y", "k", "l", "m", "n", "o", "p",
+        "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya",
+    };
+    static const char *const latin1[32] = {  /* U+00C0 to U+00FF */
+        "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i",
+        "d", "n", "o", "o", "o", "o", "o", NULL, "o", "u", "u", "u", "u", "y", "th", "ss",
+    };
+
+    if (cp >= 0x410 && cp <= 0x44f)
+        return cyrillic[(cp - 0x410) % 32];
+    if (cp == 0xff)
+        return "y";   /* the one small letter whose capital is not 0x20 below */
+    if (cp >= 0xc0 && cp <= 0xfe)
+        return latin1[cp < 0xe0 ? cp - 0xc0 : cp - 0xe0];  /* U+00F7 is U+00D7's NULL */
+    switch (cp) {
+    case 0x401: case 0x451: return "e";   /* Ё ё */
+    case 0x404: case 0x454: return "ye";  /* Є є */
+    case 0x406: case 0x456: case 0x407: case 0x457: return "i";  /* І і Ї ї */
+    case 0x490: case 0x491: return "g";   /* Ґ ґ */
+    default: return NULL;
+    }
+}
+
+/* An id made from name: its letters and digits in lower case (those of
+ * other alphabets as latin_of writes them), each run of anything else one
+ * '-'; "instance" when nothing is left. */
 static void slugify(const char *name, char *out, size_t cap)
 {
-    size_t n = 0;
+    size_t n = 0, len = strlen(name), k;
     int dash = 0;
 
-    for (const unsigned char *p = (const unsigned char *)name; *p && n + 2 < cap && n < 56; p++) {
-        unsigned char c = *p >= 'A' && *p <= 'Z' ? (unsigned char)(*p + 32) : *p;
-        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
-            if (dash && n > 0)
-                out[n++] = '-';
-            out[n++] = (char)c;
-            dash = 0;
+    for (size_t i = 0; i < len && n + 2 < cap && n < 56; i += k) {
+        const unsigned char *p = (const unsigned char *)name + i;
+        char one[2] = { 0, 0 };
+        const char *letters = NULL;
+        if ((k = myna_utf8_seq(p, len - i)) == 0)
+            k = 1;
+        if (k == 1) {
+            one[0] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+            if ((one[0] >= 'a' && one[0] <= 'z') || (one[0] >= '0' && one[0] <= '9'))
+                letters = one;
         } else {
-            dash = 1;
+            letters = latin_of(myna_utf8_decode(p, k));
         }
+        if (letters == NULL) {
+            dash = 1;
+            continue;
+        }
+        if (letters[0] != '\0' && dash && n > 0)
+            out[n++] = '-';
+        for (const char *l = letters; *l && n + 1 < cap && n < 56; l++)
+            out[n++] = *l;
+        dash = letters[0] == '\0' ? dash : 0;
     }
+    while (n > 0 && out[n - 1] == '-')
+        n--;
     out[n] = '\0';
     if (n == 0)
         snprintf(out, cap, "instance");

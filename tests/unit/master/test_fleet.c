@@ -170,9 +170,40 @@ static void test_fleet_mask_without_memory_leaves_secret_out(void **state)
     cJSON_Delete(o);
 }
 
+static void check_slug(const char *name, const char *want)
+{
+    char id[64];
+
+    slugify(name, id, sizeof(id));
+    assert_string_equal(id, want);
+}
+
+/* An id is made from a name in any of the alphabets a small business here
+ * names itself in: Cyrillic and accented Latin letters are written in
+ * Latin ones; they were dropped ("Кафе" made "instance"). */
+static void test_fleet_slug_from_names(void **state)
+{
+    (void)state;
+    check_slug("Support Bot", "support-bot");
+    check_slug("  --Shop 24/7!  ", "shop-24-7");
+    check_slug("Кафе", "kafe");
+    check_slug("Барбершоп «Щётка»", "barbershop-shchetka");
+    check_slug("Объявления", "obyavleniya");
+    check_slug("Їжа і кава", "izha-i-kava");
+    check_slug("Café Olé", "cafe-ole");
+    check_slug("Straße × Ærø", "strasse-aero");
+    check_slug("Ÿ ÿ ÷ Ø", "y-o");
+    check_slug("日本", "instance");
+    check_slug("\xff\xfe", "instance");
+    check_slug("", "instance");
+    /* at most 56 characters, never ending with '-' */
+    check_slug("щщщщщщщщщщщщщщ щ", "shchshchshchshchshchshchshchshchshchshchshchshchshchshch");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fleet_slug_from_names),
         cmocka_unit_test_setup_teardown(test_fleet_views_mask_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fleet_mask_without_memory_leaves_secret_out, setup,
                                         teardown),
