@@ -524,7 +524,10 @@ long h_db_count(const struct myna_proc *p, const char *id, const char *table,
              strcmp(table, "statuses") == 0 ? "" : ".bot");
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s%s%s", table, where ? " WHERE " : "",
              where ? where : "");
+    /* a read may meet the writer resetting its log: it waits, as the
+     * writers' own readers do */
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_busy_timeout(db, 5000) == SQLITE_OK &&
         sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW)
         n = (long)sqlite3_column_int64(st, 0);
