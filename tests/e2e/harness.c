@@ -536,6 +536,28 @@ long h_db_count(const struct myna_proc *p, const char *id, const char *table,
     return n;
 }
 
+sqlite3 *h_db_lock(const struct myna_proc *p, const char *file)
+{
+    char path[400];
+    sqlite3 *db = NULL;
+
+    snprintf(path, sizeof(path), "%s/var/instances/%s", p->dir, file);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(db, 5000) != SQLITE_OK ||
+        sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+int h_db_unlock(sqlite3 *db, const char *end)
+{
+    int rc = sqlite3_exec(db, end, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+
+    return sqlite3_close(db) == SQLITE_OK ? rc : -1;
+}
+
 double h_metric(const struct myna_proc *p, const char *name)
 {
     static char text[256 * 1024];

@@ -83,6 +83,12 @@ void h_sign(const char *secret, const void *body, size_t len, char out[72]);
  * (inbox, the messages view, statuses) or <id>.bot.db (the bot's tables). */
 long h_db_count(const struct myna_proc *p, const char *id, const char *table,
                 const char *where);
+/* Takes the write lock of dir/var/instances/<file> ("acme.db",
+ * "conv.bot.db") as another process would, waiting up to 5 s for a writer
+ * at work: the open handle holding it, or NULL. */
+struct sqlite3 *h_db_lock(const struct myna_proc *p, const char *file);
+/* Ends that hold with end ("COMMIT" or "ROLLBACK") and closes it: 0 or -1. */
+int h_db_unlock(struct sqlite3 *db, const char *end);
 /* Value of a metric line "name value" (name may include labels) or -1. */
 double h_metric(const struct myna_proc *p, const char *name);
 

@@ -1645,21 +1645,17 @@ static int commit_failed(void *arg)
 static void test_failed_commit_keeps_the_answer(void **state)
 {
     struct fx *f = *state;
-    char path[400], sent[8][512], llm[8][512];
+    char sent[8][512], llm[8][512];
     struct timespec settle = { 1, 0 };
     sqlite3 *db = NULL;
 
     fault(&f->llm, "{\"delay_ms\":1500}");
     post_text(f, "79160000042", "wamid.lock-commit-1", "запишите меня");
     assert_true(h_wait(llm_asked, f, 15000));
-    snprintf(path, sizeof(path), "%s/var/instances/conv.bot.db", f->p.dir);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);  /* the bot may be writing right now */
-    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_non_null(db = h_db_lock(&f->p, "conv.bot.db"));
     /* held until the answer's commit gave up */
     assert_true(h_wait(commit_failed, &f->p, 40000));
-    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(h_db_unlock(db, "COMMIT"), 0);
     wait_sent(f, 1);
     nanosleep(&settle, NULL);
     assert_int_equal(sent_texts(f, sent, 8), 1);
@@ -1704,20 +1700,16 @@ static int third_commit_retry(void *arg)
 static void test_commit_retry_doubles_per_try(void **state)
 {
     struct fx *f = *state;
-    char path[400], sent[8][512];
+    char sent[8][512];
     sqlite3 *db = NULL;
 
     fault(&f->llm, "{\"delay_ms\":1500,\"count\":2}");
     post_text(f, "79160000046", "wamid.retry-1", "первый");
     post_text(f, "79160000047", "wamid.retry-2", "второй");
     assert_true(h_wait(llm_asked_twice, f, 15000));
-    snprintf(path, sizeof(path), "%s/var/instances/conv.bot.db", f->p.dir);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);  /* the bot may be writing right now */
-    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_non_null(db = h_db_lock(&f->p, "conv.bot.db"));
     assert_true(h_wait(third_commit_retry, &f->p, 15000));
-    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(h_db_unlock(db, "COMMIT"), 0);
     wait_sent(f, 2);
     assert_int_equal(sent_texts(f, sent, 8), 2);
     assert_int_equal(bot_log_count(f, "event=turn_commit_retry instance=conv retry_in_ms=200"),
@@ -1756,20 +1748,16 @@ static void test_history_read_error_retries_the_turn(void **state)
 static void test_locked_store_does_not_stall_the_loop(void **state)
 {
     struct fx *f = *state;
-    char path[400], sent[8][512];
+    char sent[8][512];
     struct timespec lock_for = { 8, 0 };
     sqlite3 *db = NULL;
 
     post_text(f, "79160000044", "wamid.stall-1", "первый");
     wait_sent(f, 1);
-    snprintf(path, sizeof(path), "%s/var/instances/conv.bot.db", f->p.dir);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);  /* the bot may be writing right now */
-    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_non_null(db = h_db_lock(&f->p, "conv.bot.db"));
     post_text(f, "79160000045", "wamid.stall-2", "второй");
     nanosleep(&lock_for, NULL);
-    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(h_db_unlock(db, "COMMIT"), 0);
     wait_sent(f, 2);
     assert_int_equal(sent_texts(f, sent, 8), 2);
     assert_string_equal(sent[1], "ECHO: второй");
@@ -1937,23 +1925,18 @@ static void test_kill9_of_the_bot_answers_each_once(void **state)
 static void test_batch_ahead_of_the_clock_is_cut_in_time(void **state)
 {
     struct fx *f = *state;
-    char path[400], sql[512], sent[8][512];
+    char sql[512], sent[8][512];
     struct timeval tv;
-    sqlite3 *db = NULL;
     pid_t pid = bot_pid(f);
 
     assert_true(pid > 0);
     gettimeofday(&tv, NULL);
-    snprintf(path, sizeof(path), "%s/var/instances/conv.bot.db", f->p.dir);
     snprintf(sql, sizeof(sql),
              "INSERT INTO batches(contact, text, n, first_seq, last_seq, last_ms, profile_name,"
              " last_wamid) VALUES('79160000077', 'часы ушли назад', 1, 1, 1, %lld, NULL,"
              " 'wamid.clock-1')",
              (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000 + 3600 * 1000);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);  /* the bot may be writing right now */
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    bot_db_exec(f, sql);
     /* the batch is the store's: the next bot sets its timer */
     kill(pid, SIGKILL);
     wait_sent(f, 1);

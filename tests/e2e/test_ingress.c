@@ -617,7 +617,6 @@ static void test_commit_done_while_bots_stop_exits_0(void **state)
 {
     struct myna_proc *p = *state;
     struct late_post lp = { p, 0 };
-    char path[400];
     sqlite3 *db = NULL;
     pthread_t th;
     int status;
@@ -625,17 +624,13 @@ static void test_commit_done_while_bots_stop_exits_0(void **state)
     assert_true(h_wait(side_started, p, 10000));
     frozen_bot = (pid_t)bot_pid(p, "side");
     assert_int_equal(kill(frozen_bot, SIGSTOP), 0);
-    snprintf(path, sizeof(path), "%s/var/instances/acme.db", p->dir);
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);  /* the master may be committing right now */
-    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_non_null(db = h_db_lock(p, "acme.db"));
     assert_int_equal(pthread_create(&th, NULL, late_post_main, &lp), 0);
     assert_true(h_wait(late_pending, p, 10000));
     kill(p->pid, SIGTERM);
     assert_true(h_wait(drain_timed_out, p, 10000));
     /* the store is free again within the master's busy timeout (2 s) */
-    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(h_db_unlock(db, "ROLLBACK"), 0);
     pthread_join(th, NULL);
     assert_int_equal(lp.code, 200);
     assert_int_equal(kill(frozen_bot, SIGCONT), 0);  /* it takes its SIGTERM now */
@@ -656,16 +651,12 @@ static void test_commit_stuck_past_the_drain_exits_1(void **state)
     const char *extra[] = { "--drain-timeout-ms", "100", NULL };
     struct myna_proc *p = h_launch(drain_json, extra);
     struct late_post lp = { p, 0 };
-    char path[400];
     sqlite3 *db = NULL;
     pthread_t th;
 
     (void)state;
     assert_non_null(p);
-    snprintf(path, sizeof(path), "%s/var/instances/acme.db", p->dir);
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);  /* the master may be committing right now */
-    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_non_null(db = h_db_lock(p, "acme.db"));
     assert_int_equal(pthread_create(&th, NULL, late_post_main, &lp), 0);
     assert_true(h_wait(late_pending, p, 10000));
     assert_int_equal(h_stop(p, SIGTERM), 1);
@@ -673,8 +664,7 @@ static void test_commit_stuck_past_the_drain_exits_1(void **state)
     assert_true(lp.code <= 0);  /* no answer: Meta sends it again */
     assert_true(h_log_contains(p, "event=drain_timeout pending=1"));
     assert_true(h_log_contains(p, "event=stopped pending=1"));
-    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(h_db_unlock(db, "ROLLBACK"), 0);
     h_release(p);
 }
 
@@ -1121,17 +1111,13 @@ static void test_waiting_connection_does_not_spin(void **state)
 {
     struct myna_proc *p = *state;
     static char buf[8192];
-    char path[400];
     sqlite3 *db = NULL;
     size_t len;
     long t0, used;
     int fd;
 
     /* hold the store's write lock: the commit waits (busy timeout 2 s) */
-    snprintf(path, sizeof(path), "%s/var/instances/barber.db", p->dir);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);  /* the master may be committing right now */
-    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_non_null(db = h_db_lock(p, "barber.db"));
 
     fd = raw_connect(p);
     len = raw_request(buf, sizeof(buf), 0, "wamid.RAWWAIT1", "HTTP/1.1", NULL);
@@ -1144,8 +1130,7 @@ static void test_waiting_connection_does_not_spin(void **state)
     t0 = cpu_ticks(p->pid);
     usleep(600 * 1000);
     used = cpu_ticks(p->pid) - t0;
-    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(h_db_unlock(db, "ROLLBACK"), 0);
     /* a spinning loop would have used the whole 600 ms (60 ticks) */
     if (used > 20)
         fail_msg("the master used %ld ticks of CPU in 600 ms while one request waited", used);
