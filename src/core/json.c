@@ -221,7 +221,10 @@ static int find_repeated(const cJSON *v, char *path, size_t cap, size_t len)
     return 0;
 }
 
-int myna_json_repeated_key(const cJSON *v, char *path, size_t cap)
+/* find(v) with path where it stops written to path (cap bytes; NULL or
+ * 0: not asked for), "" when it finds nothing. */
+static int search(const cJSON *v, char *path, size_t cap,
+                  int (*find)(const cJSON *v, char *path, size_t cap, size_t len))
 {
     char none[1];
 
@@ -230,7 +233,12 @@ int myna_json_repeated_key(const cJSON *v, char *path, size_t cap)
         cap = sizeof(none);
     }
     path[0] = '\0';
-    return v ? find_repeated(v, path, cap, 0) : 0;
+    return v ? find(v, path, cap, 0) : 0;
+}
+
+int myna_json_repeated_key(const cJSON *v, char *path, size_t cap)
+{
+    return search(v, path, cap, find_repeated);
 }
 
 /* ---- numbers out of range ---- */
@@ -255,12 +263,5 @@ static int find_infinite(const cJSON *v, char *path, size_t cap, size_t len)
 
 int myna_json_infinite(const cJSON *v, char *path, size_t cap)
 {
-    char none[1];
-
-    if (path == NULL || cap == 0) {
-        path = none;
-        cap = sizeof(none);
-    }
-    path[0] = '\0';
-    return v ? find_infinite(v, path, cap, 0) : 0;
+    return search(v, path, cap, find_infinite);
 }
