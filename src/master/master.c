@@ -67,9 +67,9 @@ struct master {
     struct myna_metrics metrics;
     struct myna_http_conns *conns; /* open HTTP connections (net/http_server.h) */
     struct scrape *scrape;         /* the /metrics scrape being read, or NULL */
-    struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
+    struct event *sig_term, *sig_int, *sig_hup, *drain_timer, *flush_timer;
     struct event *purge_timer;     /* the trash's next purge */
-    int64_t drain_deadline_ms;
+    int64_t drain_deadline_ms, flush_deadline_ms;
     const struct myna_conf *conf;
     const struct myna_master_args *args;
     int lock_fd;                   /* var/myna.lock, held while running; -1: none */
@@ -514,12 +514,38 @@ static struct evhttp *listener(struct master *m, const char *name, const char *a
 
 /* ---- signals and draining ----------------------------------------------- */
 
-static void bots_stopped(void *arg)
+#define FLUSH_MIN_MS 50
+
+static void flush_check(evutil_socket_t fd, short what, void *arg)
 {
     struct master *m = arg;
-    struct timeval flush = { 0, 50 * 1000 };
 
-    event_base_loopexit(m->base, &flush);
+    (void)fd;
+    (void)what;
+    if (myna_http_conns_unsent(m->conns) > 0 && myna_mono_ms() < m->flush_deadline_ms)
+        return;
+    event_base_loopexit(m->base, NULL);
+}
+
+/* The loop ends once the last answers have left for their sockets: a large
+ * one (a scrape's) goes out as fast as its client reads, and the loop's end
+ * closes the connections. The wait ends at the drain's deadline, or
+ * FLUSH_MIN_MS from now if that has passed. */
+static void end_loop(struct master *m)
+{
+    struct timeval tick = { 0, 10 * 1000 }, flush = { 0, FLUSH_MIN_MS * 1000 };
+    int64_t now = myna_mono_ms();
+
+    m->flush_deadline_ms = m->drain_deadline_ms > now + FLUSH_MIN_MS ? m->drain_deadline_ms
+                                                                     : now + FLUSH_MIN_MS;
+    m->flush_timer = event_new(m->base, -1, EV_PERSIST, flush_check, m);
+    if (m->flush_timer == NULL || event_add(m->flush_timer, &tick) != 0)
+        event_base_loopexit(m->base, &flush);
+}
+
+static void bots_stopped(void *arg)
+{
+    end_loop(arg);
 }
 
 static void ring_bot(const char *id, void *arg)
@@ -534,7 +560,6 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 {
     struct master *m = arg;
     size_t pending = myna_ingress_pending(m->ing);
-    struct timeval flush = { 0, 50 * 1000 };
 
     (void)fd;
     (void)what;
@@ -553,8 +578,7 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
         myna_supervisor_stop_all(m->sup, bots_stopped, m);
         return;
     }
-    /* let the last replies leave the socket buffers before the loop ends */
-    event_base_loopexit(m->base, &flush);
+    end_loop(m);
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -728,7 +752,7 @@ static int add_signal(struct master *m, struct event **ev, int sig, event_callba
 static void master_release(struct master *m)
 {
     struct event **evs[] = { &m->sig_term, &m->sig_int, &m->sig_hup, &m->drain_timer,
-                             &m->purge_timer };
+                             &m->flush_timer, &m->purge_timer };
 
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
         if (*evs[i])

@@ -207,6 +207,19 @@ struct myna_http_conns *myna_http_conns_new(struct event_base *base, int64_t *ga
     return cs;
 }
 
+size_t myna_http_conns_unsent(const struct myna_http_conns *cs)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; cs != NULL && i < cs->cap; i++) {
+        struct bufferevent *bev;
+        if (cs->slots[i] != NULL && cs->slots[i] != &gone &&
+            (bev = evhttp_connection_get_bufferevent(cs->slots[i]->evcon)) != NULL)
+            n += evbuffer_get_length(bufferevent_get_output(bev));
+    }
+    return n;
+}
+
 size_t myna_http_conns_capacity(const struct myna_http_conns *cs)
 {
     return cs != NULL ? cs->cap : 0;

@@ -17,9 +17,12 @@
  * myna_http_conns: libevent 2.1 has no hook for a new evhttp connection,
  * so a connection is known from its first request on
  * (myna_http_conns_request) and forgotten in evhttp's close callback, which
- * libevent runs before it closes the socket. Two uses:
+ * libevent runs before it closes the socket. Three uses:
  *
  * - The exact count of open connections, for /metrics.
+ *
+ * - What they have still to write, so that a master that stops sends its
+ *   last answers whole.
  *
  * - The read watch. evhttp stops reading a connection while its request
  *   waits for an answer and reads again after the answer, and each switch
@@ -83,6 +86,10 @@ void myna_http_conns_free(struct myna_http_conns *cs);
  * out of memory, a connection is served without its watch or count. It
  * takes the connection's close callback: nothing else may set it. */
 void myna_http_conns_request(struct myna_http_conns *cs, struct evhttp_request *req);
+/* Bytes of answers its open connections hold not yet written to their
+ * sockets (0 for NULL): a process that stops waits for these, or a large
+ * answer (a /metrics scrape) would be cut off with the connection. */
+size_t myna_http_conns_unsent(const struct myna_http_conns *cs);
 /* The slots of its table (for tests: it follows the open connections). */
 size_t myna_http_conns_capacity(const struct myna_http_conns *cs);
 

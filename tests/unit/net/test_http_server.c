@@ -1,7 +1,7 @@
 /* test_http_server.c - what net/http_server.h adds to evhttp, on a real
  * loopback server in this process: the count of open connections and the
  * table behind it, which follows the open connections however many came
- * and went. */
+ * and went, and the bytes of answers they have still to write. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,11 +9,14 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <netinet/in.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "net/http_server.h"
 
@@ -25,12 +28,27 @@ struct srv {
     uint16_t port;
 };
 
+#define BIG_MIB 64
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct srv *s = arg;
 
+    struct evbuffer *body = NULL;
+
     myna_http_conns_request(s->cs, req);
-    myna_http_reply_now(req, 200, "OK", NULL);
+    if (strcmp(evhttp_request_get_uri(req), "/big") == 0) {  /* more than sockets hold */
+        char *chunk = calloc(1, 1u << 20);
+        body = evbuffer_new();
+        assert_non_null(chunk);
+        assert_non_null(body);
+        for (int i = 0; i < BIG_MIB; i++)
+            assert_int_equal(evbuffer_add(body, chunk, 1u << 20), 0);
+        free(chunk);
+    }
+    myna_http_reply_now(req, 200, "OK", body);
+    if (body)
+        evbuffer_free(body);
 }
 
 static void on_answer(struct evhttp_request *req, void *arg)
@@ -101,10 +119,47 @@ static void test_table_follows_open_connections(void **state)
     assert_int_equal(myna_http_conns_capacity(s->cs), 256);
 }
 
+/* An answer larger than the sockets hold waits in its connection's output
+ * while its client does not read, and is counted as unsent until the
+ * client has read it all. */
+static void test_unsent_follows_what_is_left_to_write(void **state)
+{
+    struct srv *s = *state;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(s->port) };
+    const char *req = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    size_t got = 0, unsent;
+    char buf[1 << 16];
+
+    assert_int_equal(myna_http_conns_unsent(s->cs), 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    while (s->open == 0)
+        event_base_loop(s->base, EVLOOP_ONCE);
+    for (int i = 0; i < 100; i++)  /* what the sockets take, taken */
+        event_base_loop(s->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    unsent = myna_http_conns_unsent(s->cs);
+    assert_true(unsent > 0);
+    assert_true(unsent < (size_t)BIG_MIB << 20);
+    while (myna_http_conns_unsent(s->cs) > 0) {  /* the client reads, the server writes */
+        ssize_t n = read(fd, buf, sizeof(buf));
+        assert_true(n > 0);
+        got += (size_t)n;
+        event_base_loop(s->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
+    assert_true(got < (size_t)BIG_MIB << 20);  /* the rest is in the sockets */
+    close(fd);
+    assert_int_equal(myna_http_conns_unsent(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_table_follows_open_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsent_follows_what_is_left_to_write, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
