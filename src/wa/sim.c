@@ -648,11 +648,14 @@ int myna_sim_graph_parse(const char *body, size_t len, struct myna_sim_graph_req
         } else if (get(root, "biz_opaque_callback_data") && !text_ok(opaque, 1, 512)) {
             st = fail(100, msg, cap, code, "(#100) biz_opaque_callback_data is at most 512 characters");
         } else if (strcmp(type, "text") == 0) {
-            const char *t = get_str(get(root, "text"), "body");
-            if (!text_ok(t, 1, TEXT_MAX))
-                st = fail(100, msg, cap, code,
-                          "(#100) Param text['body'] must be 1 to 4096 characters");
-            else if ((r->text = strdup(t)) == NULL)
+            /* Meta's codes, as for an interactive body: missing 131008,
+             * empty 131009, too long or not a string 100 */
+            const cJSON *t = get(root, "text");
+            if (t != NULL && !cJSON_IsObject(t))
+                st = fail(100, msg, cap, code, "(#100) Param text must be an object");
+            else
+                st = text_param(get(t, "body"), "text['body']", TEXT_MAX, code, msg, cap);
+            if (st == 0 && (r->text = strdup(get_str(t, "body"))) == NULL)
                 st = fail(1, msg, cap, code, "out of memory");
         } else if (strcmp(type, "interactive") == 0) {
             st = interactive(get(root, "interactive"), r, code, msg, cap);

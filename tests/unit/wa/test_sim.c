@@ -707,11 +707,20 @@ static void test_sim_graph_text(void **state)
     graph_fails(body, 100, "text['body']");
     free(body);
     free(t);
+    /* Meta's codes (B5), as for the texts of an interactive message: an
+     * empty body is a value not valid (131009), a missing one 131008, a
+     * text that is no object a parameter of the wrong type (100) */
     body = graph_text("");
-    graph_fails(body, 100, "text['body']");
+    graph_fails(body, 131009, "(#131009) Parameter value is not valid: text['body'] is empty");
     free(body);
-    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"text\"}", 100,
-                "text['body']");
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"text\"}", 131008,
+                "(#131008) Required parameter is missing: text['body']");
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"text\":{\"preview_url\":false}}",
+                131008, "(#131008) Required parameter is missing: text['body']");
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"text\":\"hi\"}", 100,
+                "(#100) Param text must be an object");
+    graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"text\":{\"body\":7}}", 100,
+                "(#100) Param text['body'] must be a string");
     graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"text\":{\"body\":\"\xfe\"}}", 100,
                 NULL);
     /* a NUL, escaped or raw, would cut the text ("a\u0000b" read as "a") */
