@@ -2329,7 +2329,8 @@ static void on_doorbell(evutil_socket_t fd, short what, void *arg)
     drain(b);
 }
 
-/* Sends Meta accepted but never confirmed: flagged once, for the operator. */
+/* Sends Meta accepted but never confirmed: flagged once, for the operator,
+ * each with its log line (64 a poll; more wait for the next one). */
 static void flag_unconfirmed(struct bot *b)
 {
     struct myna_err err = MYNA_ERR_INIT;

@@ -67,9 +67,11 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_OUT_WAKE] = "SELECT min(next_ms) FROM outbox WHERE state IN (0, 1) AND next_ms > ?1",
     /* accepted by Meta, no status since: flagged once (status 'unconfirmed';
      * a real status later still moves it on). Through outbox_accepted: only
-     * the sends still waiting for a status are read */
+     * the sends still waiting for a status are read. At most ?3 a look, all
+     * of them named: the rest wait for the next look */
     [Q_OUT_UNCONFIRMED] = "UPDATE outbox SET status = 'unconfirmed', updated_ms = ?2 "
-                          "WHERE state = 2 AND status = 'accepted' AND updated_ms < ?1 "
+                          "WHERE id IN (SELECT id FROM outbox WHERE state = 2 AND "
+                          "status = 'accepted' AND updated_ms < ?1 ORDER BY id LIMIT ?3) "
                           "RETURNING id",
     /* every count through an index (outbox_unconfirmed for the flagged
      * sends): the master reads them for each scrape, on its loop */
@@ -691,6 +693,7 @@ int myna_bot_outbox_flag_unconfirmed(struct myna_bot_store *bs, int64_t before_m
         return MYNA_ESTORE;
     sqlite3_bind_int64(s, 1, before_ms);
     sqlite3_bind_int64(s, 2, now_ms);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)max);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         if (*n < max)
             ids[(*n)++] = sqlite3_column_int64(s, 0);

@@ -160,7 +160,8 @@ int myna_bot_outbox_get(struct myna_bot_store *bs, int64_t id, struct myna_outbo
 int myna_bot_outbox_by_wamid(struct myna_bot_store *bs, const char *wamid,
                              struct myna_outbox_rec *r, struct myna_err *err);
 /* Marks records accepted by Meta but without any status since before_ms as
- * 'unconfirmed' (once); up to max of their ids go to ids[], *n of them. */
+ * 'unconfirmed' (once): at most max of them, the oldest, whose ids go to
+ * ids[], *n of them; the others are left for the next call. */
 int myna_bot_outbox_flag_unconfirmed(struct myna_bot_store *bs, int64_t before_ms,
                                      int64_t now_ms, int64_t *ids, size_t max, size_t *n,
                                      struct myna_err *err);

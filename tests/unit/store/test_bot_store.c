@@ -386,6 +386,35 @@ static void test_unconfirmed_check_reads_only_waiting_sends(void **state)
     assert_int_equal(n, 0);
 }
 
+/* More sends go unconfirmed at once than one look takes: each look flags
+ * (and names, for the log) at most max of them, and the rest are left for
+ * the next look; none is flagged without its id being given. */
+static void test_unconfirmed_check_names_every_send_it_flags(void **state)
+{
+    struct fx *f = *state;
+    int64_t ids[4];
+    size_t n = 9, total = 0;
+
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(myna_bot_outbox_add(f->bs, "7916", i + 1, "{}", 30, NULL, NULL),
+                         MYNA_OK);
+    assert_int_equal(sqlite3_exec(myna_store__sqlite_db(f->st),
+                                  "UPDATE outbox SET state = 2, attempts = 1, wamid = 'wamid.' || id,"
+                                  " status = 'accepted'", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(myna_bot_outbox_flag_unconfirmed(f->bs, 1000, 1001, ids, 4, &n, NULL),
+                     MYNA_OK);
+    assert_int_equal(n, 4);
+    total += n;
+    assert_int_equal(myna_bot_outbox_flag_unconfirmed(f->bs, 1000, 1002, ids, 4, &n, NULL),
+                     MYNA_OK);
+    assert_int_equal(n, 2);
+    total += n;
+    assert_int_equal(myna_bot_outbox_flag_unconfirmed(f->bs, 1000, 1003, ids, 4, &n, NULL),
+                     MYNA_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(total, 6);
+}
+
 /* The master reads the unconfirmed gauge of every bot for each scrape of
  * /metrics, on its loop: the count goes to the flagged sends alone. */
 static void test_counts_read_only_flagged_sends(void **state)
@@ -443,6 +472,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_outbox_due_fails_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unconfirmed_check_reads_only_waiting_sends, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_unconfirmed_check_names_every_send_it_flags,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_counts_read_only_flagged_sends, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_read_stops_at_window, setup, teardown),
     };
