@@ -20,6 +20,7 @@
 #include "core/worker.h"
 #include "master/fleet.h"
 #include "master/supervisor.h"
+#include "net/http_server.h"
 #include "store/bot_store.h"
 #include "store/control.h"
 #include "store/store.h"
@@ -92,7 +93,7 @@ static void send_json(struct evhttp_request *req, int code, cJSON *body /* delet
     if (out)
         evbuffer_add(out, text ? text : "{\"error\":\"out of memory\"}",
                      strlen(text ? text : "{\"error\":\"out of memory\"}"));
-    evhttp_send_reply(req, text ? code : 500, NULL, out);
+    myna_http_reply(req, text ? code : 500, NULL, out);
     if (out)
         evbuffer_free(out);
     free(text);
@@ -650,7 +651,7 @@ static void instance_logs(struct call *c, const char *id)
                       "text/plain; charset=utf-8");
     if ((out = evbuffer_new()) != NULL)
         evbuffer_add(out, b.data ? b.data : "", b.len);
-    evhttp_send_reply(c->req, 200, NULL, out);
+    myna_http_reply(c->req, 200, NULL, out);
     if (out)
         evbuffer_free(out);
     myna_buf_release(&b);

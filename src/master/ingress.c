@@ -105,7 +105,7 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
     if (now)
         myna_http_reply_now(req, code, reason, out);
     else
-        evhttp_send_reply(req, code, reason, out);
+        myna_http_reply(req, code, reason, out);
     if (out)
         evbuffer_free(out);
 }
@@ -199,7 +199,7 @@ static void handle_verify(struct myna_ingress *ing, struct evhttp_request *req,
         evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
         if (out)
             evbuffer_add(out, challenge, strlen(challenge));  /* echoed byte for byte */
-        evhttp_send_reply(req, 200, "OK", out);
+        myna_http_reply(req, 200, "OK", out);
         if (out)
             evbuffer_free(out);
         ing->metrics->verifications++;

@@ -85,7 +85,7 @@ static void send_text(struct evhttp_request *req, int code, const char *reason,
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
     if (out)
         evbuffer_add(out, body, len);
-    evhttp_send_reply(req, code, reason, out);
+    myna_http_reply(req, code, reason, out);
     if (out)
         evbuffer_free(out);
 }

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "net/http_client.h"
+#include "net/http_server.h"
 #include "wa/signature.h"
 #include "wa/sim.h"
 #include "core/banned.h"
@@ -73,7 +74,7 @@ static void reply(struct evhttp_request *req, int code, const char *type, const 
     evhttp_add_header(h, "Cache-Control", "no-store");
     if (out)
         evbuffer_add(out, body, len);
-    evhttp_send_reply(req, code, NULL, out);
+    myna_http_reply(req, code, NULL, out);
     if (out)
         evbuffer_free(out);
 }

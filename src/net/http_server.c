@@ -6,6 +6,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +17,23 @@
 #include "core/util.h"
 #include "core/banned.h"
 
+void myna_http_reply(struct evhttp_request *req, int code, const char *reason,
+                     struct evbuffer *body)
+{
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        char len[24];
+
+        snprintf(len, sizeof(len), "%zu", body ? evbuffer_get_length(body) : (size_t)0);
+        evhttp_remove_header(h, "Content-Length");
+        evhttp_add_header(h, "Content-Length", len);
+        if (body)
+            evbuffer_drain(body, evbuffer_get_length(body));
+        body = NULL;
+    }
+    evhttp_send_reply(req, code, reason, body);
+}
+
 void myna_http_reply_now(struct evhttp_request *req, int code, const char *reason,
                          struct evbuffer *body)
 {
@@ -25,7 +43,7 @@ void myna_http_reply_now(struct evhttp_request *req, int code, const char *reaso
     struct evbuffer *out;
     int n;
 
-    evhttp_send_reply(req, code, reason, body);
+    myna_http_reply(req, code, reason, body);
     if (fd < 0)
         return;
     out = bufferevent_get_output(bev);

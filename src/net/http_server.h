@@ -70,7 +70,16 @@ struct evhttp_request;
 struct myna_accept_guard;
 struct myna_http_conns;
 
-/* evhttp_send_reply(req, code, reason, body), then the first write now.
+/* evhttp_send_reply for every answer of Myna's listeners: the answer to a
+ * HEAD request gets the headers a GET would, Content-Length included, and
+ * no body (RFC 9110 9.3.2). libevent 2.1 writes the body after a HEAD
+ * answer's headers as well, without a Content-Length, so a client that
+ * keeps the connection read it as the start of its next answer. body
+ * (NULL ok) stays the caller's; it is emptied, as evhttp_send_reply does. */
+void myna_http_reply(struct evhttp_request *req, int code, const char *reason,
+                     struct evbuffer *body);
+
+/* myna_http_reply(req, code, reason, body), then the first write now.
  * The write is a plain writev: the process must ignore SIGPIPE (the master
  * does), or a client gone before its answer would end it. */
 void myna_http_reply_now(struct evhttp_request *req, int code, const char *reason,

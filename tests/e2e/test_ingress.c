@@ -1087,6 +1087,60 @@ static void test_chunked_bodies(void **state)
     close(fd);
 }
 
+/* Reads what the server sends until it closes (15 s of silence at most). */
+static size_t read_until_closed(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+
+    for (int waited = 0; waited < 15000 && len < cap - 1;) {
+        struct pollfd pfd = { fd, POLLIN, 0 };
+        ssize_t n;
+
+        if (poll(&pfd, 1, 100) == 0) {
+            waited += 100;
+            continue;
+        }
+        if ((n = recv(fd, buf + len, cap - 1 - len, 0)) <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+/* An answer to HEAD is its headers alone (RFC 9110 9.3.2), with the
+ * Content-Length a GET would get: bytes after them would be read by a
+ * client keeping the connection as the start of its next answer. */
+static void test_head_answers_carry_no_body(void **state)
+{
+    struct myna_proc *p = *state;
+    static char buf[16384], in[16384];
+    const char *head = "HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                       "HEAD /webhook/barber HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    const char *at;
+    size_t len = strlen(head);
+    int fd = raw_connect(p);
+
+    memcpy(buf, head, len);
+    len = raw_request(buf, sizeof(buf), len, "wamid.AFTERHEAD", "HTTP/1.1", "close");
+    send_all(fd, buf, len);
+    read_until_closed(fd, in, sizeof(in));
+    close(fd);
+
+    assert_true(strncmp(in, "HTTP/1.1 200 ", 13) == 0);
+    assert_non_null(at = strstr(in, "\r\n\r\n"));
+    at += 4;
+    if (strncmp(at, "HTTP/1.1 405 ", 13) != 0)
+        fail_msg("the HEAD /healthz answer is followed by '%.20s'", at);
+    assert_non_null(at = strstr(at, "\r\n\r\n"));
+    at += 4;
+    if (strncmp(at, "HTTP/1.1 200 ", 13) != 0)
+        fail_msg("the HEAD /webhook answer is followed by '%.20s'", at);
+    assert_int_equal(stored(p, "wamid.AFTERHEAD"), 1);
+    /* the length of the body a GET gets ("ok\n") */
+    assert_non_null(memmem(in, (size_t)(strstr(in, "\r\n\r\n") - in), "Content-Length: 3\r\n", 19));
+}
+
 /* user + system CPU of pid, in clock ticks */
 static long cpu_ticks(pid_t pid)
 {
@@ -1261,6 +1315,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_waiting_connection_does_not_spin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_large_answered_before_its_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_answers_carry_no_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_store_refuses_only_its_records,
                                         setup_broken_branch, teardown_stop),
         cmocka_unit_test_setup_teardown(test_disabled_sibling_refuses_its_records,
