@@ -113,6 +113,66 @@ size_t myna_json_mend_nul(char *text, size_t n)
     return text != NULL ? scan_nul(text, n, text) : 0;
 }
 
+/* The UTF-16 code unit of the four hex digits at hex, or -1. */
+static long u_escape_unit(const char *hex)
+{
+    long v = 0;
+
+    for (int k = 0; k < 4; k++) {
+        int d = myna_hex_value(hex[k]);
+        if (d < 0)
+            return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+/* Walks strings as scan_nul does. A \u escape of a surrogate is lone
+ * unless it is a high one (D800-DBFF) followed at once by a \u escape of a
+ * low one (DC00-DFFF), which is what cJSON takes for a pair. Without mend
+ * it returns 1 at the first lone one; with mend (text itself) it writes
+ * "FFFD" over the digits of each and counts them. */
+static size_t scan_lone(const char *text, size_t n, char *mend)
+{
+    int in_string = 0;
+    size_t found = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        long c;
+
+        if (text[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && text[i] == '\\' && i + 1 < n) {
+            i++;
+            if (text[i] != 'u' || n - i <= 4 || (c = u_escape_unit(text + i + 1)) < 0xD800 ||
+                c > 0xDFFF)
+                continue;
+            if (c <= 0xDBFF && n - i > 10 && text[i + 5] == '\\' && text[i + 6] == 'u') {
+                long d = u_escape_unit(text + i + 7);
+                if (d >= 0xDC00 && d <= 0xDFFF) {
+                    i += 10;  /* the whole pair */
+                    continue;
+                }
+            }
+            if (mend == NULL)
+                return 1;
+            memcpy(mend + i + 1, "FFFD", 4);
+            found++;
+        }
+    }
+    return found;
+}
+
+int myna_json_has_lone_surrogate(const char *text, size_t n)
+{
+    return text != NULL && scan_lone(text, n, NULL) != 0;
+}
+
+size_t myna_json_mend_lone_surrogates(char *text, size_t n)
+{
+    return text != NULL ? scan_lone(text, n, text) : 0;
+}
+
 /* ---- whole texts ---- */
 
 cJSON *myna_json_parse_whole(const char *text, size_t n, const char **why)

@@ -45,6 +45,17 @@ int myna_json_has_nul(const char *text, size_t n);
  * myna_json_has_nul). Returns how many escapes it rewrote; 0 for NULL. */
 size_t myna_json_mend_nul(char *text, size_t n);
 
+/* 1 if a string of text[0..n) holds a \u escape of half a surrogate pair
+ * without its other half ("\ud83d" alone, "\udc88" alone): valid JSON
+ * (RFC 8259 8.2) that encodes no character, and for which cJSON refuses
+ * the whole text. Else 0 (also for NULL). */
+int myna_json_has_lone_surrogate(const char *text, size_t n);
+
+/* Rewrites, in place, each such escape into \uFFFD, the replacement
+ * character (the same six bytes: nothing moves); whole pairs are left as
+ * they are. Returns how many it rewrote; 0 for NULL. */
+size_t myna_json_mend_lone_surrogates(char *text, size_t n);
+
 struct cJSON;
 
 /* The JSON value of all n bytes at text (cJSON_Delete it), or NULL with

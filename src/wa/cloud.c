@@ -751,13 +751,16 @@ static int parse_json(struct cloud_parse *p, const char *body, size_t len,
                             (size_t)(nul - body));
     /* \u0000 is valid JSON, but cJSON would end the string there: a wamid
      * "wamid.A\u0000B" would read as "wamid.A", one with the next such
-     * message's. A copy with \uFFFD in its place cuts nothing. */
-    if (memmem(body, len, "u0000", 5) != NULL) {
+     * message's. Half a surrogate pair alone is valid JSON too, for which
+     * cJSON refuses the whole body: every record of it would get a 400.
+     * A copy with \uFFFD in their place cuts nothing and parses. */
+    if (memmem(body, len, "u0000", 5) != NULL || myna_json_has_lone_surrogate(body, len)) {
         char *copy = myna_arena_alloc(p->a, len);
         if (copy == NULL)
             return myna_err_set(err, MYNA_ENOMEM, "out of memory copying the webhook body");
         memcpy(copy, body, len);
         myna_json_mend_nul(copy, len);
+        myna_json_mend_lone_surrogates(copy, len);
         body = copy;
     }
     /* require_null_terminated would read body[len]: check the tail here */
