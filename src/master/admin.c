@@ -26,7 +26,6 @@
 #include "store/store.h"
 #include "core/banned.h"
 
-#define BODY_MAX (1 << 20)
 #define FIELD_ERRORS 32
 #define LOG_LINES_MAX 10000
 
@@ -159,7 +158,7 @@ static char *body_of(struct evhttp_request *req, size_t *len)
     char *b;
 
     *len = evbuffer_get_length(in);
-    if (*len > BODY_MAX) {
+    if (*len > MYNA_ADMIN_BODY_MAX) {
         send_error(req, 413, "the body is larger than 1 MiB");
         return NULL;
     }

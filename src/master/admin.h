@@ -25,6 +25,10 @@
 
 #include "core/err.h"
 
+/* The largest body of an admin request (a larger one is 413). The admin
+ * listener takes bodies up to this, whatever max_body_bytes (webhooks). */
+#define MYNA_ADMIN_BODY_MAX (1 << 20)
+
 struct event_base;
 struct evhttp_request;
 struct myna_conf;

@@ -456,10 +456,11 @@ static const char *listen_problem(const char *host, int e)
     return e ? strerror(e) : "unknown error";
 }
 
-/* The listener of option name ("public", "admin") on addr; the address
- * bound goes to bound. NULL with err saying which and why. */
+/* The listener of option name ("public", "admin") on addr, taking bodies
+ * of at most max_body bytes; the address bound goes to bound. NULL with
+ * err saying which and why. */
 static struct evhttp *listener(struct master *m, const char *name, const char *addr,
-                               void (*cb)(struct evhttp_request *, void *),
+                               size_t max_body, void (*cb)(struct evhttp_request *, void *),
                                struct evhttp_bound_socket **sock, char *bound, size_t cap,
                                struct myna_err *err)
 {
@@ -488,9 +489,9 @@ static struct evhttp *listener(struct master *m, const char *name, const char *a
     }
     /* the body limit is checked here too: libevent refuses larger bodies with
      * 413 before they are read, the ingress counts them when it can */
-    evhttp_set_max_body_size(http, (ev_ssize_t)m->conf->max_body_bytes);
+    evhttp_set_max_body_size(http, (ev_ssize_t)max_body);
     evhttp_set_max_headers_size(http, HEADERS_MAX);
-    myna_http_bound_input(http, (size_t)m->conf->max_body_bytes + HEADERS_MAX);
+    myna_http_bound_input(http, max_body + HEADERS_MAX);
     evhttp_set_timeout(http, (int)m->conf->http_timeout_s);
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                          EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
@@ -906,10 +907,12 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     }
     if ((rc = lock_data(&m, err)) != MYNA_OK || (rc = open_control(&m, &admin_id, err)) != MYNA_OK)
         goto out;
-    if ((m.pub = listener(&m, "public", conf->public_addr, on_public, &m.pub_sock, pub,
-                          sizeof(pub), err)) == NULL ||
-        (m.adm = listener(&m, "admin", conf->admin_addr, on_admin, &m.adm_sock, adm,
-                          sizeof(adm), err)) == NULL) {
+    /* webhooks up to max_body_bytes; the admin API (and the simulator's
+     * smaller bodies) up to its own limit, whatever the webhooks' */
+    if ((m.pub = listener(&m, "public", conf->public_addr, (size_t)conf->max_body_bytes,
+                          on_public, &m.pub_sock, pub, sizeof(pub), err)) == NULL ||
+        (m.adm = listener(&m, "admin", conf->admin_addr, MYNA_ADMIN_BODY_MAX, on_admin,
+                          &m.adm_sock, adm, sizeof(adm), err)) == NULL) {
         rc = err->code;
         goto out;
     }

@@ -2109,6 +2109,30 @@ static void test_token_for_a_role_finds_a_free_name(void **state)
     assert_true(audit_has(&C->p, "user.create", user, NULL));
 }
 
+/* The admin API takes bodies up to 1 MiB whatever max_body_bytes, which
+ * bounds webhooks: a server that takes small webhooks still takes an
+ * instance with a long FAQ. */
+static void test_admin_body_limit_is_its_own(void **state)
+{
+    const char *small[] = { "--max-body-bytes", "4k", NULL };
+    static char body[64 * 1024];
+    struct myna_proc *p;
+    size_t n;
+
+    (void)state;
+    p = launch(small);
+    n = (size_t)snprintf(body, sizeof(body), "{\"name\":\"Faq\",\"provider\":\"sim\",\"faq\":[");
+    for (int i = 0; i < 40; i++)  /* 40 answers of 400 bytes */
+        n += (size_t)snprintf(body + n, sizeof(body) - n,
+                              "%s{\"q\":[\"question %d\"],\"a\":\"%0400d\"}", i ? "," : "", i, i);
+    snprintf(body + n, sizeof(body) - n, "]}");
+    assert_true(strlen(body) > 16 * 1024);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/whatsapp/instances", body), 201);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/faq", body), 200);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    h_release(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2144,6 +2168,7 @@ int main(void)
         cmocka_unit_test(test_refused_before_stored_and_restart_starts),
         cmocka_unit_test(test_an_unloaded_instance_is_replaced_or_deleted),
         cmocka_unit_test(test_token_for_a_role_finds_a_free_name),
+        cmocka_unit_test(test_admin_body_limit_is_its_own),
         cmocka_unit_test(test_trash_purged_while_running),  /* restarts the master */
     };
 
