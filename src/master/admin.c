@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 
 #include "core/auth.h"
@@ -195,6 +196,8 @@ static cJSON *json_body(struct evhttp_request *req)
 
 /* ---- who asks -------------------------------------------------------------------- */
 
+/* "Authorization: Bearer <token>": the scheme in any case, then one or
+ * more spaces (RFC 9110, 11.1 and 11.4). */
 static int authenticate(struct call *c)
 {
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
@@ -202,15 +205,17 @@ static int authenticate(struct call *c)
     char hash[65];
     int rc;
 
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
         send_error(c->req, 401, "an API token is required: Authorization: Bearer <token>");
         return -1;
     }
-    if (!myna_token_looks_valid(h + 7)) {
+    for (h += 7; *h == ' '; h++)
+        ;
+    if (!myna_token_looks_valid(h)) {
         send_error(c->req, 401, "not a valid API token");
         return -1;
     }
-    myna_token_hash(h + 7, hash);
+    myna_token_hash(h, hash);
     rc = myna_control_token_find(c->a->control, hash, myna_wall_ms(), &c->user, NULL, &err);
     if (rc == MYNA_ENOTFOUND) {
         send_error(c->req, 401, "unknown, revoked or expired API token");

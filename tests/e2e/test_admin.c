@@ -2133,6 +2133,29 @@ static void test_admin_body_limit_is_its_own(void **state)
     h_release(p);
 }
 
+/* The authentication scheme is a case-insensitive token, and one or more
+ * spaces part it from the credentials (RFC 9110, 11.1 and 11.4): "bearer"
+ * as some clients send it is the same scheme. */
+static void test_bearer_scheme_in_any_case(void **state)
+{
+    const char *const forms[] = { "Authorization: bearer " ADMIN_TOKEN,
+                                  "Authorization: BEARER " ADMIN_TOKEN,
+                                  "Authorization: Bearer   " ADMIN_TOKEN };
+    char url[sizeof(C->p.admin_url) + 64];
+    const char *h[2] = { NULL, NULL };
+
+    (void)state;
+    snprintf(url, sizeof(url), "%s/admin/users", C->p.admin_url);
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        h[0] = forms[i];
+        assert_int_equal(h_http("GET", url, NULL, 0, h, C->resp, sizeof(C->resp)), 200);
+    }
+    h[0] = "Authorization: Bearer" ADMIN_TOKEN;  /* no space: another scheme */
+    assert_int_equal(h_http("GET", url, NULL, 0, h, C->resp, sizeof(C->resp)), 401);
+    h[0] = "Authorization: Basic " ADMIN_TOKEN;
+    assert_int_equal(h_http("GET", url, NULL, 0, h, C->resp, sizeof(C->resp)), 401);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2169,6 +2192,7 @@ int main(void)
         cmocka_unit_test(test_an_unloaded_instance_is_replaced_or_deleted),
         cmocka_unit_test(test_token_for_a_role_finds_a_free_name),
         cmocka_unit_test(test_admin_body_limit_is_its_own),
+        cmocka_unit_test(test_bearer_scheme_in_any_case),
         cmocka_unit_test(test_trash_purged_while_running),  /* restarts the master */
     };
 
