@@ -55,6 +55,9 @@ long myna_api_call(struct myna_api *a, const char *method, const char *path, con
     curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    /* the admin listener itself, never a proxy of the environment
+     * (http_proxy): it would get the token, or fail the call */
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
     if (a->token && *a->token) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s", a->token);
         h = curl_slist_append(h, auth);

@@ -871,6 +871,28 @@ static void test_second_master_on_one_data_dir(void **state)
     h_cleanup(&a);
 }
 
+/* The commands call the admin listener itself, never through a proxy of
+ * the environment (http_proxy, as a shell behind a company proxy has it):
+ * the call would fail, or the admin token would go to the proxy. */
+static void test_admin_calls_take_no_proxy(void **state)
+{
+    struct myna_proc p;
+    char admin[128], proxy[64];
+    const char *list[] = { "instance", "--admin", admin, "list", "--token", ADMIN_TOKEN, NULL };
+
+    (void)state;
+    start_admin(&p, admin, sizeof(admin));
+    snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%d", h_free_port());  /* nothing there */
+    setenv("http_proxy", proxy, 1);
+    setenv("all_proxy", proxy, 1);
+    assert_int_equal(h_run(list, out, sizeof(out)), 0);
+    unsetenv("http_proxy");
+    unsetenv("all_proxy");
+    assert_non_null(strstr(out, "shop"));
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -894,6 +916,7 @@ int main(void)
         cmocka_unit_test(test_huge_answer_is_named),
         cmocka_unit_test(test_answer_not_json_fails_and_says_so),
         cmocka_unit_test(test_token_is_wiped_from_the_command_line),
+        cmocka_unit_test(test_admin_calls_take_no_proxy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
