@@ -231,14 +231,24 @@ static size_t log_escape(unsigned char c, char esc[5])
     return 1;
 }
 
+/* A whole character of k bytes at s that breaks a line or drives a
+ * terminal all the same: a C1 control (U+0080-U+009F: NEL, CSI), or the
+ * line and paragraph separators U+2028 and U+2029. */
+static int log_breaks_line(const unsigned char *s, size_t k)
+{
+    return (k == 2 && s[0] == 0xc2 && s[1] < 0xa0) ||
+           (k == 3 && s[0] == 0xe2 && s[1] == 0x80 && (s[2] == 0xa8 || s[2] == 0xa9));
+}
+
 /* The next unit of s: a whole character of several bytes, as it is (its
- * length in both), or one byte escaped into esc. *in: the bytes of s it
- * takes. Returns the length it has in the value. */
+ * length in both), or one byte escaped into esc (the bytes of a character
+ * that breaks a line, one at a time). *in: the bytes of s it takes.
+ * Returns the length it has in the value. */
 static size_t log_unit(const char *s, char esc[5], size_t *in)
 {
     size_t k = myna_utf8_seq((const unsigned char *)s, strnlen(s, 4));
 
-    if (k > 1) {
+    if (k > 1 && !log_breaks_line((const unsigned char *)s, k)) {
         *in = k;
         return k;
     }

@@ -76,8 +76,9 @@ struct myna_buf;
 int myna_log_tail(const char *path, size_t lines, struct myna_buf *out);
 
 /* Quotes and escapes s for a log value: "..." with \" \\ \n and \xNN for
- * control bytes and for bytes that are not part of a whole UTF-8 character
- * (the value is valid UTF-8 whatever s holds), truncated to fit cap (with
+ * control bytes, for each byte of a C1 control or of U+2028 and U+2029 (they
+ * break lines too), and for bytes that are not part of a whole UTF-8
+ * character (the value is valid UTF-8 whatever s holds), truncated to fit cap (with
  * "..." marking the cut). Returns buf. NULL s gives "-". */
 const char *myna_log_q(char *buf, size_t cap, const char *s);
 

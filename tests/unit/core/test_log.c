@@ -242,6 +242,32 @@ static void test_log_q_escapes_bytes_not_utf8(void **state)
     }
 }
 
+/* Characters that break a line or drive a terminal, though whole UTF-8:
+ * the C1 controls (U+0080-U+009F, U+0085 is NEL, U+009B a CSI) and the line
+ * and paragraph separators U+2028 and U+2029 (line breaks to JSON viewers
+ * and editors) come out as \xNN bytes, as the C0 controls do. Their
+ * neighbours stay as they are. */
+static void test_log_q_escapes_c1_and_separators(void **state)
+{
+    char buf[64];
+
+    (void)state;
+    assert_string_equal(q(buf, sizeof(buf), "a\xc2\x85" "b"), "\"a\\xc2\\x85b\"");
+    assert_string_equal(q(buf, sizeof(buf), "\xc2\x9b" "2J"), "\"\\xc2\\x9b2J\"");
+    assert_string_equal(q(buf, sizeof(buf), "\xc2\x80\xc2\x9f"), "\"\\xc2\\x80\\xc2\\x9f\"");
+    assert_string_equal(q(buf, sizeof(buf), "l1\xe2\x80\xa8l2\xe2\x80\xa9"),
+                        "\"l1\\xe2\\x80\\xa8l2\\xe2\\x80\\xa9\"");
+    /* U+00A0, U+00E9, U+2027, U+202A and the euro sign are text */
+    assert_string_equal(q(buf, sizeof(buf), "\xc2\xa0\xc3\xa9\xe2\x80\xa7\xe2\x82\xac"),
+                        "\"\xc2\xa0\xc3\xa9\xe2\x80\xa7\xe2\x82\xac\"");
+    for (size_t cap = 8; cap <= sizeof(buf); cap++) {
+        q(buf, cap, "x\xc2\x85y\xe2\x80\xa8z\xe2\x80\xa9");
+        assert_well_quoted(buf);
+        if (myna_utf8_prefix(buf, strlen(buf)) != strlen(buf))
+            fail_msg("cap %zu: %s is not UTF-8", cap, buf);
+    }
+}
+
 static void test_log_q_null(void **state)
 {
     char buf[16];
@@ -1021,6 +1047,7 @@ int main(void)
         T(test_log_q_plain),
         T(test_log_q_escapes),
         T(test_log_q_escapes_bytes_not_utf8),
+        T(test_log_q_escapes_c1_and_separators),
         T(test_log_q_null),
         T(test_log_q_truncates_within_cap),
         T(test_log_q_truncation_never_splits_escapes),
