@@ -295,41 +295,68 @@ const char *myna_log_q(char *buf, size_t cap, const char *s)
     return buf;
 }
 
+/* The length of the len bytes of line cut short to fit in len: never
+ * inside a character or an escape, and a quoted value the cut falls in is
+ * closed, with "..." marking the cut, so that the line still parses as
+ * fields. */
+static size_t log_cut(char *line, size_t len)
+{
+    size_t i = 0, k, max = len - 4;  /* room for '..."' */
+    int quoted = 0;
+
+    for (;; i += k) {
+        if (quoted && line[i] == '\\')
+            k = line[i + 1] == 'x' ? 4 : 2;
+        else if ((k = myna_utf8_seq((const unsigned char *)line + i, len - i)) == 0)
+            k = 1;
+        if (i + k > max)
+            break;
+        if (line[i] == '"')
+            quoted = !quoted;
+    }
+    if (quoted) {
+        memcpy(line + i, "...\"", 4);
+        i += 4;
+    }
+    return i;
+}
+
 void myna_log_write(int level, const char *event, int errnum, const char *fmt, ...)
 {
-    char line[4096];
+    char line[4096], tail[300] = "";
     struct timeval tv;
     struct tm tm;
-    size_t o;
+    size_t o, max, tlen = 0;
     int n;
     va_list ap;
 
+    /* the errno fields first: a line cut short keeps them after the cut */
+    if (errnum != 0) {
+        char q[256];
+        n = snprintf(tail, sizeof(tail), " errno=%d err=%s", errnum,
+                     myna_log_q(q, sizeof(q), strerror(errnum)));
+        tlen = n > 0 && (size_t)n < sizeof(tail) ? (size_t)n : 0;
+    }
+    max = sizeof(line) - 1 - tlen;  /* the fields' room: the newline follows */
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    n = snprintf(line, sizeof(line),
+    n = snprintf(line, max + 1,
                  "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s proc=%s pid=%ld event=%s ",
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                  tm.tm_sec, (long)(tv.tv_usec / 1000), myna_log_level_name(level), log_proc,
                  (long)getpid(), event);
-    o = n > 0 && (size_t)n < sizeof(line) ? (size_t)n : 0;
+    o = n > 0 && (size_t)n <= max ? (size_t)n : 0;
     va_start(ap, fmt);
-    n = vsnprintf(line + o, sizeof(line) - o, fmt, ap);
+    n = vsnprintf(line + o, max + 1 - o, fmt, ap);
     va_end(ap);
-    if (n > 0 && (size_t)n < sizeof(line) - o)
+    if (n > 0 && (size_t)n <= max - o)
         o += (size_t)n;
-    else if (n > 0)  /* cut to fit: never inside a character */
-        o = myna_utf8_uncut(line, sizeof(line) - 2);
+    else if (n > 0)  /* cut to fit */
+        o = log_cut(line, max);
     while (o > 0 && line[o - 1] == ' ')
         o--;
-    if (errnum != 0 && o < sizeof(line)) {
-        char q[256];
-        n = snprintf(line + o, sizeof(line) - o, " errno=%d err=%s", errnum,
-                     myna_log_q(q, sizeof(q), strerror(errnum)));
-        if (n > 0)
-            o += (size_t)n < sizeof(line) - o ? (size_t)n : sizeof(line) - o - 1;
-    }
-    if (o >= sizeof(line) - 1)  /* room for the newline, never inside a character */
-        o = myna_utf8_uncut(line, sizeof(line) - 2);
+    memcpy(line + o, tail, tlen);
+    o += tlen;
     line[o++] = '\n';
     /* a short write to a log is not worth failing for; EINTR is retried */
     while (write(log_fd, line, o) < 0 && errno == EINTR)

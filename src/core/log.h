@@ -6,7 +6,10 @@
  * the fields after it are printf-formatted by the caller. Values that come
  * from outside are quoted and escaped with myna_log_q. Never log tokens,
  * secrets or signatures; phone numbers go through myna_phone_mask. Each line
- * goes out in one write(2), so lines of threads and processes do not mix. */
+ * goes out in one write(2), so lines of threads and processes do not mix. A
+ * line is at most 4 KiB: longer fields are cut, never inside a character or
+ * an escape, a quoted value cut short is closed ("...\"" marks the cut), and
+ * errno= err= stay at the end. */
 #ifndef MYNA_CORE_LOG_H
 #define MYNA_CORE_LOG_H
 

@@ -540,6 +540,83 @@ static void test_log_long_line_never_splits_characters(void **state)
     free(s);
 }
 
+/* Checks that line (without its newline) still parses as key=value
+ * fields: every quoted value is closed, and no escape is cut short. */
+static void assert_line_parses(const char *line, size_t n)
+{
+    int quoted = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!quoted) {
+            if (line[i] == '"') {
+                if (i == 0 || line[i - 1] != '=')
+                    fail_msg("a quote outside a value at %zu: ...%.40s", i, line + i);
+                quoted = 1;
+            }
+            continue;
+        }
+        if (line[i] == '"') {
+            quoted = 0;
+        } else if (line[i] == '\\') {
+            if (i + 1 < n && (line[i + 1] == '"' || line[i + 1] == '\\' || line[i + 1] == 'n'))
+                i++;
+            else if (i + 3 < n && line[i + 1] == 'x')
+                i += 3;
+            else
+                fail_msg("an escape cut short at %zu: ...%s", i, line + (i > 20 ? i - 20 : 0));
+        }
+    }
+    if (quoted)
+        fail_msg("the line ends inside a quoted value: ...%.40s", line + (n > 40 ? n - 40 : 0));
+}
+
+/* A line cut to its 4 KiB inside a quoted value closes it (with "..."
+ * marking the cut), and never ends inside an escape: at every offset of the
+ * cut within \" and \xNN, with and without errno= err= after it. The next
+ * line is a line of its own. */
+static void test_log_long_line_closes_its_quote(void **state)
+{
+    static const char *const units[] = { "\"", "\x01", "ab", "\xc2\x85" };
+    struct fix *f = *state;
+    char *raw = malloc(3000), *qv = malloc(12000), *s;
+    int lines = 0;
+
+    assert_non_null(raw);
+    assert_non_null(qv);
+    assert_int_equal(myna_log_open(f->path), 0);
+    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+        for (size_t shift = 0; shift < 4; shift++) {
+            size_t o = shift, k = strlen(units[u]);
+            memset(raw, 'a', shift);
+            while (o + k < 3000) {
+                memcpy(raw + o, units[u], k);
+                o += k;
+            }
+            raw[o] = '\0';
+            myna_log_q(qv, 12000, raw);
+            MYNA_LOG(MYNA_INFO, "big", "text=%s n=%d", qv, 1);
+            MYNA_LOG_ERRNO(MYNA_INFO, "big", EIO, "text=%s", qv);
+            lines += 2;
+        }
+    }
+    MYNA_LOG(MYNA_INFO, "after", "x=%d", 1);
+    s = slurp(f->path);
+    assert_int_equal(count_lines(s), lines + 1);
+    for (char *p = s, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+        assert_true((size_t)(nl - p) + 1 <= 4096);
+        assert_line_parses(p, (size_t)(nl - p));
+        if (strncmp(nl - 4, "...\"", 4) != 0 && strstr(p, "event=after") == NULL &&
+            (size_t)(nl - p) > 4000)
+            fail_msg("a cut value without its mark: ...%.20s", nl - 20);
+    }
+    /* the errno fields are kept, after the cut value */
+    assert_non_null(strstr(s, "...\" errno=5 err=\"Input/output error\"\n"));
+    assert_non_null(strstr(s, "event=after x=1\n"));
+    free(s);
+    free(raw);
+    free(qv);
+}
+
 static void test_log_appends_to_existing(void **state)
 {
     struct fix *f = *state;
@@ -1061,6 +1138,7 @@ int main(void)
         T(test_log_errno_fields),
         T(test_log_long_line_stays_one_line),
         T(test_log_long_line_never_splits_characters),
+        T(test_log_long_line_closes_its_quote),
         T(test_log_appends_to_existing),
         T(test_log_reopen_after_rename),
         T(test_log_reopen_keeps_cloexec),
