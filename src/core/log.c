@@ -175,11 +175,13 @@ static int log_rotate(void)
         if (rename(from, to) != 0 && errno != ENOENT)
             return -errno;
     }
+    /* no file at path (a rotation whose open failed left the lines going
+     * to path.1, or it was removed by hand): a new one is all it takes */
     if (rot_keep > 0) {
         snprintf(to, sizeof(to), "%s.1", log_path);
-        if (rename(log_path, to) != 0)
+        if (rename(log_path, to) != 0 && errno != ENOENT)
             return -errno;
-    } else if (unlink(log_path) != 0) {
+    } else if (unlink(log_path) != 0 && errno != ENOENT) {
         return -errno;
     }
     if ((fd = log_open_fd(log_path)) < 0)

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -994,6 +995,55 @@ static void test_log_rotate_failure_is_not_retried_every_line(void **state)
     assert_true(exists(name));
 }
 
+/* A rotation whose new file cannot be opened (out of descriptors) after
+ * the old one was renamed away: the lines go on to the renamed file, and
+ * the next try, a limit later, opens the file again instead of failing for
+ * ever on a file that is no longer there (the bot then wrote to <id>.log.N
+ * without end, and <id>.log was gone). No line is lost. */
+static void test_log_rotate_recovers_from_a_failed_open(void **state)
+{
+    struct fix *f = *state;
+    char pad[201], name[160];
+    struct rlimit saved, rl;
+    int v[400], n = 0, fd;
+
+    save_stdio(f);
+    memset(pad, 'x', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    assert_int_equal(myna_log_open_rotating(f->path, 1000, 3), 0);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    assert_true((fd = dup(0)) >= 0);  /* the lowest free descriptor */
+    close(fd);
+    rl = saved;
+    rl.rlim_cur = (rlim_t)fd;  /* no open can succeed */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    for (int i = 0; i < 5; i++)  /* about 330 bytes each: a rotation at the 4th */
+        MYNA_LOG(MYNA_INFO, "rot", "n=%d pad=%s", i, pad);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    for (int i = 5; i < 40; i++)
+        MYNA_LOG(MYNA_INFO, "rot", "n=%d pad=%s", i, pad);
+    assert_true(exists(f->path));
+    assert_true(file_size(f->path) < 1000 + 400);
+    snprintf(name, sizeof(name), "%s.4", f->path);
+    assert_false(exists(name));
+    for (int k = 3; k >= 0; k--) {
+        char *s;
+        if (k)
+            snprintf(name, sizeof(name), "%s.%d", f->path, k);
+        else
+            snprintf(name, sizeof(name), "%s", f->path);
+        if (k)  /* no file grew far past the limit */
+            assert_true(file_size(name) < 2 * 1000 + 400);
+        s = slurp(name);
+        n += seqs(s, v + n, 400 - n);
+        free(s);
+    }
+    assert_true(n >= 8);
+    assert_int_equal(v[n - 1], 39);
+    for (int i = 1; i < n; i++)
+        assert_int_equal(v[i], v[i - 1] + 1);
+}
+
 /* ---- tail ---- */
 
 static void write_file(const char *path, const char *text)
@@ -1154,6 +1204,7 @@ int main(void)
         T(test_log_rotate_moves_stdout_and_stderr),
         T(test_log_rotate_keep_zero_and_bad_args),
         T(test_log_rotate_failure_is_not_retried_every_line),
+        T(test_log_rotate_recovers_from_a_failed_open),
         T(test_log_tail_last_lines),
         T(test_log_tail_reads_the_rotated_file),
         T(test_log_tail_whole_lines_within_max),
