@@ -4,6 +4,7 @@
  * supervisor must not restart on 2). */
 #include <curl/curl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,8 +138,16 @@ static int cmd_serve(int argc, char **argv)
     struct myna_instance_set instances = { NULL, 0 };
     struct myna_err err = MYNA_ERR_INIT;
     unsigned seen = 0;
+    sigset_t hup;
     int rc;
 
+    /* A SIGHUP during the start (a logrotate's postrotate just after a
+     * restart) waits for the master's handler, which reloads, instead of
+     * killing the process (its default action): myna_master_run unblocks
+     * it once the handler is in place. */
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    sigprocmask(SIG_BLOCK, &hup, NULL);
     /* help needs no settings: a broken config file or MYNA_* value, which
      * is when help is wanted, must not hide it */
     for (int i = 0; i < argc; i++) {

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -887,6 +888,7 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     int64_t admin_id = 0;
     size_t pending;
     long nofile;
+    sigset_t hup;
     int rc = MYNA_OK;
 
     memset(&m, 0, sizeof(m));
@@ -927,6 +929,10 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
         rc = myna_err_set(err, MYNA_EIO, "cannot install signal handlers");
         goto out;
     }
+    /* a SIGHUP held while the master started is taken now (master.h) */
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
     if ((m.sim = myna_simulator_new(m.base, &none, pub, adm, err)) == NULL) {
         rc = err->code;
         goto out;

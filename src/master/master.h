@@ -25,7 +25,9 @@ struct myna_master_args {
  * their commit at the end (the drain timed out and they did not land while
  * the bots stopped either): then the writer is left as it is, not joined.
  * conf is borrowed. The instances are those of the control store
- * (data_dir/control.db), after importing conf->instances. */
+ * (data_dir/control.db), after importing conf->instances. The caller may
+ * block SIGHUP before it (main does, from its start): it is unblocked once
+ * the master's handler is in place, so a SIGHUP sent meanwhile reloads. */
 int myna_master_run(const struct myna_conf *conf, const struct myna_master_args *args,
                     struct myna_err *err);
 

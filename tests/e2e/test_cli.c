@@ -893,6 +893,109 @@ static void test_admin_calls_take_no_proxy(void **state)
     h_cleanup(&p);
 }
 
+/* 1 when the main thread of pid sleeps in a write to a pipe, 0 when it
+ * sleeps elsewhere, -1 when it runs or the kernel does not say (wchan is
+ * "0" then). */
+static int in_pipe_write(pid_t pid)
+{
+    char path[64], wchan[64] = "";
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/wchan", (long)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return -1;
+    if (fgets(wchan, sizeof(wchan), f) == NULL)
+        wchan[0] = '\0';
+    fclose(f);
+    if (strstr(wchan, "pipe_write") != NULL)  /* pipe_write, anon_pipe_write */
+        return 1;
+    return strcmp(wchan, "0") == 0 || wchan[0] == '\0' ? -1 : 0;
+}
+
+static int ready_or_gone(void *arg)
+{
+    struct myna_proc *p = arg;
+    int status;
+
+    if (h_log_contains(p, "event=reloaded"))
+        return 1;
+    if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+        p->pid = 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* A SIGHUP that comes while the master starts (a logrotate's postrotate
+ * right after a restart) must not kill it, SIGHUP's default action: it is
+ * taken once the handler is in place, as a reload. The master is held at a
+ * known point of its start: the first admin token it prints goes to a full
+ * pipe, so it waits there until the test reads. */
+static void test_sighup_during_startup(void **state)
+{
+    struct myna_proc p;
+    char data[320], junk[4096];
+    const char *argv[] = { MYNA_BIN, "serve", "--public", "127.0.0.1:0", "--admin",
+                           "127.0.0.1:0", "--data", data, "--bots", "0", NULL };
+    int pipefd[2], fd, held = -1, shown = 0, status;
+
+    (void)state;
+    assert_int_equal(h_setup(&p, NULL), 0);
+    snprintf(data, sizeof(data), "%s/var", p.dir);
+    assert_int_equal(pipe(pipefd), 0);
+    fcntl(pipefd[1], F_SETFL, O_NONBLOCK);
+    memset(junk, 'j', sizeof(junk));
+    while (write(pipefd[1], junk, sizeof(junk)) > 0 || errno == EINTR)
+        ;
+    while (write(pipefd[1], junk, 1) > 0)
+        ;
+    fcntl(pipefd[1], F_SETFL, 0);  /* the master's writes wait */
+    unsetenv("MYNA_ADMIN_TOKEN");  /* a first token is made and printed */
+    p.pid = fork();
+    assert_true(p.pid >= 0);
+    if (p.pid == 0) {
+        fd = open(p.log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, STDERR_FILENO);
+        dup2(pipefd[1], STDOUT_FILENO);
+        close(pipefd[0]);
+        execv(MYNA_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    for (int i = 0; i < 1000 && held != 1; i++) {  /* 10 s */
+        struct timespec pause = { 0, 10 * 1000 * 1000 };
+        shown |= (held = in_pipe_write(p.pid)) == 0;
+        nanosleep(&pause, NULL);
+    }
+    if (held != 1) {
+        close(pipefd[0]);
+        h_cleanup(&p);
+        if (!shown)
+            skip();  /* the kernel does not show where a process waits */
+        fail_msg("the master never waited on its standard output");
+    }
+    assert_int_equal(kill(p.pid, SIGHUP), 0);
+    fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+    for (int i = 0; i < 1000 && !ready_or_gone(&p); i++) {
+        struct timespec pause = { 0, 10 * 1000 * 1000 };
+        while (read(pipefd[0], junk, sizeof(junk)) > 0)
+            ;
+        nanosleep(&pause, NULL);
+    }
+    close(pipefd[0]);
+    if (p.pid == 0) {
+        h_cleanup(&p);
+        fail_msg("the master did not survive a SIGHUP during its start");
+    }
+    assert_true(h_log_contains(&p, "event=ready"));
+    assert_true(h_log_contains(&p, "event=reloaded"));
+    assert_int_equal(kill(p.pid, SIGTERM), 0);
+    assert_int_equal(waitpid(p.pid, &status, 0), p.pid);
+    p.pid = 0;
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    h_cleanup(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -902,6 +1005,7 @@ int main(void)
         cmocka_unit_test(test_flag_beats_file),
         cmocka_unit_test(test_port_in_use_fails_cleanly),
         cmocka_unit_test(test_second_master_on_one_data_dir),
+        cmocka_unit_test(test_sighup_during_startup),
         cmocka_unit_test(test_bad_webhook_url_is_never_shown),
         cmocka_unit_test(test_flag_equals_value_everywhere),
         cmocka_unit_test(test_unreadable_file_is_named_before_any_call),
