@@ -732,12 +732,16 @@ static void exec_bot(const char *exe, char **argv, char **envp, int bell_r, int 
     /* The master's handlers (libevent's: they write to the master's signal
      * socket, which this child shares until exec) go first: a SIGTERM for
      * the bot, held since before the fork, must stop the bot, not the
-     * master. SIGPIPE, which the master ignores, is for the bot to decide. */
+     * master. SIGPIPE, which the master ignores, is for the bot to decide.
+     * SIGHUP and SIGINT are ignored from the start: they come for the whole
+     * process group (a terminal that closes, Ctrl-C, a `killall -HUP` after
+     * logrotate), and the master acts on them for its bots. */
     memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++)
+    for (int sig = 1; sig < NSIG; sig++) {
+        dfl.sa_handler = sig == SIGHUP || sig == SIGINT ? SIG_IGN : SIG_DFL;
         if (sig != SIGKILL && sig != SIGSTOP)
             sigaction(sig, &dfl, NULL);
+    }
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     execve(exe, argv, envp);

@@ -655,12 +655,35 @@ static void test_bot_takes_the_masters_settings(void **state)
     assert_true(bot_has_arg(p, "beta", "--bot-store-sync=full"));
 }
 
+/* A SIGHUP for the bots too (a terminal that closes sends it to the whole
+ * process group, as Ctrl-C sends SIGINT; `killall -HUP myna` after a
+ * logrotate) is the master's to act on: the bot runs on, and its master
+ * stops it as usual. */
+static void test_bot_outlives_sighup(void **state)
+{
+    struct myna_proc *p = *state;
+    char want[128];
+    long pid;
+
+    wait_up(p, "alpha");
+    pid = bot_pid(p, "alpha");
+    assert_true(pid > 0);
+    assert_int_equal(kill((pid_t)pid, SIGHUP), 0);
+    assert_int_equal(kill((pid_t)pid, SIGINT), 0);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    assert_false(master_log_contains(p, "instance=alpha code=-1 signal=1 "));
+    assert_false(master_log_contains(p, "instance=alpha code=-1 signal=2 "));
+    snprintf(want, sizeof(want), "pid=%ld event=stopping instance=alpha signal=15", pid);
+    assert_true(h_bot_log_contains(p, "alpha", want));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_each_bot_logs_to_its_own_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_bot_is_back_within_2s, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_error_is_a_crash_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bot_outlives_sighup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bot_takes_the_masters_settings, setup_config,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_memory_limit_restarts_gracefully, setup_memory,
@@ -674,5 +697,7 @@ int main(void)
                                         setup_big_fleet_long_drain, teardown),
     };
 
+    if (getenv("MYNA_TEST_FILTER"))  /* one case: MYNA_TEST_FILTER=test_name (globs) */
+        cmocka_set_test_filter(getenv("MYNA_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
