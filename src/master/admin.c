@@ -1876,13 +1876,21 @@ int myna_admin_bootstrap(struct myna_control *control, const char *env_token, FI
         if (rc == MYNA_OK)
             rc = myna_control_token_add(control, *admin_id, hash, "first admin", myna_wall_ms(), 0,
                                         NULL, err);
+        /* shown before the commit: a token nobody saw (out closed, or on a
+         * full disk) would lock the admin API for good */
+        if (rc == MYNA_OK && !(env_token && *env_token) &&
+            (fprintf(out, "\nThe admin API's first token (shown once; keep it):\n\n    %s\n\n",
+                     token) < 0 ||
+             fflush(out) != 0))
+            rc = myna_err_set(err, MYNA_EIO,
+                              "cannot show the first admin token on standard output: %s "
+                              "(or set MYNA_ADMIN_TOKEN to choose it)",
+                              strerror(errno));
         if (rc == MYNA_OK)
             rc = myna_control_commit(control, err);
         else
             myna_control_rollback(control);
     }
-    if (rc == MYNA_OK && !(env_token && *env_token))
-        fprintf(out, "\nThe admin API's first token (shown once; keep it):\n\n    %s\n\n", token);
     memset(token, 0, sizeof(token));
     return rc;
 }

@@ -54,8 +54,9 @@ void myna_admin_handle(struct myna_admin *a, struct evhttp_request *req, const c
 
 /* On a control store with no admin: creates the user "admin" with a new
  * token (or env_token, when given and well-formed) and prints the token
- * once to out. Does nothing when an admin exists. *id gets the admin's id
- * (the owner of imported instances). */
+ * once to out, flushed before the commit: when out cannot take it,
+ * MYNA_EIO and no admin is stored. Does nothing when an admin exists. *id
+ * gets the admin's id (the owner of imported instances). */
 int myna_admin_bootstrap(struct myna_control *control, const char *env_token, FILE *out,
                          int64_t *admin_id, struct myna_err *err);
 

@@ -996,6 +996,54 @@ static void test_sighup_during_startup(void **state)
     h_cleanup(&p);
 }
 
+/* The first admin token is shown once: a start whose standard output
+ * cannot take it (closed, a full disk; /dev/full here) fails and stores no
+ * admin, so that the next start shows one, instead of starting with a
+ * token nobody saw and locking the admin API for good. */
+static void test_first_token_unshown_is_not_kept(void **state)
+{
+    struct myna_proc p;
+    char data[320];
+    const char *argv[] = { MYNA_BIN, "serve", "--public", "127.0.0.1:0", "--admin",
+                           "127.0.0.1:0", "--data", data, "--bots", "0", NULL };
+    int status, fd;
+
+    (void)state;
+    assert_int_equal(h_setup(&p, NULL), 0);
+    snprintf(data, sizeof(data), "%s/var", p.dir);
+    unsetenv("MYNA_ADMIN_TOKEN");
+    p.pid = fork();
+    assert_true(p.pid >= 0);
+    if (p.pid == 0) {
+        fd = open(p.log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, STDERR_FILENO);
+        fd = open("/dev/full", O_WRONLY);
+        dup2(fd, STDOUT_FILENO);
+        execv(MYNA_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 1000; i++) {  /* 10 s */
+        struct timespec pause = { 0, 10 * 1000 * 1000 };
+        if (waitpid(p.pid, &status, WNOHANG) == p.pid) {
+            p.pid = 0;
+            break;
+        }
+        if (h_log_contains(&p, "event=ready"))
+            break;
+        nanosleep(&pause, NULL);
+    }
+    if (p.pid > 0) {
+        h_cleanup(&p);
+        fail_msg("the master started with a first token it could not show");
+    }
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    assert_true(h_log_contains(&p, "cannot show the first admin token"));
+    assert_int_equal(h_start(&p, NULL), 0);  /* the next start shows one */
+    assert_true(h_log_contains(&p, "The admin API's first token"));
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1006,6 +1054,7 @@ int main(void)
         cmocka_unit_test(test_port_in_use_fails_cleanly),
         cmocka_unit_test(test_second_master_on_one_data_dir),
         cmocka_unit_test(test_sighup_during_startup),
+        cmocka_unit_test(test_first_token_unshown_is_not_kept),
         cmocka_unit_test(test_bad_webhook_url_is_never_shown),
         cmocka_unit_test(test_flag_equals_value_everywhere),
         cmocka_unit_test(test_unreadable_file_is_named_before_any_call),
