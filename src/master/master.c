@@ -910,11 +910,16 @@ int myna_master_run(const struct myna_conf *conf, const struct myna_master_args 
     if ((rc = lock_data(&m, err)) != MYNA_OK || (rc = open_control(&m, &admin_id, err)) != MYNA_OK)
         goto out;
     /* webhooks up to max_body_bytes; the admin API (and the simulator's
-     * smaller bodies) up to its own limit, whatever the webhooks' */
+     * smaller bodies) at least up to its own limit, whatever the webhooks':
+     * a body past it is read, when it is within max_body_bytes, to be
+     * refused with the API's own 413 */
     if ((m.pub = listener(&m, "public", conf->public_addr, (size_t)conf->max_body_bytes,
                           on_public, &m.pub_sock, pub, sizeof(pub), err)) == NULL ||
-        (m.adm = listener(&m, "admin", conf->admin_addr, MYNA_ADMIN_BODY_MAX, on_admin,
-                          &m.adm_sock, adm, sizeof(adm), err)) == NULL) {
+        (m.adm = listener(&m, "admin", conf->admin_addr,
+                          conf->max_body_bytes > MYNA_ADMIN_BODY_MAX
+                              ? (size_t)conf->max_body_bytes
+                              : (size_t)MYNA_ADMIN_BODY_MAX,
+                          on_admin, &m.adm_sock, adm, sizeof(adm), err)) == NULL) {
         rc = err->code;
         goto out;
     }
