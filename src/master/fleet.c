@@ -1305,8 +1305,10 @@ int64_t myna_fleet_purge_trash(struct myna_fleet *f)
                     unlink(file);
                 }
             closedir(sd);
-            if (rmdir(sub) == 0)
-                MYNA_LOG(MYNA_INFO, "trash_purged", "dir=%s", e->d_name);
+            if (rmdir(sub) == 0) {
+                char q[600];
+                MYNA_LOG(MYNA_INFO, "trash_purged", "dir=%s", myna_log_q(q, sizeof(q), e->d_name));
+            }
         }
     }
     closedir(d);

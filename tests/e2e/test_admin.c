@@ -1234,7 +1234,7 @@ static int trash_gone(void *arg)
 static int purge_logged(void *arg)
 {
     (void)arg;
-    return h_log_contains(&C->p, "event=trash_purged dir=soon-");
+    return h_log_contains(&C->p, "event=trash_purged dir=\"soon-");
 }
 
 /* The trash is purged while the master runs, not only at its start: a
