@@ -677,10 +677,11 @@ static int unique_id(struct myna_fleet *f, const char *name, char *id, size_t ca
 
 static void trash_files(struct myna_fleet *f, const char *id);
 
-/* Stores of an id that no instance has: a delete cut short (its files move
- * to the trash only once its bot stopped, and a crash of the master in
- * between left them). A new instance of that id must not open the deleted
- * one's inbox, history and outbox: they go to the trash first. */
+/* Stores and log of an id that no instance has: a delete cut short (its
+ * files move to the trash only once its bot stopped, and a crash of the
+ * master in between left them). A new instance of that id must not open
+ * the deleted one's inbox, history and outbox, nor show its log: they go to
+ * the trash first. */
 static void trash_leftovers(struct myna_fleet *f, const char *id)
 {
     char path[4400];
@@ -690,6 +691,8 @@ static void trash_leftovers(struct myna_fleet *f, const char *id)
     snprintf(path, sizeof(path), "%s/instances/%s.db", f->data_dir, id);
     found |= stat(path, &st) == 0;
     snprintf(path, sizeof(path), "%s/instances/%s.bot.db", f->data_dir, id);
+    found |= stat(path, &st) == 0;
+    snprintf(path, sizeof(path), "%s/logs/%s.log", f->data_dir, id);
     found |= stat(path, &st) == 0;
     if (!found)
         return;

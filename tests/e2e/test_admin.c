@@ -1178,6 +1178,30 @@ static void test_leftover_files_are_trashed_at_create(void **state)
     assert_true(h_log_contains(&C->p, "event=instance_leftovers_trashed instance=ghost"));
 }
 
+/* A log left by a delete cut short, with no store beside it (the bot had
+ * logged, not yet made its store), goes to the trash too: the new
+ * instance's log, which its users read, does not show the deleted one's. */
+static void test_leftover_log_is_trashed_at_create(void **state)
+{
+    char path[400];
+    FILE *fp;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/var/logs", C->p.dir);
+    mkdir(path, 0750);
+    snprintf(path, sizeof(path), "%s/var/logs/phantom.log", C->p.dir);
+    assert_non_null(fp = fopen(path, "w"));
+    fputs("event=turn_answered the deleted instance's line\n", fp);
+    fclose(fp);
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"id\":\"phantom\",\"name\":\"Phantom\",\"provider\":\"sim\","
+                         "\"auto_start\":false}"),
+                     201);
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/phantom/logs", NULL), 404);
+    assert_null(strstr(C->resp, "deleted instance's line"));
+    assert_true(h_log_contains(&C->p, "event=instance_leftovers_trashed instance=phantom"));
+}
+
 /* The trash keeps every deleted copy of an id: a folder named for this
  * second that exists already (another delete of the id in it) is not
  * written into; the files it holds stay as they were. */
@@ -2177,6 +2201,7 @@ int main(void)
         cmocka_unit_test(test_secrets_sealed_at_rest),
         cmocka_unit_test(test_masked_secret_refused),
         cmocka_unit_test(test_leftover_files_are_trashed_at_create),
+        cmocka_unit_test(test_leftover_log_is_trashed_at_create),
         cmocka_unit_test(test_trash_never_overwrites),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_delete_while_busy),
