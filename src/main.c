@@ -313,10 +313,19 @@ static int cmd_bot(int argc, char **argv)
     myna_log_set_proc("bot");
     myna_log_route_libevent();
     myna_log_set_level((int)conf.log_level);
+    /* a supervised bot's log is the file its master opened a moment ago: a
+     * failure here (out of descriptors, say) is worth the supervisor's
+     * retry, so 1, not the 2 of a configuration error */
+    if ((rc = rotate ? myna_log_open_rotating(rotate, MYNA_BOT_LOG_MAX_BYTES, MYNA_BOT_LOG_KEEP)
+                     : myna_log_open(conf.log_file)) != 0) {
+        myna_err_set(&err, MYNA_EIO, "cannot open log file '%s': %s",
+                     rotate ? rotate : conf.log_file, strerror(-rc));
+        say_error(id, err.msg);
+        myna_conf_release(&conf);
+        return 1;
+    }
     /* the configuration: from the master (fd), or from the instances file */
-    if ((rotate ? myna_log_open_rotating(rotate, MYNA_BOT_LOG_MAX_BYTES, MYNA_BOT_LOG_KEEP)
-                : myna_log_open(conf.log_file)) != 0 ||
-        (config_fd >= 0 ? read_config(config_fd, &instances, &err)
+    if ((config_fd >= 0 ? read_config(config_fd, &instances, &err)
                         : conf.instances[0] == '\0'
                               ? myna_err_set(&err, MYNA_ECONFIG, "no instances file")
                               : myna_instances_load(conf.instances, &instances, &err)) != MYNA_OK ||

@@ -844,6 +844,27 @@ static void test_port_in_use_fails_cleanly(void **state)
     h_cleanup(&a);
 }
 
+/* A bot whose log file cannot be opened says so and exits 1, a failure
+ * the supervisor retries; it said "no such instance" and exited 2, which
+ * the supervisor takes for a configuration error and never restarts. */
+static void test_bot_log_that_cannot_open(void **state)
+{
+    struct myna_proc p;
+    char instances[400], data[400];
+    const char *args[] = { "bot", "--instance", "shop", "--instances", instances, "--data", data,
+                           "--log-file-rotate", "/nonexistent-dir/shop.log", NULL };
+
+    (void)state;
+    assert_int_equal(h_setup(&p, "[{\"id\":\"shop\",\"name\":\"Shop\",\"provider\":\"sim\"}]"),
+                     0);
+    snprintf(instances, sizeof(instances), "%s/instances.json", p.dir);
+    snprintf(data, sizeof(data), "%s/var", p.dir);
+    assert_int_equal(h_run(args, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "cannot open log file '/nonexistent-dir/shop.log'"));
+    assert_null(strstr(out, "no such instance"));
+    h_cleanup(&p);
+}
+
 /* One master per data directory: a second one is refused at start and
  * names the holder; a master killed with -9 leaves no lock behind. */
 static void test_second_master_on_one_data_dir(void **state)
@@ -1053,6 +1074,7 @@ int main(void)
         cmocka_unit_test(test_flag_beats_file),
         cmocka_unit_test(test_port_in_use_fails_cleanly),
         cmocka_unit_test(test_second_master_on_one_data_dir),
+        cmocka_unit_test(test_bot_log_that_cannot_open),
         cmocka_unit_test(test_sighup_during_startup),
         cmocka_unit_test(test_first_token_unshown_is_not_kept),
         cmocka_unit_test(test_bad_webhook_url_is_never_shown),
