@@ -98,12 +98,28 @@ static const char *request_path(struct evhttp_request *req)
     return path && *path ? path : "/";
 }
 
+/* 1 after answering a request whose length could be read two ways
+ * (net/http_server.h): 400, and the connection closes after it. */
+static int refused_ambiguous(struct evhttp_request *req)
+{
+    static const char why[] =
+        "ambiguous length: two Content-Lengths, or one beside Transfer-Encoding\n";
+
+    if (!myna_http_length_ambiguous(req))
+        return 0;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+    send_text(req, 400, "Bad Request", "text/plain", why, sizeof(why) - 1);
+    return 1;
+}
+
 static void on_public(struct evhttp_request *req, void *arg)
 {
     struct master *m = arg;
     const char *path = request_path(req);
 
     myna_http_conns_request(m->conns, req);
+    if (refused_ambiguous(req))
+        return;
     if (strncmp(path, "/webhook/", 9) == 0) {
         myna_ingress_handle(m->ing, req, path + 9);
     } else if (strcmp(path, "/healthz") == 0) {
@@ -426,6 +442,8 @@ static void on_admin(struct evhttp_request *req, void *arg)
     const char *path = request_path(req);
 
     myna_http_conns_request(m->conns, req);
+    if (refused_ambiguous(req))
+        return;
     if (strcmp(path, "/healthz") == 0)
         send_text(req, 200, "OK", "text/plain", "ok\n", 3);
     else if (strcmp(path, "/metrics") == 0)

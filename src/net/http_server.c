@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -32,6 +34,24 @@ void myna_http_reply(struct evhttp_request *req, int code, const char *reason,
         body = NULL;
     }
     evhttp_send_reply(req, code, reason, body);
+}
+
+int myna_http_length_ambiguous(struct evhttp_request *req)
+{
+    const struct evkeyval *h, *first = NULL;
+    int chunked = 0;
+
+    TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next) {
+        if (strcasecmp(h->key, "Transfer-Encoding") == 0)
+            chunked = 1;
+        else if (strcasecmp(h->key, "Content-Length") != 0)
+            continue;
+        else if (first == NULL)
+            first = h;
+        else if (strcmp(first->value, h->value) != 0)
+            return 1;
+    }
+    return chunked && first != NULL;
 }
 
 void myna_http_reply_now(struct evhttp_request *req, int code, const char *reason,

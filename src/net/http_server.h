@@ -79,6 +79,14 @@ struct myna_http_conns;
 void myna_http_reply(struct evhttp_request *req, int code, const char *reason,
                      struct evbuffer *body);
 
+/* 1 if req's body length could be read two ways: two Content-Length
+ * headers that differ, or a Content-Length beside a Transfer-Encoding.
+ * libevent takes the first length, or the chunks; a proxy in front that
+ * took the other would see what follows as part of this request, and
+ * Myna as a request of its own (request smuggling). Such a request is
+ * answered 400 and its connection closed (RFC 9112 6.3). Else 0. */
+int myna_http_length_ambiguous(struct evhttp_request *req);
+
 /* myna_http_reply(req, code, reason, body), then the first write now.
  * The write is a plain writev: the process must ignore SIGPIPE (the master
  * does), or a client gone before its answer would end it. */

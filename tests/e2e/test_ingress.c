@@ -765,6 +765,67 @@ static int raw_connections_closed(void *arg)
     return h_metric(arg, "myna_open_connections") == 1;
 }
 
+/* All the server sends on fd until it closes (5 s of silence at most),
+ * into buf; its length, or -1 if the connection stayed open. */
+static long read_to_close(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+
+    for (int waited = 0; waited < 5000;) {
+        struct pollfd pfd = { fd, POLLIN, 0 };
+        ssize_t n;
+
+        if (poll(&pfd, 1, 100) == 0) {
+            waited += 100;
+            continue;
+        }
+        if ((n = recv(fd, buf + len, cap - 1 - len, 0)) <= 0) {
+            buf[len] = '\0';
+            return (long)len;
+        }
+        len += (size_t)n;
+    }
+    return -1;
+}
+
+/* A request whose length could be read two ways (two Content-Lengths that
+ * differ; Content-Length beside chunked) is 400 and ends its connection
+ * (RFC 9112 6.3): a proxy in front that read it the other way would
+ * otherwise have what follows taken for a request of its own, one the
+ * proxy never saw (request smuggling). */
+static void test_ambiguous_length_ends_the_connection(void **state)
+{
+    struct myna_proc *p = *state;
+    static const char *const reqs[] = {
+        "POST /webhook/barber HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+        "Content-Length: 34\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /webhook/barber HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 34\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    };
+    char buf[8192];
+
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        int fd = raw_connect(p), answers = 0;
+        send_all(fd, reqs[i], strlen(reqs[i]));
+        assert_true(read_to_close(fd, buf, sizeof(buf)) > 0);
+        close(fd);
+        for (const char *q = buf; (q = strstr(q, "HTTP/1.1 ")) != NULL; q++)
+            answers++;
+        assert_int_equal(answers, 1);
+        assert_non_null(strstr(buf, "HTTP/1.1 400 "));
+    }
+    /* one Content-Length, said twice alike, is one length */
+    {
+        int fd = raw_connect(p);
+        const char *same = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+                           "Content-Length: 0\r\nConnection: close\r\n\r\n";
+        send_all(fd, same, strlen(same));
+        assert_true(read_to_close(fd, buf, sizeof(buf)) > 0);
+        close(fd);
+        assert_non_null(strstr(buf, "HTTP/1.1 200 "));
+    }
+}
+
 static void test_one_connection_many_ways(void **state)
 {
     struct myna_proc *p = *state;
@@ -1312,6 +1373,8 @@ int main(void)
         cmocka_unit_test(test_commit_stuck_past_the_drain_exits_1),
         cmocka_unit_test_setup_teardown(test_logs_hide_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_connection_many_ways, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ambiguous_length_ends_the_connection, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_waiting_connection_does_not_spin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_too_large_answered_before_its_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_bodies, setup, teardown),
