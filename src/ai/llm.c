@@ -296,6 +296,10 @@ static int extract(const cJSON *root, struct myna_arena *a, const char **text, i
 
     if (!cJSON_IsObject(root))
         return myna_err_set(err, MYNA_EPARSE, "llm answer is not a JSON object");
+    /* first: an answer that turns out unusable was paid for all the same */
+    usage = get(root, "usage");
+    *prompt_tokens = tokens(get(usage, "prompt_tokens"));
+    *completion_tokens = tokens(get(usage, "completion_tokens"));
     first = cJSON_IsArray(choices) ? cJSON_GetArrayItem(choices, 0) : NULL;
     if (!cJSON_IsObject(first)) {
         /* some servers send their error (overloaded, ...) with a 200 */
@@ -344,10 +348,7 @@ static int extract(const cJSON *root, struct myna_arena *a, const char **text, i
                             "max_tokens ran out before the answer (raise llm.max_tokens)");
     if (length && (s = cut_at_sentence(a, s)) == NULL)
         return myna_err_set(err, MYNA_ENOMEM, "llm answer too large to parse");
-    usage = get(root, "usage");
     *text = s;
-    *prompt_tokens = tokens(get(usage, "prompt_tokens"));
-    *completion_tokens = tokens(get(usage, "completion_tokens"));
     return MYNA_OK;
 }
 
@@ -384,8 +385,7 @@ int myna_llm_parse_response(const char *body, size_t len, struct myna_arena *a,
                             end && end >= body && end <= body + len ? (size_t)(end - body) : 0,
                             len);
     if (rc != MYNA_OK) {
-        *text = NULL;
-        *prompt_tokens = *completion_tokens = 0;
+        *text = NULL;  /* the usage stays: the tokens were spent */
         return myna_err_set(err, rc, "%s", local.msg);
     }
     return MYNA_OK;
@@ -586,12 +586,12 @@ static void finish(struct llm_call *call, int rc, enum verdict v, const char *te
     r.attempts = call->attempts;
     r.latency_ms = myna_mono_ms() - call->started_ms;
     r.last_status = call->last_status;
+    r.prompt_tokens = prompt_tokens;
+    r.completion_tokens = completion_tokens;
+    llm->stats.prompt_tokens += (uint64_t)prompt_tokens;
+    llm->stats.completion_tokens += (uint64_t)completion_tokens;
     if (rc == MYNA_OK) {
         r.text = text;
-        r.prompt_tokens = prompt_tokens;
-        r.completion_tokens = completion_tokens;
-        llm->stats.prompt_tokens += (uint64_t)prompt_tokens;
-        llm->stats.completion_tokens += (uint64_t)completion_tokens;
     } else {
         llm->stats.failures++;
         snprintf(r.error, sizeof(r.error), "%s", call->error[0] ? call->error : myna_strerror(rc));
@@ -690,7 +690,7 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
             retry_or_finish(call, resp->retry_after_s);
         } else {
             error_text(call->error, sizeof(call->error), "", err.msg);
-            finish(call, rc == MYNA_EPARSE ? MYNA_EPARSE : MYNA_EIO, VERDICT_FAULT, NULL, 0, 0);
+            finish(call, rc == MYNA_EPARSE ? MYNA_EPARSE : MYNA_EIO, VERDICT_FAULT, NULL, pt, ct);
         }
         myna_arena_free(&a);
         return;

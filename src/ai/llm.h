@@ -59,7 +59,9 @@ struct myna_llm_result {
                                  (an answer without text) */
     const char *text;         /* the answer, valid UTF-8; borrowed during the callback; NULL
                                  unless rc is MYNA_OK */
-    int prompt_tokens, completion_tokens;  /* from usage, 0 when absent */
+    int prompt_tokens, completion_tokens;  /* from usage, 0 when absent; an answer that
+                                              could not be used (MYNA_EPARSE) gives its
+                                              usage too: its tokens were spent */
     int attempts;             /* HTTP requests made for this turn */
     int64_t latency_ms;       /* from myna_llm_chat to the callback */
     long last_status;         /* HTTP status of the last attempt, 0 without an answer */
@@ -73,7 +75,7 @@ struct myna_llm_stats {
     uint64_t requests;           /* turns accepted */
     uint64_t failures;           /* turns answered with rc != MYNA_OK */
     uint64_t retries;            /* attempts after the first */
-    uint64_t prompt_tokens, completion_tokens;
+    uint64_t prompt_tokens, completion_tokens;   /* of every turn, failed ones too */
     int circuit_open;
 };
 
@@ -120,7 +122,9 @@ void myna_llm_stats(const struct myna_llm *llm, struct myna_llm_stats *out);
  * null or missing, a NUL in a string, all thinking; err names what), MYNA_EAGAIN (no
  * choices but an "error": the server's error sent with a 2xx status, which
  * the client retries as if it came with a 5xx), MYNA_ENOMEM (a is full).
- * OUT params are set (NULL, 0) on failure too. */
+ * On failure *text is NULL, and the token counts are the body's usage
+ * when it is a JSON object (an answer that is all thinking spent its
+ * tokens), else 0; 0 after MYNA_ENOMEM. */
 int myna_llm_parse_response(const char *body, size_t len, struct myna_arena *a,
                             const char **text, int *prompt_tokens, int *completion_tokens,
                             struct myna_err *err);

@@ -3,9 +3,10 @@
  * Any bytes go in (an LLM server, or whatever answers in its place, is not
  * trusted); the parser must return a defined code. On success the text must
  * be a terminated, valid UTF-8 string no longer than the repair can make it
- * and the token counts non-negative; on failure every OUT parameter must be
- * cleared and err complete. The arena is bounded like the client's and freed
- * every run, so cJSON memory that escapes it shows as a LeakSanitizer report. */
+ * and the token counts non-negative; on failure the text must be cleared,
+ * the token counts non-negative (0 when out of memory) and err complete.
+ * The arena is bounded like the client's and freed every run, so cJSON
+ * memory that escapes it shows as a LeakSanitizer report. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -36,6 +37,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case MYNA_EPARSE:
     case MYNA_EAGAIN:
+        CHECK(err.code == rc && err.msg[0] != '\0' && strlen(err.msg) < sizeof(err.msg));
+        CHECK(text == NULL && pt >= 0 && ct >= 0);  /* the usage of an unusable answer */
+        break;
     case MYNA_ENOMEM:
         CHECK(err.code == rc && err.msg[0] != '\0' && strlen(err.msg) < sizeof(err.msg));
         CHECK(text == NULL && pt == 0 && ct == 0);

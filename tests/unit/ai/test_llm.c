@@ -716,6 +716,36 @@ static void test_unusable_answers(void **state)
     assert_stats(llm, 3, 3, 0);
 }
 
+/* An answer that cannot be used was paid for all the same: a reasoning
+ * model that thought until max_tokens used every one of them. Its usage
+ * reaches the turn and the client's totals. */
+static void test_tokens_of_an_unusable_answer_count(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm = make(f, &c);
+    struct myna_llm_stats st;
+    struct turn t;
+
+    faults(f, "{\"raw\":\"{\\\"choices\\\":[{\\\"message\\\":{\\\"role\\\":\\\"assistant\\\","
+              "\\\"content\\\":\\\"<think>Let me see\\\"},\\\"finish_reason\\\":\\\"length\\\"}],"
+              "\\\"usage\\\":{\\\"prompt_tokens\\\":12,\\\"completion_tokens\\\":64}}\"}");
+    chat(f, llm, &t, "x");
+    assert_int_equal(t.r.rc, MYNA_EPARSE);
+    assert_null(t.r.text);
+    assert_non_null(strstr(t.r.error, "all thinking"));
+    assert_int_equal(t.r.prompt_tokens, 12);
+    assert_int_equal(t.r.completion_tokens, 64);
+
+    chat(f, llm, &t, "y");   /* the echo: 1 + 3 prompt words, 2 completion words */
+    assert_int_equal(t.r.rc, MYNA_OK);
+    myna_llm_stats(llm, &st);
+    assert_int_equal(st.failures, 1);
+    assert_int_equal(st.prompt_tokens, 12 + 4);
+    assert_int_equal(st.completion_tokens, 64 + 2);
+}
+
 /* Some OpenAI-compatible servers answer 200 with {"error":{...}} when
  * overloaded: retried as the same error with a 5xx would be. */
 static void test_error_object_with_200_is_retried(void **state)
@@ -1086,7 +1116,7 @@ static void test_parse_response(void **state)
                            "\"usage\":{\"prompt_tokens\":5}}", &text, &pt, &ct, &a, &err),
                      MYNA_EPARSE);
     assert_null(text);
-    assert_int_equal(pt, 0);
+    assert_int_equal(pt, 5);  /* spent all the same */
     assert_non_null(strstr(err.msg, "NUL"));
     {
         static const char raw[] = "{\"choices\":[{\"message\":{\"content\":\"Yes\0, but no\"}}]}";
@@ -1180,7 +1210,8 @@ static void test_parse_response(void **state)
                            &text, &pt, &ct, &a, &err), MYNA_OK);
     assert_string_equal(text, "Ok. The price is 50");
 
-    /* the failures: out params cleared, err says what */
+    /* the failures: no text, the usage kept (the tokens were spent), err
+     * says what */
     assert_int_equal(parse("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":null,"
                            "\"tool_calls\":[]},\"finish_reason\":\"tool_calls\"}]}",
                            &text, &pt, &ct, &a, &err), MYNA_EPARSE);
@@ -1191,8 +1222,10 @@ static void test_parse_response(void **state)
     assert_int_equal(parse("{\"choices\":[{\"message\":{\"role\":\"assistant\"}}],"
                            "\"usage\":{\"prompt_tokens\":5}}", &text, &pt, &ct, &a, &err),
                      MYNA_EPARSE);
-    assert_int_equal(pt, 0);
+    assert_int_equal(pt, 5);
+    assert_int_equal(ct, 0);
     assert_int_equal(parse("{\"choices\":[]}", &text, &pt, &ct, &a, &err), MYNA_EPARSE);
+    assert_int_equal(pt, 0);  /* no usage: none of the last answer's */
     assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":[{\"type\":\"image_url\"}]}}]}",
                            &text, &pt, &ct, &a, &err), MYNA_EPARSE);
     assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":42}}]}", &text, &pt, &ct, &a,
@@ -1315,6 +1348,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_drop_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_attempts_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unusable_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_of_an_unusable_answer_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_object_with_200_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_circuit_breaker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_circuit_opening_stops_waiting_retries, setup,
