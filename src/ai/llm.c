@@ -442,6 +442,31 @@ static void api_error(const char *body, size_t len, long status, char *out, size
 
 /* ---- requests ------------------------------------------------------------ */
 
+/* The texts of msgs[0..n), the non-empty ones a blank line apart, in a;
+ * len bounds their lengths plus 2 each. NULL when a is full. */
+static const char *join_contents(struct myna_arena *a, const struct myna_llm_msg *msgs, size_t n,
+                                 size_t len)
+{
+    char *out = myna_arena_alloc(a, len + 1);
+    size_t o = 0;
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(msgs[i].content);
+        if (l == 0)
+            continue;
+        if (o > 0) {
+            memcpy(out + o, "\n\n", 2);
+            o += 2;
+        }
+        memcpy(out + o, msgs[i].content, l);
+        o += l;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 static char *build_body(const struct myna_llm *llm, const struct myna_llm_msg *msgs, size_t n,
                         size_t *len)
 {
@@ -456,11 +481,20 @@ static char *build_body(const struct myna_llm *llm, const struct myna_llm_msg *m
     ok = root != NULL && (llm->model[0] == '\0' ||
                           cJSON_AddStringToObject(root, "model", llm->model) != NULL) &&
          (arr = cJSON_AddArrayToObject(root, "messages")) != NULL;
-    for (size_t i = 0; ok && i < n; i++) {
+    /* consecutive messages of one role go as one, a blank line between
+     * their texts: the chat templates of Mistral, Gemma and others refuse
+     * anything but one system message, then user and assistant in turn */
+    for (size_t i = 0, j; ok && i < n; i = j) {
         cJSON *m = cJSON_CreateObject();
-        ok = m != NULL && cJSON_AddItemToArray(arr, m) &&
+        const char *content = msgs[i].content;
+        size_t total = 0;
+        for (j = i; j < n && strcmp(msgs[j].role, msgs[i].role) == 0; j++)
+            total += strlen(msgs[j].content) + 2;
+        if (j - i > 1 && (content = join_contents(&a, msgs + i, j - i, total)) == NULL)
+            ok = 0;
+        ok = ok && m != NULL && cJSON_AddItemToArray(arr, m) &&
              cJSON_AddStringToObject(m, "role", msgs[i].role) != NULL &&
-             cJSON_AddStringToObject(m, "content", msgs[i].content) != NULL;
+             cJSON_AddStringToObject(m, "content", content) != NULL;
     }
     if (ok && llm->temperature >= 0)
         ok = cJSON_AddNumberToObject(root, "temperature", llm->temperature) != NULL;

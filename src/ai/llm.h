@@ -94,6 +94,9 @@ struct myna_llm *myna_llm_new(struct event_base *base, struct myna_http_client *
 void myna_llm_free(struct myna_llm *llm);
 
 /* Starts a turn with the n messages (copied: the caller's may go on return).
+ * Consecutive messages of one role go as one, their non-empty texts a blank
+ * line apart: the chat templates of Mistral, Gemma and others refuse a
+ * second system message, or two user (or assistant) messages in a row.
  * MYNA_OK: cb runs exactly once, later, on the loop. MYNA_EAGAIN: the circuit
  * is open (or half-open with its probe in flight). MYNA_EINVAL: no messages, a
  * message without role or content. MYNA_ENOMEM. On an error cb never runs. */

@@ -29,6 +29,12 @@
  *                        {"raw":"..."}    this body verbatim (with "status")
  *                        {"retry_after":"7"} a Retry-After header (seconds or
  *                                         an HTTP date) on the answer
+ *                        {"alternate":1}  refuse (400, as vLLM does when the
+ *                                         chat template raises) messages
+ *                                         that are not one optional system
+ *                                         message, then user and assistant
+ *                                         in turn from a user: the rule of
+ *                                         Mistral's and Gemma's templates
  *   GET  /_fake/requests JSON array of every chat request body received
  *   POST /_fake/reset    forgets requests and faults */
 #include <arpa/inet.h>
@@ -59,6 +65,7 @@ struct fault {
     int delay_ms;
     int drop;
     int parts;
+    int alternate;       /* roles must alternate, as strict chat templates want */
     char *reply;         /* instead of the echo */
     char *message, *type;
     char *raw;           /* body verbatim */
@@ -227,7 +234,7 @@ static cJSON *completion(struct fake *f, const cJSON *req_doc, const struct faul
     const cJSON *stream = cJSON_GetObjectItemCaseSensitive(req_doc, "stream");
     cJSON *doc, *choices, *choice, *message, *usage, *parts, *part;
     char *last = NULL, *answer, id[64];
-    int prompt_tokens = 0, completion_tokens;
+    int prompt_tokens = 0, completion_tokens, alternate_next = 0;
     size_t alen;
 
     *status = 400;
@@ -251,6 +258,21 @@ static cJSON *completion(struct fake *f, const cJSON *req_doc, const struct faul
             free(last);
             *msg = "each message needs a role and a content";
             return NULL;
+        }
+        if (ft && ft->alternate) {
+            /* Mistral's template: messages[0] may be the system message,
+             * the rest goes user, assistant, user, ... */
+            int first = m == msgs->child, system = strcmp(role->valuestring, "system") == 0;
+            if (!(first && system) &&
+                (strcmp(role->valuestring, alternate_next ? "assistant" : "user") != 0)) {
+                free(text);
+                free(last);
+                *msg = "After the optional system message, conversation roles must alternate "
+                       "user/assistant/user/assistant/...";
+                return NULL;
+            }
+            if (!(first && system))
+                alternate_next = !alternate_next;
         }
         prompt_tokens += count_words(text);
         if (strcmp(role->valuestring, "user") == 0) {
@@ -553,13 +575,14 @@ static int str_field(const cJSON *o, const char *key, char **out)
 static struct fault *fault_parse(const cJSON *o)
 {
     struct fault *ft = calloc(1, sizeof(*ft));
-    long status, delay, dropv, parts, count;
+    long status, delay, dropv, parts, alternate, count;
 
     if (ft == NULL || !cJSON_IsObject(o) ||
         int_field(o, "status", 0, 599, 0, &status) != 0 ||
         int_field(o, "delay_ms", 0, 600000, 0, &delay) != 0 ||
         int_field(o, "drop", 0, 1, 0, &dropv) != 0 ||
         int_field(o, "parts", 0, 1, 0, &parts) != 0 ||
+        int_field(o, "alternate", 0, 1, 0, &alternate) != 0 ||
         int_field(o, "count", -1, 1000000, 1, &count) != 0 || count == 0 ||
         (status != 0 && status < 100) ||
         str_field(o, "reply", &ft->reply) != 0 || str_field(o, "message", &ft->message) != 0 ||
@@ -573,6 +596,7 @@ static struct fault *fault_parse(const cJSON *o)
     ft->delay_ms = (int)delay;
     ft->drop = (int)dropv;
     ft->parts = (int)parts;
+    ft->alternate = (int)alternate;
     ft->count = count;
     return ft;
 }
@@ -605,7 +629,7 @@ static void on_faults(struct fake *f, struct evhttp_request *req)
     cJSON_Delete(doc);
     if (list == NULL) {
         send_error(req, 400, "faults: a JSON object (or array of them) with status, delay_ms, "
-                             "drop, reply, parts, raw, message, type, count");
+                             "drop, reply, parts, alternate, raw, message, type, count");
         return;
     }
     for (end = &f->faults; *end; end = &(*end)->next)

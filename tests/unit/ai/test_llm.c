@@ -428,6 +428,53 @@ static void test_normal_turn(void **state)
     assert_int_equal(st.circuit_open, 0);
 }
 
+/* The bot's prompt has a second system message (the customer's profile)
+ * and, after an operator's message or a turn left unanswered, two of one
+ * role in a row. The chat templates of Mistral and Gemma refuse that, and
+ * vLLM answers 400 (every turn then got the fallback): consecutive
+ * messages of one role go as one, a blank line between their texts. */
+static void test_one_role_in_a_row_goes_as_one(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm = make(f, &c);
+    struct myna_llm_msg m[7] = { { "system", "You are Myna." },
+                                 { "system", "The customer's WhatsApp name is Ann." },
+                                 { "user", "hello" },
+                                 { "assistant", "Hi! How can I help?" },
+                                 { "assistant", "From the barber: we open at 10" },
+                                 { "user", "ok" },
+                                 { "user", "and on Sunday?" } };
+    static const char *const want[][2] = {
+        { "system", "You are Myna.\n\nThe customer's WhatsApp name is Ann." },
+        { "user", "hello" },
+        { "assistant", "Hi! How can I help?\n\nFrom the barber: we open at 10" },
+        { "user", "ok\n\nand on Sunday?" },
+    };
+    struct myna_err err = MYNA_ERR_INIT;
+    struct turn t;
+    cJSON *reqs, *msgs, *r;
+    int i = 0;
+
+    faults(f, "{\"alternate\":1}");
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(myna_llm_chat(llm, m, 7, on_turn, &t, &err), MYNA_OK);
+    assert_true(run_until(f, is_set, &t.calls, WAIT_MS));
+    assert_string_equal(t.r.error, "");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_string_equal(t.r.text, "ECHO: ok\n\nand on Sunday?");
+    reqs = requests(f, &fake);
+    msgs = cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 0), "messages");
+    assert_int_equal(cJSON_GetArraySize(msgs), 4);
+    cJSON_ArrayForEach(r, msgs) {
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(r, "role")), want[i][0]);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(r, "content")), want[i][1]);
+        i++;
+    }
+    cJSON_Delete(reqs);
+}
+
 static void test_base_url_trailing_slash_and_no_optional_fields(void **state)
 {
     struct fx *f = *state;
@@ -1337,6 +1384,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_normal_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_role_in_a_row_goes_as_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_base_url_trailing_slash_and_no_optional_fields,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries_500_twice_then_success, setup, teardown),
