@@ -123,6 +123,14 @@ static uint32_t to_lower(uint32_t c)
         return c + 0x20;
     if (c >= 0x400 && c <= 0x40F)
         return c + 0x50;
+    /* the other Cyrillic letters (Ukrainian ґ, Kazakh қ ә ө ...) come in
+     * pairs, the capital first; from Ӂ to ӎ the capital is the odd one */
+    if ((c >= 0x460 && c <= 0x4BF) || (c >= 0x4D0 && c <= 0x52F))
+        return c | 1;
+    if (c >= 0x4C1 && c <= 0x4CE)
+        return c + (c & 1);
+    if (c == 0x4C0)
+        return 0x4CF;   /* Ӏ ӏ */
     if (c >= 0xC0 && c <= 0xDE && c != 0xD7)
         return c + 0x20;
     return c;

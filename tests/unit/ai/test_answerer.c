@@ -147,6 +147,9 @@ static void test_tokens_lowercase_and_split(void **state)
     check_tokens("стрижка,борода;усы!!!", "стриг бород усы");
     check_tokens("10:00-21:00", "10 00 21 00");
     check_tokens("Café NAÏVE", "café naïve");
+    /* every Cyrillic capital: Ukrainian, Kazakh, Tatar ... ones too */
+    check_tokens("ҚАНША ТҰРАДЫ Ғимарат ҐАНОК ӘЛЕМ ӨРІК ҮЙ ҺӘМ ӁӀ ԚАР",
+                 "қанша тұрады ғимарат ґанок әлем өрік үй һәм ӂӏ ԛар");
 }
 
 static void test_tokens_stopwords_and_letters(void **state)
