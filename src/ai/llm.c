@@ -72,7 +72,7 @@ struct llm_call {
 struct myna_llm {
     struct event_base *base;
     struct myna_http_client *http;
-    char *url;                 /* {base}/chat/completions */
+    char *url;                 /* {base}/chat/completions{?query} */
     char *model;               /* "" = not sent */
     char *auth;                /* "Authorization: Bearer K", NULL without a key */
     const char *headers[4];
@@ -763,18 +763,24 @@ static int start_attempt(struct llm_call *call, struct myna_err *err)
 struct myna_llm *myna_llm_new(struct event_base *base, struct myna_http_client *http,
                               const struct myna_llm_conf *conf, struct myna_err *err)
 {
+    static const char path[] = "/chat/completions";
     struct myna_llm *llm;
-    size_t ulen;
+    size_t ulen, qlen;
+    const char *query;
 
     if (base == NULL || http == NULL || conf == NULL || conf->url == NULL) {
         myna_err_set(err, MYNA_EINVAL, "llm client needs a loop, an HTTP client and a url");
         return NULL;
     }
-    ulen = strlen(conf->url);
+    /* the path goes before a query (a proxy's key, an api-version); a
+     * fragment is never sent */
+    ulen = strcspn(conf->url, "?#");
+    query = conf->url + ulen;
+    qlen = query[0] == '?' ? strcspn(query, "#") : 0;
     while (ulen > 0 && conf->url[ulen - 1] == '/')
         ulen--;
     if ((strncasecmp(conf->url, "http://", 7) != 0 && strncasecmp(conf->url, "https://", 8) != 0) ||
-        ulen > URL_MAX || strcspn(conf->url, " \t\r\n") != strlen(conf->url)) {
+        ulen + qlen > URL_MAX || strcspn(conf->url, " \t\r\n") != strlen(conf->url)) {
         myna_err_set(err, MYNA_ECONFIG, "llm url '%.*s' is not an http(s) URL",
                      (int)myna_utf8_cut(conf->url, 200), conf->url);
         return NULL;
@@ -787,11 +793,13 @@ struct myna_llm *myna_llm_new(struct event_base *base, struct myna_http_client *
         goto nomem;
     llm->base = base;
     llm->http = http;
-    if ((llm->url = malloc(ulen + sizeof("/chat/completions"))) == NULL ||
+    if ((llm->url = malloc(ulen + sizeof(path) + qlen)) == NULL ||
         (llm->model = strdup(conf->model ? conf->model : "")) == NULL)
         goto nomem;
     memcpy(llm->url, conf->url, ulen);
-    memcpy(llm->url + ulen, "/chat/completions", sizeof("/chat/completions"));
+    memcpy(llm->url + ulen, path, sizeof(path) - 1);
+    memcpy(llm->url + ulen + sizeof(path) - 1, query, qlen);
+    llm->url[ulen + sizeof(path) - 1 + qlen] = '\0';
     if (conf->api_key && conf->api_key[0]) {
         size_t n = strlen("Authorization: Bearer ") + strlen(conf->api_key) + 1;
         if ((llm->auth = malloc(n)) == NULL)

@@ -33,7 +33,8 @@ struct myna_http_client;
 struct myna_llm;
 
 struct myna_llm_conf {
-    const char *url;          /* base, e.g. http://127.0.0.1:8000/v1 ; POST {url}/chat/completions */
+    const char *url;          /* base, e.g. http://127.0.0.1:8000/v1 ; POST {url}/chat/completions,
+                                 the path before the url's query if it has one */
     const char *model;        /* sent when non-empty */
     const char *api_key;      /* "Authorization: Bearer" when non-empty */
     double temperature;       /* sent when >= 0 */

@@ -502,6 +502,25 @@ static void test_base_url_trailing_slash_and_no_optional_fields(void **state)
     cJSON_Delete(reqs);
 }
 
+/* A base URL with a query (a proxy's key, an api-version): the path goes
+ * before it. "{url}/chat/completions" put it into the query, and every
+ * turn got a 404. */
+static void test_base_url_with_a_query(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn t;
+
+    snprintf(url, sizeof(url), "%s/v1/?api-version=2024-06-01#top", fake.url);
+    llm = make(f, &c);
+    chat(f, llm, &t, "hi");
+    assert_string_equal(t.r.error, "");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_string_equal(t.r.text, "ECHO: hi");
+}
+
 static void test_retries_500_twice_then_success(void **state)
 {
     struct fx *f = *state;
@@ -1387,6 +1406,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_role_in_a_row_goes_as_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_base_url_trailing_slash_and_no_optional_fields,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_base_url_with_a_query, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retries_500_twice_then_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_then_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_retry_after, setup, teardown),
