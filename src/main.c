@@ -202,8 +202,13 @@ static int cmd_serve(int argc, char **argv)
     if (rc != MYNA_OK) {
         char q[600];
         MYNA_LOG(MYNA_ERROR, "exit", "err=%s", myna_log_q(q, sizeof(q), err.msg));
-        if (rc == MYNA_EAGAIN)
-            return 1;  /* drain timed out: leave without joining the stuck writer */
+        if (rc == MYNA_EAGAIN) {
+            /* the drain timed out: leave at once, without joining the
+             * stuck writer or freeing what it may still use (the log is
+             * written with write(2): nothing is left to flush) */
+            fflush(NULL);
+            _exit(1);
+        }
         if (rc == MYNA_ECONFIG || rc == MYNA_EPARSE) {
             myna_conf_release(&conf);
             return 2;  /* a bad stored or imported instance: restarting cannot help */

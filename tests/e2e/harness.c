@@ -1,5 +1,10 @@
 /* harness.c - see harness.h. */
 #include "harness.h"
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
 
 #include <curl/curl.h>
 #include <dirent.h>
@@ -129,6 +134,22 @@ static int read_ready(struct myna_proc *p)
     return ok;
 }
 
+/* 1 if a sanitizer's report is in path (a file, or every text file below
+ * a directory: the master's log, the bots', the fakes'), its lines copied
+ * to stderr. A memory error, a leak or undefined behaviour in any process
+ * a test ran fails the test, in one it never looked at too (a bot that
+ * aborted and was restarted, a leak reported as a bot exits). */
+static int sanitizer_report(const char *path)
+{
+    char cmd[800];
+
+    snprintf(cmd, sizeof(cmd),
+             "grep -rIs -m 5 -E 'ERROR: (Address|Leak)Sanitizer|SUMMARY: UndefinedBehavior|"
+             "runtime error:' '%s' >&2",
+             path);
+    return system(cmd) == 0;
+}
+
 int h_start(struct myna_proc *p, const char *const *extra)
 {
     const char *argv[64];
@@ -158,6 +179,8 @@ int h_start(struct myna_proc *p, const char *const *extra)
         argv[n++] = extra[i];
     argv[n] = NULL;
     /* a fresh log per start, so the ready line read is this run's */
+    if (sanitizer_report(p->log_path))
+        fail_msg("a sanitizer reported an error in %s", p->log_path);
     unlink(p->log_path);
     p->public_url[0] = p->admin_url[0] = '\0';
     p->pid = fork();
@@ -421,6 +444,8 @@ void h_cleanup(struct myna_proc *p)
         return;
     }
     if (p->dir[0] && strncmp(p->dir, "/tmp/myna-e2e.", 14) == 0) {
+        if (sanitizer_report(p->dir))  /* kept: the test fails here */
+            fail_msg("a sanitizer reported an error in %s (kept)", p->dir);
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
         if (system(cmd) != 0)
             fprintf(stderr, "cannot remove %s\n", p->dir);
