@@ -346,12 +346,19 @@ static int loop_guard(struct bot *b, struct lane *l, const char *text)
     return 0;
 }
 
-/* 0 when the contact may be answered. */
+/* 0 when the contact may be answered. A number Meta rewrites (a Brazilian
+ * mobile without its ninth digit, a Mexican one with the 1 after 52) is
+ * listed in either form: the wa_id is not always the number people know. */
 static int gate_refuses(const struct myna_instance *in, const char *contact)
 {
-    if (listed(in->blocked, in->n_blocked, contact))
+    char other[16];
+    int alt = myna_phone_other_form(contact, other);
+
+    if (listed(in->blocked, in->n_blocked, contact) ||
+        (alt && listed(in->blocked, in->n_blocked, other)))
         return 1;
-    return in->n_allowed > 0 && !listed(in->allowed, in->n_allowed, contact);
+    return in->n_allowed > 0 && !listed(in->allowed, in->n_allowed, contact) &&
+           !(alt && listed(in->allowed, in->n_allowed, other));
 }
 
 /* ---- batches ------------------------------------------------------------- */

@@ -58,6 +58,40 @@ const char *myna_phone_mask(const char *phone, char *out, size_t cap)
     return out;
 }
 
+/* Brazil: 55 AA 9 NNNNNNNN and 55 AA NNNNNNNN; Mexico: 52 1 NNNNNNNNNN and
+ * 52 NNNNNNNNNN (area codes start with neither 0 nor 1 in both countries). */
+int myna_phone_other_form(const char *digits, char out[16])
+{
+    size_t n = digits != NULL ? strlen(digits) : 0;
+
+    if (n == 0 || n > 13 || strspn(digits, "0123456789") != n)
+        return 0;
+    if (strncmp(digits, "55", 2) == 0 && digits[2] >= '1' && digits[3] >= '1') {
+        if (n == 13 && digits[4] == '9') {
+            memcpy(out, digits, 4);
+            memcpy(out + 4, digits + 5, 9);   /* with its NUL */
+            return 1;
+        }
+        if (n == 12) {
+            memcpy(out, digits, 4);
+            out[4] = '9';
+            memcpy(out + 5, digits + 4, 9);
+            return 1;
+        }
+    }
+    if (strncmp(digits, "521", 3) == 0 && n == 13 && digits[3] >= '2') {
+        memcpy(out, "52", 2);
+        memcpy(out + 2, digits + 3, 11);
+        return 1;
+    }
+    if (strncmp(digits, "52", 2) == 0 && n == 12 && digits[2] >= '2') {
+        memcpy(out, "521", 3);
+        memcpy(out + 3, digits + 2, 11);
+        return 1;
+    }
+    return 0;
+}
+
 int myna_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
     char *end;

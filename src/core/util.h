@@ -17,6 +17,14 @@ int64_t myna_wall_ms(void);
  * input gives "-". out must hold cap bytes; the result is always terminated. */
 const char *myna_phone_mask(const char *phone, char *out, size_t cap);
 
+/* The other form of a number Meta rewrites (Brazil/Mexico numbers are
+ * rewritten by the API, so a message's from and wa_id, and the number a
+ * person knows, "may not always match"): a Brazilian mobile with and
+ * without its ninth digit, a Mexican mobile with and without the 1 after
+ * the country code. 1 with it in out (NUL-terminated), 0 when digits is
+ * neither. */
+int myna_phone_other_form(const char *digits, char out[16]);
+
 /* Parses a whole decimal integer within [min, max]. 0 or -1. */
 int myna_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 

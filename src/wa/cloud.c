@@ -310,47 +310,10 @@ static void index_value_contacts(struct cloud_parse *p, const cJSON *value,
     ci->by_user_id = index_contacts(p, contacts, "user_id", &ci->n_user_id);
 }
 
-/* The other form of a number Meta rewrites (A4: "Brazil/Mexico numbers
- * are rewritten by the API", so from and wa_id "may not always match"):
- * a Brazilian mobile with and without its ninth digit, 55 AA 9 NNNNNNNN
- * and 55 AA NNNNNNNN; a Mexican mobile with and without the 1 after the
- * country code, 52 1 NNNNNNNNNN and 52 NNNNNNNNNN (area codes start with
- * neither 0 nor 1 in both countries). Into out; 0 when digits is neither. */
-static int rewritten(const char *digits, char out[16])
-{
-    size_t n = digits != NULL ? strlen(digits) : 0;
-
-    if (n == 0 || n > 13 || strspn(digits, "0123456789") != n)
-        return 0;
-    if (strncmp(digits, "55", 2) == 0 && digits[2] >= '1' && digits[3] >= '1') {
-        if (n == 13 && digits[4] == '9') {
-            memcpy(out, digits, 4);
-            memcpy(out + 4, digits + 5, 9);   /* with its NUL */
-            return 1;
-        }
-        if (n == 12) {
-            memcpy(out, digits, 4);
-            out[4] = '9';
-            memcpy(out + 5, digits + 4, 9);
-            return 1;
-        }
-    }
-    if (strncmp(digits, "521", 3) == 0 && n == 13 && digits[3] >= '2') {
-        memcpy(out, "52", 2);
-        memcpy(out + 2, digits + 3, 11);
-        return 1;
-    }
-    if (strncmp(digits, "52", 2) == 0 && n == 12 && digits[2] >= '2') {
-        memcpy(out, "521", 3);
-        memcpy(out + 3, digits + 2, 11);
-        return 1;
-    }
-    return 0;
-}
-
 /* The sender's contact: the one whose wa_id is from (A4), or from without
  * a leading '+'; else whose user_id is from_user_id (2026 usernames, A9);
- * else whose wa_id is from in the other form Meta rewrites it to (above).
+ * else whose wa_id is from in the other form Meta rewrites it to
+ * (myna_phone_other_form).
  * Nothing else is a match: a from that matches no contact has none, even
  * in a value that lists one contact only, since that contact may well be
  * another message's sender. The key is the contact's wa_id when there is
@@ -372,7 +335,7 @@ static void read_sender(struct cloud_parse *p, const struct contact_index *ci,
         c = lookup(ci->by_wa_id, ci->n_wa_id, digits);
     if (c == NULL)
         c = lookup(ci->by_user_id, ci->n_user_id, from_uid);
-    if (c == NULL && rewritten(digits, alt))
+    if (c == NULL && myna_phone_other_form(digits, alt))
         c = lookup(ci->by_wa_id, ci->n_wa_id, alt);
     wa_id = nonempty(get_str(c, "wa_id"));
     in->contact = wa_id != NULL ? copy(p, wa_id) : digits != NULL ? copy(p, digits) : "";

@@ -256,6 +256,36 @@ static void test_give_up_cuts_the_reason_at_a_character(void **state)
     myna_outbox_rec_release(&r);
 }
 
+/* Meta rewrites Brazilian and Mexican mobiles (A4): the wa_id a message
+ * comes from may lack the ninth digit (55 AA NNNNNNNN) or carry the 1
+ * after 52 (52 1 NNNNNNNNNN) that the number an operator lists has or has
+ * not. Either form names the same customer: a blocked number is never
+ * answered, an allowed one is. The gate compared the digits as listed,
+ * so a blocked Mexican number was answered and an allowed Brazilian one
+ * was not. */
+static void test_gate_knows_both_forms_of_a_number(void **state)
+{
+    struct fx *f = *state;
+    char mx[] = "525512345678", br[] = "5521999998888";
+    char *blocked[] = { mx }, *allowed[] = { br };
+
+    f->in.blocked = blocked;
+    f->in.n_blocked = 1;
+    assert_int_equal(gate_refuses(&f->in, "525512345678"), 1);
+    assert_int_equal(gate_refuses(&f->in, "5215512345678"), 1);  /* its wa_id */
+    assert_int_equal(gate_refuses(&f->in, "79161234567"), 0);
+    f->in.blocked = NULL;
+    f->in.n_blocked = 0;
+    f->in.allowed = allowed;
+    f->in.n_allowed = 1;
+    assert_int_equal(gate_refuses(&f->in, "5521999998888"), 0);
+    assert_int_equal(gate_refuses(&f->in, "552199998888"), 0);  /* without the ninth digit */
+    assert_int_equal(gate_refuses(&f->in, "5521999998887"), 1);
+    assert_int_equal(gate_refuses(&f->in, "79161234567"), 1);
+    f->in.allowed = NULL;
+    f->in.n_allowed = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +298,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_cut_that_cannot_begin_is_tried_within_a_second,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_guard_outlives_a_clock_set_back, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_gate_knows_both_forms_of_a_number, setup,
                                         teardown),
     };
 
