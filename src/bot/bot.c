@@ -1506,12 +1506,19 @@ static void answer(struct answering *a)
     struct bot *b = a->b;
     const struct myna_instance *in = b->in;
     struct myna_err err = MYNA_ERR_INIT;
+    int prompt_rc;
+
+    /* a number blocked since its turn or batch was stored (a restart with
+     * the new access lists): stored and done, never answered */
+    if (gate_refuses(in, a->lane->contact)) {
+        finish_turn(a, NULL);
+        return;
+    }
     /* first: a store that fails the history read (locked, busy, out of
      * disk for its temp files) leaves the turn to a later kick, before the
      * loop guard takes the retry for a repeated text; the fallback would
      * answer, for good, a question the model could still answer */
-    int prompt_rc = in->llm.enabled ? build_prompt(a, &err) : MYNA_OK;
-
+    prompt_rc = in->llm.enabled ? build_prompt(a, &err) : MYNA_OK;
     if (prompt_rc == MYNA_ESTORE) {
         log_store_error(b, "history_read_failed", &err);
         answer_later(a);

@@ -286,6 +286,34 @@ static void test_gate_knows_both_forms_of_a_number(void **state)
     f->in.n_allowed = 0;
 }
 
+/* A number blocked since its message came (the operator blocked it, and
+ * the bot restarted with the new list) is not answered either: its turn
+ * was pending, or its batch open and stored, from before. The gate was
+ * only asked when the inbox was read, and the turn was answered. */
+static void test_turn_of_a_number_blocked_since_is_not_answered(void **state)
+{
+    struct fx *f = *state;
+    char contact[] = "79160000005", text[] = "Купите рекламу", kind[] = "text";
+    char wamid[] = "wamid.spam-1", fallback[] = "Администратор скоро ответит.";
+    char *blocked[] = { contact };
+    struct myna_turn t = { .contact = contact, .kind = kind, .text = text,
+                           .last_wamid = wamid };
+
+    f->in.fallback_text = fallback;
+    f->in.loop_replies_per_minute = 10;
+    f->in.loop_repeat_limit = 3;
+    t.created_ms = myna_wall_ms();
+    assert_int_equal(myna_bot_turn_add(f->b.bs, &t, NULL, NULL), MYNA_OK);
+    f->in.blocked = blocked;
+    f->in.n_blocked = 1;
+    on_turn_kick(-1, 0, &f->b);
+    flush(&f->b, 0);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM turns WHERE state = 1"), 1);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM outbox"), 0);
+    f->in.blocked = NULL;
+    f->in.n_blocked = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +329,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gate_knows_both_forms_of_a_number, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_turn_of_a_number_blocked_since_is_not_answered,
+                                        setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
