@@ -111,6 +111,13 @@ static void send_error(struct evhttp_request *req, int code, const char *msg)
     send_json(req, code, o);
 }
 
+/* 405 with the methods the path takes (allow), as RFC 9110 15.5.6 asks. */
+static void send_405(struct evhttp_request *req, const char *allow, const char *msg)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    send_error(req, 405, msg);
+}
+
 static void send_fields(struct evhttp_request *req, const char *msg,
                         const struct myna_field_error *e, size_t n)
 {
@@ -793,6 +800,14 @@ static void contact(struct call *c, const char *id, const char *rest)
         send_error(c->req, 404, "not found (contacts are named by their digits)");
         return;
     }
+    if (slash && cmd != EVHTTP_REQ_POST) {
+        send_405(c->req, "POST", "use POST");
+        return;
+    }
+    if (!slash && cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_PUT) {
+        send_405(c->req, "GET, PUT", "use GET or PUT (POST .../messages for a message)");
+        return;
+    }
     memcpy(wa, rest, n);
     wa[n] = '\0';
     if (c->user.role < MYNA_ROLE_USER) {  /* customers' data: not for monitoring tokens */
@@ -824,12 +839,6 @@ static void contact(struct call *c, const char *id, const char *rest)
         } else {
             rc = 1;  /* answered */
         }
-    } else if (!slash && cmd != EVHTTP_REQ_GET) {
-        send_error(c->req, 405, "use GET or PUT (POST .../messages for a message)");
-        rc = 1;
-    } else if (slash) {
-        send_error(c->req, 405, "use POST");
-        rc = 1;
     }
     if (rc == MYNA_OK && !(slash && cmd == EVHTTP_REQ_POST)) {  /* the contact as it is now */
         cJSON *o = cJSON_CreateObject(), *prefs_j = NULL, *hist = cJSON_CreateArray();
@@ -866,7 +875,7 @@ static void instances(struct call *c, const char *rest)
         else if (cmd == EVHTTP_REQ_POST && allowed(c, MYNA_ROLE_USER))
             create_instance(c);
         else if (cmd != EVHTTP_REQ_POST)
-            send_error(c->req, 405, "use GET or POST");
+            send_405(c->req, "GET, POST", "use GET or POST");
         return;
     }
     slash = strchr(rest, '/');
@@ -896,12 +905,12 @@ static void instances(struct call *c, const char *rest)
                 send_json(c->req, 200, o);
             }
         } else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_DELETE)
-            send_error(c->req, 405, "use GET, PUT or DELETE");
+            send_405(c->req, "GET, PUT, DELETE", "use GET, PUT or DELETE");
         return;
     }
     if (strcmp(sub, "start") == 0 || strcmp(sub, "stop") == 0 || strcmp(sub, "restart") == 0) {
         if (cmd != EVHTTP_REQ_POST) {
-            send_error(c->req, 405, "use POST");
+            send_405(c->req, "POST", "use POST");
         } else if (allowed(c, MYNA_ROLE_USER) && secrets_allowed(c)) {
             export_with_change(c);
             if ((rc = myna_fleet_action(c->a->fleet, &c->actor, id, sub, &err)) != MYNA_OK)
@@ -915,18 +924,16 @@ static void instances(struct call *c, const char *rest)
         contact(c, id, sub + 9);
         return;
     }
-    if (cmd != EVHTTP_REQ_GET) {
-        send_error(c->req, 405, "use GET");
-        return;
-    }
-    if (strcmp(sub, "status") == 0)
+    if (strcmp(sub, "status") != 0 && strcmp(sub, "stats") != 0 && strcmp(sub, "logs") != 0)
+        send_error(c->req, 404, "not found");
+    else if (cmd != EVHTTP_REQ_GET)
+        send_405(c->req, "GET", "use GET");
+    else if (strcmp(sub, "status") == 0)
         instance_status(c, id);
     else if (strcmp(sub, "stats") == 0)
         instance_stats(c, id);
-    else if (strcmp(sub, "logs") == 0)
-        instance_logs(c, id);
     else
-        send_error(c->req, 404, "not found");
+        instance_logs(c, id);
 }
 
 /* ---- password jobs -------------------------------------------------------------------- */
@@ -1292,7 +1299,7 @@ static void user_path(struct call *c, const char *rest)
     int rc = path_decode(rest, name, sizeof(name));
 
     if (evhttp_request_get_command(c->req) != EVHTTP_REQ_PUT)
-        send_error(c->req, 405, "use PUT /admin/users/{name}");
+        send_405(c->req, "PUT", "use PUT /admin/users/{name}");
     else if (rc == -1 || (rc == 0 && myna_utf8_count(name) == (size_t)-1))
         send_error(c->req, 400, "the user name in the path is not valid percent-encoded UTF-8");
     else if (rc == -2 || strlen(name) > MYNA_CONTROL_NAME_MAX)
@@ -1361,7 +1368,7 @@ static void users(struct call *c, const char *rest)
         j->password = pw ? pw->valuestring : NULL;
         pw_job_run(j);
     } else {
-        send_error(c->req, 405, "use GET or POST /admin/users, PUT /admin/users/{name}");
+        send_405(c->req, "GET, POST", "use GET or POST /admin/users, PUT /admin/users/{name}");
     }
 }
 
@@ -1517,8 +1524,10 @@ static void tokens(struct call *c, const char *rest)
             cJSON_AddNumberToObject(o, "revoked", (double)id);
             send_json(c->req, 200, o);
         }
+    } else if (*rest == '\0') {
+        send_405(c->req, "GET, POST", "use GET or POST /admin/tokens, DELETE /admin/tokens/{id}");
     } else {
-        send_error(c->req, 405, "use GET or POST /admin/tokens, DELETE /admin/tokens/{id}");
+        send_405(c->req, "DELETE", "use GET or POST /admin/tokens, DELETE /admin/tokens/{id}");
     }
 }
 
@@ -1531,6 +1540,10 @@ static void audit_list(struct call *c)
     int64_t before;
     int rc;
 
+    if (evhttp_request_get_command(c->req) != EVHTTP_REQ_GET) {
+        send_405(c->req, "GET", "use GET");
+        return;
+    }
     if (!allowed(c, MYNA_ROLE_ADMIN) || page_of(c, 200, &limit, &offset, "before", &before) != 0)
         return;
     if ((rc = myna_control_audit_list(c->a->control, before, limit, offset, &v, &n, &err)) !=
@@ -1743,7 +1756,7 @@ void myna_admin_handle(struct myna_admin *a, struct evhttp_request *req, const c
         if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
             login(&c);
         else
-            send_error(req, 405, "use POST");
+            send_405(req, "POST", "use POST");
         return;
     }
     if (authenticate(&c) != 0)

@@ -91,6 +91,19 @@ static void send_text(struct evhttp_request *req, int code, const char *reason,
         evbuffer_free(out);
 }
 
+/* 1 for a GET or a HEAD, the methods of /healthz and /metrics; else 0
+ * after answering 405 with them in Allow. */
+static int read_only(struct evhttp_request *req)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+    if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
+        return 1;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+    send_text(req, 405, "Method Not Allowed", "text/plain", "use GET or HEAD\n", 16);
+    return 0;
+}
+
 static const char *request_path(struct evhttp_request *req)
 {
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
@@ -123,7 +136,8 @@ static void on_public(struct evhttp_request *req, void *arg)
     if (strncmp(path, "/webhook/", 9) == 0) {
         myna_ingress_handle(m->ing, req, path + 9);
     } else if (strcmp(path, "/healthz") == 0) {
-        send_text(req, 200, "OK", "text/plain", "ok\n", 3);
+        if (read_only(req))
+            send_text(req, 200, "OK", "text/plain", "ok\n", 3);
     } else {
         send_text(req, 404, "Not Found", "text/plain", "not found\n", 10);
     }
@@ -444,16 +458,19 @@ static void on_admin(struct evhttp_request *req, void *arg)
     myna_http_conns_request(m->conns, req);
     if (refused_ambiguous(req))
         return;
-    if (strcmp(path, "/healthz") == 0)
-        send_text(req, 200, "OK", "text/plain", "ok\n", 3);
-    else if (strcmp(path, "/metrics") == 0)
-        serve_metrics(m, req);
-    else if (strncmp(path, "/sim", 4) == 0 && (path[4] == '\0' || path[4] == '/'))
+    if (strcmp(path, "/healthz") == 0) {
+        if (read_only(req))
+            send_text(req, 200, "OK", "text/plain", "ok\n", 3);
+    } else if (strcmp(path, "/metrics") == 0) {
+        if (read_only(req))
+            serve_metrics(m, req);
+    } else if (strncmp(path, "/sim", 4) == 0 && (path[4] == '\0' || path[4] == '/')) {
         myna_simulator_handle(m->sim, req, path);
-    else if (strncmp(path, "/admin/", 7) == 0)
+    } else if (strncmp(path, "/admin/", 7) == 0) {
         myna_admin_handle(m->admin, req, path);
-    else
+    } else {
         send_text(req, 404, "Not Found", "text/plain", "not found\n", 10);
+    }
 }
 
 /* ---- listeners --------------------------------------------------------- */

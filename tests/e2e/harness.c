@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -475,20 +476,31 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
 long h_http(const char *method, const char *url, const void *body, size_t len,
             const char *const *headers, char *resp, size_t cap)
 {
+    return h_http_ex(method, url, body, len, headers, resp, cap, NULL, 0);
+}
+
+long h_http_ex(const char *method, const char *url, const void *body, size_t len,
+               const char *const *headers, char *resp, size_t cap, char *head, size_t hcap)
+{
     CURL *c = curl_easy_init();
     struct curl_slist *hl = NULL;
-    struct sink s = { resp, cap, 0 };
+    struct sink s = { resp, cap, 0 }, hs = { head, hcap, 0 };
     long code = -1;
 
     if (c == NULL)
         return -1;
     if (resp && cap)
         resp[0] = '\0';
+    if (head && hcap)
+        head[0] = '\0';
     for (int i = 0; headers && headers[i]; i++)
         hl = curl_slist_append(hl, headers[i]);
     hl = curl_slist_append(hl, "Expect:");  /* no 100-continue round trip */
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);  /* else curl waits for Content-Length bytes */
+    else
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -496,6 +508,8 @@ long h_http(const char *method, const char *url, const void *body, size_t len,
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &hs);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (curl_easy_perform(c) == CURLE_OK)
@@ -503,6 +517,26 @@ long h_http(const char *method, const char *url, const void *body, size_t len,
     curl_slist_free_all(hl);
     curl_easy_cleanup(c);
     return code;
+}
+
+int h_header(const char *head, const char *name, char *out, size_t cap)
+{
+    size_t n = strlen(name);
+
+    for (const char *l = head; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncasecmp(l, name, n) == 0 && l[n] == ':') {
+            const char *v = l + n + 1, *end;
+            while (*v == ' ')
+                v++;
+            for (end = v; *end && *end != '\r' && *end != '\n'; end++)
+                ;
+            snprintf(out, cap, "%.*s", (int)(end - v), v);
+            return 1;
+        }
+    }
+    if (cap)
+        out[0] = '\0';
+    return 0;
 }
 
 void h_sign(const char *secret, const void *body, size_t len, char out[72])

@@ -70,6 +70,14 @@ int h_bot_log_contains(const struct myna_proc *p, const char *id, const char *ne
  * NULL for GET. resp (may be NULL) gets up to cap bytes, NUL-terminated. */
 long h_http(const char *method, const char *url, const void *body, size_t len,
             const char *const *headers, char *resp, size_t cap);
+/* h_http, and the answer's status line and headers in head (up to hcap
+ * bytes, NUL-terminated; may be NULL). A HEAD is sent as curl's NOBODY:
+ * it waits for no body. */
+long h_http_ex(const char *method, const char *url, const void *body, size_t len,
+               const char *const *headers, char *resp, size_t cap, char *head, size_t hcap);
+/* The value of header name (any case) in head, from h_http_ex, into out:
+ * 1, or 0 (out "") when head has none. */
+int h_header(const char *head, const char *name, char *out, size_t cap);
 /* POSTs body to base/webhook/id signed with secret. */
 long h_post_signed(const char *base, const char *id, const char *secret, const void *body,
                    size_t len, char *resp, size_t cap);

@@ -2180,6 +2180,47 @@ static void test_bearer_scheme_in_any_case(void **state)
     assert_int_equal(h_http("GET", url, NULL, 0, h, C->resp, sizeof(C->resp)), 401);
 }
 
+/* Every 405 names the methods its path takes (RFC 9110 15.5.6); a path
+ * that takes no such method answers 405, not as if it were another. */
+static void test_405_names_the_methods_allowed(void **state)
+{
+    static const struct { const char *method, *path, *allow; } cases[] = {
+        { "GET", "/admin/login", "POST" },
+        { "PATCH", "/admin/whatsapp/instances", "GET, POST" },
+        { "POST", "/admin/whatsapp/instances/allow", "GET, PUT, DELETE" },
+        { "GET", "/admin/whatsapp/instances/allow/start", "POST" },
+        { "POST", "/admin/whatsapp/instances/allow/status", "GET" },
+        { "DELETE", "/admin/whatsapp/instances/allow/contacts/15550001111", "GET, PUT" },
+        { "GET", "/admin/whatsapp/instances/allow/contacts/15550001111/messages", "POST" },
+        { "DELETE", "/admin/users", "GET, POST" },
+        { "GET", "/admin/users/admin", "PUT" },
+        { "PUT", "/admin/tokens", "GET, POST" },
+        { "GET", "/admin/tokens/1", "DELETE" },
+        { "POST", "/admin/audit", "GET" },
+        { "POST", "/healthz", "GET, HEAD" },
+        { "DELETE", "/metrics", "GET, HEAD" },
+    };
+    const char *h[] = { "Content-Type: application/json", "Authorization: Bearer " ADMIN_TOKEN,
+                        NULL };
+    char url[sizeof(C->p.admin_url) + 128], head[4096], allow[64];
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Allow\",\"provider\":\"sim\",\"auto_start\":false}"),
+                     201);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(url, sizeof(url), "%s%s", C->p.admin_url, cases[i].path);
+        if (h_http_ex(cases[i].method, url, "{}", 2, h, C->resp, sizeof(C->resp), head,
+                      sizeof(head)) != 405 ||
+            !h_header(head, "Allow", allow, sizeof(allow)) || strcmp(allow, cases[i].allow) != 0)
+            fail_msg("%s %s: '%.40s' with Allow '%s', not 405 with '%s'", cases[i].method,
+                     cases[i].path, head, allow, cases[i].allow);
+    }
+    /* no such resource: 404 whatever the method */
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances/allow/nothing", "{}"),
+                     404);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2218,8 +2259,11 @@ int main(void)
         cmocka_unit_test(test_token_for_a_role_finds_a_free_name),
         cmocka_unit_test(test_admin_body_limit_is_its_own),
         cmocka_unit_test(test_bearer_scheme_in_any_case),
+        cmocka_unit_test(test_405_names_the_methods_allowed),
         cmocka_unit_test(test_trash_purged_while_running),  /* restarts the master */
     };
 
+    if (getenv("MYNA_TEST_FILTER"))  /* one case: MYNA_TEST_FILTER=test_name (globs) */
+        cmocka_set_test_filter(getenv("MYNA_TEST_FILTER"));
     return cmocka_run_group_tests(tests, setup, teardown);
 }
