@@ -239,6 +239,17 @@ static int authenticate(struct call *c)
     return 0;
 }
 
+/* The request's method, with HEAD read as GET: a HEAD goes where a GET
+ * goes, through the same checks, and gets its answer without the body
+ * (myna_http_reply). Every GET here only reads; show_instance writes no
+ * audit row for a HEAD, which shows no secret. */
+static enum evhttp_cmd_type method_of(const struct call *c)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(c->req);
+
+    return cmd == EVHTTP_REQ_HEAD ? EVHTTP_REQ_GET : cmd;
+}
+
 static int allowed(struct call *c, int min_role)
 {
     if (c->user.role >= min_role)
@@ -439,7 +450,8 @@ static void export_with_change(struct call *c)
 
 /* The instance; with ?secrets=1 and code 200 its secrets too (the caller
  * checked secrets_allowed first), once their export is in the audit log:
- * with the change (export_with_change), else now. */
+ * with the change (export_with_change), else now. A HEAD shows none, so
+ * it writes no row and gets the masked view's headers. */
 static void show_instance(struct call *c, const char *id, int code)
 {
     enum myna_secrets_view view = c->user.role == MYNA_ROLE_GUEST ? MYNA_SECRETS_HIDDEN
@@ -448,7 +460,8 @@ static void show_instance(struct call *c, const char *id, int code)
     cJSON *o;
     int rc;
 
-    if (code == 200 && wants_secrets(c) && c->user.role == MYNA_ROLE_ADMIN) {
+    if (code == 200 && wants_secrets(c) && c->user.role == MYNA_ROLE_ADMIN &&
+        evhttp_request_get_command(c->req) != EVHTTP_REQ_HEAD) {
         if (c->actor.audit_also == NULL &&
             (rc = audit(c, "instance.export_secrets", id, NULL, &err)) != MYNA_OK) {
             send_failure(c->req, rc, &err);
@@ -786,7 +799,7 @@ static int operator_message(struct call *c, struct myna_bot_store *bs, struct my
 
 static void contact(struct call *c, const char *id, const char *rest)
 {
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(c->req);
+    enum evhttp_cmd_type cmd = method_of(c);
     const char *slash = strchr(rest, '/');
     char wa[24];
     size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
@@ -805,7 +818,7 @@ static void contact(struct call *c, const char *id, const char *rest)
         return;
     }
     if (!slash && cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_PUT) {
-        send_405(c->req, "GET, PUT", "use GET or PUT (POST .../messages for a message)");
+        send_405(c->req, "GET, HEAD, PUT", "use GET or PUT (POST .../messages for a message)");
         return;
     }
     memcpy(wa, rest, n);
@@ -863,7 +876,7 @@ static void contact(struct call *c, const char *id, const char *rest)
 
 static void instances(struct call *c, const char *rest)
 {
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(c->req);
+    enum evhttp_cmd_type cmd = method_of(c);
     struct myna_err err = MYNA_ERR_INIT;
     char id[80];
     const char *slash, *sub;
@@ -875,7 +888,7 @@ static void instances(struct call *c, const char *rest)
         else if (cmd == EVHTTP_REQ_POST && allowed(c, MYNA_ROLE_USER))
             create_instance(c);
         else if (cmd != EVHTTP_REQ_POST)
-            send_405(c->req, "GET, POST", "use GET or POST");
+            send_405(c->req, "GET, HEAD, POST", "use GET or POST");
         return;
     }
     slash = strchr(rest, '/');
@@ -905,7 +918,7 @@ static void instances(struct call *c, const char *rest)
                 send_json(c->req, 200, o);
             }
         } else if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_PUT && cmd != EVHTTP_REQ_DELETE)
-            send_405(c->req, "GET, PUT, DELETE", "use GET, PUT or DELETE");
+            send_405(c->req, "GET, HEAD, PUT, DELETE", "use GET, PUT or DELETE");
         return;
     }
     if (strcmp(sub, "start") == 0 || strcmp(sub, "stop") == 0 || strcmp(sub, "restart") == 0) {
@@ -927,7 +940,7 @@ static void instances(struct call *c, const char *rest)
     if (strcmp(sub, "status") != 0 && strcmp(sub, "stats") != 0 && strcmp(sub, "logs") != 0)
         send_error(c->req, 404, "not found");
     else if (cmd != EVHTTP_REQ_GET)
-        send_405(c->req, "GET", "use GET");
+        send_405(c->req, "GET, HEAD", "use GET");
     else if (strcmp(sub, "status") == 0)
         instance_status(c, id);
     else if (strcmp(sub, "stats") == 0)
@@ -1298,7 +1311,7 @@ static void user_path(struct call *c, const char *rest)
     char name[MYNA_CONTROL_NAME_MAX + 2];  /* one more: a longer name is no user */
     int rc = path_decode(rest, name, sizeof(name));
 
-    if (evhttp_request_get_command(c->req) != EVHTTP_REQ_PUT)
+    if (method_of(c) != EVHTTP_REQ_PUT)
         send_405(c->req, "PUT", "use PUT /admin/users/{name}");
     else if (rc == -1 || (rc == 0 && myna_utf8_count(name) == (size_t)-1))
         send_error(c->req, 400, "the user name in the path is not valid percent-encoded UTF-8");
@@ -1310,7 +1323,7 @@ static void user_path(struct call *c, const char *rest)
 
 static void users(struct call *c, const char *rest)
 {
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(c->req);
+    enum evhttp_cmd_type cmd = method_of(c);
     struct myna_err err = MYNA_ERR_INIT;
 
     if (*rest != '\0') {
@@ -1368,13 +1381,14 @@ static void users(struct call *c, const char *rest)
         j->password = pw ? pw->valuestring : NULL;
         pw_job_run(j);
     } else {
-        send_405(c->req, "GET, POST", "use GET or POST /admin/users, PUT /admin/users/{name}");
+        send_405(c->req, "GET, HEAD, POST",
+                 "use GET or POST /admin/users, PUT /admin/users/{name}");
     }
 }
 
 static void tokens(struct call *c, const char *rest)
 {
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(c->req);
+    enum evhttp_cmd_type cmd = method_of(c);
     struct myna_err err = MYNA_ERR_INIT;
     int rc;
 
@@ -1525,7 +1539,8 @@ static void tokens(struct call *c, const char *rest)
             send_json(c->req, 200, o);
         }
     } else if (*rest == '\0') {
-        send_405(c->req, "GET, POST", "use GET or POST /admin/tokens, DELETE /admin/tokens/{id}");
+        send_405(c->req, "GET, HEAD, POST",
+                 "use GET or POST /admin/tokens, DELETE /admin/tokens/{id}");
     } else {
         send_405(c->req, "DELETE", "use GET or POST /admin/tokens, DELETE /admin/tokens/{id}");
     }
@@ -1540,8 +1555,8 @@ static void audit_list(struct call *c)
     int64_t before;
     int rc;
 
-    if (evhttp_request_get_command(c->req) != EVHTTP_REQ_GET) {
-        send_405(c->req, "GET", "use GET");
+    if (method_of(c) != EVHTTP_REQ_GET) {
+        send_405(c->req, "GET, HEAD", "use GET");
         return;
     }
     if (!allowed(c, MYNA_ROLE_ADMIN) || page_of(c, 200, &limit, &offset, "before", &before) != 0)

@@ -10,6 +10,9 @@
  *   GET|POST /admin/users, GET|POST /admin/tokens, DELETE /admin/tokens/{id}
  *   GET  /admin/audit
  *
+ * HEAD is taken wherever GET is, and answered as a GET without the body;
+ * another method a path does not take is 405 with Allow.
+ *
  * Every request but login carries "Authorization: Bearer <token>": none or
  * a bad one is 401. Roles: admin does everything; user manages the
  * instances it owns (another user's instance is 404 to it); guest reads,

@@ -202,8 +202,10 @@ static void handle_verify(struct myna_ingress *ing, struct evhttp_request *req,
         myna_http_reply(req, 200, "OK", out);
         if (out)
             evbuffer_free(out);
-        ing->metrics->verifications++;
-        MYNA_LOG(MYNA_INFO, "webhook_verified", "instance=%s", in->id);
+        if (evhttp_request_get_command(req) == EVHTTP_REQ_GET) {  /* Meta's, not a HEAD */
+            ing->metrics->verifications++;
+            MYNA_LOG(MYNA_INFO, "webhook_verified", "instance=%s", in->id);
+        }
     } else {
         int64_t now = myna_mono_ms();
         reject(ing, req, MYNA_REJ_VERIFY_FAILED, 403, "Forbidden", in->id,
@@ -500,7 +502,7 @@ static void handle_event(struct myna_ingress *ing, struct evhttp_request *req,
  * no key to check a signature with nor a store to keep a body in, so 503,
  * which Meta retries for 7 days, not 404 as if it did not exist. */
 static void refuse_unloaded(struct myna_ingress *ing, struct evhttp_request *req, const char *id,
-                            int get)
+                            const char *method)
 {
     int64_t now = myna_mono_ms();
 
@@ -510,7 +512,7 @@ static void refuse_unloaded(struct myna_ingress *ing, struct evhttp_request *req
      * line a second */
     if (ing->unloaded_logged_ms == 0 || now - ing->unloaded_logged_ms >= VERIFY_LOG_MS) {
         MYNA_LOG(MYNA_WARN, "webhook_instance_not_loaded", "instance=%s method=%s unlogged=%lu",
-                 id, get ? "GET" : "POST", ing->unloaded_unlogged);
+                 id, method, ing->unloaded_unlogged);
         ing->unloaded_logged_ms = now;
         ing->unloaded_unlogged = 0;
     } else {
@@ -526,21 +528,22 @@ void myna_ingress_handle(struct myna_ingress *ing, struct evhttp_request *req, c
 
     if (in && !in->enabled)
         in = NULL;  /* not served */
-    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, POST");
+    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD && cmd != EVHTTP_REQ_POST) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD, POST");
         reject(ing, req, MYNA_REJ_BAD_METHOD, 405, "Method Not Allowed", in ? id : NULL,
                "use GET (verification) or POST (events)");
         return;
     }
     if (unloaded) {
-        refuse_unloaded(ing, req, id, cmd == EVHTTP_REQ_GET);
+        refuse_unloaded(ing, req, id,
+                        cmd == EVHTTP_REQ_POST ? "POST" : cmd == EVHTTP_REQ_GET ? "GET" : "HEAD");
         return;
     }
     if (in == NULL) {
         reject(ing, req, MYNA_REJ_UNKNOWN_INSTANCE, 404, "Not Found", NULL, "unknown instance");
         return;
     }
-    if (cmd == EVHTTP_REQ_GET)
+    if (cmd != EVHTTP_REQ_POST)  /* a HEAD is answered as a GET, without the body */
         handle_verify(ing, req, in);
     else
         handle_event(ing, req, in);

@@ -10,6 +10,7 @@
  *   both                503 for an instance whose stored settings did not
  *                       load (the fleet's unloaded ones), before anything
  *                       else is checked
+ *   HEAD                as GET, without the body; other methods 405
  *
  * Owns one store per enabled instance (data/instances/<id>.db), their HMAC
  * keys and the committer. Records are routed by metadata.phone_number_id to

@@ -416,7 +416,10 @@ static void handle_events(struct myna_simulator *s, struct sim_inst *si,
         reply_error(req, 500, "out of memory");
         return;
     }
-    if (digits[0]) {  /* the customer is looking: what was delivered is now read */
+    /* the customer is looking: what was delivered is now read (not for a
+     * HEAD, which must change nothing; its headers are then those of the
+     * events before this read) */
+    if (digits[0] && evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
         struct seen_ctx c = { s, si };
         myna_sim_log_seen(l, digits, seen_cb, &c);
     }
@@ -557,11 +560,12 @@ static void handle_graph(struct myna_simulator *s, struct evhttp_request *req, c
 void myna_simulator_handle(struct myna_simulator *s, struct evhttp_request *req, const char *path)
 {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    int get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;  /* a HEAD as a GET */
     const char *rest, *slash;
     struct sim_inst *si;
 
     if (strcmp(path, "/sim") == 0 || strcmp(path, "/sim/") == 0) {
-        if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
+        if (get)
             handle_index(s, req);
         else
             reply_405(req, "GET, HEAD");
@@ -582,21 +586,21 @@ void myna_simulator_handle(struct myna_simulator *s, struct evhttp_request *req,
         reply_error(req, 404, "no sim instance of that id");
         return;
     }
-    if (slash == NULL && (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD))
+    if (slash == NULL && get)
         reply(req, 200, "text/html; charset=utf-8", (const char *)myna_ui_sim_html,
               myna_ui_sim_html_len);
     else if (slash == NULL)  /* the page is there: 405, not 404 */
         reply_405(req, "GET, HEAD");
     else if (strcmp(slash, "/send") == 0 && cmd == EVHTTP_REQ_POST)
         handle_send(s, si, req);
-    else if (strcmp(slash, "/events") == 0 && cmd == EVHTTP_REQ_GET)
+    else if (strcmp(slash, "/events") == 0 && get)
         handle_events(s, si, req);
-    else if (strcmp(slash, "/info") == 0 && cmd == EVHTTP_REQ_GET)
+    else if (strcmp(slash, "/info") == 0 && get)
         handle_info(s, si, req);
     else if (strcmp(slash, "/send") == 0)
         reply_405(req, "POST");
     else if (strcmp(slash, "/events") == 0 || strcmp(slash, "/info") == 0)
-        reply_405(req, "GET");
+        reply_405(req, "GET, HEAD");
     else
         reply_error(req, 404, "not found");
 }

@@ -17,6 +17,10 @@
  *                                  of sim instances send to; answers as Meta
  *                                  does and posts the status webhooks back
  *
+ * HEAD is taken wherever GET is: the answer a GET would get, without the
+ * body, and a HEAD of events marks nothing read. Another method on one of
+ * the first five paths is 405 with Allow.
+ *
  * The conversation shown is kept in memory (the last MYNA_SIM_EVENTS_MAX
  * events per instance); the records themselves are in the stores as for
  * any instance. Runs on the loop thread. */

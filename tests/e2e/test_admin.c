@@ -2186,17 +2186,17 @@ static void test_405_names_the_methods_allowed(void **state)
 {
     static const struct { const char *method, *path, *allow; } cases[] = {
         { "GET", "/admin/login", "POST" },
-        { "PATCH", "/admin/whatsapp/instances", "GET, POST" },
-        { "POST", "/admin/whatsapp/instances/allow", "GET, PUT, DELETE" },
+        { "PATCH", "/admin/whatsapp/instances", "GET, HEAD, POST" },
+        { "POST", "/admin/whatsapp/instances/allow", "GET, HEAD, PUT, DELETE" },
         { "GET", "/admin/whatsapp/instances/allow/start", "POST" },
-        { "POST", "/admin/whatsapp/instances/allow/status", "GET" },
-        { "DELETE", "/admin/whatsapp/instances/allow/contacts/15550001111", "GET, PUT" },
+        { "POST", "/admin/whatsapp/instances/allow/status", "GET, HEAD" },
+        { "DELETE", "/admin/whatsapp/instances/allow/contacts/15550001111", "GET, HEAD, PUT" },
         { "GET", "/admin/whatsapp/instances/allow/contacts/15550001111/messages", "POST" },
-        { "DELETE", "/admin/users", "GET, POST" },
+        { "DELETE", "/admin/users", "GET, HEAD, POST" },
         { "GET", "/admin/users/admin", "PUT" },
-        { "PUT", "/admin/tokens", "GET, POST" },
+        { "PUT", "/admin/tokens", "GET, HEAD, POST" },
         { "GET", "/admin/tokens/1", "DELETE" },
-        { "POST", "/admin/audit", "GET" },
+        { "POST", "/admin/audit", "GET, HEAD" },
         { "POST", "/healthz", "GET, HEAD" },
         { "DELETE", "/metrics", "GET, HEAD" },
     };
@@ -2219,6 +2219,65 @@ static void test_405_names_the_methods_allowed(void **state)
     /* no such resource: 404 whatever the method */
     assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances/allow/nothing", "{}"),
                      404);
+}
+
+/* A HEAD is answered wherever a GET is (RFC 9110 9.3.2): the same status
+ * and Content-Length, no body, the same checks of who asks, and nothing
+ * changed by it (an export of secrets asked by a HEAD shows none and
+ * writes no audit row). */
+static void test_head_answered_as_get(void **state)
+{
+    static const char *const paths[] = {
+        "/admin/whatsapp/instances",
+        "/admin/whatsapp/instances/headed",
+        "/admin/whatsapp/instances/headed/status",
+        "/admin/whatsapp/instances/headed/stats",
+        "/admin/whatsapp/instances/headed/logs",
+        "/admin/whatsapp/instances/headed/contacts/15550002222",
+        "/admin/users",
+        "/admin/audit",
+        "/admin/nothing",
+    };
+    const char *h[] = { "Authorization: Bearer " ADMIN_TOKEN, NULL };
+    char url[sizeof(C->p.admin_url) + 128], head[4096], len[32], want[32];
+    long code;
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Headed\",\"provider\":\"sim\",\"auto_start\":false}"),
+                     201);
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        snprintf(url, sizeof(url), "%s%s", C->p.admin_url, paths[i]);
+        code = h_http("GET", url, NULL, 0, h, C->resp, sizeof(C->resp));
+        snprintf(want, sizeof(want), "%zu", strlen(C->resp));
+        if (h_http_ex("HEAD", url, NULL, 0, h, C->resp, sizeof(C->resp), head, sizeof(head)) !=
+                code ||
+            !h_header(head, "Content-Length", len, sizeof(len)) || strcmp(len, want) != 0)
+            fail_msg("HEAD %s: '%.40s' Content-Length '%s'; GET: %ld, %s bytes", paths[i], head,
+                     len, code, want);
+        assert_string_equal(C->resp, "");
+    }
+    /* the same checks as a GET */
+    snprintf(url, sizeof(url), "%s/admin/users", C->p.admin_url);
+    assert_int_equal(h_http_ex("HEAD", url, NULL, 0, NULL, NULL, 0, head, sizeof(head)), 401);
+    assert_true(h_header(head, "WWW-Authenticate", len, sizeof(len)));
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/tokens", "{\"name\":\"g\",\"role\":\"guest\"}"),
+                     201);
+    {
+        char guest[80], auth[120];
+        const char *gh[] = { auth, NULL };
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+                 answer_str("token", guest, sizeof(guest)));
+        snprintf(url, sizeof(url), "%s/admin/whatsapp/instances/headed?secrets=1",
+                 C->p.admin_url);
+        assert_int_equal(h_http("HEAD", url, NULL, 0, gh, NULL, 0), 403);
+    }
+    /* nothing changed: no export of secrets on record */
+    assert_int_equal(h_http("HEAD", url, NULL, 0, h, NULL, 0), 200);
+    assert_false(audit_has(&C->p, "instance.export_secrets", "headed", NULL));
+    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/headed?secrets=1", NULL),
+                     200);
+    assert_true(audit_has(&C->p, "instance.export_secrets", "headed", NULL));
 }
 
 int main(void)
@@ -2260,6 +2319,7 @@ int main(void)
         cmocka_unit_test(test_admin_body_limit_is_its_own),
         cmocka_unit_test(test_bearer_scheme_in_any_case),
         cmocka_unit_test(test_405_names_the_methods_allowed),
+        cmocka_unit_test(test_head_answered_as_get),
         cmocka_unit_test(test_trash_purged_while_running),  /* restarts the master */
     };
 

@@ -109,6 +109,16 @@ static void test_handshake(void **state)
              p->public_url);
     assert_int_equal(h_http("GET", url, NULL, 0, NULL, resp, sizeof(resp)), 200);
     assert_string_equal(resp, "abc-XYZ_09");
+    {   /* a HEAD is answered as the GET, without the body, and is no
+         * verification of Meta's: not counted */
+        char head[1024], len[16];
+        assert_int_equal(h_http_ex("HEAD", url, NULL, 0, NULL, resp, sizeof(resp), head,
+                                   sizeof(head)),
+                         200);
+        assert_string_equal(resp, "");
+        assert_true(h_header(head, "Content-Length", len, sizeof(len)));
+        assert_string_equal(len, "10");
+    }
 
     /* another instance's token, a wrong mode, missing parts: 403 */
     snprintf(url, sizeof(url),
@@ -130,6 +140,8 @@ static void test_handshake(void **state)
     assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 404);
     assert_true(h_metric(p, "myna_webhook_verifications_total") == 2);
     assert_true(h_metric(p, "myna_webhooks_rejected_total{reason=\"verify_failed\"}") == 4);
+    snprintf(url, sizeof(url), "%s/webhook/barber", p->public_url);
+    assert_int_equal(h_http("HEAD", url, NULL, 0, NULL, NULL, 0), 403);
 }
 
 /* Lines of the master's log that contain needle. */
@@ -229,7 +241,14 @@ static void test_rejections(void **state)
     /* over 3 MiB: test_too_large_answered_before_its_body */
 
     /* methods and other paths */
-    assert_int_equal(h_http("PUT", url, body, (size_t)n, NULL, NULL, 0), 405);
+    {
+        char head[1024], allow[64];
+        assert_int_equal(h_http_ex("PUT", url, body, (size_t)n, NULL, NULL, 0, head,
+                                   sizeof(head)),
+                         405);
+        assert_true(h_header(head, "Allow", allow, sizeof(allow)));
+        assert_string_equal(allow, "GET, HEAD, POST");
+    }
     assert_int_equal(h_http("DELETE", url, NULL, 0, NULL, NULL, 0), 405);
     snprintf(url, sizeof(url), "%s/healthz", p->public_url);
     assert_int_equal(h_http("GET", url, NULL, 0, NULL, NULL, 0), 200);
@@ -1191,7 +1210,7 @@ static void test_head_answers_carry_no_body(void **state)
     assert_true(strncmp(in, "HTTP/1.1 200 ", 13) == 0);
     assert_non_null(at = strstr(in, "\r\n\r\n"));
     at += 4;
-    if (strncmp(at, "HTTP/1.1 405 ", 13) != 0)
+    if (strncmp(at, "HTTP/1.1 403 ", 13) != 0)  /* a verification without its query */
         fail_msg("the HEAD /healthz answer is followed by '%.20s'", at);
     assert_non_null(at = strstr(at, "\r\n\r\n"));
     at += 4;

@@ -367,6 +367,58 @@ static void test_instance_named_graph_and_refused_send(void **state)
     assert_int_equal(n, 1);
 }
 
+/* has_status, asking without a contact: nobody looks, nothing turns read. */
+static int has_status_unlooked(void *arg)
+{
+    struct want *w = arg;
+    char url[256], st[32];
+    cJSON *r;
+    int ok;
+
+    snprintf(url, sizeof(url), "%s/sim/shop/events?after=0", w->c->p.admin_url);
+    if (h_http("GET", url, NULL, 0, NULL, w->c->resp, sizeof(w->c->resp)) != 200)
+        return 0;
+    r = cJSON_Parse(w->c->resp);
+    ok = r && strcmp(status_of(r, w->dir, w->text, st, sizeof(st)), w->status) == 0;
+    cJSON_Delete(r);
+    return ok;
+}
+
+/* HEAD is taken where GET is (RFC 9110 9.3.2), with the Content-Length a
+ * GET would get and no body; a HEAD of the events is no customer looking:
+ * the delivered reply stays delivered until a GET. */
+static void test_head_answered_as_get(void **state)
+{
+    struct ctx *c = *state;
+    struct want delivered = { c, "15550003333", "out", "Main street 1.", "delivered" };
+    struct want read = { c, "15550003333", "out", "Main street 1.", "read" };
+    char url[256], head[4096], len[32], want[32];
+
+    assert_int_equal(sim_post(c, "shop/send", "{\"from\":\"15550003333\",\"text\":\"address\"}"),
+                     200);
+    assert_true(h_wait(has_status_unlooked, &delivered, 10000));
+    snprintf(url, sizeof(url), "%s/sim/shop/events?contact=15550003333&after=0",
+             c->p.admin_url);
+    assert_int_equal(h_http_ex("HEAD", url, NULL, 0, NULL, c->resp, sizeof(c->resp), head,
+                               sizeof(head)),
+                     200);
+    assert_string_equal(c->resp, "");
+    assert_true(h_header(head, "Content-Length", len, sizeof(len)));
+    assert_true(atol(len) > 0);
+    assert_true(has_status_unlooked(&delivered));
+    assert_true(h_wait(has_status, &read, 10000));  /* a GET with the contact: read */
+
+    snprintf(url, sizeof(url), "%s/sim/shop/info", c->p.admin_url);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, c->resp, sizeof(c->resp)), 200);
+    snprintf(want, sizeof(want), "%zu", strlen(c->resp));
+    assert_int_equal(h_http_ex("HEAD", url, NULL, 0, NULL, NULL, 0, head, sizeof(head)), 200);
+    assert_true(h_header(head, "Content-Length", len, sizeof(len)));
+    assert_string_equal(len, want);
+    assert_int_equal(h_http_ex("POST", url, "{}", 2, NULL, NULL, 0, head, sizeof(head)), 405);
+    assert_true(h_header(head, "Allow", len, sizeof(len)));
+    assert_string_equal(len, "GET, HEAD");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,11 +427,16 @@ int main(void)
         cmocka_unit_test(test_terminal_chat),
         cmocka_unit_test(test_terminal_chat_drops_overlong_lines),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_head_answered_as_get),
     };
     const struct CMUnitTest graph[] = {
         cmocka_unit_test(test_instance_named_graph_and_refused_send),
     };
-    int rc = cmocka_run_group_tests(tests, setup, teardown);
+    int rc;
+
+    if (getenv("MYNA_TEST_FILTER"))  /* one case: MYNA_TEST_FILTER=test_name (globs) */
+        cmocka_set_test_filter(getenv("MYNA_TEST_FILTER"));
+    rc = cmocka_run_group_tests(tests, setup, teardown);
 
     return rc | cmocka_run_group_tests_name("sim_graph", graph, setup_graph, teardown);
 }
