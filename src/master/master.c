@@ -104,6 +104,20 @@ static int read_only(struct evhttp_request *req)
     return 0;
 }
 
+/* A CONNECT is answered 501 here, not by libevent: libevent 2.1 takes the
+ * connection of a CONNECT for a tunnel, so its own 501 went out with a
+ * body but no Content-Length, on a connection it kept open (even with
+ * "Connection: close"): the client could not tell where that answer ended.
+ * This one has no body and says so. Returns 1 when it answered. */
+static int refuse_connect(struct evhttp_request *req)
+{
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_CONNECT)
+        return 0;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", "0");
+    myna_http_reply(req, 501, "Not Implemented", NULL);
+    return 1;
+}
+
 static const char *request_path(struct evhttp_request *req)
 {
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
@@ -131,7 +145,7 @@ static void on_public(struct evhttp_request *req, void *arg)
     const char *path = request_path(req);
 
     myna_http_conns_request(m->conns, req);
-    if (refused_ambiguous(req))
+    if (refused_ambiguous(req) || refuse_connect(req))
         return;
     if (strncmp(path, "/webhook/", 9) == 0) {
         myna_ingress_handle(m->ing, req, path + 9);
@@ -456,7 +470,7 @@ static void on_admin(struct evhttp_request *req, void *arg)
     const char *path = request_path(req);
 
     myna_http_conns_request(m->conns, req);
-    if (refused_ambiguous(req))
+    if (refused_ambiguous(req) || refuse_connect(req))
         return;
     if (strcmp(path, "/healthz") == 0) {
         if (read_only(req))
@@ -531,7 +545,8 @@ static struct evhttp *listener(struct master *m, const char *name, const char *a
     evhttp_set_timeout(http, (int)m->conf->http_timeout_s);
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                          EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                         EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+                                         EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
+                                         EVHTTP_REQ_CONNECT);  /* for refuse_connect */
     evhttp_set_gencb(http, cb, m);
     if (getsockname(evhttp_bound_socket_get_fd(*sock), (struct sockaddr *)&ss, &sl) == 0) {
         if (ss.ss_family == AF_INET6) {

@@ -1221,6 +1221,40 @@ static void test_head_answers_carry_no_body(void **state)
     assert_non_null(memmem(in, (size_t)(strstr(in, "\r\n\r\n") - in), "Content-Length: 3\r\n", 19));
 }
 
+/* A method the listeners do not take is 501 Not Implemented (RFC 9110
+ * 15.6.2); the answer to a CONNECT is framed like any other (libevent's
+ * own had a body without a length, on a connection it kept), so the next
+ * request on the connection is answered as usual. */
+static void test_unknown_methods_are_501(void **state)
+{
+    struct myna_proc *p = *state;
+    static char in[16384];
+    const char *const other[] = { "TRACE", "PROPFIND", "get" };
+    const char *req = "CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                      "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    const char *at, *end;
+    char url[300];
+    int fd;
+
+    snprintf(url, sizeof(url), "%s/webhook/barber", p->public_url);
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+        assert_int_equal(h_http(other[i], url, NULL, 0, NULL, NULL, 0), 501);
+    snprintf(url, sizeof(url), "%s/healthz", p->admin_url);
+    assert_int_equal(h_http("TRACE", url, NULL, 0, NULL, NULL, 0), 501);
+
+    fd = raw_connect(p);
+    send_all(fd, req, strlen(req));
+    read_until_closed(fd, in, sizeof(in));
+    close(fd);
+    assert_true(strncmp(in, "HTTP/1.1 501 ", 13) == 0);
+    assert_non_null(end = strstr(in, "\r\n\r\n"));
+    if (memmem(in, (size_t)(end - in), "Content-Length: 0\r\n", 19) == NULL)
+        fail_msg("the CONNECT answer has no Content-Length: '%s'", in);
+    at = end + 4;
+    if (strncmp(at, "HTTP/1.1 200 ", 13) != 0)
+        fail_msg("the CONNECT answer is followed by '%.20s'", at);
+}
+
 /* user + system CPU of pid, in clock ticks */
 static long cpu_ticks(pid_t pid)
 {
@@ -1398,6 +1432,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_too_large_answered_before_its_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_answers_carry_no_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_methods_are_501, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_store_refuses_only_its_records,
                                         setup_broken_branch, teardown_stop),
         cmocka_unit_test_setup_teardown(test_disabled_sibling_refuses_its_records,
