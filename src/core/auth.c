@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/secret.h"
 #include "core/banned.h"
@@ -102,6 +103,15 @@ int myna_token_looks_valid(const char *token)
         if (i >= MYNA_TOKEN_LEN || !is_b64url_char(token[i]))
             return 0;
     return i == MYNA_TOKEN_LEN;
+}
+
+const char *myna_auth_bearer(const char *header)
+{
+    if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0)
+        return NULL;
+    for (header += 7; *header == ' '; header++)
+        ;
+    return header;
 }
 
 /* ---- passwords ---------------------------------------------------------------- */

@@ -51,6 +51,12 @@ void myna_token_hash(const char *token, char hash[65]);
  * characters), else 0; NULL gives 0. A cheap filter before any lookup. */
 int myna_token_looks_valid(const char *token);
 
+/* The credentials of an Authorization header of the Bearer scheme: the
+ * scheme's name in any case, then one or more spaces (RFC 9110 11.1 and
+ * 11.4), as every listener of Myna reads it. A pointer into header past
+ * them (borrowed), or NULL for a NULL header or another scheme. */
+const char *myna_auth_bearer(const char *header);
+
 /* The stored form of password (8..1024 bytes), malloc'd; NULL with err:
  * MYNA_EINVAL (NULL, too short or too long; the message gives the bounds,
  * never the password), MYNA_EIO (no randomness, scrypt failed),

@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/queue.h>
 
 #include "core/auth.h"
@@ -203,21 +202,19 @@ static cJSON *json_body(struct evhttp_request *req)
 
 /* ---- who asks -------------------------------------------------------------------- */
 
-/* "Authorization: Bearer <token>": the scheme in any case, then one or
- * more spaces (RFC 9110, 11.1 and 11.4). */
+/* "Authorization: Bearer <token>" (myna_auth_bearer). */
 static int authenticate(struct call *c)
 {
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization");
+    const char *h = myna_auth_bearer(
+        evhttp_find_header(evhttp_request_get_input_headers(c->req), "Authorization"));
     struct myna_err err = MYNA_ERR_INIT;
     char hash[65];
     int rc;
 
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+    if (h == NULL) {
         send_error(c->req, 401, "an API token is required: Authorization: Bearer <token>");
         return -1;
     }
-    for (h += 7; *h == ' '; h++)
-        ;
     if (!myna_token_looks_valid(h)) {
         send_error(c->req, 401, "not a valid API token");
         return -1;

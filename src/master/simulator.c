@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/auth.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -477,13 +478,15 @@ static struct sim_inst *find_pnid(struct myna_simulator *s, const char *pnid, si
     return NULL;
 }
 
+/* The scheme is read as the admin API reads it (myna_auth_bearer), the
+ * token compared in constant time. */
 static int bearer_ok(const struct sim_inst *si, struct evhttp_request *req)
 {
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    const char *h = myna_auth_bearer(
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"));
     size_t n = strlen(si->in->access_token);
 
-    return h && strncmp(h, "Bearer ", 7) == 0 && strlen(h + 7) == n &&
-           CRYPTO_memcmp(h + 7, si->in->access_token, n) == 0;
+    return h && strlen(h) == n && CRYPTO_memcmp(h, si->in->access_token, n) == 0;
 }
 
 static void handle_graph(struct myna_simulator *s, struct evhttp_request *req, const char *rest)

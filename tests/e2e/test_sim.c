@@ -367,6 +367,31 @@ static void test_instance_named_graph_and_refused_send(void **state)
     assert_int_equal(n, 1);
 }
 
+/* The fake Graph API reads the Bearer scheme as the admin API does: its
+ * name in any case, then one or more spaces. */
+static void test_graph_bearer_scheme_in_any_case(void **state)
+{
+    struct ctx *c = *state;
+    const char *body = "{\"messaging_product\":\"whatsapp\",\"to\":\"15550004444\","
+                       "\"type\":\"text\",\"text\":{\"body\":\"hi\"}}";
+    const char *const ok[] = { "bearer ", "BEARER ", "Bearer   " };
+    const char *const bad[] = { "Bearer", "Basic " };
+    char url[256], auth[200];
+    const char *h[] = { "Content-Type: application/json", auth, NULL };
+
+    snprintf(url, sizeof(url), "%s/sim/graph/%s/messages", c->p.admin_url, c->pnid);
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        snprintf(auth, sizeof(auth), "Authorization: %s%s", ok[i], c->token);
+        if (h_http("POST", url, body, strlen(body), h, c->resp, sizeof(c->resp)) != 200)
+            fail_msg("'%s<token>': %s", ok[i], c->resp);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(auth, sizeof(auth), "Authorization: %s%s", bad[i], c->token);
+        assert_int_equal(h_http("POST", url, body, strlen(body), h, c->resp, sizeof(c->resp)),
+                         401);
+    }
+}
+
 /* has_status, asking without a contact: nobody looks, nothing turns read. */
 static int has_status_unlooked(void *arg)
 {
@@ -428,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_terminal_chat_drops_overlong_lines),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_head_answered_as_get),
+        cmocka_unit_test(test_graph_bearer_scheme_in_any_case),
     };
     const struct CMUnitTest graph[] = {
         cmocka_unit_test(test_instance_named_graph_and_refused_send),

@@ -406,6 +406,22 @@ static void test_auth_roles(void **state)
     assert_int_equal(myna_role_parse(NULL, &r), -1);
 }
 
+/* The Bearer scheme in any case, then one or more spaces; anything else
+ * is another scheme. */
+static void test_auth_bearer(void **state)
+{
+    (void)state;
+    assert_string_equal(myna_auth_bearer("Bearer abc"), "abc");
+    assert_string_equal(myna_auth_bearer("bearer abc"), "abc");
+    assert_string_equal(myna_auth_bearer("BEARER   abc"), "abc");
+    assert_string_equal(myna_auth_bearer("Bearer "), "");
+    assert_null(myna_auth_bearer(NULL));
+    assert_null(myna_auth_bearer("Bearerabc"));
+    assert_null(myna_auth_bearer("Bearer"));
+    assert_null(myna_auth_bearer("Basic abc"));
+    assert_null(myna_auth_bearer(" Bearer abc"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -422,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_auth_password_openssl_refuses),
         cmocka_unit_test(test_auth_password_costliest_bounded),
         cmocka_unit_test(test_auth_roles),
+        cmocka_unit_test(test_auth_bearer),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
