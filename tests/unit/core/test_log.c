@@ -888,11 +888,36 @@ static int seqs(const char *s, int *v, int max)
     return k;
 }
 
+/* .3 .2 .1 and the current file of f's rotating log, written with lines
+ * n=0..39: each rotated file of a size in [min, max), the newest lines kept
+ * (at least min_lines), in order, none lost between. */
+static void check_rotated(const struct fix *f, long min, long max, int min_lines)
+{
+    char name[160];
+    int v[400], n = 0;
+
+    for (int k = 3; k >= 0; k--) {
+        char *s;
+        if (k)
+            snprintf(name, sizeof(name), "%s.%d", f->path, k);
+        else
+            snprintf(name, sizeof(name), "%s", f->path);
+        if (k)
+            assert_true(file_size(name) >= min && file_size(name) < max);
+        s = slurp(name);
+        n += seqs(s, v + n, 400 - n);
+        free(s);
+    }
+    assert_true(n >= min_lines);
+    assert_int_equal(v[n - 1], 39);
+    for (int i = 1; i < n; i++)
+        assert_int_equal(v[i], v[i - 1] + 1);
+}
+
 static void test_log_rotate_keeps_files_in_order(void **state)
 {
     struct fix *f = *state;
     char pad[201], name[160];
-    int v[200], n = 0;
 
     save_stdio(f);
     memset(pad, 'x', sizeof(pad) - 1);
@@ -902,23 +927,8 @@ static void test_log_rotate_keeps_files_in_order(void **state)
         MYNA_LOG(MYNA_INFO, "rot", "n=%d pad=%s", i, pad);
     snprintf(name, sizeof(name), "%s.4", f->path);
     assert_false(exists(name));  /* keep = 3 */
-    /* .3 .2 .1 and the current file: the newest lines, none lost between */
-    for (int k = 3; k >= 0; k--) {
-        char *s;
-        if (k)
-            snprintf(name, sizeof(name), "%s.%d", f->path, k);
-        else
-            snprintf(name, sizeof(name), "%s", f->path);
-        if (k)  /* each rotated file went just past the limit, not far */
-            assert_true(file_size(name) >= 1000 && file_size(name) < 1000 + 400);
-        s = slurp(name);
-        n += seqs(s, v + n, 200 - n);
-        free(s);
-    }
-    assert_true(n >= 12);
-    assert_int_equal(v[n - 1], 39);
-    for (int i = 1; i < n; i++)
-        assert_int_equal(v[i], v[i - 1] + 1);
+    /* each rotated file went just past the limit, not far */
+    check_rotated(f, 1000, 1000 + 400, 12);
 }
 
 static void test_log_rotate_moves_stdout_and_stderr(void **state)
@@ -1005,7 +1015,7 @@ static void test_log_rotate_recovers_from_a_failed_open(void **state)
     struct fix *f = *state;
     char pad[201], name[160];
     struct rlimit saved, rl;
-    int v[400], n = 0, fd;
+    int fd;
 
     save_stdio(f);
     memset(pad, 'x', sizeof(pad) - 1);
@@ -1026,22 +1036,7 @@ static void test_log_rotate_recovers_from_a_failed_open(void **state)
     assert_true(file_size(f->path) < 1000 + 400);
     snprintf(name, sizeof(name), "%s.4", f->path);
     assert_false(exists(name));
-    for (int k = 3; k >= 0; k--) {
-        char *s;
-        if (k)
-            snprintf(name, sizeof(name), "%s.%d", f->path, k);
-        else
-            snprintf(name, sizeof(name), "%s", f->path);
-        if (k)  /* no file grew far past the limit */
-            assert_true(file_size(name) < 2 * 1000 + 400);
-        s = slurp(name);
-        n += seqs(s, v + n, 400 - n);
-        free(s);
-    }
-    assert_true(n >= 8);
-    assert_int_equal(v[n - 1], 39);
-    for (int i = 1; i < n; i++)
-        assert_int_equal(v[i], v[i - 1] + 1);
+    check_rotated(f, 0, 2 * 1000 + 400, 8);  /* no file grew far past the limit */
 }
 
 /* ---- tail ---- */
