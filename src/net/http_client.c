@@ -3,10 +3,13 @@
  * what happened). */
 #include "net/http_client.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 #include "core/util.h"
@@ -280,6 +283,33 @@ size_t myna_http_inflight(const struct myna_http_client *c)
     return c->inflight;
 }
 
+/* 1 when url names this host: "localhost" or a loopback address. A proxy
+ * of the environment is never used for those: it could not reach them (a
+ * proxy on another host) and has no business seeing their calls. */
+static int is_loopback_url(const char *url)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    int yes = 0;
+
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        struct in_addr a4;
+        struct in6_addr a6;
+        size_t n = strlen(host);
+        if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
+            host[n - 1] = '\0';  /* curl gives an IPv6 address in brackets */
+            yes = inet_pton(AF_INET6, host + 1, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+        } else {
+            yes = strcasecmp(host, "localhost") == 0 ||
+                  (inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127);
+        }
+    }
+    curl_free(host);
+    curl_url_cleanup(u);
+    return yes;
+}
+
 int myna_http_request(struct myna_http_client *c, const struct myna_http_req *req,
                       myna_http_cb cb, void *arg, struct myna_err *err)
 {
@@ -345,6 +375,10 @@ int myna_http_request(struct myna_http_client *c, const struct myna_http_req *re
      * getaddrinfo returns. */
     curl_easy_setopt(call->easy, CURLOPT_QUICK_EXIT, 1L);
     curl_easy_setopt(call->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* other hosts go through the proxy of the environment, as libcurl reads
+     * it (https_proxy, http_proxy, all_proxy, no_proxy) */
+    if (is_loopback_url(req->url))
+        curl_easy_setopt(call->easy, CURLOPT_PROXY, "");
     curl_easy_setopt(call->easy, CURLOPT_USERAGENT, "myna/" MYNA_VERSION);
     call->started_us = myna_mono_us();
     if (curl_multi_add_handle(c->multi, call->easy) != CURLM_OK)

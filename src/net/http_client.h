@@ -11,7 +11,11 @@
  * it must not be called from inside a callback. myna_http_cancel does the
  * same for the requests of one owner, so that the owner can go first. Neither a timeout nor a
  * cancel waits for a name lookup under way: libcurl's resolver thread is
- * left to finish it alone (seconds with nameservers that do not answer). */
+ * left to finish it alone (seconds with nameservers that do not answer).
+ * Redirects are not followed (a 3xx is the answer: headers such as
+ * Authorization never reach another host). A proxy of the environment
+ * (https_proxy, http_proxy, all_proxy, no_proxy) is used for every host but
+ * this one: "localhost" and loopback addresses are always reached directly. */
 #ifndef MYNA_NET_HTTP_CLIENT_H
 #define MYNA_NET_HTTP_CLIENT_H
 

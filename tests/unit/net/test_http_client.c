@@ -4,7 +4,9 @@
  * libmyna_slow_dns.so shim, preloaded by ctest: tests/fakes/slow_dns.c)
  * never holds up the loop, whether the request times out or is cancelled;
  * a timeout says whether the request had left (not_sent); a socket that
- * cannot be watched for want of memory costs no more than its request. */
+ * cannot be watched for want of memory costs no more than its request; a
+ * proxy of the environment is used for other hosts, never for this one; a
+ * redirect is the answer, not followed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,6 +37,7 @@ struct fx {
     struct myna_http_client *c;
     char url[64];
     size_t reply_len;          /* bytes of body in every answer */
+    const char *location;      /* answer 302 to this instead, when set */
     int n_seen;
     int done;                  /* callbacks run */
     int rc, timed_out, not_sent;
@@ -56,7 +59,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     evbuffer_add(out, body, f->reply_len);
     free(body);
     f->n_seen++;
-    evhttp_send_reply(req, 200, "OK", out);
+    if (f->location != NULL)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Location", f->location);
+    evhttp_send_reply(req, f->location != NULL ? 302 : 200, "OK", out);
     evbuffer_free(out);
 }
 
@@ -312,6 +317,62 @@ static void test_socket_watch_out_of_memory_spares_the_client(void **state)
     assert_int_equal(f->status, 200);
 }
 
+/* A proxy of the environment (http_proxy, as on a host whose way out is a
+ * proxy) carries the calls to other hosts, but never one to this host: the
+ * simulator's webhooks, its Graph API and a model on 127.0.0.1 are
+ * reached directly, whatever the proxy says or wherever it is. */
+static void test_loopback_is_never_proxied(void **state)
+{
+    struct fx *f = *state;
+    long port = strtol(strrchr(f->url, ':') + 1, NULL, 10);
+    char proxy[64], url[2][64];
+    struct myna_http_req req = { .method = "GET", .timeout_ms = 5000 };
+
+    snprintf(url[0], sizeof(url[0]), "http://127.0.0.1:%ld/hook", port);
+    snprintf(url[1], sizeof(url[1]), "http://localhost:%ld/hook", port);
+    /* a proxy that refuses every connection */
+    assert_int_equal(setenv("http_proxy", "http://127.0.0.1:1", 1), 0);
+    f->reply_len = 3;
+    for (int i = 0; i < 2; i++) {
+        req.url = url[i];
+        f->done = 0;
+        assert_int_equal(myna_http_request(f->c, &req, on_answer, f, NULL), MYNA_OK);
+        run_until_done(f, 5000);
+        if (f->rc != MYNA_OK)
+            fail_msg("%s went to the proxy", url[i]);
+        assert_int_equal(f->status, 200);
+    }
+    /* another host goes through the proxy: here the test's server */
+    snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%ld", port);
+    assert_int_equal(setenv("http_proxy", proxy, 1), 0);
+    req.url = "http://graph.myna.invalid/v1/hook";
+    f->done = 0;
+    f->n_seen = 0;
+    assert_int_equal(myna_http_request(f->c, &req, on_answer, f, NULL), MYNA_OK);
+    run_until_done(f, 5000);
+    unsetenv("http_proxy");
+    assert_int_equal(f->rc, MYNA_OK);
+    assert_int_equal(f->status, 200);
+    assert_int_equal(f->n_seen, 1);
+}
+
+/* A redirect is the answer, never followed: the Authorization header of a
+ * request (a token) must not go to the host a server names. */
+static void test_redirect_is_not_followed(void **state)
+{
+    struct fx *f = *state;
+    const char *const headers[] = { "Authorization: Bearer secret", NULL };
+    struct myna_http_req req = { .method = "POST", .url = f->url, .headers = headers,
+                                 .body = "{}", .body_len = 2, .timeout_ms = 5000 };
+
+    f->location = "http://127.0.0.1:1/elsewhere";
+    assert_int_equal(myna_http_request(f->c, &req, on_answer, f, NULL), MYNA_OK);
+    run_until_done(f, 5000);
+    assert_int_equal(f->rc, MYNA_OK);
+    assert_int_equal(f->status, 302);
+    assert_int_equal(f->n_seen, 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -324,6 +385,8 @@ int main(void)
         T(test_free_during_slow_name_lookup_does_not_wait),
         T(test_timeout_after_the_request_left_may_have_been_sent),
         T(test_socket_watch_out_of_memory_spares_the_client),
+        T(test_loopback_is_never_proxied),
+        T(test_redirect_is_not_followed),
     };
     int rc;
 
