@@ -183,14 +183,22 @@ static void finish(struct http_call *call, CURLcode code)
                                        : "out of memory for the response";
     } else if (code != CURLE_OK) {
         long sent = -1;
+        curl_off_t pre_us = -1;
         r.rc = MYNA_EIO;
         r.timed_out = code == CURLE_OPERATION_TIMEDOUT;
         /* a timeout (or any failure) while the name was looked up or the
-         * connection made has written no byte of the request either */
+         * connection made has written no byte of the request either. The
+         * request size counts a proxy's CONNECT too, so a tunnel refused
+         * or a TLS handshake through it that failed is told by the time to
+         * the start of the transfer, which stays 0 until the request goes
+         * (and is set on a reused connection as well) */
         r.not_sent = code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_RESOLVE_PROXY ||
                      code == CURLE_COULDNT_CONNECT || code == CURLE_SSL_CONNECT_ERROR ||
                      (curl_easy_getinfo(call->easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK &&
-                      sent == 0);
+                      sent == 0) ||
+                     (curl_easy_getinfo(call->easy, CURLINFO_PRETRANSFER_TIME_T, &pre_us) ==
+                          CURLE_OK &&
+                      pre_us == 0);
         r.error = call->errbuf[0] ? call->errbuf : curl_easy_strerror(code);
     } else {
         curl_off_t after = 0;

@@ -51,7 +51,9 @@ struct myna_http_resp {
     size_t body_len;
     const char *error;    /* transport error text when rc < 0, else "" */
     int timed_out;        /* rc < 0 because of timeout_ms */
-    int not_sent;         /* rc < 0 before any connection: nothing reached the server */
+    int not_sent;         /* rc < 0 before the request went out (a name, a connection,
+                           * a proxy's tunnel or a TLS handshake that failed):
+                           * nothing reached the server */
     int64_t retry_after_s;  /* the answer's Retry-After in seconds (a date made
                              * relative), 0 without one or when it is past */
     int64_t elapsed_us;

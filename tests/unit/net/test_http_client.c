@@ -356,6 +356,28 @@ static void test_loopback_is_never_proxied(void **state)
     assert_int_equal(f->n_seen, 1);
 }
 
+/* A proxy that refuses the tunnel (CONNECT) to the server: the request
+ * itself never left, though the proxy got a request of its own, so it is
+ * "not sent" (safe to send again) rather than "may have been sent". */
+static void test_refused_tunnel_is_not_sent(void **state)
+{
+    struct fx *f = *state;
+    long port = strtol(strrchr(f->url, ':') + 1, NULL, 10);
+    char proxy[64];
+    struct myna_http_req req = { .method = "POST", .url = "https://graph.myna.invalid/v1/hook",
+                                 .body = "{}", .body_len = 2, .timeout_ms = 5000,
+                                 .send_once = 1 };
+
+    snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%ld", port);
+    assert_int_equal(setenv("https_proxy", proxy, 1), 0);
+    assert_int_equal(myna_http_request(f->c, &req, on_answer, f, NULL), MYNA_OK);
+    run_until_done(f, 5000);
+    unsetenv("https_proxy");
+    assert_true(f->rc < 0);
+    assert_false(f->timed_out);
+    assert_true(f->not_sent);
+}
+
 /* A redirect is the answer, never followed: the Authorization header of a
  * request (a token) must not go to the host a server names. */
 static void test_redirect_is_not_followed(void **state)
@@ -387,6 +409,7 @@ int main(void)
         T(test_socket_watch_out_of_memory_spares_the_client),
         T(test_loopback_is_never_proxied),
         T(test_redirect_is_not_followed),
+        T(test_refused_tunnel_is_not_sent),
     };
     int rc;
 
