@@ -497,6 +497,7 @@ long h_http_ex(const char *method, const char *url, const void *body, size_t len
         hl = curl_slist_append(hl, headers[i]);
     hl = curl_slist_append(hl, "Expect:");  /* no 100-continue round trip */
     curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");  /* the server under test, never a proxy */
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);  /* else curl waits for Content-Length bytes */
     else

@@ -398,6 +398,7 @@ static void run_load(struct myna_proc *p, struct load *ld, int parallel, int sto
             hdrs[i] = curl_slist_append(NULL, ld->sigs[i]);
             hdrs[i] = curl_slist_append(hdrs[i], "Expect:");
             curl_easy_setopt(e, CURLOPT_URL, url);
+            curl_easy_setopt(e, CURLOPT_PROXY, "");
             curl_easy_setopt(e, CURLOPT_POSTFIELDS, ld->bodies[i]);
             curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs[i]);
             curl_easy_setopt(e, CURLOPT_TIMEOUT, 20L);
