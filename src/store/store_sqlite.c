@@ -431,6 +431,38 @@ static int apply_migrations(sqlite3 *db, int from)
     return rc;
 }
 
+/* Refuses a file that is not an instance store before a step runs on it:
+ * every version of ours has the inbox (step 1), a control store
+ * (control_sqlite.c) has users instead, and a file at version 0 is new only
+ * while it holds nothing. Without this, the steps after a control store's
+ * version ran on it (a first release's control.db became a "version 10"
+ * file its own opener refuses), and another program's database was taken
+ * over. */
+static int check_kind(struct sqlite_store *s, int version, struct myna_err *err)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc, n_objects = 0, inbox = 0, users = 0;
+
+    rc = sqlite3_prepare_v2(s->db, "SELECT (SELECT count(*) FROM sqlite_master),"
+                            " EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
+                            " name = 'inbox'), EXISTS(SELECT 1 FROM sqlite_master WHERE"
+                            " type = 'table' AND name = 'users')", -1, &stmt, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        n_objects = sqlite3_column_int(stmt, 0);
+        inbox = sqlite3_column_int(stmt, 1);
+        users = sqlite3_column_int(stmt, 2);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_OK)
+        return open_fail(s, rc_code(rc), reason(s->db, rc), err);
+    if (inbox || (version == 0 && n_objects == 0))
+        return MYNA_OK;
+    return open_fail(s, MYNA_ESTORE, users ? "it is a myna control store, not an instance store"
+                                           : "it is not a myna instance store (it holds "
+                                             "tables of another kind)", err);
+}
+
 /* Brings the schema to SCHEMA_VERSION in one transaction: a crash half way
  * leaves the old version, and two processes opening a new file at once
  * migrate it once (the second finds the new version under the lock). */
@@ -442,11 +474,15 @@ static int migrate(struct sqlite_store *s, struct myna_err *err)
      * lock, so a bot restarting while the master writes need not wait. */
     rc = read_user_version(s->db, &version);
     if (rc == SQLITE_OK && version == SCHEMA_VERSION)
-        return MYNA_OK;
+        return check_kind(s, version, err);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = read_user_version(s->db, &version);
+    if (rc == SQLITE_OK && (code = check_kind(s, version, err)) != MYNA_OK) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return code;
+    }
     if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         return myna_err_set(err, MYNA_ESTORE,

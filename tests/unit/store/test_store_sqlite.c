@@ -355,6 +355,74 @@ static void test_open_refuses_newer_schema(void **state)
     assert_sql(f->path, "PRAGMA user_version", "-3");
 }
 
+/* The control store's first schema (control_sqlite.c, step 1), as the
+ * first release wrote control.db. */
+#define CONTROL_STEP_1                                                              \
+    "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"       \
+    " role INTEGER NOT NULL CHECK(role BETWEEN 0 AND 2), password_hash TEXT,"     \
+    " created_ms INTEGER NOT NULL, disabled INTEGER NOT NULL DEFAULT 0);"          \
+    "CREATE TABLE tokens(id INTEGER PRIMARY KEY,"                                 \
+    " user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"           \
+    " hash TEXT NOT NULL UNIQUE, name TEXT, created_ms INTEGER NOT NULL,"         \
+    " last_used_ms INTEGER, revoked INTEGER NOT NULL DEFAULT 0);"                  \
+    "CREATE INDEX tokens_user ON tokens(user_id, id);"                             \
+    "CREATE TABLE instances(id TEXT PRIMARY KEY NOT NULL,"                         \
+    " owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL,"                   \
+    " config TEXT NOT NULL, enabled INTEGER NOT NULL, auto_start INTEGER NOT NULL,"\
+    " created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"                   \
+    " version INTEGER NOT NULL DEFAULT 1);"                                        \
+    "CREATE INDEX instances_owner ON instances(owner_id, id);"                     \
+    "CREATE TABLE audit(id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, user_id INTEGER,"\
+    " user_name TEXT, action TEXT NOT NULL, target TEXT, detail TEXT, from_addr TEXT);"
+
+/* A file that is not an instance store is refused as it is: a control.db
+ * put where an instance store belongs (from any release), or another
+ * program's database. Nothing is added to it: its owner can still use it. */
+static void test_open_refuses_other_files(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    char want[300];
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                     NULL), SQLITE_OK);
+    sqlite3_close(db);
+    sql_exec(f->path, CONTROL_STEP_1
+             "INSERT INTO users(name, role, created_ms) VALUES('admin', 2, 1);"
+             "PRAGMA user_version=1;");
+    assert_null(myna_store_open_sqlite(f->path, NULL, &err));
+    assert_int_equal(err.code, MYNA_ESTORE);
+    assert_sql(f->path, "PRAGMA user_version", "1");
+    assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "4");
+    snprintf(want, sizeof(want), "cannot open store '%s': it is a myna control store, "
+             "not an instance store", f->path);
+    assert_string_equal(err.msg, want);
+    assert_sql(f->path, "SELECT name FROM users", "admin");
+
+    /* the current control schema (4) too */
+    sql_exec(f->path, "PRAGMA user_version=4");
+    err = (struct myna_err)MYNA_ERR_INIT;
+    assert_null(myna_store_open_sqlite(f->path, NULL, &err));
+    assert_string_equal(err.msg, want);
+    assert_sql(f->path, "PRAGMA user_version", "4");
+
+    /* another program's database (its version 0 is not a new file) */
+    assert_int_equal(unlink(f->path), 0);
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                     NULL), SQLITE_OK);
+    sqlite3_close(db);
+    sql_exec(f->path, "CREATE TABLE notes(x); INSERT INTO notes VALUES('mine');");
+    err = (struct myna_err)MYNA_ERR_INIT;
+    assert_null(myna_store_open_sqlite(f->path, NULL, &err));
+    assert_int_equal(err.code, MYNA_ESTORE);
+    snprintf(want, sizeof(want), "cannot open store '%s': it is not a myna instance store",
+             f->path);
+    assert_memory_equal(err.msg, want, strlen(want));
+    assert_sql(f->path, "SELECT group_concat(name) FROM sqlite_master", "notes");
+    assert_sql(f->path, "PRAGMA user_version", "0");
+}
+
 static void test_open_missing_dir(void **state)
 {
     struct fix *f = *state;
@@ -1588,6 +1656,7 @@ int main(void)
         T(test_reopen_keeps_data_without_migrating),
         T(test_open_refuses_newer_schema),
         T(test_open_upgrades_schema_1),
+        T(test_open_refuses_other_files),
         T(test_open_missing_dir),
         T(test_open_existing_only),
         T(test_open_bad_options),
