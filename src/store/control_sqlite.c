@@ -442,6 +442,36 @@ static int read_user_version(sqlite3 *db, int *version)
     return rc;
 }
 
+/* Refuses a file that is not a control store before a step runs on it:
+ * every version of ours has users (step 1), an instance store
+ * (store_sqlite.c) has the inbox instead, and a file at version 0 is new
+ * only while it holds nothing. Without this, an instance store was called
+ * "newer than this myna" and another program's database was taken over. */
+static int check_kind(struct myna_control *c, int version, struct myna_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc, n_objects = 0, users = 0, inbox = 0;
+
+    rc = sqlite3_prepare_v2(c->db, "SELECT (SELECT count(*) FROM sqlite_master),"
+                            " EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND"
+                            " name = 'users'), EXISTS(SELECT 1 FROM sqlite_master WHERE"
+                            " type = 'table' AND name = 'inbox')", -1, &s, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        n_objects = sqlite3_column_int(s, 0);
+        users = sqlite3_column_int(s, 1);
+        inbox = sqlite3_column_int(s, 2);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_OK)
+        return open_fail(c, code_of(rc), reason(c->db, rc), err);
+    if (users || (version == 0 && n_objects == 0))
+        return MYNA_OK;
+    return open_fail(c, MYNA_ESTORE, inbox ? "it is a myna instance store, not a control store"
+                                           : "it is not a myna control store (it holds "
+                                             "tables of another kind)", err);
+}
+
 /* Brings the schema to SCHEMA_VERSION in one transaction: a crash half way
  * leaves the old version, and of two processes opening a new file at once
  * the second finds the work done under the lock. */
@@ -452,11 +482,15 @@ static int migrate(struct myna_control *c, struct myna_err *err)
 
     rc = read_user_version(c->db, &version);
     if (rc == SQLITE_OK && version == SCHEMA_VERSION)
-        return MYNA_OK;
+        return check_kind(c, version, err);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = read_user_version(c->db, &version);
+    if (rc == SQLITE_OK && (code = check_kind(c, version, err)) != MYNA_OK) {
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        return code;
+    }
     if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
         return myna_err_set(err, MYNA_ESTORE, "cannot open control store '%s': its schema "

@@ -325,6 +325,62 @@ static void test_open_refuses_newer_schema(void **state)
     assert_non_null(strstr(err.msg, "-5"));
 }
 
+/* A file that is not a control store is refused as it is: an instance
+ * store put where control.db belongs (a current one, or one of the first
+ * release, built from store_sqlite.c's step 1), or another program's
+ * database. Nothing is added to it. */
+static void test_open_refuses_other_files(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    char want[300];
+    FILE *fp;
+
+    fp = fopen(f->path, "w");  /* an empty file: SQLite's new database */
+    assert_non_null(fp);
+    fclose(fp);
+    sql_exec(f->path,
+             "CREATE TABLE inbox(seq INTEGER PRIMARY KEY, wamid TEXT NOT NULL, contact TEXT NOT NULL,"
+             " contact_user_id TEXT, profile_name TEXT, ts INTEGER NOT NULL, type TEXT NOT NULL,"
+             " text TEXT, reply_id TEXT, media_id TEXT, mime_type TEXT, context_id TEXT,"
+             " referral_id TEXT, error_code INTEGER NOT NULL DEFAULT 0, latitude REAL,"
+             " longitude REAL, phone_number_id TEXT, raw TEXT NOT NULL, received_ms INTEGER NOT NULL);"
+             "CREATE UNIQUE INDEX inbox_wamid ON inbox(wamid);"
+             "CREATE INDEX inbox_contact ON inbox(contact, seq);"
+             "CREATE TABLE statuses(seq INTEGER PRIMARY KEY, wamid TEXT NOT NULL, status TEXT NOT NULL,"
+             " recipient TEXT, ts INTEGER NOT NULL, error_code INTEGER NOT NULL DEFAULT 0,"
+             " error_title TEXT, phone_number_id TEXT, raw TEXT NOT NULL, received_ms INTEGER NOT NULL);"
+             "CREATE UNIQUE INDEX statuses_wamid_status ON statuses(wamid, status);"
+             "PRAGMA user_version=1;");
+    snprintf(want, sizeof(want), "cannot open control store '%s': it is a myna instance store, "
+             "not a control store", f->path);
+    assert_null(myna_control_open(f->path, &err));
+    assert_err(&err, MYNA_ESTORE, want);
+    assert_string_equal(err.msg, want);
+    assert_sql(f->path, "PRAGMA user_version", "1");
+    assert_sql(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "2");
+
+    /* a current instance store: not "newer", and no upgrade would help */
+    sql_exec(f->path, "PRAGMA user_version=10");
+    err = (struct myna_err)MYNA_ERR_INIT;
+    assert_null(myna_control_open(f->path, &err));
+    assert_string_equal(err.msg, want);
+
+    /* another program's database (its version 0 is not a new file) */
+    assert_int_equal(unlink(f->path), 0);
+    fp = fopen(f->path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    sql_exec(f->path, "CREATE TABLE notes(x); INSERT INTO notes VALUES('mine');");
+    err = (struct myna_err)MYNA_ERR_INIT;
+    assert_null(myna_control_open(f->path, &err));
+    snprintf(want, sizeof(want), "cannot open control store '%s': it is not a myna control "
+             "store", f->path);
+    assert_err(&err, MYNA_ESTORE, want);
+    assert_sql(f->path, "SELECT group_concat(name) FROM sqlite_master", "notes");
+    assert_sql(f->path, "PRAGMA user_version", "0");
+}
+
 static void test_open_errors(void **state)
 {
     struct fix *f = *state;
@@ -1885,6 +1941,7 @@ int main(void)
         T(test_open_migrates_empty_file),
         T(test_reopen_does_not_migrate),
         T(test_open_refuses_newer_schema),
+        T(test_open_refuses_other_files),
         T(test_open_errors),
         O(test_user_add_and_get),
         O(test_user_name_rules),
