@@ -779,6 +779,10 @@ int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const 
     }
     name = cJSON_GetObjectItemCaseSensitive(obj, "name");
     given = cJSON_GetObjectItemCaseSensitive(obj, "id");
+    if (cJSON_IsNull(given)) {  /* as left out, as null is for every field */
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, "id");
+        given = NULL;
+    }
     if (given != NULL) {  /* an import keeps its ids */
         struct myna_control_instance row;
         struct myna_err e = MYNA_ERR_INIT;
@@ -889,6 +893,10 @@ static int replace_unloaded(struct myna_fleet *f, const struct myna_actor *who,
                 *llm = cJSON_GetObjectItemCaseSensitive(obj, "llm");
     int rc;
 
+    if (cJSON_IsNull(given)) {  /* as left out */
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, "id");
+        given = NULL;
+    }
     if (given && (!cJSON_IsString(given) || strcmp(given->valuestring, u->id) != 0))
         return field_error("id", "cannot be changed", errs, max_errs, n_errs, err);
     for (size_t i = 0; secret_fields[i]; i++)
@@ -958,8 +966,9 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
     }
     cJSON_ArrayForEach(item, patch) {
         cJSON *copy;
-        if (strcmp(item->string, "id") == 0) {
-            if (!cJSON_IsString(item) || strcmp(item->valuestring, id) != 0) {
+        if (strcmp(item->string, "id") == 0) {  /* null: as left out, kept */
+            if (!cJSON_IsNull(item) &&
+                (!cJSON_IsString(item) || strcmp(item->valuestring, id) != 0)) {
                 cJSON_Delete(patch);
                 cJSON_Delete(cur);
                 return field_error("id", "cannot be changed", errs, max_errs, n_errs, err);

@@ -423,6 +423,33 @@ static void test_update_fields_checked(void **state)
     assert_non_null(strstr(C->resp, "\"name\":\"Patchy\""));
 }
 
+/* "id": null is the same as leaving the id out, as null is for every
+ * field: a create makes the id from the name, a PUT keeps the id. Both
+ * were refused with 400 ("must be 1-64 characters", "cannot be changed"),
+ * so a client that sends its unset fields as null could not use them. */
+static void test_null_id_is_left_out(void **state)
+{
+    char id[80];
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"id\":null,\"name\":\"Null Id\",\"provider\":\"sim\","
+                         "\"auto_start\":false}"),
+                     201);
+    assert_string_equal(answer_str("id", id, sizeof(id)), "null-id");
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/null-id",
+                         "{\"id\":null,\"name\":\"Renamed\"}"),
+                     200);
+    assert_string_equal(answer_str("id", id, sizeof(id)), "null-id");
+    assert_string_equal(answer_str("name", id, sizeof(id)), "Renamed");
+    /* a string is still checked */
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/null-id",
+                         "{\"id\":\"other\"}"),
+                     400);
+    assert_non_null(strstr(C->resp, "cannot be changed"));
+    assert_int_equal(api(ADMIN_TOKEN, "DELETE", "/admin/whatsapp/instances/null-id", NULL), 200);
+}
+
 /* 1 if p's data dir holds instances/<file>. */
 static int instance_file_exists(const struct myna_proc *p, const char *file)
 {
@@ -2287,6 +2314,7 @@ int main(void)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_huge_number_refused),
         cmocka_unit_test(test_update_fields_checked),
+        cmocka_unit_test(test_null_id_is_left_out),
         cmocka_unit_test(test_reads_make_no_bot_store),
         cmocka_unit_test(test_stored_text_is_utf8),
         cmocka_unit_test(test_user_name_in_path_decoded),
