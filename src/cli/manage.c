@@ -201,6 +201,41 @@ static int export(struct myna_api *a, int argc, char **argv, FILE *out, FILE *er
     return rc;
 }
 
+/* 0, or 1 after saying why root, an instances file as a whole, is refused
+ * by `serve --instances`: a top-level field other than "instances" and
+ * "llm_providers", or a key given twice in one object. */
+static int file_problem(const cJSON *root, const char *path, FILE *err)
+{
+    const cJSON *item;
+    char where[160];
+
+    if (cJSON_IsObject(root) && cJSON_GetObjectItemCaseSensitive(root, "instances") != NULL) {
+        cJSON_ArrayForEach(item, root) {
+            if (strcmp(item->string, "instances") != 0 &&
+                strcmp(item->string, "llm_providers") != 0) {
+                fprintf(err, "myna: '%s' is not an instances file: unknown top-level field '",
+                        path);
+                myna_api_put_text(err, item->string, 0);
+                fputs("' (expected \"instances\" and \"llm_providers\")\n", err);
+                return 1;
+            }
+        }
+        switch (myna_json_repeated_key(root, where, sizeof(where))) {
+        case 0:
+            break;
+        case -1:
+            fprintf(err, "myna: out of memory\n");
+            return 1;
+        default:
+            fprintf(err, "myna: '%s' is not an instances file: field '", path);
+            myna_api_put_text(err, where, 0);
+            fputs("': appears twice\n", err);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int import(struct myna_api *a, const char *path, FILE *out, FILE *err)
 {
     size_t len;
@@ -222,6 +257,12 @@ static int import(struct myna_api *a, const char *path, FILE *out, FILE *err)
         fprintf(err, "myna: '%s' is not an instances file: %s\n", path, why);
         return 1;
     }
+    /* what the server cannot see, as `serve --instances` checks it: a
+     * repeated "instances" or provider name would be read as its first */
+    if (file_problem(root, path, err) != 0) {
+        cJSON_Delete(root);
+        return 1;
+    }
     /* named LLM providers are sent as their settings, as `serve --instances` stores them */
     list = myna_instances_inline_providers(root, &oom);
     if (oom) {
@@ -235,16 +276,22 @@ static int import(struct myna_api *a, const char *path, FILE *out, FILE *err)
         return 1;
     }
     /* a number past the range of a double (1e999) would be sent as null,
-     * the field's default, where `serve --instances` refuses it: the
-     * whole file is refused before any call */
+     * the field's default, where `serve --instances` refuses it, as it
+     * refuses a key given twice: the whole file is refused before any call */
     n = 0;
     cJSON_ArrayForEach(it, list) {
-        char where[128];
+        char where[160];
+        int dup = 0;
         n++;
-        if (myna_json_infinite(it, where, sizeof(where))) {
-            fprintf(err, "myna: '%s': instance %zu: field '", path, n);
-            myna_api_put_text(err, where, 0);
-            fputs("': a number too large\n", err);
+        if (myna_json_infinite(it, where, sizeof(where)) ||
+            (dup = myna_json_repeated_key(it, where, sizeof(where))) != 0) {
+            if (dup < 0) {
+                fprintf(err, "myna: out of memory\n");
+            } else {
+                fprintf(err, "myna: '%s': instance %zu: field '", path, n);
+                myna_api_put_text(err, where, 0);
+                fputs(dup ? "': appears twice\n" : "': a number too large\n", err);
+            }
             cJSON_Delete(root);
             return 1;
         }

@@ -688,6 +688,52 @@ static void test_import_takes_the_whole_file_or_nothing(void **state)
     canned_stop(pid);
 }
 
+/* myna instance import refuses what serve --instances refuses in the
+ * file itself, before any call: a key written twice, which it read as the
+ * first value (the first "instances" array, the first provider of a name:
+ * the server never sees the second), and a top-level field it does not
+ * know (a typo of llm_providers). It imported them and said "updated". */
+static void test_import_refuses_what_serve_refuses(void **state)
+{
+    static const struct canned_route routes[] = {
+        { "PUT /admin/whatsapp/instances/", 200, "{}" },
+        { "POST /admin/whatsapp/instances ", 201, "{}" },
+        { NULL, 0, NULL },
+    };
+    static const struct {
+        const char *text, *why;
+    } files[] = {
+        { "{\"instances\":[{\"id\":\"a\",\"provider\":\"sim\"}],"
+          "\"instances\":[{\"id\":\"b\",\"provider\":\"sim\"}]}",
+          " is not an instances file: field 'instances': appears twice" },
+        { "{\"llm_providers\":{\"p\":{\"url\":\"http://127.0.0.1:9\",\"model\":\"old\"},"
+          "\"p\":{\"url\":\"http://127.0.0.1:9\",\"model\":\"new\"}},"
+          "\"instances\":[{\"id\":\"a\",\"provider\":\"sim\",\"llm\":\"p\"}]}",
+          " is not an instances file: field 'llm_providers.p': appears twice" },
+        { "{\"instances\":[{\"id\":\"a\",\"provider\":\"sim\"}],\"llm_provider\":{}}",
+          " is not an instances file: unknown top-level field 'llm_provider' (expected "
+          "\"instances\" and \"llm_providers\")" },
+        { "[{\"id\":\"a\",\"provider\":\"sim\"},"
+          "{\"id\":\"b\",\"provider\":\"sim\",\"name\":\"B\",\"name\":\"C\"}]",
+          ": instance 2: field 'name': appears twice" },
+    };
+    char admin[64], dir[] = "/tmp/myna-import-XXXXXX", path[128], want[400];
+    const char *import[] = { "instance", "import", path, "--admin", admin, NULL };
+    pid_t pid = canned_start(routes, admin, sizeof(admin));
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        write_text(dir, "instances.json", files[i].text, path, sizeof(path));
+        assert_int_equal(h_run(import, out, sizeof(out)), 1);
+        snprintf(want, sizeof(want), "myna: '%s'%s\n", path, files[i].why);
+        assert_string_equal(out, want);
+    }
+    unlink(path);
+    rmdir(dir);
+    canned_stop(pid);
+}
+
 /* An import whose file holds a number past the range of a double (1e999)
  * is refused whole, naming the instance and the field, before any call:
  * printed again to be sent, the number went as null, the field's default,
@@ -1086,6 +1132,7 @@ int main(void)
         cmocka_unit_test(test_chat_pick_is_the_whole_line),
         cmocka_unit_test(test_token_unsendable_is_refused),
         cmocka_unit_test(test_import_takes_the_whole_file_or_nothing),
+        cmocka_unit_test(test_import_refuses_what_serve_refuses),
         cmocka_unit_test(test_import_huge_number_refused),
         cmocka_unit_test(test_import_names_the_ids_it_made),
         cmocka_unit_test(test_huge_answer_is_named),
