@@ -36,6 +36,7 @@ struct http_call {
     struct myna_buf resp;
     int body_rc;               /* MYNA_OK, or why the answer could not be kept */
     int discard;               /* req->discard_body */
+    int status_only;           /* discard: ended at the final answer's headers */
     int64_t started_us;
     myna_http_cb cb;
     void *arg;
@@ -149,6 +150,25 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/* With discard_body, the transfer ends at the blank line after a final
+ * answer's headers (the status is known; an interim 1xx goes on): a body
+ * sent slowly, or never ended, must not turn a 2xx into a timeout.
+ * Returning 0 makes curl stop with CURLE_WRITE_ERROR; finish knows why. */
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    struct http_call *call = arg;
+    size_t n = size * nmemb;
+    long status = 0;
+
+    if (call->discard && (n == 0 || ptr[0] == '\r' || ptr[0] == '\n') &&
+        curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+        status >= 200) {
+        call->status_only = 1;
+        return 0;
+    }
+    return n;
+}
+
 static void call_free(struct http_call *call)
 {
     struct myna_http_client *c = call->c;
@@ -181,7 +201,7 @@ static void finish(struct http_call *call, CURLcode code)
         r.rc = call->body_rc;
         r.error = r.rc == MYNA_ETOOBIG ? "response larger than the limit"
                                        : "out of memory for the response";
-    } else if (code != CURLE_OK) {
+    } else if (code != CURLE_OK && !call->status_only) {
         long sent = -1;
         curl_off_t pre_us = -1;
         r.rc = MYNA_EIO;
@@ -371,6 +391,10 @@ int myna_http_request(struct myna_http_client *c, const struct myna_http_req *re
     curl_easy_setopt(call->easy, CURLOPT_HTTPHEADER, call->headers);
     curl_easy_setopt(call->easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(call->easy, CURLOPT_WRITEDATA, call);
+    if (req->discard_body) {
+        curl_easy_setopt(call->easy, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(call->easy, CURLOPT_HEADERDATA, call);
+    }
     curl_easy_setopt(call->easy, CURLOPT_PRIVATE, (char *)call);
     curl_easy_setopt(call->easy, CURLOPT_ERRORBUFFER, call->errbuf);
     curl_easy_setopt(call->easy, CURLOPT_TIMEOUT_MS,

@@ -35,9 +35,10 @@ struct myna_http_req {
     size_t body_len;
     long timeout_ms;             /* whole request; 0 = 30 s */
     size_t max_response;         /* bytes of body kept; more = MYNA_ETOOBIG; 0 = 1 MiB */
-    int discard_body;            /* only the status matters: the answer's body is read to
-                                  * its end (within timeout_ms) and dropped, whatever its
-                                  * size; resp->body is "", max_response does not apply */
+    int discard_body;            /* only the status matters: the request ends with the
+                                  * answer's headers and its body is not read (the
+                                  * connection is closed), whatever its size or pace;
+                                  * resp->body is "", max_response does not apply */
     int send_once;               /* the body leaves at most once: libcurl resends a request
                                   * whose REUSED connection died before any byte of the
                                   * answer; with this set that is a failure instead */

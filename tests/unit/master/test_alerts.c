@@ -47,6 +47,7 @@ struct fx {
     char url[128];
     int statuses[8];           /* answers for the first requests; then 204 */
     size_t reply_len;          /* bytes of body in every answer; 0 = none */
+    int stall;                 /* answer 200 with a body that never ends */
     int n_seen;
     char *bodies[MAX_SEEN];
     char content_type[MAX_SEEN][64];
@@ -70,6 +71,16 @@ static void on_request(struct evhttp_request *req, void *arg)
         f->n_seen++;
     }
     status = i < 8 && f->statuses[i] ? f->statuses[i] : 204;
+    if (f->stall) {  /* 200 and 2 bytes of the 1000 it says: the rest never comes */
+        struct evbuffer *out = evbuffer_new();
+
+        assert_non_null(out);
+        evbuffer_add(out, "ok", 2);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", "1000");
+        evhttp_send_reply(req, 200, "OK", out);
+        evbuffer_free(out);
+        return;
+    }
     if (f->reply_len) {
         struct evbuffer *out = evbuffer_new();
         char *body = malloc(f->reply_len);
@@ -250,6 +261,30 @@ static void test_long_answer_body_still_delivers(void **state)
     assert_false(log_has(f, "event=alert_webhook_failed"));
 }
 
+/* A receiver that answered 200 and then sends its body slowly, or never
+ * ends it (a relay that streams, a wrong Content-Length): the status
+ * delivered the alert, which is not POSTed again. */
+static void test_2xx_with_a_body_that_never_ends_delivers(void **state)
+{
+    struct fx *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+
+    f->stall = 1;
+    assert_non_null(f->a = myna_alerts_new(f->base, f->url, &err));
+    myna_alerts_set_timing(f->a, 50, 500);
+    myna_alerts_raise(f->a, "acme", "crash_loop", "5 crashes");
+    run_until(f, settled, 1, 5000);
+    {   /* and no retry follows */
+        struct timeval wait = { 0, 700 * 1000 };
+        event_base_loopexit(f->base, &wait);
+        event_base_dispatch(f->base);
+    }
+    assert_int_equal(f->n_seen, 1);
+    assert_true(log_has(f, "event=alert_delivered instance=acme kind=crash_loop status=200 "
+                           "attempt=1"));
+    assert_false(log_has(f, "event=alert_webhook_failed"));
+}
+
 static void test_failures_are_retried_with_backoff(void **state)
 {
     struct fx *f = *state;
@@ -380,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_body_is_the_documented_json),
         T(test_delivered_once_on_2xx),
         T(test_long_answer_body_still_delivers),
+        T(test_2xx_with_a_body_that_never_ends_delivers),
         T(test_failures_are_retried_with_backoff),
         T(test_given_up_after_three_attempts),
         T(test_no_receiver_is_a_transport_failure),
