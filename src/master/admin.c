@@ -141,6 +141,7 @@ static int status_of(int rc)
     case MYNA_ECONFLICT: return 409;
     case MYNA_EINVAL: case MYNA_ECONFIG: case MYNA_EPARSE: return 400;
     case MYNA_ETOOBIG: return 413;
+    case MYNA_EAGAIN: return 503;  /* not now: the server is stopping */
     default: return 500;
     }
 }

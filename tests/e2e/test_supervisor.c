@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -73,6 +74,13 @@ static int setup_env(void **state, const char *name, const char *value)
     rc = p && start(p) == 0 ? 0 : -1;
     unsetenv(name);
     return rc;
+}
+
+#define ADMIN_TOKEN "myna_AdminTokenForTheEndToEndTestsOnly0123456789"
+
+static int setup_admin(void **state)
+{
+    return setup_env(state, "MYNA_ADMIN_TOKEN", ADMIN_TOKEN);
 }
 
 static int setup_memory(void **state)
@@ -677,6 +685,78 @@ static void test_bot_outlives_sighup(void **state)
     assert_true(h_bot_log_contains(p, "alpha", want));
 }
 
+/* One raw connection to the admin listener, kept open across the master's
+ * SIGTERM (it stops accepting new ones, not serving those open). */
+static int admin_connect(const struct myna_proc *p)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    const char *colon = strrchr(p->admin_url, ':');
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    assert_non_null(colon);
+    a.sin_port = htons((uint16_t)atoi(colon + 1));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+/* Sends one request without a body on fd and returns its answer's status
+ * (the answer is read in full: its Content-Length), -1 on failure. */
+static int admin_raw(int fd, const char *method, const char *path)
+{
+    char req[512], resp[8192];
+    size_t got = 0;
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Length: 0\r\n\r\n", method, path, ADMIN_TOKEN);
+    const char *end, *cl;
+    int status;
+
+    if (write(fd, req, (size_t)n) != n)
+        return -1;
+    for (;;) {
+        ssize_t r = read(fd, resp + got, sizeof(resp) - 1 - got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+        resp[got] = '\0';
+        if ((end = strstr(resp, "\r\n\r\n")) != NULL &&
+            ((cl = strcasestr(resp, "Content-Length:")) == NULL || cl > end ||
+             got >= (size_t)(end + 4 - resp) + strtoul(cl + 15, NULL, 10)))
+            break;
+        if (got >= sizeof(resp) - 1)
+            return -1;
+    }
+    return sscanf(resp, "HTTP/1.1 %d", &status) == 1 ? status : -1;
+}
+
+/* A restart asked for while the master stops its bots (on a connection
+ * that was open before the SIGTERM) cannot be done: the server is going
+ * away, which is 503, not an internal error. */
+static void test_restart_while_the_master_stops_is_503(void **state)
+{
+    struct myna_proc *p = *state;
+    struct want stopped = { p, "beta", "event=bot_stopped instance=beta", 0, 0 };
+    long alpha;
+    int fd;
+
+    wait_up(p, "alpha");
+    wait_up(p, "beta");
+    fd = admin_connect(p);
+    assert_int_equal(admin_raw(fd, "GET", "/admin/whatsapp/instances/alpha/status"), 200);
+    /* alpha is frozen: it takes the whole 5 s before its SIGKILL to stop */
+    alpha = bot_pid(p, "alpha");
+    assert_int_equal(kill((pid_t)alpha, SIGSTOP), 0);
+    assert_int_equal(kill(p->pid, SIGTERM), 0);
+    assert_true(h_wait(in_log, &stopped, 10000));  /* the bots are being stopped */
+    assert_int_equal(admin_raw(fd, "POST", "/admin/whatsapp/instances/alpha/restart"), 503);
+    assert_false(h_log_contains(p, "event=admin_failed"));
+    close(fd);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    assert_true(h_log_contains(p, "event=bot_killed instance=alpha"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -684,6 +764,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill9_bot_is_back_within_2s, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_error_is_a_crash_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bot_outlives_sighup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_while_the_master_stops_is_503, setup_admin,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_bot_takes_the_masters_settings, setup_config,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_memory_limit_restarts_gracefully, setup_memory,
