@@ -1216,6 +1216,10 @@ int myna_supervisor_start(struct myna_supervisor *s, const char *id)
         break;
     case ST_STOPPING:
         b->then_start = 1;
+        /* the operator's start, once it exited: not the memory limit's
+         * restart, which backs off as a crash when it comes soon */
+        if (b->then_reason == MEMORY_LIMIT)
+            b->then_reason = NULL;
         break;
     case ST_STARTING:
     case ST_RUNNING:

@@ -966,6 +966,32 @@ static void test_memory_limit_after_a_healthy_run(void **state)
     assert_int_equal(f->alerts, 0);
 }
 
+static int is_stopping(struct fx *f, const void *id)
+{
+    return strcmp(st_of(f, id).state, "stopping") == 0;
+}
+
+/* An operator's start while a bot is being stopped for its memory limit
+ * (as a PUT of the instance does): started again once it exited, as the
+ * start promises, not backed off as a crash of the memory limit. */
+static void test_start_during_a_memory_limit_stop_is_a_start(void **state)
+{
+    struct fx *f = *state;
+    struct myna_bot_status st;
+
+    start_running(f, "stubborn-m", 0);  /* ignores SIGTERM: stopping for kill_after_ms */
+    assert_int_equal(myna_supervisor_set_memory_limit(f->s, "stubborn-m", 1), MYNA_OK);
+    assert_true(run_until(f, is_stopping, "stubborn-m", 5000));
+    assert_int_equal(myna_supervisor_set_memory_limit(f->s, "stubborn-m", 0), MYNA_OK);
+    assert_int_equal(myna_supervisor_start(f->s, "stubborn-m"), MYNA_OK);
+    assert_true(run_until(f, is_running, "stubborn-m", 5000));
+    st = st_of(f, "stubborn-m");
+    assert_int_equal(st.crash_loop, 0);
+    assert_true(file_has(f->master_log, "event=bot_exited instance=stubborn-m code=-1 signal=9 "
+                                        "reason=\"started\" restart_in_ms=0"));
+    assert_false(file_has(f->master_log, "reason=\"memory limit\" restart_in_ms="));
+}
+
 static void test_stop_escalates_to_sigkill(void **state)
 {
     struct fx *f = *state;
@@ -1375,6 +1401,7 @@ int main(int argc, char **argv)
         T(test_bot_that_never_beats_is_killed),
         T(test_memory_limit_restarts_gracefully),
         T(test_memory_limit_after_a_healthy_run),
+        T(test_start_during_a_memory_limit_stop_is_a_start),
         T(test_stop_escalates_to_sigkill),
         T(test_restart_is_counted_not_a_crash),
         T(test_attention_reported_kept_cleared_and_alerted),
