@@ -428,7 +428,12 @@ static int cmd_outbox(int argc, char **argv)
     } else {
         size_t k = 0;
         rc = myna_bot_outbox_replay(bs, which, myna_wall_ms(), &k, &err) == MYNA_OK ? 0 : 1;
-        if (rc == 0)
+        if (rc == 0 && which > 0 && k == 0) {
+            /* a mistyped id, or one sent meanwhile: nothing done */
+            fprintf(stderr, "myna: record %" PRId64 " of instance '%s' is not a dead letter "
+                    "(see 'myna outbox failed')\n", which, id);
+            rc = 1;
+        } else if (rc == 0)
             printf("%zu dead letter(s) queued again\n", k);
     }
     if (rc == 1 && err.msg[0])

@@ -15,9 +15,11 @@
 #include <time.h>
 
 #include <arpa/inet.h>
+#include <sqlite3.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -321,6 +323,59 @@ static void test_flag_equals_value_everywhere(void **state)
     assert_int_equal(h_run(outbox_eq, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "no store for instance 'shop'"));
     assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
+/* dir/var/instances/shop.bot.db as a bot leaves it: record 1 a dead
+ * letter, record 2 sent. The schema is made by `myna outbox failed` on an
+ * empty file. */
+static void make_outbox_store(const struct myna_proc *p, char *data, size_t cap)
+{
+    char path[400];
+    const char *list[] = { "outbox", "failed", "--instance", "shop", "--data", data, NULL };
+    sqlite3 *db;
+
+    snprintf(data, cap, "%s/var", p->dir);
+    assert_int_equal(mkdir(data, 0755), 0);
+    snprintf(path, sizeof(path), "%s/var/instances", p->dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof(path), "%s/var/instances/shop.bot.db", p->dir);
+    write_text(p->dir, "var/instances/shop.bot.db", "", path, sizeof(path));
+    assert_int_equal(h_run(list, out, sizeof(out)), 0);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO outbox(contact, turn_id, body, state, attempts,"
+                                  " error_code, error, created_ms, updated_ms) VALUES"
+                                  " ('79161234567', 1, 'x', 3, 3, 131047, 'window', 1, 1),"
+                                  " ('79161234568', 2, 'y', 2, 1, 0, NULL, 1, 1)",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* `myna outbox replay --id N` of a record that is no dead letter (sent,
+ * or no such record: a mistyped id) fails and says so, instead of
+ * reporting "0 queued again" with the exit code of a success. */
+static void test_outbox_replay_unknown_id_fails(void **state)
+{
+    struct myna_proc p;
+    char data[320];
+    const char *sent[] = { "outbox", "replay", "--instance", "shop", "--id", "2", "--data", data,
+                           NULL };
+    const char *missing[] = { "outbox", "replay", "--instance", "shop", "--id", "99", "--data",
+                              data, NULL };
+    const char *dead[] = { "outbox", "replay", "--instance", "shop", "--id", "1", "--data", data,
+                           NULL };
+
+    (void)state;
+    assert_int_equal(h_setup(&p, NULL), 0);
+    make_outbox_store(&p, data, sizeof(data));
+    assert_int_equal(h_run(sent, out, sizeof(out)), 1);
+    assert_string_equal(out, "myna: record 2 of instance 'shop' is not a dead letter "
+                             "(see 'myna outbox failed')\n");
+    assert_int_equal(h_run(missing, out, sizeof(out)), 1);
+    assert_string_equal(out, "myna: record 99 of instance 'shop' is not a dead letter "
+                             "(see 'myna outbox failed')\n");
+    assert_int_equal(h_run(dead, out, sizeof(out)), 0);
+    assert_string_equal(out, "1 dead letter(s) queued again\n");
     h_cleanup(&p);
 }
 
@@ -1139,6 +1194,9 @@ int main(void)
         cmocka_unit_test(test_answer_not_json_fails_and_says_so),
         cmocka_unit_test(test_token_is_wiped_from_the_command_line),
         cmocka_unit_test(test_admin_calls_take_no_proxy),
+        cmocka_unit_test(test_outbox_replay_unknown_id_fails),
     };
+    if (getenv("MYNA_TEST_FILTER"))  /* one case: MYNA_TEST_FILTER=test_name (globs) */
+        cmocka_set_test_filter(getenv("MYNA_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
