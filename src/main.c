@@ -372,22 +372,26 @@ static int cmd_outbox(int argc, char **argv)
     const char *verb = argc > 0 ? argv[0] : "", *id = NULL;
     char **rest = calloc((size_t)argc + 1, sizeof(char *)), path[4200];
     int64_t which = -1;
-    int n = 0, rc = 2;
+    int n = 0, rc = 2, picks = 0;
 
     if (rest == NULL)
         return 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--instance") == 0 && i + 1 < argc)
             id = argv[++i];
-        else if (strcmp(argv[i], "--all") == 0)
+        else if (strcmp(argv[i], "--all") == 0) {
             which = 0;
-        else if (strcmp(argv[i], "--id") == 0 && i + 1 < argc &&
-                 myna_parse_i64(argv[i + 1], 1, INT64_MAX, &which) == 0)
+            picks++;
+        } else if (strcmp(argv[i], "--id") == 0 && i + 1 < argc &&
+                   myna_parse_i64(argv[i + 1], 1, INT64_MAX, &which) == 0) {
             i++;
-        else
+            picks++;
+        } else
             rest[n++] = argv[i];
     }
-    if (id == NULL || !myna_is_slug(id) ||
+    /* one of --id N and --all: with both (or two --id), which one meant
+     * what would depend on their order */
+    if (id == NULL || !myna_is_slug(id) || picks > 1 ||
         (strcmp(verb, "failed") != 0 && (strcmp(verb, "replay") != 0 || which < 0))) {
         outbox_usage(stderr);
         free(rest);

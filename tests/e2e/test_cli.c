@@ -379,6 +379,36 @@ static void test_outbox_replay_unknown_id_fails(void **state)
     h_cleanup(&p);
 }
 
+/* --id and --all together, or two --id, is a usage error whatever their
+ * order, not the last one winning: `--id 2 --all` would queue every dead
+ * letter again. */
+static void test_outbox_replay_one_selector(void **state)
+{
+    struct myna_proc p;
+    char data[320];
+    const char *id_all[] = { "outbox", "replay", "--instance", "shop", "--id", "2", "--all",
+                             "--data", data, NULL };
+    const char *all_id[] = { "outbox", "replay", "--instance", "shop", "--all", "--id", "2",
+                             "--data", data, NULL };
+    const char *id_id[] = { "outbox", "replay", "--instance", "shop", "--id", "2", "--id", "1",
+                            "--data", data, NULL };
+    const char *list[] = { "outbox", "failed", "--instance", "shop", "--data", data, NULL };
+
+    (void)state;
+    assert_int_equal(h_setup(&p, NULL), 0);
+    make_outbox_store(&p, data, sizeof(data));
+    assert_int_equal(h_run(id_all, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "usage: myna outbox"));
+    assert_int_equal(h_run(all_id, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "usage: myna outbox"));
+    assert_int_equal(h_run(id_id, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "usage: myna outbox"));
+    /* nothing was queued again */
+    assert_int_equal(h_run(list, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "1 dead letter(s)\n"));
+    h_cleanup(&p);
+}
+
 /* `instance create|import FILE` that cannot read FILE says so once, with
  * the reason, and exits 1 without calling the server: against a live one
  * (an empty body would have been refused with 400) and against an address
@@ -1195,6 +1225,7 @@ int main(void)
         cmocka_unit_test(test_token_is_wiped_from_the_command_line),
         cmocka_unit_test(test_admin_calls_take_no_proxy),
         cmocka_unit_test(test_outbox_replay_unknown_id_fails),
+        cmocka_unit_test(test_outbox_replay_one_selector),
     };
     if (getenv("MYNA_TEST_FILTER"))  /* one case: MYNA_TEST_FILTER=test_name (globs) */
         cmocka_set_test_filter(getenv("MYNA_TEST_FILTER"));
