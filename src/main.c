@@ -403,6 +403,8 @@ static int cmd_outbox(int argc, char **argv)
         return 2;
     }
     free(rest);
+    /* a listing only reads: one who may read the file, not write it, gets it */
+    so.existing = strcmp(verb, "failed") == 0;
     snprintf(path, sizeof(path), "%s/instances/%s.bot.db", conf.data_dir, id);
     if (access(path, F_OK) != 0) {
         fprintf(stderr, "myna: no store for instance '%s' at '%s'\n", id, path);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <arpa/inet.h>
+#include <grp.h>
 #include <sqlite3.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
@@ -406,6 +407,69 @@ static void test_outbox_replay_one_selector(void **state)
     /* nothing was queued again */
     assert_int_equal(h_run(list, out, sizeof(out)), 0);
     assert_non_null(strstr(out, "1 dead letter(s)\n"));
+    h_cleanup(&p);
+}
+
+/* Runs myna as a user who may read the store but not write it: nobody
+ * (65534) when the tests run as root (the file stays root's, its
+ * directory is nobody's, as SQLite needs to read a WAL file), else the
+ * caller with the file made read-only. */
+static int run_as_reader(const struct myna_proc *p, const char *const *args, char *buf,
+                         size_t cap)
+{
+    char path[400];
+    int pipefd[2], status;
+    size_t n = 0;
+    ssize_t r;
+    pid_t pid;
+
+    if (geteuid() != 0) {
+        snprintf(path, sizeof(path), "%s/var/instances/shop.bot.db", p->dir);
+        assert_int_equal(chmod(path, 0444), 0);
+        return h_run(args, buf, cap);
+    }
+    assert_int_equal(chmod(p->dir, 0755), 0);
+    snprintf(path, sizeof(path), "%s/var/instances", p->dir);
+    assert_int_equal(chown(path, 65534, 65534), 0);
+    assert_int_equal(pipe(pipefd), 0);
+    if ((pid = fork()) == 0) {
+        int rc;
+        close(pipefd[0]);
+        if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(126);
+        rc = h_run(args, buf, cap);
+        if (write(pipefd[1], buf, strlen(buf)) < 0)
+            _exit(125);
+        _exit(rc);
+    }
+    assert_true(pid > 0);
+    close(pipefd[1]);
+    while (cap > 1 && (r = read(pipefd[0], buf + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
+    buf[n] = '\0';
+    close(pipefd[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* `myna outbox failed` only reads: a user who may read the store and not
+ * write it gets the listing. A replay, which writes, is refused. */
+static void test_outbox_failed_reads_a_read_only_store(void **state)
+{
+    struct myna_proc p;
+    char data[320];
+    const char *list[] = { "outbox", "failed", "--instance", "shop", "--data", data, NULL };
+    const char *replay[] = { "outbox", "replay", "--instance", "shop", "--all", "--data", data,
+                             NULL };
+
+    (void)state;
+    assert_int_equal(h_setup(&p, NULL), 0);
+    make_outbox_store(&p, data, sizeof(data));
+    assert_int_equal(run_as_reader(&p, list, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "1\t*******4567\tsends=3\tcode=131047\twindow\n"));
+    assert_non_null(strstr(out, "1 dead letter(s)\n"));
+    assert_int_equal(run_as_reader(&p, replay, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "cannot be written"));
     h_cleanup(&p);
 }
 
@@ -1226,6 +1290,7 @@ int main(void)
         cmocka_unit_test(test_admin_calls_take_no_proxy),
         cmocka_unit_test(test_outbox_replay_unknown_id_fails),
         cmocka_unit_test(test_outbox_replay_one_selector),
+        cmocka_unit_test(test_outbox_failed_reads_a_read_only_store),
     };
     if (getenv("MYNA_TEST_FILTER"))  /* one case: MYNA_TEST_FILTER=test_name (globs) */
         cmocka_set_test_filter(getenv("MYNA_TEST_FILTER"));
