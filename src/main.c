@@ -410,8 +410,7 @@ static int cmd_outbox(int argc, char **argv)
         fprintf(stderr, "myna: no store for instance '%s' at '%s'\n", id, path);
     } else if ((st = myna_store_open_sqlite(path, &so, &err)) == NULL ||
                (bs = myna_bot_store_new(st, &err)) == NULL) {
-        say_error(NULL, err.msg);
-        rc = 1;
+        rc = 1;  /* said below */
     } else if (strcmp(verb, "failed") == 0) {
         struct myna_outbox_rec *v;
         size_t k;

@@ -453,7 +453,8 @@ static int run_as_reader(const struct myna_proc *p, const char *const *args, cha
 }
 
 /* `myna outbox failed` only reads: a user who may read the store and not
- * write it gets the listing. A replay, which writes, is refused. */
+ * write it gets the listing. A replay, which writes, is refused, and the
+ * reason is said once. */
 static void test_outbox_failed_reads_a_read_only_store(void **state)
 {
     struct myna_proc p;
@@ -470,6 +471,31 @@ static void test_outbox_failed_reads_a_read_only_store(void **state)
     assert_non_null(strstr(out, "1 dead letter(s)\n"));
     assert_int_equal(run_as_reader(&p, replay, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "cannot be written"));
+    assert_null(strchr(out, '\n') == NULL ? NULL : strstr(strchr(out, '\n') + 1, "myna:"));
+    h_cleanup(&p);
+}
+
+/* A store that cannot be opened is named once, with the reason, and the
+ * command fails with 1. */
+static void test_outbox_store_error_said_once(void **state)
+{
+    struct myna_proc p;
+    char data[320], path[400], want[600];
+    const char *list[] = { "outbox", "failed", "--instance", "shop", "--data", data, NULL };
+
+    (void)state;
+    assert_int_equal(h_setup(&p, NULL), 0);
+    snprintf(data, sizeof(data), "%s/var", p.dir);
+    assert_int_equal(mkdir(data, 0755), 0);
+    snprintf(path, sizeof(path), "%s/var/instances", p.dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    write_text(p.dir, "var/instances/shop.bot.db", "not a database, but long enough to be read "
+               "as one by SQLite, which looks at the first hundred bytes of a file for its header",
+               path, sizeof(path));
+    assert_int_equal(h_run(list, out, sizeof(out)), 1);
+    snprintf(want, sizeof(want), "myna: cannot open store '%s': ", path);
+    assert_int_equal(strncmp(out, want, strlen(want)), 0);
+    assert_null(strstr(out + 1, "myna:"));
     h_cleanup(&p);
 }
 
@@ -1291,6 +1317,7 @@ int main(void)
         cmocka_unit_test(test_outbox_replay_unknown_id_fails),
         cmocka_unit_test(test_outbox_replay_one_selector),
         cmocka_unit_test(test_outbox_failed_reads_a_read_only_store),
+        cmocka_unit_test(test_outbox_store_error_said_once),
     };
     if (getenv("MYNA_TEST_FILTER"))  /* one case: MYNA_TEST_FILTER=test_name (globs) */
         cmocka_set_test_filter(getenv("MYNA_TEST_FILTER"));
