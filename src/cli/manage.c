@@ -111,6 +111,17 @@ static int list(struct myna_api *a, FILE *out, FILE *err)
     return 0;
 }
 
+/* 0 if id can be an instance's, else 1 after saying so. */
+static int not_an_id(const char *id, FILE *err)
+{
+    if (myna_is_slug(id))
+        return 0;
+    fputs("myna: '", err);  /* id may come from the server's list */
+    myna_api_put_text(err, id, 0);
+    fputs("' is not an instance id\n", err);
+    return 1;
+}
+
 /* GET the instance, secrets revealed with reveal (admins only), without
  * the live fields: an object for an instances file. */
 static cJSON *fetch(struct myna_api *a, const char *id, int reveal, FILE *err)
@@ -119,12 +130,8 @@ static cJSON *fetch(struct myna_api *a, const char *id, int reveal, FILE *err)
     long st;
     cJSON *o;
 
-    if (!myna_is_slug(id)) {
-        fputs("myna: '", err);  /* id may come from the server's list */
-        myna_api_put_text(err, id, 0);
-        fputs("' is not an instance id\n", err);
+    if (not_an_id(id, err))
         return NULL;
-    }
     snprintf(path, sizeof(path), "/admin/whatsapp/instances/%s%s", id, reveal ? "?secrets=1" : "");
     if ((st = myna_api_call(a, "GET", path, NULL)) != 200) {
         myna_api_print_error(a, id, st, err);
@@ -355,10 +362,17 @@ int myna_cli_instance(int argc, char **argv, const char *admin_url, const char *
     const char *verb = argc > 0 ? argv[0] : "";
     char path[256];
     long st;
-    int rc = 1;
+    int rc = 1, ids;
 
     if (argc < 1)
         return usage(err);
+    /* an ID that no instance can have is a usage error, as a wrong verb is */
+    ids = strcmp(verb, "show") == 0 || strcmp(verb, "start") == 0 || strcmp(verb, "stop") == 0 ||
+          strcmp(verb, "restart") == 0;
+    for (int i = 1; i < argc; i++)
+        if ((ids || (strcmp(verb, "export") == 0 && strcmp(argv[i], "--with-secrets") != 0)) &&
+            not_an_id(argv[i], err))
+            return 2;
     if (myna_api_init(&a, admin_url, token) != 0) {
         fprintf(err, "myna: cannot start libcurl\n");
         return 1;
@@ -390,7 +404,7 @@ int myna_cli_instance(int argc, char **argv, const char *admin_url, const char *
         free(body);
     } else if ((strcmp(verb, "start") == 0 || strcmp(verb, "stop") == 0 ||
                 strcmp(verb, "restart") == 0) &&
-               argc == 2 && myna_is_slug(argv[1])) {
+               argc == 2) {
         snprintf(path, sizeof(path), "/admin/whatsapp/instances/%s/%s", argv[1], verb);
         if ((st = myna_api_call(&a, "POST", path, "")) == 200) {
             fprintf(out, "%s: %s\n", argv[1], verb);

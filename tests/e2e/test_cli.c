@@ -499,6 +499,21 @@ static void test_outbox_store_error_said_once(void **state)
     h_cleanup(&p);
 }
 
+/* An ID that no instance can have is a usage error (exit 2) for every
+ * verb that takes one, said before any call, as `start` treated it:
+ * `show` and `export` took it for a failure (1). */
+static void test_instance_bad_id_is_a_usage_error(void **state)
+{
+    static const char *const verbs[] = { "show", "start", "stop", "restart", "export" };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        const char *args[] = { "instance", verbs[i], "Bad Id", "--admin", "127.0.0.1:1", NULL };
+        assert_int_equal(h_run(args, out, sizeof(out)), 2);
+        assert_string_equal(out, "myna: 'Bad Id' is not an instance id\n");
+    }
+}
+
 /* `instance create|import FILE` that cannot read FILE says so once, with
  * the reason, and exits 1 without calling the server: against a live one
  * (an empty body would have been refused with 400) and against an address
@@ -1318,6 +1333,7 @@ int main(void)
         cmocka_unit_test(test_outbox_replay_one_selector),
         cmocka_unit_test(test_outbox_failed_reads_a_read_only_store),
         cmocka_unit_test(test_outbox_store_error_said_once),
+        cmocka_unit_test(test_instance_bad_id_is_a_usage_error),
     };
     if (getenv("MYNA_TEST_FILTER"))  /* one case: MYNA_TEST_FILTER=test_name (globs) */
         cmocka_set_test_filter(getenv("MYNA_TEST_FILTER"));
