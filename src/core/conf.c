@@ -90,7 +90,8 @@ int myna_conf_set(struct myna_conf *conf, const char *name, const char *value,
     case MYNA_OPT_ADDR:
         if (myna_split_hostport(value, host, sizeof(host), &port) != 0)
             return myna_err_set(err, MYNA_ECONFIG,
-                                "%s: option '%s': '%s' is not ADDR:PORT (e.g. 127.0.0.1:8080)",
+                                "%s: option '%s': '%s' is not ADDR:PORT (e.g. 127.0.0.1:8080 or "
+                                "[::1]:8080)",
                                 origin, name, value);
         /* fall through */
     case MYNA_OPT_URL:

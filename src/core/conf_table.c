@@ -17,10 +17,12 @@ const struct myna_opt myna_opts[] = {
       .help = "Config file of key = value lines; flags and MYNA_* variables override it." },
     { .name = "public", .env = "MYNA_PUBLIC", .type = MYNA_OPT_ADDR, .def = "127.0.0.1:8080",
       .metavar = "ADDR:PORT", .off = OFF(public_addr),
-      .help = "Public listener: webhooks (/webhook/<instance>) and /healthz. Port 0 picks a free port." },
+      .help = "Public listener: webhooks (/webhook/<instance>) and /healthz. Port 0 picks a free port; "
+              "an IPv6 address goes in brackets ([::]:8080)." },
     { .name = "admin", .env = "MYNA_ADMIN", .type = MYNA_OPT_ADDR, .def = "127.0.0.1:8081",
       .metavar = "ADDR:PORT", .off = OFF(admin_addr),
-      .help = "Admin listener: the admin API (/admin/), the simulator (/sim), /metrics and /healthz. Keep it private. Port 0 picks a free port." },
+      .help = "Admin listener: the admin API (/admin/), the simulator (/sim), /metrics and /healthz. Keep it private. Port 0 picks a free port; "
+              "an IPv6 address goes in brackets ([::1]:8081)." },
     { .name = "data", .env = "MYNA_DATA", .type = MYNA_OPT_STR, .def = "./var", .min = 1,
       .metavar = "DIR", .off = OFF(data_dir),
       .help = "Data directory (not empty); each instance's stores are DIR/instances/<id>.db "

@@ -138,8 +138,10 @@ int myna_split_hostport(const char *s, char *host, size_t cap, int *port)
         hl = (size_t)(rb - h);
         colon = rb + 1;
     } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL)
+        /* one colon only: "::1" or "fe80::1:8080" is an IPv6 address
+         * without brackets, not a host and a port */
+        colon = strchr(s, ':');
+        if (colon == NULL || strchr(colon + 1, ':') != NULL)
             return -1;
         hl = (size_t)(colon - s);
     }

@@ -897,6 +897,9 @@ static void test_conf_addr_validation(void **state)
     set_fails("admin", "127.0.0.1:65536", "'127.0.0.1:65536'", NULL);
     set_fails("admin", ":8080", "':8080'", NULL);
     set_fails("admin", "", "''", NULL);
+    /* "::1" is not host ":" and port 1: an IPv6 address needs brackets */
+    set_fails("public", "::1", "'::1' is not ADDR:PORT", "[::1]:8080");
+    set_fails("admin", "fe80::1:8080", "'fe80::1:8080' is not ADDR:PORT", NULL);
     load_ok(&c, NULL, no_env);
     assert_int_equal(myna_conf_set(&c, "public", "0.0.0.0:0", "x", &err), MYNA_OK);
     assert_string_equal(c.public_addr, "0.0.0.0:0");

@@ -271,6 +271,10 @@ static void test_util_split_hostport_bad(void **state)
     assert_int_equal(myna_split_hostport("[::1]80", host, sizeof(host), &port), -1);
     assert_int_equal(myna_split_hostport("[]:80", host, sizeof(host), &port), -1);
     assert_int_equal(myna_split_hostport("[::1:80", host, sizeof(host), &port), -1);
+    /* an IPv6 address without brackets: its last group is no port */
+    assert_int_equal(myna_split_hostport("::1", host, sizeof(host), &port), -1);
+    assert_int_equal(myna_split_hostport("fe80::1:8080", host, sizeof(host), &port), -1);
+    assert_int_equal(myna_split_hostport("a:b:80", host, sizeof(host), &port), -1);
     assert_int_equal(myna_split_hostport("", host, sizeof(host), &port), -1);
     assert_int_equal(myna_split_hostport(NULL, host, sizeof(host), &port), -1);
     assert_int_equal(port, 1234); /* untouched on failure */
