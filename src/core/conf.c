@@ -460,9 +460,15 @@ void myna_conf_markdown(FILE *out)
         flag_name(o, flag, sizeof(flag));
         fprintf(out, "| `%s` | `%s ", o->name, flag);
         md_cell(out, o->metavar, 1);
-        fprintf(out, "` | `%s` | `", o->env);
-        md_cell(out, o->def, 1);
-        fputs("` | ", out);
+        fprintf(out, "` | `%s` | ", o->env);
+        /* "``" is not an empty code span: the page would show two backticks */
+        if (o->def[0]) {
+            fputc('`', out);
+            md_cell(out, o->def, 1);
+            fputs("` | ", out);
+        } else {
+            fputs("(empty) | ", out);
+        }
         md_cell(out, o->help, 0);
         fprintf(out, "%s |\n", o->reload == MYNA_RELOAD_SIGHUP ? " Reloaded on SIGHUP." : "");
     }
