@@ -63,6 +63,26 @@ static int parse_size(const char *s, int64_t *out)
     return 0;
 }
 
+/* Why url (not empty) is no URL libcurl can call, or NULL: without a host
+ * or with a space it fails every request, which for alert_webhook is found
+ * out only when an alert is due. */
+static const char *url_problem(const char *url)
+{
+    const char *host;
+
+    if (strncmp(url, "http://", 7) == 0)
+        host = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        host = url + 8;
+    else
+        return "is not an http:// or https:// URL";
+    if (*host == '\0' || strchr("/:?#@", *host) != NULL)
+        return "has no host after the scheme";
+    if (strchr(url, ' ') != NULL)
+        return "has a space (write it as %20)";
+    return NULL;
+}
+
 int myna_opt_is_text(const struct myna_opt *o)
 {
     return o->type == MYNA_OPT_STR || o->type == MYNA_OPT_ADDR || o->type == MYNA_OPT_URL;
@@ -97,12 +117,14 @@ int myna_conf_set(struct myna_conf *conf, const char *name, const char *value,
     case MYNA_OPT_URL:
         /* a URL may carry a secret (alert_webhook's token) and this message
          * is printed and logged (a reload): it never quotes the value */
-        if (o->type == MYNA_OPT_URL && value[0] && strncmp(value, "http://", 7) != 0 &&
-            strncmp(value, "https://", 8) != 0)
-            return myna_err_set(err, MYNA_ECONFIG,
-                                "%s: option '%s': the value is not an http:// or https:// URL "
-                                "(not shown: it may hold a secret)",
-                                origin, name);
+        if (o->type == MYNA_OPT_URL && value[0]) {
+            const char *why = url_problem(value);
+            if (why != NULL)
+                return myna_err_set(err, MYNA_ECONFIG,
+                                    "%s: option '%s': the value %s (not shown: it may hold a "
+                                    "secret)",
+                                    origin, name, why);
+        }
         /* fall through */
     case MYNA_OPT_STR: {
         char **slot = (char **)(base + o->off);

@@ -947,6 +947,17 @@ static void test_conf_url_validation(void **state)
                "not an http://");
     assert_int_equal(load(&c, flag_args, no_env, &err), MYNA_ECONFIG);
     assert_null(strstr(err.msg, "tok3n"));
+    /* what libcurl cannot send, so that every alert would fail, found out
+     * only when one is due: no host, a space */
+    set_fails("alert_webhook", "https://", "has no host after the scheme", "not shown");
+    set_fails("alert_webhook", "http:///hook", "has no host after the scheme", NULL);
+    set_fails("alert_webhook", "http://:8080/hook", "has no host after the scheme", NULL);
+    set_fails("alert_webhook", "https://hooks.example.com/my tok3n", "has a space", "not shown");
+    load_ok(&c, NULL, no_env);
+    assert_int_equal(myna_conf_set(&c, "alert_webhook", "https://hooks.example.com/my tok3n",
+                                   "x", &err), MYNA_ECONFIG);
+    assert_null(strstr(err.msg, "tok3n"));
+    myna_conf_release(&c);
     load_ok(&c, NULL, no_env);
     assert_string_equal(c.alert_webhook, "");  /* default: alerts are logged only */
     assert_int_equal(myna_conf_set(&c, "alert_webhook", "https://hooks.example.com/a?b=1", "x",
