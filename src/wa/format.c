@@ -36,8 +36,9 @@
  * literal): no LLM writes them, and it bounds the per-length bookkeeping. */
 #define CODE_RUN_MAX 16
 
-/* code[] marks, per input byte, the code spans of the current line. */
-enum { CODE_NO = 0, CODE_START = 1, CODE_IN = 2 };
+/* code[] marks, per input byte, the spans of the current line that are
+ * not Markdown: code spans, and bare URLs (CODE_URL at their start). */
+enum { CODE_NO = 0, CODE_START = 1, CODE_IN = 2, CODE_URL = 3 };
 
 struct conv {
     const char *s;          /* the whole input */
@@ -114,6 +115,45 @@ static size_t run_len(const char *s, size_t i, size_t end, char ch)
     return j - i;
 }
 
+/* Whether a bare URL starts at i: "http://" or "https://" not inside a
+ * word. */
+static int url_starts(const char *s, size_t i, size_t b)
+{
+    if (i > 0 && is_word((unsigned char)s[i - 1]))
+        return 0;
+    return (b - i > 7 && strncmp(s + i, "http://", 7) == 0) ||
+           (b - i > 8 && strncmp(s + i, "https://", 8) == 0);
+}
+
+/* Marks the bare URLs of line [a, b) outside its code spans, once they
+ * are marked (GFM's
+ * extended autolinks): an address, not Markdown, so the underscores,
+ * asterisks and tildes of "https://x.io/__init__" stay. A URL ends at a
+ * space, a code span, or what no address holds and Markdown uses around
+ * one (< > [ ] ` |); the marks it ends with (**https://x.io**) are left
+ * out, as GFM leaves them. Linear: a URL is scanned once. */
+static void mark_urls(struct conv *c, size_t a, size_t b)
+{
+    const char *s = c->s;
+    size_t i = a, j;
+
+    while (i < b) {
+        if (c->code[i] != CODE_NO || s[i] != 'h' || !url_starts(s, i, b)) {
+            i++;
+            continue;
+        }
+        for (j = i; j < b && c->code[j] == CODE_NO && !is_space((unsigned char)s[j]) &&
+                    !strchr("<>[]`|", s[j]);
+             j++) {
+        }
+        while (j > i && strchr("*_~", s[j - 1]))
+            j--;
+        memset(c->code + i, CODE_IN, j - i);
+        c->code[i] = CODE_URL;
+        i = j;
+    }
+}
+
 /* Marks the code spans of line [a, b) in c->code (CommonMark: a run of N
  * backticks opens, the next run of exactly N closes, an unmatched run is
  * literal). Searches for one N never overlap, and once one fails no later
@@ -160,7 +200,7 @@ static void mark_code_spans(struct conv *c, size_t a, size_t b)
     }
 }
 
-/* End of the code span starting at i. */
+/* End of the code span or URL starting at i. */
 static size_t code_span_end(const struct conv *c, size_t i, size_t b)
 {
     size_t j = i + 1;
@@ -423,6 +463,18 @@ static void convert_inline(struct conv *c, size_t a, size_t b, int depth, int he
 
         if (c->code[i] == CODE_START) {
             i = code_span_end(c, i, b);   /* verbatim */
+            continue;
+        }
+        if (c->code[i] == CODE_URL) {
+            /* as written, but for Markdown escapes (https://x.io/a\_b) */
+            size_t e = code_span_end(c, i, b);
+            put(c, s + lit, i - lit);
+            for (lit = i; i < e; i++)
+                if (s[i] == '\\' && i + 1 < e && is_escapable((unsigned char)s[i + 1])) {
+                    put(c, s + lit, i - lit);
+                    lit = i + 1;
+                    i++;
+                }
             continue;
         }
         if (!strchr("\\*_~[!<", ch) || ch == '\0') {
@@ -716,6 +768,7 @@ static void convert_lines(struct conv *c)
             continue;
         }
         mark_code_spans(c, a, b);
+        mark_urls(c, a, b);
         if (!in_table && has_pipe(s, a, b)) {
             size_t n2, b2 = next < c->len ? line_stop(s, next, c->len, &n2) : next;
             in_table = s[skip_spaces(s, a, b)] == '|' || is_table_sep(s, next, b2);

@@ -26,6 +26,8 @@
  *   "# Title" (levels 1-6)       -> "*Title*" on its own line
  *   [text](url) -> "text (url)"; [url](url) -> "url"; ![alt](url) -> "alt (url)"
  *   <https://x> -> "https://x"; \* and other Markdown escapes -> the character
+ *   a bare http(s) URL is kept as written (its _ * ~ are no markers), but
+ *   for Markdown escapes; marks it ends with are not part of it
  *   "* x", "+ x", "- x" -> "- x" keeping the indentation; "1. x" and "> x" kept
  *   ```lang fences (and ~~~) -> ``` fences; inside fences and `code` nothing
  *   is converted; a fence still open at the end is closed (one with nothing

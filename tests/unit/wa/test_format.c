@@ -242,6 +242,25 @@ static void test_links(void **state)
     check_md("[a](u) [[b](v", "a (u) [[b](v");
 }
 
+/* A bare URL is an address, not Markdown: its underscores, asterisks and
+ * tildes stay as they are, or the link would lead elsewhere. */
+static void test_bare_urls_verbatim(void **state)
+{
+    (void)state;
+    check_md("See https://docs.python.org/3/reference/datamodel.html#object.__init__ now",
+             "See https://docs.python.org/3/reference/datamodel.html#object.__init__ now");
+    check_md("go to https://site.com/__a__/__b__", "go to https://site.com/__a__/__b__");
+    check_md("https://example.com/*foo*/bar", "https://example.com/*foo*/bar");
+    check_md("http://x.io/~~old~~ and **bold**", "http://x.io/~~old~~ and *bold*");
+    check_md("**https://x.io/__a__**", "*https://x.io/__a__*");
+    check_md("# Docs: https://x.io/__init__", "*Docs: https://x.io/__init__*");
+    check_md("| a | https://x.io/__b__ |", "a - https://x.io/__b__");
+    check_md("https://x.io/a\\_b\\_c", "https://x.io/a_b_c");   /* escapes still go */
+    check_md("`https://x.io/__a__` __b__", "`https://x.io/__a__` *b*");
+    /* not a URL: the word rules apply as before */
+    check_md("nothttps://x.io/ __b__", "nothttps://x.io/ *b*");
+}
+
 static void test_images(void **state)
 {
     (void)state;
@@ -991,6 +1010,7 @@ int main(void)
         cmocka_unit_test(test_escapes),
         cmocka_unit_test(test_headings),
         cmocka_unit_test(test_links),
+        cmocka_unit_test(test_bare_urls_verbatim),
         cmocka_unit_test(test_images),
         cmocka_unit_test(test_bullets),
         cmocka_unit_test(test_numbered_and_quotes),
