@@ -768,10 +768,13 @@ static int operator_message(struct call *c, struct myna_bot_store *bs, struct my
     if (body == NULL)
         return 1;  /* answered */
     text = cJSON_GetObjectItemCaseSensitive(body, "text");
+    /* whitespace alone would show as an empty message, if Meta took it */
     if (!cJSON_IsString(text) || text->valuestring[0] == '\0' ||
+        text->valuestring[strspn(text->valuestring, " \t\r\n\v\f")] == '\0' ||
         myna_utf8_count(text->valuestring) > 4096) {
         cJSON_Delete(body);
-        send_error(c->req, 400, "expected {\"text\"}: 1 to 4096 characters of UTF-8");
+        send_error(c->req, 400,
+                   "expected {\"text\"}: 1 to 4096 characters of UTF-8, not only whitespace");
         return 1;
     }
     content = cJSON_CreateObject();

@@ -1990,6 +1990,12 @@ static void test_profile_and_operator_message(void **state)
     assert_int_equal(admin(f, "PUT", "/admin/whatsapp/instances/conv/contacts/79161234567",
                            "{\"preferences\":[1]}", resp, sizeof(resp)),
                      400);
+    /* a text of nothing but whitespace would reach the customer as an
+     * empty bubble, or be refused by Meta as a dead letter */
+    assert_int_equal(admin(f, "POST",
+                           "/admin/whatsapp/instances/conv/contacts/79161234567/messages",
+                           "{\"text\":\" \\n\\t\\r\\n \"}", resp, sizeof(resp)),
+                     400);
     assert_int_equal(admin(f, "POST",
                            "/admin/whatsapp/instances/conv/contacts/79161234567/messages",
                            "{\"text\":\"From the barber: we open at 10 tomorrow\"}", resp,
