@@ -906,11 +906,49 @@ static int is_regional_indicator(uint32_t cp)
     return cp >= 0x1F1E6 && cp <= 0x1F1FF;
 }
 
+/* Whether cp belongs to the character before it: a joiner, a variation
+ * selector, a skin tone, an emoji tag (the flags of England, Scotland,
+ * Wales), or a combining mark: accents, marks for symbols (the keycap of
+ * a 1 as a keycap), and the points and vowel signs of the scripts that write them
+ * apart (Hebrew, Arabic, Syriac, the Indic scripts, Thai, Lao). Generous
+ * where a block mixes marks and letters: a cut moved back one letter too
+ * many costs nothing, a bare mark at the start of a message shows as a
+ * dotted circle. */
+static int is_mark(uint32_t cp)
+{
+    static const uint32_t ranges[][2] = {
+        { 0x0300, 0x036F }, { 0x0483, 0x0489 }, { 0x0591, 0x05C7 }, { 0x0610, 0x061A },
+        { 0x064B, 0x065F }, { 0x0670, 0x0670 }, { 0x06D6, 0x06ED }, { 0x0711, 0x0711 },
+        { 0x0730, 0x074A }, { 0x0E31, 0x0E31 }, { 0x0E34, 0x0E3A }, { 0x0E47, 0x0E4E },
+        { 0x0EB1, 0x0EB1 }, { 0x0EB4, 0x0EBC }, { 0x0EC8, 0x0ECE }, { 0x1AB0, 0x1AFF },
+        { 0x1DC0, 0x1DFF }, { 0x200C, 0x200D }, { 0x20D0, 0x20FF }, { 0x3099, 0x309A },
+        { 0xFE00, 0xFE0F }, { 0xFE20, 0xFE2F }, { 0x1F3FB, 0x1F3FF }, { 0xE0020, 0xE007F },
+        { 0xE0100, 0xE01EF },
+    };
+    uint32_t off = cp & 0x7F;
+
+    /* Devanagari to Malayalam share one layout, block by block: signs
+     * before the letters, vowel signs and the virama after them */
+    if (cp >= 0x0900 && cp <= 0x0D7F)
+        return off <= 0x03 || (off >= 0x3A && off <= 0x4F && off != 0x3D) ||
+               (off >= 0x51 && off <= 0x57) || (off >= 0x62 && off <= 0x63);
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+        if (cp >= ranges[i][0] && cp <= ranges[i][1])
+            return 1;
+    return 0;
+}
+
+/* The virama of an Indic script, which joins the letters around it into
+ * one conjunct (ka, virama, ssa). */
+static int is_virama(uint32_t cp)
+{
+    return cp >= 0x0900 && cp <= 0x0D7F && (cp & 0x7F) == 0x4D;
+}
+
 /* Whether a cut at j would split what shows as one character: before a
- * joiner (U+200D), an emoji presentation selector (U+FE0F), a skin tone
- * (U+1F3FB-1F3FF) or a combining accent (U+0300-036F), after a joiner, or
- * between the two regional indicators of a flag (pairs count from the start
- * of their run, so an odd count before j means j is inside one). */
+ * mark (is_mark), after a joiner or a virama, or between the two regional
+ * indicators of a flag (pairs count from the start of their run, so an odd
+ * count before j means j is inside one). */
 static int splits_cluster(const char *s, size_t j, size_t len)
 {
     uint32_t next, prev;
@@ -920,8 +958,7 @@ static int splits_cluster(const char *s, size_t j, size_t len)
         return 0;
     next = code_point_at(s, j, len);
     prev = code_point_at(s, char_before(s, j), len);
-    if (next == 0x200D || next == 0xFE0F || (next >= 0x1F3FB && next <= 0x1F3FF) ||
-        (next >= 0x300 && next <= 0x36F) || prev == 0x200D)
+    if (is_mark(next) || prev == 0x200D || is_virama(prev))
         return 1;
     if (!is_regional_indicator(next))
         return 0;

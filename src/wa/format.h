@@ -49,8 +49,10 @@ char *myna_wa_from_markdown(const char *md, size_t len, struct myna_err *err);
  * hard cut between two code points (never inside a UTF-8 sequence; a byte
  * that is not valid UTF-8 counts as one character), moved back so as not
  * to split what shows as one character: a flag, an emoji with a skin tone,
- * a selector or a joiner, a letter with a combining accent (unless the
- * whole part is one such sequence). A sentence end or space inside a
+ * a selector or a joiner, a keycap, a tagged flag, a letter with its
+ * combining marks (accents, Hebrew and Arabic points, Indic and Thai vowel
+ * signs, an Indic conjunct), unless the
+ * whole part is one such sequence. A sentence end or space inside a
  * span of WhatsApp's marks on its line (*bold*, _italic_, ~struck~,
  * `code`, paired as the part will show them) is passed over while one
  * outside every span is in reach: both halves would show bare marks.

@@ -945,6 +945,45 @@ static void test_split_hard_cut_keeps_clusters(void **state)
     free(xs);
 }
 
+/* A hard cut one character into each of these would leave a bare mark at
+ * the start of the next message (a dotted circle, a lone keycap, a black
+ * flag): the cut goes before the whole of it. */
+static void test_split_hard_cut_keeps_marks(void **state)
+{
+    static const struct {
+        size_t xs;          /* characters before it: the cut falls after skip */
+        const char *tail;
+    } cases[] = {
+        { 4094, "1\xef\xb8\x8f\xe2\x83\xa3" },             /* keycap 1: 1 VS16 U+20E3 */
+        { 4094, "\xf0\x9f\x8f\xb4\xf3\xa0\x81\xa7\xf3\xa0\x81\xa2\xf3\xa0\x81\xa5"
+                "\xf3\xa0\x81\xae\xf3\xa0\x81\xa7\xf3\xa0\x81\xbf" },  /* flag of England */
+        { 4095, "\xd8\xa8\xd9\x8e" },                      /* Arabic beh, fatha */
+        { 4095, "\xd7\xa9\xd7\x81" },                      /* Hebrew shin, shin dot */
+        { 4095, "\xe0\xa4\x95\xe0\xa4\xbf" },              /* Devanagari ka, vowel sign i */
+        { 4094, "\xe0\xa4\x95\xe0\xa5\x8d\xe0\xa4\xb7" },  /* ka, virama, ssa: one conjunct */
+        { 4095, "\xe0\xb8\x81\xe0\xb8\xb5" },              /* Thai ko kai, sara ii */
+        { 4095, "a\xe2\x83\x97" },                          /* a, combining arrow above */
+        { 4095, "\xe2\x9c\x8c\xef\xb8\x8e" },              /* victory hand, VS15 */
+    };
+    char *xs = repeat("x", 4095), *text;
+    size_t k, n;
+    char **parts;
+
+    (void)state;
+    text = malloc(4095 + 64);
+    assert_non_null(text);
+    for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        snprintf(text, 4095 + 64, "%s%s", xs + (4095 - cases[k].xs), cases[k].tail);
+        parts = split_ok(text, MYNA_WA_TEXT_MAX_CHARS, &n);
+        assert_int_equal(n, 2);
+        if (strcmp(parts[1], cases[k].tail) != 0)
+            fail_msg("case %zu: the second part is not the whole mark sequence", k);
+        myna_wa_split_free(parts, n);
+    }
+    free(text);
+    free(xs);
+}
+
 /* Pseudo-random texts from words of every width, spaces, line breaks and
  * sentence ends, split at many sizes: the invariants hold every time. */
 static void test_split_invariants_random(void **state)
@@ -1041,6 +1080,7 @@ int main(void)
         cmocka_unit_test(test_split_long_russian_reply),
         cmocka_unit_test(test_split_4096_multibyte_hard_cut),
         cmocka_unit_test(test_split_hard_cut_keeps_clusters),
+        cmocka_unit_test(test_split_hard_cut_keeps_marks),
         cmocka_unit_test(test_split_code_fences),
         cmocka_unit_test(test_split_max_parts),
         cmocka_unit_test(test_split_invariants_random),
