@@ -322,6 +322,23 @@ int h_free_port(void)
     return port;
 }
 
+int h_connect(const char *url)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    const char *colon = strrchr(url, ':');
+    int fd;
+
+    if (colon == NULL || (fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+        return -1;
+    a.sin_port = htons((uint16_t)atoi(colon + 1));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 int h_wait(int (*cond)(void *arg), void *arg, int timeout_ms)
 {
     struct timespec pause = { 0, 20 * 1000 * 1000 };

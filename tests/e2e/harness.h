@@ -46,6 +46,9 @@ void h_fake_stop(struct h_fake *f);
  * another process must know before it starts), below the kernel's
  * ephemeral ports: nothing that binds port 0 or connects takes it meanwhile. */
 int h_free_port(void);
+/* A TCP connection to the loopback port of url (http://127.0.0.1:PORT), or
+ * -1: a raw client for what libcurl does not send. */
+int h_connect(const char *url);
 /* Waits up to timeout_ms for cond(arg) to hold, polling every 20 ms. 1/0. */
 int h_wait(int (*cond)(void *arg), void *arg, int timeout_ms);
 

@@ -843,7 +843,12 @@ static void test_token_printed_terminal_safe(void **state)
 
 /* myna instance import reads the whole file, as serve --instances does: a
  * second value after the array, or a secret cut at a \u0000, fails the
- * command before any request instead of importing a part of it. */
+ * command before any request instead of importing a part of it. So does
+ * what serve --instances refuses in the file itself: a key written twice,
+ * which it read as the first value (the first "instances" array, the first
+ * provider of a name: the server never sees the second), and a top-level
+ * field it does not know (a typo of llm_providers). It imported them and
+ * said "updated". */
 static void test_import_takes_the_whole_file_or_nothing(void **state)
 {
     static const struct canned_route routes[] = {
@@ -855,44 +860,10 @@ static void test_import_takes_the_whole_file_or_nothing(void **state)
         const char *text, *why;
     } files[] = {
         { "[{\"id\":\"a\",\"provider\":\"sim\"}], {\"id\":\"b\",\"provider\":\"sim\"}]",
-          "bytes after the JSON value" },
+          " is not an instances file: bytes after the JSON value" },
         { "[{\"id\":\"a\",\"provider\":\"sim\",\"access_token\":\"tok\\u0000en\"}]",
-          "a string holds a NUL character" },
-        { "[{\"id\":\"a\"", "not valid JSON" },
-    };
-    char admin[64], dir[] = "/tmp/myna-import-XXXXXX", path[128], want[256];
-    const char *import[] = { "instance", "import", path, "--admin", admin, NULL };
-    pid_t pid = canned_start(routes, admin, sizeof(admin));
-
-    (void)state;
-    assert_non_null(mkdtemp(dir));
-    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        write_text(dir, "instances.json", files[i].text, path, sizeof(path));
-        assert_int_equal(h_run(import, out, sizeof(out)), 1);
-        snprintf(want, sizeof(want), "myna: '%s' is not an instances file: %s\n", path,
-                 files[i].why);
-        assert_string_equal(out, want);
-    }
-    unlink(path);
-    rmdir(dir);
-    canned_stop(pid);
-}
-
-/* myna instance import refuses what serve --instances refuses in the
- * file itself, before any call: a key written twice, which it read as the
- * first value (the first "instances" array, the first provider of a name:
- * the server never sees the second), and a top-level field it does not
- * know (a typo of llm_providers). It imported them and said "updated". */
-static void test_import_refuses_what_serve_refuses(void **state)
-{
-    static const struct canned_route routes[] = {
-        { "PUT /admin/whatsapp/instances/", 200, "{}" },
-        { "POST /admin/whatsapp/instances ", 201, "{}" },
-        { NULL, 0, NULL },
-    };
-    static const struct {
-        const char *text, *why;
-    } files[] = {
+          " is not an instances file: a string holds a NUL character" },
+        { "[{\"id\":\"a\"", " is not an instances file: not valid JSON" },
         { "{\"instances\":[{\"id\":\"a\",\"provider\":\"sim\"}],"
           "\"instances\":[{\"id\":\"b\",\"provider\":\"sim\"}]}",
           " is not an instances file: field 'instances': appears twice" },
@@ -1322,7 +1293,6 @@ int main(void)
         cmocka_unit_test(test_chat_pick_is_the_whole_line),
         cmocka_unit_test(test_token_unsendable_is_refused),
         cmocka_unit_test(test_import_takes_the_whole_file_or_nothing),
-        cmocka_unit_test(test_import_refuses_what_serve_refuses),
         cmocka_unit_test(test_import_huge_number_refused),
         cmocka_unit_test(test_import_names_the_ids_it_made),
         cmocka_unit_test(test_huge_answer_is_named),

@@ -694,15 +694,9 @@ static void test_commit_stuck_past_the_drain_exits_1(void **state)
 
 static int raw_connect(const struct myna_proc *p)
 {
-    struct sockaddr_in a = { .sin_family = AF_INET };
-    const char *colon = strrchr(p->public_url, ':');
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = h_connect(p->public_url);
 
     assert_true(fd >= 0);
-    assert_non_null(colon);
-    a.sin_port = htons((uint16_t)atoi(colon + 1));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     return fd;
 }
 

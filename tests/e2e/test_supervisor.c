@@ -13,12 +13,10 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -513,18 +511,13 @@ static int setup_big_fleet_long_drain(void **state)
  * (its Content-Length) with want in it. */
 static int scrape_whole(const struct myna_proc *p, const char *want)
 {
-    struct sockaddr_in a = { .sin_family = AF_INET };
-    const char *colon = strrchr(p->admin_url, ':'), *req =
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    const char *req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
     size_t cap = 4u << 20, len = 0;
     char *text = malloc(cap), *body, *cl;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = h_connect(p->admin_url);
     ssize_t n = 1;
 
-    a.sin_port = htons((uint16_t)atoi(colon + 1));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (text == NULL || fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+    if (text == NULL || fd < 0 || write(fd, req, strlen(req)) != (ssize_t)strlen(req))
         return 1;
     while (n > 0 && len < cap - 1)
         if ((n = read(fd, text + len, cap - 1 - len)) > 0)
@@ -689,15 +682,9 @@ static void test_bot_outlives_sighup(void **state)
  * SIGTERM (it stops accepting new ones, not serving those open). */
 static int admin_connect(const struct myna_proc *p)
 {
-    struct sockaddr_in a = { .sin_family = AF_INET };
-    const char *colon = strrchr(p->admin_url, ':');
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = h_connect(p->admin_url);
 
     assert_true(fd >= 0);
-    assert_non_null(colon);
-    a.sin_port = htons((uint16_t)atoi(colon + 1));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     return fd;
 }
 
