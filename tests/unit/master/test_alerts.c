@@ -150,6 +150,15 @@ static void run_until(struct fx *f, int (*cond)(struct fx *f, int n), int n, int
     }
 }
 
+/* Runs the loop for ms: what was to come meanwhile has come. */
+static void run_for(struct fx *f, int ms)
+{
+    struct timeval wait = { ms / 1000, (ms % 1000) * 1000 };
+
+    event_base_loopexit(f->base, &wait);
+    event_base_dispatch(f->base);
+}
+
 static int seen_n(struct fx *f, int n)
 {
     return f->n_seen >= n;
@@ -250,11 +259,7 @@ static void test_long_answer_body_still_delivers(void **state)
     run_until(f, seen_n, 1, 5000);
     run_until(f, settled, 1, 5000);
     assert_int_equal(myna_alerts_pending(f->a), 0);
-    {   /* and no retry follows */
-        struct timeval wait = { 0, 400 * 1000 };
-        event_base_loopexit(f->base, &wait);
-        event_base_dispatch(f->base);
-    }
+    run_for(f, 400);  /* and no retry follows */
     assert_int_equal(f->n_seen, 1);
     assert_true(log_has(f, "event=alert_delivered instance=acme kind=crash_loop status=200 "
                            "attempt=1"));
@@ -274,11 +279,7 @@ static void test_2xx_with_a_body_that_never_ends_delivers(void **state)
     myna_alerts_set_timing(f->a, 50, 500);
     myna_alerts_raise(f->a, "acme", "crash_loop", "5 crashes");
     run_until(f, settled, 1, 5000);
-    {   /* and no retry follows */
-        struct timeval wait = { 0, 700 * 1000 };
-        event_base_loopexit(f->base, &wait);
-        event_base_dispatch(f->base);
-    }
+    run_for(f, 700);  /* and no retry follows */
     assert_int_equal(f->n_seen, 1);
     assert_true(log_has(f, "event=alert_delivered instance=acme kind=crash_loop status=200 "
                            "attempt=1"));
@@ -317,11 +318,7 @@ static void test_given_up_after_three_attempts(void **state)
     myna_alerts_set_timing(f->a, 50, 2000);
     myna_alerts_raise(f->a, "acme", "invalid_token", "refused");
     run_until(f, settled, 3, 5000);
-    {   /* and nothing more comes */
-        struct timeval wait = { 0, 400 * 1000 };
-        event_base_loopexit(f->base, &wait);
-        event_base_dispatch(f->base);
-    }
+    run_for(f, 400);  /* and nothing more comes */
     assert_int_equal(f->n_seen, 3);
     assert_true(log_has(f, "status=503 err=- attempt=3 retry=no"));
     assert_false(log_has(f, "event=alert_delivered"));
