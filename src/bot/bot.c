@@ -1231,7 +1231,8 @@ static void finish_reply(struct answering *a, const char *reply, int from_llm)
     else if (a->wa)
         rc = myna_wa_split(a->wa, WA_TEXT_MAX, MYNA_WA_REPLY_MAX_PARTS, &parts, &n_parts, &err);
     if (from_llm && (rc == MYNA_OK ? n_parts == 0 : rc != MYNA_ENOMEM)) {
-        /* the model said nothing that shows ("---", blank lines), or what
+        /* the model said nothing that shows ("---", blank lines, NBSP or
+         * U+200B alone: myna_wa_is_blank), or what
          * cannot be sent (past the converter's limit): the customer gets
          * the fallback, and the call counts as failed. Asking again would
          * only get the same answer. */

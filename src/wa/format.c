@@ -901,6 +901,35 @@ static size_t char_before(const char *s, size_t j)
     return utf8_char_len((const unsigned char *)s + k, j - k) == j - k ? k : j - 1;
 }
 
+/* Whether cp shows nothing: White_Space and Default_Ignorable_Code_Point
+ * (Unicode), and the fillers that show blank (U+2800, the Hangul ones). */
+static int is_invisible(uint32_t cp)
+{
+    static const uint32_t ranges[][2] = {
+        { 0x0009, 0x000D }, { 0x0020, 0x0020 }, { 0x0085, 0x0085 }, { 0x00A0, 0x00A0 },
+        { 0x00AD, 0x00AD }, { 0x034F, 0x034F }, { 0x061C, 0x061C }, { 0x115F, 0x1160 },
+        { 0x1680, 0x1680 }, { 0x17B4, 0x17B5 }, { 0x180B, 0x180F }, { 0x2000, 0x200F },
+        { 0x2028, 0x202F }, { 0x205F, 0x206F }, { 0x2800, 0x2800 }, { 0x3000, 0x3000 },
+        { 0x3164, 0x3164 }, { 0xFE00, 0xFE0F }, { 0xFEFF, 0xFEFF }, { 0xFFA0, 0xFFA0 },
+        { 0xFFF0, 0xFFF8 }, { 0x1BCA0, 0x1BCA3 }, { 0x1D173, 0x1D17A }, { 0xE0000, 0xE0FFF },
+    };
+
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+        if (cp >= ranges[i][0] && cp <= ranges[i][1])
+            return 1;
+    return 0;
+}
+
+int myna_wa_is_blank(const char *text)
+{
+    size_t len = strlen(text);
+
+    for (size_t i = 0; i < len; i += utf8_char_len((const unsigned char *)text + i, len - i))
+        if (!is_invisible(code_point_at(text, i, len)))
+            return 0;
+    return 1;
+}
+
 static int is_regional_indicator(uint32_t cp)
 {
     return cp >= 0x1F1E6 && cp <= 0x1F1FF;
@@ -1305,6 +1334,8 @@ int myna_wa_split(const char *text, size_t max_chars, size_t max_parts, char ***
     if (max_chars == 0)
         return myna_err_set(err, MYNA_EINVAL, "cannot split text into parts of 0 characters");
     len = strlen(text);
+    if (myna_wa_is_blank(text))
+        return MYNA_OK;  /* it would show as an empty message: none */
     while ((pos = next_start(text, pos, len, max_chars >= MYNA_WA_SPLIT_DECOR_MIN, &open)) <
            len) {
         struct part p = { .pos = pos, .reopen = open };

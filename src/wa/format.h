@@ -57,8 +57,8 @@ char *myna_wa_from_markdown(const char *md, size_t len, struct myna_err *err);
  * `code`, paired as the part will show them) is passed over while one
  * outside every span is in reach: both halves would show bare marks.
  * Parts are trimmed of ASCII whitespace and empty ones dropped, so text
- * that fits gives exactly one part and blank text gives none (*parts NULL,
- * *n 0). The parts are, in
+ * that fits gives exactly one part and blank text (myna_wa_is_blank) gives
+ * none (*parts NULL, *n 0). The parts are, in
  * order, the text with only whitespace removed at the cuts, and these
  * marks: a part cut inside a code fence (a "```" line, as the converter
  * writes them) ends with "\n```" closing it and the next begins with
@@ -75,6 +75,13 @@ char *myna_wa_from_markdown(const char *md, size_t len, struct myna_err *err);
  * *parts is NULL and *n 0. Free the parts with myna_wa_split_free. */
 int myna_wa_split(const char *text, size_t max_chars, size_t max_parts, char ***parts,
                   size_t *n, struct myna_err *err);
+
+/* 1 when the NUL-terminated text would show as an empty message: it has
+ * only whitespace (Unicode's: also NBSP, U+2000-200A, U+2028, U+3000 ...)
+ * and characters that show no glyph (U+200B, joiners, direction marks,
+ * U+FEFF, variation selectors, tags, the Hangul fillers and the blank
+ * Braille pattern), or nothing; else 0. A byte that is not UTF-8 shows. */
+int myna_wa_is_blank(const char *text);
 
 /* Frees what myna_wa_split returned; NULL is ok. */
 void myna_wa_split_free(char **parts, size_t n);

@@ -3,7 +3,8 @@
  * characters, at most max_parts parts, and the parts in order the text
  * itself with only whitespace left out at the cuts and the splitter's marks
  * added (a fence closed at a cut and reopened in the next part, the "…" of
- * a last part cut short); for valid UTF-8 no cut inside a character.
+ * a last part cut short); for valid UTF-8 no cut inside a character; no
+ * part for text that shows nothing (myna_wa_is_blank).
  * Header-only, shared by the unit test (tests/unit/wa/test_format.c) and the
  * fuzz harness (tests/fuzz/fuzz_format.c): it never fails by itself, it
  * describes the first violation and each caller fails its own way. */
@@ -161,6 +162,8 @@ static inline const char *split_check_parts(const char *text, size_t max, size_t
 
     if ((n == 0) != (parts == NULL))
         return split_check_why("%zu parts but parts %s NULL", n, parts == NULL ? "is" : "is not");
+    if (n == 0 && myna_wa_is_blank(text))
+        return NULL;  /* it shows nothing: no part */
     if (max_parts > 0 && n > max_parts)
         return split_check_why("%zu parts, max_parts %zu", n, max_parts);
     for (i = 0; i < n; i++) {

@@ -529,6 +529,16 @@ static void test_empty_answer_is_a_blank_answer(void **state)
     assert_false(h_bot_log_contains(&f->p, "conv", "err=\"\""));
 }
 
+/* An answer of only Unicode whitespace and characters that show no glyph
+ * (NBSP, U+3000, U+2028, U+200B, a line of U+FEFF) would show as an empty
+ * message: it is a blank answer too, and the customer gets the fallback. */
+static void test_invisible_answer_is_a_blank_answer(void **state)
+{
+    check_blank_answer(*state,
+                       "{\"reply\":\"\\u00a0\\u3000\\u2028\\u200b\\n\\ufeff\\ufeff\\n\"}",
+                       "wamid.invisible-1");
+}
+
 /* A model answer that cannot be made into WhatsApp text (here 400,000
  * bytes that are not UTF-8: each becomes U+FFFD, three bytes, past the
  * converter's 1 MiB) is a failed call too: the customer gets the fallback
@@ -2163,6 +2173,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_name_cut_at_a_character, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_empty_answer_is_a_blank_answer, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_invisible_answer_is_a_blank_answer, setup_llm,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_unusable_answer_gives_fallback, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_max_one, setup_batch1, teardown),

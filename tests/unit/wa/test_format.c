@@ -605,6 +605,38 @@ static void test_split_empty(void **state)
     myna_wa_split_free(NULL, 0);
 }
 
+/* An answer of only Unicode whitespace or characters that show no glyph
+ * (NBSP, U+3000, U+2028, U+200B, a line of U+FEFF) shows as an empty
+ * message, as one of ASCII spaces would: it is blank and gives no part.
+ * Such characters inside text that shows are kept. */
+static void test_split_unicode_blank(void **state)
+{
+    static const char *const blank[] = {
+        "\xc2\xa0", "\xe2\x80\x8b", "\xe3\x80\x80", "\xe2\x80\xa8",
+        "\xef\xbb\xbf\xef\xbb\xbf\xef\xbb\xbf",
+        " \xc2\xa0\n\xe2\x80\x8b\xe2\x80\x8d \xef\xb8\x8f\t",
+        "\n\xef\xbb\xbf\n\xe2\x80\x8e\xe2\x81\xa0\xe2\x80\xaf\n",
+    };
+    struct myna_err err = MYNA_ERR_INIT;
+    char **parts = (char **)1;
+    size_t n = 99;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(blank) / sizeof(blank[0]); i++) {
+        assert_true(myna_wa_is_blank(blank[i]));
+        assert_int_equal(myna_wa_split(blank[i], 4096, MYNA_WA_REPLY_MAX_PARTS, &parts, &n, &err),
+                         MYNA_OK);
+        assert_null(parts);
+        assert_int_equal(n, 0);
+    }
+    assert_true(myna_wa_is_blank(""));
+    assert_false(myna_wa_is_blank("\xc2\xa0.\xc2\xa0"));
+    assert_false(myna_wa_is_blank("\xe2\x80\x8b\xf0\x9f\x98\x80"));
+    assert_false(myna_wa_is_blank("\xff"));  /* not UTF-8: shows as a character */
+    check_split("\xc2\xa0\xd0\xb4\xd0\xb0\xc2\xa0", 4096,
+                (const char *const[]){ "\xc2\xa0\xd0\xb4\xd0\xb0\xc2\xa0", NULL });
+}
+
 static void test_split_errors(void **state)
 {
     struct myna_err err = MYNA_ERR_INIT;
@@ -1068,6 +1100,7 @@ int main(void)
         cmocka_unit_test(test_llm_reply),
         cmocka_unit_test(test_split_fits_in_one),
         cmocka_unit_test(test_split_empty),
+        cmocka_unit_test(test_split_unicode_blank),
         cmocka_unit_test(test_split_errors),
         cmocka_unit_test(test_split_prefers_paragraphs),
         cmocka_unit_test(test_split_prefers_lines),
