@@ -1251,6 +1251,10 @@ static void finish_reply(struct answering *a, const char *reply, int from_llm)
         finish_reply(a, b->in->fallback_text, 0);
         return;
     }
+    if (rc == MYNA_OK && n_parts == 0) {  /* a blank fallback or notice: nothing went */
+        free(a->wa);
+        a->wa = NULL;
+    }
     if (rc == MYNA_OK && n_parts > 1) {  /* the history keeps what went */
         free(a->wa);
         if ((a->wa = parts_joined(parts, n_parts)) == NULL)

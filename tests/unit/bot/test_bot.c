@@ -314,6 +314,36 @@ static void test_turn_of_a_number_blocked_since_is_not_answered(void **state)
     f->in.n_blocked = 0;
 }
 
+/* A fallback_text of "" means no fallback: the turn is done and nothing
+ * is sent; one of only whitespace (ASCII or not) too, instead of a message
+ * that shows empty. Nothing went, so the history has no reply either: an
+ * empty assistant turn went to the model with the next prompt. */
+static void test_blank_fallback_sends_nothing(void **state)
+{
+    static const char *const texts[] = { "", " \n\t", "\xc2\xa0\xe2\x80\x8b\xe3\x80\x80" };
+    struct fx *f = *state;
+    char contact[] = "79160000006", text[] = "Сколько стоит?", kind[] = "text";
+    char wamid[16], fallback[32];
+
+    f->in.fallback_text = fallback;
+    f->in.loop_replies_per_minute = 10;
+    f->in.loop_repeat_limit = 100;
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        struct myna_turn t = { .contact = contact, .kind = kind, .text = text,
+                               .last_wamid = wamid };
+        snprintf(wamid, sizeof(wamid), "wamid.fb-%zu", i);
+        snprintf(fallback, sizeof(fallback), "%s", texts[i]);
+        t.created_ms = myna_wall_ms();
+        assert_int_equal(myna_bot_turn_add(f->b.bs, &t, NULL, NULL), MYNA_OK);
+        on_turn_kick(-1, 0, &f->b);
+        flush(&f->b, 0);
+        assert_int_equal(count_rows(f, "SELECT count(*) FROM turns WHERE state = 1"), (int)i + 1);
+    }
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM outbox"), 0);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM history WHERE role = 'user'"), 3);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM history WHERE role = 'assistant'"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +361,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_turn_of_a_number_blocked_since_is_not_answered,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blank_fallback_sends_nothing, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
