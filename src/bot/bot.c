@@ -312,7 +312,9 @@ static uint64_t text_hash(const char *s)
 
 /* Two auto-responders answering each other get banned together: a contact
  * that sends the same text again and again, or draws more replies in a
- * minute than a person reads, gets no replies for a cooldown. 1 = silence. */
+ * minute than a person reads, gets no replies for a cooldown. 1 = silence.
+ * A reply counts once it goes (loop_guard_replied): a turn that ends in
+ * silence (past the rate limit) drew none. */
 static int loop_guard(struct bot *b, struct lane *l, const char *text)
 {
     const struct myna_instance *in = b->in;
@@ -341,9 +343,19 @@ static int loop_guard(struct bot *b, struct lane *l, const char *text)
                  in->loop_cooldown_s);
         return 1;
     }
-    l->reply_ms[l->reply_next] = now;
-    l->reply_next = (l->reply_next + 1) % cap;
     return 0;
+}
+
+/* The turn loop_guard let through got a reply: it counts against
+ * replies_per_minute. */
+static void loop_guard_replied(struct bot *b, struct lane *l)
+{
+    size_t cap = (size_t)b->in->loop_replies_per_minute;
+
+    if (l->reply_ms == NULL)
+        return;  /* out of memory when loop_guard asked: not counted */
+    l->reply_ms[l->reply_next] = myna_mono_ms();
+    l->reply_next = (l->reply_next + 1) % cap;
 }
 
 /* 0 when the contact may be answered. A number Meta rewrites (a Brazilian
@@ -1283,6 +1295,8 @@ static void finish_reply(struct answering *a, const char *reply, int from_llm)
         kick_turns(b);
         return;
     }
+    if (n_parts)
+        loop_guard_replied(b, a->lane);
     a->done_next = b->done;
     b->done = a;
     queue_flush(b);

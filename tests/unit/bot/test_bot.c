@@ -223,6 +223,7 @@ static void test_loop_guard_outlives_a_clock_set_back(void **state)
     for (int i = 0; i < 3; i++) {
         snprintf(text, sizeof(text), "question %d", i);
         assert_int_equal(loop_guard(&f->b, l, text), 0);
+        loop_guard_replied(&f->b, l);
     }
     assert_int_equal(loop_guard(&f->b, l, "one more"), 1);  /* 4 in a minute */
     clock_set_back();
@@ -344,6 +345,50 @@ static void test_blank_fallback_sends_nothing(void **state)
     assert_int_equal(count_rows(f, "SELECT count(*) FROM history WHERE role = 'assistant'"), 0);
 }
 
+/* Past the rate limit, after its notice, a contact gets silence: no
+ * message goes, so it draws no reply the loop guard should count. Each
+ * silent turn took a place in the reply budget all the same, and a contact
+ * writing a few more questions fell into a loop-guard cooldown too (and
+ * after the rate window freed, still got no answer). */
+static void test_rate_limit_silence_is_no_reply_for_the_loop_guard(void **state)
+{
+    struct fx *f = *state;
+    char contact[] = "79160000007", kind[] = "text", prompt[] = "", text[32], wamid[32];
+    struct myna_turn t = { .contact = contact, .kind = kind, .text = text, .last_wamid = wamid };
+    int64_t id;
+    struct lane *l;
+
+    f->in.llm.enabled = 1;
+    f->in.llm.system_prompt = prompt;
+    f->in.rate_count = 1;
+    f->in.rate_hours = 5;
+    f->in.loop_replies_per_minute = 3;
+    f->in.loop_repeat_limit = 3;
+    f->in.loop_cooldown_s = 600;
+    /* one answer of the model, then the notice: the limit is reached */
+    for (int ai = 1; ai <= 2; ai++) {
+        snprintf(text, sizeof(text), "earlier %d", ai);
+        snprintf(wamid, sizeof(wamid), "wamid.rl-e%d", ai);
+        t.created_ms = myna_wall_ms();
+        assert_int_equal(myna_bot_turn_add(f->b.bs, &t, &id, NULL), MYNA_OK);
+        assert_int_equal(myna_bot_turn_done(f->b.bs, id, ai, 0, 0, NULL), MYNA_OK);
+    }
+    for (int i = 0; i < 5; i++) {
+        snprintf(text, sizeof(text), "question %d", i);
+        snprintf(wamid, sizeof(wamid), "wamid.rl-%d", i);
+        t.created_ms = myna_wall_ms();
+        assert_int_equal(myna_bot_turn_add(f->b.bs, &t, NULL, NULL), MYNA_OK);
+        on_turn_kick(-1, 0, &f->b);
+        flush(&f->b, 0);
+    }
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM turns WHERE state = 1"), 7);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM outbox"), 0);
+    l = lane_get(&f->b, contact);
+    assert_non_null(l);
+    assert_int_equal(l->cooldown_until_ms, 0);
+    f->in.llm.enabled = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +407,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_turn_of_a_number_blocked_since_is_not_answered,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_blank_fallback_sends_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit_silence_is_no_reply_for_the_loop_guard,
+                                        setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
