@@ -70,14 +70,48 @@ static int u_escape_is_nul(const char *hex)
     return memcmp(hex, "0000", 4) == 0;
 }
 
+/* The UTF-16 code unit of the four hex digits at hex, or -1. */
+static long u_escape_unit(const char *hex)
+{
+    long v = 0;
+
+    for (int k = 0; k < 4; k++) {
+        int d = myna_hex_value(hex[k]);
+        if (d < 0)
+            return -1;
+        v = v << 4 | d;
+    }
+    return v;
+}
+
+/* 1 if the \u escape at text[*i] (its 'u') is half a surrogate pair alone:
+ * a high one (D800-DBFF) not followed at once by a \u escape of a low one
+ * (DC00-DFFF), which is what cJSON takes for a pair, or a low one. A whole
+ * pair moves *i to the last byte of its second half. */
+static int lone_surrogate(const char *text, size_t n, size_t *i)
+{
+    size_t j = *i;
+    long c, d;
+
+    if (text[j] != 'u' || n - j <= 4 || (c = u_escape_unit(text + j + 1)) < 0xD800 || c > 0xDFFF)
+        return 0;
+    if (c <= 0xDBFF && n - j > 10 && text[j + 5] == '\\' && text[j + 6] == 'u' &&
+        (d = u_escape_unit(text + j + 7)) >= 0xDC00 && d <= 0xDFFF) {
+        *i = j + 10;
+        return 0;
+    }
+    return 1;
+}
+
 /* Walks text[0..n) as cJSON tells strings apart: a '"' opens one outside
  * a string and closes it inside, where a backslash makes the next byte
  * literal. Without mend it stops at the first NUL byte or \u escape that
  * cJSON decodes as 0 and returns 1. With mend (text itself) it writes
- * "FFFD" over each \u0000 escape, counts them, and passes the rest over:
- * a malformed escape is left as it is (it may hold a quote or a backslash,
- * and writing over one would move where a string ends). */
-static size_t scan_nul(const char *text, size_t n, char *mend)
+ * "FFFD" over each \u0000 escape and each half surrogate pair alone, counts
+ * them, and passes the rest over: a malformed escape is left as it is (it
+ * may hold a quote or a backslash, and writing over one would move where a
+ * string ends). */
+static size_t scan(const char *text, size_t n, char *mend)
 {
     int in_string = 0;
     size_t found = 0;
@@ -94,7 +128,7 @@ static size_t scan_nul(const char *text, size_t n, char *mend)
                 (text[i] == '\0' || (text[i] == 'u' && n - i > 4 && u_escape_is_nul(text + i + 1))))
                 return 1;
             if (mend != NULL && text[i] == 'u' && n - i > 4 &&
-                memcmp(text + i + 1, "0000", 4) == 0) {
+                (memcmp(text + i + 1, "0000", 4) == 0 || lone_surrogate(text, n, &i))) {
                 memcpy(mend + i + 1, "FFFD", 4);
                 found++;
             }
@@ -105,72 +139,12 @@ static size_t scan_nul(const char *text, size_t n, char *mend)
 
 int myna_json_has_nul(const char *text, size_t n)
 {
-    return text != NULL && scan_nul(text, n, NULL) != 0;
+    return text != NULL && scan(text, n, NULL) != 0;
 }
 
-size_t myna_json_mend_nul(char *text, size_t n)
+size_t myna_json_mend_escapes(char *text, size_t n)
 {
-    return text != NULL ? scan_nul(text, n, text) : 0;
-}
-
-/* The UTF-16 code unit of the four hex digits at hex, or -1. */
-static long u_escape_unit(const char *hex)
-{
-    long v = 0;
-
-    for (int k = 0; k < 4; k++) {
-        int d = myna_hex_value(hex[k]);
-        if (d < 0)
-            return -1;
-        v = v << 4 | d;
-    }
-    return v;
-}
-
-/* Walks strings as scan_nul does. A \u escape of a surrogate is lone
- * unless it is a high one (D800-DBFF) followed at once by a \u escape of a
- * low one (DC00-DFFF), which is what cJSON takes for a pair. Without mend
- * it returns 1 at the first lone one; with mend (text itself) it writes
- * "FFFD" over the digits of each and counts them. */
-static size_t scan_lone(const char *text, size_t n, char *mend)
-{
-    int in_string = 0;
-    size_t found = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        long c;
-
-        if (text[i] == '"') {
-            in_string = !in_string;
-        } else if (in_string && text[i] == '\\' && i + 1 < n) {
-            i++;
-            if (text[i] != 'u' || n - i <= 4 || (c = u_escape_unit(text + i + 1)) < 0xD800 ||
-                c > 0xDFFF)
-                continue;
-            if (c <= 0xDBFF && n - i > 10 && text[i + 5] == '\\' && text[i + 6] == 'u') {
-                long d = u_escape_unit(text + i + 7);
-                if (d >= 0xDC00 && d <= 0xDFFF) {
-                    i += 10;  /* the whole pair */
-                    continue;
-                }
-            }
-            if (mend == NULL)
-                return 1;
-            memcpy(mend + i + 1, "FFFD", 4);
-            found++;
-        }
-    }
-    return found;
-}
-
-int myna_json_has_lone_surrogate(const char *text, size_t n)
-{
-    return text != NULL && scan_lone(text, n, NULL) != 0;
-}
-
-size_t myna_json_mend_lone_surrogates(char *text, size_t n)
-{
-    return text != NULL ? scan_lone(text, n, text) : 0;
+    return text != NULL ? scan(text, n, text) : 0;
 }
 
 /* ---- whole texts ---- */

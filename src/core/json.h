@@ -38,23 +38,16 @@ int myna_json_arena_end(struct myna_json_section *s);
  * have been cut. */
 int myna_json_has_nul(const char *text, size_t n);
 
-/* Rewrites, in place, each \u0000 escape in a string of text[0..n) into
- * \uFFFD, the replacement character: the same six bytes, so nothing
- * moves, and cJSON then cuts no string there. Malformed \u escapes and NUL
- * bytes, which no valid JSON holds, are left as they are (check with
- * myna_json_has_nul). Returns how many escapes it rewrote; 0 for NULL. */
-size_t myna_json_mend_nul(char *text, size_t n);
-
-/* 1 if a string of text[0..n) holds a \u escape of half a surrogate pair
- * without its other half ("\ud83d" alone, "\udc88" alone): valid JSON
- * (RFC 8259 8.2) that encodes no character, and for which cJSON refuses
- * the whole text. Else 0 (also for NULL). */
-int myna_json_has_lone_surrogate(const char *text, size_t n);
-
-/* Rewrites, in place, each such escape into \uFFFD, the replacement
- * character (the same six bytes: nothing moves); whole pairs are left as
- * they are. Returns how many it rewrote; 0 for NULL. */
-size_t myna_json_mend_lone_surrogates(char *text, size_t n);
+/* Rewrites, in place, into \uFFFD (the replacement character: the same six
+ * bytes, so nothing moves) each escape of a string of text[0..n) that
+ * cJSON mishandles although it is valid JSON: \u0000, at which cJSON cuts
+ * the string, and half a surrogate pair alone ("\ud83d", "\udc88": valid
+ * JSON, RFC 8259 8.2, that encodes no character), for which cJSON refuses
+ * the whole text; whole pairs are left as they are. Malformed \u escapes
+ * and NUL bytes, which no valid JSON holds, are left as they are (check
+ * with myna_json_has_nul). Returns how many escapes it rewrote; 0 for
+ * NULL. */
+size_t myna_json_mend_escapes(char *text, size_t n);
 
 struct cJSON;
 

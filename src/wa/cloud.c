@@ -717,15 +717,13 @@ static int parse_json(struct cloud_parse *p, const char *body, size_t len,
      * message's. Half a surrogate pair alone is valid JSON too, for which
      * cJSON refuses the whole body: every record of it would get a 400.
      * A copy with \uFFFD in their place cuts nothing and parses. */
-    if (memmem(body, len, "u0000", 5) != NULL ||
-        ((memmem(body, len, "\\ud", 3) != NULL || memmem(body, len, "\\uD", 3) != NULL) &&
-         myna_json_has_lone_surrogate(body, len))) {
+    if (memmem(body, len, "u0000", 5) != NULL || memmem(body, len, "\\ud", 3) != NULL ||
+        memmem(body, len, "\\uD", 3) != NULL) {
         char *copy = myna_arena_alloc(p->a, len);
         if (copy == NULL)
             return myna_err_set(err, MYNA_ENOMEM, "out of memory copying the webhook body");
         memcpy(copy, body, len);
-        myna_json_mend_nul(copy, len);
-        myna_json_mend_lone_surrogates(copy, len);
+        myna_json_mend_escapes(copy, len);
         body = copy;
     }
     /* require_null_terminated would read body[len]: check the tail here */

@@ -901,6 +901,15 @@ static size_t char_before(const char *s, size_t j)
     return utf8_char_len((const unsigned char *)s + k, j - k) == j - k ? k : j - 1;
 }
 
+/* Whether cp is in one of the n [first, last] ranges. */
+static int in_ranges(uint32_t cp, const uint32_t (*ranges)[2], size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (cp >= ranges[i][0] && cp <= ranges[i][1])
+            return 1;
+    return 0;
+}
+
 /* Whether cp shows nothing: White_Space and Default_Ignorable_Code_Point
  * (Unicode), and the fillers that show blank (U+2800, the Hangul ones). */
 static int is_invisible(uint32_t cp)
@@ -914,10 +923,7 @@ static int is_invisible(uint32_t cp)
         { 0xFFF0, 0xFFF8 }, { 0x1BCA0, 0x1BCA3 }, { 0x1D173, 0x1D17A }, { 0xE0000, 0xE0FFF },
     };
 
-    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
-        if (cp >= ranges[i][0] && cp <= ranges[i][1])
-            return 1;
-    return 0;
+    return in_ranges(cp, ranges, sizeof(ranges) / sizeof(ranges[0]));
 }
 
 int myna_wa_is_blank(const char *text)
@@ -961,10 +967,7 @@ static int is_mark(uint32_t cp)
     if (cp >= 0x0900 && cp <= 0x0D7F)
         return off <= 0x03 || (off >= 0x3A && off <= 0x4F && off != 0x3D) ||
                (off >= 0x51 && off <= 0x57) || (off >= 0x62 && off <= 0x63);
-    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
-        if (cp >= ranges[i][0] && cp <= ranges[i][1])
-            return 1;
-    return 0;
+    return in_ranges(cp, ranges, sizeof(ranges) / sizeof(ranges[0]));
 }
 
 /* The virama of an Indic script, which joins the letters around it into

@@ -89,7 +89,7 @@ static void test_json_has_nul_matches_cjson(void **state)
 
 /* The mend writes \uFFFD over each \u0000 escape, and cJSON then cuts
  * nothing there; malformed escapes stay for myna_json_has_nul to find. */
-static void test_json_mend_nul(void **state)
+static void test_json_mend_escapes(void **state)
 {
     char t[] = "[\"a\\u0000b\", \"\\\\u0000\", \"c\\u0000\"]";
     char bad[] = "[\"\\u\"]\", \"\\uzz\\\"x\"]";
@@ -97,19 +97,19 @@ static void test_json_mend_nul(void **state)
 
     (void)state;
     assert_int_equal(myna_json_has_nul(t, strlen(t)), 1);
-    assert_int_equal(myna_json_mend_nul(t, strlen(t)), 2);
+    assert_int_equal(myna_json_mend_escapes(t, strlen(t)), 2);
     assert_string_equal(t, "[\"a\\uFFFDb\", \"\\\\u0000\", \"c\\uFFFD\"]");
     assert_int_equal(myna_json_has_nul(t, strlen(t)), 0);
-    assert_int_equal(myna_json_mend_nul(t, strlen(t)), 0);
+    assert_int_equal(myna_json_mend_escapes(t, strlen(t)), 0);
     assert_non_null(v = cJSON_Parse(t));
     assert_string_equal(cJSON_GetArrayItem(v, 0)->valuestring, "a\xef\xbf\xbd" "b");
     assert_string_equal(cJSON_GetArrayItem(v, 1)->valuestring, "\\u0000");
     assert_string_equal(cJSON_GetArrayItem(v, 2)->valuestring, "c\xef\xbf\xbd");
     cJSON_Delete(v);
-    assert_int_equal(myna_json_mend_nul(bad, strlen(bad)), 0);
+    assert_int_equal(myna_json_mend_escapes(bad, strlen(bad)), 0);
     assert_string_equal(bad, "[\"\\u\"]\", \"\\uzz\\\"x\"]");
     assert_int_equal(myna_json_has_nul(bad, strlen(bad)), 1);
-    assert_int_equal(myna_json_mend_nul(NULL, 5), 0);
+    assert_int_equal(myna_json_mend_escapes(NULL, 5), 0);
 }
 
 /* The path of the repeated key in text, or "" (and the result in *rc). */
@@ -286,7 +286,7 @@ int main(void)
         cmocka_unit_test(test_json_has_nul_raw),
         cmocka_unit_test(test_json_has_nul_none),
         cmocka_unit_test(test_json_has_nul_matches_cjson),
-        cmocka_unit_test(test_json_mend_nul),
+        cmocka_unit_test(test_json_mend_escapes),
         cmocka_unit_test(test_json_parse_whole),
         cmocka_unit_test(test_json_repeated_key_found),
         cmocka_unit_test(test_json_repeated_key_cut_between_characters),
