@@ -24,6 +24,7 @@
 #include "store/bot_store.h"
 #include "store/control.h"
 #include "store/store.h"
+#include "wa/format.h"
 #include "core/banned.h"
 
 #define FIELD_ERRORS 32
@@ -768,9 +769,9 @@ static int operator_message(struct call *c, struct myna_bot_store *bs, struct my
     if (body == NULL)
         return 1;  /* answered */
     text = cJSON_GetObjectItemCaseSensitive(body, "text");
-    /* whitespace alone would show as an empty message, if Meta took it */
-    if (!cJSON_IsString(text) || text->valuestring[0] == '\0' ||
-        text->valuestring[strspn(text->valuestring, " \t\r\n\v\f")] == '\0' ||
+    /* what shows nothing (whitespace, NBSP, U+200B ...) would be an empty
+     * message, if Meta took it: blank as the bot's answers are */
+    if (!cJSON_IsString(text) || myna_wa_is_blank(text->valuestring) ||
         myna_utf8_count(text->valuestring) > 4096) {
         cJSON_Delete(body);
         send_error(c->req, 400,

@@ -677,6 +677,18 @@ static int unique_id(struct myna_fleet *f, const char *name, char *id, size_t ca
 
 static void trash_files(struct myna_fleet *f, const char *id);
 
+/* obj's "id", or NULL without one: a null id is taken out of obj, as
+ * left out, as null is for every field. */
+static cJSON *id_given(cJSON *obj)
+{
+    cJSON *given = cJSON_GetObjectItemCaseSensitive(obj, "id");
+
+    if (!cJSON_IsNull(given))
+        return given;
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, "id");
+    return NULL;
+}
+
 /* Stores and log of an id that no instance has: a delete cut short (its
  * files move to the trash only once its bot stopped, and a crash of the
  * master in between left them). A new instance of that id must not open
@@ -778,11 +790,7 @@ int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const 
         return err->code;
     }
     name = cJSON_GetObjectItemCaseSensitive(obj, "name");
-    given = cJSON_GetObjectItemCaseSensitive(obj, "id");
-    if (cJSON_IsNull(given)) {  /* as left out, as null is for every field */
-        cJSON_DeleteItemFromObjectCaseSensitive(obj, "id");
-        given = NULL;
-    }
+    given = id_given(obj);
     if (given != NULL) {  /* an import keeps its ids */
         struct myna_control_instance row;
         struct myna_err e = MYNA_ERR_INIT;
@@ -889,14 +897,9 @@ static int replace_unloaded(struct myna_fleet *f, const struct myna_actor *who,
                             struct unloaded *u, cJSON *obj, struct myna_field_error *errs,
                             size_t max_errs, size_t *n_errs, struct myna_err *err)
 {
-    const cJSON *given = cJSON_GetObjectItemCaseSensitive(obj, "id"),
-                *llm = cJSON_GetObjectItemCaseSensitive(obj, "llm");
+    const cJSON *given = id_given(obj), *llm = cJSON_GetObjectItemCaseSensitive(obj, "llm");
     int rc;
 
-    if (cJSON_IsNull(given)) {  /* as left out */
-        cJSON_DeleteItemFromObjectCaseSensitive(obj, "id");
-        given = NULL;
-    }
     if (given && (!cJSON_IsString(given) || strcmp(given->valuestring, u->id) != 0))
         return field_error("id", "cannot be changed", errs, max_errs, n_errs, err);
     for (size_t i = 0; secret_fields[i]; i++)

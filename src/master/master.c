@@ -127,7 +127,7 @@ static const char *request_path(struct evhttp_request *req)
 
 /* 1 after answering a request whose length could be read two ways
  * (net/http_server.h): 400, and the connection closes after it. */
-static int refused_ambiguous(struct evhttp_request *req)
+static int refuse_ambiguous(struct evhttp_request *req)
 {
     static const char why[] =
         "ambiguous length: two Content-Lengths, or one beside Transfer-Encoding\n";
@@ -145,7 +145,7 @@ static void on_public(struct evhttp_request *req, void *arg)
     const char *path = request_path(req);
 
     myna_http_conns_request(m->conns, req);
-    if (refused_ambiguous(req) || refuse_connect(req))
+    if (refuse_ambiguous(req) || refuse_connect(req))
         return;
     if (strncmp(path, "/webhook/", 9) == 0) {
         myna_ingress_handle(m->ing, req, path + 9);
@@ -470,7 +470,7 @@ static void on_admin(struct evhttp_request *req, void *arg)
     const char *path = request_path(req);
 
     myna_http_conns_request(m->conns, req);
-    if (refused_ambiguous(req) || refuse_connect(req))
+    if (refuse_ambiguous(req) || refuse_connect(req))
         return;
     if (strcmp(path, "/healthz") == 0) {
         if (read_only(req))
