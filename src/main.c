@@ -175,6 +175,11 @@ static int cmd_serve(int argc, char **argv)
         myna_conf_release(&conf);
         return 0;
     }
+    if (myna_conf_check_listeners(&conf, &err) != MYNA_OK) {
+        say_error(NULL, err.msg);
+        myna_conf_release(&conf);
+        return 2;
+    }
     myna_log_set_proc("master");
     myna_log_route_libevent();
     myna_log_set_level((int)conf.log_level);

@@ -1,10 +1,12 @@
 /* conf.c - loading and validating the options of conf_table.c. */
 #include "core/conf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 #include "core/util.h"
@@ -380,6 +382,42 @@ int myna_conf_load(struct myna_conf *conf, int argc, char **argv, char **envp,
 fail:
     myna_conf_release(conf);
     return rc;
+}
+
+/* An address literal of host: its family and bytes (v[16]), or 0 for a
+ * name. A wildcard sets *any. */
+static int addr_of(const char *host, unsigned char v[16], int *any)
+{
+    static const unsigned char zero[16];
+    int af = inet_pton(AF_INET, host, v) == 1    ? AF_INET
+             : inet_pton(AF_INET6, host, v) == 1 ? AF_INET6
+                                                 : 0;
+
+    *any = af != 0 && memcmp(v, zero, af == AF_INET ? 4 : 16) == 0;
+    return af;
+}
+
+int myna_conf_check_listeners(const struct myna_conf *conf, struct myna_err *err)
+{
+    char ph[256], ah[256];
+    unsigned char pv[16], av[16];
+    int pp, ap, pf, af, pany, aany, clash;
+
+    if (myna_split_hostport(conf->public_addr, ph, sizeof(ph), &pp) != 0 ||
+        myna_split_hostport(conf->admin_addr, ah, sizeof(ah), &ap) != 0 || pp != ap || pp == 0)
+        return MYNA_OK;  /* port 0: each gets a free port of its own */
+    pf = addr_of(ph, pv, &pany);
+    af = addr_of(ah, av, &aany);
+    if (pf == 0 || af == 0)  /* a name: the same name, or the start will say */
+        clash = pf == af && strcasecmp(ph, ah) == 0;
+    else  /* "[::]" may take IPv4 too, or not (bindv6only): left to the start */
+        clash = pf == af && (pany || aany || memcmp(pv, av, pf == AF_INET ? 4 : 16) == 0);
+    if (!clash)
+        return MYNA_OK;
+    return myna_err_set(err, MYNA_ECONFIG,
+                        "options 'public' ('%s') and 'admin' ('%s') name the same port on the "
+                        "same address: give the two listeners different ports",
+                        conf->public_addr, conf->admin_addr);
 }
 
 void myna_conf_release(struct myna_conf *conf)

@@ -78,6 +78,12 @@ int myna_opt_is_text(const struct myna_opt *o);
 int myna_conf_load(struct myna_conf *conf, int argc, char **argv, char **envp,
                    const char *const *passthrough, unsigned *seen, struct myna_err *err);
 
+/* For `myna serve`: MYNA_ECONFIG, naming both options, when the public and
+ * the admin listener would take the same port on the same address (or on
+ * an address and the wildcard of its family), which no start can bind. A
+ * client command takes only --admin and does not ask. */
+int myna_conf_check_listeners(const struct myna_conf *conf, struct myna_err *err);
+
 /* Parses config-file text (key = value lines, # comments). For the loader and
  * the fuzzer; origin names the file in messages. */
 int myna_conf_parse_text(struct myna_conf *conf, const char *text, size_t len,

@@ -1028,6 +1028,24 @@ static void test_answer_not_json_fails_and_says_so(void **state)
     canned_stop(pid);
 }
 
+/* The public and the admin listener on one address and port: no start can
+ * bind both, so --check-config and the start refuse it as a setting (exit
+ * 2, which a supervisor does not restart) naming both options; it passed
+ * the check, then every start failed with exit 1. */
+static void test_listeners_on_one_port_refused(void **state)
+{
+    const char *check[] = { "serve", "--public", "127.0.0.1:18099", "--admin", "127.0.0.1:18099",
+                            "--check-config", NULL };
+    const char *start[] = { "serve", "--public", "0.0.0.0:18099", "--admin", "127.0.0.1:18099",
+                            "--data", "/nonexistent/myna-never-created", NULL };
+
+    (void)state;
+    assert_int_equal(h_run(check, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "options 'public' ('127.0.0.1:18099') and 'admin'"));
+    assert_int_equal(h_run(start, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "give the two listeners different ports"));
+}
+
 static void test_port_in_use_fails_cleanly(void **state)
 {
     struct myna_proc a, b;
@@ -1280,6 +1298,7 @@ int main(void)
         cmocka_unit_test(test_bad_instances_file_names_the_field),
         cmocka_unit_test(test_flag_beats_file),
         cmocka_unit_test(test_port_in_use_fails_cleanly),
+        cmocka_unit_test(test_listeners_on_one_port_refused),
         cmocka_unit_test(test_second_master_on_one_data_dir),
         cmocka_unit_test(test_bot_log_that_cannot_open),
         cmocka_unit_test(test_sighup_during_startup),

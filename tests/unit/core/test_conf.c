@@ -886,6 +886,51 @@ static int64_t set_num(const char *name, const char *value)
     return v;
 }
 
+/* The two listeners on one port of one address: every start fails to bind
+ * the second, so `serve` refuses it as a setting (exit 2, named) instead of
+ * a runtime failure a supervisor restarts forever. */
+static void test_conf_listeners_must_differ(void **state)
+{
+    static const struct {
+        const char *pub, *adm;
+        int clash;
+    } cases[] = {
+        { "127.0.0.1:8080", "127.0.0.1:8080", 1 },
+        { "0.0.0.0:8080", "127.0.0.1:8080", 1 },       /* the wildcard holds every address */
+        { "127.0.0.1:8080", "0.0.0.0:8080", 1 },
+        { "[::]:8080", "[::1]:8080", 1 },
+        { "[::1]:8080", "[0:0::1]:8080", 1 },            /* one address, two spellings */
+        { "localhost:8080", "LOCALHOST:8080", 1 },
+        { "127.0.0.1:8080", "127.0.0.1:8081", 0 },      /* the defaults */
+        { "127.0.0.1:8080", "127.0.0.2:8080", 0 },
+        { "127.0.0.1:8080", "[::1]:8080", 0 },          /* two families */
+        { "0.0.0.0:8080", "[::1]:8080", 0 },
+        { "127.0.0.1:0", "127.0.0.1:0", 0 },            /* each takes a free port */
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *args[] = { "--public", cases[i].pub, "--admin", cases[i].adm, NULL };
+        struct myna_conf c;
+        struct myna_err err = MYNA_ERR_INIT;
+        int rc;
+
+        load_ok(&c, args, no_env);
+        rc = myna_conf_check_listeners(&c, &err);
+        myna_conf_release(&c);
+        if (!cases[i].clash) {
+            if (rc != MYNA_OK)
+                fail_msg("%s and %s refused: %s", cases[i].pub, cases[i].adm, err.msg);
+            continue;
+        }
+        if (rc != MYNA_ECONFIG)
+            fail_msg("%s and %s taken", cases[i].pub, cases[i].adm);
+        assert_non_null(strstr(err.msg, "'public'"));
+        assert_non_null(strstr(err.msg, "'admin'"));
+        assert_non_null(strstr(err.msg, cases[i].adm));
+    }
+}
+
 static void test_conf_addr_validation(void **state)
 {
     struct myna_conf c;
@@ -1352,6 +1397,7 @@ int main(void)
         T(test_conf_config_env_missing_file),
         T(test_conf_config_empty_means_none),
         T(test_conf_addr_validation),
+        T(test_conf_listeners_must_differ),
         T(test_conf_url_validation),
         T(test_conf_int_validation),
         T(test_conf_size_validation),
