@@ -488,6 +488,13 @@ static int cmd_chat(int argc, char **argv)
         else
             rest[n++] = argv[i];
     }
+    /* the simulator refuses every message of a longer name: said once, here */
+    if (o.name && (myna_utf8_count(o.name) == (size_t)-1 ||
+                   myna_utf8_count(o.name) > MYNA_SIM_NAME_MAX)) {
+        fprintf(stderr, "myna: --name: at most %d characters of UTF-8\n", MYNA_SIM_NAME_MAX);
+        free(rest);
+        return 2;
+    }
     if (o.instance == NULL || !myna_is_slug(o.instance) ||
         (o.from && (strspn(o.from, "0123456789") != strlen(o.from) || strlen(o.from) < 1 ||
                     strlen(o.from) > 15))) {

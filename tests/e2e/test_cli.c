@@ -528,6 +528,30 @@ static void test_chat_bad_linger_is_named(void **state)
     assert_string_equal(out, "myna: --linger: 'abc' is not a number of ms from 0 to 3600000\n");
 }
 
+/* A name the simulator refuses (over 64 characters, or not UTF-8) failed
+ * every message of the chat, one "HTTP 400" at a time; it is a usage
+ * error before any call. */
+static void test_chat_bad_name_is_named(void **state)
+{
+    char name[160];
+    const char *args[] = { "chat", "shop", "--admin", "127.0.0.1:1", "--name", name, NULL };
+
+    (void)state;
+    memset(name, 'a', 65);
+    name[65] = '\0';
+    assert_int_equal(h_run(args, out, sizeof(out)), 2);
+    assert_string_equal(out, "myna: --name: at most 64 characters of UTF-8\n");
+    snprintf(name, sizeof(name), "Ann\xff");
+    assert_int_equal(h_run(args, out, sizeof(out)), 2);
+    assert_string_equal(out, "myna: --name: at most 64 characters of UTF-8\n");
+    /* 64 characters of two bytes each are a name it takes: the call is made */
+    name[0] = '\0';
+    for (int i = 0; i < 64; i++)
+        strcat(name, "\xc3\xa9");
+    assert_int_equal(h_run(args, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "cannot reach"));
+}
+
 static void test_unreadable_file_is_named_before_any_call(void **state)
 {
     struct myna_proc p;
@@ -1307,6 +1331,7 @@ int main(void)
         cmocka_unit_test(test_flag_equals_value_everywhere),
         cmocka_unit_test(test_unreadable_file_is_named_before_any_call),
         cmocka_unit_test(test_chat_bad_linger_is_named),
+        cmocka_unit_test(test_chat_bad_name_is_named),
         cmocka_unit_test(test_server_text_cannot_drive_the_terminal),
         cmocka_unit_test(test_token_printed_terminal_safe),
         cmocka_unit_test(test_chat_pick_is_the_whole_line),
