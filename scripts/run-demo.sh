@@ -11,13 +11,15 @@ instances=$root/examples/demo-instances.json
 brain="its FAQ (the built-in answerer)"
 
 json_escape() { printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'; }
+# for the replacement of sed's s|||: there \, & (the matched text) and | are its own
+sed_escape() { printf '%s' "$1" | sed -e 's/[\\&|]/\\&/g'; }
 
 if [ -n "${MYNA_LLM_URL:-}" ]; then
     mkdir -p ./var
     llm="\"llm\": {\"url\": \"$(json_escape "$MYNA_LLM_URL")\", \"model\": \"$(json_escape "${MYNA_LLM_MODEL:-default}")\", \"api_key\": \"$(json_escape "${MYNA_LLM_API_KEY:-}")\", \"system_prompt\": \"You are the friendly assistant of a barbershop. Answer briefly.\"},"
     # the file holds the API key: readable by its owner only (made anew)
     rm -f ./var/demo-instances.json
-    (umask 077 && sed "s|\"provider\": \"sim\",|\"provider\": \"sim\", ${llm//|/\\|}|" "$instances" > ./var/demo-instances.json)
+    (umask 077 && sed "s|\"provider\": \"sim\",|\"provider\": \"sim\", $(sed_escape "$llm")|" "$instances" > ./var/demo-instances.json)
     instances=./var/demo-instances.json
     brain="the model at $MYNA_LLM_URL"
 fi
