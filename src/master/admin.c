@@ -695,12 +695,13 @@ static void on_hist(const char *role, const char *text, int64_t ts_ms, void *arg
 }
 
 /* {"preferences": {key: "value"}}: at most 50, keys 1-64 bytes, values of
- * at most 200 bytes of UTF-8. NULL (answered 400) when not. */
+ * at most 200 bytes of UTF-8, each key once (the model would be told both
+ * values of a key given twice). NULL (answered 400) when not. */
 static char *prefs_body(struct call *c)
 {
     cJSON *body = json_body(c->req), *p, *it;
-    char *out = NULL;
-    int n = 0, ok;
+    char *out = NULL, twice[160];
+    int n = 0, ok, dup = 0;
 
     if (body == NULL)
         return NULL;
@@ -715,11 +716,18 @@ static char *prefs_body(struct call *c)
             myna_utf8_count(it->valuestring) == (size_t)-1 || ++n > PREFS_MAX)
             ok = 0;
     }
-    if (ok)
+    if (ok && (dup = myna_json_repeated_key(p, twice, sizeof(twice))) < 0) {
+        send_error(c->req, 500, "out of memory");
+    } else if (dup) {
+        char msg[224];
+        snprintf(msg, sizeof(msg), "preference '%s' is given twice", twice);
+        send_error(c->req, 400, msg);
+    } else if (ok) {
         out = cJSON_PrintUnformatted(p);
-    else
+    } else {
         send_error(c->req, 400, "expected {\"preferences\": {\"key\": \"value\", ...}}: at most 50 "
                                 "keys of 1-64 bytes, values of at most 200 bytes of UTF-8");
+    }
     cJSON_Delete(body);
     return out;
 }

@@ -2307,6 +2307,38 @@ static void test_head_answered_as_get(void **state)
     assert_true(audit_has(&C->p, "instance.export_secrets", "headed", NULL));
 }
 
+/* A contact's preference given twice is refused: stored, both values went
+ * to the model ("lang: en; lang: fr") and to whoever read them back. */
+static void test_preference_given_twice_refused(void **state)
+{
+    const char *bots[] = { "--bots", "1", NULL };
+    const char *contact = "/admin/whatsapp/instances/twice/contacts/15550003333";
+    struct state_at up = { NULL, { "twice", "running" } };
+    struct myna_proc *p;
+
+    (void)state;
+    p = launch(bots);
+    up.p = p;
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                            "{\"name\":\"Twice\",\"provider\":\"sim\"}"),
+                     201);
+    assert_true(h_wait(in_state_at, &up, 10000));  /* the bot made its store */
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "PUT", contact,
+                            "{\"preferences\":{\"lang\":\"en\",\"tone\":\"brief\","
+                            "\"lang\":\"fr\"}}"),
+                     400);
+    assert_non_null(strstr(C->resp, "'lang' is given twice"));
+    assert_false(audit_has(p, "contact.preferences", "twice", NULL));
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", contact, NULL), 200);
+    assert_null(strstr(C->resp, "lang"));
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "PUT", contact,
+                            "{\"preferences\":{\"lang\":\"fr\",\"tone\":\"brief\"}}"),
+                     200);
+    assert_non_null(strstr(C->resp, "\"preferences\":{\"lang\":\"fr\",\"tone\":\"brief\"}"));
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    h_release(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2348,6 +2380,7 @@ int main(void)
         cmocka_unit_test(test_bearer_scheme_in_any_case),
         cmocka_unit_test(test_405_names_the_methods_allowed),
         cmocka_unit_test(test_head_answered_as_get),
+        cmocka_unit_test(test_preference_given_twice_refused),
         cmocka_unit_test(test_trash_purged_while_running),  /* restarts the master */
     };
 
