@@ -324,8 +324,13 @@ static int extract(const cJSON *root, struct myna_arena *a, const char **text, i
                          : myna_err_set(err, MYNA_EPARSE,
                                         "llm answer has no text part in choices[0].message.content");
     } else {
+        /* a finish_reason other than "length" with no text: the model
+         * declined this request (a content filter, a refusal, a tool call),
+         * a well-formed answer of a server that works (MYNA_ESHAPE) */
         finish = get_str(first, "finish_reason");
-        return myna_err_set(err, MYNA_EPARSE, "llm answer has %s choices[0].message.content%s%.*s%s%s",
+        return myna_err_set(err,
+                            finish && strcmp(finish, "length") != 0 ? MYNA_ESHAPE : MYNA_EPARSE,
+                            "llm answer has %s choices[0].message.content%s%.*s%s%s",
                             content == NULL ? "no" : cJSON_IsNull(content) ? "a null" : "a non-text",
                             finish ? " (finish_reason '" : "",
                             finish ? (int)myna_utf8_cut(finish, 40) : 0, finish ? finish : "",
@@ -723,8 +728,12 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
             api_error(resp->body, resp->body_len, resp->status, call->error, sizeof(call->error));
             retry_or_finish(call, resp->retry_after_s);
         } else {
+            /* an answer declined (ESHAPE) is about this request, as a 4xx
+             * is: the endpoint works, and one customer's messages that a
+             * content filter stops must not open the circuit for all */
             error_text(call->error, sizeof(call->error), "", err.msg);
-            finish(call, rc == MYNA_EPARSE ? MYNA_EPARSE : MYNA_EIO, VERDICT_FAULT, NULL, pt, ct);
+            finish(call, rc == MYNA_EPARSE || rc == MYNA_ESHAPE ? MYNA_EPARSE : MYNA_EIO,
+                   rc == MYNA_ESHAPE ? VERDICT_ALIVE : VERDICT_FAULT, NULL, pt, ct);
         }
         myna_arena_free(&a);
         return;

@@ -123,7 +123,11 @@ void myna_llm_stats(const struct myna_llm *llm, struct myna_llm_stats *out);
  * else to its last word end, followed by "…". *prompt_tokens and
  * *completion_tokens from usage (0 when absent).
  * Everything lives in a. MYNA_OK, MYNA_EPARSE (not JSON, no choices, content
- * null or missing, a NUL in a string, all thinking; err names what), MYNA_EAGAIN (no
+ * null or missing, a NUL in a string, all thinking; err names what),
+ * MYNA_ESHAPE (content null, missing or not text with a finish_reason other
+ * than "length": the model declined this request, as a content filter, a
+ * refusal or a tool call does; the client counts it as an answer of an
+ * endpoint that works, as a 4xx, not toward its circuit), MYNA_EAGAIN (no
  * choices but an "error": the server's error sent with a 2xx status, which
  * the client retries as if it came with a 5xx), MYNA_ENOMEM (a is full).
  * On failure *text is NULL, and the token counts are the body's usage

@@ -36,6 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(err.code == 0);
         break;
     case MYNA_EPARSE:
+    case MYNA_ESHAPE:
     case MYNA_EAGAIN:
         CHECK(err.code == rc && err.msg[0] != '\0' && strlen(err.msg) < sizeof(err.msg));
         CHECK(text == NULL && pt >= 0 && ct >= 0);  /* the usage of an unusable answer */

@@ -931,6 +931,40 @@ static int http_quiet(void *arg)
     return myna_http_inflight(f->http) == 0;
 }
 
+/* A content filter, a refusal or a tool call is the model's answer to one
+ * request: the customer gets the fallback, but the endpoint works, and one
+ * customer's messages must not open the circuit for every other one. */
+static void test_declined_answers_leave_the_circuit_closed(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn t;
+
+    c.breaker_failures = 1;
+    llm = make(f, &c);
+    faults(f, "[{\"raw\":\"{\\\"choices\\\":[{\\\"message\\\":{\\\"role\\\":"
+              "\\\"assistant\\\",\\\"content\\\":null},\\\"finish_reason\\\":"
+              "\\\"content_filter\\\"}]}\"},"
+              "{\"raw\":\"{\\\"choices\\\":[{\\\"message\\\":{\\\"role\\\":"
+              "\\\"assistant\\\",\\\"content\\\":null,\\\"refusal\\\":"
+              "\\\"I cannot help with that.\\\"},\\\"finish_reason\\\":\\\"stop\\\"}]}\"}]");
+    chat(f, llm, &t, "filtered");
+    assert_int_equal(t.r.rc, MYNA_EPARSE);
+    assert_int_equal(t.r.attempts, 1);
+    assert_non_null(strstr(t.r.error, "content_filter"));
+    assert_int_equal(myna_llm_circuit_open(llm), 0);
+    chat(f, llm, &t, "refused");
+    assert_int_equal(t.r.rc, MYNA_EPARSE);
+    assert_int_equal(myna_llm_circuit_open(llm), 0);
+    /* the next customer is answered by the model */
+    chat(f, llm, &t, "next");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_string_equal(t.r.text, "ECHO: next");
+    assert_int_equal(n_requests(f, &fake), 3);
+}
+
 static void test_circuit_opening_stops_waiting_retries(void **state)
 {
     struct fx *f = *state;
@@ -1280,7 +1314,7 @@ static void test_parse_response(void **state)
      * says what */
     assert_int_equal(parse("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":null,"
                            "\"tool_calls\":[]},\"finish_reason\":\"tool_calls\"}]}",
-                           &text, &pt, &ct, &a, &err), MYNA_EPARSE);
+                           &text, &pt, &ct, &a, &err), MYNA_ESHAPE);
     assert_null(text);
     assert_non_null(strstr(err.msg, "null"));
     assert_non_null(strstr(err.msg, "tool_calls"));
@@ -1419,6 +1453,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tokens_of_an_unusable_answer_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_object_with_200_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_circuit_breaker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_declined_answers_leave_the_circuit_closed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_circuit_opening_stops_waiting_retries, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_free_with_request_in_flight, setup, teardown),
