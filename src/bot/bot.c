@@ -61,6 +61,8 @@
 /* A batch cut that did not get the store (its lock, a failed write) is
  * tried again after this (its window is over already). */
 #define BATCH_RETRY_MS 1000
+/* bytes of a batch's joined texts, or of a message answered on its own */
+#define TURN_TEXT_MAX (64 * 1024)
 
 /* One per contact seen lately: its batch timer and what is in flight.
  * An idle lane is freed after LANE_IDLE_MS (lanes_sweep), so that memory
@@ -499,7 +501,7 @@ static int add_fragment(struct bot *b, const struct myna_inbox_row *row, const c
     }
     if (rc != MYNA_OK)
         return rc;
-    if (strlen(batch.text) + strlen(text) + 2 > 64 * 1024) {
+    if (strlen(batch.text) + strlen(text) + 2 > TURN_TEXT_MAX) {
         /* a runaway burst: answer what we have, start again */
         myna_batch_release(&batch);
         if ((rc = flush_batch(b, row->m.contact, err)) != MYNA_OK)
@@ -554,6 +556,37 @@ static int add_single_turn(struct bot *b, const struct myna_inbox_row *row, cons
     return rc;
 }
 
+/* What the brain reads of a message answered on its own: a button's or a
+ * list row's title, else "[type] text". At most TURN_TEXT_MAX bytes, cut
+ * between characters: a flow's response_json has no bound of its own, and
+ * a byte cut would send the model, and keep in the history, half a
+ * character. NULL when out of memory. */
+static char *single_text(const struct myna_inbound *m)
+{
+    const char *t = m->text;
+    char head[48] = "";
+    size_t hn, n;
+    char *out;
+
+    if (m->type == MYNA_MSG_BUTTON_REPLY || m->type == MYNA_MSG_LIST_REPLY ||
+        m->type == MYNA_MSG_TEMPLATE_BUTTON) {
+        if (t == NULL)
+            t = m->reply_id ? m->reply_id : "";
+    } else {
+        snprintf(head, sizeof(head), "[%s]%s", myna_msg_type_name(m->type), t ? " " : "");
+        if (t == NULL)
+            t = "";
+    }
+    hn = strlen(head);
+    n = myna_utf8_cut(t, TURN_TEXT_MAX - hn);
+    if ((out = malloc(hn + n + 1)) == NULL)
+        return NULL;
+    memcpy(out, head, hn);
+    memcpy(out + hn, t, n);
+    out[hn + n] = '\0';
+    return out;
+}
+
 /* What one inbox row causes (inside the drain's transaction). *timer is set
  * when the contact's batch timer must be (re)armed. */
 static int consume(struct bot *b, const struct myna_inbox_row *row, int *timer,
@@ -562,8 +595,8 @@ static int consume(struct bot *b, const struct myna_inbox_row *row, int *timer,
     const struct myna_inbound *m = &row->m;
     int64_t age_s = m->ts > 0 ? row->received_ms / 1000 - m->ts : 0;
     int stale = age_s > b->opts->stale_after_s;
-    /* a caption is at most 1,024 characters (4 KB of UTF-8): never cut here */
-    char text[8192];
+    char *text;
+    int rc;
 
     *timer = 0;
     if (m->contact == NULL || m->contact[0] == '\0' || gate_refuses(b->in, m->contact))
@@ -598,18 +631,17 @@ static int consume(struct bot *b, const struct myna_inbox_row *row, int *timer,
     default:
         break;
     }
-    /* everything else is answered on its own; what the brain reads of it */
-    if (m->type == MYNA_MSG_BUTTON_REPLY || m->type == MYNA_MSG_LIST_REPLY ||
-        m->type == MYNA_MSG_TEMPLATE_BUTTON)
-        snprintf(text, sizeof(text), "%s", m->text ? m->text : (m->reply_id ? m->reply_id : ""));
-    else
-        snprintf(text, sizeof(text), "[%s]%s%s", myna_msg_type_name(m->type),
-                 m->text ? " " : "", m->text ? m->text : "");
+    /* everything else is answered on its own */
+    if ((text = single_text(m)) == NULL)
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
     if (stale) {  /* after downtime: folded into one reply per contact */
         *timer = 1;
-        return add_fragment(b, row, text, 1, err);
+        rc = add_fragment(b, row, text, 1, err);
+    } else {
+        rc = add_single_turn(b, row, myna_msg_type_name(m->type), text, err);
     }
-    return add_single_turn(b, row, myna_msg_type_name(m->type), text, err);
+    free(text);
+    return rc;
 }
 
 /* ---- statuses -------------------------------------------------------------- */

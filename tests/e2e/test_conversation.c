@@ -372,6 +372,39 @@ static void test_button_cuts_the_batch(void **state)
     assert_string_equal(llm[1], "Суббота 11:00");
 }
 
+/* A flow's answer (nfm_reply) has no bound of its own: a form with a long
+ * comment in Cyrillic reaches the model whole, valid UTF-8, never cut
+ * inside a character. */
+static void test_long_flow_reply_reaches_the_model_whole(void **state)
+{
+    struct fx *f = *state;
+    static char m[32768];
+    cJSON *all;
+    const cJSON *r, *msg;
+    const char *user = NULL;
+    int n;
+
+    /* "[flow_reply] " and {"cc":" take 20 bytes: 8,171 more end inside a Я */
+    n = snprintf(m, sizeof(m), "\"type\":\"interactive\",\"interactive\":{\"type\":\"nfm_reply\","
+                 "\"nfm_reply\":{\"name\":\"feedback\",\"response_json\":\"{\\\"cc\\\":\\\"");
+    for (int i = 0; i < 5000; i++)
+        n += snprintf(m + n, sizeof(m) - (size_t)n, "%s", "Я");
+    snprintf(m + n, sizeof(m) - (size_t)n, "%s", "\\\"}\"}}");
+    post(f, "79161234567", "wamid.flow-1", m);
+    wait_sent(f, 1);
+    all = fake_get(&f->llm, "/_fake/requests");
+    cJSON_ArrayForEach(r, all)
+        cJSON_ArrayForEach(msg, cJSON_GetObjectItemCaseSensitive(r, "messages")) {
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(msg, "content");
+            if (cJSON_IsString(c) && strncmp(c->valuestring, "[flow_reply] ", 13) == 0)
+                user = c->valuestring;
+        }
+    assert_non_null(user);
+    assert_true(myna_utf8_count(user) != (size_t)-1);
+    assert_int_equal(strlen(user), 13 + 7 + 5000 * 2 + 2);
+    cJSON_Delete(all);
+}
+
 static void test_duplicate_gives_one_reply(void **state)
 {
     struct fx *f = *state;
@@ -2158,6 +2191,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_three_fragments_one_turn, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_button_cuts_the_batch, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_long_flow_reply_reaches_the_model_whole, setup_llm,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_old_messages_get_one_reply, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_gives_one_reply, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_blocked_number_gets_nothing, setup_llm, teardown),
