@@ -1126,6 +1126,28 @@ static int keeps_an_admin(struct call *c, const struct myna_control_user *u, int
                                 "admin first", u->name);
 }
 
+/* MYNA_ECONFLICT if a change made in the open transaction took away the
+ * last way into the admin API that an enabled admin had (a token, or a
+ * password to log in with): before is myna_control_user_count_admin_ways
+ * at now_ms, counted in the same transaction before the change. Without
+ * one, only editing var/control.db by hand (or `myna token recover` on the
+ * host) would let anyone manage Myna again. */
+static int keeps_a_way_in(struct call *c, int64_t before, int64_t now_ms, struct myna_err *err)
+{
+    int64_t n = 0;
+    int rc;
+
+    if (before == 0)
+        return MYNA_OK;  /* none to take away: not this change's doing */
+    if ((rc = myna_control_user_count_admin_ways(c->a->control, now_ms, &n, err)) != MYNA_OK)
+        return rc;
+    return n > 0 ? MYNA_OK
+                 : myna_err_set(err, MYNA_ECONFLICT,
+                                "that is the last way into the admin API: no enabled admin "
+                                "would have a token or a password left; make another admin "
+                                "token (POST /admin/tokens) or set an admin's password first");
+}
+
 /* user.update's detail: the fields given, with their new values (role
  * NULL: not given); for the password only whether it was changed or
  * removed. NULL: out of memory. */
@@ -1181,6 +1203,7 @@ static void user_update_finish(struct pw_job *j)
                 *pw = cJSON_GetObjectItemCaseSensitive(j->body, "password"),
                 *dis = cJSON_GetObjectItemCaseSensitive(j->body, "disabled");
     enum myna_role r = MYNA_ROLE_USER;
+    int64_t now = myna_wall_ms(), ways = 0;
     int rc;
 
     memset(&u, 0, sizeof(u));
@@ -1190,12 +1213,16 @@ static void user_update_finish(struct pw_job *j)
         if ((rc = myna_control_user_get_by_name(c->a->control, j->target, &u, &err)) == MYNA_OK)
             rc = keeps_an_admin(c, &u, (role && r != MYNA_ROLE_ADMIN) || cJSON_IsTrue(dis),
                                 &err);
+        if (rc == MYNA_OK)
+            rc = myna_control_user_count_admin_ways(c->a->control, now, &ways, &err);
         if (rc == MYNA_OK && role)
             rc = myna_control_user_set_role(c->a->control, u.id, (int)r, &err);
         if (rc == MYNA_OK && pw)
             rc = myna_control_user_set_password(c->a->control, u.id, j->hash, &err);
         if (rc == MYNA_OK && dis)
             rc = myna_control_user_set_disabled(c->a->control, u.id, cJSON_IsTrue(dis), &err);
+        if (rc == MYNA_OK)
+            rc = keeps_a_way_in(c, ways, now, &err);
         if (rc == MYNA_OK)
             rc = audit_json(c, "user.update", u.name,
                             update_detail(role ? myna_role_name(r) : NULL, pw, dis), &err);
@@ -1521,6 +1548,7 @@ static void tokens(struct call *c, const char *rest)
     } else if (*rest != '\0' && cmd == EVHTTP_REQ_DELETE) {
         /* an admin revokes any token, the others only their own */
         int64_t id, owner = c->user.role == MYNA_ROLE_ADMIN ? 0 : c->user.id;
+        int64_t now = myna_wall_ms(), ways = 0;
         char target[24];
         if (myna_parse_i64(rest, 1, INT64_MAX, &id) != 0) {
             send_error(c->req, 404, "no such token");
@@ -1528,7 +1556,11 @@ static void tokens(struct call *c, const char *rest)
         }
         snprintf(target, sizeof(target), "%lld", (long long)id);  /* not the path's spelling */
         if ((rc = myna_control_begin(c->a->control, &err)) == MYNA_OK) {
-            rc = myna_control_token_revoke(c->a->control, id, owner, &err);
+            rc = myna_control_user_count_admin_ways(c->a->control, now, &ways, &err);
+            if (rc == MYNA_OK)
+                rc = myna_control_token_revoke(c->a->control, id, owner, &err);
+            if (rc == MYNA_OK)
+                rc = keeps_a_way_in(c, ways, now, &err);
             if (rc == MYNA_OK)
                 rc = audit(c, "token.revoke", target, NULL, &err);
             if (rc == MYNA_OK)

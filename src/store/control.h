@@ -123,6 +123,11 @@ int myna_control_user_list(struct myna_control *c, size_t limit, size_t offset,
 /* Admins that are not disabled: the API refuses to demote or disable the
  * last one. */
 int myna_control_user_count_admins(struct myna_control *c, int64_t *n, struct myna_err *err);
+/* The ways into the admin API that enabled admins have: their passwords
+ * (for a login) plus their tokens neither revoked nor ended at now_ms. The
+ * API refuses a change that takes the last one away. */
+int myna_control_user_count_admin_ways(struct myna_control *c, int64_t now_ms, int64_t *n,
+                                       struct myna_err *err);
 /* NULL removes the password. These three: MYNA_ENOTFOUND for an unknown id. */
 int myna_control_user_set_password(struct myna_control *c, int64_t id, const char *password_hash,
                                    struct myna_err *err);

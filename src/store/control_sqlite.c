@@ -82,7 +82,7 @@ static const char *const migrations[] = {
 
 enum {
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
-    Q_USER_ADD, Q_USER_BY_ID, Q_USER_BY_NAME, Q_USER_LIST, Q_USER_ADMINS,
+    Q_USER_ADD, Q_USER_BY_ID, Q_USER_BY_NAME, Q_USER_LIST, Q_USER_ADMINS, Q_USER_WAYS_IN,
     Q_USER_SET_PASSWORD, Q_USER_SET_ROLE, Q_USER_SET_DISABLED,
     Q_TOKEN_ADD, Q_TOKEN_FIND, Q_TOKEN_TOUCH, Q_TOKEN_LIST, Q_TOKEN_REVOKE, Q_TOKEN_PRUNE,
     Q_INST_CREATE, Q_INST_GET, Q_INST_LIST, Q_INST_UPDATE, Q_INST_VERSION, Q_INST_DELETE,
@@ -105,6 +105,11 @@ static const char *const q_sql[Q__COUNT] = {
     [Q_USER_BY_NAME] = "SELECT " USER_COLS " FROM users WHERE name = ?1",
     [Q_USER_LIST] = "SELECT " USER_COLS " FROM users ORDER BY id LIMIT ?1 OFFSET ?2",
     [Q_USER_ADMINS] = "SELECT count(*) FROM users WHERE role = 2 AND disabled = 0",
+    [Q_USER_WAYS_IN] = "SELECT (SELECT count(*) FROM users WHERE role = 2 AND disabled = 0"
+                       " AND password_hash IS NOT NULL)"
+                       " + (SELECT count(*) FROM tokens t JOIN users u ON u.id = t.user_id"
+                       " WHERE u.role = 2 AND u.disabled = 0 AND t.revoked = 0"
+                       " AND (t.expires_ms = 0 OR t.expires_ms > ?1))",
     [Q_USER_SET_PASSWORD] = "UPDATE users SET password_hash = ?2 WHERE id = ?1",
     [Q_USER_SET_ROLE] = "UPDATE users SET role = ?2 WHERE id = ?1",
     [Q_USER_SET_DISABLED] = "UPDATE users SET disabled = ?2 WHERE id = ?1",
@@ -822,6 +827,13 @@ int myna_control_user_list(struct myna_control *c, size_t limit, size_t offset,
 int myna_control_user_count_admins(struct myna_control *c, int64_t *n, struct myna_err *err)
 {
     return count_of(c, c->q[Q_USER_ADMINS], n, "admins", err);
+}
+
+int myna_control_user_count_admin_ways(struct myna_control *c, int64_t now_ms, int64_t *n,
+                                       struct myna_err *err)
+{
+    sqlite3_bind_int64(c->q[Q_USER_WAYS_IN], 1, now_ms);
+    return count_of(c, c->q[Q_USER_WAYS_IN], n, "the ways into the admin API", err);
 }
 
 /* An UPDATE of one user by id: MYNA_ENOTFOUND when no row matched. */

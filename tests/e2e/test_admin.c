@@ -966,6 +966,97 @@ static void test_token_revoke(void **state)
     assert_true(audit_has(&C->p, "token.revoke", id, NULL));
 }
 
+/* The token id, from the last answer's "token_id", as a path. */
+static void token_path(char *path, size_t cap)
+{
+    snprintf(path, cap, "/admin/tokens/%.0f", answer_num("token_id"));
+}
+
+/* A change that takes away the last way into the admin API an enabled
+ * admin has (a token that works, or a password to log in with) is refused
+ * with 409 and changes nothing; with another way in, it is made. Only
+ * editing control.db by hand brought the API back after such a change. */
+static void test_last_way_in_stays(void **state)
+{
+    struct myna_proc *p;
+    char first[64], spare[80], spare_path[64], eve[80], eve_path[64], login_tok[80],
+        login_path[64];
+
+    (void)state;
+    p = launch(NULL);
+    /* the first admin's only token: refused, and it still works */
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/tokens", NULL), 200);
+    snprintf(first, sizeof(first), "/admin/tokens/%.0f", first_id());
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "DELETE", first, NULL), 409);
+    assert_non_null(strstr(C->resp, "last way into the admin API"));
+    assert_non_null(strstr(C->resp, "POST /admin/tokens"));
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/users", NULL), 200);
+    assert_false(audit_has(p, "token.revoke", first + strlen("/admin/tokens/"), NULL));
+
+    /* with a second admin token it goes */
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "POST", "/admin/tokens", "{\"name\":\"spare\"}"),
+                     201);
+    answer_str("token", spare, sizeof(spare));
+    token_path(spare_path, sizeof(spare_path));
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "DELETE", first, NULL), 200);
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "GET", "/admin/users", NULL), 401);
+    assert_int_equal(api_at(p, spare, "DELETE", spare_path, NULL), 409);
+
+    /* a password is a way in too: then the last token may go, and the
+     * password may go while a login's token works, but not both */
+    assert_int_equal(api_at(p, spare, "PUT", "/admin/users/admin",
+                            "{\"password\":\"admin-secret-1\"}"),
+                     200);
+    assert_int_equal(api_at(p, spare, "DELETE", spare_path, NULL), 200);
+    assert_int_equal(api_at(p, NULL, "POST", "/admin/login",
+                            "{\"name\":\"admin\",\"password\":\"admin-secret-1\"}"),
+                     200);
+    answer_str("token", login_tok, sizeof(login_tok));
+    assert_int_equal(api_at(p, login_tok, "GET", "/admin/tokens", NULL), 200);
+    {
+        cJSON *arr = cJSON_Parse(C->resp), *t;
+        double id = -1;
+        cJSON_ArrayForEach(t, arr) {
+            if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "revoked")))
+                id = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(t, "id"));
+        }
+        cJSON_Delete(arr);
+        snprintf(login_path, sizeof(login_path), "/admin/tokens/%.0f", id);
+    }
+    assert_int_equal(api_at(p, login_tok, "PUT", "/admin/users/admin", "{\"password\":null}"),
+                     200);
+    assert_int_equal(api_at(p, login_tok, "DELETE", login_path, NULL), 409);
+    assert_int_equal(api_at(p, login_tok, "PUT", "/admin/users/admin",
+                            "{\"password\":\"admin-secret-2\"}"),
+                     200);
+    assert_int_equal(api_at(p, login_tok, "DELETE", login_path, NULL), 200);
+    assert_int_equal(api_at(p, NULL, "POST", "/admin/login",
+                            "{\"name\":\"admin\",\"password\":\"admin-secret-2\"}"),
+                     200);
+    answer_str("token", login_tok, sizeof(login_tok));
+
+    /* a second admin with no way in of its own: disabling the first, who
+     * has the only ones, is refused although an enabled admin stays */
+    assert_int_equal(api_at(p, login_tok, "POST", "/admin/users",
+                            "{\"name\":\"eve\",\"role\":\"admin\"}"),
+                     201);
+    answer_str("token", eve, sizeof(eve));
+    token_path(eve_path, sizeof(eve_path));
+    assert_int_equal(api_at(p, eve, "DELETE", eve_path, NULL), 200);
+    assert_int_equal(api_at(p, login_tok, "PUT", "/admin/users/admin", "{\"disabled\":true}"),
+                     409);
+    assert_non_null(strstr(C->resp, "last way into the admin API"));
+    assert_int_equal(api_at(p, login_tok, "PUT", "/admin/users/admin", "{\"role\":\"user\"}"),
+                     409);
+    assert_int_equal(api_at(p, login_tok, "GET", "/admin/audit", NULL), 200);
+    /* a user's own token is no admin's way in: revoking it is fine */
+    assert_int_equal(api_at(p, login_tok, "POST", "/admin/users", "{\"name\":\"una\"}"), 201);
+    answer_str("token", eve, sizeof(eve));
+    token_path(eve_path, sizeof(eve_path));
+    assert_int_equal(api_at(p, eve, "DELETE", eve_path, NULL), 200);
+    assert_int_equal(h_stop_release(p), 0);
+}
+
 /* The audit log says whose token was made and which user a token made
  * with a role created, and what a user's change changed (never the
  * password). */
@@ -2356,6 +2447,7 @@ int main(void)
         cmocka_unit_test(test_user_update),
         cmocka_unit_test(test_login_token_expires),
         cmocka_unit_test(test_token_revoke),
+        cmocka_unit_test(test_last_way_in_stays),
         cmocka_unit_test(test_token_and_user_audit_detail),
         cmocka_unit_test(test_paging),
         cmocka_unit_test(test_secrets_sealed_at_rest),

@@ -603,6 +603,42 @@ static void test_user_updates_and_admin_count(void **state)
     assert_err(&err, MYNA_EINVAL, "cannot set the password");
 }
 
+/* The ways in: enabled admins' passwords and live tokens, nothing else. */
+static void test_admin_ways_counted(void **state)
+{
+    struct fix *f = *state;
+    struct myna_err err = MYNA_ERR_INIT;
+    int64_t a = add_user(f->c, "root", ROLE_ADMIN), b = add_user(f->c, "eve", ROLE_USER);
+    int64_t n = -1, t1 = 0, t2 = 0;
+    char h[65];
+
+    assert_int_equal(myna_control_user_count_admin_ways(f->c, 1000, &n, &err), MYNA_OK);
+    assert_int_equal(n, 0);  /* an admin with neither */
+    hash_of(0x91, h);
+    assert_int_equal(myna_control_token_add(f->c, a, h, "a", 1, 0, &t1, &err), MYNA_OK);
+    hash_of(0x92, h);
+    assert_int_equal(myna_control_token_add(f->c, a, h, "ends", 1, 2000, &t2, &err), MYNA_OK);
+    hash_of(0x93, h);
+    assert_int_equal(myna_control_token_add(f->c, b, h, "b", 1, 0, NULL, &err), MYNA_OK);
+    assert_int_equal(myna_control_user_set_password(f->c, b, "$2b$12$abc", &err), MYNA_OK);
+    assert_int_equal(myna_control_user_count_admin_ways(f->c, 1000, &n, &err), MYNA_OK);
+    assert_int_equal(n, 2);  /* not a user's token or password */
+    assert_int_equal(myna_control_user_count_admin_ways(f->c, 2000, &n, &err), MYNA_OK);
+    assert_int_equal(n, 1);  /* the ended token */
+    assert_int_equal(myna_control_token_revoke(f->c, t1, 0, &err), MYNA_OK);
+    assert_int_equal(myna_control_user_count_admin_ways(f->c, 1000, &n, &err), MYNA_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(myna_control_user_set_password(f->c, a, "$2b$12$def", &err), MYNA_OK);
+    assert_int_equal(myna_control_user_count_admin_ways(f->c, 1000, &n, &err), MYNA_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(myna_control_user_set_disabled(f->c, a, 1, &err), MYNA_OK);
+    assert_int_equal(myna_control_user_count_admin_ways(f->c, 1000, &n, &err), MYNA_OK);
+    assert_int_equal(n, 0);  /* a disabled admin's ways are none */
+    assert_int_equal(myna_control_user_set_role(f->c, b, ROLE_ADMIN, &err), MYNA_OK);
+    assert_int_equal(myna_control_user_count_admin_ways(f->c, 1000, &n, &err), MYNA_OK);
+    assert_int_equal(n, 2);
+}
+
 static void test_user_list_paging(void **state)
 {
     struct fix *f = *state;
@@ -1948,6 +1984,7 @@ int main(void)
         O(test_user_duplicate_and_bad_role),
         O(test_user_get_unknown),
         O(test_user_updates_and_admin_count),
+        O(test_admin_ways_counted),
         O(test_user_list_paging),
         O(test_token_find_and_touch),
         O(test_token_refusals),
