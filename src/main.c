@@ -22,7 +22,9 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "store/bot_store.h"
+#include "store/control.h"
 #include "store/store.h"
+#include "master/admin.h"
 #include "master/master.h"
 #include "wa/instance.h"
 #include "wa/sim.h"
@@ -45,7 +47,10 @@ static void usage(FILE *out)
             "  chat      talk to a sim instance as a customer: chat ID [--from DIGITS] [--name NAME]\n"
             "  instance  list | show ID | create FILE | start|stop|restart ID | export | import FILE\n"
             "  token     create [--role guest|user|admin] [--name NAME]\n"
-            "            (instance and token talk to the admin API: --token T or MYNA_TOKEN)\n"
+            "            (instance and token create talk to the admin API: --token T or MYNA_TOKEN)\n"
+            "            recover [--user NAME] [--name NAME] [--enable] [--data DIR | --config FILE]:\n"
+            "            a new admin token, made on the host from the data directory, when\n"
+            "            every token is lost (works while serve runs)\n"
             "  outbox    dead letters: outbox failed --instance ID | outbox replay --instance ID (--id N | --all)\n"
             "  version   print the version\n"
             "  help      print this text\n");
@@ -623,8 +628,70 @@ static int cmd_instance(int argc, char **argv)
     return cmd_manage(1, argc, argv);
 }
 
+/* `myna token recover [--user NAME] [--name NAME] [--enable] [serve options]`:
+ * a new admin token made in var/control.db directly, for the operator of
+ * the host who has no way into the admin API left. WAL and the store's
+ * busy wait let it run beside a master, which reads tokens from the file
+ * at every request: the token works at once. */
+static int cmd_token_recover(int argc, char **argv)
+{
+    struct myna_conf conf;
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_admin_recovered got;
+    struct myna_control *control = NULL;
+    const char *user = NULL, *name = NULL;
+    char **rest = calloc((size_t)argc + 1, sizeof(char *)), path[4200];
+    int n = 0, enable = 0, rc = 1;
+
+    if (rest == NULL)
+        return 1;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+            user = argv[++i];
+        else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            name = argv[++i];
+        else if (strcmp(argv[i], "--enable") == 0)
+            enable = 1;
+        else
+            rest[n++] = argv[i];
+    }
+    /* the name is shown again as JSON (GET /admin/tokens, the audit log) */
+    if (name && (myna_utf8_count(name) == (size_t)-1 || strlen(name) > MYNA_CONTROL_TEXT_MAX)) {
+        fprintf(stderr, "myna: --name: at most %d bytes of UTF-8\n", MYNA_CONTROL_TEXT_MAX);
+        free(rest);
+        return 2;
+    }
+    if (myna_conf_load(&conf, n, rest, environ, NULL, NULL, &err) != MYNA_OK) {
+        say_error(NULL, err.msg);
+        free(rest);
+        return 2;
+    }
+    free(rest);
+    snprintf(path, sizeof(path), "%s/control.db", conf.data_dir);
+    /* opening would create an empty store: a mistyped --data must not */
+    if (access(path, F_OK) != 0) {
+        fputs("myna: no control store at '", stderr);
+        myna_api_put_text(stderr, path, 0);
+        fputs("': give the server's --data DIR or --config FILE\n", stderr);
+    } else if ((control = myna_control_open(path, &err)) == NULL ||
+               myna_admin_recover(control, user, name, enable, stdout, &got, &err) != MYNA_OK) {
+        say_error(NULL, err.msg);
+    } else {
+        rc = 0;
+        if (got.enabled)
+            fprintf(stderr, "myna: user '%s' is an enabled admin again\n", got.user);
+        fprintf(stderr, "myna: the token above (id %" PRId64 ") is for admin '%s'; it is shown "
+                "once and works at once\n", got.token_id, got.user);
+    }
+    myna_control_free(control);
+    myna_conf_release(&conf);
+    return rc;
+}
+
 static int cmd_token(int argc, char **argv)
 {
+    if (argc > 0 && strcmp(argv[0], "recover") == 0)
+        return cmd_token_recover(argc - 1, argv + 1);
     return cmd_manage(0, argc, argv);
 }
 

@@ -346,7 +346,10 @@ void myna_cli_instance_usage(FILE *f)
 
 void myna_cli_token_usage(FILE *f)
 {
-    fprintf(f, "usage: myna token create [--role guest|user|admin] [--name NAME]\n" REACH);
+    fprintf(f, "usage: myna token create [--role guest|user|admin] [--name NAME]\n" REACH
+               "       myna token recover [--user NAME] [--name NAME] [--enable] "
+               "[--data DIR | --config FILE]\n"
+               "       (on the host, as the server's user: a new admin token from its data)\n");
 }
 
 static int usage(FILE *err)

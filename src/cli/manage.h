@@ -9,6 +9,9 @@
  *   instance import FILE        creates the ones that are new, updates the others
  *   token create [--role guest|user|admin] [--name NAME]
  *
+ * (`token recover`, which opens var/control.db on the host instead of
+ * calling the API, is main.c's: its usage line is myna_cli_token_usage's.)
+ *
  * argv starts after "instance" / "token". Exit codes: 0 done, 1 the server
  * refused, is unreachable or answered what myna does not (its message
  * printed, or that) or FILE cannot be read

@@ -2,6 +2,7 @@
 #include "master/admin.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -1961,6 +1962,135 @@ int myna_admin_bootstrap(struct myna_control *control, const char *env_token, FI
         else
             myna_control_rollback(control);
     }
+    memset(token, 0, sizeof(token));
+    return rc;
+}
+
+/* The recovery's audit rows: no API user acts, the host's operator does. */
+#define LOCAL_ACTOR "local"
+
+/* *u (OUT, filled on MYNA_OK) is the admin a recovery picks: "admin"
+ * when it is an enabled admin, else the enabled admin with the lowest id.
+ * MYNA_ENOTFOUND when there is none. */
+static int pick_admin(struct myna_control *control, struct myna_control_user *u,
+                      struct myna_err *err)
+{
+    struct myna_control_user *v = NULL;
+    size_t n = 0, offset = 0;
+    int rc = myna_control_user_get_by_name(control, "admin", u, err);
+
+    if (rc == MYNA_OK && u->role == MYNA_ROLE_ADMIN && !u->disabled)
+        return MYNA_OK;
+    if (rc == MYNA_OK)
+        myna_control_user_release(u);
+    else if (rc != MYNA_ENOTFOUND)
+        return rc;
+    rc = MYNA_ENOTFOUND;
+    do {
+        int listed = myna_control_user_list(control, MYNA_CONTROL_LIST_MAX, offset, &v, &n, err);
+        if (listed != MYNA_OK)
+            return listed;
+        for (size_t i = 0; i < n; i++) {
+            if (rc != MYNA_OK && v[i].role == MYNA_ROLE_ADMIN && !v[i].disabled) {
+                *u = v[i];  /* taken whole: not released here */
+                rc = MYNA_OK;
+            } else {
+                myna_control_user_release(&v[i]);
+            }
+        }
+        free(v);
+        offset += n;
+    } while (rc != MYNA_OK && n == MYNA_CONTROL_LIST_MAX);
+    if (rc != MYNA_OK)
+        myna_err_set(err, MYNA_ENOTFOUND,
+                     "no user is an enabled admin (all were disabled or demoted): give "
+                     "--enable to make the user 'admin' (or --user NAME) an enabled admin again");
+    return rc;
+}
+
+int myna_admin_recover(struct myna_control *control, const char *user, const char *token_name,
+                       int enable, FILE *out, struct myna_admin_recovered *got,
+                       struct myna_err *err)
+{
+    struct myna_control_audit row = { 0, 0, 0, (char *)LOCAL_ACTOR, NULL, NULL, NULL,
+                                      (char *)LOCAL_ACTOR };
+    struct myna_control_user u;
+    cJSON *detail = NULL;
+    char token[64], hash[65], *text = NULL;
+    int64_t now = myna_wall_ms();
+    int rc;
+
+    memset(&u, 0, sizeof(u));
+    memset(got, 0, sizeof(*got));
+    if (token_name == NULL)
+        token_name = "recovered";
+    if ((rc = myna_token_new(token, hash, err)) != MYNA_OK ||
+        (rc = myna_control_begin(control, err)) != MYNA_OK)
+        return rc;
+    if (user == NULL) {
+        rc = pick_admin(control, &u, err);
+        if (rc == MYNA_ENOTFOUND && enable &&
+            (rc = myna_control_user_get_by_name(control, "admin", &u, err)) == MYNA_ENOTFOUND)
+            myna_err_set(err, rc, "no user is an enabled admin, and no user is named 'admin': "
+                         "name the one to enable with --user NAME");
+    } else if ((rc = myna_control_user_get_by_name(control, user, &u, err)) == MYNA_ENOTFOUND) {
+        myna_err_set(err, rc, "no user '%s'", user);
+    }
+    if (rc == MYNA_OK && (u.role != MYNA_ROLE_ADMIN || u.disabled)) {
+        if (!enable) {
+            rc = myna_err_set(err, MYNA_ECONFLICT,
+                              "user '%s' is %s: give --enable to make it an enabled admin, "
+                              "or name another admin with --user NAME",
+                              u.name, u.disabled ? "disabled" : "not an admin");
+        } else {
+            cJSON *d = cJSON_CreateObject();
+            rc = myna_control_user_set_role(control, u.id, MYNA_ROLE_ADMIN, err);
+            if (rc == MYNA_OK)
+                rc = myna_control_user_set_disabled(control, u.id, 0, err);
+            if (rc == MYNA_OK && (d == NULL || !cJSON_AddStringToObject(d, "role", "admin") ||
+                                  !cJSON_AddBoolToObject(d, "disabled", 0) ||
+                                  (text = cJSON_PrintUnformatted(d)) == NULL))
+                rc = myna_err_set(err, MYNA_ENOMEM, "out of memory");
+            cJSON_Delete(d);
+            row.ts_ms = now;
+            row.action = (char *)"user.update";
+            row.target = u.name;
+            row.detail = text;
+            if (rc == MYNA_OK)
+                rc = myna_control_audit_add(control, &row, NULL, err);
+            free(text);
+            text = NULL;
+            got->enabled = 1;
+        }
+    }
+    if (rc == MYNA_OK)
+        rc = myna_control_token_add(control, u.id, hash, token_name, now, 0, &got->token_id, err);
+    if (rc == MYNA_OK && ((detail = token_create_detail(got->token_id, token_name)) == NULL ||
+                          (text = cJSON_PrintUnformatted(detail)) == NULL))
+        rc = myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    if (rc == MYNA_OK) {
+        row.ts_ms = now;
+        row.action = (char *)"token.create";
+        row.target = u.name;
+        row.detail = text;
+        rc = myna_control_audit_add(control, &row, NULL, err);
+    }
+    /* shown before the commit, as the first token is: a token nobody saw
+     * is no way back */
+    if (rc == MYNA_OK && (fprintf(out, "%s\n", token) < 0 || fflush(out) != 0))
+        rc = myna_err_set(err, MYNA_EIO, "cannot show the new token on standard output: %s",
+                          strerror(errno));
+    if (rc == MYNA_OK)
+        rc = myna_control_commit(control, err);
+    else
+        myna_control_rollback(control);
+    if (rc == MYNA_OK)
+        snprintf(got->user, sizeof(got->user), "%s", u.name);
+    else
+        got->enabled = 0;
+    cJSON_Delete(detail);
+    free(text);
+    myna_control_user_release(&u);
     memset(token, 0, sizeof(token));
     return rc;
 }

@@ -63,4 +63,27 @@ void myna_admin_handle(struct myna_admin *a, struct evhttp_request *req, const c
 int myna_admin_bootstrap(struct myna_control *control, const char *env_token, FILE *out,
                          int64_t *admin_id, struct myna_err *err);
 
+/* What myna_admin_recover did. */
+struct myna_admin_recovered {
+    char user[65];        /* the user the token is for (MYNA_CONTROL_NAME_MAX + 1) */
+    int64_t token_id;
+    int enabled;          /* 1: enable made the user an enabled admin again */
+};
+
+/* `myna token recover`, on the host: a new token for an enabled admin,
+ * for an operator who has lost every way into the API. The user is user,
+ * or (NULL) "admin" when it is an enabled admin, else the enabled admin
+ * with the lowest id. With enable, a user that is disabled or not an admin
+ * ("admin" when user is NULL and no enabled admin exists) is made an
+ * enabled admin first (audited as user.update); without it, such a user is
+ * MYNA_ECONFLICT and no enabled admin at all MYNA_ENOTFOUND, as is an
+ * unknown user. token_name NULL: "recovered". The token (audited as
+ * token.create) has no end. Both audit rows are written by "local" from
+ * "local". The token is printed once to out, a line of its own, flushed
+ * before the commit: when out cannot take it, MYNA_EIO and nothing is
+ * stored. One transaction: the running master's next request finds it. */
+int myna_admin_recover(struct myna_control *control, const char *user, const char *token_name,
+                       int enable, FILE *out, struct myna_admin_recovered *got,
+                       struct myna_err *err);
+
 #endif

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <grp.h>
 #include <sqlite3.h>
 #include <netinet/in.h>
@@ -1314,6 +1315,218 @@ static void test_first_token_unshown_is_not_kept(void **state)
     h_cleanup(&p);
 }
 
+/* An admin API call to p with token; the answer in out. */
+static long admin_call(const struct myna_proc *p, const char *token, const char *method,
+                       const char *path, const char *body)
+{
+    char url[sizeof(p->admin_url) + 128], auth[200];
+    const char *h[] = { "Content-Type: application/json", auth, NULL };
+
+    snprintf(url, sizeof(url), "%s%s", p->admin_url, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    return h_http(method, url, body, body ? strlen(body) : 0, h, out, sizeof(out));
+}
+
+/* The token `myna token recover` printed: the line of out that starts
+ * with "myna_" (its stdout comes first: flushed before the commit). */
+static void printed_token(char *token, size_t cap)
+{
+    const char *t = strstr(out, "myna_");
+
+    assert_non_null(t);
+    assert_true(t == out || t[-1] == '\n');
+    snprintf(token, cap, "%.*s", (int)strcspn(t, "\n"), t);
+    assert_int_equal(strlen(token), 48);
+}
+
+/* The number of rows of the audit log (newest 1000) of action whose user
+ * and from are "local" and whose detail holds detail. */
+static int local_rows(const struct myna_proc *p, const char *token, const char *action,
+                      const char *target, const char *detail)
+{
+    cJSON *arr, *row;
+    int n = 0;
+
+    assert_int_equal(admin_call(p, token, "GET", "/admin/audit?limit=1000", NULL), 200);
+    arr = cJSON_Parse(out);
+    cJSON_ArrayForEach(row, arr) {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(row, "detail");
+        char *text = d ? cJSON_PrintUnformatted(d) : NULL;
+        if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "action")),
+                   action) == 0 &&
+            strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "target")),
+                   target) == 0 &&
+            strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "user")),
+                   "local") == 0 &&
+            strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "from")),
+                   "local") == 0 &&
+            text && strstr(text, detail))
+            n++;
+        free(text);
+    }
+    cJSON_Delete(arr);
+    return n;
+}
+
+/* The tokens the admin API lists. */
+static int token_count(const struct myna_proc *p, const char *token)
+{
+    cJSON *arr;
+    int n;
+
+    assert_int_equal(admin_call(p, token, "GET", "/admin/tokens", NULL), 200);
+    arr = cJSON_Parse(out);
+    n = cJSON_GetArraySize(arr);
+    cJSON_Delete(arr);
+    return n;
+}
+
+/* `myna token recover`: an operator who lost the first token (nobody else
+ * has one) gets a new admin token from the data directory, beside the
+ * running master, which takes it at once; audited as made on the host.
+ * Without it, only editing control.db by hand brought the API back. */
+static void test_token_recover_beside_the_master(void **state)
+{
+    struct myna_proc p;
+    char data[320], other[320], db[400], token[64], second[64];
+    const char *recover[] = { "token", "recover", "--data", data, NULL };
+    const char *named[] = { "token", "recover", "--name=laptop", "--user", "admin", "--data", data,
+                            NULL };
+    const char *nobody[] = { "token", "recover", "--user", "nobody", "--data", data, NULL };
+    const char *bob[] = { "token", "recover", "--user", "bob", "--data", data, NULL };
+    const char *elsewhere[] = { "token", "recover", "--data", other, NULL };
+    const char *bad_name[] = { "token", "recover", "--name", "\xff", "--data", data, NULL };
+    int tokens;
+
+    (void)state;
+    unsetenv("MYNA_ADMIN_TOKEN");
+    assert_int_equal(h_setup(&p, NULL), 0);
+    snprintf(data, sizeof(data), "%s/var", p.dir);
+    assert_int_equal(h_start(&p, NULL), 0);  /* its first token is in its log: "lost" */
+
+    assert_int_equal(h_run(recover, out, sizeof(out)), 0);
+    printed_token(token, sizeof(token));
+    assert_non_null(strstr(out, "is for admin 'admin'"));
+    assert_int_equal(admin_call(&p, token, "GET", "/admin/users", NULL), 200);
+    assert_non_null(strstr(out, "\"name\":\"admin\""));
+    assert_int_equal(local_rows(&p, token, "token.create", "admin", "\"name\":\"recovered\""), 1);
+    tokens = token_count(&p, token);
+    assert_int_equal(tokens, 2);
+
+    assert_int_equal(h_run(named, out, sizeof(out)), 0);
+    printed_token(second, sizeof(second));
+    assert_string_not_equal(second, token);
+    assert_int_equal(admin_call(&p, second, "GET", "/admin/audit", NULL), 200);
+    assert_int_equal(local_rows(&p, token, "token.create", "admin", "\"name\":\"laptop\""), 1);
+    assert_int_equal(token_count(&p, token), tokens + 1);
+    tokens++;
+
+    /* a user that is not there, or no admin: said, and nothing made */
+    assert_int_equal(h_run(nobody, out, sizeof(out)), 1);
+    assert_string_equal(out, "myna: no user 'nobody'\n");
+    assert_int_equal(admin_call(&p, token, "POST", "/admin/users", "{\"name\":\"bob\"}"), 201);
+    tokens++;  /* bob's first */
+    assert_int_equal(h_run(bob, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "user 'bob' is not an admin: give --enable"));
+    assert_null(strstr(out, "myna_"));
+    assert_int_equal(token_count(&p, token), tokens);
+    assert_int_equal(h_run(bad_name, out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "--name: at most 256 bytes of UTF-8"));
+
+    /* a directory with no control store: said, and none is made there */
+    snprintf(other, sizeof(other), "%s/elsewhere", p.dir);
+    assert_int_equal(h_run(elsewhere, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "no control store at '"));
+    assert_non_null(strstr(out, "elsewhere/control.db'"));
+    assert_int_equal(mkdir(other, 0700), 0);
+    assert_int_equal(h_run(elsewhere, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "no control store at '"));
+    snprintf(db, sizeof(db), "%s/control.db", other);
+    assert_int_equal(access(db, F_OK), -1);
+    assert_int_equal(token_count(&p, token), tokens);
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
+/* sqlite3_exec's callback: counts the rows in *arg. */
+static int count_rows(void *arg, int n, char **values, char **names)
+{
+    (void)n;
+    (void)values;
+    (void)names;
+    ++*(int *)arg;
+    return 0;
+}
+
+/* With no enabled admin left (all disabled by hand), recover says so and
+ * makes nothing unless --enable, which makes 'admin' an enabled admin
+ * again (audited); it works on a stopped master's data as well, and keeps
+ * nothing when the token cannot be shown. */
+static void test_token_recover_enable(void **state)
+{
+    struct myna_proc p;
+    char data[320], db[400], token[64];
+    const char *recover[] = { "token", "recover", "--data", data, NULL };
+    const char *enable[] = { "token", "recover", "--enable", "--data", data, NULL };
+    sqlite3 *h;
+    int rows = 0;
+
+    (void)state;
+    unsetenv("MYNA_ADMIN_TOKEN");
+    assert_int_equal(h_setup(&p, NULL), 0);
+    snprintf(data, sizeof(data), "%s/var", p.dir);
+    assert_int_equal(h_start(&p, NULL), 0);
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    snprintf(db, sizeof(db), "%s/control.db", data);
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "UPDATE users SET disabled = 1", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(h);
+
+    assert_int_equal(h_run(recover, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "no user is an enabled admin"));
+    assert_non_null(strstr(out, "--enable"));
+    assert_null(strstr(out, "myna_"));
+    /* a token that cannot be shown (stdout on a full disk) is not kept,
+     * nor is the admin enabled */
+    {
+        const char *argv[] = { MYNA_BIN, "token", "recover", "--enable", "--data", data, NULL };
+        char errlog[400];
+        int status, fd;
+        pid_t pid;
+        snprintf(errlog, sizeof(errlog), "%s/recover.err", p.dir);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            fd = open(errlog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dup2(fd, STDERR_FILENO);
+            fd = open("/dev/full", O_WRONLY);
+            dup2(fd, STDOUT_FILENO);
+            execv(MYNA_BIN, (char *const *)argv);
+            _exit(127);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+        assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(h, "SELECT 1 FROM tokens WHERE id > 1 UNION ALL "
+                                         "SELECT 1 FROM users WHERE disabled = 0",
+                                      count_rows, &rows, NULL),
+                         SQLITE_OK);
+        sqlite3_close(h);
+        assert_int_equal(rows, 0);
+    }
+    assert_int_equal(h_run(enable, out, sizeof(out)), 0);
+    printed_token(token, sizeof(token));
+    assert_non_null(strstr(out, "user 'admin' is an enabled admin again"));
+    assert_int_equal(h_start(&p, NULL), 0);
+    assert_int_equal(admin_call(&p, token, "GET", "/admin/users", NULL), 200);
+    assert_non_null(strstr(out, "\"disabled\":false"));
+    assert_int_equal(local_rows(&p, token, "user.update", "admin", "\"disabled\":false"), 1);
+    assert_int_equal(local_rows(&p, token, "token.create", "admin", "\"name\":\"recovered\""), 1);
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1348,6 +1561,8 @@ int main(void)
         cmocka_unit_test(test_outbox_failed_reads_a_read_only_store),
         cmocka_unit_test(test_outbox_store_error_said_once),
         cmocka_unit_test(test_instance_bad_id_is_a_usage_error),
+        cmocka_unit_test(test_token_recover_beside_the_master),
+        cmocka_unit_test(test_token_recover_enable),
     };
     if (getenv("MYNA_TEST_FILTER"))  /* one case: MYNA_TEST_FILTER=test_name (globs) */
         cmocka_set_test_filter(getenv("MYNA_TEST_FILTER"));
