@@ -86,8 +86,9 @@ struct lane {
     int64_t *reply_ms;       /* times of the last replies, a ring */
     size_t reply_next;
     int64_t cooldown_until_ms;
-    uint64_t last_text_hash;
-    int repeats;
+    uint64_t last_text_hash;  /* the last text that drew a reply */
+    uint64_t last_reply_hash; /* and that reply */
+    int repeats;             /* that exchange, in a row (loop_guard_replied) */
     int64_t used_ms;         /* its last lane_get */
 };
 
@@ -313,23 +314,25 @@ static uint64_t text_hash(const char *s)
 }
 
 /* Two auto-responders answering each other get banned together: a contact
- * that sends the same text again and again, or draws more replies in a
- * minute than a person reads, gets no replies for a cooldown. 1 = silence.
- * A reply counts once it goes (loop_guard_replied): a turn that ends in
+ * that draws more replies in a minute than a person reads, or that is
+ * stuck in a fixed point with us (the same text drawing the same reply
+ * repeat_limit times in a row: its next same text is not answered), gets
+ * no replies for a cooldown. 1 = silence. A person answering "yes" to
+ * different questions draws different replies, and is never stuck. A
+ * reply counts once it goes (loop_guard_replied): a turn that ends in
  * silence (past the rate limit) drew none. */
 static int loop_guard(struct bot *b, struct lane *l, const char *text)
 {
     const struct myna_instance *in = b->in;
     int64_t now = myna_mono_ms();
-    uint64_t h = text_hash(text);
     size_t cap = (size_t)in->loop_replies_per_minute;
     const char *why = NULL;
 
     if (now < l->cooldown_until_ms)
         return 1;
-    l->repeats = h == l->last_text_hash ? l->repeats + 1 : 1;
-    l->last_text_hash = h;
-    if (l->repeats >= in->loop_repeat_limit)
+    if (text_hash(text) != l->last_text_hash)
+        l->repeats = 0;  /* another text: the exchanges in a row end */
+    else if (l->repeats >= in->loop_repeat_limit)
         why = "repeated_text";
     if (l->reply_ms == NULL && (l->reply_ms = calloc(cap, sizeof(*l->reply_ms))) == NULL)
         return 0;
@@ -348,12 +351,18 @@ static int loop_guard(struct bot *b, struct lane *l, const char *text)
     return 0;
 }
 
-/* The turn loop_guard let through got a reply: it counts against
- * replies_per_minute. */
-static void loop_guard_replied(struct bot *b, struct lane *l)
+/* The turn loop_guard let through, text, got reply (what went, all its
+ * parts): it counts against replies_per_minute, and is one more exchange
+ * in a row when both are the same as the last one's. */
+static void loop_guard_replied(struct bot *b, struct lane *l, const char *text,
+                               const char *reply)
 {
     size_t cap = (size_t)b->in->loop_replies_per_minute;
+    uint64_t th = text_hash(text), rh = text_hash(reply);
 
+    l->repeats = th == l->last_text_hash && rh == l->last_reply_hash ? l->repeats + 1 : 1;
+    l->last_text_hash = th;
+    l->last_reply_hash = rh;
     if (l->reply_ms == NULL)
         return;  /* out of memory when loop_guard asked: not counted */
     l->reply_ms[l->reply_next] = myna_mono_ms();
@@ -1328,7 +1337,7 @@ static void finish_reply(struct answering *a, const char *reply, int from_llm)
         return;
     }
     if (n_parts)
-        loop_guard_replied(b, a->lane);
+        loop_guard_replied(b, a->lane, a->text, a->wa);
     a->done_next = b->done;
     b->done = a;
     queue_flush(b);

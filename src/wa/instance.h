@@ -66,7 +66,8 @@ struct myna_instance {
     double pacing_mps;     /* sends per second for this number; 20 */
     int loop_replies_per_minute; /* more replies to one contact in a minute: cooldown; 10 */
     int loop_cooldown_s;   /* how long a contact gets no replies after that; 600 */
-    int loop_repeat_limit; /* this many identical texts in a row: cooldown; 3 */
+    int loop_repeat_limit; /* the same text drew the same reply this many times in a row,
+                            * and comes again: cooldown; 3 */
     /* how the master runs it (docs/instances.md) */
     int enabled;           /* 0: not served, no bot; 1 */
     int auto_start;        /* the bot starts with the master; 1 */

@@ -124,7 +124,7 @@ static int setup_rate(void **state)
 static int setup_loop(void **state)
 {
     return fx_setup(state,
-                    ",\"loop_guard\":{\"repeat_limit\":3,\"replies_per_minute\":3,"
+                    ",\"loop_guard\":{\"repeat_limit\":3,\"replies_per_minute\":4,"
                     "\"cooldown_s\":600}",
                     1);
 }
@@ -1851,38 +1851,95 @@ static void test_kill9_of_the_master_answers_each_once(void **state)
     assert_int_equal(n, N);
 }
 
+static int turns_done(void *arg)
+{
+    struct want *w = arg;
+
+    return h_db_count(&w->f->p, "conv", "turns", "state = 1") >= w->n;
+}
+
+/* Waits until n turns are done, answered or not: a text posted after it
+ * is a turn of its own, not folded into one still pending. */
+static void wait_turns_done(struct fx *f, int n)
+{
+    struct want w = { f, n };
+
+    if (!h_wait(turns_done, &w, 15000))
+        fail_msg("fewer than %d turns were done", n);
+}
+
+/* Another bot answering ours with the same text every time draws the same
+ * reply every time (the model echoes it): three such exchanges in a row
+ * (repeat_limit) are a loop, and the fourth same text starts the cooldown,
+ * not answered, as nothing else the contact sends in it. A person drawing
+ * three replies a minute (replies_per_minute 4) gets the fourth, not the
+ * fifth. */
 static void test_loop_guard_silences_an_auto_responder(void **state)
 {
     struct fx *f = *state;
     char sent[16][512];
     struct timespec settle = { 0, (WINDOW_MS * 4) * 1000000L };
 
-    /* another bot answering ours with the same text every time */
     for (int i = 0; i < 4; i++) {
         char wamid[64];
         snprintf(wamid, sizeof(wamid), "wamid.loop-%d", i);
         post_text(f, "79990009999", wamid, "Спасибо за сообщение! Мы ответим позже.");
-        if (i < 2)
+        if (i < 3)
             wait_sent(f, i + 1);
+        wait_turns_done(f, i + 1);
         next_turn();
     }
+    post_text(f, "79990009999", "wamid.loop-4", "Ваше обращение зарегистрировано.");
+    wait_turns_done(f, 5);
     nanosleep(&settle, NULL);
-    assert_int_equal(sent_texts(f, sent, 16), 2);  /* the third started a cooldown */
+    assert_int_equal(sent_texts(f, sent, 16), 3);  /* the fourth started a cooldown */
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(sent[i], "ECHO: Спасибо за сообщение! Мы ответим позже.");
     assert_true(h_log_contains(&f->p, "reason=repeated_text"));
-    /* a person at another number: three replies a minute, then a cooldown */
-    for (int i = 0; i < 4; i++) {
+    assert_false(h_log_contains(&f->p, "reason=reply_budget"));
+    /* a person at another number: four replies a minute, then a cooldown */
+    for (int i = 0; i < 5; i++) {
         char wamid[64], text[64];
         snprintf(wamid, sizeof(wamid), "wamid.burst-%d", i);
         snprintf(text, sizeof(text), "вопрос номер %d", i);
         post_text(f, "79161234567", wamid, text);
-        if (i < 3)
-            wait_sent(f, 3 + i);
+        if (i < 4)
+            wait_sent(f, 4 + i);
+        wait_turns_done(f, 6 + i);
         next_turn();
     }
     nanosleep(&settle, NULL);
-    assert_int_equal(sent_texts(f, sent, 16), 5);
+    assert_int_equal(sent_texts(f, sent, 16), 7);
     assert_true(h_log_contains(&f->p, "reason=reply_budget"));
     assert_false(h_log_contains(&f->p, "79161234567"));  /* masked in the log */
+}
+
+/* A customer booking answers "Да" to one question after another: the same
+ * text, past repeat_limit, but each time it draws a new reply (the model's
+ * next question), so it is a conversation, not a loop, and every "Да" is
+ * answered. The same text alone was counted: the third "Да" started a
+ * cooldown of ten minutes in the middle of the booking. */
+static void test_loop_guard_answers_the_same_text_to_new_questions(void **state)
+{
+    static const char *const asked[] = { "На 10:00?", "К мастеру Ивану?", "Подтверждаете запись?",
+                                         "Записали! Напомнить за час?" };
+    struct fx *f = *state;
+    char sent[16][512], json[128];
+
+    for (int i = 0; i < 4; i++) {
+        char wamid[64];
+        snprintf(json, sizeof(json), "{\"reply\":\"%s\"}", asked[i]);
+        fault(&f->llm, json);
+        snprintf(wamid, sizeof(wamid), "wamid.yes-%d", i);
+        post_text(f, "79161112233", wamid, "Да");
+        wait_sent(f, i + 1);
+        wait_turns_done(f, i + 1);
+        next_turn();
+    }
+    assert_int_equal(sent_texts(f, sent, 16), 4);
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(sent[i], asked[i]);
+    assert_false(h_log_contains(&f->p, "event=loop_guard"));
 }
 
 static int flagged(void *arg)
@@ -2203,6 +2260,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill9_of_the_master_answers_each_once, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_notice_then_silence, setup_rate, teardown),
         cmocka_unit_test_setup_teardown(test_loop_guard_silences_an_auto_responder, setup_loop, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_guard_answers_the_same_text_to_new_questions,
+                                        setup_loop, teardown),
         cmocka_unit_test_setup_teardown(test_model_down_gives_fallback, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_blank_answer_gives_fallback, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_long_name_cut_at_a_character, setup_llm,

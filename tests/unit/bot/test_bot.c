@@ -1,7 +1,7 @@
 /* test_bot.c - the bot's flush (bot/bot.c, included for its statics) on a
  * real store: a flush that fails leaves the sender's pacing as it found it,
  * and its batches to be cut again soon; the loop guard keeps to the time
- * that passes. */
+ * that passes, and takes the same exchange, not the same text, for a loop. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -223,16 +223,62 @@ static void test_loop_guard_outlives_a_clock_set_back(void **state)
     for (int i = 0; i < 3; i++) {
         snprintf(text, sizeof(text), "question %d", i);
         assert_int_equal(loop_guard(&f->b, l, text), 0);
-        loop_guard_replied(&f->b, l);
+        loop_guard_replied(&f->b, l, text, "answer");
     }
     assert_int_equal(loop_guard(&f->b, l, "one more"), 1);  /* 4 in a minute */
     clock_set_back();
     assert_int_equal(loop_guard(&f->b, l, "two minutes later"), 0);
     /* a cooldown lasts cooldown_s of time passing */
-    assert_int_equal(loop_guard(&f->b, l, "again"), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(loop_guard(&f->b, l, "again"), 0);
+        loop_guard_replied(&f->b, l, "again", "the same answer");
+    }
     assert_int_equal(loop_guard(&f->b, l, "again"), 1);  /* repeat_limit */
     clock_set_back();
     assert_int_equal(loop_guard(&f->b, l, "after the cooldown"), 0);
+}
+
+/* A loop is a fixed point: the same text drawing the same reply. A person
+ * answering "Да" to one question after another draws a new reply each
+ * time and is answered however many times it comes; the same exchange
+ * repeat_limit times in a row is a loop, and the next same text is not
+ * answered. Any other text or reply in between starts the count again.
+ * The same text alone was taken for a loop, and the customer silenced at
+ * the third "Да". */
+static void test_loop_guard_counts_the_same_exchange(void **state)
+{
+    struct fx *f = *state;
+    struct lane *l = lane_get(&f->b, "79160000008");
+    char reply[32];
+
+    f->in.loop_replies_per_minute = 1000;
+    f->in.loop_repeat_limit = 3;
+    f->in.loop_cooldown_s = 600;
+    for (int i = 0; i < 6; i++) {
+        snprintf(reply, sizeof(reply), "question %d?", i);
+        assert_int_equal(loop_guard(&f->b, l, "Да"), 0);
+        loop_guard_replied(&f->b, l, "Да", reply);
+    }
+    /* the same reply twice, then another: the count starts again */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(loop_guard(&f->b, l, "Да"), 0);
+        loop_guard_replied(&f->b, l, "Да", "confirm?");
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(loop_guard(&f->b, l, "Да"), 0);
+        loop_guard_replied(&f->b, l, "Да", "booked");
+    }
+    /* another text in between, answered the same: the count starts again */
+    assert_int_equal(loop_guard(&f->b, l, "ok"), 0);
+    loop_guard_replied(&f->b, l, "ok", "booked");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(loop_guard(&f->b, l, "Да"), 0);
+        loop_guard_replied(&f->b, l, "Да", "booked");
+    }
+    assert_int_equal(l->cooldown_until_ms, 0);
+    assert_int_equal(loop_guard(&f->b, l, "Да"), 1);  /* the third in a row was the last */
+    assert_true(l->cooldown_until_ms > 0);
+    assert_int_equal(loop_guard(&f->b, l, "something else"), 1);  /* the cooldown */
 }
 
 /* A dead letter's error holds its reason cut at a whole character: a
@@ -401,6 +447,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_cut_that_cannot_begin_is_tried_within_a_second,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_guard_outlives_a_clock_set_back, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_loop_guard_counts_the_same_exchange, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_gate_knows_both_forms_of_a_number, setup,
                                         teardown),
