@@ -281,7 +281,8 @@ static void kick_turns(struct bot *b)
 static void arm_sender(struct bot *b, int64_t at_ms);
 static void pause_sends(struct bot *b, int code);
 static int block_of(enum myna_send_class cls, int code);
-static void hold_sends(struct bot *b, int k, int how, int code, int64_t outbox_id);
+static void hold_sends(struct bot *b, int k, int how, int code, long http_status,
+                       const char *why, int64_t outbox_id);
 static int unblock(struct bot *b, int how);
 static void tell_attention(struct bot *b);
 static int held(const struct bot *b);
@@ -779,7 +780,7 @@ static int retry_failed(struct bot *b, const struct myna_status_row *row, struct
     r.error_code = row->s.error_code;
     r.state = MYNA_OUTBOX_PENDING;
     if (block >= 0) {
-        hold_sends(b, block, BLOCK_BY_STATUS, row->s.error_code, r.id);
+        hold_sends(b, block, BLOCK_BY_STATUS, row->s.error_code, 0, row->s.error_title, r.id);
         r.next_ms = b->hold_until_ms;
     } else {
         r.next_ms = myna_wall_ms() +
@@ -1441,15 +1442,26 @@ static int block_of(enum myna_send_class cls, int code)
 }
 
 /* Block k is on (Meta refused the send of record outbox_id with code for
- * it, as `how` says): nothing is sent for opts->hold_ms, then a probe (the
- * sender, held()). */
-static void hold_sends(struct bot *b, int k, int how, int code, int64_t outbox_id)
+ * it, as `how` says; an answer's HTTP status, 0 for a failed status, and
+ * why, its error text): nothing is sent for opts->hold_ms, then a probe
+ * (the sender, held()). The status tells a refusal of Meta's from one
+ * without a Graph error (code=-1: a proxy's 407, a graph_url's redirect),
+ * which holds the sends as a refused token does. */
+static void hold_sends(struct bot *b, int k, int how, int code, long http_status,
+                       const char *why, int64_t outbox_id)
 {
+    char st[24], q[300];
+
     b->blocked[k] = how;
     b->hold_until_ms = myna_wall_ms() + b->opts->hold_ms;
     reads_clear(b);  /* no mark-read goes while the hold is on */
-    MYNA_LOG(MYNA_ERROR, "needs_attention", "instance=%s reason=%s code=%d outbox=%" PRId64,
-             b->in->id, block_names[k], code, outbox_id);
+    if (how == BLOCK_BY_STATUS)
+        snprintf(st, sizeof(st), "failed");
+    else
+        snprintf(st, sizeof(st), "%ld", http_status);
+    MYNA_LOG(MYNA_ERROR, "needs_attention", "instance=%s reason=%s code=%d outbox=%" PRId64
+             " status=%s err=%s", b->in->id, block_names[k], code, outbox_id, st,
+             myna_log_q(q, sizeof(q), why));
     tell_attention(b);
 }
 
@@ -1901,9 +1913,10 @@ static void on_sent(const struct myna_send_result *res, void *arg)
     case MYNA_SEND_AUTH:
     case MYNA_SEND_LOCKED:
         /* nothing can be sent until a person fixes it (the token, the
-         * account): keep the record and hold every send */
+         * account, a proxy or graph_url that answers for Meta): keep the
+         * record and hold every send */
         hold_sends(b, block_of(res->cls, res->error_code), BLOCK_BY_ANSWER, res->error_code,
-                   r->id);
+                   res->http_status, res->error, r->id);
         r->state = MYNA_OUTBOX_PENDING;
         r->next_ms = b->hold_until_ms;
         /* not this message's fault, and Meta did not take it: the probes

@@ -57,7 +57,9 @@ static const char *const attention_names[MYNA_ATTN_COUNT] = { "invalid_token",
 
 /* Alert details of the reasons a bot reports, by bit number. */
 static const char *const attention_details[MYNA_ATTN_COUNT] = {
-    "the provider refused the access token: replace it; replies wait in the outbox",
+    "the provider refused the access token, or an answer without a Graph API error "
+    "refused every send (a proxy, a firewall, a wrong graph_url: the bot's needs_attention "
+    "line names the HTTP status): fix it; replies wait in the outbox",
     "the LLM failed again and again and its circuit breaker opened: customers get the "
     "fallback text",
     NULL,

@@ -38,7 +38,8 @@
  * operator can fix with one line, written in one write (shorter than
  * PIPE_BUF, so never torn or mixed with a heartbeat):
  *     attention <reason> on|off\n
- * reason: invalid_token (the provider refused the access token),
+ * reason: invalid_token (the provider refused the access token, or an
+ * answer without a Graph error refused every send: a proxy's 407 ...),
  * account_locked (the provider locked the account for a policy violation:
  * Graph error 131031 or 368), number_unregistered (the phone number is not
  * registered: 133010), payment_failed (the account's payment method:

@@ -441,16 +441,33 @@ int myna_graph_limits_number(int error_code, long http_status)
     }
 }
 
+/* 1 for a status that speaks of where a request went or who may make it,
+ * not of what it carries: a redirect (libcurl follows none for a POST), a
+ * demand for credentials (401, a proxy's 407), a refusal (403, a firewall)
+ * or a URL that serves no POST (404, 405). Meta answers each of these with
+ * a Graph error, so without one it comes of a proxy or a graph_url that is
+ * not Meta's, and every request of the instance would get it alike. */
+static int refuses_every_request(long status)
+{
+    return (status >= 300 && status <= 399) || status == 401 || status == 403 ||
+           status == 404 || status == 405 || status == 407;
+}
+
 /* A status without a Graph error code: server trouble, throttling and a
  * request that timed out on its way in (a 408, from a proxy that never
- * passed it on) are worth another try, anything else is not. A 502 or 504
- * comes from a proxy or gateway that may have passed the POST on before it
- * gave up, so Meta may have taken the message, as after a timeout. */
+ * passed it on) are worth another try; what refuses every request
+ * (refuses_every_request) only a person can fix, as a refused token;
+ * anything else is this request's failure. A 502 or 504 comes from a proxy
+ * or gateway that may have passed the POST on before it gave up, so Meta
+ * may have taken the message, as after a timeout. */
 static void class_of_status(long status, struct myna_send_result *out)
 {
-    out->cls = (status >= 500 && status <= 599) || status == 429 || status == 408
-                   ? MYNA_SEND_RETRY
-                   : MYNA_SEND_FAILED;
+    if ((status >= 500 && status <= 599) || status == 429 || status == 408)
+        out->cls = MYNA_SEND_RETRY;
+    else if (refuses_every_request(status))
+        out->cls = MYNA_SEND_AUTH;
+    else
+        out->cls = MYNA_SEND_FAILED;
     out->maybe_sent = status == 502 || status == 504;
 }
 

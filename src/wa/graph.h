@@ -82,7 +82,10 @@ enum myna_send_class {
                                * 131048 */
     MYNA_SEND_RETRY_PAIR,     /* 131056: back off for this recipient only, 4^n s */
     MYNA_SEND_WINDOW_CLOSED,  /* 131047: only a template may go now */
-    MYNA_SEND_AUTH,           /* 190, 0, 3, 10, 200-299: token or permissions */
+    MYNA_SEND_AUTH,           /* 190, 0, 3, 10, 200-299: token or permissions; and
+                               * a bare 3xx, 401, 403, 404, 405 or 407 (a proxy,
+                               * a firewall or a graph_url that is not Meta's:
+                               * every request would get it) */
     MYNA_SEND_LOCKED,         /* the number or the account cannot send at all, and
                                * only a person can fix it: 131031, 368 (locked or
                                * blocked for a policy violation), 133010 (the
@@ -119,9 +122,10 @@ struct myna_send_result {
  * Graph error object with a code
  * decides by that code alone, whatever the HTTP status (a code not listed
  * above is FAILED); without one, a 5xx, 429 or 408 is RETRY (a 502 or 504 with
- * maybe_sent) and the rest FAILED. body need not be NUL-terminated;
- * NULL with len 0 is an empty body. Never fails, never allocates for long
- * (bodies over 256 KiB are not parsed). */
+ * maybe_sent), a 3xx, 401, 403, 404, 405 or 407 AUTH (not Meta's answer,
+ * and every request would get it) and the rest FAILED. body need not be
+ * NUL-terminated; NULL with len 0 is an empty body. Never fails, never
+ * allocates for long (bodies over 256 KiB are not parsed). */
 void myna_graph_classify(long http_status, int transport_failed, const char *body, size_t len,
                          struct myna_send_result *out);
 

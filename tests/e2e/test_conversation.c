@@ -1418,6 +1418,53 @@ static void test_reconciled_probe_lifts_a_refusals_block(void **state)
                  (next_us - probe_us) / 1000);
 }
 
+static int bare_407_needs_attention(void *arg)
+{
+    return h_log_contains(arg, "event=needs_attention instance=conv reason=invalid_token "
+                               "code=-1 outbox=1 status=407 err=\"HTTP 407 without a Graph API "
+                               "error (the body is not JSON)\"");
+}
+
+static int token_attention_cleared(void *arg)
+{
+    return h_log_contains(arg, "event=bot_attention_cleared instance=conv reason=invalid_token");
+}
+
+/* Meta answers every error with a Graph error body: a bare 407 comes of a
+ * proxy that wants credentials (a 401, 403, a redirect of a wrong graph_url
+ * alike), and every send would get it. Only a person can fix it, so it is
+ * a refused token's block, named by its status: the reply is kept, the
+ * master alerts, and once the hold is over the probe goes through (the
+ * proxy lets it pass again). Not a dead letter, and not a try used up. */
+static void test_bare_proxy_refusal_holds_and_keeps_the_reply(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+    struct timespec t0;
+    long long posted_us;
+
+    fault(&f->graph, "{\"http\":407,\"count\":1}");
+    clock_gettime(CLOCK_REALTIME, &t0);
+    posted_us = (long long)t0.tv_sec * 1000000 + t0.tv_nsec / 1000;
+    post_text(f, "79161234567", "wamid.proxy-1", "алло");
+    assert_true(h_wait(bare_407_needs_attention, &f->p, 15000));
+    assert_true(outbox_comes_to(f, "id = 1 AND state = 0 AND error_code = -1"));
+    assert_true(h_wait(token_needs_attention, &f->p, 5000));
+    assert_true(h_log_contains(&f->p, "event=alert instance=conv kind=invalid_token "
+                                      "detail=\"the provider refused the access token, or an "
+                                      "answer without a Graph API error"));
+    wait_sent(f, 1);
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "ECHO: алло");
+    if (sent_at_us(f, 0) - posted_us < (strtol(HOLD_MS, NULL, 10) - 300) * 1000LL)
+        fail_msg("the reply went %lld ms after the message, within the hold",
+                 (sent_at_us(f, 0) - posted_us) / 1000);
+    assert_true(outbox_comes_to(f, "id = 1 AND state = 2 AND attempts = 1"));
+    assert_int_equal(h_db_count(&f->p, "conv", "outbox", "state = 3"), 0);
+    assert_false(h_log_contains(&f->p, "event=send_failed"));
+    assert_true(h_wait(token_attention_cleared, &f->p, 5000));
+}
+
 static int three_queued(void *arg)
 {
     return h_db_count(arg, "conv", "outbox", "1") == 3;
@@ -2297,6 +2344,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_window_closed_is_a_dead_letter, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_token_needs_attention, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_account_locked_needs_attention, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_bare_proxy_refusal_holds_and_keeps_the_reply,
+                                        setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_unregistered_number_needs_attention, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_long_answer_history_holds_what_went, setup_llm,

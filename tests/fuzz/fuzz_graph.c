@@ -2,7 +2,7 @@
  * side, the text body builder).
  *
  * The input is a Graph API answer body, classified under every HTTP status
- * that changes the rules (none, 2xx, 4xx, 429, 5xx) and as a transport
+ * that changes the rules (none, 2xx, 3xx, 4xx, 407, 408, 429, 5xx) and as a transport
  * failure, from an exact-size copy (ASan sees any read past it). Whatever the
  * bytes, each result must keep the promises of graph.h: a defined class,
  * terminated bounded fields, an error text of clean UTF-8, OK only on a 2xx
@@ -62,18 +62,26 @@ static void check_result(const struct myna_send_result *r, long status, int tran
     }
     if (r->wa_id[0] != '\0')
         CHECK(r->wamid[0] != '\0');
-    /* without a Graph error code the status decides */
+    /* without a Graph error code the status decides: a 2xx fails, trouble
+     * is retried, what refuses every request (a proxy's) holds as a refused
+     * token, anything else fails */
     if (r->error_code == -1 && r->cls != MYNA_SEND_OK)
-        CHECK(r->cls == (((status >= 500 && status <= 599) || status == 429) ? MYNA_SEND_RETRY
-                                                                              : MYNA_SEND_FAILED));
+        CHECK(r->cls == (status >= 200 && status <= 299 ? MYNA_SEND_FAILED
+                         : (status >= 500 && status <= 599) || status == 429 || status == 408
+                             ? MYNA_SEND_RETRY
+                         : (status >= 300 && status <= 399) || status == 401 || status == 403 ||
+                                 status == 404 || status == 405 || status == 407
+                             ? MYNA_SEND_AUTH
+                             : MYNA_SEND_FAILED));
     /* a code decides alone: the same code under another status, same class */
     if (r->cls == MYNA_SEND_RETRY_PAIR)
         CHECK(r->error_code == 131056);
     if (r->cls == MYNA_SEND_WINDOW_CLOSED)
         CHECK(r->error_code == 131047);
     if (r->cls == MYNA_SEND_AUTH)
-        CHECK(r->error_code == 190 || r->error_code == 0 || r->error_code == 3 ||
-              r->error_code == 10 || (r->error_code >= 200 && r->error_code <= 299));
+        CHECK(r->error_code == -1 || r->error_code == 190 || r->error_code == 0 ||
+              r->error_code == 3 || r->error_code == 10 ||
+              (r->error_code >= 200 && r->error_code <= 299));
     if (r->cls == MYNA_SEND_LOCKED)
         CHECK(r->error_code == 131031 || r->error_code == 368 || r->error_code == 133010 ||
               r->error_code == 131042);
@@ -101,7 +109,7 @@ static void check_text_body(const char *text)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const long statuses[] = { 0, 200, 201, 400, 401, 404, 429, 500, 503 };
+    static const long statuses[] = { 0, 200, 201, 302, 400, 401, 404, 407, 408, 429, 500, 503 };
     struct myna_send_result r, again;
     char *body = malloc(size > 0 ? size : 1);
     int code = -2;

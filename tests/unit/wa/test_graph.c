@@ -752,11 +752,11 @@ static void test_classify_no_graph_error(void **state)
     classify(408, html, &r);   /* a proxy's: the request never went on */
     assert_int_equal(r.cls, MYNA_SEND_RETRY);
     assert_int_equal(r.maybe_sent, 0);
-    classify(404, html, &r);
+    classify(400, "{\"foo\":1}", &r);   /* may be this request's own fault */
     assert_int_equal(r.cls, MYNA_SEND_FAILED);
-    classify(400, "{\"foo\":1}", &r);
+    classify(413, html, &r);
     assert_int_equal(r.cls, MYNA_SEND_FAILED);
-    classify(302, "", &r);
+    classify(410, "", &r);
     assert_int_equal(r.cls, MYNA_SEND_FAILED);
     classify(0, "", &r);
     assert_int_equal(r.cls, MYNA_SEND_FAILED);
@@ -774,6 +774,58 @@ static void test_classify_no_graph_error(void **state)
     assert_sane(&r);
     assert_int_equal(r.cls, MYNA_SEND_RETRY);
     assert_string_equal(r.wamid, "");
+}
+
+/* Meta answers a redirect, a demand for credentials, a refusal or an
+ * unknown path with a Graph error: without one they come of a proxy, a
+ * firewall or a graph_url that is not Meta's, and every send would get
+ * them. Only a person can fix that, as a refused token: AUTH, never the
+ * dead letter of one reply after the other. */
+static void test_classify_bare_refusal_of_every_request(void **state)
+{
+    static const char html[] = "<html><body><h1>407 Proxy Authentication Required</h1>"
+                               "</body></html>";
+    static const long refusals[] = { 300, 301, 302, 303, 307, 308, 399,
+                                     401, 403, 404, 405, 407 };
+    static const long others[] = { 400, 402, 406, 409, 410, 413, 415, 422, 299, 600 };
+    struct myna_send_result r;
+    char want[80];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+        classify(refusals[i], html, &r);
+        assert_sane(&r);
+        if (r.cls != MYNA_SEND_AUTH)
+            fail_msg("bare %ld: class %d, want AUTH", refusals[i], r.cls);
+        assert_int_equal(r.error_code, -1);   /* told from Meta's 190 by the code */
+        assert_int_equal(r.http_status, refusals[i]);
+        assert_int_equal(r.maybe_sent, 0);
+        snprintf(want, sizeof(want), "HTTP %ld without a Graph API error (the body is not JSON)",
+                 refusals[i]);
+        assert_string_equal(r.error, want);
+        classify(refusals[i], "", &r);
+        assert_int_equal(r.cls, MYNA_SEND_AUTH);
+        /* a JSON body of a proxy's, an error without a code: not Meta's either */
+        classify(refusals[i], "{\"message\":\"Proxy Authentication Required\"}", &r);
+        assert_int_equal(r.cls, MYNA_SEND_AUTH);
+        classify(refusals[i], "{\"error\":{\"message\":\"denied\"}}", &r);
+        assert_int_equal(r.cls, MYNA_SEND_AUTH);
+        assert_int_equal(r.error_code, -1);
+        assert_string_equal(r.error, "denied");
+    }
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        classify(others[i], html, &r);
+        if (r.cls != MYNA_SEND_FAILED)
+            fail_msg("bare %ld: class %d, want FAILED", others[i], r.cls);
+    }
+    /* with a Graph error code, the code decides as ever */
+    classify(403, "{\"error\":{\"message\":\"(#131026) Message undeliverable\","
+                  "\"code\":131026}}", &r);
+    assert_int_equal(r.cls, MYNA_SEND_FAILED);
+    assert_int_equal(r.error_code, 131026);
+    classify(404, "{\"error\":{\"message\":\"(#131000) Something went wrong\","
+                  "\"code\":131000}}", &r);
+    assert_int_equal(r.cls, MYNA_SEND_RETRY);
 }
 
 static void test_classify_hostile(void **state)
@@ -1534,7 +1586,9 @@ static void test_client_faults(void **state)
         { "{\"code\":131031,\"http\":400}", MYNA_SEND_LOCKED, 131031, 400, "(#131031)" },
         { "{\"http\":500}", MYNA_SEND_RETRY, -1, 500, "HTTP 500 without a Graph API error" },
         { "{\"http\":503}", MYNA_SEND_RETRY, -1, 503, "not JSON" },
-        { "{\"http\":404}", MYNA_SEND_FAILED, -1, 404, "HTTP 404" },
+        { "{\"http\":404}", MYNA_SEND_AUTH, -1, 404, "HTTP 404" },
+        { "{\"http\":407}", MYNA_SEND_AUTH, -1, 407, "HTTP 407 without a Graph API error" },
+        { "{\"http\":400}", MYNA_SEND_FAILED, -1, 400, "HTTP 400" },
     };
     struct myna_graph *g = graph(TOKEN);
     struct send_call s;
@@ -1819,6 +1873,7 @@ int main(void)
         cmocka_unit_test(test_classify_codes),
         cmocka_unit_test(test_classify_success_shapes),
         cmocka_unit_test(test_classify_no_graph_error),
+        cmocka_unit_test(test_classify_bare_refusal_of_every_request),
         cmocka_unit_test(test_classify_hostile),
         cmocka_unit_test(test_code_class_and_number_limits),
         cmocka_unit_test(test_backoff),
