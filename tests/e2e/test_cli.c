@@ -546,9 +546,9 @@ static void test_chat_bad_name_is_named(void **state)
     assert_int_equal(h_run(args, out, sizeof(out)), 2);
     assert_string_equal(out, "myna: --name: at most 64 characters of UTF-8\n");
     /* 64 characters of two bytes each are a name it takes: the call is made */
-    name[0] = '\0';
     for (int i = 0; i < 64; i++)
-        strcat(name, "\xc3\xa9");
+        memcpy(name + 2 * i, "\xc3\xa9", 2);
+    name[128] = '\0';
     assert_int_equal(h_run(args, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "cannot reach"));
 }
