@@ -11,7 +11,9 @@
  * "assistant", content}, finish_reason "stop"}], usage{prompt_tokens,
  * completion_tokens, total_tokens}. The content is "ECHO: " + the last user
  * message, so that a test sees exactly what the model received; tokens are
- * whitespace-separated words (prompt: of every message's content). Every
+ * whitespace-separated words (prompt: of every message's content); an
+ * echo longer than max_completion_tokens (or max_tokens) words is cut to
+ * that many, with finish_reason "length" (a fault's "reply" goes whole). Every
  * request body is recorded, faulted ones included. With --api-key K a
  * request without "Authorization: Bearer K" gets 401 in OpenAI's error shape
  * {"error":{"message","type","param","code"}}.
@@ -35,6 +37,15 @@
  *                                         message, then user and assistant
  *                                         in turn from a user: the rule of
  *                                         Mistral's and Gemma's templates
+ *                        {"refuse":["max_tokens","temperature","top_p"]}
+ *                                         (or one name) act as OpenAI's
+ *                                         reasoning models: a request with
+ *                                         max_tokens, or a temperature or
+ *                                         top_p other than 1, gets their 400
+ *                                         with OpenAI's exact body (param,
+ *                                         code unsupported_parameter or
+ *                                         unsupported_value); they take
+ *                                         max_completion_tokens
  *   GET  /_fake/requests JSON array of every chat request body received
  *   POST /_fake/reset    forgets requests and faults */
 #include <arpa/inet.h>
@@ -66,6 +77,7 @@ struct fault {
     int drop;
     int parts;
     int alternate;       /* roles must alternate, as strict chat templates want */
+    int refuse_max_tokens, refuse_temperature, refuse_top_p;  /* a reasoning model's 400s */
     char *reply;         /* instead of the echo */
     char *message, *type;
     char *raw;           /* body verbatim */
@@ -166,15 +178,21 @@ static const char *default_message(int status)
     }
 }
 
-/* OpenAI's error shape. */
-static cJSON *error_doc(int status, const char *message, const char *type)
+/* OpenAI's error shape; param and code NULL for null, but for 401 and 429. */
+static cJSON *error_doc(int status, const char *message, const char *type, const char *param,
+                        const char *code)
 {
     cJSON *doc = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(doc, "error");
 
     cJSON_AddStringToObject(e, "message", message ? message : default_message(status));
     cJSON_AddStringToObject(e, "type", type ? type : default_type(status));
-    cJSON_AddNullToObject(e, "param");
-    if (status == 401)
+    if (param)
+        cJSON_AddStringToObject(e, "param", param);
+    else
+        cJSON_AddNullToObject(e, "param");
+    if (code)
+        cJSON_AddStringToObject(e, "code", code);
+    else if (status == 401)
         cJSON_AddStringToObject(e, "code", "invalid_api_key");
     else if (status == 429)
         cJSON_AddStringToObject(e, "code", "rate_limit_exceeded");
@@ -185,7 +203,7 @@ static cJSON *error_doc(int status, const char *message, const char *type)
 
 static void send_error(struct evhttp_request *req, int status, const char *message)
 {
-    send_json(req, status, error_doc(status, message, NULL));
+    send_json(req, status, error_doc(status, message, NULL, NULL, NULL));
 }
 
 static int count_words(const char *s)
@@ -224,17 +242,78 @@ static char *content_text(const cJSON *content)
     return out;
 }
 
+/* A request field ft's reasoning model refuses, in OpenAI's words: msg
+ * (cap bytes), *param and *code set; 0 when it takes the request. */
+static int refused(const cJSON *req_doc, const struct fault *ft, char *msg, size_t cap,
+                   const char **param, const char **code)
+{
+    static const char *const sampling[] = { "temperature", "top_p" };
+    const cJSON *v;
+
+    if (ft == NULL)
+        return 0;
+    if (ft->refuse_max_tokens && cJSON_GetObjectItemCaseSensitive(req_doc, "max_tokens")) {
+        snprintf(msg, cap, "Unsupported parameter: 'max_tokens' is not supported with this "
+                           "model. Use 'max_completion_tokens' instead.");
+        *param = "max_tokens";
+        *code = "unsupported_parameter";
+        return 1;
+    }
+    for (size_t i = 0; i < 2; i++) {
+        if (!(i == 0 ? ft->refuse_temperature : ft->refuse_top_p))
+            continue;
+        v = cJSON_GetObjectItemCaseSensitive(req_doc, sampling[i]);
+        if (v && !(cJSON_IsNumber(v) && v->valuedouble == 1)) {
+            char num[64];
+            if (cJSON_IsNumber(v))
+                snprintf(num, sizeof(num), "%g", v->valuedouble);
+            else
+                snprintf(num, sizeof(num), "that value");
+            snprintf(msg, cap, "Unsupported value: '%s' does not support %s with this model. "
+                               "Only the default (1) value is supported.", sampling[i], num);
+            *param = sampling[i];
+            *code = "unsupported_value";
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The answer cut to its first max words (a model stopped by its token
+ * limit); 1 when it was cut. */
+static int cut_words(char *answer, long max)
+{
+    long n = 0;
+    int in = 0;
+
+    for (char *p = answer; *p; p++) {
+        int space = *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r';
+        if (!space && !in && ++n > max) {
+            while (p > answer && (p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\n' ||
+                                  p[-1] == '\r'))
+                p--;
+            *p = '\0';
+            return 1;
+        }
+        in = !space;
+    }
+    return 0;
+}
+
 /* The chat-completion object answering req_doc; NULL and *status, *msg set
- * for a request OpenAI would refuse. */
+ * for a request OpenAI would refuse (*param and *code too when it names
+ * them; msg may be written in refusal, of refusal_cap bytes). */
 static cJSON *completion(struct fake *f, const cJSON *req_doc, const struct fault *ft,
-                         int *status, const char **msg)
+                         int *status, const char **msg, char *refusal, size_t refusal_cap,
+                         const char **param, const char **code)
 {
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(req_doc, "messages"), *m;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(req_doc, "model");
     const cJSON *stream = cJSON_GetObjectItemCaseSensitive(req_doc, "stream");
+    const cJSON *limit = cJSON_GetObjectItemCaseSensitive(req_doc, "max_completion_tokens");
     cJSON *doc, *choices, *choice, *message, *usage, *parts, *part;
     char *last = NULL, *answer, id[64];
-    int prompt_tokens = 0, completion_tokens, alternate_next = 0;
+    int prompt_tokens = 0, completion_tokens, alternate_next = 0, cut = 0;
     size_t alen;
 
     *status = 400;
@@ -248,6 +327,10 @@ static cJSON *completion(struct fake *f, const cJSON *req_doc, const struct faul
     }
     if (cJSON_IsTrue(stream)) {
         *msg = "this fake does not stream";
+        return NULL;
+    }
+    if (refused(req_doc, ft, refusal, refusal_cap, param, code)) {
+        *msg = refusal;
         return NULL;
     }
     cJSON_ArrayForEach(m, msgs) {
@@ -295,6 +378,10 @@ static cJSON *completion(struct fake *f, const cJSON *req_doc, const struct faul
         *msg = "out of memory";
         return NULL;
     }
+    if (limit == NULL)
+        limit = cJSON_GetObjectItemCaseSensitive(req_doc, "max_tokens");
+    if (!(ft && ft->reply) && cJSON_IsNumber(limit) && limit->valuedouble >= 1)
+        cut = cut_words(answer, (long)limit->valuedouble);
     completion_tokens = count_words(answer);
     snprintf(id, sizeof(id), "chatcmpl-fake%lu", ++f->seq);
     doc = cJSON_CreateObject();
@@ -318,7 +405,7 @@ static cJSON *completion(struct fake *f, const cJSON *req_doc, const struct faul
         cJSON_AddStringToObject(message, "content", answer);
     }
     cJSON_AddNullToObject(choice, "logprobs");
-    cJSON_AddStringToObject(choice, "finish_reason", "stop");
+    cJSON_AddStringToObject(choice, "finish_reason", cut ? "length" : "stop");
     usage = cJSON_AddObjectToObject(doc, "usage");
     cJSON_AddNumberToObject(usage, "prompt_tokens", prompt_tokens);
     cJSON_AddNumberToObject(usage, "completion_tokens", completion_tokens);
@@ -508,7 +595,8 @@ static void on_chat(struct fake *f, struct evhttp_request *req)
     char *body = body_of(req, &len);
     struct fault *ft;
     cJSON *req_doc, *doc;
-    const char *msg = NULL;
+    const char *msg = NULL, *param = NULL, *code = NULL;
+    char refusal[512];
     int status;
 
     if (body == NULL) {
@@ -526,17 +614,17 @@ static void on_chat(struct fake *f, struct evhttp_request *req)
     }
     ft = take_fault(f);
     if (ft && ft->status && ft->status != 200) {
-        respond(f, req, ft, ft->status, error_doc(ft->status, ft->message, ft->type));
+        respond(f, req, ft, ft->status, error_doc(ft->status, ft->message, ft->type, NULL, NULL));
     } else if (ft && ft->raw) {
         respond(f, req, ft, 200, NULL);
     } else {
         req_doc = cJSON_ParseWithLength(body, len);
-        doc = completion(f, req_doc, ft, &status, &msg);
+        doc = completion(f, req_doc, ft, &status, &msg, refusal, sizeof(refusal), &param, &code);
         cJSON_Delete(req_doc);
         if (doc)
             respond(f, req, ft, 200, doc);
         else
-            respond(f, req, ft, status, error_doc(status, msg, NULL));
+            respond(f, req, ft, status, error_doc(status, msg, NULL, param, code));
     }
     if (ft)
         fault_free(ft);
@@ -572,6 +660,29 @@ static int str_field(const cJSON *o, const char *key, char **out)
     return 0;
 }
 
+/* "refuse": one field name or an array of them. */
+static int refuse_field(const cJSON *o, struct fault *ft)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "refuse"), *item;
+
+    if (v == NULL || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsString(v) && !cJSON_IsArray(v))
+        return -1;
+    for (item = cJSON_IsArray(v) ? v->child : v; item; item = cJSON_IsArray(v) ? item->next : NULL) {
+        const char *name = cJSON_GetStringValue(item);
+        if (name && strcmp(name, "max_tokens") == 0)
+            ft->refuse_max_tokens = 1;
+        else if (name && strcmp(name, "temperature") == 0)
+            ft->refuse_temperature = 1;
+        else if (name && strcmp(name, "top_p") == 0)
+            ft->refuse_top_p = 1;
+        else
+            return -1;
+    }
+    return 0;
+}
+
 static struct fault *fault_parse(const cJSON *o)
 {
     struct fault *ft = calloc(1, sizeof(*ft));
@@ -587,7 +698,7 @@ static struct fault *fault_parse(const cJSON *o)
         (status != 0 && status < 100) ||
         str_field(o, "reply", &ft->reply) != 0 || str_field(o, "message", &ft->message) != 0 ||
         str_field(o, "type", &ft->type) != 0 || str_field(o, "raw", &ft->raw) != 0 ||
-        str_field(o, "retry_after", &ft->retry_after) != 0) {
+        str_field(o, "retry_after", &ft->retry_after) != 0 || refuse_field(o, ft) != 0) {
         if (ft)
             fault_free(ft);
         return NULL;
@@ -629,7 +740,7 @@ static void on_faults(struct fake *f, struct evhttp_request *req)
     cJSON_Delete(doc);
     if (list == NULL) {
         send_error(req, 400, "faults: a JSON object (or array of them) with status, delay_ms, "
-                             "drop, reply, parts, alternate, raw, message, type, count");
+                             "drop, reply, parts, alternate, refuse, raw, message, type, count");
         return;
     }
     for (end = &f->faults; *end; end = &(*end)->next)
