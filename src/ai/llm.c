@@ -40,6 +40,8 @@
 #define DEFAULT_BREAKER_FAILURES 5
 #define DEFAULT_BREAKER_COOLDOWN_MS 30000
 
+#define FIELD_BIT(f) (1u << (unsigned)(f))
+
 enum breaker_state {
     BREAKER_CLOSED,
     BREAKER_OPEN,       /* refusing turns until open_until_ms, then one probe */
@@ -62,6 +64,8 @@ struct llm_call {
     myna_llm_cb cb;
     void *arg;
     int attempts;
+    int resent;                /* attempts sent again without a field the model refused */
+    unsigned adapted;          /* FIELD_BIT of the fields the body was adapted for */
     int in_http;               /* an HTTP request of this turn is in flight */
     int probe;                 /* the half-open circuit's probe */
     int64_t started_ms;
@@ -78,6 +82,8 @@ struct myna_llm {
     const char *headers[4];
     double temperature, top_p;
     int max_tokens, timeout_ms, max_attempts, backoff_ms;
+    unsigned adapted;          /* FIELD_BIT of the fields this model refused: for the
+                                  client's life, each learnt once */
     int breaker_failures, breaker_cooldown_ms;
     struct llm_call *calls;    /* turns not yet answered */
     enum breaker_state state;
@@ -445,6 +451,38 @@ static void api_error(const char *body, size_t len, long status, char *out, size
     myna_arena_free(&a);
 }
 
+enum myna_llm_field myna_llm_parse_refused(const char *body, size_t len)
+{
+    static const char *const names[] = { NULL, "max_tokens", "temperature", "top_p" };
+    struct myna_arena a = MYNA_ARENA_INIT(PARSE_ARENA_MAX);
+    struct myna_json_section js;
+    enum myna_llm_field field = MYNA_LLM_FIELD_NONE;
+    const cJSON *root, *e;
+    const char *param, *code;
+
+    if (body == NULL || len == 0)
+        return MYNA_LLM_FIELD_NONE;
+    myna_json_arena_begin(&js, &a);
+    root = cJSON_ParseWithLength(body, len);
+    if (cJSON_IsArray(root))
+        root = cJSON_GetArrayItem(root, 0);
+    e = get(root, "error");
+    param = get_str(e, "param");
+    code = get_str(e, "code");
+    /* only the refusal of a field optional to the model: a value too large
+     * for it (invalid_value) or a context too long is the request's fault */
+    if (param && code &&
+        (strcmp(code, "unsupported_parameter") == 0 || strcmp(code, "unsupported_value") == 0))
+        for (size_t i = 1; i < sizeof(names) / sizeof(names[0]); i++)
+            if (strcmp(param, names[i]) == 0)
+                field = (enum myna_llm_field)i;
+    /* a body the arena could not hold is not read: its tree may be partial */
+    if (myna_json_arena_end(&js))
+        field = MYNA_LLM_FIELD_NONE;
+    myna_arena_free(&a);
+    return field;
+}
+
 /* ---- requests ------------------------------------------------------------ */
 
 /* The texts of msgs[0..n), the non-empty ones a blank line apart, in a;
@@ -472,13 +510,41 @@ static const char *join_contents(struct myna_arena *a, const struct myna_llm_msg
     return out;
 }
 
-static char *build_body(const struct myna_llm *llm, const struct myna_llm_msg *msgs, size_t n,
-                        size_t *len)
+/* The fields of a request after its model and messages, adapted to what the
+ * model refused, then the printed body (malloc'd; NULL when out of memory).
+ * root lives in the caller's JSON arena section. */
+static char *finish_body(const struct myna_llm *llm, unsigned adapted, cJSON *root, size_t *len)
+{
+    char *printed = NULL, *out = NULL;
+    int ok = 1;
+
+    if (llm->temperature >= 0 && !(adapted & FIELD_BIT(MYNA_LLM_FIELD_TEMPERATURE)))
+        ok = cJSON_AddNumberToObject(root, "temperature", llm->temperature) != NULL;
+    if (ok && llm->top_p > 0 && !(adapted & FIELD_BIT(MYNA_LLM_FIELD_TOP_P)))
+        ok = cJSON_AddNumberToObject(root, "top_p", llm->top_p) != NULL;
+    if (ok && llm->max_tokens > 0)
+        ok = cJSON_AddNumberToObject(root,
+                                     adapted & FIELD_BIT(MYNA_LLM_FIELD_MAX_TOKENS)
+                                         ? "max_completion_tokens" : "max_tokens",
+                                     llm->max_tokens) != NULL;
+    if (ok)
+        ok = cJSON_AddFalseToObject(root, "stream") != NULL;
+    if (ok)
+        printed = cJSON_PrintUnformatted(root);
+    if (printed && (out = malloc(strlen(printed) + 1)) != NULL) {
+        *len = strlen(printed);
+        memcpy(out, printed, *len + 1);
+    }
+    return out;
+}
+
+static char *build_body(const struct myna_llm *llm, unsigned adapted,
+                        const struct myna_llm_msg *msgs, size_t n, size_t *len)
 {
     struct myna_arena a = MYNA_ARENA_INIT(REQUEST_ARENA_MAX);
     struct myna_json_section js;
     cJSON *root, *arr = NULL;
-    char *printed = NULL, *out = NULL;
+    char *out;
     int ok;
 
     myna_json_arena_begin(&js, &a);
@@ -501,19 +567,29 @@ static char *build_body(const struct myna_llm *llm, const struct myna_llm_msg *m
              cJSON_AddStringToObject(m, "role", msgs[i].role) != NULL &&
              cJSON_AddStringToObject(m, "content", content) != NULL;
     }
-    if (ok && llm->temperature >= 0)
-        ok = cJSON_AddNumberToObject(root, "temperature", llm->temperature) != NULL;
-    if (ok && llm->top_p > 0)
-        ok = cJSON_AddNumberToObject(root, "top_p", llm->top_p) != NULL;
-    if (ok && llm->max_tokens > 0)
-        ok = cJSON_AddNumberToObject(root, "max_tokens", llm->max_tokens) != NULL;
-    if (ok)
-        ok = cJSON_AddFalseToObject(root, "stream") != NULL;
-    if (ok)
-        printed = cJSON_PrintUnformatted(root);
-    if (printed && (out = malloc(strlen(printed) + 1)) != NULL) {
-        *len = strlen(printed);
-        memcpy(out, printed, *len + 1);
+    out = ok ? finish_body(llm, adapted, root, len) : NULL;
+    myna_json_arena_end(&js);
+    myna_arena_free(&a);
+    return out;
+}
+
+/* The request in body again, its optional fields sent as adapted says the
+ * model wants them (malloc'd); NULL when out of memory. */
+static char *adapt_body(const struct myna_llm *llm, unsigned adapted, const char *body,
+                        size_t *len)
+{
+    static const char *const options[] = { "temperature", "top_p", "max_tokens",
+                                           "max_completion_tokens", "stream" };
+    struct myna_arena a = MYNA_ARENA_INIT(REQUEST_ARENA_MAX);
+    struct myna_json_section js;
+    cJSON *root;
+    char *out = NULL;
+
+    myna_json_arena_begin(&js, &a);
+    if ((root = cJSON_Parse(body)) != NULL) {
+        for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+            cJSON_DeleteItemFromObjectCaseSensitive(root, options[i]);
+        out = finish_body(llm, adapted, root, len);
     }
     myna_json_arena_end(&js);
     myna_arena_free(&a);
@@ -679,8 +755,8 @@ static void retry_or_finish(struct llm_call *call, int64_t retry_after_s)
         size_t n = strlen(call->error);
         snprintf(call->error + n, sizeof(call->error) - n, " (retry after %" PRId64 " s)",
                  retry_after_s);
-    } else if (call->attempts < llm->max_attempts) {
-        int delay = backoff_delay(llm, call->attempts);
+    } else if (call->attempts - call->resent < llm->max_attempts) {
+        int delay = backoff_delay(llm, call->attempts - call->resent);
         struct timeval tv;
         if (delay < retry_after_s * 1000)
             delay = (int)retry_after_s * 1000;
@@ -694,6 +770,56 @@ static void retry_or_finish(struct llm_call *call, int64_t retry_after_s)
         }
     }
     finish(call, MYNA_EIO, VERDICT_FAULT, NULL, 0, 0);
+}
+
+/* A 400 that refuses an optional field of the request (OpenAI's reasoning
+ * models: max_tokens, a temperature or top_p other than 1): the turn goes
+ * again at once with the field as the model wants it, and the client
+ * keeps it so for its life. The endpoint answered, and the next request
+ * is this one's, not a retry: neither counts toward the circuit or the
+ * attempts. Each field once per turn: a server that refuses the adapted
+ * request again gets no loop, and its 400 stays a refusal. 1 when the
+ * turn was sent again (or answered, when that failed). */
+static int resend_adapted(struct llm_call *call, const char *body, size_t len)
+{
+    struct myna_llm *llm = call->llm;
+    struct myna_err err = MYNA_ERR_INIT;
+    enum myna_llm_field field = myna_llm_parse_refused(body, len);
+    unsigned bit = FIELD_BIT(field), sent = 0;
+    size_t nlen = 0;
+    char *nbody;
+
+    if (llm->max_tokens > 0)
+        sent |= FIELD_BIT(MYNA_LLM_FIELD_MAX_TOKENS);
+    if (llm->temperature >= 0)
+        sent |= FIELD_BIT(MYNA_LLM_FIELD_TEMPERATURE);
+    if (llm->top_p > 0)
+        sent |= FIELD_BIT(MYNA_LLM_FIELD_TOP_P);
+    if (field == MYNA_LLM_FIELD_NONE || !(sent & bit) || (call->adapted & bit))
+        return 0;
+    if (!(llm->adapted & bit)) {
+        llm->adapted |= bit;
+        MYNA_LOG(MYNA_INFO, "llm_adapted", "param=%s now=%s",
+                 field == MYNA_LLM_FIELD_MAX_TOKENS ? "max_tokens"
+                 : field == MYNA_LLM_FIELD_TEMPERATURE ? "temperature" : "top_p",
+                 field == MYNA_LLM_FIELD_MAX_TOKENS ? "max_completion_tokens" : "omitted");
+    }
+    /* a turn that started before another learnt a field takes that too */
+    call->adapted |= llm->adapted | bit;
+    if ((nbody = adapt_body(llm, call->adapted, call->body, &nlen)) == NULL) {
+        error_text(call->error, sizeof(call->error), "", "cannot adapt the llm request");
+        finish(call, MYNA_EIO, VERDICT_NEUTRAL, NULL, 0, 0);
+        return 1;
+    }
+    free(call->body);
+    call->body = nbody;
+    call->body_len = nlen;
+    call->resent++;
+    if (start_attempt(call, &err) != MYNA_OK) {
+        error_text(call->error, sizeof(call->error), "", err.msg);
+        finish(call, MYNA_EIO, VERDICT_NEUTRAL, NULL, 0, 0);
+    }
+    return 1;
 }
 
 static void on_http(const struct myna_http_resp *resp, void *arg)
@@ -739,6 +865,8 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
         return;
     }
     api_error(resp->body, resp->body_len, resp->status, call->error, sizeof(call->error));
+    if (resp->status == 400 && resend_adapted(call, resp->body, resp->body_len))
+        return;
     if (resp->status == 408 || resp->status == 429 || resp->status >= 500)
         retry_or_finish(call, resp->retry_after_s);
     else  /* the endpoint refused this request: repeating it would not help */
@@ -762,7 +890,7 @@ static int start_attempt(struct llm_call *call, struct myna_err *err)
     if ((rc = myna_http_request(llm->http, &req, on_http, call, err)) != MYNA_OK)
         return rc;
     call->in_http = 1;
-    if (++call->attempts > 1)
+    if (++call->attempts > 1 + call->resent)
         llm->stats.retries++;
     return MYNA_OK;
 }
@@ -905,7 +1033,8 @@ int myna_llm_chat(struct myna_llm *llm, const struct myna_llm_msg *msgs, size_t 
     call->arg = arg;
     call->probe = probe;
     call->started_ms = myna_mono_ms();
-    if ((call->body = build_body(llm, msgs, n, &call->body_len)) == NULL ||
+    call->adapted = llm->adapted;
+    if ((call->body = build_body(llm, call->adapted, msgs, n, &call->body_len)) == NULL ||
         (call->retry = evtimer_new(llm->base, on_retry, call)) == NULL) {
         call_free(call);
         return myna_err_set(err, MYNA_ENOMEM, "cannot build the llm request");

@@ -17,6 +17,15 @@
  * endpoint refusing one request, not the endpoint being down: it fails that
  * turn without a retry and counts as a sign of life for the breaker.
  *
+ * A model that refuses an optional field of the request (OpenAI's reasoning
+ * models refuse max_tokens, and a temperature or top_p other than 1, with a
+ * 400 naming it) gets the turn again at once without it: max_tokens goes as
+ * max_completion_tokens, temperature and top_p are left out. The client
+ * remembers that for its life and logs it once (event=llm_adapted); the
+ * resent request is neither a retry nor a failure of the endpoint. Each
+ * field is adapted at most once: the same refusal again fails the turn as
+ * any other 4xx does.
+ *
  * Must not: log the API key or the message contents (they are customers'
  * words), or outlive its HTTP client. */
 #ifndef MYNA_AI_LLM_H
@@ -63,7 +72,8 @@ struct myna_llm_result {
     int prompt_tokens, completion_tokens;  /* from usage, 0 when absent; an answer that
                                               could not be used (MYNA_EPARSE) gives its
                                               usage too: its tokens were spent */
-    int attempts;             /* HTTP requests made for this turn */
+    int attempts;             /* HTTP requests made for this turn (a request sent again
+                                 without a field the model refused counts too) */
     int64_t latency_ms;       /* from myna_llm_chat to the callback */
     long last_status;         /* HTTP status of the last attempt, 0 without an answer */
     char error[256];          /* what failed ("" on success): the API's error message for an
@@ -75,7 +85,8 @@ typedef void (*myna_llm_cb)(const struct myna_llm_result *r, void *arg);
 struct myna_llm_stats {
     uint64_t requests;           /* turns accepted */
     uint64_t failures;           /* turns answered with rc != MYNA_OK */
-    uint64_t retries;            /* attempts after the first */
+    uint64_t retries;            /* attempts after the first, but for those sent again
+                                    without a field the model refused */
     uint64_t prompt_tokens, completion_tokens;   /* of every turn, failed ones too */
     int circuit_open;
 };
@@ -136,5 +147,20 @@ void myna_llm_stats(const struct myna_llm *llm, struct myna_llm_stats *out);
 int myna_llm_parse_response(const char *body, size_t len, struct myna_arena *a,
                             const char **text, int *prompt_tokens, int *completion_tokens,
                             struct myna_err *err);
+
+/* The optional request fields a model may refuse. */
+enum myna_llm_field {
+    MYNA_LLM_FIELD_NONE = 0,
+    MYNA_LLM_FIELD_MAX_TOKENS,   /* sent instead as max_completion_tokens */
+    MYNA_LLM_FIELD_TEMPERATURE,  /* left out */
+    MYNA_LLM_FIELD_TOP_P         /* left out */
+};
+
+/* Which optional field the body of a 400 answer refuses (pure: no I/O,
+ * fuzzed): OpenAI's {"error":{"param":"max_tokens"|"temperature"|"top_p",
+ * "code":"unsupported_parameter"|"unsupported_value"}}, or such an object
+ * first in an array. MYNA_LLM_FIELD_NONE for anything else: another param
+ * or code, not JSON, or a body too large to parse. */
+enum myna_llm_field myna_llm_parse_refused(const char *body, size_t len);
 
 #endif

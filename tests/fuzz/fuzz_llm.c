@@ -1,4 +1,5 @@
-/* fuzz_llm.c - libFuzzer harness for myna_llm_parse_response.
+/* fuzz_llm.c - libFuzzer harness for myna_llm_parse_response and
+ * myna_llm_parse_refused (the body of a 400 that refuses a request field).
  *
  * Any bytes go in (an LLM server, or whatever answers in its place, is not
  * trusted); the parser must return a defined code. On success the text must
@@ -6,7 +7,8 @@
  * and the token counts non-negative; on failure the text must be cleared,
  * the token counts non-negative (0 when out of memory) and err complete.
  * The arena is bounded like the client's and freed every run, so cJSON
- * memory that escapes it shows as a LeakSanitizer report. */
+ * memory that escapes it shows as a LeakSanitizer report. The refusal
+ * parser must name one of the fields or none. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -49,5 +51,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(0);
     }
     myna_arena_free(&a);
+    switch (myna_llm_parse_refused((const char *)data, size)) {
+    case MYNA_LLM_FIELD_NONE:
+    case MYNA_LLM_FIELD_MAX_TOKENS:
+    case MYNA_LLM_FIELD_TEMPERATURE:
+    case MYNA_LLM_FIELD_TOP_P:
+        break;
+    default:
+        CHECK(0);
+    }
     return 0;
 }

@@ -614,6 +614,265 @@ static void test_400_is_not_retried(void **state)
     assert_non_null(strstr(t.r.error, "The model `gpt-5` does not exist."));
 }
 
+/* OpenAI's reasoning models (o1, o3, o4-mini, gpt-5) refuse max_tokens
+ * with a 400: every turn got the fallback. The turn goes again at once
+ * with max_completion_tokens carrying the same limit, and the client sends
+ * that from then on: one request a turn. */
+static void test_model_refusing_max_tokens(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn t;
+    cJSON *reqs, *r;
+
+    c.breaker_failures = 1;   /* the refusal must not open the circuit */
+    c.max_tokens = 3;         /* the fake cuts its answer at that many words */
+    llm = make(f, &c);
+    faults(f, "{\"refuse\":\"max_tokens\",\"count\":-1}");
+    chat(f, llm, &t, "one two three four");
+    assert_string_equal(t.r.error, "");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    /* "ECHO: one two" stopped at 3 words (finish_reason "length"), cut
+     * back to its last word end and marked */
+    assert_string_equal(t.r.text, "ECHO: one" MYNA_ELLIPSIS);
+    assert_int_equal(t.r.attempts, 2);
+    assert_int_equal(t.r.last_status, 200);
+    assert_int_equal(myna_llm_circuit_open(llm), 0);
+    assert_stats(llm, 1, 0, 0);
+    reqs = requests(f, &fake);
+    assert_int_equal(cJSON_GetArraySize(reqs), 2);
+    r = cJSON_GetArrayItem(reqs, 0);
+    assert_int_equal(cJSON_GetObjectItem(r, "max_tokens")->valueint, 3);
+    assert_null(cJSON_GetObjectItem(r, "max_completion_tokens"));
+    r = cJSON_GetArrayItem(reqs, 1);
+    assert_null(cJSON_GetObjectItem(r, "max_tokens"));
+    assert_int_equal(cJSON_GetObjectItem(r, "max_completion_tokens")->valueint, 3);
+    /* the rest of the request as it was */
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(r, "model")), "fake-model");
+    assert_true(cJSON_GetObjectItem(r, "temperature")->valuedouble == 0.25);
+    assert_true(cJSON_GetObjectItem(r, "top_p")->valuedouble == 0.9);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(r, "stream")));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(r, "messages")), 2);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+                            cJSON_GetArrayItem(cJSON_GetObjectItem(r, "messages"), 1), "content")),
+                        "one two three four");
+    cJSON_Delete(reqs);
+
+    /* the next turn sends the adapted request at once */
+    chat(f, llm, &t, "hi");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_string_equal(t.r.text, "ECHO: hi");
+    assert_int_equal(t.r.attempts, 1);
+    reqs = requests(f, &fake);
+    assert_int_equal(cJSON_GetArraySize(reqs), 3);
+    r = cJSON_GetArrayItem(reqs, 2);
+    assert_null(cJSON_GetObjectItem(r, "max_tokens"));
+    assert_int_equal(cJSON_GetObjectItem(r, "max_completion_tokens")->valueint, 3);
+    cJSON_Delete(reqs);
+    assert_stats(llm, 2, 0, 0);
+}
+
+/* A reasoning model takes only the default temperature and top_p: they
+ * are left out, each learnt once, and the limit still goes. */
+static void test_model_refusing_temperature_and_top_p(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn t;
+    cJSON *reqs, *r;
+
+    c.breaker_failures = 1;
+    llm = make(f, &c);
+    faults(f, "{\"refuse\":\"temperature\",\"count\":-1}");
+    chat(f, llm, &t, "warm");
+    assert_string_equal(t.r.error, "");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_string_equal(t.r.text, "ECHO: warm");
+    assert_int_equal(t.r.attempts, 2);
+    reqs = requests(f, &fake);
+    assert_int_equal(cJSON_GetArraySize(reqs), 2);
+    assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 0), "temperature")->valuedouble ==
+                0.25);
+    r = cJSON_GetArrayItem(reqs, 1);
+    assert_null(cJSON_GetObjectItem(r, "temperature"));
+    assert_true(cJSON_GetObjectItem(r, "top_p")->valuedouble == 0.9);
+    assert_int_equal(cJSON_GetObjectItem(r, "max_tokens")->valueint, 64);
+    cJSON_Delete(reqs);
+
+    /* a model that refuses all three: one request for each field the
+     * client has not learnt yet, then the answer on the same turn */
+    assert_int_equal(ctl(f, &fake, "POST", "/_fake/reset", "", NULL), 200);
+    faults(f, "{\"refuse\":[\"max_tokens\",\"temperature\",\"top_p\"],\"count\":-1}");
+    chat(f, llm, &t, "cold");
+    assert_string_equal(t.r.error, "");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_string_equal(t.r.text, "ECHO: cold");
+    assert_int_equal(t.r.attempts, 3);
+    reqs = requests(f, &fake);
+    assert_int_equal(cJSON_GetArraySize(reqs), 3);
+    r = cJSON_GetArrayItem(reqs, 2);
+    assert_null(cJSON_GetObjectItem(r, "temperature"));
+    assert_null(cJSON_GetObjectItem(r, "top_p"));
+    assert_null(cJSON_GetObjectItem(r, "max_tokens"));
+    assert_int_equal(cJSON_GetObjectItem(r, "max_completion_tokens")->valueint, 64);
+    cJSON_Delete(reqs);
+    chat(f, llm, &t, "again");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_int_equal(t.r.attempts, 1);
+    assert_int_equal(n_requests(f, &fake), 4);
+    assert_int_equal(myna_llm_circuit_open(llm), 0);
+    assert_stats(llm, 3, 0, 0);
+}
+
+/* A server that answers the same refusal to the adapted request too gets
+ * it once more, not a loop: the turn fails as a 400 does, one request
+ * after the first, and the circuit stays closed. The retries a 5xx gets
+ * are not used up by the adaptation. */
+static void test_refusal_again_does_not_loop(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn t;
+    cJSON *reqs;
+
+    c.breaker_failures = 1;
+    llm = make(f, &c);
+    faults(f, "{\"status\":400,\"count\":-1,\"raw\":\"{\\\"error\\\": {\\\"message\\\": "
+              "\\\"Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+              "'max_completion_tokens' instead.\\\", \\\"type\\\": \\\"invalid_request_error\\\", "
+              "\\\"param\\\": \\\"max_tokens\\\", \\\"code\\\": \\\"unsupported_parameter\\\"}}\"}");
+    chat(f, llm, &t, "stuck");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 2);
+    assert_int_equal(t.r.last_status, 400);
+    assert_non_null(strstr(t.r.error, "Unsupported parameter: 'max_tokens'"));
+    reqs = requests(f, &fake);
+    assert_int_equal(cJSON_GetArraySize(reqs), 2);
+    assert_int_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 1), "max_completion_tokens")->valueint, 64);
+    cJSON_Delete(reqs);
+    assert_int_equal(myna_llm_circuit_open(llm), 0);
+    assert_stats(llm, 1, 1, 0);
+    /* learnt all the same: the next turn is one request */
+    chat(f, llm, &t, "stuck again");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 1);
+    assert_int_equal(n_requests(f, &fake), 3);
+
+    /* after an adaptation, a 500 still gets its max_attempts (3) */
+    assert_int_equal(ctl(f, &fake, "POST", "/_fake/reset", "", NULL), 200);
+    c.breaker_failures = 100;
+    myna_llm_free(llm);
+    llm = make(f, &c);
+    faults(f, "[{\"refuse\":\"temperature\"},{\"status\":500,\"count\":2}]");
+    chat(f, llm, &t, "bumpy");
+    assert_string_equal(t.r.error, "");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_int_equal(t.r.attempts, 4);
+    assert_int_equal(n_requests(f, &fake), 4);
+    assert_stats(llm, 1, 0, 2);
+}
+
+/* A 400 about another parameter or code, or about a field the request did
+ * not have, stays the refusal it was: one request, no adaptation. */
+static void test_other_400s_are_not_adapted(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn t;
+    cJSON *reqs;
+    static const char *const bodies[] = {
+        /* too large a value is the request's fault, not the field's */
+        "{\\\"error\\\":{\\\"message\\\":\\\"max_tokens is too large\\\",\\\"type\\\":"
+        "\\\"invalid_request_error\\\",\\\"param\\\":\\\"max_tokens\\\",\\\"code\\\":"
+        "\\\"invalid_value\\\"}}",
+        /* a field the client has no other way to send */
+        "{\\\"error\\\":{\\\"message\\\":\\\"Unsupported parameter: 'stream'\\\",\\\"type\\\":"
+        "\\\"invalid_request_error\\\",\\\"param\\\":\\\"stream\\\",\\\"code\\\":"
+        "\\\"unsupported_parameter\\\"}}",
+        /* no param: vLLM's shape */
+        "{\\\"object\\\":\\\"error\\\",\\\"message\\\":\\\"bad\\\",\\\"param\\\":null,"
+        "\\\"code\\\":400}",
+    };
+    char json[1024];
+
+    c.breaker_failures = 1;
+    c.top_p = 0;   /* not sent: its refusal cannot be about this request */
+    llm = make(f, &c);
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        snprintf(json, sizeof(json), "{\"status\":400,\"raw\":\"%s\"}", bodies[i]);
+        faults(f, json);
+        chat(f, llm, &t, "no");
+        assert_int_equal(t.r.rc, MYNA_EIO);
+        assert_int_equal(t.r.attempts, 1);
+        assert_int_equal(t.r.last_status, 400);
+    }
+    faults(f, "{\"status\":400,\"raw\":\"{\\\"error\\\":{\\\"message\\\":\\\"Unsupported value: "
+              "'top_p'\\\",\\\"param\\\":\\\"top_p\\\",\\\"code\\\":\\\"unsupported_value\\\"}}\"}");
+    chat(f, llm, &t, "no");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 1);
+    /* the same refusal with a 422 or a 200 is not this either */
+    faults(f, "{\"status\":422,\"raw\":\"{\\\"error\\\":{\\\"param\\\":\\\"max_tokens\\\","
+              "\\\"code\\\":\\\"unsupported_parameter\\\"}}\"}");
+    chat(f, llm, &t, "no");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 1);
+    assert_int_equal(n_requests(f, &fake), 5);
+    assert_int_equal(myna_llm_circuit_open(llm), 0);
+    assert_stats(llm, 5, 5, 0);
+    /* nothing was learnt */
+    chat(f, llm, &t, "yes");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    reqs = requests(f, &fake);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 5), "max_tokens")->valueint, 64);
+    cJSON_Delete(reqs);
+}
+
+/* Which field a 400's body refuses: OpenAI's exact bodies, and what is not. */
+static void test_parse_refused(void **state)
+{
+    static const struct {
+        const char *body;
+        enum myna_llm_field want;
+    } cases[] = {
+        { "{\"error\": {\"message\": \"Unsupported parameter: 'max_tokens' is not supported with "
+          "this model. Use 'max_completion_tokens' instead.\", \"type\": \"invalid_request_error\", "
+          "\"param\": \"max_tokens\", \"code\": \"unsupported_parameter\"}}",
+          MYNA_LLM_FIELD_MAX_TOKENS },
+        { "{\"error\": {\"message\": \"Unsupported value: 'temperature' does not support 0.7 with "
+          "this model. Only the default (1) value is supported.\", \"type\": "
+          "\"invalid_request_error\", \"param\": \"temperature\", \"code\": \"unsupported_value\"}}",
+          MYNA_LLM_FIELD_TEMPERATURE },
+        { "[{\"error\":{\"param\":\"top_p\",\"code\":\"unsupported_value\"}}]",
+          MYNA_LLM_FIELD_TOP_P },
+        { "{\"error\":{\"param\":\"max_tokens\",\"code\":\"invalid_value\"}}",
+          MYNA_LLM_FIELD_NONE },
+        { "{\"error\":{\"param\":\"max_completion_tokens\",\"code\":\"unsupported_parameter\"}}",
+          MYNA_LLM_FIELD_NONE },
+        { "{\"error\":{\"param\":\"max_tokens\"}}", MYNA_LLM_FIELD_NONE },
+        { "{\"error\":{\"param\":null,\"code\":\"unsupported_parameter\"}}", MYNA_LLM_FIELD_NONE },
+        { "{\"param\":\"max_tokens\",\"code\":\"unsupported_parameter\"}", MYNA_LLM_FIELD_NONE },
+        { "{\"error\":\"max_tokens\"}", MYNA_LLM_FIELD_NONE },
+        { "not json", MYNA_LLM_FIELD_NONE },
+        { "", MYNA_LLM_FIELD_NONE },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_int_equal(myna_llm_parse_refused(cases[i].body, strlen(cases[i].body)),
+                         cases[i].want);
+    assert_int_equal(myna_llm_parse_refused(NULL, 0), MYNA_LLM_FIELD_NONE);
+}
+
 /* Long error messages are cut to fit result.error, never inside a
  * character (on_turn checks every error text). */
 static void test_long_errors_cut_at_characters(void **state)
@@ -1445,6 +1704,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_429_then_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_429_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_400_is_not_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_refusing_max_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_refusing_temperature_and_top_p, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_again_does_not_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_400s_are_not_adapted, setup, teardown),
+        cmocka_unit_test(test_parse_refused),
         cmocka_unit_test_setup_teardown(test_long_errors_cut_at_characters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_per_attempt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_drop_is_retried, setup, teardown),
