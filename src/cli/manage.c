@@ -243,6 +243,17 @@ static int file_problem(const cJSON *root, const char *path, FILE *err)
     return 0;
 }
 
+/* The "version" of the instance answered in text, or -1. */
+static double version_of(const char *text)
+{
+    cJSON *o = cJSON_Parse(text);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "version");
+    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+
+    cJSON_Delete(o);
+    return d;
+}
+
 static int import(struct myna_api *a, const char *path, FILE *out, FILE *err)
 {
     size_t len;
@@ -307,8 +318,11 @@ static int import(struct myna_api *a, const char *path, FILE *out, FILE *err)
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
         char p[256], *body = cJSON_PrintUnformatted(it);
         long st = -1;
+        double was = -1;  /* the version before the PUT, if it has one */
         if (cJSON_IsString(id) && myna_is_slug(id->valuestring) && body) {
             snprintf(p, sizeof(p), "/admin/whatsapp/instances/%s", id->valuestring);
+            if (myna_api_call(a, "GET", p, NULL) == 200)
+                was = version_of(a->resp.data);
             st = myna_api_call(a, "PUT", p, body);
             if (st == 404)  /* new here */
                 st = myna_api_call(a, "POST", "/admin/whatsapp/instances", body);
@@ -322,8 +336,13 @@ static int import(struct myna_api *a, const char *path, FILE *out, FILE *err)
         } else {
             /* the server's id: one made from the name when the file gave none */
             cJSON *ans = cJSON_Parse(a->resp.data);
-            const cJSON *made = cJSON_GetObjectItemCaseSensitive(ans, "id");
-            fprintf(out, "%s ", st == 201 ? "created" : "updated");
+            const cJSON *made = cJSON_GetObjectItemCaseSensitive(ans, "id"),
+                        *now = cJSON_GetObjectItemCaseSensitive(ans, "version");
+            /* a PUT that changed nothing left the version as it was */
+            fprintf(out, "%s ", st == 201 ? "created"
+                                : was >= 1 && cJSON_IsNumber(now) && now->valuedouble == was
+                                    ? "unchanged"
+                                    : "updated");
             myna_api_put_text(out, cJSON_IsString(made) ? made->valuestring
                                    : cJSON_IsString(id) ? id->valuestring
                                                         : "", 0);

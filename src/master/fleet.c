@@ -918,13 +918,29 @@ static int replace_unloaded(struct myna_fleet *f, const struct myna_actor *who,
     return rc;
 }
 
+/* A PUT whose result is what is stored: nothing is written (no version,
+ * no instance.update row) and the bot is left as it is. Only
+ * who->audit_also's row is, for what the answer does (shows the secrets).
+ * The instances go to the ingress again, as after a change: an instance
+ * store that failed to open (a file since mended) is tried again. */
+static int unchanged(struct myna_fleet *f, const struct myna_actor *who, const char *id,
+                     struct myna_err *err)
+{
+    struct myna_control_audit a = { 0, myna_wall_ms(), who->user_id, (char *)who->name,
+                                    (char *)who->audit_also, (char *)id, NULL,
+                                    (char *)who->from_addr };
+    int rc = who->audit_also ? myna_control_audit_add(f->control, &a, NULL, err) : MYNA_OK;
+
+    return rc == MYNA_OK ? publish(f, err) : rc;
+}
+
 int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const char *id,
                       const char *body, size_t len, struct myna_field_error *errs,
                       size_t max_errs, size_t *n_errs, struct myna_err *err)
 {
     struct live *l = find(f, id);
     struct unloaded *u = l ? NULL : find_unloaded(f, id);
-    cJSON *patch, *cur, *item;
+    cJSON *patch, *cur, *was, *item;
     const cJSON *llm;
     const char *why = "another value";
     int rc;
@@ -951,6 +967,11 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
         cJSON_Delete(patch);
         return err->code;
     }
+    if ((was = cJSON_Duplicate(cur, 1)) == NULL) {
+        cJSON_Delete(patch);
+        cJSON_Delete(cur);
+        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    }
     llm = cJSON_GetObjectItemCaseSensitive(patch, "llm");
     if (moves_kept_secret(patch, cur, "graph_url", "access_token", MYNA_GRAPH_URL_DEFAULT))
         rc = field_error("access_token", "must be given again (or \"\") when graph_url changes",
@@ -965,6 +986,7 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
     if (rc != MYNA_OK) {
         cJSON_Delete(patch);
         cJSON_Delete(cur);
+        cJSON_Delete(was);
         return rc;
     }
     cJSON_ArrayForEach(item, patch) {
@@ -974,6 +996,7 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
                 (!cJSON_IsString(item) || strcmp(item->valuestring, id) != 0)) {
                 cJSON_Delete(patch);
                 cJSON_Delete(cur);
+                cJSON_Delete(was);
                 return field_error("id", "cannot be changed", errs, max_errs, n_errs, err);
             }
             continue;
@@ -1001,14 +1024,18 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
             cJSON_Delete(copy);
             cJSON_Delete(patch);
             cJSON_Delete(cur);
+            cJSON_Delete(was);
             return myna_err_set(err, MYNA_ENOMEM, "out of memory");
         }
     }
     rc = validate(cur, errs, max_errs, n_errs, err);
-    if (rc == MYNA_OK)
+    if (rc == MYNA_OK && cJSON_Compare(cur, was, 1))
+        rc = unchanged(f, who, id, err);
+    else if (rc == MYNA_OK)
         rc = commit(f, who, id, cur, 0, l->owner_id, "instance.update", 1, err);
     cJSON_Delete(patch);
     cJSON_Delete(cur);
+    cJSON_Delete(was);
     return rc;
 }
 

@@ -98,8 +98,10 @@ int myna_fleet_create(struct myna_fleet *f, const struct myna_actor *who, const 
                       size_t max_errs, size_t *n_errs, struct myna_err *err);
 /* Changes the fields body names (a JSON object; "id" may only repeat the
  * id; a secret left out or sent back masked keeps its value). A running bot
- * is restarted with the new config. For an instance that did not load,
- * body is the whole instance, in place of the stored one. */
+ * is restarted with the new config. A body whose result is the stored
+ * config (secrets compared open) changes nothing: no new version, no
+ * audit row but who->audit_also's, no restart. For an instance that did
+ * not load, body is the whole instance, in place of the stored one. */
 int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const char *id,
                       const char *body, size_t len, struct myna_field_error *errs,
                       size_t max_errs, size_t *n_errs, struct myna_err *err);

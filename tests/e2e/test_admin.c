@@ -849,6 +849,102 @@ static void test_secrets_refused_before_any_change(void **state)
     assert_true(audit_has(&C->p, "instance.export_secrets", "hal-shop", NULL));
 }
 
+struct pid_want {
+    const char *id;
+    double pid;  /* running, under another pid than this */
+};
+
+static int runs_anew(void *arg)
+{
+    struct pid_want *w = arg;
+    char path[200], st[32];
+
+    snprintf(path, sizeof(path), "/admin/whatsapp/instances/%s/status", w->id);
+    return api(ADMIN_TOKEN, "GET", path, NULL) == 200 &&
+           strcmp(answer_str("state", st, sizeof(st)), "running") == 0 &&
+           answer_num("pid") > 0 && answer_num("pid") != w->pid;
+}
+
+/* A PUT whose result is what is stored (no field, the id alone, the
+ * instance as exported with its secrets masked, a secret sent again as it
+ * is) is answered 200 with the instance, and writes nothing: the version
+ * stays, no instance.update row, the bot is not restarted. Each bumped the
+ * version, wrote a row and restarted the bot, so an import of an unchanged
+ * file restarted every bot it named. A new secret, auto_start or enabled
+ * is a change as before. */
+static void test_put_that_changes_nothing(void **state)
+{
+    const char *path = "/admin/whatsapp/instances/calm";
+    struct state_want up = { "calm", "running" }, down = { "calm", "stopped" };
+    const char *live[] = { "owner", "state", "pid", "restarts", "version", "needs_attention" };
+    const char *same[] = { "{}", "{\"id\":\"calm\"}", NULL /* the export */,
+                           "{\"access_token\":\"EAAGcalmtoken1\",\"name\":\"Calm\"}",
+                           "{\"batch\":{\"window_ms\":150},\"enabled\":true}" };
+    struct pid_want anew = { "calm", 0 };
+    char exported[4096], *text;
+    double version, pid;
+    cJSON *o;
+
+    (void)state;
+    assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                         "{\"name\":\"Calm\",\"provider\":\"sim\",\"enabled\":true,"
+                         "\"access_token\":\"EAAGcalmtoken1\",\"batch\":{\"window_ms\":150}}"),
+                     201);
+    assert_true(h_wait(in_state, &up, 10000));
+    pid = answer_num("pid");
+    assert_true(pid > 0);
+    assert_int_equal(api(ADMIN_TOKEN, "GET", path, NULL), 200);
+    version = answer_num("version");
+    assert_true(version >= 1);
+    assert_non_null(o = cJSON_Parse(C->resp));  /* as `myna instance export` writes it */
+    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(o, live[i]);
+    assert_non_null(text = cJSON_PrintUnformatted(o));
+    assert_non_null(strstr(text, "\"access_token\":\"\xe2\x80\xa2"));  /* masked */
+    snprintf(exported, sizeof(exported), "%s", text);
+    free(text);
+    cJSON_Delete(o);
+    same[2] = exported;
+
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        assert_int_equal(api(ADMIN_TOKEN, "PUT", path, same[i]), 200);
+        assert_non_null(strstr(C->resp, "\"id\":\"calm\""));
+        assert_non_null(strstr(C->resp, "\"state\""));
+        assert_true(answer_num("version") == version);
+    }
+    /* one that shows the secrets still writes the export's row */
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/calm?secrets=1", "{}"),
+                     200);
+    assert_non_null(strstr(C->resp, "EAAGcalmtoken1"));
+    assert_true(answer_num("version") == version);
+    assert_true(audit_has(&C->p, "instance.export_secrets", "calm", NULL));
+    assert_false(audit_has(&C->p, "instance.update", "calm", NULL));
+    assert_false(h_log_contains(&C->p, "event=bot_restarting instance=calm "));
+    assert_true(in_state(&up));
+    assert_true(answer_num("pid") == pid);
+    assert_true(answer_num("restarts") == 0);
+
+    /* a new secret is a change: a new version, its row, the bot restarted */
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", path, "{\"access_token\":\"EAAGcalmtoken2\"}"), 200);
+    assert_true(answer_num("version") == version + 1);
+    assert_true(audit_has(&C->p, "instance.update", "calm", NULL));
+    assert_true(h_log_contains(&C->p, "event=bot_restarting instance=calm "));
+    anew.pid = pid;
+    assert_true(h_wait(runs_anew, &anew, 10000));
+    assert_true(answer_num("restarts") == 1);
+    /* so are auto_start and enabled alone, and the same again is not */
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", path, "{\"auto_start\":false}"), 200);
+    assert_true(answer_num("version") == version + 2);
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", path, "{\"auto_start\":false}"), 200);
+    assert_true(answer_num("version") == version + 2);
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", path, "{\"enabled\":false}"), 200);
+    assert_true(answer_num("version") == version + 3);
+    assert_true(h_wait(in_state, &down, 10000));
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", path, "{\"enabled\":false}"), 200);
+    assert_true(answer_num("version") == version + 3);
+    assert_true(in_state(&down));
+}
+
 /* PUT /admin/users/{name}: a user changes its own password, an admin also
  * roles and disabled; a disabled user's tokens and logins stop working;
  * the last admin stays. */
@@ -1491,13 +1587,24 @@ static void test_cli(void **state)
     assert_non_null(strstr(out, "\"id\":"));
     assert_null(strstr(out, "\"state\""));
     assert_null(strstr(out, "\"needs_attention\""));
-    /* and it imports back as it is (the masked secrets keep theirs) */
+    /* and it imports back as it is (the masked secrets keep theirs), which
+     * changes none of them */
     snprintf(file, sizeof(file), "%s/export.json", C->p.dir);
     assert_non_null(f = fopen(file, "w"));
     fputs(out, f);
     fclose(f);
     assert_int_equal(h_run(import, out, sizeof(out)), 0);
-    assert_non_null(strstr(out, "updated support-bot-2"));
+    assert_non_null(strstr(out, "unchanged support-bot-2\n"));
+    assert_null(strstr(out, "updated"));
+    assert_false(audit_has(&C->p, "instance.update", "support-bot-2", NULL));
+    /* a change is one */
+    snprintf(file, sizeof(file), "%s/renamed.json", C->p.dir);
+    assert_non_null(f = fopen(file, "w"));
+    fputs("[{\"id\":\"support-bot-2\",\"name\":\"Support Bot Two\"}]", f);
+    fclose(f);
+    assert_int_equal(h_run(import, out, sizeof(out)), 0);
+    assert_string_equal(out, "updated support-bot-2\n");
+    assert_true(audit_has(&C->p, "instance.update", "support-bot-2", NULL));
     assert_int_equal(h_run(denied, out, sizeof(out)), 1);
     assert_non_null(strstr(out, "401"));
 
@@ -2017,7 +2124,7 @@ static long create_cloud(const char *name, const char *secret, const char *token
 /* An instance whose store cannot be opened (its file is a directory here) is
  * created and listed, and its webhooks are answered 503 (Meta keeps them and
  * retries); the others go on, through changes and a restart of the master.
- * Once the file is mended, the next change of the instance opens it. */
+ * Once the file is mended, the next save of the instance opens it. */
 static void test_a_broken_store_keeps_the_others_up(void **state)
 {
     const char *extra[] = { "--bots", "1", NULL };
@@ -2064,10 +2171,9 @@ static void test_a_broken_store_keeps_the_others_up(void **state)
                      503);
     assert_int_equal(h_db_count(&C->p, "steady", "inbox", NULL), 2);
 
+    /* mended, a save opens it, even one that changes nothing */
     assert_int_equal(rmdir(path), 0);
-    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/broken",
-                         "{\"access_token\":\"token-2\"}"),
-                     200);
+    assert_int_equal(api(ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/broken", "{}"), 200);
     assert_int_equal(h_post_signed(C->p.public_url, "broken", "broken-secret", body, len, resp,
                                    sizeof(resp)),
                      200);
@@ -2444,6 +2550,7 @@ int main(void)
         cmocka_unit_test(test_new_llm_url_needs_the_key_again),
         cmocka_unit_test(test_role_matrix),
         cmocka_unit_test(test_secrets_refused_before_any_change),
+        cmocka_unit_test(test_put_that_changes_nothing),
         cmocka_unit_test(test_user_update),
         cmocka_unit_test(test_login_token_expires),
         cmocka_unit_test(test_token_revoke),
