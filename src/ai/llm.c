@@ -686,6 +686,18 @@ static void breaker_note(struct myna_llm *llm, int probe, enum verdict v)
     }
 }
 
+/* Takes the API key out of call's error text: an endpoint may quote the
+ * key it refused ("Incorrect API key provided: K"), and a proxy's page
+ * may echo the request; the text is logged and kept with the turn. */
+static void scrub_error(struct llm_call *call)
+{
+    static const char bearer[] = "Authorization: Bearer ";
+
+    if (call->llm->auth != NULL)
+        myna_text_scrub(call->error, sizeof(call->error), call->llm->auth + sizeof(bearer) - 1,
+                        "[api_key]");
+}
+
 /* Answers the turn and frees it. The client may be gone on return (freed
  * from inside the callback). */
 static void finish(struct llm_call *call, int rc, enum verdict v, const char *text,
@@ -709,6 +721,7 @@ static void finish(struct llm_call *call, int rc, enum verdict v, const char *te
         r.text = text;
     } else {
         llm->stats.failures++;
+        scrub_error(call);
         snprintf(r.error, sizeof(r.error), "%s", call->error[0] ? call->error : myna_strerror(rc));
     }
     llm->in_cb++;
@@ -751,6 +764,7 @@ static void retry_or_finish(struct llm_call *call, int64_t retry_after_s)
     struct myna_llm *llm = call->llm;
     char q[300];
 
+    scrub_error(call);
     if (retry_after_s > BACKOFF_CAP_MS / 1000) {
         size_t n = strlen(call->error);
         snprintf(call->error + n, sizeof(call->error) - n, " (retry after %" PRId64 " s)",

@@ -269,6 +269,49 @@ size_t myna_utf8_count(const char *s)
     return cps;
 }
 
+void myna_text_scrub(char *s, size_t cap, const char *secret, const char *mark)
+{
+    size_t tl, ml, len, k;
+    char *p, *from = s;
+
+    if (s == NULL || cap == 0 || secret == NULL || mark == NULL)
+        return;
+    tl = strlen(secret);
+    ml = strlen(mark);
+    if (tl < 4)
+        return;  /* too short to tell from ordinary text */
+    /* the search goes on after each mark: a secret such as "oken" would be
+     * found again inside "[token]" */
+    while ((p = strstr(from, secret)) != NULL) {
+        size_t at = (size_t)(p - s), tail = strlen(p + tl);
+        if (at + ml + 1 > cap) {  /* no room for the whole mark: end before it */
+            *p = '\0';
+            break;
+        }
+        if (at + ml + tail + 1 > cap)
+            tail = cap - 1 - at - ml;
+        memmove(p + ml, p + tl, tail);
+        memcpy(p, mark, ml);
+        p[ml + tail] = '\0';
+        /* a mark longer than the secret pushed the end out: whole characters */
+        s[myna_utf8_prefix(s, strlen(s))] = '\0';
+        from = p + ml;
+    }
+    /* a copy longer than the room left was cut, and its start is no whole
+     * copy for the search above (Meta echoes a malformed token: "Malformed
+     * access token EAA...") */
+    if ((len = strlen(s)) + 1 < cap || cap <= ml + 1)
+        return;
+    for (k = tl - 1 < len ? tl - 1 : len; k >= 4; k--)
+        if (memcmp(s + len - k, secret, k) == 0) {
+            len -= k;
+            if (len + ml + 1 > cap)
+                len = myna_utf8_cut(s, cap - ml - 1);
+            memcpy(s + len, mark, ml + 1);
+            return;
+        }
+}
+
 int myna_hex_value(int c)
 {
     if (c >= '0' && c <= '9')

@@ -68,6 +68,14 @@ size_t myna_utf8_uncut(const char *s, size_t n);
 /* 1 if the n bytes at s end a sentence: with . ! ? or an ellipsis. */
 int myna_ends_sentence(const char *s, size_t n);
 
+/* Replaces every copy of secret in the text s (a buffer of cap bytes) with
+ * mark (short, ASCII), cut to fit at a character boundary, and, when s is
+ * full (a copy cut it), a start of secret at its very end too: an error
+ * text that quotes a key or token must not reach a log or an answer. A
+ * secret shorter than 4 bytes is left alone (it cannot be told from
+ * ordinary text). */
+void myna_text_scrub(char *s, size_t cap, const char *secret, const char *mark);
+
 /* The value of one hex digit (either case), or -1. */
 int myna_hex_value(int c);
 

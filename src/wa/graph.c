@@ -728,41 +728,6 @@ void myna_graph_free(struct myna_graph *g)
     free(g);
 }
 
-/* Replaces every copy of the token in s (cap bytes) with "[token]", and the
- * start of one that the bound cut off at the end of a full s. */
-static void scrub_token(char *s, size_t cap, const char *token)
-{
-    size_t tl = strlen(token), len, k;
-    char *p, *from = s;
-
-    if (tl < 4)
-        return;  /* too short to tell from ordinary text; never the case for Meta tokens */
-    /* the search goes on after each "[token]": a token such as "token"
-     * would be found again inside it */
-    while ((p = strstr(from, token)) != NULL) {
-        char rest[256];
-        snprintf(rest, sizeof(rest), "%s", p + tl);
-        snprintf(p, cap - (size_t)(p - s), "[token]%s", rest);
-        /* a token shorter than "[token]" lengthens s: cut whole characters */
-        s[myna_utf8_prefix(s, strlen(s))] = '\0';
-        k = strlen(p);
-        from = p + (k < sizeof("[token]") - 1 ? k : sizeof("[token]") - 1);
-    }
-    /* Meta echoes a malformed token in its message ("Malformed access
-     * token EAA..."): one longer than the room left was cut by the copy,
-     * and its start is no whole copy for the search above */
-    if ((len = strlen(s)) + 1 < cap || cap <= sizeof("[token]"))
-        return;
-    for (k = tl - 1 < len ? tl - 1 : len; k >= 4; k--)
-        if (memcmp(s + len - k, token, k) == 0) {
-            len -= k;
-            if (len + sizeof("[token]") > cap)
-                len = myna_utf8_cut(s, cap - sizeof("[token]"));
-            memcpy(s + len, "[token]", sizeof("[token]"));
-            return;
-        }
-}
-
 static void on_http(const struct myna_http_resp *resp, void *arg)
 {
     struct graph_call *c = call_take((uintptr_t)arg);
@@ -786,8 +751,8 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
             text_copys(r.error, sizeof(r.error), resp->error);
         }
     }
-    scrub_token(r.error, sizeof(r.error), c->g->token);
-    scrub_token(r.fbtrace_id, sizeof(r.fbtrace_id), c->g->token);
+    myna_text_scrub(r.error, sizeof(r.error), c->g->token, "[token]");
+    myna_text_scrub(r.fbtrace_id, sizeof(r.fbtrace_id), c->g->token, "[token]");
     c->cb(&r, c->arg);
     free(c);
 }

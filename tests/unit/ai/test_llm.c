@@ -1406,6 +1406,37 @@ static void test_bearer_token(void **state)
     assert_int_equal(n_requests(f, &fake_auth), 3);
 }
 
+/* An endpoint that quotes the key it refused (OpenAI does with a short
+ * one), or a proxy page that echoes the request: the key is not in the
+ * turn's error, which is logged and kept. */
+static void test_api_key_never_in_the_error(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn t;
+
+    c.api_key = "sk-wrong-key-4242";
+    llm = make(f, &c);
+    faults(f, "{\"status\":401,\"message\":\"Incorrect API key provided: sk-wrong-key-4242. "
+              "You can find your API key at https://platform.openai.com/account/api-keys.\"}");
+    chat(f, llm, &t, "x");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.last_status, 401);
+    assert_null(strstr(t.r.error, "sk-wrong-key-4242"));
+    assert_non_null(strstr(t.r.error, "Incorrect API key provided: [api_key]. You can find"));
+
+    /* retried (502), not JSON: the echo of the header goes too */
+    faults(f, "{\"status\":502,\"count\":3,\"raw\":\"<pre>Authorization: Bearer "
+              "sk-wrong-key-4242</pre>\"}");
+    chat(f, llm, &t, "y");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 3);
+    assert_null(strstr(t.r.error, "sk-wrong-key-4242"));
+    assert_non_null(strstr(t.r.error, "Bearer [api_key]"));
+}
+
 /* ---- content as parts, and the parser ------------------------------------------- */
 
 static void test_content_as_parts_over_http(void **state)
@@ -1728,6 +1759,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_while_waiting_to_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_inside_the_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bearer_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_api_key_never_in_the_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_content_as_parts_over_http, setup, teardown),
         cmocka_unit_test(test_parse_response),
         cmocka_unit_test(test_parse_length_cut_in_a_list),

@@ -431,6 +431,36 @@ static void test_util_control_len(void **state)
 }
 
 /* A well-formed sequence's code point, for every length. */
+static void test_util_text_scrub(void **state)
+{
+    char s[32];
+
+    (void)state;
+    snprintf(s, sizeof(s), "key sk-abc1 and sk-abc1.");
+    myna_text_scrub(s, sizeof(s), "sk-abc1", "[key]");
+    assert_string_equal(s, "key [key] and [key].");
+    /* a secret found again inside its own mark is not replaced forever */
+    snprintf(s, sizeof(s), "a oken b");
+    myna_text_scrub(s, sizeof(s), "oken", "[token]");
+    assert_string_equal(s, "a [token] b");
+    /* a longer mark pushes the end out: cut, the secret gone */
+    snprintf(s, sizeof(s), "01234567890123456789 abcd xyz");
+    myna_text_scrub(s, sizeof(s), "abcd", "[api_key]");
+    assert_string_equal(s, "01234567890123456789 [api_key] ");
+    /* no room for the whole mark: the text ends before the secret */
+    snprintf(s, sizeof(s), "0123456789012345678901 abcd xyz");
+    myna_text_scrub(s, sizeof(s), "abcd", "[api_key]");
+    assert_string_equal(s, "0123456789012345678901 ");
+    /* a full text that ends in the start of the secret: that start goes */
+    snprintf(s, sizeof(s), "0123456789012345678901234 sk-ab");
+    myna_text_scrub(s, sizeof(s), "sk-abcdef", "[key]");
+    assert_string_equal(s, "0123456789012345678901234 [key]");
+    /* too short to tell: left alone */
+    snprintf(s, sizeof(s), "abc");
+    myna_text_scrub(s, sizeof(s), "abc", "[key]");
+    assert_string_equal(s, "abc");
+}
+
 static void test_util_utf8_decode(void **state)
 {
     static const char *const seqs[] = { "A", "\xc3\xa9", "\xd0\x96", "\xe2\x80\xa6",
@@ -451,6 +481,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_util_control_len),
         cmocka_unit_test(test_util_utf8_decode),
+        cmocka_unit_test(test_util_text_scrub),
         cmocka_unit_test(test_util_phone_mask_plain),
         cmocka_unit_test(test_util_phone_mask_formatted),
         cmocka_unit_test(test_util_phone_mask_short),
