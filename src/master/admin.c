@@ -673,6 +673,8 @@ static void instance_logs(struct call *c, const char *id)
     }
     evhttp_add_header(evhttp_request_get_output_headers(c->req), "Content-Type",
                       "text/plain; charset=utf-8");
+    /* customers' numbers, masked, and at debug their messages */
+    evhttp_add_header(evhttp_request_get_output_headers(c->req), "Cache-Control", "no-store");
     if ((out = evbuffer_new()) != NULL)
         evbuffer_add(out, b.data ? b.data : "", b.len);
     myna_http_reply(c->req, 200, NULL, out);

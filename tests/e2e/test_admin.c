@@ -267,10 +267,19 @@ static void test_lifecycle(void **state)
                          200);
         assert_non_null(strstr(C->resp, "\"auto_start\":true"));
     }
-    assert_int_equal(api(ADMIN_TOKEN, "GET", "/admin/whatsapp/instances/support-bot/logs?lines=5",
-                         NULL),
-                     200);
-    assert_non_null(strstr(C->resp, "event="));
+    {   /* a log holds customers' numbers (and their messages at debug): no
+         * cache keeps it, as no JSON answer is kept */
+        const char *h[] = { "Authorization: Bearer " ADMIN_TOKEN, NULL };
+        char url[sizeof(C->p.admin_url) + 128], head[4096], cc[64] = "";
+        snprintf(url, sizeof(url), "%s/admin/whatsapp/instances/support-bot/logs?lines=5",
+                 C->p.admin_url);
+        assert_int_equal(h_http_ex("GET", url, NULL, 0, h, C->resp, sizeof(C->resp), head,
+                                   sizeof(head)),
+                         200);
+        assert_non_null(strstr(C->resp, "event="));
+        assert_true(h_header(head, "Cache-Control", cc, sizeof(cc)));
+        assert_string_equal(cc, "no-store");
+    }
 
     /* a second instance of the same name gets its own id */
     assert_int_equal(api(ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
