@@ -3,9 +3,12 @@
  * Any bytes go in; the parser must return a defined code, and on success
  * every record must keep the promises of record.h and cloud.h. Each string is
  * walked with strlen (ASan sees a pointer into freed or foreign memory) and
- * checked to be UTF-8; a broken promise traps so the fuzzer keeps the input.
+ * checked to be UTF-8, and each record's raw must read back as the JSON object
+ * it was printed from (its "id" the wamid, a status's "status" its name); a
+ * broken promise traps so the fuzzer keeps the input.
  * The arena is bounded like a request's arena and freed every run, so a leak
  * of cJSON memory shows as a LeakSanitizer report. */
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -28,12 +31,24 @@ static size_t touch(const char *s)
     return strlen(s);
 }
 
+/* raw is one JSON object whose key holds want. */
+static void check_raw(const char *raw, size_t len, const char *key, const char *want)
+{
+    cJSON *j = cJSON_ParseWithLength(raw, len);
+    const char *got = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, key));
+
+    CHECK(cJSON_IsObject(j));
+    CHECK(got != NULL && strcmp(got, want) == 0);
+    cJSON_Delete(j);
+}
+
 static void check_inbound(const struct myna_inbound *in)
 {
     CHECK(in->wamid != NULL && in->wamid[0] != '\0');
     CHECK(in->contact != NULL);
     CHECK((unsigned)in->type < MYNA_MSG__COUNT);
     CHECK(in->raw != NULL && touch(in->raw) == in->raw_len && in->raw[0] == '{');
+    check_raw(in->raw, in->raw_len, "id", in->wamid);
     touch(in->phone_number_id);
     touch(in->wamid);
     touch(in->contact);
@@ -58,6 +73,8 @@ static void check_status(const struct myna_status_rec *st)
     CHECK(st->status_name != NULL && st->status_name[0] != '\0');
     CHECK(st->status == myna_status_kind_from_name(st->status_name));
     CHECK(st->raw != NULL && touch(st->raw) == st->raw_len && st->raw[0] == '{');
+    check_raw(st->raw, st->raw_len, "id", st->wamid);
+    check_raw(st->raw, st->raw_len, "status", st->status_name);
     touch(st->phone_number_id);
     touch(st->wamid);
     touch(st->recipient);
