@@ -8,7 +8,13 @@
  * terminated bounded fields, an error text of clean UTF-8, OK only on a 2xx
  * with a wamid or "success", and the same answer twice. The same bytes as a
  * message text either fail with EINVAL or give a body that parses back to
- * exactly that text. A broken promise traps so the fuzzer keeps the input. */
+ * exactly that text. A broken promise traps so the fuzzer keeps the input.
+ *
+ * The simulator stands in for Meta with the checks of the reference: every
+ * message the bot's builders make must pass them. The bytes, cut at each
+ * line break into a text and then ids and titles, go through the text,
+ * button and list builders; each body built must be taken by the
+ * simulator's Graph parser as that message, buttons and rows in order. */
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +23,7 @@
 
 #include "core/err.h"
 #include "wa/graph.h"
+#include "wa/sim.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -107,6 +114,90 @@ static void check_text_body(const char *text)
     free(body);
 }
 
+#define PIECES 21
+
+/* body must be taken by the simulator as an interactive (or, with no
+ * rows, text) message of text to 79161234567 whose ids and titles are
+ * ids[0..n) and titles[0..n), in order. */
+static void check_sim(char *body, const char *type, const char *text, const char *const *ids,
+                      const char *const *titles, size_t n)
+{
+    struct myna_sim_graph_req r;
+    char msg[256];
+    int code = 0;
+    cJSON *extra;
+    const cJSON *items, *it;
+    size_t i = 0;
+
+    if (body == NULL)
+        return;
+    CHECK(myna_sim_graph_parse(body, strlen(body), &r, &code, msg, sizeof(msg)) == 0);
+    CHECK(r.kind == MYNA_SIM_GRAPH_MESSAGE && strcmp(r.to, "79161234567") == 0);
+    CHECK(strcmp(r.type, type) == 0 && strcmp(r.text, text) == 0);
+    if (n > 0) {
+        size_t len = strlen(r.extra);
+        char *w = malloc(len + 3);
+        CHECK(w != NULL);
+        w[0] = '{';
+        memcpy(w + 1, r.extra, len);
+        memcpy(w + 1 + len, "}", 2);
+        extra = cJSON_Parse(w);
+        free(w);
+        CHECK(extra != NULL);
+        items = cJSON_GetObjectItemCaseSensitive(extra, "buttons");
+        if (items == NULL)
+            items = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(
+                                       cJSON_GetObjectItemCaseSensitive(extra, "list"),
+                                       "sections"),
+                                   0),
+                "rows");
+        cJSON_ArrayForEach(it, items) {
+            CHECK(i < n);
+            CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "id")),
+                         ids[i]) == 0);
+            CHECK(strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "title")),
+                         titles[i]) == 0);
+            i++;
+        }
+        CHECK(i == n);
+        cJSON_Delete(extra);
+    }
+    myna_sim_graph_release(&r);
+    free(body);
+}
+
+/* text: the first line; then ids and titles, a line each. */
+static void check_builders(char *text)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    const char *piece[PIECES], *ids[10], *titles[10];
+    size_t n = 0, pairs;
+    char *p = text;
+
+    while (n < PIECES) {
+        piece[n++] = p;
+        if ((p = strchr(p, '\n')) == NULL)
+            break;
+        *p++ = '\0';
+    }
+    pairs = (n - 1) / 2;
+    for (size_t i = 0; i < pairs; i++) {
+        ids[i] = piece[1 + 2 * i];
+        titles[i] = piece[2 + 2 * i];
+    }
+    check_sim(myna_graph_text_body("+79161234567", piece[0], NULL, "op", &err), "text",
+              piece[0], NULL, NULL, 0);
+    if (pairs > 0) {
+        size_t b = pairs < MYNA_GRAPH_BUTTONS_MAX ? pairs : MYNA_GRAPH_BUTTONS_MAX;
+        check_sim(myna_graph_buttons_body("79161234567", piece[0], ids, titles, b, NULL, &err),
+                  "interactive", piece[0], ids, titles, b);
+        check_sim(myna_graph_list_body("79161234567", piece[0], "Menu", ids, titles, titles,
+                                       pairs, NULL, &err),
+                  "interactive", piece[0], ids, titles, pairs);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const long statuses[] = { 0, 200, 201, 302, 400, 401, 404, 407, 408, 429, 500, 503 };
@@ -139,6 +230,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(text, body, size);
         text[size] = '\0';
         check_text_body(text);
+        check_builders(text);
         free(text);
     }
     free(body);
