@@ -143,20 +143,45 @@ static char *sealed_text(struct myna_fleet *f, const cJSON *obj, const char *id,
     return out;
 }
 
-/* The stored config with its secrets open (a new object), or NULL. */
-static cJSON *opened(struct myna_fleet *f, const struct live *l, struct myna_err *err)
+/* config, instance id's text as stored, with its secrets open (a new
+ * object), or NULL. */
+static cJSON *opened_text(struct myna_fleet *f, const char *id, const char *config,
+                          struct myna_err *err)
 {
-    cJSON *obj = cJSON_Parse(l->config);
+    cJSON *obj = cJSON_Parse(config);
 
     if (obj == NULL) {
-        myna_err_set(err, MYNA_EPARSE, "instance '%s': the stored config is not JSON", l->id);
+        myna_err_set(err, MYNA_EPARSE, "instance '%s': the stored config is not JSON", id);
         return NULL;
     }
-    if (each_secret(obj, l->id, f->box, 0, err) != MYNA_OK) {
+    if (each_secret(obj, id, f->box, 0, err) != MYNA_OK) {
         cJSON_Delete(obj);
         return NULL;
     }
     return obj;
+}
+
+/* The stored config with its secrets open (a new object), or NULL. */
+static cJSON *opened(struct myna_fleet *f, const struct live *l, struct myna_err *err)
+{
+    return opened_text(f, l->id, l->config, err);
+}
+
+/* 1 if obj (secrets open) says what config, instance id's text as stored,
+ * says: the same fields and values, enabled and auto_start included, in
+ * any order. The stored secrets are compared open, since each seal has a
+ * nonce of its own: the same secret is another text at every save. 0 when
+ * they differ, or when config does not open (a change, then: it is
+ * written). A write of obj with 1 would change nothing but the version. */
+static int same_as_stored(struct myna_fleet *f, const char *id, const char *config,
+                          const cJSON *obj)
+{
+    struct myna_err e = MYNA_ERR_INIT;
+    cJSON *was = opened_text(f, id, config, &e);
+    int same = was != NULL && cJSON_Compare(was, obj, 1);
+
+    cJSON_Delete(was);  /* its strings held secrets; cJSON frees them as they are */
+    return same;
 }
 
 /* ---- the live list ------------------------------------------------------------- */
@@ -940,7 +965,7 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
 {
     struct live *l = find(f, id);
     struct unloaded *u = l ? NULL : find_unloaded(f, id);
-    cJSON *patch, *cur, *was, *item;
+    cJSON *patch, *cur, *item;
     const cJSON *llm;
     const char *why = "another value";
     int rc;
@@ -967,11 +992,6 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
         cJSON_Delete(patch);
         return err->code;
     }
-    if ((was = cJSON_Duplicate(cur, 1)) == NULL) {
-        cJSON_Delete(patch);
-        cJSON_Delete(cur);
-        return myna_err_set(err, MYNA_ENOMEM, "out of memory");
-    }
     llm = cJSON_GetObjectItemCaseSensitive(patch, "llm");
     if (moves_kept_secret(patch, cur, "graph_url", "access_token", MYNA_GRAPH_URL_DEFAULT))
         rc = field_error("access_token", "must be given again (or \"\") when graph_url changes",
@@ -986,7 +1006,6 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
     if (rc != MYNA_OK) {
         cJSON_Delete(patch);
         cJSON_Delete(cur);
-        cJSON_Delete(was);
         return rc;
     }
     cJSON_ArrayForEach(item, patch) {
@@ -996,7 +1015,6 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
                 (!cJSON_IsString(item) || strcmp(item->valuestring, id) != 0)) {
                 cJSON_Delete(patch);
                 cJSON_Delete(cur);
-                cJSON_Delete(was);
                 return field_error("id", "cannot be changed", errs, max_errs, n_errs, err);
             }
             continue;
@@ -1024,18 +1042,16 @@ int myna_fleet_update(struct myna_fleet *f, const struct myna_actor *who, const 
             cJSON_Delete(copy);
             cJSON_Delete(patch);
             cJSON_Delete(cur);
-            cJSON_Delete(was);
             return myna_err_set(err, MYNA_ENOMEM, "out of memory");
         }
     }
     rc = validate(cur, errs, max_errs, n_errs, err);
-    if (rc == MYNA_OK && cJSON_Compare(cur, was, 1))
+    if (rc == MYNA_OK && same_as_stored(f, id, l->config, cur))
         rc = unchanged(f, who, id, err);
     else if (rc == MYNA_OK)
         rc = commit(f, who, id, cur, 0, l->owner_id, "instance.update", 1, err);
     cJSON_Delete(patch);
     cJSON_Delete(cur);
-    cJSON_Delete(was);
     return rc;
 }
 
@@ -1300,12 +1316,16 @@ int myna_fleet_import(struct myna_fleet *f, const char *path, int64_t owner_id,
         const char *id = cJSON_GetObjectItemCaseSensitive(item, "id")->valuestring;
         struct myna_control_instance row;
         struct myna_err e = MYNA_ERR_INIT;
-        int exists = myna_control_instance_get(f->control, id, &row, &e) == MYNA_OK;
+        int exists = myna_control_instance_get(f->control, id, &row, &e) == MYNA_OK, same = 0;
 
-        if (exists)
+        if (exists) {
+            same = same_as_stored(f, id, row.config, item);
             myna_control_instance_release(&row);
-        if ((rc = commit(f, &system, id, item, !exists, owner_id, "instance.import", 0, err)) !=
-            MYNA_OK)
+        }
+        /* one the file says as it is stored is left as it is: no version,
+         * no instance.import row at every start */
+        if (!same && (rc = commit(f, &system, id, item, !exists, owner_id, "instance.import", 0,
+                                  err)) != MYNA_OK)
             break;
     }
     cJSON_Delete(root);

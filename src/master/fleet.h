@@ -50,8 +50,10 @@ struct myna_fleet *myna_fleet_new(struct myna_control *control, struct myna_secr
 void myna_fleet_free(struct myna_fleet *f);
 
 /* Creates or updates in the control store, from an instances file (the
- * --instances import), the instances it names; the others are left alone.
- * owner_id: the owner of those created. Call before myna_fleet_load. */
+ * --instances import), the instances it names; the others are left alone,
+ * and so is one the file says as it is stored (no new version, no
+ * instance.import row). owner_id: the owner of those created. Call before
+ * myna_fleet_load. */
 int myna_fleet_import(struct myna_fleet *f, const char *path, int64_t owner_id,
                       struct myna_err *err);
 /* Loads every instance of the control store and makes them live; starts

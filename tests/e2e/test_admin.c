@@ -117,16 +117,17 @@ static double first_id(void)
     return d;
 }
 
-/* 1 if the newest 1000 rows of p's audit log hold one of action on target
- * whose detail (as JSON text) contains detail (NULL: any, "": none). */
-static int audit_has(const struct myna_proc *p, const char *action, const char *target,
-                     const char *detail)
+/* How many of the newest 1000 rows of p's audit log are of action on
+ * target with a detail (as JSON text) that contains detail (NULL: any, "":
+ * none); -1 if the log cannot be read. */
+static int audit_count(const struct myna_proc *p, const char *action, const char *target,
+                       const char *detail)
 {
     cJSON *arr, *row;
     int found = 0;
 
     if (api_at(p, ADMIN_TOKEN, "GET", "/admin/audit?limit=1000", NULL) != 200)
-        return 0;
+        return -1;
     arr = cJSON_Parse(C->resp);
     cJSON_ArrayForEach(row, arr) {
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(row, "action"),
@@ -136,11 +137,19 @@ static int audit_has(const struct myna_proc *p, const char *action, const char *
         if (cJSON_IsString(a) && strcmp(a->valuestring, action) == 0 && cJSON_IsString(t) &&
             strcmp(t->valuestring, target) == 0 &&
             (detail == NULL || (*detail == '\0' ? d == NULL : text && strstr(text, detail))))
-            found = 1;
+            found++;
         free(text);
     }
     cJSON_Delete(arr);
     return found;
+}
+
+/* 1 if the newest 1000 rows of p's audit log hold one of action on target
+ * whose detail (as JSON text) contains detail (NULL: any, "": none). */
+static int audit_has(const struct myna_proc *p, const char *action, const char *target,
+                     const char *detail)
+{
+    return audit_count(p, action, target, detail) > 0;
 }
 
 struct state_want {
@@ -2092,6 +2101,103 @@ static void test_no_change_without_its_audit_row(void **state)
     h_release(p);
 }
 
+/* The version of instance id on p, or -1. */
+static double version_at(const struct myna_proc *p, const char *id)
+{
+    char path[200];
+
+    snprintf(path, sizeof(path), "/admin/whatsapp/instances/%s", id);
+    return api_at(p, ADMIN_TOKEN, "GET", path, NULL) == 200 ? answer_num("version") : -1;
+}
+
+/* p's instances.json: two instances, shop's name and desk's enabled as
+ * given; shop has every kind of secret, its key from a named provider. */
+static void write_instances(const struct myna_proc *p, const char *shop_name, int desk_enabled)
+{
+    char path[400];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/instances.json", p->dir);
+    assert_non_null(fp = fopen(path, "w"));
+    fprintf(fp,
+            "{\"llm_providers\": {\"cloud:fake\": {\"url\": \"http://127.0.0.1:9/v1\","
+            " \"model\": \"m\", \"api_key\": \"sk-from-the-file\"}},\n"
+            " \"instances\": [{\"id\": \"shop\", \"name\": \"%s\", \"provider\": \"cloud\","
+            " \"phone_number_id\": \"700100\", \"access_token\": \"EAAGshoptoken\","
+            " \"app_secret\": \"shop-secret\", \"verify_token\": \"verify-shop\","
+            " \"auto_start\": false, \"llm\": \"cloud:fake\"},\n"
+            "  {\"id\": \"desk\", \"name\": \"Desk\", \"provider\": \"sim\", \"enabled\": %s}]}\n",
+            shop_name, desk_enabled ? "true" : "false");
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* --instances at every start: an instance the file says as it is stored is
+ * left as it is (its version, no instance.import row); each start wrote it
+ * again, so the audit log showed a change at every restart. One the file
+ * changed, by one field, is written with its row; and the file still wins
+ * over what the API changed since. */
+static void test_instances_file_unchanged_at_restart(void **state)
+{
+    struct myna_proc *p;
+
+    (void)state;
+    setenv("MYNA_ADMIN_TOKEN", ADMIN_TOKEN, 1);
+    p = h_launch(NULL, NULL);
+    unsetenv("MYNA_ADMIN_TOKEN");
+    assert_non_null(p);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    write_instances(p, "Shop", 0);
+    assert_int_equal(h_start(p, NULL), 0);
+    assert_true(version_at(p, "shop") == 1);
+    assert_true(version_at(p, "desk") == 1);
+    assert_int_equal(audit_count(p, "instance.import", "shop", NULL), 1);
+    assert_int_equal(audit_count(p, "instance.import", "desk", NULL), 1);
+
+    /* the same file again, twice: nothing written */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(h_stop(p, SIGTERM), 0);
+        assert_int_equal(h_start(p, NULL), 0);
+        assert_true(version_at(p, "shop") == 1);
+        assert_true(version_at(p, "desk") == 1);
+        assert_int_equal(audit_count(p, "instance.import", "shop", NULL), 1);
+        assert_int_equal(audit_count(p, "instance.import", "desk", NULL), 1);
+    }
+
+    /* one field changed, the name or enabled: that instance only */
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    write_instances(p, "Shop 2", 0);
+    assert_int_equal(h_start(p, NULL), 0);
+    assert_true(version_at(p, "shop") == 2);
+    assert_non_null(strstr(C->resp, "\"name\":\"Shop 2\""));
+    assert_int_equal(audit_count(p, "instance.import", "shop", NULL), 2);
+    assert_true(version_at(p, "desk") == 1);
+    assert_int_equal(audit_count(p, "instance.import", "desk", NULL), 1);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    write_instances(p, "Shop 2", 1);
+    assert_int_equal(h_start(p, NULL), 0);
+    assert_true(version_at(p, "desk") == 2);
+    assert_non_null(strstr(C->resp, "\"enabled\":true"));
+    assert_int_equal(audit_count(p, "instance.import", "desk", "\"enabled\":true"), 1);
+    assert_true(version_at(p, "shop") == 2);
+    assert_int_equal(audit_count(p, "instance.import", "shop", NULL), 2);
+
+    /* changed through the API since: the file's settings are back at the
+     * next start, as a change */
+    assert_int_equal(api_at(p, ADMIN_TOKEN, "PUT", "/admin/whatsapp/instances/desk",
+                            "{\"name\":\"Front desk\"}"),
+                     200);
+    assert_true(answer_num("version") == 3);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    assert_int_equal(h_start(p, NULL), 0);
+    assert_true(version_at(p, "desk") == 4);
+    assert_non_null(strstr(C->resp, "\"name\":\"Desk\""));
+    assert_int_equal(audit_count(p, "instance.import", "desk", NULL), 3);
+    assert_true(version_at(p, "shop") == 2);
+    assert_int_equal(audit_count(p, "instance.import", "shop", NULL), 2);
+    assert_int_equal(h_stop(p, SIGTERM), 0);
+    h_release(p);
+}
+
 /* What the API changed is what the next start of the master does: a
  * stopped instance stays stopped, a created one is back. */
 static void test_changes_survive_a_restart(void **state)
@@ -2580,6 +2686,7 @@ int main(void)
         cmocka_unit_test(test_audit_pruned),
         cmocka_unit_test(test_no_change_without_its_audit_row),
         cmocka_unit_test(test_changes_survive_a_restart),
+        cmocka_unit_test(test_instances_file_unchanged_at_restart),
         cmocka_unit_test(test_a_broken_store_keeps_the_others_up),
         cmocka_unit_test(test_refused_before_stored_and_restart_starts),
         cmocka_unit_test(test_an_unloaded_instance_is_replaced_or_deleted),
