@@ -189,6 +189,9 @@ static const char *check_value(const struct field *f, const char *v)
             return "a non-empty string is required";
         if (myna_secret_is_masked(v))
             return MASKED_WHY;
+        /* an export shows it again as JSON, as the admin API takes it */
+        if (myna_utf8_count(v) == (size_t)-1)
+            return "must be valid UTF-8";
         /* it goes into a header of every send */
         return f->kind == F_TOKEN && has_unsendable(v, 1)
                    ? "has a space, a line break or a non-ASCII character (pasted with one?)"

@@ -498,6 +498,9 @@ static void test_instance_name_and_secrets(void **state)
     field_ok("verify_token", "any text at all");
     field_fails("app_secret", "", "a non-empty string is required");
     field_fails("verify_token", "", "a non-empty string is required");
+    /* shown again as JSON by an export with ?secrets=1 */
+    field_fails("app_secret", "key\xff\xfe", "must be valid UTF-8");
+    field_fails("verify_token", "tok\xc3", "must be valid UTF-8");
 }
 
 static void test_instance_field_too_long(void **state)
