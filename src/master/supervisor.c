@@ -144,6 +144,7 @@ struct myna_supervisor {
     size_t n_running;              /* bots with a process */
     struct event *sigchld, *start_tick, *monitor;
     int64_t last_batch_ms;
+    int64_t last_monitor_ms;       /* when on_monitor last ran */
     int stopping_all;
     void (*all_done)(void *arg);
     void *all_arg;
@@ -1022,10 +1023,20 @@ static long read_rss_kb(const struct myna_supervisor *s, pid_t pid)
 static void on_monitor(evutil_socket_t fd, short what, void *arg)
 {
     struct myna_supervisor *s = arg;
-    int64_t now = myna_mono_ms();
+    int64_t now = myna_mono_ms(), away;
 
     (void)fd;
     (void)what;
+    /* Late by more than a period: the master was not running (stopped or
+     * frozen: Ctrl-Z of its terminal's job, `docker pause`, `systemctl
+     * freeze`), and its bots most likely with it. The time it did not
+     * watch is no bot's silence: counted, it got every bot killed the
+     * moment they all resumed. */
+    away = now - s->last_monitor_ms - s->t.monitor_ms;
+    s->last_monitor_ms = now;
+    for (struct bot *b = s->head; b && away > s->t.monitor_ms; b = b->next)
+        if (b->pid > 0)
+            b->last_beat_ms = b->last_beat_ms + away < now ? b->last_beat_ms + away : now;
     for (struct bot *b = s->head; b; b = b->next) {
         long rss;
         if (b->pid <= 0 || b->state == ST_STOPPING || b->kill_reason)
@@ -1117,6 +1128,7 @@ struct myna_supervisor *myna_supervisor_new(struct event_base *base, const char 
         return NULL;
     }
     arm_ms(s->monitor, s->t.monitor_ms);
+    s->last_monitor_ms = myna_mono_ms();
     return s;
 }
 
@@ -1129,6 +1141,7 @@ int myna_supervisor_set_timing(struct myna_supervisor *s, const struct myna_supe
     if (t->monitor_ms != s->t.monitor_ms) {
         event_del(s->monitor);
         arm_ms(s->monitor, t->monitor_ms);
+        s->last_monitor_ms = myna_mono_ms();
     }
     for (struct bot *b = s->head; b; b = b->next)
         if (b->backoff_ms == s->t.backoff_min_ms || b->backoff_ms > t->backoff_max_ms)

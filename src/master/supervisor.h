@@ -23,7 +23,8 @@
  *               all and stays in crash_loop until it is started again.
  * A crash is an exit the supervisor did not ask for (any code but 2, any
  * signal) or a kill for a missing heartbeat (none for heartbeat_timeout_ms,
- * 30 s: event=bot_unresponsive, SIGKILL). A bot whose resident memory passes
+ * 30 s: event=bot_unresponsive, SIGKILL; the time the master itself did not
+ * run, frozen with its bots, does not count). A bot whose resident memory passes
  * its limit (checked every monitor_ms, 2 s) is stopped gracefully
  * (event=bot_memory_limit) and started again: at once, a restart and not a
  * crash, if it had run for healthy_ms; sooner than that it counts as a crash

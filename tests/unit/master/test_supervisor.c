@@ -911,6 +911,54 @@ static void test_bot_that_never_beats_is_killed(void **state)
     assert_int_equal(st_of(f, "mute-m").last_signal, SIGKILL);
 }
 
+/* 1 once pid is stopped (state T in /proc/<pid>/stat). */
+static int is_stopped_process(long pid)
+{
+    char path[64], text[256], *p;
+    FILE *fp;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if ((fp = fopen(path, "r")) == NULL)
+        return 0;
+    n = fread(text, 1, sizeof(text) - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    return (p = strrchr(text, ')')) != NULL && p[1] == ' ' && p[2] == 'T';
+}
+
+/* The master stopped with its bots for longer than the heartbeat timeout
+ * (Ctrl-Z of the terminal's job, `docker pause`): the time the master did
+ * not watch is no bot's silence. The master goes on first, the bot a
+ * moment later, and it is left running. */
+static void test_master_frozen_with_its_bots_kills_none(void **state)
+{
+    struct fx *f = *state;
+    struct timespec frozen = { 1, 500 * 1000 * 1000 };  /* heartbeat_timeout_ms is 1000 */
+    struct myna_bot_status st;
+    long pid;
+
+    start_running(f, "ok-z", 0);
+    pid = st_of(f, "ok-z").pid;
+    assert_int_equal(kill((pid_t)pid, SIGSTOP), 0);
+    for (int i = 0; i < 500 && !is_stopped_process(pid); i++)
+        run_for(f, 2);
+    assert_true(is_stopped_process(pid));
+    run_for(f, 20);              /* its last beats read */
+    nanosleep(&frozen, NULL);    /* the master frozen too: its loop does not turn */
+    run_for(f, 300);             /* the master goes on; the bot not yet */
+    assert_int_equal(kill((pid_t)pid, SIGCONT), 0);
+    run_for(f, 300);
+    st = st_of(f, "ok-z");
+    assert_int_equal(st.pid, pid);
+    assert_string_equal(st.state, "running");
+    assert_int_equal(st.restarts, 0);
+    assert_false(file_has(f->master_log, "event=bot_unresponsive instance=ok-z"));
+    /* a bot silent while the master watches is still killed */
+    assert_int_equal(kill((pid_t)pid, SIGSTOP), 0);
+    assert_true(run_until(f, bad_start, "ok-z", 5000));
+}
+
 /* Over its limit soon after each start (a limit below what it needs): it
  * stops gracefully each time, but the restarts back off and end in a crash
  * loop, not a restart every monitor_ms for ever. */
@@ -1399,6 +1447,7 @@ int main(int argc, char **argv)
         T(test_exit_2_is_not_restarted),
         T(test_silent_bot_is_killed_and_restarted),
         T(test_bot_that_never_beats_is_killed),
+        T(test_master_frozen_with_its_bots_kills_none),
         T(test_memory_limit_restarts_gracefully),
         T(test_memory_limit_after_a_healthy_run),
         T(test_start_during_a_memory_limit_stop_is_a_start),
