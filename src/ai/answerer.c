@@ -48,6 +48,7 @@ struct myna_answerer {
     double idf_unknown;        /* the weight of a word no question uses */
     struct variant *variants;  /* in entry order */
     size_t n_variants;
+    size_t *first_variant;     /* entry e has variants [first[e], first[e + 1]) */
 };
 
 /* ---- tokens ------------------------------------------------------------- */
@@ -562,9 +563,13 @@ struct myna_answerer *myna_answerer_new(const struct myna_faq_entry *faq, size_t
     a->n_variants = nv;
     a->answers = myna_arena_alloc(&a->arena, (n + 1) * sizeof(*a->answers));
     a->variants = myna_arena_zalloc(&a->arena, (nv + 1) * sizeof(*a->variants));
+    a->first_variant = myna_arena_alloc(&a->arena, (n + 1) * sizeof(*a->first_variant));
     c.first = malloc((nv + 1) * sizeof(*c.first));
-    if (a->answers == NULL || a->variants == NULL || c.first == NULL)
+    if (a->answers == NULL || a->variants == NULL || a->first_variant == NULL || c.first == NULL)
         goto nomem;
+    a->first_variant[0] = 0;
+    for (e = 0; e < n; e++)
+        a->first_variant[e + 1] = a->first_variant[e] + faq[e].n_questions;
     for (e = 0; e < n; e++)
         if ((a->answers[e] = myna_arena_strdup(&a->arena, faq[e].answer)) == NULL)
             goto nomem;
@@ -581,6 +586,13 @@ nomem:
     myna_answerer_free(a);
     myna_err_set(err, MYNA_ENOMEM, "cannot build answerer: out of memory");
     return NULL;
+}
+
+int myna_answerer_can_match(const struct myna_answerer *a, size_t e, size_t q)
+{
+    if (a == NULL || e >= a->n_entries || q >= a->first_variant[e + 1] - a->first_variant[e])
+        return 0;
+    return a->variants[a->first_variant[e] + q].n > 0;
 }
 
 void myna_answerer_free(struct myna_answerer *a)

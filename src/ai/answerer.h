@@ -48,6 +48,13 @@ struct myna_answerer *myna_answerer_new(const struct myna_faq_entry *faq, size_t
  * gets the best score in [0, 1] either way. Ties go to the earlier entry. */
 const char *myna_answerer_answer(const struct myna_answerer *a, const char *text, double *score);
 
+/* 1 when question q of FAQ entry e (as given to myna_answerer_new) can
+ * match a message; 0 when no token is left of it (only stopwords, single
+ * letters, punctuation or emoji: "What is it?", "Что это?"), so that no
+ * message ever reaches it, and for e or q out of range. An entry none of
+ * whose questions can match never answers: the caller tells the operator. */
+int myna_answerer_can_match(const struct myna_answerer *a, size_t e, size_t q);
+
 void myna_answerer_free(struct myna_answerer *a);   /* NULL ok */
 
 /* The normalized tokens of text, in order, at most MYNA_ANSWERER_MAX_TOKENS:

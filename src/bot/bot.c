@@ -2498,6 +2498,21 @@ static int restore_batches(struct bot *b, struct myna_err *err)
     return MYNA_OK;
 }
 
+/* A question of only stopwords ("What is it?") loads, as it always has,
+ * but no message can ever reach it: the operator hears of each one. */
+static void faq_warn_unmatchable(const struct bot *b)
+{
+    const struct myna_instance *in = b->in;
+    char q[256];
+
+    for (size_t e = 0; e < in->n_faq; e++)
+        for (size_t i = 0; i < in->faq[e].n_questions; i++)
+            if (!myna_answerer_can_match(b->faq, e, i))
+                MYNA_LOG(MYNA_WARN, "faq_unmatchable",
+                         "instance=%s field=faq[%zu].q[%zu] question=%s", in->id, e, i,
+                         myna_log_q(q, sizeof(q), in->faq[e].questions[i]));
+}
+
 static int setup_brain(struct bot *b, struct myna_err *err)
 {
     const struct myna_instance *in = b->in;
@@ -2528,6 +2543,7 @@ static int setup_brain(struct bot *b, struct myna_err *err)
         free(e);
         if (b->faq == NULL)
             return err->code;
+        faq_warn_unmatchable(b);
     }
     return MYNA_OK;
 }

@@ -109,7 +109,8 @@ static int setup_faq(void **state)
     return fx_setup(state,
                     ",\"faq\":[{\"q\":[\"Сколько стоит стрижка?\",\"цена стрижки\"],"
                     "\"a\":\"Мужская стрижка стоит 1500 ₽.\"},"
-                    "{\"q\":[\"Где вы находитесь?\",\"адрес\"],\"a\":\"Тверская, 1.\"}],"
+                    "{\"q\":[\"Где вы находитесь?\",\"адрес\"],\"a\":\"Тверская, 1.\"},"
+                    "{\"q\":[\"Kaspi QR\",\"What is it?\"],\"a\":\"Да, Kaspi QR.\"}],"
                     "\"fallback_text\":\"Администратор скоро ответит.\"",
                     0);
 }
@@ -468,6 +469,11 @@ static void test_faq_answers_without_llm(void **state)
     }
     /* no LLM, nothing counted for it */
     assert_true(h_metric(&f->p, "myna_llm_requests_total{instance=\"conv\",result=\"ok\"}") <= 0);
+    /* a question of only stopwords loads but can never match: the operator
+     * is told which one */
+    assert_true(h_bot_log_contains(&f->p, "conv", "event=faq_unmatchable instance=conv "
+                                                  "field=faq[2].q[1] question=\"What is it?\""));
+    assert_false(h_bot_log_contains(&f->p, "conv", "field=faq[2].q[0]"));
 }
 
 static void fault(const struct h_fake *fk, const char *json)

@@ -5,7 +5,8 @@
  * The score must be in [0, 1] and the answer NULL or one of the FAQ's
  * answers, consistent with the threshold; the tokens must be at most
  * MYNA_ANSWERER_MAX_TOKENS non-empty, bounded strings of valid UTF-8 with no
- * ASCII capitals or separators. */
+ * ASCII capitals or separators. The input as an FAQ question can match
+ * exactly when it has tokens, and then the same text gets its answer. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -96,6 +97,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* no tokens, no answer */
     if (n == 0)
         CHECK(ans == NULL && score == 0.0);
+    {
+        const char *const qs[] = { text };
+        const struct myna_faq_entry own = { qs, 1, "own" };
+        struct myna_answerer *b = myna_answerer_new(&own, 1, MYNA_ANSWERER_THRESHOLD, NULL);
+
+        CHECK(b != NULL);
+        CHECK(myna_answerer_can_match(b, 0, 0) == (n > 0));
+        CHECK(!myna_answerer_can_match(b, 0, 1) && !myna_answerer_can_match(b, 1, 0));
+        if (n > 0)
+            CHECK(myna_answerer_answer(b, text, NULL) != NULL);
+        myna_answerer_free(b);
+    }
     free(tok);
     free(text);
     return 0;

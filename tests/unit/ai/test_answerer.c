@@ -380,6 +380,40 @@ static void test_entries_without_words(void **state)
     myna_answerer_free(a);
 }
 
+/* The questions no message can reach are told apart, so that the operator
+ * hears of them: each question of each entry, in the order given. */
+static void test_can_match(void **state)
+{
+    static const char *const mixed[] = { "What is it?", "Kaspi QR?", "Что это?", "🤔 ?!" };
+    static const char *const stop_only[] = { "а вы?", "Is it...?" };
+    const struct myna_faq_entry faq[] = {
+        { NULL, 0, "no questions" },
+        { mixed, 4, "Оплата через Kaspi QR." },
+        { stop_only, 2, "never" },
+        { QS("Есть парковка?"), "Парковка во дворе." },
+    };
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_answerer *a = myna_answerer_new(faq, 4, MYNA_ANSWERER_THRESHOLD, &err);
+
+    (void)state;
+    assert_non_null(a);
+    assert_false(myna_answerer_can_match(a, 0, 0));
+    assert_false(myna_answerer_can_match(a, 1, 0));
+    assert_true(myna_answerer_can_match(a, 1, 1));
+    assert_false(myna_answerer_can_match(a, 1, 2));
+    assert_false(myna_answerer_can_match(a, 1, 3));
+    assert_false(myna_answerer_can_match(a, 1, 4));
+    assert_false(myna_answerer_can_match(a, 2, 0));
+    assert_false(myna_answerer_can_match(a, 2, 1));
+    assert_true(myna_answerer_can_match(a, 3, 0));
+    assert_false(myna_answerer_can_match(a, 3, 1));
+    assert_false(myna_answerer_can_match(a, 4, 0));
+    assert_false(myna_answerer_can_match(NULL, 0, 0));
+    /* what can match does */
+    assert_string_equal(myna_answerer_answer(a, "kaspi qr есть?", NULL), "Оплата через Kaspi QR.");
+    myna_answerer_free(a);
+}
+
 static void test_ties_go_to_earlier_entry(void **state)
 {
     const struct myna_faq_entry faq[] = {
@@ -558,6 +592,7 @@ int main(void)
         cmocka_unit_test(test_empty_and_emoji_text),
         cmocka_unit_test(test_empty_faq),
         cmocka_unit_test(test_entries_without_words),
+        cmocka_unit_test(test_can_match),
         cmocka_unit_test(test_ties_go_to_earlier_entry),
         cmocka_unit_test(test_question_words_weigh_half),
         cmocka_unit_test(test_score_set_below_threshold),
