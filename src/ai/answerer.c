@@ -114,10 +114,25 @@ static int is_ignorable(uint32_t c)
     return (c >= 0x300 && c <= 0x36F) || c == 0xAD;
 }
 
+/* The Latin letters of U+00C0-U+017F without their accents, lowercase: a
+ * customer types "cuanto", "preco" or "cafe" for the FAQ's "¿Cuánto?",
+ * "Preço" and "café", and an accent sent apart (e + U+0301) is dropped
+ * anyway. A space keeps the letter, lowercased below: æ ð þ ß ĳ œ ŋ have
+ * no base letter (and × ÷ are no letters). */
+static const char latin_base[] =
+    "aaaaaa ceeeeiiii nooooo ouuuuy  "   /* U+00C0 */
+    "aaaaaa ceeeeiiii nooooo ouuuuy y"   /* U+00E0 */
+    "aaaaaaccccccccddddeeeeeeeeeegggg"   /* U+0100 */
+    "gggghhhhiiiiiiiiii  jjkk lllllll"   /* U+0120 */
+    "lllnnnnnn   oooooo  rrrrrrssssss"   /* U+0140 */
+    "ssttttttuuuuuuuuuuuuwwyyyzzzzzzs";  /* U+0160 */
+
 static uint32_t to_lower(uint32_t c)
 {
     if (c >= 'A' && c <= 'Z')
         return c + 0x20;
+    if (c >= 0xC0 && c - 0xC0 < sizeof(latin_base) - 1 && latin_base[c - 0xC0] != ' ')
+        return (uint32_t)latin_base[c - 0xC0];
     if (c == 0x401 || c == 0x451)
         return 0x435;   /* Ё ё -> е: people write both */
     if (c >= 0x410 && c <= 0x42F)
@@ -134,6 +149,8 @@ static uint32_t to_lower(uint32_t c)
         return 0x4CF;   /* Ӏ ӏ */
     if (c >= 0xC0 && c <= 0xDE && c != 0xD7)
         return c + 0x20;
+    if (c == 0x132 || c == 0x14A || c == 0x152)
+        return c + 1;   /* Ĳ Ŋ Œ */
     return c;
 }
 

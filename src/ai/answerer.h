@@ -59,7 +59,9 @@ void myna_answerer_free(struct myna_answerer *a);   /* NULL ok */
 
 /* The normalized tokens of text, in order, at most MYNA_ANSWERER_MAX_TOKENS:
  * letters and digits between separators (anything else, emoji included),
- * lowercased (ASCII, Latin-1, Cyrillic with ё -> е), stopwords and single
+ * lowercased (ASCII, Latin-1 and Extended-A, Cyrillic with ё -> е), Latin
+ * letters without their accents (cuánto -> cuanto, preço -> preco, ş -> s,
+ * also ø ł đ ı), stopwords and single
  * letters dropped, and stemmed:
  *   Russian: the longest inflectional ending goes if 3 letters stay
  *            (цена/цены/цену -> цен), the word is cut to 5 letters

@@ -5,7 +5,7 @@
  * The score must be in [0, 1] and the answer NULL or one of the FAQ's
  * answers, consistent with the threshold; the tokens must be at most
  * MYNA_ANSWERER_MAX_TOKENS non-empty, bounded strings of valid UTF-8 with no
- * ASCII capitals or separators. The input as an FAQ question can match
+ * ASCII capitals, separators or accented Latin letters. The input as an FAQ question can match
  * exactly when it has tokens, and then the same text gets its answer. */
 #include <stddef.h>
 #include <stdint.h>
@@ -59,6 +59,12 @@ static int token_ok(const char *t)
                 return 0;
             p++;
         } else if (*p >= 0xC2 && *p <= 0xDF && (p[1] & 0xC0) == 0x80) {
+            unsigned cp = ((unsigned)(*p & 0x1F) << 6) | (p[1] & 0x3Fu);
+            /* Latin letters lose their accents; those with no base stay */
+            if (cp >= 0xC0 && cp <= 0x17F && cp != 0xDF && cp != 0xE6 && cp != 0xF0 &&
+                cp != 0xFE && cp != 0x133 && cp != 0x138 && cp != 0x149 && cp != 0x14B &&
+                cp != 0x153)
+                return 0;
             p += 2;
         } else {
             return 0;
