@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -47,6 +48,7 @@ struct conv {
     struct myna_buf out;
     int rc;                 /* first failure; later output is skipped */
     int pending_blank;      /* a blank line is owed before the next line */
+    size_t cell;            /* NONE, or where the table cell being written began */
 };
 
 /* The first closer at or after `from` is `at` (NONE: there is none). A
@@ -438,6 +440,30 @@ static size_t try_autolink(struct inline_ctx *x, size_t i)
     return j + 1;
 }
 
+/* <br>, <br/> or <br /> in a table cell, where a model breaks the lines a
+ * Markdown cell cannot hold: a space between the cell's words, none at its
+ * ends, instead of the tag shown as text. */
+static size_t try_cell_break(struct inline_ctx *x, size_t i)
+{
+    struct conv *c = x->c;
+    const char *s = c->s;
+    size_t j = i + 3;
+
+    if (c->cell == NONE || x->b - i < 4 || strncasecmp(s + i, "<br", 3) != 0)
+        return NONE;
+    j = skip_spaces(s, j, x->b);
+    if (j < x->b && s[j] == '/')
+        j++;
+    if (j >= x->b || s[j] != '>')
+        return NONE;
+    j = skip_spaces(s, j + 1, x->b);
+    if (c->rc == MYNA_OK)
+        c->out.len = trim_end(c->out.data != NULL ? c->out.data : "", c->cell, c->out.len);
+    if (c->out.len > c->cell && j < x->b)
+        put_str(c, " ");
+    return j;
+}
+
 /* Converts s[a..b) of the current line (code spans marked) into c->out. */
 static void convert_inline(struct conv *c, size_t a, size_t b, int depth, int heading)
 {
@@ -505,7 +531,7 @@ static void convert_inline(struct conv *c, size_t a, size_t b, int depth, int he
         } else if (ch == '!') {
             if (i + 1 < b && s[i + 1] == '[')
                 end = try_link(&x, i + 1);   /* an image reads like a link */
-        } else {
+        } else if ((end = try_cell_break(&x, i)) == NONE) {
             end = try_autolink(&x, i);
         }
         if (end == NONE) {
@@ -599,10 +625,16 @@ static void convert_table_row(struct conv *c, size_t a, size_t b)
         cs = skip_spaces(s, cell, i);
         ce = trim_end(s, cs, i);
         if (ce > cs) {
+            size_t before = c->out.len;
             if (!first)
                 put_str(c, " - ");
+            c->cell = c->out.len;
             convert_inline(c, cs, ce, 0, 0);
-            first = 0;
+            if (c->rc == MYNA_OK && c->out.len == c->cell)
+                c->out.len = before;   /* only breaks: an empty cell */
+            else
+                first = 0;
+            c->cell = NONE;
         }
         cell = i + 1;
         if (i >= e)
@@ -828,6 +860,7 @@ char *myna_wa_from_markdown(const char *md, size_t len, struct myna_err *err)
     }
     c.s = md;
     c.len = len;
+    c.cell = NONE;
     /* no rule more than triples a byte ("|" -> " - ") */
     c.out = (struct myna_buf)MYNA_BUF_INIT(3 * len + 16);
     c.code = malloc(len ? len : 1);

@@ -32,7 +32,8 @@
  *   ```lang fences (and ~~~) -> ``` fences; inside fences and `code` nothing
  *   is converted; a fence still open at the end is closed (one with nothing
  *   in it dropped)
- *   table rows -> cells joined by " - " (empty cells and |---| rows dropped)
+ *   table rows -> cells joined by " - " (empty cells and |---| rows dropped);
+ *   a <br> (<br/>, <br />) in a cell -> a space between its words
  *   ---, ***, ___ rules -> an empty line
  * Runs of blank lines become one blank line, trailing spaces and leading and
  * trailing blank lines go, CRLF becomes LF, NUL bytes are dropped. Unbalanced

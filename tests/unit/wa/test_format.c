@@ -343,6 +343,13 @@ static void test_tables(void **state)
     check_md("Before\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nAfter",
              "Before\n\na - b\n1 - 2\n\nAfter");
     check_md("| h |\n|---|\n| | |\n| x |", "h\nx");
+    /* a model breaks a cell's lines with <br>: a space, never the tag */
+    check_md("| Услуга | Цена |\n|:--|--:|\n| Стрижка<br>мужская | 1500 ₽ <BR/> 2000 ₽ |\n"
+             "| **Борода** <br /> **усы** | <br> |\n| • a<br>• b<br> | `<br>` |",
+             "Услуга - Цена\nСтрижка мужская - 1500 ₽ 2000 ₽\n*Борода* *усы*\n• a • b - `<br>`");
+    check_md("| <br> | x |\n|---|---|\n| <br><br> | <br>y |", "x\ny");
+    /* outside a table, and not a tag, it stays as it is */
+    check_md("a<br>b <brb> <br", "a<br>b <brb> <br");
     /* a pipe in prose without a separator row is no table */
     check_md("cats | dogs", "cats | dogs");
 }
