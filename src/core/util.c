@@ -58,8 +58,9 @@ const char *myna_phone_mask(const char *phone, char *out, size_t cap)
     return out;
 }
 
-/* Brazil: 55 AA 9 NNNNNNNN and 55 AA NNNNNNNN; Mexico: 52 1 NNNNNNNNNN and
- * 52 NNNNNNNNNN (area codes start with neither 0 nor 1 in both countries). */
+/* Brazil: 55 AA 9 NNNNNNNN and 55 AA NNNNNNNN (no 0 in either digit of a
+ * Brazilian area code, 11 to 99); Mexico: 52 1 NNNNNNNNNN and 52 NNNNNNNNNN
+ * (a Mexican number starts with neither 0 nor 1). */
 int myna_phone_other_form(const char *digits, char out[16])
 {
     size_t n = digits != NULL ? strlen(digits) : 0;
