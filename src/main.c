@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,6 +282,10 @@ static int cmd_bot(int argc, char **argv)
     char **rest = calloc((size_t)argc + 1, sizeof(char *));
     int n = 0, rc;
 
+    /* the supervisor starts a bot from /proc/self/exe (its master's own
+     * program), which the kernel names "exe": ps, top and pgrep show it as
+     * myna, as they show its master */
+    prctl(PR_SET_NAME, "myna", 0, 0, 0);
     if (rest == NULL)
         return 1;
     for (int i = 0; i < argc; i++) {

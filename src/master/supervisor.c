@@ -133,7 +133,6 @@ struct bot_table {
 struct myna_supervisor {
     struct event_base *base;
     char *logs_dir;
-    char exe[4096];
     int argc;
     char **argv;
     struct myna_supervisor_timing t;
@@ -713,10 +712,16 @@ static void close_from(int first)
         close_each_from(first);
 }
 
+/* What a bot runs: the master's own program. After the fork this names
+ * the file the master was started from even when that path now holds
+ * another program (an upgrade copied over it) or nothing: a bot speaks the
+ * protocol and takes the flags of its master, whatever is on the disk. */
+#define SELF_EXE "/proc/self/exe"
+
 /* The child: pipes onto fds 3 and 4, the log onto 1 and 2, nothing else
  * open, then exec. Only async-signal-safe calls (the master has threads). */
-static void exec_bot(const char *exe, char **argv, char **envp, int bell_r, int beat_w,
-                     int log_fd, int config_fd)
+static void exec_bot(char **argv, char **envp, int bell_r, int beat_w, int log_fd,
+                     int config_fd)
 {
     struct sigaction dfl;
     sigset_t none;
@@ -747,7 +752,7 @@ static void exec_bot(const char *exe, char **argv, char **envp, int bell_r, int 
     }
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    execve(exe, argv, envp);
+    execve(SELF_EXE, argv, envp);
     _exit(127);
 }
 
@@ -888,7 +893,7 @@ static int bot_spawn(struct bot *b)
     pthread_sigmask(SIG_SETMASK, &all, &old_mask);
     pid = fork();
     if (pid == 0)
-        exec_bot(s->exe, argv, envp, bell[0], beat[1], log_fd, cfg_fd);
+        exec_bot(argv, envp, bell[0], beat[1], log_fd, cfg_fd);
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     if (pid < 0)
         MYNA_LOG_ERRNO(MYNA_ERROR, "bot_start_failed", errno, "instance=%s", b->id);
@@ -1092,7 +1097,6 @@ struct myna_supervisor *myna_supervisor_new(struct event_base *base, const char 
 {
     struct myna_supervisor *s = calloc(1, sizeof(*s));
     size_t dlen = strlen(data_dir);
-    ssize_t len;
     int rc;
 
     if (s == NULL || (s->logs_dir = malloc(dlen + 8)) == NULL) {
@@ -1111,12 +1115,13 @@ struct myna_supervisor *myna_supervisor_new(struct event_base *base, const char 
         myna_supervisor_free(s);
         return NULL;
     }
-    if ((len = readlink("/proc/self/exe", s->exe, sizeof(s->exe) - 1)) <= 0) {
-        myna_err_set(err, MYNA_EIO, "cannot find the myna executable: %s", strerror(errno));
+    /* a bot is started from it (exec_bot): without /proc no bot could run */
+    if (access(SELF_EXE, X_OK) != 0) {
+        myna_err_set(err, MYNA_EIO, "cannot find the myna executable '%s': %s", SELF_EXE,
+                     strerror(errno));
         myna_supervisor_free(s);
         return NULL;
     }
-    s->exe[len] = '\0';
     s->sigchld = evsignal_new(base, SIGCHLD, on_sigchld, s);
     s->start_tick = evtimer_new(base, on_start_tick, s);
     s->monitor = event_new(base, -1, EV_PERSIST, on_monitor, s);

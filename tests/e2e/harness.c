@@ -160,7 +160,7 @@ int h_start(struct myna_proc *p, const char *const *extra)
 
     snprintf(data, sizeof(data), "%s/var", p->dir);
     snprintf(inst, sizeof(inst), "%s/instances.json", p->dir);
-    argv[n++] = MYNA_BIN;
+    argv[n++] = p->bin[0] ? p->bin : MYNA_BIN;
     argv[n++] = "serve";
     argv[n++] = "--public";
     argv[n++] = "127.0.0.1:0";
@@ -199,7 +199,7 @@ int h_start(struct myna_proc *p, const char *const *extra)
                 rl.rlim_max = (rlim_t)p->nofile_hard;
             setrlimit(RLIMIT_NOFILE, &rl);
         }
-        execv(MYNA_BIN, (char *const *)argv);
+        execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     for (int i = 0; i < 1000; i++) {  /* 10 s */

@@ -16,6 +16,7 @@ struct myna_proc {
     char log_path[300];
     int nofile;           /* > 0: h_start runs myna with this many file descriptors at most */
     int nofile_hard;      /* > nofile: the hard limit above that soft one */
+    char bin[300];        /* non-empty: h_start runs this copy of myna, not the build's */
 };
 
 /* Makes a temp dir and writes instances_json (NULL: none) as instances.json. */

@@ -4,8 +4,9 @@
  * key was damaged: exit 2) in crash_loop, the memory limit (MYNA_BOT_MAX_MEMORY_MB=1) restarting
  * a bot gracefully, a frozen bot (SIGSTOP) killed for its missing
  * heartbeat (MYNA_BOT_HEARTBEAT_TIMEOUT_MS) and started again, /metrics
- * over a fleet of 120 instances, and webhooks answered while a scrape of
- * those is under way. */
+ * over a fleet of 120 instances, webhooks answered while a scrape of
+ * those is under way, and a bot restarted after its binary was replaced on
+ * disk still running its master's program. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -744,6 +746,119 @@ static void test_restart_while_the_master_stops_is_503(void **state)
     assert_true(h_log_contains(p, "event=bot_killed instance=alpha"));
 }
 
+/* Copies the file from to to (mode 0755): 0 or -1. */
+static int copy_file(const char *from, const char *to)
+{
+    char buf[65536];
+    int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
+    ssize_t r = -1;
+
+    if (in >= 0 && (out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755)) >= 0)
+        while ((r = read(in, buf, sizeof(buf))) > 0)
+            if (write(out, buf, (size_t)r) != r) {
+                r = -1;
+                break;
+            }
+    if (in >= 0 && out >= 0 && r == 0)
+        rc = 0;
+    if (out >= 0 && close(out) != 0)
+        rc = -1;
+    if (in >= 0)
+        close(in);
+    return rc;
+}
+
+/* The master runs from its own copy of myna, dir/bin/myna, which the case
+ * replaces on disk. */
+static int setup_copy(void **state)
+{
+    const char *extra[] = { "--bots", "1", NULL };
+    struct myna_proc *p = calloc(1, sizeof(*p));
+    char bin[300];
+
+    *state = p;
+    if (p == NULL || h_setup(p, both) != 0)
+        return -1;
+    snprintf(bin, sizeof(bin), "%s/bin", p->dir);
+    snprintf(p->bin, sizeof(p->bin), "%s/bin/myna", p->dir);
+    return mkdir(bin, 0700) == 0 && copy_file(MYNA_BIN, p->bin) == 0 && h_start(p, extra) == 0
+               ? 0
+               : -1;
+}
+
+/* 1 if pid runs the same program file as the master (the inode behind
+ * /proc/PID/exe, whatever its path says now). */
+static int same_program(const struct myna_proc *p, long pid)
+{
+    char path[64];
+    struct stat bot, master;
+
+    snprintf(path, sizeof(path), "/proc/%ld/exe", pid);
+    if (stat(path, &bot) != 0)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)p->pid);
+    return stat(path, &master) == 0 && bot.st_dev == master.st_dev &&
+           bot.st_ino == master.st_ino;
+}
+
+/* An upgrade copies a new binary over the old one before the service is
+ * restarted; until it is, a bot the master starts again (here after a
+ * SIGKILL) runs the master's own program, not what is on the disk now:
+ * first another program in its place, then nothing at all. */
+static void test_restarted_bot_runs_its_masters_program(void **state)
+{
+    struct myna_proc *p = *state;
+    struct want back = { p, "alpha", NULL, 0, 0 };
+    struct want answered = { p, "alpha", NULL, 0, 0 };
+    char script[1200], fresh[320], marker[300], comm[32] = "", path[64], ready[96];
+    FILE *fp;
+
+    wait_up(p, "alpha");
+    back.not_pid = bot_pid(p, "alpha");
+    assert_true(same_program(p, back.not_pid));
+    /* the path now holds a program that would say it ran, and fail as a
+     * bot of another version can (2: a flag it does not know) */
+    snprintf(marker, sizeof(marker), "%s/marker", p->dir);
+    snprintf(fresh, sizeof(fresh), "%s/bin/myna.new", p->dir);
+    snprintf(script, sizeof(script), "#!/bin/sh\necho \"$@\" >> '%s'\nexit 2\n", marker);
+    assert_non_null(fp = fopen(fresh, "w"));
+    fputs(script, fp);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(chmod(fresh, 0755), 0);
+    assert_int_equal(rename(fresh, p->bin), 0);
+
+    assert_int_equal(kill((pid_t)back.not_pid, SIGKILL), 0);
+    if (!h_wait(new_bot, &back, 10000))
+        fail_msg("the bot of alpha did not come back after its binary was replaced");
+    assert_true(same_program(p, bot_pid(p, "alpha")));
+    assert_int_equal(access(marker, F_OK), -1);
+    assert_false(h_log_contains(p, "event=bot_config_error instance=alpha"));
+    /* it is a bot of this master: ready, named as its master is, and it
+     * answers a customer */
+    snprintf(ready, sizeof(ready), "pid=%ld event=bot_ready instance=alpha",
+             bot_pid(p, "alpha"));
+    answered.text = ready;
+    assert_true(h_wait(in_bot_log, &answered, 10000));
+    snprintf(path, sizeof(path), "/proc/%ld/comm", bot_pid(p, "alpha"));
+    assert_non_null(fp = fopen(path, "r"));
+    assert_non_null(fgets(comm, sizeof(comm), fp));
+    fclose(fp);
+    assert_string_equal(comm, "myna\n");
+    post_text(p, "100200300", "wamid.sup-upgrade-1", "when are you open");
+    answered.text = "event=turn_answered instance=alpha";
+    assert_true(h_wait(in_bot_log, &answered, 15000));
+
+    /* nothing at the path (a copy half done, a package removed) */
+    assert_int_equal(unlink(p->bin), 0);
+    back.not_pid = bot_pid(p, "alpha");
+    assert_int_equal(kill((pid_t)back.not_pid, SIGKILL), 0);
+    if (!h_wait(new_bot, &back, 10000))
+        fail_msg("the bot of alpha did not come back after its binary was removed");
+    assert_true(same_program(p, bot_pid(p, "alpha")));
+    assert_int_equal(access(marker, F_OK), -1);
+    assert_true(h_metric(p, "myna_bot_up{instance=\"beta\"}") == 1);  /* untouched */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -764,6 +879,8 @@ int main(void)
                                         setup_fleet_and_alpha, teardown),
         cmocka_unit_test_setup_teardown(test_stop_answers_the_scrape_under_way,
                                         setup_big_fleet_long_drain, teardown),
+        cmocka_unit_test_setup_teardown(test_restarted_bot_runs_its_masters_program, setup_copy,
+                                        teardown),
     };
 
     if (getenv("MYNA_TEST_FILTER"))  /* one case: MYNA_TEST_FILTER=test_name (globs) */
