@@ -538,6 +538,34 @@ static char *finish_body(const struct myna_llm *llm, unsigned adapted, cJSON *ro
     return out;
 }
 
+/* The line before the answers a conversation starts with, in the system
+ * message (fold_lead). */
+#define FOLD_HEAD "Earlier in this conversation you (or a colleague) wrote:"
+
+/* The messages before the first user one, msgs[0..n), as one system text
+ * in a: the system messages' texts, then FOLD_HEAD and the others' (the
+ * answers and an operator's messages a history window starts with), a
+ * blank line between two. NULL when a is full. */
+static const char *fold_lead(struct myna_arena *a, const struct myna_llm_msg *msgs, size_t n)
+{
+    struct myna_llm_msg *all = myna_arena_alloc(a, (n + 1) * sizeof(*all));
+    size_t k = 0, total = sizeof(FOLD_HEAD) + 2;
+
+    if (all == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(msgs[i].role, "system") == 0)
+            all[k++] = msgs[i];
+    all[k].role = "system";
+    all[k++].content = FOLD_HEAD;
+    for (size_t i = 0; i < n; i++) {
+        total += strlen(msgs[i].content) + 2;
+        if (strcmp(msgs[i].role, "system") != 0)
+            all[k++] = msgs[i];
+    }
+    return join_contents(a, all, k, total);
+}
+
 static char *build_body(const struct myna_llm *llm, unsigned adapted,
                         const struct myna_llm_msg *msgs, size_t n, size_t *len)
 {
@@ -545,17 +573,32 @@ static char *build_body(const struct myna_llm *llm, unsigned adapted,
     struct myna_json_section js;
     cJSON *root, *arr = NULL;
     char *out;
-    int ok;
+    size_t lead = 0, start = 0;
+    int ok, fold = 0;
 
     myna_json_arena_begin(&js, &a);
     root = cJSON_CreateObject();
     ok = root != NULL && (llm->model[0] == '\0' ||
                           cJSON_AddStringToObject(root, "model", llm->model) != NULL) &&
          (arr = cJSON_AddArrayToObject(root, "messages")) != NULL;
+    /* the chat templates below want a user message right after the
+     * system one: answers before the customer's first message of the
+     * history window (its question fell out of the window, an operator
+     * wrote first) go into the system message, as what was said before */
+    while (lead < n && strcmp(msgs[lead].role, "user") != 0)
+        fold |= strcmp(msgs[lead++].role, "system") != 0;
+    if (ok && fold && lead < n) {
+        cJSON *m = cJSON_CreateObject();
+        const char *content = fold_lead(&a, msgs, lead);
+        ok = content != NULL && m != NULL && cJSON_AddItemToArray(arr, m) &&
+             cJSON_AddStringToObject(m, "role", "system") != NULL &&
+             cJSON_AddStringToObject(m, "content", content) != NULL;
+        start = lead;
+    }
     /* consecutive messages of one role go as one, a blank line between
      * their texts: the chat templates of Mistral, Gemma and others refuse
      * anything but one system message, then user and assistant in turn */
-    for (size_t i = 0, j; ok && i < n; i = j) {
+    for (size_t i = start, j; ok && i < n; i = j) {
         cJSON *m = cJSON_CreateObject();
         const char *content = msgs[i].content;
         size_t total = 0;

@@ -109,6 +109,10 @@ void myna_llm_free(struct myna_llm *llm);
  * Consecutive messages of one role go as one, their non-empty texts a blank
  * line apart: the chat templates of Mistral, Gemma and others refuse a
  * second system message, or two user (or assistant) messages in a row.
+ * They want a user message first after the system one too: assistant
+ * messages before the first user message go at the end of the system
+ * message, after the line "Earlier in this conversation you (or a
+ * colleague) wrote:".
  * MYNA_OK: cb runs exactly once, later, on the loop. MYNA_EAGAIN: the circuit
  * is open (or half-open with its probe in flight). MYNA_EINVAL: no messages, a
  * message without role or content. MYNA_ENOMEM. On an error cb never runs. */

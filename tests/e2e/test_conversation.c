@@ -2170,6 +2170,50 @@ static void test_profile_and_operator_message(void **state)
                      404);
 }
 
+/* An operator writes to a customer first: the history the model is given
+ * starts with that message, an answer, and a model whose chat template
+ * wants a user message right after the system one (Mistral, Gemma; vLLM
+ * answers 400) refused every turn of the contact, which got the fallback
+ * until the message left the history a day later. The operator's text
+ * goes into the system message, and the customer's question is answered. */
+static void test_operator_writes_first_to_a_strict_model(void **state)
+{
+    struct fx *f = *state;
+    static char resp[4096];
+    char sent[8][512];
+    cJSON *all, *msgs;
+    const char *sys;
+
+    fault(&f->llm, "{\"alternate\":1,\"count\":-1}");
+    assert_int_equal(admin(f, "POST",
+                           "/admin/whatsapp/instances/conv/contacts/79161234567/messages",
+                           "{\"text\":\"Your order #123 is ready\"}", resp, sizeof(resp)),
+                     202);
+    wait_sent(f, 1);
+    post_text(f, "79161234567", "wamid.opfirst-1", "Спасибо! До скольки вы работаете?");
+    wait_sent(f, 2);
+    assert_int_equal(sent_texts(f, sent, 8), 2);
+    assert_string_equal(sent[0], "Your order #123 is ready");
+    assert_string_equal(sent[1], "ECHO: Спасибо! До скольки вы работаете?");
+    all = fake_get(&f->llm, "/_fake/requests");
+    assert_int_equal(cJSON_GetArraySize(all), 1);
+    msgs = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(all, 0), "messages");
+    assert_int_equal(cJSON_GetArraySize(msgs), 2);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                            cJSON_GetArrayItem(msgs, 0), "role")),
+                        "system");
+    sys = cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(msgs, 0), "content"));
+    assert_non_null(sys);
+    assert_non_null(strstr(sys, "Earlier in this conversation you (or a colleague) wrote:\n\n"
+                                "Your order #123 is ready"));
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                            cJSON_GetArrayItem(msgs, 1), "role")),
+                        "user");
+    cJSON_Delete(all);
+    assert_false(h_bot_log_contains(&f->p, "conv", "event=llm_failed"));
+}
+
 /* As many preferences as the API takes (50, values of 200 bytes) all reach
  * the model; the prompt's buffer held 8 KiB and left the last ones out
  * without a word. */
@@ -2297,6 +2341,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_profile_and_operator_message, setup_llm, teardown),
+        cmocka_unit_test_setup_teardown(test_operator_writes_first_to_a_strict_model, setup_llm,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_every_preference_reaches_the_model, setup_llm,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_three_fragments_one_turn, setup_llm, teardown),

@@ -475,6 +475,81 @@ static void test_one_role_in_a_row_goes_as_one(void **state)
     cJSON_Delete(reqs);
 }
 
+/* The history window can start with an answer (the customer's question
+ * fell out of it, an operator wrote first): after the system message the
+ * same templates want a user message, and every turn of that contact got
+ * the 400. What was said before the customer's first message goes into
+ * the system message, as context the model keeps. */
+static void test_opening_answers_go_into_the_system_message(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm = make(f, &c);
+    struct myna_llm_msg m[7] = { { "system", "You are Myna." },
+                                 { "system", "The customer's WhatsApp name is Ann." },
+                                 { "assistant", "Your order #123 is ready" },
+                                 { "assistant", "We close at 8" },
+                                 { "user", "thanks" },
+                                 { "assistant", "You are welcome!" },
+                                 { "user", "hello?" } };
+    struct myna_llm_msg last = { "user", "where are you?" };
+    struct myna_llm_msg only[2] = { { "assistant", "Your order #123 is ready" },
+                                    { "user", "thanks" } };
+    static const char *const want[][2] = {
+        { "system", "You are Myna.\n\nThe customer's WhatsApp name is Ann.\n\n"
+                    "Earlier in this conversation you (or a colleague) wrote:\n\n"
+                    "Your order #123 is ready\n\nWe close at 8" },
+        { "user", "thanks" },
+        { "assistant", "You are welcome!" },
+        { "user", "hello?\n\nwhere are you?" },
+    };
+    struct myna_llm_msg all[8];
+    struct myna_err err = MYNA_ERR_INIT;
+    struct turn t;
+    cJSON *reqs, *msgs, *r;
+    int i = 0;
+
+    /* the history ends with a question left unanswered (a turn the rate
+     * limit silenced): it goes with the turn's text, as one */
+    memcpy(all, m, sizeof(m));
+    all[7] = last;
+    faults(f, "{\"alternate\":1,\"count\":2}");
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(myna_llm_chat(llm, all, 8, on_turn, &t, &err), MYNA_OK);
+    assert_true(run_until(f, is_set, &t.calls, WAIT_MS));
+    assert_string_equal(t.r.error, "");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_string_equal(t.r.text, "ECHO: hello?\n\nwhere are you?");
+    reqs = requests(f, &fake);
+    msgs = cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 0), "messages");
+    assert_int_equal(cJSON_GetArraySize(msgs), 4);
+    cJSON_ArrayForEach(r, msgs) {
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(r, "role")), want[i][0]);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(r, "content")), want[i][1]);
+        i++;
+    }
+    cJSON_Delete(reqs);
+
+    /* no system prompt: the answer alone makes the system message */
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(myna_llm_chat(llm, only, 2, on_turn, &t, &err), MYNA_OK);
+    assert_true(run_until(f, is_set, &t.calls, WAIT_MS));
+    assert_int_equal(t.r.rc, MYNA_OK);
+    reqs = requests(f, &fake);
+    msgs = cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 1), "messages");
+    assert_int_equal(cJSON_GetArraySize(msgs), 2);
+    r = cJSON_GetArrayItem(msgs, 0);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(r, "role")), "system");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(r, "content")),
+                        "Earlier in this conversation you (or a colleague) wrote:\n\n"
+                        "Your order #123 is ready");
+    r = cJSON_GetArrayItem(msgs, 1);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(r, "role")), "user");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(r, "content")), "thanks");
+    cJSON_Delete(reqs);
+}
+
 static void test_base_url_trailing_slash_and_no_optional_fields(void **state)
 {
     struct fx *f = *state;
@@ -1727,6 +1802,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_normal_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_opening_answers_go_into_the_system_message, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_one_role_in_a_row_goes_as_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_base_url_trailing_slash_and_no_optional_fields,
                                         setup, teardown),
