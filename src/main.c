@@ -72,7 +72,8 @@ static void outbox_usage(FILE *out)
 static void chat_usage(FILE *out)
 {
     fprintf(out, "usage: myna chat ID [--from DIGITS] [--name NAME] [--linger MS] "
-                 "[--admin ADDR:PORT | --config FILE]\n");
+                 "[--admin ADDR:PORT | --config FILE]\n"
+                 "       (exit 1 when piped input had a line that did not go, the others sent)\n");
 }
 
 /* argv with each "--flag=value" split into the two words "--flag" "value",

@@ -37,6 +37,7 @@ struct chat {
     char opts_of[128];         /* the wamid of the message the options belong to */
     int typing;
     int64_t last_reply_ms;     /* when a bot message was last printed */
+    size_t n_unsent;           /* lines refused, dropped or naming no option */
 };
 
 static long request(struct chat *c, const char *path, const char *body)
@@ -192,6 +193,7 @@ static int send_line(struct chat *c, const char *line)
         size_t k = myna_parse_i64(line + 1, 1, OPTIONS_MAX, &n) == 0 ? (size_t)n : 0;
         if (k == 0 || k > c->n_opts) {
             fprintf(c->out, "  ! no option %s (the last message has %zu)\n", line, c->n_opts);
+            c->n_unsent++;
             cJSON_Delete(o);
             return 0;
         }
@@ -219,6 +221,7 @@ static int send_line(struct chat *c, const char *line)
             seen(c, id);  /* its failed event, polled later, is this same failure */
         cJSON_Delete(answer);
         print_failure(c, "send", st);
+        c->n_unsent++;
         rc = st < 0 ? -1 : 0;  /* a refused message is shown, the chat goes on */
     }
     free(body);
@@ -227,9 +230,10 @@ static int send_line(struct chat *c, const char *line)
 
 /* Appends what input there is to acc, which holds whole lines, then the
  * start of the next. A line of LINE_MAX_BYTES or more is dropped whole, with
- * a word on err, and the lines after it are kept: *dropping says that the
- * end of a dropped line has not come yet. -1 at the end of input. */
-static int read_input(int fd, struct myna_buf *acc, int *dropping, FILE *err)
+ * a word on err and counted in *n_dropped, and the lines after it are kept:
+ * *dropping says that the end of a dropped line has not come yet. -1 at the
+ * end of input. */
+static int read_input(int fd, struct myna_buf *acc, int *dropping, size_t *n_dropped, FILE *err)
 {
     char chunk[READ_CHUNK];
     ssize_t n = read(fd, chunk, sizeof(chunk));
@@ -251,6 +255,7 @@ static int read_input(int fd, struct myna_buf *acc, int *dropping, FILE *err)
             if (acc->data)
                 acc->data[start] = '\0';
             *dropping = 1;
+            (*n_dropped)++;
             fprintf(err, "myna chat: a line of %d KiB or more was dropped, not sent\n",
                     LINE_MAX_BYTES / 1024);
         }
@@ -313,7 +318,7 @@ int myna_chat_run(const struct myna_chat_opts *o, FILE *in, FILE *out, FILE *err
         struct pollfd p = { fd, POLLIN, 0 };
         int64_t now;
         if (!eof_ms && poll(&p, 1, POLL_MS) > 0) {
-            if (read_input(fd, &acc, &dropping, err) < 0) {
+            if (read_input(fd, &acc, &dropping, &c.n_unsent, err) < 0) {
                 eof_ms = myna_mono_ms();
                 if (acc.len > 0)  /* a last line without its newline */
                     myna_buf_append(&acc, "\n", 1);
@@ -346,6 +351,10 @@ int myna_chat_run(const struct myna_chat_opts *o, FILE *in, FILE *out, FILE *err
                        (c.last_reply_ms > sent_ms && now - c.last_reply_ms >= QUIET_MS)))
             break;
     }
+    /* piped input is a script's: it learns that a line did not go, which a
+     * person at a terminal saw and could type again */
+    if (c.n_unsent > 0 && !isatty(fd))
+        rc = 1;
 out:
     options_clear(&c);
     myna_buf_release(&acc);

@@ -20,7 +20,10 @@ struct myna_chat_opts {
     int linger_ms;          /* after end of input, wait this long at most */
 };
 
-/* 0 when the chat ended normally, 1 on a failure (printed on err). */
+/* 0 when the chat ended normally, 1 on a failure (printed on err): the
+ * simulator unreachable or not answering as it does, or, when in is not a
+ * terminal, a line that did not go (refused by the simulator, too long, or
+ * a /N naming no option; the lines after it are still sent). */
 int myna_chat_run(const struct myna_chat_opts *o, FILE *in, FILE *out, FILE *err);
 
 #endif

@@ -328,6 +328,63 @@ static void test_flag_equals_value_everywhere(void **state)
     h_cleanup(&p);
 }
 
+/* The texts of customer from's messages in the simulator of p's shop, one
+ * per line, in order. */
+static void sent_texts(const struct myna_proc *p, const char *from, char *texts, size_t cap)
+{
+    char url[300];
+    static char resp[65536];
+    cJSON *r;
+    const cJSON *e;
+    size_t n = 0;
+
+    snprintf(url, sizeof(url), "%s/sim/shop/events?contact=%s", p->admin_url, from);
+    assert_int_equal(h_http("GET", url, NULL, 0, NULL, resp, sizeof(resp)), 200);
+    assert_non_null(r = cJSON_Parse(resp));
+    texts[0] = '\0';
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "events")) {
+        const cJSON *dir = cJSON_GetObjectItemCaseSensitive(e, "dir"),
+                    *text = cJSON_GetObjectItemCaseSensitive(e, "text");
+        if (cJSON_IsString(dir) && strcmp(dir->valuestring, "in") == 0 && cJSON_IsString(text))
+            n += (size_t)snprintf(texts + n, n < cap ? cap - n : 0, "%.60s\n",
+                                  text->valuestring);
+    }
+    cJSON_Delete(r);
+}
+
+/* Piped into `myna chat`, the lines are a script's: one the simulator
+ * refuses (a text over its 4096 characters) is said on stderr, the lines
+ * after it are still sent, and the exit is 1; with every line sent, 0. */
+static void test_chat_piped_refusal_fails_the_exit(void **state)
+{
+    struct myna_proc p;
+    char admin[128], texts[512], *input = malloc(6000);
+    const char *refused[] = { "chat", "shop", "--admin", admin, "--from", "15550001111",
+                              "--linger", "0", NULL };
+    const char *fine[] = { "chat", "shop", "--admin", admin, "--from", "15550002222",
+                           "--linger", "0", NULL };
+
+    (void)state;
+    assert_non_null(input);
+    start_admin(&p, admin, sizeof(admin));
+    memcpy(input, "first\n", 6);
+    memset(input + 6, 'z', 5000);
+    memcpy(input + 5006, "\nlast\n", 7);  /* with its NUL */
+
+    assert_int_equal(h_run_input(refused, input, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "myna: send: HTTP 400"));
+    sent_texts(&p, "15550001111", texts, sizeof(texts));
+    assert_string_equal(texts, "first\nlast\n");
+
+    assert_int_equal(h_run_input(fine, "one\ntwo\n", out, sizeof(out)), 0);
+    assert_null(strstr(out, "myna:"));
+    sent_texts(&p, "15550002222", texts, sizeof(texts));
+    assert_string_equal(texts, "one\ntwo\n");
+    free(input);
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
 /* dir/var/instances/shop.bot.db as a bot leaves it: record 1 a dead
  * letter, record 2 sent. The schema is made by `myna outbox failed` on an
  * empty file. */
@@ -782,7 +839,8 @@ static void test_server_text_cannot_drive_the_terminal(void **state)
 
 /* In myna chat, /N picks the last message's option N only as a whole
  * line: "/1 please" is a message (it was sent as a press of option 1), and
- * a number past the options is refused, however long. */
+ * a number past the options is refused, however long. Piped, each line
+ * that did not go (here the server refuses every send) makes the exit 1. */
 static void test_chat_pick_is_the_whole_line(void **state)
 {
     static const struct canned_route routes[] = {
@@ -798,16 +856,16 @@ static void test_chat_pick_is_the_whole_line(void **state)
     pid_t pid = canned_start(routes, admin, sizeof(admin));
 
     (void)state;
-    assert_int_equal(h_run_input(chat, "/1\n", out, sizeof(out)), 0);
+    assert_int_equal(h_run_input(chat, "/1\n", out, sizeof(out)), 1);
     assert_non_null(strstr(out, "you: Yes\n"));
     assert_non_null(strstr(out, "myna: send: HTTP 400: sent\n"));
-    assert_int_equal(h_run_input(chat, "/1 please\n", out, sizeof(out)), 0);
+    assert_int_equal(h_run_input(chat, "/1 please\n", out, sizeof(out)), 1);
     assert_null(strstr(out, "you: "));
     assert_non_null(strstr(out, "myna: send: HTTP 400: sent\n"));
-    assert_int_equal(h_run_input(chat, "/2x\n", out, sizeof(out)), 0);
+    assert_int_equal(h_run_input(chat, "/2x\n", out, sizeof(out)), 1);
     assert_null(strstr(out, "no option"));
     assert_non_null(strstr(out, "myna: send: HTTP 400: sent\n"));
-    assert_int_equal(h_run_input(chat, "/18446744073709551617\n", out, sizeof(out)), 0);
+    assert_int_equal(h_run_input(chat, "/18446744073709551617\n", out, sizeof(out)), 1);
     assert_non_null(strstr(out, "  ! no option /18446744073709551617 (the last message has 1)\n"));
     assert_null(strstr(out, "myna: send:"));
     canned_stop(pid);
@@ -1549,6 +1607,7 @@ int main(void)
         cmocka_unit_test(test_server_text_cannot_drive_the_terminal),
         cmocka_unit_test(test_token_printed_terminal_safe),
         cmocka_unit_test(test_chat_pick_is_the_whole_line),
+        cmocka_unit_test(test_chat_piped_refusal_fails_the_exit),
         cmocka_unit_test(test_token_unsendable_is_refused),
         cmocka_unit_test(test_import_takes_the_whole_file_or_nothing),
         cmocka_unit_test(test_import_huge_number_refused),
