@@ -147,12 +147,21 @@ static cJSON *fetch(struct myna_api *a, const char *id, int reveal, FILE *err)
     return o;
 }
 
+/* The instances as an instances file on out. 1 when a call failed (nothing
+ * printed), or when an instance that did not load at start was left out:
+ * the others are printed, each left out is named on err, and a backup of
+ * the rest is not mistaken for a whole one. */
 static int export(struct myna_api *a, int argc, char **argv, FILE *out, FILE *err)
 {
     cJSON *arr = cJSON_CreateArray(), *all = NULL, *it;
     int reveal = 0, named = 0, rc = 0;
-    char *text;
+    size_t left_out = 0;
+    char *text = NULL;
 
+    if (arr == NULL) {
+        fprintf(err, "myna: out of memory\n");
+        return 1;
+    }
     for (int i = 0; i < argc; i++)
         if (strcmp(argv[i], "--with-secrets") == 0)
             reveal = 1;
@@ -187,6 +196,7 @@ static int export(struct myna_api *a, int argc, char **argv, FILE *out, FILE *er
                 fputs("' left out, it did not load at start: ", err);
                 myna_api_put_text(err, why->valuestring, 0);
                 fputc('\n', err);
+                left_out++;
                 continue;
             }
             o = cJSON_IsString(id) ? fetch(a, id->valuestring, reveal, err) : NULL;
@@ -199,9 +209,17 @@ static int export(struct myna_api *a, int argc, char **argv, FILE *out, FILE *er
             cJSON_AddItemToArray(arr, o);
         }
     }
-    if (rc == 0 && (text = cJSON_Print(arr)) != NULL) {
+    if (rc == 0 && (text = cJSON_Print(arr)) == NULL) {
+        fprintf(err, "myna: out of memory\n");
+        rc = 1;
+    } else if (rc == 0) {
         fprintf(out, "%s\n", text);
         free(text);
+    }
+    if (rc == 0 && left_out > 0) {
+        fprintf(err, "myna: instance export: %zu instance(s) left out (above): the export is "
+                     "not complete\n", left_out);
+        rc = 1;
     }
     cJSON_Delete(all);
     cJSON_Delete(arr);

@@ -1586,6 +1586,101 @@ static void test_token_recover_enable(void **state)
     h_cleanup(&p);
 }
 
+/* `myna ARGS...` with its standard error in the file err_path: out gets
+ * its standard output alone. The exit code. */
+static int run_apart(const char *const *args, const char *err_path, char *buf, size_t cap)
+{
+    char script[400];
+    const char *argv[32] = { "-c", script, MYNA_BIN };
+    size_t n = 3;
+
+    snprintf(script, sizeof(script), "exec \"$0\" \"$@\" 2>'%s'", err_path);
+    for (size_t i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    return h_exec("/bin/sh", argv, NULL, buf, cap);
+}
+
+/* An export (a backup: `myna instance export > backup.json`) with an
+ * instance that did not load at start still prints the others as valid
+ * JSON, names the one left out and why on stderr, and exits 1: a backup
+ * missing an instance is not taken for a whole one. An import with one
+ * instance refused tries the others and exits 1 too. */
+static void test_export_with_an_unloaded_instance_fails(void **state)
+{
+    struct myna_proc p;
+    char admin[128], err_path[320], file[320], stderr_text[4096] = "";
+    const char *export[] = { "instance", "export", "--admin", admin, "--token", ADMIN_TOKEN,
+                             NULL };
+    const char *import[] = { "instance", "import", file, "--admin", admin, "--token",
+                             ADMIN_TOKEN, NULL };
+    cJSON *arr;
+    const cJSON *it;
+    int shop = 0, n = 0;
+    char sql[200], db[320];
+    sqlite3 *h;
+    FILE *f;
+
+    (void)state;
+    start_admin(&p, admin, sizeof(admin));
+    assert_int_equal(admin_call(&p, ADMIN_TOKEN, "POST", "/admin/whatsapp/instances",
+                                "{\"id\":\"stale\",\"name\":\"Stale\",\"provider\":\"sim\"}"),
+                     201);
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    /* a value a later check refuses: stored, but it does not load */
+    snprintf(db, sizeof(db), "%s/var/control.db", p.dir);
+    snprintf(sql, sizeof(sql), "UPDATE instances SET config = json_set(config, "
+                               "'$.max_memory_mb', 0.5) WHERE id = 'stale'");
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_changes(h), 1);
+    sqlite3_close(h);
+    assert_int_equal(h_start(&p, NULL), 0);
+    snprintf(admin, sizeof(admin), "%.120s", p.admin_url + strlen("http://"));
+
+    snprintf(err_path, sizeof(err_path), "%s/export.err", p.dir);
+    assert_int_equal(run_apart(export, err_path, out, sizeof(out)), 1);
+    assert_non_null(arr = cJSON_Parse(out));
+    assert_true(cJSON_IsArray(arr));
+    cJSON_ArrayForEach(it, arr) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+        assert_true(cJSON_IsString(id));
+        assert_string_not_equal(id->valuestring, "stale");
+        shop += strcmp(id->valuestring, "shop") == 0;
+        n++;
+    }
+    cJSON_Delete(arr);
+    assert_int_equal(shop, 1);
+    assert_int_equal(n, 1);
+    assert_non_null(f = fopen(err_path, "r"));
+    stderr_text[fread(stderr_text, 1, sizeof(stderr_text) - 1, f)] = '\0';
+    fclose(f);
+    assert_non_null(strstr(stderr_text, "instance 'stale' left out, it did not load at start: "));
+    assert_non_null(strstr(stderr_text, "max_memory_mb"));
+    assert_non_null(strstr(stderr_text, "the export is not complete"));
+    /* named, shop alone is a whole export */
+    {
+        const char *named[] = { "instance", "export", "shop", "--admin", admin, "--token",
+                                ADMIN_TOKEN, NULL };
+        assert_int_equal(h_run(named, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "\"shop\""));
+    }
+
+    /* the second of three refused (no such provider): the third still goes */
+    snprintf(file, sizeof(file), "%s/some-bad.json", p.dir);
+    assert_non_null(f = fopen(file, "w"));
+    fprintf(f, "[{\"id\":\"one\",\"name\":\"One\",\"provider\":\"sim\"},"
+               "{\"id\":\"two\",\"name\":\"Two\",\"provider\":\"nope\"},"
+               "{\"id\":\"three\",\"name\":\"Three\",\"provider\":\"sim\"}]");
+    fclose(f);
+    assert_int_equal(h_run(import, out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "created one\n"));
+    assert_non_null(strstr(out, "myna: two: HTTP 400"));
+    assert_non_null(strstr(out, "created three\n"));
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1608,6 +1703,7 @@ int main(void)
         cmocka_unit_test(test_token_printed_terminal_safe),
         cmocka_unit_test(test_chat_pick_is_the_whole_line),
         cmocka_unit_test(test_chat_piped_refusal_fails_the_exit),
+        cmocka_unit_test(test_export_with_an_unloaded_instance_fails),
         cmocka_unit_test(test_token_unsendable_is_refused),
         cmocka_unit_test(test_import_takes_the_whole_file_or_nothing),
         cmocka_unit_test(test_import_huge_number_refused),
