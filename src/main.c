@@ -3,6 +3,7 @@
  * Exit codes: 0 clean stop, 1 runtime failure, 2 configuration error (a
  * supervisor must not restart on 2). */
 #include <curl/curl.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -125,6 +126,25 @@ static void say_error(const char *bot, const char *msg)
     fputc('\n', stderr);
 }
 
+/* rc, or 1 in place of a 0 when what the command printed did not all reach
+ * its standard output (a full disk, a closed descriptor): `myna instance
+ * export > backup.json` must not succeed with half a file. */
+static int output_written(int rc)
+{
+    int failed, e;
+
+    errno = 0;
+    failed = fflush(stdout) != 0;
+    e = errno;
+    if (!failed && !ferror(stdout))
+        return rc;
+    if (failed && e != 0)
+        fprintf(stderr, "myna: cannot write to standard output: %s\n", strerror(e));
+    else
+        fprintf(stderr, "myna: cannot write to standard output\n");
+    return rc == 0 ? 1 : rc;
+}
+
 /* The admin listener's URL for a command to call; -1 after saying why
  * not: an address without a port, or port 0 (a server takes any free
  * port then, which a client cannot know). */
@@ -166,11 +186,11 @@ static int cmd_serve(int argc, char **argv)
             myna_conf_help(stdout);
             printf("\n  --check-config   validate the settings and the instances file, then exit\n"
                    "  --dump-config    print the effective settings as a config file, then exit\n");
-            return 0;
+            return output_written(0);
         }
         if (strcmp(argv[i], serve_passthrough[PT_MARKDOWN]) == 0) {
             myna_conf_markdown(stdout);
-            return 0;
+            return output_written(0);
         }
     }
     if (myna_conf_load(&conf, argc, argv, environ, serve_passthrough, &seen, &err) != MYNA_OK) {
@@ -180,7 +200,7 @@ static int cmd_serve(int argc, char **argv)
     if (seen & (1u << PT_DUMP)) {
         myna_conf_dump(&conf, stdout);
         myna_conf_release(&conf);
-        return 0;
+        return output_written(0);
     }
     if (myna_conf_check_listeners(&conf, &err) != MYNA_OK) {
         say_error(NULL, err.msg);
@@ -205,7 +225,7 @@ static int cmd_serve(int argc, char **argv)
         printf("configuration ok: %zu instance(s)\n", instances.n);
         myna_instances_release(&instances);
         myna_conf_release(&conf);
-        return 0;
+        return output_written(0);
     }
     myna_instances_release(&instances);  /* checked; the master imports it */
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -732,7 +752,7 @@ int main(int argc, char **argv)
         for (int i = 2; i < argc; i++)
             if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
                 commands[c].usage(stdout);
-                return 0;
+                return output_written(0);
             }
         v = split_flags(argc - 2, argv + 2, &n);
         if (v == NULL) {
@@ -741,16 +761,17 @@ int main(int argc, char **argv)
         }
         rc = commands[c].run(n, v);
         free(v);
-        return rc;
+        /* a bot's standard output is its log file: its exit code is the supervisor's */
+        return commands[c].run == cmd_bot ? rc : output_written(rc);
     }
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("myna %s allocator=%s\n", MYNA_VERSION, allocator());
-        return 0;
+        return output_written(0);
     }
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
         usage(stdout);
-        return 0;
+        return output_written(0);
     }
     fprintf(stderr, "myna: unknown command '%s'\n\n", argv[1]);
     usage(stderr);

@@ -1586,19 +1586,29 @@ static void test_token_recover_enable(void **state)
     h_cleanup(&p);
 }
 
-/* `myna ARGS...` with its standard error in the file err_path: out gets
- * its standard output alone. The exit code. */
-static int run_apart(const char *const *args, const char *err_path, char *buf, size_t cap)
+/* `myna ARGS...` with the redirection redir (a shell's, as "2>FILE"): buf
+ * gets what is left of its standard output and error. The exit code. */
+static int run_redirected(const char *const *args, const char *redir, char *buf, size_t cap)
 {
     char script[400];
     const char *argv[32] = { "-c", script, MYNA_BIN };
     size_t n = 3;
 
-    snprintf(script, sizeof(script), "exec \"$0\" \"$@\" 2>'%s'", err_path);
+    snprintf(script, sizeof(script), "exec \"$0\" \"$@\" %s", redir);
     for (size_t i = 0; args[i] && n < 31; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
     return h_exec("/bin/sh", argv, NULL, buf, cap);
+}
+
+/* `myna ARGS...` with its standard error in the file err_path: buf gets
+ * its standard output alone. The exit code. */
+static int run_apart(const char *const *args, const char *err_path, char *buf, size_t cap)
+{
+    char redir[340];
+
+    snprintf(redir, sizeof(redir), "2>'%s'", err_path);
+    return run_redirected(args, redir, buf, cap);
 }
 
 /* An export (a backup: `myna instance export > backup.json`) with an
@@ -1681,6 +1691,33 @@ static void test_export_with_an_unloaded_instance_fails(void **state)
     h_cleanup(&p);
 }
 
+/* What a command prints must reach its standard output: an export to a
+ * full disk (/dev/full) said nothing and exited 0, leaving an empty backup. */
+static void test_output_that_cannot_be_written_fails(void **state)
+{
+    struct myna_proc p;
+    char admin[128];
+    const char *export[] = { "instance", "export", "--admin", admin, "--token", ADMIN_TOKEN,
+                             NULL };
+    const char *version[] = { "version", NULL };
+    const char *dump[] = { "serve", "--dump-config", NULL };
+
+    (void)state;
+    start_admin(&p, admin, sizeof(admin));
+    assert_int_equal(run_redirected(export, ">/dev/full", out, sizeof(out)), 1);
+    assert_string_equal(out, "myna: cannot write to standard output: No space left on device\n");
+    assert_int_equal(run_redirected(export, ">/dev/null", out, sizeof(out)), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(run_redirected(version, ">/dev/full", out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "cannot write to standard output"));
+    assert_int_equal(run_redirected(dump, ">/dev/full", out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "cannot write to standard output"));
+    assert_int_equal(run_redirected(dump, ">&-", out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "cannot write to standard output"));
+    assert_int_equal(h_stop(&p, SIGTERM), 0);
+    h_cleanup(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1704,6 +1741,7 @@ int main(void)
         cmocka_unit_test(test_chat_pick_is_the_whole_line),
         cmocka_unit_test(test_chat_piped_refusal_fails_the_exit),
         cmocka_unit_test(test_export_with_an_unloaded_instance_fails),
+        cmocka_unit_test(test_output_that_cannot_be_written_fails),
         cmocka_unit_test(test_token_unsendable_is_refused),
         cmocka_unit_test(test_import_takes_the_whole_file_or_nothing),
         cmocka_unit_test(test_import_huge_number_refused),
