@@ -53,23 +53,40 @@ struct myna_answerer {
 
 /* ---- tokens ------------------------------------------------------------- */
 
-/* Short words that carry no meaning for matching. Question words that do
- * (где, когда, сколько, where, when) are kept on purpose: they tell the
- * address, the hours and the prices apart. Lowercase, ё written е, sorted
- * by bytes for bsearch. */
+/* Short words that carry no meaning for matching, in English, Russian,
+ * Spanish, Portuguese, Ukrainian and Kazakh: articles, prepositions,
+ * conjunctions, pronouns, auxiliaries, and the question words that name no
+ * topic (what, how: что, que, qual, як, қалай). Question words that do
+ * (где, когда, сколько, where, when, dónde, cuándo, cuánto, onde, quando,
+ * де, коли, скільки, қайда, қашан, қанша) are kept on purpose: they tell
+ * the address, the hours and the prices apart. A word that is content in
+ * another of these languages stays out: Portuguese "no" (English "no") and
+ * "pelo" (Spanish "hair"), Kazakh "осы" (Russian "wasps"). Written as the
+ * tokenizer sees them before stemming: lowercase, ё as е, Latin letters
+ * without accents (cuál is cual, são is sao). Sorted by bytes for bsearch. */
 static const char *const stopwords[] = {
-    "a", "about", "am", "an", "and", "any", "are", "aren", "as", "at", "be", "been", "but",
-    "by", "can", "could", "did", "do", "does", "doesn", "don", "for", "from", "get", "got",
-    "had", "has", "have", "how", "i", "if", "in", "is", "isn", "it", "its", "just", "ll",
-    "may", "me", "my", "of", "on", "or", "our", "please", "re", "so", "some", "that", "the",
-    "there", "these", "this", "those", "to", "us", "ve", "was", "we", "were", "what", "will",
-    "with", "would", "you", "your", "yours", "а", "без", "бы", "был", "была", "быть", "вам",
-    "вас", "ваш", "ваша", "ваше", "вашей", "ваши", "во", "вы", "да", "для", "до", "если",
-    "есть", "еще", "же", "за", "и", "из", "или", "как", "какая", "какие", "какое", "какой",
-    "какую", "ко", "ли", "меня", "мне", "можно", "мы", "на", "нам", "нас", "не", "ни", "но",
-    "о", "об", "он", "она", "они", "оно", "от", "по", "под", "подскажите", "пожалуйста", "при",
-    "про", "с", "скажите", "со", "так", "там", "то", "тоже", "тут", "у", "уже", "что", "это",
-    "я",
+    "a", "about", "al", "am", "an", "and", "any", "ao", "aos", "are", "aren", "as", "at", "be",
+    "been", "but", "by", "can", "com", "como", "con", "could", "cual", "cuales", "da", "das", "de",
+    "del", "did", "do", "does", "doesn", "don", "dos", "e", "el", "em", "en", "es", "esta",
+    "estan", "estao", "este", "esto", "eu", "favor", "for", "from", "get", "got", "had", "has",
+    "have", "how", "i", "if", "in", "is", "isn", "isso", "isto", "it", "its", "just", "la", "las",
+    "le", "les", "ll", "lo", "los", "may", "me", "meu", "mi", "minha", "mis", "my", "na", "nas",
+    "nos", "o", "of", "on", "or", "os", "ou", "our", "para", "please", "pode", "podem", "por",
+    "posso", "puede", "pueden", "puedo", "quais", "qual", "que", "re", "sao", "se", "seu", "si",
+    "so", "some", "son", "su", "sua", "sus", "te", "tem", "that", "the", "there", "these", "this",
+    "those", "tiene", "tienen", "to", "tu", "tus", "um", "uma", "umas", "un", "una", "unas",
+    "unos", "uns", "us", "usted", "ustedes", "ve", "voce", "voces", "was", "we", "were", "what",
+    "will", "with", "would", "y", "yo", "you", "your", "yours", "а", "або", "але", "ба", "бе",
+    "без", "бен", "бы", "был", "была", "быть", "біз", "біздің", "бұл", "в", "вам", "вас", "ваш",
+    "ваша", "ваше", "вашей", "ваши", "ваші", "вже", "ви", "во", "вы", "від", "да", "для", "до",
+    "если", "есть", "еще", "же", "және", "з", "за", "и", "из", "или", "й", "как", "какая", "какие",
+    "какое", "какой", "какую", "ко", "ли", "ма", "ме", "мен", "мене", "меня", "мені", "ми", "мне",
+    "можна", "можно", "мы", "на", "нам", "нас", "не", "ни", "но", "о", "об", "ол", "он", "она",
+    "они", "оно", "от", "па", "пе", "пен", "по", "под", "подскажите", "пожалуйста", "при", "про",
+    "підкажіть", "с", "сен", "скажите", "скажіть", "со", "сіз", "сізге", "сізде", "сіздер",
+    "сіздің", "та", "так", "також", "там", "то", "тоже", "тут", "у", "уже", "це", "цей", "ця",
+    "ці", "чи", "что", "ще", "що", "это", "я", "як", "яка", "яке", "який", "якщо", "які", "є", "і",
+    "қалай", "қандай", "үшін",
 };
 
 /* The code point at s[0..n) and its length; a byte that starts no valid
@@ -100,7 +117,7 @@ static int is_digit(uint32_t c)
 }
 
 /* Latin (ASCII, Latin-1, Extended-A/B) and Cyrillic letters; the FAQ is
- * Russian or English, every other character separates words. */
+ * in a language written with them, every other character separates words. */
 static int is_letter(uint32_t c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -174,6 +191,12 @@ static double word_factor(const char *stem)
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char *const *myna_answerer__stopwords(size_t *n)
+{
+    *n = sizeof(stopwords) / sizeof(stopwords[0]);
+    return stopwords;
 }
 
 static int is_stopword(const char *w)

@@ -61,8 +61,9 @@ void myna_answerer_free(struct myna_answerer *a);   /* NULL ok */
  * letters and digits between separators (anything else, emoji included),
  * lowercased (ASCII, Latin-1 and Extended-A, Cyrillic with ё -> е), Latin
  * letters without their accents (cuánto -> cuanto, preço -> preco, ş -> s,
- * also ø ł đ ı), stopwords and single
- * letters dropped, and stemmed:
+ * also ø ł đ ı), stopwords (English, Russian, Spanish, Portuguese,
+ * Ukrainian and Kazakh function words: the, что, el, você, що, бұл) and
+ * single letters dropped, and stemmed:
  *   Russian: the longest inflectional ending goes if 3 letters stay
  *            (цена/цены/цену -> цен), the word is cut to 5 letters
  *            (записаться/запись -> запис), and a final ш becomes с, ж and ч
@@ -77,5 +78,9 @@ void myna_answerer_free(struct myna_answerer *a);   /* NULL ok */
  * free(*tokens) releases all (NULL when *n is 0). MYNA_OK, MYNA_EINVAL
  * (NULL argument), MYNA_ENOMEM. */
 int myna_answerer_tokens(const char *text, char ***tokens, size_t *n);
+
+/* Internal to src/ai and its tests: the stopwords, lowercase and without
+ * accents as tokens are before stemming, sorted by bytes; *n of them. */
+const char *const *myna_answerer__stopwords(size_t *n);
 
 #endif

@@ -1,6 +1,7 @@
 /* test_answerer.c - the built-in FAQ answerer on a barbershop FAQ in Russian
  * and English: normalization and stemming of word forms, realistic customer
- * questions with other word forms and extra words, off-topic text that must
+ * questions with other word forms and extra words, the function words of
+ * Spanish, Portuguese, Ukrainian and Kazakh, off-topic text that must
  * not be answered, the margin around MYNA_ANSWERER_THRESHOLD, edge inputs
  * (empty, emoji, very long, invalid UTF-8), argument checks, ties, and that
  * the answerer owns copies of everything (ASan sees a use after free). */
@@ -160,6 +161,34 @@ static void test_tokens_stopwords_and_letters(void **state)
     check_tokens("а вы работаете?", "работ");
     check_tokens("x y z 5 лет", "5 лет");
     check_tokens("don't I'm what's", "");
+    /* Spanish, Portuguese, Ukrainian, Kazakh, accents and case aside */
+    check_tokens("¿CUÁL es el precio DEL corte?", "precio cort");
+    check_tokens("Qual é o preço do corte? São vocês?", "preco cort");
+    check_tokens("Що це коштує? Як у вас з парковкою?", "коштує парко");
+    check_tokens("Бұл не? Сіздің мекенжайыңыз қандай?", "мекенжайыңыз");
+    /* content words of one language that are function words of another */
+    check_tokens("no pelo", "no pelo");
+}
+
+/* bsearch finds only what is sorted by bytes, and an entry can only meet a
+ * word as the tokenizer gives it (lowercase, no accents): each one alone
+ * leaves no token. */
+static void test_stopwords_sorted_and_reachable(void **state)
+{
+    size_t n, i, nt;
+    const char *const *sw = myna_answerer__stopwords(&n);
+    char **tok;
+
+    (void)state;
+    assert_true(n > 0);
+    for (i = 0; i < n; i++) {
+        if (i > 0 && strcmp(sw[i - 1], sw[i]) >= 0)
+            fail_msg("stopwords out of order: '%s' before '%s'", sw[i - 1], sw[i]);
+        assert_int_equal(myna_answerer_tokens(sw[i], &tok, &nt), MYNA_OK);
+        if (nt != 0)
+            fail_msg("stopword '%s' gives the token '%s'", sw[i], tok[0]);
+        free(tok);
+    }
 }
 
 /* Customers type Spanish, Portuguese, Kazakh Latin without the accents the
@@ -477,6 +506,88 @@ static void test_question_words_weigh_half(void **state)
     myna_answerer_free(a);
 }
 
+/* Spanish, Portuguese, Ukrainian and Kazakh questions share their function
+ * words (cuál es el, qual é o, що, як, сіздің ... қандай): the content
+ * words pick the entry, and text that shares only function words with an
+ * entry gets none. */
+enum { ES_HOURS, ES_PRICES, ES_WHERE, PT_HOURS, PT_PRICES, PT_WHERE, UK_PRICES, UK_WHERE,
+       UK_BOOKING, UK_HOURS, UK_INCLUDED, KK_PRICES, KK_BOOKING, KK_WHERE, KK_SUNDAY, N_MULTI };
+
+static const struct myna_faq_entry multilingual[N_MULTI] = {
+    [ES_HOURS] = { QS("¿Cuál es el horario?"), "es hours" },
+    [ES_PRICES] = { QS("¿Cuál es el precio del corte?"), "es prices" },
+    [ES_WHERE] = { QS("¿Dónde están ustedes?"), "es where" },
+    [PT_HOURS] = { QS("Qual é o horário de funcionamento?"), "pt hours" },
+    [PT_PRICES] = { QS("Qual é o preço do corte de cabelo?"), "pt prices" },
+    [PT_WHERE] = { QS("Onde vocês estão?"), "pt where" },
+    [UK_PRICES] = { QS("Скільки коштує стрижка?"), "uk prices" },
+    [UK_WHERE] = { QS("Як до вас дістатися?"), "uk where" },
+    [UK_BOOKING] = { QS("Як записатися на стрижку?"), "uk booking" },
+    [UK_HOURS] = { QS("Коли ви працюєте?"), "uk hours" },
+    [UK_INCLUDED] = { QS("Що входить у стрижку?"), "uk included" },
+    [KK_PRICES] = { QS("Шаш алу қанша тұрады?"), "kk prices" },
+    [KK_BOOKING] = { QS("Қалай жазылуға болады?"), "kk booking" },
+    [KK_WHERE] = { QS("Сіздің мекенжайыңыз қандай?"), "kk where" },
+    [KK_SUNDAY] = { QS("Сіз жексенбі күні жұмыс істейсіз бе?"), "kk sunday" },
+};
+
+static void test_other_languages_function_words(void **state)
+{
+    static const struct {
+        const char *text;
+        int entry;
+    } reach[] = {
+        { "¿Cuáles son los precios de los cortes de cabello?", ES_PRICES },
+        { "¿Cuál es el horario del sábado?", ES_HOURS },
+        { "¿Dónde están?", ES_WHERE },
+        { "Qual é o valor do corte de cabelo?", PT_PRICES },
+        { "Qual o horário de funcionamento no sábado?", PT_HOURS },
+        { "Onde vocês estão localizados?", PT_WHERE },
+        { "Що це коштує?", UK_PRICES },
+        { "Як дістатися до вас від метро?", UK_WHERE },
+        { "Ви працюєте в неділю?", UK_HOURS },
+        { "Мекенжайыңыз қандай?", KK_WHERE },
+        { "Сіз жексенбі күні ашықсыз ба?", KK_SUNDAY },
+        { "Шаш алу бағасы қанша?", KK_PRICES },
+    };
+    static const char *const none[] = {
+        "¿Cuál es la contraseña del wifi?",
+        "¿Es usted el dueño?",
+        "Qual é a senha do wifi de vocês?",
+        "Como é o nome de vocês?",
+        "Як у вас справи?",
+        "Що у вас з парковкою?",
+        "Сіздің атыңыз қандай?",
+    };
+    struct myna_err err = MYNA_ERR_INIT;
+    struct myna_answerer *a = myna_answerer_new(multilingual, N_MULTI, MYNA_ANSWERER_THRESHOLD,
+                                                &err);
+    size_t i;
+
+    (void)state;
+    if (a == NULL)
+        fail_msg("answerer: %s", err.msg);
+    for (i = 0; i < N_MULTI; i++)
+        assert_true(myna_answerer_can_match(a, i, 0));
+    for (i = 0; i < N_ELEMS(reach); i++) {
+        double score = -1.0;
+        const char *ans = myna_answerer_answer(a, reach[i].text, &score);
+        const char *want = multilingual[reach[i].entry].answer;
+
+        if (ans == NULL || strcmp(ans, want) != 0)
+            fail_msg("'%s' (score %.3f): got '%s', want '%s'", reach[i].text, score,
+                     ans != NULL ? ans : "(none)", want);
+    }
+    for (i = 0; i < N_ELEMS(none); i++) {
+        double score = -1.0;
+        const char *ans = myna_answerer_answer(a, none[i], &score);
+
+        if (ans != NULL)
+            fail_msg("'%s' (score %.3f) answered '%s'", none[i], score, ans);
+    }
+    myna_answerer_free(a);
+}
+
 /* The score comes back whether or not the entry answers. */
 static void test_score_set_below_threshold(void **state)
 {
@@ -605,6 +716,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokens_lowercase_and_split),
         cmocka_unit_test(test_tokens_stopwords_and_letters),
+        cmocka_unit_test(test_stopwords_sorted_and_reachable),
         cmocka_unit_test(test_tokens_without_accents),
         cmocka_unit_test(test_tokens_russian_stems),
         cmocka_unit_test(test_tokens_english_stems),
@@ -621,6 +733,7 @@ int main(void)
         cmocka_unit_test(test_can_match),
         cmocka_unit_test(test_ties_go_to_earlier_entry),
         cmocka_unit_test(test_question_words_weigh_half),
+        cmocka_unit_test(test_other_languages_function_words),
         cmocka_unit_test(test_score_set_below_threshold),
         cmocka_unit_test(test_invalid_faq),
         cmocka_unit_test(test_copies_everything),
