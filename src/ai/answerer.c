@@ -690,15 +690,18 @@ static double dot(const size_t *ids, const double *w, size_t n, const struct var
     return sum;
 }
 
-const char *myna_answerer_answer(const struct myna_answerer *a, const char *text, double *score)
+/* The entry that best matches text, whatever its score (SIZE_MAX when
+ * nothing scores above 0, or out of memory); *score gets its score, and
+ * *n_known (if not NULL) the number of distinct tokens of text that some
+ * question uses: 0 means no variant was compared. */
+static size_t best_entry(const struct myna_answerer *a, const char *text, double *score,
+                         size_t *n_known)
 {
     char **tok = NULL;
     size_t nt = 0, nq = 0, v, best = SIZE_MAX, *ids = NULL;
     double *w = NULL, qnorm, best_score = 0.0;
 
-    if (score != NULL)
-        *score = 0.0;
-    if (a == NULL || text == NULL || myna_answerer_tokens(text, &tok, &nt) != MYNA_OK || nt == 0)
+    if (myna_answerer_tokens(text, &tok, &nt) != MYNA_OK || nt == 0)
         goto out;
     ids = malloc(nt * sizeof(*ids));
     w = malloc(nt * sizeof(*w));
@@ -721,13 +724,164 @@ const char *myna_answerer_answer(const struct myna_answerer *a, const char *text
             best = var->entry;
         }
     }
-    if (score != NULL)
-        *score = best_score;
 out:
     free(tok);
     free(ids);
     free(w);
-    if (best == SIZE_MAX || best_score < a->threshold)
-        return NULL;
-    return a->answers[best];
+    *score = best_score;
+    if (n_known != NULL)
+        *n_known = nq;
+    return best;
+}
+
+const char *myna_answerer_answer(const struct myna_answerer *a, const char *text, double *score)
+{
+    double s = 0.0;
+    size_t e = a != NULL && text != NULL ? best_entry(a, text, &s, NULL) : SIZE_MAX;
+
+    if (score != NULL)
+        *score = s;
+    return e == SIZE_MAX || s < a->threshold ? NULL : a->answers[e];
+}
+
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Whether a sentence of text ends before text[j]: at a line break, or at
+ * a blank after a sentence end (so that "3.5" and "barber.example" stay
+ * whole). myna_ends_sentence tells which marks end one. */
+static int sentence_cut(const char *text, size_t j)
+{
+    return text[j] == '\n' || text[j] == '\r' ||
+           (is_blank(text[j]) && myna_ends_sentence(text, j));
+}
+
+/* Tokens compared with the FAQ over one text's sentences, alone and
+ * joined: each costs a merge with every variant. */
+#define SCAN_TOKENS_MAX (2 * MYNA_ANSWERER_MAX_TOKENS)
+
+/* Matching a text sentence by sentence: the question being read is
+ * s[start..) with its best entry and score. */
+struct asking {
+    const struct myna_answerer *a;
+    char *s;                 /* a copy of the text, cut at a span's end to read it */
+    const char **answers;
+    size_t n, max;
+    double low;              /* the lowest score among answers */
+    size_t n_sent, n_tok;    /* sentences and tokens compared */
+    size_t start, entry;
+    double score;
+    int open;                /* a question is being read */
+};
+
+/* The best entry of s[from..to), counting the tokens compared. */
+static size_t match_span(struct asking *q, size_t from, size_t to, double *score,
+                         size_t *known)
+{
+    char c = q->s[to];
+    size_t e, k;
+
+    q->s[to] = '\0';
+    e = best_entry(q->a, q->s + from, score, &k);
+    q->s[to] = c;
+    q->n_tok += k;
+    if (known != NULL)
+        *known = k;
+    return e;
+}
+
+/* The question read so far gives its answer, once, if it matched. */
+static void close_question(struct asking *q)
+{
+    size_t k;
+
+    if (!q->open)
+        return;
+    q->open = 0;
+    if (q->entry == SIZE_MAX || q->score < q->a->threshold || q->n >= q->max)
+        return;
+    for (k = 0; k < q->n; k++)
+        if (strcmp(q->answers[k], q->a->answers[q->entry]) == 0)
+            return;
+    q->answers[q->n++] = q->a->answers[q->entry];
+    if (q->score < q->low)
+        q->low = q->score;
+}
+
+/* Sentence s[from..to): it continues the question before it when the two
+ * together match better than it alone, and either the same entry as that
+ * question or better than that question alone too: "Детей? Стрижёте?" and
+ * "Во сколько? Открываетесь?" are one question each, "Сколько стоит
+ * стрижка? А детская?" two. Else it starts a question. */
+static void read_sentence(struct asking *q, size_t from, size_t to)
+{
+    double si, sj;
+    size_t ei, ej, known;
+
+    ei = match_span(q, from, to, &si, &known);
+    if (known == 0)
+        return;   /* no word any question uses: "Hi!", "Спасибо!" */
+    q->n_sent++;
+    if (q->open) {
+        ej = match_span(q, q->start, to, &sj, NULL);
+        if (ej != SIZE_MAX && sj > si && (ej == q->entry || sj > q->score)) {
+            if (sj > q->score)
+                q->score = sj;
+            q->entry = ej;
+            return;
+        }
+        close_question(q);
+    }
+    q->open = 1;
+    q->start = from;
+    q->entry = ei;
+    q->score = si;
+}
+
+size_t myna_answerer_answer_all(const struct myna_answerer *a, const char *text,
+                                const char **answers, size_t max, double *score)
+{
+    struct asking q;
+    size_t len, from = 0, j, e;
+    double sc = 0.0;
+
+    if (score != NULL)
+        *score = 0.0;
+    if (a == NULL || text == NULL || answers == NULL || max == 0)
+        return 0;
+    len = strlen(text);
+    memset(&q, 0, sizeof(q));
+    q.a = a;
+    q.answers = answers;
+    q.max = max;
+    q.low = 1.0;
+    if ((q.s = malloc(len + 1)) == NULL)
+        return 0;
+    memcpy(q.s, text, len + 1);
+    for (j = 0; j <= len && q.n < max && q.n_sent < MYNA_ANSWERER_MAX_SENTENCES &&
+                q.n_tok < SCAN_TOKENS_MAX; j++) {
+        if (j < len && !sentence_cut(text, j))
+            continue;
+        if (j > from)
+            read_sentence(&q, from, j);
+        from = j + 1;
+    }
+    close_question(&q);
+    free(q.s);
+    if (q.n > 0) {
+        if (score != NULL)
+            *score = q.low;
+        return q.n;
+    }
+    /* no sentence, nor sentences read together: the whole text, as
+     * myna_answerer_answer reads it */
+    e = best_entry(a, text, &sc, NULL);
+    if (score != NULL)
+        *score = sc;
+    if (e == SIZE_MAX || sc < a->threshold)
+        return 0;
+    answers[0] = a->answers[e];
+    return 1;
 }

@@ -25,6 +25,11 @@
 #define MYNA_ANSWERER_THRESHOLD 0.35
 /* Tokens read from one text; the rest of a longer text is ignored. */
 #define MYNA_ANSWERER_MAX_TOKENS 1000
+/* Answers one reply gives to a turn of several questions: the bot's max. */
+#define MYNA_ANSWERER_MAX_ANSWERS 3
+/* Sentences of one text matched alone, among those with a word some
+ * question uses (each costs a scan of the FAQ); the rest are not. */
+#define MYNA_ANSWERER_MAX_SENTENCES 16
 
 struct myna_faq_entry {
     const char *const *questions;   /* n_questions ways of asking */
@@ -47,6 +52,30 @@ struct myna_answerer *myna_answerer_new(const struct myna_faq_entry *faq, size_t
  * threshold, text is NULL or out of memory. *score (if score is not NULL)
  * gets the best score in [0, 1] either way. Ties go to the earlier entry. */
 const char *myna_answerer_answer(const struct myna_answerer *a, const char *text, double *score);
+
+/* The answers to each question of text, a turn that may ask several
+ * things at once ("Сколько стоит стрижка? И где вы находитесь?"): text is
+ * cut into sentences, at line breaks and at a blank after a sentence end
+ * (myna_ends_sentence: . ! ? ...), and each sentence is matched alone as
+ * by myna_answerer_answer, so that a greeting or a thank-you sentence
+ * matches nothing and pulls in no answer. A sentence that matches better
+ * together with the question before it than alone, and either the same
+ * entry as that question or better than it too, continues it ("Детей?
+ * Стрижёте?" is one question, "Сколько стоит стрижка? А детская?" two).
+ * The answers of the questions that match go to answers[0..n) (borrowed:
+ * they live with the answerer) in the order they were asked, each once
+ * (entries asked twice, or with the same answer text, give it once), at
+ * most max; n is returned. When none matches, the whole text is matched
+ * as one, so that whatever myna_answerer_answer answers gets an answer
+ * here too.
+ * At most MYNA_ANSWERER_MAX_SENTENCES sentences with a word some question
+ * uses are read, and 2 * MYNA_ANSWERER_MAX_TOKENS of their words (alone
+ * and joined) compared with the FAQ; the rest is not read. *score (if not NULL): the
+ * lowest score among the answers given, or when none, the whole text's best
+ * score, in [0, 1]. 0 when nothing matches, for a NULL argument, max 0, or
+ * out of memory. */
+size_t myna_answerer_answer_all(const struct myna_answerer *a, const char *text,
+                                const char **answers, size_t max, double *score);
 
 /* 1 when question q of FAQ entry e (as given to myna_answerer_new) can
  * match a message; 0 when no token is left of it (only stopwords, single

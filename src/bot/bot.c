@@ -1573,6 +1573,42 @@ static void answer_later(struct answering *a)
     answer_flushed(a);
 }
 
+/* Without an LLM: the FAQ's answer to each question of the turn, one
+ * paragraph each, in the order asked; the fallback when none matches. */
+static void faq_answer(struct answering *a)
+{
+    struct bot *b = a->b;
+    const char *answers[MYNA_ANSWERER_MAX_ANSWERS];
+    double score = 0;
+    size_t n = 0, len = 0, i;
+    char *reply = NULL;
+
+    if (b->faq) {
+        n = myna_answerer_answer_all(b->faq, a->text, answers, MYNA_ANSWERER_MAX_ANSWERS,
+                                     &score);
+        MYNA_LOG(MYNA_INFO, "faq_matched", "instance=%s answers=%zu score=%.2f", b->in->id, n,
+                 score);
+    }
+    for (i = 0; i < n; i++)
+        len += strlen(answers[i]) + 2;
+    if (n > 1 && (reply = malloc(len + 1)) != NULL) {
+        for (i = 0, len = 0; i < n; i++) {
+            size_t l = strlen(answers[i]);
+            if (i > 0) {
+                memcpy(reply + len, "\n\n", 2);
+                len += 2;
+            }
+            memcpy(reply + len, answers[i], l);
+            len += l;
+        }
+        reply[len] = '\0';
+    }
+    mark_read(b, a->lane->contact, a->last_wamid, 0);
+    /* out of memory for the joined reply: the first answer still goes */
+    finish_turn(a, reply ? reply : n ? answers[0] : b->in->fallback_text);
+    free(reply);
+}
+
 static void answer(struct answering *a)
 {
     struct bot *b = a->b;
@@ -1601,10 +1637,7 @@ static void answer(struct answering *a)
         return;
     }
     if (!in->llm.enabled) {
-        double score = 0;
-        const char *reply = b->faq ? myna_answerer_answer(b->faq, a->text, &score) : NULL;
-        mark_read(b, a->lane->contact, a->last_wamid, 0);
-        finish_turn(a, reply ? reply : in->fallback_text);
+        faq_answer(a);
         return;
     }
     switch (rate_limited(b, a)) {

@@ -493,6 +493,30 @@ static void next_turn(void)
     nanosleep(&gap, NULL);
 }
 
+/* Two questions in two messages of one burst, no LLM: one reply with both
+ * FAQ answers, in the order asked, a blank line between. */
+static void test_faq_answers_each_question(void **state)
+{
+    struct fx *f = *state;
+    char sent[8][512];
+    struct timespec settle = { 0, (WINDOW_MS * 3) * 1000000L };
+
+    post_text(f, "79161234567", "wamid.faq2-1", "Здравствуйте! Где вы находитесь?");
+    post_text(f, "79161234567", "wamid.faq2-2", "И сколько стоит стрижка?");
+    wait_sent(f, 1);
+    nanosleep(&settle, NULL);  /* nothing else may follow */
+    assert_int_equal(sent_texts(f, sent, 8), 1);
+    assert_string_equal(sent[0], "Тверская, 1.\n\nМужская стрижка стоит 1500 ₽.");
+    assert_true(h_bot_log_contains(&f->p, "conv", "event=faq_matched instance=conv answers=2 "));
+    /* a greeting alone pulls in no answer: the fallback */
+    next_turn();
+    post_text(f, "79161234567", "wamid.faq2-3", "Спасибо! Хорошего дня!");
+    wait_sent(f, 2);
+    assert_int_equal(sent_texts(f, sent, 8), 2);
+    assert_string_equal(sent[1], "Администратор скоро ответит.");
+    assert_true(h_bot_log_contains(&f->p, "conv", "event=faq_matched instance=conv answers=0 "));
+}
+
 static void test_rate_limit_notice_then_silence(void **state)
 {
     struct fx *f = *state;
@@ -2355,6 +2379,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_statuses_reach_the_outbox, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_send_without_status_is_flagged, setup_silent, teardown),
         cmocka_unit_test_setup_teardown(test_faq_answers_without_llm, setup_faq, teardown),
+        cmocka_unit_test_setup_teardown(test_faq_answers_each_question, setup_faq, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_of_the_bot_answers_each_once, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_of_the_master_answers_each_once, setup_llm, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_notice_then_silence, setup_rate, teardown),

@@ -6,7 +6,10 @@
  * answers, consistent with the threshold; the tokens must be at most
  * MYNA_ANSWERER_MAX_TOKENS non-empty, bounded strings of valid UTF-8 with no
  * ASCII capitals, separators or accented Latin letters. The input as an FAQ question can match
- * exactly when it has tokens, and then the same text gets its answer. */
+ * exactly when it has tokens, and then the same text gets its answer.
+ * myna_answerer_answer_all gives at most max distinct FAQ answers, the
+ * first ones of a larger max, at least the one myna_answerer_answer gives,
+ * exactly that one for a text of one sentence, and none without tokens. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 
 #include "ai/answerer.h"
 #include "core/err.h"
+#include "core/util.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -73,6 +77,56 @@ static int token_ok(const char *t)
     return 1;
 }
 
+/* 1 when text has no sentence end that myna_answerer_answer_all cuts at:
+ * a line break, or a blank after an end of sentence. */
+static int one_sentence(const char *text)
+{
+    size_t j;
+
+    for (j = 0; text[j] != '\0'; j++) {
+        char c = text[j];
+        if (c == '\n' || c == '\r')
+            return 0;
+        if ((c == ' ' || c == '\t' || c == '\v' || c == '\f') && myna_ends_sentence(text, j))
+            return 0;
+    }
+    return 1;
+}
+
+/* myna_answerer_answer_all's invariants; ans is myna_answerer_answer's. */
+static void check_all(struct myna_answerer *a, const char *text, const char *ans, size_t n_tok)
+{
+    const char *got[MYNA_ANSWERER_MAX_ANSWERS], *first[1];
+    double score = -1.0;
+    size_t n = myna_answerer_answer_all(a, text, got, MYNA_ANSWERER_MAX_ANSWERS, &score), i, k;
+
+    CHECK(n <= MYNA_ANSWERER_MAX_ANSWERS);
+    CHECK(score >= 0.0 && score <= 1.0);
+    if (n > 0)
+        CHECK(score >= MYNA_ANSWERER_THRESHOLD);
+    for (i = 0; i < n; i++) {
+        for (k = 0; k < N_FAQ && got[i] != faq[k].answer && strcmp(got[i], faq[k].answer) != 0;
+             k++) {
+        }
+        CHECK(k < N_FAQ - 1);
+        for (k = 0; k < i; k++)
+            CHECK(strcmp(got[i], got[k]) != 0);
+    }
+    if (ans != NULL)
+        CHECK(n >= 1);
+    if (n_tok == 0)
+        CHECK(n == 0 && score == 0.0);
+    if (one_sentence(text)) {
+        CHECK(n == (ans != NULL));
+        if (n == 1)
+            CHECK(got[0] == ans);
+    }
+    CHECK(myna_answerer_answer_all(a, text, first, 1, NULL) == (n > 0));
+    if (n > 0)
+        CHECK(first[0] == got[0]);
+    CHECK(myna_answerer_answer_all(a, text, first, 0, NULL) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct myna_answerer *a = fuzz_answerer();
@@ -103,6 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* no tokens, no answer */
     if (n == 0)
         CHECK(ans == NULL && score == 0.0);
+    check_all(a, text, ans, n);
     {
         const char *const qs[] = { text };
         const struct myna_faq_entry own = { qs, 1, "own" };
@@ -111,8 +166,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(b != NULL);
         CHECK(myna_answerer_can_match(b, 0, 0) == (n > 0));
         CHECK(!myna_answerer_can_match(b, 0, 1) && !myna_answerer_can_match(b, 1, 0));
-        if (n > 0)
+        if (n > 0) {
+            const char *got[MYNA_ANSWERER_MAX_ANSWERS];
             CHECK(myna_answerer_answer(b, text, NULL) != NULL);
+            CHECK(myna_answerer_answer_all(b, text, got, MYNA_ANSWERER_MAX_ANSWERS, NULL) == 1);
+            CHECK(strcmp(got[0], "own") == 0);
+        }
         myna_answerer_free(b);
     }
     free(tok);

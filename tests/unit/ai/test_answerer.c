@@ -606,6 +606,183 @@ static void test_score_set_below_threshold(void **state)
     myna_answerer_free(a);
 }
 
+/* ---- several questions in one turn -------------------------------------- */
+
+/* The answers of text (at most max) must be those of the entries
+ * want[0..n_want), in that order; the score fits them. */
+static void check_all(const struct myna_answerer *a, const char *text, size_t max,
+                      const int *want, size_t n_want)
+{
+    const char *got[8];
+    double score = -1.0;
+    size_t n, i;
+
+    assert_true(max <= 8);
+    n = myna_answerer_answer_all(a, text, got, max, &score);
+    if (n != n_want)
+        fail_msg("'%s': %zu answers (first '%s'), want %zu", text, n, n ? got[0] : "(none)",
+                 n_want);
+    for (i = 0; i < n; i++)
+        if (strcmp(got[i], barbershop[want[i]].answer) != 0)
+            fail_msg("'%s': answer %zu is '%s', want '%s'", text, i, got[i],
+                     barbershop[want[i]].answer);
+    assert_true(score >= 0.0 && score <= 1.0);
+    if (n > 0)
+        assert_true(score >= MYNA_ANSWERER_THRESHOLD);
+}
+
+#define CHECK_ALL(a, text, ...) \
+    check_all((a), (text), 8, (const int[]){ __VA_ARGS__ }, \
+              sizeof((const int[]){ __VA_ARGS__ }) / sizeof(int))
+
+static void test_all_two_questions_in_order(void **state)
+{
+    struct myna_answerer *a = new_barbershop(MYNA_ANSWERER_THRESHOLD);
+
+    (void)state;
+    /* the whole text picks one entry only: the other question goes unanswered */
+    assert_string_equal(myna_answerer_answer(a, "Здравствуйте! Сколько стоит стрижка? И где вы "
+                                                "находитесь?", NULL),
+                        barbershop[RU_ADDRESS].answer);
+    CHECK_ALL(a, "Здравствуйте! Сколько стоит стрижка? И где вы находитесь?", RU_PRICES,
+              RU_ADDRESS);
+    CHECK_ALL(a, "Где вы находитесь? Сколько стоит стрижка?", RU_ADDRESS, RU_PRICES);
+    /* two messages of one burst, joined with a space */
+    CHECK_ALL(a, "What are your opening hours? How much is a haircut?", EN_HOURS, EN_PRICES);
+    CHECK_ALL(a, "How much is a haircut? Do you trim beards?", EN_PRICES, EN_BEARD);
+    /* a line break ends a sentence without a mark */
+    CHECK_ALL(a, "Где вы находитесь\nсколько стоит стрижка", RU_ADDRESS, RU_PRICES);
+    CHECK_ALL(a, "Где вы находитесь\r\nсколько стоит стрижка", RU_ADDRESS, RU_PRICES);
+    /* the same words as one question again, a question that builds on one
+     * before it with another subject */
+    CHECK_ALL(a, "Сколько стоит стрижка? А детская?", RU_PRICES, RU_KIDS);
+    CHECK_ALL(a, "Цены… А где вы находитесь!", RU_PRICES, RU_ADDRESS);
+    /* no blank after the mark: one sentence (an address, a number) */
+    CHECK_ALL(a, "Где вы находитесь?сколько стоит стрижка", RU_ADDRESS);
+    myna_answerer_free(a);
+}
+
+static void test_all_same_entry_once(void **state)
+{
+    struct myna_answerer *a = new_barbershop(MYNA_ANSWERER_THRESHOLD);
+    const struct myna_faq_entry twins[2] = {
+        { QS("Где вы находитесь?"), "Тверская, 7." },
+        { QS("How do I find you?"), "Тверская, 7." },
+    };
+    struct myna_answerer *t = myna_answerer_new(twins, 2, MYNA_ANSWERER_THRESHOLD, NULL);
+    const char *got[4];
+
+    (void)state;
+    CHECK_ALL(a, "Сколько стоит стрижка? Какие у вас цены?", RU_PRICES);
+    CHECK_ALL(a, "цены? где вы находитесь? а цены?", RU_PRICES, RU_ADDRESS);
+    /* two entries with the same answer: it goes once */
+    assert_non_null(t);
+    assert_int_equal(myna_answerer_answer_all(t, "Где вы находитесь? How do I find you?", got, 4,
+                                              NULL), 1);
+    assert_string_equal(got[0], "Тверская, 7.");
+    myna_answerer_free(t);
+    myna_answerer_free(a);
+}
+
+static void test_all_greeting_pulls_nothing(void **state)
+{
+    struct myna_answerer *a = new_barbershop(MYNA_ANSWERER_THRESHOLD);
+    const char *got[4];
+    double score = -1.0;
+
+    (void)state;
+    CHECK_ALL(a, "Hi! How much is a haircut? Thanks!", EN_PRICES);
+    CHECK_ALL(a, "Спасибо! Где вы находитесь?", RU_ADDRESS);
+    CHECK_ALL(a, "Здравствуйте!\nЗапишите меня на субботу.\nСпасибо!", RU_BOOKING);
+    /* a greeting and a thank-you alone: nothing, the score is the text's */
+    assert_int_equal(myna_answerer_answer_all(a, "Здравствуйте! Спасибо!", got, 4, &score), 0);
+    assert_true(score >= 0.0 && score < MYNA_ANSWERER_THRESHOLD);
+    assert_int_equal(myna_answerer_answer_all(a, "Привет. Какая погода завтра?", got, 4, NULL),
+                     0);
+    myna_answerer_free(a);
+}
+
+/* Short fragments that say one thing together: the sentences are read as
+ * one question, not each as its own. */
+static void test_all_fragments_read_together(void **state)
+{
+    struct myna_answerer *a = new_barbershop(MYNA_ANSWERER_THRESHOLD);
+    struct myna_answerer *strict = new_barbershop(0.7);
+
+    (void)state;
+    /* "стрижете" alone picks the prices; with "детей?" it is the kids' */
+    assert_string_equal(myna_answerer_answer(a, "стрижете", NULL), barbershop[RU_PRICES].answer);
+    CHECK_ALL(a, "детей? стрижете", RU_KIDS);
+    /* "Во сколько?" alone picks the prices; with the next one the hours */
+    CHECK_ALL(a, "Во сколько? Открываетесь?", RU_HOURS);
+    CHECK_ALL(a, "Стрижка? Здравствуйте. Сколько стоит?", RU_PRICES);
+    /* neither fragment alone reaches the threshold, together they do */
+    assert_null(myna_answerer_answer(strict, "Во сколько?", NULL));
+    assert_null(myna_answerer_answer(strict, "Открываетесь?", NULL));
+    assert_null(myna_answerer_answer(strict, "where?", NULL));
+    assert_null(myna_answerer_answer(strict, "located?", NULL));
+    {
+        const char *got[4];
+        assert_int_equal(myna_answerer_answer_all(strict, "Во сколько? Открываетесь?", got, 4,
+                                                  NULL), 1);
+        assert_string_equal(got[0], barbershop[RU_HOURS].answer);
+        assert_int_equal(myna_answerer_answer_all(strict, "where? located?", got, 4, NULL), 1);
+        assert_string_equal(got[0], barbershop[EN_ADDRESS].answer);
+    }
+    /* one sentence: the same as myna_answerer_answer */
+    CHECK_ALL(a, "стрижка сколько стоит", RU_PRICES);
+    myna_answerer_free(strict);
+    myna_answerer_free(a);
+}
+
+static void test_all_bounded(void **state)
+{
+    struct myna_answerer *a = new_barbershop(MYNA_ANSWERER_THRESHOLD);
+    const char *four = "Цены? Адрес? Во сколько открываетесь? Бороду бреете?";
+    const char *got[8], *sentinel = "untouched";
+    char *many;
+    size_t i, len = 0;
+
+    (void)state;
+    CHECK_ALL(a, four, RU_PRICES, RU_ADDRESS, RU_HOURS, RU_BEARD);
+    check_all(a, four, MYNA_ANSWERER_MAX_ANSWERS, (const int[]){ RU_PRICES, RU_ADDRESS,
+                                                                 RU_HOURS }, 3);
+    check_all(a, four, 1, (const int[]){ RU_PRICES }, 1);
+    got[0] = sentinel;
+    assert_int_equal(myna_answerer_answer_all(a, four, got, 0, NULL), 0);
+    assert_ptr_equal(got[0], sentinel);
+    /* sentences past MYNA_ANSWERER_MAX_SENTENCES are not read alone: a
+     * question after that many is not answered */
+    many = malloc(64 * 1024);
+    assert_non_null(many);
+    for (i = 0; i < MYNA_ANSWERER_MAX_SENTENCES; i++)
+        len += (size_t)snprintf(many + len, 64 * 1024 - len, "Цены? ");
+    snprintf(many + len, 64 * 1024 - len, "Где вы находитесь?");
+    CHECK_ALL(a, many, RU_PRICES);
+    /* a long text of sentences with no word the FAQ knows: nothing, fast */
+    for (i = 0, len = 0; len + 8 < 64 * 1024; i++)
+        len += (size_t)snprintf(many + len, 64 * 1024 - len, "Ура! ");
+    assert_int_equal(myna_answerer_answer_all(a, many, got, 8, NULL), 0);
+    free(many);
+    myna_answerer_free(a);
+}
+
+static void test_all_invalid_args(void **state)
+{
+    struct myna_answerer *a = new_barbershop(MYNA_ANSWERER_THRESHOLD);
+    const char *got[2];
+    double score = -1.0;
+
+    (void)state;
+    assert_int_equal(myna_answerer_answer_all(NULL, "цены", got, 2, &score), 0);
+    assert_true(score == 0.0);
+    assert_int_equal(myna_answerer_answer_all(a, NULL, got, 2, NULL), 0);
+    assert_int_equal(myna_answerer_answer_all(a, "цены", NULL, 2, NULL), 0);
+    assert_int_equal(myna_answerer_answer_all(a, "", got, 2, &score), 0);
+    assert_true(score == 0.0);
+    myna_answerer_free(a);
+}
+
 static void test_invalid_faq(void **state)
 {
     static const char *const with_null[] = { "ok", NULL };
@@ -735,6 +912,12 @@ int main(void)
         cmocka_unit_test(test_question_words_weigh_half),
         cmocka_unit_test(test_other_languages_function_words),
         cmocka_unit_test(test_score_set_below_threshold),
+        cmocka_unit_test(test_all_two_questions_in_order),
+        cmocka_unit_test(test_all_same_entry_once),
+        cmocka_unit_test(test_all_greeting_pulls_nothing),
+        cmocka_unit_test(test_all_fragments_read_together),
+        cmocka_unit_test(test_all_bounded),
+        cmocka_unit_test(test_all_invalid_args),
         cmocka_unit_test(test_invalid_faq),
         cmocka_unit_test(test_copies_everything),
         cmocka_unit_test(test_long_text_bounded),
