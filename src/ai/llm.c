@@ -232,33 +232,57 @@ static const char *strip_think(const char *s)
     return p;
 }
 
+static int is_emphasis(char ch)
+{
+    return ch == '*' || ch == '_';
+}
+
 /* Whether s[0..k) ends with the number of an ordered list item ("12."
- * alone at the start of a line, maybe indented): its dot ends no
- * sentence, and a cut there would leave the number without its item. */
+ * alone at the start of a line, maybe indented, maybe bold: "**12.**"):
+ * its dot ends no sentence, and a cut there would leave the number
+ * without its item. */
 static int ends_list_number(const char *s, size_t k)
 {
-    size_t j = k - 1, digits = 0;
+    size_t j = k, digits = 0;
 
-    if (s[j] != '.')
+    while (j > 0 && is_emphasis(s[j - 1]))
+        j--;
+    if (j == 0 || s[--j] != '.')
         return 0;
     while (j > 0 && s[j - 1] >= '0' && s[j - 1] <= '9') {
         j--;
         digits++;
     }
+    while (j > 0 && is_emphasis(s[j - 1]))
+        j--;
     while (j > 0 && (s[j - 1] == ' ' || s[j - 1] == '\t'))
         j--;
     return digits > 0 && (j == 0 || s[j - 1] == '\n');
 }
 
-/* The end of the last sentence in s[0..n): after . ! ? or an ellipsis
- * followed by a blank or the end (not a list item's number), or before a
- * line break; 0 for none. */
+/* Whether k, in s[0..n), follows a sentence end (myna_ends_sentence: its
+ * mark and the closers that stay with it), with a blank or the end after
+ * it, or, after 。！？, the next sentence right away. */
+static int sentence_ends_at(const char *s, size_t k, size_t n)
+{
+    int e = myna_ends_sentence(s, k);
+    size_t next;
+
+    if (e == 0 || k == n || is_blank(s[k]))
+        return e != 0;
+    if ((next = myna_utf8_seq((const unsigned char *)s + k, n - k)) == 0)
+        next = 1;
+    return e == MYNA_SENTENCE_TIGHT && !myna_ends_sentence(s, k + next);
+}
+
+/* The end of the last sentence in s[0..n) (not a list item's number), or
+ * before a line break; 0 for none. */
 static size_t last_sentence_end(const char *s, size_t n)
 {
     for (size_t k = n; k > 0; k--) {
         if (k < n && s[k] == '\n')
             return k;
-        if ((k == n || is_blank(s[k])) && myna_ends_sentence(s, k) && !ends_list_number(s, k))
+        if (sentence_ends_at(s, k, n) && !ends_list_number(s, k))
             return k;
     }
     return 0;

@@ -230,10 +230,72 @@ size_t myna_utf8_uncut(const char *s, size_t n)
     return n - (j - 1) < need ? j - 1 : n;
 }
 
+/* The marks that end a sentence, in UTF-8. The scripts that write no space
+ * between words (Chinese, Japanese) start the next sentence right after
+ * theirs: those are tight. */
+static const struct {
+    const char *mark;
+    int tight;
+} sentence_marks[] = {
+    { ".", 0 }, { "!", 0 }, { "?", 0 }, { MYNA_ELLIPSIS, 0 },
+    { "\xD8\x9F", 0 },               /* U+061F Arabic question mark */
+    { "\xDB\x94", 0 },               /* U+06D4 Arabic full stop (Urdu) */
+    { "\xE0\xA5\xA4", 0 },           /* U+0964 danda (Hindi, Marathi, Nepali) */
+    { "\xE0\xA5\xA5", 0 },           /* U+0965 double danda */
+    { "\xD6\x89", 0 },               /* U+0589 Armenian full stop */
+    { "\xE1\x8D\xA2", 0 },           /* U+1362 Ethiopic full stop (Amharic) */
+    { "\xCD\xBE", 0 },               /* U+037E Greek question mark */
+    { "\xE3\x80\x82", 1 },           /* U+3002 ideographic full stop */
+    { "\xEF\xBC\x81", 1 },           /* U+FF01 fullwidth ! */
+    { "\xEF\xBC\x9F", 1 },           /* U+FF1F fullwidth ? */
+};
+
+/* What may close around a sentence after its mark: WhatsApp's spans and
+ * Markdown's emphasis, quotes, brackets, and their fullwidth and CJK forms.
+ * German and Danish quotes close with the marks others open with. */
+static const char *const sentence_closers[] = {
+    "*", "_", "~", "`", "\"", "'", ")", "]",
+    "\xE2\x80\x9D", "\xE2\x80\x99",  /* U+201D U+2019 right quotes */
+    "\xE2\x80\x9C", "\xE2\x80\x98",  /* U+201C U+2018 German closing quotes */
+    "\xC2\xBB", "\xC2\xAB",          /* U+00BB U+00AB guillemets */
+    "\xE2\x80\xBA", "\xE2\x80\xB9",  /* U+203A U+2039 single guillemets */
+    "\xEF\xBC\x82", "\xEF\xBC\x87",  /* U+FF02 U+FF07 fullwidth quotes */
+    "\xEF\xBC\x89", "\xEF\xBC\xBD",  /* U+FF09 U+FF3D fullwidth ) ] */
+    "\xE3\x80\x8D", "\xE3\x80\x8F",  /* U+300D U+300F corner brackets */
+    "\xE3\x80\x89", "\xE3\x80\x8B",  /* U+3009 U+300B angle brackets */
+    "\xE3\x80\x91",                  /* U+3011 lenticular bracket */
+};
+
+/* More closers than this after a mark are no sentence end: it keeps each
+ * test short however many marks a text repeats. */
+#define SENTENCE_CLOSERS_MAX 8
+
+/* Whether s[0..n) ends with str; its length in *len. */
+static int ends_with(const char *s, size_t n, const char *str, size_t *len)
+{
+    *len = strlen(str);
+    return n >= *len && memcmp(s + n - *len, str, *len) == 0;
+}
+
 int myna_ends_sentence(const char *s, size_t n)
 {
-    return n > 0 && ((s[n - 1] != '\0' && strchr(".!?", s[n - 1]) != NULL) ||
-                     (n >= 3 && memcmp(s + n - 3, MYNA_ELLIPSIS, 3) == 0));
+    size_t k, len;
+    int closers = 0;
+
+    for (;;) {   /* the closers after the mark stay with the sentence */
+        for (k = 0; k < sizeof(sentence_closers) / sizeof(sentence_closers[0]); k++)
+            if (ends_with(s, n, sentence_closers[k], &len))
+                break;
+        if (k == sizeof(sentence_closers) / sizeof(sentence_closers[0]))
+            break;
+        if (++closers > SENTENCE_CLOSERS_MAX)
+            return 0;
+        n -= len;
+    }
+    for (k = 0; k < sizeof(sentence_marks) / sizeof(sentence_marks[0]); k++)
+        if (ends_with(s, n, sentence_marks[k].mark, &len))
+            return sentence_marks[k].tight ? MYNA_SENTENCE_TIGHT : MYNA_SENTENCE_END;
+    return 0;
 }
 
 size_t myna_utf8_cut(const char *s, size_t max)

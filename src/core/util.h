@@ -65,7 +65,17 @@ size_t myna_utf8_uncut(const char *s, size_t n);
 /* The ellipsis, U+2026, in UTF-8: the mark of a text cut short. */
 #define MYNA_ELLIPSIS "\xE2\x80\xA6"
 
-/* 1 if the n bytes at s end a sentence: with . ! ? or an ellipsis. */
+/* Whether the n bytes at s end a sentence: with a mark, . ! ? or an
+ * ellipsis, or the full stop or question mark of another script (Arabic
+ * and Urdu, the dandas of Hindi, Armenian, Amharic, Greek, Chinese and
+ * Japanese), then maybe closers that stay with it: spans, quotes and
+ * brackets (`*Done.*`, `"Yes."`, `«Да.»`, `(see above.)`). 0 if not;
+ * MYNA_SENTENCE_TIGHT after a mark of a script that writes no space
+ * before the next sentence (。！？), so a cut may follow it directly;
+ * MYNA_SENTENCE_END after any other. A mark inside a word ("3.5") is not
+ * at the end: callers test where a space or a cut is. */
+#define MYNA_SENTENCE_END 1
+#define MYNA_SENTENCE_TIGHT 2
 int myna_ends_sentence(const char *s, size_t n);
 
 /* Replaces every copy of secret in the text s (a buffer of cap bytes) with

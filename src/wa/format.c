@@ -1044,10 +1044,22 @@ static size_t hard_cut(const char *s, size_t pos, size_t end, size_t len)
     return j > pos ? j : end;
 }
 
-/* Whether s[pos..j) ends with a sentence mark: . ! ? or an ellipsis. */
+/* Whether s[pos..j) ends a sentence (myna_ends_sentence: its mark, then
+ * the closers that stay with it); MYNA_SENTENCE_TIGHT after 。！？. */
 static int ends_sentence(const char *s, size_t pos, size_t j)
 {
-    return j > pos && myna_ends_sentence(s + pos, j - pos);
+    return j > pos ? myna_ends_sentence(s + pos, j - pos) : 0;
+}
+
+/* Whether a cut at j, where no space is, goes right after a sentence of a
+ * script that writes none before the next one (。！？ and their closers):
+ * j is past every closer, and splits no character as shown. */
+static int tight_sentence_cut(const char *s, size_t pos, size_t j, size_t len)
+{
+    return j > pos && j < len && !is_ws((unsigned char)s[j]) &&
+           ends_sentence(s, pos, j) == MYNA_SENTENCE_TIGHT &&
+           !ends_sentence(s, pos, j + utf8_char_len((const unsigned char *)s + j, len - j)) &&
+           !splits_cluster(s, j, len);
 }
 
 /* WhatsApp's marks inside a line: *bold*, _italic_, ~struck~ and `code`. A
@@ -1070,7 +1082,8 @@ static size_t span_close(const char *s, size_t i, size_t stop)
 
 /* The last space at or before end, at a sentence end if one is in reach,
  * that no span holds (a starts the line or a part; s[a..end] has no line
- * break); NONE when there is none. The spans are paired from a on, as the
+ * break), or the end of a sentence that needs no space after it (。);
+ * NONE when there is none. The spans are paired from a on, as the
  * part will show them, each kind of mark on its own. A span that would
  * close further past end than end is from a counts as none: the search
  * stays linear on one long line. */
@@ -1083,7 +1096,7 @@ static size_t space_outside_spans(const char *s, size_t a, size_t end, size_t le
         from[t] = to[t] = NONE;   /* no span yet */
     for (size_t j = a; j <= end; j++) {
         const char *m = memchr(inline_marks, s[j], sizeof(inline_marks));
-        int inside = 0;
+        int inside = 0, blank;
 
         if (m != NULL) {
             int t = (int)(m - inline_marks);
@@ -1094,13 +1107,15 @@ static size_t space_outside_spans(const char *s, size_t a, size_t end, size_t le
                 to[t] = span_close(s, j, stop);
             }
         }
-        if (j == a || (s[j] != ' ' && s[j] != '\t'))
+        blank = s[j] == ' ' || s[j] == '\t';
+        if (j == a || (!blank && !tight_sentence_cut(s, a, j, len)))
             continue;
         for (int t = 0; t < 4; t++)
             inside |= to[t] != NONE && from[t] < j && j < to[t];
         if (!inside) {
-            space = j;
-            if (ends_sentence(s, a, j))
+            if (blank)
+                space = j;
+            if (!blank || ends_sentence(s, a, j))
                 sentence = j;
         }
     }
@@ -1113,8 +1128,9 @@ static size_t cut_in_line(const char *s, size_t pos, size_t end, size_t len)
 {
     size_t j;
 
-    for (j = end; j > pos; j--)   /* the mark stays, the space goes */
-        if ((s[j] == ' ' || s[j] == '\t') && ends_sentence(s, pos, j))
+    for (j = end; j > pos; j--)   /* the mark and its closers stay, the space goes */
+        if (((s[j] == ' ' || s[j] == '\t') && ends_sentence(s, pos, j)) ||
+            tight_sentence_cut(s, pos, j, len))
             return j;
     for (j = end; j > pos; j--)
         if (s[j] == ' ' || s[j] == '\t')
@@ -1246,7 +1262,8 @@ static const char *suffix_of(const char *s, const struct part *p)
     if (p->close)
         return p->cut_short ? FENCE_CLOSE "\n" MYNA_ELLIPSIS : FENCE_CLOSE;
     if (p->cut_short)
-        return ends_sentence(s, p->pos, p->e) ? " " MYNA_ELLIPSIS : MYNA_ELLIPSIS;
+        return ends_sentence(s, p->pos, p->e) == MYNA_SENTENCE_END ? " " MYNA_ELLIPSIS
+                                                                    : MYNA_ELLIPSIS;
     return "";
 }
 

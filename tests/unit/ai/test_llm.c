@@ -1756,6 +1756,46 @@ static void test_parse_length_cut_in_a_list(void **state)
                            "the mas\"},\"finish_reason\":\"length\"}]}",
                            &text, &pt, &ct, &a, &err), MYNA_OK);
     assert_string_equal(text, "We open at 9.");
+    /* a bold number is a list item's number all the same */
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"Steps:\\n**1.** Come "
+                           "in\\n**2.** Sit\"},\"finish_reason\":\"length\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "Steps:\n**1.** Come in");
+    myna_arena_free(&a);
+}
+
+/* An answer stopped by max_tokens is cut after its last sentence with the
+ * closers that stay with it (a span, a quote), at the marks of other
+ * scripts, and right after a Chinese or Japanese one, which no space
+ * follows. */
+static void test_parse_length_cut_after_closers(void **state)
+{
+    struct myna_arena a = MYNA_ARENA_INIT(1u << 20);
+    struct myna_err err = MYNA_ERR_INIT;
+    const char *text;
+    int pt, ct;
+
+    (void)state;
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"**Итого: 1500 ₽.** "
+                           "Записать вас\"},\"finish_reason\":\"length\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "**Итого: 1500 ₽.**");
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"Он сказал: «Да.» "
+                           "Потом\"},\"finish_reason\":\"length\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "Он сказал: «Да.»");
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"هل تريد الحجز؟ "
+                           "نعم\"},\"finish_reason\":\"length\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "هل تريد الحجز؟");
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"好的，我们明天见。"
+                           "请准时\"},\"finish_reason\":\"length\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "好的，我们明天见。");
+    assert_int_equal(parse("{\"choices\":[{\"message\":{\"content\":\"はい、「了解です。」"
+                           "次は\"},\"finish_reason\":\"length\"}]}",
+                           &text, &pt, &ct, &a, &err), MYNA_OK);
+    assert_string_equal(text, "はい、「了解です。」");
     myna_arena_free(&a);
 }
 
@@ -1840,6 +1880,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_content_as_parts_over_http, setup, teardown),
         cmocka_unit_test(test_parse_response),
         cmocka_unit_test(test_parse_length_cut_in_a_list),
+        cmocka_unit_test(test_parse_length_cut_after_closers),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
     };
 

@@ -350,6 +350,81 @@ static void test_util_utf8_prefix(void **state)
     }
 }
 
+/* ---- sentence ends ---- */
+
+static int ends(const char *s)
+{
+    return myna_ends_sentence(s, strlen(s));
+}
+
+static void test_util_ends_sentence_marks(void **state)
+{
+    static const char *const marks[] = {
+        ".", "!", "?", "\xE2\x80\xA6",         /* ellipsis */
+        "\xD8\x9F", "\xDB\x94",               /* Arabic ?, Urdu full stop */
+        "\xE0\xA5\xA4", "\xE0\xA5\xA5",       /* danda, double danda */
+        "\xD6\x89", "\xE1\x8D\xA2", "\xCD\xBE", /* Armenian, Ethiopic, Greek ? */
+    };
+    static const char *const tight[] = { "\xE3\x80\x82", "\xEF\xBC\x81", "\xEF\xBC\x9F" };
+    char buf[32];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+        snprintf(buf, sizeof(buf), "word%s", marks[i]);
+        assert_int_equal(ends(buf), MYNA_SENTENCE_END);
+        assert_int_equal(ends(marks[i]), MYNA_SENTENCE_END);
+        snprintf(buf, sizeof(buf), "%sword", marks[i]);   /* not at the end */
+        assert_int_equal(ends(buf), 0);
+    }
+    for (size_t i = 0; i < sizeof(tight) / sizeof(tight[0]); i++) {
+        snprintf(buf, sizeof(buf), "\xE5\xA5\xBD%s", tight[i]);   /* 好。 */
+        assert_int_equal(ends(buf), MYNA_SENTENCE_TIGHT);
+    }
+    assert_int_equal(ends(""), 0);
+    assert_int_equal(myna_ends_sentence("Yes. No", 4), MYNA_SENTENCE_END);
+    assert_int_equal(ends("word"), 0);
+    assert_int_equal(ends("3.5"), 0);
+    assert_int_equal(ends("e.g"), 0);
+    assert_int_equal(ends("a, b;"), 0);   /* an ASCII semicolon is no Greek ? */
+    assert_int_equal(ends("a:"), 0);      /* nor a colon an Armenian full stop */
+    assert_int_equal(ends("\xE2\x80\xA5"), 0);   /* two dots, U+2025 */
+    /* the end of a cut character is no mark */
+    assert_int_equal(ends("\xE3\x80"), 0);
+    assert_int_equal(ends("\x82"), 0);
+}
+
+static void test_util_ends_sentence_closers(void **state)
+{
+    static const char *const closers[] = {
+        "*", "_", "~", "`", "```", "\"", "'", ")", "]",
+        "\xE2\x80\x9D", "\xE2\x80\x99", "\xE2\x80\x9C", "\xC2\xBB", "\xC2\xAB", "\xE2\x80\xBA",
+        "\xEF\xBC\x82", "\xEF\xBC\x87", "\xEF\xBC\x89", "\xEF\xBC\xBD",
+        "\xE3\x80\x8D", "\xE3\x80\x8F", "\xE3\x80\x8B", "\xE3\x80\x91",
+    };
+    char buf[48];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(closers) / sizeof(closers[0]); i++) {
+        snprintf(buf, sizeof(buf), "Done.%s", closers[i]);
+        assert_int_equal(ends(buf), MYNA_SENTENCE_END);
+        snprintf(buf, sizeof(buf), "Done%s", closers[i]);   /* no mark before it */
+        assert_int_equal(ends(buf), 0);
+        snprintf(buf, sizeof(buf), "\xE5\xA5\xBD\xE3\x80\x82%s", closers[i]);
+        assert_int_equal(ends(buf), MYNA_SENTENCE_TIGHT);
+    }
+    assert_int_equal(ends("*\xD0\x93\xD0\xBE\xD1\x82\xD0\xBE\xD0\xB2\xD0\xBE.*"),
+                     MYNA_SENTENCE_END);                            /* *Готово.* */
+    assert_int_equal(ends("\xC2\xAB\xD0\x94\xD0\xB0.\xC2\xBB"), MYNA_SENTENCE_END); /* «Да.» */
+    assert_int_equal(ends("**1500 \xE2\x82\xBD.**"), MYNA_SENTENCE_END);   /* **1500 ₽.** */
+    assert_int_equal(ends("(see \"above.\")"), MYNA_SENTENCE_END);
+    assert_int_equal(ends("_Done!_"), MYNA_SENTENCE_END);
+    assert_int_equal(ends("(3.5)"), 0);
+    assert_int_equal(ends("Done. *"), 0);   /* a space between: the mark is behind */
+    /* a run of closers longer than any sentence ends with is none */
+    assert_int_equal(ends("Done.********"), MYNA_SENTENCE_END);
+    assert_int_equal(ends("Done.*********"), 0);
+}
+
 static void test_util_utf8_cut(void **state)
 {
     static const char mixed[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z";  /* a é € 😀 z */
@@ -502,6 +577,8 @@ int main(void)
         cmocka_unit_test(test_util_split_hostport_host_cap),
         cmocka_unit_test(test_util_utf8_prefix),
         cmocka_unit_test(test_util_utf8_cut),
+        cmocka_unit_test(test_util_ends_sentence_marks),
+        cmocka_unit_test(test_util_ends_sentence_closers),
         cmocka_unit_test(test_util_mono_non_decreasing),
         cmocka_unit_test(test_util_mono_advances),
         cmocka_unit_test(test_util_wall_ms_is_epoch),

@@ -698,6 +698,91 @@ static void test_split_prefers_sentences(void **state)
                 (const char *const[]){ "Pi is 3.14", "and more", NULL });
 }
 
+/* A sentence ends at its mark and the closers after it, which stay with
+ * it: spans, quotes, brackets; and at the marks of other scripts. */
+static void test_split_sentence_closers_and_scripts(void **state)
+{
+    (void)state;
+    check_split("*Готово.* Дальше по списку", 20,
+                (const char *const[]){ "*Готово.*", "Дальше по списку", NULL });
+    check_split("_Done!_ Next we go", 14, (const char *const[]){ "_Done!_", "Next we go", NULL });
+    check_split("\"Yes.\" Then we go on", 16,
+                (const char *const[]){ "\"Yes.\"", "Then we go on", NULL });
+    check_split("«Да.» Потом ещё слово", 16,
+                (const char *const[]){ "«Да.»", "Потом ещё слово", NULL });
+    check_split("(see above.) Next one here", 20,
+                (const char *const[]){ "(see above.)", "Next one here", NULL });
+    check_split("*Итого: 1500 ₽.* Записать вас?", 24,
+                (const char *const[]){ "*Итого: 1500 ₽.*", "Записать вас?", NULL });
+    check_split("هل تريد الحجز؟ نعم من فضلك", 20,
+                (const char *const[]){ "هل تريد الحجز؟", "نعم من فضلك", NULL });
+    check_split("آپ کا شکریہ۔ کل ملتے ہیں", 16,
+                (const char *const[]){ "آپ کا شکریہ۔", "کل ملتے ہیں", NULL });
+    check_split("धन्यवाद। कल मिलते हैं", 14,
+                (const char *const[]){ "धन्यवाद।", "कल मिलते हैं", NULL });
+    check_split("Շնորհակալություն։ Վաղը կտեսնվենք", 24,
+                (const char *const[]){ "Շնորհակալություն։", "Վաղը կտեսնվենք", NULL });
+    check_split("እሺ። ነገ እንገናኝ እሺ", 12, (const char *const[]){ "እሺ።", "ነገ እንገናኝ እሺ", NULL });
+    check_split("Τι ώρα\xCD\xBE Στις δέκα το πρωί", 17,
+                (const char *const[]){ "Τι ώρα\xCD\xBE", "Στις δέκα το πρωί", NULL });
+    /* Chinese and Japanese write no space: the cut follows the mark, and
+     * a closing bracket after it */
+    check_split("好的。明天见面吧朋友", 8, (const char *const[]){ "好的。", "明天见面吧朋友", NULL });
+    check_split("はい！「了解。」次はどう", 9,
+                (const char *const[]){ "はい！「了解。」", "次はどう", NULL });
+    check_split("可以吗？可以的谢谢你", 8, (const char *const[]){ "可以吗？", "可以的谢谢你", NULL });
+    /* a closer that is not after a mark ends nothing; a dot in a number
+     * or an abbreviation without a space after it is no cut */
+    check_split("*bold* text and more", 14,
+                (const char *const[]){ "*bold* text", "and more", NULL });
+    check_split("Version 3.5) and e.g more", 14,
+                (const char *const[]){ "Version 3.5)", "and e.g more", NULL });
+    /* the last part allowed: a tight sentence end takes the mark alone */
+    check_split_max("好的，我们明天见。请准时到达我们的店里谢谢你们", 16, 1,
+                    (const char *const[]){ "好的，我们明天见。…", NULL });
+}
+
+/* A reply over 4,096 characters whose only sentence end in reach is the
+ * given one: the first message ends with that sentence, closers and all,
+ * and the second starts with the next. */
+static void check_long_sentence_cut(const char *word, const char *end, const char *next)
+{
+    char *before = repeat(word, 3000 / strlen(word)), *after = repeat(word, 2000), *text;
+    size_t lb = strlen(before), le = strlen(end), ln = strlen(next), la = strlen(after), n;
+    char **parts;
+
+    text = malloc(lb + le + ln + la + 1);
+    assert_non_null(text);
+    memcpy(text, before, lb);
+    memcpy(text + lb, end, le);
+    memcpy(text + lb + le, next, ln);
+    memcpy(text + lb + le + ln, after, la + 1);
+    parts = split_ok(text, MYNA_WA_TEXT_MAX_CHARS, &n);
+    assert_true(n >= 2);
+    assert_true(strlen(parts[0]) >= le);
+    if (strcmp(parts[0] + strlen(parts[0]) - le, end) != 0)
+        fail_msg("first message ends '%s', want '%s'", parts[0] + strlen(parts[0]) - le, end);
+    next += strspn(next, " ");   /* the space at the cut goes */
+    if (strncmp(parts[1], next, strlen(next)) != 0)
+        fail_msg("second message starts '%.40s', want '%s'", parts[1], next);
+    myna_wa_split_free(parts, n);
+    free(before);
+    free(after);
+    free(text);
+}
+
+static void test_split_long_reply_at_sentence(void **state)
+{
+    (void)state;
+    check_long_sentence_cut("слово ", "*Готово.*", " Дальше ");
+    check_long_sentence_cut("слово ", "«Да.»", " Потом ");
+    check_long_sentence_cut("слово ", "*Итого: 1500 ₽.*", " Записать вас ");
+    check_long_sentence_cut("好的", "完成了。", "明天见");
+    check_long_sentence_cut("好的", "「完成了。」", "明天见");
+    check_long_sentence_cut("كلمة ", "هل تريد الحجز؟", " نعم ");
+    check_long_sentence_cut("शब्द ", "धन्यवाद।", " कल ");
+}
+
 static void test_split_prefers_spaces(void **state)
 {
     (void)state;
@@ -1030,7 +1115,7 @@ static void test_split_invariants_random(void **state)
     static const char *const pieces[] = { "word", "слово", "😀", "€", "x", " ", " ", "  ",
                                           "\n", "\n\n", ". ", "! ", "? ", "… ", "\t",
                                           "длинноесловобезпробелов", "👨‍👩‍👧", "\n```\n",
-                                          "\n  ```\n" };
+                                          "\n  ```\n", "好的", "。", "」", "*", "?\"" };
     static const size_t sizes[] = { 1, 2, 3, 5, 8, 13, 50, 200, 4096 };
     uint32_t seed = 12345;
     int round;
@@ -1112,6 +1197,8 @@ int main(void)
         cmocka_unit_test(test_split_prefers_paragraphs),
         cmocka_unit_test(test_split_prefers_lines),
         cmocka_unit_test(test_split_prefers_sentences),
+        cmocka_unit_test(test_split_sentence_closers_and_scripts),
+        cmocka_unit_test(test_split_long_reply_at_sentence),
         cmocka_unit_test(test_split_prefers_spaces),
         cmocka_unit_test(test_split_keeps_out_of_marks),
         cmocka_unit_test(test_split_hard_cuts),
