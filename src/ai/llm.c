@@ -50,7 +50,7 @@ enum breaker_state {
 
 /* What a finished turn says about the endpoint's health. */
 enum verdict {
-    VERDICT_ALIVE,      /* it answered: success, or a 4xx about this request */
+    VERDICT_ALIVE,      /* it answered: success, a 4xx, a declined or too large answer */
     VERDICT_FAULT,      /* transport, timeout, 408, 429, 5xx, unusable answer */
     VERDICT_NEUTRAL     /* we gave up for our own reasons: says nothing */
 };
@@ -920,8 +920,12 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
                      llm->timeout_ms);
         else
             error_text(call->error, sizeof(call->error), "llm request failed: ", resp->error);
-        if (resp->rc == MYNA_ETOOBIG)  /* the same answer again would not fit either */
-            finish(call, MYNA_EIO, VERDICT_FAULT, NULL, 0, 0);
+        /* an answer over the limit would not fit again either; it is
+         * about this request (one customer asking for a long text with a
+         * large llm.max_tokens), from an endpoint that works: it must not
+         * open the circuit for all, as an answer declined does not */
+        if (resp->rc == MYNA_ETOOBIG)
+            finish(call, MYNA_EIO, VERDICT_ALIVE, NULL, 0, 0);
         else
             retry_or_finish(call, 0);
         return;

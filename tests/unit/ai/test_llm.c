@@ -1299,6 +1299,39 @@ static void test_declined_answers_leave_the_circuit_closed(void **state)
     assert_int_equal(n_requests(f, &fake), 3);
 }
 
+/* An answer over 1 MiB is about the request that asked for it (a large
+ * llm.max_tokens and a customer wanting a long text): the endpoint works,
+ * and the others are still answered by the model. */
+static void test_too_large_answer_leaves_the_circuit_closed(void **state)
+{
+    struct fx *f = *state;
+    char url[160];
+    struct myna_llm_conf c = conf_for(&fake, url, sizeof(url));
+    struct myna_llm *llm;
+    struct turn t;
+    size_t n = (1u << 20) + 100;
+    char *json = malloc(n + 64);
+
+    assert_non_null(json);
+    c.breaker_failures = 1;
+    llm = make(f, &c);
+    memcpy(json, "{\"raw\":\"", 8);
+    memset(json + 8, 'a', n);
+    memcpy(json + 8 + n, "\"}", 3);
+    faults(f, json);
+    free(json);
+    chat(f, llm, &t, "write me a book");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.attempts, 1);
+    assert_non_null(strstr(t.r.error, "larger"));
+    assert_int_equal(myna_llm_circuit_open(llm), 0);
+    /* the next customer is answered by the model */
+    chat(f, llm, &t, "next");
+    assert_int_equal(t.r.rc, MYNA_OK);
+    assert_string_equal(t.r.text, "ECHO: next");
+    assert_int_equal(n_requests(f, &fake), 2);
+}
+
 static void test_circuit_opening_stops_waiting_retries(void **state)
 {
     struct fx *f = *state;
@@ -1867,6 +1900,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_object_with_200_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_circuit_breaker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_declined_answers_leave_the_circuit_closed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_too_large_answer_leaves_the_circuit_closed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_circuit_opening_stops_waiting_retries, setup,
                                         teardown),
