@@ -418,8 +418,13 @@ static int cmd_outbox(int argc, char **argv)
         else if (strcmp(argv[i], "--all") == 0) {
             which = 0;
             picks++;
-        } else if (strcmp(argv[i], "--id") == 0 && i + 1 < argc &&
-                   myna_parse_i64(argv[i + 1], 1, INT64_MAX, &which) == 0) {
+        } else if (strcmp(argv[i], "--id") == 0) {
+            if (i + 1 >= argc || myna_parse_i64(argv[i + 1], 1, INT64_MAX, &which) != 0) {
+                fprintf(stderr, "myna: --id: expected a record id (a whole number from 1)\n");
+                outbox_usage(stderr);
+                free(rest);
+                return 2;
+            }
             i++;
             picks++;
         } else

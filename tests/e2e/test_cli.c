@@ -468,6 +468,35 @@ static void test_outbox_replay_one_selector(void **state)
     h_cleanup(&p);
 }
 
+/* A record id that is not one says that --id was the trouble, before
+ * the usage, not the usage alone. */
+static void test_outbox_replay_bad_id_said(void **state)
+{
+    struct myna_proc p;
+    char data[320];
+    const char *word[] = { "outbox", "replay", "--instance", "shop", "--id", "abc", "--data",
+                           data, NULL };
+    const char *zero[] = { "outbox", "replay", "--instance", "shop", "--id", "0", "--data", data,
+                           NULL };
+    const char *none[] = { "outbox", "replay", "--instance", "shop", "--data", data, "--id",
+                           NULL };
+    const char *const *runs[] = { word, zero, none };
+    const char *list[] = { "outbox", "failed", "--instance", "shop", "--data", data, NULL };
+
+    (void)state;
+    assert_int_equal(h_setup(&p, NULL), 0);
+    make_outbox_store(&p, data, sizeof(data));
+    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        assert_int_equal(h_run(runs[i], out, sizeof(out)), 2);
+        assert_ptr_equal(strstr(out, "myna: --id: expected a record id"), out);
+        assert_non_null(strstr(out, "usage: myna outbox"));
+    }
+    /* nothing was queued again */
+    assert_int_equal(h_run(list, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "1 dead letter(s)\n"));
+    h_cleanup(&p);
+}
+
 /* Runs myna as a user who may read the store but not write it: nobody
  * (65534) when the tests run as root (the file stays root's, its
  * directory is nobody's, as SQLite needs to read a WAL file), else the
@@ -1752,6 +1781,7 @@ int main(void)
         cmocka_unit_test(test_admin_calls_take_no_proxy),
         cmocka_unit_test(test_outbox_replay_unknown_id_fails),
         cmocka_unit_test(test_outbox_replay_one_selector),
+        cmocka_unit_test(test_outbox_replay_bad_id_said),
         cmocka_unit_test(test_outbox_failed_reads_a_read_only_store),
         cmocka_unit_test(test_outbox_store_error_said_once),
         cmocka_unit_test(test_instance_bad_id_is_a_usage_error),
