@@ -276,6 +276,17 @@ static int passthrough_index(const char *const *passthrough, const char *arg)
     return -1;
 }
 
+/* Whether the first n bytes of arg are one of the passthrough flags, which
+ * take no value: "--check-config=1" is that flag given a value, not an
+ * unknown flag. */
+static int passthrough_has(const char *const *passthrough, const char *arg, size_t n)
+{
+    for (int i = 0; passthrough && passthrough[i]; i++)
+        if (strlen(passthrough[i]) == n && strncmp(passthrough[i], arg, n) == 0)
+            return 1;
+    return 0;
+}
+
 /* Finds --config in argv (it decides which file is read first); the last
  * one wins, as for every other flag. argv is walked as load_flags walks it,
  * so the value of another flag ("--data --config=x") is never taken for
@@ -317,6 +328,9 @@ static int load_flags(struct myna_conf *conf, int argc, char **argv,
             return myna_err_set(err, MYNA_ECONFIG, "unexpected argument '%s'", arg);
         eq = strchr(arg, '=');
         o = opt_find_flag(arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
+        if (o == NULL && eq && passthrough_has(passthrough, arg, (size_t)(eq - arg)))
+            return myna_err_set(err, MYNA_ECONFIG, "flag '%.*s' takes no value",
+                                (int)(eq - arg), arg);
         if (o == NULL)
             return myna_err_set(err, MYNA_ECONFIG, "unknown flag '%.*s' (see --help)",
                                 eq ? (int)(eq - arg) : (int)strlen(arg), arg);

@@ -777,6 +777,32 @@ static void test_conf_passthrough_seen(void **state)
     assert_contains(err.msg, "unknown flag '--dump-config'");
 }
 
+/* A passthrough flag given a value is said to take none, not called
+ * unknown: it is listed in --help. */
+static void test_conf_passthrough_with_a_value(void **state)
+{
+    struct myna_conf c;
+    const char *const pass[] = { "--help", "--check-config", "--dump-config", NULL };
+    const char *const check[] = { "--check-config=1", NULL };
+    const char *const dump[] = { "--data", "/x", "--dump-config=x", NULL };
+    const char *const help[] = { "--help=", NULL };
+    const char *const *runs[] = { check, dump, help };
+    const char *const said[] = { "flag '--check-config' takes no value",
+                                 "flag '--dump-config' takes no value",
+                                 "flag '--help' takes no value" };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        struct myna_err err = MYNA_ERR_INIT;
+        assert_int_equal(load_pt(&c, runs[i], no_env, pass, NULL, &err), MYNA_ECONFIG);
+        assert_contains(err.msg, said[i]);
+        assert_null(strstr(err.msg, "unknown"));
+    }
+    /* a flag that is neither is still unknown */
+    load_fails((const char *const[]){ "--check=1", NULL }, no_env, MYNA_ECONFIG,
+               "unknown flag '--check'", NULL);
+}
+
 static void test_conf_config_flag_beats_env(void **state)
 {
     struct fix *f = *state;
@@ -1390,6 +1416,7 @@ int main(void)
         cmocka_unit_test(test_conf_c1_controls_refused),
         T(test_conf_env_error_names_variable),
         T(test_conf_passthrough_seen),
+        T(test_conf_passthrough_with_a_value),
         T(test_conf_login_token_ttl),
         T(test_conf_audit_keep_days),
         T(test_conf_config_flag_beats_env),
