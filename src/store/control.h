@@ -169,9 +169,10 @@ int myna_control_token_list(struct myna_control *c, int64_t user_id, int64_t aft
                             size_t limit, size_t offset, struct myna_control_token **v,
                             size_t *n, struct myna_err *err);
 /* Revokes token id if it belongs to user_id (0: to anyone). MYNA_ENOTFOUND
- * for an unknown id or another user's; revoking twice is fine. */
+ * for an unknown id or another user's; revoking twice is fine. *changed
+ * (may be NULL) is 1 when this call revoked it, 0 when it was already. */
 int myna_control_token_revoke(struct myna_control *c, int64_t id, int64_t user_id,
-                              struct myna_err *err);
+                              int *changed, struct myna_err *err);
 void myna_control_token_release(struct myna_control_token *t);
 
 /* ---- instances ---- */

@@ -84,7 +84,7 @@ enum {
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
     Q_USER_ADD, Q_USER_BY_ID, Q_USER_BY_NAME, Q_USER_LIST, Q_USER_ADMINS, Q_USER_WAYS_IN,
     Q_USER_SET_PASSWORD, Q_USER_SET_ROLE, Q_USER_SET_DISABLED,
-    Q_TOKEN_ADD, Q_TOKEN_FIND, Q_TOKEN_TOUCH, Q_TOKEN_LIST, Q_TOKEN_REVOKE, Q_TOKEN_PRUNE,
+    Q_TOKEN_ADD, Q_TOKEN_FIND, Q_TOKEN_TOUCH, Q_TOKEN_LIST, Q_TOKEN_REVOKE, Q_TOKEN_OWNED, Q_TOKEN_PRUNE,
     Q_INST_CREATE, Q_INST_GET, Q_INST_LIST, Q_INST_UPDATE, Q_INST_VERSION, Q_INST_DELETE,
     Q_INST_COUNT,
     Q_AUDIT_ADD, Q_AUDIT_LIST, Q_AUDIT_PRUNE,
@@ -124,7 +124,9 @@ static const char *const q_sql[Q__COUNT] = {
                       " AND (last_used_ms IS NULL OR last_used_ms <= ?2 - ?3)",
     [Q_TOKEN_LIST] = "SELECT " TOKEN_COLS " FROM tokens WHERE (?1 = 0 OR user_id = ?1)"
                      " AND id > ?4 ORDER BY id LIMIT ?2 OFFSET ?3",
-    [Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1 AND (?2 = 0 OR user_id = ?2)",
+    [Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked = 1 WHERE id = ?1 AND (?2 = 0 OR user_id = ?2)"
+                       " AND revoked = 0",
+    [Q_TOKEN_OWNED] = "SELECT count(*) FROM tokens WHERE id = ?1 AND (?2 = 0 OR user_id = ?2)",
     [Q_TOKEN_PRUNE] = "DELETE FROM tokens WHERE expires_ms != 0 AND expires_ms <= ?1",
     [Q_INST_CREATE] = "INSERT INTO instances(id, owner_id, config, enabled, auto_start,"
                       " created_ms, updated_ms, version) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, 1)",
@@ -1043,17 +1045,31 @@ int myna_control_token_prune(struct myna_control *c, int64_t now_ms, int64_t *n,
 }
 
 int myna_control_token_revoke(struct myna_control *c, int64_t id, int64_t user_id,
-                              struct myna_err *err)
+                              int *changed, struct myna_err *err)
 {
     sqlite3_stmt *s = c->q[Q_TOKEN_REVOKE];
+    int64_t n = 0;
     int rc;
 
+    if (changed != NULL)
+        *changed = 0;
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, user_id);
     rc = step_write(c, s);
     if (rc != SQLITE_DONE)
         return fail(c, rc, err, "cannot revoke token %lld", (long long)id);
-    if (sqlite3_changes(c->db) == 0)
+    if (sqlite3_changes(c->db) > 0) {
+        if (changed != NULL)
+            *changed = 1;
+        return MYNA_OK;
+    }
+    /* revoked already, or not there (or another user's) */
+    s = c->q[Q_TOKEN_OWNED];
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, user_id);
+    if ((rc = count_of(c, s, &n, "tokens", err)) != MYNA_OK)
+        return rc;
+    if (n == 0)
         return myna_err_set(err, MYNA_ENOTFOUND, "cannot revoke token %lld: not found",
                             (long long)id);
     return MYNA_OK;

@@ -625,7 +625,7 @@ static void test_admin_ways_counted(void **state)
     assert_int_equal(n, 2);  /* not a user's token or password */
     assert_int_equal(myna_control_user_count_admin_ways(f->c, 2000, &n, &err), MYNA_OK);
     assert_int_equal(n, 1);  /* the ended token */
-    assert_int_equal(myna_control_token_revoke(f->c, t1, 0, &err), MYNA_OK);
+    assert_int_equal(myna_control_token_revoke(f->c, t1, 0, NULL, &err), MYNA_OK);
     assert_int_equal(myna_control_user_count_admin_ways(f->c, 1000, &n, &err), MYNA_OK);
     assert_int_equal(n, 1);
     assert_int_equal(myna_control_user_set_password(f->c, a, "$2b$12$def", &err), MYNA_OK);
@@ -858,7 +858,7 @@ static void test_token_refusals(void **state)
     int64_t alice = add_user(f->c, "alice", ROLE_ADMIN);
     int64_t bob = add_user(f->c, "bob", ROLE_USER);
     int64_t t1 = 0, t2 = 0, last = 0;
-    int revoked = 0;
+    int revoked = 0, changed = 0;
 
     hash_of(1, h1);
     hash_of(2, h2);
@@ -875,16 +875,21 @@ static void test_token_refusals(void **state)
 
     /* revoked by its user or anyone (0), not by another user; twice is
      * fine, and it stays listed as revoked */
-    assert_int_equal(myna_control_token_revoke(f->c, t1, bob, &err), MYNA_ENOTFOUND);
-    assert_int_equal(myna_control_token_revoke(f->c, t1, alice, &err), MYNA_OK);
-    assert_int_equal(myna_control_token_revoke(f->c, t1, 0, &err), MYNA_OK);
+    changed = -1;
+    assert_int_equal(myna_control_token_revoke(f->c, t1, bob, &changed, &err), MYNA_ENOTFOUND);
+    assert_int_equal(changed, 0);
+    assert_int_equal(myna_control_token_revoke(f->c, t1, alice, &changed, &err), MYNA_OK);
+    assert_int_equal(changed, 1);
+    assert_int_equal(myna_control_token_revoke(f->c, t1, 0, &changed, &err), MYNA_OK);
+    assert_int_equal(changed, 0);  /* revoked already: nothing changed */
+    assert_int_equal(myna_control_token_revoke(f->c, t1, bob, &changed, &err), MYNA_ENOTFOUND);
     assert_int_equal(myna_control_token_find(f->c, h1, 1, &u, NULL, &err), MYNA_ENOTFOUND);
     assert_err(&err, MYNA_ENOTFOUND, "cannot find token");
     assert_non_null(strstr(err.msg, "revoked"));
     assert_null(strstr(err.msg, h1));  /* the hash never goes into a message */
     token_last_used(f->c, t1, &last, &revoked);
     assert_int_equal(revoked, 1);
-    assert_int_equal(myna_control_token_revoke(f->c, 424242, 0, &err), MYNA_ENOTFOUND);
+    assert_int_equal(myna_control_token_revoke(f->c, 424242, 0, NULL, &err), MYNA_ENOTFOUND);
     assert_err(&err, MYNA_ENOTFOUND, "cannot revoke token 424242: not found");
 
     /* a disabled user's token, working again once the user is enabled */
