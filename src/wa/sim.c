@@ -357,6 +357,29 @@ static int text_param(const cJSON *v, const char *name, size_t max, int *code, c
     return 0;
 }
 
+/* A media object (a message's image, video, document, audio or sticker, a
+ * reply buttons' header's image, video or document), named in Meta's
+ * notation: its file is an uploaded `id` or a `link`, and with neither
+ * Meta answers 131008. */
+static int media_param(const cJSON *m, const char *name, int *code, char *msg, size_t cap)
+{
+    if (get(m, "id") == NULL && get(m, "link") == NULL)
+        return fail(131008, msg, cap, code,
+                    "(#131008) Required parameter is missing: %s['id'] or %s['link']", name,
+                    name);
+    return 0;
+}
+
+static int media_type(const char *type)
+{
+    static const char *const types[] = { "audio", "document", "image", "sticker", "video" };
+
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (strcmp(type, types[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* text_param of row[key], named <row>['key']. */
 static int row_param(const cJSON *row, const char *key, const char *row_name, size_t max,
                      int *code, char *msg, size_t cap)
@@ -387,10 +410,14 @@ static int header_footer(const cJSON *in, int list, int *code, char *msg, size_t
     } else if (h != NULL && !list && htype != NULL &&
                (strcmp(htype, "image") == 0 || strcmp(htype, "video") == 0 ||
                 strcmp(htype, "document") == 0)) {
+        char name[48];
         if (!cJSON_IsObject(get(h, htype)))
             return fail(131008, msg, cap, code,
                         "(#131008) Required parameter is missing: interactive['header']['%s']",
                         htype);
+        snprintf(name, sizeof(name), "interactive['header']['%s']", htype);
+        if ((st = media_param(get(h, htype), name, code, msg, cap)) != 0)
+            return st;
     } else if (h != NULL) {
         return fail(100, msg, cap, code, list
                     ? "(#100) Param interactive['header']['type'] must be text for a list"
@@ -659,6 +686,9 @@ int myna_sim_graph_parse(const char *body, size_t len, struct myna_sim_graph_req
                 st = fail(1, msg, cap, code, "out of memory");
         } else if (strcmp(type, "interactive") == 0) {
             st = interactive(get(root, "interactive"), r, code, msg, cap);
+        } else if (cJSON_IsObject(get(root, type)) && media_type(type) &&
+                   (st = media_param(get(root, type), r->type, code, msg, cap)) != 0) {
+            /* a media object that names no file */
         } else if (cJSON_IsObject(get(root, type))) {
             /* media, location, contacts, template...: shown by their type */
             const char *cap_text = get_str(get(root, type), "caption");

@@ -1004,6 +1004,11 @@ static void test_sim_graph_interactive_texts(void **state)
     body = with_interactive(one_button(), "header", cJSON_Parse("{\"type\":\"image\"}"));
     graph_fails(body, 131008, "interactive['header']['image']");
     free(body);
+    body = with_interactive(one_button(), "header",
+                            cJSON_Parse("{\"type\":\"video\",\"video\":{}}"));
+    graph_fails(body, 131008, "interactive['header']['video']['id'] or "
+                              "interactive['header']['video']['link']");
+    free(body);
     body = with_interactive(one_list(), "header",
                             cJSON_Parse("{\"type\":\"image\",\"image\":{\"id\":\"1\"}}"));
     graph_fails(body, 100, "must be text for a list");
@@ -1291,6 +1296,24 @@ static void test_sim_graph_media(void **state)
              &r);
     assert_string_equal(r.text, "[document]");
     myna_sim_graph_release(&r);
+
+    /* a media object that names no file (neither id nor link): 131008,
+     * as Meta answers; a location has neither and needs none */
+    {
+        static const char *const media[] = { "image", "video", "document", "audio", "sticker" };
+        for (size_t i = 0; i < sizeof(media) / sizeof(media[0]); i++) {
+            char body[200], want[80];
+            snprintf(body, sizeof(body),
+                     "{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"%s\","
+                     "\"%s\":{}}", media[i], media[i]);
+            snprintf(want, sizeof(want), "(#131008) Required parameter is missing: %s['id']",
+                     media[i]);
+            graph_fails(body, 131008, want);
+        }
+        graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"image\","
+                    "\"image\":{\"caption\":\"Our salon\"}}",
+                    131008, "image['id'] or image['link']");
+    }
 
     /* a type without its object */
     graph_fails("{\"messaging_product\":\"whatsapp\",\"to\":\"1\",\"type\":\"sticker\"}", 100,
