@@ -28,7 +28,6 @@
 
 #define PARSE_MAX (256 * 1024)     /* Graph answers are small; larger ones are not parsed */
 #define RESPONSE_MAX PARSE_MAX
-#define WAMID_MAX 191              /* bytes; the wamid field holds it with its NUL */
 #define TOKEN_MAX 4096
 #define PNID_MAX 32
 #define RETRY_BASE_MS 1000
@@ -119,9 +118,10 @@ static int check_wamid(const char *what, const char *wamid, struct myna_err *err
         return myna_err_set(err, MYNA_EINVAL, "%s is missing", what);
     for (n = 0; wamid[n]; n++)
         if ((unsigned char)wamid[n] <= 0x20 || (unsigned char)wamid[n] >= 0x7f ||
-            n >= WAMID_MAX)
+            n >= MYNA_GRAPH_WAMID_MAX)
             return myna_err_set(err, MYNA_EINVAL,
-                                "%s must be 1 to %d printable ASCII characters", what, WAMID_MAX);
+                                "%s must be 1 to %d printable ASCII characters", what,
+                                MYNA_GRAPH_WAMID_MAX);
     return MYNA_OK;
 }
 

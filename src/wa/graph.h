@@ -37,6 +37,7 @@ struct myna_graph;
 #define MYNA_GRAPH_LIST_BUTTON_MAX 20
 #define MYNA_GRAPH_BIZ_OPAQUE_MAX 512
 #define MYNA_GRAPH_PHONE_DIGITS_MAX 15   /* E.164 */
+#define MYNA_GRAPH_WAMID_MAX 191         /* bytes of a wamid (Meta's: ~60-100) */
 
 /* ---- body builders ----------------------------------------------------------
  * Each returns a malloc'd, NUL-terminated compact JSON body (free() it), or
@@ -108,7 +109,7 @@ struct myna_send_result {
                                 * usable; printable UTF-8, cut at a character
                                 * boundary, "" on success; never the token */
     char fbtrace_id[64];       /* Meta's trace id for support tickets, or "" */
-    char wamid[192];           /* messages[0].id on success, else "" */
+    char wamid[MYNA_GRAPH_WAMID_MAX + 1];  /* messages[0].id on success, else "" */
     char wa_id[64];            /* contacts[0].wa_id on success (may differ from the
                                 * number sent: B4), or "" */
 };

@@ -20,6 +20,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "wa/graph.h"
 
 struct myna_instance;
 struct myna_instance_set;
@@ -76,7 +77,7 @@ struct myna_sim_graph_req {
     char *text;           /* MESSAGE: what the customer sees (malloc) */
     char *extra;          /* MESSAGE: "buttons":[..] or "list":{..} for the page, or NULL */
     char *opaque;         /* MESSAGE: biz_opaque_callback_data, or NULL */
-    char read_id[128];    /* READ: the inbound wamid */
+    char read_id[MYNA_GRAPH_WAMID_MAX + 1];  /* READ: the inbound wamid */
     int typing;           /* READ: the typing indicator was asked for */
 };
 

@@ -33,6 +33,7 @@
 #include "core/util.h"
 #include "store/record.h"
 #include "wa/cloud.h"
+#include "wa/graph.h"
 #include "wa/instance.h"
 #include "wa/sim.h"
 #include "core/banned.h"
@@ -1255,6 +1256,36 @@ static void test_sim_graph_read(void **state)
              &r);
     assert_int_equal(r.typing, 0);
     myna_sim_graph_release(&r);
+
+    /* any wamid the Graph builder sends is taken: 150 bytes, and the
+     * longest it allows; one byte more is refused by both */
+    {
+        struct myna_err err = MYNA_ERR_INIT;
+        char id[MYNA_GRAPH_WAMID_MAX + 2], *body;
+        for (size_t n = 150; n <= MYNA_GRAPH_WAMID_MAX; n += MYNA_GRAPH_WAMID_MAX - 150) {
+            memcpy(id, "wamid.", 6);
+            memset(id + 6, 'H', n - 6);
+            id[n] = '\0';
+            body = myna_graph_read_body(id, 1, &err);
+            assert_non_null(body);
+            graph_ok(body, &r);
+            assert_int_equal(r.kind, MYNA_SIM_GRAPH_READ);
+            assert_string_equal(r.read_id, id);
+            assert_int_equal(r.typing, 1);
+            myna_sim_graph_release(&r);
+            free(body);
+        }
+        memset(id, 'H', MYNA_GRAPH_WAMID_MAX + 1);
+        id[MYNA_GRAPH_WAMID_MAX + 1] = '\0';
+        assert_null(myna_graph_read_body(id, 0, &err));
+        {
+            char json[300];
+            snprintf(json, sizeof(json),
+                     "{\"messaging_product\":\"whatsapp\",\"status\":\"read\",\"message_id\":"
+                     "\"%s\"}", id);
+            graph_fails(json, 100, "message_id");
+        }
+    }
 
     graph_fails("{\"messaging_product\":\"whatsapp\",\"status\":\"delivered\",\"message_id\":\"m\"}",
                 100, "status must be read");
