@@ -270,6 +270,14 @@ static const char *const sentence_closers[] = {
  * test short however many marks a text repeats. */
 #define SENTENCE_CLOSERS_MAX 8
 
+/* Whether closer opens a quote in the scripts of the tight marks:
+ * Chinese quotes as English does, so after 。！？ a “ or ‘ starts the next
+ * sentence ("好的。“明天见。”") and stays with it. */
+static int opens_after_tight(const char *closer)
+{
+    return strcmp(closer, "\xE2\x80\x9C") == 0 || strcmp(closer, "\xE2\x80\x98") == 0;
+}
+
 /* Whether s[0..n) ends with str; its length in *len. */
 static int ends_with(const char *s, size_t n, const char *str, size_t *len)
 {
@@ -280,7 +288,7 @@ static int ends_with(const char *s, size_t n, const char *str, size_t *len)
 int myna_ends_sentence(const char *s, size_t n)
 {
     size_t k, len;
-    int closers = 0;
+    int closers = 0, opener = 0;
 
     for (;;) {   /* the closers after the mark stay with the sentence */
         for (k = 0; k < sizeof(sentence_closers) / sizeof(sentence_closers[0]); k++)
@@ -290,11 +298,14 @@ int myna_ends_sentence(const char *s, size_t n)
             break;
         if (++closers > SENTENCE_CLOSERS_MAX)
             return 0;
+        opener |= opens_after_tight(sentence_closers[k]);
         n -= len;
     }
     for (k = 0; k < sizeof(sentence_marks) / sizeof(sentence_marks[0]); k++)
         if (ends_with(s, n, sentence_marks[k].mark, &len))
-            return sentence_marks[k].tight ? MYNA_SENTENCE_TIGHT : MYNA_SENTENCE_END;
+            return !sentence_marks[k].tight ? MYNA_SENTENCE_END
+                   : opener                 ? 0
+                                            : MYNA_SENTENCE_TIGHT;
     return 0;
 }
 

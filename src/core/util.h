@@ -69,7 +69,8 @@ size_t myna_utf8_uncut(const char *s, size_t n);
  * ellipsis, or the full stop or question mark of another script (Arabic
  * and Urdu, the dandas of Hindi, Armenian, Amharic, Greek, Chinese and
  * Japanese), then maybe closers that stay with it: spans, quotes and
- * brackets (`*Done.*`, `"Yes."`, `«Да.»`, `(see above.)`). 0 if not;
+ * brackets (`*Done.*`, `"Yes."`, `«Да.»`, `(see above.)`), but for “
+ * and ‘ after 。！？, which open the next sentence in Chinese. 0 if not;
  * MYNA_SENTENCE_TIGHT after a mark of a script that writes no space
  * before the next sentence (。！？), so a cut may follow it directly;
  * MYNA_SENTENCE_END after any other. A mark inside a word ("3.5") is not

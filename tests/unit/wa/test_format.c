@@ -731,6 +731,9 @@ static void test_split_sentence_closers_and_scripts(void **state)
     check_split("はい！「了解。」次はどう", 9,
                 (const char *const[]){ "はい！「了解。」", "次はどう", NULL });
     check_split("可以吗？可以的谢谢你", 8, (const char *const[]){ "可以吗？", "可以的谢谢你", NULL });
+    /* a Chinese opening quote after the mark goes with the next sentence */
+    check_split("他说好的。“我们明天见。”然后走了。", 12,
+                (const char *const[]){ "他说好的。", "“我们明天见。”", "然后走了。", NULL });
     /* a closer that is not after a mark ends nothing; a dot in a number
      * or an abbreviation without a space after it is no cut */
     check_split("*bold* text and more", 14,
