@@ -440,10 +440,22 @@ static void error_text(char *out, size_t cap, const char *prefix, const char *s)
     snprintf(out + n, cap - n, "%.*s", (int)myna_utf8_cut(s, cap - n - 1), s);
 }
 
+/* The API key the client sends, or NULL without one. */
+static const char *api_key(const struct myna_llm *llm)
+{
+    static const char bearer[] = "Authorization: Bearer ";
+
+    return llm->auth != NULL ? llm->auth + sizeof(bearer) - 1 : NULL;
+}
+
 /* The error message of a failed answer: OpenAI, llama.cpp and Ollama send
  * {"error":{"message"}}, vLLM {"message"}, FastAPI {"detail"}, Gemini
- * [{"error":{"message"}}]; anything else is quoted, printable bytes only. */
-static void api_error(const char *body, size_t len, long status, char *out, size_t cap)
+ * [{"error":{"message"}}]; anything else is quoted, printable bytes only,
+ * and without key (NULL: none), which a page that echoes the request
+ * quotes: cut by the quote's bound, its start would be no whole copy for
+ * the scrub of the whole error. */
+static void api_error(const char *body, size_t len, long status, const char *key, char *out,
+                      size_t cap)
 {
     struct myna_arena a = MYNA_ARENA_INIT(PARSE_ARENA_MAX);
     struct myna_json_section js;
@@ -469,6 +481,8 @@ static void api_error(const char *body, size_t len, long status, char *out, size
         for (size_t i = 0; i < len && n < SHOWN_MAX; i++)
             shown[n++] = body[i] >= 0x20 && body[i] < 0x7f ? body[i] : ' ';
         shown[n] = '\0';
+        if (key != NULL)
+            myna_text_scrub(shown, sizeof(shown), key, "[api_key]");
         snprintf(out, cap, "llm answered HTTP %ld%s%s", status, n ? ": " : "", shown);
     }
     myna_json_arena_end(&js);
@@ -758,11 +772,8 @@ static void breaker_note(struct myna_llm *llm, int probe, enum verdict v)
  * may echo the request; the text is logged and kept with the turn. */
 static void scrub_error(struct llm_call *call)
 {
-    static const char bearer[] = "Authorization: Bearer ";
-
-    if (call->llm->auth != NULL)
-        myna_text_scrub(call->error, sizeof(call->error), call->llm->auth + sizeof(bearer) - 1,
-                        "[api_key]");
+    if (api_key(call->llm) != NULL)
+        myna_text_scrub(call->error, sizeof(call->error), api_key(call->llm), "[api_key]");
 }
 
 /* Answers the turn and frees it. The client may be gone on return (freed
@@ -936,7 +947,8 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
             finish(call, MYNA_OK, VERDICT_ALIVE, text, pt, ct);
         } else if (rc == MYNA_EAGAIN) {
             /* an error instead of a completion: as the same error with a 5xx */
-            api_error(resp->body, resp->body_len, resp->status, call->error, sizeof(call->error));
+            api_error(resp->body, resp->body_len, resp->status, api_key(llm), call->error,
+                      sizeof(call->error));
             retry_or_finish(call, resp->retry_after_s);
         } else {
             /* an answer declined (ESHAPE) is about this request, as a 4xx
@@ -949,7 +961,8 @@ static void on_http(const struct myna_http_resp *resp, void *arg)
         myna_arena_free(&a);
         return;
     }
-    api_error(resp->body, resp->body_len, resp->status, call->error, sizeof(call->error));
+    api_error(resp->body, resp->body_len, resp->status, api_key(llm), call->error,
+                  sizeof(call->error));
     if (resp->status == 400 && resend_adapted(call, resp->body, resp->body_len))
         return;
     if (resp->status == 408 || resp->status == 429 || resp->status >= 500)

@@ -1543,6 +1543,17 @@ static void test_api_key_never_in_the_error(void **state)
     assert_int_equal(t.r.attempts, 3);
     assert_null(strstr(t.r.error, "sk-wrong-key-4242"));
     assert_non_null(strstr(t.r.error, "Bearer [api_key]"));
+
+    /* a page quoted only to its first 120 bytes, the key across that
+     * bound: the start of it that is quoted goes too */
+    faults(f, "{\"status\":400,\"raw\":\"<html><body><h1>400 Bad Request</h1><p>The proxy "
+              "could not pass this request on. Headers: Authorization: Bearer "
+              "sk-wrong-key-4242</p></body></html>\"}");
+    chat(f, llm, &t, "z");
+    assert_int_equal(t.r.rc, MYNA_EIO);
+    assert_int_equal(t.r.last_status, 400);
+    assert_null(strstr(t.r.error, "sk-wrong"));
+    assert_non_null(strstr(t.r.error, "Authorization: Bearer[api_key]"));
 }
 
 /* ---- content as parts, and the parser ------------------------------------------- */
