@@ -1767,12 +1767,44 @@ static void pause_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* The CPU time p's master has used, in clock ticks (1/100 s). */
+static long cpu_ticks(const struct myna_proc *p)
+{
+    char path[64], buf[1024], *q;
+    unsigned long ut = 0, st = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)p->pid);
+    assert_non_null(f = fopen(path, "r"));
+    assert_non_null(fgets(buf, sizeof(buf), f));
+    fclose(f);
+    assert_non_null(q = strrchr(buf, ')'));
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+    assert_int_equal(sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st), 2);
+    return (long)(ut + st);
+}
+
+/* Waits until p's master used 100 ms of CPU more than since (cpu_ticks
+ * before the request): a costly check is running on its worker, as an idle
+ * master uses next to none. A fixed pause does not tell it on a loaded
+ * machine, where the request may not even have been sent yet. */
+static void wait_checking(const struct myna_proc *p, long since)
+{
+    for (int i = 0; i < 1500 && cpu_ticks(p) < since + 10; i++)  /* 30 s */
+        pause_ms(20);
+    if (cpu_ticks(p) < since + 10)
+        fail_msg("the master never started the costly check");
+}
+
 /* Password checks run off the master's loop: while a login waits for a
  * costly stored hash, the master keeps answering everything else; the
  * login then answers. A burst past the worker's queue is answered 503; a
  * stop while a check runs waits for it and answers it. */
 static void test_login_off_the_loop(void **state)
 {
+    /* a drain deadline past any check's time on a loaded machine (sloth's
+     * takes seconds there): the stop below waits for the check */
+    const char *patient[] = { "--drain-timeout-ms", "120000", NULL };
     struct slow_login l = { 0 };
     struct myna_proc *p;
     char url[200], resp[256];
@@ -1780,11 +1812,12 @@ static void test_login_off_the_loop(void **state)
     pthread_t th;
 
     (void)state;
-    p = launch_with_sloth(NULL);
+    p = launch_with_sloth(patient);
     snprintf(url, sizeof(url), "%s/admin/login", p->admin_url);
     l.url = url;
+    t0 = cpu_ticks(p);
     assert_int_equal(pthread_create(&th, NULL, slow_login_run, &l), 0);
-    pause_ms(100);  /* the login is being checked */
+    wait_checking(p, t0);  /* the login is being checked */
     snprintf(url, sizeof(url), "%s/healthz", p->public_url);
     t0 = myna_mono_ms();
     assert_int_equal(h_http("GET", url, NULL, 0, NULL, resp, sizeof(resp)), 200);
@@ -1809,9 +1842,11 @@ static void test_login_off_the_loop(void **state)
             burst[i].url = url;
             if (i > 0)
                 burst[i].body = "{\"name\":\"nobody\",\"password\":\"nobody-secret\"}";
+            if (i == 0)
+                t0 = cpu_ticks(p);
             assert_int_equal(pthread_create(&bt[i], NULL, slow_login_run, &burst[i]), 0);
             if (i == 0)
-                pause_ms(100);  /* sloth's check holds the worker */
+                wait_checking(p, t0);  /* sloth's check holds the worker */
         }
         for (int i = 0; i < 17; i++) {
             pthread_join(bt[i], NULL);
@@ -1829,8 +1864,9 @@ static void test_login_off_the_loop(void **state)
      * its answer leaves before the master exits */
     memset(&l, 0, sizeof(l));
     l.url = url;
+    t0 = cpu_ticks(p);
     assert_int_equal(pthread_create(&th, NULL, slow_login_run, &l), 0);
-    pause_ms(100);
+    wait_checking(p, t0);
     assert_int_equal(h_stop(p, SIGTERM), 0);
     pthread_join(th, NULL);
     assert_int_equal(l.code, 401);
@@ -1848,12 +1884,15 @@ struct queued {
 
 static void queue_password_change(struct myna_proc *p, const char *token, struct queued *q)
 {
+    long since;
+
     memset(q, 0, sizeof(*q));
     snprintf(q->login, sizeof(q->login), "%s/admin/login", p->admin_url);
     snprintf(q->bob, sizeof(q->bob), "%s/admin/users/bob", p->admin_url);
     q->slow.url = q->login;
+    since = cpu_ticks(p);
     assert_int_equal(pthread_create(&q->t1, NULL, slow_login_run, &q->slow), 0);
-    pause_ms(100);  /* sloth's check holds the worker */
+    wait_checking(p, since);  /* sloth's check holds the worker */
     q->put.url = q->bob;
     q->put.method = "PUT";
     q->put.body = "{\"password\":\"bob-secret-2\"}";
