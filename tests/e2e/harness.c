@@ -27,6 +27,12 @@
 
 #include "wa/signature.h"
 
+/* How long a start may take to its ready line. A master under ASan on a
+ * loaded 2-core machine takes seconds, and one that imports a fleet of a
+ * hundred instances first took 19 s there: a minute, so that only a start
+ * that hangs fails. */
+#define H_START_MS 60000
+
 static int write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "wb");
@@ -202,7 +208,7 @@ int h_start(struct myna_proc *p, const char *const *extra)
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
-    for (int i = 0; i < 1000; i++) {  /* 10 s */
+    for (int i = 0; i < H_START_MS / 10; i++) {
         int status;
         if (read_ready(p))
             return 0;
@@ -212,6 +218,10 @@ int h_start(struct myna_proc *p, const char *const *extra)
         }
         nanosleep(&pause, NULL);
     }
+    /* not left running behind a failed setup (it would hold its dir and
+     * its CPU for the cases after it) */
+    fprintf(stderr, "myna in %s was not ready after %d ms\n", p->dir, H_START_MS);
+    h_stop(p, SIGKILL);
     return -1;
 }
 
@@ -239,7 +249,7 @@ int h_fake_start(struct h_fake *f, const char *dir, const char *name, const char
         execv(bin, (char *const *)argv);
         _exit(127);
     }
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < H_START_MS / 10; i++) {
         char *log = slurp(f->log_path, NULL), *line;
         int port;
         if (log && (line = strstr(log, "event=ready public=127.0.0.1:")) != NULL &&

@@ -23,7 +23,8 @@ struct myna_proc {
 int h_setup(struct myna_proc *p, const char *instances_json);
 /* Starts `myna serve` with the dir's files, --bots 0, and extra args
  * (NULL-terminated, may be NULL; "--bots", "1" starts bots); waits up to
- * 10 s for event=ready. 0 or -1. */
+ * a minute for event=ready. 0, or -1 (a master that never got ready is
+ * killed). */
 int h_start(struct myna_proc *p, const char *const *extra);
 /* h_setup + h_start on a new myna_proc: NULL (and nothing left behind) if
  * either fails. h_release stops it, removes its dir and frees it. For
