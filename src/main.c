@@ -126,6 +126,21 @@ static void say_error(const char *bot, const char *msg)
     fputc('\n', stderr);
 }
 
+/* The settings of a command from the words of argv it did not take
+ * (rest, n of them, freed here): 0, or 2 after saying why not. */
+static int conf_of_rest(struct myna_conf *conf, int n, char **rest,
+                        const char *const *passthrough)
+{
+    struct myna_err err = MYNA_ERR_INIT;
+    int rc = myna_conf_load(conf, n, rest, environ, passthrough, NULL, &err);
+
+    free(rest);
+    if (rc == MYNA_OK)
+        return 0;
+    say_error(NULL, err.msg);
+    return 2;
+}
+
 /* rc, or 1 in place of a 0 when what the command printed did not all reach
  * its standard output (a full disk, a closed descriptor): `myna instance
  * export > backup.json` must not succeed with half a file. */
@@ -345,12 +360,8 @@ static int cmd_bot(int argc, char **argv)
         free(rest);
         return 2;
     }
-    rc = myna_conf_load(&conf, n, rest, environ, serve_passthrough, NULL, &err);
-    free(rest);
-    if (rc != MYNA_OK) {
-        say_error(NULL, err.msg);
+    if (conf_of_rest(&conf, n, rest, serve_passthrough) != 0)
         return 2;
-    }
     myna_log_set_proc("bot");
     myna_log_route_libevent();
     myna_log_set_level((int)conf.log_level);
@@ -438,12 +449,8 @@ static int cmd_outbox(int argc, char **argv)
         free(rest);
         return 2;
     }
-    if (myna_conf_load(&conf, n, rest, environ, NULL, NULL, &err) != MYNA_OK) {
-        say_error(NULL, err.msg);
-        free(rest);
+    if (conf_of_rest(&conf, n, rest, NULL) != 0)
         return 2;
-    }
-    free(rest);
     /* a listing only reads: one who may read the file, not write it, gets it */
     so.existing = strcmp(verb, "failed") == 0;
     snprintf(path, sizeof(path), "%s/instances/%s.bot.db", conf.data_dir, id);
@@ -496,7 +503,6 @@ static int cmd_chat(int argc, char **argv)
 {
     struct myna_chat_opts o = { NULL, NULL, NULL, "Terminal", 20000 };
     struct myna_conf conf;
-    struct myna_err err = MYNA_ERR_INIT;
     char **rest = calloc((size_t)argc + 1, sizeof(char *)), url[300], from[16];
     int n = 0, rc;
 
@@ -538,12 +544,8 @@ static int cmd_chat(int argc, char **argv)
         free(rest);
         return 2;
     }
-    rc = myna_conf_load(&conf, n, rest, environ, NULL, NULL, &err);
-    free(rest);
-    if (rc != MYNA_OK) {
-        say_error(NULL, err.msg);
+    if (conf_of_rest(&conf, n, rest, NULL) != 0)
         return 2;
-    }
     if (admin_url(&conf, url, sizeof(url)) != 0) {
         myna_conf_release(&conf);
         return 2;
@@ -579,7 +581,6 @@ static const char *token_problem(const char *token)
 static int cmd_manage(int is_instance, int argc, char **argv)
 {
     struct myna_conf conf;
-    struct myna_err err = MYNA_ERR_INIT;
     char **rest = calloc((size_t)argc + 1, sizeof(char *)), **args = calloc((size_t)argc + 1,
                                                                            sizeof(char *));
     const char *token = getenv("MYNA_TOKEN");
@@ -618,11 +619,8 @@ static int cmd_manage(int is_instance, int argc, char **argv)
         free(given);
         return 2;
     }
-    rc = myna_conf_load(&conf, n, rest, environ, NULL, NULL, &err);
-    free(rest);
-    if (rc != MYNA_OK)
-        say_error(NULL, err.msg);
-    if (rc != MYNA_OK || admin_url(&conf, url, sizeof(url)) != 0) {
+    rc = conf_of_rest(&conf, n, rest, NULL);
+    if (rc != 0 || admin_url(&conf, url, sizeof(url)) != 0) {
         free(args);
         free(given);
         if (rc == MYNA_OK)
@@ -692,12 +690,8 @@ static int cmd_token_recover(int argc, char **argv)
         free(rest);
         return 2;
     }
-    if (myna_conf_load(&conf, n, rest, environ, NULL, NULL, &err) != MYNA_OK) {
-        say_error(NULL, err.msg);
-        free(rest);
+    if (conf_of_rest(&conf, n, rest, NULL) != 0)
         return 2;
-    }
-    free(rest);
     snprintf(path, sizeof(path), "%s/control.db", conf.data_dir);
     /* opening would create an empty store: a mistyped --data must not */
     if (access(path, F_OK) != 0) {

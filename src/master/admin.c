@@ -2013,15 +2013,30 @@ static int pick_admin(struct myna_control *control, struct myna_control_user *u,
     return rc;
 }
 
+/* An audit row of the host's operator (the recovery): detail is taken
+ * (NULL: out of memory). */
+static int local_audit(struct myna_control *control, int64_t now, const char *action,
+                       const char *target, cJSON *detail, struct myna_err *err)
+{
+    struct myna_control_audit row = { 0, now, 0, (char *)LOCAL_ACTOR, (char *)action,
+                                      (char *)target, NULL, (char *)LOCAL_ACTOR };
+    int rc;
+
+    if (detail == NULL || (row.detail = cJSON_PrintUnformatted(detail)) == NULL)
+        rc = myna_err_set(err, MYNA_ENOMEM, "out of memory");
+    else
+        rc = myna_control_audit_add(control, &row, NULL, err);
+    free(row.detail);
+    cJSON_Delete(detail);
+    return rc;
+}
+
 int myna_admin_recover(struct myna_control *control, const char *user, const char *token_name,
                        int enable, FILE *out, struct myna_admin_recovered *got,
                        struct myna_err *err)
 {
-    struct myna_control_audit row = { 0, 0, 0, (char *)LOCAL_ACTOR, NULL, NULL, NULL,
-                                      (char *)LOCAL_ACTOR };
     struct myna_control_user u;
-    cJSON *detail = NULL;
-    char token[64], hash[65], *text = NULL;
+    char token[64], hash[65];
     int64_t now = myna_wall_ms();
     int rc;
 
@@ -2048,38 +2063,22 @@ int myna_admin_recover(struct myna_control *control, const char *user, const cha
                               "or name another admin with --user NAME",
                               u.name, u.disabled ? "disabled" : "not an admin");
         } else {
-            cJSON *d = cJSON_CreateObject();
+            cJSON *enabled = cJSON_CreateFalse();  /* "disabled": false */
             rc = myna_control_user_set_role(control, u.id, MYNA_ROLE_ADMIN, err);
             if (rc == MYNA_OK)
                 rc = myna_control_user_set_disabled(control, u.id, 0, err);
-            if (rc == MYNA_OK && (d == NULL || !cJSON_AddStringToObject(d, "role", "admin") ||
-                                  !cJSON_AddBoolToObject(d, "disabled", 0) ||
-                                  (text = cJSON_PrintUnformatted(d)) == NULL))
-                rc = myna_err_set(err, MYNA_ENOMEM, "out of memory");
-            cJSON_Delete(d);
-            row.ts_ms = now;
-            row.action = (char *)"user.update";
-            row.target = u.name;
-            row.detail = text;
             if (rc == MYNA_OK)
-                rc = myna_control_audit_add(control, &row, NULL, err);
-            free(text);
-            text = NULL;
+                rc = local_audit(control, now, "user.update", u.name,
+                                 enabled ? update_detail("admin", NULL, enabled) : NULL, err);
+            cJSON_Delete(enabled);
             got->enabled = 1;
         }
     }
     if (rc == MYNA_OK)
         rc = myna_control_token_add(control, u.id, hash, token_name, now, 0, &got->token_id, err);
-    if (rc == MYNA_OK && ((detail = token_create_detail(got->token_id, token_name)) == NULL ||
-                          (text = cJSON_PrintUnformatted(detail)) == NULL))
-        rc = myna_err_set(err, MYNA_ENOMEM, "out of memory");
-    if (rc == MYNA_OK) {
-        row.ts_ms = now;
-        row.action = (char *)"token.create";
-        row.target = u.name;
-        row.detail = text;
-        rc = myna_control_audit_add(control, &row, NULL, err);
-    }
+    if (rc == MYNA_OK)
+        rc = local_audit(control, now, "token.create", u.name,
+                         token_create_detail(got->token_id, token_name), err);
     /* shown before the commit, as the first token is: a token nobody saw
      * is no way back */
     if (rc == MYNA_OK && (fprintf(out, "%s\n", token) < 0 || fflush(out) != 0))
@@ -2093,8 +2092,6 @@ int myna_admin_recover(struct myna_control *control, const char *user, const cha
         snprintf(got->user, sizeof(got->user), "%s", u.name);
     else
         got->enabled = 0;
-    cJSON_Delete(detail);
-    free(text);
     myna_control_user_release(&u);
     memset(token, 0, sizeof(token));
     return rc;
