@@ -42,6 +42,9 @@
 
 #define FIELD_BIT(f) (1u << (unsigned)(f))
 
+/* The request fields a model may refuse, by enum myna_llm_field. */
+static const char *const field_names[] = { NULL, "max_tokens", "temperature", "top_p" };
+
 enum breaker_state {
     BREAKER_CLOSED,
     BREAKER_OPEN,       /* refusing turns until open_until_ms, then one probe */
@@ -491,7 +494,6 @@ static void api_error(const char *body, size_t len, long status, const char *key
 
 enum myna_llm_field myna_llm_parse_refused(const char *body, size_t len)
 {
-    static const char *const names[] = { NULL, "max_tokens", "temperature", "top_p" };
     struct myna_arena a = MYNA_ARENA_INIT(PARSE_ARENA_MAX);
     struct myna_json_section js;
     enum myna_llm_field field = MYNA_LLM_FIELD_NONE;
@@ -511,8 +513,8 @@ enum myna_llm_field myna_llm_parse_refused(const char *body, size_t len)
      * for it (invalid_value) or a context too long is the request's fault */
     if (param && code &&
         (strcmp(code, "unsupported_parameter") == 0 || strcmp(code, "unsupported_value") == 0))
-        for (size_t i = 1; i < sizeof(names) / sizeof(names[0]); i++)
-            if (strcmp(param, names[i]) == 0)
+        for (size_t i = 1; i < sizeof(field_names) / sizeof(field_names[0]); i++)
+            if (strcmp(param, field_names[i]) == 0)
                 field = (enum myna_llm_field)i;
     /* a body the arena could not hold is not read: its tree may be partial */
     if (myna_json_arena_end(&js))
@@ -548,19 +550,30 @@ static const char *join_contents(struct myna_arena *a, const struct myna_llm_msg
     return out;
 }
 
+/* FIELD_BIT of the optional fields llm's requests carry (set in its
+ * settings). */
+static unsigned fields_set(const struct myna_llm *llm)
+{
+    return (llm->max_tokens > 0 ? FIELD_BIT(MYNA_LLM_FIELD_MAX_TOKENS) : 0) |
+           (llm->temperature >= 0 ? FIELD_BIT(MYNA_LLM_FIELD_TEMPERATURE) : 0) |
+           (llm->top_p > 0 ? FIELD_BIT(MYNA_LLM_FIELD_TOP_P) : 0);
+}
+
 /* The fields of a request after its model and messages, adapted to what the
  * model refused, then the printed body (malloc'd; NULL when out of memory).
  * root lives in the caller's JSON arena section. */
 static char *finish_body(const struct myna_llm *llm, unsigned adapted, cJSON *root, size_t *len)
 {
+    /* a refused max_tokens goes as max_completion_tokens, the others not */
+    unsigned send = fields_set(llm) & ~(adapted & ~FIELD_BIT(MYNA_LLM_FIELD_MAX_TOKENS));
     char *printed = NULL, *out = NULL;
     int ok = 1;
 
-    if (llm->temperature >= 0 && !(adapted & FIELD_BIT(MYNA_LLM_FIELD_TEMPERATURE)))
+    if (send & FIELD_BIT(MYNA_LLM_FIELD_TEMPERATURE))
         ok = cJSON_AddNumberToObject(root, "temperature", llm->temperature) != NULL;
-    if (ok && llm->top_p > 0 && !(adapted & FIELD_BIT(MYNA_LLM_FIELD_TOP_P)))
+    if (ok && (send & FIELD_BIT(MYNA_LLM_FIELD_TOP_P)))
         ok = cJSON_AddNumberToObject(root, "top_p", llm->top_p) != NULL;
-    if (ok && llm->max_tokens > 0)
+    if (ok && (send & FIELD_BIT(MYNA_LLM_FIELD_MAX_TOKENS)))
         ok = cJSON_AddNumberToObject(root,
                                      adapted & FIELD_BIT(MYNA_LLM_FIELD_MAX_TOKENS)
                                          ? "max_completion_tokens" : "max_tokens",
@@ -877,23 +890,15 @@ static int resend_adapted(struct llm_call *call, const char *body, size_t len)
     struct myna_llm *llm = call->llm;
     struct myna_err err = MYNA_ERR_INIT;
     enum myna_llm_field field = myna_llm_parse_refused(body, len);
-    unsigned bit = FIELD_BIT(field), sent = 0;
+    unsigned bit = FIELD_BIT(field);
     size_t nlen = 0;
     char *nbody;
 
-    if (llm->max_tokens > 0)
-        sent |= FIELD_BIT(MYNA_LLM_FIELD_MAX_TOKENS);
-    if (llm->temperature >= 0)
-        sent |= FIELD_BIT(MYNA_LLM_FIELD_TEMPERATURE);
-    if (llm->top_p > 0)
-        sent |= FIELD_BIT(MYNA_LLM_FIELD_TOP_P);
-    if (field == MYNA_LLM_FIELD_NONE || !(sent & bit) || (call->adapted & bit))
+    if (field == MYNA_LLM_FIELD_NONE || !(fields_set(llm) & bit) || (call->adapted & bit))
         return 0;
     if (!(llm->adapted & bit)) {
         llm->adapted |= bit;
-        MYNA_LOG(MYNA_INFO, "llm_adapted", "param=%s now=%s",
-                 field == MYNA_LLM_FIELD_MAX_TOKENS ? "max_tokens"
-                 : field == MYNA_LLM_FIELD_TEMPERATURE ? "temperature" : "top_p",
+        MYNA_LOG(MYNA_INFO, "llm_adapted", "param=%s now=%s", field_names[field],
                  field == MYNA_LLM_FIELD_MAX_TOKENS ? "max_completion_tokens" : "omitted");
     }
     /* a turn that started before another learnt a field takes that too */
