@@ -1241,7 +1241,7 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
 /* The parts of a reply as one text, a blank line between two: what the
  * customer got, for the history (a reply cut at MYNA_WA_REPLY_MAX_PARTS
  * lost its end). NULL when out of memory. */
-static char *parts_joined(char *const *parts, size_t n)
+static char *parts_joined(const char *const *parts, size_t n)
 {
     size_t len = 0, at = 0;
     char *s;
@@ -1311,7 +1311,7 @@ static void finish_reply(struct answering *a, const char *reply, int from_llm)
     }
     if (rc == MYNA_OK && n_parts > 1) {  /* the history keeps what went */
         free(a->wa);
-        if ((a->wa = parts_joined(parts, n_parts)) == NULL)
+        if ((a->wa = parts_joined((const char *const *)parts, n_parts)) == NULL)
             rc = myna_err_set(&err, MYNA_ENOMEM, "out of memory");
     }
     if (rc == MYNA_OK && n_parts && (a->bodies = calloc(n_parts, sizeof(*a->bodies))) == NULL)
@@ -1580,7 +1580,7 @@ static void faq_answer(struct answering *a)
     struct bot *b = a->b;
     const char *answers[MYNA_ANSWERER_MAX_ANSWERS];
     double score = 0;
-    size_t n = 0, len = 0, i;
+    size_t n = 0;
     char *reply = NULL;
 
     if (b->faq) {
@@ -1589,20 +1589,8 @@ static void faq_answer(struct answering *a)
         MYNA_LOG(MYNA_INFO, "faq_matched", "instance=%s answers=%zu score=%.2f", b->in->id, n,
                  score);
     }
-    for (i = 0; i < n; i++)
-        len += strlen(answers[i]) + 2;
-    if (n > 1 && (reply = malloc(len + 1)) != NULL) {
-        for (i = 0, len = 0; i < n; i++) {
-            size_t l = strlen(answers[i]);
-            if (i > 0) {
-                memcpy(reply + len, "\n\n", 2);
-                len += 2;
-            }
-            memcpy(reply + len, answers[i], l);
-            len += l;
-        }
-        reply[len] = '\0';
-    }
+    if (n > 1)
+        reply = parts_joined(answers, n);
     mark_read(b, a->lane->contact, a->last_wamid, 0);
     /* out of memory for the joined reply: the first answer still goes */
     finish_turn(a, reply ? reply : n ? answers[0] : b->in->fallback_text);
